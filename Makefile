@@ -54,6 +54,8 @@ PROGRAMS     := $(foreach d,$(PROGRAM_DIRS),$(BUILD)/bin/$(call program_name,$(d
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+STORAGE_SRCS := $(wildcard tests/storage/test_*.c)
+STORAGE_BINS := $(STORAGE_SRCS:tests/storage/%.c=$(BUILD)/tests/storage/%)
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
@@ -66,7 +68,7 @@ FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -pthread -g -O1 -fsanitize=fuzzer,address
 DEPS_OK := build/.deps-ok
 
 .PHONY: all check unit fuzz fuzz-check bench run install clean deps
-all: $(LIB) $(PROGRAMS) $(UNIT_BINS) $(BENCH_BINS)
+all: $(LIB) $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS)
 
 deps: $(DEPS_OK)
 $(DEPS_OK): tools/deps.sh
@@ -92,6 +94,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) -lcmocka
 
+$(BUILD)/tests/storage/%: $(BUILD)/tests/storage/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) -lcmocka
+
 $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS)
@@ -108,10 +114,15 @@ build/fuzz/%: fuzz/%.c $(FUZZ_OBJS)
 
 fuzz: $(FUZZ_BINS)
 
-# make check: the unit tests, then (outside sanitizer variants, which would only repeat what the
+# Keep the instrumented objects between builds (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_OBJS)
+
+# make check: the unit tests, the storage suite on each database (real PostgreSQL and MariaDB
+# servers started in temporary directories), then (outside sanitizer variants, which would only repeat what the
 # fuzz build already instruments) every fuzz target for FUZZ_SECONDS on a scratch copy of its corpus.
 check: all
 	@sh tests/run-unit.sh $(UNIT_BINS)
+	@sh tests/storage/run.sh $(STORAGE_BINS)
 ifeq ($(SAN),)
 	@$(MAKE) --no-print-directory fuzz-check
 endif
@@ -120,7 +131,7 @@ fuzz-check: $(FUZZ_BINS)
 	@sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 bench: all
-	@set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
+	@sh tests/bench/run.sh $(BUILD)
 
 run: all
 	@sh tools/run.sh $(BUILD)
@@ -135,4 +146,5 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
+         $(STORAGE_BINS:%=%.d) \
          $(BENCH_BINS:$(BUILD)/bench/%=$(BUILD)/tests/bench/%.d)

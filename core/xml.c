@@ -115,8 +115,17 @@ xml_node *xml_text_new(xml_arena *arena, xml_node *parent, const char *text, siz
     return t;
 }
 
+/* An attribute without a namespace may be named with NULL or "" (elements use ""): both mean
+ * none, so that one name never becomes two attributes, which would serialize as malformed XML. */
+static const char *attr_ns(const char *ns)
+{
+    return ns && ns[0] ? ns : NULL;
+}
+
 static int same_ns(const char *a, const char *b)
 {
+    a = attr_ns(a);
+    b = attr_ns(b);
     if (!a || !b)
         return a == b;
     return strcmp(a, b) == 0;
@@ -143,7 +152,7 @@ void xml_attr_set(xml_arena *arena, xml_node *el, const char *ns, const char *na
             el->attrs_cap = cap;
         }
         a = &el->attrs[el->nattrs++];
-        a->ns = ns ? xml_arena_strdup(arena, ns) : NULL;
+        a->ns = attr_ns(ns) ? xml_arena_strdup(arena, ns) : NULL;
         a->name = xml_arena_strdup(arena, name);
     }
     a->value = xml_arena_strdup(arena, value);

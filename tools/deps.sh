@@ -3,9 +3,11 @@
 # that are missing; anywhere else, prints what to install and stops.
 set -eu
 
-# Build: compiler, pkg-config, libraries. Tests: cmocka, clang's libFuzzer and sanitizer runtimes.
+# Build: compiler, pkg-config, libraries. Tests: cmocka, clang's libFuzzer and sanitizer runtimes,
+# and the PostgreSQL and MariaDB servers the storage suite starts in temporary directories.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
-libsqlite3-dev libpq-dev libmariadb-dev libcmocka-dev clang libclang-rt-14-dev"
+libsqlite3-dev libpq-dev libmariadb-dev libcmocka-dev clang libclang-rt-14-dev
+postgresql mariadb-server"
 
 # --list: print the package names (CI installs them all, upgrading what is already there).
 if [ "${1:-}" = "--list" ]; then

@@ -1,0 +1,112 @@
+/* sm/config.c — reading etc/sm.xml (see config.h). */
+#include "sm/config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/mem.h"
+
+static const char *const vocabulary[] = {
+    "service", "service/accept", "service/accept/ip", "service/accept/port",
+    "service/accept/secret", "host", "host/register", "storage/driver", "storage/path",
+    "storage/host", "storage/port", "storage/user", "storage/password", "storage/database",
+    "storage/workers", "offline_quota", "log/target", "log/path", "log/level", NULL,
+};
+
+static void read_services(sm_config *sc, config *cfg)
+{
+    for (xml_node *n = config_first(cfg, NULL, "service"); n; n = config_next(n))
+        sc->nservices++;
+    sc->services = mem_array((size_t)sc->nservices + 1, sizeof(sm_service));
+    int i = 0;
+    for (xml_node *n = config_first(cfg, NULL, "service"); n; n = config_next(n), i++) {
+        sm_service *s = &sc->services[i];
+        if (config_require(cfg, n, "@id"))
+            s->id = config_str(cfg, n, "@id", NULL);
+        config_require(cfg, n, "accept/port");
+        config_require(cfg, n, "accept/secret");
+        s->ip = config_str(cfg, n, "accept/ip", NULL);
+        s->port = config_port(cfg, n, "accept/port", 0);
+        s->secret = config_str(cfg, n, "accept/secret", NULL);
+        for (int j = 0; j < i; j++)
+            if (s->id && sc->services[j].id && strcmp(s->id, sc->services[j].id) == 0)
+                config_fail(cfg, n, "service id '%s' is configured twice", s->id);
+    }
+}
+
+static void read_hosts(sm_config *sc, config *cfg)
+{
+    for (xml_node *n = config_first(cfg, NULL, "host"); n; n = config_next(n))
+        sc->nhosts++;
+    if (!sc->nhosts)
+        config_fail(cfg, NULL, "missing required element <host name='...'>: no domain is served");
+    sc->hosts = mem_array((size_t)sc->nhosts + 1, sizeof(sm_host));
+    int i = 0;
+    for (xml_node *n = config_first(cfg, NULL, "host"); n; n = config_next(n), i++) {
+        if (config_require(cfg, n, "@name"))
+            sc->hosts[i].name = config_str(cfg, n, "@name", NULL);
+        sc->hosts[i].register_allowed = config_bool(cfg, n, "register", false);
+    }
+}
+
+static void read_storage(sm_config *sc, config *cfg)
+{
+    static const char *const drivers[] = {"sqlite", "pgsql", "mariadb", NULL};
+    db_settings *db = &sc->storage.db;
+    int driver = config_enum(cfg, NULL, "storage/driver", drivers, 0);
+    db->driver = drivers[driver];
+    db->path = config_str(cfg, NULL, "storage/path", "./jabshard.db");
+    db->host = config_str(cfg, NULL, "storage/host", "127.0.0.1");
+    db->port = config_port(cfg, NULL, "storage/port", driver == 1 ? 5432 : 3306);
+    db->user = config_str(cfg, NULL, "storage/user", "jabshard");
+    db->password = config_str(cfg, NULL, "storage/password", NULL);
+    db->database = config_str(cfg, NULL, "storage/database", "jabshard");
+    sc->storage.workers = (int)config_int(cfg, NULL, "storage/workers", 0, 1, 64);
+}
+
+static void read_log(sm_config *sc, config *cfg)
+{
+    static const char *const targets[] = {"stderr", "file", "syslog", NULL};
+    static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
+    sc->log_target = (log_target)config_enum(cfg, NULL, "log/target", targets, LOG_TO_STDERR);
+    sc->log_path = config_str(cfg, NULL, "log/path", NULL);
+    sc->log_level = (log_level)config_enum(cfg, NULL, "log/level", levels, LL_INFO);
+    if (sc->log_target == LOG_TO_FILE && !sc->log_path)
+        config_require(cfg, NULL, "log/path");
+}
+
+int sm_config_load(const char *path, sm_config *out, config_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (config_load(path, &out->cfg, err) != 0)
+        return -1;
+    config *cfg = out->cfg;
+    config_declare(cfg, "sm", vocabulary);
+    read_services(out, cfg);
+    read_hosts(out, cfg);
+    read_storage(out, cfg);
+    out->offline_quota = (int)config_int(cfg, NULL, "offline_quota", 100, 0, 1000000);
+    read_log(out, cfg);
+    if (config_check(cfg, err) != 0) {
+        sm_config_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void sm_config_free(sm_config *sc)
+{
+    free(sc->services);
+    free(sc->hosts);
+    config_free(sc->cfg);
+    memset(sc, 0, sizeof(*sc));
+}
+
+const sm_host *sm_config_host(const sm_config *sc, const char *domain)
+{
+    for (int i = 0; i < sc->nhosts; i++)
+        if (sc->hosts[i].name && strcasecmp(sc->hosts[i].name, domain) == 0)
+            return &sc->hosts[i];
+    return NULL;
+}

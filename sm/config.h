@@ -1,0 +1,45 @@
+/* sm/config.h — the session manager's configuration file (etc/sm.xml): its vocabulary, its values
+ * and their checks. The SM and the admin tool (jabshardctl) both read it through here, so an
+ * element means the same to both. */
+#ifndef JABSHARD_SM_CONFIG_H
+#define JABSHARD_SM_CONFIG_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "xdbsql/xdbsql.h"
+
+/* A <service id='...'><accept> entry: a front or an XEP-0114 component that may connect. */
+typedef struct sm_service {
+    const char *id;
+    const char *ip;        /* NULL or "": every address */
+    int port;
+    const char *secret;
+} sm_service;
+
+typedef struct sm_host {
+    const char *name;      /* the domain, as configured */
+    bool register_allowed; /* <register/>: in-band registration (XEP-0077) */
+} sm_host;
+
+typedef struct sm_config {
+    config *cfg;           /* owns every string below */
+    sm_service *services;
+    int nservices;
+    sm_host *hosts;
+    int nhosts;
+    xdbsql_options storage;
+    int offline_quota;
+    log_target log_target;
+    const char *log_path;
+    log_level log_level;
+} sm_config;
+
+/* Loads and checks path. Returns 0, or -1 with err naming file, line and element. */
+int sm_config_load(const char *path, sm_config *out, config_error *err);
+void sm_config_free(sm_config *sc);
+/* The configured host for a domain, or NULL. */
+const sm_host *sm_config_host(const sm_config *sc, const char *domain);
+
+#endif

@@ -1,0 +1,31 @@
+#!/bin/sh
+# make bench: runs every benchmark binary in BUILD/bench; the storage benchmark runs once per
+# driver, against SQLite in a temporary file and real PostgreSQL and MariaDB servers started in
+# temporary directories by the storage suite's scripts.
+set -eu
+bench_dir=$1/bench
+storage=$(dirname "$0")/../storage
+scratch=$(mktemp -d /tmp/jabshard-bench.XXXXXX)
+chmod 755 "$scratch"
+started=""
+cleanup() {
+    for db in $started; do sh "$storage/$db.sh" stop "$scratch/$db" >/dev/null 2>&1 || true; done
+    rm -rf "$scratch"
+}
+trap cleanup EXIT INT TERM
+
+for b in "$bench_dir"/bench_*; do
+    [ "$(basename "$b")" = bench_xdbsql ] && continue
+    echo "== $(basename "$b")"
+    "$b"
+done
+
+echo "== bench_xdbsql"
+XDB_DRIVER=sqlite XDB_PATH="$scratch/bench.db" "$bench_dir/bench_xdbsql"
+for db in postgres mariadb; do
+    sh "$storage/$db.sh" start "$scratch/$db"
+    started="$started $db"
+    (set -a; . "$scratch/$db/env"; set +a; "$bench_dir/bench_xdbsql")
+    sh "$storage/$db.sh" stop "$scratch/$db"
+    started=$(echo "$started" | sed "s/ $db//")
+done

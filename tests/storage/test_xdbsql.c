@@ -1,0 +1,775 @@
+/* tests/storage/test_xdbsql.c — the storage suite, run unchanged against every driver.
+ *
+ * The database comes from the environment (tests/storage/run.sh sets it after starting a real
+ * server in a temporary directory): XDB_DRIVER (sqlite, pgsql, mariadb), XDB_PATH (sqlite), and
+ * XDB_HOST, XDB_PORT, XDB_USER, XDB_PASSWORD, XDB_DATABASE. Each test starts from an empty
+ * database (every table dropped). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mem.h"
+#include "xdbsql/xdbsql.h"
+
+static db_settings settings;
+static const char *driver_name;
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+static void load_settings(void)
+{
+    driver_name = env_or("XDB_DRIVER", "sqlite");
+    settings.driver = driver_name;
+    settings.path = env_or("XDB_PATH", "/tmp/jabshard-test-xdbsql.db");
+    settings.host = env_or("XDB_HOST", NULL);
+    settings.port = atoi(env_or("XDB_PORT", "0"));
+    settings.user = env_or("XDB_USER", NULL);
+    settings.password = env_or("XDB_PASSWORD", NULL);
+    settings.database = env_or("XDB_DATABASE", NULL);
+}
+
+static db_conn *connect_or_fail(void)
+{
+    char err[256] = "";
+    db_conn *c = db_open(&settings, err, sizeof(err));
+    if (!c)
+        fail_msg("cannot connect to %s: %s", driver_name, err);
+    return c;
+}
+
+/* Drops every table, children first, so no driver needs CASCADE. */
+static void wipe(db_conn *c)
+{
+    static const char *const tables[] = {
+        "blocklist", "last_activity", "private_xml", "vcards", "offline", "roster_pending",
+        "roster_groups", "roster_items", "users", "jabshard_schema",
+    };
+    char sql[128];
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", tables[i]);
+        assert_int_equal(db_exec(c, sql), DB_OK);
+    }
+}
+
+static int setup_fresh(void **state)
+{
+    db_conn *c = connect_or_fail();
+    wipe(c);
+    char err[256] = "";
+    if (xdb_migrate(c, err, sizeof(err)) != 0)
+        fail_msg("migration failed: %s", err);
+    *state = c;
+    return 0;
+}
+
+static int teardown_conn(void **state)
+{
+    db_close(*state);
+    return 0;
+}
+
+/* Runs op synchronously and returns the finished request (caller frees). */
+static xdb_request *run(db_conn *c, xdb_request *r)
+{
+    xdb_run(c, r);
+    if (r->status == XDB_ERROR)
+        print_message("storage error: %s\n", r->error);
+    return r;
+}
+
+static xdb_status run_status(db_conn *c, xdb_request *r)
+{
+    xdb_status s = run(c, r)->status;
+    xdb_request_free(r);
+    return s;
+}
+
+static void create_user(db_conn *c, const char *host, const char *user, const char *password)
+{
+    xdb_request *r = xdb_request_new(XDB_USER_CREATE, host, user);
+    xdb_request_set_password(r, password);
+    assert_int_equal(run_status(c, r), XDB_OK);
+}
+
+/* --- schema --------------------------------------------------------------------------------- */
+
+static void test_migrate_from_empty(void **state)
+{
+    db_conn *c = connect_or_fail();
+    wipe(c);
+    assert_int_equal(xdb_schema_version(c), 0);
+    char err[256] = "";
+    assert_int_equal(xdb_migrate(c, err, sizeof(err)), 0);
+    assert_int_equal(xdb_schema_version(c), xdb_schema_current());
+    /* Running it again changes nothing. */
+    assert_int_equal(xdb_migrate(c, err, sizeof(err)), 0);
+    assert_int_equal(xdb_schema_version(c), xdb_schema_current());
+    create_user(c, "example.org", "alice", "secret");
+    db_close(c);
+}
+
+static void test_migrate_from_previous_version(void **state)
+{
+    db_conn *c = connect_or_fail();
+    wipe(c);
+    char err[256] = "";
+    int previous = xdb_schema_current() - 1;
+    assert_true(previous >= 1);
+    assert_int_equal(xdb_migrate_to(c, previous, err, sizeof(err)), 0);
+    assert_int_equal(xdb_schema_version(c), previous);
+
+    /* Data written at the previous version... */
+    create_user(c, "example.org", "alice", "secret");
+    xdb_request *r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", "alice");
+    xdb_request_set_xml(r, "<message>kept across the migration</message>");
+    r->quota = 10;
+    assert_int_equal(run_status(c, r), XDB_OK);
+
+    assert_int_equal(xdb_migrate(c, err, sizeof(err)), 0);
+    assert_int_equal(xdb_schema_version(c), xdb_schema_current());
+
+    /* ...survives, and the new version's tables work. */
+    r = run(c, xdb_request_new(XDB_OFFLINE_FETCH, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->noffline, 1);
+    assert_string_equal(r->offline[0].xml, "<message>kept across the migration</message>");
+    xdb_request_free(r);
+    r = xdb_request_new(XDB_VCARD_SET, "example.org", "alice");
+    xdb_request_set_xml(r, "<vCard xmlns='vcard-temp'/>");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    db_close(c);
+}
+
+static void test_migrate_refuses_newer_database(void **state)
+{
+    db_conn *c = *state;
+    char sql[128], err[256] = "";
+    snprintf(sql, sizeof(sql), "INSERT INTO jabshard_schema (version) VALUES (%d)",
+             xdb_schema_current() + 1);
+    assert_int_equal(db_exec(c, sql), DB_OK);
+    assert_int_equal(xdb_migrate(c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "newer"));
+}
+
+/* --- users ---------------------------------------------------------------------------------- */
+
+static void assert_creds_match(const scram_credentials *stored, scram_hash h, const char *password)
+{
+    scram_credentials expect;
+    assert_int_equal(scram_derive(h, password, stored->salt, stored->salt_len, stored->iterations,
+                                  &expect), 0);
+    assert_int_equal(stored->iterations, SCRAM_ITERATIONS);
+    assert_int_equal(stored->salt_len, SCRAM_SALT_LEN);
+    assert_memory_equal(stored->stored_key, expect.stored_key, scram_key_len(h));
+    assert_memory_equal(stored->server_key, expect.server_key, scram_key_len(h));
+}
+
+static void test_users(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    create_user(c, "example.org", "bob", "pen");
+    create_user(c, "other.example", "alice", "crayon");
+
+    xdb_request *r = xdb_request_new(XDB_USER_CREATE, "example.org", "alice");
+    xdb_request_set_password(r, "again");
+    assert_int_equal(run_status(c, r), XDB_EXISTS);
+
+    r = run(c, xdb_request_new(XDB_USER_CREDS, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_creds_match(&r->creds.sha1, SCRAM_SHA1, "pencil");
+    assert_creds_match(&r->creds.sha256, SCRAM_SHA256, "pencil");
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_USER_PASSWD, "example.org", "alice");
+    xdb_request_set_password(r, "new password");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_USER_CREDS, "example.org", "alice"));
+    assert_creds_match(&r->creds.sha256, SCRAM_SHA256, "new password");
+    xdb_request_free(r);
+
+    r = run(c, xdb_request_new(XDB_USER_LIST, "example.org", NULL));
+    assert_int_equal(r->users.n, 2);
+    assert_string_equal(r->users.v[0], "alice@example.org");
+    assert_string_equal(r->users.v[1], "bob@example.org");
+    xdb_request_free(r);
+    r = run(c, xdb_request_new(XDB_USER_LIST, NULL, NULL));
+    assert_int_equal(r->users.n, 3);
+    xdb_request_free(r);
+
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_CREDS, "example.org", "nobody")),
+                     XDB_NOT_FOUND);
+    r = xdb_request_new(XDB_USER_PASSWD, "example.org", "nobody");
+    xdb_request_set_password(r, "x");
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+}
+
+static void test_user_delete_removes_everything(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    xdb_roster_item item = {.jid = "bob@example.org", .subscription = XDB_SUB_BOTH};
+    char *groups[] = {"Friends"};
+    item.groups = groups;
+    item.ngroups = 1;
+    xdb_request *r = xdb_request_new(XDB_ROSTER_SET, "example.org", "alice");
+    xdb_request_set_item(r, &item);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", "alice");
+    xdb_request_set_xml(r, "<message/>");
+    r->quota = 5;
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_BLOCK_ADD, "example.org", "alice");
+    xdb_request_add_jid(r, "spam@example.net");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_VCARD_SET, "example.org", "alice");
+    xdb_request_set_xml(r, "<vCard/>");
+    assert_int_equal(run_status(c, r), XDB_OK);
+
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "alice")), XDB_OK);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "alice")),
+                     XDB_NOT_FOUND);
+
+    /* Re-created, the account starts empty. */
+    create_user(c, "example.org", "alice", "pencil");
+    r = run(c, xdb_request_new(XDB_ROSTER_LOAD, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->roster.nitems, 0);
+    xdb_request_free(r);
+    r = run(c, xdb_request_new(XDB_OFFLINE_COUNT, "example.org", "alice"));
+    assert_int_equal(r->count, 0);
+    xdb_request_free(r);
+    r = run(c, xdb_request_new(XDB_BLOCK_LIST, "example.org", "alice"));
+    assert_int_equal(r->jids.n, 0);
+    xdb_request_free(r);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_VCARD_GET, "example.org", "alice")),
+                     XDB_NOT_FOUND);
+    char sql[] = "SELECT COUNT(*) FROM roster_groups";
+    db_rc rc;
+    db_stmt *st = db_prepare(c, sql, &rc);
+    assert_non_null(st);
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_int_equal(db_column_int(st, 0), 0);
+    assert_int_equal(db_step(st), DB_DONE);
+}
+
+/* --- rosters -------------------------------------------------------------------------------- */
+
+static int64_t roster_set(db_conn *c, const char *user, const char *jid, const char *name,
+                          xdb_subscription sub, bool ask, char **groups, size_t ngroups)
+{
+    xdb_roster_item item = {.jid = (char *)jid, .name = (char *)name, .subscription = sub,
+                            .ask = ask, .groups = groups, .ngroups = ngroups};
+    xdb_request *r = xdb_request_new(XDB_ROSTER_SET, "example.org", user);
+    xdb_request_set_item(r, &item);
+    run(c, r);
+    assert_int_equal(r->status, XDB_OK);
+    int64_t version = r->roster.version;
+    xdb_request_free(r);
+    return version;
+}
+
+static const xdb_roster_item *find_item(const xdb_roster *roster, const char *jid)
+{
+    for (size_t i = 0; i < roster->nitems; i++)
+        if (strcmp(roster->items[i].jid, jid) == 0)
+            return &roster->items[i];
+    return NULL;
+}
+
+static void test_roster(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+
+    xdb_request *r = run(c, xdb_request_new(XDB_ROSTER_LOAD, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->roster.nitems, 0);
+    int64_t v0 = r->roster.version;
+    xdb_request_free(r);
+
+    char *two[] = {"Friends", "Work"}, *one[] = {"Family"};
+    int64_t v1 = roster_set(c, "alice", "bob@example.org", "Bob", XDB_SUB_BOTH, false, two, 2);
+    int64_t v2 = roster_set(c, "alice", "carol@example.net", NULL, XDB_SUB_NONE, true, NULL, 0);
+    int64_t v3 = roster_set(c, "alice", "bob@example.org", "Robert", XDB_SUB_TO, false, one, 1);
+    assert_true(v0 < v1 && v1 < v2 && v2 < v3);
+
+    r = xdb_request_new(XDB_PENDING_ADD, "example.org", "alice");
+    xdb_request_set_jid(r, "dave@example.com");
+    xdb_request_set_xml(r, "<presence type='subscribe'><status>it's me</status></presence>");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_PENDING_ADD, "example.org", "alice");
+    xdb_request_set_jid(r, "dave@example.com");   /* asked twice: stored once, latest kept */
+    xdb_request_set_xml(r, "<presence type='subscribe'><status>again</status></presence>");
+    assert_int_equal(run_status(c, r), XDB_OK);
+
+    r = run(c, xdb_request_new(XDB_ROSTER_LOAD, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->roster.version, v3);
+    assert_int_equal(r->roster.nitems, 2);
+    const xdb_roster_item *bob = find_item(&r->roster, "bob@example.org");
+    const xdb_roster_item *carol = find_item(&r->roster, "carol@example.net");
+    assert_non_null(bob);
+    assert_non_null(carol);
+    assert_string_equal(bob->name, "Robert");
+    assert_int_equal(bob->subscription, XDB_SUB_TO);
+    assert_false(bob->ask);
+    assert_int_equal(bob->ngroups, 1);
+    assert_string_equal(bob->groups[0], "Family");
+    assert_null(carol->name);
+    assert_true(carol->ask);
+    assert_int_equal(carol->ngroups, 0);
+    assert_int_equal(r->roster.npending, 1);
+    assert_string_equal(r->roster.pending[0].jid, "dave@example.com");
+    assert_non_null(strstr(r->roster.pending[0].xml, "again"));
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_ROSTER_REMOVE, "example.org", "alice");
+    xdb_roster_item gone = {.jid = "bob@example.org"};
+    xdb_request_set_item(r, &gone);
+    run(c, r);
+    assert_int_equal(r->status, XDB_OK);
+    assert_true(r->roster.version > v3);
+    xdb_request_free(r);
+    r = xdb_request_new(XDB_ROSTER_REMOVE, "example.org", "alice");
+    xdb_request_set_item(r, &gone);
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+
+    r = xdb_request_new(XDB_PENDING_REMOVE, "example.org", "alice");
+    xdb_request_set_jid(r, "dave@example.com");
+    assert_int_equal(run_status(c, r), XDB_OK);
+
+    r = run(c, xdb_request_new(XDB_ROSTER_LOAD, "example.org", "alice"));
+    assert_int_equal(r->roster.nitems, 1);
+    assert_int_equal(r->roster.npending, 0);
+    xdb_request_free(r);
+
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROSTER_LOAD, "example.org", "nobody")),
+                     XDB_NOT_FOUND);
+    xdb_roster_item someone = {.jid = "x@y"};
+    r = xdb_request_new(XDB_ROSTER_SET, "example.org", "nobody");
+    xdb_request_set_item(r, &someone);
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+}
+
+/* --- values round-trip byte for byte --------------------------------------------------------- */
+
+static char *long_value(size_t len)
+{
+    /* Multi-byte UTF-8, quotes, backslashes, SQL and XML specials, repeated to len bytes. */
+    static const char piece[] = "'\"\\;--%_<&>\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \t\r\n";
+    char *s = mem_alloc(len + 1);
+    size_t n = 0;
+    while (n + sizeof(piece) - 1 <= len) {
+        memcpy(s + n, piece, sizeof(piece) - 1);
+        n += sizeof(piece) - 1;
+    }
+    memset(s + n, 'x', len - n);
+    s[len] = '\0';
+    return s;
+}
+
+static void test_values_round_trip(void **state)
+{
+    db_conn *c = *state;
+    /* A 1023-byte node of multi-byte characters, as long as a JID part may be. */
+    char user[1024];
+    for (size_t i = 0; i < 341; i++)
+        memcpy(user + 3 * i, "\xe2\x82\xac", 3);
+    user[1023] = '\0';
+    const char *host = "b\xc3\xbc" "cher.example";
+    xdb_request *r = xdb_request_new(XDB_USER_CREATE, host, user);
+    xdb_request_set_password(r, "p\xc3\xa4ssw\xc3\xb6rd 'quoted' \"double\"");
+    assert_int_equal(run_status(c, r), XDB_OK);
+
+    char *big = long_value(200000);
+    char *name = long_value(1000);
+    char *group = long_value(500);
+
+    r = xdb_request_new(XDB_VCARD_SET, host, user);
+    xdb_request_set_xml(r, big);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_VCARD_GET, host, user));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(strlen(r->xml), strlen(big));
+    assert_memory_equal(r->xml, big, strlen(big));
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_PRIVATE_SET, host, user);
+    xdb_request_set_ns(r, "storage:bookmarks 'with' \"quotes\"");
+    xdb_request_set_xml(r, name);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_PRIVATE_GET, host, user);
+    xdb_request_set_ns(r, "storage:bookmarks 'with' \"quotes\"");
+    run(c, r);
+    assert_int_equal(r->status, XDB_OK);
+    assert_string_equal(r->xml, name);
+    xdb_request_free(r);
+
+    char *groups[] = {group, "\xe5\xae\xb6\xe6\x97\x8f"};
+    xdb_roster_item item = {.jid = "o'brien@example.org", .name = name,
+                            .subscription = XDB_SUB_FROM, .groups = groups, .ngroups = 2};
+    r = xdb_request_new(XDB_ROSTER_SET, host, user);
+    xdb_request_set_item(r, &item);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_ROSTER_LOAD, host, user));
+    assert_int_equal(r->roster.nitems, 1);
+    assert_string_equal(r->roster.items[0].jid, "o'brien@example.org");
+    assert_string_equal(r->roster.items[0].name, name);
+    assert_int_equal(r->roster.items[0].ngroups, 2);
+    int g = strcmp(r->roster.items[0].groups[0], group) == 0 ? 0 : 1;
+    assert_string_equal(r->roster.items[0].groups[g], group);
+    assert_string_equal(r->roster.items[0].groups[1 - g], "\xe5\xae\xb6\xe6\x97\x8f");
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_OFFLINE_STORE, host, user);
+    xdb_request_set_xml(r, big);
+    r->quota = 100;
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_OFFLINE_FETCH, host, user));
+    assert_int_equal(r->noffline, 1);
+    assert_string_equal(r->offline[0].xml, big);
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_LAST_SET, host, user);
+    r->last.seconds = 1764000000;
+    r->last.status = mem_strdup(name);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_LAST_GET, host, user));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->last.seconds, 1764000000);
+    assert_string_equal(r->last.status, name);
+    xdb_request_free(r);
+
+    r = run(c, xdb_request_new(XDB_USER_CREDS, host, user));
+    assert_creds_match(&r->creds.sha256, SCRAM_SHA256, "p\xc3\xa4ssw\xc3\xb6rd 'quoted' \"double\"");
+    xdb_request_free(r);
+
+    free(big);
+    free(name);
+    free(group);
+}
+
+/* --- offline messages ----------------------------------------------------------------------- */
+
+static void test_offline_quota_and_order(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    char xml[64];
+    for (int i = 0; i < 3; i++) {
+        xdb_request *r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", "alice");
+        snprintf(xml, sizeof(xml), "<message id='%d'/>", i);
+        xdb_request_set_xml(r, xml);
+        r->quota = 3;
+        assert_int_equal(run_status(c, r), XDB_OK);
+    }
+    xdb_request *r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", "alice");
+    xdb_request_set_xml(r, "<message id='over'/>");
+    r->quota = 3;
+    assert_int_equal(run_status(c, r), XDB_QUOTA);
+
+    r = run(c, xdb_request_new(XDB_OFFLINE_COUNT, "example.org", "alice"));
+    assert_int_equal(r->count, 3);
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", "nobody");
+    xdb_request_set_xml(r, "<message/>");
+    r->quota = 3;
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+
+    r = run(c, xdb_request_new(XDB_OFFLINE_FETCH, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->noffline, 3);
+    for (int i = 0; i < 3; i++) {
+        snprintf(xml, sizeof(xml), "<message id='%d'/>", i);
+        assert_string_equal(r->offline[i].xml, xml);
+        assert_true(r->offline[i].stamp_ms > 1700000000000LL);
+    }
+    xdb_request_free(r);
+    r = run(c, xdb_request_new(XDB_OFFLINE_FETCH, "example.org", "alice"));
+    assert_int_equal(r->noffline, 0);
+    xdb_request_free(r);
+}
+
+/* --- last activity and block lists ---------------------------------------------------------- */
+
+static void test_last_and_blocklist(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    assert_int_equal(run_status(c, xdb_request_new(XDB_LAST_GET, "example.org", "alice")),
+                     XDB_NOT_FOUND);
+    xdb_request *r = xdb_request_new(XDB_LAST_SET, "example.org", "alice");
+    r->last.seconds = 1000;
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_LAST_SET, "example.org", "alice");
+    r->last.seconds = 2000;
+    r->last.status = mem_strdup("gone fishing");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_LAST_GET, "example.org", "alice"));
+    assert_int_equal(r->last.seconds, 2000);
+    assert_string_equal(r->last.status, "gone fishing");
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_BLOCK_ADD, "example.org", "alice");
+    xdb_request_add_jid(r, "spam@example.net");
+    xdb_request_add_jid(r, "example.com");
+    xdb_request_add_jid(r, "spam@example.net");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_BLOCK_ADD, "example.org", "alice");
+    xdb_request_add_jid(r, "troll@example.net/desk");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_BLOCK_LIST, "example.org", "alice"));
+    assert_int_equal(r->jids.n, 3);
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_BLOCK_REMOVE, "example.org", "alice");
+    xdb_request_add_jid(r, "example.com");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_BLOCK_LIST, "example.org", "alice"));
+    assert_int_equal(r->jids.n, 2);
+    assert_string_equal(r->jids.v[0], "spam@example.net");
+    assert_string_equal(r->jids.v[1], "troll@example.net/desk");
+    xdb_request_free(r);
+
+    r = xdb_request_new(XDB_BLOCK_REMOVE, "example.org", "alice"); /* no JIDs: unblock all */
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_BLOCK_LIST, "example.org", "alice"));
+    assert_int_equal(r->jids.n, 0);
+    xdb_request_free(r);
+}
+
+/* --- the asynchronous service --------------------------------------------------------------- */
+
+#define ASYNC_USERS 40
+#define ASYNC_OPS 25
+
+typedef struct async_state {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int notified;
+    int last_seq[ASYNC_USERS];      /* last sequence number seen per user, in callback order */
+    int out_of_order, errors, done;
+} async_state;
+
+static void async_notify(void *ctx)
+{
+    async_state *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    s->notified = 1;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+typedef struct async_tag {
+    async_state *s;
+    int user, seq;
+} async_tag;
+
+static void async_done(xdb_request *r, void *ctx)
+{
+    async_tag *t = ctx;
+    if (r->status != XDB_OK)
+        t->s->errors++;
+    if (t->seq != t->s->last_seq[t->user] + 1)
+        t->s->out_of_order++;
+    t->s->last_seq[t->user] = t->seq;
+    t->s->done++;
+    free(t);
+}
+
+/* Waits for results the way an event loop does: sleep until notified, then dispatch. */
+static void async_wait_all(xdbsql *x, async_state *s)
+{
+    while (xdbsql_pending(x) > 0) {
+        pthread_mutex_lock(&s->lock);
+        while (!s->notified) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&s->cond, &s->lock, &until);
+        }
+        s->notified = 0;
+        pthread_mutex_unlock(&s->lock);
+        xdbsql_dispatch(x);
+    }
+}
+
+static xdbsql *async_open(async_state *s, int workers)
+{
+    xdbsql_options opt = {.db = settings, .workers = workers, .notify = async_notify, .notify_ctx = s};
+    char err[256] = "";
+    xdbsql *x = xdbsql_open(&opt, err, sizeof(err));
+    if (!x)
+        fail_msg("xdbsql_open: %s", err);
+    return x;
+}
+
+static void test_async_order_per_user(void **state)
+{
+    async_state s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    memset(s.last_seq, 0, sizeof(s.last_seq));
+    xdbsql *x = async_open(&s, 4);
+    char user[32], xml[64];
+    for (int u = 0; u < ASYNC_USERS; u++) {
+        snprintf(user, sizeof(user), "user%d", u);
+        xdb_request *r = xdb_request_new(XDB_USER_CREATE, "example.org", user);
+        xdb_request_set_password(r, "pw");
+        async_tag *t = mem_alloc(sizeof(*t));
+        *t = (async_tag){&s, u, 1};
+        xdbsql_submit(x, r, async_done, t);
+    }
+    /* Interleave users: each user's offline messages must be stored, and answered, in order. */
+    for (int seq = 2; seq < ASYNC_OPS + 2; seq++)
+        for (int u = 0; u < ASYNC_USERS; u++) {
+            snprintf(user, sizeof(user), "user%d", u);
+            snprintf(xml, sizeof(xml), "<message id='%d'/>", seq);
+            xdb_request *r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", user);
+            xdb_request_set_xml(r, xml);
+            r->quota = 1000;
+            async_tag *t = mem_alloc(sizeof(*t));
+            *t = (async_tag){&s, u, seq};
+            xdbsql_submit(x, r, async_done, t);
+        }
+    async_wait_all(x, &s);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(s.out_of_order, 0);
+    assert_int_equal(s.done, ASYNC_USERS * (ASYNC_OPS + 1));
+    xdbsql_close(x);
+
+    db_conn *c = connect_or_fail();
+    for (int u = 0; u < ASYNC_USERS; u++) {
+        snprintf(user, sizeof(user), "user%d", u);
+        xdb_request *r = run(c, xdb_request_new(XDB_OFFLINE_FETCH, "example.org", user));
+        assert_int_equal(r->noffline, ASYNC_OPS);
+        for (int i = 0; i < ASYNC_OPS; i++) {
+            snprintf(xml, sizeof(xml), "<message id='%d'/>", i + 2);
+            assert_string_equal(r->offline[i].xml, xml);
+        }
+        xdb_request_free(r);
+    }
+    db_close(c);
+}
+
+/* --- a lost database connection ------------------------------------------------------------- */
+
+/* Kills every other connection to the test database from the server side. */
+static void kill_other_connections(db_conn *admin)
+{
+    db_rc rc;
+    if (strcmp(driver_name, "pgsql") == 0) {
+        static const char sql[] =
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        db_stmt *st = db_prepare(admin, sql, &rc);
+        assert_non_null(st);
+        while ((rc = db_step(st)) == DB_ROW)
+            ;
+        assert_int_equal(rc, DB_DONE);
+        return;
+    }
+    static const char sql[] =
+        "SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND db = DATABASE()";
+    int64_t ids[64];
+    size_t n = 0;
+    db_stmt *st = db_prepare(admin, sql, &rc);
+    assert_non_null(st);
+    while ((rc = db_step(st)) == DB_ROW && n < 64)
+        ids[n++] = db_column_int(st, 0);
+    assert_int_equal(rc, DB_DONE);
+    char kill[64];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(kill, sizeof(kill), "KILL CONNECTION %lld", (long long)ids[i]);
+        db_exec(admin, kill); /* it may have gone already */
+    }
+}
+
+static void test_connection_killed_mid_run(void **state)
+{
+    if (strcmp(driver_name, "sqlite") == 0)
+        skip(); /* an embedded database has no connection to lose */
+    async_state s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    memset(s.last_seq, 0, sizeof(s.last_seq));
+    enum { WORKERS = 2, KILLS = 2, USERS = 10, MESSAGES = 60 };
+    xdbsql *x = async_open(&s, WORKERS);
+    db_conn *admin = connect_or_fail();
+    char user[32], xml[64];
+    for (int u = 0; u < USERS; u++) {
+        snprintf(user, sizeof(user), "user%d", u);
+        create_user(admin, "example.org", user, "pw");
+    }
+    for (int seq = 1; seq <= MESSAGES; seq++) {
+        for (int u = 0; u < USERS; u++) {
+            snprintf(user, sizeof(user), "user%d", u);
+            snprintf(xml, sizeof(xml), "<message id='%d'/>", seq);
+            xdb_request *r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", user);
+            xdb_request_set_xml(r, xml);
+            r->quota = 1000;
+            async_tag *t = mem_alloc(sizeof(*t));
+            *t = (async_tag){&s, u, seq};
+            xdbsql_submit(x, r, async_done, t);
+        }
+        if (seq % (MESSAGES / (KILLS + 1)) == 0 && seq < MESSAGES)
+            kill_other_connections(admin);
+    }
+    async_wait_all(x, &s);
+    xdbsql_close(x);
+    /* What a caller heard as success is there, once, in order; a store that failed told its
+     * caller (it may still have landed if the connection died during its commit). A kill can
+     * fail at most the one request each worker had in flight: the rest are retried or run on a
+     * replaced connection. */
+    assert_int_equal(s.out_of_order, 0);
+    int total_ok = 0;
+    for (int u = 0; u < USERS; u++) {
+        snprintf(user, sizeof(user), "user%d", u);
+        xdb_request *r = run(admin, xdb_request_new(XDB_OFFLINE_FETCH, "example.org", user));
+        assert_int_equal(r->status, XDB_OK);
+        int prev = 0;
+        for (size_t i = 0; i < r->noffline; i++) {
+            int id = atoi(strchr(r->offline[i].xml, '\'') + 1);
+            assert_true(id > prev);
+            prev = id;
+        }
+        total_ok += (int)r->noffline;
+        xdb_request_free(r);
+    }
+    print_message("connection killed twice: %d of %d stores landed, %d reported errors\n",
+                  total_ok, USERS * MESSAGES, s.errors);
+    assert_true(s.errors <= KILLS * WORKERS);
+    assert_true(total_ok >= USERS * MESSAGES - s.errors);
+    assert_true(total_ok <= USERS * MESSAGES);
+    db_close(admin);
+}
+
+int main(void)
+{
+    load_settings();
+    print_message("storage suite on driver %s\n", driver_name);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrate_from_empty),
+        cmocka_unit_test(test_migrate_from_previous_version),
+        cmocka_unit_test_setup_teardown(test_migrate_refuses_newer_database, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_users, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_user_delete_removes_everything, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_roster, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_values_round_trip, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_offline_quota_and_order, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_last_and_blocklist, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),
+    };
+    return cmocka_run_group_tests_name(driver_name, tests, NULL, NULL);
+}

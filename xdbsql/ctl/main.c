@@ -1,0 +1,354 @@
+/* xdbsql/ctl/main.c — jabshardctl, the administration tool (as prosodyctl and ejabberdctl are to
+ * their servers): accounts in the session manager's storage, found through the SM's config file.
+ *
+ *   jabshardctl [-c sm.xml] adduser JID [PASSWORD]
+ *   jabshardctl [-c sm.xml] deluser JID
+ *   jabshardctl [-c sm.xml] passwd JID [PASSWORD]
+ *   jabshardctl [-c sm.xml] listusers [HOST]
+ *   jabshardctl [-c sm.xml] import FILE      (lines "JID PASSWORD"; "-" reads standard input)
+ *
+ * A password not given on the command line is read from standard input (without echo on a
+ * terminal), so it stays out of shell history and process lists. Exit status: 0 done, 1 refused
+ * (no such user, exists, bad JID), 2 bad usage or configuration, 3 storage failure. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "core/jid.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "sm/config.h"
+#include "xdbsql/xdbsql.h"
+
+enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORAGE = 3 };
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: jabshardctl [-c sm.xml] COMMAND\n"
+            "  adduser JID [PASSWORD]   create an account\n"
+            "  deluser JID              delete an account and everything stored for it\n"
+            "  passwd JID [PASSWORD]    set an account's password\n"
+            "  listusers [HOST]         list accounts (of one host)\n"
+            "  import FILE              create accounts from lines \"JID PASSWORD\" (- = stdin)\n");
+    exit(EXIT_USAGE);
+}
+
+/* Parses an account JID (user@host, a served host). Returns NULL with *out set, or why not. */
+static const char *account_parse(const sm_config *sc, const char *text, size_t len, jid *out)
+{
+    size_t node_len, domain_len;
+    if (jid_parse(text, len, out) != JID_OK)
+        return "not a valid JID";
+    if (!jid_node(out, &node_len) || !jid_is_bare(out)) {
+        jid_free(out);
+        return "not an account JID (user@host)";
+    }
+    const char *domain = jid_domain(out, &domain_len);
+    char host[JID_PART_MAX + 1];
+    memcpy(host, domain, domain_len);
+    host[domain_len] = '\0';
+    if (!sm_config_host(sc, host)) {
+        jid_free(out);
+        return "its host is not one of the configured <host>s";
+    }
+    return NULL;
+}
+
+static void parse_account(const sm_config *sc, const char *arg, jid *out)
+{
+    const char *why = account_parse(sc, arg, strlen(arg), out);
+    if (why) {
+        fprintf(stderr, "jabshardctl: %s: %s\n", arg, why);
+        exit(EXIT_REFUSED);
+    }
+}
+
+static char *part_dup(const char *p, size_t len)
+{
+    return mem_strndup(p, len);
+}
+
+static xdb_request *account_request(xdb_op op, const jid *account)
+{
+    size_t nlen, dlen;
+    const char *node = jid_node(account, &nlen), *domain = jid_domain(account, &dlen);
+    char *user = part_dup(node, nlen), *host = part_dup(domain, dlen);
+    xdb_request *r = xdb_request_new(op, host, user);
+    free(user);
+    free(host);
+    return r;
+}
+
+/* Reads one line from standard input, without echo on a terminal. */
+static char *read_password(const char *prompt)
+{
+    struct termios saved, quiet;
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+        fputc('\n', stderr);
+    }
+    if (n <= 0) {
+        fprintf(stderr, "jabshardctl: no password given\n");
+        exit(EXIT_USAGE);
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return line;
+}
+
+/* Runs r and maps its outcome to an exit status, printing why it failed. */
+static int finish(db_conn *c, xdb_request *r, const char *what)
+{
+    xdb_status s = xdb_run(c, r);
+    int status = 0;
+    switch (s) {
+    case XDB_OK:
+        break;
+    case XDB_NOT_FOUND:
+        fprintf(stderr, "jabshardctl: %s: no such user %s@%s\n", what, r->user, r->host);
+        status = EXIT_REFUSED;
+        break;
+    case XDB_EXISTS:
+        fprintf(stderr, "jabshardctl: %s: %s@%s already exists\n", what, r->user, r->host);
+        status = EXIT_REFUSED;
+        break;
+    default:
+        fprintf(stderr, "jabshardctl: %s: %s\n", what, r->error);
+        status = s == XDB_ERROR && strstr(r->error, "SASLprep") ? EXIT_REFUSED : EXIT_STORAGE;
+        break;
+    }
+    xdb_request_free(r);
+    return status;
+}
+
+static int cmd_password_op(db_conn *c, const sm_config *sc, xdb_op op, int argc, char **argv)
+{
+    if (argc < 1 || argc > 2)
+        usage();
+    jid account;
+    parse_account(sc, argv[0], &account);
+    char *password = argc == 2 ? mem_strdup(argv[1]) : read_password("Password: ");
+    xdb_request *r = account_request(op, &account);
+    xdb_request_set_password(r, password);
+    OPENSSL_cleanse(password, strlen(password));
+    free(password);
+    jid_free(&account);
+    return finish(c, r, op == XDB_USER_CREATE ? "adduser" : "passwd");
+}
+
+static int cmd_deluser(db_conn *c, const sm_config *sc, int argc, char **argv)
+{
+    if (argc != 1)
+        usage();
+    jid account;
+    parse_account(sc, argv[0], &account);
+    xdb_request *r = account_request(XDB_USER_DELETE, &account);
+    jid_free(&account);
+    return finish(c, r, "deluser");
+}
+
+static int cmd_listusers(db_conn *c, int argc, char **argv)
+{
+    if (argc > 1)
+        usage();
+    xdb_request *r = xdb_request_new(XDB_USER_LIST, argc ? argv[0] : NULL, NULL);
+    if (xdb_run(c, r) != XDB_OK) {
+        fprintf(stderr, "jabshardctl: listusers: %s\n", r->error);
+        xdb_request_free(r);
+        return EXIT_STORAGE;
+    }
+    for (size_t i = 0; i < r->users.n; i++)
+        printf("%s\n", r->users.v[i]);
+    xdb_request_free(r);
+    return 0;
+}
+
+/* Bulk import. Deriving SCRAM credentials (PBKDF2, about 2 ms an account) is the expensive part,
+ * so each batch is derived on every core, then written in file order. Each account is its own
+ * statement: a duplicate fails alone instead of aborting a batch's transaction. */
+
+#define IMPORT_BATCH 512
+
+typedef struct import_job {
+    xdb_request **requests;
+    size_t count, next;
+    pthread_mutex_t lock;
+} import_job;
+
+static void *derive_worker(void *arg)
+{
+    import_job *job = arg;
+    for (;;) {
+        pthread_mutex_lock(&job->lock);
+        size_t i = job->next++;
+        pthread_mutex_unlock(&job->lock);
+        if (i >= job->count)
+            return NULL;
+        xdb_request *r = job->requests[i];
+        if (scram_derive(SCRAM_SHA1, r->password, NULL, 0, SCRAM_ITERATIONS, &r->creds.sha1) != 0 ||
+            scram_derive(SCRAM_SHA256, r->password, NULL, 0, SCRAM_ITERATIONS, &r->creds.sha256) != 0)
+            snprintf(r->error, sizeof(r->error), "the password has characters SASLprep prohibits");
+        xdb_request_set_password(r, NULL);
+    }
+}
+
+static void derive_all(xdb_request **requests, size_t count)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cores > 1 ? (int)(cores > 64 ? 64 : cores) : 1;
+    import_job job = {.requests = requests, .count = count, .lock = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t tid[64];
+    for (int i = 0; i < threads; i++)
+        pthread_create(&tid[i], NULL, derive_worker, &job);
+    for (int i = 0; i < threads; i++)
+        pthread_join(tid[i], NULL);
+}
+
+/* Writes one batch; returns the number of failures (each printed with its line number). */
+static size_t write_batch(db_conn *c, xdb_request **requests, const size_t *lines, size_t count,
+                          size_t *created)
+{
+    size_t failures = 0;
+    for (size_t i = 0; i < count; i++) {
+        xdb_request *r = requests[i];
+        if (r->error[0]) {
+            fprintf(stderr, "jabshardctl: import line %zu: %s@%s: %s\n", lines[i], r->user, r->host,
+                    r->error);
+            failures++;
+        } else if (xdb_run(c, r) == XDB_OK) {
+            (*created)++;
+        } else {
+            fprintf(stderr, "jabshardctl: import line %zu: %s@%s: %s\n", lines[i], r->user, r->host,
+                    r->status == XDB_EXISTS ? "already exists" : r->error);
+            failures++;
+        }
+        xdb_request_free(r);
+    }
+    return failures;
+}
+
+static int cmd_import(db_conn *c, const sm_config *sc, int argc, char **argv)
+{
+    if (argc != 1)
+        usage();
+    FILE *in = strcmp(argv[0], "-") == 0 ? stdin : fopen(argv[0], "r");
+    if (!in) {
+        fprintf(stderr, "jabshardctl: import: cannot open %s: %s\n", argv[0], strerror(errno));
+        return EXIT_USAGE;
+    }
+    xdb_request **batch = mem_array(IMPORT_BATCH, sizeof(*batch));
+    size_t lines[IMPORT_BATCH];
+    size_t n = 0, lineno = 0, created = 0, failures = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    for (;;) {
+        ssize_t len = getline(&line, &cap, in);
+        if (len >= 0) {
+            lineno++;
+            line[strcspn(line, "\r\n")] = '\0';
+            char *p = line + strspn(line, " \t");
+            if (!*p || *p == '#')
+                continue;
+            size_t jid_len = strcspn(p, " \t");
+            char *password = p + jid_len + strspn(p + jid_len, " \t");
+            p[jid_len] = '\0';
+            jid account;
+            const char *why = *password ? account_parse(sc, p, jid_len, &account)
+                                        : "expected \"user@host password\"";
+            if (why) {
+                fprintf(stderr, "jabshardctl: import line %zu: %s\n", lineno, why);
+                failures++;
+                continue;
+            }
+            batch[n] = account_request(XDB_USER_CREATE, &account);
+            xdb_request_set_password(batch[n], password);
+            lines[n++] = lineno;
+            jid_free(&account);
+        }
+        if (n == IMPORT_BATCH || (len < 0 && n > 0)) {
+            derive_all(batch, n);
+            failures += write_batch(c, batch, lines, n, &created);
+            n = 0;
+        }
+        if (len < 0)
+            break;
+    }
+    if (line)
+        OPENSSL_cleanse(line, cap);
+    free(line);
+    free(batch);
+    if (in != stdin)
+        fclose(in);
+    printf("imported %zu accounts, %zu failed\n", created, failures);
+    return failures ? EXIT_REFUSED : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = "sm.xml";
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c')
+            config_path = optarg;
+        else
+            usage();
+    }
+    argc -= optind;
+    argv += optind;
+    if (argc < 1)
+        usage();
+
+    sm_config sc;
+    config_error cerr;
+    if (sm_config_load(config_path, &sc, &cerr) != 0) {
+        fprintf(stderr, "jabshardctl: %s\n", cerr.text);
+        return EXIT_USAGE;
+    }
+    log_open("jabshardctl", LOG_TO_STDERR, NULL, LL_WARN);
+    char err[256];
+    db_conn *c = db_open(&sc.storage.db, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "jabshardctl: %s\n", err);
+        sm_config_free(&sc);
+        return EXIT_STORAGE;
+    }
+    if (xdb_migrate(c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "jabshardctl: %s\n", err);
+        db_close(c);
+        sm_config_free(&sc);
+        return EXIT_STORAGE;
+    }
+
+    const char *cmd = argv[0];
+    int status;
+    if (strcmp(cmd, "adduser") == 0)
+        status = cmd_password_op(c, &sc, XDB_USER_CREATE, argc - 1, argv + 1);
+    else if (strcmp(cmd, "passwd") == 0)
+        status = cmd_password_op(c, &sc, XDB_USER_PASSWD, argc - 1, argv + 1);
+    else if (strcmp(cmd, "deluser") == 0)
+        status = cmd_deluser(c, &sc, argc - 1, argv + 1);
+    else if (strcmp(cmd, "listusers") == 0)
+        status = cmd_listusers(c, argc - 1, argv + 1);
+    else if (strcmp(cmd, "import") == 0)
+        status = cmd_import(c, &sc, argc - 1, argv + 1);
+    else
+        usage();
+    db_close(c);
+    sm_config_free(&sc);
+    return status;
+}

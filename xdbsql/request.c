@@ -1,0 +1,123 @@
+/* xdbsql/request.c — building and freeing storage requests (xdb_request). */
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "xdbsql/store.h"
+
+static char *dup_or_null(const char *s)
+{
+    return s ? mem_strdup(s) : NULL;
+}
+
+xdb_request *xdb_request_new(xdb_op op, const char *host, const char *user)
+{
+    xdb_request *r = mem_zalloc(sizeof(*r));
+    r->op = op;
+    r->host = dup_or_null(host);
+    r->user = dup_or_null(user);
+    return r;
+}
+
+static void replace(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = dup_or_null(value);
+}
+
+void xdb_request_set_password(xdb_request *r, const char *password)
+{
+    if (r->password)
+        OPENSSL_cleanse(r->password, strlen(r->password));
+    replace(&r->password, password);
+}
+
+void xdb_request_set_jid(xdb_request *r, const char *jid)
+{
+    replace(&r->jid, jid);
+}
+
+void xdb_request_set_ns(xdb_request *r, const char *ns)
+{
+    replace(&r->ns, ns);
+}
+
+void xdb_request_set_xml(xdb_request *r, const char *xml)
+{
+    replace(&r->xml, xml);
+}
+
+void xdb_strings_push(xdb_strings *s, const char *value)
+{
+    s->v = mem_realloc(s->v, (s->n + 1) * sizeof(*s->v));
+    s->v[s->n++] = mem_strdup(value);
+}
+
+static void strings_free(xdb_strings *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+static void item_free(xdb_roster_item *item)
+{
+    free(item->jid);
+    free(item->name);
+    for (size_t i = 0; i < item->ngroups; i++)
+        free(item->groups[i]);
+    free(item->groups);
+    memset(item, 0, sizeof(*item));
+}
+
+void xdb_request_set_item(xdb_request *r, const xdb_roster_item *item)
+{
+    item_free(&r->item);
+    r->item.jid = dup_or_null(item->jid);
+    r->item.name = dup_or_null(item->name);
+    r->item.subscription = item->subscription;
+    r->item.ask = item->ask;
+    if (item->ngroups) {
+        r->item.groups = mem_array(item->ngroups, sizeof(char *));
+        for (size_t i = 0; i < item->ngroups; i++)
+            r->item.groups[i] = mem_strdup(item->groups[i]);
+        r->item.ngroups = item->ngroups;
+    }
+}
+
+void xdb_request_add_jid(xdb_request *r, const char *jid)
+{
+    xdb_strings_push(&r->jids, jid);
+}
+
+void xdb_request_free(xdb_request *r)
+{
+    if (!r)
+        return;
+    free(r->host);
+    free(r->user);
+    xdb_request_set_password(r, NULL);
+    OPENSSL_cleanse(&r->creds, sizeof(r->creds));
+    item_free(&r->item);
+    free(r->jid);
+    free(r->ns);
+    free(r->xml);
+    free(r->last.status);
+    strings_free(&r->jids);
+    for (size_t i = 0; i < r->roster.nitems; i++)
+        item_free(&r->roster.items[i]);
+    free(r->roster.items);
+    for (size_t i = 0; i < r->roster.npending; i++) {
+        free(r->roster.pending[i].jid);
+        free(r->roster.pending[i].xml);
+    }
+    free(r->roster.pending);
+    for (size_t i = 0; i < r->noffline; i++)
+        free(r->offline[i].xml);
+    free(r->offline);
+    strings_free(&r->users);
+    free(r);
+}

@@ -1,0 +1,176 @@
+/* xdbsql/store.c — the executor: runs one request on a connection, turns failures into errors
+ * the caller sees, and retries on a fresh connection when the connection was lost and running
+ * the request again cannot apply it twice. Also the steps the store_<area>.c files share. */
+#include "xdbsql/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mem.h"
+
+static const struct {
+    const char *name;
+    store_fn run;
+    /* Safe to run again even if its first COMMIT may have landed (idempotent). */
+    bool idempotent;
+} ops[XDB_OP_COUNT] = {
+    [XDB_USER_CREATE] = {"user-create", store_user_create, false},
+    [XDB_USER_DELETE] = {"user-delete", store_user_delete, false},
+    [XDB_USER_PASSWD] = {"user-passwd", store_user_passwd, true},
+    [XDB_USER_CREDS] = {"user-creds", store_user_creds, true},
+    [XDB_USER_LIST] = {"user-list", store_user_list, true},
+    [XDB_ROSTER_LOAD] = {"roster-load", store_roster_load, true},
+    [XDB_ROSTER_SET] = {"roster-set", store_roster_set, true},
+    [XDB_ROSTER_REMOVE] = {"roster-remove", store_roster_remove, false},
+    [XDB_PENDING_ADD] = {"pending-add", store_pending_add, true},
+    [XDB_PENDING_REMOVE] = {"pending-remove", store_pending_remove, true},
+    [XDB_VCARD_GET] = {"vcard-get", store_vcard_get, true},
+    [XDB_VCARD_SET] = {"vcard-set", store_vcard_set, true},
+    [XDB_PRIVATE_GET] = {"private-get", store_private_get, true},
+    [XDB_PRIVATE_SET] = {"private-set", store_private_set, true},
+    [XDB_OFFLINE_STORE] = {"offline-store", store_offline_store, false},
+    [XDB_OFFLINE_FETCH] = {"offline-fetch", store_offline_fetch, false},
+    [XDB_OFFLINE_COUNT] = {"offline-count", store_offline_count, true},
+    [XDB_LAST_SET] = {"last-set", store_last_set, true},
+    [XDB_LAST_GET] = {"last-get", store_last_get, true},
+    [XDB_BLOCK_LIST] = {"block-list", store_block_list, true},
+    [XDB_BLOCK_ADD] = {"block-add", store_block_add, true},
+    [XDB_BLOCK_REMOVE] = {"block-remove", store_block_remove, true},
+};
+
+const char *xdb_op_name(xdb_op op)
+{
+    return op < XDB_OP_COUNT ? ops[op].name : "unknown";
+}
+
+const char *xdb_status_name(xdb_status s)
+{
+    static const char *const names[] = {"ok", "not-found", "exists", "quota", "error"};
+    return s <= XDB_ERROR ? names[s] : "unknown";
+}
+
+static db_rc run_once(db_conn *c, xdb_request *r)
+{
+    r->commit_sent = false;
+    r->status = XDB_OK;
+    return ops[r->op].run(c, r);
+}
+
+xdb_status xdb_run(db_conn *c, xdb_request *r)
+{
+    if (r->op >= XDB_OP_COUNT) {
+        r->status = XDB_ERROR;
+        snprintf(r->error, sizeof(r->error), "unknown storage operation %d", (int)r->op);
+        return r->status;
+    }
+    /* A connection the server closed while it was idle (a restart, an idle timeout) is replaced
+     * before use, so that even a request that cannot be retried does not fail on it. */
+    if (!db_alive(c))
+        db_reconnect(c);
+    db_rc rc = run_once(c, r);
+    bool retry = rc == DB_LOST_UNAPPLIED ||
+                 (rc == DB_LOST && (!r->commit_sent || ops[r->op].idempotent));
+    if (retry) {
+        /* The server rolled back whatever was in flight; one more try on a fresh connection. */
+        if (db_reconnect(c) == DB_OK)
+            rc = run_once(c, r);
+    }
+    if (rc != DB_OK) {
+        r->status = XDB_ERROR;
+        snprintf(r->error, sizeof(r->error), "%s for %s@%s: %s%s", ops[r->op].name,
+                 r->user ? r->user : "", r->host ? r->host : "", db_errmsg(c),
+                 db_rc_lost(rc) && r->commit_sent ? " (connection lost during commit)" : "");
+        /* Not retried, the lost connection is still replaced: left in place, it would fail
+         * every later request too. */
+        if (db_rc_lost(rc) && !retry)
+            db_reconnect(c);
+    }
+    return r->status;
+}
+
+int64_t store_user_id(db_conn *c, const char *host, const char *user, db_rc *rc)
+{
+    static const char sql[] = "SELECT id FROM users WHERE host = ? AND username = ?";
+    db_stmt *st = db_prepare(c, sql, rc);
+    if (!st)
+        return 0;
+    db_bind_text(st, 1, host);
+    db_bind_text(st, 2, user);
+    int64_t id = 0;
+    while ((*rc = db_step(st)) == DB_ROW)
+        id = db_column_int(st, 0);
+    if (*rc == DB_DONE)
+        *rc = DB_OK;
+    return id;
+}
+
+db_rc store_begin_for_user(db_conn *c, xdb_request *r, int64_t *user_id)
+{
+    db_rc rc = db_begin(c);
+    if (rc != DB_OK)
+        return rc;
+    *user_id = store_user_id(c, r->host, r->user, &rc);
+    if (rc != DB_OK)
+        return store_abort(c, rc);
+    if (!*user_id) {
+        r->status = XDB_NOT_FOUND;
+        db_rollback(c);
+    }
+    return DB_OK;
+}
+
+db_rc store_commit(db_conn *c, xdb_request *r)
+{
+    r->commit_sent = true;
+    db_rc rc = db_commit(c);
+    if (rc != DB_OK)
+        db_rollback(c);
+    return rc;
+}
+
+db_rc store_abort(db_conn *c, db_rc rc)
+{
+    db_rollback(c);
+    return rc;
+}
+
+char *store_column_strdup(db_stmt *st, int col)
+{
+    size_t len;
+    const char *s = db_column_text(st, col, &len);
+    return s ? mem_strndup(s, len) : NULL;
+}
+
+db_rc store_step_done(db_stmt *st)
+{
+    db_rc rc;
+    while ((rc = db_step(st)) == DB_ROW)
+        ;
+    return rc == DB_DONE ? DB_OK : rc;
+}
+
+int64_t store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+db_rc store_upsert(db_conn *c, const char *update_sql, const char *insert_sql, store_binder bind,
+                   const xdb_request *r, const void *arg, bool *written)
+{
+    *written = false;
+    for (int pass = 0; pass < 2 && !*written; pass++) {
+        db_rc rc;
+        db_stmt *st = db_prepare(c, pass == 0 ? update_sql : insert_sql, &rc);
+        if (!st)
+            return rc;
+        bind(st, r, arg);
+        if ((rc = store_step_done(st)) != DB_OK)
+            return rc;
+        *written = db_changes(st) > 0;
+    }
+    return DB_OK;
+}

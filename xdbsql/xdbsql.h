@@ -1,0 +1,186 @@
+/* xdbsql/xdbsql.h — everything the session manager stores, asynchronously, on any SQL database.
+ *
+ * Work travels as requests. The caller fills an xdb_request (xdb_request_new, then the op's
+ * arguments) and submits it with a callback; a storage worker runs it against its own database
+ * connection and queues the finished request on a ring back to the caller, then calls the
+ * caller's notify function (the SM passes one that wakes its event loop). The caller drains the
+ * rings with xdbsql_dispatch() on its own thread, which runs the callbacks and frees the requests.
+ * The caller never waits for SQL.
+ *
+ * Ordering: requests for one user (host + username) always go to the same worker and are run in
+ * the order they were submitted; their callbacks come back in that order too.
+ *
+ * The same requests run synchronously with xdb_run() on a db_conn of the caller's (the admin
+ * tool, tests). One executor serves both paths.
+ *
+ * Thread rules: xdbsql_submit and xdbsql_dispatch are called from one thread (the owner); the
+ * workers touch a request only between submit and the ring back.
+ */
+#ifndef JABSHARD_XDBSQL_XDBSQL_H
+#define JABSHARD_XDBSQL_XDBSQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/scram.h"
+#include "xdbsql/db.h"
+
+typedef enum {
+    XDB_OK = 0,
+    XDB_NOT_FOUND,   /* no such user (or item) */
+    XDB_EXISTS,      /* the user already exists */
+    XDB_QUOTA,       /* the user's offline queue is full */
+    XDB_ERROR,       /* the database failed; error holds the reason; nothing was half-written */
+} xdb_status;
+
+typedef enum {
+    XDB_USER_CREATE,     /* in: password (or creds) */
+    XDB_USER_DELETE,     /* deletes the user and everything stored for them */
+    XDB_USER_PASSWD,     /* in: password (or creds) */
+    XDB_USER_CREDS,      /* out: creds */
+    XDB_USER_LIST,       /* out: users (username = NULL: every host's users when host is NULL) */
+    XDB_ROSTER_LOAD,     /* out: roster (items, version, pending requests): one round trip */
+    XDB_ROSTER_SET,      /* in: item; out: roster.version */
+    XDB_ROSTER_REMOVE,   /* in: item.jid; out: roster.version; XDB_NOT_FOUND when absent */
+    XDB_PENDING_ADD,     /* in: jid, xml (the subscribe presence) */
+    XDB_PENDING_REMOVE,  /* in: jid */
+    XDB_VCARD_GET,       /* out: xml (NULL when none) */
+    XDB_VCARD_SET,       /* in: xml */
+    XDB_PRIVATE_GET,     /* in: ns; out: xml (NULL when none) */
+    XDB_PRIVATE_SET,     /* in: ns, xml */
+    XDB_OFFLINE_STORE,   /* in: xml, quota; XDB_QUOTA when full */
+    XDB_OFFLINE_FETCH,   /* out: offline (fetched and deleted in one transaction) */
+    XDB_OFFLINE_COUNT,   /* out: count */
+    XDB_LAST_SET,        /* in: last */
+    XDB_LAST_GET,        /* out: last; XDB_NOT_FOUND when never recorded */
+    XDB_BLOCK_LIST,      /* out: jids */
+    XDB_BLOCK_ADD,       /* in: jids (already-blocked ones are ignored) */
+    XDB_BLOCK_REMOVE,    /* in: jids (none = unblock all) */
+    XDB_OP_COUNT
+} xdb_op;
+
+typedef enum { XDB_SUB_NONE, XDB_SUB_TO, XDB_SUB_FROM, XDB_SUB_BOTH } xdb_subscription;
+
+typedef struct xdb_credentials {
+    scram_credentials sha1, sha256;
+} xdb_credentials;
+
+typedef struct xdb_roster_item {
+    char *jid;          /* bare JID */
+    char *name;         /* NULL when none */
+    xdb_subscription subscription;
+    bool ask;           /* an outbound subscription request is pending */
+    char **groups;
+    size_t ngroups;
+} xdb_roster_item;
+
+typedef struct xdb_pending {
+    char *jid;          /* who asked */
+    char *xml;          /* their subscribe presence, as received */
+} xdb_pending;
+
+typedef struct xdb_roster {
+    int64_t version;    /* XEP-0237: bumped by every change */
+    xdb_roster_item *items;
+    size_t nitems;
+    xdb_pending *pending;
+    size_t npending;
+} xdb_roster;
+
+typedef struct xdb_offline {
+    int64_t stamp_ms;   /* when it was stored (Unix epoch, ms) */
+    char *xml;
+} xdb_offline;
+
+typedef struct xdb_last {
+    int64_t seconds;    /* Unix time of the last logout */
+    char *status;       /* NULL when none */
+} xdb_last;
+
+typedef struct xdb_strings {
+    char **v;
+    size_t n;
+} xdb_strings;
+
+typedef struct xdb_request xdb_request;
+typedef void (*xdb_callback)(xdb_request *req, void *ctx);
+
+struct xdb_request {
+    xdb_op op;
+    char *host, *user;          /* whose data */
+    /* Arguments */
+    char *password;             /* USER_CREATE, USER_PASSWD: derive creds from this (then wiped) */
+    xdb_credentials creds;      /* USER_CREATE, USER_PASSWD without password; USER_CREDS result */
+    xdb_roster_item item;       /* ROSTER_SET, ROSTER_REMOVE (jid only) */
+    char *jid;                  /* PENDING_ADD, PENDING_REMOVE */
+    char *ns;                   /* PRIVATE_GET, PRIVATE_SET */
+    char *xml;                  /* PENDING_ADD, VCARD_SET, PRIVATE_SET, OFFLINE_STORE; GET results */
+    int64_t quota;              /* OFFLINE_STORE: most messages kept */
+    xdb_last last;              /* LAST_SET; LAST_GET result */
+    xdb_strings jids;           /* BLOCK_ADD, BLOCK_REMOVE; BLOCK_LIST result */
+    /* Results */
+    xdb_status status;
+    char error[200];            /* when status is XDB_ERROR */
+    xdb_roster roster;          /* ROSTER_LOAD; version also for ROSTER_SET/REMOVE */
+    xdb_offline *offline;       /* OFFLINE_FETCH, oldest first */
+    size_t noffline;
+    int64_t count;              /* OFFLINE_COUNT */
+    xdb_strings users;          /* USER_LIST */
+    /* Owned by xdbsql while submitted */
+    bool commit_sent;           /* a COMMIT went out: after a lost connection, the outcome is unknown */
+    xdb_callback callback;
+    void *ctx;
+    xdb_request *next;
+};
+
+/* A request for op on host/user's data; strings are copied. */
+xdb_request *xdb_request_new(xdb_op op, const char *host, const char *user);
+/* Argument setters: they copy. */
+void xdb_request_set_password(xdb_request *r, const char *password);
+void xdb_request_set_jid(xdb_request *r, const char *jid);
+void xdb_request_set_ns(xdb_request *r, const char *ns);
+void xdb_request_set_xml(xdb_request *r, const char *xml);
+void xdb_request_set_item(xdb_request *r, const xdb_roster_item *item);
+void xdb_request_add_jid(xdb_request *r, const char *jid);
+void xdb_request_free(xdb_request *r);
+
+const char *xdb_status_name(xdb_status s);
+const char *xdb_op_name(xdb_op op);
+
+/* Runs a request synchronously on the caller's connection (admin tool, tests), retrying once on
+ * a fresh connection when the connection was lost and a retry is safe. Returns r->status. */
+xdb_status xdb_run(db_conn *c, xdb_request *r);
+
+/* Brings the schema to the current version. Returns 0, or -1 with the reason in err (a database
+ * newer than this program, or a failed migration). */
+int xdb_migrate(db_conn *c, char *err, size_t errlen);
+/* The same, stopping at version target (tests use it to build an older database). */
+int xdb_migrate_to(db_conn *c, int target, char *err, size_t errlen);
+/* The schema version this program writes, and the one a database is at (0 = empty, -1 = error). */
+int xdb_schema_current(void);
+int xdb_schema_version(db_conn *c);
+
+/* The asynchronous service. */
+typedef struct xdbsql xdbsql;
+
+typedef struct xdbsql_options {
+    db_settings db;
+    int workers;                       /* storage threads; 0 = default (4; 2 for sqlite) */
+    void (*notify)(void *notify_ctx);  /* called from a worker after it queued a result */
+    void *notify_ctx;
+} xdbsql_options;
+
+/* Connects every worker and migrates the schema. NULL with the reason in err on failure. */
+xdbsql *xdbsql_open(const xdbsql_options *opt, char *err, size_t errlen);
+/* Finishes every submitted request (their callbacks run in the final dispatch), then stops. */
+void xdbsql_close(xdbsql *x);
+int xdbsql_workers(const xdbsql *x);
+/* Queues r; cb runs on the owner thread from xdbsql_dispatch, then r is freed. */
+void xdbsql_submit(xdbsql *x, xdb_request *r, xdb_callback cb, void *ctx);
+/* Runs the callbacks of finished requests; returns how many ran. */
+size_t xdbsql_dispatch(xdbsql *x);
+/* Requests submitted and not yet dispatched. */
+size_t xdbsql_pending(const xdbsql *x);
+
+#endif
