@@ -145,6 +145,7 @@ static uint32_t current_line(const xmlstream *p)
     return (uint32_t)(XML_GetCurrentLineNumber(p->expat) + p->line_bias);
 }
 
+__attribute__((format(printf, 4, 0)))
 static void set_error(xmlstream *p, xmlstream_condition condition, uint32_t line, const char *fmt, va_list ap)
 {
     p->error.condition = condition;
@@ -367,7 +368,7 @@ static void on_text(void *data, const XML_Char *s, int len)
     if (p->depth <= 1) {
         for (int i = 0; i < len; i++)
             if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
-                fail(p, XMLSTREAM_ERR_BAD_FORMAT, "text between stanzas");
+                fail(p, XMLSTREAM_ERR_NOT_WELL_FORMED, "text between stanzas");
                 return;
             }
         p->idle_mark = event_end(p);

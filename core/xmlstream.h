@@ -11,8 +11,10 @@
  * namespace (§4.8.1), and the limits below. The first problem ends the stream: feed returns
  * XMLSTREAM_FAILED, xmlstream_get_error says which RFC 6120 §4.9.3 condition to send, and the
  * parser takes no more input until xmlstream_reset. Non-whitespace text between stanzas is
- * <bad-format/>: it is well-formed XML (so not <not-well-formed/>), but §11.7 allows only
- * whitespace between first-level elements.
+ * <not-well-formed/>: §11.7 allows only whitespace between first-level elements, and when such
+ * text is itself malformed (say "x]]>") expat reports the whole run as not well-formed or not,
+ * depending on where the chunks split it; one condition for both keeps the outcome independent
+ * of chunking.
  *
  * Stream restarts (after STARTTLS and after SASL success): from inside the callback that handles
  * the triggering element, call xmlstream_stop. Feed then returns XMLSTREAM_STOPPED right after
@@ -20,8 +22,8 @@
  * xmlstream_reset, and feeds the rest of the chunk (data + consumed) as the start of the new stream
  * — or, after <starttls/>, discards it: those bytes came before TLS and must not be trusted.
  *
- * Idle memory: a parser between stanzas costs what expat holds (about 8 KB, more after large
- * input). xmlstream_shrink frees all of it while keeping the stream going: call it when a
+ * Idle memory: a parser between stanzas costs what expat holds (about 11 KB with expat 2.5, more
+ * after large input). xmlstream_shrink frees all of it while keeping the stream going: call it when a
  * connection goes idle; the next feed rebuilds the parser transparently.
  *
  * Thread rules: a parser belongs to one thread. Callbacks run inside xmlstream_feed on that

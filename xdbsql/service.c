@@ -2,8 +2,8 @@
  * connection, fed through a queue and answering through a Concurrency Kit SPSC ring.
  *
  * A request goes to the worker chosen by a hash of its user, so one user's requests run in order
- * on one connection. The worker runs it (store.c) and pushes it onto its result ring; the owner
- * thread pops the rings in xdbsql_dispatch and runs the callbacks.
+ * on one connection. The worker runs it (store.c) and pushes it onto its result ring
+ * (core/ring.h); the owner thread pops the rings in xdbsql_dispatch and runs the callbacks.
  *
  * Ownership:
  *   worker.queue_head/tail, worker.stopping: guarded by worker.lock (owner pushes, worker pops);
@@ -11,7 +11,6 @@
  *   worker.conn: the worker thread only (after open);
  *   xdbsql.submitted, xdbsql.dispatched: the owner thread only.
  */
-#include <ck_ring.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/ring.h"
 #include "xdbsql/xdbsql.h"
 
 /* Finished requests a worker may have waiting for the owner; beyond it the worker waits. */
@@ -36,8 +36,7 @@ typedef struct worker {
     xdb_request *queue_head, *queue_tail;
     bool stopping;
 
-    ck_ring_t results;
-    ck_ring_buffer_t *result_slots;
+    ring results;
 } worker;
 
 struct xdbsql {
@@ -61,7 +60,7 @@ static uint64_t user_hash(const char *host, const char *user)
 
 static void push_result(worker *w, xdb_request *r)
 {
-    while (!ck_ring_enqueue_spsc(&w->results, w->result_slots, r)) {
+    while (!ring_push(&w->results, r)) {
         /* The owner is behind by RESULT_RING_SIZE answers: let it catch up. */
         w->service->opt.notify(w->service->opt.notify_ctx);
         nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
@@ -104,7 +103,7 @@ static void workers_free(xdbsql *x, int count)
         db_close(x->workers[i].conn);
         pthread_mutex_destroy(&x->workers[i].lock);
         pthread_cond_destroy(&x->workers[i].wake);
-        free(x->workers[i].result_slots);
+        ring_destroy(&x->workers[i].results);
     }
     free(x->workers);
     free(x);
@@ -126,8 +125,7 @@ xdbsql *xdbsql_open(const xdbsql_options *opt, char *err, size_t errlen)
         w->index = i;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->wake, NULL);
-        w->result_slots = mem_array(RESULT_RING_SIZE, sizeof(ck_ring_buffer_t));
-        ck_ring_init(&w->results, RESULT_RING_SIZE);
+        ring_init(&w->results, RESULT_RING_SIZE);
         if (!(w->conn = db_open(&opt->db, err, errlen))) {
             workers_free(x, i + 1);
             return NULL;
@@ -182,9 +180,8 @@ size_t xdbsql_dispatch(xdbsql *x)
     size_t ran = 0;
     for (int i = 0; i < x->nworkers; i++) {
         worker *w = &x->workers[i];
-        void *entry;
-        while (ck_ring_dequeue_spsc(&w->results, w->result_slots, &entry)) {
-            xdb_request *r = entry;
+        xdb_request *r;
+        while ((r = ring_pop(&w->results))) {
             if (r->callback)
                 r->callback(r, r->ctx);
             xdb_request_free(r);

@@ -440,10 +440,11 @@ static void test_not_well_formed(void **state)
 
 static void test_stream_level_errors(void **state)
 {
-    /* Non-whitespace text between stanzas: well-formed, but RFC 6120 §11.7 allows whitespace only. */
-    expect_in_stream("hello", NULL, XMLSTREAM_ERR_BAD_FORMAT);
-    expect_in_stream("<presence/> x <presence/>", NULL, XMLSTREAM_ERR_BAD_FORMAT);
-    expect_in_stream("&#65;", NULL, XMLSTREAM_ERR_BAD_FORMAT);
+    /* Non-whitespace text between stanzas (RFC 6120 §11.7: whitespace only), malformed or not. */
+    expect_in_stream("hello", NULL, XMLSTREAM_ERR_NOT_WELL_FORMED);
+    expect_in_stream("<presence/> x <presence/>", NULL, XMLSTREAM_ERR_NOT_WELL_FORMED);
+    expect_in_stream("&#65;", NULL, XMLSTREAM_ERR_NOT_WELL_FORMED);
+    expect_in_stream("<presence/>   text ]]> more", NULL, XMLSTREAM_ERR_NOT_WELL_FORMED);
     expect_in_stream(" \t\r\n&#32;&#10;<![CDATA[ ]]> ", NULL, XMLSTREAM_ERR_NONE);
     /* The stream element. */
     expect_str("<stream xmlns='jabber:client'>", NULL, XMLSTREAM_ERR_INVALID_NAMESPACE);

@@ -178,28 +178,34 @@ static int cmd_listusers(db_conn *c, int argc, char **argv)
     return 0;
 }
 
-/* Bulk import. Deriving SCRAM credentials (PBKDF2, about 2 ms an account) is the expensive part,
- * so each batch is derived on every core, then written in file order. Each account is its own
- * statement: a duplicate fails alone instead of aborting a batch's transaction. */
+/* Bulk import. Deriving SCRAM credentials (PBKDF2, about a millisecond an account) is the
+ * expensive part, so every core derives the next batch while the main thread writes the current
+ * one, in file order, as one transaction. A batch the database refuses (an account that exists)
+ * is written again one account at a time, so that only the refused lines fail. */
 
-#define IMPORT_BATCH 512
+#define IMPORT_BATCH 1024
 
-typedef struct import_job {
-    xdb_request **requests;
-    size_t count, next;
+typedef struct import_batch {
+    xdb_request *requests[IMPORT_BATCH];
+    size_t lines[IMPORT_BATCH];
+    size_t count;
+    /* Derivation: threads take requests[next++] until count. */
+    size_t next;
     pthread_mutex_t lock;
-} import_job;
+    pthread_t threads[64];
+    int nthreads;
+} import_batch;
 
 static void *derive_worker(void *arg)
 {
-    import_job *job = arg;
+    import_batch *b = arg;
     for (;;) {
-        pthread_mutex_lock(&job->lock);
-        size_t i = job->next++;
-        pthread_mutex_unlock(&job->lock);
-        if (i >= job->count)
+        pthread_mutex_lock(&b->lock);
+        size_t i = b->next++;
+        pthread_mutex_unlock(&b->lock);
+        if (i >= b->count)
             return NULL;
-        xdb_request *r = job->requests[i];
+        xdb_request *r = b->requests[i];
         if (scram_derive(SCRAM_SHA1, r->password, NULL, 0, SCRAM_ITERATIONS, &r->creds.sha1) != 0 ||
             scram_derive(SCRAM_SHA256, r->password, NULL, 0, SCRAM_ITERATIONS, &r->creds.sha256) != 0)
             snprintf(r->error, sizeof(r->error), "the password has characters SASLprep prohibits");
@@ -207,38 +213,93 @@ static void *derive_worker(void *arg)
     }
 }
 
-static void derive_all(xdb_request **requests, size_t count)
+static void derive_start(import_batch *b)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = cores > 1 ? (int)(cores > 64 ? 64 : cores) : 1;
-    import_job job = {.requests = requests, .count = count, .lock = PTHREAD_MUTEX_INITIALIZER};
-    pthread_t tid[64];
-    for (int i = 0; i < threads; i++)
-        pthread_create(&tid[i], NULL, derive_worker, &job);
-    for (int i = 0; i < threads; i++)
-        pthread_join(tid[i], NULL);
+    b->nthreads = cores > 1 ? (int)(cores > 64 ? 64 : cores) : 1;
+    b->next = 0;
+    for (int i = 0; i < b->nthreads; i++)
+        pthread_create(&b->threads[i], NULL, derive_worker, b);
 }
 
-/* Writes one batch; returns the number of failures (each printed with its line number). */
-static size_t write_batch(db_conn *c, xdb_request **requests, const size_t *lines, size_t count,
-                          size_t *created)
+static void derive_wait(import_batch *b)
 {
-    size_t failures = 0;
-    for (size_t i = 0; i < count; i++) {
-        xdb_request *r = requests[i];
-        if (r->error[0]) {
-            fprintf(stderr, "jabshardctl: import line %zu: %s@%s: %s\n", lines[i], r->user, r->host,
-                    r->error);
-            failures++;
-        } else if (xdb_run(c, r) == XDB_OK) {
-            (*created)++;
-        } else {
-            fprintf(stderr, "jabshardctl: import line %zu: %s@%s: %s\n", lines[i], r->user, r->host,
-                    r->status == XDB_EXISTS ? "already exists" : r->error);
+    for (int i = 0; i < b->nthreads; i++)
+        pthread_join(b->threads[i], NULL);
+}
+
+/* Reads up to IMPORT_BATCH valid lines into b; bad lines are reported and counted. */
+static void read_batch(FILE *in, const sm_config *sc, import_batch *b, size_t *lineno,
+                       size_t *failures)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    b->count = 0;
+    while (b->count < IMPORT_BATCH && getline(&line, &cap, in) >= 0) {
+        ++*lineno;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line + strspn(line, " \t");
+        if (!*p || *p == '#')
+            continue;
+        size_t jid_len = strcspn(p, " \t");
+        char *password = p + jid_len + strspn(p + jid_len, " \t");
+        jid account;
+        const char *why = *password ? account_parse(sc, p, jid_len, &account)
+                                    : "expected \"user@host password\"";
+        if (why) {
+            fprintf(stderr, "jabshardctl: import line %zu: %s\n", *lineno, why);
+            ++*failures;
+            continue;
+        }
+        xdb_request *r = account_request(XDB_USER_CREATE, &account);
+        xdb_request_set_password(r, password);
+        jid_free(&account);
+        b->lines[b->count] = *lineno;
+        b->requests[b->count++] = r;
+    }
+    if (line)
+        OPENSSL_cleanse(line, cap);
+    free(line);
+}
+
+static void report_failure(const import_batch *b, size_t i)
+{
+    const xdb_request *r = b->requests[i];
+    fprintf(stderr, "jabshardctl: import line %zu: %s@%s: %s\n", b->lines[i], r->user, r->host,
+            r->error[0] ? r->error : xdb_status_name(r->status));
+}
+
+/* Writes a derived batch; returns the failures. */
+static size_t write_batch(db_conn *c, import_batch *b, size_t *created)
+{
+    size_t failures = 0, written = 0;
+    bool whole = db_begin(c) == DB_OK;
+    for (size_t i = 0; whole && i < b->count; i++) {
+        if (b->requests[i]->error[0])
+            continue;
+        whole = xdb_run(c, b->requests[i]) == XDB_OK;
+        written++;
+    }
+    if (whole && db_commit(c) == DB_OK) {
+        *created += written;
+    } else {
+        db_rollback(c);
+        for (size_t i = 0; i < b->count; i++) {
+            xdb_request *r = b->requests[i];
+            if (!r->error[0] && xdb_run(c, r) == XDB_OK)
+                ++*created;
+            else if (r->status == XDB_EXISTS)
+                snprintf(r->error, sizeof(r->error), "already exists");
+        }
+    }
+    for (size_t i = 0; i < b->count; i++) {
+        if (b->requests[i]->error[0] || b->requests[i]->status != XDB_OK) {
+            report_failure(b, i);
             failures++;
         }
-        xdb_request_free(r);
+        xdb_request_free(b->requests[i]);
     }
+    b->count = 0;
     return failures;
 }
 
@@ -251,47 +312,28 @@ static int cmd_import(db_conn *c, const sm_config *sc, int argc, char **argv)
         fprintf(stderr, "jabshardctl: import: cannot open %s: %s\n", argv[0], strerror(errno));
         return EXIT_USAGE;
     }
-    xdb_request **batch = mem_array(IMPORT_BATCH, sizeof(*batch));
-    size_t lines[IMPORT_BATCH];
-    size_t n = 0, lineno = 0, created = 0, failures = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    for (;;) {
-        ssize_t len = getline(&line, &cap, in);
-        if (len >= 0) {
-            lineno++;
-            line[strcspn(line, "\r\n")] = '\0';
-            char *p = line + strspn(line, " \t");
-            if (!*p || *p == '#')
-                continue;
-            size_t jid_len = strcspn(p, " \t");
-            char *password = p + jid_len + strspn(p + jid_len, " \t");
-            p[jid_len] = '\0';
-            jid account;
-            const char *why = *password ? account_parse(sc, p, jid_len, &account)
-                                        : "expected \"user@host password\"";
-            if (why) {
-                fprintf(stderr, "jabshardctl: import line %zu: %s\n", lineno, why);
-                failures++;
-                continue;
-            }
-            batch[n] = account_request(XDB_USER_CREATE, &account);
-            xdb_request_set_password(batch[n], password);
-            lines[n++] = lineno;
-            jid_free(&account);
-        }
-        if (n == IMPORT_BATCH || (len < 0 && n > 0)) {
-            derive_all(batch, n);
-            failures += write_batch(c, batch, lines, n, &created);
-            n = 0;
-        }
-        if (len < 0)
-            break;
+    import_batch *batches = mem_array(2, sizeof(import_batch));
+    pthread_mutex_init(&batches[0].lock, NULL);
+    pthread_mutex_init(&batches[1].lock, NULL);
+    size_t lineno = 0, created = 0, failures = 0;
+    import_batch *current = &batches[0], *next = &batches[1];
+    read_batch(in, sc, current, &lineno, &failures);
+    derive_start(current);
+    derive_wait(current);
+    while (current->count) {
+        read_batch(in, sc, next, &lineno, &failures);
+        if (next->count)
+            derive_start(next);
+        failures += write_batch(c, current, &created);
+        if (next->count)
+            derive_wait(next);
+        import_batch *t = current;
+        current = next;
+        next = t;
     }
-    if (line)
-        OPENSSL_cleanse(line, cap);
-    free(line);
-    free(batch);
+    pthread_mutex_destroy(&batches[0].lock);
+    pthread_mutex_destroy(&batches[1].lock);
+    free(batches);
     if (in != stdin)
         fclose(in);
     printf("imported %zu accounts, %zu failed\n", created, failures);
