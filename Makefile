@@ -118,11 +118,12 @@ fuzz: $(FUZZ_BINS)
 .SECONDARY: $(FUZZ_OBJS)
 
 # make check: the unit tests, the storage suite on each database (real PostgreSQL and MariaDB
-# servers started in temporary directories), then (outside sanitizer variants, which would only repeat what the
+# servers started in temporary directories), the integration tests of the programs, then (outside sanitizer variants, which would only repeat what the
 # fuzz build already instruments) every fuzz target for FUZZ_SECONDS on a scratch copy of its corpus.
 check: all
 	@sh tests/run-unit.sh $(UNIT_BINS)
 	@sh tests/storage/run.sh $(STORAGE_BINS)
+	@sh tests/run-integration.sh $(BUILD)
 ifeq ($(SAN),)
 	@$(MAKE) --no-print-directory fuzz-check
 endif

@@ -1,0 +1,124 @@
+/* smproto/frame.h — smproto frames (docs/smproto.md §2): the one encoder and decoder both ends use.
+ *
+ * Encoding appends a frame to a core/buf.h buffer; decoding takes bytes as they arrived from the
+ * socket and yields whole frames, pointing into the caller's buffer (no copy). Control payloads
+ * (everything but STANZA) have typed encoders and decoders here; a decoder refuses any payload
+ * that is not exactly what its type says (missing NUL, trailing bytes, over-long field).
+ *
+ * Thread rules: none; plain functions on the caller's memory.
+ */
+#ifndef JABSHARD_SMPROTO_FRAME_H
+#define JABSHARD_SMPROTO_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/scram.h"
+
+#define SMPROTO_VERSION 1
+#define SMPROTO_NS "urn:jabshard:smproto"
+#define SMPROTO_HEADER 16
+#define SMPROTO_MAX_PAYLOAD (1u << 20)
+
+typedef enum {
+    SMPROTO_STANZA = 1,
+    SMPROTO_AUTH_QUERY = 2,
+    SMPROTO_AUTH_ANSWER = 3,
+    SMPROTO_BIND = 4,
+    SMPROTO_BOUND = 5,
+    SMPROTO_END = 6,
+    SMPROTO_REGISTER = 7,
+    SMPROTO_PING = 8,
+    SMPROTO_PONG = 9,
+    SMPROTO_RESYNC = 10,
+    SMPROTO_TYPE_MAX = SMPROTO_RESYNC,
+} smproto_type;
+
+/* Session ids: shard (8 bits) | slot (24 bits) | generation (32 bits). */
+static inline uint64_t smproto_sid(unsigned shard, uint32_t slot, uint32_t generation)
+{
+    return ((uint64_t)(shard & 0xff) << 56) | ((uint64_t)(slot & 0xffffff) << 32) | generation;
+}
+static inline unsigned smproto_sid_shard(uint64_t sid) { return (unsigned)(sid >> 56); }
+static inline uint32_t smproto_sid_slot(uint64_t sid) { return (uint32_t)(sid >> 32) & 0xffffff; }
+static inline uint32_t smproto_sid_generation(uint64_t sid) { return (uint32_t)sid; }
+
+/* A decoded frame; payload points into the decoder's input. */
+typedef struct smproto_frame {
+    smproto_type type;
+    uint64_t sid;
+    const uint8_t *payload;
+    uint32_t len;
+} smproto_frame;
+
+typedef enum {
+    SMPROTO_FRAME_OK,        /* *frame is set and *used bytes were consumed */
+    SMPROTO_FRAME_PARTIAL,   /* more bytes are needed */
+    SMPROTO_FRAME_BAD,       /* a protocol error: close the link */
+} smproto_frame_status;
+
+/* Looks at the first len bytes of data for one whole frame. Checks the header (length bound, known
+ * type, zero flags and reserved bytes), not the payload. */
+smproto_frame_status smproto_frame_next(const uint8_t *data, size_t len, smproto_frame *frame,
+                                        size_t *used);
+
+/* Appends a frame with a raw payload. Encoders abort on a frame the peer would refuse (payload over
+ * SMPROTO_MAX_PAYLOAD, unknown type, undefined status/reason/flags): that is a bug in the caller. */
+void smproto_put(buf *out, smproto_type type, uint64_t sid, const void *payload, size_t len);
+
+/* Control records. Encoders append a whole frame; strings passed to them must be UTF-8. Decoders
+ * return false for a malformed payload or a frame of another type, and set their outputs only when
+ * they return true. They accept only the canonical encoding: defined status/reason/flags values,
+ * salts of at most SCRAM_SALT_MAX bytes, keys of exactly scram_key_len bytes, iterations > 0, no
+ * trailing bytes. Decoded strings point into the frame (they are NUL-terminated there).
+ * PING, PONG and RESYNC belong to the link, not a session: their session id is 0, and the decoders
+ * refuse any other. */
+typedef struct smproto_creds {
+    scram_credentials sha1, sha256;
+} smproto_creds;
+
+enum { SMPROTO_AUTH_OK = 0, SMPROTO_AUTH_NO_USER = 1, SMPROTO_AUTH_ERROR = 2 };
+enum { SMPROTO_BOUND_OK = 0, SMPROTO_BOUND_CONFLICT = 1, SMPROTO_BOUND_NOT_ALLOWED = 2,
+       SMPROTO_BOUND_CONSTRAINT = 3 };
+enum { SMPROTO_END_GONE = 0, SMPROTO_END_REPLACED = 1, SMPROTO_END_KICKED = 2,
+       SMPROTO_END_SHUTDOWN = 3, SMPROTO_END_ERROR = 4 };
+enum { SMPROTO_BIND_LEGACY_SESSION = 1 };
+
+void smproto_put_auth_query(buf *out, uint64_t sid, const char *host, const char *user);
+bool smproto_get_auth_query(const smproto_frame *f, const char **host, const char **user);
+/* creds NULL unless status is SMPROTO_AUTH_OK. */
+void smproto_put_auth_answer(buf *out, uint64_t sid, uint8_t status, const smproto_creds *creds);
+bool smproto_get_auth_answer(const smproto_frame *f, uint8_t *status, smproto_creds *creds);
+void smproto_put_bind(buf *out, uint64_t sid, const char *host, const char *user,
+                      const char *resource, uint8_t flags);
+bool smproto_get_bind(const smproto_frame *f, const char **host, const char **user,
+                      const char **resource, uint8_t *flags);
+/* full_jid NULL unless status is SMPROTO_BOUND_OK. */
+void smproto_put_bound(buf *out, uint64_t sid, uint8_t status, const char *full_jid);
+bool smproto_get_bound(const smproto_frame *f, uint8_t *status, const char **full_jid);
+void smproto_put_end(buf *out, uint64_t sid, uint8_t reason, const char *text);
+bool smproto_get_end(const smproto_frame *f, uint8_t *reason, const char **text);
+void smproto_put_register(buf *out, uint64_t sid, const char *host, const char *iq_xml);
+bool smproto_get_register(const smproto_frame *f, const char **host, const char **iq_xml);
+void smproto_put_ping(buf *out, smproto_type type, uint64_t token);  /* PING or PONG */
+bool smproto_get_ping(const smproto_frame *f, uint64_t *token);
+
+/* RESYNC: entries appended to one frame's payload; the reader walks them. */
+typedef struct smproto_resync_reader {
+    const uint8_t *p, *end;
+} smproto_resync_reader;
+/* Starts a RESYNC frame; returns its offset from buf_data(out) for smproto_resync_end, which fixes
+ * its length (consume nothing from out in between). A frame holds at most SMPROTO_MAX_PAYLOAD
+ * bytes of entries, each 9 + strlen(full_jid): start another before that (resync_end aborts past it). */
+size_t smproto_resync_begin(buf *out);
+void smproto_resync_add(buf *out, uint64_t sid, const char *full_jid);
+void smproto_resync_end(buf *out, size_t frame_start);
+void smproto_resync_read(const smproto_frame *f, smproto_resync_reader *rd);
+/* 1: an entry; 0: the end; -1: malformed. */
+int smproto_resync_next(smproto_resync_reader *rd, uint64_t *sid, const char **full_jid);
+
+const char *smproto_type_name(smproto_type type);
+
+#endif
