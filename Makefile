@@ -90,13 +90,16 @@ $(BUILD)/bin/jabshard-c2s: $(BUILD)/shard/main.o
 $(BUILD)/bin/jabshard-sm: $(BUILD)/sm/main.o
 $(BUILD)/bin/jabshardctl: $(BUILD)/xdbsql/ctl/main.o
 
+# Tests also link GNU SASL: an independent client implementation to check our SASL against.
+TEST_LDLIBS = -lcmocka $(shell pkg-config --libs libgsasl 2>/dev/null)
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) $(TEST_LDLIBS)
 
 $(BUILD)/tests/storage/%: $(BUILD)/tests/storage/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) $(TEST_LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)

@@ -10,6 +10,7 @@
 #include "core/jid.h"
 
 #include "core/mem.h"
+#include "core/utf8.h"
 
 #include <arpa/inet.h>
 #include <idna.h>
@@ -41,45 +42,7 @@ static jid_err jid_err_of(jid_part part, jid_prep r)
     return errs[part][r];
 }
 
-/* ---- UTF-8 and ASCII ---------------------------------------------------------------------- */
-
-/* 1 when s is all ASCII, 0 when it is valid UTF-8 with non-ASCII characters, -1 when it is not
- * UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). libidn assumes
- * valid input, so nothing reaches it unchecked. */
-static int jid_utf8_scan(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    int ascii = 1;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        ascii = 0;
-        size_t extra;
-        if (c >= 0xc2 && c <= 0xdf)
-            extra = 1;
-        else if (c >= 0xe0 && c <= 0xef)
-            extra = 2;
-        else if (c >= 0xf0 && c <= 0xf4)
-            extra = 3;
-        else
-            return -1;
-        if (len - i <= extra)
-            return -1;
-        for (size_t k = 1; k <= extra; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return -1;
-        unsigned char c1 = s[i + 1];
-        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) || (c == 0xf0 && c1 < 0x90) ||
-            (c == 0xf4 && c1 >= 0x90))
-            return -1;
-        i += extra + 1;
-    }
-    return ascii;
-}
+/* ---- ASCII ---------------------------------------------------------------------- */
 
 static inline unsigned char jid_ascii_lower(unsigned char c)
 {
@@ -175,7 +138,7 @@ static jid_prep jid_prep_simple(jid_part part, const char *in, size_t len, char 
         *out_len = len;
         return bad ? PREP_PROHIBITED : PREP_OK;
     }
-    int kind = jid_utf8_scan(in, len);
+    int kind = utf8_scan(in, len);
     if (kind < 0)
         return PREP_UTF8;
     if (kind == 1) /* ASCII, longer than JID_PART_MAX: preparation keeps the length */
@@ -298,7 +261,7 @@ static jid_prep jid_prep_domain(const char *in, size_t len, char *out, size_t *o
         return PREP_EMPTY;
     if (len > JID_PART_INPUT_MAX)
         return PREP_TOO_LONG;
-    if (jid_utf8_scan(in, len) < 0)
+    if (utf8_scan(in, len) < 0)
         return PREP_UTF8;
     /* RFC 6122 §2.2 / RFC 7622 §3.2: one final dot is stripped before anything else. */
     len -= jid_final_dot_len(in, len);

@@ -3,11 +3,12 @@
 # that are missing; anywhere else, prints what to install and stops.
 set -eu
 
-# Build: compiler, pkg-config, libraries. Tests: cmocka, clang's libFuzzer and sanitizer runtimes,
-# and the PostgreSQL and MariaDB servers the storage suite starts in temporary directories.
+# Build: compiler, pkg-config, libraries. Tests: cmocka, GNU SASL (an independent SASL client),
+# clang's libFuzzer and sanitizer runtimes, the PostgreSQL and MariaDB servers the storage suite
+# starts in temporary directories, and the client libraries the integration tests log in with.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
 libsqlite3-dev libpq-dev libmariadb-dev libcmocka-dev clang libclang-rt-14-dev
-postgresql mariadb-server"
+libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev"
 
 # --list: print the package names (CI installs them all, upgrading what is already there).
 if [ "${1:-}" = "--list" ]; then
