@@ -132,7 +132,8 @@ int evloop_io_set(evloop *loop, evloop_io *io, unsigned interest)
     if (interest == io->interest)
         return 0;
     struct epoll_event ev = {
-        .events = (interest & EVLOOP_READ ? EPOLLIN : 0u) | (interest & EVLOOP_WRITE ? EPOLLOUT : 0u),
+        .events = (interest & EVLOOP_READ ? EPOLLIN : 0u) |
+                  (interest & EVLOOP_WRITE ? EPOLLOUT : 0u),
         .data.ptr = io,
     };
     if (interest == 0) {

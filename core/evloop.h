@@ -61,7 +61,8 @@ void evloop_io_init(evloop_io *io, int fd, evloop_io_fn fn, void *arg);
  * done before the fd is closed or io is freed; any event for io still pending in the current
  * iteration is then dropped, so the callback never runs for a freed io. Callbacks never report bits
  * outside the current interest, even for events collected before it changed.
- * Returns 0, or -1 with errno from epoll_ctl (the interest is then unchanged). */
+ * Returns 0, or -1 with errno from epoll_ctl: when adding or changing interest, it is then left as
+ * it was; when setting 0, io is forgotten anyway (the fd was closed too early). */
 int evloop_io_set(evloop *loop, evloop_io *io, unsigned interest);
 static inline unsigned evloop_io_interest(const evloop_io *io) { return io->interest; }
 

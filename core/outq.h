@@ -29,8 +29,8 @@
 
 typedef struct outq_block outq_block;
 
-/* Blocks start with one reference, owned by the caller. */
-/* len bytes, uninitialized: fill them through outq_block_data before sharing the block. */
+/* Every constructor returns a block holding one reference, the caller's.
+ * outq_block_new: len bytes, uninitialized; fill them through outq_block_data before sharing. */
 outq_block *outq_block_new(size_t len);
 outq_block *outq_block_copy(const void *data, size_t len);
 /* Takes b's bytes without copying them (a serializer's output); b is left empty. */

@@ -1,10 +1,10 @@
 /* core/timer.c — the timer heap behind core/timer.h.
  *
  * A 4-ary min-heap rather than a binary one: half the depth, and the four children of a node sit
- * next to each other in memory, so a sift-down touches about one cache line per level. A hashed
- * timing wheel would make every operation O(1), but it needs cascading between levels to keep exact
- * order, and the operation that dominates here (pushing an idle timeout later on every read) is
- * already O(1) with lazy rescheduling:
+ * next to each other (64 bytes), so a sift-down touches one or two cache lines per level. A hashed
+ * timing wheel would make every operation O(1), but it needs cascading between levels to keep
+ * exact order, and the operation that dominates here (pushing an idle timeout later on every read)
+ * is already O(1) with lazy rescheduling:
  *
  *   Each heap slot carries its own sort key (a deadline). When a pending timer is moved later, only
  *   the timer's own `when`/`seq` change; its slot keeps the old, earlier key, which is still a lower
