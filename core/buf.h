@@ -36,8 +36,10 @@ static inline size_t buf_len(const buf *b) { return b->end - b->start; }
 static inline size_t buf_avail(const buf *b) { return b->cap - b->end; }
 
 /* Ensures room for at least n more bytes after the data and returns where they go; write into it,
- * then buf_commit the count actually written. The typical read:
- *     ssize_t r = read(fd, buf_reserve(&b, 4096), buf_avail(&b));
+ * then buf_commit the count actually written. The typical read (two statements: C leaves the
+ * order of a call's arguments open, so buf_avail must not sit beside buf_reserve in one call):
+ *     char *room = buf_reserve(&b, 4096);
+ *     ssize_t r = read(fd, room, buf_avail(&b));
  *     if (r > 0) buf_commit(&b, r);
  */
 char *buf_reserve(buf *b, size_t n);

@@ -1,0 +1,901 @@
+/* shard/c2s_stream.c — the client stream state machine (see c2s_stream.h). */
+#include "shard/c2s_stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "core/jid.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/random.h"
+#include "core/xml_write.h"
+#include "core/xmlstream.h"
+#include "shard/sasl.h"
+
+#define NS_CLIENT "jabber:client"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_REGISTER "jabber:iq:register"
+#define NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
+#define NS_SASL_CB "urn:xmpp:sasl-cb:0"
+
+/* Stanzas parsed while an answer is awaited; a client that sends more than this without waiting
+ * for its answers is misbehaving (the connection stops reading meanwhile, so only what one read
+ * delivered can pile up). */
+#define C2S_MAX_PENDING 64
+
+typedef enum { ST_HEADER, ST_OPEN, ST_CLOSED } c2s_state;
+typedef enum { W_NONE, W_CREDS, W_VERIFY, W_BIND } c2s_wait;
+
+typedef struct pending_stanza {
+    struct pending_stanza *next;
+    xml_node *node;
+    xml_arena *arena;
+} pending_stanza;
+
+struct c2s_stream {
+    const c2s_env *env;
+    uint64_t sid;
+    xmlstream *xs;
+    c2s_state state;
+    c2s_wait wait;
+    bool tls;                  /* the stream runs over TLS */
+    bool has_exporter;
+    uint8_t exporter[32];
+    bool header_sent;          /* our stream header went out (for errors before it) */
+    bool authenticated, bound, bind_requested, end_sent;
+    bool in_feed;              /* inside xmlstream_feed: a restart must go through xmlstream_stop */
+    bool restart;              /* restart the parser once feed returns STOPPED */
+    bool starttls;             /* <proceed/> sent: the rest of the input is discarded */
+    unsigned actions;          /* accumulated for the current call */
+    unsigned auth_failures;
+    const char *host;          /* the served host the client asked for (the config's string) */
+    char *user;                /* nodeprep'd authentication identity, after SASL */
+    jid full;                  /* bound JID */
+    sasl_session *sasl;
+    bool plus_offered;
+    bool have_creds;
+    smproto_creds creds;
+    char *bind_id;             /* id of the bind iq awaiting BOUND */
+    pending_stanza *pending, **pending_tail;
+    unsigned npending;
+    buf out, frames, scratch;
+};
+
+static void on_header(void *ctx, const xml_node *root, const char *content_ns);
+static void on_stanza(void *ctx, xml_node *stanza, xml_arena *arena);
+static void on_close(void *ctx);
+
+/* ---- base64 (RFC 4648, strict: padding required, no whitespace) ------------------------------ */
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decodes text into out (malloc'd); returns the length or -1. */
+static long b64_decode(const char *text, uint8_t **out)
+{
+    size_t n = strlen(text);
+    *out = NULL;
+    if (n % 4)
+        return -1;
+    uint8_t *d = mem_alloc(n / 4 * 3 + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)text[i + k];
+            if (c == '=' && i + 4 == n && k >= 2 && (k == 3 || text[i + 3] == '=')) {
+                v[k] = 0;
+                pad++;
+            } else if ((v[k] = b64_value(c)) < 0 || pad) {
+                free(d);
+                return -1;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        d[o++] = (uint8_t)(w >> 16);
+        if (pad < 2)
+            d[o++] = (uint8_t)(w >> 8);
+        if (pad < 1)
+            d[o++] = (uint8_t)w;
+    }
+    *out = d;
+    return (long)o;
+}
+
+static void b64_append(buf *out, const void *data, size_t len)
+{
+    size_t need = 4 * ((len + 2) / 3) + 1;
+    char *p = buf_reserve(out, need);
+    int n = EVP_EncodeBlock((unsigned char *)p, data, (int)len);
+    buf_commit(out, (size_t)n);
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+static void send_header(c2s_stream *s)
+{
+    char id[21];
+    random_token(id, 20);
+    xml_stream_attrs a = {
+        .content_ns = NS_CLIENT,
+        .from = s->host ? s->host : s->env->cfg->hosts[0],
+        .id = id,
+        .version = "1.0",
+        .lang = "en",
+    };
+    xml_write_stream_open(&s->out, &a);
+    s->header_sent = true;
+}
+
+static void send_end(c2s_stream *s, uint8_t reason)
+{
+    if (s->bind_requested && !s->end_sent) {
+        smproto_put_end(&s->frames, s->sid, reason, "");
+        s->end_sent = true;
+    }
+}
+
+static void free_pending(c2s_stream *s)
+{
+    while (s->pending) {
+        pending_stanza *p = s->pending;
+        s->pending = p->next;
+        xml_arena_free(p->arena);
+        free(p);
+    }
+    s->pending_tail = &s->pending;
+    s->npending = 0;
+}
+
+static void stream_fail(c2s_stream *s, const char *condition, const char *text)
+{
+    if (s->state == ST_CLOSED)
+        return;
+    if (!s->header_sent)
+        send_header(s);
+    xml_write_stream_error(&s->out, condition, text);
+    xml_write_stream_close(&s->out);
+    send_end(s, SMPROTO_END_GONE);
+    s->state = ST_CLOSED;
+    s->wait = W_NONE;
+    free_pending(s);
+    if (s->in_feed)
+        xmlstream_stop(s->xs);
+    s->actions |= C2S_ACT_CLOSE;
+}
+
+unsigned c2s_stream_error(c2s_stream *s, const char *condition, const char *text)
+{
+    s->actions = 0;
+    stream_fail(s, condition, text);
+    return s->actions;
+}
+
+/* Writes el (a tree built here) to the client. */
+static void send_node(c2s_stream *s, const xml_node *el)
+{
+    xml_write_node(&s->out, el, NS_CLIENT, true);
+}
+
+/* An <iq/> result or error for the client, built in a scratch arena. */
+static xml_node *reply_iq(xml_arena *a, const xml_node *iq, const char *type)
+{
+    xml_node *r = xml_element_new(a, NULL, NS_CLIENT, "iq");
+    xml_attr_set(a, r, NULL, "type", type);
+    const char *id = xml_attr_get(iq, "id");
+    if (id)
+        xml_attr_set(a, r, NULL, "id", id);
+    return r;
+}
+
+/* A stanza error for what the client sent (RFC 6120 §8.3): never for an error itself. */
+static void stanza_error(c2s_stream *s, const xml_node *stanza, const char *type, const char *cond)
+{
+    const char *stype = xml_attr_get(stanza, "type");
+    if (stype && strcmp(stype, "error") == 0)
+        return;
+    xml_arena *a = xml_arena_new(512);
+    xml_node *r = xml_element_new(a, NULL, NS_CLIENT, stanza->name);
+    xml_attr_set(a, r, NULL, "type", "error");
+    const char *id = xml_attr_get(stanza, "id");
+    if (id)
+        xml_attr_set(a, r, NULL, "id", id);
+    const char *to = xml_attr_get(stanza, "to");
+    if (to && strcmp(cond, "jid-malformed") != 0)
+        xml_attr_set(a, r, NULL, "from", to);
+    if (s->bound)
+        xml_attr_set(a, r, NULL, "to", jid_full(&s->full));
+    xml_node *e = xml_element_new(a, r, NS_CLIENT, "error");
+    xml_attr_set(a, e, NULL, "type", type);
+    xml_element_new(a, e, NS_STANZAS, cond);
+    send_node(s, r);
+    xml_arena_free(a);
+}
+
+static void send_features(c2s_stream *s)
+{
+    const front_config *cfg = s->env->cfg;
+    buf *o = &s->out;
+    buf_append(o, "<stream:features>", 17);
+    if (!s->authenticated) {
+        bool offer_tls = !s->tls && s->env->tls_available;
+        bool tls_first = offer_tls && cfg->starttls_required;
+        if (offer_tls)
+            buf_appendf(o, "<starttls xmlns='%s'>%s</starttls>", NS_TLS,
+                        tls_first ? "<required/>" : "");
+        if (!tls_first) {
+            buf_appendf(o, "<mechanisms xmlns='%s'>", NS_SASL);
+            s->plus_offered = s->tls && s->has_exporter;
+            if (s->plus_offered)
+                buf_appendf(o, "<mechanism>%s</mechanism><mechanism>%s</mechanism>",
+                            sasl_mech_name(SASL_SCRAM_SHA256_PLUS),
+                            sasl_mech_name(SASL_SCRAM_SHA1_PLUS));
+            buf_appendf(o, "<mechanism>%s</mechanism><mechanism>%s</mechanism>",
+                        sasl_mech_name(SASL_SCRAM_SHA256), sasl_mech_name(SASL_SCRAM_SHA1));
+            if (s->tls)
+                buf_appendf(o, "<mechanism>%s</mechanism>", sasl_mech_name(SASL_PLAIN));
+            buf_append(o, "</mechanisms>", 13);
+            if (s->plus_offered)
+                buf_appendf(o, "<sasl-channel-binding xmlns='%s'>"
+                            "<channel-binding type='tls-exporter'/></sasl-channel-binding>",
+                            NS_SASL_CB);
+            buf_appendf(o, "<register xmlns='%s'/>", NS_REGISTER_FEATURE);
+        }
+    } else {
+        buf_appendf(o, "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>", NS_BIND,
+                    NS_SESSION);
+    }
+    buf_append(o, "</stream:features>", 18);
+}
+
+/* ---- the parser's callbacks ------------------------------------------------------------------ */
+
+/* A restart (after SASL success): the new stream starts right after the triggering element. */
+static void restart_stream(c2s_stream *s)
+{
+    s->state = ST_HEADER;
+    free_pending(s);
+    if (s->in_feed) {
+        xmlstream_stop(s->xs);
+        s->restart = true;
+    } else {
+        xmlstream_reset(s->xs);
+    }
+}
+
+static void on_header(void *ctx, const xml_node *root, const char *content_ns)
+{
+    c2s_stream *s = ctx;
+    const char *to = xml_attr_get(root, "to");
+    const char *version = xml_attr_get(root, "version");
+    s->host = NULL;
+    if (to) {
+        jid j;
+        if (jid_parse(to, strlen(to), &j) == JID_OK && jid_is_bare(&j) && !jid_node(&j, NULL))
+            s->host = front_config_host(s->env->cfg, jid_full(&j));
+        jid_free(&j);
+        if (!s->host) {
+            stream_fail(s, "host-unknown", "this server does not serve that domain");
+            return;
+        }
+    } else {
+        s->host = s->env->cfg->hosts[0];
+    }
+    if (strcmp(content_ns, NS_CLIENT) != 0) {
+        stream_fail(s, "invalid-namespace", "the content namespace must be jabber:client");
+        return;
+    }
+    if (!version || strtol(version, NULL, 10) != 1 || strncmp(version, "1.", 2) != 0) {
+        stream_fail(s, "unsupported-version", "only XMPP 1.0 streams are served");
+        return;
+    }
+    send_header(s);
+    send_features(s);
+    s->state = ST_OPEN;
+}
+
+static void sasl_failed(c2s_stream *s, const char *condition)
+{
+    buf_appendf(&s->out, "<failure xmlns='%s'><%s/></failure>", NS_SASL, condition);
+    sasl_free(s->sasl);
+    s->sasl = NULL;
+    s->wait = W_NONE;
+    s->have_creds = false;
+    if (++s->auth_failures >= s->env->cfg->limits.auth_failures)
+        stream_fail(s, "policy-violation", "too many failed authentication attempts");
+}
+
+/* Acts on what the mechanism said. */
+static void sasl_result_apply(c2s_stream *s, sasl_result r, buf *data, sasl_failure why)
+{
+    switch (r) {
+    case SASL_CHALLENGE:
+        buf_appendf(&s->out, "<challenge xmlns='%s'>", NS_SASL);
+        b64_append(&s->out, buf_data(data), buf_len(data));
+        buf_append(&s->out, "</challenge>", 12);
+        break;
+    case SASL_NEED_CREDS: {
+        const char *authcid = sasl_authcid(s->sasl);
+        jid j;
+        if (authcid && jid_make(authcid, strlen(authcid), s->host, strlen(s->host), NULL, 0, &j) == JID_OK) {
+            size_t len;
+            const char *node = jid_node(&j, &len);
+            free(s->user);
+            s->user = mem_strndup(node, len);
+            const char *authzid = sasl_authzid(s->sasl);
+            bool authz_ok = true;
+            if (authzid) {
+                jid z;
+                authz_ok = jid_parse(authzid, strlen(authzid), &z) == JID_OK && jid_is_bare(&z) &&
+                           jid_equal_bare(&z, &j);
+                jid_free(&z);
+            }
+            jid_free(&j);
+            if (!authz_ok) {
+                sasl_failed(s, "invalid-authzid");
+                return;
+            }
+            if (s->env->link_congested && s->env->link_congested(s->env->link_arg)) {
+                sasl_failed(s, "temporary-auth-failure");
+                return;
+            }
+            smproto_put_auth_query(&s->frames, s->sid, s->host, s->user);
+            s->wait = W_CREDS;
+        } else {
+            /* Not a possible username: carry on as for an unknown user, failing at the end. */
+            buf tmp = BUF_INIT;
+            sasl_failure w;
+            sasl_result r2 = sasl_creds(s->sasl, NULL, NULL, &tmp, &w);
+            sasl_result_apply(s, r2, &tmp, w);
+            buf_free(&tmp);
+        }
+        break;
+    }
+    case SASL_NEED_VERIFY:
+        s->wait = W_VERIFY;
+        s->actions |= C2S_ACT_VERIFY;
+        break;
+    case SASL_SUCCESS:
+        if (!s->user) {   /* cannot happen with a well-behaved mechanism; never authenticate NULL */
+            sasl_failed(s, "temporary-auth-failure");
+            return;
+        }
+        buf_appendf(&s->out, "<success xmlns='%s'>", NS_SASL);
+        if (buf_len(data))
+            b64_append(&s->out, buf_data(data), buf_len(data));
+        buf_append(&s->out, "</success>", 10);
+        sasl_free(s->sasl);
+        s->sasl = NULL;
+        s->wait = W_NONE;
+        s->authenticated = true;
+        s->actions |= C2S_ACT_AUTHED;
+        restart_stream(s);
+        break;
+    case SASL_FAILURE:
+        sasl_failed(s, sasl_failure_name(why));
+        break;
+    }
+}
+
+static void handle_sasl(c2s_stream *s, xml_node *el, xml_arena *a)
+{
+    if (s->authenticated) {
+        stream_fail(s, "policy-violation", "already authenticated");
+        return;
+    }
+    if (!s->tls && s->env->tls_available && s->env->cfg->starttls_required) {
+        stream_fail(s, "policy-violation", "STARTTLS is required before authentication");
+        return;
+    }
+    buf data = BUF_INIT;
+    sasl_failure why = SASL_MALFORMED_REQUEST;
+    if (strcmp(el->name, "abort") == 0) {
+        if (s->sasl)
+            sasl_failed(s, "aborted");
+        return;
+    }
+    const char *text = xml_text(a, el);
+    uint8_t *in = NULL;
+    long inlen = 0;
+    bool is_auth = strcmp(el->name, "auth") == 0;
+    /* "=" is an empty initial response, which no mechanism here accepts (len 0 would mean "no
+     * initial response" to sasl_step). */
+    if (is_auth && strcmp(text, "=") == 0) {
+        sasl_failed(s, "malformed-request");
+        return;
+    }
+    if (strcmp(text, "=") != 0 && (inlen = b64_decode(text, &in)) < 0) {
+        sasl_failed(s, "incorrect-encoding");
+        return;
+    }
+    if (is_auth) {
+        if (s->sasl) {
+            sasl_free(s->sasl);
+            s->sasl = NULL;
+        }
+        const char *name = xml_attr_get(el, "mechanism");
+        int mech = name ? sasl_mech_parse(name) : -1;
+        bool plus = mech == SASL_SCRAM_SHA1_PLUS || mech == SASL_SCRAM_SHA256_PLUS;
+        if (mech < 0 || (plus && !s->plus_offered)) {
+            free(in);
+            sasl_failed(s, "invalid-mechanism");
+            return;
+        }
+        if (mech == SASL_PLAIN && !s->tls) {
+            free(in);
+            sasl_failed(s, "encryption-required");
+            return;
+        }
+        s->sasl = sasl_new((sasl_mech)mech, s->has_exporter ? s->exporter : NULL, s->plus_offered);
+        if (!s->sasl) {
+            free(in);
+            sasl_failed(s, "invalid-mechanism");
+            return;
+        }
+        free(s->user);
+        s->user = NULL;
+    } else if (strcmp(el->name, "response") == 0) {
+        if (!s->sasl) {
+            free(in);
+            sasl_failed(s, "malformed-request");
+            return;
+        }
+    } else {
+        free(in);
+        stream_fail(s, "unsupported-stanza-type", NULL);
+        return;
+    }
+    sasl_result r = sasl_step(s->sasl, in ? in : (const uint8_t *)"", (size_t)inlen, &data, &why);
+    free(in);
+    sasl_result_apply(s, r, &data, why);
+    buf_free(&data);
+}
+
+static void handle_starttls(c2s_stream *s, xml_node *el)
+{
+    if (s->tls || !s->env->tls_available || s->authenticated) {
+        buf_appendf(&s->out, "<failure xmlns='%s'/>", NS_TLS);
+        stream_fail(s, "policy-violation", "STARTTLS is not available here");
+        return;
+    }
+    buf_appendf(&s->out, "<proceed xmlns='%s'/>", NS_TLS);
+    s->starttls = true;
+    s->state = ST_HEADER;
+    s->actions |= C2S_ACT_STARTTLS;
+    xmlstream_stop(s->xs);
+}
+
+static bool is_iq_with(const xml_node *el, const char *type, const char *ns, const char *name)
+{
+    if (!xml_is(el, NS_CLIENT, "iq"))
+        return false;
+    const char *t = xml_attr_get(el, "type");
+    return t && strcmp(t, type) == 0 && xml_child(el, ns, name);
+}
+
+static void handle_bind(c2s_stream *s, xml_node *iq, xml_arena *a)
+{
+    xml_node *bind = xml_child(iq, NS_BIND, "bind");
+    xml_node *res = xml_child(bind, NULL, "resource");
+    const char *resource = res ? xml_text(a, res) : "";
+    jid j;
+    if (s->bound || s->bind_requested) {
+        stanza_error(s, iq, "cancel", "not-allowed");
+        return;
+    }
+    if (*resource) {
+        if (jid_make(s->user, strlen(s->user), s->host, strlen(s->host), resource,
+                     strlen(resource), &j) != JID_OK) {
+            stanza_error(s, iq, "modify", "bad-request");
+            return;
+        }
+        size_t rlen;
+        const char *r = jid_resource(&j, &rlen);
+        char *prepared = mem_strndup(r, rlen);
+        jid_free(&j);
+        smproto_put_bind(&s->frames, s->sid, s->host, s->user, prepared, 0);
+        free(prepared);
+    } else {
+        smproto_put_bind(&s->frames, s->sid, s->host, s->user, "", 0);
+    }
+    const char *id = xml_attr_get(iq, "id");
+    free(s->bind_id);
+    s->bind_id = id ? mem_strdup(id) : NULL;
+    s->bind_requested = true;
+    s->wait = W_BIND;
+}
+
+/* A stanza of a bound session: checked, from-stamped and framed for the SM. */
+static void route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
+{
+    if (!xml_is(el, NS_CLIENT, "message") && !xml_is(el, NS_CLIENT, "presence") &&
+        !xml_is(el, NS_CLIENT, "iq")) {
+        stream_fail(s, "unsupported-stanza-type", NULL);
+        return;
+    }
+    if (is_iq_with(el, "set", NS_SESSION, "session")) {
+        xml_arena *ra = xml_arena_new(256);
+        send_node(s, reply_iq(ra, el, "result"));
+        xml_arena_free(ra);
+        return;
+    }
+    if (is_iq_with(el, "set", NS_BIND, "bind")) {
+        stanza_error(s, el, "cancel", "not-allowed");
+        return;
+    }
+    const char *to = xml_attr_get(el, "to");
+    if (to) {
+        jid j;
+        if (jid_parse(to, strlen(to), &j) != JID_OK) {
+            stanza_error(s, el, "modify", "jid-malformed");
+            return;
+        }
+        xml_attr_set(a, el, NULL, "to", jid_full(&j));
+        jid_free(&j);
+    }
+    xml_attr_set(a, el, NULL, "from", jid_full(&s->full));
+    if (s->env->link_congested && s->env->link_congested(s->env->link_arg)) {
+        stanza_error(s, el, "wait", "remote-server-timeout");
+        return;
+    }
+    buf_consume(&s->scratch, buf_len(&s->scratch));
+    xml_write_node(&s->scratch, el, NULL, false);
+    if (buf_len(&s->scratch) > SMPROTO_MAX_PAYLOAD) {
+        stanza_error(s, el, "modify", "policy-violation");
+        return;
+    }
+    smproto_put(&s->frames, SMPROTO_STANZA, s->sid, buf_data(&s->scratch), buf_len(&s->scratch));
+}
+
+/* XEP-0077 before authentication: the SM answers with a STANZA frame for this session. */
+static void forward_register(c2s_stream *s, xml_node *iq)
+{
+    buf_consume(&s->scratch, buf_len(&s->scratch));
+    xml_attr_remove(iq, NULL, "from");
+    xml_write_node(&s->scratch, iq, NULL, false);
+    buf_append(&s->scratch, "", 1);
+    smproto_put_register(&s->frames, s->sid, s->host, buf_data(&s->scratch));
+}
+
+static void process_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
+{
+    if (xml_is(el, NS_TLS, "starttls")) {
+        handle_starttls(s, el);
+    } else if (el->ns && strcmp(el->ns, NS_SASL) == 0) {
+        handle_sasl(s, el, a);
+    } else if (!s->authenticated) {
+        bool tls_ok = s->tls || !s->env->tls_available || !s->env->cfg->starttls_required;
+        if (tls_ok && (is_iq_with(el, "get", NS_REGISTER, "query") ||
+                       is_iq_with(el, "set", NS_REGISTER, "query")))
+            forward_register(s, el);
+        else
+            stream_fail(s, "not-authorized", "authenticate first");
+    } else if (!s->bound) {
+        if (is_iq_with(el, "set", NS_BIND, "bind"))
+            handle_bind(s, el, a);
+        else
+            stream_fail(s, "not-authorized", "bind a resource first");
+    } else {
+        route_stanza(s, el, a);
+    }
+}
+
+static void on_stanza(void *ctx, xml_node *stanza, xml_arena *arena)
+{
+    c2s_stream *s = ctx;
+    if (s->state != ST_OPEN) {
+        xml_arena_free(arena);
+        return;
+    }
+    if (s->wait != W_NONE) {
+        if (s->npending >= C2S_MAX_PENDING) {
+            xml_arena_free(arena);
+            stream_fail(s, "policy-violation", "too many stanzas sent without waiting");
+            return;
+        }
+        pending_stanza *p = mem_alloc(sizeof *p);
+        p->next = NULL;
+        p->node = stanza;
+        p->arena = arena;
+        *s->pending_tail = p;
+        s->pending_tail = &p->next;
+        s->npending++;
+        return;
+    }
+    process_stanza(s, stanza, arena);
+    xml_arena_free(arena);
+}
+
+static void on_close(void *ctx)
+{
+    c2s_stream *s = ctx;
+    if (s->state == ST_CLOSED)
+        return;
+    xml_write_stream_close(&s->out);
+    send_end(s, SMPROTO_END_GONE);
+    s->state = ST_CLOSED;
+    s->actions |= C2S_ACT_CLOSE;
+}
+
+/* After an answer: the stanzas that arrived meanwhile, in order, until the next wait. */
+static void run_pending(c2s_stream *s)
+{
+    while (s->pending && s->wait == W_NONE && s->state == ST_OPEN) {
+        pending_stanza *p = s->pending;
+        s->pending = p->next;
+        if (!s->pending)
+            s->pending_tail = &s->pending;
+        s->npending--;
+        process_stanza(s, p->node, p->arena);
+        xml_arena_free(p->arena);
+        free(p);
+    }
+}
+
+/* ---- public ---------------------------------------------------------------------------------- */
+
+c2s_stream *c2s_stream_new(const c2s_env *env, uint64_t sid, bool direct_tls,
+                           const uint8_t *exporter)
+{
+    c2s_stream *s = mem_zalloc(sizeof *s);
+    s->env = env;
+    s->sid = sid;
+    s->tls = direct_tls;
+    if (exporter) {
+        memcpy(s->exporter, exporter, 32);
+        s->has_exporter = true;
+    }
+    xmlstream_limits limits;
+    xmlstream_limits_default(&limits);
+    limits.max_stanza_bytes = env->cfg->limits.stanza_size;
+    limits.max_attr_bytes = limits.max_text_bytes = limits.max_stanza_bytes;
+    xmlstream_handlers h = {.header = on_header, .stanza = on_stanza, .close = on_close};
+    s->xs = xmlstream_new(&h, s, &limits);
+    s->pending_tail = &s->pending;
+    return s;
+}
+
+void c2s_stream_free(c2s_stream *s)
+{
+    if (!s)
+        return;
+    free_pending(s);
+    xmlstream_free(s->xs);
+    sasl_free(s->sasl);
+    free(s->user);
+    free(s->bind_id);
+    jid_free(&s->full);
+    OPENSSL_cleanse(&s->creds, sizeof s->creds);
+    buf_free(&s->out);
+    buf_free(&s->frames);
+    buf_free(&s->scratch);
+    free(s);
+}
+
+unsigned c2s_stream_feed(c2s_stream *s, const void *data, size_t len)
+{
+    s->actions = 0;
+    const char *p = data;
+    while (len && s->state != ST_CLOSED && !s->starttls) {
+        size_t used = 0;
+        s->in_feed = true;
+        xmlstream_status st = xmlstream_feed(s->xs, p, len, &used);
+        s->in_feed = false;
+        p += used;
+        len -= used;
+        if (st == XMLSTREAM_OK)
+            break;
+        if (st == XMLSTREAM_STOPPED) {
+            if (s->restart) {
+                s->restart = false;
+                xmlstream_reset(s->xs);
+                continue;
+            }
+            break;   /* STARTTLS (the rest is discarded) or a stream error */
+        }
+        if (st == XMLSTREAM_CLOSED)
+            break;
+        const xmlstream_error *e = xmlstream_get_error(s->xs);
+        stream_fail(s, xmlstream_condition_name(e->condition), e->text);
+        break;
+    }
+    return s->actions;
+}
+
+bool c2s_stream_wants_input(const c2s_stream *s)
+{
+    return s->state != ST_CLOSED && !s->starttls && s->wait == W_NONE;
+}
+
+unsigned c2s_stream_tls_started(c2s_stream *s, const uint8_t *exporter)
+{
+    s->actions = 0;
+    s->starttls = false;
+    s->tls = true;
+    if (exporter) {
+        memcpy(s->exporter, exporter, 32);
+        s->has_exporter = true;
+    }
+    s->header_sent = false;
+    xmlstream_reset(s->xs);
+    return 0;
+}
+
+static unsigned on_auth_answer(c2s_stream *s, const smproto_frame *f)
+{
+    uint8_t status;
+    smproto_creds creds;
+    if (!smproto_get_auth_answer(f, &status, &creds)) {
+        log_warn("smproto: malformed AUTH_ANSWER for session %016llx", (unsigned long long)s->sid);
+        status = SMPROTO_AUTH_ERROR;
+    }
+    buf data = BUF_INIT;
+    sasl_failure why = SASL_TEMPORARY_AUTH_FAILURE;
+    s->wait = W_NONE;
+    if (status == SMPROTO_AUTH_ERROR) {
+        sasl_failed(s, "temporary-auth-failure");
+    } else {
+        s->have_creds = status == SMPROTO_AUTH_OK;
+        if (s->have_creds)
+            s->creds = creds;
+        sasl_result r = s->have_creds ? sasl_creds(s->sasl, &creds.sha1, &creds.sha256, &data, &why)
+                                      : sasl_creds(s->sasl, NULL, NULL, &data, &why);
+        sasl_result_apply(s, r, &data, why);
+    }
+    OPENSSL_cleanse(&creds, sizeof creds);
+    buf_free(&data);
+    return 0;
+}
+
+static void on_bound(c2s_stream *s, const smproto_frame *f)
+{
+    uint8_t status;
+    const char *full = NULL;
+    xml_arena *a = xml_arena_new(512);
+    xml_node *fake = xml_element_new(a, NULL, NS_CLIENT, "iq");
+    if (s->bind_id)
+        xml_attr_set(a, fake, NULL, "id", s->bind_id);
+    s->wait = W_NONE;
+    if (!smproto_get_bound(f, &status, &full))
+        status = SMPROTO_BOUND_CONSTRAINT;
+    jid j = {0};
+    if (status == SMPROTO_BOUND_OK && jid_parse(full, strlen(full), &j) != JID_OK)
+        status = SMPROTO_BOUND_CONSTRAINT;
+    switch (status) {
+    case SMPROTO_BOUND_OK: {
+        jid_copy(&s->full, &j);
+        s->bound = true;
+        xml_node *r = reply_iq(a, fake, "result");
+        xml_node *b = xml_element_new(a, r, NS_BIND, "bind");
+        xml_node *je = xml_element_new(a, b, NS_BIND, "jid");
+        xml_text_new(a, je, jid_full(&s->full), jid_full_len(&s->full));
+        send_node(s, r);
+        break;
+    }
+    case SMPROTO_BOUND_CONFLICT:
+        s->bind_requested = false;
+        stanza_error(s, fake, "cancel", "conflict");
+        break;
+    case SMPROTO_BOUND_NOT_ALLOWED:
+        s->bind_requested = false;
+        stanza_error(s, fake, "cancel", "not-allowed");
+        break;
+    default:
+        s->bind_requested = false;
+        stanza_error(s, fake, "wait", "resource-constraint");
+        break;
+    }
+    jid_free(&j);
+    xml_arena_free(a);
+}
+
+unsigned c2s_stream_frame(c2s_stream *s, const smproto_frame *f)
+{
+    s->actions = 0;
+    if (s->state == ST_CLOSED)
+        return 0;
+    switch (f->type) {
+    case SMPROTO_STANZA:
+        if (s->header_sent)
+            s->actions |= C2S_ACT_DELIVER;
+        return s->actions;
+    case SMPROTO_AUTH_ANSWER:
+        if (s->wait != W_CREDS || !s->sasl)
+            return 0;
+        on_auth_answer(s, f);
+        break;
+    case SMPROTO_BOUND:
+        if (s->wait != W_BIND)
+            return 0;
+        on_bound(s, f);
+        break;
+    case SMPROTO_END: {
+        uint8_t reason = SMPROTO_END_ERROR;
+        const char *text = NULL;
+        if (!smproto_get_end(f, &reason, &text))
+            reason = SMPROTO_END_ERROR;
+        s->end_sent = true;   /* the SM ended it: no END back */
+        static const char *const conditions[] = {
+            [SMPROTO_END_GONE] = "undefined-condition", [SMPROTO_END_REPLACED] = "conflict",
+            [SMPROTO_END_KICKED] = "policy-violation", [SMPROTO_END_SHUTDOWN] = "system-shutdown",
+            [SMPROTO_END_ERROR] = "undefined-condition",
+        };
+        stream_fail(s, reason <= SMPROTO_END_ERROR ? conditions[reason] : "undefined-condition",
+                    text && *text ? text : NULL);
+        return s->actions;
+    }
+    default:
+        return 0;
+    }
+    run_pending(s);
+    return s->actions;
+}
+
+bool c2s_stream_verify_job(c2s_stream *s, char **password, scram_hash *hash,
+                           scram_credentials *creds)
+{
+    if (s->wait != W_VERIFY || !s->sasl)
+        return false;
+    const char *pw = sasl_plain_password(s->sasl);
+    *password = mem_strdup(pw ? pw : "");
+    /* SCRAM-SHA-256 credentials when the user has them, else SHA-1's. */
+    if (s->have_creds && s->creds.sha256.salt_len) {
+        *hash = SCRAM_SHA256;
+        *creds = s->creds.sha256;
+    } else if (s->have_creds) {
+        *hash = SCRAM_SHA1;
+        *creds = s->creds.sha1;
+    } else {
+        /* No such user: the same work against credentials that match nothing. */
+        *hash = SCRAM_SHA256;
+        memset(creds, 0, sizeof *creds);
+        random_bytes(creds->salt, SCRAM_SALT_LEN);
+        creds->salt_len = SCRAM_SALT_LEN;
+        creds->iterations = SCRAM_ITERATIONS;
+        random_bytes(creds->stored_key, sizeof creds->stored_key);
+    }
+    return true;
+}
+
+unsigned c2s_stream_verified(c2s_stream *s, bool ok)
+{
+    s->actions = 0;
+    if (s->wait != W_VERIFY || !s->sasl)
+        return 0;
+    s->wait = W_NONE;
+    buf data = BUF_INIT;
+    sasl_failure why = SASL_NOT_AUTHORIZED;
+    sasl_result r = sasl_verified(s->sasl, ok && s->have_creds, &data, &why);
+    sasl_result_apply(s, r, &data, why);
+    buf_free(&data);
+    run_pending(s);
+    return s->actions;
+}
+
+void c2s_stream_gone(c2s_stream *s)
+{
+    send_end(s, SMPROTO_END_GONE);
+    s->state = ST_CLOSED;
+}
+
+buf *c2s_stream_out(c2s_stream *s) { return &s->out; }
+buf *c2s_stream_frames(c2s_stream *s) { return &s->frames; }
+bool c2s_stream_authenticated(const c2s_stream *s) { return s->authenticated; }
+const char *c2s_stream_jid(const c2s_stream *s) { return s->bound ? jid_full(&s->full) : NULL; }
+bool c2s_stream_closed(const c2s_stream *s) { return s->state == ST_CLOSED; }
+uint64_t c2s_stream_sid(const c2s_stream *s) { return s->sid; }

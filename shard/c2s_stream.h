@@ -1,0 +1,92 @@
+/* shard/c2s_stream.h — one client's XMPP stream (RFC 6120) as a state machine without sockets.
+ *
+ * Bytes from the client (already decrypted) go in; bytes for the client, smproto frames for the SM
+ * and actions for the connection come out. Everything between TCP and the SM link lives here:
+ * stream header checks, features, STARTTLS negotiation, SASL (through shard/sasl.h), the stream
+ * restart, resource binding, the legacy session iq, from-stamping and JID checks on stanzas, and
+ * stream errors. The connection layer (shard/iothread.c) owns the socket, TLS, timers and limits;
+ * the fuzz target and the unit tests drive this directly.
+ *
+ * Asynchronous steps (the SM's AUTH_ANSWER and BOUND, PLAIN's PBKDF2 check off the IO thread) put
+ * the stream in a waiting state: c2s_stream_wants_input() turns false so the connection stops
+ * reading, and stanzas already parsed wait in order until the answer arrives.
+ *
+ * Output: c2s_stream_out() holds bytes for the client, c2s_stream_frames() whole smproto frames for
+ * the SM; the caller takes them (buf_consume, or outq_block_from_buf) after each call.
+ *
+ * Thread rules: a c2s_stream belongs to its connection's IO thread. The env is shared read-only.
+ */
+#ifndef JABSHARD_SHARD_C2S_STREAM_H
+#define JABSHARD_SHARD_C2S_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/scram.h"
+#include "shard/front_config.h"
+#include "smproto/frame.h"
+
+/* What the connection must do after a call (bits). */
+enum {
+    C2S_ACT_STARTTLS = 1,  /* write out, then run the TLS handshake; unread input is discarded;
+                            * then c2s_stream_tls_started() */
+    C2S_ACT_CLOSE = 2,     /* write out, then close the connection (nothing more will come) */
+    C2S_ACT_VERIFY = 4,    /* a PLAIN check is due: c2s_stream_verify_job(), then
+                            * c2s_stream_verified() */
+    C2S_ACT_DELIVER = 8,   /* (c2s_stream_frame, STANZA) queue the frame's payload to the client */
+    C2S_ACT_AUTHED = 16,   /* SASL succeeded (the auth timeout can go) */
+};
+
+typedef struct c2s_env {
+    const front_config *cfg;
+    bool tls_available;            /* the server has a TLS context: STARTTLS can be offered */
+    /* Whether the SM link cannot take more client stanzas now (down and its hold is full): the
+     * sender then gets <remote-server-timeout/>. NULL: never. Called on the IO thread. */
+    bool (*link_congested)(void *arg);
+    void *link_arg;
+} c2s_env;
+
+typedef struct c2s_stream c2s_stream;
+
+/* direct_tls: the connection came in on the TLS port (the handshake is already done). exporter:
+ * its tls-exporter value (32 bytes) or NULL. */
+c2s_stream *c2s_stream_new(const c2s_env *env, uint64_t sid, bool direct_tls,
+                           const uint8_t *exporter);
+void c2s_stream_free(c2s_stream *s);
+
+/* Client bytes. Returns actions. After C2S_ACT_STARTTLS or C2S_ACT_CLOSE nothing more is read. */
+unsigned c2s_stream_feed(c2s_stream *s, const void *data, size_t len);
+/* Whether the connection should read more now (false while waiting or once closed). */
+bool c2s_stream_wants_input(const c2s_stream *s);
+
+/* The TLS handshake after STARTTLS finished; exporter as for c2s_stream_new. */
+unsigned c2s_stream_tls_started(c2s_stream *s, const uint8_t *exporter);
+
+/* A frame from the SM for this session (its sid already matched). */
+unsigned c2s_stream_frame(c2s_stream *s, const smproto_frame *f);
+
+/* The PLAIN job: copies of what the worker needs. The password is malloc'd (the caller wipes and
+ * frees it). Returns false when no job is due. */
+bool c2s_stream_verify_job(c2s_stream *s, char **password, scram_hash *hash,
+                           scram_credentials *creds);
+unsigned c2s_stream_verified(c2s_stream *s, bool ok);
+
+/* Ends the stream with a stream error (condition as RFC 6120 §4.9.3 names it) and closes. */
+unsigned c2s_stream_error(c2s_stream *s, const char *condition, const char *text);
+/* The connection is gone without a goodbye (EOF, socket error): an END frame if the SM knows the
+ * session. */
+void c2s_stream_gone(c2s_stream *s);
+
+buf *c2s_stream_out(c2s_stream *s);
+buf *c2s_stream_frames(c2s_stream *s);
+
+/* State for the connection layer. */
+bool c2s_stream_authenticated(const c2s_stream *s);
+/* The bound full JID, or NULL. */
+const char *c2s_stream_jid(const c2s_stream *s);
+bool c2s_stream_closed(const c2s_stream *s);
+uint64_t c2s_stream_sid(const c2s_stream *s);
+
+#endif

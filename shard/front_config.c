@@ -1,0 +1,157 @@
+/* shard/front_config.c — reading etc/jadc2s.xml (see front_config.h). */
+#include "shard/front_config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/jid.h"
+#include "core/mem.h"
+
+static const char *const vocabulary[] = {
+    "sm/host", "sm/port", "sm/secret", "sm/id", "sm/retries", "sm/hold",
+    "local/id", "local/ip", "local/port", "local/ssl/port", "local/ssl/pemfile",
+    "local/ssl/required", "max_fds", "threads",
+    "limits/stanza_size", "limits/max_bps", "limits/conn_rate", "limits/auth_failures",
+    "limits/output_queue", "limits/auth_timeout", "limits/idle_timeout",
+    "log/target", "log/path", "log/level", NULL,
+};
+
+bool front_is_prime(uint32_t n)
+{
+    if (n < 2)
+        return false;
+    if (n % 2 == 0)
+        return n == 2;
+    for (uint32_t d = 3; (uint64_t)d * d <= n; d += 2)
+        if (n % d == 0)
+            return false;
+    return true;
+}
+
+uint32_t front_prime_at_least(uint32_t n)
+{
+    if (n <= 2)
+        return 2;
+    while (!front_is_prime(n))
+        n++;
+    return n;
+}
+
+uint32_t front_shard_slots(uint32_t max_fds, unsigned threads)
+{
+    if (threads == 0)
+        threads = 1;
+    return front_prime_at_least((max_fds + threads - 1) / threads);
+}
+
+static void read_hosts(front_config *fc, config *cfg)
+{
+    size_t n = 0;
+    for (xml_node *el = config_first(cfg, NULL, "local/id"); el; el = config_next(el))
+        n++;
+    if (n == 0) {
+        config_require(cfg, NULL, "local/id");
+        return;
+    }
+    fc->hosts = mem_array(n + 1, sizeof(char *));
+    for (xml_node *el = config_first(cfg, NULL, "local/id"); el; el = config_next(el)) {
+        const char *text = config_str(cfg, el, NULL, "");
+        jid j;
+        jid_err e = jid_parse(text, strlen(text), &j);
+        if (e != JID_OK || !jid_is_bare(&j) || jid_node(&j, NULL)) {
+            config_fail(cfg, el, "'%s' is not a host name: %s", text,
+                        e != JID_OK ? jid_strerror(e) : "a node or resource is given");
+            jid_free(&j);
+            continue;
+        }
+        const char *host = jid_full(&j);
+        if (front_config_host(fc, host))
+            config_fail(cfg, el, "host '%s' is listed twice", host);
+        else
+            fc->hosts[fc->nhosts++] = mem_strdup(host);
+        jid_free(&j);
+    }
+}
+
+static unsigned cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+int front_config_load(const char *path, front_config *out, config_error *err)
+{
+    memset(out, 0, sizeof *out);
+    config *cfg;
+    if (config_load(path, &cfg, err) != 0)
+        return -1;
+    out->cfg = cfg;
+    config_declare(cfg, "jadc2s", vocabulary);
+
+    config_require(cfg, NULL, "sm/secret");
+    out->sm_host = config_str(cfg, NULL, "sm/host", "127.0.0.1");
+    out->sm_port = config_port(cfg, NULL, "sm/port", 5111);
+    out->sm_secret = config_str(cfg, NULL, "sm/secret", "");
+    out->sm_id = config_str(cfg, NULL, "sm/id", "jadc2s");
+    out->sm_retries = (unsigned)config_int(cfg, NULL, "sm/retries", 5, 0, 1000);
+    out->sm_hold_bytes = (size_t)config_int(cfg, NULL, "sm/hold", 4 << 20, 0, 1LL << 34);
+
+    read_hosts(out, cfg);
+    out->ip = config_str(cfg, NULL, "local/ip", "0.0.0.0");
+    out->port = config_port(cfg, NULL, "local/port", 5222);
+    out->ssl_port = config_port(cfg, NULL, "local/ssl/port", 5223);
+    out->pemfile = config_str(cfg, NULL, "local/ssl/pemfile", "./server.pem");
+    out->starttls_required = config_bool(cfg, NULL, "local/ssl/required", true);
+    if (out->port == out->ssl_port)
+        config_fail(cfg, config_first(cfg, NULL, "local/ssl/port"),
+                    "the direct-TLS port %d is also the plain port", out->ssl_port);
+
+    long long max_fds = config_int(cfg, NULL, "max_fds", 1023, 16, 1 << 24);
+    out->threads = (unsigned)config_int(cfg, NULL, "threads", cpu_count(), 1, 255);
+    out->max_fds = front_prime_at_least((uint32_t)max_fds);
+    config_error ignored;
+    if (out->max_fds != max_fds && config_check(cfg, &ignored) == 0)
+        log_warn("%s: <max_fds> %lld is not a prime; using %u", config_file(cfg), max_fds,
+                 out->max_fds);
+
+    front_limits *l = &out->limits;
+    l->stanza_size = (size_t)config_int(cfg, NULL, "limits/stanza_size", 65536, 1024, 16 << 20);
+    l->max_bps = (size_t)config_int(cfg, NULL, "limits/max_bps", 10240, 0, 1LL << 32);
+    l->conn_rate = (unsigned)config_int(cfg, NULL, "limits/conn_rate", 5, 0, 1000000);
+    l->auth_failures = (unsigned)config_int(cfg, NULL, "limits/auth_failures", 3, 1, 1000);
+    l->output_queue = (size_t)config_int(cfg, NULL, "limits/output_queue", 262144, 4096, 1LL << 32);
+    l->auth_timeout = (unsigned)config_int(cfg, NULL, "limits/auth_timeout", 30, 1, 86400);
+    l->idle_timeout = (unsigned)config_int(cfg, NULL, "limits/idle_timeout", 300, 5, 86400 * 7);
+
+    static const char *const targets[] = {"stderr", "file", "syslog", NULL};
+    static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
+    out->log_target = (log_target)config_enum(cfg, NULL, "log/target", targets, LOG_TO_STDERR);
+    out->log_path = config_str(cfg, NULL, "log/path", NULL);
+    out->log_level = (log_level)config_enum(cfg, NULL, "log/level", levels, LL_INFO);
+    if (out->log_target == LOG_TO_FILE)
+        config_require(cfg, NULL, "log/path");
+
+    if (config_check(cfg, err) != 0) {
+        front_config_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void front_config_free(front_config *fc)
+{
+    for (size_t i = 0; i < fc->nhosts; i++)
+        free(fc->hosts[i]);
+    free(fc->hosts);
+    config_free(fc->cfg);
+    memset(fc, 0, sizeof *fc);
+}
+
+const char *front_config_host(const front_config *fc, const char *host)
+{
+    for (size_t i = 0; i < fc->nhosts; i++)
+        if (strcmp(fc->hosts[i], host) == 0)
+            return fc->hosts[i];
+    return NULL;
+}

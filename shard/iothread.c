@@ -1,0 +1,917 @@
+/* shard/iothread.c — IO threads, their listeners and client connections (see iothread.h). */
+#include "shard/iothread.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/xml_write.h"
+#include "shard/c2s_stream.h"
+#include "smproto/frame.h"
+
+#define IO_READ_CHUNK 16384
+#define IO_ACCEPT_BATCH 64
+#define IO_CLOSE_GRACE_MS 5000
+#define IO_SHUTDOWN_GRACE_MS 1000
+
+typedef struct conn conn;
+
+/* One client connection; every field belongs to its IO thread. */
+struct conn {
+    iothread *t;
+    uint32_t slot;
+    uint64_t sid;
+    int fd;
+    evloop_io io;
+    SSL *ssl;
+    bool handshaking;          /* TLS handshake in progress (direct TLS or after STARTTLS) */
+    unsigned hs_want;          /* readiness the handshake waits for */
+    bool starttls_flush;       /* <proceed/> must reach the socket before the handshake starts */
+    bool write_wants_read;     /* a TLS write asked for readability */
+    bool closing;              /* flush, then close */
+    bool dead;                 /* out of the loop; freed in before_sleep */
+    bool dirty;                /* on the thread's flush list */
+    bool rate_wait;            /* out of read tokens until bps_timer */
+    bool pinged;               /* a whitespace ping went out after idle_timeout */
+    c2s_stream *stream;        /* NULL until a direct-TLS handshake is done */
+    outq q;
+    int64_t tokens;            /* max_bps token bucket */
+    uint64_t refilled, last_rx;
+    timer auth_timer, idle_timer, bps_timer, close_timer;
+    conn *next_dirty, *next_dead;
+    char peer[INET6_ADDRSTRLEN + 8];
+};
+
+typedef struct listener {
+    iothread *t;
+    int fd;
+    bool tls;
+    evloop_io io;
+} listener;
+
+struct iothread {
+    const iothread_shared *sh;
+    const front_config *cfg;
+    unsigned index;
+    evloop *loop;
+    c2s_env env;
+    listener plain, tls;
+    conn **slots;              /* the shard: nslots (a prime) entries */
+    uint32_t nslots, nfree, *free_stack, *gen;
+    buf tx;                    /* frames for the link, sent once per iteration */
+    link_msg *over, **over_tail;  /* ring messages the link ring had no room for */
+    bool paused;               /* over is not empty: no connection reads */
+    bool pushed;               /* queued for the link since its last wake */
+    conn *dirty, *dead;
+    timer shutdown_timer;
+    bool shutting_down;
+    atomic_bool shutdown_asked;
+    pthread_mutex_t done_lock;
+    verify_job *done;          /* guarded by done_lock: finished PLAIN checks */
+    pthread_t thread;
+    bool started;
+    _Atomic uint64_t st_accepted, st_refused, st_stale, st_overflows;
+    char rbuf[IO_READ_CHUNK];
+};
+
+static void conn_kill(conn *c);
+static void conn_read(conn *c);
+static void conn_update(conn *c);
+
+static void bump(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* ---- the link side --------------------------------------------------------------------------- */
+
+static bool env_congested(void *arg)
+{
+    return link_front_congested(arg);
+}
+
+static void queue_msg(iothread *t, link_msg *m)
+{
+    t->pushed = true;
+    if (!t->over && link_front_io_push(t->sh->link, t->index, m))
+        return;
+    m->next = NULL;
+    *t->over_tail = m;
+    t->over_tail = &m->next;
+}
+
+/* What this iteration produced for the SM goes as one message. */
+static void flush_tx(iothread *t)
+{
+    if (!buf_len(&t->tx))
+        return;
+    size_t len = buf_len(&t->tx);
+    outq_block *blk = outq_block_from_buf(&t->tx);
+    queue_msg(t, link_msg_new(LINK_MSG_FRAMES, blk, 0, len));
+}
+
+static void retry_over(iothread *t)
+{
+    while (t->over) {
+        link_msg *m = t->over;
+        if (!link_front_io_push(t->sh->link, t->index, m))
+            break;
+        t->over = m->next;
+    }
+    if (!t->over)
+        t->over_tail = &t->over;
+}
+
+static void set_paused(iothread *t, bool paused)
+{
+    if (t->paused == paused)
+        return;
+    t->paused = paused;
+    if (paused)
+        return;
+    /* Resume every connection that stopped reading meanwhile. */
+    for (uint32_t i = 0; i < t->nslots; i++)
+        if (t->slots[i] && !t->slots[i]->dead)
+            conn_read(t->slots[i]);
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+static void mark_dirty(conn *c)
+{
+    if (c->dirty || c->dead)
+        return;
+    c->dirty = true;
+    c->next_dirty = c->t->dirty;
+    c->t->dirty = c;
+}
+
+/* Moves what the stream produced to the client's queue and the link batch, and acts on it. */
+static void conn_take(conn *c, unsigned acts);
+
+static void submit_verify(conn *c)
+{
+    verify_job *job = mem_zalloc(sizeof *job);
+    if (!c2s_stream_verify_job(c->stream, &job->password, &job->hash, &job->creds)) {
+        verify_job_free(job);
+        return;
+    }
+    job->owner = c->t;
+    job->sid = c->sid;
+    verify_pool_submit(c->t->sh->verify, job);
+}
+
+static void start_tls(conn *c);
+
+static void conn_take(conn *c, unsigned acts)
+{
+    iothread *t = c->t;
+    buf *out = c2s_stream_out(c->stream);
+    if (buf_len(out)) {
+        outq_push_bytes(&c->q, buf_data(out), buf_len(out));
+        buf_consume(out, buf_len(out));
+        mark_dirty(c);
+    }
+    buf *frames = c2s_stream_frames(c->stream);
+    if (buf_len(frames)) {
+        buf_append(&t->tx, buf_data(frames), buf_len(frames));
+        buf_consume(frames, buf_len(frames));
+    }
+    if (acts & C2S_ACT_AUTHED)
+        evloop_timer_cancel(t->loop, &c->auth_timer);
+    if (acts & C2S_ACT_VERIFY)
+        submit_verify(c);
+    if (acts & C2S_ACT_STARTTLS)
+        c->starttls_flush = true;
+    if (acts & C2S_ACT_CLOSE) {
+        if (!c->closing)
+            evloop_timer_after(t->loop, &c->close_timer, IO_CLOSE_GRACE_MS);
+        c->closing = true;
+        mark_dirty(c);
+    }
+    if (!c->closing && outq_bytes(&c->q) > t->cfg->limits.output_queue) {
+        bump(&t->st_overflows);
+        log_info("c2s %s: more than %zu bytes queued for a client that does not read: closing",
+                 c->peer, t->cfg->limits.output_queue);
+        conn_take(c, c2s_stream_error(c->stream, "policy-violation", "output queue full"));
+    }
+}
+
+static ssize_t tls_writer(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    conn *c = ctx;
+    size_t n = 0;
+    switch (tls_write(c->ssl, iov[0].iov_base, iov[0].iov_len, &n)) {
+    case TLS_OK:
+        return (ssize_t)n;
+    case TLS_WANT_READ:
+        c->write_wants_read = true;
+        errno = EAGAIN;
+        return -1;
+    case TLS_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    default:
+        errno = EPIPE;
+        return -1;
+    }
+}
+
+static void conn_flush(conn *c)
+{
+    if (c->dead || c->handshaking)
+        return;
+    c->write_wants_read = false;
+    outq_status st = c->ssl ? outq_flush(&c->q, tls_writer, c, 1) : outq_flush_socket(&c->q, c->fd);
+    if (st == OUTQ_ERROR) {
+        conn_kill(c);
+        return;
+    }
+    if (st == OUTQ_EMPTY) {
+        if (c->starttls_flush) {
+            c->starttls_flush = false;
+            start_tls(c);
+            return;
+        }
+        if (c->closing) {
+            if (c->ssl)
+                tls_shutdown(c->ssl);
+            conn_kill(c);
+            return;
+        }
+    }
+    conn_update(c);
+}
+
+/* ---- input ----------------------------------------------------------------------------------- */
+
+static bool can_read(const conn *c)
+{
+    return !c->dead && !c->closing && !c->handshaking && !c->starttls_flush && !c->rate_wait &&
+           !c->t->paused && c->stream && c2s_stream_wants_input(c->stream);
+}
+
+static void conn_update(conn *c)
+{
+    if (c->dead)
+        return;
+    unsigned want;
+    if (c->handshaking) {
+        want = c->hs_want;
+    } else {
+        want = can_read(c) || c->write_wants_read ? EVLOOP_READ : 0;
+        if (!outq_empty(&c->q))
+            want |= EVLOOP_WRITE;
+    }
+    if (want != evloop_io_interest(&c->io) && evloop_io_set(c->t->loop, &c->io, want) != 0)
+        conn_kill(c);
+}
+
+static bool take_tokens(conn *c, size_t *want)
+{
+    size_t bps = c->t->cfg->limits.max_bps;
+    if (!bps)
+        return true;
+    uint64_t now = evloop_now(c->t->loop);
+    int64_t burst = (int64_t)(bps > IO_READ_CHUNK ? bps : IO_READ_CHUNK);
+    c->tokens += (int64_t)((now - c->refilled) * bps / 1000);
+    c->refilled = now;
+    if (c->tokens > burst)
+        c->tokens = burst;
+    if (c->tokens <= 0) {
+        /* Wait until a useful amount (a tenth of a second's worth, at least) is back. */
+        uint64_t delay = (uint64_t)(-c->tokens) * 1000 / bps + 100;
+        c->rate_wait = true;
+        evloop_timer_after(c->t->loop, &c->bps_timer, delay);
+        return false;
+    }
+    if (*want > (size_t)c->tokens)
+        *want = (size_t)c->tokens;
+    return true;
+}
+
+static void conn_gone(conn *c)
+{
+    conn_kill(c);
+}
+
+static void conn_read(conn *c)
+{
+    iothread *t = c->t;
+    while (can_read(c)) {
+        size_t want = sizeof t->rbuf, n = 0;
+        if (!take_tokens(c, &want))
+            break;
+        if (c->ssl) {
+            tls_status st = tls_read(c->ssl, t->rbuf, want, &n);
+            if (st == TLS_WANT_READ)
+                break;
+            if (st == TLS_WANT_WRITE) {
+                mark_dirty(c);
+                break;
+            }
+            if (st != TLS_OK) {
+                if (st == TLS_FAILED) {
+                    tls_error e;
+                    tls_last_error(&e);
+                    log_debug("c2s %s: TLS: %s", c->peer, e.text);
+                }
+                conn_gone(c);
+                return;
+            }
+        } else {
+            ssize_t r = read(c->fd, t->rbuf, want);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                break;
+            if (r <= 0) {
+                conn_gone(c);
+                return;
+            }
+            n = (size_t)r;
+        }
+        c->last_rx = evloop_now(t->loop);
+        c->pinged = false;
+        c->tokens -= (int64_t)n;
+        conn_take(c, c2s_stream_feed(c->stream, t->rbuf, n));
+    }
+    conn_update(c);
+}
+
+/* A stream that may read again (an answer came): TLS may hold decrypted bytes epoll cannot see. */
+static void conn_resume(conn *c)
+{
+    if (c->ssl && !c->handshaking && SSL_has_pending(c->ssl))
+        conn_read(c);
+    else
+        conn_update(c);
+}
+
+static void tls_step(conn *c)
+{
+    tls_status st = tls_handshake(c->ssl);
+    if (st == TLS_WANT_READ || st == TLS_WANT_WRITE) {
+        c->hs_want = st == TLS_WANT_READ ? EVLOOP_READ : EVLOOP_WRITE;
+        conn_update(c);
+        return;
+    }
+    if (st != TLS_OK) {
+        tls_error e;
+        tls_last_error(&e);
+        log_debug("c2s %s: TLS handshake failed: %s", c->peer, e.text);
+        conn_kill(c);
+        return;
+    }
+    c->handshaking = false;
+    uint8_t exporter[32];
+    bool has = tls_exporter(c->ssl, exporter) == 0;
+    if (!c->stream) {
+        c->stream = c2s_stream_new(&c->t->env, c->sid, true, has ? exporter : NULL);
+    } else {
+        conn_take(c, c2s_stream_tls_started(c->stream, has ? exporter : NULL));
+    }
+    conn_read(c);
+}
+
+static void start_tls(conn *c)
+{
+    c->ssl = tls_server_ssl_new(c->t->sh->tls, c->fd);
+    if (!c->ssl) {
+        conn_kill(c);
+        return;
+    }
+    c->handshaking = true;
+    tls_step(c);
+}
+
+static void on_conn_event(evloop *loop, evloop_io *io, unsigned events, void *arg)
+{
+    conn *c = arg;
+    if (c->handshaking) {
+        tls_step(c);
+        return;
+    }
+    if (events & EVLOOP_WRITE || (c->write_wants_read && (events & EVLOOP_READ)))
+        conn_flush(c);
+    if (!c->dead && (events & EVLOOP_READ)) {
+        if (can_read(c))
+            conn_read(c);
+        else
+            conn_update(c);
+    }
+}
+
+/* ---- timers ---------------------------------------------------------------------------------- */
+
+static void on_auth_timeout(timer *tm, void *arg)
+{
+    conn *c = arg;
+    if (c->dead || c->closing)
+        return;
+    if (!c->stream) {
+        conn_kill(c);
+        return;
+    }
+    conn_take(c, c2s_stream_error(c->stream, "connection-timeout", "authentication took too long"));
+}
+
+static void on_idle(timer *tm, void *arg)
+{
+    conn *c = arg;
+    iothread *t = c->t;
+    uint64_t idle = (uint64_t)t->cfg->limits.idle_timeout * 1000;
+    uint64_t now = evloop_now(t->loop);
+    if (c->dead || c->closing)
+        return;
+    if (now - c->last_rx < idle) {
+        evloop_timer_after(t->loop, &c->idle_timer, idle - (now - c->last_rx));
+        return;
+    }
+    if (!c->stream) {
+        conn_kill(c);
+        return;
+    }
+    if (!c->pinged) {
+        c->pinged = true;
+        if (!c->handshaking) {
+            outq_push_bytes(&c->q, " ", 1);
+            mark_dirty(c);
+        }
+        evloop_timer_after(t->loop, &c->idle_timer, idle);
+        return;
+    }
+    conn_take(c, c2s_stream_error(c->stream, "connection-timeout", "no traffic"));
+}
+
+static void on_bps(timer *tm, void *arg)
+{
+    conn *c = arg;
+    c->rate_wait = false;
+    if (!c->dead)
+        conn_read(c);
+}
+
+static void on_close_timeout(timer *tm, void *arg)
+{
+    conn_kill(arg);
+}
+
+/* ---- connections ----------------------------------------------------------------------------- */
+
+static void conn_kill(conn *c)
+{
+    if (c->dead)
+        return;
+    iothread *t = c->t;
+    c->dead = true;
+    evloop_io_set(t->loop, &c->io, 0);
+    evloop_timer_cancel(t->loop, &c->auth_timer);
+    evloop_timer_cancel(t->loop, &c->idle_timer);
+    evloop_timer_cancel(t->loop, &c->bps_timer);
+    evloop_timer_cancel(t->loop, &c->close_timer);
+    if (c->stream) {
+        c2s_stream_gone(c->stream);
+        buf *frames = c2s_stream_frames(c->stream);
+        buf_append(&t->tx, buf_data(frames), buf_len(frames));
+        buf_consume(frames, buf_len(frames));
+    }
+    c->next_dead = t->dead;
+    t->dead = c;
+}
+
+static void conn_free(conn *c)
+{
+    iothread *t = c->t;
+    c2s_stream_free(c->stream);
+    if (c->ssl)
+        SSL_free(c->ssl);
+    close(c->fd);
+    outq_free(&c->q);
+    t->slots[c->slot] = NULL;
+    t->free_stack[t->nfree++] = c->slot;
+    free(c);
+}
+
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, len, "%s:%u", ip, port);
+}
+
+/* The shard is full: a best-effort stream error (a single non-blocking write), then close. */
+static void refuse_full(iothread *t, int fd, bool tls)
+{
+    bump(&t->st_refused);
+    if (!tls) {
+        buf b = BUF_INIT;
+        xml_stream_attrs a = {.content_ns = "jabber:client", .from = t->cfg->hosts[0],
+                              .version = "1.0"};
+        xml_write_stream_open(&b, &a);
+        xml_write_stream_error(&b, "resource-constraint", "this server is full");
+        xml_write_stream_close(&b);
+        ssize_t r = send(fd, buf_data(&b), buf_len(&b), MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)r;
+        buf_free(&b);
+    }
+    close(fd);
+}
+
+static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_storage *ss)
+{
+    if (!t->nfree || t->shutting_down) {
+        refuse_full(t, fd, tls);
+        return;
+    }
+    bump(&t->st_accepted);
+    conn *c = mem_zalloc(sizeof *c);
+    c->t = t;
+    c->fd = fd;
+    c->slot = t->free_stack[--t->nfree];
+    c->sid = smproto_sid(t->index, c->slot, ++t->gen[c->slot]);
+    t->slots[c->slot] = c;
+    format_peer(ss, c->peer, sizeof c->peer);
+    evloop_io_init(&c->io, fd, on_conn_event, c);
+    timer_init(&c->auth_timer, on_auth_timeout, c);
+    timer_init(&c->idle_timer, on_idle, c);
+    timer_init(&c->bps_timer, on_bps, c);
+    timer_init(&c->close_timer, on_close_timeout, c);
+    c->last_rx = c->refilled = evloop_now(t->loop);
+    c->tokens = (int64_t)(t->cfg->limits.max_bps > IO_READ_CHUNK ? t->cfg->limits.max_bps
+                                                                 : IO_READ_CHUNK);
+    evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->cfg->limits.auth_timeout * 1000);
+    evloop_timer_after(t->loop, &c->idle_timer, (uint64_t)t->cfg->limits.idle_timeout * 1000);
+    log_debug("c2s %s: connected%s (session %016llx)", c->peer, tls ? " (TLS)" : "",
+              (unsigned long long)c->sid);
+    if (tls) {
+        start_tls(c);
+    } else {
+        c->stream = c2s_stream_new(&t->env, c->sid, false, NULL);
+        conn_update(c);
+    }
+}
+
+static void on_accept(evloop *loop, evloop_io *io, unsigned events, void *arg)
+{
+    listener *l = arg;
+    for (int i = 0; i < IO_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_warn("c2s: accept: %s", strerror(errno));
+            return;
+        }
+        accept_one(l->t, fd, l->tls, &ss);
+    }
+}
+
+/* ---- frames from the SM ---------------------------------------------------------------------- */
+
+static void resync(iothread *t, uint64_t epoch)
+{
+    flush_tx(t);   /* what was sent before goes before the resync */
+    buf b = BUF_INIT;
+    size_t start = SIZE_MAX;
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        conn *c = t->slots[i];
+        const char *jid = c && !c->dead && c->stream ? c2s_stream_jid(c->stream) : NULL;
+        if (!jid || c2s_stream_closed(c->stream))
+            continue;
+        if (start != SIZE_MAX && buf_len(&b) - start + 8 + strlen(jid) + 1 > SMPROTO_MAX_PAYLOAD) {
+            smproto_resync_end(&b, start);
+            start = SIZE_MAX;
+        }
+        if (start == SIZE_MAX)
+            start = smproto_resync_begin(&b);
+        smproto_resync_add(&b, c->sid, jid);
+    }
+    if (start != SIZE_MAX)
+        smproto_resync_end(&b, start);
+    size_t len = buf_len(&b);
+    link_msg *m = link_msg_new(LINK_MSG_RESYNC, len ? outq_block_from_buf(&b) : NULL, 0, len);
+    m->epoch = epoch;
+    buf_free(&b);
+    queue_msg(t, m);
+}
+
+static void on_link_msg(iothread *t, link_msg *m)
+{
+    if (m->kind == LINK_MSG_RESYNC_ASK) {
+        resync(t, m->epoch);
+        return;
+    }
+    const uint8_t *data = (const uint8_t *)outq_block_data(m->blk) + m->off;
+    smproto_frame f;
+    size_t used;
+    if (smproto_frame_next(data, m->len, &f, &used) != SMPROTO_FRAME_OK)
+        return;
+    uint32_t slot = smproto_sid_slot(f.sid);
+    conn *c = slot < t->nslots ? t->slots[slot] : NULL;
+    if (!c || c->sid != f.sid || c->dead || !c->stream) {
+        bump(&t->st_stale);
+        return;
+    }
+    bool waiting = !c2s_stream_wants_input(c->stream);
+    unsigned acts = c2s_stream_frame(c->stream, &f);
+    if (acts & C2S_ACT_DELIVER) {
+        outq_push_block(&c->q, m->blk, m->off + SMPROTO_HEADER, f.len);
+        mark_dirty(c);
+    }
+    conn_take(c, acts);
+    if (waiting && c2s_stream_wants_input(c->stream))
+        conn_resume(c);
+}
+
+static void take_verified(iothread *t)
+{
+    pthread_mutex_lock(&t->done_lock);
+    verify_job *list = t->done;
+    t->done = NULL;
+    pthread_mutex_unlock(&t->done_lock);
+    while (list) {
+        verify_job *job = list;
+        list = job->next;
+        uint32_t slot = smproto_sid_slot(job->sid);
+        conn *c = slot < t->nslots ? t->slots[slot] : NULL;
+        if (c && c->sid == job->sid && !c->dead && c->stream) {
+            conn_take(c, c2s_stream_verified(c->stream, job->ok));
+            conn_resume(c);
+        }
+        verify_job_free(job);
+    }
+}
+
+void iothread_verify_done(verify_job *job)
+{
+    iothread *t = job->owner;
+    pthread_mutex_lock(&t->done_lock);
+    job->next = t->done;
+    t->done = job;
+    pthread_mutex_unlock(&t->done_lock);
+    evloop_wake(t->loop);
+}
+
+/* ---- the loop -------------------------------------------------------------------------------- */
+
+static void close_listener(iothread *t, listener *l)
+{
+    if (l->fd < 0)
+        return;
+    evloop_io_set(t->loop, &l->io, 0);
+    close(l->fd);
+    l->fd = -1;
+}
+
+static void on_shutdown_grace(timer *tm, void *arg)
+{
+    iothread *t = arg;
+    for (uint32_t i = 0; i < t->nslots; i++)
+        if (t->slots[i])
+            conn_kill(t->slots[i]);
+    evloop_stop(t->loop);
+}
+
+static void begin_shutdown(iothread *t)
+{
+    t->shutting_down = true;
+    close_listener(t, &t->plain);
+    close_listener(t, &t->tls);
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        conn *c = t->slots[i];
+        if (!c || c->dead)
+            continue;
+        if (c->stream && !c->handshaking)
+            conn_take(c, c2s_stream_error(c->stream, "system-shutdown", NULL));
+        else
+            conn_kill(c);
+    }
+    evloop_timer_after(t->loop, &t->shutdown_timer, IO_SHUTDOWN_GRACE_MS);
+}
+
+static void on_wake(evloop *loop, void *arg)
+{
+    iothread *t = arg;
+    if (atomic_load(&t->shutdown_asked) && !t->shutting_down)
+        begin_shutdown(t);
+    retry_over(t);
+    take_verified(t);
+    link_msg *m;
+    unsigned n = 0;
+    while ((m = link_front_io_pop(t->sh->link, t->index))) {
+        on_link_msg(t, m);
+        link_msg_free(m);
+        n++;
+    }
+    if (n)
+        link_front_io_popped(t->sh->link, t->index);
+}
+
+static void before_sleep(evloop *loop, void *arg)
+{
+    iothread *t = arg;
+    while (t->dirty) {
+        conn *c = t->dirty;
+        t->dirty = c->next_dirty;
+        c->dirty = false;
+        conn_flush(c);
+    }
+    while (t->dead) {
+        conn *c = t->dead;
+        t->dead = c->next_dead;
+        conn_free(c);
+    }
+    flush_tx(t);
+    retry_over(t);
+    if (t->pushed) {
+        t->pushed = false;
+        link_front_io_pushed(t->sh->link, t->index);
+    }
+    set_paused(t, t->over != NULL);
+    if (t->shutting_down && !t->dirty) {
+        bool any = false;
+        for (uint32_t i = 0; i < t->nslots && !any; i++)
+            any = t->slots[i] != NULL;
+        if (!any && !t->over)
+            evloop_stop(t->loop);
+    }
+}
+
+static int listen_on(const front_config *cfg, int port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, cfg->ip, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, cfg->ip, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        len = sizeof *a6;
+    } else {
+        snprintf(err, errlen, "<local><ip> '%s' is not an IPv4 or IPv6 address", cfg->ip);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "cannot listen on %s port %d: %s", cfg->ip, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t slots, char *err,
+                       size_t errlen)
+{
+    iothread *t = mem_zalloc(sizeof *t);
+    t->sh = shared;
+    t->cfg = shared->cfg;
+    t->index = index;
+    t->plain.fd = t->tls.fd = -1;
+    t->loop = evloop_create();
+    if (!t->loop) {
+        snprintf(err, errlen, "cannot create an event loop: %s", strerror(errno));
+        free(t);
+        return NULL;
+    }
+    t->env = (c2s_env){.cfg = t->cfg, .tls_available = shared->tls != NULL,
+                       .link_congested = env_congested, .link_arg = shared->link};
+    t->nslots = slots;
+    t->slots = mem_array(slots, sizeof(conn *));
+    t->gen = mem_array(slots, sizeof(uint32_t));
+    t->free_stack = mem_array(slots, sizeof(uint32_t));
+    for (uint32_t i = 0; i < slots; i++)
+        t->free_stack[t->nfree++] = slots - 1 - i;
+    t->over_tail = &t->over;
+    pthread_mutex_init(&t->done_lock, NULL);
+    timer_init(&t->shutdown_timer, on_shutdown_grace, t);
+    t->plain = (listener){.t = t, .tls = false, .fd = listen_on(t->cfg, t->cfg->port, err, errlen)};
+    if (t->plain.fd < 0) {
+        iothread_free(t);
+        return NULL;
+    }
+    evloop_io_init(&t->plain.io, t->plain.fd, on_accept, &t->plain);
+    evloop_io_set(t->loop, &t->plain.io, EVLOOP_READ);
+    if (shared->tls) {
+        t->tls = (listener){.t = t, .tls = true,
+                            .fd = listen_on(t->cfg, t->cfg->ssl_port, err, errlen)};
+        if (t->tls.fd < 0) {
+            iothread_free(t);
+            return NULL;
+        }
+        evloop_io_init(&t->tls.io, t->tls.fd, on_accept, &t->tls);
+        evloop_io_set(t->loop, &t->tls.io, EVLOOP_READ);
+    }
+    evloop_on_wake(t->loop, on_wake, t);
+    evloop_before_sleep(t->loop, before_sleep, t);
+    return t;
+}
+
+evloop *iothread_loop(iothread *t) { return t->loop; }
+
+static void *io_main(void *arg)
+{
+    iothread *t = arg;
+    evloop_run(t->loop);
+    /* END frames of the connections closed at shutdown go to the link thread, which flushes them. */
+    flush_tx(t);
+    retry_over(t);
+    link_front_io_pushed(t->sh->link, t->index);
+    return NULL;
+}
+
+int iothread_start(iothread *t)
+{
+    int r = pthread_create(&t->thread, NULL, io_main, t);
+    if (r != 0) {
+        errno = r;
+        return -1;
+    }
+    t->started = true;
+    return 0;
+}
+
+void iothread_shutdown(iothread *t)
+{
+    atomic_store(&t->shutdown_asked, true);
+    evloop_wake(t->loop);
+}
+
+void iothread_join(iothread *t)
+{
+    if (t->started)
+        pthread_join(t->thread, NULL);
+    t->started = false;
+}
+
+void iothread_free(iothread *t)
+{
+    if (!t)
+        return;
+    for (uint32_t i = 0; i < t->nslots; i++)
+        if (t->slots[i])
+            conn_kill(t->slots[i]);
+    while (t->dead) {
+        conn *c = t->dead;
+        t->dead = c->next_dead;
+        conn_free(c);
+    }
+    while (t->over) {
+        link_msg *m = t->over;
+        t->over = m->next;
+        link_msg_free(m);
+    }
+    if (t->plain.fd >= 0)
+        close(t->plain.fd);
+    if (t->tls.fd >= 0)
+        close(t->tls.fd);
+    buf_free(&t->tx);
+    pthread_mutex_lock(&t->done_lock);
+    while (t->done) {
+        verify_job *j = t->done;
+        t->done = j->next;
+        verify_job_free(j);
+    }
+    pthread_mutex_unlock(&t->done_lock);
+    pthread_mutex_destroy(&t->done_lock);
+    free(t->slots);
+    free(t->gen);
+    free(t->free_stack);
+    evloop_destroy(t->loop);
+    free(t);
+}
+
+void iothread_get_stats(const iothread *t, iothread_stats *out)
+{
+    out->accepted = atomic_load_explicit(&t->st_accepted, memory_order_relaxed);
+    out->refused_full = atomic_load_explicit(&t->st_refused, memory_order_relaxed);
+    out->stale_frames = atomic_load_explicit(&t->st_stale, memory_order_relaxed);
+    out->output_overflows = atomic_load_explicit(&t->st_overflows, memory_order_relaxed);
+}

@@ -1,0 +1,54 @@
+/* shard/iothread.h — the front's IO threads: each owns an event loop, its own SO_REUSEPORT
+ * listeners on the plain and direct-TLS ports, and a shard of client connections (a table with a
+ * prime number of slots). A connection lives its whole life on one thread: socket, TLS, parser
+ * (shard/c2s_stream.h), timers and output queue are touched by no other thread.
+ *
+ * Frames for the SM are batched per loop iteration into one ring message to the link thread
+ * (smproto/link_front.h); frames from the SM are matched to connections by session id, and a
+ * frame for a slot whose generation moved on is dropped and counted. A full ring to the link
+ * stops every connection of the thread from reading until the link thread makes room.
+ *
+ * Thread rules: iothread_new/start/join/free on the main thread; iothread_shutdown from any
+ * thread; iothread_verify_done on verify workers; everything else runs on the IO thread.
+ */
+#ifndef JABSHARD_SHARD_IOTHREAD_H
+#define JABSHARD_SHARD_IOTHREAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/evloop.h"
+#include "core/tls.h"
+#include "shard/front_config.h"
+#include "shard/verify_pool.h"
+#include "smproto/link_front.h"
+
+typedef struct iothread_shared {
+    const front_config *cfg;
+    tls_server *tls;       /* NULL: no TLS (STARTTLS not offered, no direct-TLS listener) */
+    link_front *link;
+    verify_pool *verify;
+} iothread_shared;
+
+typedef struct iothread iothread;
+
+typedef struct iothread_stats {
+    uint64_t accepted, refused_full, stale_frames, output_overflows;
+} iothread_stats;
+
+/* Creates the loop and binds the listeners (SO_REUSEPORT, so every thread binds the same ports).
+ * Returns NULL with a message in err on failure (port in use, no permission). */
+iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t slots, char *err,
+                       size_t errlen);
+evloop *iothread_loop(iothread *t);
+int iothread_start(iothread *t);
+/* Any thread: every client gets <system-shutdown/>, then the thread's loop ends. */
+void iothread_shutdown(iothread *t);
+void iothread_join(iothread *t);
+void iothread_free(iothread *t);
+void iothread_get_stats(const iothread *t, iothread_stats *out);
+
+/* The verify pool's done callback (job->owner is the iothread). */
+void iothread_verify_done(verify_job *job);
+
+#endif

@@ -1,0 +1,171 @@
+/* shard/main.c — jabshard-c2s, the client front: reads jadc2s.xml, sets up logging and TLS, starts
+ * the SM-link thread and the IO threads, then waits for signals on a signalfd (SIGTERM/SIGINT: every
+ * client gets <system-shutdown/> and the process exits 0; SIGHUP: the certificate is reloaded and
+ * the log reopened, nobody is dropped). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/tls.h"
+#include "shard/front_config.h"
+#include "shard/iothread.h"
+#include "shard/verify_pool.h"
+#include "smproto/link_front.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: jabshard-c2s [-c FILE]\n"
+                    "  -c FILE   configuration (default ./jadc2s.xml)\n");
+}
+
+static void raise_fd_limit(unsigned want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t target = want <= rl.rlim_max ? want : rl.rlim_max;
+    rl.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || target < want)
+        log_warn("the open-file limit is %llu, below <max_fds> %u and what the front needs: raise "
+                 "it (ulimit -n)", (unsigned long long)target, want);
+}
+
+static tls_server *make_tls(const front_config *cfg)
+{
+    tls_error err;
+    const char *pem = cfg->pemfile;
+    if (access(pem, F_OK) != 0) {
+        log_warn("TLS: %s does not exist; using a generated self-signed certificate for the "
+                 "<local><id>s (clients will not trust it)", pem);
+        pem = NULL;
+    }
+    tls_server *srv = tls_server_new(pem, NULL, (const char *const *)cfg->hosts, &err);
+    if (!srv)
+        fprintf(stderr, "jabshard-c2s: TLS: %s\n", err.text);
+    return srv;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "./jadc2s.xml";
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c') {
+            path = optarg;
+        } else {
+            usage();
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc) {
+        usage();
+        return 2;
+    }
+
+    front_config cfg;
+    config_error cerr;
+    if (front_config_load(path, &cfg, &cerr) != 0) {
+        fprintf(stderr, "jabshard-c2s: %s\n", cerr.text);
+        return 2;
+    }
+    if (log_open("jabshard-c2s", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
+        fprintf(stderr, "jabshard-c2s: cannot open the log %s: %s\n",
+                cfg.log_path ? cfg.log_path : "", strerror(errno));
+        return 2;
+    }
+
+    /* Signals: handled here through a signalfd; every thread inherits the mask. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        return 1;
+    }
+
+    uint32_t slots = front_shard_slots(cfg.max_fds, cfg.threads);
+    raise_fd_limit(slots * cfg.threads + 64);
+    tls_server *tls = make_tls(&cfg);
+    if (!tls)
+        return 2;
+
+    link_front *link = link_front_new(&cfg, cfg.threads);
+    verify_pool *verify = verify_pool_new(cfg.threads > 1 ? cfg.threads / 2 : 1, iothread_verify_done);
+    if (!verify) {
+        log_error("cannot start the verification workers: %s", strerror(errno));
+        return 1;
+    }
+    iothread_shared shared = {.cfg = &cfg, .tls = tls, .link = link, .verify = verify};
+    iothread **io = mem_array(cfg.threads, sizeof *io);
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        char err[256];
+        io[i] = iothread_new(&shared, i, slots, err, sizeof err);
+        if (!io[i]) {
+            log_error("%s", err);
+            return 1;
+        }
+        link_front_attach(link, i, iothread_loop(io[i]));
+    }
+    log_info("max_fds %u over %u IO threads: %u connection slots each (a prime); listening on "
+             "%s port %d (STARTTLS) and %d (direct TLS)", cfg.max_fds, cfg.threads, slots, cfg.ip,
+             cfg.port, cfg.ssl_port);
+    if (link_front_start(link) != 0) {
+        log_error("cannot start the SM-link thread: %s", strerror(errno));
+        return 1;
+    }
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        if (iothread_start(io[i]) != 0) {
+            log_error("cannot start IO thread %u: %s", i, strerror(errno));
+            return 1;
+        }
+    }
+
+    for (;;) {
+        struct signalfd_siginfo si;
+        ssize_t r = read(sfd, &si, sizeof si);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != (ssize_t)sizeof si) {
+            log_error("signalfd read: %s", strerror(errno));
+            break;
+        }
+        if (si.ssi_signo == SIGHUP) {
+            tls_error terr;
+            if (tls_server_reload(tls, &terr) != 0)
+                log_warn("SIGHUP: TLS reload failed, keeping the current certificate: %s", terr.text);
+            log_reopen();
+            log_notice("SIGHUP: certificate reloaded, log reopened");
+            continue;
+        }
+        log_notice("%s: shutting down", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+
+    for (unsigned i = 0; i < cfg.threads; i++)
+        iothread_shutdown(io[i]);
+    for (unsigned i = 0; i < cfg.threads; i++)
+        iothread_join(io[i]);
+    link_front_stop(link);
+    verify_pool_free(verify);
+    for (unsigned i = 0; i < cfg.threads; i++)
+        iothread_free(io[i]);
+    free(io);
+    link_front_free(link);
+    tls_server_free(tls);
+    close(sfd);
+    front_config_free(&cfg);
+    return 0;
+}

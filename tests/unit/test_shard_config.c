@@ -1,0 +1,156 @@
+/* tests/unit/test_shard_config.c — the front's configuration (shard/front_config.c): the example
+ * etc/jadc2s.xml, defaults, errors naming the element, and the prime split of max_fds. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shard/front_config.h"
+
+static char path[64];
+
+static const char *write_cfg(const char *body)
+{
+    snprintf(path, sizeof path, "/tmp/test_shard_config.%d.xml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    return path;
+}
+
+static void test_example(void **state)
+{
+    front_config fc;
+    config_error err;
+    assert_int_equal(front_config_load("etc/jadc2s.xml", &fc, &err), 0);
+    assert_string_equal(fc.sm_host, "127.0.0.1");
+    assert_int_equal(fc.sm_port, 5111);
+    assert_string_equal(fc.sm_secret, "secret");
+    assert_string_equal(fc.sm_id, "jadc2s");
+    assert_int_equal(fc.sm_retries, 5);
+    assert_int_equal(fc.nhosts, 1);
+    assert_string_equal(fc.hosts[0], "localhost");
+    assert_int_equal(fc.port, 5222);
+    assert_int_equal(fc.ssl_port, 5223);
+    assert_int_equal(fc.max_fds, 10007);
+    assert_int_equal(fc.limits.stanza_size, 65536);
+    assert_int_equal(fc.limits.output_queue, 262144);
+    front_config_free(&fc);
+}
+
+static void test_defaults(void **state)
+{
+    front_config fc;
+    config_error err;
+    write_cfg("<jadc2s><sm><secret>s</secret></sm><local><id>Example.COM</id><id>b.example</id>"
+              "</local></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), 0);
+    assert_int_equal(fc.sm_port, 5111);
+    assert_int_equal(fc.sm_retries, 5);
+    assert_string_equal(fc.ip, "0.0.0.0");
+    assert_int_equal(fc.port, 5222);
+    assert_int_equal(fc.ssl_port, 5223);
+    assert_string_equal(fc.pemfile, "./server.pem");
+    assert_true(fc.starttls_required);
+    assert_int_equal(fc.max_fds, 1031);   /* 1023 = 3 * 11 * 31 rounds up to 1031 */
+    assert_true(fc.threads >= 1);
+    assert_int_equal(fc.nhosts, 2);
+    assert_string_equal(fc.hosts[0], "example.com");   /* nameprep'd */
+    assert_non_null(front_config_host(&fc, "b.example"));
+    assert_null(front_config_host(&fc, "c.example"));
+    assert_int_equal(fc.limits.auth_failures, 3);
+    assert_int_equal(fc.limits.auth_timeout, 30);
+    assert_int_equal(fc.limits.idle_timeout, 300);
+    assert_int_equal(fc.limits.max_bps, 10240);
+    front_config_free(&fc);
+    unlink(path);
+}
+
+static void expect_error(const char *body, unsigned line, const char *element)
+{
+    front_config fc;
+    config_error err;
+    write_cfg(body);
+    assert_int_equal(front_config_load(path, &fc, &err), -1);
+    if (err.line != line || strcmp(err.element, element) != 0)
+        fail_msg("expected line %u <%s>, got: %s", line, element, err.text);
+    assert_non_null(strstr(err.text, path));
+    unlink(path);
+}
+
+static void test_errors(void **state)
+{
+    expect_error("<jadc2s>\n<sm><secret>s</secret></sm>\n<local><id>a</id>\n<prot>1</prot></local>"
+                 "</jadc2s>", 4, "local/prot");
+    expect_error("<jadc2s><sm><secret>s</secret>\n<port>99999</port></sm><local><id>a</id></local>"
+                 "</jadc2s>", 2, "sm/port");
+    expect_error("<jadc2s><sm><secret>s</secret></sm>\n<local><id>a@b</id></local></jadc2s>", 2,
+                 "local/id");
+    expect_error("<jadc2s><sm><secret>s</secret></sm><local><id>a</id></local>\n"
+                 "<max_fds>lots</max_fds></jadc2s>", 2, "max_fds");
+    expect_error("<jadc2s><sm><secret>s</secret></sm><local><id>a</id>\n<id>A</id></local></jadc2s>",
+                 2, "local/id");
+    expect_error("<other><sm><secret>s</secret></sm></other>", 1, "other");
+}
+
+static void test_missing_required(void **state)
+{
+    front_config fc;
+    config_error err;
+    write_cfg("<jadc2s><local><id>a</id></local></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), -1);
+    assert_non_null(strstr(err.text, "secret"));
+    write_cfg("<jadc2s><sm><secret>s</secret></sm></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), -1);
+    assert_non_null(strstr(err.text, "id"));
+    unlink(path);
+}
+
+static bool slow_prime(uint32_t n)
+{
+    if (n < 2)
+        return false;
+    for (uint32_t d = 2; d < n; d++)
+        if (n % d == 0)
+            return false;
+    return true;
+}
+
+static void test_primes(void **state)
+{
+    for (uint32_t n = 0; n < 3000; n++)
+        assert_int_equal(front_is_prime(n), slow_prime(n));
+    assert_int_equal(front_prime_at_least(10007), 10007);
+    assert_int_equal(front_prime_at_least(1023), 1031);
+    assert_int_equal(front_prime_at_least(0), 2);
+    /* The split: ceil(max_fds / threads), up to a prime; every thread gets at least its share. */
+    for (unsigned threads = 1; threads <= 16; threads++) {
+        for (uint32_t fds = 16; fds < 3000; fds += 37) {
+            uint32_t slots = front_shard_slots(fds, threads);
+            assert_true(front_is_prime(slots));
+            assert_true((uint64_t)slots * threads >= fds);
+            for (uint32_t k = (fds + threads - 1) / threads; k < slots; k++)
+                assert_false(front_is_prime(k));
+        }
+    }
+    assert_int_equal(front_shard_slots(10007, 4), 2503);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_primes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,795 @@
+/* tests/unit/test_shard_stream.c — the client stream state machine (shard/c2s_stream.c) driven
+ * without sockets: header checks, features, STARTTLS, SASL SCRAM and PLAIN with the SM's
+ * credential answer fed in, the restart, binding, from-stamping and stanza checks. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "core/scram.h"
+#include "shard/c2s_stream.h"
+#include "shard/sasl.h"
+#include "smproto/frame.h"
+
+#define HOST "example.com"
+#define SID 0x0100000500000007ull
+
+static char *test_hosts[] = {HOST, "other.example", NULL};
+static front_config test_cfg;
+static c2s_env env_tls;       /* TLS available, STARTTLS required */
+static bool congested;
+
+static bool fake_congested(void *arg) { return congested; }
+
+static int setup(void **state)
+{
+    memset(&test_cfg, 0, sizeof test_cfg);
+    test_cfg.hosts = test_hosts;
+    test_cfg.nhosts = 2;
+    test_cfg.starttls_required = true;
+    test_cfg.limits.stanza_size = 65536;
+    test_cfg.limits.auth_failures = 3;
+    env_tls = (c2s_env){.cfg = &test_cfg, .tls_available = true, .link_congested = fake_congested};
+    congested = false;
+    return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------------------------- */
+
+/* Takes the stream's output as a string (caller frees). */
+static char *take_out(c2s_stream *s)
+{
+    buf *o = c2s_stream_out(s);
+    char *r = strndup(buf_data(o) ? buf_data(o) : "", buf_len(o));
+    buf_consume(o, buf_len(o));
+    return r;
+}
+
+static void discard_out(c2s_stream *s)
+{
+    buf_consume(c2s_stream_out(s), buf_len(c2s_stream_out(s)));
+}
+
+static unsigned feed(c2s_stream *s, const char *text)
+{
+    return c2s_stream_feed(s, text, strlen(text));
+}
+
+static void expect_out(c2s_stream *s, const char *needle)
+{
+    char *o = take_out(s);
+    if (!strstr(o, needle))
+        fail_msg("output lacks %s:\n%s", needle, o);
+    free(o);
+}
+
+/* Takes exactly one frame of type t from the stream; copies it into fb (for its payload). */
+static smproto_frame take_frame(c2s_stream *s, smproto_type t, buf *fb)
+{
+    buf *frames = c2s_stream_frames(s);
+    smproto_frame f;
+    size_t used;
+    assert_int_equal(smproto_frame_next((const uint8_t *)buf_data(frames), buf_len(frames), &f, &used),
+                     SMPROTO_FRAME_OK);
+    assert_int_equal(f.type, t);
+    assert_int_equal(f.sid, SID);
+    buf_free(fb);
+    buf_append(fb, buf_data(frames), used);
+    buf_consume(frames, used);
+    smproto_frame_next((const uint8_t *)buf_data(fb), buf_len(fb), &f, &used);
+    return f;
+}
+
+static void expect_no_frame(c2s_stream *s)
+{
+    assert_int_equal(buf_len(c2s_stream_frames(s)), 0);
+}
+
+static const char *header(const char *to)
+{
+    static char h[512];
+    snprintf(h, sizeof h,
+             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+             "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>", to);
+    return h;
+}
+
+static char *b64(const void *data, size_t len)
+{
+    char *o = malloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)o, data, (int)len);
+    return o;
+}
+
+static size_t unb64(const char *text, size_t n, uint8_t *out)
+{
+    int len = EVP_DecodeBlock(out, (const unsigned char *)text, (int)n);
+    assert_true(len >= 0);
+    while (n && text[n - 1] == '=') {
+        n--;
+        len--;
+    }
+    return (size_t)len;
+}
+
+/* The text of <name ...>TEXT</name> in the output. */
+static char *element_text(const char *out, const char *name)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s ", name);
+    snprintf(close, sizeof close, "</%s>", name);
+    const char *p = strstr(out, open);
+    if (!p)
+        return NULL;
+    p = strchr(p, '>') + 1;
+    const char *e = strstr(p, close);
+    return e ? strndup(p, (size_t)(e - p)) : NULL;
+}
+
+/* A stream over TLS (direct), optionally with a channel-binding exporter. */
+static c2s_stream *open_tls_stream(const uint8_t *exporter)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, true, exporter);
+    feed(s, header(HOST));
+    return s;
+}
+
+static void answer_creds(c2s_stream *s, const char *password, bool exists)
+{
+    smproto_creds creds;
+    memset(&creds, 0, sizeof creds);
+    if (exists) {
+        static const uint8_t salt[] = "0123456789abcdef";
+        assert_int_equal(scram_derive(SCRAM_SHA1, password, salt, 16, 4096, &creds.sha1), 0);
+        assert_int_equal(scram_derive(SCRAM_SHA256, password, salt, 16, 4096, &creds.sha256), 0);
+    }
+    buf fb = BUF_INIT;
+    smproto_put_auth_answer(&fb, SID, exists ? SMPROTO_AUTH_OK : SMPROTO_AUTH_NO_USER,
+                            exists ? &creds : NULL);
+    smproto_frame f;
+    size_t used;
+    assert_int_equal(smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used),
+                     SMPROTO_FRAME_OK);
+    c2s_stream_frame(s, &f);
+    buf_free(&fb);
+}
+
+/* Runs SCRAM as a client would, with the SM's answer fed in; returns the stream's last output. */
+static char *scram_login(c2s_stream *s, scram_hash h, const char *user, const char *password,
+                         const char *stored_password)
+{
+    const char *mech = h == SCRAM_SHA1 ? "SCRAM-SHA-1" : "SCRAM-SHA-256";
+    char first_bare[256], auth[512];
+    snprintf(first_bare, sizeof first_bare, "n=%s,r=clientnonce123", user);
+    char gs2[300];
+    snprintf(gs2, sizeof gs2, "n,,%s", first_bare);
+    char *enc = b64(gs2, strlen(gs2));
+    snprintf(auth, sizeof auth,
+             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>", mech, enc);
+    free(enc);
+    assert_int_equal(feed(s, auth), 0);
+    assert_false(c2s_stream_wants_input(s));
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_AUTH_QUERY, &fb);
+    const char *qhost, *quser;
+    assert_true(smproto_get_auth_query(&f, &qhost, &quser));
+    assert_string_equal(qhost, HOST);
+    buf_free(&fb);
+    answer_creds(s, stored_password, true);
+    assert_true(c2s_stream_wants_input(s));
+
+    char *o = take_out(s);
+    char *ch = element_text(o, "challenge");
+    assert_non_null(ch);
+    uint8_t server_first[512];
+    size_t sf_len = unb64(ch, strlen(ch), server_first);
+    server_first[sf_len] = 0;
+    free(ch);
+    free(o);
+    /* r=...,s=...,i=... */
+    const char *r = strstr((char *)server_first, "r=") + 2;
+    const char *sp = strstr((char *)server_first, ",s=") + 3;
+    const char *ip = strstr((char *)server_first, ",i=") + 3;
+    char nonce[256];
+    snprintf(nonce, sizeof nonce, "%.*s", (int)(strchr(r, ',') - r), r);
+    uint8_t salt[64];
+    size_t salt_len = unb64(sp, (size_t)(strchr(sp, ',') - sp), salt);
+    unsigned iters = (unsigned)atoi(ip);
+
+    char final_noproof[300];
+    snprintf(final_noproof, sizeof final_noproof, "c=biws,r=%s", nonce);
+    char authmsg[2048];
+    snprintf(authmsg, sizeof authmsg, "%s,%s,%s", first_bare, (char *)server_first, final_noproof);
+    size_t kl = scram_key_len(h);
+    uint8_t salted[SCRAM_MAX_KEY], ckey[SCRAM_MAX_KEY], stored[SCRAM_MAX_KEY], sig[SCRAM_MAX_KEY];
+    scram_salted_password(h, password, strlen(password), salt, salt_len, iters, salted);
+    scram_hmac(h, salted, kl, "Client Key", 10, ckey);
+    scram_digest(h, ckey, kl, stored);
+    scram_hmac(h, stored, kl, authmsg, strlen(authmsg), sig);
+    for (size_t i = 0; i < kl; i++)
+        ckey[i] ^= sig[i];
+    char *proof = b64(ckey, kl);
+    char final[512];
+    snprintf(final, sizeof final, "%s,p=%s", final_noproof, proof);
+    free(proof);
+    enc = b64(final, strlen(final));
+    char resp[1024];
+    snprintf(resp, sizeof resp, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</response>",
+             enc);
+    free(enc);
+    unsigned acts = feed(s, resp);
+    char *out = take_out(s);
+    if (strstr(out, "<success"))
+        assert_true(acts & C2S_ACT_AUTHED);
+    return out;
+}
+
+/* Authenticated, restarted and bound as user@example.com/res. */
+static c2s_stream *bound_stream(void)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    free(scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil"));
+    feed(s, header(HOST));
+    expect_out(s, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
+    feed(s, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            "<resource>res</resource></bind></iq>");
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_BIND, &fb);
+    const char *host, *user, *resource;
+    uint8_t flags;
+    assert_true(smproto_get_bind(&f, &host, &user, &resource, &flags));
+    assert_string_equal(host, HOST);
+    assert_string_equal(user, "user");
+    assert_string_equal(resource, "res");
+    buf_free(&fb);
+    smproto_put_bound(&fb, SID, SMPROTO_BOUND_OK, "user@example.com/res");
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    c2s_stream_frame(s, &f);
+    buf_free(&fb);
+    expect_out(s, "<jid>user@example.com/res</jid>");
+    assert_string_equal(c2s_stream_jid(s), "user@example.com/res");
+    return s;
+}
+
+/* ---- header checks --------------------------------------------------------------------------- */
+
+static void test_host_unknown(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    unsigned acts = feed(s, header("nowhere.example"));
+    assert_true(acts & C2S_ACT_CLOSE);
+    char *o = take_out(s);
+    /* Our header goes first, then the error, then the close. */
+    assert_non_null(strstr(o, "<stream:stream"));
+    assert_non_null(strstr(o, "<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+    assert_non_null(strstr(o, "</stream:stream>"));
+    assert_true(c2s_stream_closed(s));
+    assert_false(c2s_stream_wants_input(s));
+    free(o);
+    c2s_stream_free(s);
+}
+
+static void test_second_host_served(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    assert_int_equal(feed(s, header("OTHER.example")), 0);   /* nameprep'd before matching */
+    expect_out(s, "from='other.example'");
+    c2s_stream_free(s);
+}
+
+static void test_bad_namespace(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    unsigned acts = feed(s, "<stream:stream xmlns='jabber:server' "
+                            "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' "
+                            "version='1.0'>");
+    assert_true(acts & C2S_ACT_CLOSE);
+    expect_out(s, "<invalid-namespace");
+    c2s_stream_free(s);
+
+    s = c2s_stream_new(&env_tls, SID, false, NULL);
+    acts = feed(s, "<stream:stream xmlns='jabber:client' xmlns:stream='urn:wrong' "
+                   "to='example.com' version='1.0'>");
+    assert_true(acts & C2S_ACT_CLOSE);
+    expect_out(s, "<invalid-namespace");
+    c2s_stream_free(s);
+}
+
+static void test_bad_version(void **state)
+{
+    const char *versions[] = {NULL, "0.9", "2.0"};
+    for (int i = 0; i < 3; i++) {
+        char h[512];
+        snprintf(h, sizeof h, "<stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' to='example.com'%s%s%s>",
+                 versions[i] ? " version='" : "", versions[i] ? versions[i] : "",
+                 versions[i] ? "'" : "");
+        c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+        assert_true(feed(s, h) & C2S_ACT_CLOSE);
+        expect_out(s, "<unsupported-version");
+        c2s_stream_free(s);
+    }
+}
+
+static void test_not_well_formed_before_header(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    assert_true(feed(s, "<stream:stream xmlns='jabber:client' <<>") & C2S_ACT_CLOSE);
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "<stream:stream"));   /* a header before the error */
+    assert_non_null(strstr(o, "<not-well-formed"));
+    free(o);
+    c2s_stream_free(s);
+}
+
+static void test_restricted_xml(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    feed(s, header(HOST));
+    discard_out(s);
+    assert_true(feed(s, "<!-- comment -->") & C2S_ACT_CLOSE);
+    expect_out(s, "<restricted-xml");
+    c2s_stream_free(s);
+}
+
+/* ---- features, STARTTLS ---------------------------------------------------------------------- */
+
+static void test_features_plain_port(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    assert_int_equal(feed(s, header(HOST)), 0);
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"));
+    assert_null(strstr(o, "<mechanisms"));
+    free(o);
+    c2s_stream_free(s);
+}
+
+static void test_features_optional_tls(void **state)
+{
+    test_cfg.starttls_required = false;
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    feed(s, header(HOST));
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></starttls>"));
+    assert_non_null(strstr(o, "<mechanism>SCRAM-SHA-256</mechanism>"));
+    assert_null(strstr(o, "PLAIN"));   /* never without TLS */
+    free(o);
+    /* PLAIN refused on a plain stream even if the client tries it. */
+    feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AHUAcA==</auth>");
+    expect_out(s, "<encryption-required/>");
+    c2s_stream_free(s);
+}
+
+static void test_sasl_before_starttls(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    feed(s, header(HOST));
+    discard_out(s);
+    assert_true(feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                        "AHUAcA==</auth>") & C2S_ACT_CLOSE);
+    expect_out(s, "<policy-violation");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+}
+
+static void test_starttls(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    feed(s, header(HOST));
+    discard_out(s);
+    /* Bytes after <starttls/> came before TLS: they are never parsed. */
+    unsigned acts = feed(s, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><iq type='get'/>");
+    assert_int_equal(acts, C2S_ACT_STARTTLS);
+    expect_out(s, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert_false(c2s_stream_wants_input(s));
+    c2s_stream_tls_started(s, NULL);
+    assert_true(c2s_stream_wants_input(s));
+    assert_int_equal(feed(s, header(HOST)), 0);
+    char *o = take_out(s);
+    assert_null(strstr(o, "starttls"));
+    assert_non_null(strstr(o, "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>"
+                              "<mechanism>PLAIN</mechanism>"));
+    assert_null(strstr(o, "-PLUS"));
+    assert_non_null(strstr(o, "<register xmlns='http://jabber.org/features/iq-register'/>"));
+    free(o);
+    c2s_stream_free(s);
+}
+
+static void test_plus_with_exporter(void **state)
+{
+    uint8_t exporter[32];
+    memset(exporter, 7, sizeof exporter);
+    c2s_stream *s = open_tls_stream(exporter);
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
+                              "<mechanism>SCRAM-SHA-1-PLUS</mechanism>"));
+    assert_non_null(strstr(o, "<channel-binding type='tls-exporter'/>"));
+    free(o);
+    c2s_stream_free(s);
+
+    /* Without an exporter -PLUS is refused even if asked for. */
+    s = open_tls_stream(NULL);
+    discard_out(s);
+    feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>"
+            "cD10bHMtZXhwb3J0ZXIsLG49dSxyPWFiYw==</auth>");
+    expect_out(s, "<invalid-mechanism/>");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+}
+
+static void test_stanza_before_auth(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    assert_true(feed(s, "<message to='a@example.com'><body>hi</body></message>") & C2S_ACT_CLOSE);
+    expect_out(s, "<not-authorized");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+}
+
+static void test_register_forwarded(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    assert_int_equal(feed(s, "<iq type='get' id='r1' from='evil@x'><query xmlns='jabber:iq:register'/></iq>"), 0);
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_REGISTER, &fb);
+    const char *host, *iq;
+    assert_true(smproto_get_register(&f, &host, &iq));
+    assert_string_equal(host, HOST);
+    assert_non_null(strstr(iq, "jabber:iq:register"));
+    assert_null(strstr(iq, "evil"));
+    buf_free(&fb);
+    /* The SM's answer is delivered although the session is not bound. */
+    smproto_put(&fb, SMPROTO_STANZA, SID, "<iq type='result' id='r1'/>", 26);
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    assert_true(c2s_stream_frame(s, &f) & C2S_ACT_DELIVER);
+    buf_free(&fb);
+    c2s_stream_free(s);
+}
+
+/* ---- SASL ------------------------------------------------------------------------------------ */
+
+static void test_scram_sha256_success(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    char *o = scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil");
+    assert_non_null(strstr(o, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"));
+    free(o);
+    assert_true(c2s_stream_authenticated(s));
+    feed(s, header(HOST));
+    o = take_out(s);
+    assert_non_null(strstr(o, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"));
+    assert_non_null(strstr(o, "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/>"));
+    assert_null(strstr(o, "mechanisms"));
+    free(o);
+    c2s_stream_free(s);
+}
+
+static void test_scram_sha1_success(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    char *o = scram_login(s, SCRAM_SHA1, "user", "pencil", "pencil");
+    assert_non_null(strstr(o, "<success"));
+    free(o);
+    c2s_stream_free(s);
+}
+
+static void test_scram_wrong_password(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    char *o = scram_login(s, SCRAM_SHA256, "user", "wrong", "pencil");
+    assert_non_null(strstr(o, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/>"));
+    free(o);
+    assert_false(c2s_stream_authenticated(s));
+    assert_false(c2s_stream_closed(s));
+    c2s_stream_free(s);
+}
+
+static void test_auth_failures_limit(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    for (int i = 0; i < 3; i++) {
+        char *o = scram_login(s, SCRAM_SHA256, "user", "wrong", "pencil");
+        assert_non_null(strstr(o, "<not-authorized/>"));
+        if (i < 2)
+            assert_false(c2s_stream_closed(s));
+        else
+            assert_non_null(strstr(o, "<policy-violation"));
+        free(o);
+    }
+    assert_true(c2s_stream_closed(s));
+    c2s_stream_free(s);
+}
+
+static void test_auth_storage_error(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>"
+            "biwsbj11c2VyLHI9YWJjZGVmZ2g=</auth>");
+    buf fb = BUF_INIT;
+    take_frame(s, SMPROTO_AUTH_QUERY, &fb);
+    buf_free(&fb);
+    smproto_put_auth_answer(&fb, SID, SMPROTO_AUTH_ERROR, NULL);
+    smproto_frame f;
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    c2s_stream_frame(s, &f);
+    buf_free(&fb);
+    expect_out(s, "<temporary-auth-failure/>");
+    assert_true(c2s_stream_wants_input(s));
+    c2s_stream_free(s);
+}
+
+static void test_bad_base64_and_mechanism(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>!!!</auth>");
+    expect_out(s, "<incorrect-encoding/>");
+    feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='DIGEST-MD5'/>");
+    expect_out(s, "<invalid-mechanism/>");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+}
+
+static void plain_login(c2s_stream *s, const char *pw_sent, bool exists, const char *pw_stored)
+{
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "%cuser%c%s", 0, 0, pw_sent);
+    char *enc = b64(msg, (size_t)n);
+    char auth[256];
+    snprintf(auth, sizeof auth,
+             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", enc);
+    free(enc);
+    feed(s, auth);
+    buf fb = BUF_INIT;
+    take_frame(s, SMPROTO_AUTH_QUERY, &fb);
+    buf_free(&fb);
+    answer_creds(s, pw_stored, exists);
+}
+
+static void test_plain_success(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    plain_login(s, "pencil", true, "pencil");
+    /* The PBKDF2 is the caller's job, off the IO thread. */
+    assert_false(c2s_stream_wants_input(s));
+    char *pw = NULL;
+    scram_hash h;
+    scram_credentials cr;
+    assert_true(c2s_stream_verify_job(s, &pw, &h, &cr));
+    assert_string_equal(pw, "pencil");
+    bool ok = sasl_plain_verify(pw, h, &cr);
+    free(pw);
+    assert_true(ok);
+    unsigned acts = c2s_stream_verified(s, ok);
+    assert_true(acts & C2S_ACT_AUTHED);
+    expect_out(s, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'></success>");
+    assert_true(c2s_stream_authenticated(s));
+    c2s_stream_free(s);
+}
+
+static void test_plain_wrong_and_unknown(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    plain_login(s, "wrong", true, "pencil");
+    char *pw = NULL;
+    scram_hash h;
+    scram_credentials cr;
+    if (c2s_stream_verify_job(s, &pw, &h, &cr)) {
+        bool ok = sasl_plain_verify(pw, h, &cr);
+        free(pw);
+        assert_false(ok);
+        c2s_stream_verified(s, ok);
+    }
+    expect_out(s, "<not-authorized/>");
+    assert_false(c2s_stream_authenticated(s));
+    /* No such user: refused as well, never authenticated. */
+    plain_login(s, "pencil", false, "");
+    if (c2s_stream_verify_job(s, &pw, &h, &cr)) {
+        bool ok = sasl_plain_verify(pw, h, &cr);
+        free(pw);
+        c2s_stream_verified(s, ok);
+    }
+    expect_out(s, "<not-authorized/>");
+    assert_false(c2s_stream_authenticated(s));
+    c2s_stream_free(s);
+}
+
+static void test_pipelined_while_waiting(void **state)
+{
+    /* Stanzas that arrive while credentials are awaited are held and handled in order after. */
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>"
+            "biwsbj11c2VyLHI9YWJjZGVmZ2g=</auth><abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    char *o = take_out(s);
+    assert_null(strstr(o, "aborted"));
+    free(o);
+    answer_creds(s, "pencil", true);
+    o = take_out(s);
+    assert_non_null(strstr(o, "<challenge"));
+    assert_non_null(strstr(o, "<aborted/>"));
+    assert_true(strstr(o, "<challenge") < strstr(o, "<aborted/>"));
+    free(o);
+    c2s_stream_free(s);
+}
+
+/* ---- binding and stanzas --------------------------------------------------------------------- */
+
+static void test_bind_and_stamp(void **state)
+{
+    c2s_stream *s = bound_stream();
+    /* Legacy session: an empty result, nothing to the SM. */
+    feed(s, "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+    expect_out(s, "<iq type='result' id='s1'/>");
+    expect_no_frame(s);
+    /* A spoofed from is replaced, the to normalised. */
+    feed(s, "<message from='admin@example.com' to='Friend@Example.COM' id='m1'><body>hi</body></message>");
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_STANZA, &fb);
+    char *p = strndup((const char *)f.payload, f.len);
+    assert_non_null(strstr(p, "from='user@example.com/res'"));
+    assert_non_null(strstr(p, "to='friend@example.com'"));
+    assert_non_null(strstr(p, "xmlns='jabber:client'"));
+    assert_null(strstr(p, "admin"));
+    free(p);
+    buf_free(&fb);
+    /* A malformed to: jid-malformed back, nothing to the SM. */
+    feed(s, "<message to='a@b@c' id='m2'><body>x</body></message>");
+    expect_out(s, "<jid-malformed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+    expect_no_frame(s);
+    /* Not a stanza: a stream error. */
+    assert_true(feed(s, "<foo xmlns='urn:x'/>") & C2S_ACT_CLOSE);
+    expect_out(s, "<unsupported-stanza-type");
+    /* The SM learns the session is over. */
+    f = take_frame(s, SMPROTO_END, &fb);
+    buf_free(&fb);
+    c2s_stream_free(s);
+}
+
+static void test_congested_link(void **state)
+{
+    c2s_stream *s = bound_stream();
+    congested = true;
+    feed(s, "<message to='friend@example.com' id='m1'><body>hi</body></message>");
+    expect_out(s, "<remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+    expect_no_frame(s);
+    congested = false;
+    c2s_stream_free(s);
+}
+
+static void test_bind_conflict(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    free(scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil"));
+    feed(s, header(HOST));
+    discard_out(s);
+    /* A stanza before binding is refused. */
+    c2s_stream *s2 = open_tls_stream(NULL);
+    discard_out(s2);
+    free(scram_login(s2, SCRAM_SHA256, "user", "pencil", "pencil"));
+    feed(s2, header(HOST));
+    discard_out(s2);
+    assert_true(feed(s2, "<presence/>") & C2S_ACT_CLOSE);
+    expect_out(s2, "<not-authorized");
+    c2s_stream_free(s2);
+
+    feed(s, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_BIND, &fb);
+    buf_free(&fb);
+    smproto_put_bound(&fb, SID, SMPROTO_BOUND_CONFLICT, NULL);
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    c2s_stream_frame(s, &f);
+    buf_free(&fb);
+    expect_out(s, "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+    assert_null(c2s_stream_jid(s));
+    c2s_stream_free(s);
+}
+
+static void test_end_from_sm(void **state)
+{
+    c2s_stream *s = bound_stream();
+    buf fb = BUF_INIT;
+    smproto_put_end(&fb, SID, SMPROTO_END_REPLACED, "");
+    smproto_frame f;
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    assert_true(c2s_stream_frame(s, &f) & C2S_ACT_CLOSE);
+    buf_free(&fb);
+    expect_out(s, "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    expect_no_frame(s);   /* the SM ended it: no END back */
+    c2s_stream_free(s);
+}
+
+static void test_client_close_and_gone(void **state)
+{
+    c2s_stream *s = bound_stream();
+    assert_true(feed(s, "</stream:stream>") & C2S_ACT_CLOSE);
+    expect_out(s, "</stream:stream>");
+    buf fb = BUF_INIT;
+    take_frame(s, SMPROTO_END, &fb);
+    buf_free(&fb);
+    c2s_stream_gone(s);   /* no second END */
+    expect_no_frame(s);
+    c2s_stream_free(s);
+
+    s = bound_stream();
+    c2s_stream_gone(s);
+    take_frame(s, SMPROTO_END, &fb);
+    buf_free(&fb);
+    c2s_stream_free(s);
+}
+
+static void test_stanza_limit(void **state)
+{
+    c2s_stream *s = bound_stream();
+    test_cfg.limits.stanza_size = 1024;
+    c2s_stream_free(s);
+    s = open_tls_stream(NULL);
+    discard_out(s);
+    char big[4096];
+    memset(big, 'a', sizeof big);
+    feed(s, "<iq type='get' id='r1'><query xmlns='jabber:iq:register'>");
+    assert_true(c2s_stream_feed(s, big, sizeof big) & C2S_ACT_CLOSE);
+    expect_out(s, "<policy-violation");
+    test_cfg.limits.stanza_size = 65536;
+    c2s_stream_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_host_unknown, setup),
+        cmocka_unit_test_setup(test_second_host_served, setup),
+        cmocka_unit_test_setup(test_bad_namespace, setup),
+        cmocka_unit_test_setup(test_bad_version, setup),
+        cmocka_unit_test_setup(test_not_well_formed_before_header, setup),
+        cmocka_unit_test_setup(test_restricted_xml, setup),
+        cmocka_unit_test_setup(test_features_plain_port, setup),
+        cmocka_unit_test_setup(test_features_optional_tls, setup),
+        cmocka_unit_test_setup(test_sasl_before_starttls, setup),
+        cmocka_unit_test_setup(test_starttls, setup),
+        cmocka_unit_test_setup(test_plus_with_exporter, setup),
+        cmocka_unit_test_setup(test_stanza_before_auth, setup),
+        cmocka_unit_test_setup(test_register_forwarded, setup),
+        cmocka_unit_test_setup(test_scram_sha256_success, setup),
+        cmocka_unit_test_setup(test_scram_sha1_success, setup),
+        cmocka_unit_test_setup(test_scram_wrong_password, setup),
+        cmocka_unit_test_setup(test_auth_failures_limit, setup),
+        cmocka_unit_test_setup(test_auth_storage_error, setup),
+        cmocka_unit_test_setup(test_bad_base64_and_mechanism, setup),
+        cmocka_unit_test_setup(test_plain_success, setup),
+        cmocka_unit_test_setup(test_plain_wrong_and_unknown, setup),
+        cmocka_unit_test_setup(test_pipelined_while_waiting, setup),
+        cmocka_unit_test_setup(test_bind_and_stamp, setup),
+        cmocka_unit_test_setup(test_congested_link, setup),
+        cmocka_unit_test_setup(test_bind_conflict, setup),
+        cmocka_unit_test_setup(test_end_from_sm, setup),
+        cmocka_unit_test_setup(test_client_close_and_gone, setup),
+        cmocka_unit_test_setup(test_stanza_limit, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
