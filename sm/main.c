@@ -1,0 +1,128 @@
+/* sm/main.c — jabshard-sm, the session manager: configuration, logging, storage, the event loop
+ * and signals. Everything else is sm/server.c and what it wires together. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "core/evloop.h"
+#include "core/log.h"
+#include "sm/config.h"
+#include "sm/server.h"
+#include "xdbsql/xdbsql.h"
+
+typedef struct signals {
+    evloop_io io;
+    int fd;
+    sm_server *srv;
+    bool stop;
+} signals;
+
+static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
+{
+    signals *sg = arg;
+    struct signalfd_siginfo si;
+    while (read(sg->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            if (log_reopen() != 0)
+                log_warn("sm: cannot reopen the log: %s", strerror(errno));
+            else
+                log_notice("sm: log reopened");
+        } else if (!sg->stop) {
+            log_notice("sm: %s: shutting down", strsignal((int)si.ssi_signo));
+            sg->stop = true;
+            sm_server_shutdown(sg->srv);
+            evloop_stop(loop);
+        }
+    }
+}
+
+static void wake(void *ctx)
+{
+    evloop_wake(ctx);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: jabshard-sm [-c sm.xml]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "./sm.xml";
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c')
+            path = optarg;
+        else
+            usage();
+    }
+    if (optind != argc)
+        usage();
+
+    sm_config cfg;
+    config_error cerr;
+    if (sm_config_load(path, &cfg, &cerr) != 0) {
+        fprintf(stderr, "jabshard-sm: %s\n", cerr.text);
+        return 2;
+    }
+    if (log_open("jabshard-sm", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
+        fprintf(stderr, "jabshard-sm: cannot open the log %s: %s\n",
+                cfg.log_path ? cfg.log_path : "", strerror(errno));
+        return 2;
+    }
+
+    /* Signals arrive through a signalfd on the loop; block them before any thread starts so
+     * storage workers inherit the mask. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    evloop *loop = evloop_create();
+    if (!loop) {
+        fprintf(stderr, "jabshard-sm: cannot create the event loop: %s\n", strerror(errno));
+        return 1;
+    }
+    char err[512];
+    cfg.storage.notify = wake;
+    cfg.storage.notify_ctx = loop;
+    xdbsql *xdb = xdbsql_open(&cfg.storage, err, sizeof(err));
+    if (!xdb) {
+        fprintf(stderr, "jabshard-sm: storage (%s): %s\n", cfg.storage.db.driver, err);
+        return 1;
+    }
+    sm_server *srv = sm_server_new(loop, &cfg, xdb);
+    if (sm_server_listen(srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "jabshard-sm: %s\n", err);
+        return 1;
+    }
+    signals sg = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .srv = srv};
+    if (sg.fd < 0) {
+        fprintf(stderr, "jabshard-sm: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+    evloop_io_init(&sg.io, sg.fd, on_signal, &sg);
+    evloop_io_set(loop, &sg.io, EVLOOP_READ);
+    log_notice("sm: started (%d host(s), %d service(s), storage %s)", cfg.nhosts, cfg.nservices,
+               cfg.storage.db.driver);
+
+    evloop_run(loop);
+
+    evloop_io_set(loop, &sg.io, 0);
+    close(sg.fd);
+    /* Storage finishes what was submitted (last activity, offline stores) before we go. */
+    xdbsql_close(xdb);
+    sm_server_free(srv);
+    evloop_destroy(loop);
+    sm_config_free(&cfg);
+    log_notice("sm: stopped");
+    return 0;
+}

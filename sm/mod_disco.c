@@ -1,0 +1,73 @@
+/* sm/mod_disco.c — service discovery (XEP-0030) for the server and, on their behalf, its
+ * accounts. The server's features are what the modules registered with sm_add_feature. */
+#include <string.h>
+
+#include "sm/modules.h"
+
+#define NS_INFO "http://jabber.org/protocol/disco#info"
+#define NS_ITEMS "http://jabber.org/protocol/disco#items"
+
+static void identity(xml_arena *a, xml_node *q, const char *category, const char *type,
+                     const char *name)
+{
+    xml_node *id = xml_element_new(a, q, NS_INFO, "identity");
+    xml_attr_set(a, id, NULL, "category", category);
+    xml_attr_set(a, id, NULL, "type", type);
+    if (name)
+        xml_attr_set(a, id, NULL, "name", name);
+}
+
+static void feature(xml_arena *a, xml_node *q, const char *var)
+{
+    xml_attr_set(a, xml_element_new(a, q, NS_INFO, "feature"), NULL, "var", var);
+}
+
+static void disco_info(sm *s, sm_stanza *st, xml_node *payload)
+{
+    if (strcmp(sm_stanza_type(st), "get") != 0 || strcmp(payload->name, "query") != 0) {
+        sm_bounce(s, st, "cancel", "bad-request");
+        return;
+    }
+    if (xml_attr_get(payload, "node")) {
+        sm_bounce(s, st, "cancel", "item-not-found");
+        return;
+    }
+    xml_arena *a = xml_arena_new(2048);
+    xml_node *q = xml_element_new(a, NULL, NS_INFO, "query");
+    bool user = st->to.domain_len ? jid_node(&st->to, &(size_t){0}) != NULL : st->origin != NULL;
+    if (user) {
+        identity(a, q, "account", "registered", NULL);
+        feature(a, q, NS_INFO);
+    } else {
+        identity(a, q, "server", "im", "jabshard");
+        feature(a, q, NS_INFO);
+        feature(a, q, NS_ITEMS);
+        const char *const *features;
+        size_t n = sm_features(s, &features);
+        for (size_t i = 0; i < n; i++)
+            feature(a, q, features[i]);
+    }
+    sm_iq_result(s, st, q);
+    xml_arena_free(a);
+}
+
+static void disco_items(sm *s, sm_stanza *st, xml_node *payload)
+{
+    if (strcmp(sm_stanza_type(st), "get") != 0 || strcmp(payload->name, "query") != 0) {
+        sm_bounce(s, st, "cancel", "bad-request");
+        return;
+    }
+    xml_arena *a = xml_arena_new(256);
+    xml_node *q = xml_element_new(a, NULL, NS_ITEMS, "query");
+    const char *node = xml_attr_get(payload, "node");
+    if (node)
+        xml_attr_set(a, q, NULL, "node", node);
+    sm_iq_result(s, st, q);
+    xml_arena_free(a);
+}
+
+void mod_disco_register(sm *s)
+{
+    sm_iq_handler(s, NS_INFO, SM_IQ_HOST | SM_IQ_BARE, disco_info);
+    sm_iq_handler(s, NS_ITEMS, SM_IQ_HOST | SM_IQ_BARE, disco_items);
+}

@@ -1,0 +1,115 @@
+/* sm/mod_message.c — offline messages (XEP-0160): a normal or chat message for a user with no
+ * available resource is stored (up to the configured quota; past it, or for no such account, the
+ * sender gets <service-unavailable/>), and handed out at the user's next initial presence with a
+ * <delay/> (XEP-0203) saying when the server received it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "sm/modules.h"
+
+#define NS_DELAY "urn:xmpp:delay"
+
+static xdb_request *request_for(xdb_op op, const jid *j)
+{
+    size_t nlen = 0, dlen = 0;
+    const char *n = jid_node(j, &nlen);
+    const char *d = jid_domain(j, &dlen);
+    char *node = mem_strndup(n, nlen), *dom = mem_strndup(d, dlen);
+    xdb_request *r = xdb_request_new(op, dom, node);
+    free(node);
+    free(dom);
+    return r;
+}
+
+typedef struct store_ctx {
+    sm *s;
+    sm_stanza *st;
+} store_ctx;
+
+static void stored(xdb_request *r, void *ctx)
+{
+    store_ctx *c = ctx;
+    if (r->status == XDB_OK) {
+        sm_stanza_free(c->st);
+    } else {
+        if (r->status == XDB_ERROR)
+            log_warn("sm: storing an offline message for %s@%s failed: %s", r->user, r->host,
+                     r->error);
+        sm_bounce(c->s, c->st, "cancel", "service-unavailable");
+    }
+    free(c);
+}
+
+static bool message_offline(sm *s, sm_event *ev)
+{
+    sm_stanza *st = ev->stanza;
+    int quota = sm_cfg(s)->offline_quota;
+    if (quota <= 0)
+        return false;   /* offline storage is off: the core answers service-unavailable */
+    xdb_request *r = request_for(XDB_OFFLINE_STORE, &st->to);
+    char *xml = sm_xml_string(st->node, NULL);
+    xdb_request_set_xml(r, xml);
+    free(xml);
+    r->quota = quota;
+    store_ctx *c = mem_zalloc(sizeof(*c));
+    c->s = s;
+    c->st = sm_stanza_take(st);
+    sm_submit(s, r, stored, c);
+    return true;
+}
+
+typedef struct fetch_ctx {
+    sm *s;
+    uint64_t link_serial, sid;
+} fetch_ctx;
+
+static void fetched(xdb_request *r, void *ctx)
+{
+    fetch_ctx *c = ctx;
+    sm *s = c->s;
+    if (r->status != XDB_OK && r->noffline == 0) {
+        if (r->status == XDB_ERROR)
+            log_warn("sm: fetching offline messages of %s@%s failed: %s", r->user, r->host,
+                     r->error);
+        free(c);
+        return;
+    }
+    for (size_t i = 0; i < r->noffline; i++) {
+        sm_stanza *st = sm_parse(s, r->offline[i].xml, strlen(r->offline[i].xml));
+        if (!st)
+            continue;
+        char stamp[32];
+        sm_format_time(r->offline[i].stamp_ms, stamp);
+        xml_node *d = xml_element_new(st->arena, st->node, NS_DELAY, "delay");
+        xml_attr_set(st->arena, d, NULL, "from", r->host);
+        xml_attr_set(st->arena, d, NULL, "stamp", stamp);
+        /* Fetched is deleted: if the session went meanwhile, route the message again so it
+         * reaches another resource or goes back to storage. */
+        sm_session *sess = sm_session_lookup(s, c->link_serial, c->sid);
+        if (sess)
+            sm_deliver(s, sess, st);
+        else
+            sm_route(s, st);
+    }
+    free(c);
+}
+
+static bool session_available(sm *s, sm_event *ev)
+{
+    sm_session *sess = ev->session;
+    if (sess->priority < 0)
+        return false;   /* XEP-0160 §3: not for negative priority */
+    fetch_ctx *c = mem_zalloc(sizeof(*c));
+    *c = (fetch_ctx){s, sm_link_serial(sess->link), sess->sid};
+    sm_submit(s, request_for(XDB_OFFLINE_FETCH, &sess->jid), fetched, c);
+    return false;
+}
+
+void mod_message_register(sm *s)
+{
+    sm_hook(s, SM_EV_MESSAGE_OFFLINE, message_offline);
+    sm_hook(s, SM_EV_SESSION_AVAILABLE, session_available);
+    sm_add_feature(s, "msgoffline");
+}

@@ -1,0 +1,21 @@
+/* sm/mod_ping.c — XMPP Ping (XEP-0199): the server answers pings to itself and, on their behalf,
+ * to its accounts' bare JIDs. */
+#include <string.h>
+
+#include "sm/modules.h"
+
+#define NS_PING "urn:xmpp:ping"
+
+static void ping(sm *s, sm_stanza *st, xml_node *payload)
+{
+    if (strcmp(sm_stanza_type(st), "get") != 0 || strcmp(payload->name, "ping") != 0)
+        sm_bounce(s, st, "cancel", "bad-request");
+    else
+        sm_iq_result(s, st, NULL);
+}
+
+void mod_ping_register(sm *s)
+{
+    sm_iq_handler(s, NS_PING, SM_IQ_HOST | SM_IQ_BARE, ping);
+    sm_add_feature(s, NS_PING);
+}

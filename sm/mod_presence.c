@@ -1,0 +1,328 @@
+/* sm/mod_presence.c — presence (RFC 6121 §4) and subscriptions (§3): broadcast of a session's
+ * presence to its contacts and the user's other resources, probes and their answers, directed
+ * presence, unavailable presence when a session ends, and the subscription handshake with roster
+ * pushes (the transitions themselves are sm/subscription.c). Pending inbound requests are stored
+ * and delivered again at every initial presence until answered. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "sm/modules.h"
+#include "sm/subscription.h"
+
+static bool has_from(xdb_subscription s) { return s == XDB_SUB_FROM || s == XDB_SUB_BOTH; }
+static bool has_to(xdb_subscription s) { return s == XDB_SUB_TO || s == XDB_SUB_BOTH; }
+
+static void bare_of(const jid *j, char out[JID_MAX_LEN + 1])
+{
+    jid_bare_to_string(j, out, JID_MAX_LEN + 1);
+}
+
+/* Routes a copy of st from `from` to `to`. */
+static void send_copy(sm *s, const sm_stanza *st, const char *from, const char *to)
+{
+    sm_stanza *c = sm_stanza_copy(st);
+    if (!sm_stanza_set_from(c, from) || !sm_stanza_set_to(c, to)) {
+        sm_stanza_free(c);
+        return;
+    }
+    sm_route(s, c);
+}
+
+static void send_simple(sm *s, const char *from, const char *to, const char *type)
+{
+    sm_route(s, sm_stanza_make("presence", from, to, type));
+}
+
+/* Sends st (from sess) to every contact with a subscription to the user's presence, to the user's
+ * other resources (and back to sess), and, when it is unavailable, to everyone sess sent directed
+ * presence to. */
+static void broadcast(sm *s, sm_session *sess, const sm_stanza *st, bool unavailable)
+{
+    const char *from = jid_full(&sess->jid);
+    sm_user *u = sess->user;
+    for (size_t i = 0; i < u->nitems; i++)
+        if (has_from(u->items[i].sub))
+            send_copy(s, st, from, u->items[i].jid);
+    for (sm_session *x = u->sessions; x; x = x->next)
+        if (x->available || x == sess)
+            send_copy(s, st, from, jid_full(&x->jid));
+    if (unavailable) {
+        for (size_t i = 0; i < sess->ndirected; i++) {
+            send_copy(s, st, from, sess->directed[i]);
+            free(sess->directed[i]);
+        }
+        sess->ndirected = 0;
+    }
+}
+
+static void deliver_pending(sm *s, sm_session *sess)
+{
+    sm_user *u = sess->user;
+    for (size_t i = 0; i < u->npending; i++) {
+        sm_stanza *p = sm_parse(s, u->pending[i].xml, strlen(u->pending[i].xml));
+        if (!p)
+            continue;
+        sm_deliver(s, sess, p);
+    }
+}
+
+static void available(sm *s, sm_session *sess, sm_stanza *st)
+{
+    xml_node *prio = xml_child(st->node, SM_NS_CLIENT, "priority");
+    int priority = 0;
+    if (prio) {
+        long v = strtol(xml_text(st->arena, prio), NULL, 10);
+        priority = v < -128 ? -128 : v > 127 ? 127 : (int)v;
+    }
+    bool initial = !sess->available;
+    sess->priority = priority;
+    sess->available = true;
+    sm_user *u = sess->user;
+    char bare[JID_MAX_LEN + 1];
+    bare_of(&sess->jid, bare);
+    if (initial) {
+        /* §4.2.2: probe the contacts whose presence the user may see... */
+        for (size_t i = 0; i < u->nitems; i++)
+            if (has_to(u->items[i].sub))
+                send_simple(s, bare, u->items[i].jid, "probe");
+        /* ...and show the new resource what the user's other resources are. */
+        for (sm_session *x = u->sessions; x; x = x->next)
+            if (x != sess && x->available && x->presence)
+                send_copy(s, x->presence, jid_full(&x->jid), jid_full(&sess->jid));
+    }
+    xml_attr_remove(st->node, NULL, "to");
+    broadcast(s, sess, st, false);
+    sm_stanza_free(sess->presence);
+    sess->presence = sm_stanza_take(st);
+    if (initial) {
+        deliver_pending(s, sess);
+        sm_event ev = {.session = sess, .user = u};
+        sm_fire(s, SM_EV_SESSION_AVAILABLE, &ev);
+    }
+}
+
+static void last_stored(xdb_request *r, void *ctx)
+{
+    if (r->status == XDB_ERROR)
+        log_warn("sm: storing the last activity of %s@%s failed: %s", r->user, r->host, r->error);
+}
+
+static void store_last(sm *s, sm_session *sess, const sm_stanza *unavail)
+{
+    size_t nlen, dlen;
+    const char *node = jid_node(&sess->jid, &nlen);
+    const char *dom = jid_domain(&sess->jid, &dlen);
+    char *n = mem_strndup(node, nlen), *d = mem_strndup(dom, dlen);
+    xdb_request *r = xdb_request_new(XDB_LAST_SET, d, n);
+    free(n);
+    free(d);
+    r->last.seconds = (int64_t)time(NULL);
+    xml_node *status = unavail ? xml_child(unavail->node, SM_NS_CLIENT, "status") : NULL;
+    if (status)
+        r->last.status = mem_strdup(xml_text(unavail->arena, status));
+    sm_submit(s, r, last_stored, NULL);
+}
+
+static void unavailable(sm *s, sm_session *sess, sm_stanza *st)
+{
+    if (!sess->available && !sess->ndirected)
+        return;
+    xml_attr_remove(st->node, NULL, "to");
+    broadcast(s, sess, st, true);
+    sess->available = false;
+    sm_stanza_free(sess->presence);
+    sess->presence = NULL;
+    store_last(s, sess, st);
+}
+
+static void directed(sm *s, sm_session *sess, sm_stanza *st, bool avail)
+{
+    const char *to = jid_full(&st->to);
+    size_t i = 0;
+    while (i < sess->ndirected && strcmp(sess->directed[i], to) != 0)
+        i++;
+    if (avail && i == sess->ndirected) {
+        char bare[JID_MAX_LEN + 1];
+        bare_of(&st->to, bare);
+        sm_roster_item *it = sm_roster_find(sess->user, bare);
+        if (!it || !has_from(it->sub)) {  /* contacts get the broadcast anyway (§4.6) */
+            sess->directed = mem_realloc(sess->directed, (sess->ndirected + 1) * sizeof(char *));
+            sess->directed[sess->ndirected++] = mem_strdup(to);
+        }
+    } else if (!avail && i < sess->ndirected) {
+        free(sess->directed[i]);
+        sess->directed[i] = sess->directed[--sess->ndirected];
+    }
+}
+
+static sm_sub_state state_of(sm_user *u, const char *contact)
+{
+    sm_roster_item *it = sm_roster_find(u, contact);
+    return (sm_sub_state){it ? it->sub : XDB_SUB_NONE, it ? it->ask : false,
+                          sm_pending_has(u, contact)};
+}
+
+static void apply_state(sm *s, sm_user *u, const char *contact, const sm_sub_state *ns)
+{
+    sm_roster_item *it = sm_roster_add(u, contact);
+    it->sub = ns->sub;
+    it->ask = ns->ask;
+    sm_roster_store(s, u, it, false);
+}
+
+/* Unavailable presence from each of the user's available resources to contact. */
+static void send_unavailable(sm *s, sm_user *u, const char *contact)
+{
+    for (sm_session *x = u->sessions; x; x = x->next)
+        if (x->available)
+            send_simple(s, jid_full(&x->jid), contact, "unavailable");
+}
+
+static void outbound_subscription(sm *s, sm_session *sess, sm_stanza *st, sm_sub_type type)
+{
+    sm_user *u = sess->user;
+    char contact[JID_MAX_LEN + 1], bare[JID_MAX_LEN + 1];
+    bare_of(&st->to, contact);
+    bare_of(&sess->jid, bare);
+    sm_sub_state state = state_of(u, contact);
+    sm_sub_actions a = sm_sub_outbound(&state, type);
+    if (a.changed)
+        apply_state(s, u, contact, &state);
+    if (a.remove_pending)
+        sm_pending_remove(s, u, contact);
+    if (a.forward) {
+        sm_stanza *c = sm_stanza_take(st);
+        sm_stanza_set_from(c, bare);
+        sm_stanza_set_to(c, contact);
+        sm_route(s, c);
+    }
+    if (a.send_presence)
+        for (sm_session *x = u->sessions; x; x = x->next)
+            if (x->available && x->presence)
+                send_copy(s, x->presence, jid_full(&x->jid), contact);
+    if (a.send_unavailable)
+        send_unavailable(s, u, contact);
+}
+
+static bool presence_out(sm *s, sm_event *ev)
+{
+    sm_stanza *st = ev->stanza;
+    sm_session *sess = ev->session;
+    const char *type = sm_stanza_type(st);
+    if (!st->to.domain_len) {
+        if (!*type)
+            available(s, sess, st);
+        else if (strcmp(type, "unavailable") == 0)
+            unavailable(s, sess, st);
+        return true;
+    }
+    int sub = sm_sub_type_parse(type);
+    if (sub >= 0) {
+        outbound_subscription(s, sess, st, (sm_sub_type)sub);
+        return true;
+    }
+    if (!*type || strcmp(type, "unavailable") == 0) {
+        directed(s, sess, st, !*type);
+        return false;   /* the core routes it */
+    }
+    return strcmp(type, "error") != 0;  /* probes from clients are not ours to send */
+}
+
+/* Presence to the user's resources: a full JID gets it only if that session exists; a bare JID
+ * reaches every available resource (subscription requests: those of non-negative priority). */
+static void deliver_to_user(sm *s, sm_user *u, const sm_stanza *st, bool subscription)
+{
+    if (!jid_is_bare(&st->to)) {
+        sm_session *x = sm_session_find(s, &st->to);
+        if (x)
+            sm_deliver(s, x, sm_stanza_copy(st));
+        return;
+    }
+    for (sm_session *x = u->sessions; x; x = x->next)
+        if (x->available && (x->priority >= 0 || !subscription))
+            sm_deliver(s, x, sm_stanza_copy(st));
+}
+
+static void answer_probe(sm *s, sm_user *u, const sm_stanza *st)
+{
+    char prober[JID_MAX_LEN + 1], bare[JID_MAX_LEN + 1];
+    bare_of(&st->from, prober);
+    bare_of(&u->jid, bare);
+    sm_roster_item *it = sm_roster_find(u, prober);
+    if (!it || !has_from(it->sub)) {
+        if (strcmp(prober, bare) != 0)
+            send_simple(s, bare, prober, "unsubscribed");  /* §4.3.2 */
+        return;
+    }
+    bool any = false;
+    for (sm_session *x = u->sessions; x; x = x->next)
+        if (x->available && x->presence) {
+            send_copy(s, x->presence, jid_full(&x->jid), jid_full(&st->from));
+            any = true;
+        }
+    if (!any)
+        send_simple(s, bare, jid_full(&st->from), "unavailable");
+}
+
+static void inbound_subscription(sm *s, sm_user *u, sm_stanza *st, sm_sub_type type)
+{
+    char contact[JID_MAX_LEN + 1], bare[JID_MAX_LEN + 1];
+    bare_of(&st->from, contact);
+    bare_of(&u->jid, bare);
+    sm_stanza_set_from(st, contact);   /* subscription stanzas are between bare JIDs (§3) */
+    sm_stanza_set_to(st, bare);
+    sm_sub_state state = state_of(u, contact);
+    sm_sub_actions a = sm_sub_inbound(&state, type);
+    if (a.reply_subscribed) {
+        send_simple(s, bare, contact, "subscribed");
+        return;
+    }
+    if (a.changed)
+        apply_state(s, u, contact, &state);
+    if (a.store_pending)
+        sm_pending_add(s, u, contact, st);
+    if (a.remove_pending)
+        sm_pending_remove(s, u, contact);
+    if (a.forward)
+        deliver_to_user(s, u, st, true);
+    if (a.send_unavailable)
+        send_unavailable(s, u, contact);
+}
+
+static bool presence_in(sm *s, sm_event *ev)
+{
+    sm_stanza *st = ev->stanza;
+    sm_user *u = ev->user;
+    if (!u->exists || !st->from.domain_len)
+        return true;  /* RFC 6121 §8.5.1: presence to no account is ignored */
+    const char *type = sm_stanza_type(st);
+    int sub = sm_sub_type_parse(type);
+    if (sub >= 0)
+        inbound_subscription(s, u, st, (sm_sub_type)sub);
+    else if (strcmp(type, "probe") == 0)
+        answer_probe(s, u, st);
+    else
+        deliver_to_user(s, u, st, false);
+    return true;
+}
+
+static bool session_end(sm *s, sm_event *ev)
+{
+    sm_session *sess = ev->session;
+    if (!sess->available && !sess->ndirected)
+        return false;
+    sm_stanza *st = sm_stanza_make("presence", jid_full(&sess->jid), NULL, "unavailable");
+    unavailable(s, sess, st);
+    sm_stanza_free(st);
+    return false;
+}
+
+void mod_presence_register(sm *s)
+{
+    sm_hook(s, SM_EV_PRESENCE_OUT, presence_out);
+    sm_hook(s, SM_EV_PRESENCE_IN, presence_in);
+    sm_hook(s, SM_EV_SESSION_END, session_end);
+}

@@ -1,0 +1,131 @@
+/* sm/mod_roster.c — roster management (RFC 6121 §2): get, with versioning (XEP-0237), and set
+ * and remove, pushed to every interested resource. The roster itself is cached in the user
+ * (sm/sm.c loads it before a session is bound); subscription states are mod_presence's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "sm/modules.h"
+
+#define NS_ROSTER "jabber:iq:roster"
+#define NS_ROSTERVER "urn:xmpp:features:rosterver"
+
+static void roster_get(sm *s, sm_stanza *st, sm_session *sess, xml_node *query)
+{
+    sm_user *u = sess->user;
+    sess->interested = true;
+    char ver[24];
+    snprintf(ver, sizeof(ver), "%lld", (long long)u->version);
+    const char *have = xml_attr_get(query, "ver");
+    if (have && strcmp(have, ver) == 0) {
+        sm_iq_result(s, st, NULL);  /* XEP-0237 §2.3: nothing changed, pushes follow */
+        return;
+    }
+    xml_arena *a = xml_arena_new(4096);
+    xml_node *q = xml_element_new(a, NULL, NS_ROSTER, "query");
+    xml_attr_set(a, q, NULL, "ver", ver);
+    for (size_t i = 0; i < u->nitems; i++)
+        sm_roster_item_xml(a, q, &u->items[i], false);
+    sm_iq_result(s, st, q);
+    xml_arena_free(a);
+}
+
+static void roster_remove(sm *s, sm_stanza *st, sm_session *sess, const char *contact)
+{
+    sm_user *u = sess->user;
+    sm_roster_item *it = sm_roster_find(u, contact);
+    if (!it) {
+        sm_bounce(s, st, "cancel", "item-not-found");
+        return;
+    }
+    /* §2.5.2: cancel both directions of the subscription before the item goes. */
+    char bare[JID_MAX_LEN + 1];
+    jid_bare_to_string(&sess->jid, bare, sizeof(bare));
+    if (it->sub == XDB_SUB_TO || it->sub == XDB_SUB_BOTH || it->ask)
+        sm_route(s, sm_stanza_make("presence", bare, contact, "unsubscribe"));
+    if (it->sub == XDB_SUB_FROM || it->sub == XDB_SUB_BOTH) {
+        sm_route(s, sm_stanza_make("presence", bare, contact, "unsubscribed"));
+        for (sm_session *x = u->sessions; x; x = x->next)
+            if (x->available)
+                sm_route(s, sm_stanza_make("presence", jid_full(&x->jid), contact, "unavailable"));
+    }
+    it = sm_roster_find(u, contact);  /* routing may have changed the cache */
+    if (it)
+        sm_roster_store(s, u, it, true);
+    sm_pending_remove(s, u, contact);
+    sm_iq_result(s, st, NULL);
+}
+
+static void roster_set(sm *s, sm_stanza *st, sm_session *sess, xml_node *query)
+{
+    xml_node *item = xml_child(query, NS_ROSTER, "item");
+    const char *jid_attr = item ? xml_attr_get(item, "jid") : NULL;
+    jid contact;
+    if (!item || xml_next(item, NULL, NULL) || !jid_attr ||
+        jid_parse(jid_attr, strlen(jid_attr), &contact) != JID_OK) {
+        sm_bounce(s, st, "modify", "bad-request");
+        return;
+    }
+    char bare[JID_MAX_LEN + 1];
+    jid_bare_to_string(&contact, bare, sizeof(bare));
+    jid_free(&contact);
+    const char *sub = xml_attr_get(item, "subscription");
+    if (sub && strcmp(sub, "remove") == 0) {
+        roster_remove(s, st, sess, bare);
+        return;
+    }
+    /* Groups: no duplicates, no empty names (§2.3.3). */
+    size_t ngroups = 0;
+    for (xml_node *g = xml_child(item, NS_ROSTER, "group"); g; g = xml_next(g, NS_ROSTER, "group"))
+        ngroups++;
+    char **groups = ngroups ? mem_array(ngroups, sizeof(char *)) : NULL;
+    size_t n = 0;
+    for (xml_node *g = xml_child(item, NS_ROSTER, "group"); g; g = xml_next(g, NS_ROSTER, "group")) {
+        const char *name = xml_text(st->arena, g);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(groups[i], name) == 0)
+                name = NULL;
+        if (!name || !*name) {
+            free(groups);
+            sm_bounce(s, st, "modify", name ? "not-acceptable" : "bad-request");
+            return;
+        }
+        groups[n++] = (char *)name;
+    }
+    sm_user *u = sess->user;
+    sm_roster_item *cur = sm_roster_find(u, bare);
+    const char *name = xml_attr_get(item, "name");
+    sm_roster_item next = {
+        .jid = bare,
+        .name = name && *name ? (char *)name : NULL,
+        .sub = cur ? cur->sub : XDB_SUB_NONE,
+        .ask = cur ? cur->ask : false,
+        .groups = groups,
+        .ngroups = n,
+    };
+    sm_roster_store(s, u, &next, false);
+    free(groups);
+    sm_iq_result(s, st, NULL);
+}
+
+static void roster_iq(sm *s, sm_stanza *st, xml_node *query)
+{
+    sm_session *sess = st->origin;
+    /* Only the user's own sessions manage the roster (§2.1.3: others get an error). */
+    if (!sess || (st->to.domain_len && !jid_equal_bare(&st->to, &sess->jid)) ||
+        strcmp(query->name, "query") != 0) {
+        sm_bounce(s, st, "cancel", sess ? "forbidden" : "service-unavailable");
+        return;
+    }
+    if (strcmp(sm_stanza_type(st), "get") == 0)
+        roster_get(s, st, sess, query);
+    else
+        roster_set(s, st, sess, query);
+}
+
+void mod_roster_register(sm *s)
+{
+    sm_iq_handler(s, NS_ROSTER, SM_IQ_BARE, roster_iq);
+    sm_add_feature(s, NS_ROSTERVER);
+}

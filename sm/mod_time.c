@@ -1,0 +1,31 @@
+/* sm/mod_time.c — Entity Time (XEP-0202) of the server, in UTC. */
+#include <string.h>
+#include <time.h>
+
+#include "sm/modules.h"
+
+#define NS_TIME "urn:xmpp:time"
+
+static void entity_time(sm *s, sm_stanza *st, xml_node *payload)
+{
+    if (strcmp(sm_stanza_type(st), "get") != 0 || strcmp(payload->name, "time") != 0) {
+        sm_bounce(s, st, "cancel", "bad-request");
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char utc[32];
+    sm_format_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, utc);
+    xml_arena *a = xml_arena_new(256);
+    xml_node *t = xml_element_new(a, NULL, NS_TIME, "time");
+    xml_text_new(a, xml_element_new(a, t, NS_TIME, "tzo"), "+00:00", 6);
+    xml_text_new(a, xml_element_new(a, t, NS_TIME, "utc"), utc, strlen(utc));
+    sm_iq_result(s, st, t);
+    xml_arena_free(a);
+}
+
+void mod_time_register(sm *s)
+{
+    sm_iq_handler(s, NS_TIME, SM_IQ_HOST, entity_time);
+    sm_add_feature(s, NS_TIME);
+}

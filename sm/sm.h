@@ -1,0 +1,238 @@
+/* sm/sm.h — the session manager's core: sessions, online users and their rosters, routing
+ * (RFC 6121 §8), stanza errors (RFC 6120 §8.3), and the registry that feature modules
+ * (sm/mod_*.c) hook into. The core only routes; every protocol feature is a module.
+ *
+ * The core knows nothing of sockets or SQL threads. What it sends goes through an sm_transport
+ * (smproto/link_sm in the program, a recorder in the unit tests); what it stores goes through a
+ * submit function (xdbsql_submit in the program, a synchronous queue in the tests). Storage
+ * answers come back as callbacks on the routing thread, so nothing here ever waits.
+ *
+ * Lifetimes: a session lives from BIND (or RESYNC) to END, its link's loss, or replacement. An
+ * sm_user exists while the user has a session or the core has work waiting for their roster;
+ * callbacks that outlive a call never hold session or user pointers: they look sessions up by
+ * (link serial, sid) and users by bare JID again.
+ *
+ * Thread rules: everything here runs on the routing thread.
+ */
+#ifndef JABSHARD_SM_SM_H
+#define JABSHARD_SM_SM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/jid.h"
+#include "core/xml.h"
+#include "sm/config.h"
+#include "xdbsql/xdbsql.h"
+
+#define SM_NS_CLIENT "jabber:client"
+#define SM_NS_COMPONENT "jabber:component:accept"
+#define SM_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+typedef struct sm sm;
+typedef struct sm_link sm_link;
+typedef struct sm_session sm_session;
+typedef struct sm_user sm_user;
+
+/* ---- the outside world ---- */
+
+/* link is the handle given to sm_link_up. */
+typedef struct sm_transport {
+    void (*stanza)(void *ctx, void *link, uint64_t sid, const char *xml, size_t len);
+    void (*auth_answer)(void *ctx, void *link, uint64_t sid, uint8_t status,
+                        const xdb_credentials *creds);
+    void (*bound)(void *ctx, void *link, uint64_t sid, uint8_t status, const char *full_jid);
+    void (*end)(void *ctx, void *link, uint64_t sid, uint8_t reason, const char *text);
+    /* A stanza for an XEP-0114 component link (serialized for its stream). */
+    void (*component)(void *ctx, void *link, const char *xml, size_t len);
+} sm_transport;
+
+typedef void (*sm_submit_fn)(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx);
+
+/* cfg must outlive the sm. Registers the built-in modules (sm/modules.c). */
+sm *sm_new(const sm_config *cfg, const sm_transport *t, void *transport_ctx, sm_submit_fn submit,
+           void *submit_ctx);
+/* Ends every session without telling anyone (the process is going away) and frees everything. */
+void sm_free(sm *s);
+const sm_config *sm_cfg(const sm *s);
+
+/* ---- input from links ---- */
+
+/* A front (frames) or a component (XML, its domain = service_id) is connected. */
+sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component);
+/* The link is gone: every session on it ends as with END (gone). */
+void sm_link_down(sm *s, sm_link *l);
+
+void sm_auth_query(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user);
+void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user,
+             const char *resource, uint8_t flags);
+/* A session the front still has after a reconnect; restored bound (no BOUND answer). */
+void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid);
+void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason);
+/* XEP-0077 from a client that has not authenticated; answered with a STANZA to sid. */
+void sm_register(sm *s, sm_link *l, uint64_t sid, const char *host, const char *xml, size_t len);
+/* A from-stamped stanza from a bound session. */
+void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len);
+/* A stanza from a component; takes arena. */
+void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena);
+/* END (shutdown) to every session, then forgets them (no presence is broadcast: the SM stops). */
+void sm_shutdown(sm *s);
+
+/* Ends every session of a user with END (kicked) to their fronts. */
+void sm_kick_user(sm *s, const jid *bare, const char *text);
+
+/* Counters, for logs and tests. */
+typedef struct sm_stats {
+    uint64_t sessions, users;       /* current */
+    uint64_t dropped_stale;         /* frames for sessions that do not exist */
+    uint64_t dropped_bad;           /* stanzas that did not parse */
+} sm_stats;
+void sm_get_stats(const sm *s, sm_stats *out);
+
+/* ---- for modules ---- */
+
+/* A stanza being routed. The router owns it and frees it when the handler returns, unless the
+ * handler took it with sm_stanza_take. */
+typedef struct sm_stanza {
+    xml_arena *arena;
+    xml_node *node;         /* the stanza element, in SM_NS_CLIENT */
+    jid from, to;           /* to is zeroed when the stanza had none */
+    sm_session *origin;     /* the local session it came from; NULL otherwise */
+    bool bad_to;            /* 'to' was present and not a JID (RFC 6120 §8.3.3.8 jid-malformed) */
+} sm_stanza;
+
+/* Builds a stanza from a tree (arena owned by it); NULL when from/to do not parse. */
+sm_stanza *sm_stanza_new(xml_arena *arena, xml_node *node);
+/* Moves st's content into a new stanza the caller owns (st is left empty; origin is dropped). */
+sm_stanza *sm_stanza_take(sm_stanza *st);
+void sm_stanza_free(sm_stanza *st);
+/* A deep copy in its own arena (origin is not copied). */
+sm_stanza *sm_stanza_copy(const sm_stanza *st);
+const char *sm_stanza_type(const sm_stanza *st);   /* "" when absent */
+/* A fresh stanza: <name xmlns='jabber:client' from= to= type=> in its own arena. from, to, type
+ * may be NULL. */
+sm_stanza *sm_stanza_make(const char *name, const char *from, const char *to, const char *type);
+/* Sets the to/from attributes and the parsed JIDs (NULL removes). Returns false if it does not parse. */
+bool sm_stanza_set_to(sm_stanza *st, const char *to);
+bool sm_stanza_set_from(sm_stanza *st, const char *from);
+
+/* Routes st to its 'to' (or hands it to a module) and frees it. from must be set. */
+void sm_route(sm *s, sm_stanza *st);
+/* Sends st to one session as it is, and frees it. */
+void sm_deliver(sm *s, sm_session *sess, sm_stanza *st);
+/* Answers st (never an error or result) with a stanza error (RFC 6120 §8.3), routed back to its
+ * sender; frees st. type: "cancel", "modify", "auth", "wait". */
+void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
+/* An <iq type='result'/> answering iq st (which is freed), with payload (copied) when not NULL. */
+void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload);
+
+/* iq handlers, by the namespace of the iq's child and where the iq is addressed. The handler owns
+ * st (answers it or takes it). The router answers <service-unavailable/> when none matches. */
+enum { SM_IQ_HOST = 1, SM_IQ_BARE = 2 };
+typedef void (*sm_iq_fn)(sm *s, sm_stanza *st, xml_node *payload);
+void sm_iq_handler(sm *s, const char *ns, unsigned where, sm_iq_fn fn);
+/* Disco features of the server (XEP-0030), listed by mod_disco. */
+void sm_add_feature(sm *s, const char *ns);
+size_t sm_features(const sm *s, const char *const **out);
+
+/* Events. A hook returning true stops the event there. */
+typedef enum {
+    SM_EV_PRESENCE_OUT,     /* presence from a local session: stanza, session */
+    SM_EV_PRESENCE_IN,      /* presence to a local user whose roster is loaded: stanza, user */
+    SM_EV_MESSAGE_OFFLINE,  /* a message for a user with no session to take it: stanza */
+    SM_EV_SESSION_AVAILABLE,/* a session sent its initial presence: session */
+    SM_EV_SESSION_END,      /* a session is ending (still in the tables): session */
+    SM_EV_REGISTER,         /* XEP-0077 iq from an unauthenticated client: stanza, link_serial,
+                             * sid, host; answer with sm_send_unbound */
+    SM_EV_COUNT
+} sm_event_kind;
+typedef struct sm_event {
+    sm_stanza *stanza;      /* owned by the router unless taken */
+    sm_session *session;
+    sm_user *user;
+    uint64_t link_serial, sid;
+    const char *host;
+} sm_event;
+typedef bool (*sm_hook_fn)(sm *s, sm_event *ev);
+void sm_hook(sm *s, sm_event_kind kind, sm_hook_fn fn);
+/* Runs the hooks of kind in registration order; true when one stopped the event. */
+bool sm_fire(sm *s, sm_event_kind kind, sm_event *ev);
+
+/* Sends a stanza to a session id that is not bound (the answer to REGISTER). */
+void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *node);
+
+/* Storage. */
+void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx);
+
+/* Hosts and addressing. */
+bool sm_is_local_host(const sm *s, const char *domain, size_t len);
+bool sm_is_local_user(const sm *s, const jid *j);   /* node@ourhost */
+
+/* Sessions. */
+struct sm_session {
+    sm_link *link;
+    uint64_t sid;
+    jid jid;                    /* full JID */
+    sm_user *user;
+    sm_session *next;           /* in user->sessions */
+    int priority;
+    bool available;             /* has sent available presence and not unavailable since */
+    bool interested;            /* requested the roster (RFC 6121 §2.1.6: gets pushes) */
+    sm_stanza *presence;        /* the last available presence it broadcast, or NULL */
+    char **directed;            /* full JIDs it sent directed available presence to */
+    size_t ndirected;
+};
+sm_session *sm_session_find(const sm *s, const jid *full);
+/* The session behind (link serial, sid), or NULL. */
+sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid);
+uint64_t sm_link_serial(const sm_link *l);
+
+/* Online (or roster-loaded) users. */
+typedef struct sm_roster_item {
+    char *jid;              /* bare */
+    char *name;             /* NULL when none */
+    xdb_subscription sub;
+    bool ask;               /* outbound request pending */
+    char **groups;
+    size_t ngroups;
+} sm_roster_item;
+
+struct sm_user {
+    jid jid;                /* bare */
+    sm_session *sessions;
+    bool loaded;            /* the roster below is current */
+    bool exists;            /* the account exists (known once loaded) */
+    int64_t version;        /* roster version (XEP-0237) */
+    sm_roster_item *items;
+    size_t nitems, items_cap;
+    xdb_pending *pending;   /* inbound subscription requests awaiting an answer */
+    size_t npending;
+    struct sm_deferred *deferred, *deferred_tail;   /* private: work waiting for the roster */
+    unsigned holds;         /* private: the core is using it; not freed even when idle */
+};
+sm_user *sm_user_find(const sm *s, const jid *bare);
+sm_roster_item *sm_roster_find(sm_user *u, const char *bare_jid);
+/* Adds an empty item (subscription none) for bare_jid, or returns the existing one. */
+sm_roster_item *sm_roster_add(sm_user *u, const char *bare_jid);
+void sm_roster_delete(sm_user *u, const char *bare_jid);
+/* Stores item (or removes it when remove) and then pushes it, with the new version, to the
+ * interested sessions (RFC 6121 §2.1.6). */
+void sm_roster_store(sm *s, sm_user *u, const sm_roster_item *item, bool remove);
+/* Appends <item/> for a roster item (subscription='remove' when remove) under parent. */
+xml_node *sm_roster_item_xml(xml_arena *a, xml_node *parent, const sm_roster_item *item,
+                             bool remove);
+/* Pending inbound subscription requests (kept in the user and in storage). */
+bool sm_pending_has(const sm_user *u, const char *bare_jid);
+void sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *subscribe);
+void sm_pending_remove(sm *s, sm_user *u, const char *bare_jid);
+
+/* Helpers for building XML. */
+/* Serializes node for a client stream (default namespace jabber:client) into a malloc'd string. */
+char *sm_xml_string(const xml_node *node, size_t *len);
+/* Parses one stanza from bytes (for stored XML); NULL when it is not exactly one element. */
+sm_stanza *sm_parse(sm *s, const char *xml, size_t len);
+/* RFC 3339 UTC time with milliseconds. */
+void sm_format_time(int64_t ms, char out[32]);
+
+#endif

@@ -1,0 +1,534 @@
+/* tests/unit/test_sm_route.c — the session manager's core without sockets: sessions, routing
+ * decisions (RFC 6121 §8), offline storage, rosters and presence, registration. The transport
+ * records what the core sends; storage runs synchronously on a scratch SQLite database and the
+ * callbacks run when the test drains them, as xdbsql_dispatch would. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sm/sm.h"
+#include "smproto/frame.h"
+
+typedef struct rec {
+    char kind;          /* S stanza, A auth answer, B bound, E end, C component */
+    uint64_t sid;
+    uint8_t status;
+    char *text;
+} rec;
+
+static rec recs[512];
+static int nrecs;
+
+static void record(char kind, uint64_t sid, uint8_t status, const char *text, size_t len)
+{
+    assert_true(nrecs < 512);
+    recs[nrecs++] = (rec){kind, sid, status, text ? strndup(text, len) : NULL};
+}
+
+static void clear(void)
+{
+    for (int i = 0; i < nrecs; i++)
+        free(recs[i].text);
+    nrecs = 0;
+}
+
+static void t_stanza(void *ctx, void *link, uint64_t sid, const char *xml, size_t len)
+{
+    record('S', sid, 0, xml, len);
+}
+static void t_auth(void *ctx, void *link, uint64_t sid, uint8_t status, const xdb_credentials *c)
+{
+    record('A', sid, status, NULL, 0);
+    if (status == SMPROTO_AUTH_OK)
+        assert_int_equal(c->sha256.iterations, 4096);
+}
+static void t_bound(void *ctx, void *link, uint64_t sid, uint8_t status, const char *full)
+{
+    record('B', sid, status, full, full ? strlen(full) : 0);
+}
+static void t_end(void *ctx, void *link, uint64_t sid, uint8_t reason, const char *text)
+{
+    record('E', sid, reason, text, strlen(text));
+}
+static void t_component(void *ctx, void *link, const char *xml, size_t len)
+{
+    record('C', 0, 0, xml, len);
+}
+
+typedef struct pend {
+    xdb_request *r;
+    xdb_callback cb;
+    void *ctx;
+} pend;
+static pend queue[4096];
+static size_t qhead, qtail;
+static db_conn *db;
+
+static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
+{
+    xdb_run(db, r);
+    assert_true(qtail < 4096);
+    queue[qtail++] = (pend){r, cb, cbctx};
+}
+
+static void drain(void)
+{
+    while (qhead < qtail) {
+        pend p = queue[qhead++];
+        if (p.cb)
+            p.cb(p.r, p.ctx);
+        xdb_request_free(p.r);
+    }
+}
+
+static sm_host hosts[] = {{"example.org", true}, {"closed.org", false}};
+static sm_config cfg;
+static sm *core;
+static sm_link *front, *comp;
+static char dbpath[64];
+
+static void adduser(const char *host, const char *user)
+{
+    xdb_request *r = xdb_request_new(XDB_USER_CREATE, host, user);
+    xdb_request_set_password(r, "pw");
+    assert_int_equal(xdb_run(db, r), XDB_OK);
+    xdb_request_free(r);
+}
+
+static int setup(void **state)
+{
+    strcpy(dbpath, "/tmp/test_sm_route.XXXXXX");
+    int fd = mkstemp(dbpath);
+    assert_true(fd >= 0);
+    close(fd);
+    db_settings s = {.driver = "sqlite", .path = dbpath};
+    char err[256];
+    db = db_open(&s, err, sizeof(err));
+    assert_non_null(db);
+    assert_int_equal(xdb_migrate(db, err, sizeof(err)), 0);
+    adduser("example.org", "alice");
+    adduser("example.org", "bob");
+    adduser("example.org", "carol");
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.hosts = hosts;
+    cfg.nhosts = 2;
+    cfg.offline_quota = 2;
+    static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component};
+    core = sm_new(&cfg, &t, NULL, submit, NULL);
+    front = sm_link_up(core, (void *)1, "front", false);
+    comp = sm_link_up(core, (void *)2, "muc.example.org", true);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    drain();
+    sm_free(core);
+    clear();
+    db_close(db);
+    unlink(dbpath);
+    char wal[80];
+    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    unlink(wal);
+    snprintf(wal, sizeof(wal), "%s-shm", dbpath);
+    unlink(wal);
+    qhead = qtail = 0;
+    return 0;
+}
+
+/* The index of the first record of kind for sid (sid 0: any) containing all of the strings, or -1. */
+static int find(char kind, uint64_t sid, const char *a, const char *b)
+{
+    for (int i = 0; i < nrecs; i++)
+        if (recs[i].kind == kind && (!sid || recs[i].sid == sid) &&
+            (!a || (recs[i].text && strstr(recs[i].text, a))) &&
+            (!b || (recs[i].text && strstr(recs[i].text, b))))
+            return i;
+    return -1;
+}
+
+static int count(char kind, uint64_t sid, const char *a)
+{
+    int n = 0;
+    for (int i = 0; i < nrecs; i++)
+        if (recs[i].kind == kind && (!sid || recs[i].sid == sid) &&
+            (!a || (recs[i].text && strstr(recs[i].text, a))))
+            n++;
+    return n;
+}
+
+static void dump(void)
+{
+    for (int i = 0; i < nrecs; i++)
+        fprintf(stderr, "  %c sid=%llu st=%u %s\n", recs[i].kind, (unsigned long long)recs[i].sid,
+                recs[i].status, recs[i].text ? recs[i].text : "");
+}
+
+static void send_xml(uint64_t sid, const char *xml)
+{
+    sm_session_stanza(core, front, sid, xml, strlen(xml));
+    drain();
+}
+
+static void bind(uint64_t sid, const char *user, const char *res)
+{
+    clear();
+    sm_bind(core, front, sid, "example.org", user, res, 0);
+    drain();
+    int i = find('B', sid, NULL, NULL);
+    assert_true(i >= 0);
+    assert_int_equal(recs[i].status, SMPROTO_BOUND_OK);
+}
+
+static void online(uint64_t sid, const char *user, const char *res)
+{
+    bind(sid, user, res);
+    send_xml(sid, "<presence/>");
+}
+
+#define EXPECT(kind, sid, a, b)                                                                    \
+    do {                                                                                           \
+        if (find(kind, sid, a, b) < 0) {                                                           \
+            dump();                                                                                \
+            fail_msg("no %c record for sid %d with '%s' '%s'", kind, (int)(sid), a ? a : "",       \
+                     (const char *)(b) ? (const char *)(b) : "");                                  \
+        }                                                                                          \
+    } while (0)
+
+static void test_auth(void **state)
+{
+    sm_auth_query(core, front, 7, "example.org", "alice");
+    sm_auth_query(core, front, 8, "example.org", "nobody");
+    sm_auth_query(core, front, 9, "other.org", "alice");
+    drain();
+    assert_int_equal(recs[find('A', 7, NULL, NULL)].status, SMPROTO_AUTH_OK);
+    assert_int_equal(recs[find('A', 8, NULL, NULL)].status, SMPROTO_AUTH_NO_USER);
+    assert_int_equal(recs[find('A', 9, NULL, NULL)].status, SMPROTO_AUTH_NO_USER);
+}
+
+static void test_bind(void **state)
+{
+    bind(1, "alice", "home");
+    assert_string_equal(recs[find('B', 1, NULL, NULL)].text, "alice@example.org/home");
+    /* The same full JID again: the new session wins, the old one is told it was replaced. */
+    bind(2, "Alice", "home");
+    int e = find('E', 1, NULL, NULL);
+    assert_true(e >= 0);
+    assert_int_equal(recs[e].status, SMPROTO_END_REPLACED);
+    assert_true(find('E', 1, NULL, NULL) < find('B', 2, NULL, NULL));
+    /* A generated resource. */
+    bind(3, "alice", "");
+    const char *full = recs[find('B', 3, NULL, NULL)].text;
+    assert_int_equal(strlen(full), strlen("alice@example.org/") + 16);
+    /* No such account; a host we do not serve. */
+    clear();
+    sm_bind(core, front, 4, "example.org", "nobody", "x", 0);
+    sm_bind(core, front, 5, "other.org", "alice", "x", 0);
+    drain();
+    assert_int_equal(recs[find('B', 4, NULL, NULL)].status, SMPROTO_BOUND_NOT_ALLOWED);
+    assert_int_equal(recs[find('B', 5, NULL, NULL)].status, SMPROTO_BOUND_NOT_ALLOWED);
+    sm_stats st;
+    sm_get_stats(core, &st);
+    assert_int_equal(st.sessions, 2);
+    /* A frame for a session that does not exist is dropped and counted. */
+    send_xml(99, "<message to='bob@example.org'/>");
+    sm_get_stats(core, &st);
+    assert_int_equal(st.dropped_stale, 1);
+    /* The link goes: its sessions end. */
+    sm_link_down(core, front);
+    front = sm_link_up(core, (void *)1, "front", false);
+    sm_get_stats(core, &st);
+    assert_int_equal(st.sessions, 0);
+    assert_int_equal(st.users, 0);
+}
+
+static void test_message_online(void **state)
+{
+    online(1, "alice", "a");
+    online(2, "bob", "b1");
+    bind(3, "bob", "b2");   /* bound, never available */
+    clear();
+    send_xml(1, "<message to='bob@example.org' type='chat' id='m1'><body>hi</body></message>");
+    EXPECT('S', 2, "from='alice@example.org/a'", "<body>hi</body>");
+    assert_int_equal(count('S', 3, NULL), 0);
+    /* A full JID reaches that resource even when it is not available. */
+    clear();
+    send_xml(1, "<message to='bob@example.org/b2'><body>two</body></message>");
+    EXPECT('S', 3, "two", NULL);
+    assert_int_equal(count('S', 2, NULL), 0);
+    /* An unknown resource: as to the bare JID. */
+    clear();
+    send_xml(1, "<message to='bob@example.org/nope' type='chat'><body>three</body></message>");
+    EXPECT('S', 2, "three", NULL);
+    /* from is the session's, whatever the stanza said. */
+    clear();
+    send_xml(1, "<message from='mallory@example.org' to='bob@example.org'><body>x</body></message>");
+    EXPECT('S', 2, "from='alice@example.org/a'", NULL);
+    /* Priorities: a higher one takes normal messages; chat goes to every resource of top priority. */
+    send_xml(3, "<presence><priority>5</priority></presence>");
+    clear();
+    send_xml(1, "<message to='bob@example.org'><body>n</body></message>");
+    EXPECT('S', 3, "<body>n</body>", NULL);
+    assert_int_equal(count('S', 2, "<body>n</body>"), 0);
+    send_xml(2, "<presence><priority>5</priority></presence>");
+    clear();
+    send_xml(1, "<message to='bob@example.org' type='chat'><body>c</body></message>");
+    EXPECT('S', 2, "<body>c</body>", NULL);
+    EXPECT('S', 3, "<body>c</body>", NULL);
+    /* groupchat to a user: an error; error messages are never answered. */
+    clear();
+    send_xml(1, "<message to='bob@example.org' type='groupchat' id='g'><body>g</body></message>");
+    EXPECT('S', 1, "type='error'", "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+    assert_int_equal(count('S', 2, NULL), 0);
+    clear();
+    send_xml(1, "<message to='nobody@example.org/x' type='error'/>");
+    assert_int_equal(nrecs, 0);
+}
+
+static void test_offline(void **state)
+{
+    online(1, "alice", "a");
+    clear();
+    send_xml(1, "<message to='bob@example.org' id='o1'><body>first</body></message>");
+    send_xml(1, "<message to='bob@example.org/gone' type='chat' id='o2'><body>second</body></message>");
+    assert_int_equal(nrecs, 0);
+    /* Over the quota (2): the sender is told. */
+    send_xml(1, "<message to='bob@example.org' id='o3'><body>third</body></message>");
+    EXPECT('S', 1, "id='o3'", "type='error'");
+    EXPECT('S', 1, "from='bob@example.org'", "<error type='cancel'><service-unavailable");
+    EXPECT('S', 1, "<body>third</body>", NULL);
+    /* headline is dropped; no such account is an error. */
+    clear();
+    send_xml(1, "<message to='bob@example.org' type='headline'><body>h</body></message>");
+    assert_int_equal(nrecs, 0);
+    send_xml(1, "<message to='nobody@example.org' id='n1'><body>x</body></message>");
+    EXPECT('S', 1, "id='n1'", "service-unavailable");
+    /* bob comes online: the stored messages arrive, oldest first, with a delay. */
+    online(2, "bob", "b");
+    int a = find('S', 2, "first", "<delay xmlns='urn:xmpp:delay' from='example.org' stamp='");
+    int b = find('S', 2, "second", "urn:xmpp:delay");
+    assert_true(a >= 0 && b > a);
+    /* Handed out once. */
+    send_xml(2, "<presence type='unavailable'/>");
+    clear();
+    send_xml(2, "<presence/>");
+    assert_int_equal(count('S', 2, "first"), 0);
+}
+
+static void test_iq(void **state)
+{
+    online(1, "alice", "a");
+    clear();
+    send_xml(1, "<iq type='get' id='u1' to='example.org'><query xmlns='urn:unknown'/></iq>");
+    EXPECT('S', 1, "id='u1'", "service-unavailable");
+    EXPECT('S', 1, "from='example.org'", "type='error'");
+    clear();
+    send_xml(1, "<iq type='result' id='r1' to='example.org'/>");
+    send_xml(1, "<iq type='error' id='r2' to='bob@example.org'/>");
+    send_xml(1, "<iq type='result' id='r3' to='bob@example.org/x'/>");
+    assert_int_equal(nrecs, 0);
+    send_xml(1, "<iq type='get' id='p1' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>");
+    EXPECT('S', 1, "id='p1'", "type='result'");
+    clear();
+    send_xml(1, "<iq type='get' id='x1' to='elsewhere.net'><ping xmlns='urn:xmpp:ping'/></iq>");
+    EXPECT('S', 1, "id='x1'", "remote-server-not-found");
+    clear();
+    send_xml(1, "<iq type='get' id='f1' to='bob@example.org/nope'><ping xmlns='urn:xmpp:ping'/></iq>");
+    EXPECT('S', 1, "id='f1'", "service-unavailable");
+    clear();
+    send_xml(1, "<iq type='get' id='j1' to='bad@@example.org'><ping xmlns='urn:xmpp:ping'/></iq>");
+    EXPECT('S', 1, "id='j1'", "jid-malformed");
+    clear();
+    send_xml(1, "<iq type='get' id='d1' to='example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    EXPECT('S', 1, "id='d1'", "<feature var='urn:xmpp:ping'/>");
+    EXPECT('S', 1, "id='d1'", "<identity category='server' type='im'");
+    /* An iq to a full JID that is online goes there, and the answer comes back. */
+    bind(2, "bob", "b");
+    clear();
+    send_xml(1, "<iq type='get' id='v1' to='bob@example.org/b'><query xmlns='jabber:iq:version'/></iq>");
+    EXPECT('S', 2, "id='v1'", "from='alice@example.org/a'");
+    /* A component gets stanzas for its domain, and routes back. */
+    clear();
+    send_xml(1, "<message to='room@muc.example.org' type='groupchat'><body>m</body></message>");
+    EXPECT('C', 0, "to='room@muc.example.org'", "from='alice@example.org/a'");
+    assert_null(strstr(recs[find('C', 0, NULL, NULL)].text, "xmlns="));
+    clear();
+    const char *in = "<message xmlns='jabber:component:accept' from='room@muc.example.org/x' "
+                     "to='alice@example.org/a'><body>back</body></message>";
+    sm_stanza *st = sm_parse(core, in, strlen(in));
+    assert_non_null(st);
+    /* sm_parse puts it in jabber:client; a component's parser would not: simulate that. */
+    st->node->ns = "jabber:component:accept";
+    sm_component_stanza(core, comp, st->node, st->arena);
+    st->arena = NULL;
+    sm_stanza_free(st);
+    EXPECT('S', 1, "<body>back</body>", NULL);
+    assert_null(strstr(recs[find('S', 1, NULL, NULL)].text, "xmlns="));
+}
+
+static void test_roster(void **state)
+{
+    online(1, "alice", "a");
+    bind(2, "alice", "b");
+    clear();
+    send_xml(1, "<iq type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>");
+    EXPECT('S', 1, "id='g1'", "<query xmlns='jabber:iq:roster' ver='0'/>");
+    clear();
+    send_xml(1, "<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='Bob@Example.org' "
+                "name='Bob'><group>Friends</group></item></query></iq>");
+    EXPECT('S', 1, "id='s1'", "type='result'");
+    /* Pushed to the interested resource only. */
+    EXPECT('S', 1, "type='set'", "<item jid='bob@example.org' name='Bob' subscription='none'><group>Friends</group></item>");
+    assert_int_equal(count('S', 2, NULL), 0);
+    clear();
+    send_xml(1, "<iq type='get' id='g2'><query xmlns='jabber:iq:roster'/></iq>");
+    EXPECT('S', 1, "ver='1'", "jid='bob@example.org'");
+    clear();
+    send_xml(1, "<iq type='get' id='g3'><query xmlns='jabber:iq:roster' ver='1'/></iq>");
+    EXPECT('S', 1, "id='g3'", NULL);
+    assert_null(strstr(recs[find('S', 1, "id='g3'", NULL)].text, "query"));
+    /* Errors (RFC 6121 §2.3.3): two items, duplicate groups, an empty group, another user's roster, removing what is not there. */
+    clear();
+    send_xml(1, "<iq type='set' id='e1'><query xmlns='jabber:iq:roster'><item jid='x@y'/><item jid='z@y'/></query></iq>");
+    EXPECT('S', 1, "id='e1'", "bad-request");
+    send_xml(1, "<iq type='set' id='e2'><query xmlns='jabber:iq:roster'><item jid='x@y'><group>a</group><group>a</group></item></query></iq>");
+    EXPECT('S', 1, "id='e2'", "bad-request");
+    send_xml(1, "<iq type='set' id='e5'><query xmlns='jabber:iq:roster'><item jid='x@y'><group></group></item></query></iq>");
+    EXPECT('S', 1, "id='e5'", "not-acceptable");
+    send_xml(1, "<iq type='get' id='e3' to='bob@example.org'><query xmlns='jabber:iq:roster'/></iq>");
+    EXPECT('S', 1, "id='e3'", "forbidden");
+    send_xml(1, "<iq type='set' id='e4'><query xmlns='jabber:iq:roster'><item jid='x@y' subscription='remove'/></query></iq>");
+    EXPECT('S', 1, "id='e4'", "item-not-found");
+    clear();
+    send_xml(1, "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='bob@example.org' subscription='remove'/></query></iq>");
+    EXPECT('S', 1, "id='r1'", "type='result'");
+    EXPECT('S', 1, "subscription='remove'", "ver='2'");
+}
+
+/* The whole subscription handshake between two online users, then presence both ways. */
+static void test_subscription(void **state)
+{
+    online(1, "alice", "a");
+    send_xml(1, "<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>");
+    online(2, "bob", "b");
+    send_xml(2, "<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>");
+    clear();
+    send_xml(1, "<presence to='bob@example.org/b' type='subscribe'/>");
+    EXPECT('S', 1, "ask='subscribe'", "subscription='none'");
+    EXPECT('S', 2, "type='subscribe'", "from='alice@example.org'");
+    assert_null(strstr(recs[find('S', 2, "type='subscribe'", NULL)].text, "alice@example.org/a"));
+    clear();
+    send_xml(2, "<presence to='alice@example.org' type='subscribed'/>");
+    EXPECT('S', 2, "jid='alice@example.org'", "subscription='from'");
+    EXPECT('S', 1, "jid='bob@example.org'", "subscription='to'");
+    EXPECT('S', 1, "type='subscribed'", "from='bob@example.org'");
+    /* ...and alice sees bob's presence at once. */
+    EXPECT('S', 1, "<presence from='bob@example.org/b' to='alice@example.org'", NULL);
+    /* A second subscribed changes nothing and is not forwarded. */
+    clear();
+    send_xml(2, "<presence to='alice@example.org' type='subscribed'/>");
+    assert_int_equal(nrecs, 0);
+    /* bob changes presence: alice gets it; alice's changes do not reach bob (he has "from"). */
+    clear();
+    send_xml(2, "<presence><show>away</show></presence>");
+    EXPECT('S', 1, "from='bob@example.org/b'", "<show>away</show>");
+    clear();
+    send_xml(1, "<presence><show>dnd</show></presence>");
+    assert_int_equal(count('S', 2, "dnd"), 0);
+    /* bob logs in again elsewhere: alice's probe answer... alice logs out and in: she probes bob. */
+    send_xml(1, "<presence type='unavailable'/>");
+    clear();
+    send_xml(1, "<presence/>");
+    EXPECT('S', 1, "from='bob@example.org/b'", "<show>away</show>");
+    /* bob ends: alice gets unavailable. */
+    clear();
+    sm_end(core, front, 2, SMPROTO_END_GONE);
+    drain();
+    EXPECT('S', 1, "from='bob@example.org/b'", "type='unavailable'");
+    /* alice unsubscribes: bob is offline; his roster is loaded for it and changed. */
+    clear();
+    send_xml(1, "<presence to='bob@example.org' type='unsubscribe'/>");
+    EXPECT('S', 1, "jid='bob@example.org'", "subscription='none'");
+    online(2, "bob", "b");
+    clear();
+    send_xml(2, "<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>");
+    EXPECT('S', 2, "jid='alice@example.org'", "subscription='none'");
+}
+
+/* A request to an offline user waits in storage and is delivered at login until answered. */
+static void test_pending(void **state)
+{
+    online(1, "alice", "a");
+    send_xml(1, "<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>");
+    send_xml(1, "<presence to='carol@example.org' type='subscribe'><status>hi carol</status></presence>");
+    online(3, "carol", "c");
+    EXPECT('S', 3, "type='subscribe'", "hi carol");
+    send_xml(3, "<presence type='unavailable'/>");
+    clear();
+    send_xml(3, "<presence/>");
+    EXPECT('S', 3, "type='subscribe'", "hi carol");
+    /* Denied: no longer pending. */
+    clear();
+    send_xml(3, "<presence to='alice@example.org' type='unsubscribed'/>");
+    EXPECT('S', 1, "type='unsubscribed'", "from='carol@example.org'");
+    EXPECT('S', 1, "jid='carol@example.org'", "subscription='none'");
+    send_xml(3, "<presence type='unavailable'/>");
+    clear();
+    send_xml(3, "<presence/>");
+    assert_int_equal(count('S', 3, "type='subscribe'"), 0);
+}
+
+static void test_register(void **state)
+{
+    const char *get = "<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>";
+    sm_register(core, front, 50, "example.org", get, strlen(get));
+    drain();
+    EXPECT('S', 50, "id='r1'", "<username/><password/>");
+    const char *set = "<iq type='set' id='r2'><query xmlns='jabber:iq:register'>"
+                      "<username>dave</username><password>secret</password></query></iq>";
+    clear();
+    sm_register(core, front, 50, "example.org", set, strlen(set));
+    drain();
+    EXPECT('S', 50, "id='r2'", "type='result'");
+    clear();
+    sm_register(core, front, 51, "example.org", set, strlen(set));
+    drain();
+    EXPECT('S', 51, "id='r2'", "<conflict");
+    clear();
+    sm_register(core, front, 52, "closed.org", set, strlen(set));
+    drain();
+    EXPECT('S', 52, "id='r2'", "<not-allowed");
+    const char *bad = "<iq type='set' id='r3'><query xmlns='jabber:iq:register'>"
+                      "<username>a b</username><password>x</password></query></iq>";
+    clear();
+    sm_register(core, front, 53, "example.org", bad, strlen(bad));
+    drain();
+    EXPECT('S', 53, "id='r3'", "<bad-request");
+    clear();
+    sm_auth_query(core, front, 54, "example.org", "dave");
+    drain();
+    assert_int_equal(recs[find('A', 54, NULL, NULL)].status, SMPROTO_AUTH_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_online, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscription, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
