@@ -70,6 +70,16 @@ expect_output "...names the bad line" "import line 6:"
 check "imported accounts are listed" 0 "$ctl" $c listusers example.org
 expect_output "...with their host" "frank@example.org"
 
+# Credentials exported by another server (password "pencil" with the salts of the RFC 5802 and
+# RFC 7677 examples), and a malformed such line.
+scram='{SCRAM}QSXCR+Q6sek8bf92:4096:6dlGYMOdZcOPutkcNY8U2g7vK9Y=:D+CSWLOshSulAsxiupA+qs2/fTE=:W22ZaJ0SNY7soEsUEjb6gQ==:4096:WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU='
+printf 'imported@localhost %s\nbroken@localhost {SCRAM}QSXCR+Q6sek8bf92:4096:short\n' "$scram" > "$dir/hashed.txt"
+check "import of exported SCRAM credentials" 1 "$ctl" $c import "$dir/hashed.txt"
+expect_output "...takes the good line" "imported 1 accounts, 1 failed"
+expect_output "...refuses the malformed one" "import line 2: malformed {SCRAM} credentials"
+check "the imported account is listed" 0 "$ctl" $c listusers localhost
+expect_output "...by name" "imported@localhost"
+
 # Configuration errors: file, line and element, and exit status 2.
 printf '<sm>\n  <host name="localhost"/>\n  <storage><drver>sqlite</drver></storage>\n</sm>\n' > "$dir/typo.xml"
 check "a misspelt element is a config error" 2 "$ctl" -c "$dir/typo.xml" listusers

@@ -5,13 +5,14 @@
  *   jabshardctl [-c sm.xml] deluser JID
  *   jabshardctl [-c sm.xml] passwd JID [PASSWORD]
  *   jabshardctl [-c sm.xml] listusers [HOST]
- *   jabshardctl [-c sm.xml] import FILE      (lines "JID PASSWORD"; "-" reads standard input)
+ *   jabshardctl [-c sm.xml] import FILE      (lines "JID PASSWORD" or "JID {SCRAM}..."; "-" = stdin)
  *
  * A password not given on the command line is read from standard input (without echo on a
  * terminal), so it stays out of shell history and process lists. Exit status: 0 done, 1 refused
  * (no such user, exists, bad JID), 2 bad usage or configuration, 3 storage failure. */
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,9 @@ static void usage(void)
             "  deluser JID              delete an account and everything stored for it\n"
             "  passwd JID [PASSWORD]    set an account's password\n"
             "  listusers [HOST]         list accounts (of one host)\n"
-            "  import FILE              create accounts from lines \"JID PASSWORD\" (- = stdin)\n");
+            "  import FILE              create accounts from lines \"JID PASSWORD\" or\n"
+            "                           \"JID {SCRAM}s1:i1:stored1:server1:s256:i256:stored256:server256\"\n"
+            "                           (SCRAM-SHA-1 then SCRAM-SHA-256, base64; - = stdin)\n");
     exit(EXIT_USAGE);
 }
 
@@ -206,6 +209,8 @@ static void *derive_worker(void *arg)
         if (i >= b->count)
             return NULL;
         xdb_request *r = b->requests[i];
+        if (!r->password)
+            continue; /* imported with its credentials */
         if (scram_derive(SCRAM_SHA1, r->password, NULL, 0, SCRAM_ITERATIONS, &r->creds.sha1) != 0 ||
             scram_derive(SCRAM_SHA256, r->password, NULL, 0, SCRAM_ITERATIONS, &r->creds.sha256) != 0)
             snprintf(r->error, sizeof(r->error), "the password has characters SASLprep prohibits");
@@ -226,6 +231,58 @@ static void derive_wait(import_batch *b)
 {
     for (int i = 0; i < b->nthreads; i++)
         pthread_join(b->threads[i], NULL);
+}
+
+/* Decodes base64 text of at most max bytes' worth into out; returns the length or -1. */
+static int base64_field(const char *text, size_t len, uint8_t *out, size_t max)
+{
+    uint8_t tmp[128];
+    if (len == 0 || len % 4 || len / 4 * 3 > sizeof(tmp))
+        return -1;
+    int n = EVP_DecodeBlock(tmp, (const unsigned char *)text, (int)len);
+    if (n < 0)
+        return -1;
+    n -= (text[len - 1] == '=') + (len > 1 && text[len - 2] == '=');
+    if ((size_t)n > max)
+        return -1;
+    memcpy(out, tmp, (size_t)n);
+    return n;
+}
+
+/* One mechanism's "salt:iterations:storedkey:serverkey" (base64 but iterations) into cr; advances
+ * *p past it and the colon after. */
+static bool scram_fields(const char **p, scram_hash h, scram_credentials *cr)
+{
+    const char *f[4];
+    size_t len[4];
+    for (int i = 0; i < 4; i++) {
+        f[i] = *p;
+        len[i] = strcspn(*p, ":");
+        *p += len[i];
+        if (**p == ':')
+            ++*p;
+        else if (i < 3)
+            return false;
+    }
+    char *end;
+    unsigned long iterations = strtoul(f[1], &end, 10);
+    int salt_len = base64_field(f[0], len[0], cr->salt, sizeof(cr->salt));
+    cr->iterations = (uint32_t)iterations;
+    cr->salt_len = salt_len > 0 ? (size_t)salt_len : 0;
+    return salt_len > 0 && end == f[1] + len[1] && iterations > 0 && iterations <= 1000000 &&
+           base64_field(f[2], len[2], cr->stored_key, SCRAM_MAX_KEY) == (int)scram_key_len(h) &&
+           base64_field(f[3], len[3], cr->server_key, SCRAM_MAX_KEY) == (int)scram_key_len(h);
+}
+
+/* Credentials exported by another server instead of a password: "{SCRAM}" then SCRAM-SHA-1's and
+ * SCRAM-SHA-256's salt:iterations:StoredKey:ServerKey, all colon-separated, base64 but the counts. */
+#define IMPORT_SCRAM_PREFIX "{SCRAM}"
+
+static bool parse_imported_creds(const char *text, xdb_credentials *creds)
+{
+    const char *p = text + strlen(IMPORT_SCRAM_PREFIX);
+    return scram_fields(&p, SCRAM_SHA1, &creds->sha1) && p[-1] == ':' &&
+           scram_fields(&p, SCRAM_SHA256, &creds->sha256) && *p == '\0';
 }
 
 /* Reads up to IMPORT_BATCH valid lines into b; bad lines are reported and counted. */
@@ -252,8 +309,16 @@ static void read_batch(FILE *in, const sm_config *sc, import_batch *b, size_t *l
             continue;
         }
         xdb_request *r = account_request(XDB_USER_CREATE, &account);
-        xdb_request_set_password(r, password);
         jid_free(&account);
+        if (strncmp(password, IMPORT_SCRAM_PREFIX, strlen(IMPORT_SCRAM_PREFIX)) != 0) {
+            xdb_request_set_password(r, password);
+        } else if (!parse_imported_creds(password, &r->creds)) {
+            fprintf(stderr, "jabshardctl: import line %zu: malformed {SCRAM} credentials\n",
+                    *lineno);
+            ++*failures;
+            xdb_request_free(r);
+            continue;
+        }
         b->lines[b->count] = *lineno;
         b->requests[b->count++] = r;
     }
