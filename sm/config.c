@@ -5,13 +5,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/buf.h"
 #include "core/mem.h"
 
 static const char *const vocabulary[] = {
     "service", "service/accept", "service/accept/ip", "service/accept/port",
     "service/accept/secret", "host", "host/register", "storage/driver", "storage/path",
     "storage/host", "storage/port", "storage/user", "storage/password", "storage/database",
-    "storage/workers", "offline_quota", "log/target", "log/path", "log/level", NULL,
+    "storage/workers", "offline_quota", "admin/socket", "log/target", "log/path", "log/level", NULL,
 };
 
 static void read_services(sm_config *sc, config *cfg)
@@ -65,6 +66,28 @@ static void read_storage(sm_config *sc, config *cfg)
     sc->storage.workers = (int)config_int(cfg, NULL, "storage/workers", 0, 1, 64);
 }
 
+static void read_admin(sm_config *sc, config *cfg)
+{
+    const char *path = config_str(cfg, NULL, "admin/socket", NULL);
+    if (path) {
+        if (!*path)
+            config_fail(cfg, NULL, "<admin><socket> is empty");
+        sc->admin_socket = mem_strdup(path);
+        return;
+    }
+    /* Beside the database: the directory the SM runs in is where its state is. */
+    const char *db = strcmp(sc->storage.db.driver, "sqlite") == 0 ? sc->storage.db.path : NULL;
+    const char *slash = db ? strrchr(db, '/') : NULL;
+    buf b = BUF_INIT;
+    if (slash)
+        buf_appendf(&b, "%.*s/jabshard-sm.sock", (int)(slash - db), db);
+    else
+        buf_appendf(&b, "./jabshard-sm.sock");
+    buf_append(&b, "", 1);
+    sc->admin_socket = mem_strdup(buf_data(&b));
+    buf_free(&b);
+}
+
 static void read_log(sm_config *sc, config *cfg)
 {
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};
@@ -87,6 +110,7 @@ int sm_config_load(const char *path, sm_config *out, config_error *err)
     read_hosts(out, cfg);
     read_storage(out, cfg);
     out->offline_quota = (int)config_int(cfg, NULL, "offline_quota", 100, 0, 1000000);
+    read_admin(out, cfg);
     read_log(out, cfg);
     if (config_check(cfg, err) != 0) {
         sm_config_free(out);
@@ -99,6 +123,7 @@ void sm_config_free(sm_config *sc)
 {
     free(sc->services);
     free(sc->hosts);
+    free(sc->admin_socket);
     config_free(sc->cfg);
     memset(sc, 0, sizeof(*sc));
 }

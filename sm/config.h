@@ -31,6 +31,9 @@ typedef struct sm_config {
     int nhosts;
     xdbsql_options storage;
     int offline_quota;
+    char *admin_socket;    /* <admin><socket>: the admin channel's Unix socket (sm/admin.h);
+                            * default jabshard-sm.sock beside the SQLite database, or in the
+                            * working directory */
     log_target log_target;
     const char *log_path;
     log_level log_level;

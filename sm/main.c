@@ -10,6 +10,7 @@
 
 #include "core/evloop.h"
 #include "core/log.h"
+#include "sm/admin.h"
 #include "sm/config.h"
 #include "sm/server.h"
 #include "xdbsql/xdbsql.h"
@@ -104,6 +105,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", err);
         return 1;
     }
+    sm_admin *admin = sm_admin_open(loop, sm_server_core(srv), cfg.admin_socket, err, sizeof(err));
+    if (!admin) {
+        fprintf(stderr, "jabshard-sm: %s\n", err);
+        return 1;
+    }
     signals sg = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .srv = srv};
     if (sg.fd < 0) {
         fprintf(stderr, "jabshard-sm: signalfd: %s\n", strerror(errno));
@@ -118,6 +124,7 @@ int main(int argc, char **argv)
 
     evloop_io_set(loop, &sg.io, 0);
     close(sg.fd);
+    sm_admin_close(admin);
     /* Storage finishes what was submitted (last activity, offline stores) before we go. */
     xdbsql_close(xdb);
     sm_server_free(srv);

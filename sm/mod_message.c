@@ -11,18 +11,6 @@
 
 #define NS_DELAY "urn:xmpp:delay"
 
-static xdb_request *request_for(xdb_op op, const jid *j)
-{
-    size_t nlen = 0, dlen = 0;
-    const char *n = jid_node(j, &nlen);
-    const char *d = jid_domain(j, &dlen);
-    char *node = mem_strndup(n, nlen), *dom = mem_strndup(d, dlen);
-    xdb_request *r = xdb_request_new(op, dom, node);
-    free(node);
-    free(dom);
-    return r;
-}
-
 typedef struct store_ctx {
     sm *s;
     sm_stanza *st;
@@ -48,7 +36,7 @@ static bool message_offline(sm *s, sm_event *ev)
     int quota = sm_cfg(s)->offline_quota;
     if (quota <= 0)
         return false;   /* offline storage is off: the core answers service-unavailable */
-    xdb_request *r = request_for(XDB_OFFLINE_STORE, &st->to);
+    xdb_request *r = sm_user_request(XDB_OFFLINE_STORE, &st->to);
     char *xml = sm_xml_string(st->node, NULL);
     xdb_request_set_xml(r, xml);
     free(xml);
@@ -103,7 +91,7 @@ static bool session_available(sm *s, sm_event *ev)
         return false;   /* XEP-0160 §3: not for negative priority */
     fetch_ctx *c = mem_zalloc(sizeof(*c));
     *c = (fetch_ctx){s, sm_link_serial(sess->link), sess->sid};
-    sm_submit(s, request_for(XDB_OFFLINE_FETCH, &sess->jid), fetched, c);
+    sm_submit(s, sm_user_request(XDB_OFFLINE_FETCH, &sess->jid), fetched, c);
     return false;
 }
 

@@ -112,13 +112,7 @@ static void last_stored(xdb_request *r, void *ctx)
 
 static void store_last(sm *s, sm_session *sess, const sm_stanza *unavail)
 {
-    size_t nlen, dlen;
-    const char *node = jid_node(&sess->jid, &nlen);
-    const char *dom = jid_domain(&sess->jid, &dlen);
-    char *n = mem_strndup(node, nlen), *d = mem_strndup(dom, dlen);
-    xdb_request *r = xdb_request_new(XDB_LAST_SET, d, n);
-    free(n);
-    free(d);
+    xdb_request *r = sm_user_request(XDB_LAST_SET, &sess->jid);
     r->last.seconds = (int64_t)time(NULL);
     xml_node *status = unavail ? xml_child(unavail->node, SM_NS_CLIENT, "status") : NULL;
     if (status)

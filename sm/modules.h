@@ -15,5 +15,10 @@ void mod_ping_register(sm *s);
 void mod_register_register(sm *s);
 void mod_version_register(sm *s);
 void mod_time_register(sm *s);
+void mod_vcard_register(sm *s);
+void mod_private_register(sm *s);
+void mod_last_register(sm *s);
+void mod_blocking_register(sm *s);
+void mod_carbons_register(sm *s);
 
 #endif

@@ -323,6 +323,8 @@ static sm_link *link_by_serial(const sm *s, uint64_t serial)
 
 uint64_t sm_link_serial(const sm_link *l) { return l->serial; }
 
+const char *sm_link_service(const sm_link *l) { return l->service; }
+
 sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component)
 {
     sm_link *l = mem_zalloc(sizeof(*l));
@@ -413,7 +415,7 @@ static user_names user_split(const jid *j)
     return (user_names){n ? mem_strndup(n, nlen) : mem_strdup(""), mem_strndup(d, dlen)};
 }
 
-static xdb_request *user_request(xdb_op op, const jid *j)
+xdb_request *sm_user_request(xdb_op op, const jid *j)
 {
     user_names n = user_split(j);
     xdb_request *r = xdb_request_new(op, n.host, n.node);
@@ -427,12 +429,21 @@ static bool user_idle(const sm_user *u)
     return !u->sessions && !u->deferred && !u->holds;
 }
 
+/* What a user holds besides its roster: the modules' per-user data. */
+static void user_release(sm_user *u)
+{
+    for (size_t i = 0; i < u->blocked.n; i++)
+        free(u->blocked.v[i]);
+    free(u->blocked.v);
+    jid_free(&u->jid);
+    free(u);
+}
+
 static void user_free(sm *s, sm_user *u)
 {
     sm_map_del(&s->users, jid_full(&u->jid), jid_full_len(&u->jid));
     user_clear_roster(u);
-    jid_free(&u->jid);
-    free(u);
+    user_release(u);
 }
 
 static void user_maybe_free(sm *s, sm_user *u)
@@ -536,7 +547,7 @@ static void roster_stored(xdb_request *r, void *ctx)
 
 void sm_roster_store(sm *s, sm_user *u, const sm_roster_item *item, bool remove)
 {
-    xdb_request *r = user_request(remove ? XDB_ROSTER_REMOVE : XDB_ROSTER_SET, &u->jid);
+    xdb_request *r = sm_user_request(remove ? XDB_ROSTER_REMOVE : XDB_ROSTER_SET, &u->jid);
     xdb_roster_item xi = {.jid = item->jid, .name = item->name, .subscription = item->sub,
                           .ask = item->ask, .groups = item->groups, .ngroups = item->ngroups};
     xdb_request_set_item(r, &xi);
@@ -587,7 +598,7 @@ void sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *su
         free(u->pending[i].xml);
         u->pending[i].xml = mem_strdup(xml);
     }
-    xdb_request *r = user_request(XDB_PENDING_ADD, &u->jid);
+    xdb_request *r = sm_user_request(XDB_PENDING_ADD, &u->jid);
     xdb_request_set_jid(r, bare_jid);
     xdb_request_set_xml(r, xml);
     free(xml);
@@ -602,7 +613,7 @@ void sm_pending_remove(sm *s, sm_user *u, const char *bare_jid)
         free(u->pending[i].jid);
         free(u->pending[i].xml);
         u->pending[i] = u->pending[--u->npending];
-        xdb_request *r = user_request(XDB_PENDING_REMOVE, &u->jid);
+        xdb_request *r = sm_user_request(XDB_PENDING_REMOVE, &u->jid);
         xdb_request_set_jid(r, bare_jid);
         sm_submit(s, r, pending_stored, s);
         return;
@@ -742,7 +753,7 @@ void sm_auth_query(sm *s, sm_link *l, uint64_t sid, const char *host, const char
     }
     auth_ctx *a = mem_zalloc(sizeof(*a));
     *a = (auth_ctx){s, l->serial, sid};
-    sm_submit(s, user_request(XDB_USER_CREDS, &j), auth_loaded, a);
+    sm_submit(s, sm_user_request(XDB_USER_CREDS, &j), auth_loaded, a);
     jid_free(&j);
 }
 
@@ -780,6 +791,9 @@ static void bind_finish(sm *s, sm_user *u, sm_deferred *d)
     sess->sid = d->sid;
     jid_copy(&sess->jid, &d->full);
     sess->user = u;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    sess->since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     sess->next = u->sessions;
     u->sessions = sess;
     session_key k = {l->serial, d->sid};
@@ -863,8 +877,11 @@ static void defer(sm *s, sm_user *u, sm_deferred *d)
     else
         u->deferred = d;
     u->deferred_tail = d;
-    if (!loading)
-        sm_submit(s, user_request(XDB_ROSTER_LOAD, &u->jid), roster_loaded, s);
+    if (!loading) {
+        sm_event ev = {.user = u};
+        sm_fire(s, SM_EV_USER_LOAD, &ev);
+        sm_submit(s, sm_user_request(XDB_ROSTER_LOAD, &u->jid), roster_loaded, s);
+    }
 }
 
 static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, bool resync)
@@ -941,9 +958,35 @@ void sm_register(sm *s, sm_link *l, uint64_t sid, const char *host, const char *
 
 void sm_kick_user(sm *s, const jid *bare, const char *text)
 {
+    sm_kick(s, bare, text);
+}
+
+size_t sm_kick(sm *s, const jid *j, const char *text)
+{
+    size_t n = 0;
+    if (!jid_is_bare(j)) {
+        sm_session *sess = sm_session_find(s, j);
+        if (sess) {
+            session_end(s, sess, SMPROTO_END_KICKED, text);
+            n++;
+        }
+        return n;
+    }
     sm_user *u;
-    while ((u = sm_user_find(s, bare)) && u->sessions)
+    while ((u = sm_user_find(s, j)) && u->sessions) {
         session_end(s, u->sessions, SMPROTO_END_KICKED, text);
+        n++;
+    }
+    return n;
+}
+
+void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx)
+{
+    size_t n = sm_map_count(&s->sessions);
+    void **all = sm_map_values(&s->sessions);
+    for (size_t i = 0; i < n; i++)
+        fn(all[i], ctx);
+    free(all);
 }
 
 void sm_shutdown(sm *s)
@@ -966,14 +1009,13 @@ void sm_get_stats(const sm *s, sm_stats *out)
 
 /* ---- errors ---- */
 
-void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition)
+bool sm_stanza_error(sm_stanza *st, const char *type, const char *condition, const char *app_ns,
+                     const char *app_name)
 {
     const char *t = sm_stanza_type(st);
     if (streq(t, "error") || (xml_is(st->node, SM_NS_CLIENT, "iq") && streq(t, "result")) ||
-        !st->from.domain_len) {
-        sm_stanza_free(st);
-        return;
-    }
+        !st->from.domain_len)
+        return false;
     char *from = mem_strdup(jid_full(&st->from));
     char *to = st->to.domain_len && !st->bad_to ? mem_strdup(jid_full(&st->to)) : NULL;
     sm_stanza_set_to(st, from);
@@ -984,8 +1026,18 @@ void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition)
     xml_node *err = xml_element_new(st->arena, st->node, SM_NS_CLIENT, "error");
     xml_attr_set(st->arena, err, NULL, "type", type);
     xml_element_new(st->arena, err, SM_NS_STANZAS, condition);
+    if (app_ns)
+        xml_element_new(st->arena, err, app_ns, app_name);
     st->origin = NULL;
-    sm_route(s, st);
+    return true;
+}
+
+void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition)
+{
+    if (sm_stanza_error(st, type, condition, NULL, NULL))
+        sm_route(s, st);
+    else
+        sm_stanza_free(st);
 }
 
 void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload)
@@ -999,6 +1051,18 @@ void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload)
         xml_node_copy(r->arena, r->node, payload);
     sm_stanza_free(st);
     sm_route(s, r);
+}
+
+bool sm_stanza_to_self(const sm_stanza *st)
+{
+    return st->origin && (!st->to.domain_len ||
+                          (jid_is_bare(&st->to) && jid_equal_bare(&st->to, &st->origin->jid)));
+}
+
+sm_stanza *sm_iq_keep(sm_stanza *st)
+{
+    st->origin = NULL;
+    return st;
 }
 
 /* ---- routing ---- */
@@ -1037,13 +1101,22 @@ static int message_kind(const char *type)
     return 0;  /* normal, and unknown values (RFC 6121 §5.2.2: treat as normal) */
 }
 
+/* Tells the modules (message carbons) which of the user's sessions got st, and frees it. */
+static void message_delivered(sm *s, sm_stanza *st, sm_user *u, sm_session *const *to, size_t n)
+{
+    sm_event ev = {.stanza = st, .user = u, .recipients = to, .nrecipients = n};
+    sm_fire(s, SM_EV_MESSAGE_DELIVERED, &ev);
+    sm_stanza_free(ev.stanza);
+}
+
 static void route_message(sm *s, sm_stanza *st)
 {
     int kind = message_kind(sm_stanza_type(st));
     if (!jid_is_bare(&st->to)) {
         sm_session *sess = sm_session_find(s, &st->to);
         if (sess) {
-            sm_deliver(s, sess, st);
+            send_session(s, sess, st->node);
+            message_delivered(s, st, sess->user, &sess, 1);
             return;
         }
         if (kind == 4) {
@@ -1081,16 +1154,22 @@ static void route_message(sm *s, sm_stanza *st)
         sm_stanza_free(ev.stanza);
         return;
     }
+    size_t n = 0, cap = 4;
+    sm_session **got = mem_array(cap, sizeof(*got));
     for (sm_session *x = u->sessions; x; x = x->next) {
         if (!x->available || x->priority < 0)
             continue;
         if (kind == 3 || x->priority == top) {
             send_session(s, x, st->node);
+            if (n == cap)
+                got = mem_realloc(got, (cap *= 2) * sizeof(*got));
+            got[n++] = x;
             if (kind == 0)
                 break;  /* normal: one "most available" resource */
         }
     }
-    sm_stanza_free(st);
+    message_delivered(s, st, u, got, n);
+    free(got);
 }
 
 static void route_local_presence(sm *s, sm_user *u, sm_stanza *st)
@@ -1103,6 +1182,13 @@ static void route_local_presence(sm *s, sm_user *u, sm_stanza *st)
 static void route_to_user(sm *s, sm_stanza *st)
 {
     const char *name = st->node->name;
+    if (streq(name, "message") || streq(name, "iq")) {
+        sm_event ev = {.stanza = st, .user = sm_user_find(s, &st->to)};
+        if (sm_fire(s, SM_EV_INBOUND, &ev)) {
+            sm_stanza_free(ev.stanza);
+            return;
+        }
+    }
     if (streq(name, "message")) {
         route_message(s, st);
     } else if (streq(name, "iq")) {
@@ -1150,6 +1236,15 @@ void sm_route(sm *s, sm_stanza *st)
         return;
     }
     size_t dlen, nlen;
+    sm_user *sender = st->from.domain_len && jid_node(&st->from, &nlen) ? sm_user_find(s, &st->from)
+                                                                        : NULL;
+    if (sender) {
+        sm_event ev = {.stanza = st, .user = sender, .session = st->origin};
+        if (sm_fire(s, SM_EV_OUTBOUND, &ev)) {
+            sm_stanza_free(ev.stanza);
+            return;
+        }
+    }
     const char *domain = jid_domain(&st->to, &dlen);
     if (sm_is_local_host(s, domain, dlen)) {
         if (jid_node(&st->to, &nlen)) {
@@ -1273,8 +1368,7 @@ static void free_user(void *val, void *ctx)
         free(d);
     }
     user_clear_roster(u);
-    jid_free(&u->jid);
-    free(u);
+    user_release(u);
 }
 
 void sm_free(sm *s)

@@ -81,6 +81,8 @@ void sm_shutdown(sm *s);
 
 /* Ends every session of a user with END (kicked) to their fronts. */
 void sm_kick_user(sm *s, const jid *bare, const char *text);
+/* The same for a bare JID; for a full JID, only that session. Returns how many sessions ended. */
+size_t sm_kick(sm *s, const jid *j, const char *text);
 
 /* Counters, for logs and tests. */
 typedef struct sm_stats {
@@ -124,8 +126,20 @@ void sm_deliver(sm *s, sm_session *sess, sm_stanza *st);
 /* Answers st (never an error or result) with a stanza error (RFC 6120 §8.3), routed back to its
  * sender; frees st. type: "cancel", "modify", "auth", "wait". */
 void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
+/* Turns st into that error in place: addresses swapped, type='error', <error/> with the condition
+ * and, when app_ns is not NULL, an application-specific condition <app_name xmlns=app_ns/>.
+ * Returns false when st must not be answered (an error, an iq result, no sender): st is then
+ * unchanged. */
+bool sm_stanza_error(sm_stanza *st, const char *type, const char *condition, const char *app_ns,
+                     const char *app_name);
 /* An <iq type='result'/> answering iq st (which is freed), with payload (copied) when not NULL. */
 void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload);
+/* st comes from a local session and is addressed to that session's own account (no 'to', or
+ * its bare JID): the requests only the account's owner may make (private XML, carbons, ...). */
+bool sm_stanza_to_self(const sm_stanza *st);
+/* An iq handler keeping st to answer it later (after storage): drops the origin session, which
+ * may be gone by then, and returns st. */
+sm_stanza *sm_iq_keep(sm_stanza *st);
 
 /* iq handlers, by the namespace of the iq's child and where the iq is addressed. The handler owns
  * st (answers it or takes it). The router answers <service-unavailable/> when none matches. */
@@ -145,12 +159,24 @@ typedef enum {
     SM_EV_SESSION_END,      /* a session is ending (still in the tables): session */
     SM_EV_REGISTER,         /* XEP-0077 iq from an unauthenticated client: stanza, link_serial,
                              * sid, host; answer with sm_send_unbound */
+    SM_EV_USER_LOAD,        /* the user's roster is about to be loaded: user. Requests a module
+                             * submits for the user now are answered before the roster (same
+                             * worker, in order), so its data is there when sessions bind */
+    SM_EV_OUTBOUND,         /* a stanza from a user in memory is being routed: stanza, user,
+                             * session (its origin, or NULL when the server made it). A hook
+                             * returning true has consumed the stanza (took it, or the
+                             * router drops it) */
+    SM_EV_INBOUND,          /* a message or iq to a local user is being routed: stanza, user
+                             * (NULL when not in memory). true: consumed */
+    SM_EV_MESSAGE_DELIVERED,/* a message reached the user's sessions: stanza, user, recipients */
     SM_EV_COUNT
 } sm_event_kind;
 typedef struct sm_event {
     sm_stanza *stanza;      /* owned by the router unless taken */
     sm_session *session;
     sm_user *user;
+    sm_session *const *recipients;
+    size_t nrecipients;
     uint64_t link_serial, sid;
     const char *host;
 } sm_event;
@@ -164,6 +190,8 @@ void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *
 
 /* Storage. */
 void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx);
+/* A request for op on the account of j (its node and domain). */
+xdb_request *sm_user_request(xdb_op op, const jid *j);
 
 /* Hosts and addressing. */
 bool sm_is_local_host(const sm *s, const char *domain, size_t len);
@@ -182,11 +210,18 @@ struct sm_session {
     sm_stanza *presence;        /* the last available presence it broadcast, or NULL */
     char **directed;            /* full JIDs it sent directed available presence to */
     size_t ndirected;
+    int64_t since_ms;           /* when it was bound (Unix epoch, ms) */
+    bool carbons;               /* mod_carbons: enabled message carbons (XEP-0280) */
+    bool blocklist_interested;  /* mod_blocking: requested the block list (XEP-0191: gets pushes) */
 };
 sm_session *sm_session_find(const sm *s, const jid *full);
 /* The session behind (link serial, sid), or NULL. */
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid);
 uint64_t sm_link_serial(const sm_link *l);
+/* The link's service id (the front's or the component's name). */
+const char *sm_link_service(const sm_link *l);
+/* Calls fn for every bound session (in no particular order); fn must not end sessions. */
+void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx);
 
 /* Online (or roster-loaded) users. */
 typedef struct sm_roster_item {
@@ -208,6 +243,8 @@ struct sm_user {
     size_t nitems, items_cap;
     xdb_pending *pending;   /* inbound subscription requests awaiting an answer */
     size_t npending;
+    xdb_strings blocked;    /* mod_blocking: the block list (XEP-0191), normalized JIDs; the
+                             * core frees it with the user */
     struct sm_deferred *deferred, *deferred_tail;   /* private: work waiting for the roster */
     unsigned holds;         /* private: the core is using it; not freed even when idle */
 };

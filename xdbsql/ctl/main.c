@@ -6,14 +6,20 @@
  *   jabshardctl [-c sm.xml] passwd JID [PASSWORD]
  *   jabshardctl [-c sm.xml] listusers [HOST]
  *   jabshardctl [-c sm.xml] import FILE      (lines "JID PASSWORD" or "JID {SCRAM}..."; "-" = stdin)
+ *   jabshardctl [-c sm.xml] sessions         (who is online: asks the running SM)
+ *   jabshardctl [-c sm.xml] kick JID         (ends a session, or all of an account's)
  *
  * A password not given on the command line is read from standard input (without echo on a
  * terminal), so it stays out of shell history and process lists. Exit status: 0 done, 1 refused
- * (no such user, exists, bad JID), 2 bad usage or configuration, 3 storage failure. */
+ * (no such user, exists, bad JID, no such session), 2 bad usage or configuration, 3 storage
+ * failure or, for sessions and kick, the SM is not running (they talk to it over its admin
+ * socket, sm/admin.h). */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +44,9 @@ static void usage(void)
             "  listusers [HOST]         list accounts (of one host)\n"
             "  import FILE              create accounts from lines \"JID PASSWORD\" or\n"
             "                           \"JID {SCRAM}s1:i1:stored1:server1:s256:i256:stored256:server256\"\n"
-            "                           (SCRAM-SHA-1 then SCRAM-SHA-256, base64; - = stdin)\n");
+            "                           (SCRAM-SHA-1 then SCRAM-SHA-256, base64; - = stdin)\n"
+            "  sessions                 list the sessions of the running SM\n"
+            "  kick JID                 end a session (full JID) or all of an account's (bare)\n");
     exit(EXIT_USAGE);
 }
 
@@ -405,6 +413,70 @@ static int cmd_import(db_conn *c, const sm_config *sc, int argc, char **argv)
     return failures ? EXIT_REFUSED : 0;
 }
 
+/* One request to the running SM's admin channel: prints its reply lines and maps the outcome
+ * line ("ok", "refused: ...", "error: ...") to an exit status. */
+static int admin_call(const sm_config *sc, const char *request)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    const char *path = sc->admin_socket;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (strlen(path) >= sizeof(sun.sun_path) || fd < 0) {
+        fprintf(stderr, "jabshardctl: admin socket %s: %s\n", path,
+                fd < 0 ? strerror(errno) : "path too long");
+        if (fd >= 0)
+            close(fd);
+        return EXIT_USAGE;
+    }
+    strcpy(sun.sun_path, path);
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        fprintf(stderr, "jabshardctl: cannot reach the session manager at %s: %s "
+                        "(is jabshard-sm running with this configuration?)\n", path, strerror(errno));
+        close(fd);
+        return EXIT_STORAGE;
+    }
+    FILE *f = fdopen(fd, "r+");
+    fprintf(f, "%s\n", request);
+    fflush(f);
+    shutdown(fd, SHUT_WR);
+    char *line = NULL, *last = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        if (last)
+            fputs(last, stdout);
+        free(last);
+        last = mem_strdup(line);
+    }
+    free(line);
+    fclose(f);
+    int status = EXIT_STORAGE;
+    if (!last)
+        fprintf(stderr, "jabshardctl: the session manager closed the connection without an answer\n");
+    else if (strcmp(last, "ok\n") == 0)
+        status = 0;
+    else if (strncmp(last, "refused: ", 9) == 0)
+        status = EXIT_REFUSED;
+    else if (strncmp(last, "error: ", 7) == 0)
+        status = EXIT_USAGE;
+    if (status && last)
+        fprintf(stderr, "jabshardctl: %s", last);
+    free(last);
+    return status;
+}
+
+static int cmd_admin(const sm_config *sc, int argc, char **argv)
+{
+    if (strcmp(argv[0], "sessions") == 0) {
+        if (argc != 1)
+            usage();
+        return admin_call(sc, "sessions");
+    }
+    if (argc != 2 || strpbrk(argv[1], " \t\r\n"))
+        usage();
+    char request[1100];
+    snprintf(request, sizeof(request), "kick %s", argv[1]);
+    return admin_call(sc, request);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = "sm.xml";
@@ -427,6 +499,11 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_open("jabshardctl", LOG_TO_STDERR, NULL, LL_WARN);
+    if (strcmp(argv[0], "sessions") == 0 || strcmp(argv[0], "kick") == 0) {
+        int status = cmd_admin(&sc, argc, argv);
+        sm_config_free(&sc);
+        return status;
+    }
     char err[256];
     db_conn *c = db_open(&sc.storage.db, err, sizeof(err));
     if (!c) {

@@ -1,0 +1,148 @@
+/* sm/mod_last.c — Last Activity (XEP-0012). Asked of the server: its uptime (§5). Asked of an
+ * account: 0 when it has an available resource, else the seconds since its last logout (stored by
+ * mod_presence) with the status it left with (§4); only the account itself and contacts allowed
+ * to see its presence (subscription from or both) may ask. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "sm/modules.h"
+
+#define NS_LAST "jabber:iq:last"
+
+static struct timespec last_started;   /* written once, at registration */
+
+static void last_answer(sm *s, sm_stanza *st, int64_t seconds, const char *status)
+{
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%lld", (long long)(seconds < 0 ? 0 : seconds));
+    xml_arena *a = xml_arena_new(256);
+    xml_node *q = xml_element_new(a, NULL, NS_LAST, "query");
+    xml_attr_set(a, q, NULL, "seconds", secs);
+    if (status && *status)
+        xml_text_new(a, q, status, strlen(status));
+    sm_iq_result(s, st, q);
+    xml_arena_free(a);
+}
+
+static void last_uptime(sm *s, sm_stanza *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    last_answer(s, st, (int64_t)(now.tv_sec - last_started.tv_sec), NULL);
+}
+
+static bool user_available(const sm *s, const jid *bare)
+{
+    sm_user *u = sm_user_find(s, bare);
+    for (sm_session *x = u ? u->sessions : NULL; x; x = x->next)
+        if (x->available)
+            return true;
+    return false;
+}
+
+static bool sub_allows(xdb_subscription sub)
+{
+    return sub == XDB_SUB_FROM || sub == XDB_SUB_BOTH;
+}
+
+typedef struct last_ctx {
+    sm *s;
+    sm_stanza *st;      /* the iq being answered; its 'to' is the account asked about */
+} last_ctx;
+
+static void last_got(xdb_request *r, void *ctx)
+{
+    last_ctx *c = ctx;
+    if (user_available(c->s, &c->st->to))
+        last_answer(c->s, c->st, 0, NULL);   /* logged in meanwhile */
+    else if (r->status == XDB_OK)
+        last_answer(c->s, c->st, (int64_t)time(NULL) - r->last.seconds, r->last.status);
+    else if (r->status == XDB_NOT_FOUND)
+        sm_bounce(c->s, c->st, "cancel", "item-not-found");   /* never logged out */
+    else
+        sm_bounce(c->s, c->st, "wait", "internal-server-error");
+    free(c);
+}
+
+/* The asker may know: answer from what is online, or from storage. */
+static void last_allowed(last_ctx *c)
+{
+    if (user_available(c->s, &c->st->to)) {
+        last_answer(c->s, c->st, 0, NULL);
+        free(c);
+        return;
+    }
+    sm_submit(c->s, sm_user_request(XDB_LAST_GET, &c->st->to), last_got, c);
+}
+
+/* The account is not in memory: its roster says whether the asker may know. */
+static void last_roster_loaded(xdb_request *r, void *ctx)
+{
+    last_ctx *c = ctx;
+    if (r->status != XDB_OK) {
+        bool missing = r->status == XDB_NOT_FOUND;
+        sm_bounce(c->s, c->st, missing ? "cancel" : "wait",
+                  missing ? "service-unavailable" : "internal-server-error");
+        free(c);
+        return;
+    }
+    char asker[JID_MAX_LEN + 1];
+    jid_bare_to_string(&c->st->from, asker, sizeof(asker));
+    for (size_t i = 0; i < r->roster.nitems; i++)
+        if (strcmp(r->roster.items[i].jid, asker) == 0 && sub_allows(r->roster.items[i].subscription)) {
+            last_allowed(c);
+            return;
+        }
+    sm_bounce(c->s, c->st, "auth", "forbidden");
+    free(c);
+}
+
+static void last_iq(sm *s, sm_stanza *st, xml_node *query)
+{
+    if (strcmp(sm_stanza_type(st), "get") != 0 || strcmp(query->name, "query") != 0) {
+        sm_bounce(s, st, "modify", "bad-request");
+        return;
+    }
+    size_t nlen;
+    if (st->to.domain_len && !jid_node(&st->to, &nlen)) {
+        last_uptime(s, st);
+        return;
+    }
+    if (!st->to.domain_len) {   /* from a session, about its own account */
+        char bare[JID_MAX_LEN + 1];
+        jid_bare_to_string(&st->origin->jid, bare, sizeof(bare));
+        sm_stanza_set_to(st, bare);
+    }
+    last_ctx *c = mem_zalloc(sizeof(*c));
+    c->s = s;
+    c->st = sm_iq_keep(st);
+    if (jid_equal_bare(&st->from, &st->to)) {
+        last_allowed(c);
+        return;
+    }
+    sm_user *u = sm_user_find(s, &st->to);
+    if (!u || !u->loaded) {
+        sm_submit(s, sm_user_request(XDB_ROSTER_LOAD, &st->to), last_roster_loaded, c);
+        return;
+    }
+    char asker[JID_MAX_LEN + 1];
+    jid_bare_to_string(&st->from, asker, sizeof(asker));
+    sm_roster_item *it = sm_roster_find(u, asker);
+    if (u->exists && it && sub_allows(it->sub)) {
+        last_allowed(c);
+        return;
+    }
+    sm_bounce(s, st, "auth", u->exists ? "forbidden" : "service-unavailable");
+    free(c);
+}
+
+void mod_last_register(sm *s)
+{
+    clock_gettime(CLOCK_MONOTONIC, &last_started);
+    sm_iq_handler(s, NS_LAST, SM_IQ_HOST | SM_IQ_BARE, last_iq);
+    sm_add_feature(s, NS_LAST);
+}

@@ -1,0 +1,129 @@
+/* sm/mod_private.c — private XML storage (XEP-0049): a user keeps XML of their own under a
+ * namespace (bookmarks, client settings); only they can read or write it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "sm/modules.h"
+
+#define NS_PRIVATE "jabber:iq:private"
+#define PRIVATE_MAX_BYTES (64 * 1024)
+
+typedef struct private_ctx {
+    sm *s;
+    sm_stanza *st;      /* the iq being answered */
+    size_t waiting;     /* set: stores not yet answered */
+    bool failed;
+} private_ctx;
+
+static void private_got(xdb_request *r, void *ctx)
+{
+    private_ctx *c = ctx;
+    xml_node *query = xml_child(c->st->node, NS_PRIVATE, "query");
+    xml_node *asked = xml_child(query, NULL, NULL);
+    sm_stanza *stored = r->status == XDB_OK && r->xml ? sm_parse(c->s, r->xml, strlen(r->xml)) : NULL;
+    if (r->status == XDB_ERROR) {
+        log_warn("sm: reading private XML of %s@%s failed: %s", r->user, r->host, r->error);
+        sm_bounce(c->s, c->st, "wait", "internal-server-error");
+    } else {
+        /* Nothing stored: the element asked for, empty (§3). */
+        xml_arena *a = xml_arena_new(256);
+        xml_node *q = xml_element_new(a, NULL, NS_PRIVATE, "query");
+        if (stored)
+            xml_node_copy(a, q, stored->node);
+        else
+            xml_element_new(a, q, asked->ns, asked->name);
+        sm_iq_result(c->s, c->st, q);
+        xml_arena_free(a);
+    }
+    sm_stanza_free(stored);
+    free(c);
+}
+
+static void private_stored(xdb_request *r, void *ctx)
+{
+    private_ctx *c = ctx;
+    if (r->status != XDB_OK) {
+        log_warn("sm: storing private XML of %s@%s failed: %s", r->user, r->host,
+                 r->status == XDB_ERROR ? r->error : xdb_status_name(r->status));
+        c->failed = true;
+    }
+    if (--c->waiting)
+        return;
+    if (c->failed)
+        sm_bounce(c->s, c->st, "wait", "internal-server-error");
+    else
+        sm_iq_result(c->s, c->st, NULL);
+    free(c);
+}
+
+/* The namespaces nobody may store under: the protocol's own (§3). */
+static bool private_ns_allowed(const char *ns)
+{
+    return *ns && strcmp(ns, SM_NS_CLIENT) != 0 && strcmp(ns, NS_PRIVATE) != 0;
+}
+
+static void private_iq(sm *s, sm_stanza *st, xml_node *query)
+{
+    if (!sm_stanza_to_self(st)) {
+        sm_bounce(s, st, "cancel", st->origin ? "forbidden" : "service-unavailable");
+        return;
+    }
+    xml_node *first = xml_child(query, NULL, NULL);
+    bool get = strcmp(sm_stanza_type(st), "get") == 0;
+    if (strcmp(query->name, "query") != 0 || !first || (get && xml_next(first, NULL, NULL))) {
+        sm_bounce(s, st, "modify", "bad-format");
+        return;
+    }
+    for (xml_node *x = first; x; x = xml_next(x, NULL, NULL))
+        if (!private_ns_allowed(x->ns)) {
+            sm_bounce(s, st, "modify", "not-acceptable");
+            return;
+        }
+    const jid *owner = &st->origin->jid;
+    private_ctx *c = mem_zalloc(sizeof(*c));
+    c->s = s;
+    if (get) {
+        xdb_request *r = sm_user_request(XDB_PRIVATE_GET, owner);
+        xdb_request_set_ns(r, first->ns);
+        c->st = sm_iq_keep(st);
+        sm_submit(s, r, private_got, c);
+        return;
+    }
+    /* Serialize every element first, so a set is refused whole or stored whole. */
+    size_t n = 0;
+    for (xml_node *x = first; x; x = xml_next(x, NULL, NULL))
+        n++;
+    xdb_request **rs = mem_array(n, sizeof(*rs));
+    size_t i = 0;
+    bool too_big = false;
+    for (xml_node *x = first; x; x = xml_next(x, NULL, NULL), i++) {
+        size_t len;
+        char *xml = sm_xml_string(x, &len);
+        too_big |= len > PRIVATE_MAX_BYTES;
+        rs[i] = sm_user_request(XDB_PRIVATE_SET, owner);
+        xdb_request_set_ns(rs[i], x->ns);
+        xdb_request_set_xml(rs[i], xml);
+        free(xml);
+    }
+    if (too_big) {
+        for (i = 0; i < n; i++)
+            xdb_request_free(rs[i]);
+        free(rs);
+        free(c);
+        sm_bounce(s, st, "modify", "not-acceptable");
+        return;
+    }
+    c->waiting = n;
+    c->st = sm_iq_keep(st);
+    for (i = 0; i < n; i++)
+        sm_submit(s, rs[i], private_stored, c);
+    free(rs);
+}
+
+void mod_private_register(sm *s)
+{
+    sm_iq_handler(s, NS_PRIVATE, SM_IQ_BARE, private_iq);
+    sm_add_feature(s, NS_PRIVATE);
+}
