@@ -54,7 +54,8 @@ struct c2s_stream {
     bool restart;              /* restart the parser once feed returns STOPPED */
     bool starttls;             /* <proceed/> sent: the rest of the input is discarded */
     unsigned actions;          /* accumulated for the current call */
-    unsigned auth_failures;
+    unsigned auth_failures;          /* wrong passwords */
+    unsigned sasl_exchanges_failed;  /* failed exchanges of any kind */
     const char *host;          /* the served host the client asked for (the config's string) */
     char *user;                /* nodeprep'd authentication identity, after SASL */
     jid full;                  /* bound JID */
@@ -309,14 +310,27 @@ static void on_header(void *ctx, const xml_node *root, const char *content_ns)
     s->state = ST_OPEN;
 }
 
+/* Failed exchanges of any kind a connection may have, however they failed: a client that cannot
+ * bind a channel tries each -PLUS mechanism and is refused before it falls back (RFC 6120 §6.4.5
+ * asks for at least two retries). */
+#define C2S_MAX_SASL_EXCHANGES 10
+
 static void sasl_failed(c2s_stream *s, const char *condition)
 {
+    /* Only a wrong password (or user) is a guess: it counts toward the connection's and the
+     * address's limits. A protocol failure (a channel-binding type we do not offer) does not. */
+    bool guess = s->sasl && sasl_password_rejected(s->sasl);
     buf_appendf(&s->out, "<failure xmlns='%s'><%s/></failure>", NS_SASL, condition);
     sasl_free(s->sasl);
     s->sasl = NULL;
     s->wait = W_NONE;
     s->have_creds = false;
-    if (++s->auth_failures >= s->env->cfg->limits.auth_failures)
+    if (guess) {
+        s->actions |= C2S_ACT_AUTH_FAILED;
+        s->auth_failures++;
+    }
+    if (s->auth_failures >= s->env->cfg->limits.auth_failures ||
+        ++s->sasl_exchanges_failed >= C2S_MAX_SASL_EXCHANGES)
         stream_fail(s, "policy-violation", "too many failed authentication attempts");
 }
 
@@ -891,6 +905,19 @@ void c2s_stream_gone(c2s_stream *s)
 {
     send_end(s, SMPROTO_END_GONE);
     s->state = ST_CLOSED;
+}
+
+bool c2s_stream_shrink(c2s_stream *s)
+{
+    if (s->in_feed || s->state == ST_CLOSED)
+        return false;
+    /* Only what is empty goes: the caller takes out and frames after every call. */
+    if (!buf_len(&s->out))
+        buf_free(&s->out);
+    if (!buf_len(&s->frames))
+        buf_free(&s->frames);
+    buf_free(&s->scratch);
+    return xmlstream_shrink(s->xs);
 }
 
 buf *c2s_stream_out(c2s_stream *s) { return &s->out; }

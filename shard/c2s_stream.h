@@ -37,6 +37,7 @@ enum {
                             * c2s_stream_verified() */
     C2S_ACT_DELIVER = 8,   /* (c2s_stream_frame, STANZA) queue the frame's payload to the client */
     C2S_ACT_AUTHED = 16,   /* SASL succeeded (the auth timeout can go) */
+    C2S_ACT_AUTH_FAILED = 32, /* a SASL attempt failed (<failure/> is in the output) */
 };
 
 typedef struct c2s_env {
@@ -81,6 +82,11 @@ void c2s_stream_gone(c2s_stream *s);
 
 buf *c2s_stream_out(c2s_stream *s);
 buf *c2s_stream_frames(c2s_stream *s);
+
+/* The connection has been idle for a while: frees the parser's working memory and empty buffers
+ * when no partial input is pending (they come back on the next byte). Returns whether the parser
+ * shrank. */
+bool c2s_stream_shrink(c2s_stream *s);
 
 /* State for the connection layer. */
 bool c2s_stream_authenticated(const c2s_stream *s);

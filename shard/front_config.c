@@ -12,7 +12,8 @@ static const char *const vocabulary[] = {
     "sm/host", "sm/port", "sm/secret", "sm/id", "sm/retries", "sm/hold",
     "local/id", "local/ip", "local/port", "local/ssl/port", "local/ssl/pemfile",
     "local/ssl/required", "max_fds", "threads",
-    "limits/stanza_size", "limits/max_bps", "limits/conn_rate", "limits/auth_failures",
+    "limits/stanza_size", "limits/max_bps", "limits/conn_rate", "limits/conn_interval",
+    "limits/auth_failures", "limits/ip_auth_failures", "limits/ip_auth_interval", "limits/auth_delay",
     "limits/output_queue", "limits/auth_timeout", "limits/idle_timeout",
     "log/target", "log/path", "log/level", NULL,
 };
@@ -108,6 +109,8 @@ int front_config_load(const char *path, front_config *out, config_error *err)
                     "the direct-TLS port %d is also the plain port", out->ssl_port);
 
     long long max_fds = config_int(cfg, NULL, "max_fds", 1023, 16, 1 << 24);
+    out->ring_size = 4096;
+    out->link_queue_bytes = 4u << 20;
     out->threads = (unsigned)config_int(cfg, NULL, "threads", cpu_count(), 1, 255);
     out->max_fds = front_prime_at_least((uint32_t)max_fds);
     config_error ignored;
@@ -119,7 +122,11 @@ int front_config_load(const char *path, front_config *out, config_error *err)
     l->stanza_size = (size_t)config_int(cfg, NULL, "limits/stanza_size", 65536, 1024, 16 << 20);
     l->max_bps = (size_t)config_int(cfg, NULL, "limits/max_bps", 10240, 0, 1LL << 32);
     l->conn_rate = (unsigned)config_int(cfg, NULL, "limits/conn_rate", 5, 0, 1000000);
+    l->conn_interval = (unsigned)config_int(cfg, NULL, "limits/conn_interval", 1, 1, 86400);
     l->auth_failures = (unsigned)config_int(cfg, NULL, "limits/auth_failures", 3, 1, 1000);
+    l->ip_auth_failures = (unsigned)config_int(cfg, NULL, "limits/ip_auth_failures", 10, 0, 1000000);
+    l->ip_auth_interval = (unsigned)config_int(cfg, NULL, "limits/ip_auth_interval", 60, 1, 86400);
+    l->auth_delay = (unsigned)config_int(cfg, NULL, "limits/auth_delay", 3000, 0, 60000);
     l->output_queue = (size_t)config_int(cfg, NULL, "limits/output_queue", 262144, 4096, 1LL << 32);
     l->auth_timeout = (unsigned)config_int(cfg, NULL, "limits/auth_timeout", 30, 1, 86400);
     l->idle_timeout = (unsigned)config_int(cfg, NULL, "limits/idle_timeout", 300, 5, 86400 * 7);

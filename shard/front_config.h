@@ -17,8 +17,14 @@
 typedef struct front_limits {
     size_t stanza_size;        /* bytes; limits/stanza_size (65536) */
     size_t max_bps;            /* bytes per second a client may send; 0 = unlimited (10240) */
-    unsigned conn_rate;        /* new connections per second from one IP; 0 = unlimited (5) */
+    unsigned conn_rate;        /* new connections from one IP per conn_interval; 0 = unlimited (5) */
+    unsigned conn_interval;    /* (ours) seconds the conn_rate count runs over (1) */
     unsigned auth_failures;    /* failed SASL attempts before the stream is closed (3) */
+    unsigned ip_auth_failures; /* (ours) failed SASL attempts from one IP per ip_auth_interval after
+                                * which every further attempt's outcome waits auth_delay ms; 0 = off
+                                * (10) */
+    unsigned ip_auth_interval; /* (ours) seconds (60) */
+    unsigned auth_delay;       /* (ours) milliseconds (3000) */
     size_t output_queue;       /* bytes queued for a client before it is dropped (262144) */
     unsigned auth_timeout;     /* seconds from connect to authenticated (30) */
     unsigned idle_timeout;     /* seconds of silence before a whitespace ping; as long again
@@ -46,6 +52,12 @@ typedef struct front_config {
     unsigned max_fds;          /* prime */
     unsigned threads;
     front_limits limits;
+    /* Not in the file: entries in each ring between an IO thread and the SM-link thread (a power
+     * of two >= 4; 4096). Tests shrink it to force backpressure. */
+    unsigned ring_size;
+    /* Not in the file: bytes the link thread queues for the SM's socket before it stops taking
+     * from the rings (4 MiB). Tests shrink it to make the IO threads stop reading. */
+    size_t link_queue_bytes;
     log_target log_target;
     const char *log_path;
     log_level log_level;

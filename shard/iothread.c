@@ -22,6 +22,10 @@
 #define IO_ACCEPT_BATCH 64
 #define IO_CLOSE_GRACE_MS 5000
 #define IO_SHUTDOWN_GRACE_MS 1000
+/* A connection silent this long gives back its parser and empty buffers (an idle session then
+ * costs its conn, its stream's state and the kernel's socket buffers; TLS releases its record
+ * buffers by itself, SSL_MODE_RELEASE_BUFFERS). */
+#define IO_SHRINK_AFTER_MS 10000
 
 typedef struct conn conn;
 
@@ -42,12 +46,16 @@ struct conn {
     bool dirty;                /* on the thread's flush list */
     bool rate_wait;            /* out of read tokens until bps_timer */
     bool pinged;               /* a whitespace ping went out after idle_timeout */
+    bool shrunk;               /* shrink_timer fired on an idle connection and is not armed */
+    bool held;                 /* an authentication outcome waits out auth_delay: no reads, no
+                                * writes until hold_timer */
     c2s_stream *stream;        /* NULL until a direct-TLS handshake is done */
     outq q;
     int64_t tokens;            /* max_bps token bucket */
     uint64_t refilled, last_rx;
-    timer auth_timer, idle_timer, bps_timer, close_timer;
+    timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer;
     conn *next_dirty, *next_dead;
+    struct sockaddr_storage addr;
     char peer[INET6_ADDRSTRLEN + 8];
 };
 
@@ -79,7 +87,8 @@ struct iothread {
     verify_job *done;          /* guarded by done_lock: finished PLAIN checks */
     pthread_t thread;
     bool started;
-    _Atomic uint64_t st_accepted, st_refused, st_stale, st_overflows;
+    _Atomic uint64_t st_accepted, st_refused, st_refused_rate, st_delayed, st_stale, st_overflows,
+        st_pauses;
     char rbuf[IO_READ_CHUNK];
 };
 
@@ -122,10 +131,11 @@ static void flush_tx(iothread *t)
 static void retry_over(iothread *t)
 {
     while (t->over) {
-        link_msg *m = t->over;
+        /* Once pushed, the message is the link thread's: read next before. */
+        link_msg *m = t->over, *next = m->next;
         if (!link_front_io_push(t->sh->link, t->index, m))
             break;
-        t->over = m->next;
+        t->over = next;
     }
     if (!t->over)
         t->over_tail = &t->over;
@@ -136,8 +146,10 @@ static void set_paused(iothread *t, bool paused)
     if (t->paused == paused)
         return;
     t->paused = paused;
-    if (paused)
+    if (paused) {
+        bump(&t->st_pauses);
         return;
+    }
     /* Resume every connection that stopped reading meanwhile. */
     for (uint32_t i = 0; i < t->nslots; i++)
         if (t->slots[i] && !t->slots[i]->dead)
@@ -172,6 +184,26 @@ static void submit_verify(conn *c)
 
 static void start_tls(conn *c);
 
+/* An authentication attempt ended. Past ip_auth_failures failures from the client's address in
+ * the current window, every outcome (success too, so its timing tells nothing) reaches the client
+ * auth_delay late: the connection neither reads nor writes meanwhile. A guesser gets one answer
+ * per delay and connection, and new connections are bounded by conn_rate. */
+static void auth_outcome(conn *c, bool failed)
+{
+    iothread *t = c->t;
+    const front_limits *lim = &t->cfg->limits;
+    if (!t->sh->ips || !lim->ip_auth_failures || !lim->auth_delay || c->held)
+        return;
+    uint64_t now = evloop_now(t->loop);
+    uint32_t n = failed ? ip_limit_hit(t->sh->ips, &c->addr, now, lim->ip_auth_interval)
+                        : ip_limit_peek(t->sh->ips, &c->addr, now, lim->ip_auth_interval) + 1;
+    if (n <= lim->ip_auth_failures)
+        return;
+    bump(&t->st_delayed);
+    c->held = true;
+    evloop_timer_after(t->loop, &c->hold_timer, lim->auth_delay);
+}
+
 static void conn_take(conn *c, unsigned acts)
 {
     iothread *t = c->t;
@@ -188,13 +220,16 @@ static void conn_take(conn *c, unsigned acts)
     }
     if (acts & C2S_ACT_AUTHED)
         evloop_timer_cancel(t->loop, &c->auth_timer);
+    if (acts & (C2S_ACT_AUTHED | C2S_ACT_AUTH_FAILED))
+        auth_outcome(c, acts & C2S_ACT_AUTH_FAILED);
     if (acts & C2S_ACT_VERIFY)
         submit_verify(c);
     if (acts & C2S_ACT_STARTTLS)
         c->starttls_flush = true;
     if (acts & C2S_ACT_CLOSE) {
         if (!c->closing)
-            evloop_timer_after(t->loop, &c->close_timer, IO_CLOSE_GRACE_MS);
+            evloop_timer_after(t->loop, &c->close_timer,
+                               IO_CLOSE_GRACE_MS + (c->held ? t->cfg->limits.auth_delay : 0));
         c->closing = true;
         mark_dirty(c);
     }
@@ -228,7 +263,7 @@ static ssize_t tls_writer(void *ctx, const struct iovec *iov, int iovcnt)
 
 static void conn_flush(conn *c)
 {
-    if (c->dead || c->handshaking)
+    if (c->dead || c->handshaking || c->held)
         return;
     c->write_wants_read = false;
     outq_status st = c->ssl ? outq_flush(&c->q, tls_writer, c, 1) : outq_flush_socket(&c->q, c->fd);
@@ -257,6 +292,7 @@ static void conn_flush(conn *c)
 static bool can_read(const conn *c)
 {
     return !c->dead && !c->closing && !c->handshaking && !c->starttls_flush && !c->rate_wait &&
+           !c->held &&
            !c->t->paused && c->stream && c2s_stream_wants_input(c->stream);
 }
 
@@ -269,7 +305,7 @@ static void conn_update(conn *c)
         want = c->hs_want;
     } else {
         want = can_read(c) || c->write_wants_read ? EVLOOP_READ : 0;
-        if (!outq_empty(&c->q))
+        if (!outq_empty(&c->q) && !c->held)
             want |= EVLOOP_WRITE;
     }
     if (want != evloop_io_interest(&c->io) && evloop_io_set(c->t->loop, &c->io, want) != 0)
@@ -340,6 +376,10 @@ static void conn_read(conn *c)
         }
         c->last_rx = evloop_now(t->loop);
         c->pinged = false;
+        if (c->shrunk) {
+            c->shrunk = false;
+            evloop_timer_after(t->loop, &c->shrink_timer, IO_SHRINK_AFTER_MS);
+        }
         c->tokens -= (int64_t)n;
         conn_take(c, c2s_stream_feed(c->stream, t->rbuf, n));
     }
@@ -464,6 +504,35 @@ static void on_close_timeout(timer *tm, void *arg)
     conn_kill(arg);
 }
 
+/* Armed when input starts after a quiet spell, and pushed forward lazily (never on each read). */
+static void on_shrink(timer *tm, void *arg)
+{
+    conn *c = arg;
+    iothread *t = c->t;
+    uint64_t now = evloop_now(t->loop);
+    if (c->dead)
+        return;
+    if (now - c->last_rx < IO_SHRINK_AFTER_MS) {
+        evloop_timer_after(t->loop, &c->shrink_timer, IO_SHRINK_AFTER_MS - (now - c->last_rx));
+        return;
+    }
+    c->shrunk = true;
+    if (c->stream && !c->handshaking)
+        c2s_stream_shrink(c->stream);
+    if (outq_empty(&c->q))
+        outq_free(&c->q);
+}
+
+static void on_hold_end(timer *tm, void *arg)
+{
+    conn *c = arg;
+    c->held = false;
+    if (c->dead)
+        return;
+    mark_dirty(c);
+    conn_resume(c);
+}
+
 /* ---- connections ----------------------------------------------------------------------------- */
 
 static void conn_kill(conn *c)
@@ -477,6 +546,8 @@ static void conn_kill(conn *c)
     evloop_timer_cancel(t->loop, &c->idle_timer);
     evloop_timer_cancel(t->loop, &c->bps_timer);
     evloop_timer_cancel(t->loop, &c->close_timer);
+    evloop_timer_cancel(t->loop, &c->shrink_timer);
+    evloop_timer_cancel(t->loop, &c->hold_timer);
     if (c->stream) {
         c2s_stream_gone(c->stream);
         buf *frames = c2s_stream_frames(c->stream);
@@ -516,16 +587,16 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len
     snprintf(out, len, "%s:%u", ip, port);
 }
 
-/* The shard is full: a best-effort stream error (a single non-blocking write), then close. */
-static void refuse_full(iothread *t, int fd, bool tls)
+/* A connection refused at accept: a best-effort stream error (a single non-blocking write; on the
+ * direct-TLS port nothing, as no TLS session exists yet), then close. */
+static void refuse(iothread *t, int fd, bool tls, const char *condition, const char *text)
 {
-    bump(&t->st_refused);
     if (!tls) {
         buf b = BUF_INIT;
         xml_stream_attrs a = {.content_ns = "jabber:client", .from = t->cfg->hosts[0],
                               .version = "1.0"};
         xml_write_stream_open(&b, &a);
-        xml_write_stream_error(&b, "resource-constraint", "this server is full");
+        xml_write_stream_error(&b, condition, text);
         xml_write_stream_close(&b);
         ssize_t r = send(fd, buf_data(&b), buf_len(&b), MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)r;
@@ -537,7 +608,19 @@ static void refuse_full(iothread *t, int fd, bool tls)
 static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_storage *ss)
 {
     if (!t->nfree || t->shutting_down) {
-        refuse_full(t, fd, tls);
+        bump(&t->st_refused);
+        refuse(t, fd, tls, "resource-constraint", "this server is full");
+        return;
+    }
+    const front_limits *lim = &t->cfg->limits;
+    if (t->sh->ips && lim->conn_rate &&
+        ip_limit_hit(t->sh->ips, ss, evloop_now(t->loop), lim->conn_interval) > lim->conn_rate) {
+        bump(&t->st_refused_rate);
+        char peer[sizeof ((conn *)0)->peer];
+        format_peer(ss, peer, sizeof peer);
+        log_info("c2s %s: more than %u connections in %u s from this address: refused", peer,
+                 lim->conn_rate, lim->conn_interval);
+        refuse(t, fd, tls, "policy-violation", "too many connections from your address");
         return;
     }
     bump(&t->st_accepted);
@@ -547,17 +630,21 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
     c->slot = t->free_stack[--t->nfree];
     c->sid = smproto_sid(t->index, c->slot, ++t->gen[c->slot]);
     t->slots[c->slot] = c;
+    c->addr = *ss;
     format_peer(ss, c->peer, sizeof c->peer);
     evloop_io_init(&c->io, fd, on_conn_event, c);
     timer_init(&c->auth_timer, on_auth_timeout, c);
     timer_init(&c->idle_timer, on_idle, c);
     timer_init(&c->bps_timer, on_bps, c);
     timer_init(&c->close_timer, on_close_timeout, c);
+    timer_init(&c->shrink_timer, on_shrink, c);
+    timer_init(&c->hold_timer, on_hold_end, c);
     c->last_rx = c->refilled = evloop_now(t->loop);
     c->tokens = (int64_t)(t->cfg->limits.max_bps > IO_READ_CHUNK ? t->cfg->limits.max_bps
                                                                  : IO_READ_CHUNK);
     evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->cfg->limits.auth_timeout * 1000);
     evloop_timer_after(t->loop, &c->idle_timer, (uint64_t)t->cfg->limits.idle_timeout * 1000);
+    evloop_timer_after(t->loop, &c->shrink_timer, IO_SHRINK_AFTER_MS);
     log_debug("c2s %s: connected%s (session %016llx)", c->peer, tls ? " (TLS)" : "",
               (unsigned long long)c->sid);
     if (tls) {
@@ -912,6 +999,9 @@ void iothread_get_stats(const iothread *t, iothread_stats *out)
 {
     out->accepted = atomic_load_explicit(&t->st_accepted, memory_order_relaxed);
     out->refused_full = atomic_load_explicit(&t->st_refused, memory_order_relaxed);
+    out->refused_rate = atomic_load_explicit(&t->st_refused_rate, memory_order_relaxed);
+    out->auth_delayed = atomic_load_explicit(&t->st_delayed, memory_order_relaxed);
     out->stale_frames = atomic_load_explicit(&t->st_stale, memory_order_relaxed);
     out->output_overflows = atomic_load_explicit(&t->st_overflows, memory_order_relaxed);
+    out->pauses = atomic_load_explicit(&t->st_pauses, memory_order_relaxed);
 }

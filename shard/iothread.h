@@ -20,6 +20,7 @@
 #include "core/evloop.h"
 #include "core/tls.h"
 #include "shard/front_config.h"
+#include "shard/ip_limit.h"
 #include "shard/verify_pool.h"
 #include "smproto/link_front.h"
 
@@ -28,12 +29,14 @@ typedef struct iothread_shared {
     tls_server *tls;       /* NULL: no TLS (STARTTLS not offered, no direct-TLS listener) */
     link_front *link;
     verify_pool *verify;
+    ip_limit *ips;         /* per-address counts (conn_rate, ip_auth_failures); NULL: no limits */
 } iothread_shared;
 
 typedef struct iothread iothread;
 
 typedef struct iothread_stats {
-    uint64_t accepted, refused_full, stale_frames, output_overflows;
+    uint64_t accepted, refused_full, refused_rate, auth_delayed, stale_frames, output_overflows;
+    uint64_t pauses;       /* times the ring to the link was full and reading stopped */
 } iothread_stats;
 
 /* Creates the loop and binds the listeners (SO_REUSEPORT, so every thread binds the same ports).

@@ -16,6 +16,7 @@
 #include "core/mem.h"
 #include "core/tls.h"
 #include "shard/front_config.h"
+#include "shard/ip_limit.h"
 #include "shard/iothread.h"
 #include "shard/verify_pool.h"
 #include "smproto/link_front.h"
@@ -108,7 +109,9 @@ int main(int argc, char **argv)
         log_error("cannot start the verification workers: %s", strerror(errno));
         return 1;
     }
-    iothread_shared shared = {.cfg = &cfg, .tls = tls, .link = link, .verify = verify};
+    /* 16384 slots (128 KiB): few enough collisions between the addresses active in one window. */
+    ip_limit *ips = ip_limit_new(16384);
+    iothread_shared shared = {.cfg = &cfg, .tls = tls, .link = link, .verify = verify, .ips = ips};
     iothread **io = mem_array(cfg.threads, sizeof *io);
     for (unsigned i = 0; i < cfg.threads; i++) {
         char err[256];
@@ -164,6 +167,7 @@ int main(int argc, char **argv)
         iothread_free(io[i]);
     free(io);
     link_front_free(link);
+    ip_limit_free(ips);
     tls_server_free(tls);
     close(sfd);
     front_config_free(&cfg);

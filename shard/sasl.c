@@ -91,6 +91,17 @@ void sasl_free(sasl_session *s)
     free(s);
 }
 
+sasl_result sasl_reject_password(sasl_session *s, sasl_failure *why)
+{
+    s->password_rejected = true;
+    return sasl_fail(why, SASL_NOT_AUTHORIZED);
+}
+
+bool sasl_password_rejected(const sasl_session *s)
+{
+    return s->password_rejected;
+}
+
 sasl_result sasl_fail(sasl_failure *why, sasl_failure f)
 {
     if (why)

@@ -102,6 +102,10 @@ const char *sasl_authzid(const sasl_session *s);
  * (malformed-request) and the session is left as it was. */
 sasl_result sasl_creds(sasl_session *s, const scram_credentials *sha1,
                        const scram_credentials *sha256, buf *out, sasl_failure *why);
+/* After SASL_FAILURE: whether the exchange got as far as testing a password and the password (or
+ * the user) was wrong, as opposed to failing on the protocol (a channel-binding type we do not
+ * offer, a malformed message). Only such failures are password guesses worth counting. */
+bool sasl_password_rejected(const sasl_session *s);
 /* After SASL_NEED_VERIFY: what sasl_plain_verify said (same rule as sasl_creds otherwise). */
 sasl_result sasl_verified(sasl_session *s, bool ok, buf *out, sasl_failure *why);
 

@@ -45,12 +45,15 @@ struct sasl_session {
     uint8_t exporter[SASL_EXPORTER_LEN];
     char *authcid;              /* SASLprep'd; set by the mechanism's first step */
     char *authzid;              /* as the client sent it (decoded), or NULL */
+    bool password_rejected;     /* the failure was a wrong password or an unknown user */
 };
 
 extern const sasl_mech_ops sasl_scram_ops;
 extern const sasl_mech_ops sasl_plain_ops;
 
 bool sasl_mech_is_plus(sasl_mech mech);
+/* Marks the session as failed on its credentials, and fails with not-authorized. */
+sasl_result sasl_reject_password(sasl_session *s, sasl_failure *why);
 /* Sets *why (when why is not NULL) and returns SASL_FAILURE. */
 sasl_result sasl_fail(sasl_failure *why, sasl_failure f);
 /* Whether len bytes are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates) with no

@@ -63,13 +63,13 @@ static sasl_result plain_creds(sasl_session *s, const scram_credentials *sha1,
                                const scram_credentials *sha256, buf *out, sasl_failure *why)
 {
     if (!sha1 && !sha256)
-        return sasl_fail(why, SASL_NOT_AUTHORIZED);
+        return sasl_reject_password(s, why);
     return SASL_NEED_VERIFY;
 }
 
 static sasl_result plain_verified(sasl_session *s, bool ok, buf *out, sasl_failure *why)
 {
-    return ok ? SASL_SUCCESS : sasl_fail(why, SASL_NOT_AUTHORIZED);
+    return ok ? SASL_SUCCESS : sasl_reject_password(s, why);
 }
 
 static void plain_finish(void *state)

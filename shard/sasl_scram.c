@@ -328,7 +328,7 @@ static sasl_result scram_final(sasl_session *s, sasl_scram *st, const char *in, 
     bool ok = CRYPTO_memcmp(stored_key, st->creds.stored_key, key_len) == 0 && !st->fake;
     OPENSSL_cleanse(client_key, sizeof(client_key));
     if (!ok)
-        return sasl_fail(why, SASL_NOT_AUTHORIZED);
+        return sasl_reject_password(s, why);
 
     scram_hmac(st->hash, st->creds.server_key, key_len, buf_data(&st->auth), buf_len(&st->auth),
                signature);

@@ -23,11 +23,7 @@
 #include "smproto/handshake.h"
 
 #define NS_ACCEPT "jabber:component:accept"
-#define LINK_RING_SIZE 4096
 #define LINK_READ_CHUNK 65536
-/* Past this many unwritten bytes to the SM the link thread stops taking from the IO threads'
- * rings, which fill and make the IO threads stop reading their clients. */
-#define LINK_SOCKQ_MAX (4u << 20)
 #define LINK_PING_AFTER_MS 30000
 #define LINK_DEAD_AFTER_MS 90000
 #define LINK_TICK_MS 5000
@@ -64,7 +60,7 @@ struct link_front {
     atomic_bool congested;          /* link thread writes; any thread reads */
     atomic_bool up;
     _Atomic uint64_t st_connects, st_disconnects, st_frames_in, st_frames_out, st_bad_shard,
-        st_held;
+        st_held, st_ring_full;
     /* link thread only */
     evloop *loop;
     evloop_io io;
@@ -151,6 +147,7 @@ void link_front_get_stats(const link_front *lf, link_front_stats *out)
     out->frames_out = atomic_load_explicit(&lf->st_frames_out, memory_order_relaxed);
     out->bad_shard = atomic_load_explicit(&lf->st_bad_shard, memory_order_relaxed);
     out->held_bytes = atomic_load_explicit(&lf->st_held, memory_order_relaxed);
+    out->ring_full = atomic_load_explicit(&lf->st_ring_full, memory_order_relaxed);
 }
 
 /* ---- to the IO threads ----------------------------------------------------------------------- */
@@ -167,8 +164,16 @@ static void to_shard(link_front *lf, unsigned shard, link_msg *m)
 {
     link_shard *sh = &lf->shards[shard];
     sh->woken = true;
-    if (!sh->over && ring_push(&sh->from_link, m))
-        return;
+    if (!sh->over) {
+        if (ring_push(&sh->from_link, m))
+            return;
+        /* Full: ask the IO thread to wake us when it pops, then retry (it may have popped in
+         * between, and would then not know anyone waits). */
+        atomic_store(&sh->link_wants_room, true);
+        if (ring_push(&sh->from_link, m))
+            return;
+    }
+    count(&lf->st_ring_full, 1);
     m->next = NULL;
     *sh->over_tail = m;
     sh->over_tail = &m->next;
@@ -180,13 +185,16 @@ static void drain_overflow(link_front *lf)
     for (unsigned i = 0; i < lf->nshards; i++) {
         link_shard *sh = &lf->shards[i];
         while (sh->over) {
-            if (!ring_push(&sh->from_link, sh->over)) {
+            /* Once pushed, the message is the IO thread's (it may be freed at once): read next
+             * before. */
+            link_msg *m = sh->over, *next = m->next;
+            if (!ring_push(&sh->from_link, m)) {
                 atomic_store(&sh->link_wants_room, true);
-                if (!ring_push(&sh->from_link, sh->over))
+                if (!ring_push(&sh->from_link, m))
                     break;
             }
             sh->woken = true;
-            sh->over = sh->over->next;
+            sh->over = next;
         }
         if (!sh->over)
             sh->over_tail = &sh->over;
@@ -589,7 +597,10 @@ static void take_from_shards(link_front *lf)
     for (unsigned i = 0; i < lf->nshards; i++) {
         link_shard *sh = &lf->shards[i];
         link_msg *m;
-        while (outq_bytes(&lf->sockq) < LINK_SOCKQ_MAX && (m = ring_pop(&sh->to_link))) {
+        /* Past cfg->link_queue_bytes unwritten to the SM, stop taking: the rings fill and the IO
+         * threads stop reading their clients. */
+        while (outq_bytes(&lf->sockq) < lf->cfg->link_queue_bytes &&
+               (m = ring_pop(&sh->to_link))) {
             if (m->kind == LINK_MSG_FRAMES)
                 count(&lf->st_frames_out, 1);
             from_shard(lf, i, m);
@@ -646,7 +657,7 @@ static void before_sleep(evloop *loop, void *arg)
             return;
         }
         /* Room in the socket queue again: take what the IO threads queued meanwhile. */
-        if (outq_bytes(&lf->sockq) < LINK_SOCKQ_MAX / 2)
+        if (outq_bytes(&lf->sockq) < lf->cfg->link_queue_bytes / 2)
             take_from_shards(lf);
     }
     update_interest(lf);
@@ -674,8 +685,8 @@ link_front *link_front_new(const front_config *cfg, unsigned nshards)
     lf->nshards = nshards;
     lf->shards = mem_array(nshards, sizeof *lf->shards);
     for (unsigned i = 0; i < nshards; i++) {
-        ring_init(&lf->shards[i].to_link, LINK_RING_SIZE);
-        ring_init(&lf->shards[i].from_link, LINK_RING_SIZE);
+        ring_init(&lf->shards[i].to_link, cfg->ring_size);
+        ring_init(&lf->shards[i].from_link, cfg->ring_size);
         lf->shards[i].over_tail = &lf->shards[i].over;
     }
     lf->fd = -1;

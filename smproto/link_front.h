@@ -10,7 +10,8 @@
  * every (re)connection it asks each IO thread to re-announce its bound sessions (RESYNC), then
  * sends what it held.
  *
- * Ring entries are link_msg pointers; whoever pops one owns it (link_msg_free).
+ * Ring entries are link_msg pointers; whoever pops one owns it (link_msg_free). Each ring holds
+ * cfg->ring_size - 1 of them.
  *
  * Thread rules: link_front_new/attach/start/stop run on the main thread; the IO-thread side of a
  * shard's rings (push to to_link, pop from from_link, link_front_io_*) on that IO thread only; the
@@ -51,6 +52,7 @@ typedef struct link_front link_front;
 /* Counters, read with relaxed atomics from any thread (for logs and tests). */
 typedef struct link_front_stats {
     uint64_t connects, disconnects, frames_in, frames_out, bad_shard, held_bytes;
+    uint64_t ring_full;    /* frames for an IO thread that waited because its ring was full */
 } link_front_stats;
 
 link_front *link_front_new(const front_config *cfg, unsigned nshards);

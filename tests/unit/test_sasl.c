@@ -960,6 +960,53 @@ static void test_plain(void **state)
     free(authcid);
 }
 
+/* Only a failed password check counts as a guess; a failure on the protocol does not. */
+static void test_password_rejected(void **state)
+{
+    static const uint8_t exporter[SASL_EXPORTER_LEN] = {1, 2, 3};
+    scram_credentials sha1, sha256;
+    assert_int_equal(scram_derive(SCRAM_SHA1, "pencil", NULL, 0, 1, &sha1), 0);
+    assert_int_equal(scram_derive(SCRAM_SHA256, "pencil", NULL, 0, 1, &sha256), 0);
+    sasl_failure why;
+    buf out = BUF_INIT;
+
+    sasl_session *s = sasl_new(SASL_PLAIN, NULL, false);
+    assert_int_equal(sasl_step(s, (const uint8_t *)"\0user\0pencik", 12, &out, &why),
+                     SASL_NEED_CREDS);
+    assert_int_equal(sasl_creds(s, &sha1, &sha256, &out, &why), SASL_NEED_VERIFY);
+    assert_int_equal(sasl_verified(s, false, &out, &why), SASL_FAILURE);
+    assert_true(sasl_password_rejected(s));
+    sasl_free(s);
+
+    s = sasl_new(SASL_PLAIN, NULL, false);
+    assert_int_equal(sasl_step(s, (const uint8_t *)"\0nobody\0pencil", 14, &out, &why),
+                     SASL_NEED_CREDS);
+    assert_int_equal(sasl_creds(s, NULL, NULL, &out, &why), SASL_FAILURE);
+    assert_true(sasl_password_rejected(s));
+    sasl_free(s);
+
+    s = sasl_new(SASL_PLAIN, NULL, false);
+    assert_int_equal(sasl_step(s, (const uint8_t *)"user", 4, &out, &why), SASL_FAILURE);
+    assert_false(sasl_password_rejected(s));
+    sasl_free(s);
+
+    /* A client that binds only with tls-unique: refused on -PLUS, then its "y" on plain SCRAM
+     * is refused as a downgrade; neither tested a password. */
+    s = sasl_new(SASL_SCRAM_SHA256_PLUS, exporter, true);
+    const char *unique = "p=tls-unique,,n=user,r=abc";
+    assert_int_equal(sasl_step(s, (const uint8_t *)unique, strlen(unique), &out, &why),
+                     SASL_FAILURE);
+    assert_false(sasl_password_rejected(s));
+    sasl_free(s);
+    s = sasl_new(SASL_SCRAM_SHA256, exporter, true);
+    const char *downgrade = "y,,n=user,r=abc";
+    assert_int_equal(sasl_step(s, (const uint8_t *)downgrade, strlen(downgrade), &out, &why),
+                     SASL_FAILURE);
+    assert_false(sasl_password_rejected(s));
+    sasl_free(s);
+    buf_free(&out);
+}
+
 static void test_plain_malformed(void **state)
 {
     static const struct {
@@ -1225,6 +1272,7 @@ int main(void)
         cmocka_unit_test(test_turns),
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_plain_malformed),
+        cmocka_unit_test(test_password_rejected),
         cmocka_unit_test(test_plain_limits),
         cmocka_unit_test(test_plain_verify),
         cmocka_unit_test(test_gsasl_client),

@@ -1,0 +1,406 @@
+#!/usr/bin/python3
+"""tests/integration/front_load.py — the front under load, end to end with the real SM.
+
+Starts jabshard-sm and jabshard-c2s on free loopback ports in a temporary directory, creates the
+accounts with `jabshardctl import`, then:
+
+1. a slow reader: one client logs in (PLAIN over direct TLS, small receive buffer) and never
+   reads; others flood it while pairs of other clients keep exchanging messages. The others'
+   messages must all arrive while the slow one is stuck, and the front must close the slow one
+   once its output queue passes <output_queue> (set small here), with <policy-violation/>;
+2. CLIENTS concurrent clients (2,000 by default) log in over direct TLS with PLAIN, bind, and
+   each sends MESSAGES messages to the next one: every message must arrive, none twice.
+
+It also reports the front's resident memory with the clients connected, and again after they
+have been idle long enough for the front to shrink their parsers and buffers.
+
+Usage: front_load.py BUILD_DIR [CLIENTS] [MESSAGES]. Prints ok/not ok lines and ends with
+"front_load: N passed, N failed" (exit status 1 on failures).
+"""
+import asyncio
+import base64
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = sys.argv[1] if len(sys.argv) > 1 else "build/default"
+CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+MESSAGES = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+OUTPUT_QUEUE = 65536
+PASSED = FAILED = 0
+
+
+def check(name, ok, detail=""):
+    global PASSED, FAILED
+    if ok:
+        PASSED += 1
+        print(f"ok - {name}")
+    else:
+        FAILED += 1
+        print(f"not ok - {name}" + (f": {detail}" if detail else ""))
+    sys.stdout.flush()
+    return ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+          "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+
+
+def plain(user, password):
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+# ---- a blocking client, for the slow reader ------------------------------------------------------
+
+class BlockingClient:
+    def __init__(self, port, user, password, rcvbuf=None):
+        raw = socket.socket()
+        if rcvbuf:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.settimeout(20)
+        raw.connect(("127.0.0.1", port))
+        self.s = tls_context().wrap_socket(raw)
+        self.data = b""
+        self.s.sendall(HEADER.encode())
+        self.until(b"</stream:features>")
+        self.s.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                       f"{plain(user, password)}</auth>".encode())
+        self.until(b"<success")
+        self.data = b""
+        self.s.sendall(HEADER.encode())
+        self.until(b"</stream:features>")
+        self.s.sendall(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                       b"<resource>r</resource></bind></iq>")
+        self.until(b"</iq>")
+
+    def until(self, marker):
+        while marker not in self.data:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError(self.data[-300:])
+            self.data += chunk
+
+
+# ---- asyncio clients --------------------------------------------------------------------------
+
+class Client:
+    def __init__(self, idx, user, password):
+        self.idx, self.user, self.password = idx, user, password
+        self.buf = b""
+        self.got = {}          # sender index -> list of message numbers received
+        self.reader = self.writer = None
+        self.error = None
+
+    async def read_until(self, marker):
+        while marker not in self.buf:
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                raise EOFError(f"{self.user}: EOF waiting for {marker!r}: {self.buf[-200:]!r}")
+            self.buf += chunk
+
+    async def login(self, port, ctx):
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                                                 server_hostname="localhost")
+        self.writer.write(HEADER.encode())
+        await self.read_until(b"</stream:features>")
+        self.writer.write(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                          f"{plain(self.user, self.password)}</auth>".encode())
+        await self.read_until(b"<success")
+        self.buf = b""
+        self.writer.write(HEADER.encode())
+        await self.read_until(b"</stream:features>")
+        self.writer.write(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                          b"<resource>r</resource></bind></iq>")
+        await self.read_until(b"</iq>")
+        if b"type='result'" not in self.buf and b'type="result"' not in self.buf:
+            raise RuntimeError(f"{self.user}: bind failed: {self.buf[-300:]!r}")
+        self.buf = b""
+
+    def send(self, to, tag, n, body=""):
+        self.writer.write(f"<message to='{to}@localhost/r' type='chat'><body>{tag}:{self.idx}:{n}:"
+                          f"{body}</body></message>".encode())
+
+    async def receive(self, tag, expect, deadline):
+        """Reads until `expect` messages tagged `tag` arrived, or the deadline."""
+        pattern = re.compile(rb"<body>" + tag.encode() + rb":(\d+):(\d+):")
+        count = 0
+        pos = 0
+        while count < expect:
+            for m in pattern.finditer(self.buf, pos):
+                self.got.setdefault(int(m.group(1)), []).append(int(m.group(2)))
+                count += 1
+                pos = m.end()
+            # keep the tail only (a body may be split across reads)
+            self.buf, pos = self.buf[pos:], 0
+            if count >= expect:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), left)
+            except asyncio.TimeoutError:
+                break
+            if not chunk:
+                break
+            self.buf += chunk
+        return count
+
+    def close(self):
+        if self.writer:
+            try:
+                self.writer.write(b"</stream:stream>")
+                self.writer.close()
+            except Exception:
+                pass
+
+
+async def gather_limited(coros, limit):
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c):
+        async with sem:
+            return await c
+    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
+
+
+# ---- the scenario -------------------------------------------------------------------------------
+
+async def slow_reader_phase(ports, users):
+    """users[0] is the slow one; users[1..] are the others."""
+    ctx = tls_context()
+    slow = await asyncio.to_thread(BlockingClient, ports["ssl"], users[0][0], users[0][1], 4096)
+    others = [Client(i, u, p) for i, (u, p) in enumerate(users)][1:]
+    await gather_limited([c.login(ports["ssl"], ctx) for c in others], 100)
+    flooders, pairs = others[:10], others[10:]
+    # Flood the slow one: 10 x 100 messages of 2 KiB, far past its output queue and the kernel's
+    # buffers; meanwhile each pair member sends 50 messages to its partner.
+    body = "x" * 2048
+    for n in range(100):
+        for c in flooders:
+            c.send(users[0][0], "flood", n, body)
+    for n in range(50):
+        for i, c in enumerate(pairs):
+            partner = pairs[i ^ 1] if (i ^ 1) < len(pairs) else pairs[i]
+            c.send(partner.user, "pair", n)
+    deadline = time.monotonic() + 20
+    counts = await asyncio.gather(*(c.receive("pair", 50, deadline) for c in pairs))
+    check("slow reader: the other clients' messages all arrive while it does not read",
+          all(n == 50 for n in counts), f"received {sum(counts)} of {50 * len(pairs)}")
+    in_order = all(v == sorted(v) for c in pairs for v in c.got.values())
+    check("slow reader: ...in the order each sender sent them", in_order)
+    # Now read what the slow one was sent: the front must have closed it with <policy-violation/>.
+    def drain():
+        slow.s.settimeout(15)
+        data = b""
+        try:
+            while True:
+                chunk = slow.s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except (OSError, ssl.SSLError):
+            pass
+        return data
+    data = await asyncio.to_thread(drain)
+    flood = data.count(b"<body>flood:")
+    check("slow reader: closed by the front, not served without bound",
+          flood < 1000, f"got {flood} of 1000 flood messages")
+    check("slow reader: ...with a <policy-violation/> stream error",
+          b"<policy-violation" in data, f"{len(data)} bytes read, ending {data[-200:]!r}")
+    for c in others:
+        c.close()
+
+
+async def load_phase(ports, users, c2s_pid):
+    ctx = tls_context()
+    clients = [Client(i, u, p) for i, (u, p) in enumerate(users)]
+    t0 = time.monotonic()
+    results = await gather_limited([c.login(ports["ssl"], ctx) for c in clients], 200)
+    errors = [r for r in results if isinstance(r, Exception)]
+    t_login = time.monotonic() - t0
+    check(f"{len(clients)} clients log in over TLS with PLAIN and bind ({t_login:.1f} s)",
+          not errors, f"{len(errors)} failed, first: {errors[0]!r}" if errors else "")
+    if errors:
+        return
+    rss_connected = rss_kib(c2s_pid)
+    t0 = time.monotonic()
+    n = len(clients)
+    for m in range(MESSAGES):
+        for c in clients:
+            c.send(clients[(c.idx + 1) % n].user, "load", m)
+    deadline = time.monotonic() + 30
+    counts = await asyncio.gather(*(c.receive("load", MESSAGES, deadline) for c in clients))
+    t_msgs = time.monotonic() - t0
+    total = sum(counts)
+    check(f"{n} x {MESSAGES} messages all delivered ({total} in {t_msgs:.1f} s)",
+          total == n * MESSAGES, f"{n * MESSAGES - total} lost")
+    ok = all(c.got.get((c.idx - 1) % n, []) == list(range(MESSAGES)) and len(c.got) == 1
+             for c in clients)
+    check("...each exactly once, from the right sender, in order", ok)
+    # Idle: the front shrinks parsers and buffers after 10 s without input.
+    await asyncio.sleep(12)
+    rss_idle = rss_kib(c2s_pid)
+    print(f"# front RSS with {n} clients connected: {rss_connected} KiB after login, "
+          f"{rss_idle} KiB after 12 s idle (per client about {rss_idle * 1024 // n} bytes of "
+          f"process memory, all included)")
+    for c in clients:
+        c.close()
+
+
+def wait_port(port, proc, seconds=10):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def wait_log(path, text, proc, seconds=10):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        with open(path, errors="replace") as f:
+            if text in f.read():
+                return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def start_system(d, nusers, limits, procs):
+    """Accounts u0..u{nusers-1} (password pw<i>), the SM and the front in directory d, with the
+    front's <limits> children given as XML. Returns the ports, or None after a failed check."""
+    ports = {"sm": free_port(), "c2s": free_port(), "ssl": free_port()}
+    with open(f"{d}/sm.xml", "w") as f:
+        f.write(f"""<sm>
+  <service id='jadc2s'><accept><ip>127.0.0.1</ip><port>{ports['sm']}</port>
+    <secret>s</secret></accept></service>
+  <host name='localhost'/>
+  <storage><driver>sqlite</driver><path>{d}/db.sqlite</path></storage>
+  <offline_quota>100000</offline_quota>
+  <log><level>warn</level></log>
+</sm>
+""")
+    with open(f"{d}/c2s.xml", "w") as f:
+        f.write(f"""<jadc2s>
+  <sm><host>127.0.0.1</host><port>{ports['sm']}</port><secret>s</secret><id>jadc2s</id></sm>
+  <local><id>localhost</id><ip>127.0.0.1</ip><port>{ports['c2s']}</port>
+    <ssl><port>{ports['ssl']}</port><pemfile>{d}/none.pem</pemfile></ssl></local>
+  <max_fds>4099</max_fds>
+  <threads>2</threads>
+  <limits>{limits}</limits>
+  <log><level>info</level></log>
+</jadc2s>
+""")
+    with open(f"{d}/users.txt", "w") as f:
+        for i in range(nusers):
+            f.write(f"u{i}@localhost pw{i}\n")
+    t0 = time.monotonic()
+    r = subprocess.run([f"{BUILD}/bin/jabshardctl", "-c", f"{d}/sm.xml", "import",
+                        f"{d}/users.txt"], capture_output=True, text=True)
+    check(f"import {nusers} accounts ({time.monotonic() - t0:.1f} s)", r.returncode == 0,
+          r.stdout + r.stderr)
+    sm_log = open(f"{d}/sm.log", "w")
+    sm = subprocess.Popen([f"{BUILD}/bin/jabshard-sm", "-c", f"{d}/sm.xml"], stdout=sm_log,
+                          stderr=subprocess.STDOUT)
+    procs.append(sm)
+    if not check("the SM starts", wait_port(ports["sm"], sm)):
+        return None
+    c2s_log = open(f"{d}/c2s.log", "w")
+    c2s = subprocess.Popen([f"{BUILD}/bin/jabshard-c2s", "-c", f"{d}/c2s.xml"],
+                           stdout=c2s_log, stderr=subprocess.STDOUT)
+    procs.append(c2s)
+    if not check("the front starts and links to the SM",
+                 wait_port(ports["ssl"], c2s) and wait_log(f"{d}/c2s.log", "SM link: up", c2s)):
+        return None
+    return ports
+
+
+def stop_system(procs):
+    """SIGTERM to the front (checked: exit status 0), then the SM; kills what is left."""
+    sm, c2s = procs[0], procs[-1]
+    if len(procs) == 2 and c2s.poll() is None:
+        c2s.terminate()
+        check("the front exits 0 on SIGTERM", c2s.wait(10) == 0)
+    if sm.poll() is None:
+        sm.terminate()
+        try:
+            sm.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def run(name, body):
+    """Runs body(d, procs) in a fresh directory, then prints the summary line."""
+    d = tempfile.mkdtemp(prefix=f"jabshard-{name}.")
+    procs = []
+    try:
+        body(d, procs)
+    finally:
+        if procs:
+            stop_system(procs)
+        if FAILED and os.environ.get("KEEP"):
+            print(f"# logs kept in {d}")
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    print(f"{name}: {PASSED} passed, {FAILED} failed")
+    return 1 if FAILED else 0
+
+
+def load_body(d, procs):
+    # The slow reader's phase uses the last 31 accounts; the load phase the first CLIENTS.
+    limits = (f"<conn_rate>0</conn_rate><max_bps>0</max_bps>"
+              f"<output_queue>{OUTPUT_QUEUE}</output_queue><auth_timeout>60</auth_timeout>")
+    ports = start_system(d, CLIENTS + 31, limits, procs)
+    if not ports:
+        return
+    c2s = procs[-1]
+    print(f"# front RSS with no clients: {rss_kib(c2s.pid)} KiB")
+    users = [(f"u{i}", f"pw{i}") for i in range(CLIENTS + 31)]
+    asyncio.run(slow_reader_phase(ports, users[-31:]))
+    with open(f"{d}/c2s.log", errors="replace") as f:
+        log = f.read()
+    check("slow reader: the front logged the output-queue overflow",
+          "queued for a client that does not read" in log)
+    asyncio.run(load_phase(ports, users[:CLIENTS], c2s.pid))
+
+
+if __name__ == "__main__":
+    sys.exit(run("front_load", load_body))
