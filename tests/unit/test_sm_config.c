@@ -1,0 +1,78 @@
+/* tests/unit/test_sm_config.c — the SM's configuration reader (sm/config.c) on the example file
+ * etc/sm.xml and on the errors an operator makes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sm/config.h"
+
+static void test_example_file(void **state)
+{
+    sm_config sc;
+    config_error err;
+    if (sm_config_load("etc/sm.xml", &sc, &err) != 0)
+        fail_msg("%s", err.text);
+    assert_int_equal(sc.nservices, 1);
+    assert_string_equal(sc.services[0].id, "jadc2s");
+    assert_string_equal(sc.services[0].ip, "127.0.0.1");
+    assert_int_equal(sc.services[0].port, 5111);
+    assert_string_equal(sc.services[0].secret, "secret");
+    assert_int_equal(sc.nhosts, 1);
+    assert_string_equal(sc.hosts[0].name, "localhost");
+    assert_true(sc.hosts[0].register_allowed);
+    assert_non_null(sm_config_host(&sc, "LOCALHOST"));
+    assert_null(sm_config_host(&sc, "example.org"));
+    assert_string_equal(sc.storage.db.driver, "sqlite");
+    assert_string_equal(sc.storage.db.path, "./jabshard.db");
+    assert_int_equal(sc.offline_quota, 100);
+    assert_int_equal(sc.log_level, LL_INFO);
+    sm_config_free(&sc);
+}
+
+/* Writes text to a scratch file and expects sm_config_load to refuse it with "<file>:<rest>". */
+static void expect_refused(const char *text, const char *rest)
+{
+    char path[] = "/tmp/jabshard-sm-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    sm_config sc;
+    config_error err;
+    assert_int_equal(sm_config_load(path, &sc, &err), -1);
+    char want[512];
+    snprintf(want, sizeof(want), "%s%s", path, rest);
+    assert_string_equal(err.text, want);
+    unlink(path);
+}
+
+static void test_errors(void **state)
+{
+    expect_refused("<sm>\n<host name='a'/>\n<storage><drver/></storage>\n</sm>\n",
+                   ":3: <storage/drver>: unknown element");
+    expect_refused("<sm>\n</sm>\n",
+                   ":1: <sm>: missing required element <host name='...'>: no domain is served");
+    expect_refused("<sm>\n<host name='a'/>\n<storage>\n<driver>oracle</driver>\n</storage>\n</sm>\n",
+                   ":4: <storage/driver>: expected one of sqlite, pgsql, mariadb; got \"oracle\"");
+    expect_refused("<sm>\n<host name='a'/>\n<service id='x'><accept><port>5111</port>"
+                   "<secret>s</secret></accept></service>\n"
+                   "<service id='x'><accept><port>5112</port><secret>s</secret></accept></service>\n"
+                   "</sm>\n",
+                   ":4: <service>: service id 'x' is configured twice");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests_name("sm_config", tests, NULL, NULL);
+}
