@@ -24,6 +24,7 @@
 #define NS_REGISTER "jabber:iq:register"
 #define NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
+#define NS_ROSTERVER "urn:xmpp:features:rosterver"
 
 /* Stanzas parsed while an answer is awaited; a client that sends more than this without waiting
  * for its answers is misbehaving (the connection stops reading meanwhile, so only what one read
@@ -258,8 +259,9 @@ static void send_features(c2s_stream *s)
             buf_appendf(o, "<register xmlns='%s'/>", NS_REGISTER_FEATURE);
         }
     } else {
-        buf_appendf(o, "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>", NS_BIND,
-                    NS_SESSION);
+        /* Roster versioning (RFC 6121 §2.6.1) is the SM's, which every front speaks to. */
+        buf_appendf(o, "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
+                    "<ver xmlns='%s'/>", NS_BIND, NS_SESSION, NS_ROSTERVER);
     }
     buf_append(o, "</stream:features>", 18);
 }

@@ -1,10 +1,286 @@
 #!/bin/sh
-# make run: start the whole system on its embedded default (SQLite, self-signed certificate,
-# localhost). The front (shard/) and the session manager (sm/) are not built yet.
+# tools/run.sh — "make run": the whole system on its embedded default. Prepares a run directory
+# (build/run, or $JABSHARD_RUN_DIR) holding sm.xml and jadc2s.xml derived from etc/ at every start,
+# the SQLite database, and, made once and then kept so clients can pin them across restarts, a
+# self-signed certificate for localhost (server.pem) and the SM link's shared secret. Starts
+# jabshard-sm, then jabshard-c2s once the SM listens, prints how to connect, and on SIGINT or
+# SIGTERM (Ctrl-C) stops the front, then the SM, by PID and exits 0 (1 if either did not exit
+# with status 0). If either program exits on its own, the other is stopped and the status is 1.
+#
+# Usage: tools/run.sh BUILD_DIR
+# Environment (defaults in brackets):
+#   JABSHARD_RUN_DIR [build/run]  JABSHARD_IP [127.0.0.1]  JABSHARD_PORT [5222, STARTTLS]
+#   JABSHARD_TLS_PORT [5223, direct TLS]  JABSHARD_SM_PORT [5111]  JABSHARD_LOG_LEVEL [info]
+#   JABSHARD_LIMITS   name=value pairs for jadc2s.xml's <limits>, e.g. "conn_rate=100 max_bps=0"
 set -eu
-build=$1
-if [ ! -x "$build/bin/jabshard-sm" ] || [ ! -x "$build/bin/jabshard-c2s" ]; then
-    echo "jabshard: the session manager and the front are not built yet (see the open issues);"
-    echo "jabshard: 'make check' runs everything that exists so far."
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:?usage: tools/run.sh BUILD_DIR}" && pwd)
+sm_bin="$build/bin/jabshard-sm"
+c2s_bin="$build/bin/jabshard-c2s"
+ctl_bin="$build/bin/jabshardctl"
+for b in "$sm_bin" "$c2s_bin" "$ctl_bin"; do
+    if [ ! -x "$b" ]; then
+        echo "jabshard: $b is not built (run 'make')" >&2
+        exit 1
+    fi
+done
+
+run=${JABSHARD_RUN_DIR:-$root/build/run}
+ip=${JABSHARD_IP:-127.0.0.1}
+port=${JABSHARD_PORT:-5222}
+tls_port=${JABSHARD_TLS_PORT:-5223}
+sm_port=${JABSHARD_SM_PORT:-5111}
+level=${JABSHARD_LOG_LEVEL:-info}
+limits=${JABSHARD_LIMITS:-}
+
+umask 077
+mkdir -p "$run"
+run=$(cd "$run" && pwd)
+
+# The shared secret and the certificate are made once: regenerating them would break the link's
+# configuration for nobody and every client's pinned certificate for no reason.
+if [ ! -s "$run/secret" ]; then
+    od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$run/secret.new"
+    mv "$run/secret.new" "$run/secret"
+fi
+secret=$(cat "$run/secret")
+if [ ! -s "$run/server.pem" ]; then
+    if command -v openssl >/dev/null 2>&1; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+            -keyout "$run/key.new" -out "$run/cert.new" 2>"$run/openssl.log" || {
+            cat "$run/openssl.log" >&2
+            echo "jabshard: openssl could not make a certificate" >&2
+            exit 1
+        }
+        cat "$run/cert.new" "$run/key.new" > "$run/server.pem.new"
+        mv "$run/server.pem.new" "$run/server.pem"
+        rm -f "$run/cert.new" "$run/key.new" "$run/openssl.log"
+    else
+        echo "jabshard: openssl(1) is missing: the front makes a certificate in memory" \
+             "at each start" >&2
+    fi
+fi
+
+# derive TEMPLATE LIMITS OLD NEW [OLD NEW]...: writes $run/TEMPLATE, etc/TEMPLATE with each OLD
+# (a default that must appear exactly once: a template this script does not know stops it rather
+# than run on the wrong settings) replaced by NEW, and LIMITS ("name=value ...") set in <limits>.
+derive() {
+    template=$1 out="$run/$1" derive_limits=$2
+    shift 2
+    awk -v limits="$derive_limits" '
+        BEGIN {
+            for (i = 2; i < ARGC; i += 2) { old[i] = ARGV[i]; new[i] = ARGV[i + 1]; seen[i] = 0 }
+            ARGC = 2
+            n = split(limits, pairs, " ")
+            for (k = 1; k <= n; k++) {
+                if (pairs[k] !~ /^[a-z_]+=[^<&]*$/) {
+                    print "bad JABSHARD_LIMITS entry \"" pairs[k] "\"" > "/dev/stderr"
+                    bad = 1
+                    exit
+                }
+                eq = index(pairs[k], "=")
+                lname[k] = substr(pairs[k], 1, eq - 1)
+                lvalue[k] = substr(pairs[k], eq + 1)
+            }
+        }
+        {
+            # Replace left to right, never rescanning replaced text (a new port may be an old one).
+            rest = $0
+            line = ""
+            for (;;) {
+                first = 0
+                for (i in old) {
+                    at = index(rest, old[i])
+                    if (at > 0 && (!first || at < first)) { first = at; which = i }
+                }
+                if (!first)
+                    break
+                line = line substr(rest, 1, first - 1) new[which]
+                rest = substr(rest, first + length(old[which]))
+                seen[which]++
+            }
+            $0 = line rest
+            for (k = 1; k <= n; k++)
+                if (match($0, "<" lname[k] ">[^<]*</" lname[k] ">")) {
+                    $0 = substr($0, 1, RSTART - 1) "<" lname[k] ">" lvalue[k] "</" lname[k] ">" \
+                         substr($0, RSTART + RLENGTH)
+                    done[k] = 1
+                }
+            if ($0 ~ /<\/limits>/)
+                for (k = 1; k <= n; k++)
+                    if (!done[k]) {
+                        print "    <" lname[k] ">" lvalue[k] "</" lname[k] ">"
+                        done[k] = 1
+                    }
+            print
+        }
+        END {
+            if (bad)
+                exit 1
+            for (i in old)
+                if (seen[i] != 1) {
+                    print "expected \"" old[i] "\" once, found it " seen[i] " times" > "/dev/stderr"
+                    bad = 1
+                }
+            for (k = 1; k <= n; k++)
+                if (!done[k]) {
+                    print "no <limits> for " lname[k] > "/dev/stderr"
+                    bad = 1
+                }
+            exit bad
+        }' "$root/etc/$template" "$@" > "$out.new" || {
+        echo "jabshard: tools/run.sh cannot derive $out from etc/$template (has etc/ changed?)" >&2
+        exit 1
+    }
+    mv "$out.new" "$out"
+}
+
+derive sm.xml "" \
+    "<port>5111</port>" "<port>$sm_port</port>" \
+    "<secret>secret</secret>" "<secret>$secret</secret>" \
+    "<path>./jabshard.db</path>" "<path>$run/jabshard.db</path>" \
+    "<level>info</level>" "<level>$level</level>"
+derive jadc2s.xml "$limits" \
+    "<port>5111</port>" "<port>$sm_port</port>" \
+    "<secret>secret</secret>" "<secret>$secret</secret>" \
+    "<ip>0.0.0.0</ip>" "<ip>$ip</ip>" \
+    "<port>5222</port>" "<port>$port</port>" \
+    "<port>5223</port>" "<port>$tls_port</port>" \
+    "<pemfile>./server.pem</pemfile>" "<pemfile>$run/server.pem</pemfile>" \
+    "<level>info</level>" "<level>$level</level>"
+
+# listening PORT: something listens on TCP PORT. The kernel lists listening sockets first in
+# /proc/net/tcp{,6}, so the scan stops at the first other one: a busy machine has tens of
+# thousands of connections there.
+listening() {
+    hex=$(printf '%04X' "$1")
+    for table in /proc/net/tcp /proc/net/tcp6; do
+        [ -r "$table" ] || continue
+        awk -v p=":$hex" 'NR == 1 { next }
+                          $4 != "0A" { exit }
+                          substr($2, length($2) - 4) == p { found = 1; exit }
+                          END { exit !found }' "$table" && return 0
+    done
+    return 1
+}
+# alive PID: the process exists and is not a zombie.
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+sm_pid="" c2s_pid="" tick_pid="" unclean=0
+# stop PID...: SIGTERM to each in turn and waits for it to exit (both shut down cleanly on
+# SIGTERM, with status 0); one still there after 10 s is killed. Any other end sets unclean.
+stop() {
+    for pid in "$@"; do
+        [ -n "$pid" ] || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        i=0
+        while alive "$pid" && [ "$i" -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        if alive "$pid"; then
+            echo "jabshard: process $pid did not stop in 10 s; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        status=0
+        wait "$pid" 2>/dev/null || status=$?
+        if [ "$status" -ne 0 ]; then
+            echo "jabshard: process $pid ($(program_name "$pid")) ended with status $status" >&2
+            unclean=1
+        fi
+    done
+}
+program_name() { if [ "$1" = "$sm_pid" ]; then echo jabshard-sm; else echo jabshard-c2s; fi; }
+# shellcheck disable=SC2317  # called by the trap below
+on_signal() {
+    trap '' INT TERM
+    if [ -n "$tick_pid" ]; then kill "$tick_pid" 2>/dev/null || true; fi
+    echo "jabshard: stopping"
+    stop "$c2s_pid" "$sm_pid"
+    if [ "$unclean" -ne 0 ]; then
+        echo "jabshard: stopped, not cleanly" >&2
+        exit 1
+    fi
+    echo "jabshard: stopped"
+    exit 0
+}
+trap on_signal INT TERM
+
+for p in "$port" "$tls_port" "$sm_port"; do
+    if listening "$p"; then
+        echo "jabshard: port $p is already in use (another 'make run'?); set JABSHARD_PORT," \
+             "JABSHARD_TLS_PORT or JABSHARD_SM_PORT" >&2
+        exit 1
+    fi
+done
+
+cd "$run"
+"$sm_bin" -c "$run/sm.xml" &
+sm_pid=$!
+# wait_for PORT PID: up to 10 s for PORT to listen while PID lives.
+wait_for() {
+    i=0
+    while ! listening "$1"; do
+        if ! alive "$2" || [ "$i" -ge 100 ]; then
+            return 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+if ! wait_for "$sm_port" "$sm_pid"; then
+    echo "jabshard: the session manager did not start" >&2
+    stop "$sm_pid"
     exit 1
 fi
+"$c2s_bin" -c "$run/jadc2s.xml" &
+c2s_pid=$!
+if ! wait_for "$port" "$c2s_pid" || ! wait_for "$tls_port" "$c2s_pid"; then
+    echo "jabshard: the front did not start" >&2
+    stop "$c2s_pid" "$sm_pid"
+    exit 1
+fi
+
+rel() { case "$1" in "$root"/*) echo "${1#"$root"/}" ;; *) echo "$1" ;; esac; }
+fingerprint=""
+if [ -s "$run/server.pem" ] && command -v openssl >/dev/null 2>&1; then
+    fingerprint=$(openssl x509 -in "$run/server.pem" -noout -fingerprint -sha256 | sed 's/.*=//')
+fi
+cat <<EOF
+
+jabshard is running: domain localhost, STARTTLS on $ip:$port, direct TLS on $ip:$tls_port
+  run directory:  $(rel "$run")  (sm.xml and jadc2s.xml are remade from etc/ at every start)
+  certificate:    $(rel "$run")/server.pem, self-signed for localhost${fingerprint:+
+                  SHA-256 $fingerprint}
+
+Register from Profanity (in-band registration is on for localhost):
+  /register alice localhost port $port tls trust
+  /connect alice@localhost server $ip port $port tls trust
+or create a user:
+  $(rel "$ctl_bin") -c $(rel "$run")/sm.xml adduser alice@localhost
+or from slixmpp (Debian's python3-slixmpp), a message to yourself, checking the certificate:
+  /usr/bin/python3 -c "import slixmpp; c = slixmpp.ClientXMPP('alice@localhost', 'PASSWORD', sasl_mech='PLAIN'); c.ssl_context.load_verify_locations('$run/server.pem'); c.add_event_handler('session_start', lambda _: (c.send_presence(), c.send_message(mto='alice@localhost', mbody='hello'))); c.add_event_handler('message', lambda m: (print(m['from'], m['body']), c.disconnect())); c.connect(('$ip', $port)); c.loop.run_until_complete(c.disconnected)"
+
+Ctrl-C stops both.
+EOF
+
+# Wait for a signal or for either program to end; the tick runs in the background so a signal
+# interrupts 'wait' at once.
+while alive "$sm_pid" && alive "$c2s_pid"; do
+    sleep 1 &
+    tick_pid=$!
+    wait "$tick_pid" || true
+    tick_pid=""
+done
+trap '' INT TERM
+who="the session manager (jabshard-sm)"
+if alive "$sm_pid"; then who="the front (jabshard-c2s)"; fi
+echo "jabshard: $who exited; stopping the other" >&2
+stop "$c2s_pid" "$sm_pid"
+exit 1

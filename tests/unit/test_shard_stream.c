@@ -238,7 +238,9 @@ static c2s_stream *bound_stream(void)
     discard_out(s);
     free(scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil"));
     feed(s, header(HOST));
-    expect_out(s, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
+    expect_out(s, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session "
+                  "xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
+                  "<ver xmlns='urn:xmpp:features:rosterver'/>");
     feed(s, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
             "<resource>res</resource></bind></iq>");
     buf fb = BUF_INIT;
