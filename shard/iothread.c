@@ -19,6 +19,10 @@
 #include "smproto/frame.h"
 
 #define IO_READ_CHUNK 16384
+/* Bytes one connection may read per readiness event: a client that writes faster than it is
+ * parsed must not keep the thread inside its read loop, away from every other connection and
+ * from the frames waiting for the link (level-triggered epoll reports the rest next time). */
+#define IO_READ_BUDGET (4 * IO_READ_CHUNK)
 #define IO_ACCEPT_BATCH 64
 #define IO_CLOSE_GRACE_MS 5000
 #define IO_SHUTDOWN_GRACE_MS 1000
@@ -49,12 +53,14 @@ struct conn {
     bool shrunk;               /* shrink_timer fired on an idle connection and is not armed */
     bool held;                 /* an authentication outcome waits out auth_delay: no reads, no
                                 * writes until hold_timer */
+    bool backlogged;           /* on the thread's backlog: TLS holds decrypted bytes epoll cannot
+                                * see, left when the read budget ran out */
     c2s_stream *stream;        /* NULL until a direct-TLS handshake is done */
     outq q;
     int64_t tokens;            /* max_bps token bucket */
     uint64_t refilled, last_rx;
     timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer;
-    conn *next_dirty, *next_dead;
+    conn *next_dirty, *next_dead, *next_backlog;
     struct sockaddr_storage addr;
     char peer[INET6_ADDRSTRLEN + 8];
 };
@@ -80,6 +86,7 @@ struct iothread {
     bool paused;               /* over is not empty: no connection reads */
     bool pushed;               /* queued for the link since its last wake */
     conn *dirty, *dead;
+    conn *backlog;             /* connections to read again at once (see conn.backlogged) */
     timer shutdown_timer;
     bool shutting_down;
     atomic_bool shutdown_asked;
@@ -343,8 +350,9 @@ static void conn_gone(conn *c)
 static void conn_read(conn *c)
 {
     iothread *t = c->t;
-    while (can_read(c)) {
-        size_t want = sizeof t->rbuf, n = 0;
+    size_t budget = IO_READ_BUDGET;
+    while (budget && can_read(c)) {
+        size_t want = sizeof t->rbuf < budget ? sizeof t->rbuf : budget, n = 0;
         if (!take_tokens(c, &want))
             break;
         if (c->ssl) {
@@ -381,7 +389,13 @@ static void conn_read(conn *c)
             evloop_timer_after(t->loop, &c->shrink_timer, IO_SHRINK_AFTER_MS);
         }
         c->tokens -= (int64_t)n;
+        budget -= n;
         conn_take(c, c2s_stream_feed(c->stream, t->rbuf, n));
+    }
+    if (!budget && !c->dead && c->ssl && SSL_has_pending(c->ssl) && !c->backlogged) {
+        c->backlogged = true;
+        c->next_backlog = t->backlog;
+        t->backlog = c;
     }
     conn_update(c);
 }
@@ -561,6 +575,12 @@ static void conn_kill(conn *c)
 static void conn_free(conn *c)
 {
     iothread *t = c->t;
+    if (c->backlogged)
+        for (conn **p = &t->backlog; *p; p = &(*p)->next_backlog)
+            if (*p == c) {
+                *p = c->next_backlog;
+                break;
+            }
     c2s_stream_free(c->stream);
     if (c->ssl)
         SSL_free(c->ssl);
@@ -799,6 +819,15 @@ static void on_wake(evloop *loop, void *arg)
     iothread *t = arg;
     if (atomic_load(&t->shutdown_asked) && !t->shutting_down)
         begin_shutdown(t);
+    conn *backlog = t->backlog;
+    t->backlog = NULL;
+    while (backlog) {
+        conn *c = backlog;
+        backlog = c->next_backlog;
+        c->backlogged = false;
+        if (!c->dead)
+            conn_read(c);
+    }
     retry_over(t);
     take_verified(t);
     link_msg *m;
@@ -833,6 +862,9 @@ static void before_sleep(evloop *loop, void *arg)
         link_front_io_pushed(t->sh->link, t->index);
     }
     set_paused(t, t->over != NULL);
+    /* Connections with decrypted input left: do not sleep, take them in on_wake. */
+    if (t->backlog)
+        evloop_wake(t->loop);
     if (t->shutting_down && !t->dirty) {
         bool any = false;
         for (uint32_t i = 0; i < t->nslots && !any; i++)

@@ -1,8 +1,9 @@
 /* sm/mod_carbons.c — Message Carbons (XEP-0280): a resource that enables carbons gets a copy of
  * the user's chat messages that other resources send (<sent/>) or receive (<received/>), wrapped
  * in <forwarded xmlns='urn:xmpp:forward:0'/> (XEP-0297). Which messages are copied is §6's rule;
- * <private/> (§7) and <no-copy/> (XEP-0334) keep a message out, and the server strips <private/>
- * before the message leaves. */
+ * <private/> (§7) and <no-copy/> (XEP-0334) keep a message out. <private/> travels with the
+ * message to the recipient's server, which removes it before delivery (§7) and makes no
+ * <received/> copies either. */
 #include <string.h>
 
 #include "sm/modules.h"
@@ -68,14 +69,7 @@ static void carbons_copy(sm *s, sm_user *u, sm_session *x, const sm_stanza *st, 
 static bool carbons_sent(sm *s, sm_event *ev)
 {
     sm_stanza *st = ev->stanza;
-    if (!ev->session || !xml_is(st->node, SM_NS_CLIENT, "message"))
-        return false;
-    xml_node *priv = xml_child(st->node, NS_CARBONS, "private");
-    if (priv) {
-        xml_node_detach(priv);
-        return false;
-    }
-    if (!carbons_eligible(st))
+    if (!ev->session || !carbons_eligible(st))
         return false;
     for (sm_session *x = ev->user->sessions; x; x = x->next)
         if (x != ev->session && x->carbons)
@@ -83,9 +77,22 @@ static bool carbons_sent(sm *s, sm_event *ev)
     return false;
 }
 
+/* A private message for one of our users: the marker is for servers, not the recipient. */
+static bool carbons_inbound(sm *s, sm_event *ev)
+{
+    sm_stanza *st = ev->stanza;
+    xml_node *priv = xml_is(st->node, SM_NS_CLIENT, "message")
+                         ? xml_child(st->node, NS_CARBONS, "private") : NULL;
+    if (priv) {
+        xml_node_detach(priv);
+        st->no_copies = true;
+    }
+    return false;
+}
+
 static bool carbons_received(sm *s, sm_event *ev)
 {
-    if (!ev->user || !carbons_eligible(ev->stanza))
+    if (!ev->user || ev->stanza->no_copies || !carbons_eligible(ev->stanza))
         return false;
     for (sm_session *x = ev->user->sessions; x; x = x->next) {
         if (!x->carbons)
@@ -103,6 +110,7 @@ void mod_carbons_register(sm *s)
 {
     sm_iq_handler(s, NS_CARBONS, SM_IQ_BARE, carbons_iq);
     sm_hook(s, SM_EV_OUTBOUND, carbons_sent);
+    sm_hook(s, SM_EV_INBOUND, carbons_inbound);
     sm_hook(s, SM_EV_MESSAGE_DELIVERED, carbons_received);
     sm_add_feature(s, NS_CARBONS);
 }

@@ -102,6 +102,8 @@ typedef struct sm_stanza {
     jid from, to;           /* to is zeroed when the stanza had none */
     sm_session *origin;     /* the local session it came from; NULL otherwise */
     bool bad_to;            /* 'to' was present and not a JID (RFC 6120 §8.3.3.8 jid-malformed) */
+    bool no_copies;         /* a module asked that no copies be made of it (XEP-0280 <private/>,
+                             * whose element is gone by the time the message is delivered) */
 } sm_stanza;
 
 /* Builds a stanza from a tree (arena owned by it); NULL when from/to do not parse. */

@@ -1,9 +1,11 @@
 #!/bin/sh
 # make bench: runs every benchmark binary in BUILD/bench; the storage benchmark runs once per
 # driver, against SQLite in a temporary file and real PostgreSQL and MariaDB servers started in
-# temporary directories by the storage suite's scripts.
+# temporary directories by the storage suite's scripts; the program benchmarks (bench_sm,
+# bench_front) get BUILD/bin, where jabshard-sm and jabshard-c2s are.
 set -eu
 bench_dir=$1/bench
+bin_dir=$1/bin
 storage=$(dirname "$0")/../storage
 scratch=$(mktemp -d /tmp/jabshard-bench.XXXXXX)
 chmod 755 "$scratch"
@@ -15,9 +17,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 for b in "$bench_dir"/bench_*; do
-    [ "$(basename "$b")" = bench_xdbsql ] && continue
-    echo "== $(basename "$b")"
-    "$b"
+    case $(basename "$b") in
+    bench_xdbsql) continue ;;
+    bench_sm | bench_front) echo "== $(basename "$b")"; "$b" "$bin_dir" ;;
+    *) echo "== $(basename "$b")"; "$b" ;;
+    esac
 done
 
 echo "== bench_xdbsql"

@@ -4,7 +4,9 @@
 # makes accounts with jabshardctl, then runs at the same time:
 #   xmpp_clients.py   slixmpp: logins, SASL PLAIN, registration, two users, offline, roster, errors
 #   xmpp_raw.py       raw sockets: malformed input and its stream errors; one byte per segment
+#   xmpp_modules.py   slixmpp: disco, vCard, private XML, last activity, carbons, blocking
 #   strophe_client.c  libstrophe: SCRAM-SHA-1, SCRAM-SHA-256 and PLAIN, wrong passwords
+#   jabshardctl       sessions and kick against the running SM (xmpp_modules.py kick-witness)
 # and then checks run.sh itself: SIGTERM (clients get <system-shutdown/>), a restart that keeps
 # the certificate, the secret and the accounts, Ctrl-C, and a program that dies.
 # Usage: xmpp.sh BUILD_DIR. Prints ok / not ok lines and ends "xmpp: N passed, N failed".
@@ -115,7 +117,7 @@ export JABSHARD_RUN_DIR="$run" JABSHARD_IP=127.0.0.1 JABSHARD_PORT="$1" JABSHARD
        JABSHARD_SM_PORT="$3" JABSHARD_LIMITS="conn_rate=1000 max_bps=1048576"
 export XMPP_HOST=127.0.0.1 XMPP_PORT="$1" XMPP_TLS_PORT="$2" XMPP_CAFILE="$run/server.pem"
 export XMPP_PASSWORDS="alice=alice-secret bob=bob-secret carol=pässwörd dave=dave-secret
-erin=erin-secret frank=frank-secret"
+erin=erin-secret frank=frank-secret mona=mona-secret nick=nick-secret oscar=oscar-secret"
 
 # ---- start ----------------------------------------------------------------------------------
 sh "$root/tools/run.sh" "$build" > "$dir/run1.log" 2>&1 &
@@ -151,7 +153,9 @@ else
 fi
 
 printf '%s\n' alice@localhost\ alice-secret bob@localhost\ bob-secret carol@localhost\ pässwörd \
-    dave@localhost\ dave-secret erin@localhost\ erin-secret frank@localhost\ frank-secret > "$dir/users.txt"
+    dave@localhost\ dave-secret erin@localhost\ erin-secret frank@localhost\ frank-secret \
+    mona@localhost\ mona-secret nick@localhost\ nick-secret oscar@localhost\ oscar-secret \
+    > "$dir/users.txt"
 if "$build/bin/jabshardctl" -c "$run/sm.xml" import "$dir/users.txt" > "$dir/ctl.log" 2>&1; then
     ok "jabshardctl creates the test accounts while the SM runs"
 else
@@ -217,17 +221,77 @@ strophe_suite() {
     fi
 }
 
+# check NAME COMMAND_STATUS FILE: ok when the status is 0, else not ok with FILE.
+check() {
+    if [ "$2" -eq 0 ]; then
+        echo "ok - $1"
+    else
+        echo "not ok - $1"
+        sed 's/^/    /' "$3"
+    fi
+}
+# ctl ARGS...: jabshardctl against the run directory's SM; output in ctl.run, status in ctl_status.
+ctl() {
+    "$build/bin/jabshardctl" -c "$run/sm.xml" "$@" > "$dir/ctl.run" 2>&1
+    ctl_status=$?
+}
+# admin_suite: jabshardctl sessions and kick, with the kick witness's two sessions of oscar.
+admin_suite() {
+    if ! wait_for "$dir/kick.out" "ready " "$kick_pid" 10; then
+        echo "not ok - the kick witness logs in"
+        sed 's/^/    /' "$dir/kick.out"
+        return
+    fi
+    # shellcheck disable=SC2046
+    set -- $(sed -n 's/^ready //p' "$dir/kick.out")
+    [ -S "$run/jabshard-sm.sock" ] && [ -z "$(find "$run/jabshard-sm.sock" -perm /077)" ]
+    check "the SM's admin socket is in the run directory, private (0600)" $? /dev/null
+    ctl sessions
+    # Each line: full JID, link, session id (16 hex digits), since (RFC 3339), state.
+    listed=0
+    for jid in "$@"; do
+        awk -F '\t' -v jid="$jid" '$1 == jid && NF == 5 && $2 != "" && length($3) == 16 &&
+            $3 !~ /[^0-9a-f]/ && $4 ~ /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T.*Z$/ &&
+            ($5 == "bound" || $5 == "available") { found = 1 } END { exit !found }' \
+            "$dir/ctl.run" && listed=$((listed + 1))
+    done
+    [ "$ctl_status" -eq 0 ] && [ "$#" -eq 2 ] && [ "$listed" -eq 2 ]
+    check "jabshardctl sessions lists the witness's two full JIDs ($*): link, id, since, state" \
+        $? "$dir/ctl.run"
+    ctl kick oscar@localhost
+    [ "$ctl_status" -eq 0 ] && grep -qx "kicked 2 session(s)" "$dir/ctl.run"
+    check "jabshardctl kick of the bare JID ends both sessions and exits 0" $? "$dir/ctl.run"
+    ctl sessions
+    [ "$ctl_status" -eq 0 ] && ! grep -q "^oscar@localhost/" "$dir/ctl.run"
+    check "...after which jabshardctl sessions lists neither" $? "$dir/ctl.run"
+    ctl kick oscar@localhost
+    [ "$ctl_status" -eq 1 ] && grep -qF "refused: oscar@localhost has no session" "$dir/ctl.run"
+    check "kicking an account with no session is refused: exit 1" $? "$dir/ctl.run"
+    ctl kick nobody@example.org
+    [ "$ctl_status" -eq 1 ] && grep -qF "is not an account of this server" "$dir/ctl.run"
+    check "kicking a JID of another server is refused: exit 1" $? "$dir/ctl.run"
+}
+
 timeout 120 "$py" "$here/xmpp_clients.py" > "$dir/clients.out" 2>&1 &
 clients_pid=$!
 timeout 120 "$py" "$here/xmpp_raw.py" > "$dir/raw.out" 2>&1 &
 raw_pid=$!
-client_pids="$clients_pid $raw_pid"
+timeout 120 "$py" "$here/xmpp_modules.py" > "$dir/modules.out" 2>&1 &
+modules_pid=$!
+# The witness waits for the kick: its reads are bounded by XMPP_WAIT, longer than the checks.
+XMPP_WAIT=30 timeout 120 "$py" "$here/xmpp_modules.py" kick-witness > "$dir/kick.out" 2>&1 &
+kick_pid=$!
+client_pids="$clients_pid $raw_pid $modules_pid $kick_pid"
+admin_suite > "$dir/admin.out" 2>&1
+echo "xmpp admin: done" >> "$dir/admin.out"
 if [ "$strophe_ok" -eq 1 ]; then
     strophe_suite > "$dir/strophe.out" 2>&1
     echo "xmpp strophe: done" >> "$dir/strophe.out"
 fi
 wait "$clients_pid"
 wait "$raw_pid"
+wait "$modules_pid"
+wait "$kick_pid"
 client_pids=""
 
 # collect FILE [END]: prints FILE and counts its ok / not ok lines; with END, insists on a line
@@ -245,6 +309,9 @@ collect() {
 }
 collect "$dir/clients.out" "xmpp clients: "
 collect "$dir/raw.out" "xmpp raw: "
+collect "$dir/modules.out" "xmpp modules: "
+collect "$dir/admin.out" "xmpp admin: done"
+collect "$dir/kick.out" "xmpp kick: "
 collect "$dir/strophe.out" "xmpp strophe: done"
 
 # ---- run.sh: SIGTERM, with a client connected --------------------------------------------------
@@ -268,6 +335,16 @@ else
 fi
 wait "$witness_pid"
 collect "$dir/shutdown.out" "xmpp shutdown: "
+if [ -z "$run_pid" ]; then   # stopped above
+    ctl sessions
+    if [ "$ctl_status" -eq 3 ] && grep -qF "cannot reach the session manager" "$dir/ctl.run" &&
+       [ ! -e "$run/jabshard-sm.sock" ]; then
+        ok "with the SM stopped (admin socket removed), jabshardctl sessions says so, exits 3"
+    else
+        not_ok "with the SM stopped, jabshardctl sessions exits 3 (status $ctl_status)" \
+            "$dir/ctl.run"
+    fi
+fi
 
 # ---- run.sh again: made once, accounts kept; then Ctrl-C ---------------------------------------
 cp "$run/secret" "$dir/secret.before"
