@@ -13,7 +13,7 @@
 struct ip_limit {
     uint32_t mask;
     uint64_t key[2];
-    _Atomic uint64_t *slots;  /* window << 32 | count */
+    _Atomic uint64_t *slots;  /* window start (seconds) << 32 | count */
 };
 
 ip_limit *ip_limit_new(uint32_t slots)
@@ -71,20 +71,30 @@ static bool slot_of(const ip_limit *l, const struct sockaddr_storage *addr, uint
     return true;
 }
 
+/* Whether a window that started at start (seconds) is still open at now. */
+static bool window_open(uint32_t start, uint32_t now, unsigned interval_s)
+{
+    return (uint32_t)(now - start) < (interval_s ? interval_s : 1);
+}
+
 uint32_t ip_limit_hit(ip_limit *l, const struct sockaddr_storage *addr, uint64_t now_ms,
                       unsigned interval_s)
 {
     uint32_t slot;
     if (!slot_of(l, addr, &slot))
         return 0;
-    uint32_t window = (uint32_t)(now_ms / 1000 / (interval_s ? interval_s : 1));
+    uint32_t now = (uint32_t)(now_ms / 1000);
     _Atomic uint64_t *p = &l->slots[slot];
     uint64_t old = atomic_load_explicit(p, memory_order_relaxed), next;
     do {
-        uint32_t count = (uint32_t)(old >> 32) == window ? (uint32_t)old : 0;
+        uint32_t start = (uint32_t)(old >> 32), count = (uint32_t)old;
+        if (!count || !window_open(start, now, interval_s)) {
+            start = now;    /* a window opens with the first event it counts */
+            count = 0;
+        }
         if (count < UINT32_MAX)
             count++;
-        next = (uint64_t)window << 32 | count;
+        next = (uint64_t)start << 32 | count;
     } while (!atomic_compare_exchange_weak_explicit(p, &old, next, memory_order_relaxed,
                                                     memory_order_relaxed));
     return (uint32_t)next;
@@ -96,7 +106,7 @@ uint32_t ip_limit_peek(ip_limit *l, const struct sockaddr_storage *addr, uint64_
     uint32_t slot;
     if (!slot_of(l, addr, &slot))
         return 0;
-    uint32_t window = (uint32_t)(now_ms / 1000 / (interval_s ? interval_s : 1));
     uint64_t v = atomic_load_explicit(&l->slots[slot], memory_order_relaxed);
-    return (uint32_t)(v >> 32) == window ? (uint32_t)v : 0;
+    return window_open((uint32_t)(v >> 32), (uint32_t)(now_ms / 1000), interval_s) ? (uint32_t)v
+                                                                                    : 0;
 }

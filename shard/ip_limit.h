@@ -1,15 +1,15 @@
-/* shard/ip_limit.h — per client address event counts over fixed windows, shared by all IO threads:
+/* shard/ip_limit.h — per client address event counts over windows, shared by all IO threads:
  * new connections (limits/conn_rate) and failed authentications (limits/ip_auth_failures).
  *
  * Shared rather than per IO thread because SO_REUSEPORT spreads one address's connections over
  * every thread by the whole 4-tuple: per-thread tables would let a client open threads times the
- * limit. The table is a fixed array of 64-bit atomics (window number in the high half, count in
- * the low half), updated with compare-and-swap, so it never locks and never allocates after
+ * limit. The table is a fixed array of 64-bit atomics (window start in seconds in the high half,
+ * count in the low half), updated with compare-and-swap, so it never locks and never allocates after
  * creation. An address maps to a slot through a hash keyed with CSPRNG bytes; two addresses that
  * share a slot share a count (they can only be limited early, never late), and the key keeps an
  * outsider from choosing a victim's slot. IPv6 addresses count per /64, the unit one subscriber
- * gets. Windows are fixed (now / interval), as jadc2s counts them: at most twice the limit can pass
- * across a window boundary.
+ * gets. A window opens with the first event it counts and lasts interval seconds, so a burst
+ * is measured from its own start, never cut in two by a boundary of the clock.
  *
  * Thread rules: new and free on the main thread; hit and peek from any thread.
  */
@@ -25,12 +25,12 @@ typedef struct ip_limit ip_limit;
 ip_limit *ip_limit_new(uint32_t slots);
 void ip_limit_free(ip_limit *l);
 
-/* Counts one event for addr's address at now_ms (any monotonic clock) in windows of interval_s
- * seconds; returns the window's count including this event. Addresses of other families count
+/* Counts one event for addr's address at now_ms (any monotonic clock) in a window of interval_s
+ * seconds from the window's first event; returns the window's count including this event. Addresses of other families count
  * nothing and return 0. */
 uint32_t ip_limit_hit(ip_limit *l, const struct sockaddr_storage *addr, uint64_t now_ms,
                       unsigned interval_s);
-/* The count in the current window, without counting. */
+/* The count in the address's open window (0 when it has none), without counting. */
 uint32_t ip_limit_peek(ip_limit *l, const struct sockaddr_storage *addr, uint64_t now_ms,
                        unsigned interval_s);
 

@@ -33,15 +33,18 @@ static void test_window(void **state)
     /* Enough slots that these few addresses do not share one (the key is random). */
     ip_limit *l = ip_limit_new(1u << 20);
     struct sockaddr_storage a = addr("192.0.2.1"), b = addr("192.0.2.2");
-    uint64_t t = 1000000;   /* ms: window 1000 of 1 s, 100 of 10 s */
+    uint64_t t = 1005000;   /* ms: the window opens at second 1005 */
     for (uint32_t i = 1; i <= 5; i++)
         assert_int_equal(ip_limit_hit(l, &a, t + i, 10), i);
     assert_int_equal(ip_limit_peek(l, &a, t + 9999, 10), 5);
     assert_int_equal(ip_limit_peek(l, &b, t, 10), 0);
     assert_int_equal(ip_limit_hit(l, &b, t, 10), 1);
-    /* The next window starts from zero. */
+    /* Second 1010 is a multiple of the interval, not the window's end: the burst goes on. */
+    assert_int_equal(ip_limit_hit(l, &a, 1010500, 10), 6);
+    /* Ten seconds after the window's first event, a new window starts from zero. */
     assert_int_equal(ip_limit_peek(l, &a, t + 10000, 10), 0);
     assert_int_equal(ip_limit_hit(l, &a, t + 10000, 10), 1);
+    assert_int_equal(ip_limit_hit(l, &a, t + 19999, 10), 2);
     ip_limit_free(l);
 }
 
