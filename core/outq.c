@@ -187,6 +187,29 @@ void outq_push_bytes(outq *q, const void *data, size_t len)
     q->tail = t;
 }
 
+void outq_truncate(outq *q, size_t keep)
+{
+    while (q->count > 0 && q->bytes > keep) {
+        struct outq_entry *e = entry_at(q, q->count - 1);
+        /* A shortened tail block's entry no longer ends at its len: stop coalescing into it. */
+        if (e->blk == q->tail)
+            q->tail = NULL;
+        size_t excess = q->bytes - keep;
+        if (excess < e->len) {
+            e->len -= excess;
+            q->bytes = keep;
+            return;
+        }
+        q->bytes -= e->len;
+        outq_block_unref(e->blk);
+        q->count--;
+    }
+    if (q->count == 0) {
+        free(q->ring);
+        outq_init(q);
+    }
+}
+
 /* Drops n written bytes from the front of the queue. */
 static void advance(outq *q, size_t n)
 {

@@ -65,6 +65,11 @@ void outq_push_block(outq *q, outq_block *blk, size_t off, size_t len);
 /* Queues a copy of data, appended to the tail block when it fits. */
 void outq_push_bytes(outq *q, const void *data, size_t len);
 
+/* Keeps the first keep unwritten bytes and drops the rest (nothing when keep >= outq_bytes): a
+ * connection that ends early takes back what no byte of has been written. A cut inside an entry
+ * shortens it. */
+void outq_truncate(outq *q, size_t keep);
+
 static inline size_t outq_bytes(const outq *q) { return q->bytes; }
 static inline bool outq_empty(const outq *q) { return q->count == 0; }
 

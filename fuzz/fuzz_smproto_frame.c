@@ -73,6 +73,15 @@ static void fuzz_frame(const smproto_frame *f, const uint8_t *raw, size_t raw_le
             return;
         smproto_put_ping(&again, f->type, u64);
         break;
+    case SMPROTO_UNDELIVERED: {
+        size_t len;
+        if (!smproto_get_undelivered(f, &s1, &len))
+            return;
+        if (s1 != (const char *)f->payload || len != f->len)
+            abort();
+        smproto_put_undelivered(&again, f->sid, s1, len);
+        break;
+    }
     case SMPROTO_RESYNC: {
         smproto_resync_reader rd;
         smproto_resync_read(f, &rd);

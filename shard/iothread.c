@@ -33,6 +33,14 @@
 
 typedef struct conn conn;
 
+/* A stanza from the SM on a bound connection's queue that is not yet wholly written: what goes
+ * back to the SM (UNDELIVERED) if the connection ends before any of its bytes is written. */
+typedef struct conn_stanza {
+    outq_block *blk;           /* a reference of its own */
+    size_t off, len;
+    uint64_t start;            /* where its first byte is in everything ever queued on q */
+} conn_stanza;
+
 /* One client connection; every field belongs to its IO thread. */
 struct conn {
     iothread *t;
@@ -57,6 +65,11 @@ struct conn {
                                 * see, left when the read budget ran out */
     c2s_stream *stream;        /* NULL until a direct-TLS handshake is done */
     outq q;
+    uint64_t written;          /* bytes of q written so far */
+    bool tls_retry;            /* the TLS writer is waiting to finish a record: it holds the bytes
+                                * at q's head (some may be on the wire already) */
+    conn_stanza *stanzas;      /* [stanzas_head, nstanzas): oldest first */
+    uint32_t stanzas_head, nstanzas, stanzas_cap;
     int64_t tokens;            /* max_bps token bucket */
     uint64_t refilled, last_rx;
     timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer;
@@ -177,6 +190,71 @@ static void mark_dirty(conn *c)
 /* Moves what the stream produced to the client's queue and the link batch, and acts on it. */
 static void conn_take(conn *c, unsigned acts);
 
+/* Queues a stanza frame's payload for the client; on a bound session it is remembered until
+ * wholly written. */
+static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
+{
+    if (c2s_stream_jid(c->stream)) {
+        if (c->nstanzas == c->stanzas_cap) {
+            if (c->stanzas_head > 0) {
+                memmove(c->stanzas, c->stanzas + c->stanzas_head,
+                        (c->nstanzas - c->stanzas_head) * sizeof *c->stanzas);
+                c->nstanzas -= c->stanzas_head;
+                c->stanzas_head = 0;
+            } else {
+                c->stanzas_cap = c->stanzas_cap ? c->stanzas_cap * 2 : 8;
+                c->stanzas = mem_realloc(c->stanzas, c->stanzas_cap * sizeof *c->stanzas);
+            }
+        }
+        c->stanzas[c->nstanzas++] = (conn_stanza){ outq_block_ref(blk), off, len,
+                                                   c->written + outq_bytes(&c->q) };
+    }
+    outq_push_block(&c->q, blk, off, len);
+    mark_dirty(c);
+}
+
+/* Forgets the remembered stanzas that are wholly written, or all of them; the array goes with
+ * the last (an idle connection keeps none). */
+static void conn_forget_stanzas(conn *c, bool everything)
+{
+    while (c->stanzas_head < c->nstanzas) {
+        conn_stanza *x = &c->stanzas[c->stanzas_head];
+        if (!everything && x->start + x->len > c->written)
+            return;
+        outq_block_unref(x->blk);
+        c->stanzas_head++;
+    }
+    free(c->stanzas);
+    c->stanzas = NULL;
+    c->stanzas_head = c->nstanzas = c->stanzas_cap = 0;
+}
+
+/* Sends back to the SM (UNDELIVERED), in order, every remembered stanza no byte of which can have
+ * reached the client and that starts at least keep unwritten bytes into q, and forgets them: they
+ * are the queue's tail. The connection is ending; its END follows. A stanza partly written was
+ * seen and stays the client's. Returns how many unwritten bytes of q precede the first one sent
+ * back (where q may be cut), or SIZE_MAX when none was. */
+static size_t conn_undeliver(conn *c, size_t keep)
+{
+    /* A TLS record in progress may already carry the first unwritten bytes. */
+    uint64_t from = c->written + (c->tls_retry ? 1 : 0);
+    if (keep > from - c->written)
+        from = c->written + keep;
+    uint32_t first = c->stanzas_head;
+    while (first < c->nstanzas && c->stanzas[first].start < from)
+        first++;
+    size_t cut = first < c->nstanzas ? (size_t)(c->stanzas[first].start - c->written) : SIZE_MAX;
+    for (uint32_t i = first; i < c->nstanzas; i++) {
+        conn_stanza *x = &c->stanzas[i];
+        smproto_put_undelivered(&c->t->tx, c->sid, outq_block_data(x->blk) + x->off, x->len);
+        outq_block_unref(x->blk);
+    }
+    c->nstanzas = first;
+    if (c->stanzas_head == c->nstanzas)
+        conn_forget_stanzas(c, true);
+    return cut;
+}
+
 static void submit_verify(conn *c)
 {
     verify_job *job = mem_zalloc(sizeof *job);
@@ -244,6 +322,13 @@ static void conn_take(conn *c, unsigned acts)
         bump(&t->st_overflows);
         log_info("c2s %s: more than %zu bytes queued for a client that does not read: closing",
                  c->peer, t->cfg->limits.output_queue);
+        /* The stanzas that start past the bound go back to the SM rather than wait behind the
+         * stream error; what starts within it stays, to be written in the close grace (a client
+         * that reads then gets it, so even a burst past the bound, such as the offline messages
+         * at a login, makes progress). Front-generated bytes among those cut go with them. */
+        size_t cut = conn_undeliver(c, t->cfg->limits.output_queue);
+        if (cut != SIZE_MAX)
+            outq_truncate(&c->q, cut);
         conn_take(c, c2s_stream_error(c->stream, "policy-violation", "output queue full"));
     }
 }
@@ -252,7 +337,9 @@ static ssize_t tls_writer(void *ctx, const struct iovec *iov, int iovcnt)
 {
     conn *c = ctx;
     size_t n = 0;
-    switch (tls_write(c->ssl, iov[0].iov_base, iov[0].iov_len, &n)) {
+    tls_status st = tls_write(c->ssl, iov[0].iov_base, iov[0].iov_len, &n);
+    c->tls_retry = st == TLS_WANT_READ || st == TLS_WANT_WRITE;
+    switch (st) {
     case TLS_OK:
         return (ssize_t)n;
     case TLS_WANT_READ:
@@ -268,12 +355,23 @@ static ssize_t tls_writer(void *ctx, const struct iovec *iov, int iovcnt)
     }
 }
 
+/* Writes what the socket takes, keeping count of it. */
+static outq_status conn_write(conn *c)
+{
+    c->write_wants_read = false;
+    size_t queued = outq_bytes(&c->q);
+    outq_status st = c->ssl ? outq_flush(&c->q, tls_writer, c, 1) : outq_flush_socket(&c->q, c->fd);
+    c->written += queued - outq_bytes(&c->q);
+    if (c->nstanzas)
+        conn_forget_stanzas(c, false);
+    return st;
+}
+
 static void conn_flush(conn *c)
 {
     if (c->dead || c->handshaking || c->held)
         return;
-    c->write_wants_read = false;
-    outq_status st = c->ssl ? outq_flush(&c->q, tls_writer, c, 1) : outq_flush_socket(&c->q, c->fd);
+    outq_status st = conn_write(c);
     if (st == OUTQ_ERROR) {
         conn_kill(c);
         return;
@@ -563,6 +661,7 @@ static void conn_kill(conn *c)
     evloop_timer_cancel(t->loop, &c->shrink_timer);
     evloop_timer_cancel(t->loop, &c->hold_timer);
     if (c->stream) {
+        conn_undeliver(c, 0);
         c2s_stream_gone(c->stream);
         buf *frames = c2s_stream_frames(c->stream);
         buf_append(&t->tx, buf_data(frames), buf_len(frames));
@@ -581,6 +680,7 @@ static void conn_free(conn *c)
                 *p = c->next_backlog;
                 break;
             }
+    conn_forget_stanzas(c, true);
     c2s_stream_free(c->stream);
     if (c->ssl)
         SSL_free(c->ssl);
@@ -734,14 +834,22 @@ static void on_link_msg(iothread *t, link_msg *m)
     uint32_t slot = smproto_sid_slot(f.sid);
     conn *c = slot < t->nslots ? t->slots[slot] : NULL;
     if (!c || c->sid != f.sid || c->dead || !c->stream) {
+        /* The SM sent it before it read this session's END: it goes back (a stanza for a session
+         * that never bound, the answer to REGISTER, is one the SM drops). */
+        if (f.type == SMPROTO_STANZA && f.len && f.sid)
+            smproto_put_undelivered(&t->tx, f.sid, f.payload, f.len);
         bump(&t->st_stale);
         return;
     }
     bool waiting = !c2s_stream_wants_input(c->stream);
     unsigned acts = c2s_stream_frame(c->stream, &f);
     if (acts & C2S_ACT_DELIVER) {
-        outq_push_block(&c->q, m->blk, m->off + SMPROTO_HEADER, f.len);
-        mark_dirty(c);
+        conn_deliver(c, m->blk, m->off + SMPROTO_HEADER, f.len);
+    } else if (f.type == SMPROTO_STANZA && f.len && c2s_stream_closed(c->stream) &&
+               c2s_stream_jid(c->stream)) {
+        /* The session's stream is over (the SM has its END or will have it before this): the
+         * stanza goes back, never to be written. */
+        smproto_put_undelivered(&t->tx, f.sid, f.payload, f.len);
     }
     conn_take(c, acts);
     if (waiting && c2s_stream_wants_input(c->stream))

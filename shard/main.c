@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/signals.h"
 #include "core/tls.h"
 #include "shard/front_config.h"
 #include "shard/ip_limit.h"
@@ -84,14 +85,7 @@ int main(int argc, char **argv)
     }
 
     /* Signals: handled here through a signalfd; every thread inherits the mask. */
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    int sfd = signals_take(0);
     if (sfd < 0) {
         log_error("signalfd: %s", strerror(errno));
         return 1;

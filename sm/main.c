@@ -10,6 +10,7 @@
 
 #include "core/evloop.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "sm/admin.h"
 #include "sm/config.h"
 #include "sm/server.h"
@@ -77,15 +78,13 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Signals arrive through a signalfd on the loop; block them before any thread starts so
-     * storage workers inherit the mask. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    /* Signals arrive through a signalfd on the loop; taken before any thread starts so storage
+     * workers inherit the mask. */
+    int signal_fd = signals_take(SFD_NONBLOCK);
+    if (signal_fd < 0) {
+        fprintf(stderr, "jabshard-sm: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
 
     evloop *loop = evloop_create();
     if (!loop) {
@@ -110,11 +109,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", err);
         return 1;
     }
-    signals sg = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .srv = srv};
-    if (sg.fd < 0) {
-        fprintf(stderr, "jabshard-sm: signalfd: %s\n", strerror(errno));
-        return 1;
-    }
+    signals sg = {.fd = signal_fd, .srv = srv};
     evloop_io_init(&sg.io, sg.fd, on_signal, &sg);
     evloop_io_set(loop, &sg.io, EVLOOP_READ);
     log_notice("sm: started (%d host(s), %d service(s), storage %s)", cfg.nhosts, cfg.nservices,

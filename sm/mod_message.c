@@ -48,6 +48,18 @@ static bool message_offline(sm *s, sm_event *ev)
     return true;
 }
 
+/* Whether this server already stamped st: a message stored, handed out and handed back by the
+ * front (UNDELIVERED) keeps the time it first arrived. */
+static bool delayed_by(const xml_node *st, const char *host)
+{
+    for (const xml_node *d = xml_child(st, NS_DELAY, "delay"); d; d = xml_next(d, NS_DELAY, "delay")) {
+        const char *from = xml_attr_get(d, "from");
+        if (from && strcmp(from, host) == 0)
+            return true;
+    }
+    return false;
+}
+
 typedef struct fetch_ctx {
     sm *s;
     uint64_t link_serial, sid;
@@ -68,11 +80,13 @@ static void fetched(xdb_request *r, void *ctx)
         sm_stanza *st = sm_parse(s, r->offline[i].xml, strlen(r->offline[i].xml));
         if (!st)
             continue;
-        char stamp[32];
-        sm_format_time(r->offline[i].stamp_ms, stamp);
-        xml_node *d = xml_element_new(st->arena, st->node, NS_DELAY, "delay");
-        xml_attr_set(st->arena, d, NULL, "from", r->host);
-        xml_attr_set(st->arena, d, NULL, "stamp", stamp);
+        if (!delayed_by(st->node, r->host)) {
+            char stamp[32];
+            sm_format_time(r->offline[i].stamp_ms, stamp);
+            xml_node *d = xml_element_new(st->arena, st->node, NS_DELAY, "delay");
+            xml_attr_set(st->arena, d, NULL, "from", r->host);
+            xml_attr_set(st->arena, d, NULL, "stamp", stamp);
+        }
         /* Fetched is deleted: if the session went meanwhile, route the message again so it
          * reaches another resource or goes back to storage. */
         sm_session *sess = sm_session_lookup(s, c->link_serial, c->sid);

@@ -107,6 +107,12 @@ static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)
         if ((ok = smproto_get_register(f, &host, &xml)))
             sm_register(srv->core, sl, f->sid, host, xml, strlen(xml));
         break;
+    case SMPROTO_UNDELIVERED: {
+        size_t len;
+        if ((ok = smproto_get_undelivered(f, &xml, &len)))
+            sm_undelivered(srv->core, sl, f->sid, xml, len);
+        break;
+    }
     case SMPROTO_RESYNC: {
         smproto_resync_reader rd;
         smproto_resync_read(f, &rd);

@@ -29,8 +29,10 @@ struct sm_link {
 /* Work waiting for a user's roster to load. */
 typedef struct sm_deferred {
     struct sm_deferred *next;
-    sm_stanza *stanza;      /* a presence to route again; or NULL for a bind */
-    uint64_t link_serial, sid;
+    sm_stanza *stanza;      /* a stanza to route again (presence, or a message or iq that the
+                             * user's block list may refuse); or NULL for a bind */
+    uint64_t link_serial, sid;  /* the bind's session, or the stanza's origin when from_session */
+    bool from_session;
     jid full;
     bool resync;
 } sm_deferred;
@@ -64,6 +66,8 @@ struct sm {
     bool parsed_extra;
     sm_stats stats;
     uint64_t push_id;
+    bool stopping;          /* sm_shutdown ran: storage is closing, so its unavailable
+                             * broadcast loads no one */
 };
 
 /* ---- small helpers ---- */
@@ -804,6 +808,7 @@ static void bind_finish(sm *s, sm_user *u, sm_deferred *d)
 }
 
 static void route_local_presence(sm *s, sm_user *u, sm_stanza *st);
+static void route_inbound(sm *s, sm_user *u, sm_stanza *st);
 
 static void deferred_run(sm *s, sm_user *u, bool failed)
 {
@@ -814,10 +819,15 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
         if (!u->deferred)
             u->deferred_tail = NULL;
         if (d->stanza) {
+            /* Handlers tell the account's own requests by their origin: find it again. */
+            if (d->from_session)
+                d->stanza->origin = sm_session_lookup(s, d->link_serial, d->sid);
             if (failed)
                 sm_bounce(s, d->stanza, "wait", "internal-server-error");
-            else
+            else if (streq(d->stanza->node->name, "presence"))
                 route_local_presence(s, u, d->stanza);
+            else
+                route_inbound(s, u, d->stanza);
         } else if (failed) {
             sm_link *l = link_by_serial(s, d->link_serial);
             if (l)
@@ -991,12 +1001,13 @@ void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx)
 
 void sm_shutdown(sm *s)
 {
+    s->stopping = true;
+    /* Ending a session frees only that session (and its user once idle, after its last session),
+     * so the other pointers in the snapshot stay valid. */
     size_t n = sm_map_count(&s->sessions);
     void **all = sm_map_values(&s->sessions);
-    for (size_t i = 0; i < n; i++) {
-        sm_session *sess = all[i];
-        s->t.end(s->tctx, sess->link->handle, sess->sid, SMPROTO_END_SHUTDOWN, "");
-    }
+    for (size_t i = 0; i < n; i++)
+        session_end(s, all[i], SMPROTO_END_SHUTDOWN, "");
     free(all);
 }
 
@@ -1109,6 +1120,18 @@ static void message_delivered(sm *s, sm_stanza *st, sm_user *u, sm_session *cons
     sm_stanza_free(ev.stanza);
 }
 
+/* Offline storage, or <service-unavailable/> when the modules do not take it (as route_message
+ * does for a user with no available resource). */
+static void message_offline(sm *s, sm_stanza *st)
+{
+    sm_event ev = {.stanza = st};
+    if (!sm_fire(s, SM_EV_MESSAGE_OFFLINE, &ev)) {
+        sm_bounce(s, ev.stanza, "cancel", "service-unavailable");
+        return;
+    }
+    sm_stanza_free(ev.stanza);
+}
+
 static void route_message(sm *s, sm_stanza *st)
 {
     int kind = message_kind(sm_stanza_type(st));
@@ -1146,12 +1169,7 @@ static void route_message(sm *s, sm_stanza *st)
             sm_stanza_free(st);
             return;
         }
-        sm_event ev = {.stanza = st};
-        if (!sm_fire(s, SM_EV_MESSAGE_OFFLINE, &ev)) {
-            sm_bounce(s, ev.stanza, "cancel", "service-unavailable");
-            return;
-        }
-        sm_stanza_free(ev.stanza);
+        message_offline(s, st);
         return;
     }
     size_t n = 0, cap = 4;
@@ -1179,19 +1197,42 @@ static void route_local_presence(sm *s, sm_user *u, sm_stanza *st)
     sm_stanza_free(ev.stanza);
 }
 
-static void route_to_user(sm *s, sm_stanza *st)
+/* Whether message or iq st, for a user who is not loaded, would be stored or answered on their
+ * behalf (offline storage, a bare-JID iq handler): the user must be loaded first, so that their
+ * block list (XEP-0191) can refuse it. What is dropped or refused anyway is not worth a load. */
+static bool inbound_needs_user(const sm_stanza *st)
 {
-    const char *name = st->node->name;
-    if (streq(name, "message") || streq(name, "iq")) {
-        sm_event ev = {.stanza = st, .user = sm_user_find(s, &st->to)};
-        if (sm_fire(s, SM_EV_INBOUND, &ev)) {
-            sm_stanza_free(ev.stanza);
-            return;
-        }
+    const char *type = sm_stanza_type(st);
+    if (streq(st->node->name, "message"))
+        return !streq(type, "error") && !streq(type, "groupchat") && !streq(type, "headline");
+    return jid_is_bare(&st->to) && (streq(type, "get") || streq(type, "set"));
+}
+
+/* Queues st (taken) until u is loaded. */
+static void defer_stanza(sm *s, sm_user *u, sm_stanza *st)
+{
+    sm_deferred *d = mem_zalloc(sizeof(*d));
+    if (st->origin) {
+        d->from_session = true;
+        d->link_serial = st->origin->link->serial;
+        d->sid = st->origin->sid;
     }
-    if (streq(name, "message")) {
+    d->stanza = sm_stanza_take(st);
+    sm_stanza_free(st);
+    defer(s, u, d);
+}
+
+/* A message or iq for local user u (NULL when not in memory). */
+static void route_inbound(sm *s, sm_user *u, sm_stanza *st)
+{
+    sm_event ev = {.stanza = st, .user = u};
+    if (sm_fire(s, SM_EV_INBOUND, &ev)) {
+        sm_stanza_free(ev.stanza);
+        return;
+    }
+    if (streq(st->node->name, "message")) {
         route_message(s, st);
-    } else if (streq(name, "iq")) {
+    } else {
         if (jid_is_bare(&st->to)) {
             iq_dispatch(s, st, SM_IQ_BARE);
             return;
@@ -1201,17 +1242,30 @@ static void route_to_user(sm *s, sm_stanza *st)
             sm_deliver(s, sess, st);
         else
             sm_bounce(s, st, "cancel", "service-unavailable");
+    }
+}
+
+static void route_to_user(sm *s, sm_stanza *st)
+{
+    const char *name = st->node->name;
+    sm_user *u = sm_user_find(s, &st->to);
+    bool ready = u && u->loaded && !u->deferred;
+    if (streq(name, "message") || streq(name, "iq")) {
+        if (!ready && inbound_needs_user(st))
+            defer_stanza(s, user_get(s, &st->to), st);
+        else
+            route_inbound(s, u, st);
     } else if (streq(name, "presence")) {
-        sm_user *u = user_get(s, &st->to);
-        if (u->loaded && !u->deferred) {
+        if (ready) {
             route_local_presence(s, u, st);
             user_maybe_free(s, u);
-            return;
+        } else if (s->stopping && !u && streq(sm_stanza_type(st), "unavailable")) {
+            /* The shutdown's broadcast to a contact with no session here: nobody to tell, and
+             * loading them would only queue work on closing storage. */
+            sm_stanza_free(st);
+        } else {
+            defer_stanza(s, user_get(s, &st->to), st);
         }
-        sm_deferred *d = mem_zalloc(sizeof(*d));
-        d->stanza = sm_stanza_take(st);
-        sm_stanza_free(st);
-        defer(s, u, d);
     } else {
         sm_stanza_free(st);
     }
@@ -1305,6 +1359,36 @@ void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t 
         sm_stanza_set_to(st, bare);
     }
     sm_route(s, st);
+}
+
+void sm_undelivered(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
+{
+    sm_session *sess = sm_session_lookup(s, l->serial, sid);
+    sm_stanza *st = sm_parse(s, xml, len);
+    if (!st) {
+        s->stats.dropped_bad++;
+        return;
+    }
+    /* The session's JID, while it is known, says whose stanza it was; after its END, the address
+     * the SM gave it, which must be a local user's. */
+    bool ours = sess ? jid_equal_bare(&st->to, &sess->jid) : sm_is_local_user(s, &st->to);
+    if (sess && !ours && !st->bad_to) {
+        sm_stanza_set_to(st, jid_full(&sess->jid));
+        ours = true;
+    }
+    if (!ours || st->bad_to || !streq(st->node->ns, SM_NS_CLIENT)) {
+        s->stats.dropped_stale++;
+        sm_stanza_free(st);
+        return;
+    }
+    const char *name = st->node->name, *type = sm_stanza_type(st);
+    int kind = streq(name, "message") ? message_kind(type) : -1;
+    if (kind == 0 || kind == 1)
+        message_offline(s, st);
+    else if (kind == 2 || (streq(name, "iq") && (streq(type, "get") || streq(type, "set"))))
+        sm_bounce(s, st, "cancel", "service-unavailable");
+    else
+        sm_stanza_free(st);
 }
 
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena)

@@ -74,9 +74,18 @@ void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason);
 void sm_register(sm *s, sm_link *l, uint64_t sid, const char *host, const char *xml, size_t len);
 /* A from-stamped stanza from a bound session. */
 void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len);
+/* A stanza the SM sent to sid that the front never wrote a byte of (UNDELIVERED; the session is
+ * ending, or has just ended when it came while the stream was closing): undeliverable to that
+ * full JID. A chat or normal message goes to offline storage as for a user with no available
+ * resource; groupchat and iq get/set get <service-unavailable/> (RFC 6121 §8.5.3.2); the rest
+ * (presence, headline, error, iq result) is dropped. */
+void sm_undelivered(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len);
 /* A stanza from a component; takes arena. */
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena);
-/* END (shutdown) to every session, then forgets them (no presence is broadcast: the SM stops). */
+/* Ends every session with END (shutdown) as a logout would (SM_EV_SESSION_END: unavailable
+ * presence, last activity stored). From then on, unavailable presence for a local user not in
+ * memory is dropped rather than loading them. The caller drains storage (xdbsql_close) before
+ * the process exits. */
 void sm_shutdown(sm *s);
 
 /* Ends every session of a user with END (kicked) to their fronts. */
@@ -169,7 +178,9 @@ typedef enum {
                              * returning true has consumed the stanza (took it, or the
                              * router drops it) */
     SM_EV_INBOUND,          /* a message or iq to a local user is being routed: stanza, user
-                             * (NULL when not in memory). true: consumed */
+                             * (NULL when not in memory; a message that could be stored offline
+                             * or a bare-JID iq get/set first waits for the user to load, so
+                             * their data, the block list, is there). true: consumed */
     SM_EV_MESSAGE_DELIVERED,/* a message reached the user's sessions: stanza, user, recipients */
     SM_EV_COUNT
 } sm_event_kind;

@@ -376,6 +376,24 @@ bool smproto_get_end(const smproto_frame *f, uint8_t *reason, const char **text)
     return true;
 }
 
+/* ---- UNDELIVERED ------------------------------------------------------------------------- */
+
+void smproto_put_undelivered(buf *out, uint64_t sid, const void *xml, size_t len)
+{
+    if (sid == 0 || len == 0)
+        smproto_bug("UNDELIVERED without a session or a stanza");
+    smproto_put(out, SMPROTO_UNDELIVERED, sid, xml, len);
+}
+
+bool smproto_get_undelivered(const smproto_frame *f, const char **xml, size_t *len)
+{
+    if (f->type != SMPROTO_UNDELIVERED || f->sid == 0 || f->len == 0)
+        return false;
+    *xml = (const char *)f->payload;
+    *len = f->len;
+    return true;
+}
+
 void smproto_put_register(buf *out, uint64_t sid, const char *host, const char *iq_xml)
 {
     size_t hl = strlen(host), xl = strlen(iq_xml);
@@ -481,6 +499,7 @@ const char *smproto_type_name(smproto_type type)
         [SMPROTO_BOUND] = "BOUND",     [SMPROTO_END] = "END",
         [SMPROTO_REGISTER] = "REGISTER", [SMPROTO_PING] = "PING",
         [SMPROTO_PONG] = "PONG",       [SMPROTO_RESYNC] = "RESYNC",
+        [SMPROTO_UNDELIVERED] = "UNDELIVERED",
     };
     if (type < SMPROTO_STANZA || type > SMPROTO_TYPE_MAX)
         return "UNKNOWN";

@@ -33,7 +33,8 @@ typedef enum {
     SMPROTO_PING = 8,
     SMPROTO_PONG = 9,
     SMPROTO_RESYNC = 10,
-    SMPROTO_TYPE_MAX = SMPROTO_RESYNC,
+    SMPROTO_UNDELIVERED = 11,
+    SMPROTO_TYPE_MAX = SMPROTO_UNDELIVERED,
 } smproto_type;
 
 /* Session ids: shard (8 bits) | slot (24 bits) | generation (32 bits). */
@@ -102,6 +103,10 @@ void smproto_put_end(buf *out, uint64_t sid, uint8_t reason, const char *text);
 bool smproto_get_end(const smproto_frame *f, uint8_t *reason, const char **text);
 void smproto_put_register(buf *out, uint64_t sid, const char *host, const char *iq_xml);
 bool smproto_get_register(const smproto_frame *f, const char **host, const char **iq_xml);
+/* UNDELIVERED: one stanza's XML (not empty) that the front took for sid's client and never wrote
+ * a byte of; sid is not 0. The decoder points *xml at the payload (not NUL-terminated). */
+void smproto_put_undelivered(buf *out, uint64_t sid, const void *xml, size_t len);
+bool smproto_get_undelivered(const smproto_frame *f, const char **xml, size_t *len);
 void smproto_put_ping(buf *out, smproto_type type, uint64_t token);  /* PING or PONG */
 bool smproto_get_ping(const smproto_frame *f, uint64_t *token);
 

@@ -531,6 +531,71 @@ static void test_shared_block_across_threads(void **state)
     free(mem);
 }
 
+/* Truncation keeps exactly the first keep unwritten bytes, at or inside entry boundaries, after
+ * a partial write, releases what it drops, and leaves a queue that coalesces and writes again. */
+static void test_truncate(void **state)
+{
+    static const char ext[] = "<message>one</message>";
+    for (size_t keep = 0; keep <= 40; keep++) {
+        atomic_store(&released, 0);
+        outq q = OUTQ_INIT;
+        outq_push_bytes(&q, "HEAD", 4);
+        outq_block *w = outq_block_wrap(ext, 22, count_release, (void *)ext);
+        outq_push_block(&q, w, 0, 22);
+        outq_block_unref(w);
+        outq_push_bytes(&q, "TAIL", 4);
+        outq_push_bytes(&q, "MORE", 4);   /* coalesced with TAIL */
+        char all[34];
+        memcpy(all, "HEAD", 4);
+        memcpy(all + 4, ext, 22);
+        memcpy(all + 26, "TAILMORE", 8);
+        script s = { .limit = 0 };
+        outq_truncate(&q, SIZE_MAX);
+        assert_int_equal(outq_bytes(&q), 34);
+        outq_truncate(&q, keep);
+        size_t want = keep < 34 ? keep : 34;
+        assert_int_equal(outq_bytes(&q), want);
+        assert_int_equal(atomic_load(&released), keep <= 4 ? 1 : 0);
+        if (keep == 0) {
+            assert_true(outq_empty(&q));
+            assert_null(q.ring);   /* an emptied queue holds no memory */
+            assert_null(q.tail);
+        }
+        outq_push_bytes(&q, "!", 1);
+        assert_int_equal(outq_flush(&q, script_write, &s, IOV_MAX), OUTQ_EMPTY);
+        assert_int_equal(s.len, want + 1);
+        assert_memory_equal(s.out, all, want);
+        assert_int_equal(s.out[want], '!');
+        assert_true(outq_empty(&q));
+        assert_null(q.ring);
+        assert_int_equal(atomic_load(&released), 1);
+        free(s.out);
+    }
+
+    /* After a partial write the head entry's written part does not count. */
+    outq q = OUTQ_INIT;
+    outq_block *b = outq_block_copy("abcdefgh", 8);
+    outq_push_block(&q, b, 0, 8);
+    outq_push_block(&q, b, 0, 8);
+    outq_block_unref(b);
+    script s = { .limit = 3, .eagain_every = 2 };   /* one write of 1..3 bytes per flush */
+    rng_state = 1;
+    while (outq_bytes(&q) > 12)
+        assert_int_not_equal(outq_flush(&q, script_write, &s, 1), OUTQ_ERROR);
+    size_t left = outq_bytes(&q), done = s.len;
+    outq_truncate(&q, left - 8);   /* the second copy goes whole */
+    assert_int_equal(outq_bytes(&q), left - 8);
+    s.limit = 0;
+    s.eagain_every = 0;
+    assert_int_equal(outq_flush(&q, script_write, &s, IOV_MAX), OUTQ_EMPTY);
+    assert_int_equal(s.len, 8);
+    assert_memory_equal(s.out, "abcdefgh", 8);
+    assert_true(done + (left - 8) == 8);
+    free(s.out);
+    outq_truncate(&q, 0);   /* empty: nothing to do */
+    assert_true(outq_empty(&q));
+}
+
 static void test_block_from_buf(void **state)
 {
     buf b = BUF_INIT;
@@ -573,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_shared_block_released_once),
         cmocka_unit_test(test_shared_block_across_threads),
         cmocka_unit_test(test_block_from_buf),
+        cmocka_unit_test(test_truncate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

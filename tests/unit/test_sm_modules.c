@@ -2,6 +2,8 @@
  * (tests/unit/sm_harness.h): vCard (XEP-0054), private XML (XEP-0049), last activity (XEP-0012),
  * blocking (XEP-0191) with its enforcement, and message carbons (XEP-0280) with their copying
  * rules. */
+#include <time.h>
+
 #include "tests/unit/sm_harness.h"
 
 static void test_disco(void **state)
@@ -231,6 +233,130 @@ static void test_blocking(void **state)
     EXPECT('S', 1, "id='g4'", "<blocklist xmlns='urn:xmpp:blocking'/>");
 }
 
+static int64_t offline_count(const char *user)
+{
+    xdb_request *r = xdb_request_new(XDB_OFFLINE_COUNT, "example.org", user);
+    assert_int_equal(xdb_run(db, r), XDB_OK);
+    int64_t n = r->count;
+    xdb_request_free(r);
+    return n;
+}
+
+/* XEP-0191 holds for a user who is not in memory: their block list is loaded before a message is
+ * stored offline or a bare-JID iq is answered on their behalf. */
+static void test_blocking_offline(void **state)
+{
+    /* bob's list, written straight to storage: this SM has never loaded him. */
+    xdb_request *r = xdb_request_new(XDB_BLOCK_ADD, "example.org", "bob");
+    xdb_request_add_jid(r, "alice@example.org");
+    assert_int_equal(xdb_run(db, r), XDB_OK);
+    xdb_request_free(r);
+    online(1, "alice", "a");
+    online(3, "carol", "c");
+    clear();
+    send_xml(1, "<message to='bob@example.org' type='chat' id='m1'><body>hi</body></message>");
+    EXPECT('S', 1, "id='m1'", "<service-unavailable");
+    send_xml(1, "<message to='bob@example.org/gone' id='m2'><body>hi</body></message>");
+    EXPECT('S', 1, "id='m2'", "<service-unavailable");
+    send_xml(1, "<iq type='get' id='v1' to='bob@example.org'><vCard xmlns='vcard-temp'/></iq>");
+    EXPECT('S', 1, "id='v1'", "<service-unavailable");
+    assert_int_equal(offline_count("bob"), 0);
+    /* Loaded only for the check: bob is not kept in memory. */
+    sm_stats st;
+    sm_get_stats(core, &st);
+    assert_int_equal(st.users, 2);
+    /* carol is not blocked: hers is stored, and her iq answered. */
+    clear();
+    send_xml(3, "<message to='bob@example.org' type='chat' id='m3'><body>from carol</body></message>");
+    NONE('S', 3, "id='m3'");
+    assert_int_equal(offline_count("bob"), 1);
+    send_xml(3, "<iq type='get' id='v2' to='bob@example.org'><vCard xmlns='vcard-temp'/></iq>");
+    EXPECT('S', 3, "id='v2'", "<item-not-found");   /* bob has no vCard: answered all the same */
+    /* Several stanzas while bob loads keep their order and each gets its answer. */
+    clear();
+    sm_session_stanza(core, front, 3, "<message to='bob@example.org' id='m4'><body>one</body></message>",
+                      strlen("<message to='bob@example.org' id='m4'><body>one</body></message>"));
+    sm_session_stanza(core, front, 1, "<message to='bob@example.org' id='m5'><body>two</body></message>",
+                      strlen("<message to='bob@example.org' id='m5'><body>two</body></message>"));
+    drain();
+    EXPECT('S', 1, "id='m5'", "<service-unavailable");
+    NONE('S', 3, "id='m4'");
+    assert_int_equal(offline_count("bob"), 2);
+    /* bob logs in: only carol's messages are waiting. */
+    clear();
+    online(2, "bob", "b");
+    EXPECT('S', 2, "from carol", NULL);
+    EXPECT('S', 2, "id='m4'", NULL);
+    NONE('S', 2, "id='m1'");
+    NONE('S', 2, "id='m5'");
+}
+
+/* The same after bob blocked alice in this process and logged out (he is evicted from memory). */
+static void test_blocking_after_logout(void **state)
+{
+    online(1, "alice", "a");
+    online(2, "bob", "b");
+    send_xml(2, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='alice@example.org'/></block></iq>");
+    sm_end(core, front, 2, SMPROTO_END_GONE);
+    drain();
+    jid bob;
+    assert_int_equal(jid_parse("bob@example.org", 15, &bob), JID_OK);
+    assert_null(sm_user_find(core, &bob));
+    clear();
+    send_xml(1, "<message to='bob@example.org' type='chat' id='m1'><body>hi</body></message>");
+    EXPECT('S', 1, "id='m1'", "<service-unavailable");
+    assert_int_equal(offline_count("bob"), 0);
+    assert_null(sm_user_find(core, &bob));
+    jid_free(&bob);
+}
+
+/* SIGTERM: every session ends as a logout would: END (shutdown), unavailable presence, last
+ * activity stored; a contact with no session here is not loaded for the broadcast. */
+static void test_shutdown(void **state)
+{
+    befriend();
+    /* carol subscribes to alice, then leaves: alice's roster has carol (from), carol is gone. */
+    online(3, "carol", "c");
+    send_xml(3, "<presence to='alice@example.org' type='subscribe'/>");
+    send_xml(1, "<presence to='carol@example.org' type='subscribed'/>");
+    sm_end(core, front, 3, SMPROTO_END_GONE);
+    drain();
+    bind_session(4, "carol", "quiet");   /* bound, never available: ends without a broadcast */
+    clear();
+    int64_t before = (int64_t)time(NULL);
+    sm_shutdown(core);
+    const uint64_t sids[] = {1, 2, 4};
+    for (int k = 0; k < 3; k++) {
+        int i = find('E', sids[k], NULL, NULL);
+        assert_true(i >= 0);
+        assert_int_equal(recs[i].status, SMPROTO_END_SHUTDOWN);
+    }
+    sm_stats st;
+    sm_get_stats(core, &st);
+    assert_int_equal(st.sessions, 0);
+    assert_int_equal(st.users, 0);
+    /* What was submitted: last activity for alice and bob, and no load for carol. */
+    int last = 0;
+    for (size_t k = qhead; k < qtail; k++) {
+        assert_int_not_equal(queue[k].r->op, XDB_ROSTER_LOAD);
+        assert_int_not_equal(queue[k].r->op, XDB_BLOCK_LIST);
+        last += queue[k].r->op == XDB_LAST_SET;
+    }
+    assert_int_equal(last, 2);
+    drain();
+    const char *users[] = {"alice", "bob"};
+    for (int k = 0; k < 2; k++) {
+        xdb_request *r = xdb_request_new(XDB_LAST_GET, "example.org", users[k]);
+        assert_int_equal(xdb_run(db, r), XDB_OK);
+        assert_true(r->last.seconds >= before);   /* stored now, not some earlier logout */
+        xdb_request_free(r);
+    }
+    /* Stanzas that reach the core afterwards find no session. */
+    clear();
+    send_xml(1, "<message to='bob@example.org'><body>late</body></message>");
+    assert_int_equal(nrecs, 0);
+}
+
 static void test_carbons(void **state)
 {
     online(1, "alice", "a");
@@ -304,6 +430,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_offline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_after_logout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_carbons, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

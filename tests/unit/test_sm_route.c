@@ -322,6 +322,93 @@ static void test_offline(void **state)
     assert_int_equal(count('S', 2, "first"), 0);
 }
 
+static void undelivered(uint64_t sid, const char *xml)
+{
+    sm_undelivered(core, front, sid, xml, strlen(xml));
+    drain();
+}
+
+/* What the front hands back (UNDELIVERED) for a session it is closing: a chat or normal message
+ * goes to offline storage (within the quota) and reaches the next login with a <delay/>; iq get/set
+ * and groupchat are bounced to the sender; presence, headline, error and iq results are dropped;
+ * after the session's END the stanza's address says whose it was. */
+static void test_undelivered(void **state)
+{
+    online(1, "alice", "a");
+    online(2, "bob", "b");
+    clear();
+    send_xml(1, "<message to='bob@example.org/b' type='chat' id='u1'><body>lost one</body></message>");
+    int i = find('S', 2, "lost one", NULL);
+    assert_true(i >= 0);
+    char *chat = strdup(recs[i].text);   /* byte for byte what the front was given */
+    send_xml(1, "<iq type='get' id='q1' to='bob@example.org/b'><query xmlns='jabber:iq:version'/></iq>");
+    i = find('S', 2, "id='q1'", NULL);
+    assert_true(i >= 0);
+    char *iq = strdup(recs[i].text);
+
+    clear();
+    undelivered(2, chat);
+    assert_int_equal(nrecs, 0);          /* stored: nobody is told */
+    undelivered(2, iq);
+    EXPECT('S', 1, "id='q1'", "<error type='cancel'><service-unavailable");
+    EXPECT('S', 1, "from='bob@example.org/b'", "to='alice@example.org/a'");
+    assert_int_equal(nrecs, 1);
+    clear();
+    undelivered(2, "<iq type='result' id='r' from='alice@example.org/a' to='bob@example.org/b'/>");
+    undelivered(2, "<iq type='error' id='e' from='alice@example.org/a' to='bob@example.org/b'/>");
+    undelivered(2, "<presence from='alice@example.org/a' to='bob@example.org/b'/>");
+    undelivered(2, "<message from='alice@example.org/a' to='bob@example.org/b' type='headline'>"
+                   "<body>h</body></message>");
+    undelivered(2, "<message from='alice@example.org/a' to='bob@example.org/b' type='error'/>");
+    undelivered(2, "<message from='alice@example.org/a' to='bob@example.org/b' type='chat'");  /* cut */
+    assert_int_equal(nrecs, 0);
+    undelivered(2, "<message from='alice@example.org/a' to='bob@example.org/b' type='groupchat' "
+                   "id='g1'><body>g</body></message>");
+    EXPECT('S', 1, "id='g1'", "service-unavailable");
+    assert_int_equal(nrecs, 1);
+
+    /* The front's END for the session came first: the stanza's own address is used. */
+    sm_end(core, front, 2, SMPROTO_END_GONE);
+    clear();
+    undelivered(2, "<message from='alice@example.org/a' to='bob@example.org/b' id='u2'>"
+                   "<body>lost two</body></message>");
+    assert_int_equal(nrecs, 0);
+    undelivered(2, "<message from='alice@example.org/a' to='bob@elsewhere.net' type='chat'>"
+                   "<body>not ours</body></message>");
+    assert_int_equal(nrecs, 0);
+    /* Past the offline quota (2), as for any offline message: the sender is told. */
+    undelivered(2, "<message from='alice@example.org/a' to='bob@example.org/b' type='chat' id='u3'>"
+                   "<body>lost three</body></message>");
+    EXPECT('S', 1, "id='u3'", "<error type='cancel'><service-unavailable");
+
+    /* bob's next login gets both, in order, marked as delayed; nothing else was stored. */
+    online(3, "bob", "b");
+    int a = find('S', 3, "lost one", "<delay xmlns='urn:xmpp:delay' from='example.org' stamp='");
+    int b = find('S', 3, "lost two", "urn:xmpp:delay");
+    assert_true(a >= 0 && b > a);
+    assert_int_equal(count('S', 3, "urn:xmpp:delay"), 2);
+    assert_int_equal(count('S', 3, "not ours"), 0);
+    assert_int_equal(count('S', 3, "lost three"), 0);
+
+    /* Handed back again after that delivery: stored once more, still stamped once, with the time
+     * it first arrived. */
+    char *again = strdup(recs[a].text);
+    const char *stamp = strstr(again, "stamp='");
+    assert_non_null(stamp);
+    undelivered(3, again);
+    sm_end(core, front, 3, SMPROTO_END_GONE);
+    online(4, "bob", "b");
+    i = find('S', 4, "lost one", NULL);
+    assert_true(i >= 0);
+    const char *d1 = strstr(recs[i].text, "urn:xmpp:delay");
+    assert_non_null(d1);
+    assert_null(strstr(d1 + 1, "urn:xmpp:delay"));
+    assert_non_null(strstr(recs[i].text, stamp));   /* stamp='...' up to the end: the same one */
+    free(again);
+    free(chat);
+    free(iq);
+}
+
 static void test_iq(void **state)
 {
     online(1, "alice", "a");
@@ -524,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_online, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undelivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscription, setup, teardown),

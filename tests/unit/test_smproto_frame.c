@@ -169,7 +169,8 @@ static void test_sid_helpers(void **state)
 static void test_type_names(void **state)
 {
     static const char *const names[] = { NULL, "STANZA", "AUTH_QUERY", "AUTH_ANSWER", "BIND",
-                                         "BOUND", "END", "REGISTER", "PING", "PONG", "RESYNC" };
+                                         "BOUND", "END", "REGISTER", "PING", "PONG", "RESYNC",
+                                         "UNDELIVERED" };
     for (int t = SMPROTO_STANZA; t <= SMPROTO_TYPE_MAX; t++)
         assert_string_equal(smproto_type_name((smproto_type)t), names[t]);
     assert_string_equal(smproto_type_name((smproto_type)0), "UNKNOWN");
@@ -419,6 +420,7 @@ static void build_stream(buf *b)
     smproto_put_register(b, 6, "example.com", "<iq/>");
     smproto_put_ping(b, SMPROTO_PING, 11);
     smproto_put_ping(b, SMPROTO_PONG, 11);
+    smproto_put_undelivered(b, 7, "<message to='a@b/c'/>", 21);
     size_t rs = smproto_resync_begin(b);
     smproto_resync_add(b, smproto_sid(1, 2, 3), "a@b/c");
     smproto_resync_add(b, UINT64_MAX, "d@e/f");
@@ -471,7 +473,7 @@ static void test_split_every_boundary(void **state)
     build_stream(&stream);
     size_t offsets[32];
     size_t n = stream_offsets(&stream, offsets, 31);
-    assert_int_equal(n, 14);
+    assert_int_equal(n, 15);
     size_t total = buf_len(&stream);
 
     for (size_t cut = 0; cut <= total; cut++) {
@@ -588,6 +590,9 @@ static unsigned accepted_by(const smproto_frame *f)
         mask |= 1u << SMPROTO_REGISTER;
     if (smproto_get_ping(f, &u64))
         mask |= 1u << f->type;
+    size_t len;
+    if (smproto_get_undelivered(f, &s1, &len))
+        mask |= 1u << SMPROTO_UNDELIVERED;
     smproto_resync_reader rd;
     smproto_resync_read(f, &rd);
     int r;
@@ -856,6 +861,55 @@ static void test_ping_shape(void **state)
     assert_false(payload_ok(SMPROTO_PONG, UINT64_MAX, t, 8));
 }
 
+/* UNDELIVERED: a session's stanza, byte for byte; never empty, never for session 0. */
+static void test_undelivered(void **state)
+{
+    static const char xml[] = "<message from='a@b/c' to='d@e/f' type='chat'><body>x</body></message>";
+    buf b = BUF_INIT;
+    smproto_put_undelivered(&b, smproto_sid(3, 4, 5), xml, sizeof(xml) - 1);
+    assert_int_equal(buf_len(&b), SMPROTO_HEADER + sizeof(xml) - 1);
+    smproto_frame f = one_frame(&b);
+    assert_int_equal(f.type, SMPROTO_UNDELIVERED);
+    assert_true(f.sid == smproto_sid(3, 4, 5));
+    const char *got = NULL;
+    size_t len = 0;
+    assert_true(smproto_get_undelivered(&f, &got, &len));
+    assert_ptr_equal(got, (const char *)f.payload);
+    assert_int_equal(len, sizeof(xml) - 1);
+    assert_memory_equal(got, xml, len);
+    buf_free(&b);
+
+    /* The payload is opaque to the decoder (the SM parses it), but a maximal one fits. */
+    char *big = repeat('x', SMPROTO_MAX_PAYLOAD);
+    smproto_put_undelivered(&b, UINT64_MAX, big, SMPROTO_MAX_PAYLOAD);
+    f = one_frame(&b);
+    assert_true(smproto_get_undelivered(&f, &got, &len));
+    assert_int_equal(len, SMPROTO_MAX_PAYLOAD);
+    free(big);
+    buf_free(&b);
+
+    assert_true(payload_ok(SMPROTO_UNDELIVERED, 1, "<iq/>", 5));
+    assert_true(payload_ok(SMPROTO_UNDELIVERED, 1, "x", 1));
+    assert_false(payload_ok(SMPROTO_UNDELIVERED, 1, "", 0));        /* no stanza */
+    assert_false(payload_ok(SMPROTO_UNDELIVERED, 0, "<iq/>", 5));   /* no session */
+
+    /* Outputs stay as they were when it is refused. */
+    raw_frame(&b, SMPROTO_UNDELIVERED, 0, "<iq/>", 5);
+    f = one_frame(&b);
+    got = "G";
+    len = 42;
+    assert_false(smproto_get_undelivered(&f, &got, &len));
+    assert_string_equal(got, "G");
+    assert_int_equal(len, 42);
+    buf_free(&b);
+
+    /* A STANZA frame with the same payload is not an UNDELIVERED. */
+    smproto_put(&b, SMPROTO_STANZA, 1, "<iq/>", 5);
+    f = one_frame(&b);
+    assert_false(smproto_get_undelivered(&f, &got, &len));
+    buf_free(&b);
+}
+
 static void test_wrong_type(void **state)
 {
     /* Decoders go by the frame's type: two strings are an AUTH_QUERY or a REGISTER (the same
@@ -1119,6 +1173,25 @@ static void put_ping_as_stanza(void)
     smproto_put_ping(&b, SMPROTO_STANZA, 1);
 }
 
+static void put_empty_undelivered(void)
+{
+    buf b = BUF_INIT;
+    smproto_put_undelivered(&b, 1, "", 0);
+}
+
+static void put_undelivered_sid_zero(void)
+{
+    buf b = BUF_INIT;
+    smproto_put_undelivered(&b, 0, "<iq/>", 5);
+}
+
+static void put_oversized_undelivered(void)
+{
+    static uint8_t big[SMPROTO_MAX_PAYLOAD + 1];
+    buf b = BUF_INIT;
+    smproto_put_undelivered(&b, 1, big, sizeof(big));
+}
+
 static void test_encoder_misuse_aborts(void **state)
 {
     assert_aborts(put_oversized_stanza);
@@ -1128,6 +1201,9 @@ static void test_encoder_misuse_aborts(void **state)
     assert_aborts(put_bad_end_reason);
     assert_aborts(put_ok_without_creds);
     assert_aborts(put_ping_as_stanza);
+    assert_aborts(put_empty_undelivered);
+    assert_aborts(put_undelivered_sid_zero);
+    assert_aborts(put_oversized_undelivered);
 }
 
 int main(void)
@@ -1170,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_resync_several_frames),
         cmocka_unit_test(test_resync_exactly_max),
         cmocka_unit_test(test_resync_malformed),
+        cmocka_unit_test(test_undelivered),
         cmocka_unit_test(test_encoder_misuse_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
