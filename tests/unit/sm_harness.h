@@ -92,10 +92,15 @@ static void drain(void)
     }
 }
 
-static sm_host hosts[] = {{"example.org", true}};
+/* example.org allows in-band registration, closed.org does not; a component serves
+ * muc.example.org. A test file may set the offline quota before including this file. */
+#ifndef SM_HARNESS_OFFLINE_QUOTA
+#define SM_HARNESS_OFFLINE_QUOTA 10
+#endif
+static sm_host hosts[] = {{"example.org", true}, {"closed.org", false}};
 static sm_config cfg;
 static sm *core;
-static sm_link *front;
+static sm_link *front, *comp;
 static char dbpath[64];
 
 static void adduser(const char *host, const char *user)
@@ -122,11 +127,12 @@ static int setup(void **state)
     adduser("example.org", "carol");
     memset(&cfg, 0, sizeof(cfg));
     cfg.hosts = hosts;
-    cfg.nhosts = 1;
-    cfg.offline_quota = 10;
+    cfg.nhosts = 2;
+    cfg.offline_quota = SM_HARNESS_OFFLINE_QUOTA;
     static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component};
     core = sm_new(&cfg, &t, NULL, submit, NULL);
     front = sm_link_up(core, (void *)1, "front", false);
+    comp = sm_link_up(core, (void *)2, "muc.example.org", true);
     return 0;
 }
 

@@ -2,205 +2,9 @@
  * decisions (RFC 6121 §8), offline storage, rosters and presence, registration. The transport
  * records what the core sends; storage runs synchronously on a scratch SQLite database and the
  * callbacks run when the test drains them, as xdbsql_dispatch would. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include "sm/sm.h"
-#include "smproto/frame.h"
-
-typedef struct rec {
-    char kind;          /* S stanza, A auth answer, B bound, E end, C component */
-    uint64_t sid;
-    uint8_t status;
-    char *text;
-} rec;
-
-static rec recs[512];
-static int nrecs;
-
-static void record(char kind, uint64_t sid, uint8_t status, const char *text, size_t len)
-{
-    assert_true(nrecs < 512);
-    recs[nrecs++] = (rec){kind, sid, status, text ? strndup(text, len) : NULL};
-}
-
-static void clear(void)
-{
-    for (int i = 0; i < nrecs; i++)
-        free(recs[i].text);
-    nrecs = 0;
-}
-
-static void t_stanza(void *ctx, void *link, uint64_t sid, const char *xml, size_t len)
-{
-    record('S', sid, 0, xml, len);
-}
-static void t_auth(void *ctx, void *link, uint64_t sid, uint8_t status, const xdb_credentials *c)
-{
-    record('A', sid, status, NULL, 0);
-    if (status == SMPROTO_AUTH_OK)
-        assert_int_equal(c->sha256.iterations, 4096);
-}
-static void t_bound(void *ctx, void *link, uint64_t sid, uint8_t status, const char *full)
-{
-    record('B', sid, status, full, full ? strlen(full) : 0);
-}
-static void t_end(void *ctx, void *link, uint64_t sid, uint8_t reason, const char *text)
-{
-    record('E', sid, reason, text, strlen(text));
-}
-static void t_component(void *ctx, void *link, const char *xml, size_t len)
-{
-    record('C', 0, 0, xml, len);
-}
-
-typedef struct pend {
-    xdb_request *r;
-    xdb_callback cb;
-    void *ctx;
-} pend;
-static pend queue[4096];
-static size_t qhead, qtail;
-static db_conn *db;
-
-static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
-{
-    xdb_run(db, r);
-    assert_true(qtail < 4096);
-    queue[qtail++] = (pend){r, cb, cbctx};
-}
-
-static void drain(void)
-{
-    while (qhead < qtail) {
-        pend p = queue[qhead++];
-        if (p.cb)
-            p.cb(p.r, p.ctx);
-        xdb_request_free(p.r);
-    }
-}
-
-static sm_host hosts[] = {{"example.org", true}, {"closed.org", false}};
-static sm_config cfg;
-static sm *core;
-static sm_link *front, *comp;
-static char dbpath[64];
-
-static void adduser(const char *host, const char *user)
-{
-    xdb_request *r = xdb_request_new(XDB_USER_CREATE, host, user);
-    xdb_request_set_password(r, "pw");
-    assert_int_equal(xdb_run(db, r), XDB_OK);
-    xdb_request_free(r);
-}
-
-static int setup(void **state)
-{
-    strcpy(dbpath, "/tmp/test_sm_route.XXXXXX");
-    int fd = mkstemp(dbpath);
-    assert_true(fd >= 0);
-    close(fd);
-    db_settings s = {.driver = "sqlite", .path = dbpath};
-    char err[256];
-    db = db_open(&s, err, sizeof(err));
-    assert_non_null(db);
-    assert_int_equal(xdb_migrate(db, err, sizeof(err)), 0);
-    adduser("example.org", "alice");
-    adduser("example.org", "bob");
-    adduser("example.org", "carol");
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.hosts = hosts;
-    cfg.nhosts = 2;
-    cfg.offline_quota = 2;
-    static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component};
-    core = sm_new(&cfg, &t, NULL, submit, NULL);
-    front = sm_link_up(core, (void *)1, "front", false);
-    comp = sm_link_up(core, (void *)2, "muc.example.org", true);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    drain();
-    sm_free(core);
-    clear();
-    db_close(db);
-    unlink(dbpath);
-    char wal[80];
-    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
-    unlink(wal);
-    snprintf(wal, sizeof(wal), "%s-shm", dbpath);
-    unlink(wal);
-    qhead = qtail = 0;
-    return 0;
-}
-
-/* The index of the first record of kind for sid (sid 0: any) containing all of the strings, or -1. */
-static int find(char kind, uint64_t sid, const char *a, const char *b)
-{
-    for (int i = 0; i < nrecs; i++)
-        if (recs[i].kind == kind && (!sid || recs[i].sid == sid) &&
-            (!a || (recs[i].text && strstr(recs[i].text, a))) &&
-            (!b || (recs[i].text && strstr(recs[i].text, b))))
-            return i;
-    return -1;
-}
-
-static int count(char kind, uint64_t sid, const char *a)
-{
-    int n = 0;
-    for (int i = 0; i < nrecs; i++)
-        if (recs[i].kind == kind && (!sid || recs[i].sid == sid) &&
-            (!a || (recs[i].text && strstr(recs[i].text, a))))
-            n++;
-    return n;
-}
-
-static void dump(void)
-{
-    for (int i = 0; i < nrecs; i++)
-        fprintf(stderr, "  %c sid=%llu st=%u %s\n", recs[i].kind, (unsigned long long)recs[i].sid,
-                recs[i].status, recs[i].text ? recs[i].text : "");
-}
-
-static void send_xml(uint64_t sid, const char *xml)
-{
-    sm_session_stanza(core, front, sid, xml, strlen(xml));
-    drain();
-}
-
-static void bind(uint64_t sid, const char *user, const char *res)
-{
-    clear();
-    sm_bind(core, front, sid, "example.org", user, res, 0);
-    drain();
-    int i = find('B', sid, NULL, NULL);
-    assert_true(i >= 0);
-    assert_int_equal(recs[i].status, SMPROTO_BOUND_OK);
-}
-
-static void online(uint64_t sid, const char *user, const char *res)
-{
-    bind(sid, user, res);
-    send_xml(sid, "<presence/>");
-}
-
-#define EXPECT(kind, sid, a, b)                                                                    \
-    do {                                                                                           \
-        if (find(kind, sid, a, b) < 0) {                                                           \
-            dump();                                                                                \
-            fail_msg("no %c record for sid %d with '%s' '%s'", kind, (int)(sid), a ? a : "",       \
-                     (const char *)(b) ? (const char *)(b) : "");                                  \
-        }                                                                                          \
-    } while (0)
+/* Two messages fill an offline queue here. */
+#define SM_HARNESS_OFFLINE_QUOTA 2
+#include "tests/unit/sm_harness.h"
 
 static void test_auth(void **state)
 {
@@ -215,16 +19,16 @@ static void test_auth(void **state)
 
 static void test_bind(void **state)
 {
-    bind(1, "alice", "home");
+    bind_session(1, "alice", "home");
     assert_string_equal(recs[find('B', 1, NULL, NULL)].text, "alice@example.org/home");
     /* The same full JID again: the new session wins, the old one is told it was replaced. */
-    bind(2, "Alice", "home");
+    bind_session(2, "Alice", "home");
     int e = find('E', 1, NULL, NULL);
     assert_true(e >= 0);
     assert_int_equal(recs[e].status, SMPROTO_END_REPLACED);
     assert_true(find('E', 1, NULL, NULL) < find('B', 2, NULL, NULL));
     /* A generated resource. */
-    bind(3, "alice", "");
+    bind_session(3, "alice", "");
     const char *full = recs[find('B', 3, NULL, NULL)].text;
     assert_int_equal(strlen(full), strlen("alice@example.org/") + 16);
     /* No such account; a host we do not serve. */
@@ -253,7 +57,7 @@ static void test_message_online(void **state)
 {
     online(1, "alice", "a");
     online(2, "bob", "b1");
-    bind(3, "bob", "b2");   /* bound, never available */
+    bind_session(3, "bob", "b2");   /* bound, never available */
     clear();
     send_xml(1, "<message to='bob@example.org' type='chat' id='m1'><body>hi</body></message>");
     EXPECT('S', 2, "from='alice@example.org/a'", "<body>hi</body>");
@@ -437,7 +241,7 @@ static void test_iq(void **state)
     EXPECT('S', 1, "id='d1'", "<feature var='urn:xmpp:ping'/>");
     EXPECT('S', 1, "id='d1'", "<identity category='server' type='im'");
     /* An iq to a full JID that is online goes there, and the answer comes back. */
-    bind(2, "bob", "b");
+    bind_session(2, "bob", "b");
     clear();
     send_xml(1, "<iq type='get' id='v1' to='bob@example.org/b'><query xmlns='jabber:iq:version'/></iq>");
     EXPECT('S', 2, "id='v1'", "from='alice@example.org/a'");
@@ -463,7 +267,7 @@ static void test_iq(void **state)
 static void test_roster(void **state)
 {
     online(1, "alice", "a");
-    bind(2, "alice", "b");
+    bind_session(2, "alice", "b");
     clear();
     send_xml(1, "<iq type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>");
     EXPECT('S', 1, "id='g1'", "<query xmlns='jabber:iq:roster' ver='0'/>");
