@@ -90,14 +90,23 @@ xdb_status xdb_run(db_conn *c, xdb_request *r)
     return r->status;
 }
 
+db_stmt *store_prepare_user(db_conn *c, const char *sql, const char *host, const char *user,
+                            db_rc *rc)
+{
+    db_stmt *st = db_prepare(c, sql, rc);
+    if (st) {
+        db_bind_text(st, 1, host);
+        db_bind_text(st, 2, user);
+    }
+    return st;
+}
+
 int64_t store_user_id(db_conn *c, const char *host, const char *user, db_rc *rc)
 {
     static const char sql[] = "SELECT id FROM users WHERE host = ? AND username = ?";
-    db_stmt *st = db_prepare(c, sql, rc);
+    db_stmt *st = store_prepare_user(c, sql, host, user, rc);
     if (!st)
         return 0;
-    db_bind_text(st, 1, host);
-    db_bind_text(st, 2, user);
     int64_t id = 0;
     while ((*rc = db_step(st)) == DB_ROW)
         id = db_column_int(st, 0);

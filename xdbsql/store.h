@@ -12,6 +12,10 @@
 
 typedef db_rc (*store_fn)(db_conn *c, xdb_request *r);
 
+/* The prepared statement sql with the user's host and username bound as parameters 1 and 2
+ * (what most statements here start with); NULL with *rc set when it cannot be prepared. */
+db_stmt *store_prepare_user(db_conn *c, const char *sql, const char *host, const char *user,
+                            db_rc *rc);
 /* The user's row id, or 0 when there is no such user (*rc = DB_OK) or the lookup failed. */
 int64_t store_user_id(db_conn *c, const char *host, const char *user, db_rc *rc);
 /* Begins a write transaction and finds the user. When there is none, *user_id is 0,

@@ -9,11 +9,9 @@ db_rc store_block_list(db_conn *c, xdb_request *r)
         "SELECT b.jid FROM blocklist b JOIN users u ON b.user_id = u.id"
         " WHERE u.host = ? AND u.username = ? ORDER BY b.jid";
     db_rc rc;
-    db_stmt *st = db_prepare(c, sql, &rc);
+    db_stmt *st = store_prepare_user(c, sql, r->host, r->user, &rc);
     if (!st)
         return rc;
-    db_bind_text(st, 1, r->host);
-    db_bind_text(st, 2, r->user);
     while ((rc = db_step(st)) == DB_ROW) {
         size_t len;
         const char *jid = db_column_text(st, 0, &len);

@@ -52,11 +52,9 @@ db_rc store_offline_fetch(db_conn *c, xdb_request *r)
         "DELETE FROM offline WHERE user_id = (SELECT id FROM users WHERE host = ? AND username = ?)"
         " RETURNING id, stamp, xml";
     db_rc rc;
-    db_stmt *st = db_prepare(c, sql, &rc);
+    db_stmt *st = store_prepare_user(c, sql, r->host, r->user, &rc);
     if (!st)
         return rc;
-    db_bind_text(st, 1, r->host);
-    db_bind_text(st, 2, r->user);
     r->commit_sent = true;
     fetched *rows = NULL;
     size_t n = 0, cap = 0;
@@ -93,11 +91,9 @@ db_rc store_offline_count(db_conn *c, xdb_request *r)
         "SELECT COUNT(*) FROM offline o JOIN users u ON o.user_id = u.id"
         " WHERE u.host = ? AND u.username = ?";
     db_rc rc;
-    db_stmt *st = db_prepare(c, sql, &rc);
+    db_stmt *st = store_prepare_user(c, sql, r->host, r->user, &rc);
     if (!st)
         return rc;
-    db_bind_text(st, 1, r->host);
-    db_bind_text(st, 2, r->user);
     while ((rc = db_step(st)) == DB_ROW)
         r->count = db_column_int(st, 0);
     return rc == DB_DONE ? DB_OK : rc;

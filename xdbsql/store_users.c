@@ -43,11 +43,9 @@ db_rc store_user_create(db_conn *c, xdb_request *r)
     if (!derive_creds(r))
         return refuse_password(r);
     db_rc rc;
-    db_stmt *st = db_prepare(c, sql, &rc);
+    db_stmt *st = store_prepare_user(c, sql, r->host, r->user, &rc);
     if (!st)
         return rc;
-    db_bind_text(st, 1, r->host);
-    db_bind_text(st, 2, r->user);
     bind_creds(st, 3, SCRAM_SHA1, &r->creds.sha1);
     bind_creds(st, 7, SCRAM_SHA256, &r->creds.sha256);
     db_bind_int(st, 11, store_now_ms() / 1000);
@@ -64,11 +62,9 @@ db_rc store_user_delete(db_conn *c, xdb_request *r)
 {
     static const char sql[] = "DELETE FROM users WHERE host = ? AND username = ?";
     db_rc rc;
-    db_stmt *st = db_prepare(c, sql, &rc);
+    db_stmt *st = store_prepare_user(c, sql, r->host, r->user, &rc);
     if (!st)
         return rc;
-    db_bind_text(st, 1, r->host);
-    db_bind_text(st, 2, r->user);
     r->commit_sent = true;
     if ((rc = store_step_done(st)) != DB_OK)
         return rc;
@@ -126,11 +122,9 @@ db_rc store_user_creds(db_conn *c, xdb_request *r)
         " sha256_iterations, sha256_stored_key, sha256_server_key FROM users"
         " WHERE host = ? AND username = ?";
     db_rc rc;
-    db_stmt *st = db_prepare(c, sql, &rc);
+    db_stmt *st = store_prepare_user(c, sql, r->host, r->user, &rc);
     if (!st)
         return rc;
-    db_bind_text(st, 1, r->host);
-    db_bind_text(st, 2, r->user);
     r->status = XDB_NOT_FOUND;
     while ((rc = db_step(st)) == DB_ROW) {
         read_creds(st, 0, SCRAM_SHA1, &r->creds.sha1);
