@@ -65,6 +65,10 @@ struct c2s_stream {
     bool have_creds;
     smproto_creds creds;
     char *bind_id;             /* id of the bind iq awaiting BOUND */
+    char *bind_resource;       /* the prepared resource asked for ("": the SM picks), until BOUND */
+    char *presence;            /* the last presence broadcast (from-stamped XML) while available:
+                                * re-announced in a resync (docs/smproto.md §5) */
+    uint8_t sm_state;          /* STATE flags the SM gave the session, kept for a resync */
     pending_stanza *pending, **pending_tail;
     unsigned npending;
     buf out, frames, scratch;
@@ -522,18 +526,29 @@ static void handle_bind(c2s_stream *s, xml_node *iq, xml_arena *a)
         }
         size_t rlen;
         const char *r = jid_resource(&j, &rlen);
-        char *prepared = mem_strndup(r, rlen);
+        s->bind_resource = mem_strndup(r, rlen);
         jid_free(&j);
-        smproto_put_bind(&s->frames, s->sid, s->host, s->user, prepared, 0);
-        free(prepared);
     } else {
-        smproto_put_bind(&s->frames, s->sid, s->host, s->user, "", 0);
+        s->bind_resource = mem_strdup("");
     }
+    smproto_put_bind(&s->frames, s->sid, s->host, s->user, s->bind_resource, 0);
     const char *id = xml_attr_get(iq, "id");
     free(s->bind_id);
     s->bind_id = id ? mem_strdup(id) : NULL;
     s->bind_requested = true;
     s->wait = W_BIND;
+}
+
+/* Broadcast presence (no 'to') just framed from s->scratch: the last available one is what a
+ * resync re-announces; unavailable forgets it. Other types (subscriptions, probes, errors) do not
+ * change it. */
+static void remember_presence(c2s_stream *s, const xml_node *el)
+{
+    const char *type = xml_attr_get(el, "type");
+    if (type && strcmp(type, "unavailable") != 0)
+        return;
+    free(s->presence);
+    s->presence = type ? NULL : mem_strndup(buf_data(&s->scratch), buf_len(&s->scratch));
 }
 
 /* A stanza of a bound session: checked, from-stamped and framed for the SM. */
@@ -576,6 +591,8 @@ static void route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
         return;
     }
     smproto_put(&s->frames, SMPROTO_STANZA, s->sid, buf_data(&s->scratch), buf_len(&s->scratch));
+    if (xml_is(el, NS_CLIENT, "presence") && !to)
+        remember_presence(s, el);
 }
 
 /* XEP-0077 before authentication: the SM answers with a STANZA frame for this session. */
@@ -695,6 +712,8 @@ void c2s_stream_free(c2s_stream *s)
     sasl_free(s->sasl);
     free(s->user);
     free(s->bind_id);
+    free(s->bind_resource);
+    free(s->presence);
     jid_free(&s->full);
     OPENSSL_cleanse(&s->creds, sizeof s->creds);
     buf_free(&s->out);
@@ -838,8 +857,14 @@ unsigned c2s_stream_frame(c2s_stream *s, const smproto_frame *f)
     case SMPROTO_BOUND:
         if (s->wait != W_BIND)
             return 0;
+        free(s->bind_resource);
+        s->bind_resource = NULL;
         on_bound(s, f);
         break;
+    case SMPROTO_STATE:
+        if (!smproto_get_state(f, &s->sm_state))
+            s->sm_state = 0;
+        return 0;
     case SMPROTO_END: {
         uint8_t reason = SMPROTO_END_ERROR;
         const char *text = NULL;
@@ -926,5 +951,24 @@ buf *c2s_stream_out(c2s_stream *s) { return &s->out; }
 buf *c2s_stream_frames(c2s_stream *s) { return &s->frames; }
 bool c2s_stream_authenticated(const c2s_stream *s) { return s->authenticated; }
 const char *c2s_stream_jid(const c2s_stream *s) { return s->bound ? jid_full(&s->full) : NULL; }
+
+bool c2s_stream_resync_entry(const c2s_stream *s, smproto_resync_entry *e)
+{
+    if (!s->bound || s->state == ST_CLOSED)
+        return false;
+    *e = (smproto_resync_entry){s->sid, jid_full(&s->full), s->sm_state,
+                                s->presence ? s->presence : ""};
+    return true;
+}
+
+void c2s_stream_reissue(c2s_stream *s, buf *out)
+{
+    if (s->state == ST_CLOSED)
+        return;
+    if (s->wait == W_CREDS)
+        smproto_put_auth_query(out, s->sid, s->host, s->user);
+    else if (s->wait == W_BIND && s->bind_resource)
+        smproto_put_bind(out, s->sid, s->host, s->user, s->bind_resource, 0);
+}
 bool c2s_stream_closed(const c2s_stream *s) { return s->state == ST_CLOSED; }
 uint64_t c2s_stream_sid(const c2s_stream *s) { return s->sid; }

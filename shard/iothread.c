@@ -98,6 +98,7 @@ struct iothread {
     link_msg *over, **over_tail;  /* ring messages the link ring had no room for */
     bool paused;               /* over is not empty: no connection reads */
     bool pushed;               /* queued for the link since its last wake */
+    uint64_t link_epoch;       /* the SM connection of the last resync asked: tags what we send */
     conn *dirty, *dead;
     conn *backlog;             /* connections to read again at once (see conn.backlogged) */
     timer shutdown_timer;
@@ -145,7 +146,9 @@ static void flush_tx(iothread *t)
         return;
     size_t len = buf_len(&t->tx);
     outq_block *blk = outq_block_from_buf(&t->tx);
-    queue_msg(t, link_msg_new(LINK_MSG_FRAMES, blk, 0, len));
+    link_msg *m = link_msg_new(LINK_MSG_FRAMES, blk, 0, len);
+    m->epoch = t->link_epoch;
+    queue_msg(t, m);
 }
 
 static void retry_over(iothread *t)
@@ -796,23 +799,31 @@ static void on_accept(evloop *loop, evloop_io *io, unsigned events, void *arg)
 static void resync(iothread *t, uint64_t epoch)
 {
     flush_tx(t);   /* what was sent before goes before the resync */
+    t->link_epoch = epoch;
     buf b = BUF_INIT;
     size_t start = SIZE_MAX;
     for (uint32_t i = 0; i < t->nslots; i++) {
         conn *c = t->slots[i];
-        const char *jid = c && !c->dead && c->stream ? c2s_stream_jid(c->stream) : NULL;
-        if (!jid || c2s_stream_closed(c->stream))
+        smproto_resync_entry e;
+        if (!c || c->dead || !c->stream || !c2s_stream_resync_entry(c->stream, &e))
             continue;
-        if (start != SIZE_MAX && buf_len(&b) - start + 8 + strlen(jid) + 1 > SMPROTO_MAX_PAYLOAD) {
+        size_t n = smproto_resync_entry_size(&e);
+        if (start != SIZE_MAX && buf_len(&b) - start - SMPROTO_HEADER + n > SMPROTO_MAX_PAYLOAD) {
             smproto_resync_end(&b, start);
             start = SIZE_MAX;
         }
         if (start == SIZE_MAX)
             start = smproto_resync_begin(&b);
-        smproto_resync_add(&b, c->sid, jid);
+        smproto_resync_add(&b, &e);
     }
     if (start != SIZE_MAX)
         smproto_resync_end(&b, start);
+    /* Logins and binds waiting for an answer ask again, after the sessions are known. */
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        conn *c = t->slots[i];
+        if (c && !c->dead && c->stream)
+            c2s_stream_reissue(c->stream, &b);
+    }
     size_t len = buf_len(&b);
     link_msg *m = link_msg_new(LINK_MSG_RESYNC, len ? outq_block_from_buf(&b) : NULL, 0, len);
     m->epoch = epoch;

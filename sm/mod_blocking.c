@@ -202,7 +202,10 @@ static void block_stored(xdb_request *r, void *ctx)
 static void block_get(sm *s, sm_stanza *st, sm_session *sess)
 {
     sm_user *u = sess->user;
-    sess->blocklist_interested = true;
+    if (!sess->blocklist_interested) {
+        sess->blocklist_interested = true;
+        sm_session_state_changed(s, sess);
+    }
     xml_arena *a = xml_arena_new(1024);
     xml_node *list = xml_element_new(a, NULL, NS_BLOCKING, "blocklist");
     for (size_t i = 0; i < u->blocked.n; i++)

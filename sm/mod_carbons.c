@@ -23,7 +23,10 @@ static void carbons_iq(sm *s, sm_stanza *st, xml_node *payload)
         sm_bounce(s, st, "modify", "bad-request");
         return;
     }
-    st->origin->carbons = enable;
+    if (st->origin->carbons != enable) {
+        st->origin->carbons = enable;
+        sm_session_state_changed(s, st->origin);
+    }
     sm_iq_result(s, st, NULL);
 }
 

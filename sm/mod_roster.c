@@ -14,7 +14,10 @@
 static void roster_get(sm *s, sm_stanza *st, sm_session *sess, xml_node *query)
 {
     sm_user *u = sess->user;
-    sess->interested = true;
+    if (!sess->interested) {
+        sess->interested = true;
+        sm_session_state_changed(s, sess);
+    }
     char ver[24];
     snprintf(ver, sizeof(ver), "%lld", (long long)u->version);
     const char *have = xml_attr_get(query, "ver");

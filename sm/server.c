@@ -1,4 +1,7 @@
-/* sm/server.c — wiring links, core and storage together (see server.h). */
+/* sm/server.c — wiring links, core and storage together (see server.h), and custody on the front
+ * links (sm/custody.h): numbering what a front sends and what it is sent, acknowledgements both
+ * ways, and what a front's instance had delivered when its link went down, so that a reconnecting
+ * front sends again only what the SM never received (docs/smproto.md §3). */
 #include "sm/server.h"
 
 #include <stdio.h>
@@ -9,18 +12,46 @@
 #include "core/mem.h"
 #include "smproto/link_sm.h"
 
+/* What the SM remembers of a front (one per <service>) across its links. */
+typedef struct front_memory {
+    char instance[SMPROTO_INSTANCE_MAX + 1];   /* "" before its first link */
+    uint64_t received;      /* the last counted frame received from that instance */
+} front_memory;
+
+/* The data of an up link. */
+typedef struct server_link {
+    struct server_link *next, **prev;
+    sm_server *srv;
+    link_sm *l;
+    sm_link *core;
+    custody_link *cl;       /* NULL for a component */
+    front_memory *memory;
+} server_link;
+
 struct sm_server {
     evloop *loop;
     xdbsql *xdb;
     sm *core;
     link_sm_server *links;
+    const sm_config *cfg;
+    front_memory *memory;   /* [cfg->nservices] */
+    server_link *fronts;
 };
 
 /* ---- core -> links ---- */
 
+/* A counted frame went out on link: in custody until the front acknowledges it. */
+static void sent(sm_server *srv, void *link, smproto_type type, uint64_t sid, const char *xml,
+                 size_t len)
+{
+    server_link *sl = link_sm_data(link);
+    custody_sent(sl->cl, sm_current_ticket(srv->core), type, sid, xml, len);
+}
+
 static void t_stanza(void *ctx, void *link, uint64_t sid, const char *xml, size_t len)
 {
     smproto_put(link_sm_out(link), SMPROTO_STANZA, sid, xml, len);
+    sent(ctx, link, SMPROTO_STANZA, sid, xml, len);
 }
 
 static void t_auth_answer(void *ctx, void *link, uint64_t sid, uint8_t status,
@@ -32,21 +63,30 @@ static void t_auth_answer(void *ctx, void *link, uint64_t sid, uint8_t status,
         c.sha256 = creds->sha256;
     }
     smproto_put_auth_answer(link_sm_out(link), sid, status, creds ? &c : NULL);
+    sent(ctx, link, SMPROTO_AUTH_ANSWER, sid, NULL, 0);
 }
 
 static void t_bound(void *ctx, void *link, uint64_t sid, uint8_t status, const char *full_jid)
 {
     smproto_put_bound(link_sm_out(link), sid, status, full_jid);
+    sent(ctx, link, SMPROTO_BOUND, sid, NULL, 0);
 }
 
 static void t_end(void *ctx, void *link, uint64_t sid, uint8_t reason, const char *text)
 {
     smproto_put_end(link_sm_out(link), sid, reason, text);
+    sent(ctx, link, SMPROTO_END, sid, NULL, 0);
 }
 
 static void t_component(void *ctx, void *link, const char *xml, size_t len)
 {
     buf_append(link_sm_out(link), xml, len);
+}
+
+static void t_state(void *ctx, void *link, uint64_t sid, uint8_t flags)
+{
+    smproto_put_state(link_sm_out(link), sid, flags);
+    sent(ctx, link, SMPROTO_STATE, sid, NULL, 0);
 }
 
 static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
@@ -56,31 +96,81 @@ static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
 
 /* ---- links -> core ---- */
 
-static void on_up(void *ctx, link_sm *l, bool component)
+static front_memory *memory_of(sm_server *srv, const char *service)
+{
+    for (int i = 0; i < srv->cfg->nservices; i++)
+        if (strcmp(srv->cfg->services[i].id, service) == 0)
+            return &srv->memory[i];
+    return NULL;
+}
+
+static uint64_t on_up(void *ctx, link_sm *l, const link_sm_hello *hello)
 {
     sm_server *srv = ctx;
-    link_sm_set_data(l, sm_link_up(srv->core, l, link_sm_service(l), component));
+    server_link *sl = mem_zalloc(sizeof *sl);
+    sl->srv = srv;
+    sl->l = l;
+    sl->core = sm_link_up(srv->core, l, link_sm_service(l), hello == NULL);
+    link_sm_set_data(l, sl);
+    if (!hello)
+        return 0;
+    /* The same instance reconnecting: it has nothing to send again up to what we received. A new
+     * instance (or this SM restarted): what it says was acknowledged is where counting resumes. */
+    sl->memory = memory_of(srv, link_sm_service(l));
+    uint64_t received = hello->acked;
+    if (strcmp(sl->memory->instance, hello->instance) == 0 && sl->memory->received > received)
+        received = sl->memory->received;
+    snprintf(sl->memory->instance, sizeof sl->memory->instance, "%s", hello->instance);
+    sl->cl = custody_link_new(received);
+    sl->next = srv->fronts;
+    sl->prev = &srv->fronts;
+    if (srv->fronts)
+        srv->fronts->prev = &sl->next;
+    srv->fronts = sl;
+    log_info("link %s: instance %s, resuming after frame %llu", link_sm_service(l),
+             hello->instance, (unsigned long long)received);
+    return received;
+}
+
+/* A stanza the link took and never acknowledged: undeliverable there, under its own ticket. */
+static void handed_back(void *ctx, custody_ticket origin, uint64_t sid, const char *xml,
+                        size_t len)
+{
+    server_link *sl = ctx;
+    sm *core = sl->srv->core;
+    custody_ticket prev = sm_swap_ticket(core, origin);
+    sm_undelivered(core, sl->core, sid, xml, len);
+    sm_swap_ticket(core, prev);
 }
 
 static void on_down(void *ctx, link_sm *l)
 {
     sm_server *srv = ctx;
-    sm_link *sl = link_sm_data(l);
-    if (sl)
-        sm_link_down(srv->core, sl);
+    server_link *sl = link_sm_data(l);
+    if (!sl)
+        return;
+    if (sl->cl) {
+        sl->memory->received = custody_received(sl->cl);
+        *sl->prev = sl->next;
+        if (sl->next)
+            sl->next->prev = sl->prev;
+        custody_link_down(sl->cl, handed_back, sl);
+    }
+    sm_link_down(srv->core, sl->core);
     link_sm_set_data(l, NULL);
+    free(sl);
 }
 
 static void on_stanza(void *ctx, link_sm *l, xml_node *st, xml_arena *arena)
 {
     sm_server *srv = ctx;
-    sm_component_stanza(srv->core, link_sm_data(l), st, arena);
+    server_link *sl = link_sm_data(l);
+    sm_component_stanza(srv->core, sl->core, st, arena);
 }
 
-static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)
+/* One frame of a front for the core. */
+static void dispatch(sm_server *srv, link_sm *l, sm_link *sl, const smproto_frame *f)
 {
-    sm_server *srv = ctx;
-    sm_link *sl = link_sm_data(l);
     const char *host, *user, *resource, *text, *xml;
     uint8_t flags, reason;
     bool ok = true;
@@ -116,16 +206,15 @@ static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)
     case SMPROTO_RESYNC: {
         smproto_resync_reader rd;
         smproto_resync_read(f, &rd);
-        uint64_t sid;
-        const char *full;
+        smproto_resync_entry e;
         int rc;
-        while ((rc = smproto_resync_next(&rd, &sid, &full)) == 1)
-            sm_resync(srv->core, sl, sid, full);
+        while ((rc = smproto_resync_next(&rd, &e)) == 1)
+            sm_resync(srv->core, sl, e.sid, e.full_jid, e.flags, e.presence);
         ok = rc == 0;
         break;
     }
     default:
-        ok = false;  /* AUTH_ANSWER, BOUND: the SM's own frames */
+        ok = false;  /* AUTH_ANSWER, BOUND, STATE: the SM's own frames */
         break;
     }
     if (!ok) {
@@ -133,6 +222,27 @@ static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)
         snprintf(why, sizeof(why), "protocol error: bad %s frame", smproto_type_name(f->type));
         link_sm_close(l, why);
     }
+}
+
+static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)
+{
+    sm_server *srv = ctx;
+    server_link *link = link_sm_data(l);
+    if (f->type == SMPROTO_ACK) {
+        uint64_t n;
+        if (!smproto_get_ack(f, &n) || !custody_acked(link->cl, n))
+            link_sm_close(l, "protocol error: bad ACK frame");
+        return;
+    }
+    if (!smproto_counted(f->type)) {
+        dispatch(srv, l, link->core, f);
+        return;
+    }
+    custody_ticket t = custody_in(link->cl);
+    custody_ticket prev = sm_swap_ticket(srv->core, t);
+    dispatch(srv, l, link->core, f);
+    sm_swap_ticket(srv->core, prev);
+    custody_release(t);
 }
 
 /* ---- loop hooks ---- */
@@ -146,6 +256,11 @@ static void on_wake(evloop *loop, void *arg)
 static void before_sleep(evloop *loop, void *arg)
 {
     sm_server *srv = arg;
+    for (server_link *sl = srv->fronts; sl; sl = sl->next) {
+        uint64_t n;
+        if (custody_ack_due(sl->cl, &n))
+            smproto_put_ack(link_sm_out(sl->l), n);
+    }
     link_sm_flush_all(srv->links);
 }
 
@@ -154,7 +269,9 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
     sm_server *srv = mem_zalloc(sizeof(*srv));
     srv->loop = loop;
     srv->xdb = xdb;
-    static const sm_transport t = {t_stanza, t_auth_answer, t_bound, t_end, t_component};
+    srv->cfg = cfg;
+    srv->memory = mem_array(cfg->nservices > 0 ? (size_t)cfg->nservices : 1, sizeof *srv->memory);
+    static const sm_transport t = {t_stanza, t_auth_answer, t_bound, t_end, t_component, t_state};
     srv->core = sm_new(cfg, &t, srv, submit, xdb);
     link_sm_handlers h = {on_up, on_frame, on_stanza, on_down};
     srv->links = link_sm_server_new(loop, cfg->services, cfg->nservices, &h, srv);
@@ -182,6 +299,7 @@ void sm_server_free(sm_server *srv)
         return;
     link_sm_server_free(srv->links);
     sm_free(srv->core);
+    free(srv->memory);
     evloop_on_wake(srv->loop, NULL, NULL);
     evloop_before_sleep(srv->loop, NULL, NULL);
     free(srv);

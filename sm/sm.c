@@ -35,6 +35,9 @@ typedef struct sm_deferred {
     bool from_session;
     jid full;
     bool resync;
+    uint8_t state;          /* a resync's STATE flags */
+    char *presence;         /* a resync's last broadcast presence, or NULL */
+    custody_ticket ticket;  /* the frame that caused it (docs/smproto.md §3) */
 } sm_deferred;
 
 typedef struct iq_handler {
@@ -68,7 +71,17 @@ struct sm {
     uint64_t push_id;
     bool stopping;          /* sm_shutdown ran: storage is closing, so its unavailable
                              * broadcast loads no one */
+    custody_ticket ticket;  /* the frame being processed: whatever it causes holds it */
 };
+
+/* A storage request made while a frame was being processed holds the frame's ticket until its
+ * answer has been handled. */
+typedef struct ticketed_submit {
+    sm *s;
+    custody_ticket ticket;
+    xdb_callback cb;
+    void *ctx;
+} ticketed_submit;
 
 /* ---- small helpers ---- */
 
@@ -291,9 +304,36 @@ bool sm_fire(sm *s, sm_event_kind kind, sm_event *ev)
     return false;
 }
 
+custody_ticket sm_current_ticket(const sm *s) { return s->ticket; }
+
+custody_ticket sm_swap_ticket(sm *s, custody_ticket t)
+{
+    custody_ticket prev = s->ticket;
+    s->ticket = t;
+    return prev;
+}
+
+static void submitted(xdb_request *r, void *arg)
+{
+    ticketed_submit *c = arg;
+    custody_ticket prev = sm_swap_ticket(c->s, c->ticket);
+    if (c->cb)
+        c->cb(r, c->ctx);
+    sm_swap_ticket(c->s, prev);
+    custody_release(c->ticket);
+    free(c);
+}
+
 void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx)
 {
-    s->submit(s->submit_ctx, r, cb, ctx);
+    if (!s->ticket.link) {
+        s->submit(s->submit_ctx, r, cb, ctx);
+        return;
+    }
+    ticketed_submit *c = mem_alloc(sizeof *c);
+    *c = (ticketed_submit){s, s->ticket, cb, ctx};
+    custody_hold(c->ticket);
+    s->submit(s->submit_ctx, r, submitted, c);
 }
 
 const sm_config *sm_cfg(const sm *s) { return s->cfg; }
@@ -348,6 +388,17 @@ static sm_link *component_for(const sm *s, const char *domain, size_t len)
         if (l->component && strlen(l->service) == len && strncasecmp(l->service, domain, len) == 0)
             return l;
     return NULL;
+}
+
+/* A <service> with this id may connect (its domain is ours to serve), connected or not. */
+static bool component_configured(const sm *s, const char *domain, size_t len)
+{
+    for (int i = 0; i < s->cfg->nservices; i++) {
+        const char *id = s->cfg->services[i].id;
+        if (id && strlen(id) == len && strncasecmp(id, domain, len) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* ---- users ---- */
@@ -805,10 +856,34 @@ static void bind_finish(sm *s, sm_user *u, sm_deferred *d)
     sm_map_put(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid), sess);
     log_info("sm: session %s %s", jid_full(&sess->jid), d->resync ? "restored" : "bound");
     bind_reply(s, l, d->sid, d->resync, SMPROTO_BOUND_OK, jid_full(&sess->jid));
+    if (d->resync) {
+        sess->interested = d->state & SMPROTO_STATE_ROSTER;
+        sess->carbons = d->state & SMPROTO_STATE_CARBONS;
+        sess->blocklist_interested = d->state & SMPROTO_STATE_BLOCKLIST;
+        if (d->presence)
+            sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
+    }
+}
+
+void sm_session_state_changed(sm *s, sm_session *sess)
+{
+    uint8_t flags = (sess->interested ? SMPROTO_STATE_ROSTER : 0) |
+                    (sess->carbons ? SMPROTO_STATE_CARBONS : 0) |
+                    (sess->blocklist_interested ? SMPROTO_STATE_BLOCKLIST : 0);
+    s->t.state(s->tctx, sess->link->handle, sess->sid, flags);
 }
 
 static void route_local_presence(sm *s, sm_user *u, sm_stanza *st);
 static void route_inbound(sm *s, sm_user *u, sm_stanza *st);
+
+static void deferred_free(sm_deferred *d)
+{
+    sm_stanza_free(d->stanza);
+    jid_free(&d->full);
+    free(d->presence);
+    custody_release(d->ticket);
+    free(d);
+}
 
 static void deferred_run(sm *s, sm_user *u, bool failed)
 {
@@ -818,16 +893,19 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
         u->deferred = d->next;
         if (!u->deferred)
             u->deferred_tail = NULL;
+        custody_ticket prev = sm_swap_ticket(s, d->ticket);
         if (d->stanza) {
             /* Handlers tell the account's own requests by their origin: find it again. */
             if (d->from_session)
                 d->stanza->origin = sm_session_lookup(s, d->link_serial, d->sid);
+            sm_stanza *st = d->stanza;
+            d->stanza = NULL;
             if (failed)
-                sm_bounce(s, d->stanza, "wait", "internal-server-error");
-            else if (streq(d->stanza->node->name, "presence"))
-                route_local_presence(s, u, d->stanza);
+                sm_bounce(s, st, "wait", "internal-server-error");
+            else if (streq(st->node->name, "presence"))
+                route_local_presence(s, u, st);
             else
-                route_inbound(s, u, d->stanza);
+                route_inbound(s, u, st);
         } else if (failed) {
             sm_link *l = link_by_serial(s, d->link_serial);
             if (l)
@@ -835,8 +913,8 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
         } else {
             bind_finish(s, u, d);
         }
-        jid_free(&d->full);
-        free(d);
+        sm_swap_ticket(s, prev);
+        deferred_free(d);
     }
     u->holds--;
 }
@@ -882,6 +960,8 @@ static void roster_loaded(xdb_request *r, void *ctx)
 static void defer(sm *s, sm_user *u, sm_deferred *d)
 {
     bool loading = u->deferred != NULL;
+    d->ticket = s->ticket;
+    custody_hold(d->ticket);
     if (u->deferred_tail)
         u->deferred_tail->next = d;
     else
@@ -894,18 +974,23 @@ static void defer(sm *s, sm_user *u, sm_deferred *d)
     }
 }
 
-static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, bool resync)
+/* resync: NULL for a BIND; else the session's STATE flags and presence ("" for none). */
+static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, const uint8_t *resync_state,
+                       const char *resync_presence)
 {
     sm_user *u = user_get(s, full);
     sm_deferred *d = mem_zalloc(sizeof(*d));
     d->link_serial = l->serial;
     d->sid = sid;
     jid_copy(&d->full, full);
-    d->resync = resync;
+    d->resync = resync_state != NULL;
+    if (resync_state) {
+        d->state = *resync_state;
+        d->presence = *resync_presence ? mem_strdup(resync_presence) : NULL;
+    }
     if (u->loaded && !u->deferred) {
         bind_finish(s, u, d);
-        jid_free(&d->full);
-        free(d);
+        deferred_free(d);
         user_maybe_free(s, u);
     } else {
         defer(s, u, d);
@@ -932,11 +1017,12 @@ void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user
         s->t.bound(s->tctx, l->handle, sid, SMPROTO_BOUND_NOT_ALLOWED, NULL);
         return;
     }
-    bind_start(s, l, sid, &full, false);
+    bind_start(s, l, sid, &full, NULL, NULL);
     jid_free(&full);
 }
 
-void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid)
+void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, uint8_t state,
+               const char *presence)
 {
     jid full;
     if (jid_parse(full_jid, strlen(full_jid), &full) != JID_OK) {
@@ -948,7 +1034,7 @@ void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid)
     } else {
         sm_session *old = sm_session_lookup(s, l->serial, sid);
         if (!old || !jid_equal_full(&old->jid, &full))
-            bind_start(s, l, sid, &full, true);
+            bind_start(s, l, sid, &full, &state, presence);
     }
     jid_free(&full);
 }
@@ -1319,20 +1405,38 @@ void sm_route(sm *s, sm_stanza *st)
         sm_stanza_free(st);
         return;
     }
-    sm_bounce(s, st, "cancel", "remote-server-not-found");
+    /* A configured component that is not connected is a local service that is down (RFC 6120
+     * §10.5, §8.3.3.19); any other domain would be remote, and there is no server-to-server. */
+    sm_bounce(s, st, "cancel",
+              component_configured(s, domain, dlen) ? "service-unavailable"
+                                                    : "remote-server-not-found");
+}
+
+/* A stanza whose session is gone (see sm.h): messages and iqs still go where they were sent. */
+static void stanza_from_gone_session(sm *s, sm_stanza *st)
+{
+    const char *name = st->node->name;
+    if (!streq(st->node->ns, SM_NS_CLIENT) || (!streq(name, "message") && !streq(name, "iq")) ||
+        !sm_is_local_user(s, &st->from) || jid_is_bare(&st->from) || st->bad_to ||
+        !st->to.domain_len) {
+        s->stats.dropped_stale++;
+        sm_stanza_free(st);
+        return;
+    }
+    sm_route(s, st);
 }
 
 void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
 {
     sm_session *sess = sm_session_lookup(s, l->serial, sid);
-    if (!sess) {
-        s->stats.dropped_stale++;
-        return;
-    }
     sm_stanza *st = sm_parse(s, xml, len);
     if (!st) {
         s->stats.dropped_bad++;
-        log_debug("sm: %s sent a stanza that does not parse", jid_full(&sess->jid));
+        log_debug("sm: %s sent a stanza that does not parse", sess ? jid_full(&sess->jid) : "?");
+        return;
+    }
+    if (!sess) {
+        stanza_from_gone_session(s, st);
         return;
     }
     const char *name = st->node->name;
@@ -1447,9 +1551,7 @@ static void free_user(void *val, void *ctx)
     while (u->deferred) {
         sm_deferred *d = u->deferred;
         u->deferred = d->next;
-        sm_stanza_free(d->stanza);
-        jid_free(&d->full);
-        free(d);
+        deferred_free(d);
     }
     user_clear_roster(u);
     user_release(u);

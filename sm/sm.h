@@ -24,6 +24,7 @@
 #include "core/jid.h"
 #include "core/xml.h"
 #include "sm/config.h"
+#include "sm/custody.h"
 #include "xdbsql/xdbsql.h"
 
 #define SM_NS_CLIENT "jabber:client"
@@ -46,6 +47,8 @@ typedef struct sm_transport {
     void (*end)(void *ctx, void *link, uint64_t sid, uint8_t reason, const char *text);
     /* A stanza for an XEP-0114 component link (serialized for its stream). */
     void (*component)(void *ctx, void *link, const char *xml, size_t len);
+    /* What the front keeps for the session across a resync: SMPROTO_STATE_* flags. */
+    void (*state)(void *ctx, void *link, uint64_t sid, uint8_t flags);
 } sm_transport;
 
 typedef void (*sm_submit_fn)(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx);
@@ -67,12 +70,17 @@ void sm_link_down(sm *s, sm_link *l);
 void sm_auth_query(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user);
 void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user,
              const char *resource, uint8_t flags);
-/* A session the front still has after a reconnect; restored bound (no BOUND answer). */
-void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid);
+/* A session the front still has after a reconnect; restored bound (no BOUND answer), with the
+ * STATE flags the SM gave it, and then, when presence is not empty, its last broadcast presence
+ * as if the client had sent it again (contacts see it come back; it probes theirs). */
+void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, uint8_t state,
+               const char *presence);
 void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason);
 /* XEP-0077 from a client that has not authenticated; answered with a STANZA to sid. */
 void sm_register(sm *s, sm_link *l, uint64_t sid, const char *host, const char *xml, size_t len);
-/* A from-stamped stanza from a bound session. */
+/* A from-stamped stanza from a bound session. A message or iq from a session the SM does not know
+ * (it ended while its frames were on their way, or the SM restarted and the front sent them again
+ * after the resync) is routed by its stamped 'from' when that is a local user's full JID. */
 void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len);
 /* A stanza the SM sent to sid that the front never wrote a byte of (UNDELIVERED; the session is
  * ending, or has just ended when it came while the stream was closing): undeliverable to that
@@ -92,6 +100,13 @@ void sm_shutdown(sm *s);
 void sm_kick_user(sm *s, const jid *bare, const char *text);
 /* The same for a bare JID; for a full JID, only that session. Returns how many sessions ended. */
 size_t sm_kick(sm *s, const jid *j, const char *text);
+
+/* Custody (docs/smproto.md §3): the ticket of the frame being processed. Whatever the core does
+ * on its behalf (frames sent, storage requests, deferred work) holds it. The caller sets it around
+ * each frame it hands the core and reads it when a transport callback sends a frame. */
+custody_ticket sm_current_ticket(const sm *s);
+/* Sets the current ticket; returns the previous one (to put back). */
+custody_ticket sm_swap_ticket(sm *s, custody_ticket t);
 
 /* Counters, for logs and tests. */
 typedef struct sm_stats {
@@ -228,6 +243,8 @@ struct sm_session {
     bool blocklist_interested;  /* mod_blocking: requested the block list (XEP-0191: gets pushes) */
 };
 sm_session *sm_session_find(const sm *s, const jid *full);
+/* A module changed sess->interested, carbons or blocklist_interested: tells the front (STATE). */
+void sm_session_state_changed(sm *s, sm_session *sess);
 /* The session behind (link serial, sid), or NULL. */
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid);
 uint64_t sm_link_serial(const sm_link *l);

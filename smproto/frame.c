@@ -434,6 +434,41 @@ bool smproto_get_ping(const smproto_frame *f, uint64_t *token)
     return true;
 }
 
+/* ---- ACK, STATE -------------------------------------------------------------------------- */
+
+void smproto_put_ack(buf *out, uint64_t seq)
+{
+    smproto_w_u64(smproto_open(out, SMPROTO_ACK, 0, 8), seq);
+}
+
+bool smproto_get_ack(const smproto_frame *f, uint64_t *seq)
+{
+    smproto_in in = smproto_in_of(f);
+    uint64_t v;
+    if (f->type != SMPROTO_ACK || f->sid != 0 || !smproto_in_u64(&in, &v) || !smproto_in_done(&in))
+        return false;
+    *seq = v;
+    return true;
+}
+
+void smproto_put_state(buf *out, uint64_t sid, uint8_t flags)
+{
+    if (sid == 0 || (flags & ~SMPROTO_STATE_ALL))
+        smproto_bug("STATE without a session or with undefined flags");
+    smproto_w_u8(smproto_open(out, SMPROTO_STATE, sid, 1), flags);
+}
+
+bool smproto_get_state(const smproto_frame *f, uint8_t *flags)
+{
+    smproto_in in = smproto_in_of(f);
+    uint8_t v;
+    if (f->type != SMPROTO_STATE || f->sid == 0 || !smproto_in_u8(&in, &v) ||
+        (v & ~SMPROTO_STATE_ALL) || !smproto_in_done(&in))
+        return false;
+    *flags = v;
+    return true;
+}
+
 /* ---- RESYNC ------------------------------------------------------------------------------ */
 
 size_t smproto_resync_begin(buf *out)
@@ -443,13 +478,23 @@ size_t smproto_resync_begin(buf *out)
     return start;
 }
 
-void smproto_resync_add(buf *out, uint64_t sid, const char *full_jid)
+size_t smproto_resync_entry_size(const smproto_resync_entry *e)
 {
-    size_t jl = strlen(full_jid);
-    uint8_t *p = (uint8_t *)buf_reserve(out, 8 + jl + 1);
-    p = smproto_w_u64(p, sid);
-    smproto_w_str(p, full_jid, jl);
-    buf_commit(out, 8 + jl + 1);
+    return 8 + strlen(e->full_jid) + 1 + 1 + strlen(e->presence) + 1;
+}
+
+void smproto_resync_add(buf *out, const smproto_resync_entry *e)
+{
+    if (e->flags & ~SMPROTO_STATE_ALL)
+        smproto_bug("RESYNC entry with undefined flags");
+    size_t jl = strlen(e->full_jid), pl = strlen(e->presence);
+    size_t n = smproto_resync_entry_size(e);
+    uint8_t *p = (uint8_t *)buf_reserve(out, n);
+    p = smproto_w_u64(p, e->sid);
+    p = smproto_w_str(p, e->full_jid, jl);
+    p = smproto_w_u8(p, e->flags);
+    smproto_w_str(p, e->presence, pl);
+    buf_commit(out, n);
 }
 
 void smproto_resync_end(buf *out, size_t frame_start)
@@ -472,22 +517,22 @@ void smproto_resync_read(const smproto_frame *f, smproto_resync_reader *rd)
     rd->end = rd->p + f->len;
 }
 
-int smproto_resync_next(smproto_resync_reader *rd, uint64_t *sid, const char **full_jid)
+int smproto_resync_next(smproto_resync_reader *rd, smproto_resync_entry *e)
 {
     if (!rd->p)
         return -1;
     if (rd->p == rd->end)
         return 0;
     smproto_in in = { rd->p, rd->end };
-    uint64_t s;
-    const char *j;
-    if (!smproto_in_u64(&in, &s) || !smproto_in_str(&in, &j)) {
+    smproto_resync_entry got;
+    if (!smproto_in_u64(&in, &got.sid) || got.sid == 0 || !smproto_in_str(&in, &got.full_jid) ||
+        !smproto_in_u8(&in, &got.flags) || (got.flags & ~SMPROTO_STATE_ALL) ||
+        !smproto_in_str(&in, &got.presence)) {
         rd->p = rd->end = NULL;     /* stays malformed */
         return -1;
     }
     rd->p = in.p;
-    *sid = s;
-    *full_jid = j;
+    *e = got;
     return 1;
 }
 
@@ -499,7 +544,8 @@ const char *smproto_type_name(smproto_type type)
         [SMPROTO_BOUND] = "BOUND",     [SMPROTO_END] = "END",
         [SMPROTO_REGISTER] = "REGISTER", [SMPROTO_PING] = "PING",
         [SMPROTO_PONG] = "PONG",       [SMPROTO_RESYNC] = "RESYNC",
-        [SMPROTO_UNDELIVERED] = "UNDELIVERED",
+        [SMPROTO_UNDELIVERED] = "UNDELIVERED", [SMPROTO_ACK] = "ACK",
+        [SMPROTO_STATE] = "STATE",
     };
     if (type < SMPROTO_STANZA || type > SMPROTO_TYPE_MAX)
         return "UNKNOWN";

@@ -17,10 +17,11 @@
 #include "core/buf.h"
 #include "core/scram.h"
 
-#define SMPROTO_VERSION 1
+#define SMPROTO_VERSION 2
 #define SMPROTO_NS "urn:jabshard:smproto"
 #define SMPROTO_HEADER 16
 #define SMPROTO_MAX_PAYLOAD (1u << 20)
+#define SMPROTO_INSTANCE_MAX 32   /* hex digits of a front's instance id (docs/smproto.md §1) */
 
 typedef enum {
     SMPROTO_STANZA = 1,
@@ -34,8 +35,18 @@ typedef enum {
     SMPROTO_PONG = 9,
     SMPROTO_RESYNC = 10,
     SMPROTO_UNDELIVERED = 11,
-    SMPROTO_TYPE_MAX = SMPROTO_UNDELIVERED,
+    SMPROTO_ACK = 12,
+    SMPROTO_STATE = 13,
+    SMPROTO_TYPE_MAX = SMPROTO_STATE,
 } smproto_type;
+
+/* Whether a frame of this type is numbered for acknowledgement (docs/smproto.md §3): every type
+ * but the link's own (PING, PONG, RESYNC, ACK). */
+static inline bool smproto_counted(smproto_type type)
+{
+    return type != SMPROTO_PING && type != SMPROTO_PONG && type != SMPROTO_RESYNC &&
+           type != SMPROTO_ACK;
+}
 
 /* Session ids: shard (8 bits) | slot (24 bits) | generation (32 bits). */
 static inline uint64_t smproto_sid(unsigned shard, uint32_t slot, uint32_t generation)
@@ -74,8 +85,8 @@ void smproto_put(buf *out, smproto_type type, uint64_t sid, const void *payload,
  * they return true. They accept only the canonical encoding: defined status/reason/flags values,
  * salts of at most SCRAM_SALT_MAX bytes, keys of exactly scram_key_len bytes, iterations > 0, no
  * trailing bytes. Decoded strings point into the frame (they are NUL-terminated there).
- * PING, PONG and RESYNC belong to the link, not a session: their session id is 0, and the decoders
- * refuse any other. */
+ * PING, PONG, RESYNC and ACK belong to the link, not a session: their session id is 0, and the
+ * decoders refuse any other. */
 typedef struct smproto_creds {
     scram_credentials sha1, sha256;
 } smproto_creds;
@@ -86,6 +97,9 @@ enum { SMPROTO_BOUND_OK = 0, SMPROTO_BOUND_CONFLICT = 1, SMPROTO_BOUND_NOT_ALLOW
 enum { SMPROTO_END_GONE = 0, SMPROTO_END_REPLACED = 1, SMPROTO_END_KICKED = 2,
        SMPROTO_END_SHUTDOWN = 3, SMPROTO_END_ERROR = 4 };
 enum { SMPROTO_BIND_LEGACY_SESSION = 1 };
+/* STATE flags: what the SM wants a session to keep across a resync (docs/smproto.md §2). */
+enum { SMPROTO_STATE_ROSTER = 1, SMPROTO_STATE_CARBONS = 2, SMPROTO_STATE_BLOCKLIST = 4,
+       SMPROTO_STATE_ALL = 7 };
 
 void smproto_put_auth_query(buf *out, uint64_t sid, const char *host, const char *user);
 bool smproto_get_auth_query(const smproto_frame *f, const char **host, const char **user);
@@ -109,20 +123,35 @@ void smproto_put_undelivered(buf *out, uint64_t sid, const void *xml, size_t len
 bool smproto_get_undelivered(const smproto_frame *f, const char **xml, size_t *len);
 void smproto_put_ping(buf *out, smproto_type type, uint64_t token);  /* PING or PONG */
 bool smproto_get_ping(const smproto_frame *f, uint64_t *token);
+/* ACK: the count of counted frames the sender has taken custody of (§3). */
+void smproto_put_ack(buf *out, uint64_t seq);
+bool smproto_get_ack(const smproto_frame *f, uint64_t *seq);
+void smproto_put_state(buf *out, uint64_t sid, uint8_t flags);
+bool smproto_get_state(const smproto_frame *f, uint8_t *flags);
 
-/* RESYNC: entries appended to one frame's payload; the reader walks them. */
+/* RESYNC: entries appended to one frame's payload; the reader walks them. An entry is a live
+ * session: its id, full JID, the STATE flags the SM last gave it, and the last presence it
+ * broadcast (from-stamped XML; "" when it has not sent initial presence or is unavailable). */
 typedef struct smproto_resync_reader {
     const uint8_t *p, *end;
 } smproto_resync_reader;
 /* Starts a RESYNC frame; returns its offset from buf_data(out) for smproto_resync_end, which fixes
  * its length (consume nothing from out in between). A frame holds at most SMPROTO_MAX_PAYLOAD
- * bytes of entries, each 9 + strlen(full_jid): start another before that (resync_end aborts past it). */
+ * bytes of entries, each smproto_resync_entry_size(): start another before that (resync_end aborts
+ * past it). */
+typedef struct smproto_resync_entry {
+    uint64_t sid;
+    const char *full_jid;
+    uint8_t flags;
+    const char *presence;
+} smproto_resync_entry;
+size_t smproto_resync_entry_size(const smproto_resync_entry *e);
 size_t smproto_resync_begin(buf *out);
-void smproto_resync_add(buf *out, uint64_t sid, const char *full_jid);
+void smproto_resync_add(buf *out, const smproto_resync_entry *e);
 void smproto_resync_end(buf *out, size_t frame_start);
 void smproto_resync_read(const smproto_frame *f, smproto_resync_reader *rd);
 /* 1: an entry; 0: the end; -1: malformed. */
-int smproto_resync_next(smproto_resync_reader *rd, uint64_t *sid, const char **full_jid);
+int smproto_resync_next(smproto_resync_reader *rd, smproto_resync_entry *e);
 
 const char *smproto_type_name(smproto_type type);
 

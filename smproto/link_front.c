@@ -1,4 +1,6 @@
-/* smproto/link_front.c — the front's SM-link thread (see link_front.h). */
+/* smproto/link_front.c — the front's SM-link thread (see link_front.h): connection, handshake,
+ * frames both ways, custody of what it sent until the SM acknowledges it, and what it holds while
+ * the link is down. */
 #include "smproto/link_front.h"
 
 #include <errno.h>
@@ -17,6 +19,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/random.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 #include "smproto/frame.h"
@@ -60,7 +63,7 @@ struct link_front {
     atomic_bool congested;          /* link thread writes; any thread reads */
     atomic_bool up;
     _Atomic uint64_t st_connects, st_disconnects, st_frames_in, st_frames_out, st_bad_shard,
-        st_held, st_ring_full;
+        st_held, st_ring_full, st_resent;
     /* link thread only */
     evloop *loop;
     evloop_io io;
@@ -76,6 +79,14 @@ struct link_front {
     outq sockq;
     link_msg *held, **held_tail;
     size_t held_bytes;
+    /* custody (docs/smproto.md §3) */
+    char instance[SMPROTO_INSTANCE_MAX + 1];  /* this process's, for the SM to know it again */
+    uint64_t tx_seq;                /* counted frames sent, numbered across links */
+    uint64_t tx_acked;              /* of which the SM acknowledged (or had received) this many */
+    uint64_t resume_after;          /* the SM's received= on the current link */
+    link_msg *unacked, **unacked_tail;  /* sent, in order, until acknowledged */
+    size_t unacked_bytes;
+    uint64_t rx_count, rx_told;     /* counted frames from the SM on this link; acknowledged */
 };
 
 link_msg *link_msg_new(link_msg_kind kind, outq_block *blk, size_t off, size_t len)
@@ -148,6 +159,7 @@ void link_front_get_stats(const link_front *lf, link_front_stats *out)
     out->bad_shard = atomic_load_explicit(&lf->st_bad_shard, memory_order_relaxed);
     out->held_bytes = atomic_load_explicit(&lf->st_held, memory_order_relaxed);
     out->ring_full = atomic_load_explicit(&lf->st_ring_full, memory_order_relaxed);
+    out->resent = atomic_load_explicit(&lf->st_resent, memory_order_relaxed);
 }
 
 /* ---- to the IO threads ----------------------------------------------------------------------- */
@@ -246,8 +258,21 @@ static void link_down(link_front *lf, const char *why)
         log_warn("SM link: %s:%d: %s", lf->cfg->sm_host, lf->cfg->sm_port, why);
     if (lf->state >= LS_OPENING)
         count(&lf->st_disconnects, 1);
-    if (outq_bytes(&lf->sockq))
-        log_warn("SM link: %zu bytes not written to the SM are lost", outq_bytes(&lf->sockq));
+    /* What the SM did not acknowledge is held again, before what was held meanwhile: the next
+     * link sends it again unless the SM says it has it. */
+    if (lf->unacked) {
+        log_info("SM link: %zu bytes sent but not acknowledged are held for the next link",
+                 lf->unacked_bytes);
+        *lf->unacked_tail = lf->held;
+        if (!lf->held)
+            lf->held_tail = lf->unacked_tail;
+        lf->held = lf->unacked;
+        lf->held_bytes += lf->unacked_bytes;
+        lf->unacked = NULL;
+        lf->unacked_tail = &lf->unacked;
+        lf->unacked_bytes = 0;
+    }
+    lf->rx_count = lf->rx_told = 0;
     outq_free(&lf->sockq);
     buf_free(&lf->rx);
     atomic_store(&lf->up, false);
@@ -280,13 +305,23 @@ static void on_sm_element(void *ctx, xml_node *el, xml_arena *arena)
     link_front *lf = ctx;
     if (xml_is(el, NS_ACCEPT, "handshake") && lf->handshake_sent) {
         buf b = BUF_INIT;
-        buf_appendf(&b, "<smproto xmlns='%s' version='%d'/>", SMPROTO_NS, SMPROTO_VERSION);
+        buf_appendf(&b, "<smproto xmlns='%s' version='%d' instance='%s' acked='%llu'/>",
+                    SMPROTO_NS, SMPROTO_VERSION, lf->instance, (unsigned long long)lf->tx_acked);
         outq_push_bytes(&lf->sockq, buf_data(&b), buf_len(&b));
         buf_free(&b);
     } else if (xml_is(el, SMPROTO_NS, "smproto")) {
-        const char *v = xml_attr_get(el, "version");
-        if (v && strcmp(v, "1") == 0) {
+        const char *v = xml_attr_get(el, "version"), *received = xml_attr_get(el, "received");
+        char *end = NULL;
+        unsigned long long r = received && *received >= '0' && *received <= '9'
+                                   ? strtoull(received, &end, 10) : 0;
+        if (v && strcmp(v, "2") == 0 && end && !*end && r >= lf->tx_acked && r <= lf->tx_seq) {
             lf->smproto_ok = true;
+            lf->resume_after = lf->tx_seq = lf->tx_acked = r;
+        } else if (v && strcmp(v, "2") == 0) {
+            log_error("SM link: the SM says it received %s of our frames; we sent %llu of which "
+                      "%llu were acknowledged", received ? received : "(nothing)",
+                      (unsigned long long)lf->tx_seq, (unsigned long long)lf->tx_acked);
+            lf->drop = true;
         } else {
             log_error("SM link: the SM offers smproto version %s, we speak %d", v ? v : "(none)",
                       SMPROTO_VERSION);
@@ -310,6 +345,101 @@ static void on_sm_close(void *ctx)
 {
     link_front *lf = ctx;
     lf->drop = true;
+}
+
+/* ---- custody ---------------------------------------------------------------------------------- */
+
+static const uint8_t *msg_data(const link_msg *m)
+{
+    return (const uint8_t *)outq_block_data(m->blk) + m->off;
+}
+
+/* Calls fn for each frame of m (whole frames, as the IO threads and the resync produce them). */
+#define FOR_EACH_FRAME(m, f, at)                                                                  \
+    for (size_t at = 0, n_ = 0; at < (m)->len; at += n_)                                         \
+        if (smproto_frame_next(msg_data(m) + at, (m)->len - at, &(f), &n_) != SMPROTO_FRAME_OK) { \
+            break;                                                                                \
+        } else
+
+static uint64_t counted_frames(const link_msg *m)
+{
+    uint64_t n = 0;
+    smproto_frame f;
+    FOR_EACH_FRAME(m, f, at)
+        n += smproto_counted(f.type);
+    return n;
+}
+
+/* Writes m to the link; what it holds of counted frames stays ours until the SM acknowledges. */
+static void send_msg(link_front *lf, link_msg *m)
+{
+    uint64_t n = m->len ? counted_frames(m) : 0;
+    if (m->len)
+        outq_push_block(&lf->sockq, m->blk, m->off, m->len);
+    if (!n) {
+        link_msg_free(m);
+        return;
+    }
+    lf->tx_seq += n;
+    m->last_seq = lf->tx_seq;
+    m->next = NULL;
+    *lf->unacked_tail = m;
+    lf->unacked_tail = &m->next;
+    lf->unacked_bytes += m->len;
+}
+
+/* The SM acknowledged our first n counted frames. */
+static bool on_ack(link_front *lf, uint64_t n)
+{
+    if (n < lf->tx_acked || n > lf->tx_seq)
+        return false;
+    lf->tx_acked = n;
+    while (lf->unacked && lf->unacked->last_seq <= n) {
+        link_msg *m = lf->unacked;
+        lf->unacked = m->next;
+        lf->unacked_bytes -= m->len;
+        link_msg_free(m);
+    }
+    if (!lf->unacked)
+        lf->unacked_tail = &lf->unacked;
+    return true;
+}
+
+/* A held message, made ready for the new link: frames sent before that the SM says it received
+ * are dropped, and so are logins and binds made before the IO thread answered this link's resync
+ * (it asked them again there). Sends what is left. */
+static void resend_held(link_front *lf, link_msg *m)
+{
+    uint64_t seq = m->last_seq ? m->last_seq - counted_frames(m) : 0;
+    bool stale_requests = m->epoch < lf->epoch;
+    buf keep = BUF_INIT;
+    bool dropped = false;
+    uint64_t resent = 0;
+    smproto_frame f;
+    FOR_EACH_FRAME(m, f, at) {
+        bool counted = smproto_counted(f.type);
+        seq += counted && m->last_seq;
+        bool drop = (m->last_seq && counted && seq <= lf->resume_after) ||
+                    (stale_requests && (f.type == SMPROTO_AUTH_QUERY || f.type == SMPROTO_BIND));
+        if (drop) {
+            dropped = true;
+            continue;
+        }
+        resent += counted && m->last_seq;
+        buf_append(&keep, msg_data(m) + at, SMPROTO_HEADER + f.len);
+    }
+    count(&lf->st_resent, resent);
+    if (!dropped) {
+        buf_free(&keep);
+        m->last_seq = 0;
+        send_msg(lf, m);
+        return;
+    }
+    size_t len = buf_len(&keep);
+    link_msg *kept = link_msg_new(LINK_MSG_FRAMES, len ? outq_block_from_buf(&keep) : NULL, 0, len);
+    buf_free(&keep);
+    link_msg_free(m);
+    send_msg(lf, kept);
 }
 
 static void start_resync(link_front *lf)
@@ -342,14 +472,12 @@ static void finish_resync(link_front *lf)
     while (lf->held) {
         link_msg *m = lf->held;
         lf->held = m->next;
-        outq_push_block(&lf->sockq, m->blk, m->off, m->len);
         n += m->len;
-        link_msg_free(m);
+        resend_held(lf, m);
     }
     lf->held_tail = &lf->held;
     lf->held_bytes = 0;
-    if (n)
-        log_info("SM link: sent %zu bytes held while the link was down", n);
+    log_notice("SM link: resync done; %zu bytes held while the link was down sent", n);
     lf->state = LS_UP;
     atomic_store(&lf->up, true);
     set_congested(lf);
@@ -383,6 +511,7 @@ static void read_frames(link_front *lf)
         size_t n;
         smproto_frame_next(bd + off, used - off, &f, &n);
         frames++;
+        lf->rx_count += smproto_counted(f.type);
         if (f.type == SMPROTO_PING) {
             uint64_t token;
             if (smproto_get_ping(&f, &token)) {
@@ -390,6 +519,13 @@ static void read_frames(link_front *lf)
                 smproto_put_ping(&b, SMPROTO_PONG, token);
                 outq_push_bytes(&lf->sockq, buf_data(&b), buf_len(&b));
                 buf_free(&b);
+            }
+        } else if (f.type == SMPROTO_ACK) {
+            uint64_t acked;
+            if (!smproto_get_ack(&f, &acked) || !on_ack(lf, acked)) {
+                outq_block_unref(blk);
+                link_down(lf, "protocol error: a bad ACK from the SM");
+                return;
             }
         } else if (f.type == SMPROTO_PONG) {
             /* last_rx already moved */
@@ -404,6 +540,14 @@ static void read_frames(link_front *lf)
     outq_block_unref(blk);
     buf_consume(&lf->rx, used);
     count(&lf->st_frames_in, frames);
+    /* What we took is ours now (the IO threads deliver it or hand it back): tell the SM. */
+    if (lf->rx_count != lf->rx_told) {
+        buf b = BUF_INIT;
+        smproto_put_ack(&b, lf->rx_count);
+        outq_push_bytes(&lf->sockq, buf_data(&b), buf_len(&b));
+        buf_free(&b);
+        lf->rx_told = lf->rx_count;
+    }
     wake_shards(lf);
 }
 
@@ -568,19 +712,15 @@ static void from_shard(link_front *lf, unsigned shard, link_msg *m)
 {
     switch (m->kind) {
     case LINK_MSG_FRAMES:
-        if (lf->state == LS_UP) {
-            outq_push_block(&lf->sockq, m->blk, m->off, m->len);
-            link_msg_free(m);
-        } else {
+        if (lf->state == LS_UP)
+            send_msg(lf, m);
+        else
             hold(lf, m);
-        }
         break;
     case LINK_MSG_RESYNC:
         if (lf->state == LS_RESYNC && m->epoch == lf->epoch && !lf->shards[shard].resynced) {
-            if (m->blk)
-                outq_push_block(&lf->sockq, m->blk, m->off, m->len);
             lf->shards[shard].resynced = true;
-            link_msg_free(m);
+            send_msg(lf, m);
             finish_resync(lf);
         } else {
             link_msg_free(m);
@@ -597,10 +737,10 @@ static void take_from_shards(link_front *lf)
     for (unsigned i = 0; i < lf->nshards; i++) {
         link_shard *sh = &lf->shards[i];
         link_msg *m;
-        /* Past cfg->link_queue_bytes unwritten to the SM, stop taking: the rings fill and the IO
-         * threads stop reading their clients. */
+        /* Past cfg->link_queue_bytes unwritten to the SM, or the hold's worth not acknowledged
+         * by it, stop taking: the rings fill and the IO threads stop reading their clients. */
         while (outq_bytes(&lf->sockq) < lf->cfg->link_queue_bytes &&
-               (m = ring_pop(&sh->to_link))) {
+               lf->unacked_bytes < lf->cfg->sm_hold_bytes && (m = ring_pop(&sh->to_link))) {
             if (m->kind == LINK_MSG_FRAMES)
                 count(&lf->st_frames_out, 1);
             from_shard(lf, i, m);
@@ -691,7 +831,10 @@ link_front *link_front_new(const front_config *cfg, unsigned nshards)
     }
     lf->fd = -1;
     lf->held_tail = &lf->held;
+    lf->unacked_tail = &lf->unacked;
     lf->epoch = 1;
+    uint64_t inst = random_u64();
+    snprintf(lf->instance, sizeof lf->instance, "%016llx", (unsigned long long)inst);
     timer_init(&lf->retry_timer, on_retry, lf);
     timer_init(&lf->tick_timer, on_tick, lf);
     xmlstream_handlers h = {.header = on_sm_header, .stanza = on_sm_element, .close = on_sm_close};
@@ -752,6 +895,11 @@ void link_front_free(link_front *lf)
     while (lf->held) {
         link_msg *m = lf->held;
         lf->held = m->next;
+        link_msg_free(m);
+    }
+    while (lf->unacked) {
+        link_msg *m = lf->unacked;
+        lf->unacked = m->next;
         link_msg_free(m);
     }
     if (lf->fd >= 0)

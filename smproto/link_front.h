@@ -5,10 +5,13 @@
  * opening and handshake, asks for frames, and from then on only moves frames: from each IO
  * thread's outbound ring to the socket, batched into writev calls, and from the socket to the IO
  * thread that owns each frame's session (smproto_sid_shard). It never parses XML after the switch.
- * While the link is down it holds what the IO threads send, up to <sm><hold> bytes; past that
- * link_front_congested() turns true and the IO threads answer senders with a stanza error. After
- * every (re)connection it asks each IO thread to re-announce its bound sessions (RESYNC), then
- * sends what it held.
+ * Custody (docs/smproto.md §3): every counted frame it sends stays in memory until the SM
+ * acknowledges it (ACK); it acknowledges what it takes from the SM after each read. While the link
+ * is down it holds what the IO threads send, after what the SM had not acknowledged, up to
+ * <sm><hold> bytes; past that link_front_congested() turns true and the IO threads answer senders
+ * with a stanza error. After every (re)connection it asks each IO thread to re-announce its bound
+ * sessions (RESYNC), then sends what it held but what the SM says it received, less the logins and
+ * binds the IO threads asked again in their resync.
  *
  * Ring entries are link_msg pointers; whoever pops one owns it (link_msg_free). Each ring holds
  * cfg->ring_size - 1 of them.
@@ -41,7 +44,9 @@ typedef struct link_msg {
     link_msg_kind kind;
     outq_block *blk;        /* one reference, the message's */
     size_t off, len;
-    uint64_t epoch;         /* RESYNC_ASK / RESYNC: which connection the resync is for */
+    uint64_t epoch;         /* RESYNC_ASK / RESYNC: which connection the resync is for; IO → link
+                             * FRAMES: the last resync the IO thread had answered */
+    uint64_t last_seq;      /* link thread: the number of its last counted frame once sent, or 0 */
 } link_msg;
 
 link_msg *link_msg_new(link_msg_kind kind, outq_block *blk, size_t off, size_t len);
@@ -52,6 +57,7 @@ typedef struct link_front link_front;
 /* Counters, read with relaxed atomics from any thread (for logs and tests). */
 typedef struct link_front_stats {
     uint64_t connects, disconnects, frames_in, frames_out, bad_shard, held_bytes;
+    uint64_t resent;       /* counted frames sent again after a reconnect */
     uint64_t ring_full;    /* frames for an IO thread that waited because its ring was full */
 } link_front_stats;
 

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/jid.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/xml_write.h"
@@ -177,15 +179,58 @@ static void handshake(link_sm *l, xml_node *st, xml_arena *arena)
         stream_error(l, "not-authorized", "handshake refused");
         return;
     }
-    /* One live link per service id: the newcomer wins (a front that reconnected). */
+    /* One live link per service id: the newcomer wins (a front that reconnected, a component
+     * restarted while its old connection is half open). A component is told why, with XEP-0114's
+     * <conflict/>; a front's link speaks frames, not XML. */
     for (link_sm *o = l->srv->links; o; o = o->next)
         if (o != l && o->svc == l->svc && o->state != L_HEADER && o->state != L_HANDSHAKE) {
+            if (o->state != L_FRAMES) {
+                xml_write_stream_error(&o->out, "conflict", "replaced by a new connection");
+                xml_write_stream_close(&o->out);
+            }
             link_sm_close(o, "replaced by a new link with the same id");
             break;
         }
     buf_append(&l->out, "<handshake/>", 12);
     l->state = L_AUTHED;
     log_info("link %s (%s): handshake accepted", l->svc->id, l->peer);
+    /* XEP-0114 §3: from now on a component may be sent stanzas, and many (biboumi, slixmpp's)
+     * never speak first. A front is taken for one until its <smproto/> (on_stanza); what is
+     * routed to its id meanwhile is XML that a front ignores before the switch. */
+    l->up = true;
+    if (l->srv->h.up)
+        l->srv->h.up(l->srv->ctx, l, NULL);
+}
+
+/* XEP-0114 §3: a component's stanzas are from its own domain, 'from' being required. */
+static bool from_own_domain(const link_sm *l, const xml_node *st)
+{
+    const char *from = xml_attr_get(st, "from");
+    jid j;
+    if (!from || jid_parse(from, strlen(from), &j) != JID_OK)
+        return false;
+    size_t dlen;
+    const char *d = jid_domain(&j, &dlen);
+    bool ok = strlen(l->svc->id) == dlen && strncasecmp(d, l->svc->id, dlen) == 0;
+    jid_free(&j);
+    return ok;
+}
+
+/* instance: 1 to SMPROTO_INSTANCE_MAX lower-case hex digits; acked: a decimal u64. */
+static bool hello_parse(const xml_node *st, link_sm_hello *out)
+{
+    const char *inst = xml_attr_get(st, "instance"), *acked = xml_attr_get(st, "acked");
+    size_t n = inst ? strlen(inst) : 0;
+    if (n == 0 || n > SMPROTO_INSTANCE_MAX || strspn(inst, "0123456789abcdef") != n || !acked ||
+        !*acked || strspn(acked, "0123456789") != strlen(acked) || strlen(acked) > 20)
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(acked, NULL, 10);
+    if (errno)
+        return false;
+    out->instance = inst;
+    out->acked = v;
+    return true;
 }
 
 static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
@@ -203,27 +248,35 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
     case L_AUTHED:
         if (xml_is(st, SMPROTO_NS, "smproto")) {
             const char *v = xml_attr_get(st, "version");
-            if (!v || strcmp(v, "1") != 0) {
+            link_sm_hello hello;
+            if (!v || strcmp(v, "2") != 0) {
                 stream_error(l, "unsupported-version", "smproto version not supported");
                 break;
             }
-            buf_appendf(&l->out, "<smproto xmlns='%s' version='%d'/>", SMPROTO_NS,
-                        SMPROTO_VERSION);
+            if (!hello_parse(st, &hello)) {
+                stream_error(l, "bad-format", "smproto request without a valid instance or acked");
+                break;
+            }
+            if (l->up && srv->h.down)  /* up as a component since the handshake */
+                srv->h.down(srv->ctx, l);
+            uint64_t received = srv->h.up ? srv->h.up(srv->ctx, l, &hello) : hello.acked;
+            buf_appendf(&l->out, "<smproto xmlns='%s' version='%d' received='%llu'/>", SMPROTO_NS,
+                        SMPROTO_VERSION, (unsigned long long)received);
             l->state = L_FRAMES;
             l->up = true;
             xmlstream_stop(l->xs);  /* the next byte is the first frame */
-            if (srv->h.up)
-                srv->h.up(srv->ctx, l, false);
             break;
         }
-        l->state = L_XML;
-        l->up = true;
-        if (srv->h.up)
-            srv->h.up(srv->ctx, l, true);
-        /* the first stanza of a component */
+        l->state = L_XML;   /* the first stanza of a component, up since its handshake */
         __attribute__((fallthrough));
     case L_XML:
-        if (l->state == L_XML && srv->h.stanza) {
+        if (!from_own_domain(l, st)) {
+            log_warn("link %s (%s): <%s/> from '%s', outside the component's domain", l->svc->id,
+                     l->peer, st->name, xml_attr_get(st, "from") ? xml_attr_get(st, "from") : "");
+            stream_error(l, "invalid-from", "a stanza from outside the component's domain");
+            break;
+        }
+        if (srv->h.stanza) {
             srv->h.stanza(srv->ctx, l, st, arena);
             return;
         }
@@ -323,6 +376,14 @@ static void on_keepalive(timer *t, void *arg)
     link_sm *l = arg;
     uint64_t now = evloop_now(l->srv->loop);
     uint64_t silence = now - l->last_rx;
+    if (l->up && l->state != L_FRAMES) {
+        /* A component owes us no traffic (XEP-0114 has no keepalive) and may stay quiet for
+         * hours: a whitespace keepalive (RFC 6120 §4.6.1) makes a dead peer's socket fail. */
+        if (silence >= LINK_SM_PING_MS)
+            buf_append(&l->out, " ", 1);
+        evloop_timer_after(l->srv->loop, &l->keepalive, LINK_SM_PING_MS);
+        return;
+    }
     if (silence >= LINK_SM_DEAD_MS) {
         link_sm_close(l, "no traffic for 90 s");
         return;

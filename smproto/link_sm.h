@@ -1,7 +1,8 @@
 /* smproto/link_sm.h — the SM's end of smproto links (docs/smproto.md): listening on every
  * <service><accept>, the XEP-0114 opening (stream header, stream id, constant-time handshake
- * check), the switch to frames on <smproto version='1'/>, keepalives (§4), and plain XEP-0114
- * components that never switch and keep speaking XML.
+ * check), the switch to frames on <smproto version='2'/> (§1: the front's instance and what it
+ * has had acknowledged; the answer says what the SM has received), keepalives (§4), and plain
+ * XEP-0114 components that never switch and keep speaking XML.
  *
  * The owner (sm/server.c) sees a link once it is up: a front's frames (PING and PONG are answered
  * here and never reach it) or a component's stanzas, and finally its loss. Only one live link per
@@ -28,10 +29,17 @@
 typedef struct link_sm link_sm;
 typedef struct link_sm_server link_sm_server;
 
+/* What a front says when it asks for frames (docs/smproto.md §1). */
+typedef struct link_sm_hello {
+    const char *instance;   /* the front process's random instance id */
+    uint64_t acked;         /* counted frames the SM has acknowledged to this instance */
+} link_sm_hello;
+
 typedef struct link_sm_handlers {
-    /* The link is ready: a front that switched to frames, or a component that sent its first
-     * stanza after the handshake (component true). */
-    void (*up)(void *ctx, link_sm *l, bool component);
+    /* The link is ready: a front that switched to frames (hello set; returns the number of the
+     * last of its counted frames the SM has received, which the answer carries), or a component
+     * that sent its first stanza after the handshake (hello NULL; the result is ignored). */
+    uint64_t (*up)(void *ctx, link_sm *l, const link_sm_hello *hello);
     /* A front's frame (header checked, payload not). The handler may close the link. */
     void (*frame)(void *ctx, link_sm *l, const smproto_frame *f);
     /* A component's stanza; the handler owns arena. */

@@ -12,6 +12,8 @@
 #   JABSHARD_RUN_DIR [build/run]  JABSHARD_IP [127.0.0.1]  JABSHARD_PORT [5222, STARTTLS]
 #   JABSHARD_TLS_PORT [5223, direct TLS]  JABSHARD_SM_PORT [5111]  JABSHARD_LOG_LEVEL [info]
 #   JABSHARD_LIMITS   name=value pairs for jadc2s.xml's <limits>, e.g. "conn_rate=100 max_bps=0"
+#   JABSHARD_PREPARE_ONLY=1  prepare the run directory (configuration, certificate, secret) and
+#                     exit without starting anything (the fault tests start the programs themselves)
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -150,6 +152,11 @@ derive jadc2s.xml "$limits" \
     "<port>5223</port>" "<port>$tls_port</port>" \
     "<pemfile>./server.pem</pemfile>" "<pemfile>$run/server.pem</pemfile>" \
     "<level>info</level>" "<level>$level</level>"
+
+if [ "${JABSHARD_PREPARE_ONLY:-}" = 1 ]; then
+    echo "jabshard: prepared $run"
+    exit 0
+fi
 
 # listening PORT: something listens on TCP PORT. The kernel lists listening sockets first in
 # /proc/net/tcp{,6}, so the scan stops at the first other one: a busy machine has tens of

@@ -65,6 +65,10 @@ static void t_component(void *ctx, void *link, const char *xml, size_t len)
 {
     record('C', 0, 0, xml, len);
 }
+static void t_state(void *ctx, void *link, uint64_t sid, uint8_t flags)
+{
+    record('T', sid, flags, NULL, 0);
+}
 
 typedef struct h_pend {
     xdb_request *r;
@@ -129,7 +133,7 @@ static int setup(void **state)
     cfg.hosts = hosts;
     cfg.nhosts = 2;
     cfg.offline_quota = SM_HARNESS_OFFLINE_QUOTA;
-    static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component};
+    static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component, t_state};
     core = sm_new(&cfg, &t, NULL, submit, NULL);
     front = sm_link_up(core, (void *)1, "front", false);
     comp = sm_link_up(core, (void *)2, "muc.example.org", true);

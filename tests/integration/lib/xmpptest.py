@@ -182,10 +182,10 @@ class Client(slixmpp.ClientXMPP):
         self._serial += 1
         return '%s%d' % (prefix, self._serial)
 
-    async def login(self, direct_tls=False):
-        """Connects (STARTTLS on PORT, or direct TLS on TLS_PORT), authenticates and binds;
-        raises Failure if that does not happen within WAIT seconds."""
-        port = TLS_PORT if direct_tls else PORT
+    async def login(self, direct_tls=False, port=None):
+        """Connects (STARTTLS on PORT, or direct TLS on TLS_PORT; port overrides either),
+        authenticates and binds; raises Failure if that does not happen within WAIT seconds."""
+        port = port or (TLS_PORT if direct_tls else PORT)
         self.connect((HOST, port), use_ssl=direct_tls, force_starttls=not direct_tls)
         try:
             await asyncio.wait_for(asyncio.shield(self.started), WAIT)

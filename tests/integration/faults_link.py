@@ -1,0 +1,264 @@
+"""tests/integration/faults_link.py — the link between the fronts and the SM under faults, with a
+steady message load (tests/bench/loadgen) between clients spread over two fronts:
+  - presence and rosters across an SM restart (slixmpp: contacts on both fronts);
+  - the SM killed (SIGKILL) and restarted under load;
+  - the link cut from outside (ss -K closes the fronts' sockets to the SM) under load;
+  - a front killed (SIGKILL) under load, then restarted with the same id.
+For each: clients connected before and after, messages sent / delivered / lost / duplicated /
+errored (from the load generator, which matches every message by sender and sequence), and the
+time to recover. docs/smproto.md §3 says which duplicates the protocol allows (a frame the SM had
+finished with but not yet acknowledged when it died), so duplicates are reported, not refused;
+loss is refused, except for messages to or from clients whose own front was killed (they were in
+that process's memory), which are counted apart.
+
+Usage: faults_link.py BUILD_DIR. Ends with "faults_link: N passed, N failed"."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
+import faultlib  # noqa: E402
+from faultlib import Report, System, wait_until  # noqa: E402
+
+
+def load_args(system, users, rate, seconds, reconnect=False):
+    args = ['--host', '127.0.0.1',
+            '--port', '%d,%d' % (system.fronts['jadc2s'][1], system.fronts['front2'][1]),
+            '--domain', 'localhost', '--users', str(users), '--mech', 'SCRAM-SHA-1',
+            '--tls', 'none', '--sources', '127.0.0.1-127.0.0.50', '--login-concurrency', '100',
+            '--rates', str(rate), '--round-seconds', str(seconds), '--drain-seconds', '10',
+            '--keepalive', '0', '--timeout', '60']
+    if reconnect:
+        args += ['--reconnect', '1']
+    return args
+
+
+def summary(r):
+    return ('connected %d, sent %d, delivered %d, lost %d (stable %d, dropped %d), dup %d, '
+            'errored %d, p99 %.1f ms' % (r.get('connected', -1), r.get('sent', -1),
+                                         r.get('delivered', -1), r.get('lost', -1),
+                                         r.get('lost_stable', -1), r.get('lost_dropped', -1),
+                                         r.get('dup', -1), r.get('errored', -1),
+                                         r.get('p99_ms', -1.0)))
+
+
+def all_available(system, users):
+    s = system.sessions()
+    return sum(v[0] for v in s.values()) == users and sum(v[1] for v in s.values()) == users
+
+
+class Scenario:
+    """One load run with one fault in the middle of its message round."""
+
+    def __init__(self, rep, system, name, users, rate, seconds, reconnect=False):
+        self.rep, self.system, self.name = rep, system, name
+        self.users, self.seconds = users, seconds
+        self.lg = system.loadgen(load_args(system, users, rate, seconds, reconnect), name)
+
+    def logged_in(self):
+        login = self.lg.wait_record('login', 120)
+        ok = bool(login) and login[0].get('ok') == self.users
+        self.rep.check('%s: %d clients logged in over two fronts' % (self.name, self.users), ok,
+                       login[0] if login else 'no login line (see %s.err)' % self.name)
+        return ok
+
+    def round(self):
+        r = self.lg.wait_record('round', self.seconds + 90)
+        code = self.lg.wait(30)
+        if not r:
+            self.rep.check('%s: the load generator finished its round' % self.name, False,
+                           'exit %s; see %s/%s.err' % (code, self.system.dir, self.name))
+            return None
+        return r[-1]
+
+
+def presence_across_restart(rep, system, a_user, b_user):
+    """Two contacts on different fronts, subscribed both ways, available; the SM is killed and
+    restarted; afterwards their sessions are back, available, with rosters and routing intact."""
+    import xmpptest
+    from xmpptest import Client, is_, q
+
+    async def scenario():
+        a = Client('%s@localhost/ra' % a_user, 'pass' + a_user[4:])
+        b = Client('%s@localhost/rb' % b_user, 'pass' + b_user[4:])
+        await a.login(port=system.fronts['jadc2s'][1])
+        await b.login(port=system.fronts['front2'][1])
+        aj, bj = '%s@localhost' % a_user, '%s@localhost' % b_user
+        # Subscription requests go to available resources (RFC 6121 §3.1.3).
+        a.send_raw("<presence/>")
+        b.send_raw("<presence/>")
+        for x, y, xj, yj in ((a, b, aj, bj), (b, a, bj, aj)):
+            x.send_raw("<presence to='%s' type='subscribe'/>" % yj)
+            await y.expect(lambda el: is_(el, 'presence', 'subscribe', xj), 'the subscribe')
+            y.send_raw("<presence to='%s' type='subscribed'/>" % xj)
+            await x.expect(lambda el: is_(el, 'presence', 'subscribed', yj), 'the subscribed')
+        a.send_raw("<presence><status>before</status></presence>")
+        b.send_raw("<presence><status>before</status></presence>")
+        await b.expect(lambda el: is_(el, 'presence', '') and el.get('from') == aj + '/ra',
+                       "a's presence")
+        await a.expect(lambda el: is_(el, 'presence', '') and el.get('from') == bj + '/rb',
+                       "b's presence")
+        a.received.clear()
+        b.received.clear()
+
+        links_before = [system.program_log(f).count('SM link: resync done')
+                        for f in ('jadc2s', 'front2')]
+        system.sm.kill()
+        killed = time.monotonic()
+        if not system.start_sm():
+            raise xmpptest.Failure('the SM did not start again')
+        for f, before in zip(('jadc2s', 'front2'), links_before):
+            if not await asyncio.to_thread(
+                    wait_until, lambda f=f, n=before: system.program_log(f).count(
+                        'SM link: resync done') > n, 30):
+                raise xmpptest.Failure('front %s did not resync' % f)
+        recovered = time.monotonic() - killed
+        sessions = await asyncio.to_thread(system.sessions)
+        rep.check('presence: both sessions restored and available after the SM restart',
+                  sessions.get('jadc2s', (0, 0))[1] >= 1 and sessions.get('front2', (0, 0))[1] >= 1,
+                  'sessions %s; kill to resync done %.2f s' % (sessions, recovered))
+        # Contacts learn the restored presence again (it is re-broadcast).
+        await b.expect(lambda el: is_(el, 'presence', '') and el.get('from') == aj + '/ra',
+                       "a's presence again after the restart")
+        # Presence changes and messages route as before: the roster was reloaded.
+        b.send_raw("<presence><status>after</status></presence>")
+        el = await a.expect(lambda el: is_(el, 'presence', '') and el.get('from') == bj + '/rb'
+                            and el.findtext(q(xmpptest.NS_CLIENT, 'status')) == 'after',
+                            "b's new presence after the restart")
+        a.send_raw("<message to='%s' type='chat' id='m1'><body>after restart</body></message>" % bj)
+        await b.expect(lambda el: is_(el, 'message', 'chat') and el.get('id') == 'm1',
+                       'the message after the restart')
+        roster = await a.iq('get', "<query xmlns='jabber:iq:roster'/>")
+        items = roster.findall('.//{jabber:iq:roster}item')
+        sub = [i.get('subscription') for i in items if i.get('jid') == bj]
+        rep.check('presence: rosters, presence and routing as before the SM restart',
+                  el is not None and sub == ['both'], 'roster item for b: %s' % sub)
+        await a.logout()
+        await b.logout()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 90))
+    except Exception as e:  # noqa: BLE001 — any failure is this check's failure
+        rep.check('presence across an SM restart', False, '%s: %s' % (type(e).__name__, e))
+
+
+def sm_killed(rep, system, users, rate, seconds):
+    sc = Scenario(rep, system, 'SM killed', users, rate, seconds)
+    if not sc.logged_in():
+        sc.lg.stop()
+        return
+    time.sleep(seconds / 3)
+    before = [system.program_log(f).count('SM link: resync done') for f in ('jadc2s', 'front2')]
+    system.sm.kill()
+    killed = time.monotonic()
+    time.sleep(1)  # an operator's (or systemd's) restart delay
+    started = system.start_sm()
+    resynced = all(wait_until(lambda f=f, n=n: system.program_log(f).count('SM link: resync done')
+                              > n, 30) for f, n in zip(('jadc2s', 'front2'), before))
+    recovery = time.monotonic() - killed
+    rep.check('SM killed: it restarts and both fronts resync', bool(started) and resynced,
+              'SIGKILL to both fronts resynced: %.2f s (1 s of it the restart delay)' % recovery)
+    r = sc.round()
+    if r is None:
+        return
+    rep.check('SM killed: no client disconnected', r.get('connected') == users, summary(r))
+    rep.check('SM killed: no message lost, none errored', r.get('lost') == 0 and
+              r.get('errored') == 0 and r.get('delivered', 0) + r.get('dup', 0) >= r.get('sent', 1),
+              summary(r))
+    ok = wait_until(lambda: all_available(system, users), 20)
+    rep.check('SM killed: every session restored and available', ok, system.sessions())
+
+
+def link_cut(rep, system, users, rate, seconds):
+    sc = Scenario(rep, system, 'link cut', users, rate, seconds)
+    if not sc.logged_in():
+        sc.lg.stop()
+        return
+    time.sleep(seconds / 3)
+    before = [system.program_log(f).count('SM link: resync done') for f in ('jadc2s', 'front2')]
+    cut = subprocess.run(['ss', '-K', 'dst', '127.0.0.1', 'dport', '=', ':%d' % system.sm_port],
+                         capture_output=True, text=True)
+    t = time.monotonic()
+    resynced = all(wait_until(lambda f=f, n=n: system.program_log(f).count('SM link: resync done')
+                              > n, 30) for f, n in zip(('jadc2s', 'front2'), before))
+    recovery = time.monotonic() - t
+    rep.check('link cut: ss -K closes the links; both fronts reconnect and resync',
+              resynced and system.sm.alive(),
+              'cut to both resynced: %.2f s (%s)' % (recovery, cut.stdout.count('ESTAB')
+                                                      and '%d sockets closed' % cut.stdout.count('ESTAB')))
+    r = sc.round()
+    if r is None:
+        return
+    rep.check('link cut: no client disconnected', r.get('connected') == users, summary(r))
+    rep.check('link cut: no message lost, none errored', r.get('lost') == 0 and
+              r.get('errored') == 0, summary(r))
+    ok = wait_until(lambda: all_available(system, users), 20)
+    rep.check('link cut: every session restored and available', ok, system.sessions())
+
+
+def front_killed(rep, system, users, rate, seconds):
+    sc = Scenario(rep, system, 'front killed', users, rate, seconds, reconnect=True)
+    if not sc.logged_in():
+        sc.lg.stop()
+        return
+    time.sleep(seconds / 3)
+    system.front('front2').kill()
+    killed = time.monotonic()
+    ended = wait_until(lambda: 'front2' not in system.sessions(), 30)
+    noticed = time.monotonic() - killed
+    rep.check("front killed: the SM ends that front's sessions", bool(ended),
+              'noticed in %.2f s; sessions now %s' % (noticed, system.sessions()))
+    time.sleep(2)
+    restarted = system.start_front('front2')
+    back = wait_until(lambda: all_available(system, users), 60)
+    rep.check('front killed: restarted with the same id, it is accepted and its clients are back',
+              bool(restarted) and bool(back),
+              'kill to all %d sessions back: %.2f s' % (users, time.monotonic() - killed))
+    r = sc.round()
+    if r is None:
+        return
+    rep.check('front killed: no message lost between clients of the surviving front '
+              'and of the restarted one after they came back', r.get('lost_stable') == 0,
+              summary(r))
+    rep.note('front killed: %d messages were in the killed process or sent to its clients before '
+             'they were back (lost_dropped); messages for them after the kill were stored offline '
+             'and delivered at their next login' % r.get('lost_dropped', -1))
+
+
+def main(build):
+    rep = Report('faults_link')
+    loadgen = os.path.join(build, 'bench', 'loadgen')
+    if not os.access(loadgen, os.X_OK):
+        rep.check('the load generator is built (%s)' % loadgen, False)
+        return rep.finish()
+    san = faultlib.sanitized(build)
+    users, rate, seconds = (200, 100, 24) if san else (1000, 400, 30)
+    system = System(build, 'faults-link')
+    try:
+        system.add_front('front2')
+        ok, out = system.make_users(users + 2)
+        rep.check('%d accounts imported' % (users + 2), ok, out)
+        ok = bool(system.start_sm()) and bool(system.start_front()) and \
+            bool(system.start_front('front2'))
+        rep.check('the SM and two fronts are up', ok, system.dir)
+        if not ok:
+            return rep.finish()
+        os.environ['XMPP_CAFILE'] = os.path.join(system.run, 'server.pem')
+        presence_across_restart(rep, system, 'user%d' % (users + 1), 'user%d' % (users + 2))
+        sm_killed(rep, system, users, rate, seconds)
+        link_cut(rep, system, users, rate, seconds)
+        front_killed(rep, system, users, rate, seconds)
+        for p in system.programs:
+            if p.alive() and p.count('runtime error') + p.count('AddressSanitizer') + \
+                    p.count('ThreadSanitizer'):
+                rep.check('no sanitizer reports in %s' % p.log_path, False, p.text()[-3000:])
+    finally:
+        system.cleanup()
+    return rep.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1]))
