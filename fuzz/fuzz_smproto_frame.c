@@ -1,8 +1,9 @@
-/* fuzz/fuzz_smproto_frame.c — the smproto decoder on arbitrary bytes, read as a link reader reads
- * them. The first input byte picks where the rest is split into two reads; the frames that come out
- * must be the same as those found in the unsplit bytes, and the stream must stop (a bad frame) at
- * the same place. Every frame goes through the decoder of its type, and every record a decoder
- * accepts must re-encode to exactly the frame it came from (one canonical encoding). */
+/* fuzz/fuzz_smproto_frame.c — the smproto decoder (version 2) on arbitrary bytes, read as a link
+ * reader reads them. The first input byte picks where the rest is split into two reads; the frames
+ * that come out must be the same as those found in the unsplit bytes, and the stream must stop (a
+ * bad frame) at the same place. Every frame goes through the decoder of its type, and every record
+ * a decoder accepts must re-encode to exactly the frame it came from (one canonical encoding); a
+ * frame accepted with a session id must be of a counted type (the link's own carry none). */
 #include "smproto/frame.h"
 
 #include <stdint.h>
@@ -73,6 +74,16 @@ static void fuzz_frame(const smproto_frame *f, const uint8_t *raw, size_t raw_le
             return;
         smproto_put_ping(&again, f->type, u64);
         break;
+    case SMPROTO_ACK:
+        if (!smproto_get_ack(f, &u64))
+            return;
+        smproto_put_ack(&again, u64);
+        break;
+    case SMPROTO_STATE:
+        if (!smproto_get_state(f, &u8))
+            return;
+        smproto_put_state(&again, f->sid, u8);
+        break;
     case SMPROTO_UNDELIVERED: {
         size_t len;
         if (!smproto_get_undelivered(f, &s1, &len))
@@ -84,14 +95,20 @@ static void fuzz_frame(const smproto_frame *f, const uint8_t *raw, size_t raw_le
     }
     case SMPROTO_RESYNC: {
         smproto_resync_reader rd;
+        smproto_resync_entry e;
         smproto_resync_read(f, &rd);
         size_t start = smproto_resync_begin(&again);
         int r;
-        while ((r = smproto_resync_next(&rd, &u64, &s1)) == 1)
-            smproto_resync_add(&again, u64, s1);
+        /* The front sizes its frames by smproto_resync_entry_size: it must be what add writes. */
+        while ((r = smproto_resync_next(&rd, &e)) == 1) {
+            size_t before = buf_len(&again);
+            smproto_resync_add(&again, &e);
+            if (buf_len(&again) - before != smproto_resync_entry_size(&e))
+                abort();
+        }
         if (r < 0) {
             /* Malformed stays malformed. */
-            if (smproto_resync_next(&rd, &u64, &s1) != -1)
+            if (smproto_resync_next(&rd, &e) != -1)
                 abort();
             buf_free(&again);
             return;
@@ -100,6 +117,8 @@ static void fuzz_frame(const smproto_frame *f, const uint8_t *raw, size_t raw_le
         break;
     }
     }
+    if (f->sid != 0 && !smproto_counted(f->type))
+        abort();
     fuzz_same(&again, raw, raw_len);
 }
 

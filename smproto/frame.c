@@ -485,8 +485,8 @@ size_t smproto_resync_entry_size(const smproto_resync_entry *e)
 
 void smproto_resync_add(buf *out, const smproto_resync_entry *e)
 {
-    if (e->flags & ~SMPROTO_STATE_ALL)
-        smproto_bug("RESYNC entry with undefined flags");
+    if (e->sid == 0 || (e->flags & ~SMPROTO_STATE_ALL))
+        smproto_bug("RESYNC entry without a session or with undefined flags");
     size_t jl = strlen(e->full_jid), pl = strlen(e->presence);
     size_t n = smproto_resync_entry_size(e);
     uint8_t *p = (uint8_t *)buf_reserve(out, n);

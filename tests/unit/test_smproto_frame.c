@@ -1,8 +1,10 @@
-/* tests/unit/test_smproto_frame.c — smproto/frame.c: the header's exact bytes, a round trip of every
- * type with edge values (empty strings, 1023-byte JIDs, maximal salts and payloads, u64 extremes),
- * the session id helpers, a stream of frames split at every byte boundary, one rejection test per
- * malformation rule (and every truncation of every control record), RESYNC with many entries over
- * several maximal frames, and the encoders aborting on frames the peer would refuse. */
+/* tests/unit/test_smproto_frame.c — smproto/frame.c (version 2): the header's exact bytes, a round
+ * trip of every type with edge values (empty strings, 1023-byte JIDs, maximal salts and payloads,
+ * u64 extremes, every STATE flag set), the session id helpers, which types are counted for ACK, a
+ * stream of frames split at every byte boundary, one rejection test per malformation rule (and
+ * every truncation of every control record), RESYNC entries (flags, presence) byte for byte and by
+ * the thousand over several maximal frames, and the encoders aborting on frames the peer would
+ * refuse. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,6 +71,33 @@ static void assert_creds_equal(const scram_credentials *a, const scram_credentia
     assert_int_equal(a->iterations, b->iterations);
     assert_memory_equal(a->stored_key, b->stored_key, key_len);
     assert_memory_equal(a->server_key, b->server_key, key_len);
+}
+
+static void add_entry(buf *b, uint64_t sid, const char *full_jid, uint8_t flags,
+                      const char *presence)
+{
+    smproto_resync_entry e = { .sid = sid, .full_jid = full_jid, .flags = flags,
+                               .presence = presence };
+    smproto_resync_add(b, &e);
+}
+
+/* Bytes as the wire has them, written independently of the codec: big-endian integers and a frame
+ * header. */
+static uint8_t *wire_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    return p + 8;
+}
+
+static uint8_t *wire_header(uint8_t *p, uint32_t len, uint8_t type, uint64_t sid)
+{
+    static const uint8_t zero[3];
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(len >> (24 - 8 * i));
+    p[4] = type;
+    memcpy(p + 5, zero, 3);    /* flags, reserved */
+    return wire_u64(p + 8, sid);
 }
 
 /* Runs fn in a child and asserts it aborts (encoder misuse is a bug, not a frame). */
@@ -170,12 +199,29 @@ static void test_type_names(void **state)
 {
     static const char *const names[] = { NULL, "STANZA", "AUTH_QUERY", "AUTH_ANSWER", "BIND",
                                          "BOUND", "END", "REGISTER", "PING", "PONG", "RESYNC",
-                                         "UNDELIVERED" };
+                                         "UNDELIVERED", "ACK", "STATE" };
+    assert_int_equal(sizeof(names) / sizeof(names[0]), SMPROTO_TYPE_MAX + 1);
     for (int t = SMPROTO_STANZA; t <= SMPROTO_TYPE_MAX; t++)
         assert_string_equal(smproto_type_name((smproto_type)t), names[t]);
     assert_string_equal(smproto_type_name((smproto_type)0), "UNKNOWN");
     assert_string_equal(smproto_type_name((smproto_type)(SMPROTO_TYPE_MAX + 1)), "UNKNOWN");
     assert_string_equal(smproto_type_name((smproto_type)255), "UNKNOWN");
+}
+
+/* Only session traffic is numbered for ACK; the link's own frames (PING, PONG, RESYNC and ACK
+ * itself) are not, or acknowledging would never settle. */
+static void test_counted(void **state)
+{
+    static const bool counted[] = {
+        [SMPROTO_STANZA] = true,   [SMPROTO_AUTH_QUERY] = true, [SMPROTO_AUTH_ANSWER] = true,
+        [SMPROTO_BIND] = true,     [SMPROTO_BOUND] = true,      [SMPROTO_END] = true,
+        [SMPROTO_REGISTER] = true, [SMPROTO_PING] = false,      [SMPROTO_PONG] = false,
+        [SMPROTO_RESYNC] = false,  [SMPROTO_UNDELIVERED] = true, [SMPROTO_ACK] = false,
+        [SMPROTO_STATE] = true,
+    };
+    assert_int_equal(sizeof(counted) / sizeof(counted[0]), SMPROTO_TYPE_MAX + 1);
+    for (int t = SMPROTO_STANZA; t <= SMPROTO_TYPE_MAX; t++)
+        assert_int_equal(smproto_counted((smproto_type)t), counted[t]);
 }
 
 /* ---- round trips of the control records -------------------------------------------------- */
@@ -400,6 +446,62 @@ static void test_ping_pong(void **state)
         }
 }
 
+static void test_ack(void **state)
+{
+    static const uint64_t seqs[] = { 0, 1, 0xffffffffull, 0x100000000ull, 0x0123456789abcdefull,
+                                     UINT64_MAX };
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+        buf b = BUF_INIT, again = BUF_INIT;
+        smproto_put_ack(&b, seqs[i]);
+        uint8_t want[SMPROTO_HEADER + 8];
+        wire_u64(wire_header(want, 8, SMPROTO_ACK, 0), seqs[i]);
+        assert_int_equal(buf_len(&b), sizeof(want));
+        assert_memory_equal(buf_data(&b), want, sizeof(want));
+        smproto_frame f = one_frame(&b);
+        assert_int_equal(f.type, SMPROTO_ACK);
+        assert_true(f.sid == 0);
+        uint64_t seq = ~seqs[i];
+        assert_true(smproto_get_ack(&f, &seq));
+        assert_true(seq == seqs[i]);
+        smproto_put_ack(&again, seq);
+        assert_int_equal(buf_len(&again), buf_len(&b));
+        assert_memory_equal(buf_data(&again), buf_data(&b), buf_len(&b));
+        buf_free(&b);
+        buf_free(&again);
+    }
+}
+
+static void test_state(void **state)
+{
+    /* The flags are distinct bits and ALL is exactly their union: "within ALL" is a bit mask. */
+    assert_int_equal(SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS | SMPROTO_STATE_BLOCKLIST,
+                     SMPROTO_STATE_ALL);
+    assert_int_equal(SMPROTO_STATE_ROSTER & SMPROTO_STATE_CARBONS, 0);
+    assert_int_equal((SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS) & SMPROTO_STATE_BLOCKLIST, 0);
+
+    static const uint64_t sids[] = { 1, 0x0102030405060708ull, UINT64_MAX };
+    for (size_t i = 0; i < sizeof(sids) / sizeof(sids[0]); i++)
+        for (uint8_t flags = 0; flags <= SMPROTO_STATE_ALL; flags++) {
+            buf b = BUF_INIT, again = BUF_INIT;
+            smproto_put_state(&b, sids[i], flags);
+            uint8_t want[SMPROTO_HEADER + 1];
+            wire_header(want, 1, SMPROTO_STATE, sids[i])[0] = flags;
+            assert_int_equal(buf_len(&b), sizeof(want));
+            assert_memory_equal(buf_data(&b), want, sizeof(want));
+            smproto_frame f = one_frame(&b);
+            assert_int_equal(f.type, SMPROTO_STATE);
+            assert_true(f.sid == sids[i]);
+            uint8_t got = 0xff;
+            assert_true(smproto_get_state(&f, &got));
+            assert_int_equal(got, flags);
+            smproto_put_state(&again, f.sid, got);
+            assert_int_equal(buf_len(&again), buf_len(&b));
+            assert_memory_equal(buf_data(&again), buf_data(&b), buf_len(&b));
+            buf_free(&b);
+            buf_free(&again);
+        }
+}
+
 /* ---- streams ----------------------------------------------------------------------------- */
 
 /* One frame of every type (and an empty stanza and an empty RESYNC), back to back. */
@@ -421,9 +523,11 @@ static void build_stream(buf *b)
     smproto_put_ping(b, SMPROTO_PING, 11);
     smproto_put_ping(b, SMPROTO_PONG, 11);
     smproto_put_undelivered(b, 7, "<message to='a@b/c'/>", 21);
+    smproto_put_ack(b, 12);
+    smproto_put_state(b, 3, SMPROTO_STATE_ROSTER | SMPROTO_STATE_BLOCKLIST);
     size_t rs = smproto_resync_begin(b);
-    smproto_resync_add(b, smproto_sid(1, 2, 3), "a@b/c");
-    smproto_resync_add(b, UINT64_MAX, "d@e/f");
+    add_entry(b, smproto_sid(1, 2, 3), "a@b/c", 0, "");
+    add_entry(b, UINT64_MAX, "d@e/f", SMPROTO_STATE_ALL, "<presence from='d@e/f'/>");
     smproto_resync_end(b, rs);
     smproto_resync_end(b, smproto_resync_begin(b));
 }
@@ -473,7 +577,7 @@ static void test_split_every_boundary(void **state)
     build_stream(&stream);
     size_t offsets[32];
     size_t n = stream_offsets(&stream, offsets, 31);
-    assert_int_equal(n, 15);
+    assert_int_equal(n, 17);
     size_t total = buf_len(&stream);
 
     for (size_t cut = 0; cut <= total; cut++) {
@@ -545,6 +649,13 @@ static void test_header_bad_type(void **state)
                                         : SMPROTO_FRAME_BAD;
         assert_int_equal(next_of(h, sizeof(h)), want);
     }
+    /* Version 2's types by number, and the first one past them. */
+    h[4] = 12;
+    assert_int_equal(next_of(h, sizeof(h)), SMPROTO_FRAME_OK);
+    h[4] = 13;
+    assert_int_equal(next_of(h, sizeof(h)), SMPROTO_FRAME_OK);
+    h[4] = 14;
+    assert_int_equal(next_of(h, sizeof(h)), SMPROTO_FRAME_BAD);
 }
 
 static void test_header_flags(void **state)
@@ -593,10 +704,15 @@ static unsigned accepted_by(const smproto_frame *f)
     size_t len;
     if (smproto_get_undelivered(f, &s1, &len))
         mask |= 1u << SMPROTO_UNDELIVERED;
+    if (smproto_get_ack(f, &u64))
+        mask |= 1u << SMPROTO_ACK;
+    if (smproto_get_state(f, &u8))
+        mask |= 1u << SMPROTO_STATE;
     smproto_resync_reader rd;
     smproto_resync_read(f, &rd);
+    smproto_resync_entry e;
     int r;
-    while ((r = smproto_resync_next(&rd, &u64, &s1)) == 1)
+    while ((r = smproto_resync_next(&rd, &e)) == 1)
         ;
     if (r == 0)
         mask |= 1u << SMPROTO_RESYNC;
@@ -634,6 +750,10 @@ static void control_samples(buf *out, size_t *offsets, size_t *n)
     SAMPLE(smproto_put_register(out, 1, "h", "<iq/>"));
     SAMPLE(smproto_put_ping(out, SMPROTO_PING, 1));
     SAMPLE(smproto_put_ping(out, SMPROTO_PONG, 2));
+    SAMPLE(smproto_put_ack(out, 0));
+    SAMPLE(smproto_put_ack(out, UINT64_MAX));
+    SAMPLE(smproto_put_state(out, 1, 0));
+    SAMPLE(smproto_put_state(out, 1, SMPROTO_STATE_ALL));
 #undef SAMPLE
     offsets[k] = buf_len(out);
     *n = k;
@@ -642,7 +762,7 @@ static void control_samples(buf *out, size_t *offsets, size_t *n)
 static void test_every_truncation_rejected(void **state)
 {
     buf b = BUF_INIT;
-    size_t offsets[16], n;
+    size_t offsets[24], n;
     control_samples(&b, offsets, &n);
     for (size_t i = 0; i < n; i++) {
         smproto_frame f;
@@ -660,7 +780,7 @@ static void test_every_truncation_rejected(void **state)
 static void test_trailing_byte_rejected(void **state)
 {
     buf b = BUF_INIT;
-    size_t offsets[16], n;
+    size_t offsets[24], n;
     control_samples(&b, offsets, &n);
     for (size_t i = 0; i < n; i++) {
         smproto_frame f;
@@ -737,16 +857,23 @@ static void test_utf8(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint8_t p[64];
         size_t l = strlen(cases[i].s);
-        /* In each string position of AUTH_QUERY, and as a RESYNC JID. */
+        /* In each string position of AUTH_QUERY, and as a RESYNC entry's JID and presence. */
         memcpy(p, cases[i].s, l + 1);
         memcpy(p + l + 1, "u", 2);
         assert_int_equal(payload_ok(SMPROTO_AUTH_QUERY, 1, p, l + 3), cases[i].ok);
         memcpy(p, "h", 2);
         memcpy(p + 2, cases[i].s, l + 1);
         assert_int_equal(payload_ok(SMPROTO_AUTH_QUERY, 1, p, l + 3), cases[i].ok);
-        memset(p, 0, 8);
-        memcpy(p + 8, cases[i].s, l + 1);
-        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, l + 9), cases[i].ok);
+        uint8_t *q = wire_u64(p, 1);
+        memcpy(q, cases[i].s, l + 1);
+        q[l + 1] = SMPROTO_STATE_ROSTER;
+        q[l + 2] = '\0';
+        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, 8 + l + 3), cases[i].ok);
+        q = wire_u64(p, 1);
+        memcpy(q, "a@b/c", 6);
+        q[6] = 0;
+        memcpy(q + 7, cases[i].s, l + 1);
+        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, 8 + 7 + l + 1), cases[i].ok);
     }
 }
 
@@ -861,6 +988,69 @@ static void test_ping_shape(void **state)
     assert_false(payload_ok(SMPROTO_PONG, UINT64_MAX, t, 8));
 }
 
+static void test_ack_shape(void **state)
+{
+    uint8_t t[9] = { 0 };
+    assert_true(payload_ok(SMPROTO_ACK, 0, t, 8));
+    assert_false(payload_ok(SMPROTO_ACK, 0, t, 0));
+    assert_false(payload_ok(SMPROTO_ACK, 0, t, 4));
+    assert_false(payload_ok(SMPROTO_ACK, 0, t, 7));
+    for (int extra = 0; extra < 256; extra += 85) {    /* trailing bytes, NUL included */
+        t[8] = (uint8_t)extra;
+        assert_false(payload_ok(SMPROTO_ACK, 0, t, 9));
+    }
+    /* ACK belongs to the link. */
+    assert_false(payload_ok(SMPROTO_ACK, 1, t, 8));
+    assert_false(payload_ok(SMPROTO_ACK, UINT64_MAX, t, 8));
+
+    /* A PING is not an ACK (nor the reverse), and a refusal leaves the output alone. */
+    buf b = BUF_INIT;
+    smproto_put_ping(&b, SMPROTO_PING, 5);
+    smproto_frame f = one_frame(&b);
+    uint64_t v = 42;
+    assert_false(smproto_get_ack(&f, &v));
+    assert_true(v == 42);
+    buf_free(&b);
+    smproto_put_ack(&b, 5);
+    f = one_frame(&b);
+    assert_false(smproto_get_ping(&f, &v));
+    assert_true(v == 42);
+    f.sid = 1;
+    assert_false(smproto_get_ack(&f, &v));
+    assert_true(v == 42);
+    buf_free(&b);
+}
+
+static void test_state_shape(void **state)
+{
+    /* Every flags byte: the defined bits alone are accepted. */
+    for (int fl = 0; fl < 256; fl++) {
+        uint8_t v = (uint8_t)fl;
+        assert_int_equal(payload_ok(SMPROTO_STATE, 1, &v, 1), (fl & ~SMPROTO_STATE_ALL) == 0);
+    }
+    assert_false(payload_ok(SMPROTO_STATE, 1, "", 0));
+    assert_false(payload_ok(SMPROTO_STATE, 1, "\1\0", 2));
+    assert_false(payload_ok(SMPROTO_STATE, 1, "\7\7", 2));
+    assert_false(payload_ok(SMPROTO_STATE, 1, "\0\0\0\0\0\0\0\1", 8));
+    /* STATE is a session's: session id 0 is refused. */
+    assert_false(payload_ok(SMPROTO_STATE, 0, "\1", 1));
+    assert_true(payload_ok(SMPROTO_STATE, UINT64_MAX, "\1", 1));
+
+    /* A BOUND failure has the same bytes but is not a STATE; a refusal leaves the output alone. */
+    buf b = BUF_INIT;
+    smproto_put_bound(&b, 1, SMPROTO_BOUND_CONFLICT, NULL);
+    smproto_frame f = one_frame(&b);
+    uint8_t flags = 0x5a;
+    assert_false(smproto_get_state(&f, &flags));
+    assert_int_equal(flags, 0x5a);
+    buf_free(&b);
+    raw_frame(&b, SMPROTO_STATE, 1, "\10", 1);
+    f = one_frame(&b);
+    assert_false(smproto_get_state(&f, &flags));
+    assert_int_equal(flags, 0x5a);
+    buf_free(&b);
+}
+
 /* UNDELIVERED: a session's stanza, byte for byte; never empty, never for session 0. */
 static void test_undelivered(void **state)
 {
@@ -910,6 +1100,17 @@ static void test_undelivered(void **state)
     buf_free(&b);
 }
 
+/* The only frame in b relabelled as every type in turn: exactly the types in same_shape (a mask)
+ * accept it, each by its own decoder alone. */
+static void assert_accepted_as(const buf *b, unsigned same_shape)
+{
+    smproto_frame f = one_frame(b);
+    for (int t = SMPROTO_STANZA; t <= SMPROTO_TYPE_MAX; t++) {
+        f.type = (smproto_type)t;
+        assert_int_equal(accepted_by(&f), same_shape & (1u << t));
+    }
+}
+
 static void test_wrong_type(void **state)
 {
     /* Decoders go by the frame's type: two strings are an AUTH_QUERY or a REGISTER (the same
@@ -918,16 +1119,30 @@ static void test_wrong_type(void **state)
     smproto_put_auth_query(&b, 0, "h", "u");
     smproto_frame f = one_frame(&b);
     assert_int_equal(accepted_by(&f), 1u << SMPROTO_AUTH_QUERY);
-    for (int t = SMPROTO_STANZA; t <= SMPROTO_TYPE_MAX; t++) {
-        f.type = (smproto_type)t;
-        bool same_shape = t == SMPROTO_AUTH_QUERY || t == SMPROTO_REGISTER;
-        assert_int_equal(accepted_by(&f), same_shape ? 1u << t : 0);
-    }
+    assert_accepted_as(&b, 1u << SMPROTO_AUTH_QUERY | 1u << SMPROTO_REGISTER);
     buf_free(&b);
+
+    /* 8 bytes on the link: a token or a count, never a RESYNC (a sid with no JID). */
     smproto_put_ping(&b, SMPROTO_PING, 0);
-    f = one_frame(&b);
-    f.type = SMPROTO_RESYNC;    /* 8 zero bytes: a sid with no JID */
-    assert_int_equal(accepted_by(&f), 0);
+    assert_accepted_as(&b, 1u << SMPROTO_PING | 1u << SMPROTO_PONG | 1u << SMPROTO_ACK);
+    buf_free(&b);
+    smproto_put_ack(&b, UINT64_MAX);
+    assert_accepted_as(&b, 1u << SMPROTO_PING | 1u << SMPROTO_PONG | 1u << SMPROTO_ACK);
+    buf_free(&b);
+
+    /* One byte for a session: STATE's flags read as a failure status, or as an opaque stanza. */
+    smproto_put_state(&b, 1, SMPROTO_STATE_ROSTER);
+    assert_accepted_as(&b, 1u << SMPROTO_STATE | 1u << SMPROTO_AUTH_ANSWER | 1u << SMPROTO_BOUND |
+                               1u << SMPROTO_UNDELIVERED);
+    buf_free(&b);
+    smproto_put_state(&b, 1, 0);    /* status 0 is success, which needs more */
+    assert_accepted_as(&b, 1u << SMPROTO_STATE | 1u << SMPROTO_UNDELIVERED);
+    buf_free(&b);
+
+    size_t rs = smproto_resync_begin(&b);
+    add_entry(&b, 1, "a@b/c", 0, "");
+    smproto_resync_end(&b, rs);
+    assert_accepted_as(&b, 1u << SMPROTO_RESYNC);
     buf_free(&b);
 }
 
@@ -962,6 +1177,83 @@ static void test_outputs_untouched_on_failure(void **state)
 
 /* ---- RESYNC ------------------------------------------------------------------------------ */
 
+/* The next entry of rd, asserting there is one and it holds these values. */
+static void assert_next_entry(smproto_resync_reader *rd, uint64_t sid, const char *full_jid,
+                              uint8_t flags, const char *presence)
+{
+    smproto_resync_entry e;
+    assert_int_equal(smproto_resync_next(rd, &e), 1);
+    assert_true(e.sid == sid);
+    assert_string_equal(e.full_jid, full_jid);
+    assert_int_equal(e.flags, flags);
+    assert_string_equal(e.presence, presence);
+}
+
+static void test_resync_entry_bytes(void **state)
+{
+    static const char presence[] = "<presence from='a@b/c'><show>away</show></presence>";
+    buf b = BUF_INIT, again = BUF_INIT;
+    size_t rs = smproto_resync_begin(&b);
+    add_entry(&b, 0x0102030405060708ull, "a@b/c", SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS,
+              presence);
+    add_entry(&b, UINT64_MAX, "", 0, "");
+    smproto_resync_end(&b, rs);
+
+    /* u64 sid, JID and NUL, u8 flags, presence and NUL; one entry after the other. */
+    size_t first = 8 + 6 + 1 + sizeof(presence), second = 8 + 1 + 1 + 1;
+    uint8_t want[SMPROTO_HEADER + 8 + 6 + 1 + sizeof(presence) + 8 + 1 + 1 + 1];
+    uint8_t *p = wire_u64(wire_header(want, (uint32_t)(first + second), SMPROTO_RESYNC, 0),
+                          0x0102030405060708ull);
+    memcpy(p, "a@b/c", 6);
+    p[6] = SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS;
+    memcpy(p + 7, presence, sizeof(presence));
+    p = wire_u64(p + 7 + sizeof(presence), UINT64_MAX);
+    memcpy(p, "\0\0\0", 3);
+    assert_int_equal(p + 3 - want, sizeof(want));
+    assert_int_equal(buf_len(&b), sizeof(want));
+    assert_memory_equal(buf_data(&b), want, sizeof(want));
+
+    smproto_resync_entry e = { .full_jid = "a@b/c", .presence = presence };
+    assert_int_equal(smproto_resync_entry_size(&e), first);
+    e = (smproto_resync_entry){ .sid = UINT64_MAX, .full_jid = "", .presence = "" };
+    assert_int_equal(smproto_resync_entry_size(&e), second);
+
+    /* Read back (strings pointing into the frame), and re-encoded to the same bytes. */
+    smproto_frame f = one_frame(&b);
+    smproto_resync_reader rd;
+    smproto_resync_read(&f, &rd);
+    rs = smproto_resync_begin(&again);
+    int r;
+    while ((r = smproto_resync_next(&rd, &e)) == 1) {
+        assert_true((const uint8_t *)e.full_jid > f.payload &&
+                    (const uint8_t *)e.presence < f.payload + f.len);
+        smproto_resync_add(&again, &e);
+    }
+    assert_int_equal(r, 0);
+    smproto_resync_end(&again, rs);
+    assert_int_equal(buf_len(&again), buf_len(&b));
+    assert_memory_equal(buf_data(&again), buf_data(&b), buf_len(&b));
+    smproto_resync_read(&f, &rd);
+    assert_next_entry(&rd, 0x0102030405060708ull, "a@b/c",
+                      SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS, presence);
+    assert_next_entry(&rd, UINT64_MAX, "", 0, "");
+    assert_int_equal(smproto_resync_next(&rd, &e), 0);
+    buf_free(&b);
+    buf_free(&again);
+}
+
+/* Entry i of the many-entry tests: every flags value in turn, no presence for every third. */
+static void many_entry(unsigned i, char *jid, size_t jid_size, char *presence,
+                       size_t presence_size)
+{
+    snprintf(jid, jid_size, "user%u@example.com/r%u", i, i * 7);
+    if (i % 3 == 0)
+        presence[0] = '\0';
+    else
+        snprintf(presence, presence_size, "<presence from='%s'><status>\xe2\x82\xac%u</status>"
+                 "</presence>", jid, i);
+}
+
 static void test_resync_many(void **state)
 {
     enum { N = 5000 };
@@ -973,12 +1265,18 @@ static void test_resync_many(void **state)
     size_t before = buf_len(&b);
     size_t start = smproto_resync_begin(&b);
     assert_int_equal(start, before);
-    char jid[64];
+    char jid[64], presence[160];
     size_t payload = 0;
     for (unsigned i = 0; i < N; i++) {
-        snprintf(jid, sizeof(jid), "user%u@example.com/r%u", i, i * 7);
-        smproto_resync_add(&b, smproto_sid(i & 0xff, i, ~i), i == N / 2 ? "" : jid);
-        payload += 8 + (i == N / 2 ? 0 : strlen(jid)) + 1;
+        many_entry(i, jid, sizeof(jid), presence, sizeof(presence));
+        const char *j = i == N / 2 ? "" : jid;
+        smproto_resync_entry e = { .sid = smproto_sid(i & 0xff, i, ~i), .full_jid = j,
+                                   .flags = (uint8_t)(i & SMPROTO_STATE_ALL),
+                                   .presence = presence };
+        size_t size = 8 + strlen(j) + 1 + 1 + strlen(presence) + 1;
+        assert_int_equal(smproto_resync_entry_size(&e), size);
+        smproto_resync_add(&b, &e);
+        payload += size;
     }
     smproto_resync_end(&b, start);
     assert_int_equal(buf_len(&b) - start, SMPROTO_HEADER + payload);
@@ -990,16 +1288,14 @@ static void test_resync_many(void **state)
     assert_int_equal(f.len, payload);
     smproto_resync_reader rd;
     smproto_resync_read(&f, &rd);
-    uint64_t sid;
-    const char *j;
     for (unsigned i = 0; i < N; i++) {
-        assert_int_equal(smproto_resync_next(&rd, &sid, &j), 1);
-        assert_true(sid == smproto_sid(i & 0xff, i, ~i));
-        snprintf(jid, sizeof(jid), "user%u@example.com/r%u", i, i * 7);
-        assert_string_equal(j, i == N / 2 ? "" : jid);
+        many_entry(i, jid, sizeof(jid), presence, sizeof(presence));
+        assert_next_entry(&rd, smproto_sid(i & 0xff, i, ~i), i == N / 2 ? "" : jid,
+                          (uint8_t)(i & SMPROTO_STATE_ALL), presence);
     }
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), 0);
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), 0);
+    smproto_resync_entry e;
+    assert_int_equal(smproto_resync_next(&rd, &e), 0);
+    assert_int_equal(smproto_resync_next(&rd, &e), 0);
     buf_free(&b);
 }
 
@@ -1013,36 +1309,45 @@ static void test_resync_empty(void **state)
     smproto_frame f = one_frame(&b);
     smproto_resync_reader rd;
     smproto_resync_read(&f, &rd);
-    uint64_t sid;
-    const char *j;
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), 0);
+    smproto_resync_entry e;
+    assert_int_equal(smproto_resync_next(&rd, &e), 0);
     buf_free(&b);
 }
 
+/* Entry i of the several-frame test: a 1023-byte JID and a presence of 0 to 4000 bytes. */
+static smproto_resync_entry big_entry(unsigned i, char *jid, char *presence_buf)
+{
+    jid[0] = (char)('a' + i % 26);
+    return (smproto_resync_entry){ .sid = i + 1u, .full_jid = jid,
+                                   .flags = (uint8_t)(i % (SMPROTO_STATE_ALL + 1)),
+                                   .presence = presence_buf + 4000 - (i * 997u) % 4001 };
+}
+
 /* Fills frames as the front does on a reconnect, starting a new one whenever the next entry would
- * overflow, then reads every entry back. */
+ * overflow (by smproto_resync_entry_size), then reads every entry back: each frame is within the
+ * bound and full (its successor's first entry would not have fit). */
 static void test_resync_several_frames(void **state)
 {
     enum { N = 3000 };
-    char *jid = repeat('j', 1023);
+    char *jid = repeat('j', 1023), *presence = repeat('p', 4000);
     buf b = BUF_INIT;
     size_t start = smproto_resync_begin(&b);
     unsigned frames = 1;
     for (unsigned i = 0; i < N; i++) {
-        jid[0] = (char)('a' + i % 26);
-        size_t entry = 9 + 1023;
-        if (buf_len(&b) - start - SMPROTO_HEADER + entry > SMPROTO_MAX_PAYLOAD) {
+        smproto_resync_entry e = big_entry(i, jid, presence);
+        if (buf_len(&b) - start - SMPROTO_HEADER + smproto_resync_entry_size(&e) >
+            SMPROTO_MAX_PAYLOAD) {
             smproto_resync_end(&b, start);
             start = smproto_resync_begin(&b);
             frames++;
         }
-        smproto_resync_add(&b, i, jid);
+        smproto_resync_add(&b, &e);
     }
     smproto_resync_end(&b, start);
-    assert_int_equal(frames, (N + (SMPROTO_MAX_PAYLOAD / 1032) - 1) / (SMPROTO_MAX_PAYLOAD / 1032));
+    assert_true(frames >= 3);
 
     unsigned next = 0, seen = 0;
-    size_t pos = 0;
+    size_t pos = 0, prev_len = 0;
     while (pos < buf_len(&b)) {
         smproto_frame f;
         size_t used;
@@ -1051,18 +1356,27 @@ static void test_resync_several_frames(void **state)
                          SMPROTO_FRAME_OK);
         assert_int_equal(f.type, SMPROTO_RESYNC);
         assert_true(f.len <= SMPROTO_MAX_PAYLOAD);
+        smproto_resync_entry want = big_entry(next, jid, presence);
+        if (seen > 0)
+            assert_true(prev_len + smproto_resync_entry_size(&want) > SMPROTO_MAX_PAYLOAD);
         smproto_resync_reader rd;
         smproto_resync_read(&f, &rd);
-        uint64_t sid;
-        const char *j;
+        smproto_resync_entry e;
+        size_t sum = 0;
         int r;
-        while ((r = smproto_resync_next(&rd, &sid, &j)) == 1) {
-            assert_true(sid == next);
-            assert_int_equal(strlen(j), 1023);
-            assert_int_equal(j[0], 'a' + next % 26);
+        while ((r = smproto_resync_next(&rd, &e)) == 1) {
+            want = big_entry(next, jid, presence);
+            assert_true(e.sid == want.sid);
+            assert_int_equal(strlen(e.full_jid), 1023);
+            assert_int_equal(e.full_jid[0], want.full_jid[0]);
+            assert_int_equal(e.flags, want.flags);
+            assert_string_equal(e.presence, want.presence);
+            sum += smproto_resync_entry_size(&e);
             next++;
         }
         assert_int_equal(r, 0);
+        assert_int_equal(sum, f.len);
+        prev_len = f.len;
         seen++;
         pos += used;
     }
@@ -1070,58 +1384,127 @@ static void test_resync_several_frames(void **state)
     assert_int_equal(next, N);
     buf_free(&b);
     free(jid);
+    free(presence);
 }
 
+/* One entry filling a frame exactly, by its JID or by its presence. */
 static void test_resync_exactly_max(void **state)
 {
-    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 9);
-    buf b = BUF_INIT;
-    size_t start = smproto_resync_begin(&b);
-    smproto_resync_add(&b, 5, jid);
-    smproto_resync_end(&b, start);
-    smproto_frame f = one_frame(&b);
-    assert_int_equal(f.len, SMPROTO_MAX_PAYLOAD);
-    smproto_resync_reader rd;
-    smproto_resync_read(&f, &rd);
-    uint64_t sid;
-    const char *j;
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), 1);
-    assert_true(sid == 5);
-    assert_int_equal(strlen(j), SMPROTO_MAX_PAYLOAD - 9);
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), 0);
-    buf_free(&b);
+    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 11);
+    char *presence = repeat('q', SMPROTO_MAX_PAYLOAD - 8 - 6 - 1 - 1);
+    const smproto_resync_entry entries[] = {
+        { .sid = 5, .full_jid = jid, .flags = SMPROTO_STATE_ALL, .presence = "" },
+        { .sid = 6, .full_jid = "a@b/c", .flags = 0, .presence = presence },
+    };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(smproto_resync_entry_size(&entries[i]), SMPROTO_MAX_PAYLOAD);
+        buf b = BUF_INIT;
+        size_t start = smproto_resync_begin(&b);
+        smproto_resync_add(&b, &entries[i]);
+        smproto_resync_end(&b, start);
+        smproto_frame f = one_frame(&b);
+        assert_int_equal(f.len, SMPROTO_MAX_PAYLOAD);
+        smproto_resync_reader rd;
+        smproto_resync_read(&f, &rd);
+        assert_next_entry(&rd, entries[i].sid, entries[i].full_jid, entries[i].flags,
+                          entries[i].presence);
+        smproto_resync_entry e;
+        assert_int_equal(smproto_resync_next(&rd, &e), 0);
+        buf_free(&b);
+    }
     free(jid);
+    free(presence);
+}
+
+/* A RESYNC payload of one entry: sid, JID, flags, presence (each NUL included). */
+static size_t resync_payload(uint8_t *p, uint64_t sid, const char *jid, uint8_t flags,
+                             const char *presence)
+{
+    uint8_t *q = wire_u64(p, sid);
+    memcpy(q, jid, strlen(jid) + 1);
+    q += strlen(jid) + 1;
+    *q++ = flags;
+    memcpy(q, presence, strlen(presence) + 1);
+    return (size_t)(q - p) + strlen(presence) + 1;
 }
 
 static void test_resync_malformed(void **state)
 {
-    uint64_t sid;
-    const char *j;
+    smproto_resync_entry e;
     smproto_resync_reader rd;
     buf b = BUF_INIT;
+    uint8_t p[128];
 
     /* A good entry, then a truncated one: the first comes out, then -1, and -1 stays. */
-    static const uint8_t trunc[] = { 0, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0, 0, 0 };
-    raw_frame(&b, SMPROTO_RESYNC, 0, trunc, sizeof(trunc));
+    size_t n = resync_payload(p, 1, "a", SMPROTO_STATE_CARBONS, "<presence/>");
+    memcpy(p + n, "\0\0\0\0", 4);
+    raw_frame(&b, SMPROTO_RESYNC, 0, p, n + 4);
     smproto_frame f = one_frame(&b);
     smproto_resync_read(&f, &rd);
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), 1);
-    assert_true(sid == 1);
-    assert_string_equal(j, "a");
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), -1);
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), -1);
+    assert_next_entry(&rd, 1, "a", SMPROTO_STATE_CARBONS, "<presence/>");
+    const smproto_resync_entry sentinel = { 77, "J", 7, "P" };
+    e = sentinel;
+    assert_int_equal(smproto_resync_next(&rd, &e), -1);
+    assert_int_equal(smproto_resync_next(&rd, &e), -1);
+    /* The entry is left as it was. */
+    assert_true(e.sid == 77);
+    assert_string_equal(e.full_jid, "J");
+    assert_int_equal(e.flags, 7);
+    assert_string_equal(e.presence, "P");
 
-    /* A sid with no JID at all, and a JID with no NUL. */
-    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\0", 8));
-    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\0a@b", 11));
-    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\0a@b", 12));
+    /* Every truncation of a whole entry, and any byte after one, is refused: only the empty
+     * payload and the whole entry are. */
+    n = resync_payload(p, smproto_sid(1, 2, 3), "a@b/c", SMPROTO_STATE_BLOCKLIST, "<p/>");
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, p, n));
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, p, 0));
+    for (size_t len = 1; len < n; len++)
+        assert_false(payload_ok(SMPROTO_RESYNC, 0, p, len));
+    for (int extra = 0; extra < 256; extra += 51) {
+        p[n] = (uint8_t)extra;
+        assert_false(payload_ok(SMPROTO_RESYNC, 0, p, n + 1));
+    }
+
+    /* Session id 0 is no session, first or after a good entry. */
+    n = resync_payload(p, 0, "a@b/c", 0, "");
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, p, n));
+    n = resync_payload(p, 1, "a@b/c", 0, "");
+    n += resync_payload(p + n, 0, "d@e/f", 0, "");
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, p, n));
+    raw_frame(&b, SMPROTO_RESYNC, 0, p, n);
+    f = one_frame(&b);
+    smproto_resync_read(&f, &rd);
+    assert_next_entry(&rd, 1, "a@b/c", 0, "");
+    assert_int_equal(smproto_resync_next(&rd, &e), -1);
+
+    /* A sid with no JID at all, a JID with no NUL, a JID with no flags after it (the version 1
+     * entry), flags with no presence, a presence with no NUL. */
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1", 8));
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b", 11));
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b", 12));
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1", 13));
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1<p/>", 17));
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1<p/>", 18));
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1", 14));
+
+    /* Every flags byte: the defined bits alone are accepted. */
+    for (int fl = 0; fl < 256; fl++) {
+        n = resync_payload(p, 1, "a@b/c", (uint8_t)fl, "<p/>");
+        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, n), (fl & ~SMPROTO_STATE_ALL) == 0);
+    }
+
+    /* A NUL inside the presence leaves bytes that are no entry. */
+    n = resync_payload(p, 1, "a@b/c", 0, "<p/>");
+    p[n - 3] = '\0';
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, p, n));
 
     /* RESYNC belongs to the link: a session id is refused, even on an empty frame. */
-    assert_false(payload_ok(SMPROTO_RESYNC, 1, "\0\0\0\0\0\0\0\0a@b", 12));
+    n = resync_payload(p, 1, "a@b/c", 0, "");
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, p, n));
+    assert_false(payload_ok(SMPROTO_RESYNC, 1, p, n));
     raw_frame(&b, SMPROTO_RESYNC, 7, NULL, 0);
     f = one_frame(&b);
     smproto_resync_read(&f, &rd);
-    assert_int_equal(smproto_resync_next(&rd, &sid, &j), -1);
+    assert_int_equal(smproto_resync_next(&rd, &e), -1);
     buf_free(&b);
 }
 
@@ -1140,13 +1523,49 @@ static void put_type_zero(void)
     smproto_put(&b, (smproto_type)0, 1, "", 0);
 }
 
+/* One byte over the bound, by the JID or by the presence (test_resync_exactly_max fits). */
 static void put_oversized_resync(void)
 {
-    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 8);
+    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 10);
     buf b = BUF_INIT;
     size_t start = smproto_resync_begin(&b);
-    smproto_resync_add(&b, 5, jid);
+    add_entry(&b, 5, jid, 0, "");
     smproto_resync_end(&b, start);
+}
+
+static void put_oversized_resync_presence(void)
+{
+    char *presence = repeat('q', SMPROTO_MAX_PAYLOAD - 15);
+    buf b = BUF_INIT;
+    size_t start = smproto_resync_begin(&b);
+    add_entry(&b, 5, "a@b/c", 0, presence);
+    smproto_resync_end(&b, start);
+}
+
+static void put_resync_bad_flags(void)
+{
+    buf b = BUF_INIT;
+    smproto_resync_begin(&b);
+    add_entry(&b, 1, "a@b/c", SMPROTO_STATE_ALL + 1, "");
+}
+
+static void put_resync_sid_zero(void)
+{
+    buf b = BUF_INIT;
+    smproto_resync_begin(&b);
+    add_entry(&b, 0, "a@b/c", 0, "");
+}
+
+static void put_state_sid_zero(void)
+{
+    buf b = BUF_INIT;
+    smproto_put_state(&b, 0, SMPROTO_STATE_ROSTER);
+}
+
+static void put_state_bad_flags(void)
+{
+    buf b = BUF_INIT;
+    smproto_put_state(&b, 1, 0x80);
 }
 
 static void put_bad_bind_flags(void)
@@ -1197,6 +1616,11 @@ static void test_encoder_misuse_aborts(void **state)
     assert_aborts(put_oversized_stanza);
     assert_aborts(put_type_zero);
     assert_aborts(put_oversized_resync);
+    assert_aborts(put_oversized_resync_presence);
+    assert_aborts(put_resync_bad_flags);
+    assert_aborts(put_resync_sid_zero);
+    assert_aborts(put_state_sid_zero);
+    assert_aborts(put_state_bad_flags);
     assert_aborts(put_bad_bind_flags);
     assert_aborts(put_bad_end_reason);
     assert_aborts(put_ok_without_creds);
@@ -1213,6 +1637,7 @@ int main(void)
         cmocka_unit_test(test_stanza_sizes),
         cmocka_unit_test(test_sid_helpers),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_counted),
         cmocka_unit_test(test_auth_query),
         cmocka_unit_test(test_auth_answer_ok),
         cmocka_unit_test(test_auth_answer_failures),
@@ -1221,6 +1646,8 @@ int main(void)
         cmocka_unit_test(test_end),
         cmocka_unit_test(test_register),
         cmocka_unit_test(test_ping_pong),
+        cmocka_unit_test(test_ack),
+        cmocka_unit_test(test_state),
         cmocka_unit_test(test_split_every_boundary),
         cmocka_unit_test(test_header_short_is_partial),
         cmocka_unit_test(test_header_length_over_max),
@@ -1239,8 +1666,11 @@ int main(void)
         cmocka_unit_test(test_undefined_values),
         cmocka_unit_test(test_bound_status_and_jid),
         cmocka_unit_test(test_ping_shape),
+        cmocka_unit_test(test_ack_shape),
+        cmocka_unit_test(test_state_shape),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_outputs_untouched_on_failure),
+        cmocka_unit_test(test_resync_entry_bytes),
         cmocka_unit_test(test_resync_many),
         cmocka_unit_test(test_resync_empty),
         cmocka_unit_test(test_resync_several_frames),
