@@ -58,6 +58,9 @@ STORAGE_SRCS := $(wildcard tests/storage/test_*.c)
 STORAGE_BINS := $(STORAGE_SRCS:tests/storage/%.c=$(BUILD)/tests/storage/%)
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+# The load generator (tests/bench/loadgen/): used by the fault tests and make bench-peers.
+LOADGEN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/bench/loadgen/*.c))
+LOADGEN      := $(BUILD)/bench/loadgen
 
 FUZZ_SRCS  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
@@ -68,7 +71,7 @@ FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -pthread -g -O1 -fsanitize=fuzzer,address
 DEPS_OK := build/.deps-ok
 
 .PHONY: all check unit fuzz fuzz-check bench run install clean deps
-all: $(LIB) $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS)
+all: $(LIB) $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS) $(LOADGEN)
 
 deps: $(DEPS_OK)
 $(DEPS_OK): tools/deps.sh
@@ -104,6 +107,10 @@ $(BUILD)/tests/storage/%: $(BUILD)/tests/storage/%.o $(LIB)
 $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS)
+
+$(LOADGEN): $(LOADGEN_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $(LOADGEN_OBJS) $(LIB) $(ALL_LDLIBS)
 
 # Fuzz targets link a clang-instrumented copy of the library.
 FUZZ_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
@@ -151,4 +158,4 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
          $(STORAGE_BINS:%=%.d) \
-         $(BENCH_BINS:$(BUILD)/bench/%=$(BUILD)/tests/bench/%.d)
+         $(BENCH_BINS:$(BUILD)/bench/%=$(BUILD)/tests/bench/%.d) $(LOADGEN_OBJS:.o=.d)

@@ -45,7 +45,8 @@ static void sent(sm_server *srv, void *link, smproto_type type, uint64_t sid, co
                  size_t len)
 {
     server_link *sl = link_sm_data(link);
-    custody_sent(sl->cl, sm_current_ticket(srv->core), type, sid, xml, len);
+    if (sl && sl->cl)   /* frames only go to fronts; a component's stream has no custody */
+        custody_sent(sl->cl, sm_current_ticket(srv->core), type, sid, xml, len);
 }
 
 static void t_stanza(void *ctx, void *link, uint64_t sid, const char *xml, size_t len)

@@ -161,6 +161,9 @@ def sm_killed(rep, system, users, rate, seconds):
     recovery = time.monotonic() - killed
     rep.check('SM killed: it restarts and both fronts resync', bool(started) and resynced,
               'SIGKILL to both fronts resynced: %.2f s (1 s of it the restart delay)' % recovery)
+    ok = wait_until(lambda: all_available(system, users), 10)
+    rep.check('SM killed: every session restored and available, while the load runs', ok,
+              system.sessions())
     r = sc.round()
     if r is None:
         return
@@ -168,8 +171,6 @@ def sm_killed(rep, system, users, rate, seconds):
     rep.check('SM killed: no message lost, none errored', r.get('lost') == 0 and
               r.get('errored') == 0 and r.get('delivered', 0) + r.get('dup', 0) >= r.get('sent', 1),
               summary(r))
-    ok = wait_until(lambda: all_available(system, users), 20)
-    rep.check('SM killed: every session restored and available', ok, system.sessions())
 
 
 def link_cut(rep, system, users, rate, seconds):
@@ -189,14 +190,15 @@ def link_cut(rep, system, users, rate, seconds):
               resynced and system.sm.alive(),
               'cut to both resynced: %.2f s (%s)' % (recovery, cut.stdout.count('ESTAB')
                                                       and '%d sockets closed' % cut.stdout.count('ESTAB')))
+    ok = wait_until(lambda: all_available(system, users), 10)
+    rep.check('link cut: every session restored and available, while the load runs', ok,
+              system.sessions())
     r = sc.round()
     if r is None:
         return
     rep.check('link cut: no client disconnected', r.get('connected') == users, summary(r))
     rep.check('link cut: no message lost, none errored', r.get('lost') == 0 and
               r.get('errored') == 0, summary(r))
-    ok = wait_until(lambda: all_available(system, users), 20)
-    rep.check('link cut: every session restored and available', ok, system.sessions())
 
 
 def front_killed(rep, system, users, rate, seconds):

@@ -1,0 +1,391 @@
+/* tests/bench/loadgen/lg_options.c — command-line parsing and checking for the load generator.
+ *
+ * Everything an option can get wrong is caught here, so the run itself never meets a bad value:
+ * user and password formats must hold exactly one %u, and what ends up in a JID (the user format
+ * and the domain) must not hold characters that RFC 7622 forbids there or that would need XML
+ * escaping, because the generator writes them into stanzas verbatim. */
+#include "tests/bench/loadgen/lg_options.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+
+static const char usage_text[] =
+    "usage: loadgen --users N [options]\n"
+    "  --host ADDR                 server address or name (127.0.0.1)\n"
+    "  --port P[,P...]             ports; users are spread round-robin over them (5222)\n"
+    "  --domain D                  XMPP domain (localhost)\n"
+    "  --users N                   number of users (required)\n"
+    "  --first K                   users are user<K>..user<K+N-1> (1)\n"
+    "  --user-format F             user name, one %u for the number (user%u)\n"
+    "  --password-format F         password, one %u for the number (pass%u)\n"
+    "  --mech PLAIN|SCRAM-SHA-1    SASL mechanism (SCRAM-SHA-1)\n"
+    "  --tls none|starttls|direct  transport security, no certificate check (starttls)\n"
+    "  --sources A-B[,A-B...]      IPv4 source addresses to bind, round-robin (none)\n"
+    "  --login-concurrency N       logins in flight at once (200)\n"
+    "  --warmup                    SCRAM: log every user in and out once first, unmeasured\n"
+    "  --hold S                    idle seconds after login (0)\n"
+    "  --keepalive S               whitespace keepalive period per connection, 0 off (60)\n"
+    "  --rates R[,R...]            messages per second, one round each (no rounds)\n"
+    "  --round-seconds S           length of each round (10)\n"
+    "  --stop-p99-ms MS            stop stepping after a round whose p99 exceeds MS (off)\n"
+    "  --drain-seconds S           wait for stragglers after each round (5)\n"
+    "  --reconnect S               re-open a connection S seconds after the server closed it (off)\n"
+    "  --ready-file PATH           created once the login phase is over\n"
+    "  --timeout S                 login timeout per connection (30)\n";
+
+enum {
+    OPT_HOST = 256, OPT_PORT, OPT_DOMAIN, OPT_USERS, OPT_FIRST, OPT_USER_FORMAT,
+    OPT_PASSWORD_FORMAT, OPT_MECH, OPT_TLS, OPT_SOURCES, OPT_LOGIN_CONCURRENCY, OPT_WARMUP,
+    OPT_HOLD, OPT_KEEPALIVE, OPT_RATES, OPT_ROUND_SECONDS, OPT_STOP_P99_MS, OPT_DRAIN_SECONDS,
+    OPT_RECONNECT, OPT_READY_FILE, OPT_TIMEOUT, OPT_HELP,
+};
+
+static const struct option long_options[] = {
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"domain", required_argument, NULL, OPT_DOMAIN},
+    {"users", required_argument, NULL, OPT_USERS},
+    {"first", required_argument, NULL, OPT_FIRST},
+    {"user-format", required_argument, NULL, OPT_USER_FORMAT},
+    {"password-format", required_argument, NULL, OPT_PASSWORD_FORMAT},
+    {"mech", required_argument, NULL, OPT_MECH},
+    {"tls", required_argument, NULL, OPT_TLS},
+    {"sources", required_argument, NULL, OPT_SOURCES},
+    {"login-concurrency", required_argument, NULL, OPT_LOGIN_CONCURRENCY},
+    {"warmup", no_argument, NULL, OPT_WARMUP},
+    {"hold", required_argument, NULL, OPT_HOLD},
+    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"rates", required_argument, NULL, OPT_RATES},
+    {"round-seconds", required_argument, NULL, OPT_ROUND_SECONDS},
+    {"stop-p99-ms", required_argument, NULL, OPT_STOP_P99_MS},
+    {"drain-seconds", required_argument, NULL, OPT_DRAIN_SECONDS},
+    {"reconnect", required_argument, NULL, OPT_RECONNECT},
+    {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int bad(const char *what, const char *value)
+{
+    fprintf(stderr, "loadgen: bad %s \"%s\"\n%s", what, value, usage_text);
+    return -1;
+}
+
+/* A whole decimal number in [min, max]. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-' || *s == '+')
+        return -1;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out)
+{
+    unsigned long v;
+    if (parse_uint(s, min, max, &v) != 0)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_unsigned(const char *s, unsigned long min, unsigned long max, unsigned *out)
+{
+    unsigned long v;
+    if (parse_uint(s, min, max, &v) != 0)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_positive_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 1e9)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_ports(const char *s, lg_options *o)
+{
+    char *copy = mem_strdup(s), *save = NULL;
+    int rc = 0;
+    free(o->ports);
+    o->ports = NULL;
+    o->nports = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint32_t port;
+        if (parse_u32(tok, 1, 65535, &port) != 0) {
+            rc = -1;
+            break;
+        }
+        o->ports = mem_realloc(o->ports, (o->nports + 1) * sizeof(*o->ports));
+        o->ports[o->nports++] = (uint16_t)port;
+    }
+    free(copy);
+    return rc == 0 && o->nports ? 0 : -1;
+}
+
+static int parse_rates(const char *s, lg_options *o)
+{
+    char *copy = mem_strdup(s), *save = NULL;
+    int rc = 0;
+    free(o->rates);
+    o->rates = NULL;
+    o->nrates = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        double rate;
+        if (parse_positive_double(tok, &rate) != 0) {
+            rc = -1;
+            break;
+        }
+        o->rates = mem_realloc(o->rates, (o->nrates + 1) * sizeof(*o->rates));
+        o->rates[o->nrates++] = rate;
+    }
+    free(copy);
+    return rc == 0 && o->nrates ? 0 : -1;
+}
+
+/* "A", "A-B" (inclusive, A <= B), comma-separated; IPv4 only. */
+static int parse_sources(const char *s, lg_options *o)
+{
+    char *copy = mem_strdup(s), *save = NULL;
+    int rc = 0;
+    free(o->sources);
+    o->sources = NULL;
+    o->nsources = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(tok, '-');
+        if (dash)
+            *dash = '\0';
+        struct in_addr lo, hi;
+        if (inet_pton(AF_INET, tok, &lo) != 1 || inet_pton(AF_INET, dash ? dash + 1 : tok, &hi) != 1) {
+            rc = -1;
+            break;
+        }
+        uint32_t a = ntohl(lo.s_addr), b = ntohl(hi.s_addr);
+        if (a > b || b - a >= 1u << 20 || o->nsources + (b - a) + 1 > 1u << 20) {
+            rc = -1;
+            break;
+        }
+        o->sources = mem_realloc(o->sources, (o->nsources + (b - a) + 1) * sizeof(*o->sources));
+        for (uint64_t x = a; x <= b; x++)
+            o->sources[o->nsources++] = (uint32_t)x;
+    }
+    free(copy);
+    return rc == 0 && o->nsources ? 0 : -1;
+}
+
+/* Exactly one %u; any other % must be %%. */
+static bool format_ok(const char *fmt)
+{
+    int conversions = 0;
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%')
+            continue;
+        if (p[1] == 'u')
+            conversions++;
+        else if (p[1] != '%')
+            return false;
+        p++;
+    }
+    return conversions == 1;
+}
+
+/* Characters a JID's localpart or domain must not hold (RFC 7622 §3.3.1), plus what would need
+ * escaping in an attribute, plus the whitespace and controls no sane test name contains. */
+static bool jid_part_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || strchr("\"&'/:<>@", *p))
+            return false;
+    return true;
+}
+
+int lg_options_format(const char *fmt, uint32_t n, char *out, size_t cap)
+{
+    size_t len = 0;
+    for (const char *p = fmt; *p; p++) {
+        char num[16];
+        const char *piece = p;
+        size_t piece_len = 1;
+        if (*p == '%' && p[1] == 'u') {
+            piece_len = (size_t)snprintf(num, sizeof(num), "%u", n);
+            piece = num;
+            p++;
+        } else if (*p == '%' && p[1] == '%') {
+            p++;
+        }
+        if (len + piece_len >= cap)
+            return -1;
+        memcpy(out + len, piece, piece_len);
+        len += piece_len;
+    }
+    if (len >= cap)
+        return -1;
+    out[len] = '\0';
+    return (int)len;
+}
+
+int lg_options_parse(int argc, char **argv, lg_options *o)
+{
+    static uint16_t default_port = 5222;
+    *o = (lg_options){
+        .host = "127.0.0.1",
+        .domain = "localhost",
+        .first = 1,
+        .user_format = "user%u",
+        .password_format = "pass%u",
+        .mech = LG_MECH_SCRAM_SHA1,
+        .tls = LG_TLS_STARTTLS,
+        .login_concurrency = 200,
+        .keepalive_s = 60,
+        .round_s = 10,
+        .drain_s = 5,
+        .timeout_s = 30,
+    };
+    bool ports_set = false;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        const char *a = optarg;
+        switch (c) {
+        case OPT_HOST:
+            o->host = a;
+            break;
+        case OPT_PORT:
+            if (parse_ports(a, o) != 0)
+                return bad("--port", a);
+            ports_set = true;
+            break;
+        case OPT_DOMAIN:
+            if (!jid_part_ok(a))
+                return bad("--domain", a);
+            o->domain = a;
+            break;
+        case OPT_USERS:
+            if (parse_u32(a, 1, 10000000, &o->users) != 0)
+                return bad("--users", a);
+            break;
+        case OPT_FIRST:
+            if (parse_u32(a, 0, UINT32_MAX, &o->first) != 0)
+                return bad("--first", a);
+            break;
+        case OPT_USER_FORMAT:
+            if (!format_ok(a) || !jid_part_ok(a))
+                return bad("--user-format (one %u; no spaces or \"&'/:<>@)", a);
+            o->user_format = a;
+            break;
+        case OPT_PASSWORD_FORMAT:
+            if (!format_ok(a))
+                return bad("--password-format (one %u)", a);
+            o->password_format = a;
+            break;
+        case OPT_MECH:
+            if (strcmp(a, "PLAIN") == 0)
+                o->mech = LG_MECH_PLAIN;
+            else if (strcmp(a, "SCRAM-SHA-1") == 0)
+                o->mech = LG_MECH_SCRAM_SHA1;
+            else
+                return bad("--mech", a);
+            break;
+        case OPT_TLS:
+            if (strcmp(a, "none") == 0)
+                o->tls = LG_TLS_NONE;
+            else if (strcmp(a, "starttls") == 0)
+                o->tls = LG_TLS_STARTTLS;
+            else if (strcmp(a, "direct") == 0)
+                o->tls = LG_TLS_DIRECT;
+            else
+                return bad("--tls", a);
+            break;
+        case OPT_SOURCES:
+            if (parse_sources(a, o) != 0)
+                return bad("--sources", a);
+            break;
+        case OPT_LOGIN_CONCURRENCY:
+            if (parse_unsigned(a, 1, 1000000, &o->login_concurrency) != 0)
+                return bad("--login-concurrency", a);
+            break;
+        case OPT_WARMUP:
+            o->warmup = true;
+            break;
+        case OPT_HOLD:
+            if (parse_unsigned(a, 0, 86400 * 7, &o->hold_s) != 0)
+                return bad("--hold", a);
+            break;
+        case OPT_KEEPALIVE:
+            if (parse_unsigned(a, 0, 86400, &o->keepalive_s) != 0)
+                return bad("--keepalive", a);
+            break;
+        case OPT_RATES:
+            if (parse_rates(a, o) != 0)
+                return bad("--rates", a);
+            break;
+        case OPT_ROUND_SECONDS:
+            if (parse_unsigned(a, 1, 86400, &o->round_s) != 0)
+                return bad("--round-seconds", a);
+            break;
+        case OPT_STOP_P99_MS:
+            if (parse_positive_double(a, &o->stop_p99_ms) != 0)
+                return bad("--stop-p99-ms", a);
+            break;
+        case OPT_DRAIN_SECONDS:
+            if (parse_unsigned(a, 0, 86400, &o->drain_s) != 0)
+                return bad("--drain-seconds", a);
+            break;
+        case OPT_RECONNECT:
+            if (parse_unsigned(a, 1, 86400, &o->reconnect_s) != 0)
+                return bad("--reconnect", a);
+            break;
+        case OPT_READY_FILE:
+            o->ready_file = a;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_unsigned(a, 1, 86400, &o->timeout_s) != 0)
+                return bad("--timeout", a);
+            break;
+        case OPT_HELP:
+            fputs(usage_text, stdout);
+            return 1;
+        default:
+            return bad("option", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad("argument", argv[optind]);
+    if (!o->users) {
+        fprintf(stderr, "loadgen: --users is required\n%s", usage_text);
+        return -1;
+    }
+    if ((uint64_t)o->first + o->users - 1 > UINT32_MAX)
+        return bad("--first (the last user number overflows)", "");
+    if (!ports_set) {
+        o->ports = &default_port;
+        o->nports = 1;
+    }
+    /* Rates times seconds is how many messages a round tracks, one entry each. */
+    for (size_t i = 0; i < o->nrates; i++)
+        if (o->rates[i] * o->round_s > 2e8)
+            return bad("--rates times --round-seconds (at most 200,000,000 messages a round)", "");
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* tests/bench/loadgen/lg_options.h — the load generator's command line: what it parses, its
+ * defaults, and the checks that make a bad option an exit status 2 before anything connects.
+ * README.md beside this file documents every option. */
+#ifndef JABSHARD_LOADGEN_LG_OPTIONS_H
+#define JABSHARD_LOADGEN_LG_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { LG_MECH_PLAIN, LG_MECH_SCRAM_SHA1 } lg_mech;
+typedef enum { LG_TLS_NONE, LG_TLS_STARTTLS, LG_TLS_DIRECT } lg_tls_mode;
+
+typedef struct lg_options {
+    const char *host;            /* --host: an address or a name (127.0.0.1) */
+    uint16_t *ports;             /* --port: users are spread round-robin over these (5222) */
+    size_t nports;
+    const char *domain;          /* --domain (localhost) */
+    uint32_t users;              /* --users: required, >= 1 */
+    uint32_t first;              /* --first: number of user index 0 (1) */
+    const char *user_format;     /* --user-format: one %u ("user%u") */
+    const char *password_format; /* --password-format: one %u ("pass%u") */
+    lg_mech mech;                /* --mech (SCRAM-SHA-1) */
+    lg_tls_mode tls;             /* --tls (starttls) */
+    uint32_t *sources;           /* --sources: IPv4 addresses, host byte order; NULL: no bind() */
+    size_t nsources;
+    unsigned login_concurrency;  /* --login-concurrency (200) */
+    bool warmup;                 /* --warmup (SCRAM only) */
+    unsigned hold_s;             /* --hold (0) */
+    unsigned keepalive_s;        /* --keepalive (60; 0 off) */
+    double *rates;               /* --rates: messages per second, one round each; none: no rounds */
+    size_t nrates;
+    unsigned round_s;            /* --round-seconds (10) */
+    double stop_p99_ms;          /* --stop-p99-ms (0: p99 never stops the stepping) */
+    unsigned drain_s;            /* --drain-seconds (5) */
+    unsigned reconnect_s;        /* --reconnect (0: off) */
+    const char *ready_file;      /* --ready-file (NULL) */
+    unsigned timeout_s;          /* --timeout (30) */
+} lg_options;
+
+/* Parses argv into o (strings point into argv; the arrays are malloc'd and live as long as the
+ * process). Returns 0; 1 after --help (usage printed to stdout); -1 after printing what is wrong
+ * and the usage to stderr. */
+int lg_options_parse(int argc, char **argv, lg_options *o);
+
+/* Writes fmt with its one %u replaced by n (and %% by %) into out; returns the length, or -1 when
+ * it does not fit. The formats are checked by lg_options_parse, and are not printf formats: an
+ * operator's string must never reach a real printf. */
+int lg_options_format(const char *fmt, uint32_t n, char *out, size_t cap);
+
+#endif

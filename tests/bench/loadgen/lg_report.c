@@ -1,0 +1,60 @@
+/* tests/bench/loadgen/lg_report.c — the machine-readable lines on stdout (see lg_report.h). */
+#include "tests/bench/loadgen/lg_report.h"
+
+#include <inttypes.h>
+
+void lg_report_init(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* Rates are given as whole numbers in practice: print them so ("2000", not "2000.0"), and any
+ * fraction as it was given. */
+static void put_rate(FILE *out, const char *key, double rate)
+{
+    fprintf(out, " %s=%.15g", key, rate);
+}
+
+void lg_report_login(FILE *out, const lg_login_result *r)
+{
+    fprintf(out,
+            "login users=%" PRIu32 " ok=%" PRIu32 " failed=%" PRIu32 " seconds=%.3f rate=%.1f"
+            " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+            r->users, r->ok, r->failed, r->seconds, r->seconds > 0 ? r->ok / r->seconds : 0.0,
+            r->latency.p50_ms, r->latency.p99_ms, r->latency.max_ms);
+}
+
+void lg_report_hold(unsigned seconds, uint32_t connected, uint64_t dropped)
+{
+    printf("hold seconds=%u connected=%" PRIu32 " dropped=%" PRIu64 "\n", seconds, connected,
+           dropped);
+}
+
+void lg_report_round(double offered, unsigned seconds, const lg_round_result *res,
+                     double send_seconds, uint32_t connected)
+{
+    fputs("round", stdout);
+    put_rate(stdout, "offered", offered);
+    printf(" seconds=%u sent=%" PRIu64 " skipped=%" PRIu64 " delivered=%" PRIu64 " rate=%.1f"
+           " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f lost=%" PRIu64 " lost_stable=%" PRIu64
+           " lost_dropped=%" PRIu64 " errored=%" PRIu64 " dup=%" PRIu64 " connected=%" PRIu32 "\n",
+           seconds, res->sent, res->skipped, res->received,
+           send_seconds > 0 ? res->received / send_seconds : 0.0, res->latency.p50_ms,
+           res->latency.p99_ms, res->latency.max_ms, res->lost, res->lost_stable, res->lost_dropped,
+           res->errored, res->dup, connected);
+}
+
+void lg_report_tick(uint64_t t, uint32_t connected, uint64_t sent, uint64_t received,
+                    uint64_t errored, uint64_t reconnected)
+{
+    printf("tick t=%" PRIu64 " connected=%" PRIu32 " sent=%" PRIu64 " received=%" PRIu64
+           " errored=%" PRIu64 " reconnected=%" PRIu64 "\n",
+           t, connected, sent, received, errored, reconnected);
+}
+
+void lg_report_done(size_t rounds, double best_rate)
+{
+    printf("done rounds=%zu", rounds);
+    put_rate(stdout, "best_rate", best_rate);
+    putchar('\n');
+}

@@ -1,0 +1,28 @@
+/* tests/bench/loadgen/lg_report.h — the load generator's stdout: one line per event, each a word
+ * then key=value fields, line-buffered, and nothing else on stdout (diagnostics go to stderr).
+ * The format is what `make bench-peers` and the fault-injection tests parse: README.md beside this
+ * file documents every field; change the two together. */
+#ifndef JABSHARD_LOADGEN_LG_REPORT_H
+#define JABSHARD_LOADGEN_LG_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tests/bench/loadgen/lg_account.h"
+#include "tests/bench/loadgen/lg_pool.h"
+
+/* Makes stdout line-buffered. */
+void lg_report_init(void);
+
+/* Writes the login line to out (stdout, or the ready file). */
+void lg_report_login(FILE *out, const lg_login_result *r);
+void lg_report_hold(unsigned seconds, uint32_t connected, uint64_t dropped);
+/* send_seconds: how long the sending part actually took (for rate=). */
+void lg_report_round(double offered, unsigned seconds, const lg_round_result *res,
+                     double send_seconds, uint32_t connected);
+void lg_report_tick(uint64_t t, uint32_t connected, uint64_t sent, uint64_t received,
+                    uint64_t errored, uint64_t reconnected);
+void lg_report_done(size_t rounds, double best_rate);
+
+#endif
