@@ -1,7 +1,8 @@
 /* sm/mod_message.c — offline messages (XEP-0160): a normal or chat message for a user with no
  * available resource is stored (up to the configured quota; past it, or for no such account, the
- * sender gets <service-unavailable/>), and handed out at the user's next initial presence with a
- * <delay/> (XEP-0203) saying when the server received it. */
+ * sender gets <service-unavailable/>; when storage fails, as while the database is down, a
+ * <wait/> <resource-constraint/> so the sender knows to try again), and handed out at the user's
+ * next initial presence with a <delay/> (XEP-0203) saying when the server received it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,10 +22,12 @@ static void stored(xdb_request *r, void *ctx)
     store_ctx *c = ctx;
     if (r->status == XDB_OK) {
         sm_stanza_free(c->st);
+    } else if (r->status == XDB_ERROR) {
+        /* Not stored, so not acknowledged: the sender hears it (RFC 6120 §8.3.3.18). */
+        log_warn("sm: storing an offline message for %s@%s failed: %s", r->user, r->host,
+                 r->error);
+        sm_bounce(c->s, c->st, "wait", "resource-constraint");
     } else {
-        if (r->status == XDB_ERROR)
-            log_warn("sm: storing an offline message for %s@%s failed: %s", r->user, r->host,
-                     r->error);
         sm_bounce(c->s, c->st, "cancel", "service-unavailable");
     }
     free(c);

@@ -1,5 +1,5 @@
 /* xdbsql/db.c — a driver-independent connection: driver lookup, the prepared-statement cache and
- * reconnection. */
+ * reconnection through the server's circuit breaker (xdbsql/breaker.h). */
 #include "xdbsql/db.h"
 
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "xdbsql/breaker.h"
 
 struct db_stmt {
     db_conn *conn;
@@ -17,10 +18,11 @@ struct db_stmt {
 
 struct db_conn {
     const db_driver *driver;
-    drv_conn *raw;        /* NULL while disconnected */
+    drv_conn *raw;        /* NULL while down: the last reconnect failed or was refused */
     db_settings settings; /* strings owned by the conn */
     db_stmt *stmts;
-    char err[256];
+    db_breaker *breaker;  /* shared with every connection to the same server */
+    char err[300];        /* while down: "storage unavailable: <the last connect error>" */
 };
 
 const db_driver *db_driver_find(const char *name)
@@ -60,6 +62,7 @@ db_conn *db_open(const db_settings *s, char *err, size_t errlen)
     c->settings.user = dup_or_null(s->user);
     c->settings.password = dup_or_null(s->password);
     c->settings.database = dup_or_null(s->database);
+    c->breaker = breaker_acquire(&c->settings);
     return c;
 }
 
@@ -92,19 +95,34 @@ void db_close(db_conn *c)
     free((char *)c->settings.user);
     free((char *)c->settings.password);
     free((char *)c->settings.database);
+    breaker_release(c->breaker);
     free(c);
 }
 
 db_rc db_reconnect(db_conn *c)
 {
     drop_connection(c);
-    c->raw = c->driver->connect(&c->settings, c->err, sizeof(c->err));
-    return c->raw ? DB_OK : DB_LOST_UNAPPLIED;
+    char why[256] = "";
+    if (breaker_admit(c->breaker, why, sizeof(why))) {
+        c->raw = c->driver->connect(&c->settings, why, sizeof(why));
+        if (c->raw) {
+            breaker_connected(c->breaker);
+            return DB_OK;
+        }
+        breaker_failed(c->breaker, why);
+    }
+    snprintf(c->err, sizeof(c->err), "storage unavailable: %s", why);
+    return DB_LOST_UNAPPLIED;
 }
 
 bool db_alive(db_conn *c)
 {
     return c->raw && (!c->driver->alive || c->driver->alive(c->raw));
+}
+
+bool db_down(const db_conn *c)
+{
+    return !c->raw;
 }
 
 const db_dialect *db_dialect_of(const db_conn *c)

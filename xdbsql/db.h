@@ -16,6 +16,12 @@
  * safe. DB_LOST_UNAPPLIED says it is always safe: the statement was never sent, or the server
  * answered it with an error ending the session, which rolls its transaction back. The last
  * error's text is db_errmsg().
+ *
+ * A database server that is down costs nothing per request: reconnects go through the server's
+ * circuit breaker (xdbsql/breaker.h). After a failed reconnect the connection is down: every call
+ * fails at once with DB_LOST_UNAPPLIED, db_errmsg() says "storage unavailable: <the driver's last
+ * connect error>", and db_reconnect() itself fails at once, touching no network, until the
+ * breaker's prober finds the server answering; then the next db_reconnect() connects.
  */
 #ifndef JABSHARD_XDBSQL_DB_H
 #define JABSHARD_XDBSQL_DB_H
@@ -98,10 +104,15 @@ const db_driver *db_driver_find(const char *name);
 /* Connects; on failure returns NULL with the reason in err. The settings are copied. */
 db_conn *db_open(const db_settings *s, char *err, size_t errlen);
 void db_close(db_conn *c);
-/* Drops the connection and its statements and connects again. */
+/* Drops the connection and its statements and connects again, unless the breaker says the server
+ * is down: then it fails at once. Each failure counts as one failed request in the breaker's
+ * reports, so a caller calls it at most once for a request that fails. DB_OK or
+ * DB_LOST_UNAPPLIED. */
 db_rc db_reconnect(db_conn *c);
 /* False when the server has closed the connection since its last use (no round trip). */
 bool db_alive(db_conn *c);
+/* True while the connection is down: its last reconnect failed or was refused. */
+bool db_down(const db_conn *c);
 const db_dialect *db_dialect_of(const db_conn *c);
 const char *db_errmsg(db_conn *c);
 

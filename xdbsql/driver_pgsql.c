@@ -117,7 +117,8 @@ static bool pgsql_alive(drv_conn *c)
 {
     /* Reads whatever the server sent while we were idle, without blocking: a terminated
      * session's FATAL message and EOF turn the connection bad here. */
-    return PQstatus(c->pg) == CONNECTION_OK && PQconsumeInput(c->pg) &&
+    /* libpq stops reading once it has the server's goodbye; a second read meets the EOF. */
+    return PQstatus(c->pg) == CONNECTION_OK && PQconsumeInput(c->pg) && PQconsumeInput(c->pg) &&
            PQstatus(c->pg) == CONNECTION_OK;
 }
 

@@ -85,7 +85,8 @@ static void *worker_main(void *arg)
         if (!r)
             break; /* stopping, and the queue is empty */
         r->next = NULL;
-        if (xdb_run(w->conn, r) == XDB_ERROR)
+        /* While the database is down the breaker logs the outage; a line per request repeats it. */
+        if (xdb_run(w->conn, r) == XDB_ERROR && !db_down(w->conn))
             log_warn("storage: %s", r->error);
         push_result(w, r);
     }

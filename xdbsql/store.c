@@ -66,25 +66,31 @@ xdb_status xdb_run(db_conn *c, xdb_request *r)
         return r->status;
     }
     /* A connection the server closed while it was idle (a restart, an idle timeout) is replaced
-     * before use, so that even a request that cannot be retried does not fail on it. */
-    if (!db_alive(c))
-        db_reconnect(c);
-    db_rc rc = run_once(c, r);
-    bool retry = rc == DB_LOST_UNAPPLIED ||
-                 (rc == DB_LOST && (!r->commit_sent || ops[r->op].idempotent));
-    if (retry) {
+     * before use, so that even a request that cannot be retried does not fail on it. While the
+     * database is down, this is where a request fails at once, unsent (db.h). */
+    db_rc rc = db_alive(c) ? DB_OK : db_reconnect(c);
+    bool retry = false;
+    if (rc == DB_OK) {
+        rc = run_once(c, r);
+        retry = rc == DB_LOST_UNAPPLIED ||
+                (rc == DB_LOST && (!r->commit_sent || ops[r->op].idempotent));
         /* The server rolled back whatever was in flight; one more try on a fresh connection. */
-        if (db_reconnect(c) == DB_OK)
+        if (retry && db_reconnect(c) == DB_OK)
             rc = run_once(c, r);
     }
     if (rc != DB_OK) {
         r->status = XDB_ERROR;
-        snprintf(r->error, sizeof(r->error), "%s for %s@%s: %s%s", ops[r->op].name,
-                 r->user ? r->user : "", r->host ? r->host : "", db_errmsg(c),
-                 db_rc_lost(rc) && r->commit_sent ? " (connection lost during commit)" : "");
+        const char *lost =
+            db_rc_lost(rc) && r->commit_sent ? " (connection lost during commit)" : "";
+        if (db_down(c))
+            snprintf(r->error, sizeof(r->error), "%s%s", db_errmsg(c), lost);
+        else
+            snprintf(r->error, sizeof(r->error), "%s for %s@%s: %s%s", ops[r->op].name,
+                     r->user ? r->user : "", r->host ? r->host : "", db_errmsg(c), lost);
         /* Not retried, the lost connection is still replaced: left in place, it would fail
-         * every later request too. */
-        if (db_rc_lost(rc) && !retry)
+         * every later request too. One that is down already is left to the next request: a
+         * reconnect now would only be refused, and count this request's failure twice. */
+        if (db_rc_lost(rc) && !retry && !db_down(c))
             db_reconnect(c);
     }
     return r->status;

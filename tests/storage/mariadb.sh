@@ -5,6 +5,10 @@
 #                                           127.0.0.1 port, database `jabshard` and a password
 #                                           user for it; writes DIR/env (XDB_* lines)
 #   sh tests/storage/mariadb.sh stop DIR    stops that server and removes DIR
+#   sh tests/storage/mariadb.sh down DIR    stops that server, keeping DIR and its data (an
+#                                           outage, for the tests of a database that is down)
+#   sh tests/storage/mariadb.sh up DIR      starts it again, on the same port, with its data;
+#                                           nothing if it runs
 #
 # The server runs with real authentication: the suite connects over TCP as an ordinary user
 # with a password and rights on jabshard.* only, as a deployment would. The script itself
@@ -14,7 +18,7 @@
 set -eu
 
 usage() {
-    echo "usage: sh $0 start|stop DIR" >&2
+    echo "usage: sh $0 start|stop|down|up DIR" >&2
     exit 2
 }
 [ $# -eq 2 ] || usage
@@ -82,6 +86,43 @@ free_port() {
     echo "$port"
 }
 
+mariadbd=$(command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd)
+admin_user=$(id -un)
+# mariadbd refuses to run as root: as root, it runs as mysql, which must own DIR.
+if [ "$(id -u)" -eq 0 ]; then
+    run_as=mysql
+else
+    run_as=$admin_user
+fi
+
+# launch PORT: starts mariadbd on DIR's data and waits for it; sets state to up, exited (it died,
+# error.log says why) or timeout.
+launch() {
+    rm -f "$dir/mysqld.pid" "$dir/server.pid"
+    "$mariadbd" --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" \
+        --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --user="$run_as" \
+        --port="$1" --bind-address=127.0.0.1 --skip-name-resolve \
+        --innodb-buffer-pool-size=32M --innodb-log-file-size=8M \
+        --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \
+        </dev/null >>"$dir/server.out" 2>&1 &
+    echo $! >"$dir/server.pid"
+
+    deadline=$(($(date +%s) + START_WAIT))
+    state=starting
+    while [ "$state" = starting ]; do
+        if mariadb-admin --no-defaults --socket="$dir/mysqld.sock" --user="$admin_user" \
+            --connect-timeout=2 ping >/dev/null 2>&1; then
+            state=up
+        elif [ -z "$(server_pid)" ]; then
+            state=exited
+        elif [ "$(date +%s)" -ge "$deadline" ]; then
+            state=timeout
+        else
+            sleep 0.1
+        fi
+    done
+}
+
 log_tail() {
     for f in "$dir/error.log" "$dir/server.out"; do
         [ -s "$f" ] || continue
@@ -98,20 +139,12 @@ start() {
         command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
             fail "$tool not found (install mariadb-server)"
     done
-    mariadbd=$(command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd)
 
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     # The socket path must fit sockaddr_un.
     [ ${#dir} -le 90 ] || fail "$dir is too long a path for the server's socket"
-    admin_user=$(id -un)
-    # mariadbd refuses to run as root: as root, run it as mysql, which must own DIR.
-    if [ "$(id -u)" -eq 0 ]; then
-        run_as=mysql
-        chown mysql: "$dir"
-    else
-        run_as=$admin_user
-    fi
+    [ "$run_as" = "$admin_user" ] || chown "$run_as": "$dir"
 
     if ! mariadb-install-db --no-defaults --datadir="$dir/data" --user="$run_as" \
         --auth-root-authentication-method=socket --auth-root-socket-user="$admin_user" \
@@ -125,29 +158,7 @@ start() {
     while :; do
         attempt=$((attempt + 1))
         port=$(free_port "$attempt")
-        rm -f "$dir/mysqld.pid" "$dir/server.pid"
-        "$mariadbd" --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" \
-            --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --user="$run_as" \
-            --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
-            --innodb-buffer-pool-size=32M --innodb-log-file-size=8M \
-            --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \
-            </dev/null >>"$dir/server.out" 2>&1 &
-        echo $! >"$dir/server.pid"
-
-        deadline=$(($(date +%s) + START_WAIT))
-        state=starting
-        while [ "$state" = starting ]; do
-            if mariadb-admin --no-defaults --socket="$dir/mysqld.sock" --user="$admin_user" \
-                --connect-timeout=2 ping >/dev/null 2>&1; then
-                state=up
-            elif [ -z "$(server_pid)" ]; then
-                state=exited
-            elif [ "$(date +%s)" -ge "$deadline" ]; then
-                state=timeout
-            else
-                sleep 0.1
-            fi
-        done
+        launch "$port"
         [ "$state" = up ] && break
         if [ "$state" = exited ] && [ "$attempt" -lt 5 ] &&
             grep -q 'Address already in use' "$dir/error.log" 2>/dev/null; then
@@ -193,8 +204,28 @@ stop() {
     rm -rf "$dir"
 }
 
+down() {
+    [ -f "$dir/env" ] || fail "$dir holds no server of this script's"
+    stop_server
+}
+
+up() {
+    [ -f "$dir/env" ] || fail "$dir holds no server of this script's"
+    [ -z "$(server_pid)" ] || return 0
+    port=$(sed -n 's/^XDB_PORT=//p' "$dir/env")
+    [ -n "$port" ] || fail "no port in $dir/env"
+    launch "$port"
+    if [ "$state" != up ]; then
+        stop_server || true
+        log_tail
+        fail "mariadbd did not come back on 127.0.0.1:$port ($state)"
+    fi
+}
+
 case $action in
 start) start ;;
 stop) stop ;;
+down) down ;;
+up) up ;;
 *) usage ;;
 esac

@@ -6,6 +6,10 @@
 #                                            and on a socket in DIR; writes DIR/env, the
 #                                            XDB_* settings of its database, one per line
 #   sh tests/storage/postgres.sh stop DIR    stops that server and removes DIR
+#   sh tests/storage/postgres.sh down DIR    stops that server, keeping DIR and its data (an
+#                                            outage, for the tests of a database that is down)
+#   sh tests/storage/postgres.sh up DIR      starts it again, on the same port, with its data;
+#                                            nothing if it runs
 #
 # The server binaries are the newest under /usr/lib/postgresql/*/bin (PG_BINDIR overrides).
 # PostgreSQL refuses to run as root, so as root everything runs as the postgres user, which then
@@ -14,7 +18,7 @@
 set -eu
 
 usage() {
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|down|up DIR" >&2
     exit 2
 }
 [ $# -eq 2 ] || usage
@@ -135,29 +139,59 @@ EOF
     echo "PostgreSQL $("$bindir/postgres" -V | awk '{ print $3 }') on 127.0.0.1:$port, data in $dir"
 }
 
-stop() {
+# The server's PID, when one runs in DIR (no pid file, or a stale one: none).
+server_pid() {
+    pidfile=$dir/data/postmaster.pid
+    [ -f "$pidfile" ] && pid=$(head -n 1 "$pidfile") && running "$pid" && echo "$pid"
+}
+
+check_dir() {
     [ -d "$dir" ] || die "$dir does not exist"
     [ -f "$dir/$marker" ] || die "$dir was not made by this script: not touching it"
-    pidfile=$dir/data/postmaster.pid
-    # No pid file, or a stale one: nothing is running there.
-    if [ -f "$pidfile" ] && pid=$(head -n 1 "$pidfile") && running "$pid"; then
-        if ! as_owner "$bindir/pg_ctl" stop -D "$dir/data" -m fast -w -t 30 >/dev/null; then
-            log_tail
-            die "the server in $dir (pid $pid) did not stop; $dir is left in place"
-        fi
-        # pg_ctl returns once the pid file is gone, which the server removes just before it exits.
-        waited=0
-        while running "$pid"; do
-            [ "$waited" -lt 100 ] || die "the server in $dir (pid $pid) is still running; $dir is left in place"
-            sleep 0.1
-            waited=$((waited + 1))
-        done
+}
+
+stop_server() {
+    pid=$(server_pid) || return 0
+    if ! as_owner "$bindir/pg_ctl" stop -D "$dir/data" -m fast -w -t 30 >/dev/null; then
+        log_tail
+        die "the server in $dir (pid $pid) did not stop; $dir is left in place"
     fi
+    # pg_ctl returns once the pid file is gone, which the server removes just before it exits.
+    waited=0
+    while running "$pid"; do
+        [ "$waited" -lt 100 ] || die "the server in $dir (pid $pid) is still running; $dir is left in place"
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+stop() {
+    check_dir
+    stop_server
     rm -rf "$dir"
+}
+
+down() {
+    check_dir
+    stop_server
+}
+
+up() {
+    check_dir
+    [ -z "$(server_pid)" ] || return 0
+    port=$(sed -n 's/^XDB_PORT=//p' "$dir/env")
+    [ -n "$port" ] || die "no port in $dir/env"
+    if ! as_owner "$bindir/pg_ctl" start -D "$dir/data" -l "$dir/server.log" -o "-p $port" \
+        -w -t 30 >/dev/null || ! as_owner "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" -t 30; then
+        log_tail
+        die "the server in $dir did not come back on 127.0.0.1:$port"
+    fi
 }
 
 case $action in
 start) start ;;
 stop) stop ;;
+down) down ;;
+up) up ;;
 *) usage ;;
 esac

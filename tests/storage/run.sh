@@ -2,8 +2,10 @@
 # Runs the storage suite (each binary given) on every driver: SQLite in a temporary file, then a
 # real PostgreSQL and a real MariaDB, each started in a temporary directory by its own script
 # (postgres.sh, mariadb.sh) and stopped afterwards. Ends with "storage: N passed, N failed".
+# For the tests of a database that is down, XDB_SERVER_DOWN and XDB_SERVER_UP hold the commands
+# that stop the server (keeping its data) and start it again; the SQLite run has none.
 set -u
-here=$(dirname "$0")
+here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d /tmp/jabshard-storage.XXXXXX)
 chmod 755 "$scratch"
 passed=0 failed=0
@@ -38,7 +40,10 @@ XDB_DRIVER=sqlite XDB_PATH="$scratch/sqlite.db" run_suite sqlite
 for db in postgres mariadb; do
     if sh "$here/$db.sh" start "$scratch/$db"; then
         started="$started $db"
-        (set -a; . "$scratch/$db/env"; set +a; run_suite "$db"; echo "$passed $failed" > "$scratch/$db.count")
+        (set -a; . "$scratch/$db/env"
+         XDB_SERVER_DOWN="sh $here/$db.sh down $scratch/$db"
+         XDB_SERVER_UP="sh $here/$db.sh up $scratch/$db"
+         set +a; run_suite "$db"; echo "$passed $failed" > "$scratch/$db.count")
         read -r passed failed < "$scratch/$db.count"
         sh "$here/$db.sh" stop "$scratch/$db" || { echo "[$db] stop failed"; failed=$((failed + 1)); }
         started=$(echo "$started" | sed "s/ $db//")

@@ -2,8 +2,10 @@
  *
  * The database comes from the environment (tests/storage/run.sh sets it after starting a real
  * server in a temporary directory): XDB_DRIVER (sqlite, pgsql, mariadb), XDB_PATH (sqlite), and
- * XDB_HOST, XDB_PORT, XDB_USER, XDB_PASSWORD, XDB_DATABASE. Each test starts from an empty
- * database (every table dropped). */
+ * XDB_HOST, XDB_PORT, XDB_USER, XDB_PASSWORD, XDB_DATABASE; XDB_SERVER_DOWN and XDB_SERVER_UP,
+ * when set, are shell commands that stop the server (keeping its data) and start it again, for
+ * the test of a database that is down. Each test starts from an empty database (every table
+ * dropped). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,12 +13,16 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/log.h"
 #include "core/mem.h"
+#include "xdbsql/breaker.h"
 #include "xdbsql/xdbsql.h"
 
 static db_settings settings;
@@ -563,6 +569,7 @@ typedef struct async_state {
     int notified;
     int last_seq[ASYNC_USERS];      /* last sequence number seen per user, in callback order */
     int out_of_order, errors, done;
+    int unavailable;                /* errors that said "storage unavailable: ..." */
 } async_state;
 
 static void async_notify(void *ctx)
@@ -584,6 +591,8 @@ static void async_done(xdb_request *r, void *ctx)
     async_tag *t = ctx;
     if (r->status != XDB_OK)
         t->s->errors++;
+    if (r->status == XDB_ERROR && strncmp(r->error, "storage unavailable: ", 21) == 0)
+        t->s->unavailable++;
     if (t->seq != t->s->last_seq[t->user] + 1)
         t->s->out_of_order++;
     t->s->last_seq[t->user] = t->seq;
@@ -754,6 +763,276 @@ static void test_connection_killed_mid_run(void **state)
     db_close(admin);
 }
 
+/* --- a database that is down --------------------------------------------------------------- */
+
+/* The breaker's clock, frozen unless a test moves it: retries happen when the test says, not when
+ * the machine gets round to it. */
+static _Atomic uint64_t fake_now_ms;
+
+static uint64_t fake_clock(void)
+{
+    return atomic_load(&fake_now_ms);
+}
+
+static void fake_clock_start(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    atomic_store(&fake_now_ms, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    breaker_test_set_clock(fake_clock);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* The breaker's stats once its prober has made `attempts` connects in all and is not connecting;
+ * a prober that never gets there fails the test after a minute instead of hanging it. */
+static breaker_stats prober_settled(db_breaker *b, uint64_t attempts)
+{
+    breaker_stats st;
+    for (int i = 0; i < 6000; i++) {
+        breaker_stats_get(b, &st);
+        if (st.attempts >= attempts && !st.probing)
+            return st;
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    }
+    fail_msg("the breaker's prober made %llu of %llu connects", (unsigned long long)st.attempts,
+             (unsigned long long)attempts);
+    return st;
+}
+
+/* Submits one offline store for user<u> with the given message id. */
+static void submit_store(xdbsql *x, async_state *s, int u, int seq, const char *id)
+{
+    char user[32], xml[64];
+    snprintf(user, sizeof(user), "user%d", u);
+    snprintf(xml, sizeof(xml), "<message id='%s'/>", id);
+    xdb_request *r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", user);
+    xdb_request_set_xml(r, xml);
+    r->quota = 1000;
+    async_tag *t = mem_alloc(sizeof(*t));
+    *t = (async_tag){s, u, seq};
+    xdbsql_submit(x, r, async_done, t);
+}
+
+/* Lines of the log file at path that contain needle; each is echoed. */
+static int log_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, needle)) {
+            print_message("log: %s", line);
+            n++;
+        }
+    fclose(f);
+    return n;
+}
+
+static char down_log[] = "/tmp/jabshard-test-down-XXXXXX";
+
+static int setup_down(void **state)
+{
+    int fd = mkstemp(down_log);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_open("test_xdbsql", LOG_TO_FILE, down_log, LL_INFO), 0);
+    fake_clock_start();
+    return setup_fresh(state);
+}
+
+/* Whatever happened, the server runs again and the process logs and keeps time as before. */
+static int teardown_down(void **state)
+{
+    const char *up = getenv("XDB_SERVER_UP");
+    if (up && system(up) != 0)
+        print_message("could not restart the database server\n");
+    breaker_test_set_clock(NULL);
+    log_open("test_xdbsql", LOG_TO_STDERR, NULL, LL_INFO);
+    unlink(down_log);
+    strcpy(down_log + strlen(down_log) - 6, "XXXXXX");
+    return teardown_conn(state);
+}
+
+/* The server stops in the middle of a run: every request fails at once with "storage
+ * unavailable", and nothing connects but the breaker's prober, on its schedule. When the server
+ * is back, the prober closes the breaker, requests succeed again, and what was written before
+ * the outage is there. */
+static void test_database_down(void **state)
+{
+    const char *down = getenv("XDB_SERVER_DOWN"), *up = getenv("XDB_SERVER_UP");
+    if (strcmp(driver_name, "sqlite") == 0 || !down || !up)
+        skip(); /* a file is never down (see test_sqlite_file_gone); or no server to stop */
+    enum { WORKERS = 2, USERS = 8, OUTAGE = 400, LATER = 50 };
+    db_conn *admin = *state;
+    async_state s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    db_breaker *b = breaker_acquire(&settings);
+    breaker_stats st0, st1, st2, st3;
+
+    char user[32];
+    for (int u = 0; u < USERS; u++) {
+        snprintf(user, sizeof(user), "user%d", u);
+        create_user(admin, "example.org", user, "pw");
+        xdb_request *r = xdb_request_new(XDB_OFFLINE_STORE, "example.org", user);
+        xdb_request_set_xml(r, "<message id='before'/>");
+        r->quota = 1000;
+        assert_int_equal(run_status(admin, r), XDB_OK);
+    }
+    xdb_request *r = xdb_request_new(XDB_VCARD_SET, "example.org", "user0");
+    xdb_request_set_xml(r, "<vCard xmlns='vcard-temp'><FN>before the outage</FN></vCard>");
+    assert_int_equal(run_status(admin, r), XDB_OK);
+    xdbsql *x = async_open(&s, WORKERS);
+
+    /* The outage. The workers' connections are closed by the server as it stops. */
+    assert_int_equal(system(down), 0);
+    breaker_stats_get(b, &st0);
+    assert_false(st0.open);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < OUTAGE; i++)
+        submit_store(x, &s, i % USERS, i / USERS + 1, "outage");
+    async_wait_all(x, &s);
+    print_message("%d requests failed in %.3f s with the database down\n", OUTAGE,
+                  seconds_since(&t0));
+    assert_int_equal(s.done, OUTAGE);
+    assert_int_equal(s.errors, OUTAGE);
+    /* Requests that were never sent say so. A worker's first request may have been sent on its
+     * connection before anyone knew it was dead (the server's goodbye can arrive unnoticed):
+     * that one keeps the lost-connection error, as it may have landed. */
+    assert_true(s.unavailable >= OUTAGE - WORKERS);
+    int unavailable = s.unavailable;
+    assert_int_equal(s.out_of_order, 0);
+    breaker_stats_get(b, &st1);
+    assert_true(st1.open);
+    assert_int_equal(st1.outages, st0.outages + 1);
+    /* Each worker may have tried once before the first failure opened the breaker; every other
+     * request was refused without a connect. One reconnect (tried or refused) per request. */
+    assert_true(st1.attempts - st0.attempts >= 1);
+    assert_true(st1.attempts - st0.attempts <= WORKERS);
+    assert_int_equal((st1.attempts - st0.attempts) + (st1.refused - st0.refused), OUTAGE);
+    /* The synchronous path fails at once too. */
+    r = run(admin, xdb_request_new(XDB_OFFLINE_COUNT, "example.org", "user0"));
+    assert_int_equal(r->status, XDB_ERROR);
+    assert_int_equal(strncmp(r->error, "storage unavailable: ", 21), 0);
+    xdb_request_free(r);
+
+    /* Past the longest retry interval (and the 30 s report interval): the prober tries the
+     * server, which is still down, once; requests meanwhile are refused, none connects. */
+    atomic_fetch_add(&fake_now_ms, 31000);
+    for (int i = 0; i < LATER; i++)
+        submit_store(x, &s, i % USERS, (OUTAGE + i) / USERS + 1, "later");
+    async_wait_all(x, &s);
+    assert_int_equal(s.errors, OUTAGE + LATER);
+    assert_int_equal(s.unavailable, unavailable + LATER);
+    st2 = prober_settled(b, st1.attempts + 1);
+    assert_true(st2.open);
+    assert_int_equal(st2.attempts, st1.attempts + 1);
+    assert_int_equal(st2.refused, st1.refused + 1 + LATER);
+
+    /* The server comes back: at its next retry time the prober finds it and closes the breaker. */
+    assert_int_equal(system(up), 0);
+    atomic_fetch_add(&fake_now_ms, 6000);
+    st3 = prober_settled(b, st2.attempts + 1);
+    assert_false(st3.open);
+    assert_int_equal(st3.attempts, st2.attempts + 1);
+    assert_int_equal(st3.outages, st1.outages);
+    r = run(admin, xdb_request_new(XDB_OFFLINE_COUNT, "example.org", "user0"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->count, 1);
+    xdb_request_free(r);
+
+    int errors_before = s.errors;
+    for (int u = 0; u < USERS; u++)
+        submit_store(x, &s, u, s.last_seq[u] + 1, "after");
+    async_wait_all(x, &s);
+    assert_int_equal(s.errors, errors_before);
+    assert_int_equal(s.out_of_order, 0);
+    xdbsql_close(x);
+
+    /* What was acknowledged is there, before and after the outage, and nothing that failed. */
+    for (int u = 0; u < USERS; u++) {
+        snprintf(user, sizeof(user), "user%d", u);
+        r = run(admin, xdb_request_new(XDB_OFFLINE_FETCH, "example.org", user));
+        assert_int_equal(r->status, XDB_OK);
+        assert_int_equal(r->noffline, 2);
+        assert_string_equal(r->offline[0].xml, "<message id='before'/>");
+        assert_string_equal(r->offline[1].xml, "<message id='after'/>");
+        xdb_request_free(r);
+    }
+    r = run(admin, xdb_request_new(XDB_VCARD_GET, "example.org", "user0"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_string_equal(r->xml, "<vCard xmlns='vcard-temp'><FN>before the outage</FN></vCard>");
+    xdb_request_free(r);
+    breaker_release(b);
+
+    /* One warning when it went, one report for the 30 s, one line when it came back. */
+    assert_int_equal(log_lines_with(down_log, " is unreachable: "), 1);
+    assert_int_equal(log_lines_with(down_log, " still unreachable after 31 s: "), 1);
+    assert_int_equal(log_lines_with(down_log, " is reachable again after 37.0 s down; "), 1);
+}
+
+/* SQLite is never down, but its connections take the same path: a file that cannot be opened
+ * opens the breaker like a server that does not answer, and opening it again closes it. */
+static void test_sqlite_file_gone(void **state)
+{
+    if (strcmp(driver_name, "sqlite") != 0)
+        skip(); /* the same code on every run: once is enough */
+    enum { REQUESTS = 100 };
+    char dir[] = "/tmp/jabshard-test-gone-XXXXXX", path[64], moved[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/db.sqlite", dir);
+    snprintf(moved, sizeof(moved), "%s.moved", dir);
+    db_settings file = {.driver = "sqlite", .path = path};
+    char err[256] = "";
+    db_conn *c = db_open(&file, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(xdb_migrate(c, err, sizeof(err)), 0);
+    create_user(c, "example.org", "alice", "secret");
+
+    fake_clock_start();
+    db_breaker *b = breaker_acquire(&file);
+    breaker_stats st0, st1;
+    breaker_stats_get(b, &st0);
+    assert_int_equal(rename(dir, moved), 0);
+    assert_int_equal(db_reconnect(c), DB_LOST_UNAPPLIED);
+    assert_true(db_down(c));
+    assert_non_null(strstr(db_errmsg(c), "storage unavailable: sqlite: cannot open"));
+    for (int i = 0; i < REQUESTS; i++) {
+        xdb_request *r = xdb_request_new(XDB_USER_CREDS, "example.org", "alice");
+        assert_int_equal(xdb_run(c, r), XDB_ERROR);
+        assert_int_equal(strncmp(r->error, "storage unavailable: sqlite: cannot open", 40), 0);
+        xdb_request_free(r);
+    }
+    breaker_stats_get(b, &st1);
+    assert_true(st1.open);
+    assert_int_equal(st1.attempts, st0.attempts + 1);
+    assert_int_equal(st1.refused, st0.refused + REQUESTS);
+
+    assert_int_equal(rename(moved, dir), 0);
+    atomic_fetch_add(&fake_now_ms, 6000);
+    st1 = prober_settled(b, st1.attempts + 1);
+    assert_false(st1.open);
+    xdb_request *r = xdb_request_new(XDB_USER_CREDS, "example.org", "alice");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    assert_false(db_down(c));
+    breaker_release(b);
+    breaker_test_set_clock(NULL);
+    db_close(c);
+    unlink(path);
+    char wal[80];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof(wal), "%s-shm", path);
+    unlink(wal);
+    rmdir(dir);
+}
+
 int main(void)
 {
     load_settings();
@@ -770,6 +1049,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_last_and_blocklist, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_database_down, setup_down, teardown_down),
+        cmocka_unit_test(test_sqlite_file_gone),
     };
     return cmocka_run_group_tests_name(driver_name, tests, NULL, NULL);
 }

@@ -357,6 +357,25 @@ static void test_shutdown(void **state)
     assert_int_equal(nrecs, 0);
 }
 
+/* Storage failing: an offline message goes back to its sender as a temporary error (never
+ * silence), a login gets a storage error (the front says temporary-auth-failure). */
+static void test_storage_failure(void **state)
+{
+    online(1, "alice", "a");
+    assert_int_equal(db_exec(db, "DROP TABLE offline"), DB_OK);
+    clear();
+    send_xml(1, "<message to='bob@example.org' type='chat' id='m1'><body>hi</body></message>");
+    EXPECT('S', 1, "id='m1'", "type='wait'");
+    EXPECT('S', 1, "id='m1'", "<resource-constraint");
+    assert_int_equal(db_exec(db, "DROP TABLE users"), DB_OK);
+    clear();
+    sm_auth_query(core, front, 7, "example.org", "carol");
+    drain();
+    int i = find('A', 7, NULL, NULL);
+    assert_true(i >= 0);
+    assert_int_equal(recs[i].status, SMPROTO_AUTH_ERROR);
+}
+
 static void test_carbons(void **state)
 {
     online(1, "alice", "a");
@@ -434,6 +453,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocking_after_logout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_carbons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
