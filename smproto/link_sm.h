@@ -38,7 +38,8 @@ typedef struct link_sm_hello {
 typedef struct link_sm_handlers {
     /* The link is ready: a front that switched to frames (hello set; returns the number of the
      * last of its counted frames the SM has received, which the answer carries), or a component
-     * that sent its first stanza after the handshake (hello NULL; the result is ignored). */
+     * as soon as its handshake is accepted (hello NULL; the result is ignored). Every link is up
+     * as a component first: a front's <smproto/> brings `down`, then `up` with its hello. */
     uint64_t (*up)(void *ctx, link_sm *l, const link_sm_hello *hello);
     /* A front's frame (header checked, payload not). The handler may close the link. */
     void (*frame)(void *ctx, link_sm *l, const smproto_frame *f);

@@ -5,10 +5,11 @@ set -eu
 
 # Build: compiler, pkg-config, libraries. Tests: cmocka, GNU SASL (an independent SASL client),
 # clang's libFuzzer and sanitizer runtimes, the PostgreSQL and MariaDB servers the storage suite
-# starts in temporary directories, and the client libraries the integration tests log in with.
+# starts in temporary directories, the client libraries the integration tests log in with, and
+# biboumi, the XEP-0114 component tests/integration/components.sh connects.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
 libsqlite3-dev libpq-dev libmariadb-dev libcmocka-dev clang libclang-rt-14-dev
-libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev"
+libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev biboumi"
 
 # --list: print the package names (CI installs them all, upgrading what is already there).
 if [ "${1:-}" = "--list" ]; then
