@@ -280,11 +280,17 @@ const char *lg_conn_condition(const xml_node *el, const char *ns)
     return "(none)";
 }
 
-/* The <text/> of an error, or "". */
+/* The <text/> of an error as " (text)" for a log line, or "". */
 static const char *error_text(xml_arena *arena, const xml_node *el, const char *ns)
 {
     xml_node *t = xml_child(el, ns, "text");
-    return t ? xml_text(arena, t) : "";
+    const char *text = t ? xml_text(arena, t) : "";
+    if (!*text)
+        return "";
+    size_t n = strlen(text) + 4;
+    char *out = xml_arena_alloc(arena, n);
+    snprintf(out, n, " (%s)", text);
+    return out;
 }
 
 static void conn_up(lg_conn *c)
@@ -393,7 +399,7 @@ static void on_sasl(lg_conn *c, const xml_node *el, xml_arena *arena)
         c->after_feed = AFTER_RESTART;
         xmlstream_stop(c->xs);
     } else if (xml_is(el, NS_SASL, "failure")) {
-        conn_fail(c, "SASL failure <%s/> %s", lg_conn_condition(el, NS_SASL),
+        conn_fail(c, "SASL failure <%s/>%s", lg_conn_condition(el, NS_SASL),
                   error_text(arena, el, NS_SASL));
     } else {
         conn_fail(c, "unexpected <%s/> during SASL", el->name);
@@ -460,7 +466,7 @@ static void on_stanza(void *ctx, xml_node *el, xml_arena *arena)
 {
     lg_conn *c = ctx;
     if (xml_is(el, XML_NS_STREAMS, "error")) {
-        conn_fail(c, "stream error <%s/> %s", lg_conn_condition(el, XML_NS_STREAM_ERRORS),
+        conn_fail(c, "stream error <%s/>%s", lg_conn_condition(el, XML_NS_STREAM_ERRORS),
                   error_text(arena, el, XML_NS_STREAM_ERRORS));
     } else if (c->after_feed != AFTER_NONE) {
         /* The parser stops after this element; nothing more is ours to act on. */

@@ -92,68 +92,80 @@ static double rounds(const lg_options *o, evloop *loop, lg_pool *pool, size_t *r
     return best;
 }
 
-int main(int argc, char **argv)
+/* The phases, once the network and TLS are set up. Returns the exit status. */
+static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
 {
-    lg_options o;
-    int parsed = lg_options_parse(argc, argv, &o);
-    if (parsed != 0)
-        return parsed > 0 ? 0 : 2;
-    signal(SIGPIPE, SIG_IGN);   /* OpenSSL writes with write(2): a closed peer must not kill us */
-    lg_report_init();
-    log_open("loadgen", LOG_TO_STDERR, NULL, LL_INFO);
-
-    uint64_t fds = lg_net_raise_fd_limit();
-    if ((uint64_t)o.users + LG_SPARE_FDS > fds) {
-        fprintf(stderr, "loadgen: %u users need %u open files; the limit is %llu (ulimit -n)\n",
-                o.users, o.users + LG_SPARE_FDS, (unsigned long long)fds);
-        return 2;
-    }
-    if (o.warmup && o.mech != LG_MECH_SCRAM_SHA1) {
-        log_warn("--warmup only matters for SCRAM-SHA-1: skipped");
-        o.warmup = false;
-    }
-    lg_net net;
-    if (lg_net_init(&net, &o) != 0)
-        return 2;
-    SSL_CTX *tls = NULL;
-    if (o.tls != LG_TLS_NONE && !(tls = lg_tls_ctx_new()))
-        return 2;
-    evloop *loop = evloop_create();
-    if (!loop) {
-        fprintf(stderr, "loadgen: cannot create the event loop: %s\n", strerror(errno));
-        return 2;
-    }
-    lg_scram_cache *cache = lg_scram_cache_new(o.users);
-    lg_env env = {.opt = &o, .loop = loop, .net = &net, .tls = tls, .scram = cache};
+    lg_scram_cache *cache = lg_scram_cache_new(o->users);
+    lg_env env = {.opt = o, .loop = loop, .net = net, .tls = tls, .scram = cache};
     lg_pool *pool = lg_pool_new(&env);
-
-    if (o.warmup)
+    if (o->warmup)
         warmup(pool, loop, cache);
     if (lg_pool_login(pool))
         evloop_run(loop);
     lg_login_result lr;
     lg_pool_login_result(pool, &lr);
     lg_report_login(stdout, &lr);
-    int status = 1;
     if (lr.ok > 0) {
-        status = 0;
-        if (o.ready_file)
-            write_ready_file(o.ready_file, &lr);
+        if (o->ready_file)
+            write_ready_file(o->ready_file, &lr);
         lg_pool_shrink(pool);
-        if (o.hold_s) {
+        if (o->hold_s) {
             uint64_t drops = lg_pool_drops(pool);
-            idle(loop, o.hold_s);
-            lg_report_hold(o.hold_s, lg_pool_connected(pool), lg_pool_drops(pool) - drops);
+            idle(loop, o->hold_s);
+            lg_report_hold(o->hold_s, lg_pool_connected(pool), lg_pool_drops(pool) - drops);
         }
         size_t ran;
-        double best = rounds(&o, loop, pool, &ran);
+        double best = rounds(o, loop, pool, &ran);
         lg_report_done(ran, best);
     }
     lg_pool_free(pool);
     lg_scram_cache_free(cache);
-    evloop_destroy(loop);
+    return lr.ok > 0 ? 0 : 1;
+}
+
+/* Checks what the options need from the system and sets up the network, TLS and the loop;
+ * returns the exit status. */
+static int setup_and_run(lg_options *o)
+{
+    uint64_t fds = lg_net_raise_fd_limit();
+    if ((uint64_t)o->users + LG_SPARE_FDS > fds) {
+        fprintf(stderr, "loadgen: %u users need %u open files; the limit is %llu (ulimit -n)\n",
+                o->users, o->users + LG_SPARE_FDS, (unsigned long long)fds);
+        return 2;
+    }
+    if (o->warmup && o->mech != LG_MECH_SCRAM_SHA1) {
+        log_warn("--warmup only matters for SCRAM-SHA-1: skipped");
+        o->warmup = false;
+    }
+    lg_net net;
+    if (lg_net_init(&net, o) != 0)
+        return 2;
+    int status = 2;
+    SSL_CTX *tls = o->tls != LG_TLS_NONE ? lg_tls_ctx_new() : NULL;
+    evloop *loop = evloop_create();
+    if (!loop)
+        fprintf(stderr, "loadgen: cannot create the event loop: %s\n", strerror(errno));
+    else if (o->tls == LG_TLS_NONE || tls)
+        status = run(o, &net, tls, loop);
+    if (loop)
+        evloop_destroy(loop);
     if (tls)
         SSL_CTX_free(tls);
     lg_net_free(&net);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    lg_options o;
+    int parsed = lg_options_parse(argc, argv, &o);
+    int status = parsed > 0 ? 0 : 2;
+    if (parsed == 0) {
+        signal(SIGPIPE, SIG_IGN);   /* OpenSSL writes with write(2): a closed peer must not kill us */
+        lg_report_init();
+        log_open("loadgen", LOG_TO_STDERR, NULL, LL_INFO);
+        status = setup_and_run(&o);
+    }
+    lg_options_free(&o);
     return status;
 }

@@ -122,74 +122,85 @@ static int parse_positive_double(const char *s, double *out)
     return 0;
 }
 
+/* Calls item on each comma-separated field of s (a NUL-terminated copy); an empty field, or an
+ * item that fails, fails the list. */
+static int parse_list(const char *s, lg_options *o, int (*item)(char *field, lg_options *o))
+{
+    char *copy = mem_strdup(s);
+    int rc = 0;
+    for (char *field = copy; rc == 0;) {
+        char *comma = strchr(field, ',');
+        if (comma)
+            *comma = '\0';
+        rc = *field ? item(field, o) : -1;
+        if (!comma)
+            break;
+        field = comma + 1;
+    }
+    free(copy);
+    return rc;
+}
+
+static int port_item(char *field, lg_options *o)
+{
+    uint32_t port;
+    if (parse_u32(field, 1, 65535, &port) != 0)
+        return -1;
+    o->ports = mem_realloc(o->ports, (o->nports + 1) * sizeof(*o->ports));
+    o->ports[o->nports++] = (uint16_t)port;
+    return 0;
+}
+
+static int rate_item(char *field, lg_options *o)
+{
+    double rate;
+    if (parse_positive_double(field, &rate) != 0)
+        return -1;
+    o->rates = mem_realloc(o->rates, (o->nrates + 1) * sizeof(*o->rates));
+    o->rates[o->nrates++] = rate;
+    return 0;
+}
+
+/* "A" or "A-B" (inclusive, A <= B); IPv4 only. */
+static int source_item(char *field, lg_options *o)
+{
+    char *dash = strchr(field, '-');
+    if (dash)
+        *dash = '\0';
+    struct in_addr lo, hi;
+    if (inet_pton(AF_INET, field, &lo) != 1 || inet_pton(AF_INET, dash ? dash + 1 : field, &hi) != 1)
+        return -1;
+    uint32_t a = ntohl(lo.s_addr), b = ntohl(hi.s_addr);
+    if (a > b || b - a >= 1u << 20 || o->nsources + (b - a) + 1 > 1u << 20)
+        return -1;
+    o->sources = mem_realloc(o->sources, (o->nsources + (b - a) + 1) * sizeof(*o->sources));
+    for (uint64_t x = a; x <= b; x++)
+        o->sources[o->nsources++] = (uint32_t)x;
+    return 0;
+}
+
 static int parse_ports(const char *s, lg_options *o)
 {
-    char *copy = mem_strdup(s), *save = NULL;
-    int rc = 0;
     free(o->ports);
     o->ports = NULL;
     o->nports = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        uint32_t port;
-        if (parse_u32(tok, 1, 65535, &port) != 0) {
-            rc = -1;
-            break;
-        }
-        o->ports = mem_realloc(o->ports, (o->nports + 1) * sizeof(*o->ports));
-        o->ports[o->nports++] = (uint16_t)port;
-    }
-    free(copy);
-    return rc == 0 && o->nports ? 0 : -1;
+    return parse_list(s, o, port_item);
 }
 
 static int parse_rates(const char *s, lg_options *o)
 {
-    char *copy = mem_strdup(s), *save = NULL;
-    int rc = 0;
     free(o->rates);
     o->rates = NULL;
     o->nrates = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        double rate;
-        if (parse_positive_double(tok, &rate) != 0) {
-            rc = -1;
-            break;
-        }
-        o->rates = mem_realloc(o->rates, (o->nrates + 1) * sizeof(*o->rates));
-        o->rates[o->nrates++] = rate;
-    }
-    free(copy);
-    return rc == 0 && o->nrates ? 0 : -1;
+    return parse_list(s, o, rate_item);
 }
 
-/* "A", "A-B" (inclusive, A <= B), comma-separated; IPv4 only. */
 static int parse_sources(const char *s, lg_options *o)
 {
-    char *copy = mem_strdup(s), *save = NULL;
-    int rc = 0;
     free(o->sources);
     o->sources = NULL;
     o->nsources = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
-        char *dash = strchr(tok, '-');
-        if (dash)
-            *dash = '\0';
-        struct in_addr lo, hi;
-        if (inet_pton(AF_INET, tok, &lo) != 1 || inet_pton(AF_INET, dash ? dash + 1 : tok, &hi) != 1) {
-            rc = -1;
-            break;
-        }
-        uint32_t a = ntohl(lo.s_addr), b = ntohl(hi.s_addr);
-        if (a > b || b - a >= 1u << 20 || o->nsources + (b - a) + 1 > 1u << 20) {
-            rc = -1;
-            break;
-        }
-        o->sources = mem_realloc(o->sources, (o->nsources + (b - a) + 1) * sizeof(*o->sources));
-        for (uint64_t x = a; x <= b; x++)
-            o->sources[o->nsources++] = (uint32_t)x;
-    }
-    free(copy);
-    return rc == 0 && o->nsources ? 0 : -1;
+    return parse_list(s, o, source_item);
 }
 
 /* Exactly one %u; any other % must be %%. */
@@ -245,9 +256,19 @@ int lg_options_format(const char *fmt, uint32_t n, char *out, size_t cap)
     return (int)len;
 }
 
+void lg_options_free(lg_options *o)
+{
+    free(o->ports);
+    free(o->sources);
+    free(o->rates);
+    o->ports = NULL;
+    o->sources = NULL;
+    o->rates = NULL;
+    o->nports = o->nsources = o->nrates = 0;
+}
+
 int lg_options_parse(int argc, char **argv, lg_options *o)
 {
-    static uint16_t default_port = 5222;
     *o = (lg_options){
         .host = "127.0.0.1",
         .domain = "localhost",
@@ -380,7 +401,8 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
     if ((uint64_t)o->first + o->users - 1 > UINT32_MAX)
         return bad("--first (the last user number overflows)", "");
     if (!ports_set) {
-        o->ports = &default_port;
+        o->ports = mem_alloc(sizeof(*o->ports));
+        o->ports[0] = 5222;
         o->nports = 1;
     }
     /* Rates times seconds is how many messages a round tracks, one entry each. */

@@ -38,10 +38,11 @@ typedef struct lg_options {
     unsigned timeout_s;          /* --timeout (30) */
 } lg_options;
 
-/* Parses argv into o (strings point into argv; the arrays are malloc'd and live as long as the
- * process). Returns 0; 1 after --help (usage printed to stdout); -1 after printing what is wrong
- * and the usage to stderr. */
+/* Parses argv into o (strings point into argv; the arrays are o's, freed by lg_options_free).
+ * Returns 0; 1 after --help (usage printed to stdout); -1 after printing what is wrong and the
+ * usage to stderr. In every case o may be passed to lg_options_free. */
 int lg_options_parse(int argc, char **argv, lg_options *o);
+void lg_options_free(lg_options *o);
 
 /* Writes fmt with its one %u replaced by n (and %% by %) into out; returns the length, or -1 when
  * it does not fit. The formats are checked by lg_options_parse, and are not printf formats: an
