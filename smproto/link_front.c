@@ -227,6 +227,7 @@ static void wake_shards(link_front *lf)
 
 static void update_interest(link_front *lf);
 static void try_connect(link_front *lf);
+static void take_from_shards(link_front *lf);
 
 static void set_congested(link_front *lf)
 {
@@ -407,7 +408,7 @@ static bool on_ack(link_front *lf, uint64_t n)
 
 /* A held message, made ready for the new link: frames sent before that the SM says it received
  * are dropped, and so are logins and binds made before the IO thread answered this link's resync
- * (it asked them again there). Sends what is left. */
+ * (it asked them again there) and an earlier link's RESYNC frames. Sends what is left. */
 static void resend_held(link_front *lf, link_msg *m)
 {
     uint64_t seq = m->last_seq ? m->last_seq - counted_frames(m) : 0;
@@ -419,7 +420,8 @@ static void resend_held(link_front *lf, link_msg *m)
     FOR_EACH_FRAME(m, f, at) {
         bool counted = smproto_counted(f.type);
         seq += counted && m->last_seq;
-        bool drop = (m->last_seq && counted && seq <= lf->resume_after) ||
+        /* A RESYNC belongs to the link it was made for: the new link has its own. */
+        bool drop = !counted || (m->last_seq && counted && seq <= lf->resume_after) ||
                     (stale_requests && (f.type == SMPROTO_AUTH_QUERY || f.type == SMPROTO_BIND));
         if (drop) {
             dropped = true;
@@ -506,6 +508,7 @@ static void read_frames(link_front *lf)
     const uint8_t *bd = (const uint8_t *)outq_block_data(blk);
     size_t off = 0;
     uint64_t frames = 0;
+    bool acks = false;
     while (off < used) {
         smproto_frame f;
         size_t n;
@@ -522,6 +525,7 @@ static void read_frames(link_front *lf)
             }
         } else if (f.type == SMPROTO_ACK) {
             uint64_t acked;
+            acks = true;
             if (!smproto_get_ack(&f, &acked) || !on_ack(lf, acked)) {
                 outq_block_unref(blk);
                 link_down(lf, "protocol error: a bad ACK from the SM");
@@ -540,6 +544,9 @@ static void read_frames(link_front *lf)
     outq_block_unref(blk);
     buf_consume(&lf->rx, used);
     count(&lf->st_frames_in, frames);
+    /* An ACK may have made room under the hold bound: take what the IO threads queued. */
+    if (acks)
+        take_from_shards(lf);
     /* What we took is ours now (the IO threads deliver it or hand it back): tell the SM. */
     if (lf->rx_count != lf->rx_told) {
         buf b = BUF_INIT;

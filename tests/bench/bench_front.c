@@ -11,8 +11,11 @@
  *     have all logged in and bound, and again after IDLE_WAIT_MS of silence.
  *
  * The sink is a thread of this process: it accepts the front's link (XEP-0114 handshake,
- * <smproto/>), answers every AUTH_QUERY with the same credentials (derived once), every BIND with
- * BOUND, every iq with PONG and PING with PONG, and counts the stanzas. The clients run in a child
+ * <smproto version='2'/>, answering received= with the front's acked=: a sink remembers nothing),
+ * answers every AUTH_QUERY with the same credentials (derived once), every BIND with BOUND, every
+ * iq with PONG and PING with PONG, counts the stanzas, and acknowledges (ACK) every counted frame
+ * after each read, as an SM takes custody: a front stops taking from its clients when <sm><hold>
+ * bytes (4 MiB) are unacknowledged. The clients run in a child
  * process (this program again, with --clients), so that neither the front nor the clients need
  * more than their share of the 20,000 descriptors a process may have; they use the source
  * addresses 127.0.<phase>.1-200, so that ephemeral ports never run short. Clients log in with
@@ -125,9 +128,17 @@ static bool sink_open(int fd, buf *rx)
     long sp_end = sp < 0 ? -1 : bench_read_until(fd, rx, (size_t)sp, "/>", 10000);
     if (sp_end < 0)
         return false;
+    char request[256], answer[128];
+    snprintf(request, sizeof(request), "%.*s", (int)(sp_end - sp), buf_data(rx) + sp);
     buf_consume(rx, (size_t)sp_end + 2);
-    static const char answer[] = "<smproto xmlns='" SMPROTO_NS "' version='1'/>";
-    sink_write(fd, answer, sizeof(answer) - 1);
+    const char *acked = strstr(request, " acked='");
+    if (!strstr(request, " version='2'") || !acked) {
+        fprintf(stderr, "bench_front: the front asked for %s\n", request);
+        return false;
+    }
+    len = snprintf(answer, sizeof(answer), "<smproto xmlns='" SMPROTO_NS "' version='2' "
+                   "received='%llu'/>", strtoull(acked + 8, NULL, 10));
+    sink_write(fd, answer, (size_t)len);
     return true;
 }
 
@@ -176,6 +187,7 @@ static void sink_serve(int fd)
         return;
     }
     atomic_fetch_add(&sink.links, 1);
+    uint64_t counted = 0, acked = 0;
     for (;;) {
         char *room = buf_reserve(&rx, 256 * 1024);
         ssize_t n = read(fd, room, buf_avail(&rx));
@@ -191,9 +203,14 @@ static void sink_serve(int fd)
         while ((st = smproto_frame_next((const uint8_t *)buf_data(&rx), buf_len(&rx), &f, &used)) ==
                SMPROTO_FRAME_OK) {
             sink_frame(&f, &out, &stanzas);
+            counted += smproto_counted(f.type);
             buf_consume(&rx, used);
         }
         atomic_fetch_add(&sink.stanzas, stanzas);
+        if (counted != acked) {
+            smproto_put_ack(&out, counted);
+            acked = counted;
+        }
         if (buf_len(&out)) {
             sink_write(fd, buf_data(&out), buf_len(&out));
             buf_consume(&out, buf_len(&out));

@@ -4,8 +4,11 @@
  * Setup (not measured): a scratch SQLite database gets the users (credentials derived once and
  * shared) and their rosters (ring neighbours i±1..i±25, subscription both) through xdb_run; then
  * jabshard-sm (from the directory in argv[1], $JABSHARD_BIN or ../bin) starts on a free loopback
- * port with a generated sm.xml. This program is the front: XEP-0114 handshake, <smproto/>, then
- * frames. It measures
+ * port with a generated sm.xml. This program is the front: XEP-0114 handshake, <smproto
+ * version='2'/>, then frames; like a front, it acknowledges (ACK) the SM's counted frames after
+ * each read (the SM keeps each frame until then, and holds back its own ACK of the frame that
+ * caused it), and after each phase checks that the SM acknowledged every frame it was sent (the
+ * figures stop at the last answer, as before acknowledgements). It measures
  *   - binds: BIND for every user at once, until every BOUND is back (each loads a 50-item roster);
  *   - presence fan-out: one initial presence per user, sent in user order; every one comes back as
  *     the user's own echo, 50 probe answers and one copy per contact already available, so the
@@ -207,9 +210,12 @@ static void link_open(int port)
     snprintf(text, sizeof(text), "<handshake>%s</handshake>", digest);
     send_all(text);
     size_t done = read_until(head_end, "<handshake/>");
-    send_all("<smproto xmlns='" SMPROTO_NS "' version='1'/>");
+    send_all("<smproto xmlns='" SMPROTO_NS "' version='2' instance='be4c4' acked='0'/>");
     size_t sp = read_until(done, "<smproto");
-    buf_consume(&rx, read_until(sp, "/>") + 2);
+    size_t sp_end = read_until(sp, "/>");
+    if (!memmem(buf_data(&rx) + sp, sp_end - sp, "received='0'", 12))
+        die("the SM did not answer received='0' to a new instance");
+    buf_consume(&rx, sp_end + 2);
     fcntl(link_fd, F_SETFL, fcntl(link_fd, F_GETFL) | O_NONBLOCK);
 }
 
@@ -223,6 +229,21 @@ static struct {
     long bound, bind_failed, presence, messages, errors, ends, misrouted;
     uint64_t *latency;      /* ns, one per message delivered */
 } got;
+
+/* Custody: counted frames each way, and the acknowledgements. */
+static struct {
+    uint64_t sent;          /* ours, to the SM */
+    uint64_t sm_acked;      /* the SM's last ACK */
+    uint64_t received;      /* the SM's, to us */
+    uint64_t told;          /* of which we acknowledged */
+} custody;
+
+/* A counted frame for the SM. */
+static void put_frame(smproto_type type, uint64_t sid, const char *xml, size_t len)
+{
+    smproto_put(&tx, type, sid, xml, len);
+    custody.sent++;
+}
 
 static void on_stanza(const smproto_frame *f)
 {
@@ -270,9 +291,15 @@ static void on_frame(const smproto_frame *f)
         if (smproto_get_ping(f, &token))
             smproto_put_ping(&tx, SMPROTO_PONG, token);
         break;
+    case SMPROTO_ACK:
+        if (!smproto_get_ack(f, &token) || token < custody.sm_acked || token > custody.sent)
+            die("a bad ACK from the SM");
+        custody.sm_acked = token;
+        break;
     default:
         break;
     }
+    custody.received += smproto_counted(f->type);
 }
 
 /* Writes what it can, then waits up to timeout_ms for input and handles every whole frame. */
@@ -311,6 +338,25 @@ static void pump(int timeout_ms)
         if (st == SMPROTO_FRAME_BAD)
             die("the SM sent a bad frame");
     }
+    /* What we read is ours now: tell the SM, as a front does after each read. */
+    if (custody.received != custody.told) {
+        smproto_put_ack(&tx, custody.received);
+        custody.told = custody.received;
+    }
+}
+
+/* Until the SM has acknowledged every frame sent to it: each was finished, and everything it
+ * caused acknowledged by us. */
+static void wait_acked(void)
+{
+    double t0 = bench_now_s();
+    while (custody.sm_acked < custody.sent && bench_now_s() - t0 < TIMEOUT_S)
+        pump(100);
+    if (custody.sm_acked != custody.sent) {
+        fprintf(stderr, "bench_sm: the SM acknowledged %llu of %llu frames\n",
+                (unsigned long long)custody.sm_acked, (unsigned long long)custody.sent);
+        die("frames not acknowledged");
+    }
 }
 
 /* One figure; cpu0 is the SM's CPU time when the phase began. */
@@ -331,12 +377,15 @@ static void bind_all(void)
     for (int i = 0; i < users; i++) {
         user_name(user, sizeof(user), i);
         smproto_put_bind(&tx, sid_of(i), HOST, user, RESOURCE, 0);
+        custody.sent++;
     }
     while (got.bound + got.bind_failed < users && bench_now_s() - t < TIMEOUT_S)
         pump(100);
     if (got.bound != users)
         die("not every session was bound");
-    report("binds", users, bench_now_s() - t, cpu0, " (each loads a 50-item roster)");
+    double s = bench_now_s() - t;
+    wait_acked();
+    report("binds", users, s, cpu0, " (each loads a 50-item roster)");
 }
 
 static void presence_all(void)
@@ -354,7 +403,7 @@ static void presence_all(void)
     for (int i = 0; i < users; i++) {
         user_name(user, sizeof(user), i);
         int len = snprintf(xml, sizeof(xml), "<presence from='%s@" HOST "/" RESOURCE "'/>", user);
-        smproto_put(&tx, SMPROTO_STANZA, sid_of(i), xml, (size_t)len);
+        put_frame(SMPROTO_STANZA, sid_of(i), xml, (size_t)len);
     }
     while (got.presence + got.errors < expected && bench_now_s() - t < TIMEOUT_S)
         pump(100);
@@ -364,6 +413,7 @@ static void presence_all(void)
                 got.presence, expected, got.errors);
         die("presence fan-out incomplete");
     }
+    wait_acked();
     char extra[128];
     snprintf(extra, sizeof(extra), " (%d initial presences, %.0f/s; the last stanza arrived %.2f s "
              "after the first presence was sent)", users, users / s, s);
@@ -395,7 +445,7 @@ static void messages_all(void)
                                "<message from='%s@" HOST "/" RESOURCE "' to='%s@" HOST "' "
                                "type='chat'><body>%ld %llu %d</body></message>",
                                from, to, sent, (unsigned long long)bench_now_ns(), b);
-            smproto_put(&tx, SMPROTO_STANZA, sid_of(a), xml, (size_t)len);
+            put_frame(SMPROTO_STANZA, sid_of(a), xml, (size_t)len);
             sent++;
         }
         pump(10);
@@ -406,6 +456,7 @@ static void messages_all(void)
                 got.messages, messages, got.errors - errors0, got.misrouted);
         die("messages lost");
     }
+    wait_acked();
     char extra[160];
     double p50 = (double)bench_percentile(got.latency, (size_t)got.messages, 50) / 1e6;
     double p99 = (double)bench_percentile(got.latency, (size_t)got.messages, 99) / 1e6;

@@ -1,12 +1,14 @@
 /* tests/unit/test_shard_threads.c — the front's threads together: the real IO threads and SM-link
  * thread (shard/iothread.c, smproto/link_front.c) against an SM played by this test over loopback
- * TCP (XEP-0114 handshake, then frames), with many clients over loopback TCP. Rings of 4 entries
- * force the full-ring paths in both directions on every run.
+ * TCP (XEP-0114 handshake, smproto version 2, then frames), with many clients over loopback TCP.
+ * Rings of 4 entries force the full-ring paths in both directions on every run.
  *
  * The clients speak before authenticating: each sends a stream header and a burst of XEP-0077
  * <iq/>s, which the front forwards as REGISTER frames without waiting for answers; the fake SM
- * echoes every one as a STANZA frame for the same session. Each client must get every answer, in
- * the order it sent the questions, and no frame may go stale. Built under ThreadSanitizer
+ * echoes every one as a STANZA frame for the same session, and acknowledges what it read after
+ * each read (ACK), as an SM takes custody. Each client must get every answer, in the order it sent
+ * the questions, no frame may go stale, and the front must have acknowledged every answer it took
+ * and sent nothing again. Built under ThreadSanitizer
  * (make SAN=thread), this is the race check of the rings, the wakeups and the backpressure.
  *
  * Both directions of backpressure are forced, not hoped for: the link thread's batches of frames
@@ -117,6 +119,9 @@ typedef struct fake_sm {
     /* Results, read after join. */
     bool handshake_ok;
     unsigned long registers, resync_frames, other_frames;
+    unsigned long acks_sent;        /* ACK frames to the front */
+    uint64_t counted;               /* counted frames from the front */
+    uint64_t front_acked;           /* the front's last ACK: answers it took */
     char err[160];
 } fake_sm;
 
@@ -151,33 +156,51 @@ static bool id_of(const char *xml, char *out, size_t outlen)
     return true;
 }
 
+/* Handles the whole frames in `in`. What they count for custody is acknowledged before the
+ * answers they caused, so that a front that has read an answer has read every ACK before it. */
 static void sm_frames(fake_sm *sm, buf *in, buf *out)
 {
+    buf answers = BUF_INIT;
+    uint64_t counted = sm->counted;
     for (;;) {
         smproto_frame f;
         size_t used;
         smproto_frame_status st = smproto_frame_next((const uint8_t *)buf_data(in), buf_len(in), &f, &used);
         if (st == SMPROTO_FRAME_PARTIAL)
-            return;
+            break;
         if (st == SMPROTO_FRAME_BAD) {
             snprintf(sm->err, sizeof sm->err, "a bad frame from the front");
             buf_consume(in, buf_len(in));
-            return;
+            break;
         }
         const char *host, *iq;
         char id[64], reply[128];
+        uint64_t acked;
+        sm->counted += smproto_counted(f.type);
         if (f.type == SMPROTO_REGISTER && smproto_get_register(&f, &host, &iq) &&
             id_of(iq, id, sizeof id)) {
             int n = snprintf(reply, sizeof reply, "<iq type='result' id='%s'/>", id);
-            smproto_put(out, SMPROTO_STANZA, f.sid, reply, (size_t)n);
+            smproto_put(&answers, SMPROTO_STANZA, f.sid, reply, (size_t)n);
             sm->registers++;
         } else if (f.type == SMPROTO_RESYNC) {
             sm->resync_frames++;
+        } else if (f.type == SMPROTO_ACK && smproto_get_ack(&f, &acked)) {
+            if (acked < sm->front_acked || acked > sm->registers)
+                snprintf(sm->err, sizeof sm->err, "the front acknowledged %llu after %llu, of %lu "
+                         "answers sent", (unsigned long long)acked,
+                         (unsigned long long)sm->front_acked, sm->registers);
+            sm->front_acked = acked;
         } else {
             sm->other_frames++;
         }
         buf_consume(in, used);
     }
+    if (sm->counted != counted) {
+        smproto_put_ack(out, sm->counted);
+        sm->acks_sent++;
+    }
+    buf_append(out, buf_data(&answers), buf_len(&answers));
+    buf_free(&answers);
 }
 
 static void *sm_main(void *arg)
@@ -203,17 +226,19 @@ static void *sm_main(void *arg)
         goto out;
     buf_consume(&out, buf_len(&out));
     buf_append(&out, "<handshake/>", 12);
-    if (!write_all(fd, buf_data(&out), buf_len(&out)) ||
-        !read_until(fd, &in, 0, "<smproto xmlns='urn:jabshard:smproto' version='1'/>"))
+    /* A fresh front: its instance, nothing acknowledged yet; nothing received from it either. */
+    const char *ask = "<smproto xmlns='urn:jabshard:smproto' version='2' instance='";
+    if (!write_all(fd, buf_data(&out), buf_len(&out)) || !read_until(fd, &in, 0, ask) ||
+        !read_until(fd, &in, 0, "' acked='0'/>"))
         goto out;
     buf_consume(&out, buf_len(&out));
-    const char *tag = "<smproto xmlns='urn:jabshard:smproto' version='1'/>";
+    const char *tag = "<smproto xmlns='urn:jabshard:smproto' version='2' received='0'/>";
     buf_append(&out, tag, strlen(tag));
     if (!write_all(fd, buf_data(&out), buf_len(&out)))
         goto out;
     buf_consume(&out, buf_len(&out));
-    const char *end = memmem(buf_data(&in), buf_len(&in), tag, strlen(tag));
-    buf_consume(&in, (size_t)(end - (const char *)buf_data(&in)) + strlen(tag));
+    const char *end = memmem(buf_data(&in), buf_len(&in), "' acked='0'/>", 13);
+    buf_consume(&in, (size_t)(end - (const char *)buf_data(&in)) + 13);
     sm->handshake_ok = true;
 
     /* Frames: non-blocking, echoing what comes, until told to stop. Reading starts only once an
@@ -225,8 +250,22 @@ static void *sm_main(void *arg)
     for (;;) {
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN | (buf_len(&out) ? POLLOUT : 0)},
                               {.fd = sm->stop_pipe[0], .events = POLLIN}};
-        if (poll(p, 2, 30000) <= 0 || p[1].revents)
+        if (poll(p, 2, 30000) <= 0)
             break;
+        if (p[1].revents) {
+            /* The front has stopped: what it wrote last (its final ACK) is read to the end. */
+            set_timeout(fd, 30);
+            for (;;) {
+                char *q = buf_reserve(&in, 4096);
+                ssize_t r = recv(fd, q, 4096, 0);
+                if (r <= 0)
+                    break;
+                buf_commit(&in, (size_t)r);
+            }
+            buf_consume(&out, buf_len(&out));
+            sm_frames(sm, &in, &out);
+            break;
+        }
         if (p[0].revents & POLLOUT) {
             ssize_t r = send(fd, buf_data(&out), buf_len(&out), MSG_NOSIGNAL | MSG_DONTWAIT);
             if (r > 0)
@@ -431,7 +470,12 @@ static void test_echo_through_tiny_rings(void **state)
     assert_int_equal(sm.registers, (unsigned long)CLIENTS * PER_CLIENT);
     assert_int_equal(sm.other_frames, 0);
     assert_int_equal(sm.resync_frames, 1);
-    assert_int_equal(ls.frames_in, (uint64_t)CLIENTS * PER_CLIENT);
+    /* Every answer the front took, it acknowledged; every frame it sent was received once. */
+    assert_int_equal(sm.front_acked, sm.registers);
+    assert_int_equal(sm.counted, (uint64_t)CLIENTS * PER_CLIENT);
+    assert_int_equal(ls.resent, 0);
+    /* The answers and the SM's ACKs, each of which came before an answer. */
+    assert_int_equal(ls.frames_in, (uint64_t)CLIENTS * PER_CLIENT + sm.acks_sent);
     assert_int_equal(ls.connects, 1);
     assert_int_equal(accepted, CLIENTS);
     assert_int_equal(stale, 0);
