@@ -108,7 +108,7 @@ void custody_sent(custody_link *cl, custody_ticket origin, smproto_type type, ui
 
 bool custody_acked(custody_link *cl, uint64_t n)
 {
-    if (n > cl->sent)
+    if (n > cl->sent || n < cl->acked)
         return false;
     while (cl->acked < n) {
         sent_frame *f = cl->out;

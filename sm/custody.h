@@ -50,7 +50,7 @@ void custody_release(custody_ticket t);
 void custody_sent(custody_link *cl, custody_ticket origin, smproto_type type, uint64_t sid,
                   const char *xml, size_t len);
 /* The front acknowledged the first n frames the SM sent on cl. Returns false when n is beyond what
- * was sent (a protocol error). */
+ * was sent or below an earlier acknowledgement (a protocol error). */
 bool custody_acked(custody_link *cl, uint64_t n);
 /* The SM's acknowledgement is due: everything up to *n is finished and the front has not been told.
  * Marks it told. */

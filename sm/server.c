@@ -35,7 +35,7 @@ struct sm_server {
     link_sm_server *links;
     const sm_config *cfg;
     front_memory *memory;   /* [cfg->nservices] */
-    server_link *fronts;
+    server_link *up;        /* every up link: fronts and components */
 };
 
 /* ---- core -> links ---- */
@@ -113,6 +113,11 @@ static uint64_t on_up(void *ctx, link_sm *l, const link_sm_hello *hello)
     sl->l = l;
     sl->core = sm_link_up(srv->core, l, link_sm_service(l), hello == NULL);
     link_sm_set_data(l, sl);
+    sl->next = srv->up;
+    sl->prev = &srv->up;
+    if (srv->up)
+        srv->up->prev = &sl->next;
+    srv->up = sl;
     if (!hello)
         return 0;
     /* The same instance reconnecting: it has nothing to send again up to what we received. A new
@@ -123,11 +128,6 @@ static uint64_t on_up(void *ctx, link_sm *l, const link_sm_hello *hello)
         received = sl->memory->received;
     snprintf(sl->memory->instance, sizeof sl->memory->instance, "%s", hello->instance);
     sl->cl = custody_link_new(received);
-    sl->next = srv->fronts;
-    sl->prev = &srv->fronts;
-    if (srv->fronts)
-        srv->fronts->prev = &sl->next;
-    srv->fronts = sl;
     log_info("link %s: instance %s, resuming after frame %llu", link_sm_service(l),
              hello->instance, (unsigned long long)received);
     return received;
@@ -151,12 +151,17 @@ static void on_down(void *ctx, link_sm *l)
     if (!sl)
         return;
     if (sl->cl) {
-        sl->memory->received = custody_received(sl->cl);
-        *sl->prev = sl->next;
-        if (sl->next)
-            sl->next->prev = sl->prev;
-        custody_link_down(sl->cl, handed_back, sl);
+        custody_link *cl = sl->cl;
+        /* What the core sends this link from now on (bounces of what is handed back, the
+         * unavailable presence of its ending sessions) goes down with it, out of custody:
+         * custody_link_down may free cl. */
+        sl->cl = NULL;
+        sl->memory->received = custody_received(cl);
+        custody_link_down(cl, handed_back, sl);
     }
+    *sl->prev = sl->next;
+    if (sl->next)
+        sl->next->prev = sl->prev;
     sm_link_down(srv->core, sl->core);
     link_sm_set_data(l, NULL);
     free(sl);
@@ -257,9 +262,9 @@ static void on_wake(evloop *loop, void *arg)
 static void before_sleep(evloop *loop, void *arg)
 {
     sm_server *srv = arg;
-    for (server_link *sl = srv->fronts; sl; sl = sl->next) {
+    for (server_link *sl = srv->up; sl; sl = sl->next) {
         uint64_t n;
-        if (custody_ack_due(sl->cl, &n))
+        if (sl->cl && custody_ack_due(sl->cl, &n))
             smproto_put_ack(link_sm_out(sl->l), n);
     }
     link_sm_flush_all(srv->links);
@@ -299,6 +304,16 @@ void sm_server_free(sm_server *srv)
     if (!srv)
         return;
     link_sm_server_free(srv->links);
+    /* The links closed without down: retire their custody (nothing is handed back, the SM is
+     * stopping); each is freed when the core lets go of its last ticket, at the latest in
+     * sm_free. */
+    while (srv->up) {
+        server_link *sl = srv->up;
+        srv->up = sl->next;
+        if (sl->cl)
+            custody_link_down(sl->cl, NULL, NULL);
+        free(sl);
+    }
     sm_free(srv->core);
     free(srv->memory);
     evloop_on_wake(srv->loop, NULL, NULL);

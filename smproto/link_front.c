@@ -317,7 +317,8 @@ static void on_sm_element(void *ctx, xml_node *el, xml_arena *arena)
                                    ? strtoull(received, &end, 10) : 0;
         if (v && strcmp(v, "2") == 0 && end && !*end && r >= lf->tx_acked && r <= lf->tx_seq) {
             lf->smproto_ok = true;
-            lf->resume_after = lf->tx_seq = lf->tx_acked = r;
+            /* Frames (acked, r] stay ours until acknowledged, without being sent again. */
+            lf->resume_after = lf->tx_seq = r;
         } else if (v && strcmp(v, "2") == 0) {
             log_error("SM link: the SM says it received %s of our frames; we sent %llu of which "
                       "%llu were acknowledged", received ? received : "(nothing)",
@@ -406,32 +407,47 @@ static bool on_ack(link_front *lf, uint64_t n)
     return true;
 }
 
-/* A held message, made ready for the new link: frames sent before that the SM says it received
- * are dropped, and so are logins and binds made before the IO thread answered this link's resync
- * (it asked them again there) and an earlier link's RESYNC frames. Sends what is left. */
+/* A held message, made ready for the new link. Of the frames sent on an earlier link, those the SM
+ * acknowledged are dropped, and those it says it received but has not acknowledged stay ours
+ * without being sent again (the SM finishes them and acknowledges them in the old numbering; if it
+ * dies first, the next link sends them). Dropped too: an earlier link's RESYNC frames, and logins
+ * and binds made before the IO thread answered this link's resync (it asked them again there).
+ * Sends what is left. */
 static void resend_held(link_front *lf, link_msg *m)
 {
     uint64_t seq = m->last_seq ? m->last_seq - counted_frames(m) : 0;
     bool stale_requests = m->epoch < lf->epoch;
-    buf keep = BUF_INIT;
-    bool dropped = false;
-    uint64_t resent = 0;
+    buf keep = BUF_INIT, retain = BUF_INIT;
+    uint64_t retained_last = 0, resent = 0, kept_frames = 0, frames = 0;
     smproto_frame f;
     FOR_EACH_FRAME(m, f, at) {
         bool counted = smproto_counted(f.type);
+        frames++;
         seq += counted && m->last_seq;
-        /* A RESYNC belongs to the link it was made for: the new link has its own. */
-        bool drop = !counted || (m->last_seq && counted && seq <= lf->resume_after) ||
-                    (stale_requests && (f.type == SMPROTO_AUTH_QUERY || f.type == SMPROTO_BIND));
-        if (drop) {
-            dropped = true;
+        if (!counted || (m->last_seq && seq <= lf->tx_acked))
+            continue;
+        if (m->last_seq && seq <= lf->resume_after) {
+            buf_append(&retain, msg_data(m) + at, SMPROTO_HEADER + f.len);
+            retained_last = seq;
             continue;
         }
-        resent += counted && m->last_seq;
+        if (stale_requests && (f.type == SMPROTO_AUTH_QUERY || f.type == SMPROTO_BIND))
+            continue;
+        resent += m->last_seq != 0;
+        kept_frames++;
         buf_append(&keep, msg_data(m) + at, SMPROTO_HEADER + f.len);
     }
     count(&lf->st_resent, resent);
-    if (!dropped) {
+    if (retained_last) {
+        size_t len = buf_len(&retain);
+        link_msg *r = link_msg_new(LINK_MSG_FRAMES, outq_block_from_buf(&retain), 0, len);
+        r->last_seq = retained_last;
+        *lf->unacked_tail = r;
+        lf->unacked_tail = &r->next;
+        lf->unacked_bytes += len;
+    }
+    buf_free(&retain);
+    if (kept_frames == frames) {
         buf_free(&keep);
         m->last_seq = 0;
         send_msg(lf, m);
