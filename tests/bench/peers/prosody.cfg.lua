@@ -1,0 +1,45 @@
+-- tests/bench/peers/prosody.cfg.lua: Prosody for the peer benchmark (server_prosody.py fills in
+-- the upper-case names between at signs). Debian's default modules, less mod_limits (traffic
+-- shaping) and those that only serve s2s, daemonizing or the admin shell; encryption optional so
+-- plain TCP can be measured; stanza size limits raised; a listen backlog of 1,024 like jabshard's;
+-- no s2s or HTTP listeners; logging at warn; data, pidfile and log in the run directory.
+pidfile = "@RUN@/prosody.pid"
+data_path = "@RUN@"
+plugin_paths = { }
+admins = { }
+network_backend = "epoll"
+network_settings = { tcp_backlog = 1024 }
+interfaces = { "127.0.0.1" }
+c2s_ports = { @PORT@ }
+c2s_direct_tls_ports = { @TLS_PORT@ }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+component_ports = { }
+
+modules_enabled = {
+	"disco"; "roster"; "saslauth"; "tls"; "blocklist"; "bookmarks"; "carbons";
+	"pep"; "private"; "smacks"; "vcard4"; "vcard_legacy"; "csi_simple"; "ping";
+	"register"; "time"; "uptime"; "version"; "offline";
+}
+modules_disabled = { "s2s"; "limits"; "admin_shell"; "posix" }
+
+authentication = "internal_hashed"
+storage = "internal"
+allow_registration = false
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+c2s_stanza_size_limit = 16777216
+c2s_unauthed_stanza_size_limit = 16777216
+
+certificates = "@CERT@"
+ssl = {
+	certificate = "@CERT@/cert.pem";
+	key = "@CERT@/key.pem";
+}
+
+log = {
+	warn = "@RUN@/log/prosody.log";
+}
+
+VirtualHost "localhost"

@@ -1,0 +1,49 @@
+# tests/bench/peers/server_ejabberd.py: ejabberd (Debian's) from ejabberd.yml and ejabberdctl.cfg,
+# started with "ejabberdctl foreground" as the ejabberd user; accounts inserted into its SQLite
+# database (Debian's lite.sql schema) as SCRAM-SHA-1 keys, the form auth_password_format: scram
+# stores.
+import os
+import sqlite3
+
+import peerlib
+
+SCHEMA = "/usr/share/ejabberd/sql/lite.sql"
+
+
+class Ejabberd(peerlib.Server):
+    name = "ejabberd"
+    packages = ["ejabberd", "erlang-p1-sqlite3"]
+    user = "ejabberd"
+
+    def version(self):
+        return peerlib.package_version("ejabberd")
+
+    def write_store(self, store, creds):
+        db = sqlite3.connect(os.path.join(store, "ejabberd.db"))
+        with open(SCHEMA) as f:
+            db.executescript(f.read())
+        db.executemany("INSERT INTO users (username, password, serverkey, salt, iterationcount) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       ((c.user, c.sha1_stored, c.sha1_server, peerlib.b64(c.salt.encode()),
+                         peerlib.ITERATIONS) for c in creds))
+        db.commit()
+        db.close()
+
+    def launch(self, run):
+        values = {"RUN": run, "PORT": self.port, "TLS_PORT": self.tls_port, "CERT": self.certdir,
+                  "DIST_PORT": self.port + 10}
+        cfg, ctl = os.path.join(run, "ejabberd.yml"), os.path.join(run, "ejabberdctl.cfg")
+        peerlib.render("ejabberd.yml", cfg, values)
+        peerlib.render("ejabberdctl.cfg", ctl, values)
+        for path in (cfg, ctl):
+            os.chmod(path, 0o644)
+        with open(os.path.join(run, "inetrc"), "w") as f:
+            f.write("{lookup, [file, native]}.\n")
+        os.makedirs(os.path.join(run, "mnesia"), exist_ok=True)
+        peerlib.chown_tree(run, self.user)
+        env = dict(os.environ, HOME=run)
+        argv = ["ejabberdctl", "--config-dir", run, "--config", cfg, "--ctl-config", ctl,
+                "--spool", os.path.join(run, "mnesia"), "--logs", os.path.join(run, "log"),
+                "--node", "ejabberd-bench@localhost", "foreground"]
+        return [peerlib.spawn(argv, os.path.join(run, "log", "stdout"), user=self.user, env=env,
+                              cwd=run)]

@@ -1,0 +1,96 @@
+# tests/bench/peers/server_jabshard.py: jabshard, front and SM on SQLite, started with tools/run.sh.
+# run.sh derives its configuration from etc/ next to it; the benchmark needs two settings it has no
+# variable for (STARTTLS optional, so plain TCP can be measured, and <max_fds> for the largest
+# scenario), so it runs from a shadow tree: tools/run.sh a link to the real one, etc/ copies of the
+# real templates with those two edits. Limits go through JABSHARD_LIMITS. Accounts are imported
+# with jabshardctl from exported SCRAM credentials (no key derivation). The programs are copied out
+# of the build tree first, so a rebuild during the run cannot mix two versions.
+import os
+import shutil
+import subprocess
+
+import peerlib
+
+ROOT = os.path.abspath(os.path.join(peerlib.HERE, "..", "..", ".."))
+LIMITS = "max_bps=0 conn_rate=0 ip_auth_failures=0 stanza_size=16777216"
+MAX_FDS = 19880
+
+
+def edit(text, old, new):
+    if text.count(old) != 1:
+        raise RuntimeError("etc/ changed: expected %r once" % old)
+    return text.replace(old, new)
+
+
+class Jabshard(peerlib.Server):
+    name = "jabshard"
+    packages = []
+    source_build = os.path.join(ROOT, "build", "default")
+    build = None
+    revision = None
+
+    def snapshot(self):
+        """Copies the three programs to workdir/build/bin once; run.sh runs them from there. The
+        version is the source tree's at that moment."""
+        if self.build:
+            return
+        r = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                           capture_output=True, text=True)
+        self.revision = r.stdout.strip() or "unknown"
+        self.build = os.path.join(self.workdir, "build")
+        os.makedirs(os.path.join(self.build, "bin"), exist_ok=True)
+        for prog in ("jabshard-c2s", "jabshard-sm", "jabshardctl"):
+            src = os.path.join(self.source_build, "bin", prog)
+            if not os.access(src, os.X_OK):
+                raise RuntimeError("%s is not built (make -j2 all)" % src)
+            shutil.copy2(src, os.path.join(self.build, "bin", prog))
+
+    def version(self):
+        self.snapshot()
+        return self.revision
+
+    def _shadow(self):
+        shadow = os.path.join(self.workdir, "root")
+        for sub in ("tools", "etc"):
+            os.makedirs(os.path.join(shadow, sub), exist_ok=True)
+        link = os.path.join(shadow, "tools", "run.sh")
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(os.path.join(ROOT, "tools", "run.sh"), link)
+        shutil.copy(os.path.join(ROOT, "etc", "sm.xml"), os.path.join(shadow, "etc", "sm.xml"))
+        with open(os.path.join(ROOT, "etc", "jadc2s.xml")) as f:
+            text = f.read()
+        text = edit(text, "<max_fds>10007</max_fds>", "<max_fds>%d</max_fds>" % MAX_FDS)
+        text = edit(text, "<!-- <required>true</required> -->", "<required>false</required>")
+        with open(os.path.join(shadow, "etc", "jadc2s.xml"), "w") as f:
+            f.write(text)
+        return shadow
+
+    def write_store(self, store, creds):
+        self.snapshot()
+        with open(os.path.join(ROOT, "etc", "sm.xml")) as f:
+            cfg = edit(f.read(), "<path>./jabshard.db</path>",
+                       "<path>%s/jabshard.db</path>" % store)
+        cfg_path = os.path.join(self.workdir, "import-sm.xml")
+        with open(cfg_path, "w") as f:
+            f.write(cfg)
+        lines = "".join("%s@localhost {SCRAM}%s:%d:%s:%s:%s:%d:%s:%s\n" % (
+            c.user, peerlib.b64(c.salt.encode()), peerlib.ITERATIONS, c.sha1_stored, c.sha1_server,
+            peerlib.b64(c.salt.encode()), peerlib.ITERATIONS, c.sha256_stored, c.sha256_server)
+            for c in creds)
+        r = subprocess.run([os.path.join(self.build, "bin", "jabshardctl"), "-c", cfg_path,
+                            "import", "-"], input=lines, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("jabshardctl import: status %d: %s" % (r.returncode,
+                                                                     r.stderr.strip()[-400:]))
+
+    def launch(self, run):
+        self.snapshot()
+        shutil.copy(os.path.join(self.certdir, "server.pem"), os.path.join(run, "server.pem"))
+        env = dict(os.environ, JABSHARD_RUN_DIR=run, JABSHARD_IP="127.0.0.1",
+                   JABSHARD_PORT=str(self.port), JABSHARD_TLS_PORT=str(self.tls_port),
+                   JABSHARD_SM_PORT=str(self.port + 10), JABSHARD_LOG_LEVEL="warn",
+                   JABSHARD_LIMITS=LIMITS)
+        run_sh = os.path.join(self._shadow(), "tools", "run.sh")
+        return [peerlib.spawn(["/bin/sh", run_sh, self.build], os.path.join(run, "log", "run.out"),
+                              env=env, cwd=run)]

@@ -1,0 +1,32 @@
+# tests/bench/peers/server_prosody.py: Prosody (Debian's), from prosody.cfg.lua, accounts written
+# as internal_hashed account files (the SCRAM-SHA-1 keys Prosody itself would store).
+import os
+
+import peerlib
+
+
+class Prosody(peerlib.Server):
+    name = "prosody"
+    packages = ["prosody", "lua-unbound"]
+    user = "prosody"
+
+    def version(self):
+        return peerlib.package_version("prosody")
+
+    def write_store(self, store, creds):
+        accounts = os.path.join(store, "localhost", "accounts")
+        os.makedirs(accounts)
+        for c in creds:
+            with open(os.path.join(accounts, c.user + ".dat"), "w") as f:
+                f.write('return {\n\t["iteration_count"] = %d;\n\t["salt"] = "%s";\n'
+                        '\t["server_key"] = "%s";\n\t["stored_key"] = "%s";\n};\n'
+                        % (peerlib.ITERATIONS, c.salt, peerlib.hexkey(c.sha1_server),
+                           peerlib.hexkey(c.sha1_stored)))
+
+    def launch(self, run):
+        cfg = os.path.join(run, "prosody.cfg.lua")
+        peerlib.render("prosody.cfg.lua", cfg, {"RUN": run, "PORT": self.port,
+                                                "TLS_PORT": self.tls_port, "CERT": self.certdir})
+        os.chmod(cfg, 0o644)
+        return [peerlib.spawn(["prosody", "--config", cfg, "-F"], os.path.join(run, "log", "stdout"),
+                              user=self.user, cwd=run)]
