@@ -159,3 +159,11 @@ clean:
 -include $(LIB_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
          $(STORAGE_BINS:%=%.d) \
          $(BENCH_BINS:$(BUILD)/bench/%=$(BUILD)/tests/bench/%.d) $(LOADGEN_OBJS:.o=.d)
+
+# jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md). As root: installs them and
+# gnuplot from Debian when missing. BENCH_PEERS_ARGS adds options, e.g.
+#   make bench-peers BENCH_PEERS_ARGS="--sessions 500 --rates 1000,2000 --servers jabshard,prosody"
+BENCH_PEERS_ARGS ?=
+.PHONY: bench-peers
+bench-peers: $(PROGRAMS) $(LOADGEN)
+	/usr/bin/python3 tests/bench/peers/bench_peers.py --jabshard-build $(BUILD) --loadgen $(LOADGEN) $(BENCH_PEERS_ARGS)

@@ -212,6 +212,7 @@ def run_one(o, server, sessions, transport, hold_seconds, rates, label):
     os.makedirs(logdir, exist_ok=True)
     tag = "%s-%s-%d-%s" % (label, server.name, sessions, transport)
     peerlib.log("%s: %d sessions, %s" % (server.name, sessions, transport))
+    ready = os.path.join(o.out, "ready-" + tag)
     try:
         server.start()
         probe(o, server)
@@ -223,7 +224,6 @@ def run_one(o, server, sessions, transport, hold_seconds, rates, label):
         time.sleep(3)
         result["rss_before_kib"] = peerlib.rss_kib(peerlib.server_pids(server.roots))
         result["processes"] = len(peerlib.server_pids(server.roots))
-        ready = os.path.join(o.out, "ready-" + tag)
         if os.path.exists(ready):
             os.unlink(ready)
         tls = "none" if transport == "plain" else o.tls_mode
@@ -267,12 +267,16 @@ def run_one(o, server, sessions, transport, hold_seconds, rates, label):
             result["log_tail"] = server.log_tail(10)
     finally:
         server.stop()
+        if os.path.exists(ready):
+            os.unlink(ready)
         keep = os.path.join(logdir, tag + "-server")
         if os.path.exists(keep):
             shutil.rmtree(keep)
         src = os.path.join(server.workdir, "run", "log")
         if os.path.isdir(src):
             shutil.copytree(src, keep)
+    with open("/proc/loadavg") as f:
+        result["loadavg"] = float(f.read().split()[0])
     peerlib.log("%s: %s" % (server.name, summary(result)))
     return result
 
@@ -306,18 +310,18 @@ def machine():
         pass
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1]) // 1024 // 1024
-    with open("/proc/loadavg") as f:
-        load = " ".join(f.read().split()[:3])
-    return "%d cores (%s), %d GiB, Linux %s; load average at the end %s" % (
-        os.cpu_count(), cpu, mem, platform.release(), load)
+    return "%d cores (%s), %d GiB, Linux %s" % (os.cpu_count(), cpu, mem, platform.release())
 
 
 def report(o, results):
     runs = [r for r in results if r.get("label") == "scenario"]
     holds = [r for r in results if r.get("label") == "hold"]
+    loads = [r["loadavg"] for r in results if "loadavg" in r]
+    load = ("; 1-minute load average at the end of each run %.1f to %.1f (2 cores: above 2 means "
+            "other work competed)" % (min(loads), max(loads))) if loads else ""
     out = ["# jabshard and its peers", "",
-           "Machine: %s. Generated %s by `tests/bench/peers/bench_peers.py %s`." % (
-               machine(), time.strftime("%Y-%m-%d %H:%M"), " ".join(o.argv)), ""]
+           "Machine: %s%s. Generated %s by `tests/bench/peers/bench_peers.py %s`." % (
+               machine(), load, time.strftime("%Y-%m-%d %H:%M"), " ".join(o.argv)), ""]
     out += ["| server | version | transport | mechanism | sessions | logins/s | login p99 (ms) "
             "| RSS/session (KiB) | best rate, p99 < %g ms (msg/s) | p99 at first rate (ms) | CPU s "
             "| notes |" % o.p99_ms,
@@ -373,8 +377,8 @@ def report(o, results):
                            fmt(h.get("connected")), fmt(h.get("dropped")),
                            "met" if h and not r.get("failed") and lost == 0 else
                            "NOT met (%s)" % (r.get("failed") or "%s lost" % lost)))
-    out += ["", "Failed runs' server logs (last lines) are in results.json; loadgen output in logs/.",
-            ""]
+    out += ["", "Every run's load generator output and server logs: build/bench-peers/logs/; all "
+            "figures and rounds: build/bench-peers/results.json.", ""]
     path = os.path.join(o.out, "results.md")
     with open(path, "w") as f:
         f.write("\n".join(out))
