@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -747,6 +748,10 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
         return;
     }
     bump(&t->st_accepted);
+    /* Each loop turn writes a connection's output in one go; Nagle would hold the next small
+     * write back until the client's (delayed) ACK, tens of milliseconds. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     conn *c = mem_zalloc(sizeof *c);
     c->t = t;
     c->fd = fd;

@@ -2,13 +2,15 @@
  * presence to its contacts and the user's other resources, probes and their answers, directed
  * presence, unavailable presence when a session ends, and the subscription handshake with roster
  * pushes (the transitions themselves are sm/subscription.c). Pending inbound requests are stored
- * and delivered again at every initial presence until answered. */
+ * and delivered again at every initial presence until answered. What a subscription stanza makes
+ * visible waits until its changes are stored (sm/barrier.h). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/barrier.h"
 #include "sm/modules.h"
 #include "sm/subscription.h"
 
@@ -215,7 +217,9 @@ static bool presence_out(sm *s, sm_event *ev)
     }
     int sub = sm_sub_type_parse(type);
     if (sub >= 0) {
+        sm_barrier *b = sm_barrier_begin(s);
         outbound_subscription(s, sess, st, (sm_sub_type)sub);
+        sm_barrier_end(s, b);
         return true;
     }
     if (!*type || strcmp(type, "unavailable") == 0) {
@@ -294,9 +298,11 @@ static bool presence_in(sm *s, sm_event *ev)
         return true;  /* RFC 6121 §8.5.1: presence to no account is ignored */
     const char *type = sm_stanza_type(st);
     int sub = sm_sub_type_parse(type);
-    if (sub >= 0)
+    if (sub >= 0) {
+        sm_barrier *b = sm_barrier_begin(s);
         inbound_subscription(s, u, st, (sm_sub_type)sub);
-    else if (strcmp(type, "probe") == 0)
+        sm_barrier_end(s, b);
+    } else if (strcmp(type, "probe") == 0)
         answer_probe(s, u, st);
     else
         deliver_to_user(s, u, st, false);

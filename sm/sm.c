@@ -14,6 +14,7 @@
 #include "core/random.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
+#include "sm/barrier.h"
 #include "sm/map.h"
 #include "sm/modules.h"
 #include "smproto/frame.h"
@@ -72,6 +73,7 @@ struct sm {
     bool stopping;          /* sm_shutdown ran: storage is closing, so its unavailable
                              * broadcast loads no one */
     custody_ticket ticket;  /* the frame being processed: whatever it causes holds it */
+    sm_barrier *barrier;    /* the current barrier (sm/barrier.h), or NULL */
 };
 
 /* A storage request made while a frame was being processed holds the frame's ticket until its
@@ -79,6 +81,7 @@ struct sm {
 typedef struct ticketed_submit {
     sm *s;
     custody_ticket ticket;
+    sm_barrier *barrier;    /* counts the request, or NULL */
     xdb_callback cb;
     void *ctx;
 } ticketed_submit;
@@ -313,6 +316,13 @@ custody_ticket sm_swap_ticket(sm *s, custody_ticket t)
     return prev;
 }
 
+sm_barrier *sm_swap_barrier(sm *s, sm_barrier *b)
+{
+    sm_barrier *prev = s->barrier;
+    s->barrier = b;
+    return prev;
+}
+
 static void submitted(xdb_request *r, void *arg)
 {
     ticketed_submit *c = arg;
@@ -321,18 +331,22 @@ static void submitted(xdb_request *r, void *arg)
         c->cb(r, c->ctx);
     sm_swap_ticket(c->s, prev);
     custody_release(c->ticket);
+    if (c->barrier)
+        sm_barrier_answered(c->barrier);
     free(c);
 }
 
 void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx)
 {
-    if (!s->ticket.link) {
+    if (!s->ticket.link && !s->barrier) {
         s->submit(s->submit_ctx, r, cb, ctx);
         return;
     }
     ticketed_submit *c = mem_alloc(sizeof *c);
-    *c = (ticketed_submit){s, s->ticket, cb, ctx};
+    *c = (ticketed_submit){s, s->ticket, s->barrier, cb, ctx};
     custody_hold(c->ticket);
+    if (c->barrier)
+        sm_barrier_submitted(c->barrier);
     s->submit(s->submit_ctx, r, submitted, c);
 }
 
@@ -702,6 +716,8 @@ static void send_session(sm *s, sm_session *sess, const xml_node *node)
 
 void sm_deliver(sm *s, sm_session *sess, sm_stanza *st)
 {
+    if (s->barrier && sm_barrier_hold(s->barrier, sess, st))
+        return;
     send_session(s, sess, st->node);
     sm_stanza_free(st);
 }
@@ -1359,6 +1375,8 @@ static void route_to_user(sm *s, sm_stanza *st)
 
 void sm_route(sm *s, sm_stanza *st)
 {
+    if (s->barrier && sm_barrier_hold(s->barrier, NULL, st))
+        return;
     if (!st->node || !xml_is(st->node, SM_NS_CLIENT, NULL)) {
         sm_stanza_free(st);
         return;

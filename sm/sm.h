@@ -107,6 +107,9 @@ size_t sm_kick(sm *s, const jid *j, const char *text);
 custody_ticket sm_current_ticket(const sm *s);
 /* Sets the current ticket; returns the previous one (to put back). */
 custody_ticket sm_swap_ticket(sm *s, custody_ticket t);
+/* The current barrier (sm/barrier.h): sets it, returns the previous one. */
+typedef struct sm_barrier sm_barrier;
+sm_barrier *sm_swap_barrier(sm *s, sm_barrier *b);
 
 /* Counters, for logs and tests. */
 typedef struct sm_stats {

@@ -81,9 +81,7 @@ def presence_across_restart(rep, system, a_user, b_user):
     import xmpptest
     from xmpptest import Client, is_, q
 
-    async def scenario():
-        a = Client('%s@localhost/ra' % a_user, 'pass' + a_user[4:])
-        b = Client('%s@localhost/rb' % b_user, 'pass' + b_user[4:])
+    async def scenario(a, b):
         await a.login(port=system.fronts['jadc2s'][1])
         await b.login(port=system.fronts['front2'][1])
         aj, bj = '%s@localhost' % a_user, '%s@localhost' % b_user
@@ -136,11 +134,22 @@ def presence_across_restart(rep, system, a_user, b_user):
         sub = [i.get('subscription') for i in items if i.get('jid') == bj]
         rep.check('presence: rosters, presence and routing as before the SM restart',
                   el is not None and sub == ['both'], 'roster item for b: %s' % sub)
-        await a.logout()
-        await b.logout()
+
+    async def run():
+        a = Client('%s@localhost/ra' % a_user, 'pass' + a_user[4:])
+        b = Client('%s@localhost/rb' % b_user, 'pass' + b_user[4:])
+        try:
+            await asyncio.wait_for(scenario(a, b), 90)
+        finally:
+            # Whatever happened, the two sessions go: the load scenarios count sessions.
+            for c in (a, b):
+                try:
+                    await c.logout()
+                except Exception:  # noqa: BLE001 — already gone
+                    c.abort()
 
     try:
-        asyncio.run(asyncio.wait_for(scenario(), 90))
+        asyncio.run(run())
     except Exception as e:  # noqa: BLE001 — any failure is this check's failure
         rep.check('presence across an SM restart', False, '%s: %s' % (type(e).__name__, e))
 

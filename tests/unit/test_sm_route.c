@@ -1,7 +1,8 @@
 /* tests/unit/test_sm_route.c — the session manager's core without sockets: sessions, routing
  * decisions (RFC 6121 §8), offline storage, rosters and presence, registration. The transport
  * records what the core sends; storage runs synchronously on a scratch SQLite database and the
- * callbacks run when the test drains them, as xdbsql_dispatch would. */
+ * callbacks run when the test drains them, as xdbsql_dispatch would (so a test can see what waits
+ * for storage). */
 /* Two messages fill an offline queue here. */
 #define SM_HARNESS_OFFLINE_QUOTA 2
 #include "tests/unit/sm_harness.h"
@@ -376,6 +377,31 @@ static void test_pending(void **state)
     assert_int_equal(count('S', 3, "type='subscribe'"), 0);
 }
 
+/* What a subscription stanza changes is stored before anyone sees it (sm/barrier.h): the forward
+ * waits for the sender's roster store, the delivery for the contact's pending store. */
+static void test_subscription_stored_before_seen(void **state)
+{
+    online(1, "alice", "a");
+    online(2, "bob", "b");
+    clear();
+    const char *sub = "<presence to='bob@example.org' type='subscribe'/>";
+    sm_session_stanza(core, front, 1, sub, strlen(sub));
+    NONE('S', 2, "type='subscribe'");
+    drain();
+    EXPECT('S', 2, "type='subscribe'", "from='alice@example.org'");
+    clear();
+    const char *ok = "<presence to='alice@example.org' type='subscribed'/>";
+    sm_session_stanza(core, front, 2, ok, strlen(ok));
+    NONE('S', 1, "type='subscribed'");
+    NONE('S', 1, "<presence from='bob@example.org/b'");
+    drain();
+    int subscribed = find('S', 1, "type='subscribed'", "from='bob@example.org'");
+    int presence = find('S', 1, "<presence from='bob@example.org/b'", NULL);
+    if (!(subscribed >= 0 && presence > subscribed))
+        dump();
+    assert_true(subscribed >= 0 && presence > subscribed);   /* in order, after the stores */
+}
+
 static void test_register(void **state)
 {
     const char *get = "<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>";
@@ -420,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscription, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscription_stored_before_seen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
