@@ -545,12 +545,16 @@ const xmlstream_error *xmlstream_get_error(const xmlstream *p)
     return &p->error;
 }
 
+bool xmlstream_idle(const xmlstream *p)
+{
+    return p->state == ST_OPEN && p->depth == 1 && p->idle_mark == p->fed;
+}
+
 bool xmlstream_shrink(xmlstream *p)
 {
     if (!p->expat)
         return false;
-    bool between_stanzas = p->state == ST_OPEN && p->depth == 1 && p->idle_mark == p->fed;
-    if (!halted(p) && !(between_stanzas && buf_len(&p->replay)))
+    if (!halted(p) && !(xmlstream_idle(p) && buf_len(&p->replay)))
         return false;
     if (!halted(p))
         p->shrunk_line = current_line(p);

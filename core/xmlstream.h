@@ -126,6 +126,9 @@ void xmlstream_stop(xmlstream *stream);
 /* Forgets the current stream, its error included, and expects a new stream header. */
 void xmlstream_reset(xmlstream *stream);
 
+/* The stream is open and between stanzas: everything fed so far has been reported. */
+bool xmlstream_idle(const xmlstream *stream);
+
 /* Frees the parser's working memory if the stream sits between stanzas with no partial input;
  * returns whether it did. Not from a handler. */
 bool xmlstream_shrink(xmlstream *stream);

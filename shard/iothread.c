@@ -493,6 +493,10 @@ static void conn_read(conn *c)
         c->tokens -= (int64_t)n;
         budget -= n;
         conn_take(c, c2s_stream_feed(c->stream, t->rbuf, n));
+        /* A short read emptied the socket: asking again would only fetch EAGAIN (level-triggered
+         * epoll reports whatever arrives later). */
+        if (!c->ssl && n < want)
+            break;
     }
     if (!budget && !c->dead && c->ssl && SSL_has_pending(c->ssl) && !c->backlogged) {
         c->backlogged = true;

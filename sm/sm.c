@@ -19,6 +19,8 @@
 #include "sm/modules.h"
 #include "smproto/frame.h"
 
+#define SM_PARSER_RENEW_BYTES (4u << 20)
+
 struct sm_link {
     void *handle;
     uint64_t serial;        /* never reused: callbacks find the link again by it */
@@ -64,7 +66,11 @@ struct sm {
     size_t nfeatures;
     sm_hook_fn *hooks[SM_EV_COUNT];
     size_t nhooks[SM_EV_COUNT];
-    xmlstream *parser;      /* for stanzas that arrive as bytes (frames, storage) */
+    xmlstream *parser;      /* for stanzas that arrive as bytes (frames, storage): one stream
+                             * that each stanza continues, so expat is made once, not per stanza */
+    bool parser_open;       /* it has had its stream header and sits between stanzas */
+    size_t parser_fed;      /* bytes this stream has parsed: expat keeps every distinct name it
+                             * meets, so the stream is renewed after SM_PARSER_RENEW_BYTES */
     xml_node *parsed;
     xml_arena *parsed_arena;
     bool parsed_extra;
@@ -238,26 +244,29 @@ static void parsed_stanza(void *ctx, xml_node *node, xml_arena *arena)
     }
     s->parsed = node;
     s->parsed_arena = arena;
-    xmlstream_stop(s->parser);
 }
 
 sm_stanza *sm_parse(sm *s, const char *xml, size_t len)
 {
     static const char header[] = "<stream:stream xmlns='jabber:client' "
                                  "xmlns:stream='http://etherx.jabber.org/streams'>";
-    xmlstream_reset(s->parser);
+    if (!s->parser_open || s->parser_fed > SM_PARSER_RENEW_BYTES) {
+        xmlstream_reset(s->parser);
+        s->parser_fed = 0;
+        if (xmlstream_feed(s->parser, header, sizeof(header) - 1, NULL) != XMLSTREAM_OK)
+            return NULL;
+        s->parser_open = true;
+    }
     s->parsed = NULL;
     s->parsed_arena = NULL;
     s->parsed_extra = false;
-    if (xmlstream_feed(s->parser, header, sizeof(header) - 1, NULL) != XMLSTREAM_OK)
-        return NULL;
-    size_t used = 0;
-    xmlstream_status rc = xmlstream_feed(s->parser, xml, len, &used);
-    bool ok = rc == XMLSTREAM_STOPPED && s->parsed && !s->parsed_extra;
-    for (size_t i = used; ok && i < len; i++)
-        if (!strchr(" \t\r\n", xml[i]))
-            ok = false;
+    s->parser_fed += len;
+    /* Exactly one element and nothing after it but whitespace; anything else (no element, two,
+     * a partial one, text, a stream close) is refused, and the next stanza starts a new stream. */
+    bool ok = xmlstream_feed(s->parser, xml, len, NULL) == XMLSTREAM_OK && s->parsed &&
+              !s->parsed_extra && xmlstream_idle(s->parser);
     if (!ok) {
+        s->parser_open = false;
         if (s->parsed_arena)
             xml_arena_free(s->parsed_arena);
         s->parsed_arena = NULL;

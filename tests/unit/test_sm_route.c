@@ -265,6 +265,34 @@ static void test_iq(void **state)
     assert_null(strstr(recs[find('S', 1, NULL, NULL)].text, "xmlns="));
 }
 
+/* One parser serves every stanza: each must be exactly one element, and a refused one leaves the
+ * next unharmed. */
+static void test_parse(void **state)
+{
+    static const char *refused[] = {
+        "", "   ", "<message/><message/>", "<message><body>half", "<message", "text",
+        "<message/>text", "</stream:stream>", "<message xmlns='jabber:client'><a:b/></message>",
+        "<!-- c --><message/>",
+    };
+    static const char *accepted[] = {
+        "<message to='a@example.org'><body>1</body></message>",
+        "<presence/>\n",
+        "<iq type='get' id='x'><query xmlns='jabber:iq:roster'/></iq>",
+    };
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+            assert_null(sm_parse(core, refused[i], strlen(refused[i])));
+            for (size_t j = 0; j < sizeof accepted / sizeof *accepted; j++) {
+                sm_stanza *st = sm_parse(core, accepted[j], strlen(accepted[j]));
+                assert_non_null(st);
+                assert_string_equal(st->node->ns, SM_NS_CLIENT);
+                assert_string_equal(st->node->name, j == 0 ? "message" : j == 1 ? "presence" : "iq");
+                sm_stanza_free(st);
+            }
+        }
+    }
+}
+
 static void test_roster(void **state)
 {
     online(1, "alice", "a");
@@ -443,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undelivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscription, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
