@@ -22,6 +22,7 @@
 #include "core/mem.h"
 #include "core/random.h"
 #include "core/xml_write.h"
+#include "core/xmlmem.h"
 
 /* expat is fed at most this much at a time, so that the size checks made between calls bound
  * what expat buffers for a token that never ends. */
@@ -45,6 +46,7 @@ struct xmlstream {
     xmlstream_limits limits;
 
     XML_Parser expat;      /* NULL until the first feed, after a reset and while shrunk */
+    xmlmem_region mem;     /* expat's memory: released whole with the parser */
     stream_state state;
     bool stop_requested;   /* a handler called xmlstream_stop */
     bool replaying;        /* a rebuilt parser is being fed the replayed header */
@@ -422,7 +424,10 @@ static XML_Parser parser_create(xmlstream *p)
 {
     /* The encoding argument overrides any encoding declaration; on_xml_decl refuses those that
      * say anything but UTF-8, and foreign_encoding what expat would still take for UTF-16. */
-    XML_Parser x = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
+    static const XML_Char separator[] = {XML_NS_SEP, 0};
+    xmlmem_region *outer = xmlmem_enter(&p->mem);
+    XML_Parser x = XML_ParserCreate_MM("UTF-8", &xmlmem_suite, separator);
+    xmlmem_leave(outer);
     if (!x) {
         fprintf(stderr, "jabshard: out of memory creating an XML parser\n");
         abort();
@@ -453,7 +458,9 @@ static bool parser_rebuild(xmlstream *p)
     if (p->state != ST_OPEN)
         return true;
     p->replaying = true;
+    xmlmem_region *outer = xmlmem_enter(&p->mem);
     enum XML_Status r = XML_Parse(p->expat, buf_data(&p->replay), (int)buf_len(&p->replay), XML_FALSE);
+    xmlmem_leave(outer);
     p->replaying = false;
     if (r != XML_STATUS_OK) {
         fail_outside(p, XMLSTREAM_ERR_INTERNAL_SERVER_ERROR, "cannot resume the stream");
@@ -466,8 +473,10 @@ static bool parser_rebuild(xmlstream *p)
 
 static void parser_free(xmlstream *p)
 {
-    if (p->expat)
+    if (p->expat) {
         XML_ParserFree(p->expat);
+        xmlmem_release(&p->mem);
+    }
     p->expat = NULL;
 }
 
@@ -620,7 +629,9 @@ static xmlstream_status feed(xmlstream *p, const char *data, size_t len, size_t 
     while (*consumed < len) {
         size_t n = len - *consumed < FEED_SLICE ? len - *consumed : FEED_SLICE;
         p->fed += n;
+        xmlmem_region *outer = xmlmem_enter(&p->mem);
         enum XML_Status r = XML_Parse(p->expat, data + *consumed, (int)n, XML_FALSE);
+        xmlmem_leave(outer);
         if (p->state == ST_STOPPED || p->state == ST_CLOSED) {
             *consumed = (size_t)(p->stop_at - start);
             return p->state == ST_STOPPED ? XMLSTREAM_STOPPED : XMLSTREAM_CLOSED;

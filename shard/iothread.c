@@ -30,7 +30,7 @@
 /* A connection silent this long gives back its parser and empty buffers (an idle session then
  * costs its conn, its stream's state and the kernel's socket buffers; TLS releases its record
  * buffers by itself, SSL_MODE_RELEASE_BUFFERS). */
-#define IO_SHRINK_AFTER_MS 10000
+#define IO_SHRINK_AFTER_MS 5000
 
 typedef struct conn conn;
 
