@@ -414,7 +414,9 @@ static void conn_update(conn *c)
         want = c->hs_want;
     } else {
         want = can_read(c) || c->write_wants_read ? EVLOOP_READ : 0;
-        if (!outq_empty(&c->q) && !c->held)
+        /* A dirty connection is written before the loop sleeps; writability is only worth
+         * watching once a write could not finish. */
+        if (!outq_empty(&c->q) && !c->held && !c->dirty)
             want |= EVLOOP_WRITE;
     }
     if (want != evloop_io_interest(&c->io) && evloop_io_set(c->t->loop, &c->io, want) != 0)

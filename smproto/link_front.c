@@ -77,6 +77,7 @@ struct link_front {
     bool handshake_sent, smproto_ok;
     buf rx;
     outq sockq;
+    bool write_blocked;             /* the last write to the SM could not take everything */
     link_msg *held, **held_tail;
     size_t held_bytes;
     /* custody (docs/smproto.md §3) */
@@ -226,6 +227,7 @@ static void wake_shards(link_front *lf)
 /* ---- the connection -------------------------------------------------------------------------- */
 
 static void update_interest(link_front *lf);
+static bool flush_socket(link_front *lf);
 static void try_connect(link_front *lf);
 static void take_from_shards(link_front *lf);
 
@@ -275,6 +277,7 @@ static void link_down(link_front *lf, const char *why)
     }
     lf->rx_count = lf->rx_told = 0;
     outq_free(&lf->sockq);
+    lf->write_blocked = false;
     buf_free(&lf->rx);
     atomic_store(&lf->up, false);
     lf->epoch++;
@@ -633,12 +636,22 @@ static void on_io(evloop *loop, evloop_io *io, unsigned events, void *arg)
     }
     if (events & EVLOOP_READ)
         on_readable(lf);
-    if (lf->fd >= 0 && (events & EVLOOP_WRITE) && !outq_empty(&lf->sockq)) {
-        if (outq_flush_socket(&lf->sockq, lf->fd) == OUTQ_ERROR)
-            link_down(lf, strerror(errno));
-    }
+    if (lf->fd >= 0 && (events & EVLOOP_WRITE) && !outq_empty(&lf->sockq))
+        flush_socket(lf);
     if (lf->fd >= 0)
         update_interest(lf);
+}
+
+/* Writes what the socket takes; false when the link went down. */
+static bool flush_socket(link_front *lf)
+{
+    outq_status st = outq_flush_socket(&lf->sockq, lf->fd);
+    if (st == OUTQ_ERROR) {
+        link_down(lf, strerror(errno));
+        return false;
+    }
+    lf->write_blocked = st == OUTQ_BLOCKED;
+    return true;
 }
 
 static void update_interest(link_front *lf)
@@ -646,7 +659,9 @@ static void update_interest(link_front *lf)
     if (lf->fd < 0 || lf->state == LS_CONNECTING)
         return;
     unsigned want = overflowing(lf) ? 0 : EVLOOP_READ;
-    if (!outq_empty(&lf->sockq))
+    /* What is queued is written before the loop sleeps (before_sleep); writability is only worth
+     * watching once a write could not finish. */
+    if (lf->write_blocked && !outq_empty(&lf->sockq))
         want |= EVLOOP_WRITE;
     if (want != evloop_io_interest(&lf->io) && evloop_io_set(lf->loop, &lf->io, want) != 0)
         link_down(lf, strerror(errno));
@@ -815,10 +830,8 @@ static void before_sleep(evloop *loop, void *arg)
 {
     link_front *lf = arg;
     if (lf->fd >= 0 && lf->state >= LS_OPENING && !outq_empty(&lf->sockq)) {
-        if (outq_flush_socket(&lf->sockq, lf->fd) == OUTQ_ERROR) {
-            link_down(lf, strerror(errno));
+        if (!flush_socket(lf))
             return;
-        }
         /* Room in the socket queue again: take what the IO threads queued meanwhile. */
         if (outq_bytes(&lf->sockq) < lf->cfg->link_queue_bytes / 2)
             take_from_shards(lf);
