@@ -136,25 +136,35 @@ static void block_give(xmlmem_block *b)
     close_body(b);
     pthread_mutex_lock(&pool_lock);
     in_use--;
-    bool keep = nwarm < WARM_MAX;
-    if (keep) {
-        b->next = warm;
-        warm = b;
-        nwarm++;
+    b->next = warm;
+    warm = b;
+    nwarm++;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void xmlmem_trim(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&pool_lock);
+        xmlmem_block *b = nwarm > WARM_MAX ? warm : NULL;
+        if (b) {
+            warm = b->next;
+            nwarm--;
+        }
+        pthread_mutex_unlock(&pool_lock);
+        if (!b)
+            return;
+        /* Outside the lock: the system call (and the TLB flush it brings) is the slow part. */
+        madvise(b, BLOCK_SIZE, MADV_DONTNEED);
+        POISON(b, BLOCK_SIZE);
+        pthread_mutex_lock(&pool_lock);
+        bool listed = cold_push_room(1);
+        if (listed)
+            cold[ncold++] = b;
+        pthread_mutex_unlock(&pool_lock);
+        if (!listed)
+            out_of_memory(sizeof *cold);
     }
-    pthread_mutex_unlock(&pool_lock);
-    if (keep)
-        return;
-    /* Outside the lock: the system call is the slow part. */
-    madvise(b, BLOCK_SIZE, MADV_DONTNEED);
-    POISON(b, BLOCK_SIZE);
-    pthread_mutex_lock(&pool_lock);
-    bool listed = cold_push_room(1);
-    if (listed)
-        cold[ncold++] = b;
-    pthread_mutex_unlock(&pool_lock);
-    if (!listed)
-        out_of_memory(sizeof *cold);
 }
 
 static void *finish(header *h, size_t size, uint32_t from)

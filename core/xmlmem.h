@@ -6,8 +6,9 @@
  * freeing the parsers gives almost nothing back to the system: the heap stays as large as it was
  * at the login peak. Here each parser gets a region: its small allocations are carved from 16 KB
  * blocks that belong to it alone, and its large ones (a buffer grown by a big stanza) are mappings
- * of their own. When the parser is freed its blocks go back to a shared pool, which keeps a few warm
- * for the next parser and returns the rest to the system (MADV_DONTNEED).
+ * of their own. When the parser is freed its blocks go back to a shared pool, where the next
+ * parsers find them; xmlmem_trim returns what is left over to the system (MADV_DONTNEED), so a
+ * burst of logins followed by quiet costs nothing once the pool has been trimmed.
  *
  * expat's memory functions take no context, so the region in use is a thread-local set around
  * each expat call that may allocate (xmlmem_enter / xmlmem_leave). An allocation made with no
@@ -15,7 +16,7 @@
  * realloc always go to the right place.
  *
  * Thread rules: a region belongs to the thread that uses its parser; the pool is shared (a mutex;
- * it is only touched when a parser starts, grows past a block, or is freed).
+ * it is only touched when a parser starts, grows past a block, is freed, or the pool is trimmed).
  */
 #ifndef JABSHARD_CORE_XMLMEM_H
 #define JABSHARD_CORE_XMLMEM_H
@@ -40,6 +41,11 @@ void xmlmem_leave(xmlmem_region *previous);
 
 /* Gives the region's blocks back to the pool (after XML_ParserFree: nothing in it is used). */
 void xmlmem_release(xmlmem_region *r);
+
+/* Gives the pool's free blocks back to the system, but for a few kept for the next parsers. Call it
+ * a while after parsers were freed (a second later, say): blocks freed and taken again in the
+ * meantime never pay for a system call and a page fault. Any thread. */
+void xmlmem_trim(void);
 
 /* Pool figures, for tests and benchmarks. */
 typedef struct xmlmem_stats {

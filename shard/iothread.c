@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/xml_write.h"
+#include "core/xmlmem.h"
 #include "shard/c2s_stream.h"
 #include "smproto/frame.h"
 
@@ -31,6 +32,9 @@
  * costs its conn, its stream's state and the kernel's socket buffers; TLS releases its record
  * buffers by itself, SSL_MODE_RELEASE_BUFFERS). */
 #define IO_SHRINK_AFTER_MS 5000
+/* Parser memory freed by shrinks and closes goes back to the system this long after (core/xmlmem:
+ * what new logins take again in the meantime costs no system call). */
+#define IO_TRIM_AFTER_MS 1000
 
 typedef struct conn conn;
 
@@ -103,6 +107,7 @@ struct iothread {
     conn *dirty, *dead;
     conn *backlog;             /* connections to read again at once (see conn.backlogged) */
     timer shutdown_timer;
+    timer trim_timer;          /* armed when parser memory was freed */
     bool shutting_down;
     atomic_bool shutdown_asked;
     pthread_mutex_t done_lock;
@@ -626,6 +631,17 @@ static void on_close_timeout(timer *tm, void *arg)
     conn_kill(arg);
 }
 
+static void on_trim(timer *tm, void *arg)
+{
+    xmlmem_trim();
+}
+
+static void schedule_trim(iothread *t)
+{
+    if (!timer_pending(&t->trim_timer))
+        evloop_timer_after(t->loop, &t->trim_timer, IO_TRIM_AFTER_MS);
+}
+
 /* Armed when input starts after a quiet spell, and pushed forward lazily (never on each read). */
 static void on_shrink(timer *tm, void *arg)
 {
@@ -641,6 +657,7 @@ static void on_shrink(timer *tm, void *arg)
     c->shrunk = true;
     if (c->stream && !c->handshaking)
         c2s_stream_shrink(c->stream);
+    schedule_trim(t);
     if (outq_empty(&c->q))
         outq_free(&c->q);
 }
@@ -692,6 +709,7 @@ static void conn_free(conn *c)
             }
     conn_forget_stanzas(c, true);
     c2s_stream_free(c->stream);
+    schedule_trim(t);
     if (c->ssl)
         SSL_free(c->ssl);
     close(c->fd);
@@ -1061,6 +1079,7 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
     t->over_tail = &t->over;
     pthread_mutex_init(&t->done_lock, NULL);
     timer_init(&t->shutdown_timer, on_shutdown_grace, t);
+    timer_init(&t->trim_timer, on_trim, t);
     t->plain = (listener){.t = t, .tls = false, .fd = listen_on(t->cfg, t->cfg->port, err, errlen)};
     if (t->plain.fd < 0) {
         iothread_free(t);

@@ -175,6 +175,37 @@ static void test_parser_memory(void **state)
     assert_int_equal(stats().bytes_in_use, bytes_before);
 }
 
+/* Freed blocks stay warm until a trim gives all but a few back. */
+static void test_trim(void **state)
+{
+    const XML_Memory_Handling_Suite *m = &xmlmem_suite;
+    xmlmem_trim();
+    size_t mapped = stats().blocks_mapped, warm = stats().blocks_warm;
+    xmlmem_region r[100] = {{0}};
+    for (int i = 0; i < 100; i++) {
+        xmlmem_region *outer = xmlmem_enter(&r[i]);
+        memset(m->malloc_fcn(1000), 0xab, 1000);
+        xmlmem_leave(outer);
+    }
+    for (int i = 0; i < 100; i++)
+        xmlmem_release(&r[i]);
+    assert_true(stats().blocks_warm >= 100 && stats().blocks_warm <= warm + 100);
+    xmlmem_trim();
+    assert_true(stats().blocks_warm <= 32);
+    assert_true(stats().blocks_mapped >= mapped);
+    /* Trimmed blocks come back zeroed and usable. */
+    for (int i = 0; i < 100; i++) {
+        xmlmem_region *outer = xmlmem_enter(&r[i]);
+        unsigned char *p = m->malloc_fcn(1000);
+        fill(p, 1000, (unsigned)i);
+        check(p, 1000, (unsigned)i);
+        xmlmem_leave(outer);
+    }
+    for (int i = 0; i < 100; i++)
+        xmlmem_release(&r[i]);
+    xmlmem_trim();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_no_region),
         cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_parser_memory),
+        cmocka_unit_test(test_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
