@@ -45,11 +45,11 @@ void lg_report_round(double offered, unsigned seconds, const lg_round_result *re
 }
 
 void lg_report_tick(uint64_t t, uint32_t connected, uint64_t sent, uint64_t received,
-                    uint64_t errored, uint64_t reconnected)
+                    uint64_t errored, uint64_t reconnected, double worst_ms)
 {
     printf("tick t=%" PRIu64 " connected=%" PRIu32 " sent=%" PRIu64 " received=%" PRIu64
-           " errored=%" PRIu64 " reconnected=%" PRIu64 "\n",
-           t, connected, sent, received, errored, reconnected);
+           " errored=%" PRIu64 " reconnected=%" PRIu64 " worst_ms=%.2f\n",
+           t, connected, sent, received, errored, reconnected, worst_ms);
 }
 
 void lg_report_done(size_t rounds, double best_rate)

@@ -22,7 +22,7 @@ void lg_report_hold(unsigned seconds, uint32_t connected, uint64_t dropped);
 void lg_report_round(double offered, unsigned seconds, const lg_round_result *res,
                      double send_seconds, uint32_t connected);
 void lg_report_tick(uint64_t t, uint32_t connected, uint64_t sent, uint64_t received,
-                    uint64_t errored, uint64_t reconnected);
+                    uint64_t errored, uint64_t reconnected, double worst_ms);
 void lg_report_done(size_t rounds, double best_rate);
 
 #endif

@@ -38,6 +38,7 @@ struct lg_rounds {
     /* Tick lines: counts since the last one, and the time they are measured from. */
     uint64_t first_start_ns;
     uint64_t sec_sent, sec_received, sec_errored, reconnects_seen;
+    uint64_t sec_worst_ns;     /* the slowest arrival since the last tick line */
 
     /* Arrivals outside every round's figures, for lg_rounds_log_extras. */
     uint64_t foreign, unknown, malformed;
@@ -156,8 +157,9 @@ static void rounds_on_second(timer *t, void *arg)
     uint64_t now = lg_now_ns();
     uint64_t reconnects = lg_pool_reconnects(r->pool);
     lg_report_tick((now - r->first_start_ns + 500000000u) / 1000000000u, lg_pool_connected(r->pool),
-                   r->sec_sent, r->sec_received, r->sec_errored, reconnects - r->reconnects_seen);
-    r->sec_sent = r->sec_received = r->sec_errored = 0;
+                   r->sec_sent, r->sec_received, r->sec_errored, reconnects - r->reconnects_seen,
+                   (double)r->sec_worst_ns / 1e6);
+    r->sec_sent = r->sec_received = r->sec_errored = r->sec_worst_ns = 0;
     r->reconnects_seen = reconnects;
     evloop_timer_after(r->loop, &r->second, 1000);
 }
@@ -259,6 +261,8 @@ static void rounds_on_message(void *ctx, uint32_t receiver, const xml_node *stan
     switch (a) {
     case LG_ARRIVAL_OK:
         r->sec_received++;
+        if (now - t_ns > r->sec_worst_ns)
+            r->sec_worst_ns = now - t_ns;
         rounds_maybe_drained(r);
         break;
     case LG_ARRIVAL_DUP:
