@@ -120,7 +120,7 @@ class LoadgenRun:
         self.t0 = time.time()
         self.log = open(logpath, "w")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
+                                     text=True, process_group=0)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 

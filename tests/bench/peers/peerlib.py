@@ -102,8 +102,8 @@ def alive(pid):
 
 
 def spawn(argv, logpath, user=None, env=None, cwd=None):
-    """Starts ARGV in its own session, output to LOGPATH, as USER (a service account) when given,
-    with the open-file limit at its hard maximum. Returns the Popen."""
+    """Starts ARGV in its own process group, output to LOGPATH, as USER (a service account) when
+    given, with the open-file limit at its hard maximum. Returns the Popen."""
     uid = gid = None
     if user and os.getuid() == 0:
         pw = pwd.getpwnam(user)
@@ -119,8 +119,12 @@ def spawn(argv, logpath, user=None, env=None, cwd=None):
 
     out = open(logpath, "ab")
     try:
+        # A process group of its own (a Ctrl-C to the harness does not reach it), but not a session
+        # of its own: with the kernel's autogroup scheduling every session is one scheduling
+        # group, and a server in its own would get half the CPU against the load generator's,
+        # however many threads it runs. In the harness's session all threads compete alike.
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd=cwd, preexec_fn=child, start_new_session=True)
+                                env=env, cwd=cwd, preexec_fn=child, process_group=0)
     finally:
         out.close()
 

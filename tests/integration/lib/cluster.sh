@@ -95,14 +95,25 @@ cluster_init() {
     cat "$dir/cert.pem" "$dir/key.pem" > "$dir/server.pem"
 }
 
-# free_ports N: N TCP ports free on loopback (the kernel picks them, we release them).
+# free_ports N: N TCP ports free on loopback, below the kernel's ephemeral range (a program a test
+# restarts binds its port again; the load generator's outgoing connections never take these).
 free_ports() {
     "$py" -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+ports = []
+while len(ports) < int(sys.argv[1]):
+    port = random.randrange(max(1024, low - 12000), low)
+    s = socket.socket()
+    try:
+        if port not in ports:
+            s.bind(("127.0.0.1", port))
+            ports.append(port)
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(" ".join(str(p) for p in ports))' "$1"
 }
 # secret: 48 random hex digits.
 secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }

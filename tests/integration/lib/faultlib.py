@@ -7,6 +7,7 @@ come; ok / not ok reporting with the figures each check measured.
 Every wait is bounded; every process started here is stopped by its PID at the end."""
 
 import os
+import random
 import re
 import signal
 import socket
@@ -22,12 +23,24 @@ ROOT = os.path.abspath(os.path.join(HERE, '..', '..', '..'))
 
 
 def free_ports(n, host='127.0.0.1'):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind((host, 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    """n ports free on host, below the kernel's ephemeral range: a program restarted by a test
+    binds its port again, and a port the kernel may hand to an outgoing connection (the load
+    generator's thousands) could be taken by then."""
+    with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+        low = int(f.read().split()[0])
+    ports, rng = [], random.Random()
+    while len(ports) < n:
+        port = rng.randrange(max(1024, low - 12000), low)
+        if port in ports:
+            continue
+        s = socket.socket()
+        try:
+            s.bind((host, port))
+            ports.append(port)
+        except OSError:
+            pass
+        finally:
+            s.close()
     return ports
 
 
