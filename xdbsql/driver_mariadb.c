@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "core/mem.h"
+#include "core/timer.h"
 #include "xdbsql/db.h"
 
 /* How long connecting may take before the server counts as unreachable. */
@@ -131,24 +132,12 @@ static db_rc stmt_fail(drv_stmt *st)
     return map_errno(e);
 }
 
-static drv_conn *mdrv_connect(const db_settings *s, char *err, size_t errlen)
+/* One attempt to open and set up a session; NULL with the reason in err and libmariadb's error
+ * number in *error. */
+static MYSQL *session_open(const db_settings *s, const char *host, bool via_socket, int port,
+                           const char *where, char *err, size_t errlen, unsigned int *error)
 {
-    /* host may name the server's Unix socket instead, as a path. */
-    const char *host = s->host && *s->host ? s->host : "localhost";
-    bool via_socket = host[0] == '/';
-    int port = s->port > 0 ? s->port : 3306;
-    const char *database = s->database ? s->database : "";
-    char where[300];
-    if (via_socket)
-        snprintf(where, sizeof(where), "%s (db %s)", host, database);
-    else
-        snprintf(where, sizeof(where), "%s:%d (db %s)", host, port, database);
-
-    pthread_once(&library_once, library_init);
-    if (library_rc != 0) {
-        snprintf(err, errlen, "mariadb: cannot initialise the client library");
-        return NULL;
-    }
+    *error = 0;
     MYSQL *my = mysql_init(NULL);
     if (!my) {
         snprintf(err, errlen, "mariadb: cannot connect to %s: out of memory", where);
@@ -167,10 +156,44 @@ static drv_conn *mdrv_connect(const db_settings *s, char *err, size_t errlen)
     if (!mysql_real_connect(my, via_socket ? "localhost" : host, s->user, s->password, s->database,
                             via_socket ? 0 : (unsigned int)port, via_socket ? host : NULL,
                             CLIENT_FOUND_ROWS)) {
+        *error = mysql_errno(my);
         snprintf(err, errlen, "mariadb: cannot connect to %s: %s", where, mysql_error(my));
         mysql_close(my);
         return NULL;
     }
+    return my;
+}
+
+static drv_conn *mdrv_connect(const db_settings *s, char *err, size_t errlen)
+{
+    /* host may name the server's Unix socket instead, as a path. */
+    const char *host = s->host && *s->host ? s->host : "localhost";
+    bool via_socket = host[0] == '/';
+    int port = s->port > 0 ? s->port : 3306;
+    const char *database = s->database ? s->database : "";
+    char where[300];
+    if (via_socket)
+        snprintf(where, sizeof(where), "%s (db %s)", host, database);
+    else
+        snprintf(where, sizeof(where), "%s:%d (db %s)", host, port, database);
+
+    pthread_once(&library_once, library_init);
+    if (library_rc != 0) {
+        snprintf(err, errlen, "mariadb: cannot initialise the client library");
+        return NULL;
+    }
+    unsigned int error;
+    uint64_t started = timer_now_ms();
+    MYSQL *my = session_open(s, host, via_socket, port, where, err, errlen, &error);
+    /* A session the server accepted and then dropped at once while it was being set up (an
+     * operator's KILL of every connection landing on the new one, as the storage suite does) says
+     * nothing about the server being unreachable: it is tried once more before the failure goes
+     * to the circuit breaker, which would fail requests at once for a while. A handshake that
+     * timed out is not: that would only double the wait. */
+    if (!my && error == CR_SERVER_LOST && timer_now_ms() - started < 1000)
+        my = session_open(s, host, via_socket, port, where, err, errlen, &error);
+    if (!my)
+        return NULL;
     const char *info = mysql_get_server_info(my);
     if (!strstr(info, "MariaDB") || mysql_get_server_version(my) < MARIADB_MIN_VERSION) {
         snprintf(err, errlen, "mariadb: %s runs %s; jabshard needs MariaDB 10.5 or later", where,
