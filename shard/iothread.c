@@ -286,11 +286,11 @@ static void auth_outcome(conn *c, bool failed)
 {
     iothread *t = c->t;
     const front_limits *lim = &t->cfg->limits;
-    if (!t->sh->ips || !lim->ip_auth_failures || !lim->auth_delay || c->held)
+    if (!t->sh->auth_ips || !lim->ip_auth_failures || !lim->auth_delay || c->held)
         return;
     uint64_t now = evloop_now(t->loop);
-    uint32_t n = failed ? ip_limit_hit(t->sh->ips, &c->addr, now, lim->ip_auth_interval)
-                        : ip_limit_peek(t->sh->ips, &c->addr, now, lim->ip_auth_interval) + 1;
+    uint32_t n = failed ? ip_limit_hit(t->sh->auth_ips, &c->addr, now, lim->ip_auth_interval)
+                        : ip_limit_peek(t->sh->auth_ips, &c->addr, now, lim->ip_auth_interval) + 1;
     if (n <= lim->ip_auth_failures)
         return;
     bump(&t->st_delayed);
@@ -761,8 +761,8 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
         return;
     }
     const front_limits *lim = &t->cfg->limits;
-    if (t->sh->ips && lim->conn_rate &&
-        ip_limit_hit(t->sh->ips, ss, evloop_now(t->loop), lim->conn_interval) > lim->conn_rate) {
+    if (t->sh->conn_ips && lim->conn_rate &&
+        ip_limit_hit(t->sh->conn_ips, ss, evloop_now(t->loop), lim->conn_interval) > lim->conn_rate) {
         bump(&t->st_refused_rate);
         char peer[sizeof ((conn *)0)->peer];
         format_peer(ss, peer, sizeof peer);

@@ -29,7 +29,11 @@ typedef struct iothread_shared {
     tls_server *tls;       /* NULL: no TLS (STARTTLS not offered, no direct-TLS listener) */
     link_front *link;
     verify_pool *verify;
-    ip_limit *ips;         /* per-address counts (conn_rate, ip_auth_failures); NULL: no limits */
+    /* Per-address counts, NULL: no limits. Two tables, because the events and their windows
+     * differ: a client behind a NAT shared by many users opens many connections without ever
+     * failing a password, and its logins must not be delayed as a guesser's. */
+    ip_limit *conn_ips;    /* new connections per <conn_interval> (conn_rate) */
+    ip_limit *auth_ips;    /* failed authentications per <ip_auth_interval> (ip_auth_failures) */
 } iothread_shared;
 
 typedef struct iothread iothread;

@@ -1,5 +1,6 @@
-/* shard/ip_limit.h — per client address event counts over windows, shared by all IO threads:
- * new connections (limits/conn_rate) and failed authentications (limits/ip_auth_failures).
+/* shard/ip_limit.h — per client address counts of one kind of event over windows, shared by
+ * all IO threads: the front keeps one table for new connections (limits/conn_rate) and one for
+ * failed authentications (limits/ip_auth_failures).
  *
  * Shared rather than per IO thread because SO_REUSEPORT spreads one address's connections over
  * every thread by the whole 4-tuple: per-thread tables would let a client open threads times the

@@ -103,9 +103,11 @@ int main(int argc, char **argv)
         log_error("cannot start the verification workers: %s", strerror(errno));
         return 1;
     }
-    /* 16384 slots (128 KiB): few enough collisions between the addresses active in one window. */
-    ip_limit *ips = ip_limit_new(16384);
-    iothread_shared shared = {.cfg = &cfg, .tls = tls, .link = link, .verify = verify, .ips = ips};
+    /* 16384 slots (128 KiB) each: few enough collisions between the addresses active in one
+     * window. */
+    ip_limit *conn_ips = ip_limit_new(16384), *auth_ips = ip_limit_new(16384);
+    iothread_shared shared = {.cfg = &cfg, .tls = tls, .link = link, .verify = verify,
+                              .conn_ips = conn_ips, .auth_ips = auth_ips};
     iothread **io = mem_array(cfg.threads, sizeof *io);
     for (unsigned i = 0; i < cfg.threads; i++) {
         char err[256];
@@ -161,7 +163,8 @@ int main(int argc, char **argv)
         iothread_free(io[i]);
     free(io);
     link_front_free(link);
-    ip_limit_free(ips);
+    ip_limit_free(conn_ips);
+    ip_limit_free(auth_ips);
     tls_server_free(tls);
     close(sfd);
     front_config_free(&cfg);
