@@ -150,8 +150,6 @@ class LoadgenRun:
                 self.phase = {"login": "hold", "hold": "rounds", "done": "done"}[kind]
                 if kind == "login" and os.geteuid() == 0:
                     os.setpriority(os.PRIO_PROCESS, self.proc.pid, 0)   # single-threaded
-                if kind == "login" and os.geteuid() == 0:
-                    os.setpriority(os.PRIO_PROCESS, self.proc.pid, 0)
             elif kind == "round":
                 # The server's CPU over the round (its sending and its drain).
                 now = self.usage.sample()

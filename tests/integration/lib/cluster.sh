@@ -4,9 +4,9 @@
 # free loopback ports, a certificate, the SM's and a front's configuration files, programs started
 # and stopped by PID (every one of them stopped by the EXIT trap), and the ok / not ok counting.
 #
-# The sourcing script sets build (the build directory) and suite (the name its summary line
-# starts with), then calls cluster_init. Programs started with cluster_start are stopped in
-# reverse order on exit.
+# The sourcing script sets build (the build directory), here (its own directory) and suite (the
+# name its summary line starts with), then calls cluster_init. Programs started with
+# cluster_start are stopped in reverse order on exit.
 
 py=/usr/bin/python3   # Debian's python3-slixmpp is importable from the system Python only
 passed=0 failed=0 cluster_pids=""
@@ -95,25 +95,12 @@ cluster_init() {
     cat "$dir/cert.pem" "$dir/key.pem" > "$dir/server.pem"
 }
 
-# free_ports N: N TCP ports free on loopback, below the kernel's ephemeral range (a program a test
-# restarts binds its port again; the load generator's outgoing connections never take these).
+# free_ports N: N TCP ports free on loopback, below the kernel's ephemeral range (faultlib.py's
+# free_ports: a program a test restarts binds its port again, and the load generator's outgoing
+# connections never take these).
 free_ports() {
-    "$py" -c '
-import random, socket, sys
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-ports = []
-while len(ports) < int(sys.argv[1]):
-    port = random.randrange(max(1024, low - 12000), low)
-    s = socket.socket()
-    try:
-        if port not in ports:
-            s.bind(("127.0.0.1", port))
-            ports.append(port)
-    except OSError:
-        pass
-    finally:
-        s.close()
-print(" ".join(str(p) for p in ports))' "$1"
+    "$py" -c 'import sys; sys.path.insert(0, sys.argv[1]); import faultlib
+print(" ".join(str(p) for p in faultlib.free_ports(int(sys.argv[2]))))' "$here/lib" "$1"
 }
 # secret: 48 random hex digits.
 secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
