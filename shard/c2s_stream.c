@@ -57,7 +57,9 @@ struct c2s_stream {
     unsigned actions;          /* accumulated for the current call */
     unsigned auth_failures;          /* wrong passwords */
     unsigned sasl_exchanges_failed;  /* failed exchanges of any kind */
-    const char *host;          /* the served host the client asked for (the config's string) */
+    const char *host;          /* the served host (the config's string): set by the first stream
+                                * header and never changed (on_header), so SASL, bind and
+                                * registration all act on the one domain */
     char *user;                /* nodeprep'd authentication identity, after SASL */
     jid full;                  /* bound JID */
     sasl_session *sasl;
@@ -285,24 +287,33 @@ static void restart_stream(c2s_stream *s)
     }
 }
 
+/* The domain of a connection is fixed by its first stream header: a restart (after STARTTLS or
+ * SASL) that names another one is refused, so what was authenticated for one served host can never
+ * be bound, read or changed on another (RFC 6120 §4.3.1 asks for the same 'to'; Prosody closes
+ * with <not-authorized/> too). */
 static void on_header(void *ctx, const xml_node *root, const char *content_ns)
 {
     c2s_stream *s = ctx;
     const char *to = xml_attr_get(root, "to");
     const char *version = xml_attr_get(root, "version");
-    s->host = NULL;
+    const char *host = NULL;
     if (to) {
         jid j;
         if (jid_parse(to, strlen(to), &j) == JID_OK && jid_is_bare(&j) && !jid_node(&j, NULL))
-            s->host = front_config_host(s->env->cfg, jid_full(&j));
+            host = front_config_host(s->env->cfg, jid_full(&j));
         jid_free(&j);
-        if (!s->host) {
+        if (!host) {
             stream_fail(s, "host-unknown", "this server does not serve that domain");
             return;
         }
     } else {
-        s->host = s->env->cfg->hosts[0];
+        host = s->host ? s->host : s->env->cfg->hosts[0];
     }
+    if (s->host && host != s->host) {
+        stream_fail(s, "not-authorized", "a restarted stream must be to the same domain");
+        return;
+    }
+    s->host = host;
     if (strcmp(content_ns, NS_CLIENT) != 0) {
         stream_fail(s, "invalid-namespace", "the content namespace must be jabber:client");
         return;

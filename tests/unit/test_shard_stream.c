@@ -288,6 +288,56 @@ static void test_second_host_served(void **state)
     c2s_stream_free(s);
 }
 
+/* Finding 1 of the security review: authenticated for one served host, a restart to another
+ * must not make the session that host's (it was bound as victim@other.example). */
+static void test_restart_to_other_host_refused(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    char *o = scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil");
+    assert_non_null(strstr(o, "<success"));
+    free(o);
+    unsigned acts = feed(s, header("other.example"));
+    assert_true(acts & C2S_ACT_CLOSE);
+    expect_out(s, "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    assert_true(c2s_stream_closed(s));
+    assert_null(c2s_stream_jid(s));
+    expect_no_frame(s);
+    c2s_stream_free(s);
+}
+
+/* The same before authentication: the domain of the first header is the connection's, whatever
+ * the header after STARTTLS says; a restart without 'to' keeps it. */
+static void test_restart_keeps_domain(void **state)
+{
+    c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
+    feed(s, header(HOST));
+    discard_out(s);
+    feed(s, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    discard_out(s);
+    c2s_stream_tls_started(s, NULL);
+    unsigned acts = feed(s, header("other.example"));
+    assert_true(acts & C2S_ACT_CLOSE);
+    expect_out(s, "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    c2s_stream_free(s);
+
+    s = open_tls_stream(NULL);
+    discard_out(s);
+    free(scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil"));
+    assert_int_equal(feed(s, "<stream:stream xmlns='jabber:client' "
+                             "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"), 0);
+    expect_out(s, "from='" HOST "'");
+    feed(s, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_BIND, &fb);
+    const char *host, *user, *resource;
+    uint8_t flags;
+    assert_true(smproto_get_bind(&f, &host, &user, &resource, &flags));
+    assert_string_equal(host, HOST);
+    buf_free(&fb);
+    c2s_stream_free(s);
+}
+
 static void test_bad_namespace(void **state)
 {
     c2s_stream *s = c2s_stream_new(&env_tls, SID, false, NULL);
@@ -766,6 +816,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_host_unknown, setup),
         cmocka_unit_test_setup(test_second_host_served, setup),
+        cmocka_unit_test_setup(test_restart_to_other_host_refused, setup),
+        cmocka_unit_test_setup(test_restart_keeps_domain, setup),
         cmocka_unit_test_setup(test_bad_namespace, setup),
         cmocka_unit_test_setup(test_bad_version, setup),
         cmocka_unit_test_setup(test_not_well_formed_before_header, setup),
