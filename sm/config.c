@@ -30,6 +30,12 @@ static void read_services(sm_config *sc, config *cfg)
         s->ip = config_str(cfg, n, "accept/ip", NULL);
         s->port = config_port(cfg, n, "accept/port", 0);
         s->secret = config_str(cfg, n, "accept/secret", NULL);
+        /* No default: a link that may speak for every user (a front) must never be one that
+         * was meant to serve a single domain (a component), so the file says which. */
+        static const char *const roles[] = {"front", "component", NULL};
+        if (config_require(cfg, n, "@role"))
+            s->role = config_enum(cfg, n, "@role", roles, 0) == 0 ? SM_ROLE_FRONT
+                                                                  : SM_ROLE_COMPONENT;
         for (int j = 0; j < i; j++)
             if (s->id && sc->services[j].id && strcmp(s->id, sc->services[j].id) == 0)
                 config_fail(cfg, n, "service id '%s' is configured twice", s->id);
@@ -48,6 +54,18 @@ static void read_hosts(sm_config *sc, config *cfg)
         if (config_require(cfg, n, "@name"))
             sc->hosts[i].name = config_str(cfg, n, "@name", NULL);
         sc->hosts[i].register_allowed = config_bool(cfg, n, "register", false);
+    }
+}
+
+/* A component's domain is its own: one that is also a served host would let the component speak
+ * as every user of that host. */
+static void check_components(sm_config *sc, config *cfg)
+{
+    xml_node *n = config_first(cfg, NULL, "service");
+    for (int i = 0; i < sc->nservices; i++, n = config_next(n)) {
+        const sm_service *s = &sc->services[i];
+        if (s->role == SM_ROLE_COMPONENT && s->id && sm_config_host(sc, s->id))
+            config_fail(cfg, n, "component '%s' has the name of a served host", s->id);
     }
 }
 
@@ -108,6 +126,7 @@ int sm_config_load(const char *path, sm_config *out, config_error *err)
     config_declare(cfg, "sm", vocabulary);
     read_services(out, cfg);
     read_hosts(out, cfg);
+    check_components(out, cfg);
     read_storage(out, cfg);
     out->offline_quota = (int)config_int(cfg, NULL, "offline_quota", 100, 0, 1000000);
     read_admin(out, cfg);

@@ -24,7 +24,7 @@
 typedef enum {
     L_HEADER,       /* waiting for the peer's stream header */
     L_HANDSHAKE,    /* our header is out; waiting for <handshake/> */
-    L_AUTHED,       /* handshake done; <smproto/> or the first component stanza decides */
+    L_AUTHED,       /* handshake done: a front's <smproto/>, or a component's first stanza */
     L_FRAMES,       /* a front speaking frames */
     L_XML,          /* an XEP-0114 component */
     L_DEAD,
@@ -195,11 +195,12 @@ static void handshake(link_sm *l, xml_node *st, xml_arena *arena)
     l->state = L_AUTHED;
     log_info("link %s (%s): handshake accepted", l->svc->id, l->peer);
     /* XEP-0114 §3: from now on a component may be sent stanzas, and many (biboumi, slixmpp's)
-     * never speak first. A front is taken for one until its <smproto/> (on_stanza); what is
-     * routed to its id meanwhile is XML that a front ignores before the switch. */
-    l->up = true;
-    if (l->srv->h.up)
-        l->srv->h.up(l->srv->ctx, l, NULL);
+     * never speak first. A front is up once it has asked for frames (on_stanza). */
+    if (l->svc->role == SM_ROLE_COMPONENT) {
+        l->up = true;
+        if (l->srv->h.up)
+            l->srv->h.up(l->srv->ctx, l, NULL);
+    }
 }
 
 /* XEP-0114 §3: a component's stanzas are from its own domain, 'from' being required. */
@@ -233,6 +234,28 @@ static bool hello_parse(const xml_node *st, link_sm_hello *out)
     return true;
 }
 
+/* A front's <smproto/>: the switch to frames (docs/smproto.md §1). */
+static void hello(link_sm *l, const xml_node *st)
+{
+    link_sm_server *srv = l->srv;
+    const char *v = xml_attr_get(st, "version");
+    link_sm_hello h;
+    if (!v || strcmp(v, "2") != 0) {
+        stream_error(l, "unsupported-version", "smproto version not supported");
+        return;
+    }
+    if (!hello_parse(st, &h)) {
+        stream_error(l, "bad-format", "smproto request without a valid instance or acked");
+        return;
+    }
+    uint64_t received = srv->h.up ? srv->h.up(srv->ctx, l, &h) : h.acked;
+    buf_appendf(&l->out, "<smproto xmlns='%s' version='%d' received='%llu'/>", SMPROTO_NS,
+                SMPROTO_VERSION, (unsigned long long)received);
+    l->state = L_FRAMES;
+    l->up = true;
+    xmlstream_stop(l->xs);  /* the next byte is the first frame */
+}
+
 static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
 {
     link_sm *l = ctx;
@@ -246,25 +269,21 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
         handshake(l, st, arena);
         break;
     case L_AUTHED:
+        /* The role is the configuration's, never the peer's choice: a component that could
+         * switch to frames would read any user's credentials and bind as anyone. */
+        if (l->svc->role == SM_ROLE_FRONT) {
+            if (xml_is(st, SMPROTO_NS, "smproto")) {
+                hello(l, st);
+            } else {
+                log_warn("link %s (%s): a front sent <%s/> instead of asking for frames",
+                         l->svc->id, l->peer, st->name);
+                stream_error(l, "not-authorized", "a front speaks frames, not XML stanzas");
+            }
+            break;
+        }
         if (xml_is(st, SMPROTO_NS, "smproto")) {
-            const char *v = xml_attr_get(st, "version");
-            link_sm_hello hello;
-            if (!v || strcmp(v, "2") != 0) {
-                stream_error(l, "unsupported-version", "smproto version not supported");
-                break;
-            }
-            if (!hello_parse(st, &hello)) {
-                stream_error(l, "bad-format", "smproto request without a valid instance or acked");
-                break;
-            }
-            if (l->up && srv->h.down)  /* up as a component since the handshake */
-                srv->h.down(srv->ctx, l);
-            uint64_t received = srv->h.up ? srv->h.up(srv->ctx, l, &hello) : hello.acked;
-            buf_appendf(&l->out, "<smproto xmlns='%s' version='%d' received='%llu'/>", SMPROTO_NS,
-                        SMPROTO_VERSION, (unsigned long long)received);
-            l->state = L_FRAMES;
-            l->up = true;
-            xmlstream_stop(l->xs);  /* the next byte is the first frame */
+            log_warn("link %s (%s): a component asked for frames: refused", l->svc->id, l->peer);
+            stream_error(l, "not-authorized", "frames are for fronts, this is a component");
             break;
         }
         l->state = L_XML;   /* the first stanza of a component, up since its handshake */

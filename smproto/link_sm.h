@@ -2,7 +2,9 @@
  * <service><accept>, the XEP-0114 opening (stream header, stream id, constant-time handshake
  * check), the switch to frames on <smproto version='2'/> (§1: the front's instance and what it
  * has had acknowledged; the answer says what the SM has received), keepalives (§4), and plain
- * XEP-0114 components that never switch and keep speaking XML.
+ * XEP-0114 components that never switch and keep speaking XML. Which of the two a link is comes
+ * from its <service role='...'>: a component that asks for frames, or a front that sends XML
+ * stanzas instead, gets <not-authorized/> and is closed.
  *
  * The owner (sm/server.c) sees a link once it is up: a front's frames (PING and PONG are answered
  * here and never reach it) or a component's stanzas, and finally its loss. Only one live link per
@@ -38,8 +40,7 @@ typedef struct link_sm_hello {
 typedef struct link_sm_handlers {
     /* The link is ready: a front that switched to frames (hello set; returns the number of the
      * last of its counted frames the SM has received, which the answer carries), or a component
-     * as soon as its handshake is accepted (hello NULL; the result is ignored). Every link is up
-     * as a component first: a front's <smproto/> brings `down`, then `up` with its hello. */
+     * as soon as its handshake is accepted (hello NULL; the result is ignored). */
     uint64_t (*up)(void *ctx, link_sm *l, const link_sm_hello *hello);
     /* A front's frame (header checked, payload not). The handler may close the link. */
     void (*frame)(void *ctx, link_sm *l, const smproto_frame *f);

@@ -143,7 +143,7 @@ static int start_sm(const char *bin_dir)
     buf text = BUF_INIT;
     buf_appendf(&text,
                 "<sm>\n"
-                "  <service id='" SERVICE "'><accept><ip>127.0.0.1</ip><port>%d</port>"
+                "  <service id='" SERVICE "' role='front'><accept><ip>127.0.0.1</ip><port>%d</port>"
                 "<secret>" SECRET "</secret></accept></service>\n"
                 "  <host name='" HOST "'/>\n"
                 "  <storage><driver>sqlite</driver><path>%s</path></storage>\n"

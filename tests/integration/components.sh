@@ -21,10 +21,10 @@ cluster_init
 set -- $(free_ports 4)
 c2s_port=$1 tls_port=$2 sm_port=$3 comp_port=$4
 front_secret=$(secret) comp_secret=$(secret) irc_secret=$(secret)
-sm_config "$dir/sm.xml" "$(service jadc2s 127.0.0.1 "$sm_port" "$front_secret")
-$(service comp.localhost 127.0.0.1 "$comp_port" "$comp_secret")
-$(service irc.localhost 127.0.0.1 "$comp_port" "$irc_secret")
-$(service down.localhost 127.0.0.1 "$comp_port" "$(secret)")"
+sm_config "$dir/sm.xml" "$(service jadc2s 127.0.0.1 "$sm_port" "$front_secret" front)
+$(service comp.localhost 127.0.0.1 "$comp_port" "$comp_secret" component)
+$(service irc.localhost 127.0.0.1 "$comp_port" "$irc_secret" component)
+$(service down.localhost 127.0.0.1 "$comp_port" "$(secret)" component)"
 front_config "$dir/jadc2s.xml" jadc2s "$front_secret" "$sm_port" 127.0.0.1 "$c2s_port" "$tls_port"
 start_sm "$dir/sm.xml" "$dir/sm.log"
 start_front "$dir/jadc2s.xml" "$dir/front.log"

@@ -31,7 +31,7 @@ expect_output() {
 
 cat > "$dir/sm.xml" <<XML
 <sm>
-  <service id='jadc2s'><accept><ip>127.0.0.1</ip><port>5111</port><secret>s</secret></accept></service>
+  <service id='jadc2s' role='front'><accept><ip>127.0.0.1</ip><port>5111</port><secret>s</secret></accept></service>
   <host name='localhost'><register/></host>
   <host name='example.org'/>
   <storage><driver>sqlite</driver><path>$dir/db.sqlite</path></storage>

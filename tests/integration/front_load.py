@@ -364,7 +364,7 @@ def start_system(d, nusers, limits, procs):
     ports = {"sm": free_port(), "c2s": free_port(), "ssl": free_port(), "dir": d}
     with open(f"{d}/sm.xml", "w") as f:
         f.write(f"""<sm>
-  <service id='jadc2s'><accept><ip>127.0.0.1</ip><port>{ports['sm']}</port>
+  <service id='jadc2s' role='front'><accept><ip>127.0.0.1</ip><port>{ports['sm']}</port>
     <secret>s</secret></accept></service>
   <host name='localhost'/>
   <storage><driver>sqlite</driver><path>{d}/db.sqlite</path></storage>

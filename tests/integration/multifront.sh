@@ -22,8 +22,8 @@ a_port=$1 a_tls=$2 b_port=$3 b_tls=$4 sm_port=$5
 a_secret=$(secret) b_secret=$(secret)
 # Front B's box is 127.0.0.2: its ports were found free on 127.0.0.1, and nothing else binds
 # that address here.
-sm_config "$dir/sm.xml" "$(service front-a 127.0.0.1 "$sm_port" "$a_secret")
-$(service front-b 127.0.0.1 "$sm_port" "$b_secret")"
+sm_config "$dir/sm.xml" "$(service front-a 127.0.0.1 "$sm_port" "$a_secret" front)
+$(service front-b 127.0.0.1 "$sm_port" "$b_secret" front)"
 front_config "$dir/front-a.xml" front-a "$a_secret" "$sm_port" 127.0.0.1 "$a_port" "$a_tls"
 front_config "$dir/front-b.xml" front-b "$b_secret" "$sm_port" 127.0.0.2 "$b_port" "$b_tls"
 start_sm "$dir/sm.xml" "$dir/sm.log"

@@ -24,6 +24,7 @@ static void test_example_file(void **state)
     assert_string_equal(sc.services[0].ip, "127.0.0.1");
     assert_int_equal(sc.services[0].port, 5111);
     assert_string_equal(sc.services[0].secret, "secret");
+    assert_int_equal(sc.services[0].role, SM_ROLE_FRONT);
     assert_int_equal(sc.nhosts, 1);
     assert_string_equal(sc.hosts[0].name, "localhost");
     assert_true(sc.hosts[0].register_allowed);
@@ -61,11 +62,26 @@ static void test_errors(void **state)
                    ":1: <sm>: missing required element <host name='...'>: no domain is served");
     expect_refused("<sm>\n<host name='a'/>\n<storage>\n<driver>oracle</driver>\n</storage>\n</sm>\n",
                    ":4: <storage/driver>: expected one of sqlite, pgsql, mariadb; got \"oracle\"");
-    expect_refused("<sm>\n<host name='a'/>\n<service id='x'><accept><port>5111</port>"
+    expect_refused("<sm>\n<host name='a'/>\n<service id='x' role='front'><accept><port>5111</port>"
                    "<secret>s</secret></accept></service>\n"
-                   "<service id='x'><accept><port>5112</port><secret>s</secret></accept></service>\n"
-                   "</sm>\n",
+                   "<service id='x' role='front'><accept><port>5112</port><secret>s</secret>"
+                   "</accept></service>\n</sm>\n",
                    ":4: <service>: service id 'x' is configured twice");
+}
+
+/* Finding 4 of the security review: a link's role is the operator's explicit choice, and a
+ * component can never be named like a served host (it would speak as its users). */
+static void test_roles(void **state)
+{
+    expect_refused("<sm>\n<host name='a'/>\n<service id='x'>\n<accept><port>5111</port>"
+                   "<secret>s</secret></accept></service>\n</sm>\n",
+                   ":3: <service>: missing required attribute 'role'");
+    expect_refused("<sm>\n<host name='a'/>\n<service id='x' role='server'>\n<accept><port>5111"
+                   "</port><secret>s</secret></accept></service>\n</sm>\n",
+                   ":3: <service>: attribute 'role': expected one of front, component; got \"server\"");
+    expect_refused("<sm>\n<host name='example.org'/>\n<service id='EXAMPLE.org' role='component'>\n"
+                   "<accept><port>5111</port><secret>s</secret></accept></service>\n</sm>\n",
+                   ":3: <service>: component 'EXAMPLE.org' has the name of a served host");
 }
 
 int main(void)
@@ -73,6 +89,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_roles),
     };
     return cmocka_run_group_tests_name("sm_config", tests, NULL, NULL);
 }

@@ -78,7 +78,8 @@ static void h_stanza(void *ctx, link_sm *l, xml_node *st, xml_arena *a)
     xml_arena_free(a);
 }
 
-static sm_service services[] = {{"front", NULL, 0, "s3cret"}, {"muc.example.org", NULL, 0, "m"}};
+static sm_service services[] = {{"front", NULL, 0, "s3cret", SM_ROLE_FRONT},
+                                {"muc.example.org", NULL, 0, "m", SM_ROLE_COMPONENT}};
 
 static void stop(timer *t, void *arg) { evloop_stop(loop); }
 static void flush_hook(evloop *l, void *arg) { link_sm_flush_all(srv); }
@@ -200,10 +201,8 @@ static void test_frames(void **state)
     opening(fd, "front", "s3cret", out, sizeof(out), &eof);
     assert_string_equal(out, "<handshake/>");
     assert_false(eof);
-    /* Up from the handshake on, as a component would be: a front is taken for one until it asks
-     * for frames. */
-    assert_int_equal(ups, 1);
-    assert_int_equal(components, 1);
+    /* A front is up once it has asked for frames, never as a component. */
+    assert_int_equal(ups, 0);
     /* The first frame follows <smproto/> in the same write. */
     answer_received = 12345678901234ull;
     buf b = BUF_INIT;
@@ -215,10 +214,10 @@ static void test_frames(void **state)
     put(fd, buf_data(&b), buf_len(&b));
     buf_free(&b);
     spin();
-    /* The component is down, the front up with what it said. */
-    assert_int_equal(downs, 1);
-    assert_int_equal(ups, 2);
-    assert_int_equal(components, 1);
+    /* The front is up with what it said. */
+    assert_int_equal(downs, 0);
+    assert_int_equal(ups, 1);
+    assert_int_equal(components, 0);
     assert_string_equal(last_instance, "0123456789abcdef0123456789abcdef");
     assert_int_equal(last_acked, 12345678901234ull);
     assert_int_equal(nframes, 2);   /* the ACK and the STANZA; the PING never reaches the owner */
@@ -258,7 +257,7 @@ static void test_frames(void **state)
     spin();
     get(fd, out, sizeof(out), &eof);
     assert_true(eof);
-    assert_int_equal(downs, 2);
+    assert_int_equal(downs, 1);
     close(fd);
 }
 
@@ -305,9 +304,8 @@ static void test_hello_refused(void **state)
         get(fd, out, sizeof(out), &eof);
         if (!strstr(out, cases[i].error) || !eof)
             fail_msg("%s: got '%s'%s", cases[i].hello, out, eof ? "" : " (still open)");
-        assert_int_equal(ups, 1);           /* the component the handshake made, and no front */
-        assert_int_equal(components, 1);
-        assert_int_equal(downs, 1);
+        assert_int_equal(ups, 0);           /* never up */
+        assert_int_equal(downs, 0);
         close(fd);
     }
     /* The largest acked there is, and the longest instance, are fine. */
@@ -350,6 +348,39 @@ static void test_component(void **state)
     close(fd);
 }
 
+/* Finding 4 of the security review: a component that asks for frames (it would read any user's
+ * SCRAM keys and bind as anyone), and a front that sends XML stanzas, are refused and closed. */
+static void test_roles_enforced(void **state)
+{
+    int fd = peer();
+    char out[4096];
+    bool eof;
+    opening(fd, "muc.example.org", "m", out, sizeof(out), &eof);
+    assert_string_equal(out, "<handshake/>");
+    assert_int_equal(ups, 1);
+    puts_(fd, "<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked='0'/>");
+    spin();
+    get(fd, out, sizeof(out), &eof);
+    assert_non_null(strstr(out, "<not-authorized"));
+    assert_true(eof);
+    assert_int_equal(ups, 1);        /* only the component's own */
+    assert_int_equal(components, 1);
+    assert_int_equal(downs, 1);
+    assert_int_equal(nframes, 0);
+    close(fd);
+
+    fd = peer();
+    opening(fd, "front", "s3cret", out, sizeof(out), &eof);
+    puts_(fd, "<message to='a@example.org' from='front'/>");
+    spin();
+    get(fd, out, sizeof(out), &eof);
+    assert_non_null(strstr(out, "<not-authorized"));
+    assert_true(eof);
+    assert_int_equal(ups, 1);
+    assert_int_equal(nstanzas, 0);
+    close(fd);
+}
+
 static void test_replace(void **state)
 {
     int a = peer(), b = peer();
@@ -358,12 +389,12 @@ static void test_replace(void **state)
     opening(a, "front", "s3cret", out, sizeof(out), &eof);
     puts_(a, "<smproto xmlns='urn:jabshard:smproto' version='2' instance='a1' acked='0'/>");
     spin();
-    assert_int_equal(ups, 2);       /* as a component at the handshake, then as a front */
-    assert_int_equal(downs, 1);
+    assert_int_equal(ups, 1);
+    assert_int_equal(downs, 0);
     opening(b, "front", "s3cret", out, sizeof(out), &eof);
     assert_string_equal(out, "<handshake/>");
-    assert_int_equal(downs, 2);     /* the old link went when the new one proved itself */
-    assert_int_equal(ups, 3);
+    assert_int_equal(downs, 1);     /* the old link went when the new one proved itself */
+    assert_int_equal(ups, 1);       /* the new one is up at its <smproto/> */
     get(a, out, sizeof(out), &eof);
     assert_true(eof);
     close(a);
@@ -401,9 +432,10 @@ static int server_setup(void **state)
     snprintf(scratch, sizeof(scratch), "/tmp/test_sm_link.XXXXXX");
     assert_non_null(mkdtemp(scratch));
     snprintf(db_path, sizeof(db_path), "%s/sm.db", scratch);
-    srv_services[0] = (sm_service){"f1", "127.0.0.1", free_port(), "one"};
-    srv_services[1] = (sm_service){"f2", "127.0.0.1", free_port(), "two"};
-    srv_services[2] = (sm_service){"muc." SRV_HOST, "127.0.0.1", free_port(), "three"};
+    srv_services[0] = (sm_service){"f1", "127.0.0.1", free_port(), "one", SM_ROLE_FRONT};
+    srv_services[1] = (sm_service){"f2", "127.0.0.1", free_port(), "two", SM_ROLE_FRONT};
+    srv_services[2] = (sm_service){"muc." SRV_HOST, "127.0.0.1", free_port(), "three",
+                                   SM_ROLE_COMPONENT};
     srv_hosts[0] = (sm_host){SRV_HOST, false};
     memset(&srv_cfg, 0, sizeof(srv_cfg));
     srv_cfg.services = srv_services;
@@ -783,6 +815,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_component, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roles_enforced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_received_per_instance, server_setup,
                                         server_teardown),

@@ -118,9 +118,9 @@ $2
 </sm>
 EOF
 }
-# service ID IP PORT SECRET: one <service> element.
+# service ID IP PORT SECRET ROLE: one <service> element (ROLE front or component).
 service() {
-    echo "  <service id='$1'>" \
+    echo "  <service id='$1' role='$5'>" \
          "<accept><ip>$2</ip><port>$3</port><secret>$4</secret></accept></service>"
 }
 # front_config FILE ID SECRET SM_PORT IP PORT TLS_PORT: a front's configuration (jadc2s.xml),

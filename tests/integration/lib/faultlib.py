@@ -226,7 +226,7 @@ class System:
         secret = secret or self.secret
         if service:
             def add_service(root):
-                svc = ET.SubElement(root, 'service', {'id': front_id})
+                svc = ET.SubElement(root, 'service', {'id': front_id, 'role': 'front'})
                 acc = ET.SubElement(svc, 'accept')
                 ET.SubElement(acc, 'ip').text = '127.0.0.1'
                 ET.SubElement(acc, 'port').text = str(self.sm_port)
