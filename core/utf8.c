@@ -1,4 +1,4 @@
-/* core/utf8.c — UTF-8 validation (core/utf8.h). */
+/* core/utf8.c — UTF-8 validation and cutting (core/utf8.h). */
 #include "core/utf8.h"
 
 int utf8_scan(const void *str, size_t len)
@@ -35,4 +35,15 @@ int utf8_scan(const void *str, size_t len)
         i += extra + 1;
     }
     return ascii;
+}
+
+size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    /* Back off continuation bytes (10xxxxxx): the cut then falls before a character's start. */
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
 }

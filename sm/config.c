@@ -12,7 +12,9 @@ static const char *const vocabulary[] = {
     "service", "service/accept", "service/accept/ip", "service/accept/port",
     "service/accept/secret", "host", "host/register", "storage/driver", "storage/path",
     "storage/host", "storage/port", "storage/user", "storage/password", "storage/database",
-    "storage/workers", "offline_quota", "admin/socket", "log/target", "log/path", "log/level", NULL,
+    "storage/workers", "offline_quota", "limits/sessions", "limits/roster_items",
+    "limits/pending", "limits/directed", "limits/private_namespaces", "limits/private_bytes",
+    "limits/vcard_bytes", "admin/socket", "log/target", "log/path", "log/level", NULL,
 };
 
 static void read_services(sm_config *sc, config *cfg)
@@ -67,6 +69,28 @@ static void check_components(sm_config *sc, config *cfg)
         if (s->role == SM_ROLE_COMPONENT && s->id && sm_config_host(sc, s->id))
             config_fail(cfg, n, "component '%s' has the name of a served host", s->id);
     }
+}
+
+void sm_limits_default(sm_limits *l)
+{
+    *l = (sm_limits){.sessions = 10, .roster_items = 2000, .pending = 200, .directed = 1000,
+                     .private_namespaces = 100, .private_bytes = 64 * 1024,
+                     .vcard_bytes = 64 * 1024};
+}
+
+static void read_limits(sm_config *sc, config *cfg)
+{
+    sm_limits *l = &sc->limits;
+    sm_limits_default(l);
+    l->sessions = (int)config_int(cfg, NULL, "limits/sessions", l->sessions, 1, 100000);
+    l->roster_items = (int)config_int(cfg, NULL, "limits/roster_items", l->roster_items, 1, 1000000);
+    l->pending = (int)config_int(cfg, NULL, "limits/pending", l->pending, 1, 1000000);
+    l->directed = (int)config_int(cfg, NULL, "limits/directed", l->directed, 1, 1000000);
+    l->private_namespaces = (int)config_int(cfg, NULL, "limits/private_namespaces",
+                                            l->private_namespaces, 1, 1000000);
+    l->private_bytes = config_int(cfg, NULL, "limits/private_bytes", l->private_bytes, 1024,
+                                  1 << 20);
+    l->vcard_bytes = config_int(cfg, NULL, "limits/vcard_bytes", l->vcard_bytes, 1024, 1 << 20);
 }
 
 static void read_storage(sm_config *sc, config *cfg)
@@ -129,6 +153,7 @@ int sm_config_load(const char *path, sm_config *out, config_error *err)
     check_components(out, cfg);
     read_storage(out, cfg);
     out->offline_quota = (int)config_int(cfg, NULL, "offline_quota", 100, 0, 1000000);
+    read_limits(out, cfg);
     read_admin(out, cfg);
     read_log(out, cfg);
     if (config_check(cfg, err) != 0) {

@@ -31,6 +31,24 @@ typedef struct sm_host {
     bool register_allowed; /* <register/>: in-band registration (XEP-0077) */
 } sm_host;
 
+/* <limits>: what one account may hold, each bounding memory or storage that the account's owner
+ * (or whoever writes to it) controls. Past a limit the request gets a stanza error naming it. */
+typedef struct sm_limits {
+    int sessions;              /* sessions (resources) bound at once (10, ejabberd's shipped
+                                * max_user_sessions) */
+    int roster_items;          /* items in a roster (2000) */
+    int pending;               /* inbound subscription requests awaiting an answer (200) */
+    int directed;              /* full JIDs one session has sent directed presence to, as a
+                                * client does for each room it joins (1000) */
+    int private_namespaces;    /* private XML (XEP-0049) namespaces stored (100) */
+    long long private_bytes;   /* the XML stored under one namespace (64 KiB): with the
+                                * namespaces, at most 6.4 MiB an account */
+    long long vcard_bytes;     /* a vCard, serialized (64 KiB: avatars travel in them) */
+} sm_limits;
+
+/* The defaults above (the loader starts from them; tests build configs with them). */
+void sm_limits_default(sm_limits *l);
+
 typedef struct sm_config {
     config *cfg;           /* owns every string below */
     sm_service *services;
@@ -39,6 +57,7 @@ typedef struct sm_config {
     int nhosts;
     xdbsql_options storage;
     int offline_quota;
+    sm_limits limits;
     char *admin_socket;    /* <admin><socket>: the admin channel's Unix socket (sm/admin.h);
                             * default jabshard-sm.sock beside the SQLite database, or in the
                             * working directory */

@@ -146,16 +146,18 @@ static void send_presence(sm *s, sm_user *u, const sm_roster_item *it)
 /* Unavailable presence to the directed-presence recipients entry covers. */
 static void block_directed(sm *s, sm_user *u, const char *entry)
 {
-    for (sm_session *x = u->sessions; x; x = x->next)
-        for (size_t i = 0; i < x->ndirected; i++) {
+    for (sm_session *x = u->sessions; x; x = x->next) {
+        const char **to = sm_strset_members(x->directed);
+        for (size_t i = 0; i < sm_strset_count(x->directed); i++) {
             jid d;
-            if (jid_parse(x->directed[i], strlen(x->directed[i]), &d) != JID_OK)
+            if (jid_parse(to[i], strlen(to[i]), &d) != JID_OK)
                 continue;
             if (block_entry_matches(entry, &d))
-                sm_route(s, sm_stanza_make("presence", jid_full(&x->jid), x->directed[i],
-                                           "unavailable"));
+                sm_route(s, sm_stanza_make("presence", jid_full(&x->jid), to[i], "unavailable"));
             jid_free(&d);
         }
+        free(to);
+    }
 }
 
 /* ---- the iq ---- */

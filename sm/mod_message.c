@@ -2,7 +2,8 @@
  * available resource is stored (up to the configured quota; past it, or for no such account, the
  * sender gets <service-unavailable/>; when storage fails, as while the database is down, a
  * <wait/> <resource-constraint/> so the sender knows to try again), and handed out at the user's
- * next initial presence with a <delay/> (XEP-0203) saying when the server received it. */
+ * next initial presence with a <delay/> (XEP-0203) saying when the server received it; a delay
+ * that a client's message claims is from one of our hosts is removed on its way in. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,31 @@ static bool delayed_by(const xml_node *st, const char *host)
     return false;
 }
 
+/* A client's message must not carry what only this server may say: a <delay/> from one of its
+ * hosts would pass for the time the server stored it (and keep the server from stamping its own).
+ * What a client says about itself (a delay from its own JID, XEP-0203's example) stays. */
+static bool strip_forged_delays(sm *s, sm_event *ev)
+{
+    sm_stanza *st = ev->stanza;
+    if (!ev->session || !xml_is(st->node, SM_NS_CLIENT, "message"))
+        return false;
+    xml_node *d = xml_child(st->node, NS_DELAY, "delay");
+    while (d) {
+        xml_node *next = xml_next(d, NS_DELAY, "delay");
+        const char *from = xml_attr_get(d, "from");
+        jid j;
+        if (from && jid_parse(from, strlen(from), &j) == JID_OK) {
+            size_t dlen;
+            const char *domain = jid_domain(&j, &dlen);
+            if (jid_is_bare(&j) && !jid_node(&j, NULL) && sm_is_local_host(s, domain, dlen))
+                xml_node_detach(d);
+            jid_free(&j);
+        }
+        d = next;
+    }
+    return false;
+}
+
 typedef struct fetch_ctx {
     sm *s;
     uint64_t link_serial, sid;
@@ -114,6 +140,7 @@ static bool session_available(sm *s, sm_event *ev)
 
 void mod_message_register(sm *s)
 {
+    sm_hook(s, SM_EV_OUTBOUND, strip_forged_delays);
     sm_hook(s, SM_EV_MESSAGE_OFFLINE, message_offline);
     sm_hook(s, SM_EV_SESSION_AVAILABLE, session_available);
     sm_add_feature(s, "msgoffline");

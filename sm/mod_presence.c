@@ -4,6 +4,7 @@
  * pushes (the transitions themselves are sm/subscription.c). Pending inbound requests are stored
  * and delivered again at every initial presence until answered. What a subscription stanza makes
  * visible waits until its changes are stored (sm/barrier.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,11 +53,11 @@ static void broadcast(sm *s, sm_session *sess, const sm_stanza *st, bool unavail
         if (x->available || x == sess)
             send_copy(s, st, from, jid_full(&x->jid));
     if (unavailable) {
-        for (size_t i = 0; i < sess->ndirected; i++) {
-            send_copy(s, st, from, sess->directed[i]);
-            free(sess->directed[i]);
-        }
-        sess->ndirected = 0;
+        const char **to = sm_strset_members(sess->directed);
+        for (size_t i = 0; i < sm_strset_count(sess->directed); i++)
+            send_copy(s, st, from, to[i]);
+        free(to);
+        sm_strset_free(&sess->directed);
     }
 }
 
@@ -124,7 +125,7 @@ static void store_last(sm *s, sm_session *sess, const sm_stanza *unavail)
 
 static void unavailable(sm *s, sm_session *sess, sm_stanza *st)
 {
-    if (!sess->available && !sess->ndirected)
+    if (!sess->available && !sm_strset_count(sess->directed))
         return;
     xml_attr_remove(st->node, NULL, "to");
     broadcast(s, sess, st, true);
@@ -134,24 +135,31 @@ static void unavailable(sm *s, sm_session *sess, sm_stanza *st)
     store_last(s, sess, st);
 }
 
-static void directed(sm *s, sm_session *sess, sm_stanza *st, bool avail)
+/* Directed presence (§4.6): who must hear of the session going unavailable. Returns false when st
+ * was refused (the session already tracks limits.directed JIDs) and answered with an error. */
+static bool directed(sm *s, sm_session *sess, sm_stanza *st, bool avail)
 {
     const char *to = jid_full(&st->to);
-    size_t i = 0;
-    while (i < sess->ndirected && strcmp(sess->directed[i], to) != 0)
-        i++;
-    if (avail && i == sess->ndirected) {
-        char bare[JID_MAX_LEN + 1];
-        bare_of(&st->to, bare);
-        sm_roster_item *it = sm_roster_find(sess->user, bare);
-        if (!it || !has_from(it->sub)) {  /* contacts get the broadcast anyway (§4.6) */
-            sess->directed = mem_realloc(sess->directed, (sess->ndirected + 1) * sizeof(char *));
-            sess->directed[sess->ndirected++] = mem_strdup(to);
-        }
-    } else if (!avail && i < sess->ndirected) {
-        free(sess->directed[i]);
-        sess->directed[i] = sess->directed[--sess->ndirected];
+    if (!avail) {
+        sm_strset_remove(&sess->directed, to);
+        return true;
     }
+    if (sm_strset_has(sess->directed, to))
+        return true;
+    char bare[JID_MAX_LEN + 1];
+    bare_of(&st->to, bare);
+    sm_roster_item *it = sm_roster_find(sess->user, bare);
+    if (it && has_from(it->sub))
+        return true;   /* contacts get the broadcast anyway */
+    int limit = sm_cfg(s)->limits.directed;
+    if (sm_strset_count(sess->directed) >= (size_t)limit) {
+        char why[96];
+        snprintf(why, sizeof why, "directed presence is limited to %d recipients", limit);
+        sm_bounce_text(s, sm_stanza_take(st), "cancel", "resource-constraint", why);
+        return false;
+    }
+    sm_strset_add(&sess->directed, to);
+    return true;
 }
 
 static sm_sub_state state_of(sm_user *u, const char *contact)
@@ -159,6 +167,14 @@ static sm_sub_state state_of(sm_user *u, const char *contact)
     sm_roster_item *it = sm_roster_find(u, contact);
     return (sm_sub_state){it ? it->sub : XDB_SUB_NONE, it ? it->ask : false,
                           sm_pending_has(u, contact)};
+}
+
+/* A subscription stanza that would take the user past a limit: its sender hears why. */
+static void refuse_full(sm *s, sm_stanza *st, const char *what, int limit)
+{
+    char why[96];
+    snprintf(why, sizeof why, "at most %d %s per account", limit, what);
+    sm_bounce_text(s, sm_stanza_take(st), "cancel", "resource-constraint", why);
 }
 
 static void apply_state(sm *s, sm_user *u, const char *contact, const sm_sub_state *ns)
@@ -185,6 +201,10 @@ static void outbound_subscription(sm *s, sm_session *sess, sm_stanza *st, sm_sub
     bare_of(&sess->jid, bare);
     sm_sub_state state = state_of(u, contact);
     sm_sub_actions a = sm_sub_outbound(&state, type);
+    if (a.changed && sm_roster_full(s, u, contact)) {
+        refuse_full(s, st, "roster items", sm_cfg(s)->limits.roster_items);
+        return;
+    }
     if (a.changed)
         apply_state(s, u, contact, &state);
     if (a.remove_pending)
@@ -222,10 +242,8 @@ static bool presence_out(sm *s, sm_event *ev)
         sm_barrier_end(s, b);
         return true;
     }
-    if (!*type || strcmp(type, "unavailable") == 0) {
-        directed(s, sess, st, !*type);
-        return false;   /* the core routes it */
-    }
+    if (!*type || strcmp(type, "unavailable") == 0)
+        return !directed(s, sess, st, !*type);   /* the core routes what was not refused */
     return strcmp(type, "error") != 0;  /* probes from clients are not ours to send */
 }
 
@@ -278,10 +296,14 @@ static void inbound_subscription(sm *s, sm_user *u, sm_stanza *st, sm_sub_type t
         send_simple(s, bare, contact, "subscribed");
         return;
     }
+    if ((a.changed && sm_roster_full(s, u, contact)) ||
+        (a.store_pending && !sm_pending_add(s, u, contact, st))) {
+        refuse_full(s, st, a.store_pending ? "pending subscription requests" : "roster items",
+                    a.store_pending ? sm_cfg(s)->limits.pending : sm_cfg(s)->limits.roster_items);
+        return;
+    }
     if (a.changed)
         apply_state(s, u, contact, &state);
-    if (a.store_pending)
-        sm_pending_add(s, u, contact, st);
     if (a.remove_pending)
         sm_pending_remove(s, u, contact);
     if (a.forward)
@@ -312,7 +334,7 @@ static bool presence_in(sm *s, sm_event *ev)
 static bool session_end(sm *s, sm_event *ev)
 {
     sm_session *sess = ev->session;
-    if (!sess->available && !sess->ndirected)
+    if (!sess->available && !sm_strset_count(sess->directed))
         return false;
     sm_stanza *st = sm_stanza_make("presence", jid_full(&sess->jid), NULL, "unavailable");
     unavailable(s, sess, st);

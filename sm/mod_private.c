@@ -1,5 +1,6 @@
 /* sm/mod_private.c — private XML storage (XEP-0049): a user keeps XML of their own under a
  * namespace (bookmarks, client settings); only they can read or write it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,13 +9,12 @@
 #include "sm/modules.h"
 
 #define NS_PRIVATE "jabber:iq:private"
-#define PRIVATE_MAX_BYTES (64 * 1024)
 
 typedef struct private_ctx {
     sm *s;
     sm_stanza *st;      /* the iq being answered */
     size_t waiting;     /* set: stores not yet answered */
-    bool failed;
+    bool failed, full;
 } private_ctx;
 
 static void private_got(xdb_request *r, void *ctx)
@@ -44,14 +44,21 @@ static void private_got(xdb_request *r, void *ctx)
 static void private_stored(xdb_request *r, void *ctx)
 {
     private_ctx *c = ctx;
-    if (r->status != XDB_OK) {
+    if (r->status == XDB_QUOTA) {
+        c->full = true;
+    } else if (r->status != XDB_OK) {
         log_warn("sm: storing private XML of %s@%s failed: %s", r->user, r->host,
                  r->status == XDB_ERROR ? r->error : xdb_status_name(r->status));
         c->failed = true;
     }
     if (--c->waiting)
         return;
-    if (c->failed)
+    if (c->full) {
+        char why[80];
+        snprintf(why, sizeof why, "at most %d private XML namespaces per account",
+                 sm_cfg(c->s)->limits.private_namespaces);
+        sm_bounce_text(c->s, c->st, "cancel", "resource-constraint", why);
+    } else if (c->failed)
         sm_bounce(c->s, c->st, "wait", "internal-server-error");
     else
         sm_iq_result(c->s, c->st, NULL);
@@ -91,28 +98,34 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
         sm_submit(s, r, private_got, c);
         return;
     }
-    /* Serialize every element first, so a set is refused whole or stored whole. */
+    /* Serialize every element first, so a set is refused whole or stored whole (but for the
+     * namespace quota, which storage checks as it goes). */
+    const sm_limits *limits = &sm_cfg(s)->limits;
     size_t n = 0;
     for (xml_node *x = first; x; x = xml_next(x, NULL, NULL))
         n++;
     xdb_request **rs = mem_array(n, sizeof(*rs));
     size_t i = 0;
-    bool too_big = false;
-    for (xml_node *x = first; x; x = xml_next(x, NULL, NULL), i++) {
+    bool too_big = n > (size_t)limits->private_namespaces;
+    for (xml_node *x = first; x && !too_big; x = xml_next(x, NULL, NULL), i++) {
         size_t len;
         char *xml = sm_xml_string(x, &len);
-        too_big |= len > PRIVATE_MAX_BYTES;
+        too_big |= len > (size_t)limits->private_bytes;
         rs[i] = sm_user_request(XDB_PRIVATE_SET, owner);
         xdb_request_set_ns(rs[i], x->ns);
         xdb_request_set_xml(rs[i], xml);
+        rs[i]->quota = limits->private_namespaces;
         free(xml);
     }
     if (too_big) {
-        for (i = 0; i < n; i++)
-            xdb_request_free(rs[i]);
+        for (size_t k = 0; k < i; k++)
+            xdb_request_free(rs[k]);
         free(rs);
         free(c);
-        sm_bounce(s, st, "modify", "not-acceptable");
+        char why[80];
+        snprintf(why, sizeof why, "private XML is limited to %lld bytes per namespace",
+                 limits->private_bytes);
+        sm_bounce_text(s, st, "modify", "not-acceptable", why);
         return;
     }
     c->waiting = n;

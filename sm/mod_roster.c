@@ -10,6 +10,11 @@
 
 #define NS_ROSTER "jabber:iq:roster"
 #define NS_ROSTERVER "urn:xmpp:features:rosterver"
+/* An item's name and each group name are at most this many bytes, and an item is in at most
+ * ROSTER_GROUPS_MAX groups (RFC 6121 §2.3.3: past a server's limit, <not-acceptable/>): a roster
+ * is loaded whole at every login. */
+#define ROSTER_TEXT_MAX 1023
+#define ROSTER_GROUPS_MAX 64
 
 static void roster_get(sm *s, sm_stanza *st, sm_session *sess, xml_node *query)
 {
@@ -78,27 +83,40 @@ static void roster_set(sm *s, sm_stanza *st, sm_session *sess, xml_node *query)
         roster_remove(s, st, sess, bare);
         return;
     }
-    /* Groups: no duplicates, no empty names (§2.3.3). */
+    const char *name = xml_attr_get(item, "name");
+    /* Groups (§2.3.3): a duplicate is <bad-request/>; an empty or over-long name, or too many,
+     * <not-acceptable/>. */
     size_t ngroups = 0;
     for (xml_node *g = xml_child(item, NS_ROSTER, "group"); g; g = xml_next(g, NS_ROSTER, "group"))
         ngroups++;
+    if (ngroups > ROSTER_GROUPS_MAX || (name && strlen(name) > ROSTER_TEXT_MAX)) {
+        sm_bounce(s, st, "modify", "not-acceptable");
+        return;
+    }
     char **groups = ngroups ? mem_array(ngroups, sizeof(char *)) : NULL;
     size_t n = 0;
     for (xml_node *g = xml_child(item, NS_ROSTER, "group"); g; g = xml_next(g, NS_ROSTER, "group")) {
-        const char *name = xml_text(st->arena, g);
+        const char *group = xml_text(st->arena, g);
         for (size_t i = 0; i < n; i++)
-            if (strcmp(groups[i], name) == 0)
-                name = NULL;
-        if (!name || !*name) {
+            if (strcmp(groups[i], group) == 0)
+                group = NULL;
+        if (!group || !*group || strlen(group) > ROSTER_TEXT_MAX) {
             free(groups);
-            sm_bounce(s, st, "modify", name ? "not-acceptable" : "bad-request");
+            sm_bounce(s, st, "modify", group ? "not-acceptable" : "bad-request");
             return;
         }
-        groups[n++] = (char *)name;
+        groups[n++] = (char *)group;
     }
     sm_user *u = sess->user;
+    if (sm_roster_full(s, u, bare)) {
+        free(groups);
+        char why[64];
+        snprintf(why, sizeof why, "at most %d roster items per account",
+                 sm_cfg(s)->limits.roster_items);
+        sm_bounce_text(s, st, "cancel", "resource-constraint", why);
+        return;
+    }
     sm_roster_item *cur = sm_roster_find(u, bare);
-    const char *name = xml_attr_get(item, "name");
     sm_roster_item next = {
         .jid = bare,
         .name = name && *name ? (char *)name : NULL,

@@ -1,5 +1,6 @@
 /* sm/mod_vcard.c — vcard-temp (XEP-0054): a user sets their own vCard and anyone gets any
  * account's, kept in storage as XML text. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,9 +9,6 @@
 #include "sm/modules.h"
 
 #define NS_VCARD "vcard-temp"
-/* Avatars travel inside vCards (XEP-0153), so the limit is generous, but a vCard is not a file
- * store. */
-#define VCARD_MAX_BYTES (64 * 1024)
 
 typedef struct vcard_ctx {
     sm *s;
@@ -76,12 +74,17 @@ static void vcard_iq(sm *s, sm_stanza *st, xml_node *payload)
         sm_bounce(s, st, "auth", "forbidden");   /* §3.3: only one's own */
         return;
     }
+    /* Avatars travel inside vCards (XEP-0153), so the limit is generous, but a vCard is not a
+     * file store. */
     size_t len;
     char *xml = sm_xml_string(payload, &len);
-    if (len > VCARD_MAX_BYTES) {
+    long long limit = sm_cfg(s)->limits.vcard_bytes;
+    if ((long long)len > limit) {
         free(xml);
         free(c);
-        sm_bounce(s, st, "modify", "not-acceptable");
+        char why[64];
+        snprintf(why, sizeof why, "a vCard is limited to %lld bytes", limit);
+        sm_bounce_text(s, st, "modify", "not-acceptable", why);
         return;
     }
     xdb_request *r = sm_user_request(XDB_VCARD_SET, owner);

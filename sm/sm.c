@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/random.h"
+#include "core/utf8.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 #include "sm/barrier.h"
@@ -20,6 +21,11 @@
 #include "smproto/frame.h"
 
 #define SM_PARSER_RENEW_BYTES (4u << 20)
+/* An error echoes the stanza it answers only below this many bytes of tree (RFC 6120 §8.3.1
+ * leaves it optional): whoever provokes errors gets back about what they sent, never more. */
+#define SM_BOUNCE_ECHO_MAX 1024
+/* Bytes kept of a pending subscription request's status and nick. */
+#define SM_PENDING_TEXT_MAX 512
 
 struct sm_link {
     void *handle;
@@ -663,12 +669,52 @@ static void pending_stored(xdb_request *r, void *ctx)
         log_warn("sm: %s for %s@%s failed: %s", xdb_op_name(r->op), r->user, r->host, r->error);
 }
 
-void sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *subscribe)
+bool sm_roster_full(const sm *s, const sm_user *u, const char *bare_jid)
 {
-    char *xml = sm_xml_string(subscribe->node, NULL);
+    return u->nitems >= (size_t)s->cfg->limits.roster_items &&
+           !sm_roster_find((sm_user *)u, bare_jid);
+}
+
+/* Appends <name/> in ns with el's text, cut to SM_PENDING_TEXT_MAX bytes. */
+static void pending_keep_text(xml_arena *a, xml_node *parent, const sm_stanza *st, const char *ns,
+                              const char *name)
+{
+    xml_node *el = xml_child(st->node, ns, name);
+    if (!el)
+        return;
+    const char *text = xml_text(st->arena, el);
+    size_t len = utf8_cut(text, strlen(text), SM_PENDING_TEXT_MAX);
+    xml_text_new(a, xml_element_new(a, parent, ns, name), text, len);
+}
+
+/* What is kept of a subscription request until it is answered and shown again at every login:
+ * its addresses, and the requester's status and nick, bounded. */
+static char *pending_xml(const sm_stanza *subscribe)
+{
+    xml_arena *a = xml_arena_new(512);
+    xml_node *p = xml_element_new(a, NULL, SM_NS_CLIENT, "presence");
+    static const char *const attrs[] = {"from", "to", "type", "id"};
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+        const char *v = xml_attr_get(subscribe->node, attrs[i]);
+        if (v)
+            xml_attr_set(a, p, NULL, attrs[i],
+                         xml_arena_strndup(a, v, utf8_cut(v, strlen(v), SM_PENDING_TEXT_MAX)));
+    }
+    pending_keep_text(a, p, subscribe, SM_NS_CLIENT, "status");
+    pending_keep_text(a, p, subscribe, "http://jabber.org/protocol/nick", "nick");
+    char *xml = sm_xml_string(p, NULL);
+    xml_arena_free(a);
+    return xml;
+}
+
+bool sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *subscribe)
+{
     size_t i = 0;
     while (i < u->npending && !streq(u->pending[i].jid, bare_jid))
         i++;
+    if (i == u->npending && u->npending >= (size_t)s->cfg->limits.pending)
+        return false;
+    char *xml = pending_xml(subscribe);
     if (i == u->npending) {
         u->pending = mem_realloc(u->pending, (u->npending + 1) * sizeof(*u->pending));
         u->pending[u->npending++] = (xdb_pending){mem_strdup(bare_jid), mem_strdup(xml)};
@@ -681,6 +727,7 @@ void sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *su
     xdb_request_set_xml(r, xml);
     free(xml);
     sm_submit(s, r, pending_stored, s);
+    return true;
 }
 
 void sm_pending_remove(sm *s, sm_user *u, const char *bare_jid)
@@ -742,6 +789,15 @@ void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *
     free(xml);
 }
 
+/* What a session owns, once it is out of the tables. */
+static void session_release(sm_session *sess)
+{
+    sm_stanza_free(sess->presence);
+    sm_strset_free(&sess->directed);
+    jid_free(&sess->jid);
+    free(sess);
+}
+
 /* Ends sess: modules see it go (unavailable presence, last activity), then it leaves the tables.
  * reason < 0: the front already knows (it sent END, or the link is gone). */
 static void session_end(sm *s, sm_session *sess, int reason, const char *text)
@@ -760,12 +816,7 @@ static void session_end(sm *s, sm_session *sess, int reason, const char *text)
             break;
         }
     log_info("sm: session %s ended", jid_full(&sess->jid));
-    sm_stanza_free(sess->presence);
-    for (size_t i = 0; i < sess->ndirected; i++)
-        free(sess->directed[i]);
-    free(sess->directed);
-    jid_free(&sess->jid);
-    free(sess);
+    session_release(sess);
     user_maybe_free(s, u);
 }
 
@@ -779,16 +830,31 @@ void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason)
     session_end(s, sess, -1, NULL);
 }
 
-void sm_link_down(sm *s, sm_link *l)
+/* Ends every session (of link l, or all when l is NULL) with reason. Ending one runs the modules,
+ * which may end others: the sessions are found again by key before each is ended, so none is ended
+ * twice or after it was freed. */
+static void sessions_end(sm *s, const sm_link *l, int reason, const char *text)
 {
-    size_t n = sm_map_count(&s->sessions);
+    size_t n = sm_map_count(&s->sessions), k = 0;
     void **all = sm_map_values(&s->sessions);
+    session_key *keys = n ? mem_array(n, sizeof *keys) : NULL;
     for (size_t i = 0; i < n; i++) {
         sm_session *sess = all[i];
-        if (sess->link == l)
-            session_end(s, sess, -1, NULL);
+        if (!l || sess->link == l)
+            keys[k++] = (session_key){sess->link->serial, sess->sid};
     }
     free(all);
+    for (size_t i = 0; i < k; i++) {
+        sm_session *sess = sm_session_lookup(s, keys[i].serial, keys[i].sid);
+        if (sess)
+            session_end(s, sess, reason, text);
+    }
+    free(keys);
+}
+
+void sm_link_down(sm *s, sm_link *l)
+{
+    sessions_end(s, l, -1, NULL);
     for (sm_link **pp = &s->links; *pp; pp = &(*pp)->next)
         if (*pp == l) {
             *pp = l->next;
@@ -846,6 +912,14 @@ static void bind_reply(sm *s, sm_link *l, uint64_t sid, bool resync, uint8_t sta
         s->t.end(s->tctx, l->handle, sid, SMPROTO_END_ERROR, "session could not be restored");
 }
 
+static int user_session_count(const sm_user *u)
+{
+    int n = 0;
+    for (const sm_session *x = u->sessions; x; x = x->next)
+        n++;
+    return n;
+}
+
 static void bind_finish(sm *s, sm_user *u, sm_deferred *d)
 {
     sm_link *l = link_by_serial(s, d->link_serial);
@@ -860,6 +934,13 @@ static void bind_finish(sm *s, sm_user *u, sm_deferred *d)
         return;
     }
     sm_session *old = sm_session_find(s, &d->full);
+    if (!old && !d->resync && user_session_count(u) >= s->cfg->limits.sessions) {
+        /* RFC 6120 §7.6.2.1. A resync restores sessions that were already counted. */
+        log_info("sm: %s has %d sessions, the most allowed: bind refused", jid_full(&u->jid),
+                 s->cfg->limits.sessions);
+        bind_reply(s, l, d->sid, false, SMPROTO_BOUND_CONSTRAINT, NULL);
+        return;
+    }
     if (old) {
         log_info("sm: session %s replaced by a new one", jid_full(&old->jid));
         u->holds++;   /* it may have been the user's last session */
@@ -1113,13 +1194,7 @@ void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx)
 void sm_shutdown(sm *s)
 {
     s->stopping = true;
-    /* Ending a session frees only that session (and its user once idle, after its last session),
-     * so the other pointers in the snapshot stay valid. */
-    size_t n = sm_map_count(&s->sessions);
-    void **all = sm_map_values(&s->sessions);
-    for (size_t i = 0; i < n; i++)
-        session_end(s, all[i], SMPROTO_END_SHUTDOWN, "");
-    free(all);
+    sessions_end(s, NULL, SMPROTO_END_SHUTDOWN, "");
 }
 
 void sm_get_stats(const sm *s, sm_stats *out)
@@ -1138,6 +1213,8 @@ bool sm_stanza_error(sm_stanza *st, const char *type, const char *condition, con
     if (streq(t, "error") || (xml_is(st->node, SM_NS_CLIENT, "iq") && streq(t, "result")) ||
         !st->from.domain_len)
         return false;
+    if (xml_arena_bytes(st->arena) > SM_BOUNCE_ECHO_MAX)
+        st->node->children = st->node->last_child = NULL;
     char *from = mem_strdup(jid_full(&st->from));
     char *to = st->to.domain_len && !st->bad_to ? mem_strdup(jid_full(&st->to)) : NULL;
     sm_stanza_set_to(st, from);
@@ -1156,10 +1233,22 @@ bool sm_stanza_error(sm_stanza *st, const char *type, const char *condition, con
 
 void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition)
 {
-    if (sm_stanza_error(st, type, condition, NULL, NULL))
-        sm_route(s, st);
-    else
+    sm_bounce_text(s, st, type, condition, NULL);
+}
+
+void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *condition,
+                    const char *text)
+{
+    if (!sm_stanza_error(st, type, condition, NULL, NULL)) {
         sm_stanza_free(st);
+        return;
+    }
+    if (text) {
+        xml_node *t = xml_element_new(st->arena, st->node->last_child, SM_NS_STANZAS, "text");
+        xml_attr_set(st->arena, t, XML_NS_XML, "lang", "en");
+        xml_text_new(st->arena, t, text, strlen(text));
+    }
+    sm_route(s, st);
 }
 
 void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload)
@@ -1563,13 +1652,7 @@ sm *sm_new(const sm_config *cfg, const sm_transport *t, void *transport_ctx, sm_
 
 static void free_session(void *val, void *ctx)
 {
-    sm_session *sess = val;
-    sm_stanza_free(sess->presence);
-    for (size_t i = 0; i < sess->ndirected; i++)
-        free(sess->directed[i]);
-    free(sess->directed);
-    jid_free(&sess->jid);
-    free(sess);
+    session_release(val);
 }
 
 static void free_user(void *val, void *ctx)

@@ -25,6 +25,7 @@
 #include "core/xml.h"
 #include "sm/config.h"
 #include "sm/custody.h"
+#include "sm/strset.h"
 #include "xdbsql/xdbsql.h"
 
 #define SM_NS_CLIENT "jabber:client"
@@ -155,8 +156,13 @@ void sm_deliver(sm *s, sm_session *sess, sm_stanza *st);
 /* Answers st (never an error or result) with a stanza error (RFC 6120 §8.3), routed back to its
  * sender; frees st. type: "cancel", "modify", "auth", "wait". */
 void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
+/* The same with a human-readable <text/> (which limit was reached, and what it is). */
+void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *condition,
+                    const char *text);
 /* Turns st into that error in place: addresses swapped, type='error', <error/> with the condition
- * and, when app_ns is not NULL, an application-specific condition <app_name xmlns=app_ns/>.
+ * and, when app_ns is not NULL, an application-specific condition <app_name xmlns=app_ns/>. The
+ * original payload stays only when the stanza is small (RFC 6120 §8.3.1 makes it optional): an
+ * error never costs the sender much more than what it sent, however many it provokes.
  * Returns false when st must not be answered (an error, an iq result, no sender): st is then
  * unchanged. */
 bool sm_stanza_error(sm_stanza *st, const char *type, const char *condition, const char *app_ns,
@@ -239,8 +245,8 @@ struct sm_session {
     bool available;             /* has sent available presence and not unavailable since */
     bool interested;            /* requested the roster (RFC 6121 §2.1.6: gets pushes) */
     sm_stanza *presence;        /* the last available presence it broadcast, or NULL */
-    char **directed;            /* full JIDs it sent directed available presence to */
-    size_t ndirected;
+    sm_strset *directed;        /* full JIDs it sent directed available presence to (mod_presence;
+                                * at most limits.directed) */
     int64_t since_ms;           /* when it was bound (Unix epoch, ms) */
     bool carbons;               /* mod_carbons: enabled message carbons (XEP-0280) */
     bool blocklist_interested;  /* mod_blocking: requested the block list (XEP-0191: gets pushes) */
@@ -292,9 +298,14 @@ void sm_roster_store(sm *s, sm_user *u, const sm_roster_item *item, bool remove)
 /* Appends <item/> for a roster item (subscription='remove' when remove) under parent. */
 xml_node *sm_roster_item_xml(xml_arena *a, xml_node *parent, const sm_roster_item *item,
                              bool remove);
-/* Pending inbound subscription requests (kept in the user and in storage). */
+/* Whether adding an item for bare_jid would take the roster past limits.roster_items (false when
+ * the item exists). */
+bool sm_roster_full(const sm *s, const sm_user *u, const char *bare_jid);
+/* Pending inbound subscription requests (kept in the user and in storage). What is kept of the
+ * request is its addresses, status and nick (XEP-0172), cut to a few hundred bytes each. Adding
+ * one for a new requester past limits.pending is refused: returns false, nothing stored. */
 bool sm_pending_has(const sm_user *u, const char *bare_jid);
-void sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *subscribe);
+bool sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *subscribe);
 void sm_pending_remove(sm *s, sm_user *u, const char *bare_jid);
 
 /* Helpers for building XML. */

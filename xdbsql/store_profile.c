@@ -88,6 +88,8 @@ db_rc store_private_get(db_conn *c, xdb_request *r)
     return get_xml(c, r, sql);
 }
 
+/* A new namespace is stored only while the account holds fewer than r->quota of them (the count
+ * is in the INSERT, so nothing is written past it); replacing one is always allowed. */
 db_rc store_private_set(db_conn *c, xdb_request *r)
 {
     static const char sql_update[] =
@@ -95,8 +97,26 @@ db_rc store_private_set(db_conn *c, xdb_request *r)
         " (SELECT id FROM users WHERE host = ? AND username = ?)";
     static const char sql_insert[] =
         "INSERT INTO private_xml (xml, ns, user_id)"
-        " SELECT ?, ?, id FROM users WHERE host = ? AND username = ?";
-    return set_document(c, r, sql_update, sql_insert, bind_xml);
+        " SELECT ?, ?, u.id FROM users u WHERE u.host = ? AND u.username = ?"
+        " AND (SELECT COUNT(*) FROM private_xml p WHERE p.user_id = u.id) < ?";
+    for (int pass = 0; pass < 2; pass++) {
+        db_rc rc;
+        db_stmt *st = db_prepare(c, pass == 0 ? sql_update : sql_insert, &rc);
+        if (!st)
+            return rc;
+        bind_xml(st, r, NULL);
+        if (pass == 1)
+            db_bind_int(st, 5, r->quota);
+        if ((rc = store_step_done(st)) != DB_OK)
+            return rc;
+        if (db_changes(st) > 0)
+            return DB_OK;
+    }
+    db_rc rc;
+    int64_t id = store_user_id(c, r->host, r->user, &rc);
+    if (rc == DB_OK)
+        r->status = id ? XDB_QUOTA : XDB_NOT_FOUND;
+    return rc;
 }
 
 db_rc store_last_get(db_conn *c, xdb_request *r)

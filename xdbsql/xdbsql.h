@@ -30,7 +30,7 @@ typedef enum {
     XDB_OK = 0,
     XDB_NOT_FOUND,   /* no such user (or item) */
     XDB_EXISTS,      /* the user already exists */
-    XDB_QUOTA,       /* the user's offline queue is full */
+    XDB_QUOTA,       /* the user's offline queue, or private XML namespaces, are at the quota */
     XDB_ERROR,       /* the database failed; error holds the reason; nothing was half-written */
 } xdb_status;
 
@@ -48,7 +48,7 @@ typedef enum {
     XDB_VCARD_GET,       /* out: xml (NULL when none) */
     XDB_VCARD_SET,       /* in: xml */
     XDB_PRIVATE_GET,     /* in: ns; out: xml (NULL when none) */
-    XDB_PRIVATE_SET,     /* in: ns, xml */
+    XDB_PRIVATE_SET,     /* in: ns, xml, quota; XDB_QUOTA when a new ns would pass it */
     XDB_OFFLINE_STORE,   /* in: xml, quota; XDB_QUOTA when full */
     XDB_OFFLINE_FETCH,   /* out: offline (fetched and deleted in one transaction) */
     XDB_OFFLINE_COUNT,   /* out: count */
@@ -116,7 +116,8 @@ struct xdb_request {
     char *jid;                  /* PENDING_ADD, PENDING_REMOVE */
     char *ns;                   /* PRIVATE_GET, PRIVATE_SET */
     char *xml;                  /* PENDING_ADD, VCARD_SET, PRIVATE_SET, OFFLINE_STORE; GET results */
-    int64_t quota;              /* OFFLINE_STORE: most messages kept */
+    int64_t quota;              /* OFFLINE_STORE: most messages kept; PRIVATE_SET: most
+                                 * namespaces */
     xdb_last last;              /* LAST_SET; LAST_GET result */
     xdb_strings jids;           /* BLOCK_ADD, BLOCK_REMOVE; BLOCK_LIST result */
     /* Results */

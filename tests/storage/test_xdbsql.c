@@ -416,6 +416,7 @@ static void test_values_round_trip(void **state)
     r = xdb_request_new(XDB_PRIVATE_SET, host, user);
     xdb_request_set_ns(r, "storage:bookmarks 'with' \"quotes\"");
     xdb_request_set_xml(r, name);
+    r->quota = 1;
     assert_int_equal(run_status(c, r), XDB_OK);
     r = xdb_request_new(XDB_PRIVATE_GET, host, user);
     xdb_request_set_ns(r, "storage:bookmarks 'with' \"quotes\"");
@@ -507,6 +508,39 @@ static void test_offline_quota_and_order(void **state)
     xdb_request_free(r);
     r = run(c, xdb_request_new(XDB_OFFLINE_FETCH, "example.org", "alice"));
     assert_int_equal(r->noffline, 0);
+    xdb_request_free(r);
+}
+
+/* --- private XML ----------------------------------------------------------------------------- */
+
+/* A set may replace any stored namespace; a new one is refused at the quota (security issue 12:
+ * an account could add namespaces without end), and nothing is written then. */
+static void private_set(db_conn *c, const char *user, const char *ns, const char *xml,
+                        xdb_status want)
+{
+    xdb_request *r = xdb_request_new(XDB_PRIVATE_SET, "example.org", user);
+    xdb_request_set_ns(r, ns);
+    xdb_request_set_xml(r, xml);
+    r->quota = 2;
+    assert_int_equal(run_status(c, r), want);
+}
+
+static void test_private_quota(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    private_set(c, "alice", "a:1", "<x xmlns='a:1'/>", XDB_OK);
+    private_set(c, "alice", "a:2", "<x xmlns='a:2'/>", XDB_OK);
+    private_set(c, "alice", "a:3", "<x xmlns='a:3'/>", XDB_QUOTA);
+    private_set(c, "alice", "a:1", "<y xmlns='a:1'/>", XDB_OK);
+    private_set(c, "nobody", "a:1", "<x xmlns='a:1'/>", XDB_NOT_FOUND);
+    xdb_request *r = xdb_request_new(XDB_PRIVATE_GET, "example.org", "alice");
+    xdb_request_set_ns(r, "a:3");
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+    r = xdb_request_new(XDB_PRIVATE_GET, "example.org", "alice");
+    xdb_request_set_ns(r, "a:1");
+    r = run(c, r);
+    assert_string_equal(r->xml, "<y xmlns='a:1'/>");
     xdb_request_free(r);
 }
 
@@ -1046,6 +1080,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roster, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_values_round_trip, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_offline_quota_and_order, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_private_quota, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_last_and_blocklist, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),

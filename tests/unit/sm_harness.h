@@ -133,6 +133,7 @@ static int setup(void **state)
     cfg.hosts = hosts;
     cfg.nhosts = 2;
     cfg.offline_quota = SM_HARNESS_OFFLINE_QUOTA;
+    sm_limits_default(&cfg.limits);
     static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component, t_state};
     core = sm_new(&cfg, &t, NULL, submit, NULL);
     front = sm_link_up(core, (void *)1, "front", false);

@@ -443,6 +443,7 @@ static int server_setup(void **state)
     srv_cfg.hosts = srv_hosts;
     srv_cfg.nhosts = 1;
     srv_cfg.offline_quota = 100;
+    sm_limits_default(&srv_cfg.limits);
     srv_cfg.storage.db.driver = "sqlite";
     srv_cfg.storage.db.path = db_path;
     srv_cfg.storage.workers = 1;
