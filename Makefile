@@ -157,7 +157,7 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
-         $(STORAGE_BINS:%=%.d) \
+         $(PROGRAM_DIRS:%=$(BUILD)/%/main.d) $(STORAGE_BINS:%=%.d) \
          $(BENCH_BINS:$(BUILD)/bench/%=$(BUILD)/tests/bench/%.d) $(LOADGEN_OBJS:.o=.d)
 
 # jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md). As root: installs them and

@@ -189,3 +189,13 @@ void xml_write_stream_error(buf *out, const char *condition, const char *text)
     }
     put(out, "</stream:error>");
 }
+/* TEMP STUB (not committed) */
+bool xml_write_node_max(buf *out, const xml_node *node, const char *default_ns, bool in_stream, size_t max)
+{
+    size_t before = buf_len(out);
+    xml_write_node(out, node, default_ns, in_stream);
+    if (buf_len(out) - before <= max)
+        return true;
+    out->end = out->start + before;
+    return false;
+}

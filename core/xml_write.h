@@ -38,6 +38,7 @@ void xml_write_attr_value(buf *out, const char *value, size_t len);
  * in_stream says the stream: prefix is already bound (output inside xml_write_stream_open);
  * otherwise stream-namespace elements declare it themselves. */
 void xml_write_node(buf *out, const xml_node *node, const char *default_ns, bool in_stream);
+bool xml_write_node_max(buf *out, const xml_node *node, const char *default_ns, bool in_stream, size_t max); /* TEMP */
 
 /* The opening of a stream, XML declaration included. content_ns is required; the others are
  * left out when NULL. */

@@ -30,6 +30,9 @@
  * for its answers is misbehaving (the connection stops reading meanwhile, so only what one read
  * delivered can pile up). */
 #define C2S_MAX_PENDING 64
+/* The scratch buffer a stanza is serialized into is kept between stanzas unless one made it grow
+ * past this: one large paste must not pin its size for the connection's life. */
+#define C2S_SCRATCH_KEEP (16 * 1024)
 
 typedef enum { ST_HEADER, ST_OPEN, ST_CLOSED } c2s_state;
 typedef enum { W_NONE, W_CREDS, W_VERIFY, W_BIND } c2s_wait;
@@ -278,6 +281,7 @@ static void send_features(c2s_stream *s)
 static void restart_stream(c2s_stream *s)
 {
     s->state = ST_HEADER;
+    s->header_sent = false;   /* the new stream gets a header of its own, even before an error */
     free_pending(s);
     if (s->in_feed) {
         xmlstream_stop(s->xs);
@@ -552,7 +556,8 @@ static void handle_bind(c2s_stream *s, xml_node *iq, xml_arena *a)
 
 /* Broadcast presence (no 'to') just framed from s->scratch: the last available one is what a
  * resync re-announces; unavailable forgets it. Other types (subscriptions, probes, errors) do not
- * change it. */
+ * change it. One too large for a RESYNC entry is not kept (a resync then restores the session
+ * without presence, as for a client that never sent any). */
 static void remember_presence(c2s_stream *s, const xml_node *el)
 {
     const char *type = xml_attr_get(el, "type");
@@ -560,6 +565,31 @@ static void remember_presence(c2s_stream *s, const xml_node *el)
         return;
     free(s->presence);
     s->presence = type ? NULL : mem_strndup(buf_data(&s->scratch), buf_len(&s->scratch));
+    smproto_resync_entry e;
+    if (s->presence && c2s_stream_resync_entry(s, &e) &&
+        smproto_resync_entry_size(&e) > SMPROTO_MAX_PAYLOAD) {
+        free(s->presence);
+        s->presence = NULL;
+    }
+}
+
+static void scratch_done(c2s_stream *s)
+{
+    if (s->scratch.cap > C2S_SCRATCH_KEEP)
+        buf_free(&s->scratch);
+}
+
+/* Serializes el into s->scratch for a frame of at most max payload bytes. When it does not fit,
+ * the client gets <policy-violation/> and false is returned: a stanza that grows past a frame is
+ * the client's to fix, never a reason to stop (the serializer stops writing at max). */
+static bool scratch_put(c2s_stream *s, xml_node *el, size_t max)
+{
+    buf_consume(&s->scratch, buf_len(&s->scratch));
+    if (xml_write_node_max(&s->scratch, el, NULL, false, max))
+        return true;
+    stanza_error(s, el, "modify", "policy-violation");
+    scratch_done(s);
+    return false;
 }
 
 /* A stanza of a bound session: checked, from-stamped and framed for the SM. */
@@ -595,25 +625,24 @@ static void route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
         stanza_error(s, el, "wait", "remote-server-timeout");
         return;
     }
-    buf_consume(&s->scratch, buf_len(&s->scratch));
-    xml_write_node(&s->scratch, el, NULL, false);
-    if (buf_len(&s->scratch) > SMPROTO_MAX_PAYLOAD) {
-        stanza_error(s, el, "modify", "policy-violation");
+    if (!scratch_put(s, el, SMPROTO_MAX_PAYLOAD))
         return;
-    }
     smproto_put(&s->frames, SMPROTO_STANZA, s->sid, buf_data(&s->scratch), buf_len(&s->scratch));
     if (xml_is(el, NS_CLIENT, "presence") && !to)
         remember_presence(s, el);
+    scratch_done(s);
 }
 
 /* XEP-0077 before authentication: the SM answers with a STANZA frame for this session. */
 static void forward_register(c2s_stream *s, xml_node *iq)
 {
-    buf_consume(&s->scratch, buf_len(&s->scratch));
     xml_attr_remove(iq, NULL, "from");
-    xml_write_node(&s->scratch, iq, NULL, false);
+    /* The frame carries the host and the iq, each with its NUL. */
+    if (!scratch_put(s, iq, SMPROTO_MAX_PAYLOAD - strlen(s->host) - 2))
+        return;
     buf_append(&s->scratch, "", 1);
     smproto_put_register(&s->frames, s->sid, s->host, buf_data(&s->scratch));
+    scratch_done(s);
 }
 
 static void process_stanza(c2s_stream *s, xml_node *el, xml_arena *a)

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/frame_in.h"
 #include "smproto/link_sm.h"
 
 /* What the SM remembers of a front (one per <service>) across its links. */
@@ -51,7 +52,13 @@ static void sent(sm_server *srv, void *link, smproto_type type, uint64_t sid, co
 
 static void t_stanza(void *ctx, void *link, uint64_t sid, const char *xml, size_t len)
 {
-    smproto_put(link_sm_out(link), SMPROTO_STANZA, sid, xml, len);
+    /* The core sends nothing larger than a frame (sm.c wire_put); should it ever, the stanza is
+     * dropped here rather than the process. */
+    if (!smproto_put(link_sm_out(link), SMPROTO_STANZA, sid, xml, len)) {
+        log_error("link %s: a %zu-byte stanza for %016llx does not fit in a frame: dropped",
+                  link_sm_service(link), len, (unsigned long long)sid);
+        return;
+    }
     sent(ctx, link, SMPROTO_STANZA, sid, xml, len);
 }
 
@@ -174,60 +181,14 @@ static void on_stanza(void *ctx, link_sm *l, xml_node *st, xml_arena *arena)
     sm_component_stanza(srv->core, sl->core, st, arena);
 }
 
-/* One frame of a front for the core. */
+/* One frame of a front for the core; a malformed one closes the link. */
 static void dispatch(sm_server *srv, link_sm *l, sm_link *sl, const smproto_frame *f)
 {
-    const char *host, *user, *resource, *text, *xml;
-    uint8_t flags, reason;
-    bool ok = true;
-    if (f->type != SMPROTO_STANZA)
-        log_debug("link %s: %s frame, sid %016llx", link_sm_service(l), smproto_type_name(f->type),
-                  (unsigned long long)f->sid);
-    switch (f->type) {
-    case SMPROTO_STANZA:
-        sm_session_stanza(srv->core, sl, f->sid, (const char *)f->payload, f->len);
-        break;
-    case SMPROTO_AUTH_QUERY:
-        if ((ok = smproto_get_auth_query(f, &host, &user)))
-            sm_auth_query(srv->core, sl, f->sid, host, user);
-        break;
-    case SMPROTO_BIND:
-        if ((ok = smproto_get_bind(f, &host, &user, &resource, &flags)))
-            sm_bind(srv->core, sl, f->sid, host, user, resource, flags);
-        break;
-    case SMPROTO_END:
-        if ((ok = smproto_get_end(f, &reason, &text)))
-            sm_end(srv->core, sl, f->sid, reason);
-        break;
-    case SMPROTO_REGISTER:
-        if ((ok = smproto_get_register(f, &host, &xml)))
-            sm_register(srv->core, sl, f->sid, host, xml, strlen(xml));
-        break;
-    case SMPROTO_UNDELIVERED: {
-        size_t len;
-        if ((ok = smproto_get_undelivered(f, &xml, &len)))
-            sm_undelivered(srv->core, sl, f->sid, xml, len);
-        break;
-    }
-    case SMPROTO_RESYNC: {
-        smproto_resync_reader rd;
-        smproto_resync_read(f, &rd);
-        smproto_resync_entry e;
-        int rc;
-        while ((rc = smproto_resync_next(&rd, &e)) == 1)
-            sm_resync(srv->core, sl, e.sid, e.full_jid, e.flags, e.presence);
-        ok = rc == 0;
-        break;
-    }
-    default:
-        ok = false;  /* AUTH_ANSWER, BOUND, STATE: the SM's own frames */
-        break;
-    }
-    if (!ok) {
-        char why[80];
-        snprintf(why, sizeof(why), "protocol error: bad %s frame", smproto_type_name(f->type));
-        link_sm_close(l, why);
-    }
+    if (sm_frame_in(srv->core, sl, f))
+        return;
+    char why[80];
+    snprintf(why, sizeof(why), "protocol error: bad %s frame", smproto_type_name(f->type));
+    link_sm_close(l, why);
 }
 
 static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)

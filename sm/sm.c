@@ -26,6 +26,9 @@
 #define SM_BOUNCE_ECHO_MAX 1024
 /* Bytes kept of a pending subscription request's status and nick. */
 #define SM_PENDING_TEXT_MAX 512
+/* The wire buffer is kept between stanzas unless one made it grow past this. */
+#define SM_WIRE_KEEP_BYTES (64 * 1024)
+#define SM_NS_ERRORS "urn:xmpp:errors"
 
 struct sm_link {
     void *handle;
@@ -86,6 +89,7 @@ struct sm {
                              * broadcast loads no one */
     custody_ticket ticket;  /* the frame being processed: whatever it causes holds it */
     sm_barrier *barrier;    /* the current barrier (sm/barrier.h), or NULL */
+    buf wire;               /* the stanza being sent, serialized (wire_put) */
 };
 
 /* A storage request made while a frame was being processed holds the frame's ticket until its
@@ -587,7 +591,7 @@ xml_node *sm_roster_item_xml(xml_arena *a, xml_node *parent, const sm_roster_ite
     return el;
 }
 
-static void send_session(sm *s, sm_session *sess, const xml_node *node);
+static bool send_session(sm *s, sm_session *sess, const xml_node *node);
 
 static void roster_stored(xdb_request *r, void *ctx)
 {
@@ -762,31 +766,66 @@ sm_session *sm_session_find(const sm *s, const jid *full)
     return sm_map_get(&s->by_jid, jid_full(full), jid_full_len(full));
 }
 
-static void send_session(sm *s, sm_session *sess, const xml_node *node)
+/* Serializes node into s->wire as a link carries it (a front's STANZA frame, a component's
+ * stream). false, with nothing kept and a log line, when it would not fit in one frame
+ * (SMPROTO_MAX_PAYLOAD): a size a client may provoke must never reach a frame encoder. */
+static bool wire_put(sm *s, const xml_node *node)
 {
-    size_t len;
-    char *xml = sm_xml_string(node, &len);
-    s->t.stanza(s->tctx, sess->link->handle, sess->sid, xml, len);
-    free(xml);
+    buf_consume(&s->wire, buf_len(&s->wire));
+    if (xml_write_node_max(&s->wire, node, SM_NS_CLIENT, false, SMPROTO_MAX_PAYLOAD))
+        return true;
+    const char *to = xml_attr_get(node, "to"), *from = xml_attr_get(node, "from");
+    log_notice("sm: a <%s/> from %s to %s is larger than a frame carries: not sent", node->name,
+               from ? from : "the server", to ? to : "?");
+    buf_free(&s->wire);
+    return false;
+}
+
+/* The wire buffer after a send: its memory stays for the next one unless a large stanza grew it. */
+static void wire_done(sm *s)
+{
+    if (s->wire.cap > SM_WIRE_KEEP_BYTES)
+        buf_free(&s->wire);
+}
+
+static bool send_session(sm *s, sm_session *sess, const xml_node *node)
+{
+    if (!wire_put(s, node))
+        return false;
+    s->t.stanza(s->tctx, sess->link->handle, sess->sid, buf_data(&s->wire), buf_len(&s->wire));
+    wire_done(s);
+    return true;
+}
+
+/* st could not be sent as it is (too large for a frame): its sender hears so (XEP-0182's
+ * stanza-too-big), without the payload. */
+static void bounce_too_big(sm *s, sm_stanza *st)
+{
+    st->node->children = st->node->last_child = NULL;
+    if (sm_stanza_error(st, "modify", "policy-violation", SM_NS_ERRORS, "stanza-too-big"))
+        sm_route(s, st);
+    else
+        sm_stanza_free(st);
 }
 
 void sm_deliver(sm *s, sm_session *sess, sm_stanza *st)
 {
     if (s->barrier && sm_barrier_hold(s->barrier, sess, st))
         return;
-    send_session(s, sess, st->node);
+    if (!send_session(s, sess, st->node)) {
+        bounce_too_big(s, st);
+        return;
+    }
     sm_stanza_free(st);
 }
 
 void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *node)
 {
     sm_link *l = link_by_serial(s, link_serial);
-    if (!l)
+    if (!l || !wire_put(s, node))
         return;
-    size_t len;
-    char *xml = sm_xml_string(node, &len);
-    s->t.stanza(s->tctx, l->handle, sid, xml, len);
-    free(xml);
+    s->t.stanza(s->tctx, l->handle, sid, buf_data(&s->wire), buf_len(&s->wire));
+    wire_done(s);
 }
 
 /* What a session owns, once it is out of the tables. */
@@ -1337,8 +1376,11 @@ static void route_message(sm *s, sm_stanza *st)
     int kind = message_kind(sm_stanza_type(st));
     if (!jid_is_bare(&st->to)) {
         sm_session *sess = sm_session_find(s, &st->to);
+        if (sess && !send_session(s, sess, st->node)) {
+            bounce_too_big(s, st);
+            return;
+        }
         if (sess) {
-            send_session(s, sess, st->node);
             message_delivered(s, st, sess->user, &sess, 1);
             return;
         }
@@ -1372,13 +1414,18 @@ static void route_message(sm *s, sm_stanza *st)
         message_offline(s, st);
         return;
     }
+    /* Serialized once for every resource it goes to. */
+    if (!wire_put(s, st->node)) {
+        bounce_too_big(s, st);
+        return;
+    }
     size_t n = 0, cap = 4;
     sm_session **got = mem_array(cap, sizeof(*got));
     for (sm_session *x = u->sessions; x; x = x->next) {
         if (!x->available || x->priority < 0)
             continue;
         if (kind == 3 || x->priority == top) {
-            send_session(s, x, st->node);
+            s->t.stanza(s->tctx, x->link->handle, x->sid, buf_data(&s->wire), buf_len(&s->wire));
             if (n == cap)
                 got = mem_realloc(got, (cap *= 2) * sizeof(*got));
             got[n++] = x;
@@ -1386,6 +1433,7 @@ static void route_message(sm *s, sm_stanza *st)
                 break;  /* normal: one "most available" resource */
         }
     }
+    wire_done(s);
     message_delivered(s, st, u, got, n);
     free(got);
 }
@@ -1513,11 +1561,13 @@ void sm_route(sm *s, sm_stanza *st)
         return;
     }
     sm_link *c = component_for(s, domain, dlen);
+    if (c && !wire_put(s, st->node)) {
+        bounce_too_big(s, st);
+        return;
+    }
     if (c) {
-        size_t len;
-        char *xml = sm_xml_string(st->node, &len);
-        s->t.component(s->tctx, c->handle, xml, len);
-        free(xml);
+        s->t.component(s->tctx, c->handle, buf_data(&s->wire), buf_len(&s->wire));
+        wire_done(s);
         sm_stanza_free(st);
         return;
     }
@@ -1691,5 +1741,6 @@ void sm_free(sm *s)
     for (int k = 0; k < SM_EV_COUNT; k++)
         free(s->hooks[k]);
     xmlstream_free(s->parser);
+    buf_free(&s->wire);
     free(s);
 }

@@ -55,8 +55,10 @@ static uint8_t *smproto_w_bytes(uint8_t *p, const uint8_t *data, size_t len)
 }
 
 /* Encoders are handed our own data: a frame the peer would have to refuse (over-long, unknown
- * type or value) is a bug here, not something to send. Strings are the exception: checking their
- * UTF-8 would cost a pass over every payload, and the peer's decoder catches them anyway. */
+ * type or value) is a bug here, not something to send. The payloads whose size a peer influences
+ * (smproto_put, smproto_put_register) are checked before this and refused instead. Strings are the
+ * exception: checking their UTF-8 would cost a pass over every payload, and the peer's decoder
+ * catches them anyway. */
 static void smproto_bug(const char *what)
 {
     fprintf(stderr, "jabshard: smproto encoder misuse: %s\n", what);
@@ -90,11 +92,14 @@ static uint8_t *smproto_open(buf *out, smproto_type type, uint64_t sid, size_t l
     return p + SMPROTO_HEADER;
 }
 
-void smproto_put(buf *out, smproto_type type, uint64_t sid, const void *payload, size_t len)
+bool smproto_put(buf *out, smproto_type type, uint64_t sid, const void *payload, size_t len)
 {
+    if (len > SMPROTO_MAX_PAYLOAD)
+        return false;
     uint8_t *p = smproto_open(out, type, sid, len);
     if (len)
         memcpy(p, payload, len);
+    return true;
 }
 
 /* ---- header decoding --------------------------------------------------------------------- */
@@ -382,7 +387,8 @@ void smproto_put_undelivered(buf *out, uint64_t sid, const void *xml, size_t len
 {
     if (sid == 0 || len == 0)
         smproto_bug("UNDELIVERED without a session or a stanza");
-    smproto_put(out, SMPROTO_UNDELIVERED, sid, xml, len);
+    if (!smproto_put(out, SMPROTO_UNDELIVERED, sid, xml, len))
+        smproto_bug("UNDELIVERED larger than the STANZA it came in");
 }
 
 bool smproto_get_undelivered(const smproto_frame *f, const char **xml, size_t *len)
@@ -394,12 +400,15 @@ bool smproto_get_undelivered(const smproto_frame *f, const char **xml, size_t *l
     return true;
 }
 
-void smproto_put_register(buf *out, uint64_t sid, const char *host, const char *iq_xml)
+bool smproto_put_register(buf *out, uint64_t sid, const char *host, const char *iq_xml)
 {
     size_t hl = strlen(host), xl = strlen(iq_xml);
+    if (hl + 1 + xl + 1 > SMPROTO_MAX_PAYLOAD)
+        return false;
     uint8_t *p = smproto_open(out, SMPROTO_REGISTER, sid, hl + 1 + xl + 1);
     p = smproto_w_str(p, host, hl);
     smproto_w_str(p, iq_xml, xl);
+    return true;
 }
 
 bool smproto_get_register(const smproto_frame *f, const char **host, const char **iq_xml)

@@ -76,9 +76,12 @@ typedef enum {
 smproto_frame_status smproto_frame_next(const uint8_t *data, size_t len, smproto_frame *frame,
                                         size_t *used);
 
-/* Appends a frame with a raw payload. Encoders abort on a frame the peer would refuse (payload over
- * SMPROTO_MAX_PAYLOAD, unknown type, undefined status/reason/flags): that is a bug in the caller. */
-void smproto_put(buf *out, smproto_type type, uint64_t sid, const void *payload, size_t len);
+/* Appends a frame with a raw payload. A payload over SMPROTO_MAX_PAYLOAD is a size a peer may have
+ * influenced (a stanza, a registration iq): it is refused, nothing is appended and false returned,
+ * so that the caller answers without it. Any other frame the peer would refuse (unknown type,
+ * undefined status/reason/flags, a control record with over-long fields) is a bug in the caller
+ * and aborts: those fields are the program's own, bounded before they get here. */
+bool smproto_put(buf *out, smproto_type type, uint64_t sid, const void *payload, size_t len);
 
 /* Control records. Encoders append a whole frame; strings passed to them must be UTF-8. Decoders
  * return false for a malformed payload or a frame of another type, and set their outputs only when
@@ -115,10 +118,12 @@ void smproto_put_bound(buf *out, uint64_t sid, uint8_t status, const char *full_
 bool smproto_get_bound(const smproto_frame *f, uint8_t *status, const char **full_jid);
 void smproto_put_end(buf *out, uint64_t sid, uint8_t reason, const char *text);
 bool smproto_get_end(const smproto_frame *f, uint8_t *reason, const char **text);
-void smproto_put_register(buf *out, uint64_t sid, const char *host, const char *iq_xml);
+/* false (nothing appended) when host and iq_xml do not fit in one frame, as smproto_put. */
+bool smproto_put_register(buf *out, uint64_t sid, const char *host, const char *iq_xml);
 bool smproto_get_register(const smproto_frame *f, const char **host, const char **iq_xml);
 /* UNDELIVERED: one stanza's XML (not empty) that the front took for sid's client and never wrote
- * a byte of; sid is not 0. The decoder points *xml at the payload (not NUL-terminated). */
+ * a byte of; sid is not 0. It is the payload of a STANZA frame the SM sent, so it always fits.
+ * The decoder points *xml at the payload (not NUL-terminated). */
 void smproto_put_undelivered(buf *out, uint64_t sid, const void *xml, size_t len);
 bool smproto_get_undelivered(const smproto_frame *f, const char **xml, size_t *len);
 void smproto_put_ping(buf *out, smproto_type type, uint64_t token);  /* PING or PONG */

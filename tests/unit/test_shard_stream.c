@@ -299,7 +299,13 @@ static void test_restart_to_other_host_refused(void **state)
     free(o);
     unsigned acts = feed(s, header("other.example"));
     assert_true(acts & C2S_ACT_CLOSE);
-    expect_out(s, "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    /* A header for the new stream comes first (RFC 6120 §4.9.1.1), then the error. */
+    char *out = take_out(s);
+    char *error = strstr(out, "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    assert_non_null(error);
+    char *hdr = strstr(out, "<stream:stream");
+    assert_true(hdr && hdr < error);
+    free(out);
     assert_true(c2s_stream_closed(s));
     assert_null(c2s_stream_jid(s));
     expect_no_frame(s);
@@ -811,6 +817,74 @@ static void test_stanza_limit(void **state)
     c2s_stream_free(s);
 }
 
+/* An iq whose children all use a namespace bound to a prefix once (the shape of security issue
+ * 12's findings 3 and 5): uri_len bytes of URI, children <p:x/>. */
+static char *prefixed_iq(const char *type_and_ns, size_t uri_len, int children)
+{
+    char *xml = malloc(uri_len + (size_t)children * 8 + 512), *p = xml;
+    p += sprintf(p, "<iq type='get' id='big'><query xmlns='%s' xmlns:p='urn:", type_and_ns);
+    memset(p, 'u', uri_len);
+    p += uri_len;
+    p += sprintf(p, "'>");
+    for (int i = 0; i < children; i++)
+        p += sprintf(p, "<p:x/>");
+    strcpy(p, "</query></iq>");
+    return xml;
+}
+
+/* Finding 3: before authentication, a 20 KB registration iq that used to serialize to 2 MB and
+ * abort the front is framed at about its own size. */
+static void test_register_not_amplified(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    char *xml = prefixed_iq("jabber:iq:register", 20000, 100);
+    size_t in = strlen(xml);
+    assert_int_equal(feed(s, xml), 0);
+    free(xml);
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_REGISTER, &fb);
+    assert_true(f.len < 2 * in);
+    buf_free(&fb);
+    assert_true(c2s_stream_wants_input(s));
+    c2s_stream_free(s);
+}
+
+/* Finding 5: a bound client's 11 KB iq that became a 1 MB frame (and 150-300 MB of front memory)
+ * is framed at about its own size; a stanza larger than a frame can carry gets <policy-violation/>,
+ * and the stream goes on. */
+static void test_stanza_not_amplified(void **state)
+{
+    c2s_stream *s = bound_stream();
+    char *xml = prefixed_iq("jabber:iq:version", 1000, 1030);
+    size_t in = strlen(xml);
+    assert_int_equal(feed(s, xml), 0);
+    free(xml);
+    buf fb = BUF_INIT;
+    smproto_frame f = take_frame(s, SMPROTO_STANZA, &fb);
+    assert_true(f.len < 2 * in);
+    buf_free(&fb);
+
+    test_cfg.limits.stanza_size = 2 << 20;
+    c2s_stream_free(s);
+    s = bound_stream();
+    size_t body = SMPROTO_MAX_PAYLOAD + 10;
+    char *big = malloc(body + 128);
+    int n = sprintf(big, "<message to='a@example.com' id='huge'><body>");
+    memset(big + n, 'b', body);
+    strcpy(big + n + body, "</body></message>");
+    assert_int_equal(feed(s, big), 0);
+    free(big);
+    expect_no_frame(s);
+    expect_out(s, "<policy-violation");
+    assert_true(c2s_stream_wants_input(s));
+    assert_int_equal(feed(s, "<message to='a@example.com' id='small'><body>hi</body></message>"), 0);
+    take_frame(s, SMPROTO_STANZA, &fb);
+    buf_free(&fb);
+    test_cfg.limits.stanza_size = 65536;
+    c2s_stream_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -829,6 +903,8 @@ int main(void)
         cmocka_unit_test_setup(test_plus_with_exporter, setup),
         cmocka_unit_test_setup(test_stanza_before_auth, setup),
         cmocka_unit_test_setup(test_register_forwarded, setup),
+        cmocka_unit_test_setup(test_register_not_amplified, setup),
+        cmocka_unit_test_setup(test_stanza_not_amplified, setup),
         cmocka_unit_test_setup(test_scram_sha256_success, setup),
         cmocka_unit_test_setup(test_scram_sha1_success, setup),
         cmocka_unit_test_setup(test_scram_wrong_password, setup),

@@ -1,0 +1,234 @@
+/* fuzz/fuzz_sm_link.c — libFuzzer target for what the session manager reads from its links: a
+ * front's frames (sm/frame_in.c into the core) and an XEP-0114 component's stanzas (into
+ * sm_component_stanza), with every module registered and real storage (SQLite, run
+ * synchronously, the answers handed back after each frame as the storage workers would).
+ *
+ * Input: byte 0 bit 0 picks the peer (a front, else a component serving conference.localhost);
+ * the rest is what it sends: frames back to back, or the XML after a component's stream header.
+ * Two hosts are served (localhost, example.com) with accounts alice and bob on each.
+ *
+ * Checks: no crash, abort or sanitizer report whatever a peer sends (security issue 12: a stanza
+ * grown past a frame aborted the SM); every frame the SM sends is one a front accepts (a STANZA
+ * payload of at most SMPROTO_MAX_PAYLOAD bytes, well-formed control records); what the SM sends
+ * in all is at most OUTPUT_FACTOR times what it was sent plus OUTPUT_SLACK (a presence broadcast
+ * reaches at most the few accounts here); after shutdown no session is left.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmlstream.h"
+#include "sm/frame_in.h"
+#include "sm/sm.h"
+#include "smproto/frame.h"
+#include "xdbsql/xdbsql.h"
+
+#define OUTPUT_FACTOR 16
+#define OUTPUT_SLACK (256 * 1024)
+#define QUEUE_MAX 4096
+
+static db_conn *db;
+static size_t sent_bytes;
+
+static void check(bool ok)
+{
+    if (!ok)
+        abort();
+}
+
+/* ---- the transport: what the SM sends, checked and counted ---- */
+
+static void t_stanza(void *ctx, void *link, uint64_t sid, const char *xml, size_t len)
+{
+    buf b = BUF_INIT;
+    check(smproto_put(&b, SMPROTO_STANZA, sid, xml, len));
+    buf_free(&b);
+    sent_bytes += len;
+}
+static void t_auth(void *ctx, void *link, uint64_t sid, uint8_t status, const xdb_credentials *c)
+{
+    check(status <= SMPROTO_AUTH_ERROR && (status == SMPROTO_AUTH_OK) == (c != NULL));
+    sent_bytes += 64;
+}
+static void t_bound(void *ctx, void *link, uint64_t sid, uint8_t status, const char *full)
+{
+    buf b = BUF_INIT;
+    smproto_put_bound(&b, sid, status, full);   /* aborts on a record a front would refuse */
+    sent_bytes += buf_len(&b);
+    buf_free(&b);
+}
+static void t_end(void *ctx, void *link, uint64_t sid, uint8_t reason, const char *text)
+{
+    buf b = BUF_INIT;
+    smproto_put_end(&b, sid, reason, text);
+    sent_bytes += buf_len(&b);
+    buf_free(&b);
+}
+static void t_component(void *ctx, void *link, const char *xml, size_t len)
+{
+    sent_bytes += len;
+}
+static void t_state(void *ctx, void *link, uint64_t sid, uint8_t flags)
+{
+    buf b = BUF_INIT;
+    smproto_put_state(&b, sid, flags);
+    buf_free(&b);
+}
+
+/* ---- storage: run at once, answered when the test drains, in order ---- */
+
+typedef struct pending {
+    xdb_request *r;
+    xdb_callback cb;
+    void *ctx;
+} pending;
+static pending queue[QUEUE_MAX];
+static size_t qhead, qtail;
+
+static void drain(void)
+{
+    while (qhead < qtail) {
+        pending p = queue[qhead++];
+        if (p.cb)
+            p.cb(p.r, p.ctx);
+        xdb_request_free(p.r);
+    }
+    qhead = qtail = 0;
+}
+
+static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
+{
+    xdb_run(db, r);
+    if (qtail == QUEUE_MAX)   /* answers go back in order; make room by answering the oldest */
+        drain();
+    queue[qtail++] = (pending){r, cb, cbctx};
+}
+
+/* ---- setup ---- */
+
+static sm_host hosts[] = {{"localhost", true}, {"example.com", false}};
+static sm_config cfg;
+
+static void adduser(const char *host, const char *user)
+{
+    xdb_request *r = xdb_request_new(XDB_USER_CREATE, host, user);
+    xdb_request_set_password(r, "pw");
+    xdb_run(db, r);
+    xdb_request_free(r);
+}
+
+static void init(void)
+{
+    log_set_level(LL_ERROR);
+    char path[] = "/tmp/fuzz_sm_link.XXXXXX";
+    int fd = mkstemp(path);
+    check(fd >= 0);
+    close(fd);
+    db_settings s = {.driver = "sqlite", .path = path};
+    char err[256];
+    db = db_open(&s, err, sizeof err);
+    check(db && xdb_migrate(db, err, sizeof err) == 0);
+    unlink(path);   /* the open connection keeps it */
+    for (int h = 0; h < 2; h++) {
+        adduser(hosts[h].name, "alice");
+        adduser(hosts[h].name, "bob");
+    }
+    cfg.hosts = hosts;
+    cfg.nhosts = 2;
+    cfg.offline_quota = 10;
+    sm_limits_default(&cfg.limits);
+}
+
+/* Every input starts from accounts with nothing stored. */
+static void wipe(void)
+{
+    static const char *const tables[] = {"roster_groups", "roster_items", "roster_pending",
+                                         "offline", "vcards", "private_xml", "last_activity",
+                                         "blocklist"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DELETE FROM %s", tables[i]);
+        db_exec(db, sql);
+    }
+}
+
+/* ---- the peers ---- */
+
+static void front_sends(sm *core, sm_link *front, const uint8_t *data, size_t size)
+{
+    while (size) {
+        smproto_frame f;
+        size_t used;
+        if (smproto_frame_next(data, size, &f, &used) != SMPROTO_FRAME_OK)
+            return;
+        if (!sm_frame_in(core, front, &f))
+            return;   /* a protocol error: the link would close */
+        drain();
+        data += used;
+        size -= used;
+    }
+}
+
+typedef struct component_ctx {
+    sm *core;
+    sm_link *link;
+} component_ctx;
+
+static void component_stanza(void *ctx, xml_node *st, xml_arena *arena)
+{
+    component_ctx *c = ctx;
+    sm_component_stanza(c->core, c->link, st, arena);
+    drain();
+}
+
+static void component_sends(sm *core, sm_link *comp, const uint8_t *data, size_t size)
+{
+    static const char header[] = "<stream:stream xmlns='jabber:component:accept' "
+                                 "xmlns:stream='http://etherx.jabber.org/streams' "
+                                 "to='conference.localhost'>";
+    component_ctx c = {core, comp};
+    xmlstream_handlers h = {.stanza = component_stanza};
+    xmlstream *xs = xmlstream_new(&h, &c, NULL);
+    if (xmlstream_feed(xs, header, sizeof header - 1, NULL) == XMLSTREAM_OK)
+        xmlstream_feed(xs, data, size, NULL);
+    xmlstream_free(xs);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static bool ready;
+    if (!ready) {
+        init();
+        ready = true;
+    }
+    if (size < 1)
+        return 0;
+    bool component = data[0] & 1;
+    data++;
+    size--;
+    wipe();
+    sent_bytes = 0;
+    static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component, t_state};
+    sm *core = sm_new(&cfg, &t, NULL, submit, NULL);
+    sm_link *front = sm_link_up(core, (void *)1, "front", false);
+    sm_link *comp = sm_link_up(core, (void *)2, "conference.localhost", true);
+    if (component)
+        component_sends(core, comp, data, size);
+    else
+        front_sends(core, front, data, size);
+    drain();
+    check(sent_bytes <= OUTPUT_FACTOR * size + OUTPUT_SLACK);
+    sm_shutdown(core);
+    drain();
+    sm_stats st;
+    sm_get_stats(core, &st);
+    check(st.sessions == 0);
+    sm_free(core);
+    return 0;
+}
