@@ -19,6 +19,7 @@
 #include "core/xmlmem.h"
 #include "shard/c2s_stream.h"
 #include "shard/front_log.h"
+#include "shard/tcp_acked.h"
 #include "smproto/frame.h"
 
 #define IO_READ_CHUNK 16384
@@ -80,7 +81,7 @@ struct conn {
     uint32_t stanzas_head, nstanzas, stanzas_cap;
     int64_t tokens;            /* max_bps token bucket, bps_burst deep */
     uint64_t refilled, last_rx;
-    uint64_t drain_mark;       /* written when drain_timer was armed (over output_queue) */
+    uint64_t drain_mark;       /* conn_progress when drain_timer was last armed */
     timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer, drain_timer;
     conn *next_dirty, *next_dead, *next_backlog;
     struct sockaddr_storage addr;
@@ -359,8 +360,16 @@ static void conn_cut_output(conn *c, const char *reason)
     conn_take(c, c2s_stream_error(c->stream, "policy-violation", "output queue full"));
 }
 
+/* How far the client has read: the bytes its TCP acknowledged (shard/tcp_acked.h), or, where the
+ * kernel cannot say, the bytes written to the socket. */
+static uint64_t conn_progress(const conn *c)
+{
+    uint64_t acked;
+    return tcp_bytes_acked(c->fd, &acked) ? acked : c->written;
+}
+
 /* The output-queue policy judges progress, not size alone: over output_queue a client must take
- * some of its queue in every output_timeout seconds (on_drain_check), and nobody may pass
+ * some of its output in every output_timeout seconds (on_drain_check), and nobody may pass
  * output_max. A client that reads, only slower than a burst arrives, is served; one that does not
  * read at all is cut, so memory stays bounded by output_max a connection. */
 static void watch_output(conn *c)
@@ -372,7 +381,7 @@ static void watch_output(conn *c)
     if (queued > lim->output_max) {
         conn_cut_output(c, "output_max");
     } else if (!timer_pending(&c->drain_timer)) {
-        c->drain_mark = c->written;
+        c->drain_mark = conn_progress(c);
         evloop_timer_after(c->t->loop, &c->drain_timer, (uint64_t)lim->output_timeout * 1000);
     }
 }
@@ -746,19 +755,20 @@ static void on_hold_end(timer *tm, void *arg)
     conn_resume(c);
 }
 
-/* Every output_timeout seconds while the queue is over output_queue: a client that took none of
- * it since the last look is cut (watch_output). */
+/* Every output_timeout seconds while the queue is over output_queue: a client that read nothing
+ * since the last look is cut (watch_output). */
 static void on_drain_check(timer *tm, void *arg)
 {
     conn *c = arg;
     const front_limits *lim = &c->t->cfg->limits;
     if (c->dead || c->closing || outq_bytes(&c->q) <= lim->output_queue)
         return;
-    if (c->written == c->drain_mark) {
+    uint64_t progress = conn_progress(c);
+    if (progress == c->drain_mark) {
         conn_cut_output(c, "output_timeout");
         return;
     }
-    c->drain_mark = c->written;
+    c->drain_mark = progress;
     evloop_timer_after(c->t->loop, &c->drain_timer, (uint64_t)lim->output_timeout * 1000);
 }
 
