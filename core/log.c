@@ -209,23 +209,37 @@ static void emit(log_level level, const char *msg, unsigned long suppressed)
     pthread_rwlock_unlock(&out_lock);
 }
 
-void log_msg(log_level level, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 0)))
+log_vmsg(log_level level, bool throttled, const char *fmt, va_list ap)
 {
     int saved_errno = errno;  /* callers log and then look at errno; %m reads it, too */
     if ((unsigned)level > LL_ERROR)
         level = LL_ERROR;
-    unsigned long suppressed;
-    if (!log_enabled(level) || !site_admit(fmt, &suppressed)) {
+    unsigned long suppressed = 0;
+    if (!log_enabled(level) || (throttled && !site_admit(fmt, &suppressed))) {
         errno = saved_errno;
         return;
     }
     char msg[LOG_LINE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     emit(level, msg, suppressed);
     errno = saved_errno;
+}
+
+void log_msg(log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, true, fmt, ap);
+    va_end(ap);
+}
+
+void log_msg_unthrottled(log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, false, fmt, ap);
+    va_end(ap);
 }
 
 static int open_file(const char *path)

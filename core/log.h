@@ -25,6 +25,11 @@ bool log_enabled(log_level level);
 int log_level_parse(const char *name);
 
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* log_msg without the per-call-site limit, for lines the caller limits itself with a finer key:
+ * the front's security events are budgeted per client address, so that one address's flood
+ * cannot crowd another's lines (what fail2ban acts on) out of a shared per-site budget. */
+void log_msg_unthrottled(log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) do { if (log_enabled(LL_DEBUG)) log_msg(LL_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...) log_msg(LL_INFO, __VA_ARGS__)

@@ -66,6 +66,10 @@ struct c2s_stream {
     char *user;                /* nodeprep'd authentication identity, after SASL */
     jid full;                  /* bound JID */
     sasl_session *sasl;
+    const char *mech;          /* the name of sasl's mechanism, or NULL */
+    c2s_auth_failure failure;  /* the last failed attempt; its user is failed_user */
+    char *failed_user;
+    unsigned register_sets;    /* account creations asked for on this connection */
     bool plus_offered;
     bool have_creds;
     smproto_creds creds;
@@ -336,20 +340,35 @@ static void on_header(void *ctx, const xml_node *root, const char *content_ns)
  * asks for at least two retries). */
 #define C2S_MAX_SASL_EXCHANGES 10
 
+/* Remembers how an attempt failed, for c2s_stream_auth_failure(). */
+static void note_failure(c2s_stream *s, const char *condition, bool guess)
+{
+    const char *user = s->sasl ? sasl_authcid(s->sasl) : NULL;
+    free(s->failed_user);
+    s->failed_user = user ? mem_strdup(user) : NULL;
+    s->failure = (c2s_auth_failure){
+        .mech = s->mech,
+        .user = s->failed_user,
+        .reason = !guess ? condition : s->have_creds ? "wrong-password" : "unknown-user",
+        .guess = guess,
+    };
+    s->actions |= C2S_ACT_AUTH_FAILED;
+}
+
 static void sasl_failed(c2s_stream *s, const char *condition)
 {
     /* Only a wrong password (or user) is a guess: it counts toward the connection's and the
      * address's limits. A protocol failure (a channel-binding type we do not offer) does not. */
     bool guess = s->sasl && sasl_password_rejected(s->sasl);
     buf_appendf(&s->out, "<failure xmlns='%s'><%s/></failure>", NS_SASL, condition);
+    note_failure(s, condition, guess);
     sasl_free(s->sasl);
     s->sasl = NULL;
+    s->mech = NULL;
     s->wait = W_NONE;
     s->have_creds = false;
-    if (guess) {
-        s->actions |= C2S_ACT_AUTH_FAILED;
+    if (guess)
         s->auth_failures++;
-    }
     if (s->auth_failures >= s->env->cfg->limits.auth_failures ||
         ++s->sasl_exchanges_failed >= C2S_MAX_SASL_EXCHANGES)
         stream_fail(s, "policy-violation", "too many failed authentication attempts");
@@ -416,6 +435,7 @@ static void sasl_result_apply(c2s_stream *s, sasl_result r, buf *data, sasl_fail
         buf_append(&s->out, "</success>", 10);
         sasl_free(s->sasl);
         s->sasl = NULL;
+        s->mech = NULL;
         s->wait = W_NONE;
         s->authenticated = true;
         s->actions |= C2S_ACT_AUTHED;
@@ -462,6 +482,7 @@ static void handle_sasl(c2s_stream *s, xml_node *el, xml_arena *a)
         if (s->sasl) {
             sasl_free(s->sasl);
             s->sasl = NULL;
+            s->mech = NULL;
         }
         const char *name = xml_attr_get(el, "mechanism");
         int mech = name ? sasl_mech_parse(name) : -1;
@@ -477,6 +498,7 @@ static void handle_sasl(c2s_stream *s, xml_node *el, xml_arena *a)
             return;
         }
         s->sasl = sasl_new((sasl_mech)mech, s->has_exporter ? s->exporter : NULL, s->plus_offered);
+        s->mech = sasl_mech_name((sasl_mech)mech);
         if (!s->sasl) {
             free(in);
             sasl_failed(s, "invalid-mechanism");
@@ -633,9 +655,30 @@ static void route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
     scratch_done(s);
 }
 
+/* An account creation goes to the SM only if the connection layer allows it (the limits on
+ * register_per_conn and register_burst); a refusal is answered here. Other requests (the form,
+ * type get) always go. */
+static bool register_admitted(c2s_stream *s, const xml_node *iq)
+{
+    if (!is_iq_with(iq, "set", NS_REGISTER, "query") || !s->env->register_verdict)
+        return true;
+    switch (s->env->register_verdict(s->env->limits_arg, s->sid, ++s->register_sets)) {
+    case C2S_REGISTER_RATE:
+        stanza_error(s, iq, "wait", "resource-constraint");
+        return false;
+    case C2S_REGISTER_CAP:
+        stanza_error(s, iq, "cancel", "not-allowed");
+        return false;
+    default:
+        return true;
+    }
+}
+
 /* XEP-0077 before authentication: the SM answers with a STANZA frame for this session. */
 static void forward_register(c2s_stream *s, xml_node *iq)
 {
+    if (!register_admitted(s, iq))
+        return;
     xml_attr_remove(iq, NULL, "from");
     /* The frame carries the host and the iq, each with its NUL. */
     if (!scratch_put(s, iq, SMPROTO_MAX_PAYLOAD - strlen(s->host) - 2))
@@ -754,6 +797,7 @@ void c2s_stream_free(c2s_stream *s)
     free(s->bind_id);
     free(s->bind_resource);
     free(s->presence);
+    free(s->failed_user);
     jid_free(&s->full);
     OPENSSL_cleanse(&s->creds, sizeof s->creds);
     buf_free(&s->out);
@@ -987,6 +1031,7 @@ bool c2s_stream_shrink(c2s_stream *s)
     return xmlstream_shrink(s->xs);
 }
 
+const c2s_auth_failure *c2s_stream_auth_failure(const c2s_stream *s) { return &s->failure; }
 buf *c2s_stream_out(c2s_stream *s) { return &s->out; }
 buf *c2s_stream_frames(c2s_stream *s) { return &s->frames; }
 bool c2s_stream_authenticated(const c2s_stream *s) { return s->authenticated; }

@@ -37,8 +37,17 @@ enum {
                             * c2s_stream_verified() */
     C2S_ACT_DELIVER = 8,   /* (c2s_stream_frame, STANZA) queue the frame's payload to the client */
     C2S_ACT_AUTHED = 16,   /* SASL succeeded (the auth timeout can go) */
-    C2S_ACT_AUTH_FAILED = 32, /* a SASL attempt failed (<failure/> is in the output) */
+    C2S_ACT_AUTH_FAILED = 32, /* a SASL attempt failed (<failure/> is in the output):
+                               * c2s_stream_auth_failure() says how */
 };
+
+/* What the connection layer says to an account creation (XEP-0077 <iq type='set'/> before
+ * authentication). Refused ones get a stanza error built here, and never reach the SM. */
+typedef enum {
+    C2S_REGISTER_OK,
+    C2S_REGISTER_RATE,     /* the address asked too often: <resource-constraint/>, type wait */
+    C2S_REGISTER_CAP,      /* the connection asked too often: <not-allowed/>, type cancel */
+} c2s_register_verdict;
 
 typedef struct c2s_env {
     const front_config *cfg;
@@ -47,7 +56,21 @@ typedef struct c2s_env {
      * sender then gets <remote-server-timeout/>. NULL: never. Called on the IO thread. */
     bool (*link_congested)(void *arg);
     void *link_arg;
+    /* An account creation, the nth this session asked for, is about to go to the SM: the
+     * connection layer's verdict (it knows the client's address, the trusted networks and the
+     * per-address buckets, and logs a refusal). NULL: always OK. Called on the IO thread. */
+    c2s_register_verdict (*register_verdict)(void *arg, uint64_t sid, unsigned nth);
+    void *limits_arg;
 } c2s_env;
+
+/* A failed SASL attempt, for the log and the limits. */
+typedef struct c2s_auth_failure {
+    const char *mech;      /* the mechanism's name, NULL when the client named none we know */
+    const char *user;      /* the authentication identity the client sent, NULL before one */
+    const char *reason;    /* "wrong-password", "unknown-user", or the SASL condition sent */
+    bool guess;            /* a password was tested and wrong (or the user unknown): only these
+                            * count toward auth_failures and ip_auth_failures */
+} c2s_auth_failure;
 
 typedef struct c2s_stream c2s_stream;
 
@@ -73,6 +96,10 @@ unsigned c2s_stream_frame(c2s_stream *s, const smproto_frame *f);
 bool c2s_stream_verify_job(c2s_stream *s, char **password, scram_hash *hash,
                            scram_credentials *creds);
 unsigned c2s_stream_verified(c2s_stream *s, bool ok);
+
+/* After C2S_ACT_AUTH_FAILED: how the last attempt failed; the strings live until the next call
+ * into s. */
+const c2s_auth_failure *c2s_stream_auth_failure(const c2s_stream *s);
 
 /* Ends the stream with a stream error (condition as RFC 6120 §4.9.3 names it) and closes. */
 unsigned c2s_stream_error(c2s_stream *s, const char *condition, const char *text);

@@ -12,9 +12,11 @@ static const char *const vocabulary[] = {
     "sm/host", "sm/port", "sm/secret", "sm/id", "sm/retries", "sm/hold",
     "local/id", "local/ip", "local/port", "local/ssl/port", "local/ssl/pemfile",
     "local/ssl/required", "max_fds", "threads",
-    "limits/stanza_size", "limits/max_bps", "limits/conn_rate", "limits/conn_interval",
-    "limits/auth_failures", "limits/ip_auth_failures", "limits/ip_auth_interval", "limits/auth_delay",
-    "limits/output_queue", "limits/auth_timeout", "limits/idle_timeout",
+    "limits/stanza_size", "limits/max_bps", "limits/bps_burst", "limits/conn_rate",
+    "limits/conn_interval", "limits/conn_burst", "limits/auth_failures", "limits/ip_auth_failures",
+    "limits/ip_auth_interval", "limits/auth_delay", "limits/register_per_conn",
+    "limits/register_burst", "limits/register_interval", "limits/output_queue", "limits/output_max",
+    "limits/output_timeout", "limits/auth_timeout", "limits/idle_timeout", "limits/trusted/net",
     "log/target", "log/path", "log/level", NULL,
 };
 
@@ -81,6 +83,72 @@ static unsigned cpu_count(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* <trusted>: its <net>s, or loopback when the element is absent (an empty <trusted/> trusts
+ * nobody). */
+static void read_trusted(ip_nets *trusted, config *cfg)
+{
+    static const char *const loopback[] = {"127.0.0.0/8", "::1", NULL};
+    const char *why;
+    ip_net net;
+    if (!config_first(cfg, NULL, "limits/trusted")) {
+        for (const char *const *p = loopback; *p; p++)
+            if (ip_net_parse(*p, &net, &why))
+                ip_nets_add(trusted, &net);
+        return;
+    }
+    for (xml_node *el = config_first(cfg, NULL, "limits/trusted/net"); el; el = config_next(el)) {
+        const char *text = config_str(cfg, el, NULL, "");
+        if (ip_net_parse(text, &net, &why))
+            ip_nets_add(trusted, &net);
+        else
+            config_fail(cfg, el, "'%s' is not a network: %s", text, why);
+    }
+}
+
+/* A size in bytes at path that must be at least floor (named in the error). */
+static void require_at_least(config *cfg, const char *path, size_t value, size_t floor,
+                             const char *floor_name)
+{
+    if (value < floor)
+        config_fail(cfg, config_first(cfg, NULL, path), "%zu is below %s (%zu)", value, floor_name,
+                    floor);
+}
+
+static void read_limits(front_limits *l, config *cfg)
+{
+    long long stanza = config_int(cfg, NULL, "limits/stanza_size", 262144, 1024, 1LL << 32);
+    if (stanza > FRONT_STANZA_SIZE_MAX)
+        config_fail(cfg, config_first(cfg, NULL, "limits/stanza_size"),
+                    "%lld is above %d: a stanza travels to the SM in one link frame of at most "
+                    "1 MiB, with room kept for the front's stamping and re-escaping",
+                    stanza, FRONT_STANZA_SIZE_MAX);
+    l->stanza_size = (size_t)stanza;
+    l->max_bps = (size_t)config_int(cfg, NULL, "limits/max_bps", 10240, 0, 1LL << 32);
+    l->bps_burst = (size_t)config_int(cfg, NULL, "limits/bps_burst", 2 * stanza, 1024, 1LL << 32);
+    if (l->max_bps)
+        require_at_least(cfg, "limits/bps_burst", l->bps_burst, l->stanza_size,
+                         "<stanza_size>: a stanza of the largest size would wait on <max_bps>");
+    l->conn_rate = (unsigned)config_int(cfg, NULL, "limits/conn_rate", 5, 0, 1000000);
+    l->conn_interval = (unsigned)config_int(cfg, NULL, "limits/conn_interval", 1, 1, 86400);
+    l->conn_burst = (unsigned)config_int(cfg, NULL, "limits/conn_burst", 500, 1, 1000000);
+    l->auth_failures = (unsigned)config_int(cfg, NULL, "limits/auth_failures", 3, 1, 1000);
+    l->ip_auth_failures = (unsigned)config_int(cfg, NULL, "limits/ip_auth_failures", 10, 0, 1000000);
+    l->ip_auth_interval = (unsigned)config_int(cfg, NULL, "limits/ip_auth_interval", 60, 1, 86400);
+    l->auth_delay = (unsigned)config_int(cfg, NULL, "limits/auth_delay", 3000, 0, 60000);
+    l->register_per_conn = (unsigned)config_int(cfg, NULL, "limits/register_per_conn", 5, 0, 1000);
+    l->register_burst = (unsigned)config_int(cfg, NULL, "limits/register_burst", 10, 0, 1000000);
+    l->register_interval = (unsigned)config_int(cfg, NULL, "limits/register_interval", 600, 1,
+                                                86400);
+    long long queue = config_int(cfg, NULL, "limits/output_queue", 262144, 4096, 1LL << 32);
+    l->output_queue = (size_t)queue;
+    l->output_max = (size_t)config_int(cfg, NULL, "limits/output_max", 4 * queue, 4096, 1LL << 34);
+    require_at_least(cfg, "limits/output_max", l->output_max, l->output_queue, "<output_queue>");
+    l->output_timeout = (unsigned)config_int(cfg, NULL, "limits/output_timeout", 60, 1, 3600);
+    l->auth_timeout = (unsigned)config_int(cfg, NULL, "limits/auth_timeout", 30, 1, 86400);
+    l->idle_timeout = (unsigned)config_int(cfg, NULL, "limits/idle_timeout", 300, 5, 86400 * 7);
+    read_trusted(&l->trusted, cfg);
+}
+
 int front_config_load(const char *path, front_config *out, config_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -118,18 +186,7 @@ int front_config_load(const char *path, front_config *out, config_error *err)
         log_warn("%s: <max_fds> %lld is not a prime; using %u", config_file(cfg), max_fds,
                  out->max_fds);
 
-    front_limits *l = &out->limits;
-    l->stanza_size = (size_t)config_int(cfg, NULL, "limits/stanza_size", 65536, 1024, 16 << 20);
-    l->max_bps = (size_t)config_int(cfg, NULL, "limits/max_bps", 10240, 0, 1LL << 32);
-    l->conn_rate = (unsigned)config_int(cfg, NULL, "limits/conn_rate", 5, 0, 1000000);
-    l->conn_interval = (unsigned)config_int(cfg, NULL, "limits/conn_interval", 1, 1, 86400);
-    l->auth_failures = (unsigned)config_int(cfg, NULL, "limits/auth_failures", 3, 1, 1000);
-    l->ip_auth_failures = (unsigned)config_int(cfg, NULL, "limits/ip_auth_failures", 10, 0, 1000000);
-    l->ip_auth_interval = (unsigned)config_int(cfg, NULL, "limits/ip_auth_interval", 60, 1, 86400);
-    l->auth_delay = (unsigned)config_int(cfg, NULL, "limits/auth_delay", 3000, 0, 60000);
-    l->output_queue = (size_t)config_int(cfg, NULL, "limits/output_queue", 262144, 4096, 1LL << 32);
-    l->auth_timeout = (unsigned)config_int(cfg, NULL, "limits/auth_timeout", 30, 1, 86400);
-    l->idle_timeout = (unsigned)config_int(cfg, NULL, "limits/idle_timeout", 300, 5, 86400 * 7);
+    read_limits(&out->limits, cfg);
 
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};
     static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
@@ -148,6 +205,7 @@ int front_config_load(const char *path, front_config *out, config_error *err)
 
 void front_config_free(front_config *fc)
 {
+    ip_nets_free(&fc->limits.trusted);
     for (size_t i = 0; i < fc->nhosts; i++)
         free(fc->hosts[i]);
     free(fc->hosts);

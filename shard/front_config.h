@@ -13,22 +13,48 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "shard/ip_nets.h"
+
+/* The largest <stanza_size> accepted. A client's stanza goes to the SM as one smproto frame,
+ * whose payload is at most SMPROTO_MAX_PAYLOAD (1 MiB); the front re-serializes it with 'from'
+ * and 'to' stamped, and re-escaping can make text longer than the client wrote it ('>' becomes
+ * "&gt;"). Half the frame leaves room for that in every ordinary stanza (a stanza that still grows
+ * past the frame gets a stanza error, never a broken link), and it is twice what Prosody and
+ * ejabberd accept by default. */
+#define FRONT_STANZA_SIZE_MAX 524288
 
 typedef struct front_limits {
-    size_t stanza_size;        /* bytes; limits/stanza_size (65536) */
-    size_t max_bps;            /* bytes per second a client may send; 0 = unlimited (10240) */
-    unsigned conn_rate;        /* new connections from one IP per conn_interval; 0 = unlimited (5) */
-    unsigned conn_interval;    /* (ours) seconds the conn_rate count runs over (1) */
+    size_t stanza_size;        /* bytes; limits/stanza_size (262144), at most FRONT_STANZA_SIZE_MAX */
+    size_t max_bps;            /* bytes per second a client may send, sustained; 0 = unlimited
+                                * (10240) */
+    size_t bps_burst;          /* (ours) bytes a client may send at once before max_bps paces it;
+                                * at least stanza_size (2 * stanza_size) */
+    unsigned conn_rate;        /* new connections from one address per conn_interval, sustained;
+                                * 0 = unlimited (5) */
+    unsigned conn_interval;    /* (ours) seconds the conn_rate is counted over (1) */
+    unsigned conn_burst;       /* (ours) new connections one address may open at once (500) */
     unsigned auth_failures;    /* failed SASL attempts before the stream is closed (3) */
-    unsigned ip_auth_failures; /* (ours) failed SASL attempts from one IP per ip_auth_interval after
-                                * which every further attempt's outcome waits auth_delay ms; 0 = off
-                                * (10) */
+    unsigned ip_auth_failures; /* (ours) wrong passwords one address may send at once, and per
+                                * ip_auth_interval sustained, before every further outcome waits
+                                * auth_delay ms; 0 = off (10) */
     unsigned ip_auth_interval; /* (ours) seconds (60) */
     unsigned auth_delay;       /* (ours) milliseconds (3000) */
-    size_t output_queue;       /* bytes queued for a client before it is dropped (262144) */
+    unsigned register_per_conn; /* (ours) account creations (XEP-0077 sets) one connection may ask
+                                 * for; 0 = unlimited (5) */
+    unsigned register_burst;   /* (ours) account creations one address may ask for at once; 0 =
+                                * unlimited (10) */
+    unsigned register_interval; /* (ours) seconds in which one address regains one (600) */
+    size_t output_queue;       /* bytes queued for a client past which it must make progress
+                                * (262144) */
+    size_t output_max;         /* (ours) bytes queued for a client past which it is cut at once
+                                * (4 * output_queue) */
+    unsigned output_timeout;   /* (ours) seconds a client over output_queue may go without taking
+                                * a byte of its queue (60) */
     unsigned auth_timeout;     /* seconds from connect to authenticated (30) */
     unsigned idle_timeout;     /* seconds of silence before a whitespace ping; as long again
                                 * without a byte and the client is dropped (300) */
+    ip_nets trusted;           /* (ours) clients the per-address limits do not count (conn_rate,
+                                * ip_auth_failures, register_burst); loopback when absent */
 } front_limits;
 
 typedef struct front_config {

@@ -18,6 +18,8 @@
 #include "core/xml_write.h"
 #include "core/xmlmem.h"
 #include "shard/c2s_stream.h"
+#include "shard/front_log.h"
+#include "shard/tcp_acked.h"
 #include "smproto/frame.h"
 
 #define IO_READ_CHUNK 16384
@@ -62,6 +64,8 @@ struct conn {
     bool dead;                 /* out of the loop; freed in before_sleep */
     bool dirty;                /* on the thread's flush list */
     bool rate_wait;            /* out of read tokens until bps_timer */
+    bool rate_logged;          /* the first pause for max_bps was logged (one line a connection) */
+    bool trusted;              /* the address is in <limits><trusted>: no per-address limits */
     bool pinged;               /* a whitespace ping went out after idle_timeout */
     bool shrunk;               /* shrink_timer fired on an idle connection and is not armed */
     bool held;                 /* an authentication outcome waits out auth_delay: no reads, no
@@ -75,9 +79,10 @@ struct conn {
                                 * at q's head (some may be on the wire already) */
     conn_stanza *stanzas;      /* [stanzas_head, nstanzas): oldest first */
     uint32_t stanzas_head, nstanzas, stanzas_cap;
-    int64_t tokens;            /* max_bps token bucket */
+    int64_t tokens;            /* max_bps token bucket, bps_burst deep */
     uint64_t refilled, last_rx;
-    timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer;
+    uint64_t drain_mark;       /* conn_progress when drain_timer was last armed */
+    timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer, drain_timer;
     conn *next_dirty, *next_dead, *next_backlog;
     struct sockaddr_storage addr;
     char peer[INET6_ADDRSTRLEN + 8];
@@ -96,6 +101,7 @@ struct iothread {
     unsigned index;
     evloop *loop;
     c2s_env env;
+    ip_rate conn_rate, auth_rate, reg_rate;   /* the per-address buckets' shapes, from cfg */
     listener plain, tls;
     conn **slots;              /* the shard: nslots (a prime) entries */
     uint32_t nslots, nfree, *free_stack, *gen;
@@ -133,6 +139,36 @@ static void bump(_Atomic uint64_t *c)
 static bool env_congested(void *arg)
 {
     return link_front_congested(arg);
+}
+
+/* The connection of a session id on this thread, or NULL when it is gone. */
+static conn *conn_of(iothread *t, uint64_t sid)
+{
+    uint32_t slot = smproto_sid_slot(sid);
+    conn *c = slot < t->nslots ? t->slots[slot] : NULL;
+    return c && c->sid == sid && !c->dead ? c : NULL;
+}
+
+/* c2s_env.register_verdict: register_per_conn for every client, then the address's
+ * register_burst bucket unless it is trusted. */
+static c2s_register_verdict env_register_verdict(void *arg, uint64_t sid, unsigned nth)
+{
+    iothread *t = arg;
+    conn *c = conn_of(t, sid);
+    if (!c)
+        return C2S_REGISTER_OK;   /* cannot happen: the stream calls from its connection */
+    const front_limits *lim = &t->cfg->limits;
+    uint64_t now = evloop_now(t->loop);
+    if (lim->register_per_conn && nth > lim->register_per_conn) {
+        front_log_refused(t->sh->log_ips, &c->addr, now, "register", "register_per_conn");
+        return C2S_REGISTER_CAP;
+    }
+    if (!c->trusted && t->sh->reg_ips && lim->register_burst &&
+        !ip_limit_take(t->sh->reg_ips, &c->addr, now, &t->reg_rate)) {
+        front_log_refused(t->sh->log_ips, &c->addr, now, "register", "register_burst");
+        return C2S_REGISTER_RATE;
+    }
+    return C2S_REGISTER_OK;
 }
 
 static void queue_msg(iothread *t, link_msg *m)
@@ -278,24 +314,76 @@ static void submit_verify(conn *c)
 
 static void start_tls(conn *c);
 
-/* An authentication attempt ended. Past ip_auth_failures failures from the client's address in
- * the current window, every outcome (success too, so its timing tells nothing) reaches the client
- * auth_delay late: the connection neither reads nor writes meanwhile. A guesser gets one answer
- * per delay and connection, and new connections are bounded by conn_rate. */
+/* An authentication attempt ended: a success, or a wrong password. Once the client's address has
+ * used its ip_auth_failures bucket, every outcome (success too, so its timing tells nothing)
+ * reaches the client auth_delay late: the connection neither reads nor writes meanwhile. A
+ * guesser gets one answer per delay and connection, and new connections are bounded by
+ * conn_rate. */
 static void auth_outcome(conn *c, bool failed)
 {
     iothread *t = c->t;
     const front_limits *lim = &t->cfg->limits;
-    if (!t->sh->auth_ips || !lim->ip_auth_failures || !lim->auth_delay || c->held)
+    if (!t->sh->auth_ips || !lim->ip_auth_failures || !lim->auth_delay || c->held || c->trusted)
         return;
     uint64_t now = evloop_now(t->loop);
-    uint32_t n = failed ? ip_limit_hit(t->sh->auth_ips, &c->addr, now, lim->ip_auth_interval)
-                        : ip_limit_peek(t->sh->auth_ips, &c->addr, now, lim->ip_auth_interval) + 1;
-    if (n <= lim->ip_auth_failures)
+    bool over = failed ? !ip_limit_take(t->sh->auth_ips, &c->addr, now, &t->auth_rate)
+                       : ip_limit_empty(t->sh->auth_ips, &c->addr, now, &t->auth_rate);
+    if (!over)
         return;
     bump(&t->st_delayed);
     c->held = true;
     evloop_timer_after(t->loop, &c->hold_timer, lim->auth_delay);
+}
+
+static void auth_failed(conn *c)
+{
+    const c2s_auth_failure *f = c2s_stream_auth_failure(c->stream);
+    front_log_auth_failed(c->t->sh->log_ips, &c->addr, evloop_now(c->t->loop), f->mech, f->reason,
+                          f->user);
+    if (f->guess)
+        auth_outcome(c, true);
+}
+
+/* Cuts a client whose queue outgrew the limits. The stanzas that start past output_queue go back
+ * to the SM rather than wait behind the stream error; what starts within it stays, to be written
+ * in the close grace (a client that reads then gets it, so even a burst past the bound, such as
+ * the offline messages at a login, makes progress). Front-generated bytes among those cut go with
+ * them. */
+static void conn_cut_output(conn *c, const char *reason)
+{
+    iothread *t = c->t;
+    bump(&t->st_overflows);
+    front_log_output_cut(&c->addr, reason, outq_bytes(&c->q));
+    size_t cut = conn_undeliver(c, t->cfg->limits.output_queue);
+    if (cut != SIZE_MAX)
+        outq_truncate(&c->q, cut);
+    conn_take(c, c2s_stream_error(c->stream, "policy-violation", "output queue full"));
+}
+
+/* How far the client has read: the bytes its TCP acknowledged (shard/tcp_acked.h), or, where the
+ * kernel cannot say, the bytes written to the socket. */
+static uint64_t conn_progress(const conn *c)
+{
+    uint64_t acked;
+    return tcp_bytes_acked(c->fd, &acked) ? acked : c->written;
+}
+
+/* The output-queue policy judges progress, not size alone: over output_queue a client must take
+ * some of its output in every output_timeout seconds (on_drain_check), and nobody may pass
+ * output_max. A client that reads, only slower than a burst arrives, is served; one that does not
+ * read at all is cut, so memory stays bounded by output_max a connection. */
+static void watch_output(conn *c)
+{
+    const front_limits *lim = &c->t->cfg->limits;
+    size_t queued = outq_bytes(&c->q);
+    if (c->closing || queued <= lim->output_queue)
+        return;
+    if (queued > lim->output_max) {
+        conn_cut_output(c, "output_max");
+    } else if (!timer_pending(&c->drain_timer)) {
+        c->drain_mark = conn_progress(c);
+        evloop_timer_after(c->t->loop, &c->drain_timer, (uint64_t)lim->output_timeout * 1000);
+    }
 }
 
 static void conn_take(conn *c, unsigned acts)
@@ -314,8 +402,10 @@ static void conn_take(conn *c, unsigned acts)
     }
     if (acts & C2S_ACT_AUTHED)
         evloop_timer_cancel(t->loop, &c->auth_timer);
-    if (acts & (C2S_ACT_AUTHED | C2S_ACT_AUTH_FAILED))
-        auth_outcome(c, acts & C2S_ACT_AUTH_FAILED);
+    if (acts & C2S_ACT_AUTHED)
+        auth_outcome(c, false);
+    if (acts & C2S_ACT_AUTH_FAILED)
+        auth_failed(c);
     if (acts & C2S_ACT_VERIFY)
         submit_verify(c);
     if (acts & C2S_ACT_STARTTLS)
@@ -327,19 +417,7 @@ static void conn_take(conn *c, unsigned acts)
         c->closing = true;
         mark_dirty(c);
     }
-    if (!c->closing && outq_bytes(&c->q) > t->cfg->limits.output_queue) {
-        bump(&t->st_overflows);
-        log_info("c2s %s: more than %zu bytes queued for a client that does not read: closing",
-                 c->peer, t->cfg->limits.output_queue);
-        /* The stanzas that start past the bound go back to the SM rather than wait behind the
-         * stream error; what starts within it stays, to be written in the close grace (a client
-         * that reads then gets it, so even a burst past the bound, such as the offline messages
-         * at a login, makes progress). Front-generated bytes among those cut go with them. */
-        size_t cut = conn_undeliver(c, t->cfg->limits.output_queue);
-        if (cut != SIZE_MAX)
-            outq_truncate(&c->q, cut);
-        conn_take(c, c2s_stream_error(c->stream, "policy-violation", "output queue full"));
-    }
+    watch_output(c);
 }
 
 static ssize_t tls_writer(void *ctx, const struct iovec *iov, int iovcnt)
@@ -428,22 +506,27 @@ static void conn_update(conn *c)
         conn_kill(c);
 }
 
+/* The max_bps token bucket: bps_burst bytes deep (at least a stanza of the largest size, so a
+ * paste never waits), refilled at max_bps. */
 static bool take_tokens(conn *c, size_t *want)
 {
-    size_t bps = c->t->cfg->limits.max_bps;
-    if (!bps)
+    const front_limits *lim = &c->t->cfg->limits;
+    if (!lim->max_bps)
         return true;
     uint64_t now = evloop_now(c->t->loop);
-    int64_t burst = (int64_t)(bps > IO_READ_CHUNK ? bps : IO_READ_CHUNK);
-    c->tokens += (int64_t)((now - c->refilled) * bps / 1000);
+    c->tokens += (int64_t)((now - c->refilled) * lim->max_bps / 1000);
     c->refilled = now;
-    if (c->tokens > burst)
-        c->tokens = burst;
+    if (c->tokens > (int64_t)lim->bps_burst)
+        c->tokens = (int64_t)lim->bps_burst;
     if (c->tokens <= 0) {
         /* Wait until a useful amount (a tenth of a second's worth, at least) is back. */
-        uint64_t delay = (uint64_t)(-c->tokens) * 1000 / bps + 100;
+        uint64_t delay = (uint64_t)(-c->tokens) * 1000 / lim->max_bps + 100;
         c->rate_wait = true;
         evloop_timer_after(c->t->loop, &c->bps_timer, delay);
+        if (!c->rate_logged) {
+            c->rate_logged = true;
+            front_log_bps_paused(&c->addr);
+        }
         return false;
     }
     if (*want > (size_t)c->tokens)
@@ -672,6 +755,23 @@ static void on_hold_end(timer *tm, void *arg)
     conn_resume(c);
 }
 
+/* Every output_timeout seconds while the queue is over output_queue: a client that read nothing
+ * since the last look is cut (watch_output). */
+static void on_drain_check(timer *tm, void *arg)
+{
+    conn *c = arg;
+    const front_limits *lim = &c->t->cfg->limits;
+    if (c->dead || c->closing || outq_bytes(&c->q) <= lim->output_queue)
+        return;
+    uint64_t progress = conn_progress(c);
+    if (progress == c->drain_mark) {
+        conn_cut_output(c, "output_timeout");
+        return;
+    }
+    c->drain_mark = progress;
+    evloop_timer_after(c->t->loop, &c->drain_timer, (uint64_t)lim->output_timeout * 1000);
+}
+
 /* ---- connections ----------------------------------------------------------------------------- */
 
 static void conn_kill(conn *c)
@@ -687,6 +787,7 @@ static void conn_kill(conn *c)
     evloop_timer_cancel(t->loop, &c->close_timer);
     evloop_timer_cancel(t->loop, &c->shrink_timer);
     evloop_timer_cancel(t->loop, &c->hold_timer);
+    evloop_timer_cancel(t->loop, &c->drain_timer);
     if (c->stream) {
         conn_undeliver(c, 0);
         c2s_stream_gone(c->stream);
@@ -755,19 +856,20 @@ static void refuse(iothread *t, int fd, bool tls, const char *condition, const c
 
 static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_storage *ss)
 {
+    uint64_t now = evloop_now(t->loop);
     if (!t->nfree || t->shutting_down) {
         bump(&t->st_refused);
+        if (!t->shutting_down)
+            front_log_refused(t->sh->log_ips, ss, now, "conn", "max_fds");
         refuse(t, fd, tls, "resource-constraint", "this server is full");
         return;
     }
     const front_limits *lim = &t->cfg->limits;
-    if (t->sh->conn_ips && lim->conn_rate &&
-        ip_limit_hit(t->sh->conn_ips, ss, evloop_now(t->loop), lim->conn_interval) > lim->conn_rate) {
+    bool trusted = ip_nets_contain(&lim->trusted, ss);
+    if (!trusted && t->sh->conn_ips && lim->conn_rate &&
+        !ip_limit_take(t->sh->conn_ips, ss, now, &t->conn_rate)) {
         bump(&t->st_refused_rate);
-        char peer[sizeof ((conn *)0)->peer];
-        format_peer(ss, peer, sizeof peer);
-        log_info("c2s %s: more than %u connections in %u s from this address: refused", peer,
-                 lim->conn_rate, lim->conn_interval);
+        front_log_refused(t->sh->log_ips, ss, now, "conn", "conn_rate");
         refuse(t, fd, tls, "policy-violation", "too many connections from your address");
         return;
     }
@@ -783,6 +885,7 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
     c->sid = smproto_sid(t->index, c->slot, ++t->gen[c->slot]);
     t->slots[c->slot] = c;
     c->addr = *ss;
+    c->trusted = trusted;
     format_peer(ss, c->peer, sizeof c->peer);
     evloop_io_init(&c->io, fd, on_conn_event, c);
     timer_init(&c->auth_timer, on_auth_timeout, c);
@@ -791,11 +894,11 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
     timer_init(&c->close_timer, on_close_timeout, c);
     timer_init(&c->shrink_timer, on_shrink, c);
     timer_init(&c->hold_timer, on_hold_end, c);
-    c->last_rx = c->refilled = evloop_now(t->loop);
-    c->tokens = (int64_t)(t->cfg->limits.max_bps > IO_READ_CHUNK ? t->cfg->limits.max_bps
-                                                                 : IO_READ_CHUNK);
-    evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->cfg->limits.auth_timeout * 1000);
-    evloop_timer_after(t->loop, &c->idle_timer, (uint64_t)t->cfg->limits.idle_timeout * 1000);
+    timer_init(&c->drain_timer, on_drain_check, c);
+    c->last_rx = c->refilled = now;
+    c->tokens = (int64_t)lim->bps_burst;
+    evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)lim->auth_timeout * 1000);
+    evloop_timer_after(t->loop, &c->idle_timer, (uint64_t)lim->idle_timeout * 1000);
     evloop_timer_after(t->loop, &c->shrink_timer, IO_SHRINK_AFTER_MS);
     log_debug("c2s %s: connected%s (session %016llx)", c->peer, tls ? " (TLS)" : "",
               (unsigned long long)c->sid);
@@ -871,9 +974,8 @@ static void on_link_msg(iothread *t, link_msg *m)
     size_t used;
     if (smproto_frame_next(data, m->len, &f, &used) != SMPROTO_FRAME_OK)
         return;
-    uint32_t slot = smproto_sid_slot(f.sid);
-    conn *c = slot < t->nslots ? t->slots[slot] : NULL;
-    if (!c || c->sid != f.sid || c->dead || !c->stream) {
+    conn *c = conn_of(t, f.sid);
+    if (!c || !c->stream) {
         /* The SM sent it before it read this session's END: it goes back (a stanza for a session
          * that never bound, the answer to REGISTER, is one the SM drops). */
         if (f.type == SMPROTO_STANZA && f.len && f.sid)
@@ -905,9 +1007,8 @@ static void take_verified(iothread *t)
     while (list) {
         verify_job *job = list;
         list = job->next;
-        uint32_t slot = smproto_sid_slot(job->sid);
-        conn *c = slot < t->nslots ? t->slots[slot] : NULL;
-        if (c && c->sid == job->sid && !c->dead && c->stream) {
+        conn *c = conn_of(t, job->sid);
+        if (c && c->stream) {
             conn_take(c, c2s_stream_verified(c->stream, job->ok));
             conn_resume(c);
         }
@@ -1069,7 +1170,12 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
         return NULL;
     }
     t->env = (c2s_env){.cfg = t->cfg, .tls_available = shared->tls != NULL,
-                       .link_congested = env_congested, .link_arg = shared->link};
+                       .link_congested = env_congested, .link_arg = shared->link,
+                       .register_verdict = env_register_verdict, .limits_arg = t};
+    const front_limits *lim = &t->cfg->limits;
+    t->conn_rate = ip_rate_per(lim->conn_rate, lim->conn_interval, lim->conn_burst);
+    t->auth_rate = ip_rate_per(lim->ip_auth_failures, lim->ip_auth_interval, lim->ip_auth_failures);
+    t->reg_rate = ip_rate_per(1, lim->register_interval, lim->register_burst);
     t->nslots = slots;
     t->slots = mem_array(slots, sizeof(conn *));
     t->gen = mem_array(slots, sizeof(uint32_t));

@@ -29,11 +29,14 @@ typedef struct iothread_shared {
     tls_server *tls;       /* NULL: no TLS (STARTTLS not offered, no direct-TLS listener) */
     link_front *link;
     verify_pool *verify;
-    /* Per-address counts, NULL: no limits. Two tables, because the events and their windows
-     * differ: a client behind a NAT shared by many users opens many connections without ever
-     * failing a password, and its logins must not be delayed as a guesser's. */
-    ip_limit *conn_ips;    /* new connections per <conn_interval> (conn_rate) */
-    ip_limit *auth_ips;    /* failed authentications per <ip_auth_interval> (ip_auth_failures) */
+    /* Per-address token buckets (shard/ip_limit.h), one table per kind of event because the
+     * events differ: a client behind a NAT shared by many users opens many connections without
+     * ever failing a password, and its logins must not be delayed as a guesser's. NULL: no
+     * limit of that kind. Clients in <limits><trusted> take from none of them except log_ips. */
+    ip_limit *conn_ips;    /* new connections (conn_rate, conn_burst) */
+    ip_limit *auth_ips;    /* wrong passwords (ip_auth_failures) */
+    ip_limit *reg_ips;     /* account creations (register_burst, register_interval) */
+    ip_limit *log_ips;     /* security log lines (shard/front_log.h) */
 } iothread_shared;
 
 typedef struct iothread iothread;

@@ -1,9 +1,8 @@
-/* shard/ip_limit.c — shared per-address counters (see ip_limit.h). */
+/* shard/ip_limit.c — shared per-address token buckets (see ip_limit.h). */
 #include "shard/ip_limit.h"
 
 #include <netinet/in.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +12,14 @@
 struct ip_limit {
     uint32_t mask;
     uint64_t key[2];
-    _Atomic uint64_t *slots;  /* window start (seconds) << 32 | count */
+    _Atomic uint64_t *slots;  /* when the bucket is full again, in microseconds; 0: never used */
 };
+
+ip_rate ip_rate_per(unsigned count, unsigned interval_s, uint32_t burst)
+{
+    uint64_t period = (uint64_t)interval_s * 1000000 / (count ? count : 1);
+    return (ip_rate){.period_us = period ? period : 1, .burst = burst ? burst : 1};
+}
 
 ip_limit *ip_limit_new(uint32_t slots)
 {
@@ -48,7 +53,7 @@ static uint64_t mix(uint64_t x)
 }
 
 /* The slot of addr's address (IPv4, or an IPv6 /64; an IPv4-mapped IPv6 address as IPv4). */
-static bool slot_of(const ip_limit *l, const struct sockaddr_storage *addr, uint32_t *slot)
+static _Atomic uint64_t *slot_of(const ip_limit *l, const struct sockaddr_storage *addr)
 {
     uint64_t a;
     if (addr->ss_family == AF_INET) {
@@ -65,48 +70,47 @@ static bool slot_of(const ip_limit *l, const struct sockaddr_storage *addr, uint
             a = mix(a) | 1ull << 63;   /* keep /64 prefixes apart from IPv4 values */
         }
     } else {
-        return false;
+        return NULL;
     }
-    *slot = (uint32_t)mix(mix(a ^ l->key[0]) ^ l->key[1]) & l->mask;
+    return &l->slots[(uint32_t)mix(mix(a ^ l->key[0]) ^ l->key[1]) & l->mask];
+}
+
+/* With the bucket full again at full_us, one more token taken at now_us makes it full at the
+ * returned time; the take is allowed when that is at most burst periods ahead of now. */
+static uint64_t after_take(uint64_t full_us, uint64_t now_us, const ip_rate *r)
+{
+    return (full_us > now_us ? full_us : now_us) + r->period_us;
+}
+
+static bool within_burst(uint64_t full_us, uint64_t now_us, const ip_rate *r)
+{
+    return full_us - now_us <= r->period_us * r->burst;
+}
+
+bool ip_limit_take(ip_limit *l, const struct sockaddr_storage *addr, uint64_t now_ms,
+                   const ip_rate *rate)
+{
+    _Atomic uint64_t *p = slot_of(l, addr);
+    if (!p)
+        return true;
+    uint64_t now = now_ms * 1000;
+    uint64_t old = atomic_load_explicit(p, memory_order_relaxed), next;
+    do {
+        next = after_take(old, now, rate);
+        if (!within_burst(next, now, rate))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(p, &old, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
 }
 
-/* Whether a window that started at start (seconds) is still open at now. */
-static bool window_open(uint32_t start, uint32_t now, unsigned interval_s)
+bool ip_limit_empty(ip_limit *l, const struct sockaddr_storage *addr, uint64_t now_ms,
+                    const ip_rate *rate)
 {
-    return (uint32_t)(now - start) < (interval_s ? interval_s : 1);
-}
-
-uint32_t ip_limit_hit(ip_limit *l, const struct sockaddr_storage *addr, uint64_t now_ms,
-                      unsigned interval_s)
-{
-    uint32_t slot;
-    if (!slot_of(l, addr, &slot))
-        return 0;
-    uint32_t now = (uint32_t)(now_ms / 1000);
-    _Atomic uint64_t *p = &l->slots[slot];
-    uint64_t old = atomic_load_explicit(p, memory_order_relaxed), next;
-    do {
-        uint32_t start = (uint32_t)(old >> 32), count = (uint32_t)old;
-        if (!count || !window_open(start, now, interval_s)) {
-            start = now;    /* a window opens with the first event it counts */
-            count = 0;
-        }
-        if (count < UINT32_MAX)
-            count++;
-        next = (uint64_t)start << 32 | count;
-    } while (!atomic_compare_exchange_weak_explicit(p, &old, next, memory_order_relaxed,
-                                                    memory_order_relaxed));
-    return (uint32_t)next;
-}
-
-uint32_t ip_limit_peek(ip_limit *l, const struct sockaddr_storage *addr, uint64_t now_ms,
-                       unsigned interval_s)
-{
-    uint32_t slot;
-    if (!slot_of(l, addr, &slot))
-        return 0;
-    uint64_t v = atomic_load_explicit(&l->slots[slot], memory_order_relaxed);
-    return window_open((uint32_t)(v >> 32), (uint32_t)(now_ms / 1000), interval_s) ? (uint32_t)v
-                                                                                    : 0;
+    _Atomic uint64_t *p = slot_of(l, addr);
+    if (!p)
+        return false;
+    uint64_t now = now_ms * 1000;
+    return !within_burst(after_take(atomic_load_explicit(p, memory_order_relaxed), now, rate), now,
+                         rate);
 }

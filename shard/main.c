@@ -103,11 +103,11 @@ int main(int argc, char **argv)
         log_error("cannot start the verification workers: %s", strerror(errno));
         return 1;
     }
-    /* 16384 slots (128 KiB) each: few enough collisions between the addresses active in one
-     * window. */
-    ip_limit *conn_ips = ip_limit_new(16384), *auth_ips = ip_limit_new(16384);
+    /* 16384 slots (128 KiB) each: few collisions between the addresses whose buckets are not
+     * full at one time. */
     iothread_shared shared = {.cfg = &cfg, .tls = tls, .link = link, .verify = verify,
-                              .conn_ips = conn_ips, .auth_ips = auth_ips};
+                              .conn_ips = ip_limit_new(16384), .auth_ips = ip_limit_new(16384),
+                              .reg_ips = ip_limit_new(16384), .log_ips = ip_limit_new(16384)};
     iothread **io = mem_array(cfg.threads, sizeof *io);
     for (unsigned i = 0; i < cfg.threads; i++) {
         char err[256];
@@ -163,8 +163,10 @@ int main(int argc, char **argv)
         iothread_free(io[i]);
     free(io);
     link_front_free(link);
-    ip_limit_free(conn_ips);
-    ip_limit_free(auth_ips);
+    ip_limit_free(shared.conn_ips);
+    ip_limit_free(shared.auth_ips);
+    ip_limit_free(shared.reg_ips);
+    ip_limit_free(shared.log_ips);
     tls_server_free(tls);
     close(sfd);
     front_config_free(&cfg);

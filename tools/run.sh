@@ -11,7 +11,8 @@
 # Environment (defaults in brackets):
 #   JABSHARD_RUN_DIR [build/run]  JABSHARD_IP [127.0.0.1]  JABSHARD_PORT [5222, STARTTLS]
 #   JABSHARD_TLS_PORT [5223, direct TLS]  JABSHARD_SM_PORT [5111]  JABSHARD_LOG_LEVEL [info]
-#   JABSHARD_LIMITS   name=value pairs for jadc2s.xml's <limits>, e.g. "conn_rate=100 max_bps=0"
+#   JABSHARD_LIMITS   name=value pairs for jadc2s.xml's <limits>, e.g. "max_bps=0 stanza_size=524288"
+#                     (the defaults serve a test suite from this machine: loopback is trusted)
 #   JABSHARD_PREPARE_ONLY=1  prepare the run directory (configuration, certificate, secret) and
 #                     exit without starting anything (the fault tests start the programs themselves)
 set -eu

@@ -114,7 +114,7 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))')
 run="$dir/run"
 export JABSHARD_RUN_DIR="$run" JABSHARD_IP=127.0.0.1 JABSHARD_PORT="$1" JABSHARD_TLS_PORT="$2" \
-       JABSHARD_SM_PORT="$3" JABSHARD_LIMITS="conn_rate=1000 max_bps=1048576"
+       JABSHARD_SM_PORT="$3" JABSHARD_LIMITS="auth_timeout=45"
 export XMPP_HOST=127.0.0.1 XMPP_PORT="$1" XMPP_TLS_PORT="$2" XMPP_CAFILE="$run/server.pem"
 export XMPP_PASSWORDS="alice=alice-secret bob=bob-secret carol=pässwörd dave=dave-secret
 erin=erin-secret frank=frank-secret mona=mona-secret nick=nick-secret oscar=oscar-secret"
@@ -143,7 +143,7 @@ if [ "${#secret}" -eq 48 ] && grep -qF "<secret>$secret</secret>" "$run/sm.xml" 
    grep -qF "<port>$JABSHARD_SM_PORT</port>" "$run/sm.xml" &&
    grep -qF "<path>$run/jabshard.db</path>" "$run/sm.xml" &&
    grep -qF "<pemfile>$run/server.pem</pemfile>" "$run/jadc2s.xml" &&
-   grep -qF "<conn_rate>1000</conn_rate>" "$run/jadc2s.xml" &&
+   grep -qF "<auth_timeout>45</auth_timeout>" "$run/jadc2s.xml" &&
    grep -q "BEGIN CERTIFICATE" "$run/server.pem" && grep -q "BEGIN PRIVATE KEY" "$run/server.pem" &&
    [ -z "$(find "$run" -maxdepth 1 -type f -perm /077)" ]; then
     ok "run directory: configurations from etc/ with a random secret, the ports, the database" \

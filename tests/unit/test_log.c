@@ -1,5 +1,5 @@
 /* tests/unit/test_log.c — core/log: line format, levels, the per-site burst limit and its
- * "suppressed" report (on a fake clock), escaping, truncation, reopen after rotation, syslog
+ * "suppressed" report (on a fake clock), lines exempt from it (log_msg_unthrottled), escaping, truncation, reopen after rotation, syslog
  * priorities and whole lines under concurrent writers. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -265,6 +265,26 @@ static void test_burst_then_suppression(void **state)
     free(text);
 }
 
+/* A caller that budgets its lines itself (the front's per-address security events) is not cut
+ * by the per-site limit, and does not use up the site budget of anyone else. */
+static void test_unthrottled(void **state)
+{
+    for (int i = 0; i < 3 * LOG_BURST; i++)
+        log_msg_unthrottled(LL_INFO, "event %d", i);
+    log_from_site_a(0);
+    char *text = slurp(path);
+    assert_int_equal(count_lines(text), 3 * LOG_BURST + 1);
+    assert_string_equal(message_of_line(text, 3 * LOG_BURST - 1), "event 29");
+    assert_null(strstr(text, "suppressed"));
+    free(text);
+    /* The level still applies. */
+    log_set_level(LL_WARN);
+    log_msg_unthrottled(LL_INFO, "not shown");
+    text = slurp(path);
+    assert_null(strstr(text, "not shown"));
+    free(text);
+}
+
 static void test_escaping(void **state)
 {
     log_notice("user %s said %s", "a\nb", "x\r\ty\x01\x7f\xc3\xa9");
@@ -473,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_level_names, fresh_log, back_to_stderr),
         cmocka_unit_test_setup_teardown(test_min_level, fresh_log, back_to_stderr),
         cmocka_unit_test_setup_teardown(test_burst_then_suppression, fresh_log, back_to_stderr),
+        cmocka_unit_test_setup_teardown(test_unthrottled, fresh_log, back_to_stderr),
         cmocka_unit_test_setup_teardown(test_escaping, fresh_log, back_to_stderr),
         cmocka_unit_test_setup_teardown(test_truncation, fresh_log, back_to_stderr),
         cmocka_unit_test_setup_teardown(test_errno_kept, fresh_log, back_to_stderr),

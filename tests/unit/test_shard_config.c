@@ -1,5 +1,6 @@
 /* tests/unit/test_shard_config.c — the front's configuration (shard/front_config.c): the example
- * etc/jadc2s.xml, defaults, errors naming the element, and the prime split of max_fds. */
+ * etc/jadc2s.xml, defaults, the limits (bursts, trusted networks, the bounds between them),
+ * errors naming the element, and the prime split of max_fds. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "shard/front_config.h"
 
@@ -40,10 +44,85 @@ static void test_example(void **state)
     assert_int_equal(fc.port, 5222);
     assert_int_equal(fc.ssl_port, 5223);
     assert_int_equal(fc.max_fds, 10007);
-    assert_int_equal(fc.limits.stanza_size, 65536);
+    /* The example shows the defaults. */
+    assert_int_equal(fc.limits.stanza_size, 262144);
+    assert_int_equal(fc.limits.max_bps, 10240);
+    assert_int_equal(fc.limits.bps_burst, 524288);
+    assert_int_equal(fc.limits.conn_rate, 5);
+    assert_int_equal(fc.limits.conn_interval, 1);
+    assert_int_equal(fc.limits.conn_burst, 500);
+    assert_int_equal(fc.limits.register_per_conn, 5);
+    assert_int_equal(fc.limits.register_burst, 10);
+    assert_int_equal(fc.limits.register_interval, 600);
     assert_int_equal(fc.limits.output_queue, 262144);
+    assert_int_equal(fc.limits.output_max, 1048576);
+    assert_int_equal(fc.limits.output_timeout, 60);
+    assert_int_equal(fc.limits.trusted.n, 2);
     front_config_free(&fc);
 }
+
+static struct sockaddr_storage addr(const char *text)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (inet_pton(AF_INET, text, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+        ss.ss_family = AF_INET;
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+        ss.ss_family = AF_INET6;
+    }
+    return ss;
+}
+
+static bool trusts(const front_config *fc, const char *text)
+{
+    struct sockaddr_storage a = addr(text);
+    return ip_nets_contain(&fc->limits.trusted, &a);
+}
+
+#define MINIMAL "<jadc2s><sm><secret>s</secret></sm><local><id>a</id></local>"
+
+static void test_limits(void **state)
+{
+    front_config fc;
+    config_error err;
+    /* No <limits>: the defaults, and loopback is trusted. */
+    write_cfg(MINIMAL "</jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), 0);
+    assert_int_equal(fc.limits.stanza_size, 262144);
+    assert_int_equal(fc.limits.bps_burst, 2 * 262144);
+    assert_int_equal(fc.limits.conn_burst, 500);
+    assert_int_equal(fc.limits.output_max, 4 * 262144);
+    assert_true(trusts(&fc, "127.0.0.1"));
+    assert_true(trusts(&fc, "127.1.2.3"));
+    assert_true(trusts(&fc, "::1"));
+    assert_true(trusts(&fc, "::ffff:127.0.0.2"));
+    assert_false(trusts(&fc, "10.0.0.1"));
+    front_config_free(&fc);
+    /* An explicit list replaces loopback; bursts follow their base values when absent. */
+    write_cfg(MINIMAL "<limits><stanza_size>100000</stanza_size><output_queue>65536</output_queue>"
+              "<trusted><net>10.0.0.0/8</net>\n<net>2001:db8::/32</net></trusted></limits></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), 0);
+    assert_int_equal(fc.limits.bps_burst, 200000);
+    assert_int_equal(fc.limits.output_max, 262144);
+    assert_false(trusts(&fc, "127.0.0.1"));
+    assert_false(trusts(&fc, "::1"));
+    assert_true(trusts(&fc, "10.9.8.7"));
+    assert_true(trusts(&fc, "2001:db8:1::5"));
+    front_config_free(&fc);
+    /* An empty <trusted/> trusts nobody. */
+    write_cfg(MINIMAL "<limits><trusted/></limits></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), 0);
+    assert_int_equal(fc.limits.trusted.n, 0);
+    front_config_free(&fc);
+    /* The largest stanza accepted, and max_bps 0 (no pacing) takes any burst. */
+    write_cfg(MINIMAL "<limits><stanza_size>524288</stanza_size><max_bps>0</max_bps>"
+              "<bps_burst>1024</bps_burst></limits></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), 0);
+    front_config_free(&fc);
+    unlink(path);
+}
+
 
 static void test_defaults(void **state)
 {
@@ -69,6 +148,7 @@ static void test_defaults(void **state)
     assert_int_equal(fc.limits.auth_timeout, 30);
     assert_int_equal(fc.limits.idle_timeout, 300);
     assert_int_equal(fc.limits.max_bps, 10240);
+    assert_int_equal(fc.limits.output_timeout, 60);
     front_config_free(&fc);
     unlink(path);
 }
@@ -98,6 +178,21 @@ static void test_errors(void **state)
     expect_error("<jadc2s><sm><secret>s</secret></sm><local><id>a</id>\n<id>A</id></local></jadc2s>",
                  2, "local/id");
     expect_error("<other><sm><secret>s</secret></sm></other>", 1, "other");
+    /* Limits: bad networks, and bounds that contradict one another. */
+    expect_error(MINIMAL "<limits><trusted><net>10.0.0.0/8</net>\n<net>10.0.0.1/8</net>"
+                 "</trusted></limits></jadc2s>", 2, "limits/trusted/net");
+    expect_error(MINIMAL "<limits><trusted>\n<net>fe80::/129</net></trusted></limits></jadc2s>", 2,
+                 "limits/trusted/net");
+    expect_error(MINIMAL "<limits><trusted>\n<net>example.com</net></trusted></limits></jadc2s>", 2,
+                 "limits/trusted/net");
+    expect_error(MINIMAL "<limits>\n<stanza_size>524289</stanza_size></limits></jadc2s>", 2,
+                 "limits/stanza_size");
+    expect_error(MINIMAL "<limits><stanza_size>262144</stanza_size>\n<bps_burst>100000</bps_burst>"
+                 "</limits></jadc2s>", 2, "limits/bps_burst");
+    expect_error(MINIMAL "<limits><output_queue>65536</output_queue>\n"
+                 "<output_max>32768</output_max></limits></jadc2s>", 2, "limits/output_max");
+    expect_error(MINIMAL "<limits>\n<conn_burst>0</conn_burst></limits></jadc2s>", 2,
+                 "limits/conn_burst");
 }
 
 static void test_missing_required(void **state)
@@ -148,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_primes),

@@ -28,6 +28,18 @@ static bool congested;
 
 static bool fake_congested(void *arg) { return congested; }
 
+/* The connection layer's registration verdicts, in order, and what it was asked. */
+static c2s_register_verdict verdicts[8];
+static unsigned nverdicts, asked_nth[8], nasked;
+static uint64_t asked_sid;
+
+static c2s_register_verdict fake_register_verdict(void *arg, uint64_t sid, unsigned nth)
+{
+    asked_sid = sid;
+    asked_nth[nasked] = nth;
+    return nasked < nverdicts ? verdicts[nasked++] : C2S_REGISTER_OK;
+}
+
 static int setup(void **state)
 {
     memset(&test_cfg, 0, sizeof test_cfg);
@@ -517,6 +529,56 @@ static void test_register_forwarded(void **state)
     c2s_stream_free(s);
 }
 
+/* Account creations (type set) go to the SM only with the connection layer's consent; the form
+ * (type get) always goes. A refusal is a stanza error built here: <resource-constraint/> (wait)
+ * for the address's rate, <not-allowed/> (cancel) for the connection's cap. */
+static void test_register_throttled(void **state)
+{
+    c2s_env env = env_tls;
+    env.register_verdict = fake_register_verdict;
+    verdicts[0] = C2S_REGISTER_OK;
+    verdicts[1] = C2S_REGISTER_RATE;
+    verdicts[2] = C2S_REGISTER_CAP;
+    nverdicts = 3;
+    nasked = 0;
+    c2s_stream *s = c2s_stream_new(&env, SID, true, NULL);
+    feed(s, header(HOST));
+    discard_out(s);
+    buf fb = BUF_INIT;
+    feed(s, "<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>");
+    take_frame(s, SMPROTO_REGISTER, &fb);
+    assert_int_equal(nasked, 0);
+#define SET "<iq type='set' id='s%d'><query xmlns='jabber:iq:register'>" \
+            "<username>u</username><password>p</password></query></iq>"
+    char iq[256];
+    snprintf(iq, sizeof iq, SET, 1);
+    feed(s, iq);
+    take_frame(s, SMPROTO_REGISTER, &fb);
+    assert_int_equal(asked_sid, SID);
+    snprintf(iq, sizeof iq, SET, 2);
+    assert_int_equal(feed(s, iq), 0);
+    expect_no_frame(s);
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "id='s2'"));
+    assert_non_null(strstr(o, "<error type='wait'><resource-constraint "));
+    free(o);
+    snprintf(iq, sizeof iq, SET, 3);
+    feed(s, iq);
+    expect_no_frame(s);
+    o = take_out(s);
+    assert_non_null(strstr(o, "id='s3'"));
+    assert_non_null(strstr(o, "<error type='cancel'><not-allowed "));
+    free(o);
+    assert_int_equal(nasked, 3);
+    assert_int_equal(asked_nth[0], 1);
+    assert_int_equal(asked_nth[1], 2);
+    assert_int_equal(asked_nth[2], 3);
+    assert_false(c2s_stream_closed(s));
+#undef SET
+    buf_free(&fb);
+    c2s_stream_free(s);
+}
+
 /* ---- SASL ------------------------------------------------------------------------------------ */
 
 static void test_scram_sha256_success(void **state)
@@ -670,6 +732,43 @@ static void test_plain_wrong_and_unknown(void **state)
     }
     expect_out(s, "<not-authorized/>");
     assert_false(c2s_stream_authenticated(s));
+    c2s_stream_free(s);
+}
+
+/* What the log and the limits learn of each failure: the mechanism, the user name sent, why;
+ * only wrong passwords and unknown users are guesses. */
+static void test_auth_failure_reported(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    free(scram_login(s, SCRAM_SHA256, "user", "wrong", "pencil"));
+    const c2s_auth_failure *f = c2s_stream_auth_failure(s);
+    assert_string_equal(f->mech, "SCRAM-SHA-256");
+    assert_string_equal(f->user, "user");
+    assert_string_equal(f->reason, "wrong-password");
+    assert_true(f->guess);
+    plain_login(s, "pencil", false, "");
+    char *pw = NULL;
+    scram_hash h;
+    scram_credentials cr;
+    if (c2s_stream_verify_job(s, &pw, &h, &cr)) {
+        bool ok = sasl_plain_verify(pw, h, &cr);
+        free(pw);
+        c2s_stream_verified(s, ok);
+    }
+    discard_out(s);
+    f = c2s_stream_auth_failure(s);
+    assert_string_equal(f->mech, "PLAIN");
+    assert_string_equal(f->user, "user");
+    assert_string_equal(f->reason, "unknown-user");
+    assert_true(f->guess);
+    unsigned acts = feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-EVIL'/>");
+    assert_true(acts & C2S_ACT_AUTH_FAILED);
+    f = c2s_stream_auth_failure(s);
+    assert_null(f->mech);
+    assert_null(f->user);
+    assert_string_equal(f->reason, "invalid-mechanism");
+    assert_false(f->guess);
     c2s_stream_free(s);
 }
 
@@ -905,6 +1004,8 @@ int main(void)
         cmocka_unit_test_setup(test_register_forwarded, setup),
         cmocka_unit_test_setup(test_register_not_amplified, setup),
         cmocka_unit_test_setup(test_stanza_not_amplified, setup),
+        cmocka_unit_test_setup(test_register_throttled, setup),
+        cmocka_unit_test_setup(test_auth_failure_reported, setup),
         cmocka_unit_test_setup(test_scram_sha256_success, setup),
         cmocka_unit_test_setup(test_scram_sha1_success, setup),
         cmocka_unit_test_setup(test_scram_wrong_password, setup),

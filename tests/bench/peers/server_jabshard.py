@@ -12,7 +12,7 @@ import subprocess
 import peerlib
 
 ROOT = os.path.abspath(os.path.join(peerlib.HERE, "..", "..", ".."))
-LIMITS = "max_bps=0 conn_rate=0 ip_auth_failures=0 stanza_size=16777216"
+LIMITS = "max_bps=0 conn_rate=0 ip_auth_failures=0 stanza_size=524288"
 MAX_FDS = 19880
 
 
