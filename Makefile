@@ -5,6 +5,8 @@
 #   make check SAN=address,undefined   the same suite under ASan/UBSan (own build tree)
 #   make check SAN=thread        the same suite under ThreadSanitizer
 #   make fuzz                    libFuzzer targets (clang) in build/fuzz/
+#   make fuzz-long               the fuzzing campaign: each target FUZZ_LONG_SECONDS (1800), new
+#                                coverage merged into fuzz/corpus/ (docs/security.md)
 #   make bench                   benchmarks
 #   make run                     start the whole system on its embedded default
 #   make install PREFIX=/usr/local
@@ -15,6 +17,8 @@ SAN    ?=
 WERROR ?=
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 10
+FUZZ_LONG_SECONDS ?= 1800
+FUZZ_JOBS ?= 2
 
 comma := ,
 VARIANT := $(if $(SAN),san-$(subst $(comma),-,$(SAN)),default)
@@ -70,7 +74,7 @@ FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -pthread -g -O1 -fsanitize=fuzzer,address
 
 DEPS_OK := build/.deps-ok
 
-.PHONY: all check unit fuzz fuzz-check bench run install clean deps
+.PHONY: all check unit fuzz fuzz-check fuzz-long bench run install clean deps
 all: $(LIB) $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS) $(LOADGEN)
 
 deps: $(DEPS_OK)
@@ -140,6 +144,9 @@ endif
 
 fuzz-check: $(FUZZ_BINS)
 	@sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz-long: $(FUZZ_BINS)
+	@sh tests/fuzz-campaign.sh $(FUZZ_LONG_SECONDS) $(FUZZ_JOBS) $(FUZZ_BINS)
 
 bench: all
 	@sh tests/bench/run.sh $(BUILD)

@@ -111,6 +111,14 @@ void buf_consume(buf *b, size_t n)
         b->start = b->end = 0;
 }
 
+void buf_truncate(buf *b, size_t len)
+{
+    assert(len <= buf_len(b));
+    b->end = b->start + len;
+    if (b->start == b->end)
+        b->start = b->end = 0;
+}
+
 char *buf_detach(buf *b, size_t *start, size_t *len)
 {
     char *mem = b->mem;

@@ -51,6 +51,8 @@ void buf_appendf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* Drops n bytes (n <= buf_len(b)) from the front. */
 void buf_consume(buf *b, size_t n);
+/* Drops the bytes after the first len (len <= buf_len(b)): a writer taking back what it appended. */
+void buf_truncate(buf *b, size_t len);
 /* Moves the data to the start of the allocation, making all free space contiguous at the end. */
 void buf_compact(buf *b);
 

@@ -1,10 +1,18 @@
-/* core/xml.c — the arena, the element tree and the builder that turns expat callbacks into a tree. */
+/* core/xml.c — the arena, the element tree and the builder that turns expat callbacks into a tree.
+ *
+ * Namespace URIs are the one string a tree repeats: every element and namespaced attribute names
+ * one, and a single prefix declared with a long URI can be used by thousands of elements. So
+ * every URI stored in an arena goes through xml_arena_ns, which keeps one copy per distinct URI.
+ * The common cases do not even reach the arena's set: an element in its parent's namespace
+ * takes the parent's pointer.
+ */
 #include "core/xml.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/xml_ns.h"
 
 /* A chunk of arena memory; the arena keeps a list of them, newest first. */
 typedef struct arena_chunk {
@@ -16,6 +24,7 @@ typedef struct arena_chunk {
 struct xml_arena {
     arena_chunk *chunk;
     size_t handed_out;
+    xml_ns_set ns; /* the namespace URIs stored in the arena, each once */
 };
 
 static arena_chunk *chunk_new(size_t size, arena_chunk *older)
@@ -32,6 +41,7 @@ xml_arena *xml_arena_new(size_t first_chunk)
     xml_arena *a = mem_alloc(sizeof(*a));
     a->chunk = chunk_new(first_chunk < 256 ? 256 : first_chunk, NULL);
     a->handed_out = 0;
+    xml_ns_set_init(&a->ns);
     return a;
 }
 
@@ -39,6 +49,7 @@ void xml_arena_free(xml_arena *arena)
 {
     if (!arena)
         return;
+    xml_ns_set_free(&arena->ns);
     arena_chunk *c = arena->chunk;
     while (c) {
         arena_chunk *older = c->older;
@@ -80,7 +91,29 @@ char *xml_arena_strdup(xml_arena *arena, const char *s)
 
 size_t xml_arena_bytes(const xml_arena *arena)
 {
-    return arena->handed_out;
+    return arena->handed_out + xml_ns_set_heap_bytes(&arena->ns);
+}
+
+const char *xml_arena_ns(xml_arena *arena, const char *uri, size_t len)
+{
+    if (len == 0)
+        return "";
+    uint32_t found = xml_ns_set_find(&arena->ns, uri, len);
+    if (found != XML_NS_NONE)
+        return xml_ns_set_key(&arena->ns, found)->uri;
+    char *copy = xml_arena_strndup(arena, uri, len);
+    xml_ns_set_add(&arena->ns, copy, len);
+    return copy;
+}
+
+/* The namespace of a new element under parent: the parent's own string when it is the same. */
+static const char *element_ns(xml_arena *arena, const xml_node *parent, const char *ns)
+{
+    if (!ns || !ns[0])
+        return "";
+    if (parent && (parent->ns == ns || strcmp(parent->ns, ns) == 0))
+        return parent->ns;
+    return xml_arena_ns(arena, ns, strlen(ns));
 }
 
 static void append_child(xml_node *parent, xml_node *child)
@@ -99,7 +132,7 @@ xml_node *xml_element_new(xml_arena *arena, xml_node *parent, const char *ns, co
 {
     xml_node *el = xml_arena_alloc(arena, sizeof(*el));
     el->kind = XML_ELEMENT;
-    el->ns = xml_arena_strdup(arena, ns ? ns : "");
+    el->ns = element_ns(arena, parent, ns);
     el->name = xml_arena_strdup(arena, name);
     append_child(parent, el);
     return el;
@@ -152,7 +185,7 @@ void xml_attr_set(xml_arena *arena, xml_node *el, const char *ns, const char *na
             el->attrs_cap = cap;
         }
         a = &el->attrs[el->nattrs++];
-        a->ns = attr_ns(ns) ? xml_arena_strdup(arena, ns) : NULL;
+        a->ns = attr_ns(ns) ? xml_arena_ns(arena, ns, strlen(ns)) : NULL;
         a->name = xml_arena_strdup(arena, name);
     }
     a->value = xml_arena_strdup(arena, value);
@@ -189,20 +222,28 @@ void xml_node_detach(xml_node *node)
     node->next = NULL;
 }
 
-xml_node *xml_node_copy(xml_arena *arena, xml_node *parent, const xml_node *node)
+/* A child in its parent's namespace (the same string, in a tree from one arena) takes the new
+ * parent's string without comparing; every other URI is interned by xml_element_new. */
+static xml_node *copy_node(xml_arena *arena, xml_node *parent, const xml_node *node, const xml_node *from)
 {
     if (node->kind == XML_TEXT) {
         xml_node *t = xml_text_new(arena, parent, node->text, node->text_len);
         t->line = node->line;
         return t;
     }
-    xml_node *el = xml_element_new(arena, parent, node->ns, node->name);
+    const char *ns = from && node->ns == from->ns ? parent->ns : node->ns;
+    xml_node *el = xml_element_new(arena, parent, ns, node->name);
     el->line = node->line;
     for (uint32_t i = 0; i < node->nattrs; i++)
         xml_attr_set(arena, el, node->attrs[i].ns, node->attrs[i].name, node->attrs[i].value);
     for (const xml_node *c = node->children; c; c = c->next)
-        xml_node_copy(arena, el, c);
+        copy_node(arena, el, c, node);
     return el;
+}
+
+xml_node *xml_node_copy(xml_arena *arena, xml_node *parent, const xml_node *node)
+{
+    return copy_node(arena, parent, node, NULL);
 }
 
 const char *xml_attr_get(const xml_node *el, const char *name)
@@ -267,7 +308,10 @@ int xml_is(const xml_node *el, const char *ns, const char *name)
     return el && element_matches(el, ns, name);
 }
 
-void xml_split_name(xml_arena *arena, const char *expat_name, const char **ns, const char **local)
+/* Splits like xml_split_name; the namespace is parent_ns itself when it is the same URI, which is
+ * found by comparing the two strings once instead of searching the arena's set. */
+static void split_name(xml_arena *arena, const char *expat_name, const char *parent_ns, const char **ns,
+                       const char **local)
 {
     const char *sep = strchr(expat_name, XML_NS_SEP);
     if (!sep) {
@@ -275,8 +319,17 @@ void xml_split_name(xml_arena *arena, const char *expat_name, const char **ns, c
         *local = xml_arena_strdup(arena, expat_name);
         return;
     }
-    *ns = xml_arena_strndup(arena, expat_name, (size_t)(sep - expat_name));
+    size_t len = (size_t)(sep - expat_name);
+    if (parent_ns && strncmp(parent_ns, expat_name, len) == 0 && parent_ns[len] == '\0')
+        *ns = parent_ns;
+    else
+        *ns = xml_arena_ns(arena, expat_name, len);
     *local = xml_arena_strdup(arena, sep + 1);
+}
+
+void xml_split_name(xml_arena *arena, const char *expat_name, const char **ns, const char **local)
+{
+    split_name(arena, expat_name, NULL, ns, local);
 }
 
 void xml_builder_init(xml_builder *b, xml_arena *arena)
@@ -302,7 +355,7 @@ xml_node *xml_builder_start(xml_builder *b, const char *name, const char **atts,
     xml_node *el = xml_arena_alloc(b->arena, sizeof(*el));
     el->kind = XML_ELEMENT;
     el->line = line;
-    xml_split_name(b->arena, name, &el->ns, &el->name);
+    split_name(b->arena, name, b->current ? b->current->ns : NULL, &el->ns, &el->name);
     uint32_t count = 0;
     while (atts[count * 2])
         count++;

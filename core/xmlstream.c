@@ -7,6 +7,17 @@
  *
  * expat keeps delivering some callbacks after XML_StopParser (the end of an empty element, for
  * one), so every handler first checks that the stream is still running.
+ *
+ * Renewal: expat keeps every distinct element name, attribute name and prefix it meets for the
+ * parser's whole life, and a client connection lives for days. All of them are written in start
+ * tags, so the start-tag bytes a parser has read bound what it has kept. (The "uri\x1flocal"
+ * names expat reports would not: it keeps names as written, and a long prefix bound to a short
+ * URI is short in those. Text, which it keeps nothing of, is not counted: a renewal costs a
+ * few microseconds, up to 30 when expat's buffer had grown to a mapping of its own.) Past
+ * limits.renew_tag_bytes, the end of the next stanza stops expat (from on_end, like a restart),
+ * and feed frees it and goes on with a new one built from the replayed stream header, as after
+ * xmlstream_shrink. Stopping at the stanza's end, not waiting for a feed that ends between
+ * stanzas, means a peer cannot avoid renewal by always sending part of the next stanza.
  */
 #include "core/xmlstream.h"
 
@@ -38,6 +49,7 @@ typedef enum {
     ST_STOPPED, /* a handler asked to stop; only a reset goes on */
     ST_CLOSED,  /* the peer closed the stream */
     ST_FAILED,  /* stream error */
+    ST_RENEWING, /* expat was stopped after a stanza to be replaced: only inside feed */
 } stream_state;
 
 struct xmlstream {
@@ -57,7 +69,9 @@ struct xmlstream {
     uint64_t fed;          /* bytes of this stream given to expat */
     uint64_t stanza_start; /* offset of the open stanza's '<' */
     uint64_t idle_mark;    /* end of the last thing seen at stream level */
-    uint64_t stop_at;      /* where a stop or close happened */
+    uint64_t stop_at;      /* where a stop, close or renewal happened */
+    uint64_t tag_bytes;    /* start-tag bytes the current expat parser has read */
+    uint64_t reported;     /* input bytes of the header or stanza being reported */
     int64_t index_bias;    /* offset = expat's byte index + index_bias */
     unsigned long line_bias, shrunk_line;
 
@@ -111,6 +125,7 @@ void xmlstream_limits_default(xmlstream_limits *limits)
     limits->max_attr_bytes = limits->max_stanza_bytes;
     limits->max_text_bytes = limits->max_stanza_bytes;
     limits->max_header_bytes = 4096;
+    limits->renew_tag_bytes = 256 * 1024;
 }
 
 /* expat 2.6 holds back a token that arrives in small pieces until enough bytes pile up ("reparse
@@ -293,7 +308,7 @@ static void on_header(xmlstream *p, const XML_Char *name, const XML_Char **atts)
     make_replay(p);
     p->state = ST_OPEN;
     p->depth = 1;
-    p->idle_mark = event_end(p);
+    p->idle_mark = p->reported = event_end(p);
 
     xml_arena *arena = xml_arena_new(HEADER_ARENA_FIRST);
     xml_builder_reset(&p->builder, arena);
@@ -311,6 +326,7 @@ static void on_start(void *data, const XML_Char *name, const XML_Char **atts)
     xmlstream *p = data;
     if (halted(p) || p->replaying)
         return;
+    p->tag_bytes += (uint64_t)XML_GetCurrentByteCount(p->expat);
     if (p->state == ST_HEADER) {
         on_header(p, name, atts);
         return;
@@ -354,12 +370,18 @@ static void on_end(void *data, const XML_Char *name)
     if (p->builder.pending_cap > BUILDER_KEEP_BYTES)
         xml_builder_free(&p->builder);
     p->idle_mark = event_end(p);
+    p->reported = p->idle_mark - p->stanza_start;
     if (p->handlers.stanza)
         p->handlers.stanza(p->ctx, closed, arena);
     else
         xml_arena_free(arena);
-    if (p->stop_requested)
+    if (p->stop_requested) {
         halt_after_event(p, ST_STOPPED);
+    } else if (p->tag_bytes > p->limits.renew_tag_bytes && buf_len(&p->replay)) {
+        p->stop_at = p->idle_mark;
+        p->state = ST_RENEWING;
+        XML_StopParser(p->expat, XML_FALSE);
+    }
 }
 
 static void on_text(void *data, const XML_Char *s, int len)
@@ -441,6 +463,7 @@ static XML_Parser parser_create(xmlstream *p)
     XML_SetProcessingInstructionHandler(x, on_pi);
     XML_SetStartDoctypeDeclHandler(x, on_doctype);
     XML_SetEntityDeclHandler(x, on_entity_decl);
+    p->tag_bytes = 0;
     unsigned long salt;
     random_bytes(&salt, sizeof(salt));
     XML_SetHashSalt(x, salt);
@@ -468,6 +491,7 @@ static bool parser_rebuild(xmlstream *p)
     }
     p->index_bias = (int64_t)p->fed - (int64_t)buf_len(&p->replay);
     p->line_bias = p->shrunk_line - 1;
+    p->tag_bytes = buf_len(&p->replay);
     return true;
 }
 
@@ -554,6 +578,11 @@ const xmlstream_error *xmlstream_get_error(const xmlstream *p)
     return &p->error;
 }
 
+size_t xmlstream_reported_bytes(const xmlstream *p)
+{
+    return (size_t)p->reported;
+}
+
 bool xmlstream_idle(const xmlstream *p)
 {
     return p->state == ST_OPEN && p->depth == 1 && p->idle_mark == p->fed;
@@ -632,6 +661,18 @@ static xmlstream_status feed(xmlstream *p, const char *data, size_t len, size_t 
         xmlmem_region *outer = xmlmem_enter(&p->mem);
         enum XML_Status r = XML_Parse(p->expat, data + *consumed, (int)n, XML_FALSE);
         xmlmem_leave(outer);
+        if (p->state == ST_RENEWING) {
+            /* expat stopped at the end of a stanza: the slice is used up to there, and the rest
+             * goes to a new parser (made now if there is a rest, by the next feed otherwise). */
+            *consumed += (size_t)(p->stop_at - (p->fed - n));
+            p->fed = p->stop_at;
+            p->shrunk_line = current_line(p);
+            p->state = ST_OPEN;
+            parser_free(p);
+            if (*consumed < len && !parser_rebuild(p))
+                return XMLSTREAM_FAILED;
+            continue;
+        }
         if (p->state == ST_STOPPED || p->state == ST_CLOSED) {
             *consumed = (size_t)(p->stop_at - start);
             return p->state == ST_STOPPED ? XMLSTREAM_STOPPED : XMLSTREAM_CLOSED;

@@ -26,6 +26,13 @@
  * after large input). xmlstream_shrink frees all of it while keeping the stream going: call it when a
  * connection goes idle; the next feed rebuilds the parser transparently.
  *
+ * Busy memory: expat also keeps every distinct name it has met (element and attribute names,
+ * prefixes) for as long as it lives, which a peer sending new names could grow without end. Once
+ * one expat parser has read limits.renew_tag_bytes of start tags (where all those names are), it
+ * is freed at the end of the next stanza and the stream goes on with a new one, the same way as
+ * after a shrink: nothing of it shows outside, whatever the chunking (a stream fed one stanza per
+ * call, as the SM does, renews just as well as one fed in arbitrary pieces).
+ *
  * Thread rules: a parser belongs to one thread. Callbacks run inside xmlstream_feed on that
  * thread; from a callback only xmlstream_stop and the read-only calls are allowed.
  */
@@ -85,6 +92,8 @@ typedef struct xmlstream_limits {
     size_t max_attr_bytes;   /* one attribute value, decoded (= max_stanza_bytes) */
     size_t max_text_bytes;   /* one run of text between tags, decoded (= max_stanza_bytes) */
     size_t max_header_bytes; /* input bytes up to the end of the stream header (4096) */
+    size_t renew_tag_bytes;  /* start-tag bytes one expat parser reads before it is replaced,
+                              * after the stanza that crosses the line (262144); not an error */
 } xmlstream_limits;
 
 void xmlstream_limits_default(xmlstream_limits *limits);
@@ -125,6 +134,11 @@ void xmlstream_stop(xmlstream *stream);
 
 /* Forgets the current stream, its error included, and expects a new stream header. */
 void xmlstream_reset(xmlstream *stream);
+
+/* From the header handler: the input bytes of the stream up to the end of its header. From the
+ * stanza handler: those of the stanza, from its '<' to its last '>' (what the serializer's
+ * bound, core/xml_write.h, is relative to). */
+size_t xmlstream_reported_bytes(const xmlstream *stream);
 
 /* The stream is open and between stanzas: everything fed so far has been reported. */
 bool xmlstream_idle(const xmlstream *stream);

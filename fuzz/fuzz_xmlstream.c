@@ -2,12 +2,16 @@
  *
  * Input: byte 0 picks the chunking (bits 0-1: whole, fixed size, varying sizes, one byte at a
  * time), whether to shrink the parser after every feed (bit 2) and whether to use small limits
- * (bit 3); byte 1 sizes the chunks; the rest is the stream. Stanzas in the TLS and SASL
- * namespaces trigger a restart: stop, reset, feed the rest, as a server does.
+ * (bit 3); byte 1 sizes the chunks and the chunked run's parser renewal threshold; the rest is the
+ * stream. Stanzas in the TLS and SASL namespaces trigger a restart: stop, reset, feed the rest, as a
+ * server does.
  *
- * Checks: the chunked (and shrunk) run reports exactly what a run fed everything at once reports,
- * lines included, and ends the same way; every stanza serializes to XML that the parser reads back
- * as the same tree, which serializes to the same bytes.
+ * Checks: the chunked (shrunk, renewed) run reports exactly what a run fed everything at once
+ * reports, lines included, and ends the same way; every stanza serializes to XML that the parser
+ * reads back as the same tree, which serializes to the same bytes; the serialization is at most
+ * AMPLIFICATION times the stanza's input plus its stream header's (core/xml_write.h proves 16);
+ * and the bounded writer takes it with exactly that many bytes and refuses it, untouched, with one
+ * fewer.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,10 +25,14 @@
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 
+/* The serializer's bound (core/xml_write.h): output <= 16 x (stanza + header declarations). */
+#define AMPLIFICATION 16
+
 typedef struct run {
     xmlstream *stream;
     buf log;
     char *content_ns;
+    size_t header_bytes; /* input bytes of the current stream's header */
     bool round_trip;
 } run;
 
@@ -86,6 +94,36 @@ static bool same_tree(const xml_node *a, const xml_node *b)
     return !ca && !cb;
 }
 
+/* The bounded writer: exactly enough room writes the same bytes, one byte less writes nothing. */
+static void check_bounded(const xml_node *stanza, const char *content_ns, bool in_stream, const buf *full)
+{
+    buf b = BUF_INIT;
+    buf_append(&b, "x", 1);
+    if (xml_write_node_max(&b, stanza, content_ns, in_stream, buf_len(full) - 1) || buf_len(&b) != 1)
+        die("the bounded writer went past its limit", cstr((buf *)full), cstr(&b));
+    if (!xml_write_node_max(&b, stanza, content_ns, in_stream, buf_len(full)) ||
+        buf_len(&b) != buf_len(full) + 1 || memcmp(buf_data(&b) + 1, buf_data(full), buf_len(full)) != 0)
+        die("the bounded writer refused what fits", cstr((buf *)full), cstr(&b));
+    buf_free(&b);
+}
+
+/* Both ways a stanza is written (inside a stream, as the front writes to clients; standalone, as
+ * the front writes to the SM) stay within the bound. */
+static void check_amplification(const xml_node *stanza, const char *content_ns, size_t input)
+{
+    for (int in_stream = 0; in_stream < 2; in_stream++) {
+        buf out = BUF_INIT;
+        xml_write_node(&out, stanza, in_stream ? content_ns : NULL, in_stream);
+        if (buf_len(&out) > AMPLIFICATION * input) {
+            char what[96];
+            snprintf(what, sizeof(what), "%zu bytes out of %zu in (stanza and header)", buf_len(&out), input);
+            die(what, cstr(&out), NULL);
+        }
+        check_bounded(stanza, in_stream ? content_ns : NULL, in_stream, &out);
+        buf_free(&out);
+    }
+}
+
 static void check_round_trip(const xml_node *stanza, const char *content_ns)
 {
     buf doc = BUF_INIT, again = BUF_INIT;
@@ -96,7 +134,7 @@ static void check_round_trip(const xml_node *stanza, const char *content_ns)
     const char *written = cstr(&doc) + start;
     size_t written_len = buf_len(&doc) - start;
 
-    xmlstream_limits unlimited = {SIZE_MAX, ~0u, ~0u, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+    xmlstream_limits unlimited = {SIZE_MAX, ~0u, ~0u, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
     xmlstream_handlers h = {.stanza = reread_stanza};
     reread r = {0};
     xmlstream *p = xmlstream_new(&h, &r, &unlimited);
@@ -133,6 +171,7 @@ static void on_header(void *ctx, const xml_node *root, const char *content_ns)
     put(&r->log, "\n");
     free(r->content_ns);
     r->content_ns = strdup(content_ns);
+    r->header_bytes = xmlstream_reported_bytes(r->stream);
 }
 
 static void on_stanza(void *ctx, xml_node *stanza, xml_arena *arena)
@@ -141,8 +180,10 @@ static void on_stanza(void *ctx, xml_node *stanza, xml_arena *arena)
     log_line(&r->log, 'S', stanza->line);
     xml_write_node(&r->log, stanza, r->content_ns, true);
     put(&r->log, "\n");
-    if (r->round_trip)
+    if (r->round_trip) {
         check_round_trip(stanza, r->content_ns);
+        check_amplification(stanza, r->content_ns, xmlstream_reported_bytes(r->stream) + r->header_bytes);
+    }
     if (strcmp(stanza->ns, "urn:ietf:params:xml:ns:xmpp-tls") == 0 ||
         strcmp(stanza->ns, "urn:ietf:params:xml:ns:xmpp-sasl") == 0)
         xmlstream_stop(r->stream);
@@ -189,11 +230,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     xmlstream_limits limits;
     xmlstream_limits_default(&limits);
     if (mode & 8)
-        limits = (xmlstream_limits){512, 4, 4, 64, 128, 256};
+        limits = (xmlstream_limits){512, 4, 4, 64, 128, 256, 1024};
 
     run whole = {.stream = xmlstream_new(&handlers, &whole, &limits)};
     xmlstream_status whole_st = feed_chunk(&whole, data, size, false);
 
+    /* The chunked run also renews its parser often (after 0 to 1008 bytes of start tags), which must
+     * not change what it reports. */
+    limits.renew_tag_bytes = (size_t)(param & 0x3f) * 16;
     run cut = {.stream = xmlstream_new(&handlers, &cut, &limits), .round_trip = true};
     xmlstream_status cut_st = XMLSTREAM_OK;
     uint32_t rng = param * 2654435761u + 1;

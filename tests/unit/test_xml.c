@@ -11,6 +11,10 @@
 
 #include "core/xml.h"
 
+/* Arena bytes per input byte, at most: a node (88 bytes) and its name for each 4-byte "<x/>",
+ * and as much again for a one-byte text node between two of them ("<x/>a<x/>a..."). */
+#define ARENA_PER_INPUT_BYTE 40
+
 static void test_arena(void **state)
 {
     xml_arena *a = xml_arena_new(0); /* below the minimum chunk: still works */
@@ -200,6 +204,63 @@ static void test_copy(void **state)
     xml_arena_free(b);
 }
 
+/* Copies intern namespace URIs in the destination arena: a tree that repeats a long URI is
+ * copied with one string for it, wherever in the tree and however often it appears. */
+static void test_copy_interns(void **state)
+{
+    char uri[1001];
+    memset(uri, 'u', 1000);
+    uri[1000] = '\0';
+    xml_arena *a = xml_arena_new(0), *b = xml_arena_new(0);
+    xml_node *iq = xml_element_new(a, NULL, "jabber:client", "iq");
+    for (int i = 0; i < 500; i++) {
+        xml_node *x = xml_element_new(a, iq, uri, "x");
+        xml_element_new(a, x, "jabber:client", "y"); /* back to the root's namespace */
+        xml_attr_set(a, x, uri, "a", "v");
+    }
+    size_t before = xml_arena_bytes(b);
+    xml_node *c = xml_node_copy(b, NULL, iq);
+    assert_true(xml_arena_bytes(b) - before < 500 * 400); /* nodes, names, attributes: no URI copies */
+    const char *shared = c->children->ns;
+    assert_string_equal(shared, uri);
+    for (xml_node *x = c->children; x; x = x->next) {
+        assert_ptr_equal(x->ns, shared);
+        assert_ptr_equal(x->attrs[0].ns, shared);
+        assert_ptr_equal(x->children->ns, c->ns);
+    }
+    xml_arena_free(a);
+    xml_arena_free(b);
+}
+
+/* Elements and attributes set by hand share the arena's string for a URI as well. */
+static void test_arena_ns(void **state)
+{
+    xml_arena *a = xml_arena_new(0);
+    const char *u1 = xml_arena_ns(a, "urn:one\x1frest", 7);
+    assert_string_equal(u1, "urn:one");
+    assert_ptr_equal(xml_arena_ns(a, "urn:one", 7), u1);
+    assert_string_equal(xml_arena_ns(a, "urn:x", 0), "");
+    xml_node *e = xml_element_new(a, NULL, "urn:one", "e");
+    assert_ptr_equal(e->ns, u1);
+    xml_attr_set(a, e, "urn:one", "a", "1");
+    assert_ptr_equal(e->attrs[0].ns, u1);
+    xml_node *none = xml_element_new(a, e, NULL, "none");
+    assert_string_equal(none->ns, "");
+    /* Past the inline set: a hundred URIs, each stored once. */
+    char name[32];
+    const char *first[100];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 100; i++) {
+            snprintf(name, sizeof(name), "urn:many:%d", i);
+            const char *got = xml_arena_ns(a, name, strlen(name));
+            if (round == 0)
+                first[i] = got;
+            assert_ptr_equal(got, first[i]);
+            assert_string_equal(got, name);
+        }
+    xml_arena_free(a);
+}
+
 static void test_split_name(void **state)
 {
     xml_arena *a = xml_arena_new(0);
@@ -214,6 +275,102 @@ static void test_split_name(void **state)
     assert_string_equal(ns, "urn:a:b");
     assert_string_equal(local, "\xc3\xa9l\xc3\xa9ment");
     xml_arena_free(a);
+}
+
+/* Feeds the builder what expat reports for "<iq xmlns:p='uri'>" and n children made by child(),
+ * and returns the input bytes of that XML. */
+static size_t build_iq(xml_builder *b, const char *uri, int n, size_t (*child)(xml_builder *, const char *))
+{
+    const char *noatts[] = {NULL};
+    xml_builder_start(b, "jabber:client\x1fiq", noatts, 1);
+    size_t input = strlen("<iq xmlns:p=''></iq>") + strlen(uri);
+    for (int i = 0; i < n; i++)
+        input += child(b, uri);
+    xml_builder_end(b);
+    return input;
+}
+
+static char *expat_name(const char *uri, const char *local)
+{
+    static char name[1100];
+    snprintf(name, sizeof(name), "%s\x1f%s", uri, local);
+    return name;
+}
+
+static size_t prefixed_child(xml_builder *b, const char *uri) /* <p:x/> */
+{
+    const char *noatts[] = {NULL};
+    xml_builder_start(b, expat_name(uri, "x"), noatts, 1);
+    xml_builder_end(b);
+    return 6;
+}
+
+static size_t attr_child(xml_builder *b, const char *uri) /* <x p:a='v'/> */
+{
+    const char *atts[] = {expat_name(uri, "a"), "v", NULL};
+    xml_builder_start(b, "jabber:client\x1fx", atts, 1);
+    xml_builder_end(b);
+    return 12;
+}
+
+static size_t nested_child(xml_builder *b, const char *uri) /* <p:x>, its </p:x> at the end */
+{
+    const char *noatts[] = {NULL};
+    xml_builder_start(b, expat_name(uri, "x"), noatts, 1);
+    return 11;
+}
+
+static size_t text_child(xml_builder *b, const char *uri) /* <x/>a: the most arena per byte */
+{
+    const char *noatts[] = {NULL};
+    xml_builder_start(b, "x", noatts, 1);
+    xml_builder_end(b);
+    xml_builder_text(b, "a", 1, 1);
+    return 5;
+}
+
+/* Every namespace of the tree (elements and attributes) equal to uri is the one string *copy. */
+static void assert_one_copy(const xml_node *n, const char *uri, const char **copy)
+{
+    if (n->kind != XML_ELEMENT)
+        return;
+    for (uint32_t i = 0; i <= n->nattrs; i++) {
+        const char *ns = i < n->nattrs ? n->attrs[i].ns : n->ns;
+        if (!ns || strcmp(ns, uri) != 0)
+            continue;
+        if (!*copy)
+            *copy = ns;
+        assert_ptr_equal(ns, *copy);
+    }
+    for (const xml_node *c = n->children; c; c = c->next)
+        assert_one_copy(c, uri, copy);
+}
+
+/* Security issue 12: a 1000-byte URI declared once and used by 1,030 elements (or attributes)
+ * used to be copied for each of them, 11 KB of input making 1 MB of arena. It is stored once,
+ * and the arena stays within ARENA_PER_INPUT_BYTE of the input. */
+static void test_builder_interns(void **state)
+{
+    char uri[1001];
+    memset(uri, 'u', 1000);
+    memcpy(uri, "urn:", 4);
+    uri[1000] = '\0';
+    size_t (*shapes[])(xml_builder *, const char *) = {prefixed_child, attr_child, nested_child, text_child};
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        xml_arena *a = xml_arena_new(1024);
+        xml_builder b;
+        xml_builder_init(&b, a);
+        int n = shapes[s] == nested_child ? 30 : 1030;
+        size_t input = build_iq(&b, uri, n, shapes[s]);
+        while (b.current)
+            xml_builder_end(&b);
+        assert_true(xml_arena_bytes(a) <= ARENA_PER_INPUT_BYTE * input);
+        const char *copy = NULL;
+        assert_one_copy(b.root, uri, &copy);
+        assert_true(copy || shapes[s] == text_child);
+        xml_builder_free(&b);
+        xml_arena_free(a);
+    }
 }
 
 /* The builder as the parsers drive it: expat's names and attribute arrays. */
@@ -299,8 +456,11 @@ int main(void)
         cmocka_unit_test(test_attrs),
         cmocka_unit_test(test_detach),
         cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_copy_interns),
+        cmocka_unit_test(test_arena_ns),
         cmocka_unit_test(test_split_name),
         cmocka_unit_test(test_builder),
+        cmocka_unit_test(test_builder_interns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* tests/unit/test_xmlstream.c — the XMPP stream parser: chunking, restricted XML, limits, errors,
- * restarts, shrinking, and the parse -> serialize -> parse round trip. */
+ * restarts, shrinking, renewal, and the parse -> serialize -> parse round trip. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/xml.h"
 #include "core/xml_write.h"
+#include "core/xmlmem.h"
 #include "core/xmlstream.h"
 
 #define HDR "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
@@ -516,6 +517,7 @@ static void test_limit_defaults(void **state)
     assert_int_equal(l.max_attr_bytes, 65536);
     assert_int_equal(l.max_text_bytes, 65536);
     assert_int_equal(l.max_header_bytes, 4096);
+    assert_int_equal(l.renew_tag_bytes, 256 * 1024);
 }
 
 /* Stanzas of exactly size bytes, made big by text or by one long attribute (a single token). */
@@ -910,6 +912,148 @@ static void test_shrink_session(void **state)
     recorder_free(&r);
 }
 
+/* ---- renewal: a new expat parser now and then, invisibly ------------------------------------------- */
+
+/* Renewed after every stanza: the same events, lines and ends as without, wherever the chunks
+ * are cut (so also when a stanza is split around the renewal), shrunk or not. */
+static void test_renewal_every_split(void **state)
+{
+    xmlstream_limits l;
+    xmlstream_limits_default(&l);
+    l.renew_tag_bytes = 1;
+    size_t len = sizeof(session) - 1;
+    for (size_t cut = 0; cut <= len; cut++) {
+        recorder r;
+        recorder_init(&r, &l);
+        r.stop_on = "auth";
+        r.shrink_always = cut % 2;
+        feed_split(&r, session, len, cut);
+        if (strcmp(cstr(&r.log), session_expected) != 0)
+            fail_msg("split at %zu:\n%s", cut, cstr(&r.log));
+        recorder_free(&r);
+    }
+    for (size_t step = 1; step <= 17; step++) {
+        char *t = transcript(session, len, step, &l, "auth", NULL);
+        if (strcmp(t, session_expected) != 0)
+            fail_msg("chunks of %zu:\n%s", step, t);
+        free(t);
+    }
+}
+
+static size_t expat_bytes(void)
+{
+    xmlmem_stats st;
+    xmlmem_get_stats(&st);
+    return st.bytes_in_use;
+}
+
+/* One stanza per call, as the SM feeds its parser: the stream stays between stanzas after each,
+ * and the parser is replaced (its memory given back) once per renew_tag_bytes of start tags. */
+static void test_renewal_one_stanza_per_feed(void **state)
+{
+    xmlstream_limits l;
+    xmlstream_limits_default(&l);
+    l.renew_tag_bytes = 4096;
+    recorder r;
+    recorder_init(&r, &l);
+    assert_int_equal(xmlstream_feed(r.stream, HDR, strlen(HDR), NULL), XMLSTREAM_OK);
+    size_t renewals = 0, tags = strlen(HDR), expected = 0;
+    for (int i = 0; i < 1000; i++) {
+        char stanza[200];
+        int n = snprintf(stanza, sizeof(stanza), "<message id='%d'><unique-%d xmlns='urn:u'/></message>", i, i);
+        assert_int_equal(xmlstream_feed(r.stream, stanza, (size_t)n, NULL), XMLSTREAM_OK);
+        assert_true(xmlstream_idle(r.stream));
+        renewals += expat_bytes() == 0;
+        tags += (size_t)n - strlen("</message>");
+        if (tags > 4096) {
+            expected++;
+            tags = strlen(HDR); /* a new parser is fed the header again first */
+        }
+    }
+    assert_int_equal(r.stanzas, 1000);
+    assert_int_equal(renewals, expected);
+    assert_true(expected > 10);
+    /* The stream goes on after the last renewal, with its namespaces. */
+    r.keep_last = true;
+    const char *last = "<iq type='get' id='z'><ping xmlns='urn:xmpp:ping'/></iq>";
+    assert_int_equal(xmlstream_feed(r.stream, last, strlen(last), NULL), XMLSTREAM_OK);
+    assert_string_equal(r.last->ns, "jabber:client");
+    assert_string_equal(r.last->children->ns, "urn:xmpp:ping");
+    recorder_free(&r);
+}
+
+/* Writes stanza i: a message with an element of a 200-byte name seen nowhere else. */
+static size_t unique_stanza(char *out, size_t size, int i)
+{
+    char name[201];
+    memset(name, 'n', 192);
+    snprintf(name + 192, 9, "%08d", i);
+    return (size_t)snprintf(out, size, "<message><%s a%d='1'/></message>", name, i);
+}
+
+/* Peak bytes held by expat while a stream gets count stanzas of unique names, each feed ending
+ * in the middle of the next stanza when split (so the stream is never idle when a feed returns). */
+static size_t peak_expat_bytes(const xmlstream_limits *l, int count, bool split)
+{
+    recorder r;
+    recorder_init(&r, l);
+    assert_int_equal(xmlstream_feed(r.stream, HDR, strlen(HDR), NULL), XMLSTREAM_OK);
+    size_t peak = 0;
+    char stanza[600];
+    size_t n = unique_stanza(stanza, sizeof(stanza), 0);
+    size_t carry = split ? n / 2 : 0; /* bytes of the current stanza already fed */
+    if (carry)
+        assert_int_equal(xmlstream_feed(r.stream, stanza, carry, NULL), XMLSTREAM_OK);
+    for (int i = 0; i < count; i++) {
+        char next[600], chunk[1200];
+        size_t m = unique_stanza(next, sizeof(next), i + 1), half = split ? m / 2 : 0;
+        memcpy(chunk, stanza + carry, n - carry);
+        memcpy(chunk + n - carry, next, half);
+        assert_int_equal(xmlstream_feed(r.stream, chunk, n - carry + half, NULL), XMLSTREAM_OK);
+        assert_true(xmlstream_idle(r.stream) == !split);
+        size_t now = expat_bytes();
+        if (now > peak)
+            peak = now;
+        memcpy(stanza, next, m);
+        n = m;
+        carry = half;
+    }
+    assert_int_equal(r.stanzas, (size_t)count);
+    recorder_free(&r);
+    return peak;
+}
+
+/* Security issue 12: 2 MB of distinct names on one connection grew the front by 16 MB. With
+ * renewal the parser stays under a megabyte, fed whole stanzas or never idle between feeds;
+ * without it, it holds more than 4 MB at the end. */
+static void test_renewal_bounds_memory(void **state)
+{
+    xmlstream_limits l;
+    xmlstream_limits_default(&l);
+    assert_true(peak_expat_bytes(&l, 10000, false) < 1024 * 1024);
+    assert_true(peak_expat_bytes(&l, 10000, true) < 1024 * 1024);
+    l.renew_tag_bytes = SIZE_MAX;
+    assert_true(peak_expat_bytes(&l, 10000, true) > 4 * 1024 * 1024);
+}
+
+/* What the handlers are told of input sizes. */
+static void test_reported_bytes(void **state)
+{
+    recorder r;
+    recorder_init(&r, NULL);
+    const char *in = "<?xml version='1.0'?>\n" HDR "\n <message><body>hi</body></message> <presence/>";
+    assert_int_equal(xmlstream_feed(r.stream, in, strlen(in) - 12, NULL), XMLSTREAM_OK);
+    assert_int_equal(xmlstream_reported_bytes(r.stream), strlen("<message><body>hi</body></message>"));
+    assert_int_equal(xmlstream_feed(r.stream, in + strlen(in) - 12, 12, NULL), XMLSTREAM_OK);
+    assert_int_equal(xmlstream_reported_bytes(r.stream), strlen("<presence/>"));
+    recorder_free(&r);
+    recorder_init(&r, NULL);
+    size_t header = strlen("<?xml version='1.0'?>\n" HDR);
+    assert_int_equal(xmlstream_feed(r.stream, in, header + 3, NULL), XMLSTREAM_OK);
+    assert_int_equal(xmlstream_reported_bytes(r.stream), header);
+    recorder_free(&r);
+}
+
 /* ---- trees and the round trip --------------------------------------------------------------------- */
 
 static void assert_same_tree(const xml_node *a, const xml_node *b)
@@ -1047,6 +1191,10 @@ int main(void)
         cmocka_unit_test(test_shrink_when_possible),
         cmocka_unit_test(test_shrink_close_tag),
         cmocka_unit_test(test_shrink_session),
+        cmocka_unit_test(test_renewal_every_split),
+        cmocka_unit_test(test_renewal_one_stanza_per_feed),
+        cmocka_unit_test(test_renewal_bounds_memory),
+        cmocka_unit_test(test_reported_bytes),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_lines),
         cmocka_unit_test(test_free_in_every_state),
