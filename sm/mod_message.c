@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "sm/modules.h"
+#include "smproto/frame.h"
 
 #define NS_DELAY "urn:xmpp:delay"
 
@@ -40,8 +41,13 @@ static bool message_offline(sm *s, sm_event *ev)
     int quota = sm_cfg(s)->offline_quota;
     if (quota <= 0)
         return false;   /* offline storage is off: the core answers service-unavailable */
+    /* What is stored goes back out in a frame at the next login. */
+    char *xml = sm_xml_string(st->node, SMPROTO_MAX_PAYLOAD, NULL);
+    if (!xml) {
+        sm_bounce_too_big(s, sm_stanza_take(st));
+        return true;
+    }
     xdb_request *r = sm_user_request(XDB_OFFLINE_STORE, &st->to);
-    char *xml = sm_xml_string(st->node, NULL);
     xdb_request_set_xml(r, xml);
     free(xml);
     r->quota = quota;

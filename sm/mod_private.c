@@ -41,6 +41,15 @@ static void private_got(xdb_request *r, void *ctx)
     free(c);
 }
 
+/* The account holds as many namespaces as it may. */
+static void private_full(sm *s, sm_stanza *st)
+{
+    char why[80];
+    snprintf(why, sizeof why, "at most %d private XML namespaces per account",
+             sm_cfg(s)->limits.private_namespaces);
+    sm_bounce_text(s, st, "cancel", "resource-constraint", why);
+}
+
 static void private_stored(xdb_request *r, void *ctx)
 {
     private_ctx *c = ctx;
@@ -53,12 +62,9 @@ static void private_stored(xdb_request *r, void *ctx)
     }
     if (--c->waiting)
         return;
-    if (c->full) {
-        char why[80];
-        snprintf(why, sizeof why, "at most %d private XML namespaces per account",
-                 sm_cfg(c->s)->limits.private_namespaces);
-        sm_bounce_text(c->s, c->st, "cancel", "resource-constraint", why);
-    } else if (c->failed)
+    if (c->full)
+        private_full(c->s, c->st);
+    else if (c->failed)
         sm_bounce(c->s, c->st, "wait", "internal-server-error");
     else
         sm_iq_result(c->s, c->st, NULL);
@@ -104,13 +110,20 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
     size_t n = 0;
     for (xml_node *x = first; x; x = xml_next(x, NULL, NULL))
         n++;
+    if (n > (size_t)limits->private_namespaces) {
+        free(c);
+        private_full(s, st);
+        return;
+    }
     xdb_request **rs = mem_array(n, sizeof(*rs));
     size_t i = 0;
-    bool too_big = n > (size_t)limits->private_namespaces;
-    for (xml_node *x = first; x && !too_big; x = xml_next(x, NULL, NULL), i++) {
-        size_t len;
-        char *xml = sm_xml_string(x, &len);
-        too_big |= len > (size_t)limits->private_bytes;
+    bool too_big = false;
+    for (xml_node *x = first; x; x = xml_next(x, NULL, NULL), i++) {
+        char *xml = sm_xml_string(x, (size_t)limits->private_bytes, NULL);
+        if (!xml) {
+            too_big = true;
+            break;
+        }
         rs[i] = sm_user_request(XDB_PRIVATE_SET, owner);
         xdb_request_set_ns(rs[i], x->ns);
         xdb_request_set_xml(rs[i], xml);

@@ -76,11 +76,9 @@ static void vcard_iq(sm *s, sm_stanza *st, xml_node *payload)
     }
     /* Avatars travel inside vCards (XEP-0153), so the limit is generous, but a vCard is not a
      * file store. */
-    size_t len;
-    char *xml = sm_xml_string(payload, &len);
     long long limit = sm_cfg(s)->limits.vcard_bytes;
-    if ((long long)len > limit) {
-        free(xml);
+    char *xml = sm_xml_string(payload, (size_t)limit, NULL);
+    if (!xml) {
         free(c);
         char why[64];
         snprintf(why, sizeof why, "a vCard is limited to %lld bytes", limit);

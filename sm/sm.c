@@ -20,7 +20,6 @@
 #include "sm/modules.h"
 #include "smproto/frame.h"
 
-#define SM_PARSER_RENEW_BYTES (4u << 20)
 /* An error echoes the stanza it answers only below this many bytes of tree (RFC 6120 §8.3.1
  * leaves it optional): whoever provokes errors gets back about what they sent, never more. */
 #define SM_BOUNCE_ECHO_MAX 1024
@@ -78,8 +77,6 @@ struct sm {
     xmlstream *parser;      /* for stanzas that arrive as bytes (frames, storage): one stream
                              * that each stanza continues, so expat is made once, not per stanza */
     bool parser_open;       /* it has had its stream header and sits between stanzas */
-    size_t parser_fed;      /* bytes this stream has parsed: expat keeps every distinct name it
-                             * meets, so the stream is renewed after SM_PARSER_RENEW_BYTES */
     xml_node *parsed;
     xml_arena *parsed_arena;
     bool parsed_extra;
@@ -115,10 +112,13 @@ void sm_format_time(int64_t ms, char out[32])
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
-char *sm_xml_string(const xml_node *node, size_t *len)
+char *sm_xml_string(const xml_node *node, size_t max, size_t *len)
 {
     buf b = BUF_INIT;
-    xml_write_node(&b, node, SM_NS_CLIENT, false);
+    if (!xml_write_node_max(&b, node, SM_NS_CLIENT, false, max)) {
+        buf_free(&b);
+        return NULL;
+    }
     buf_append(&b, "", 1);
     size_t start, n;
     char *mem = buf_detach(&b, &start, &n);
@@ -260,9 +260,8 @@ sm_stanza *sm_parse(sm *s, const char *xml, size_t len)
 {
     static const char header[] = "<stream:stream xmlns='jabber:client' "
                                  "xmlns:stream='http://etherx.jabber.org/streams'>";
-    if (!s->parser_open || s->parser_fed > SM_PARSER_RENEW_BYTES) {
+    if (!s->parser_open) {
         xmlstream_reset(s->parser);
-        s->parser_fed = 0;
         if (xmlstream_feed(s->parser, header, sizeof(header) - 1, NULL) != XMLSTREAM_OK)
             return NULL;
         s->parser_open = true;
@@ -270,7 +269,6 @@ sm_stanza *sm_parse(sm *s, const char *xml, size_t len)
     s->parsed = NULL;
     s->parsed_arena = NULL;
     s->parsed_extra = false;
-    s->parser_fed += len;
     /* Exactly one element and nothing after it but whitespace; anything else (no element, two,
      * a partial one, text, a stream close) is refused, and the next stanza starts a new stream. */
     bool ok = xmlstream_feed(s->parser, xml, len, NULL) == XMLSTREAM_OK && s->parsed &&
@@ -706,7 +704,7 @@ static char *pending_xml(const sm_stanza *subscribe)
     }
     pending_keep_text(a, p, subscribe, SM_NS_CLIENT, "status");
     pending_keep_text(a, p, subscribe, "http://jabber.org/protocol/nick", "nick");
-    char *xml = sm_xml_string(p, NULL);
+    char *xml = sm_xml_string(p, SMPROTO_MAX_PAYLOAD, NULL);   /* a few hundred bytes */
     xml_arena_free(a);
     return xml;
 }
@@ -797,9 +795,7 @@ static bool send_session(sm *s, sm_session *sess, const xml_node *node)
     return true;
 }
 
-/* st could not be sent as it is (too large for a frame): its sender hears so (XEP-0182's
- * stanza-too-big), without the payload. */
-static void bounce_too_big(sm *s, sm_stanza *st)
+void sm_bounce_too_big(sm *s, sm_stanza *st)
 {
     st->node->children = st->node->last_child = NULL;
     if (sm_stanza_error(st, "modify", "policy-violation", SM_NS_ERRORS, "stanza-too-big"))
@@ -813,7 +809,7 @@ void sm_deliver(sm *s, sm_session *sess, sm_stanza *st)
     if (s->barrier && sm_barrier_hold(s->barrier, sess, st))
         return;
     if (!send_session(s, sess, st->node)) {
-        bounce_too_big(s, st);
+        sm_bounce_too_big(s, st);
         return;
     }
     sm_stanza_free(st);
@@ -1377,7 +1373,7 @@ static void route_message(sm *s, sm_stanza *st)
     if (!jid_is_bare(&st->to)) {
         sm_session *sess = sm_session_find(s, &st->to);
         if (sess && !send_session(s, sess, st->node)) {
-            bounce_too_big(s, st);
+            sm_bounce_too_big(s, st);
             return;
         }
         if (sess) {
@@ -1416,7 +1412,7 @@ static void route_message(sm *s, sm_stanza *st)
     }
     /* Serialized once for every resource it goes to. */
     if (!wire_put(s, st->node)) {
-        bounce_too_big(s, st);
+        sm_bounce_too_big(s, st);
         return;
     }
     size_t n = 0, cap = 4;
@@ -1562,7 +1558,7 @@ void sm_route(sm *s, sm_stanza *st)
     }
     sm_link *c = component_for(s, domain, dlen);
     if (c && !wire_put(s, st->node)) {
-        bounce_too_big(s, st);
+        sm_bounce_too_big(s, st);
         return;
     }
     if (c) {

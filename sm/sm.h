@@ -167,6 +167,9 @@ void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *conditio
  * unchanged. */
 bool sm_stanza_error(sm_stanza *st, const char *type, const char *condition, const char *app_ns,
                      const char *app_name);
+/* st cannot be sent or stored as it is (larger than a frame carries): its sender hears so
+ * (<policy-violation/> with XEP-0182's stanza-too-big), without the payload; frees st. */
+void sm_bounce_too_big(sm *s, sm_stanza *st);
 /* An <iq type='result'/> answering iq st (which is freed), with payload (copied) when not NULL. */
 void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload);
 /* st comes from a local session and is addressed to that session's own account (no 'to', or
@@ -309,8 +312,9 @@ bool sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *su
 void sm_pending_remove(sm *s, sm_user *u, const char *bare_jid);
 
 /* Helpers for building XML. */
-/* Serializes node for a client stream (default namespace jabber:client) into a malloc'd string. */
-char *sm_xml_string(const xml_node *node, size_t *len);
+/* Serializes node for a client stream (default namespace jabber:client) into a malloc'd string;
+ * NULL when it would be longer than max bytes (the writer stops there, core/xml_write.h). */
+char *sm_xml_string(const xml_node *node, size_t max, size_t *len);
 /* Parses one stanza from bytes (for stored XML); NULL when it is not exactly one element. */
 sm_stanza *sm_parse(sm *s, const char *xml, size_t len);
 /* RFC 3339 UTC time with milliseconds. */
