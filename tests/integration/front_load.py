@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from faultlib import rss_kib  # noqa: E402,F401 (front_flow.py reads it from here too)
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build/default"
 CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 MESSAGES = int(sys.argv[3]) if len(sys.argv) > 3 else 5
@@ -53,14 +56,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def tls_context():

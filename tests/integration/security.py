@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
 import xmpptest as x  # noqa: E402
+from faultlib import alive, rss_kib  # noqa: E402
 from xmpptest import Failure, Raw  # noqa: E402
 
 SM_PID = int(os.environ['SM_PID'])
@@ -19,22 +20,6 @@ FRONT_PID = int(os.environ['FRONT_PID'])
 SM_LOG = os.environ['SM_LOG']
 COMP_PORT = int(os.environ['COMP_PORT'])
 COMP_SECRET = os.environ['COMP_SECRET']
-
-
-def alive(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except OSError:
-        return False
-
-
-def rss_kb(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    return 0
 
 
 def prefixed(ns, uri_len, children, child='<p:x/>'):
@@ -184,15 +169,15 @@ def test_front_memory(rep):
     receiver, bob = login('bob', 'bob-secret', 'mem')
     receiver.send('<presence/>')
     senders = [login(resource='mem%d' % i)[0] for i in range(6)]
-    before = rss_kb(FRONT_PID)
+    before = rss_kib(FRONT_PID)
     peak = before
     for i, s in enumerate(senders):
         s.send("<message to='%s' id='amp%d'>%s</message>" % (
             bob, i, prefixed('urn:amplify', 5000, 9000)))
-        peak = max(peak, rss_kb(FRONT_PID))
+        peak = max(peak, rss_kib(FRONT_PID))
     for i in range(len(senders)):
         receiver.read_until(r"<message[^>]*id='amp%d'" % i, 'the 60 KB message %d' % i)
-        peak = max(peak, rss_kb(FRONT_PID))
+        peak = max(peak, rss_kib(FRONT_PID))
     grown = (peak - before) / 1024
     rep.check('six 60 KB messages with 9,000 prefixed children of a 5,000-byte URI are delivered '
               'and the front grows by %.1f MB at most (finding 5: 920 MB before)' % grown,
@@ -207,7 +192,7 @@ def test_unique_names(rep):
     """Finding 7: expat keeps every distinct name for the parser's life: 1.8 MB of unique names
     grew the front by 15.9 MB on one connection."""
     r, _ = login(resource='names')
-    before = rss_kb(FRONT_PID)
+    before = rss_kib(FRONT_PID)
     n = 0
     for i in range(600):
         names = ''.join('<n%07d/>' % (n + k) for k in range(250))
@@ -216,7 +201,7 @@ def test_unique_names(rep):
         if i % 50 == 49:
             answer(r, 'u%d' % i, 'the answer to the unique-names iq %d' % i)
             r.data = b''
-    grown = (rss_kb(FRONT_PID) - before) / 1024
+    grown = (rss_kib(FRONT_PID) - before) / 1024
     rep.check('1.8 MB of unique element names on one connection grow the front by %.1f MB '
               '(finding 7: 15.9 MB before)' % grown, grown < 6, '%.1f MB' % grown)
     still_serving(r, 'the unique names')

@@ -87,6 +87,18 @@ def alive(pid):
         return False
 
 
+def rss_kib(pid):
+    """The process's resident memory, in KiB (0 when it is gone)."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class Program:
     """One of our programs, started with its own log file; stopped by PID."""
 
