@@ -148,8 +148,7 @@ static void init(void)
 static void wipe(void)
 {
     static const char *const tables[] = {"roster_groups", "roster_items", "roster_pending",
-                                         "offline", "vcards", "private_xml", "last_activity",
-                                         "blocklist"};
+                                         "offline", "documents", "blocklist"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[64];
         snprintf(sql, sizeof sql, "DELETE FROM %s", tables[i]);

@@ -1,7 +1,14 @@
 /* sm/mod_last.c — Last Activity (XEP-0012). Asked of the server: its uptime (§5). Asked of an
- * account: 0 when it has an available resource, else the seconds since its last logout (stored by
- * mod_presence) with the status it left with (§4); only the account itself and contacts allowed
- * to see its presence (subscription from or both) may ask. */
+ * account: 0 when it has an available resource, else the seconds since its last logout with the
+ * status it left with (§4); only the account itself and contacts allowed to see its presence
+ * (subscription from or both) may ask.
+ *
+ * A logout is a session's unavailable broadcast, whether the client sent it or the server sent it
+ * for a session that ended while available (mod_presence gives both to the hooks after its own,
+ * as SM_EV_PRESENCE_OUT). Each is recorded in the document store, store "last", key "", as the
+ * Unix time in decimal, then, when there is a status, a space and the status (the version 3
+ * migration in xdbsql/schema.c writes the same). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +19,7 @@
 #include "sm/modules.h"
 
 #define NS_LAST "jabber:iq:last"
+#define LAST_STORE "last"
 
 static struct timespec last_started;   /* written once, at registration */
 
@@ -54,17 +62,40 @@ typedef struct last_ctx {
     sm_stanza *st;      /* the iq being answered; its 'to' is the account asked about */
 } last_ctx;
 
+static xdb_request *last_request(xdb_op op, const jid *account)
+{
+    xdb_request *r = sm_user_request(op, account);
+    xdb_request_set_doc(r, LAST_STORE, "");
+    return r;
+}
+
+/* Reads a stored logout: false when the value is not one. */
+static bool last_parse(const xdb_value *v, int64_t *seconds, const char **status)
+{
+    char *end;
+    *seconds = strtoll(v->data, &end, 10);
+    if (end == v->data || (*end && *end != ' '))
+        return false;
+    *status = *end ? end + 1 : NULL;
+    return true;
+}
+
 static void last_got(xdb_request *r, void *ctx)
 {
     last_ctx *c = ctx;
-    if (user_available(c->s, &c->st->to))
+    int64_t seconds;
+    const char *status;
+    if (user_available(c->s, &c->st->to)) {
         last_answer(c->s, c->st, 0, NULL);   /* logged in meanwhile */
-    else if (r->status == XDB_OK)
-        last_answer(c->s, c->st, (int64_t)time(NULL) - r->last.seconds, r->last.status);
-    else if (r->status == XDB_NOT_FOUND)
+    } else if (r->status == XDB_OK && last_parse(&r->value, &seconds, &status)) {
+        last_answer(c->s, c->st, (int64_t)time(NULL) - seconds, status);
+    } else if (r->status == XDB_NOT_FOUND) {
         sm_bounce(c->s, c->st, "cancel", "item-not-found");   /* never logged out */
-    else
+    } else {
+        log_warn("sm: reading the last activity of %s@%s failed: %s", r->user, r->host,
+                 r->status == XDB_OK ? "not a stored logout" : r->error);
         sm_bounce(c->s, c->st, "wait", "internal-server-error");
+    }
     free(c);
 }
 
@@ -76,7 +107,7 @@ static void last_allowed(last_ctx *c)
         free(c);
         return;
     }
-    sm_submit(c->s, sm_user_request(XDB_LAST_GET, &c->st->to), last_got, c);
+    sm_submit(c->s, last_request(XDB_DOC_GET, &c->st->to), last_got, c);
 }
 
 /* The account is not in memory: its roster says whether the asker may know. */
@@ -140,9 +171,40 @@ static void last_iq(sm *s, sm_stanza *st, xml_node *query)
     free(c);
 }
 
+static void last_stored(xdb_request *r, void *ctx)
+{
+    if (r->status != XDB_OK)
+        log_warn("sm: storing the last activity of %s@%s failed: %s", r->user, r->host,
+                 r->error[0] ? r->error : xdb_status_name(r->status));
+}
+
+/* A session's unavailable broadcast (no 'to'): the logout to record, with its status. */
+static bool last_presence_out(sm *s, sm_event *ev)
+{
+    sm_stanza *st = ev->stanza;
+    if (!st->node || st->to.domain_len || strcmp(sm_stanza_type(st), "unavailable") != 0)
+        return false;
+    xml_node *status = xml_child(st->node, SM_NS_CLIENT, "status");
+    const char *text = status ? xml_text(st->arena, status) : "";
+    size_t text_len = strlen(text);
+    char *value = mem_alloc(24 + text_len);
+    size_t len = (size_t)snprintf(value, 24, "%" PRId64, (int64_t)time(NULL));
+    if (text_len) {
+        value[len++] = ' ';
+        memcpy(value + len, text, text_len);
+        len += text_len;
+    }
+    xdb_request *r = last_request(XDB_DOC_PUT, &ev->session->jid);
+    xdb_request_set_value(r, value, len);
+    free(value);
+    sm_submit(s, r, last_stored, NULL);
+    return false;
+}
+
 void mod_last_register(sm *s)
 {
     clock_gettime(CLOCK_MONOTONIC, &last_started);
     sm_iq_handler(s, NS_LAST, SM_IQ_HOST | SM_IQ_BARE, last_iq);
+    sm_hook(s, SM_EV_PRESENCE_OUT, last_presence_out);
     sm_add_feature(s, NS_LAST);
 }

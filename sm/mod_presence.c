@@ -7,10 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "core/log.h"
-#include "core/mem.h"
 #include "sm/barrier.h"
 #include "sm/modules.h"
 #include "sm/subscription.h"
@@ -107,32 +104,18 @@ static void available(sm *s, sm_session *sess, sm_stanza *st)
     }
 }
 
-static void last_stored(xdb_request *r, void *ctx)
-{
-    if (r->status == XDB_ERROR)
-        log_warn("sm: storing the last activity of %s@%s failed: %s", r->user, r->host, r->error);
-}
-
-static void store_last(sm *s, sm_session *sess, const sm_stanza *unavail)
-{
-    xdb_request *r = sm_user_request(XDB_LAST_SET, &sess->jid);
-    r->last.seconds = (int64_t)time(NULL);
-    xml_node *status = unavail ? xml_child(unavail->node, SM_NS_CLIENT, "status") : NULL;
-    if (status)
-        r->last.status = mem_strdup(xml_text(unavail->arena, status));
-    sm_submit(s, r, last_stored, NULL);
-}
-
-static void unavailable(sm *s, sm_session *sess, sm_stanza *st)
+/* Returns false when there was nothing to end: the session was neither available nor had sent
+ * directed presence. */
+static bool unavailable(sm *s, sm_session *sess, sm_stanza *st)
 {
     if (!sess->available && !sm_strset_count(sess->directed))
-        return;
+        return false;
     xml_attr_remove(st->node, NULL, "to");
     broadcast(s, sess, st, true);
     sess->available = false;
     sm_stanza_free(sess->presence);
     sess->presence = NULL;
-    store_last(s, sess, st);
+    return true;
 }
 
 /* Directed presence (§4.6): who must hear of the session going unavailable. Returns false when st
@@ -231,8 +214,8 @@ static bool presence_out(sm *s, sm_event *ev)
     if (!st->to.domain_len) {
         if (!*type)
             available(s, sess, st);
-        else if (strcmp(type, "unavailable") == 0)
-            unavailable(s, sess, st);
+        else if (strcmp(type, "unavailable") == 0 && unavailable(s, sess, st))
+            return false;   /* a logout: the hooks after this one see it (mod_last records it) */
         return true;
     }
     int sub = sm_sub_type_parse(type);
@@ -331,13 +314,17 @@ static bool presence_in(sm *s, sm_event *ev)
     return true;
 }
 
+/* A session ending while available (or with directed presence out) sends unavailable presence on
+ * its behalf, through SM_EV_PRESENCE_OUT as if the client had sent it: presence_out broadcasts
+ * it, and every module that follows presence sees the logout the same way. */
 static bool session_end(sm *s, sm_event *ev)
 {
     sm_session *sess = ev->session;
     if (!sess->available && !sm_strset_count(sess->directed))
         return false;
     sm_stanza *st = sm_stanza_make("presence", jid_full(&sess->jid), NULL, "unavailable");
-    unavailable(s, sess, st);
+    sm_event out = {.stanza = st, .session = sess, .user = sess->user};
+    sm_fire(s, SM_EV_PRESENCE_OUT, &out);
     sm_stanza_free(st);
     return false;
 }

@@ -1,5 +1,6 @@
 /* sm/mod_private.c — private XML storage (XEP-0049): a user keeps XML of their own under a
- * namespace (bookmarks, client settings); only they can read or write it. */
+ * namespace (bookmarks, client settings); only they can read or write it. Kept in the document
+ * store: store "private", one document per namespace, the namespace limit its quota. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "sm/modules.h"
 
 #define NS_PRIVATE "jabber:iq:private"
+#define PRIVATE_STORE "private"
 
 typedef struct private_ctx {
     sm *s;
@@ -22,7 +24,7 @@ static void private_got(xdb_request *r, void *ctx)
     private_ctx *c = ctx;
     xml_node *query = xml_child(c->st->node, NS_PRIVATE, "query");
     xml_node *asked = xml_child(query, NULL, NULL);
-    sm_stanza *stored = r->status == XDB_OK && r->xml ? sm_parse(c->s, r->xml, strlen(r->xml)) : NULL;
+    sm_stanza *stored = r->status == XDB_OK ? sm_parse(c->s, r->value.data, r->value.len) : NULL;
     if (r->status == XDB_ERROR) {
         log_warn("sm: reading private XML of %s@%s failed: %s", r->user, r->host, r->error);
         sm_bounce(c->s, c->st, "wait", "internal-server-error");
@@ -57,7 +59,7 @@ static void private_stored(xdb_request *r, void *ctx)
         c->full = true;
     } else if (r->status != XDB_OK) {
         log_warn("sm: storing private XML of %s@%s failed: %s", r->user, r->host,
-                 r->status == XDB_ERROR ? r->error : xdb_status_name(r->status));
+                 r->error[0] ? r->error : xdb_status_name(r->status));
         c->failed = true;
     }
     if (--c->waiting)
@@ -71,10 +73,19 @@ static void private_stored(xdb_request *r, void *ctx)
     free(c);
 }
 
-/* The namespaces nobody may store under: the protocol's own (§3). */
+/* The namespaces nobody may store under: the protocol's own (§3), and those too long to be a
+ * document's key. */
 static bool private_ns_allowed(const char *ns)
 {
-    return *ns && strcmp(ns, SM_NS_CLIENT) != 0 && strcmp(ns, NS_PRIVATE) != 0;
+    return *ns && strcmp(ns, SM_NS_CLIENT) != 0 && strcmp(ns, NS_PRIVATE) != 0 &&
+           strlen(ns) <= XDB_DOC_NAME_MAX;
+}
+
+static xdb_request *private_request(xdb_op op, const jid *owner, const char *ns)
+{
+    xdb_request *r = sm_user_request(op, owner);
+    xdb_request_set_doc(r, PRIVATE_STORE, ns);
+    return r;
 }
 
 static void private_iq(sm *s, sm_stanza *st, xml_node *query)
@@ -98,8 +109,7 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
     private_ctx *c = mem_zalloc(sizeof(*c));
     c->s = s;
     if (get) {
-        xdb_request *r = sm_user_request(XDB_PRIVATE_GET, owner);
-        xdb_request_set_ns(r, first->ns);
+        xdb_request *r = private_request(XDB_DOC_GET, owner, first->ns);
         c->st = sm_iq_keep(st);
         sm_submit(s, r, private_got, c);
         return;
@@ -119,14 +129,15 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
     size_t i = 0;
     bool too_big = false;
     for (xml_node *x = first; x; x = xml_next(x, NULL, NULL), i++) {
-        char *xml = sm_xml_string(x, (size_t)limits->private_bytes, NULL);
+        size_t len;
+        char *xml = sm_xml_string(x, (size_t)limits->private_bytes, &len);
         if (!xml) {
             too_big = true;
             break;
         }
-        rs[i] = sm_user_request(XDB_PRIVATE_SET, owner);
-        xdb_request_set_ns(rs[i], x->ns);
-        xdb_request_set_xml(rs[i], xml);
+        rs[i] = private_request(XDB_DOC_PUT, owner, x->ns);
+        xdb_request_set_value(rs[i], xml, len);
+        rs[i]->value_max = (size_t)limits->private_bytes;
         rs[i]->quota = limits->private_namespaces;
         free(xml);
     }

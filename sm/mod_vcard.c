@@ -1,5 +1,5 @@
 /* sm/mod_vcard.c — vcard-temp (XEP-0054): a user sets their own vCard and anyone gets any
- * account's, kept in storage as XML text. */
+ * account's, kept as XML text in the document store (store "vcard", key ""). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "sm/modules.h"
 
 #define NS_VCARD "vcard-temp"
+#define VCARD_STORE "vcard"
 
 typedef struct vcard_ctx {
     sm *s;
@@ -20,8 +21,8 @@ static void vcard_got(xdb_request *r, void *ctx)
 {
     vcard_ctx *c = ctx;
     sm_stanza *card = NULL;
-    if (r->status == XDB_OK && r->xml)
-        card = sm_parse(c->s, r->xml, strlen(r->xml));
+    if (r->status == XDB_OK)
+        card = sm_parse(c->s, r->value.data, r->value.len);
     if (card) {
         sm_iq_result(c->s, c->st, card->node);
     } else if (r->status == XDB_ERROR) {
@@ -45,7 +46,7 @@ static void vcard_stored(xdb_request *r, void *ctx)
     if (r->status == XDB_OK) {
         sm_iq_result(c->s, c->st, NULL);
     } else {
-        if (r->status == XDB_ERROR)
+        if (r->status == XDB_ERROR || r->status == XDB_INVALID)
             log_warn("sm: storing the vCard of %s@%s failed: %s", r->user, r->host, r->error);
         sm_bounce(c->s, c->st, "wait", "internal-server-error");
     }
@@ -64,7 +65,8 @@ static void vcard_iq(sm *s, sm_stanza *st, xml_node *payload)
     c->s = s;
     c->own = own;
     if (strcmp(sm_stanza_type(st), "get") == 0) {
-        xdb_request *r = sm_user_request(XDB_VCARD_GET, owner);
+        xdb_request *r = sm_user_request(XDB_DOC_GET, owner);
+        xdb_request_set_doc(r, VCARD_STORE, "");
         c->st = sm_iq_keep(st);
         sm_submit(s, r, vcard_got, c);
         return;
@@ -77,7 +79,8 @@ static void vcard_iq(sm *s, sm_stanza *st, xml_node *payload)
     /* Avatars travel inside vCards (XEP-0153), so the limit is generous, but a vCard is not a
      * file store. */
     long long limit = sm_cfg(s)->limits.vcard_bytes;
-    char *xml = sm_xml_string(payload, (size_t)limit, NULL);
+    size_t len;
+    char *xml = sm_xml_string(payload, (size_t)limit, &len);
     if (!xml) {
         free(c);
         char why[64];
@@ -85,8 +88,10 @@ static void vcard_iq(sm *s, sm_stanza *st, xml_node *payload)
         sm_bounce_text(s, st, "modify", "not-acceptable", why);
         return;
     }
-    xdb_request *r = sm_user_request(XDB_VCARD_SET, owner);
-    xdb_request_set_xml(r, xml);
+    xdb_request *r = sm_user_request(XDB_DOC_PUT, owner);
+    xdb_request_set_doc(r, VCARD_STORE, "");
+    xdb_request_set_value(r, xml, len);
+    r->value_max = (size_t)limit;
     free(xml);
     c->st = sm_iq_keep(st);
     sm_submit(s, r, vcard_stored, c);

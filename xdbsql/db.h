@@ -55,6 +55,8 @@ typedef struct db_dialect {
     const char *id_column;   /* auto-incrementing 64-bit primary key, with its PRIMARY KEY clause */
     const char *text;        /* unbounded UTF-8 text, never part of a key */
     const char *key_text;    /* UTF-8 text of up to 1023 bytes that may be part of a key */
+    const char *sorted_key;  /* the same, compared and sorted byte by byte whatever the
+                              * database's collation (ranges of keys, ORDER BY) */
     const char *jid_text;    /* a bare JID, up to 2047 bytes, that may be part of a key */
     const char *int64;       /* 64-bit integer */
     const char *blob;        /* bytes */

@@ -521,6 +521,7 @@ static const db_dialect mdrv_dialect = {
     .id_column = "BIGINT AUTO_INCREMENT PRIMARY KEY",
     .text = "LONGBLOB",
     .key_text = "VARBINARY(1023)",
+    .sorted_key = "VARBINARY(1023)",
     .jid_text = "VARBINARY(2047)",
     .int64 = "BIGINT",
     .blob = "LONGBLOB",

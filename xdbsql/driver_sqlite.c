@@ -184,6 +184,7 @@ static const db_dialect sqlite_dialect = {
     .id_column = "INTEGER PRIMARY KEY AUTOINCREMENT",
     .text = "TEXT",
     .key_text = "TEXT",
+    .sorted_key = "TEXT", /* SQLite compares text with memcmp unless told otherwise */
     .jid_text = "TEXT",
     .int64 = "INTEGER",
     .blob = "BLOB",

@@ -38,14 +38,30 @@ void xdb_request_set_jid(xdb_request *r, const char *jid)
     replace(&r->jid, jid);
 }
 
-void xdb_request_set_ns(xdb_request *r, const char *ns)
-{
-    replace(&r->ns, ns);
-}
-
 void xdb_request_set_xml(xdb_request *r, const char *xml)
 {
     replace(&r->xml, xml);
+}
+
+void xdb_request_set_doc(xdb_request *r, const char *store, const char *key)
+{
+    replace(&r->store, store);
+    replace(&r->key, key ? key : "");
+}
+
+void xdb_value_copy(xdb_value *v, const void *data, size_t len)
+{
+    free(v->data);
+    v->data = mem_alloc(len + 1);
+    if (len)
+        memcpy(v->data, data, len);
+    v->data[len] = '\0';
+    v->len = len;
+}
+
+void xdb_request_set_value(xdb_request *r, const void *data, size_t len)
+{
+    xdb_value_copy(&r->value, data, len);
 }
 
 void xdb_strings_push(xdb_strings *s, const char *value)
@@ -103,10 +119,16 @@ void xdb_request_free(xdb_request *r)
     OPENSSL_cleanse(&r->creds, sizeof(r->creds));
     item_free(&r->item);
     free(r->jid);
-    free(r->ns);
     free(r->xml);
-    free(r->last.status);
     strings_free(&r->jids);
+    free(r->store);
+    free(r->key);
+    free(r->value.data);
+    for (size_t i = 0; i < r->docs.n; i++) {
+        free(r->docs.v[i].key);
+        free(r->docs.v[i].value.data);
+    }
+    free(r->docs.v);
     for (size_t i = 0; i < r->roster.nitems; i++)
         item_free(&r->roster.items[i]);
     free(r->roster.items);

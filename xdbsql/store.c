@@ -26,18 +26,18 @@ static const struct {
     [XDB_ROSTER_REMOVE] = {"roster-remove", store_roster_remove, false},
     [XDB_PENDING_ADD] = {"pending-add", store_pending_add, true},
     [XDB_PENDING_REMOVE] = {"pending-remove", store_pending_remove, true},
-    [XDB_VCARD_GET] = {"vcard-get", store_vcard_get, true},
-    [XDB_VCARD_SET] = {"vcard-set", store_vcard_set, true},
-    [XDB_PRIVATE_GET] = {"private-get", store_private_get, true},
-    [XDB_PRIVATE_SET] = {"private-set", store_private_set, true},
     [XDB_OFFLINE_STORE] = {"offline-store", store_offline_store, false},
     [XDB_OFFLINE_FETCH] = {"offline-fetch", store_offline_fetch, false},
     [XDB_OFFLINE_COUNT] = {"offline-count", store_offline_count, true},
-    [XDB_LAST_SET] = {"last-set", store_last_set, true},
-    [XDB_LAST_GET] = {"last-get", store_last_get, true},
     [XDB_BLOCK_LIST] = {"block-list", store_block_list, true},
     [XDB_BLOCK_ADD] = {"block-add", store_block_add, true},
     [XDB_BLOCK_REMOVE] = {"block-remove", store_block_remove, true},
+    [XDB_DOC_GET] = {"doc-get", store_doc_get, true},
+    [XDB_DOC_PUT] = {"doc-put", store_doc_put, true},
+    /* Again after a COMMIT that landed, it would say not-found for a deletion that happened. */
+    [XDB_DOC_DELETE] = {"doc-delete", store_doc_delete, false},
+    [XDB_DOC_LIST] = {"doc-list", store_doc_list, true},
+    [XDB_DOC_CLEAR] = {"doc-clear", store_doc_clear, true},
 };
 
 const char *xdb_op_name(xdb_op op)
@@ -47,8 +47,8 @@ const char *xdb_op_name(xdb_op op)
 
 const char *xdb_status_name(xdb_status s)
 {
-    static const char *const names[] = {"ok", "not-found", "exists", "quota", "error"};
-    return s <= XDB_ERROR ? names[s] : "unknown";
+    static const char *const names[] = {"ok", "not-found", "exists", "quota", "error", "invalid"};
+    return s <= XDB_INVALID ? names[s] : "unknown";
 }
 
 static db_rc run_once(db_conn *c, xdb_request *r)

@@ -38,6 +38,8 @@ db_rc store_upsert(db_conn *c, const char *update_sql, const char *insert_sql, s
                    const xdb_request *r, const void *arg, bool *written);
 /* Appends a copy of value (request.c). */
 void xdb_strings_push(xdb_strings *s, const char *value);
+/* Sets v to a copy of len bytes, NUL-terminated (request.c). */
+void xdb_value_copy(xdb_value *v, const void *data, size_t len);
 /* Current time, Unix epoch milliseconds. */
 int64_t store_now_ms(void);
 
@@ -51,17 +53,16 @@ db_rc store_roster_set(db_conn *c, xdb_request *r);
 db_rc store_roster_remove(db_conn *c, xdb_request *r);
 db_rc store_pending_add(db_conn *c, xdb_request *r);
 db_rc store_pending_remove(db_conn *c, xdb_request *r);
-db_rc store_vcard_get(db_conn *c, xdb_request *r);
-db_rc store_vcard_set(db_conn *c, xdb_request *r);
-db_rc store_private_get(db_conn *c, xdb_request *r);
-db_rc store_private_set(db_conn *c, xdb_request *r);
 db_rc store_offline_store(db_conn *c, xdb_request *r);
 db_rc store_offline_fetch(db_conn *c, xdb_request *r);
 db_rc store_offline_count(db_conn *c, xdb_request *r);
-db_rc store_last_set(db_conn *c, xdb_request *r);
-db_rc store_last_get(db_conn *c, xdb_request *r);
 db_rc store_block_list(db_conn *c, xdb_request *r);
 db_rc store_block_add(db_conn *c, xdb_request *r);
 db_rc store_block_remove(db_conn *c, xdb_request *r);
+db_rc store_doc_get(db_conn *c, xdb_request *r);
+db_rc store_doc_put(db_conn *c, xdb_request *r);
+db_rc store_doc_delete(db_conn *c, xdb_request *r);
+db_rc store_doc_list(db_conn *c, xdb_request *r);
+db_rc store_doc_clear(db_conn *c, xdb_request *r);
 
 #endif

@@ -30,8 +30,10 @@ typedef enum {
     XDB_OK = 0,
     XDB_NOT_FOUND,   /* no such user (or item) */
     XDB_EXISTS,      /* the user already exists */
-    XDB_QUOTA,       /* the user's offline queue, or private XML namespaces, are at the quota */
+    XDB_QUOTA,       /* the user's offline queue, or a document store, is at the quota */
     XDB_ERROR,       /* the database failed; error holds the reason; nothing was half-written */
+    XDB_INVALID,     /* refused before any SQL: an argument is out of bounds (a store name or
+                      * key too long or not UTF-8, a value over value_max); error says which */
 } xdb_status;
 
 typedef enum {
@@ -45,20 +47,37 @@ typedef enum {
     XDB_ROSTER_REMOVE,   /* in: item.jid; out: roster.version; XDB_NOT_FOUND when absent */
     XDB_PENDING_ADD,     /* in: jid, xml (the subscribe presence) */
     XDB_PENDING_REMOVE,  /* in: jid */
-    XDB_VCARD_GET,       /* out: xml (NULL when none) */
-    XDB_VCARD_SET,       /* in: xml */
-    XDB_PRIVATE_GET,     /* in: ns; out: xml (NULL when none) */
-    XDB_PRIVATE_SET,     /* in: ns, xml, quota; XDB_QUOTA when a new ns would pass it */
     XDB_OFFLINE_STORE,   /* in: xml, quota; XDB_QUOTA when full */
     XDB_OFFLINE_FETCH,   /* out: offline (fetched and deleted in one transaction) */
     XDB_OFFLINE_COUNT,   /* out: count */
-    XDB_LAST_SET,        /* in: last */
-    XDB_LAST_GET,        /* out: last; XDB_NOT_FOUND when never recorded */
     XDB_BLOCK_LIST,      /* out: jids */
     XDB_BLOCK_ADD,       /* in: jids (already-blocked ones are ignored) */
     XDB_BLOCK_REMOVE,    /* in: jids (none = unblock all) */
+    /* The document store (below): in: store, key (xdb_request_set_doc) */
+    XDB_DOC_GET,         /* out: value; XDB_NOT_FOUND when absent (or no such user) */
+    XDB_DOC_PUT,         /* in: value, value_max, quota: inserts or replaces; XDB_QUOTA when a
+                          * new key would take the store past quota (replacing always may);
+                          * XDB_NOT_FOUND when no such user */
+    XDB_DOC_DELETE,      /* XDB_NOT_FOUND when absent */
+    XDB_DOC_LIST,        /* key is a prefix ("" = all); in: limit; out: docs, in key order */
+    XDB_DOC_CLEAR,       /* deletes every document of the user in the store (key unused);
+                          * out: count deleted (0 when a retry after a lost connection found
+                          * them gone) */
     XDB_OP_COUNT
 } xdb_op;
+
+/* The document store: what a feature keeps per user without an operation, table or migration of
+ * its own (as Prosody's module:open_store()). A document is addressed by the user, a store name
+ * (the feature's: "vcard", "private", "last") and a key within the store, and holds opaque
+ * bytes. Store names and keys are UTF-8 text of at most XDB_DOC_NAME_MAX bytes, the store name
+ * not empty; keys compare and list byte by byte (code point order). Anything else is refused with
+ * XDB_INVALID before it reaches the database, as is a value longer than the caller's value_max.
+ * Deleting the user deletes their documents. A put or a clear is retried after a lost connection
+ * (running it twice changes nothing); a delete is not (it could say not-found for its own work).
+ *
+ * A feature whose documents need more than get/put/delete/list-by-prefix (queries on their
+ * content, an order other than their keys') still wants a table of its own. */
+#define XDB_DOC_NAME_MAX 1023
 
 typedef enum { XDB_SUB_NONE, XDB_SUB_TO, XDB_SUB_FROM, XDB_SUB_BOTH } xdb_subscription;
 
@@ -93,10 +112,21 @@ typedef struct xdb_offline {
     char *xml;
 } xdb_offline;
 
-typedef struct xdb_last {
-    int64_t seconds;    /* Unix time of the last logout */
-    char *status;       /* NULL when none */
-} xdb_last;
+/* Bytes; data has a NUL after its len bytes (not counted), so text values read as strings. */
+typedef struct xdb_value {
+    char *data;         /* NULL only while unset */
+    size_t len;
+} xdb_value;
+
+typedef struct xdb_doc {
+    char *key;
+    xdb_value value;
+} xdb_doc;
+
+typedef struct xdb_docs {
+    xdb_doc *v;
+    size_t n;
+} xdb_docs;
 
 typedef struct xdb_strings {
     char **v;
@@ -114,20 +144,24 @@ struct xdb_request {
     xdb_credentials creds;      /* USER_CREATE, USER_PASSWD without password; USER_CREDS result */
     xdb_roster_item item;       /* ROSTER_SET, ROSTER_REMOVE (jid only) */
     char *jid;                  /* PENDING_ADD, PENDING_REMOVE */
-    char *ns;                   /* PRIVATE_GET, PRIVATE_SET */
-    char *xml;                  /* PENDING_ADD, VCARD_SET, PRIVATE_SET, OFFLINE_STORE; GET results */
-    int64_t quota;              /* OFFLINE_STORE: most messages kept; PRIVATE_SET: most
-                                 * namespaces */
-    xdb_last last;              /* LAST_SET; LAST_GET result */
+    char *xml;                  /* PENDING_ADD, OFFLINE_STORE */
+    int64_t quota;              /* OFFLINE_STORE: most messages kept; DOC_PUT: most documents
+                                 * in the store (0: no quota) */
     xdb_strings jids;           /* BLOCK_ADD, BLOCK_REMOVE; BLOCK_LIST result */
+    char *store, *key;          /* DOC_*: the store's name; the document's key (DOC_LIST: a
+                                 * prefix of the keys listed) */
+    xdb_value value;            /* DOC_PUT; DOC_GET result */
+    size_t value_max;           /* DOC_PUT: the largest value accepted (0: no bound) */
+    int64_t limit;              /* DOC_LIST: at most this many, the first in key order (0: all) */
     /* Results */
     xdb_status status;
-    char error[200];            /* when status is XDB_ERROR */
+    char error[200];            /* when status is XDB_ERROR or XDB_INVALID */
     xdb_roster roster;          /* ROSTER_LOAD; version also for ROSTER_SET/REMOVE */
     xdb_offline *offline;       /* OFFLINE_FETCH, oldest first */
     size_t noffline;
-    int64_t count;              /* OFFLINE_COUNT */
+    int64_t count;              /* OFFLINE_COUNT; DOC_CLEAR: documents deleted */
     xdb_strings users;          /* USER_LIST */
+    xdb_docs docs;              /* DOC_LIST */
     /* Owned by xdbsql while submitted */
     bool commit_sent;           /* a COMMIT went out: after a lost connection, the outcome is unknown */
     xdb_callback callback;
@@ -140,8 +174,10 @@ xdb_request *xdb_request_new(xdb_op op, const char *host, const char *user);
 /* Argument setters: they copy. */
 void xdb_request_set_password(xdb_request *r, const char *password);
 void xdb_request_set_jid(xdb_request *r, const char *jid);
-void xdb_request_set_ns(xdb_request *r, const char *ns);
 void xdb_request_set_xml(xdb_request *r, const char *xml);
+/* The document (DOC_*): store name and key (NULL = ""). */
+void xdb_request_set_doc(xdb_request *r, const char *store, const char *key);
+void xdb_request_set_value(xdb_request *r, const void *data, size_t len);
 void xdb_request_set_item(xdb_request *r, const xdb_roster_item *item);
 void xdb_request_add_jid(xdb_request *r, const char *jid);
 void xdb_request_free(xdb_request *r);

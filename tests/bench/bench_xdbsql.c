@@ -1,5 +1,7 @@
 /* tests/bench/bench_xdbsql.c — storage throughput through the asynchronous service, as the SM
- * uses it: credential lookups, roster loads (50 items), offline stores and fetch-and-deletes.
+ * uses it: credential lookups, roster loads (50 items), offline stores and fetch-and-deletes, and
+ * the document store in the shapes of its features (a vCard put then replaced, private XML under
+ * a quota, reads, a listing).
  *
  * The database comes from the environment like the storage suite's (XDB_DRIVER, XDB_PATH,
  * XDB_HOST, ...; tests/bench/run.sh starts the servers); XDB_WORKERS sets the worker count
@@ -76,6 +78,59 @@ static void report(const char *driver, int workers, const char *op, long ops, do
     fflush(stdout);
 }
 
+static xdb_request *doc_request(xdb_op op, int user, const char *store, const char *key)
+{
+    char name[32];
+    user_name(name, sizeof(name), user);
+    xdb_request *r = xdb_request_new(op, "bench.example", name);
+    xdb_request_set_doc(r, store, key);
+    return r;
+}
+
+/* The document store: every user's 1 KiB vCard put, then replaced; five private XML namespaces
+ * each under a quota; gets; listings of those five. */
+static void bench_documents(xdbsql *x, const char *driver, int workers)
+{
+    enum { DOC_GETS = 20000, DOC_LISTS = 5000, NAMESPACES = 5 };
+    static const char bookmarks[] =
+        "<storage xmlns='storage:bookmarks'><conference jid='room@muc.example'/></storage>";
+    char card[1024], ns[32];
+    memset(card, 'v', sizeof(card));
+    for (int pass = 0; pass < 2; pass++) {
+        double t = now_s();
+        for (int i = 0; i < USERS; i++) {
+            xdb_request *r = doc_request(XDB_DOC_PUT, i, "vcard", "");
+            xdb_request_set_value(r, card, sizeof(card));
+            xdbsql_submit(x, r, count_failure, NULL);
+        }
+        drain(x);
+        report(driver, workers, pass ? "doc put (replace)" : "doc put (new, 1 KiB)", USERS,
+               now_s() - t);
+    }
+    double t = now_s();
+    for (int k = 0; k < NAMESPACES; k++)
+        for (int i = 0; i < USERS; i++) {
+            snprintf(ns, sizeof(ns), "urn:bench:%d", k);
+            xdb_request *r = doc_request(XDB_DOC_PUT, i, "private", ns);
+            xdb_request_set_value(r, bookmarks, sizeof(bookmarks) - 1);
+            r->quota = 20;
+            xdbsql_submit(x, r, count_failure, NULL);
+        }
+    drain(x);
+    report(driver, workers, "doc put (quota)", (long)USERS * NAMESPACES, now_s() - t);
+    t = now_s();
+    for (int i = 0; i < DOC_GETS; i++)
+        xdbsql_submit(x, doc_request(XDB_DOC_GET, i % USERS, "vcard", ""), count_failure, NULL);
+    drain(x);
+    report(driver, workers, "doc get", DOC_GETS, now_s() - t);
+    t = now_s();
+    for (int i = 0; i < DOC_LISTS; i++)
+        xdbsql_submit(x, doc_request(XDB_DOC_LIST, i % USERS, "private", "urn:bench:"),
+                      count_failure, NULL);
+    drain(x);
+    report(driver, workers, "doc list (5 docs)", DOC_LISTS, now_s() - t);
+}
+
 int main(void)
 {
     db_settings db = {
@@ -94,8 +149,8 @@ int main(void)
         return 1;
     }
     static const char *const tables[] = {
-        "blocklist", "last_activity", "private_xml", "vcards", "offline", "roster_pending",
-        "roster_groups", "roster_items", "users", "jabshard_schema",
+        "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
+        "roster_pending", "roster_groups", "roster_items", "users", "jabshard_schema",
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         char sql[96];
@@ -184,6 +239,7 @@ int main(void)
     report(db.driver, workers, "offline fetch+delete", USERS, fetch_s);
     report(db.driver, workers, "  (messages fetched)", (long)USERS * OFFLINE_PER_USER, fetch_s);
 
+    bench_documents(x, db.driver, workers);
     xdbsql_close(x);
     if (failures)
         fprintf(stderr, "bench: %ld operations failed\n", failures);

@@ -1,9 +1,9 @@
 /* tests/unit/test_sm_limits.c — what one account may hold in the SM (sm_config.limits) and the
  * SM's answers to a hostile client (security issue 12): sessions per account, roster items and
  * their text, pending subscription requests and what is kept of them, directed presence (a cap
- * and constant-time bookkeeping), private XML namespaces, vCard size, error bounces that do not
- * echo large payloads, forged offline delays, and sessions that end exactly once. On the
- * in-memory core of tests/unit/sm_harness.h. */
+ * and constant-time bookkeeping), private XML namespaces and their length, vCard size, error
+ * bounces that do not echo large payloads, forged offline delays, and sessions that end exactly
+ * once. On the in-memory core of tests/unit/sm_harness.h. */
 #include "tests/unit/sm_harness.h"
 
 /* Counts SM_EV_SESSION_END per full JID, to prove a session ends once. */
@@ -192,6 +192,31 @@ static void test_private_and_vcard_limits(void **state)
     EXPECT('S', 1, "id='v1'", "a vCard is limited to 2048 bytes");
 }
 
+/* A namespace is a document key (xdbsql.h): one longer than XDB_DOC_NAME_MAX bytes is refused
+ * like the protocol's own namespaces, the longest allowed is kept. */
+static void test_private_namespace_length(void **state)
+{
+    online(1, "alice", "a");
+    char ns[XDB_DOC_NAME_MAX + 2], xml[2 * XDB_DOC_NAME_MAX + 200];
+    memset(ns, 'n', sizeof(ns) - 1);
+    ns[sizeof(ns) - 1] = '\0';   /* one byte too long */
+    clear();
+    snprintf(xml, sizeof xml, "<iq type='set' id='p1'><query xmlns='jabber:iq:private'><a xmlns='%s'/></query></iq>", ns);
+    send_xml(1, xml);
+    EXPECT('S', 1, "id='p1'", "<not-acceptable");
+    snprintf(xml, sizeof xml, "<iq type='get' id='p2'><query xmlns='jabber:iq:private'><a xmlns='%s'/></query></iq>", ns);
+    send_xml(1, xml);
+    EXPECT('S', 1, "id='p2'", "<not-acceptable");
+    ns[XDB_DOC_NAME_MAX] = '\0';
+    clear();
+    snprintf(xml, sizeof xml, "<iq type='set' id='p3'><query xmlns='jabber:iq:private'><a xmlns='%s'>kept</a></query></iq>", ns);
+    send_xml(1, xml);
+    EXPECT('S', 1, "id='p3'", "type='result'");
+    snprintf(xml, sizeof xml, "<iq type='get' id='p4'><query xmlns='jabber:iq:private'><a xmlns='%s'/></query></iq>", ns);
+    send_xml(1, xml);
+    EXPECT('S', 1, "id='p4'", ">kept</a>");
+}
+
 /* An error answering a large stanza does not carry it back; a small one's does. */
 static void test_bounce_without_large_payload(void **state)
 {
@@ -273,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_requests, setup_dave, teardown),
         cmocka_unit_test_setup_teardown(test_directed_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_private_and_vcard_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_namespace_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounce_without_large_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_ends_once, setup_dave, teardown),

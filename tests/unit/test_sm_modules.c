@@ -142,6 +142,50 @@ static void test_last(void **state)
     EXPECT('S', 3, "id='l6'", "<service-unavailable");
 }
 
+/* The user's stored last activity (caller frees), or NULL. */
+static char *last_doc(const char *user)
+{
+    xdb_request *r = xdb_request_new(XDB_DOC_GET, "example.org", user);
+    xdb_request_set_doc(r, "last", "");
+    xdb_run(db, r);
+    char *v = r->status == XDB_OK ? strdup(r->value.data) : NULL;
+    xdb_request_free(r);
+    return v;
+}
+
+/* What mod_last records: each unavailable broadcast of a session, the client's (with its status)
+ * or the one the server sends for a session that ends while available (without); neither
+ * directed unavailable presence nor a session that never was available. */
+static void test_last_logouts(void **state)
+{
+    bind_session(1, "alice", "a");
+    send_xml(1, "<presence type='unavailable'><status>never here</status></presence>");
+    sm_end(core, front, 1, SMPROTO_END_GONE);
+    drain();
+    assert_null(last_doc("alice"));
+    online(2, "bob", "b");
+    send_xml(2, "<presence to='carol@example.org' type='unavailable'/>");
+    assert_null(last_doc("bob"));
+    int64_t before = (int64_t)time(NULL);
+    sm_end(core, front, 2, SMPROTO_END_GONE);
+    drain();
+    char *v = last_doc("bob");
+    assert_non_null(v);
+    assert_true(strtoll(v, NULL, 10) >= before);
+    assert_null(strchr(v, ' '));
+    free(v);
+    online(3, "carol", "c");
+    send_xml(3, "<presence type='unavailable'><status>back soon</status></presence>");
+    v = last_doc("carol");
+    assert_non_null(strstr(v, " back soon"));
+    free(v);
+    send_xml(3, "<presence/>");
+    send_xml(3, "<presence type='unavailable'/>");
+    v = last_doc("carol");
+    assert_null(strchr(v, ' '));
+    free(v);
+}
+
 static void test_blocking(void **state)
 {
     befriend();
@@ -340,15 +384,16 @@ static void test_shutdown(void **state)
     for (size_t k = qhead; k < qtail; k++) {
         assert_int_not_equal(queue[k].r->op, XDB_ROSTER_LOAD);
         assert_int_not_equal(queue[k].r->op, XDB_BLOCK_LIST);
-        last += queue[k].r->op == XDB_LAST_SET;
+        last += queue[k].r->op == XDB_DOC_PUT && strcmp(queue[k].r->store, "last") == 0;
     }
     assert_int_equal(last, 2);
     drain();
     const char *users[] = {"alice", "bob"};
     for (int k = 0; k < 2; k++) {
-        xdb_request *r = xdb_request_new(XDB_LAST_GET, "example.org", users[k]);
+        xdb_request *r = xdb_request_new(XDB_DOC_GET, "example.org", users[k]);
+        xdb_request_set_doc(r, "last", "");
         assert_int_equal(xdb_run(db, r), XDB_OK);
-        assert_true(r->last.seconds >= before);   /* stored now, not some earlier logout */
+        assert_true(strtoll(r->value.data, NULL, 10) >= before);   /* stored now, not some earlier logout */
         xdb_request_free(r);
     }
     /* Stanzas that reach the core afterwards find no session. */
@@ -448,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vcard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_logouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_offline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_after_logout, setup, teardown),
