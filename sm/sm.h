@@ -25,16 +25,14 @@
 #include "core/xml.h"
 #include "sm/config.h"
 #include "sm/custody.h"
+#include "sm/stanza.h"
 #include "sm/strset.h"
 #include "xdbsql/xdbsql.h"
 
-#define SM_NS_CLIENT "jabber:client"
 #define SM_NS_COMPONENT "jabber:component:accept"
-#define SM_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 typedef struct sm sm;
 typedef struct sm_link sm_link;
-typedef struct sm_session sm_session;
 typedef struct sm_user sm_user;
 
 /* ---- the outside world ---- */
@@ -122,33 +120,6 @@ void sm_get_stats(const sm *s, sm_stats *out);
 
 /* ---- for modules ---- */
 
-/* A stanza being routed. The router owns it and frees it when the handler returns, unless the
- * handler took it with sm_stanza_take. */
-typedef struct sm_stanza {
-    xml_arena *arena;
-    xml_node *node;         /* the stanza element, in SM_NS_CLIENT */
-    jid from, to;           /* to is zeroed when the stanza had none */
-    sm_session *origin;     /* the local session it came from; NULL otherwise */
-    bool bad_to;            /* 'to' was present and not a JID (RFC 6120 §8.3.3.8 jid-malformed) */
-    bool no_copies;         /* a module asked that no copies be made of it (XEP-0280 <private/>,
-                             * whose element is gone by the time the message is delivered) */
-} sm_stanza;
-
-/* Builds a stanza from a tree (arena owned by it); NULL when from/to do not parse. */
-sm_stanza *sm_stanza_new(xml_arena *arena, xml_node *node);
-/* Moves st's content into a new stanza the caller owns (st is left empty; origin is dropped). */
-sm_stanza *sm_stanza_take(sm_stanza *st);
-void sm_stanza_free(sm_stanza *st);
-/* A deep copy in its own arena (origin is not copied). */
-sm_stanza *sm_stanza_copy(const sm_stanza *st);
-const char *sm_stanza_type(const sm_stanza *st);   /* "" when absent */
-/* A fresh stanza: <name xmlns='jabber:client' from= to= type=> in its own arena. from, to, type
- * may be NULL. */
-sm_stanza *sm_stanza_make(const char *name, const char *from, const char *to, const char *type);
-/* Sets the to/from attributes and the parsed JIDs (NULL removes). Returns false if it does not parse. */
-bool sm_stanza_set_to(sm_stanza *st, const char *to);
-bool sm_stanza_set_from(sm_stanza *st, const char *from);
-
 /* Routes st to its 'to' (or hands it to a module) and frees it. from must be set. */
 void sm_route(sm *s, sm_stanza *st);
 /* Sends st to one session as it is, and frees it. */
@@ -159,25 +130,11 @@ void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
 /* The same with a human-readable <text/> (which limit was reached, and what it is). */
 void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *condition,
                     const char *text);
-/* Turns st into that error in place: addresses swapped, type='error', <error/> with the condition
- * and, when app_ns is not NULL, an application-specific condition <app_name xmlns=app_ns/>. The
- * original payload stays only when the stanza is small (RFC 6120 §8.3.1 makes it optional): an
- * error never costs the sender much more than what it sent, however many it provokes.
- * Returns false when st must not be answered (an error, an iq result, no sender): st is then
- * unchanged. */
-bool sm_stanza_error(sm_stanza *st, const char *type, const char *condition, const char *app_ns,
-                     const char *app_name);
 /* st cannot be sent or stored as it is (larger than a frame carries): its sender hears so
  * (<policy-violation/> with XEP-0182's stanza-too-big), without the payload; frees st. */
 void sm_bounce_too_big(sm *s, sm_stanza *st);
 /* An <iq type='result'/> answering iq st (which is freed), with payload (copied) when not NULL. */
 void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload);
-/* st comes from a local session and is addressed to that session's own account (no 'to', or
- * its bare JID): the requests only the account's owner may make (private XML, carbons, ...). */
-bool sm_stanza_to_self(const sm_stanza *st);
-/* An iq handler keeping st to answer it later (after storage): drops the origin session, which
- * may be gone by then, and returns st. */
-sm_stanza *sm_iq_keep(sm_stanza *st);
 
 /* iq handlers, by the namespace of the iq's child and where the iq is addressed. The handler owns
  * st (answers it or takes it). The router answers <service-unavailable/> when none matches. */
@@ -312,12 +269,7 @@ bool sm_pending_add(sm *s, sm_user *u, const char *bare_jid, const sm_stanza *su
 void sm_pending_remove(sm *s, sm_user *u, const char *bare_jid);
 
 /* Helpers for building XML. */
-/* Serializes node for a client stream (default namespace jabber:client) into a malloc'd string;
- * NULL when it would be longer than max bytes (the writer stops there, core/xml_write.h). */
-char *sm_xml_string(const xml_node *node, size_t max, size_t *len);
 /* Parses one stanza from bytes (for stored XML); NULL when it is not exactly one element. */
 sm_stanza *sm_parse(sm *s, const char *xml, size_t len);
-/* RFC 3339 UTC time with milliseconds. */
-void sm_format_time(int64_t ms, char out[32]);
 
 #endif

@@ -1,0 +1,120 @@
+/* sm/core.h — what the files of the SM's core share and nobody else sees: the core's state
+ * (struct sm), links, the work that waits for a user to load, and the functions one core file
+ * calls in another (prefixed smc_). The core is sm.c (life, storage, parsing), stanza.c (the
+ * stanza value, errors), registry.c (handlers, hooks, features), users.c (users, roster caches,
+ * pending requests, loading), sessions.c (links, binding, ending) and route.c (routing and
+ * sending). Modules include sm/sm.h, never this.
+ *
+ * Thread rules: the routing thread.
+ */
+#ifndef JABSHARD_SM_CORE_H
+#define JABSHARD_SM_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/xmlstream.h"
+#include "sm/map.h"
+#include "sm/sm.h"
+
+/* An error echoes the stanza it answers only below this many bytes of tree (RFC 6120 §8.3.1
+ * leaves it optional): whoever provokes errors gets back about what they sent, never more. */
+#define SM_BOUNCE_ECHO_MAX 1024
+#define SM_NS_ERRORS "urn:xmpp:errors"
+
+static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
+
+struct sm_link {
+    void *handle;
+    uint64_t serial;        /* never reused: callbacks find the link again by it */
+    char *service;
+    bool component;
+    sm_link *next;
+};
+
+/* Work waiting for a user's roster to load. */
+typedef struct sm_deferred {
+    struct sm_deferred *next;
+    sm_stanza *stanza;      /* a stanza to route again (presence, or a message or iq that the
+                             * user's block list may refuse); or NULL for a bind */
+    uint64_t link_serial, sid;  /* the bind's session, or the stanza's origin when from_session */
+    bool from_session;
+    jid full;
+    bool resync;
+    uint8_t state;          /* a resync's STATE flags */
+    char *presence;         /* a resync's last broadcast presence, or NULL */
+    custody_ticket ticket;  /* the frame that caused it (docs/smproto.md §3) */
+} sm_deferred;
+
+typedef struct iq_handler {
+    char *ns;
+    unsigned where;
+    sm_iq_fn fn;
+} iq_handler;
+
+struct sm {
+    const sm_config *cfg;
+    sm_transport t;
+    void *tctx;
+    sm_submit_fn submit;
+    void *submit_ctx;
+    sm_link *links;
+    uint64_t next_serial;
+    sm_map sessions;        /* (link serial, sid) -> session */
+    sm_map by_jid;          /* full JID -> session */
+    sm_map users;           /* bare JID -> user */
+    iq_handler *iqs;
+    size_t niqs;
+    char **features;
+    size_t nfeatures;
+    sm_hook_fn *hooks[SM_EV_COUNT];
+    size_t nhooks[SM_EV_COUNT];
+    xmlstream *parser;      /* for stanzas that arrive as bytes (frames, storage): one stream
+                             * that each stanza continues, so expat is made once, not per stanza */
+    bool parser_open;       /* it has had its stream header and sits between stanzas */
+    xml_node *parsed;
+    xml_arena *parsed_arena;
+    bool parsed_extra;
+    sm_stats stats;
+    uint64_t push_id;
+    bool stopping;          /* sm_shutdown ran: storage is closing, so its unavailable
+                             * broadcast loads no one */
+    custody_ticket ticket;  /* the frame being processed: whatever it causes holds it */
+    sm_barrier *barrier;    /* the current barrier (sm/barrier.h), or NULL */
+    buf wire;               /* the stanza being sent, serialized (wire_put) */
+};
+
+typedef struct session_key {
+    uint64_t serial, sid;
+} session_key;
+
+/* users.c */
+sm_user *smc_user_get(sm *s, const jid *j);           /* finds or creates */
+void smc_user_maybe_free(sm *s, sm_user *u);          /* frees it when nothing holds it */
+void smc_user_clear_roster(sm_user *u);
+void smc_user_release(sm_user *u);
+/* Queues d until u's roster is loaded (starting the load if it is not under way). */
+void smc_defer(sm *s, sm_user *u, sm_deferred *d);
+void smc_deferred_free(sm_deferred *d);
+
+/* sessions.c */
+sm_link *smc_link_by_serial(const sm *s, uint64_t serial);
+void smc_bind_reply(sm *s, sm_link *l, uint64_t sid, bool resync, uint8_t status,
+                    const char *full);
+void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d);
+void smc_session_release(sm_session *sess);
+/* Ends every session (of link l, or all when l is NULL) with reason (< 0: the front knows). */
+void smc_sessions_end(sm *s, const sm_link *l, int reason, const char *text);
+
+/* registry.c */
+void smc_iq_dispatch(sm *s, sm_stanza *st, unsigned where);
+
+/* route.c */
+/* Sends node to one session; false (nothing sent, logged) when it does not fit in a frame. */
+bool smc_send_session(sm *s, sm_session *sess, const xml_node *node);
+void smc_route_local_presence(sm *s, sm_user *u, sm_stanza *st);
+void smc_route_inbound(sm *s, sm_user *u, sm_stanza *st);
+
+#endif

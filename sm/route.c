@@ -1,0 +1,467 @@
+/* sm/route.c — the router (RFC 6121 §8): stanzas from sessions, components and the server to
+ * local users, hosts and components, with the modules' events along the way; sending to sessions
+ * within a frame's size; bounces; and what comes back undelivered from a front. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/xml_write.h"
+#include "sm/barrier.h"
+#include "sm/core.h"
+#include "smproto/frame.h"
+
+/* The wire buffer is kept between stanzas unless one made it grow past this. */
+#define SM_WIRE_KEEP_BYTES (64 * 1024)
+
+/* Serializes node into s->wire as a link carries it (a front's STANZA frame, a component's
+ * stream). false, with nothing kept and a log line, when it would not fit in one frame
+ * (SMPROTO_MAX_PAYLOAD): a size a client may provoke must never reach a frame encoder. */
+static bool wire_put(sm *s, const xml_node *node)
+{
+    buf_consume(&s->wire, buf_len(&s->wire));
+    if (xml_write_node_max(&s->wire, node, SM_NS_CLIENT, false, SMPROTO_MAX_PAYLOAD))
+        return true;
+    const char *to = xml_attr_get(node, "to"), *from = xml_attr_get(node, "from");
+    log_notice("sm: a <%s/> from %s to %s is larger than a frame carries: not sent", node->name,
+               from ? from : "the server", to ? to : "?");
+    buf_free(&s->wire);
+    return false;
+}
+
+/* The wire buffer after a send: its memory stays for the next one unless a large stanza grew it. */
+static void wire_done(sm *s)
+{
+    if (s->wire.cap > SM_WIRE_KEEP_BYTES)
+        buf_free(&s->wire);
+}
+
+bool smc_send_session(sm *s, sm_session *sess, const xml_node *node)
+{
+    if (!wire_put(s, node))
+        return false;
+    s->t.stanza(s->tctx, sess->link->handle, sess->sid, buf_data(&s->wire), buf_len(&s->wire));
+    wire_done(s);
+    return true;
+}
+
+void sm_bounce_too_big(sm *s, sm_stanza *st)
+{
+    st->node->children = st->node->last_child = NULL;
+    if (sm_stanza_error(st, "modify", "policy-violation", SM_NS_ERRORS, "stanza-too-big"))
+        sm_route(s, st);
+    else
+        sm_stanza_free(st);
+}
+
+void sm_deliver(sm *s, sm_session *sess, sm_stanza *st)
+{
+    if (s->barrier && sm_barrier_hold(s->barrier, sess, st))
+        return;
+    if (!smc_send_session(s, sess, st->node)) {
+        sm_bounce_too_big(s, st);
+        return;
+    }
+    sm_stanza_free(st);
+}
+
+void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *node)
+{
+    sm_link *l = smc_link_by_serial(s, link_serial);
+    if (!l || !wire_put(s, node))
+        return;
+    s->t.stanza(s->tctx, l->handle, sid, buf_data(&s->wire), buf_len(&s->wire));
+    wire_done(s);
+}
+
+void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition)
+{
+    sm_bounce_text(s, st, type, condition, NULL);
+}
+
+void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *condition,
+                    const char *text)
+{
+    if (!sm_stanza_error(st, type, condition, NULL, NULL)) {
+        sm_stanza_free(st);
+        return;
+    }
+    if (text) {
+        xml_node *t = xml_element_new(st->arena, st->node->last_child, SM_NS_STANZAS, "text");
+        xml_attr_set(st->arena, t, XML_NS_XML, "lang", "en");
+        xml_text_new(st->arena, t, text, strlen(text));
+    }
+    sm_route(s, st);
+}
+
+void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload)
+{
+    const char *id = xml_attr_get(st->node, "id");
+    sm_stanza *r = sm_stanza_make("iq", st->to.domain_len ? jid_full(&st->to) : NULL,
+                                  jid_full(&st->from), "result");
+    if (id)
+        xml_attr_set(r->arena, r->node, NULL, "id", id);
+    if (payload)
+        xml_node_copy(r->arena, r->node, payload);
+    sm_stanza_free(st);
+    sm_route(s, r);
+}
+
+/* Component streams carry stanzas in jabber:component:accept; inside the SM every stanza is in
+ * jabber:client, so modules and the serializer see one namespace. */
+static void renamespace(xml_node *n, const char *from, const char *to)
+{
+    if (n->kind != XML_ELEMENT)
+        return;
+    if (streq(n->ns, from))
+        n->ns = to;
+    for (xml_node *c = n->children; c; c = c->next)
+        renamespace(c, from, to);
+}
+
+static sm_link *component_for(const sm *s, const char *domain, size_t len)
+{
+    for (sm_link *l = s->links; l; l = l->next)
+        if (l->component && strlen(l->service) == len && strncasecmp(l->service, domain, len) == 0)
+            return l;
+    return NULL;
+}
+
+/* A <service> with this id may connect (its domain is ours to serve), connected or not. */
+static bool component_configured(const sm *s, const char *domain, size_t len)
+{
+    for (int i = 0; i < s->cfg->nservices; i++) {
+        const char *id = s->cfg->services[i].id;
+        if (id && strlen(id) == len && strncasecmp(id, domain, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Tells the modules (message carbons) which of the user's sessions got st, and frees it. */
+static void message_delivered(sm *s, sm_stanza *st, sm_user *u, sm_session *const *to, size_t n)
+{
+    sm_event ev = {.stanza = st, .user = u, .recipients = to, .nrecipients = n};
+    sm_fire(s, SM_EV_MESSAGE_DELIVERED, &ev);
+    sm_stanza_free(ev.stanza);
+}
+
+/* Offline storage, or <service-unavailable/> when the modules do not take it (as route_message
+ * does for a user with no available resource). */
+static void message_offline(sm *s, sm_stanza *st)
+{
+    sm_event ev = {.stanza = st};
+    if (!sm_fire(s, SM_EV_MESSAGE_OFFLINE, &ev)) {
+        sm_bounce(s, ev.stanza, "cancel", "service-unavailable");
+        return;
+    }
+    sm_stanza_free(ev.stanza);
+}
+
+static void route_message(sm *s, sm_stanza *st)
+{
+    sm_msg_kind kind = sm_message_kind(st);
+    if (!jid_is_bare(&st->to)) {
+        sm_session *sess = sm_session_find(s, &st->to);
+        if (sess && !smc_send_session(s, sess, st->node)) {
+            sm_bounce_too_big(s, st);
+            return;
+        }
+        if (sess) {
+            message_delivered(s, st, sess->user, &sess, 1);
+            return;
+        }
+        if (kind == SM_MSG_ERROR) {
+            sm_stanza_free(st);
+            return;
+        }
+        if (kind == SM_MSG_GROUPCHAT) {
+            sm_bounce(s, st, "cancel", "service-unavailable");
+            return;
+        }
+    }
+    sm_user *u = sm_user_find(s, &st->to);
+    int top = -1;
+    for (sm_session *x = u ? u->sessions : NULL; x; x = x->next)
+        if (x->available && x->priority >= 0 && x->priority > top)
+            top = x->priority;
+    if (kind == SM_MSG_ERROR) {
+        sm_stanza_free(st);
+        return;
+    }
+    if (kind == SM_MSG_GROUPCHAT) {
+        sm_bounce(s, st, "cancel", "service-unavailable");
+        return;
+    }
+    if (top < 0) {
+        if (kind == SM_MSG_HEADLINE) {
+            sm_stanza_free(st);
+            return;
+        }
+        message_offline(s, st);
+        return;
+    }
+    /* Serialized once for every resource it goes to. */
+    if (!wire_put(s, st->node)) {
+        sm_bounce_too_big(s, st);
+        return;
+    }
+    size_t n = 0, cap = 4;
+    sm_session **got = mem_array(cap, sizeof(*got));
+    for (sm_session *x = u->sessions; x; x = x->next) {
+        if (!x->available || x->priority < 0)
+            continue;
+        if (kind == SM_MSG_HEADLINE || x->priority == top) {
+            s->t.stanza(s->tctx, x->link->handle, x->sid, buf_data(&s->wire), buf_len(&s->wire));
+            if (n == cap)
+                got = mem_realloc(got, (cap *= 2) * sizeof(*got));
+            got[n++] = x;
+            if (kind == SM_MSG_NORMAL)
+                break;  /* normal: one "most available" resource */
+        }
+    }
+    wire_done(s);
+    message_delivered(s, st, u, got, n);
+    free(got);
+}
+
+void smc_route_local_presence(sm *s, sm_user *u, sm_stanza *st)
+{
+    sm_event ev = {.stanza = st, .user = u};
+    sm_fire(s, SM_EV_PRESENCE_IN, &ev);
+    sm_stanza_free(ev.stanza);
+}
+
+/* Whether message or iq st, for a user who is not loaded, would be stored or answered on their
+ * behalf (offline storage, a bare-JID iq handler): the user must be loaded first, so that their
+ * block list (XEP-0191) can refuse it. What is dropped or refused anyway is not worth a load. */
+static bool inbound_needs_user(const sm_stanza *st)
+{
+    const char *type = sm_stanza_type(st);
+    if (streq(st->node->name, "message"))
+        return !streq(type, "error") && !streq(type, "groupchat") && !streq(type, "headline");
+    return jid_is_bare(&st->to) && (streq(type, "get") || streq(type, "set"));
+}
+
+/* Queues st (taken) until u is loaded. */
+static void defer_stanza(sm *s, sm_user *u, sm_stanza *st)
+{
+    sm_deferred *d = mem_zalloc(sizeof(*d));
+    if (st->origin) {
+        d->from_session = true;
+        d->link_serial = st->origin->link->serial;
+        d->sid = st->origin->sid;
+    }
+    d->stanza = sm_stanza_take(st);
+    sm_stanza_free(st);
+    smc_defer(s, u, d);
+}
+
+/* A message or iq for local user u (NULL when not in memory). */
+void smc_route_inbound(sm *s, sm_user *u, sm_stanza *st)
+{
+    sm_event ev = {.stanza = st, .user = u};
+    if (sm_fire(s, SM_EV_INBOUND, &ev)) {
+        sm_stanza_free(ev.stanza);
+        return;
+    }
+    if (streq(st->node->name, "message")) {
+        route_message(s, st);
+    } else {
+        if (jid_is_bare(&st->to)) {
+            smc_iq_dispatch(s, st, SM_IQ_BARE);
+            return;
+        }
+        sm_session *sess = sm_session_find(s, &st->to);
+        if (sess)
+            sm_deliver(s, sess, st);
+        else
+            sm_bounce(s, st, "cancel", "service-unavailable");
+    }
+}
+
+static void route_to_user(sm *s, sm_stanza *st)
+{
+    const char *name = st->node->name;
+    sm_user *u = sm_user_find(s, &st->to);
+    bool ready = u && u->loaded && !u->deferred;
+    if (streq(name, "message") || streq(name, "iq")) {
+        if (!ready && inbound_needs_user(st))
+            defer_stanza(s, smc_user_get(s, &st->to), st);
+        else
+            smc_route_inbound(s, u, st);
+    } else if (streq(name, "presence")) {
+        if (ready) {
+            smc_route_local_presence(s, u, st);
+            smc_user_maybe_free(s, u);
+        } else if (s->stopping && !u && streq(sm_stanza_type(st), "unavailable")) {
+            /* The shutdown's broadcast to a contact with no session here: nobody to tell, and
+             * loading them would only queue work on closing storage. */
+            sm_stanza_free(st);
+        } else {
+            defer_stanza(s, smc_user_get(s, &st->to), st);
+        }
+    } else {
+        sm_stanza_free(st);
+    }
+}
+
+void sm_route(sm *s, sm_stanza *st)
+{
+    if (s->barrier && sm_barrier_hold(s->barrier, NULL, st))
+        return;
+    if (!st->node || !xml_is(st->node, SM_NS_CLIENT, NULL)) {
+        sm_stanza_free(st);
+        return;
+    }
+    if (st->bad_to) {
+        sm_bounce(s, st, "modify", "jid-malformed");
+        return;
+    }
+    if (!st->to.domain_len) {
+        if (xml_is(st->node, SM_NS_CLIENT, "iq") && st->origin) {
+            smc_iq_dispatch(s, st, SM_IQ_BARE);
+            return;
+        }
+        sm_stanza_free(st);
+        return;
+    }
+    size_t dlen, nlen;
+    sm_user *sender = st->from.domain_len && jid_node(&st->from, &nlen) ? sm_user_find(s, &st->from)
+                                                                        : NULL;
+    if (sender) {
+        sm_event ev = {.stanza = st, .user = sender, .session = st->origin};
+        if (sm_fire(s, SM_EV_OUTBOUND, &ev)) {
+            sm_stanza_free(ev.stanza);
+            return;
+        }
+    }
+    const char *domain = jid_domain(&st->to, &dlen);
+    if (sm_is_local_host(s, domain, dlen)) {
+        if (jid_node(&st->to, &nlen)) {
+            route_to_user(s, st);
+        } else if (xml_is(st->node, SM_NS_CLIENT, "iq")) {
+            smc_iq_dispatch(s, st, SM_IQ_HOST);
+        } else {
+            sm_stanza_free(st);
+        }
+        return;
+    }
+    sm_link *c = component_for(s, domain, dlen);
+    if (c && !wire_put(s, st->node)) {
+        sm_bounce_too_big(s, st);
+        return;
+    }
+    if (c) {
+        s->t.component(s->tctx, c->handle, buf_data(&s->wire), buf_len(&s->wire));
+        wire_done(s);
+        sm_stanza_free(st);
+        return;
+    }
+    /* A configured component that is not connected is a local service that is down (RFC 6120
+     * §10.5, §8.3.3.19); any other domain would be remote, and there is no server-to-server. */
+    sm_bounce(s, st, "cancel",
+              component_configured(s, domain, dlen) ? "service-unavailable"
+                                                    : "remote-server-not-found");
+}
+
+/* A stanza whose session is gone (see sm.h): messages and iqs still go where they were sent. */
+static void stanza_from_gone_session(sm *s, sm_stanza *st)
+{
+    const char *name = st->node->name;
+    if (!streq(st->node->ns, SM_NS_CLIENT) || (!streq(name, "message") && !streq(name, "iq")) ||
+        !sm_is_local_user(s, &st->from) || jid_is_bare(&st->from) || st->bad_to ||
+        !st->to.domain_len) {
+        s->stats.dropped_stale++;
+        sm_stanza_free(st);
+        return;
+    }
+    sm_route(s, st);
+}
+
+void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
+{
+    sm_session *sess = sm_session_lookup(s, l->serial, sid);
+    sm_stanza *st = sm_parse(s, xml, len);
+    if (!st) {
+        s->stats.dropped_bad++;
+        log_debug("sm: %s sent a stanza that does not parse", sess ? jid_full(&sess->jid) : "?");
+        return;
+    }
+    if (!sess) {
+        stanza_from_gone_session(s, st);
+        return;
+    }
+    const char *name = st->node->name;
+    if (!streq(st->node->ns, SM_NS_CLIENT) ||
+        (!streq(name, "message") && !streq(name, "presence") && !streq(name, "iq"))) {
+        sm_stanza_free(st);
+        return;
+    }
+    /* The front stamps 'from'; the session's JID is the authority all the same. */
+    sm_stanza_set_from(st, jid_full(&sess->jid));
+    st->origin = sess;
+    if (streq(name, "presence") && !st->bad_to) {
+        sm_event ev = {.stanza = st, .session = sess, .user = sess->user};
+        if (!sm_fire(s, SM_EV_PRESENCE_OUT, &ev) && ev.stanza->node && ev.stanza->to.domain_len) {
+            sm_route(s, ev.stanza);
+            return;
+        }
+        sm_stanza_free(ev.stanza);
+        return;
+    }
+    if (streq(name, "message") && !st->to.domain_len && !st->bad_to) {
+        char bare[JID_MAX_LEN + 1];
+        jid_bare_to_string(&sess->jid, bare, sizeof(bare));
+        sm_stanza_set_to(st, bare);
+    }
+    sm_route(s, st);
+}
+
+void sm_undelivered(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
+{
+    sm_session *sess = sm_session_lookup(s, l->serial, sid);
+    sm_stanza *st = sm_parse(s, xml, len);
+    if (!st) {
+        s->stats.dropped_bad++;
+        return;
+    }
+    /* The session's JID, while it is known, says whose stanza it was; after its END, the address
+     * the SM gave it, which must be a local user's. */
+    bool ours = sess ? jid_equal_bare(&st->to, &sess->jid) : sm_is_local_user(s, &st->to);
+    if (sess && !ours && !st->bad_to) {
+        sm_stanza_set_to(st, jid_full(&sess->jid));
+        ours = true;
+    }
+    if (!ours || st->bad_to || !streq(st->node->ns, SM_NS_CLIENT)) {
+        s->stats.dropped_stale++;
+        sm_stanza_free(st);
+        return;
+    }
+    const char *name = st->node->name, *type = sm_stanza_type(st);
+    bool message = streq(name, "message");
+    sm_msg_kind kind = message ? sm_message_kind(st) : SM_MSG_ERROR;
+    if (message && (kind == SM_MSG_NORMAL || kind == SM_MSG_CHAT))
+        message_offline(s, st);
+    else if ((message && kind == SM_MSG_GROUPCHAT) ||
+             (streq(name, "iq") && (streq(type, "get") || streq(type, "set"))))
+        sm_bounce(s, st, "cancel", "service-unavailable");
+    else
+        sm_stanza_free(st);
+}
+
+void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena)
+{
+    renamespace(node, SM_NS_COMPONENT, SM_NS_CLIENT);
+    sm_stanza *st = sm_stanza_new(arena, node);
+    size_t dlen = 0;
+    const char *d = st->from.domain_len ? jid_domain(&st->from, &dlen) : NULL;
+    if (!d || strlen(l->service) != dlen || strncasecmp(d, l->service, dlen) != 0) {
+        log_debug("sm: component '%s' sent a stanza from outside its domain", l->service);
+        s->stats.dropped_bad++;
+        sm_stanza_free(st);
+        return;
+    }
+    sm_route(s, st);
+}

@@ -1,0 +1,350 @@
+/* sm/sessions.c — links and sessions: a link coming up and going, credentials for a login,
+ * binding (and restoring a front's sessions after a reconnect), ending sessions (one, a link's,
+ * all), kicking, and registration from a client that has not authenticated. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/random.h"
+#include "sm/core.h"
+#include "smproto/frame.h"
+
+sm_link *smc_link_by_serial(const sm *s, uint64_t serial)
+{
+    for (sm_link *l = s->links; l; l = l->next)
+        if (l->serial == serial)
+            return l;
+    return NULL;
+}
+
+uint64_t sm_link_serial(const sm_link *l) { return l->serial; }
+
+const char *sm_link_service(const sm_link *l) { return l->service; }
+
+sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component)
+{
+    sm_link *l = mem_zalloc(sizeof(*l));
+    l->handle = handle;
+    l->serial = ++s->next_serial;
+    l->service = mem_strdup(service_id);
+    l->component = component;
+    l->next = s->links;
+    s->links = l;
+    log_info("sm: %s '%s' is up", component ? "component" : "front", service_id);
+    return l;
+}
+
+sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid)
+{
+    session_key k = {link_serial, sid};
+    return sm_map_get(&s->sessions, &k, sizeof(k));
+}
+
+sm_session *sm_session_find(const sm *s, const jid *full)
+{
+    return sm_map_get(&s->by_jid, jid_full(full), jid_full_len(full));
+}
+
+/* What a session owns, once it is out of the tables. */
+void smc_session_release(sm_session *sess)
+{
+    sm_stanza_free(sess->presence);
+    sm_strset_free(&sess->directed);
+    jid_free(&sess->jid);
+    free(sess);
+}
+
+/* Ends sess: modules see it go (unavailable presence, last activity), then it leaves the tables.
+ * reason < 0: the front already knows (it sent END, or the link is gone). */
+static void session_end(sm *s, sm_session *sess, int reason, const char *text)
+{
+    sm_event ev = {.session = sess, .user = sess->user};
+    sm_fire(s, SM_EV_SESSION_END, &ev);
+    if (reason >= 0)
+        s->t.end(s->tctx, sess->link->handle, sess->sid, (uint8_t)reason, text ? text : "");
+    session_key k = {sess->link->serial, sess->sid};
+    sm_map_del(&s->sessions, &k, sizeof(k));
+    sm_map_del(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid));
+    sm_user *u = sess->user;
+    for (sm_session **pp = &u->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == sess) {
+            *pp = sess->next;
+            break;
+        }
+    log_info("sm: session %s ended", jid_full(&sess->jid));
+    smc_session_release(sess);
+    smc_user_maybe_free(s, u);
+}
+
+void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason)
+{
+    sm_session *sess = sm_session_lookup(s, l->serial, sid);
+    if (!sess) {
+        s->stats.dropped_stale++;
+        return;
+    }
+    session_end(s, sess, -1, NULL);
+}
+
+/* Ends every session (of link l, or all when l is NULL) with reason. Ending one runs the modules,
+ * which may end others: the sessions are found again by key before each is ended, so none is ended
+ * twice or after it was freed. */
+void smc_sessions_end(sm *s, const sm_link *l, int reason, const char *text)
+{
+    size_t n = sm_map_count(&s->sessions), k = 0;
+    void **all = sm_map_values(&s->sessions);
+    session_key *keys = n ? mem_array(n, sizeof *keys) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        sm_session *sess = all[i];
+        if (!l || sess->link == l)
+            keys[k++] = (session_key){sess->link->serial, sess->sid};
+    }
+    free(all);
+    for (size_t i = 0; i < k; i++) {
+        sm_session *sess = sm_session_lookup(s, keys[i].serial, keys[i].sid);
+        if (sess)
+            session_end(s, sess, reason, text);
+    }
+    free(keys);
+}
+
+void sm_link_down(sm *s, sm_link *l)
+{
+    smc_sessions_end(s, l, -1, NULL);
+    for (sm_link **pp = &s->links; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    log_info("sm: %s '%s' is down", l->component ? "component" : "front", l->service);
+    free(l->service);
+    free(l);
+}
+
+typedef struct auth_ctx {
+    sm *s;
+    uint64_t serial, sid;
+} auth_ctx;
+
+static void auth_loaded(xdb_request *r, void *ctx)
+{
+    auth_ctx *a = ctx;
+    sm_link *l = smc_link_by_serial(a->s, a->serial);
+    if (l) {
+        uint8_t status = r->status == XDB_OK          ? SMPROTO_AUTH_OK
+                         : r->status == XDB_NOT_FOUND ? SMPROTO_AUTH_NO_USER
+                                                      : SMPROTO_AUTH_ERROR;
+        if (r->status == XDB_ERROR)
+            log_warn("sm: credentials of %s@%s: %s", r->user, r->host, r->error);
+        log_debug("sm: credentials of %s@%s: %s", r->user, r->host, xdb_status_name(r->status));
+        a->s->t.auth_answer(a->s->tctx, l->handle, a->sid, status,
+                            status == SMPROTO_AUTH_OK ? &r->creds : NULL);
+    }
+    free(a);
+}
+
+void sm_auth_query(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user)
+{
+    jid j;
+    if (jid_make(user, strlen(user), host, strlen(host), NULL, 0, &j) != JID_OK ||
+        !sm_is_local_user(s, &j)) {
+        if (j.domain_len)
+            jid_free(&j);
+        s->t.auth_answer(s->tctx, l->handle, sid, SMPROTO_AUTH_NO_USER, NULL);
+        return;
+    }
+    auth_ctx *a = mem_zalloc(sizeof(*a));
+    *a = (auth_ctx){s, l->serial, sid};
+    sm_submit(s, sm_user_request(XDB_USER_CREDS, &j), auth_loaded, a);
+    jid_free(&j);
+}
+
+void smc_bind_reply(sm *s, sm_link *l, uint64_t sid, bool resync, uint8_t status,
+                       const char *full)
+{
+    if (!resync)
+        s->t.bound(s->tctx, l->handle, sid, status, full);
+    else if (status != SMPROTO_BOUND_OK)
+        s->t.end(s->tctx, l->handle, sid, SMPROTO_END_ERROR, "session could not be restored");
+}
+
+static int user_session_count(const sm_user *u)
+{
+    int n = 0;
+    for (const sm_session *x = u->sessions; x; x = x->next)
+        n++;
+    return n;
+}
+
+void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
+{
+    sm_link *l = smc_link_by_serial(s, d->link_serial);
+    if (!l)
+        return;
+    if (!u->exists) {
+        smc_bind_reply(s, l, d->sid, d->resync, SMPROTO_BOUND_NOT_ALLOWED, NULL);
+        return;
+    }
+    if (sm_session_lookup(s, l->serial, d->sid)) {
+        smc_bind_reply(s, l, d->sid, d->resync, SMPROTO_BOUND_NOT_ALLOWED, NULL);
+        return;
+    }
+    sm_session *old = sm_session_find(s, &d->full);
+    if (!old && !d->resync && user_session_count(u) >= s->cfg->limits.sessions) {
+        /* RFC 6120 §7.6.2.1. A resync restores sessions that were already counted. */
+        log_info("sm: %s has %d sessions, the most allowed: bind refused", jid_full(&u->jid),
+                 s->cfg->limits.sessions);
+        smc_bind_reply(s, l, d->sid, false, SMPROTO_BOUND_CONSTRAINT, NULL);
+        return;
+    }
+    if (old) {
+        log_info("sm: session %s replaced by a new one", jid_full(&old->jid));
+        u->holds++;   /* it may have been the user's last session */
+        session_end(s, old, SMPROTO_END_REPLACED, "replaced by a new session");
+        u->holds--;
+    }
+    sm_session *sess = mem_zalloc(sizeof(*sess));
+    sess->link = l;
+    sess->sid = d->sid;
+    jid_copy(&sess->jid, &d->full);
+    sess->user = u;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    sess->since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    sess->next = u->sessions;
+    u->sessions = sess;
+    session_key k = {l->serial, d->sid};
+    sm_map_put(&s->sessions, &k, sizeof(k), sess);
+    sm_map_put(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid), sess);
+    log_info("sm: session %s %s", jid_full(&sess->jid), d->resync ? "restored" : "bound");
+    smc_bind_reply(s, l, d->sid, d->resync, SMPROTO_BOUND_OK, jid_full(&sess->jid));
+    if (d->resync) {
+        sess->interested = d->state & SMPROTO_STATE_ROSTER;
+        sess->carbons = d->state & SMPROTO_STATE_CARBONS;
+        sess->blocklist_interested = d->state & SMPROTO_STATE_BLOCKLIST;
+        if (d->presence)
+            sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
+    }
+}
+
+void sm_session_state_changed(sm *s, sm_session *sess)
+{
+    uint8_t flags = (sess->interested ? SMPROTO_STATE_ROSTER : 0) |
+                    (sess->carbons ? SMPROTO_STATE_CARBONS : 0) |
+                    (sess->blocklist_interested ? SMPROTO_STATE_BLOCKLIST : 0);
+    s->t.state(s->tctx, sess->link->handle, sess->sid, flags);
+}
+
+/* resync: NULL for a BIND; else the session's STATE flags and presence ("" for none). */
+static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, const uint8_t *resync_state,
+                       const char *resync_presence)
+{
+    sm_user *u = smc_user_get(s, full);
+    sm_deferred *d = mem_zalloc(sizeof(*d));
+    d->link_serial = l->serial;
+    d->sid = sid;
+    jid_copy(&d->full, full);
+    d->resync = resync_state != NULL;
+    if (resync_state) {
+        d->state = *resync_state;
+        d->presence = *resync_presence ? mem_strdup(resync_presence) : NULL;
+    }
+    if (u->loaded && !u->deferred) {
+        smc_bind_finish(s, u, d);
+        smc_deferred_free(d);
+        smc_user_maybe_free(s, u);
+    } else {
+        smc_defer(s, u, d);
+    }
+}
+
+void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user,
+             const char *resource, uint8_t flags)
+{
+    char token[17];
+    if (!resource || !*resource) {
+        random_token(token, 16);
+        resource = token;
+    }
+    jid full;
+    if (l->component ||
+        jid_make(user, strlen(user), host, strlen(host), resource, strlen(resource), &full) !=
+            JID_OK) {
+        s->t.bound(s->tctx, l->handle, sid, SMPROTO_BOUND_NOT_ALLOWED, NULL);
+        return;
+    }
+    if (!sm_is_local_user(s, &full)) {
+        jid_free(&full);
+        s->t.bound(s->tctx, l->handle, sid, SMPROTO_BOUND_NOT_ALLOWED, NULL);
+        return;
+    }
+    bind_start(s, l, sid, &full, NULL, NULL);
+    jid_free(&full);
+}
+
+void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, uint8_t state,
+               const char *presence)
+{
+    jid full;
+    if (jid_parse(full_jid, strlen(full_jid), &full) != JID_OK) {
+        s->t.end(s->tctx, l->handle, sid, SMPROTO_END_ERROR, "bad JID in resync");
+        return;
+    }
+    if (!sm_is_local_user(s, &full) || jid_is_bare(&full)) {
+        s->t.end(s->tctx, l->handle, sid, SMPROTO_END_ERROR, "not a local full JID");
+    } else {
+        sm_session *old = sm_session_lookup(s, l->serial, sid);
+        if (!old || !jid_equal_full(&old->jid, &full))
+            bind_start(s, l, sid, &full, &state, presence);
+    }
+    jid_free(&full);
+}
+
+void sm_register(sm *s, sm_link *l, uint64_t sid, const char *host, const char *xml, size_t len)
+{
+    sm_stanza *st = sm_parse(s, xml, len);
+    if (!st || !xml_is(st->node, SM_NS_CLIENT, "iq")) {
+        s->stats.dropped_bad++;
+        sm_stanza_free(st);
+        return;
+    }
+    sm_event ev = {.stanza = st, .link_serial = l->serial, .sid = sid, .host = host};
+    sm_fire(s, SM_EV_REGISTER, &ev);
+    sm_stanza_free(ev.stanza);
+}
+
+void sm_kick_user(sm *s, const jid *bare, const char *text)
+{
+    sm_kick(s, bare, text);
+}
+
+size_t sm_kick(sm *s, const jid *j, const char *text)
+{
+    size_t n = 0;
+    if (!jid_is_bare(j)) {
+        sm_session *sess = sm_session_find(s, j);
+        if (sess) {
+            session_end(s, sess, SMPROTO_END_KICKED, text);
+            n++;
+        }
+        return n;
+    }
+    sm_user *u;
+    while ((u = sm_user_find(s, j)) && u->sessions) {
+        session_end(s, u->sessions, SMPROTO_END_KICKED, text);
+        n++;
+    }
+    return n;
+}
+
+void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx)
+{
+    size_t n = sm_map_count(&s->sessions);
+    void **all = sm_map_values(&s->sessions);
+    for (size_t i = 0; i < n; i++)
+        fn(all[i], ctx);
+    free(all);
+}
