@@ -7,15 +7,69 @@
 
 #include "core/buf.h"
 #include "core/mem.h"
+#include "sm/module.h"
 
-static const char *const vocabulary[] = {
+/* The core's own elements; the modules add theirs (sm_module.options). */
+static const char *const core_vocabulary[] = {
     "service", "service/accept", "service/accept/ip", "service/accept/port",
-    "service/accept/secret", "host", "host/register", "storage/driver", "storage/path",
-    "storage/host", "storage/port", "storage/user", "storage/password", "storage/database",
-    "storage/workers", "offline_quota", "limits/sessions", "limits/roster_items",
-    "limits/pending", "limits/directed", "limits/private_namespaces", "limits/private_bytes",
-    "limits/vcard_bytes", "admin/socket", "log/target", "log/path", "log/level", NULL,
+    "service/accept/secret", "host", "storage/driver", "storage/path", "storage/host",
+    "storage/port", "storage/user", "storage/password", "storage/database", "storage/workers",
+    "limits/sessions", "limits/roster_items", "limits/pending", "modules", "modules/module",
+    "admin/socket", "log/target", "log/path", "log/level", NULL,
 };
+
+/* The core's vocabulary and every module's options, NULL-terminated (malloc'd). */
+static const char **vocabulary(const sm_module *const *modules)
+{
+    size_t n = 0;
+    for (size_t i = 0; core_vocabulary[i]; i++)
+        n++;
+    for (size_t m = 0; modules && modules[m]; m++) {
+        for (size_t i = 0; modules[m]->options && modules[m]->options[i]; i++)
+            n++;
+        for (size_t i = 0; modules[m]->int_options && modules[m]->int_options[i].path; i++)
+            n++;
+    }
+    const char **v = mem_array(n + 1, sizeof(*v));
+    n = 0;
+    for (size_t i = 0; core_vocabulary[i]; i++)
+        v[n++] = core_vocabulary[i];
+    for (size_t m = 0; modules && modules[m]; m++) {
+        for (size_t i = 0; modules[m]->options && modules[m]->options[i]; i++)
+            v[n++] = modules[m]->options[i];
+        for (size_t i = 0; modules[m]->int_options && modules[m]->int_options[i].path; i++)
+            v[n++] = modules[m]->int_options[i].path;
+    }
+    v[n] = NULL;
+    return v;
+}
+
+/* <modules><module>NAME</module>...</modules>: each a module of the table, once. */
+static void read_modules(sm_config *sc, config *cfg, const sm_module *const *modules)
+{
+    if (!config_first(cfg, NULL, "modules"))
+        return;
+    size_t n = 0;
+    for (xml_node *el = config_first(cfg, NULL, "modules/module"); el; el = config_next(el))
+        n++;
+    sc->modules = mem_array(n + 1, sizeof(char *));
+    n = 0;
+    for (xml_node *el = config_first(cfg, NULL, "modules/module"); el; el = config_next(el)) {
+        const char *name = config_str(cfg, el, NULL, "");
+        bool known = false;
+        for (size_t m = 0; modules && modules[m] && !known; m++)
+            known = strcmp(modules[m]->name, name) == 0;
+        bool twice = false;
+        for (size_t i = 0; i < n && !twice; i++)
+            twice = strcmp(sc->modules[i], name) == 0;
+        if (!known)
+            config_fail(cfg, el, "no module is called '%s'", name);
+        else if (twice)
+            config_fail(cfg, el, "module '%s' is listed twice", name);
+        else
+            sc->modules[n++] = name;
+    }
+}
 
 static void read_services(sm_config *sc, config *cfg)
 {
@@ -55,7 +109,7 @@ static void read_hosts(sm_config *sc, config *cfg)
     for (xml_node *n = config_first(cfg, NULL, "host"); n; n = config_next(n), i++) {
         if (config_require(cfg, n, "@name"))
             sc->hosts[i].name = config_str(cfg, n, "@name", NULL);
-        sc->hosts[i].register_allowed = config_bool(cfg, n, "register", false);
+        sc->hosts[i].el = n;
     }
 }
 
@@ -73,9 +127,7 @@ static void check_components(sm_config *sc, config *cfg)
 
 void sm_limits_default(sm_limits *l)
 {
-    *l = (sm_limits){.sessions = 10, .roster_items = 2000, .pending = 200, .directed = 1000,
-                     .private_namespaces = 100, .private_bytes = 64 * 1024,
-                     .vcard_bytes = 64 * 1024};
+    *l = (sm_limits){.sessions = 10, .roster_items = 2000, .pending = 200};
 }
 
 static void read_limits(sm_config *sc, config *cfg)
@@ -85,12 +137,6 @@ static void read_limits(sm_config *sc, config *cfg)
     l->sessions = (int)config_int(cfg, NULL, "limits/sessions", l->sessions, 1, 100000);
     l->roster_items = (int)config_int(cfg, NULL, "limits/roster_items", l->roster_items, 1, 1000000);
     l->pending = (int)config_int(cfg, NULL, "limits/pending", l->pending, 1, 1000000);
-    l->directed = (int)config_int(cfg, NULL, "limits/directed", l->directed, 1, 1000000);
-    l->private_namespaces = (int)config_int(cfg, NULL, "limits/private_namespaces",
-                                            l->private_namespaces, 1, 1000000);
-    l->private_bytes = config_int(cfg, NULL, "limits/private_bytes", l->private_bytes, 1024,
-                                  1 << 20);
-    l->vcard_bytes = config_int(cfg, NULL, "limits/vcard_bytes", l->vcard_bytes, 1024, 1 << 20);
 }
 
 static void read_storage(sm_config *sc, config *cfg)
@@ -141,19 +187,22 @@ static void read_log(sm_config *sc, config *cfg)
         config_require(cfg, NULL, "log/path");
 }
 
-int sm_config_load(const char *path, sm_config *out, config_error *err)
+int sm_config_load(const char *path, const sm_module *const *modules, sm_config *out,
+                   config_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (config_load(path, &out->cfg, err) != 0)
         return -1;
     config *cfg = out->cfg;
-    config_declare(cfg, "sm", vocabulary);
+    const char **known = vocabulary(modules);
+    config_declare(cfg, "sm", known);
+    free(known);
     read_services(out, cfg);
     read_hosts(out, cfg);
     check_components(out, cfg);
     read_storage(out, cfg);
-    out->offline_quota = (int)config_int(cfg, NULL, "offline_quota", 100, 0, 1000000);
     read_limits(out, cfg);
+    read_modules(out, cfg, modules);
     read_admin(out, cfg);
     read_log(out, cfg);
     if (config_check(cfg, err) != 0) {
@@ -165,6 +214,7 @@ int sm_config_load(const char *path, sm_config *out, config_error *err)
 
 void sm_config_free(sm_config *sc)
 {
+    free(sc->modules);
     free(sc->services);
     free(sc->hosts);
     free(sc->admin_socket);

@@ -27,23 +27,19 @@ typedef struct sm_service {
 } sm_service;
 
 typedef struct sm_host {
-    const char *name;      /* the domain, as configured */
-    bool register_allowed; /* <register/>: in-band registration (XEP-0077) */
+    const char *name;      /* the domain, as configured (modules read their own options under
+                            * <host>, as <register/>) */
+    const xml_node *el;    /* its <host> element */
 } sm_host;
 
-/* <limits>: what one account may hold, each bounding memory or storage that the account's owner
- * (or whoever writes to it) controls. Past a limit the request gets a stanza error naming it. */
+/* <limits>: what one account may hold in the core, each bounding memory or storage that the
+ * account's owner (or whoever writes to it) controls. Past a limit the request gets a stanza error
+ * naming it. (The modules declare and read their own limits under <limits> too.) */
 typedef struct sm_limits {
     int sessions;              /* sessions (resources) bound at once (10, ejabberd's shipped
                                 * max_user_sessions) */
     int roster_items;          /* items in a roster (2000) */
     int pending;               /* inbound subscription requests awaiting an answer (200) */
-    int directed;              /* full JIDs one session has sent directed presence to, as a
-                                * client does for each room it joins (1000) */
-    int private_namespaces;    /* private XML (XEP-0049) namespaces stored (100) */
-    long long private_bytes;   /* the XML stored under one namespace (64 KiB): with the
-                                * namespaces, at most 6.4 MiB an account */
-    long long vcard_bytes;     /* a vCard, serialized (64 KiB: avatars travel in them) */
 } sm_limits;
 
 /* The defaults above (the loader starts from them; tests build configs with them). */
@@ -56,8 +52,9 @@ typedef struct sm_config {
     sm_host *hosts;
     int nhosts;
     xdbsql_options storage;
-    int offline_quota;
     sm_limits limits;
+    const char **modules;  /* <modules>: the module names listed, NULL-terminated; NULL when the
+                            * element is absent (every built-in module) */
     char *admin_socket;    /* <admin><socket>: the admin channel's Unix socket (sm/admin.h);
                             * default jabshard-sm.sock beside the SQLite database, or in the
                             * working directory */
@@ -66,8 +63,12 @@ typedef struct sm_config {
     log_level log_level;
 } sm_config;
 
-/* Loads and checks path. Returns 0, or -1 with err naming file, line and element. */
-int sm_config_load(const char *path, sm_config *out, config_error *err);
+typedef struct sm_module sm_module;
+/* Loads and checks path, knowing the modules of the NULL-terminated table (their options are part
+ * of the file's vocabulary; <modules> may name only them). Returns 0, or -1 with err naming file,
+ * line and element. The modules read their values when they start (sm_new). */
+int sm_config_load(const char *path, const sm_module *const *modules, sm_config *out,
+                   config_error *err);
 void sm_config_free(sm_config *sc);
 /* The configured host for a domain, or NULL. */
 const sm_host *sm_config_host(const sm_config *sc, const char *domain);

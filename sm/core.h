@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/xmlstream.h"
 #include "sm/map.h"
+#include "sm/module.h"
 #include "sm/sm.h"
 
 /* An error echoes the stanza it answers only below this many bytes of tree (RFC 6120 §8.3.1
@@ -43,16 +44,30 @@ typedef struct sm_deferred {
     bool from_session;
     jid full;
     bool resync;
-    uint8_t state;          /* a resync's STATE flags */
+    buf state;              /* a resync's STATE record */
     char *presence;         /* a resync's last broadcast presence, or NULL */
     custody_ticket ticket;  /* the frame that caused it (docs/smproto.md §3) */
 } sm_deferred;
 
+enum { SMC_IQ_GET = 1, SMC_IQ_SET = 2 };
+
+/* An iq handler a module declared ("iq-get/host/NS:NAME"), parsed. */
 typedef struct iq_handler {
-    char *ns;
-    unsigned where;
+    const char *ns;         /* the payload's namespace */
+    const char *name;       /* its local name, or NULL for any */
+    unsigned types;         /* SMC_IQ_GET | SMC_IQ_SET */
+    unsigned where;         /* SM_IQ_HOST | SM_IQ_BARE */
     sm_iq_fn fn;
 } iq_handler;
+
+/* A module loaded into this core: where its state lives in a session's and a user's block. */
+typedef struct loaded_module {
+    const sm_module *m;
+    void *data;             /* what its init set (sm_module_set_data) */
+    long long *ints;        /* its int_options' values, in their order */
+    size_t session_off, user_off;
+    bool ready;             /* its init ran: fini runs */
+} loaded_module;
 
 struct sm {
     const sm_config *cfg;
@@ -65,6 +80,9 @@ struct sm {
     sm_map sessions;        /* (link serial, sid) -> session */
     sm_map by_jid;          /* full JID -> session */
     sm_map users;           /* bare JID -> user */
+    loaded_module *mods;
+    size_t nmods;
+    size_t session_ext, user_ext;   /* bytes of module state with every session, user */
     iq_handler *iqs;
     size_t niqs;
     char **features;
@@ -78,7 +96,7 @@ struct sm {
     xml_arena *parsed_arena;
     bool parsed_extra;
     sm_stats stats;
-    uint64_t push_id;
+    uint64_t push_id;       /* sm_make_id */
     bool stopping;          /* sm_shutdown ran: storage is closing, so its unavailable
                              * broadcast loads no one */
     custody_ticket ticket;  /* the frame being processed: whatever it causes holds it */
@@ -94,7 +112,7 @@ typedef struct session_key {
 sm_user *smc_user_get(sm *s, const jid *j);           /* finds or creates */
 void smc_user_maybe_free(sm *s, sm_user *u);          /* frees it when nothing holds it */
 void smc_user_clear_roster(sm_user *u);
-void smc_user_release(sm_user *u);
+void smc_user_release(sm *s, sm_user *u);
 /* Queues d until u's roster is loaded (starting the load if it is not under way). */
 void smc_defer(sm *s, sm_user *u, sm_deferred *d);
 void smc_deferred_free(sm_deferred *d);
@@ -104,12 +122,23 @@ sm_link *smc_link_by_serial(const sm *s, uint64_t serial);
 void smc_bind_reply(sm *s, sm_link *l, uint64_t sid, bool resync, uint8_t status,
                     const char *full);
 void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d);
-void smc_session_release(sm_session *sess);
+void smc_session_release(sm *s, sm_session *sess);
 /* Ends every session (of link l, or all when l is NULL) with reason (< 0: the front knows). */
 void smc_sessions_end(sm *s, const sm_link *l, int reason, const char *text);
 
 /* registry.c */
 void smc_iq_dispatch(sm *s, sm_stanza *st, unsigned where);
+/* Loads the modules of table (NULL-terminated) that the configuration names, registers their
+ * handlers and features, then runs their inits; false when one fails (logged). */
+bool smc_modules_load(sm *s, const sm_module *const *table);
+void smc_modules_unload(sm *s);
+/* The modules' state in a new session's or user's block (ext) goes with it. */
+void smc_session_state_release(sm *s, sm_session *sess);
+void smc_user_state_release(sm *s, sm_user *u);
+/* A session's STATE record (docs/smproto.md §2), and taking one back in a resync (false when it
+ * is malformed). */
+void smc_state_pack(const sm *s, const sm_session *sess, buf *out);
+bool smc_state_restore(sm *s, sm_session *sess, const uint8_t *data, size_t len);
 
 /* route.c */
 /* Sends node to one session; false (nothing sent, logged) when it does not fit in a frame. */

@@ -48,7 +48,7 @@ bool sm_frame_in(sm *core, sm_link *link, const smproto_frame *f)
         smproto_resync_entry e;
         int rc;
         while ((rc = smproto_resync_next(&rd, &e)) == 1)
-            sm_resync(core, link, e.sid, e.full_jid, e.flags, e.presence);
+            sm_resync(core, link, e.sid, e.full_jid, e.state, e.state_len, e.presence);
         return rc == 0;
     }
     default:

@@ -6,28 +6,57 @@
  * would send on their behalf (presence broadcasts, probes) is dropped. Blocking a contact first
  * sends them unavailable presence; unblocking sends current presence and probes again.
  *
- * The list is cached in the user (sm_user.blocked), loaded at login just before the roster. Items
- * match as privacy-list JIDs do (XEP-0016 §2.1): user@domain/resource, user@domain, domain/resource
- * or domain. */
+ * The list is cached with the user (this module's user state), loaded at login just before the
+ * roster, and holds at most limits/blocklist entries. Items match as privacy-list JIDs do
+ * (XEP-0016 §2.1): user@domain/resource, user@domain, domain/resource or domain. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/mod_presence.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_BLOCKING "urn:xmpp:blocking"
 #define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
 
-static uint64_t block_push_id;
+/* limits/blocklist: the most entries a list may hold. */
+static const sm_int_option block_options[] = {
+    {"limits/blocklist", 1000, 1, 1000000},
+    {NULL},
+};
+
+/* Per user: the block list, normalized JIDs. */
+typedef struct block_user {
+    xdb_strings list;
+} block_user;
+
+/* Per session: whether it asked for the list (XEP-0191 §3.1: it gets the pushes). */
+typedef struct block_session {
+    bool interested;
+} block_session;
+
+static xdb_strings *blocked_of(sm *s, const sm_user *u)
+{
+    return &((block_user *)sm_user_state(s, u, &mod_blocking))->list;
+}
 
 /* ---- the list ---- */
 
-static bool block_has(const sm_user *u, const char *s, size_t len)
+static void strings_free(xdb_strings *x)
 {
-    for (size_t i = 0; i < u->blocked.n; i++)
-        if (strlen(u->blocked.v[i]) == len && memcmp(u->blocked.v[i], s, len) == 0)
+    for (size_t i = 0; i < x->n; i++)
+        free(x->v[i]);
+    free(x->v);
+    memset(x, 0, sizeof *x);
+}
+
+static bool block_has(const xdb_strings *list, const char *s, size_t len)
+{
+    for (size_t i = 0; i < list->n; i++)
+        if (strlen(list->v[i]) == len && memcmp(list->v[i], s, len) == 0)
             return true;
     return false;
 }
@@ -47,30 +76,21 @@ static bool block_entry_matches(const char *entry, const jid *x)
                             memcmp(entry + dlen + 1, res, rlen) == 0);
 }
 
-static bool block_matches(const sm_user *u, const jid *x)
+static bool block_matches(sm *s, const sm_user *u, const jid *x)
 {
     if (!u || !x->domain_len)
         return false;
-    for (size_t i = 0; i < u->blocked.n; i++)
-        if (block_entry_matches(u->blocked.v[i], x))
+    const xdb_strings *list = blocked_of(s, u);
+    for (size_t i = 0; i < list->n; i++)
+        if (block_entry_matches(list->v[i], x))
             return true;
     return false;
 }
 
-static void block_remove_at(sm_user *u, size_t i)
+static void block_remove_at(xdb_strings *list, size_t i)
 {
-    free(u->blocked.v[i]);
-    u->blocked.v[i] = u->blocked.v[--u->blocked.n];
-}
-
-static sm_user *user_of_request(const sm *s, const xdb_request *r)
-{
-    jid bare;
-    if (jid_make(r->user, strlen(r->user), r->host, strlen(r->host), NULL, 0, &bare) != JID_OK)
-        return NULL;
-    sm_user *u = sm_user_find(s, &bare);
-    jid_free(&bare);
-    return u;
+    free(list->v[i]);
+    list->v[i] = list->v[--list->n];
 }
 
 static void block_loaded(xdb_request *r, void *ctx)
@@ -80,13 +100,12 @@ static void block_loaded(xdb_request *r, void *ctx)
         log_warn("sm: loading the block list of %s@%s failed: %s", r->user, r->host, r->error);
         return;
     }
-    sm_user *u = user_of_request(s, r);
+    sm_user *u = sm_user_of_request(s, r);
     if (!u)
         return;
-    for (size_t i = 0; i < u->blocked.n; i++)
-        free(u->blocked.v[i]);
-    free(u->blocked.v);
-    u->blocked = r->jids;
+    xdb_strings *list = blocked_of(s, u);
+    strings_free(list);
+    *list = r->jids;
     memset(&r->jids, 0, sizeof(r->jids));
 }
 
@@ -98,8 +117,6 @@ static bool block_user_load(sm *s, sm_event *ev)
 
 /* ---- presence around a change ---- */
 
-static bool has_from(xdb_subscription sub) { return sub == XDB_SUB_FROM || sub == XDB_SUB_BOTH; }
-static bool has_to(xdb_subscription sub) { return sub == XDB_SUB_TO || sub == XDB_SUB_BOTH; }
 
 /* Roster contacts entry covers, with fn called for each (contact's bare JID). */
 static void block_each_contact(sm *s, sm_user *u, const char *entry,
@@ -118,7 +135,7 @@ static void block_each_contact(sm *s, sm_user *u, const char *entry,
 
 static void send_unavailable(sm *s, sm_user *u, const sm_roster_item *it)
 {
-    if (!has_from(it->sub))
+    if (!sm_sub_has_from(it->sub))
         return;
     for (sm_session *x = u->sessions; x; x = x->next)
         if (x->available)
@@ -129,9 +146,9 @@ static void send_presence(sm *s, sm_user *u, const sm_roster_item *it)
 {
     char bare[JID_MAX_LEN + 1];
     jid_bare_to_string(&u->jid, bare, sizeof(bare));
-    if (has_to(it->sub))
+    if (sm_sub_has_to(it->sub))
         sm_route(s, sm_stanza_make("presence", bare, it->jid, "probe"));
-    if (!has_from(it->sub))
+    if (!sm_sub_has_from(it->sub))
         return;
     for (sm_session *x = u->sessions; x; x = x->next) {
         if (!x->available || !x->presence)
@@ -147,8 +164,9 @@ static void send_presence(sm *s, sm_user *u, const sm_roster_item *it)
 static void block_directed(sm *s, sm_user *u, const char *entry)
 {
     for (sm_session *x = u->sessions; x; x = x->next) {
-        const char **to = sm_strset_members(x->directed);
-        for (size_t i = 0; i < sm_strset_count(x->directed); i++) {
+        const sm_strset *directed = presence_directed(s, x);
+        const char **to = sm_strset_members(directed);
+        for (size_t i = 0; i < sm_strset_count(directed); i++) {
             jid d;
             if (jid_parse(to[i], strlen(to[i]), &d) != JID_OK)
                 continue;
@@ -172,10 +190,10 @@ typedef struct block_ctx {
 static void block_push(sm *s, sm_user *u, const xml_node *payload)
 {
     for (sm_session *x = u->sessions; x; x = x->next) {
-        if (!x->blocklist_interested)
+        if (!((block_session *)sm_session_state(s, x, &mod_blocking))->interested)
             continue;
         char id[32];
-        snprintf(id, sizeof(id), "block%llu", (unsigned long long)++block_push_id);
+        sm_make_id(s, "block", id);
         char bare[JID_MAX_LEN + 1];
         jid_bare_to_string(&u->jid, bare, sizeof(bare));
         sm_stanza *push = sm_stanza_make("iq", bare, jid_full(&x->jid), "set");
@@ -193,7 +211,7 @@ static void block_stored(xdb_request *r, void *ctx)
         sm_bounce(c->s, c->st, "wait", "internal-server-error");
     } else {
         sm_iq_result(c->s, c->st, NULL);
-        sm_user *u = user_of_request(c->s, r);
+        sm_user *u = sm_user_of_request(c->s, r);
         if (u)
             block_push(c->s, u, c->push);
     }
@@ -203,15 +221,16 @@ static void block_stored(xdb_request *r, void *ctx)
 
 static void block_get(sm *s, sm_stanza *st, sm_session *sess)
 {
-    sm_user *u = sess->user;
-    if (!sess->blocklist_interested) {
-        sess->blocklist_interested = true;
+    block_session *bs = sm_session_state(s, sess, &mod_blocking);
+    if (!bs->interested) {
+        bs->interested = true;
         sm_session_state_changed(s, sess);
     }
+    const xdb_strings *blocked = blocked_of(s, sess->user);
     xml_arena *a = xml_arena_new(1024);
     xml_node *list = xml_element_new(a, NULL, NS_BLOCKING, "blocklist");
-    for (size_t i = 0; i < u->blocked.n; i++)
-        xml_attr_set(a, xml_element_new(a, list, NS_BLOCKING, "item"), NULL, "jid", u->blocked.v[i]);
+    for (size_t i = 0; i < blocked->n; i++)
+        xml_attr_set(a, xml_element_new(a, list, NS_BLOCKING, "item"), NULL, "jid", blocked->v[i]);
     sm_iq_result(s, st, list);
     xml_arena_free(a);
 }
@@ -238,17 +257,27 @@ static bool block_items(const xml_node *cmd, xdb_strings *out)
     return true;
 }
 
-static void strings_free(xdb_strings *x)
+static void refuse_full(sm *s, sm_stanza *st, int max)
 {
-    for (size_t i = 0; i < x->n; i++)
-        free(x->v[i]);
-    free(x->v);
+    char why[64];
+    snprintf(why, sizeof why, "a block list holds at most %d entries", max);
+    sm_bounce_text(s, st, "cancel", "resource-constraint", why);
 }
 
 static void block_set(sm *s, sm_stanza *st, sm_session *sess, xml_node *cmd)
 {
     sm_user *u = sess->user;
+    xdb_strings *blocked = blocked_of(s, u);
+    int max = (int)sm_module_int(s, &mod_blocking, "limits/blocklist");
     bool block = strcmp(cmd->name, "block") == 0;
+    size_t count = 0;
+    for (xml_node *it = xml_child(cmd, NS_BLOCKING, "item"); it;
+         it = xml_next(it, NS_BLOCKING, "item"))
+        count++;
+    if (count > (size_t)max) {
+        refuse_full(s, st, max);
+        return;
+    }
     xdb_strings items = {0};
     if (!block_items(cmd, &items)) {
         strings_free(&items);
@@ -257,6 +286,14 @@ static void block_set(sm *s, sm_stanza *st, sm_session *sess, xml_node *cmd)
     }
     if (block && !items.n) {
         sm_bounce(s, st, "modify", "bad-request");   /* §3.3: at least one item */
+        return;
+    }
+    size_t added = 0;
+    for (size_t i = 0; block && i < items.n; i++)
+        added += !block_has(blocked, items.v[i], strlen(items.v[i]));
+    if (blocked->n + added > (size_t)max) {
+        strings_free(&items);
+        refuse_full(s, st, max);
         return;
     }
     block_ctx *c = mem_zalloc(sizeof(*c));
@@ -271,19 +308,19 @@ static void block_set(sm *s, sm_stanza *st, sm_session *sess, xml_node *cmd)
     }
     if (block) {
         for (size_t i = 0; i < items.n; i++) {
-            if (block_has(u, items.v[i], strlen(items.v[i])))
+            if (block_has(blocked, items.v[i], strlen(items.v[i])))
                 continue;
             /* While the contact is not blocked yet, so that these get out. */
             block_each_contact(s, u, items.v[i], send_unavailable);
             block_directed(s, u, items.v[i]);
-            u->blocked.v = mem_realloc(u->blocked.v, (u->blocked.n + 1) * sizeof(char *));
-            u->blocked.v[u->blocked.n++] = mem_strdup(items.v[i]);
+            blocked->v = mem_realloc(blocked->v, (blocked->n + 1) * sizeof(char *));
+            blocked->v[blocked->n++] = mem_strdup(items.v[i]);
         }
     } else {
         /* No items: unblock everyone (§3.5). */
         xdb_strings gone = {0};
-        for (size_t i = u->blocked.n; i-- > 0;) {
-            const char *e = u->blocked.v[i];
+        for (size_t i = blocked->n; i-- > 0;) {
+            const char *e = blocked->v[i];
             bool named = !items.n;
             for (size_t k = 0; !named && k < items.n; k++)
                 named = strcmp(items.v[k], e) == 0;
@@ -291,7 +328,7 @@ static void block_set(sm *s, sm_stanza *st, sm_session *sess, xml_node *cmd)
                 continue;
             gone.v = mem_realloc(gone.v, (gone.n + 1) * sizeof(char *));
             gone.v[gone.n++] = mem_strdup(e);
-            block_remove_at(u, i);
+            block_remove_at(blocked, i);
         }
         for (size_t i = 0; i < gone.n; i++)
             block_each_contact(s, u, gone.v[i], send_presence);
@@ -322,13 +359,13 @@ static void block_iq(sm *s, sm_stanza *st, xml_node *payload)
 
 static bool block_presence_in(sm *s, sm_event *ev)
 {
-    return block_matches(ev->user, &ev->stanza->from);   /* dropped without a word (§3.6) */
+    return block_matches(s, ev->user, &ev->stanza->from);   /* dropped without a word (§3.6) */
 }
 
 static bool block_inbound(sm *s, sm_event *ev)
 {
     sm_stanza *st = ev->stanza;
-    if (!block_matches(ev->user, &st->from))
+    if (!block_matches(s, ev->user, &st->from))
         return false;
     const char *type = sm_stanza_type(st);
     bool iq = xml_is(st->node, SM_NS_CLIENT, "iq");
@@ -341,7 +378,7 @@ static bool block_outbound(sm *s, sm_event *ev)
 {
     sm_stanza *st = ev->stanza;
     /* Errors still go: they are the answers §3.6 asks for. */
-    if (strcmp(sm_stanza_type(st), "error") == 0 || !block_matches(ev->user, &st->to))
+    if (strcmp(sm_stanza_type(st), "error") == 0 || !block_matches(s, ev->user, &st->to))
         return false;
     sm_session *origin = ev->session;
     sm_stanza *err = sm_stanza_take(st);
@@ -352,12 +389,41 @@ static bool block_outbound(sm *s, sm_event *ev)
     return true;
 }
 
-void mod_blocking_register(sm *s)
+/* ---- the module ---- */
+
+static void block_user_release(void *state)
 {
-    sm_hook(s, SM_EV_USER_LOAD, block_user_load);
-    sm_hook(s, SM_EV_PRESENCE_IN, block_presence_in);
-    sm_hook(s, SM_EV_INBOUND, block_inbound);
-    sm_hook(s, SM_EV_OUTBOUND, block_outbound);
-    sm_iq_handler(s, NS_BLOCKING, SM_IQ_BARE, block_iq);
-    sm_add_feature(s, NS_BLOCKING);
+    strings_free(&((block_user *)state)->list);
 }
+
+/* Across an SM restart: whether the session asked for the list. */
+static void block_pack(const sm_session *sess, const void *state, buf *out)
+{
+    sm_pack_flag(out, ((const block_session *)state)->interested);
+}
+
+static void block_restore(sm_session *sess, void *state, const uint8_t *data, size_t len)
+{
+    ((block_session *)state)->interested = sm_unpack_flag(data, len);
+}
+
+static const sm_handler block_handlers[] = {
+    {"user-load", .hook = block_user_load},
+    {"presence-in", .hook = block_presence_in},
+    {"inbound", .hook = block_inbound},
+    {"outbound", .hook = block_outbound},
+    {"iq/bare/" NS_BLOCKING ":*", .iq = block_iq},
+    {NULL},
+};
+
+const sm_module mod_blocking = {
+    .name = "blocking",
+    .int_options = block_options,
+    .handlers = block_handlers,
+    .features = (const char *const[]){NS_BLOCKING, NULL},
+    .session_state = sizeof(block_session),
+    .user_state = sizeof(block_user),
+    .user_release = block_user_release,
+    .pack = block_pack,
+    .restore = block_restore,
+};

@@ -6,11 +6,22 @@
  * <received/> copies either. */
 #include <string.h>
 
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_HINTS "urn:xmpp:hints"
+
+/* Per session: whether it enabled carbons. */
+typedef struct carbons_session {
+    bool enabled;
+} carbons_session;
+
+static bool carbons_on(sm *s, const sm_session *x)
+{
+    return ((const carbons_session *)sm_session_state(s, x, &mod_carbons))->enabled;
+}
 
 static void carbons_iq(sm *s, sm_stanza *st, xml_node *payload)
 {
@@ -23,8 +34,9 @@ static void carbons_iq(sm *s, sm_stanza *st, xml_node *payload)
         sm_bounce(s, st, "modify", "bad-request");
         return;
     }
-    if (st->origin->carbons != enable) {
-        st->origin->carbons = enable;
+    carbons_session *cs = sm_session_state(s, st->origin, &mod_carbons);
+    if (cs->enabled != enable) {
+        cs->enabled = enable;
         sm_session_state_changed(s, st->origin);
     }
     sm_iq_result(s, st, NULL);
@@ -75,7 +87,7 @@ static bool carbons_sent(sm *s, sm_event *ev)
     if (!ev->session || !carbons_eligible(st))
         return false;
     for (sm_session *x = ev->user->sessions; x; x = x->next)
-        if (x != ev->session && x->carbons)
+        if (x != ev->session && carbons_on(s, x))
             carbons_copy(s, ev->user, x, st, "sent");
     return false;
 }
@@ -98,7 +110,7 @@ static bool carbons_received(sm *s, sm_event *ev)
     if (!ev->user || ev->stanza->no_copies || !carbons_eligible(ev->stanza))
         return false;
     for (sm_session *x = ev->user->sessions; x; x = x->next) {
-        if (!x->carbons)
+        if (!carbons_on(s, x))
             continue;
         bool got = false;
         for (size_t i = 0; i < ev->nrecipients && !got; i++)
@@ -109,11 +121,30 @@ static bool carbons_received(sm *s, sm_event *ev)
     return false;
 }
 
-void mod_carbons_register(sm *s)
+/* Across an SM restart: whether the session enabled carbons. */
+static void carbons_pack(const sm_session *sess, const void *state, buf *out)
 {
-    sm_iq_handler(s, NS_CARBONS, SM_IQ_BARE, carbons_iq);
-    sm_hook(s, SM_EV_OUTBOUND, carbons_sent);
-    sm_hook(s, SM_EV_INBOUND, carbons_inbound);
-    sm_hook(s, SM_EV_MESSAGE_DELIVERED, carbons_received);
-    sm_add_feature(s, NS_CARBONS);
+    sm_pack_flag(out, ((const carbons_session *)state)->enabled);
 }
+
+static void carbons_restore(sm_session *sess, void *state, const uint8_t *data, size_t len)
+{
+    ((carbons_session *)state)->enabled = sm_unpack_flag(data, len);
+}
+
+static const sm_handler carbons_handlers[] = {
+    {"iq/bare/" NS_CARBONS ":*", .iq = carbons_iq},
+    {"outbound", .hook = carbons_sent},
+    {"inbound", .hook = carbons_inbound},
+    {"message-delivered", .hook = carbons_received},
+    {NULL},
+};
+
+const sm_module mod_carbons = {
+    .name = "carbons",
+    .handlers = carbons_handlers,
+    .features = (const char *const[]){NS_CARBONS, NULL},
+    .session_state = sizeof(carbons_session),
+    .pack = carbons_pack,
+    .restore = carbons_restore,
+};

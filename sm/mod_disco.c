@@ -2,6 +2,7 @@
  * accounts. The server's features are what the modules registered with sm_add_feature. */
 #include <string.h>
 
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_INFO "http://jabber.org/protocol/disco#info"
@@ -66,8 +67,13 @@ static void disco_items(sm *s, sm_stanza *st, xml_node *payload)
     xml_arena_free(a);
 }
 
-void mod_disco_register(sm *s)
-{
-    sm_iq_handler(s, NS_INFO, SM_IQ_HOST | SM_IQ_BARE, disco_info);
-    sm_iq_handler(s, NS_ITEMS, SM_IQ_HOST | SM_IQ_BARE, disco_items);
-}
+static const sm_handler disco_handlers[] = {
+    {"iq/any/" NS_INFO ":*", .iq = disco_info},
+    {"iq/any/" NS_ITEMS ":*", .iq = disco_items},
+    {NULL},
+};
+
+const sm_module mod_disco = {
+    .name = "disco",
+    .handlers = disco_handlers,
+};

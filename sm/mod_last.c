@@ -16,12 +16,12 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_LAST "jabber:iq:last"
 #define LAST_STORE "last"
 
-static struct timespec last_started;   /* written once, at registration */
 
 static void last_answer(sm *s, sm_stanza *st, int64_t seconds, const char *status)
 {
@@ -40,7 +40,8 @@ static void last_uptime(sm *s, sm_stanza *st)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    last_answer(s, st, (int64_t)(now.tv_sec - last_started.tv_sec), NULL);
+    const struct timespec *started = sm_module_data(s, &mod_last);
+    last_answer(s, st, (int64_t)(now.tv_sec - started->tv_sec), NULL);
 }
 
 static bool user_available(const sm *s, const jid *bare)
@@ -201,10 +202,30 @@ static bool last_presence_out(sm *s, sm_event *ev)
     return false;
 }
 
-void mod_last_register(sm *s)
+/* The module's data: when the server started, for its uptime (§5). */
+static bool last_init(sm *s, const sm_module *self, config *cfg)
 {
-    clock_gettime(CLOCK_MONOTONIC, &last_started);
-    sm_iq_handler(s, NS_LAST, SM_IQ_HOST | SM_IQ_BARE, last_iq);
-    sm_hook(s, SM_EV_PRESENCE_OUT, last_presence_out);
-    sm_add_feature(s, NS_LAST);
+    struct timespec *started = mem_zalloc(sizeof *started);
+    clock_gettime(CLOCK_MONOTONIC, started);
+    sm_module_set_data(s, self, started);
+    return true;
 }
+
+static void last_fini(sm *s, const sm_module *self)
+{
+    free(sm_module_data(s, self));
+}
+
+static const sm_handler last_handlers[] = {
+    {"iq/any/" NS_LAST ":*", .iq = last_iq},
+    {"presence-out", .hook = last_presence_out},
+    {NULL},
+};
+
+const sm_module mod_last = {
+    .name = "last",
+    .init = last_init,
+    .fini = last_fini,
+    .handlers = last_handlers,
+    .features = (const char *const[]){NS_LAST, NULL},
+};

@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 #include "smproto/frame.h"
 
@@ -38,7 +39,7 @@ static void stored(xdb_request *r, void *ctx)
 static bool message_offline(sm *s, sm_event *ev)
 {
     sm_stanza *st = ev->stanza;
-    int quota = sm_cfg(s)->offline_quota;
+    long long quota = sm_module_int(s, &mod_message, "offline_quota");
     if (quota <= 0)
         return false;   /* offline storage is off: the core answers service-unavailable */
     /* What is stored goes back out in a frame at the next login. */
@@ -144,10 +145,22 @@ static bool session_available(sm *s, sm_event *ev)
     return false;
 }
 
-void mod_message_register(sm *s)
-{
-    sm_hook(s, SM_EV_OUTBOUND, strip_forged_delays);
-    sm_hook(s, SM_EV_MESSAGE_OFFLINE, message_offline);
-    sm_hook(s, SM_EV_SESSION_AVAILABLE, session_available);
-    sm_add_feature(s, "msgoffline");
-}
+/* offline_quota: the most messages kept for an offline user; 0 keeps none. */
+static const sm_int_option message_options[] = {
+    {"offline_quota", 100, 0, 1000000},
+    {NULL},
+};
+
+static const sm_handler message_handlers[] = {
+    {"outbound", .hook = strip_forged_delays},
+    {"message-offline", .hook = message_offline},
+    {"session-available", .hook = session_available},
+    {NULL},
+};
+
+const sm_module mod_message = {
+    .name = "message",
+    .int_options = message_options,
+    .handlers = message_handlers,
+    .features = (const char *const[]){"msgoffline", NULL},
+};

@@ -2,6 +2,7 @@
  * to its accounts' bare JIDs. */
 #include <string.h>
 
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_PING "urn:xmpp:ping"
@@ -14,8 +15,13 @@ static void ping(sm *s, sm_stanza *st, xml_node *payload)
         sm_iq_result(s, st, NULL);
 }
 
-void mod_ping_register(sm *s)
-{
-    sm_iq_handler(s, NS_PING, SM_IQ_HOST | SM_IQ_BARE, ping);
-    sm_add_feature(s, NS_PING);
-}
+static const sm_handler ping_handlers[] = {
+    {"iq/any/" NS_PING ":*", .iq = ping},
+    {NULL},
+};
+
+const sm_module mod_ping = {
+    .name = "ping",
+    .handlers = ping_handlers,
+    .features = (const char *const[]){NS_PING, NULL},
+};

@@ -8,12 +8,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "sm/barrier.h"
+#include "sm/mod_presence.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 #include "sm/subscription.h"
 
-static bool has_from(xdb_subscription s) { return s == XDB_SUB_FROM || s == XDB_SUB_BOTH; }
-static bool has_to(xdb_subscription s) { return s == XDB_SUB_TO || s == XDB_SUB_BOTH; }
+/* limits/directed: the most JIDs one session may have sent directed presence to (one per room a
+ * client joins). */
+static const sm_int_option presence_options[] = {
+    {"limits/directed", 1000, 1, 1000000},
+    {NULL},
+};
+
+/* Per session: the full JIDs it sent directed available presence to (RFC 6121 §4.6), which hear
+ * when it goes unavailable; a hash set, since it is consulted for every presence. */
+typedef struct presence_session {
+    sm_strset *directed;
+} presence_session;
+
+static sm_strset **directed_of(sm *s, const sm_session *sess)
+{
+    return &((presence_session *)sm_session_state(s, sess, &mod_presence))->directed;
+}
+
+const sm_strset *presence_directed(sm *s, const sm_session *sess)
+{
+    return sm_module_loaded(s, &mod_presence) ? *directed_of(s, sess) : NULL;
+}
+
+
 
 static void bare_of(const jid *j, char out[JID_MAX_LEN + 1])
 {
@@ -44,17 +69,18 @@ static void broadcast(sm *s, sm_session *sess, const sm_stanza *st, bool unavail
     const char *from = jid_full(&sess->jid);
     sm_user *u = sess->user;
     for (size_t i = 0; i < u->nitems; i++)
-        if (has_from(u->items[i].sub))
+        if (sm_sub_has_from(u->items[i].sub))
             send_copy(s, st, from, u->items[i].jid);
     for (sm_session *x = u->sessions; x; x = x->next)
         if (x->available || x == sess)
             send_copy(s, st, from, jid_full(&x->jid));
     if (unavailable) {
-        const char **to = sm_strset_members(sess->directed);
-        for (size_t i = 0; i < sm_strset_count(sess->directed); i++)
+        sm_strset **directed = directed_of(s, sess);
+        const char **to = sm_strset_members(*directed);
+        for (size_t i = 0; i < sm_strset_count(*directed); i++)
             send_copy(s, st, from, to[i]);
         free(to);
-        sm_strset_free(&sess->directed);
+        sm_strset_free(directed);
     }
 }
 
@@ -86,7 +112,7 @@ static void available(sm *s, sm_session *sess, sm_stanza *st)
     if (initial) {
         /* §4.2.2: probe the contacts whose presence the user may see... */
         for (size_t i = 0; i < u->nitems; i++)
-            if (has_to(u->items[i].sub))
+            if (sm_sub_has_to(u->items[i].sub))
                 send_simple(s, bare, u->items[i].jid, "probe");
         /* ...and show the new resource what the user's other resources are. */
         for (sm_session *x = u->sessions; x; x = x->next)
@@ -108,7 +134,7 @@ static void available(sm *s, sm_session *sess, sm_stanza *st)
  * directed presence. */
 static bool unavailable(sm *s, sm_session *sess, sm_stanza *st)
 {
-    if (!sess->available && !sm_strset_count(sess->directed))
+    if (!sess->available && !sm_strset_count(presence_directed(s, sess)))
         return false;
     xml_attr_remove(st->node, NULL, "to");
     broadcast(s, sess, st, true);
@@ -119,29 +145,30 @@ static bool unavailable(sm *s, sm_session *sess, sm_stanza *st)
 }
 
 /* Directed presence (§4.6): who must hear of the session going unavailable. Returns false when st
- * was refused (the session already tracks limits.directed JIDs) and answered with an error. */
+ * was refused (the session already tracks limits/directed JIDs) and answered with an error. */
 static bool directed(sm *s, sm_session *sess, sm_stanza *st, bool avail)
 {
     const char *to = jid_full(&st->to);
     if (!avail) {
-        sm_strset_remove(&sess->directed, to);
+        sm_strset_remove(directed_of(s, sess), to);
         return true;
     }
-    if (sm_strset_has(sess->directed, to))
+    sm_strset **directed = directed_of(s, sess);
+    if (sm_strset_has(*directed, to))
         return true;
     char bare[JID_MAX_LEN + 1];
     bare_of(&st->to, bare);
     sm_roster_item *it = sm_roster_find(sess->user, bare);
-    if (it && has_from(it->sub))
+    if (it && sm_sub_has_from(it->sub))
         return true;   /* contacts get the broadcast anyway */
-    int limit = sm_cfg(s)->limits.directed;
-    if (sm_strset_count(sess->directed) >= (size_t)limit) {
+    int limit = (int)sm_module_int(s, &mod_presence, "limits/directed");
+    if (sm_strset_count(*directed) >= (size_t)limit) {
         char why[96];
         snprintf(why, sizeof why, "directed presence is limited to %d recipients", limit);
         sm_bounce_text(s, sm_stanza_take(st), "cancel", "resource-constraint", why);
         return false;
     }
-    sm_strset_add(&sess->directed, to);
+    sm_strset_add(directed, to);
     return true;
 }
 
@@ -251,7 +278,7 @@ static void answer_probe(sm *s, sm_user *u, const sm_stanza *st)
     bare_of(&st->from, prober);
     bare_of(&u->jid, bare);
     sm_roster_item *it = sm_roster_find(u, prober);
-    if (!it || !has_from(it->sub)) {
+    if (!it || !sm_sub_has_from(it->sub)) {
         if (strcmp(prober, bare) != 0)
             send_simple(s, bare, prober, "unsubscribed");  /* §4.3.2 */
         return;
@@ -320,7 +347,7 @@ static bool presence_in(sm *s, sm_event *ev)
 static bool session_end(sm *s, sm_event *ev)
 {
     sm_session *sess = ev->session;
-    if (!sess->available && !sm_strset_count(sess->directed))
+    if (!sess->available && !sm_strset_count(presence_directed(s, sess)))
         return false;
     sm_stanza *st = sm_stanza_make("presence", jid_full(&sess->jid), NULL, "unavailable");
     sm_event out = {.stanza = st, .session = sess, .user = sess->user};
@@ -329,9 +356,22 @@ static bool session_end(sm *s, sm_event *ev)
     return false;
 }
 
-void mod_presence_register(sm *s)
+static void presence_session_release(void *state)
 {
-    sm_hook(s, SM_EV_PRESENCE_OUT, presence_out);
-    sm_hook(s, SM_EV_PRESENCE_IN, presence_in);
-    sm_hook(s, SM_EV_SESSION_END, session_end);
+    sm_strset_free(&((presence_session *)state)->directed);
 }
+
+static const sm_handler presence_handlers[] = {
+    {"presence-out", .hook = presence_out},
+    {"presence-in", .hook = presence_in},
+    {"session-end", .hook = session_end},
+    {NULL},
+};
+
+const sm_module mod_presence = {
+    .name = "presence",
+    .int_options = presence_options,
+    .handlers = presence_handlers,
+    .session_state = sizeof(presence_session),
+    .session_release = presence_session_release,
+};

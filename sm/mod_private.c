@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_PRIVATE "jabber:iq:private"
@@ -47,8 +48,8 @@ static void private_got(xdb_request *r, void *ctx)
 static void private_full(sm *s, sm_stanza *st)
 {
     char why[80];
-    snprintf(why, sizeof why, "at most %d private XML namespaces per account",
-             sm_cfg(s)->limits.private_namespaces);
+    snprintf(why, sizeof why, "at most %lld private XML namespaces per account",
+             sm_module_int(s, &mod_private, "limits/private_namespaces"));
     sm_bounce_text(s, st, "cancel", "resource-constraint", why);
 }
 
@@ -116,11 +117,12 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
     }
     /* Serialize every element first, so a set is refused whole or stored whole (but for the
      * namespace quota, which storage checks as it goes). */
-    const sm_limits *limits = &sm_cfg(s)->limits;
+    long long namespaces = sm_module_int(s, &mod_private, "limits/private_namespaces");
+    long long bytes = sm_module_int(s, &mod_private, "limits/private_bytes");
     size_t n = 0;
     for (xml_node *x = first; x; x = xml_next(x, NULL, NULL))
         n++;
-    if (n > (size_t)limits->private_namespaces) {
+    if (n > (size_t)namespaces) {
         free(c);
         private_full(s, st);
         return;
@@ -130,15 +132,15 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
     bool too_big = false;
     for (xml_node *x = first; x; x = xml_next(x, NULL, NULL), i++) {
         size_t len;
-        char *xml = sm_xml_string(x, (size_t)limits->private_bytes, &len);
+        char *xml = sm_xml_string(x, (size_t)bytes, &len);
         if (!xml) {
             too_big = true;
             break;
         }
         rs[i] = private_request(XDB_DOC_PUT, owner, x->ns);
         xdb_request_set_value(rs[i], xml, len);
-        rs[i]->value_max = (size_t)limits->private_bytes;
-        rs[i]->quota = limits->private_namespaces;
+        rs[i]->value_max = (size_t)bytes;
+        rs[i]->quota = namespaces;
         free(xml);
     }
     if (too_big) {
@@ -148,7 +150,7 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
         free(c);
         char why[80];
         snprintf(why, sizeof why, "private XML is limited to %lld bytes per namespace",
-                 limits->private_bytes);
+                 bytes);
         sm_bounce_text(s, st, "modify", "not-acceptable", why);
         return;
     }
@@ -159,8 +161,22 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
     free(rs);
 }
 
-void mod_private_register(sm *s)
-{
-    sm_iq_handler(s, NS_PRIVATE, SM_IQ_BARE, private_iq);
-    sm_add_feature(s, NS_PRIVATE);
-}
+/* limits/private_namespaces, limits/private_bytes: how many namespaces an account may store,
+ * and the most under one (at most 6.4 MiB an account by default). */
+static const sm_int_option private_options[] = {
+    {"limits/private_namespaces", 100, 1, 1000000},
+    {"limits/private_bytes", 64 * 1024, 1024, 1 << 20},
+    {NULL},
+};
+
+static const sm_handler private_handlers[] = {
+    {"iq/bare/" NS_PRIVATE ":*", .iq = private_iq},
+    {NULL},
+};
+
+const sm_module mod_private = {
+    .name = "private",
+    .int_options = private_options,
+    .handlers = private_handlers,
+    .features = (const char *const[]){NS_PRIVATE, NULL},
+};

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 #include "smproto/frame.h"
 
@@ -98,11 +99,12 @@ static bool register_preauth(sm *s, sm_event *ev)
     xml_node *q = xml_child(st->node, NS_REGISTER, "query");
     const sm_host *h = sm_config_host(sm_cfg(s), ev->host);
     const char *host = h ? h->name : NULL;
+    const bool *open = sm_module_data(s, &mod_register);
     if (!q || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
         send_answer(s, ev->link_serial, ev->sid, st->node, host, "cancel", "service-unavailable");
         return true;
     }
-    if (!h || !h->register_allowed) {
+    if (!h || !open[h - sm_cfg(s)->hosts]) {
         send_answer(s, ev->link_serial, ev->sid, st->node, host, "cancel", "not-allowed");
         return true;
     }
@@ -161,7 +163,7 @@ static void account_done(xdb_request *r, void *ctx)
     sm_iq_result(s, c->st, NULL);
     if (r->op == XDB_USER_DELETE) {
         log_info("sm: account %s@%s removed by its owner", r->user, r->host);
-        sm_kick_user(s, &bare, "account removed");  /* XEP-0077 §3.2 */
+        sm_kick(s, &bare, "account removed");  /* XEP-0077 §3.2 */
     }
     jid_free(&bare);
     free(c);
@@ -204,9 +206,36 @@ static void register_iq(sm *s, sm_stanza *st, xml_node *q)
     free(host);
 }
 
-void mod_register_register(sm *s)
+/* <host name='...'><register/></host>: which hosts take new accounts from clients (none when
+ * there is no configuration file). The module's data: a flag per configured host. */
+static const char *const register_options[] = {"host/register", NULL};
+
+static bool register_init(sm *s, const sm_module *self, config *cfg)
 {
-    sm_hook(s, SM_EV_REGISTER, register_preauth);
-    sm_iq_handler(s, NS_REGISTER, SM_IQ_HOST, register_iq);
-    sm_add_feature(s, NS_REGISTER);
+    const sm_config *c = sm_cfg(s);
+    bool *open = mem_array((size_t)c->nhosts + 1, sizeof(bool));
+    for (int i = 0; i < c->nhosts; i++)
+        open[i] = cfg && config_bool(cfg, c->hosts[i].el, "register", false);
+    sm_module_set_data(s, self, open);
+    return true;
 }
+
+static void register_fini(sm *s, const sm_module *self)
+{
+    free(sm_module_data(s, self));
+}
+
+static const sm_handler register_handlers[] = {
+    {"register", .hook = register_preauth},
+    {"iq/host/" NS_REGISTER ":*", .iq = register_iq},
+    {NULL},
+};
+
+const sm_module mod_register = {
+    .name = "register",
+    .options = register_options,
+    .init = register_init,
+    .fini = register_fini,
+    .handlers = register_handlers,
+    .features = (const char *const[]){NS_REGISTER, NULL},
+};

@@ -1,11 +1,14 @@
 /* sm/mod_roster.c — roster management (RFC 6121 §2): get, with versioning (XEP-0237), and set
- * and remove, pushed to every interested resource. The roster itself is cached in the user
- * (sm/sm.c loads it before a session is bound); subscription states are mod_presence's. */
+ * and remove; every change the core stores (a set, a remove, a subscription's new state) is
+ * pushed to the user's interested resources, those that asked for the roster (§2.1.6), which
+ * this module remembers per session across an SM restart. The roster itself is cached in the user
+ * (sm/users.c loads it before a session is bound); subscription states are mod_presence's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mem.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_ROSTER "jabber:iq:roster"
@@ -16,11 +19,56 @@
 #define ROSTER_TEXT_MAX 1023
 #define ROSTER_GROUPS_MAX 64
 
+/* Per session: whether it asked for the roster (and so gets pushes). */
+typedef struct roster_session {
+    bool interested;
+} roster_session;
+
+static const char *const sub_names[] = {"none", "to", "from", "both"};
+
+/* <item/> for a roster item (subscription='remove' when remove) under parent. */
+static void item_xml(xml_arena *a, xml_node *parent, const sm_roster_item *item, bool remove)
+{
+    xml_node *el = xml_element_new(a, parent, NS_ROSTER, "item");
+    xml_attr_set(a, el, NULL, "jid", item->jid);
+    if (item->name && !remove)
+        xml_attr_set(a, el, NULL, "name", item->name);
+    xml_attr_set(a, el, NULL, "subscription", remove ? "remove" : sub_names[item->sub]);
+    if (item->ask && !remove)
+        xml_attr_set(a, el, NULL, "ask", "subscribe");
+    for (size_t i = 0; !remove && i < item->ngroups; i++) {
+        xml_node *g = xml_element_new(a, el, NS_ROSTER, "group");
+        xml_text_new(a, g, item->groups[i], strlen(item->groups[i]));
+    }
+}
+
+/* §2.1.6: a stored change goes to every interested resource, with the roster's new version. */
+static bool roster_push(sm *s, sm_event *ev)
+{
+    char ver[24];
+    snprintf(ver, sizeof(ver), "%lld", (long long)ev->user->version);
+    for (sm_session *sess = ev->user->sessions; sess; sess = sess->next) {
+        roster_session *rs = sm_session_state(s, sess, &mod_roster);
+        if (!rs->interested)
+            continue;
+        char id[32];
+        sm_make_id(s, "push", id);
+        sm_stanza *iq = sm_stanza_make("iq", NULL, jid_full(&sess->jid), "set");
+        xml_attr_set(iq->arena, iq->node, NULL, "id", id);
+        xml_node *q = xml_element_new(iq->arena, iq->node, NS_ROSTER, "query");
+        xml_attr_set(iq->arena, q, NULL, "ver", ver);
+        item_xml(iq->arena, q, ev->item, ev->removed);
+        sm_deliver(s, sess, iq);
+    }
+    return false;
+}
+
 static void roster_get(sm *s, sm_stanza *st, sm_session *sess, xml_node *query)
 {
     sm_user *u = sess->user;
-    if (!sess->interested) {
-        sess->interested = true;
+    roster_session *rs = sm_session_state(s, sess, &mod_roster);
+    if (!rs->interested) {
+        rs->interested = true;
         sm_session_state_changed(s, sess);
     }
     char ver[24];
@@ -34,7 +82,7 @@ static void roster_get(sm *s, sm_stanza *st, sm_session *sess, xml_node *query)
     xml_node *q = xml_element_new(a, NULL, NS_ROSTER, "query");
     xml_attr_set(a, q, NULL, "ver", ver);
     for (size_t i = 0; i < u->nitems; i++)
-        sm_roster_item_xml(a, q, &u->items[i], false);
+        item_xml(a, q, &u->items[i], false);
     sm_iq_result(s, st, q);
     xml_arena_free(a);
 }
@@ -145,8 +193,28 @@ static void roster_iq(sm *s, sm_stanza *st, xml_node *query)
         roster_set(s, st, sess, query);
 }
 
-void mod_roster_register(sm *s)
+/* Across an SM restart: whether the session asked for the roster. */
+static void roster_pack(const sm_session *sess, const void *state, buf *out)
 {
-    sm_iq_handler(s, NS_ROSTER, SM_IQ_BARE, roster_iq);
-    sm_add_feature(s, NS_ROSTERVER);
+    sm_pack_flag(out, ((const roster_session *)state)->interested);
 }
+
+static void roster_restore(sm_session *sess, void *state, const uint8_t *data, size_t len)
+{
+    ((roster_session *)state)->interested = sm_unpack_flag(data, len);
+}
+
+static const sm_handler roster_handlers[] = {
+    {"iq/bare/" NS_ROSTER ":*", .iq = roster_iq},
+    {"roster-changed", .hook = roster_push},
+    {NULL},
+};
+
+const sm_module mod_roster = {
+    .name = "roster",
+    .handlers = roster_handlers,
+    .features = (const char *const[]){NS_ROSTERVER, NULL},
+    .session_state = sizeof(roster_session),
+    .pack = roster_pack,
+    .restore = roster_restore,
+};

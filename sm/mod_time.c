@@ -2,6 +2,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_TIME "urn:xmpp:time"
@@ -24,8 +25,13 @@ static void entity_time(sm *s, sm_stanza *st, xml_node *payload)
     xml_arena_free(a);
 }
 
-void mod_time_register(sm *s)
-{
-    sm_iq_handler(s, NS_TIME, SM_IQ_HOST, entity_time);
-    sm_add_feature(s, NS_TIME);
-}
+static const sm_handler time_handlers[] = {
+    {"iq/host/" NS_TIME ":*", .iq = entity_time},
+    {NULL},
+};
+
+const sm_module mod_time = {
+    .name = "time",
+    .handlers = time_handlers,
+    .features = (const char *const[]){NS_TIME, NULL},
+};

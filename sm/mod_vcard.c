@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_VCARD "vcard-temp"
@@ -78,7 +79,7 @@ static void vcard_iq(sm *s, sm_stanza *st, xml_node *payload)
     }
     /* Avatars travel inside vCards (XEP-0153), so the limit is generous, but a vCard is not a
      * file store. */
-    long long limit = sm_cfg(s)->limits.vcard_bytes;
+    long long limit = sm_module_int(s, &mod_vcard, "limits/vcard_bytes");
     size_t len;
     char *xml = sm_xml_string(payload, (size_t)limit, &len);
     if (!xml) {
@@ -97,8 +98,20 @@ static void vcard_iq(sm *s, sm_stanza *st, xml_node *payload)
     sm_submit(s, r, vcard_stored, c);
 }
 
-void mod_vcard_register(sm *s)
-{
-    sm_iq_handler(s, NS_VCARD, SM_IQ_BARE, vcard_iq);
-    sm_add_feature(s, NS_VCARD);
-}
+/* limits/vcard_bytes: the most a serialized vCard may take. */
+static const sm_int_option vcard_options[] = {
+    {"limits/vcard_bytes", 64 * 1024, 1024, 1 << 20},
+    {NULL},
+};
+
+static const sm_handler vcard_handlers[] = {
+    {"iq/bare/" NS_VCARD ":*", .iq = vcard_iq},
+    {NULL},
+};
+
+const sm_module mod_vcard = {
+    .name = "vcard",
+    .int_options = vcard_options,
+    .handlers = vcard_handlers,
+    .features = (const char *const[]){NS_VCARD, NULL},
+};

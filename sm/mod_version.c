@@ -2,6 +2,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
+#include "sm/module.h"
 #include "sm/modules.h"
 
 #define NS_VERSION "jabber:iq:version"
@@ -27,8 +28,13 @@ static void version(sm *s, sm_stanza *st, xml_node *payload)
     xml_arena_free(a);
 }
 
-void mod_version_register(sm *s)
-{
-    sm_iq_handler(s, NS_VERSION, SM_IQ_HOST, version);
-    sm_add_feature(s, NS_VERSION);
-}
+static const sm_handler version_handlers[] = {
+    {"iq/host/" NS_VERSION ":*", .iq = version},
+    {NULL},
+};
+
+const sm_module mod_version = {
+    .name = "version",
+    .handlers = version_handlers,
+    .features = (const char *const[]){NS_VERSION, NULL},
+};

@@ -35,7 +35,7 @@
 /* A stanza or event a module handles. `event` names it:
  *   "iq-get/host/NS:NAME"  an iq get addressed to a served host whose payload is NS's NAME
  *   "iq-set/bare/NS:NAME"  the same for sets to an account's bare JID (or no 'to')
- *   "iq/host/NS:NAME"      gets and sets; "NS:*" any element of NS
+ *   "iq/any/NS:NAME"       gets and sets, to a host or an account; "NS:*" any element of NS
  *   an event of sm.h by its name: "presence-out", "presence-in", "message-offline",
  *   "session-available", "session-end", "register", "user-load", "outbound", "inbound",
  *   "message-delivered", "roster-changed"
@@ -47,11 +47,22 @@ typedef struct sm_handler {
     sm_hook_fn hook;
 } sm_handler;
 
+/* An integer option: where it is in sm.xml (from the root), its default and its range. The core
+ * reads it when it loads the module (a bad value is a configuration error naming file, line and
+ * element); the module asks for it with sm_module_int. */
+typedef struct sm_int_option {
+    const char *path;
+    long long def, min, max;
+} sm_int_option;
+
 typedef struct sm_module sm_module;
 struct sm_module {
     const char *name;                  /* as <modules> lists it: "roster" for mod_roster */
-    /* Element paths this module reads, relative to sm.xml's root ("limits/roster_items");
-     * NULL-terminated, or NULL. The loader adds them to the file's vocabulary. */
+    /* Integer options, ended by an entry whose path is NULL, or NULL. */
+    const sm_int_option *int_options;
+    /* Other element paths this module reads itself in init, relative to sm.xml's root
+     * ("host/register"); NULL-terminated, or NULL. (The loader adds both kinds to the file's
+     * vocabulary.) */
     const char *const *options;
     /* Reads the module's options (errors through config_fail name file, line and element) and
      * sets up its data (sm_module_set_data). Returns false when the module cannot run. NULL: no
@@ -74,10 +85,17 @@ struct sm_module {
 
 #define SM_MODULE_STATE_MAX 255
 
+/* For a module whose resync state is one flag: one byte when it is set, nothing when not. */
+void sm_pack_flag(buf *out, bool flag);
+bool sm_unpack_flag(const uint8_t *data, size_t len);
+
+/* The value of one of m's int_options (its path as declared). */
+long long sm_module_int(const sm *s, const sm_module *m, const char *path);
+
 /* The module's per-session and per-user state (size as declared, zeroed when created). The
  * module must be loaded and declare the state. */
-void *sm_session_state(const sm_session *sess, const sm_module *m);
-void *sm_user_state(const sm_user *u, const sm_module *m);
+void *sm_session_state(const sm *s, const sm_session *sess, const sm_module *m);
+void *sm_user_state(const sm *s, const sm_user *u, const sm_module *m);
 /* The module's own data (what its init set), or NULL. */
 void *sm_module_data(const sm *s, const sm_module *m);
 void sm_module_set_data(sm *s, const sm_module *m, void *data);

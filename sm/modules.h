@@ -1,24 +1,17 @@
-/* sm/modules.h — the built-in feature modules. Each mod_*.c registers its iq handlers, hooks and
- * disco features with the core (sm/sm.h) from its register function; sm_new calls them all. */
+/* sm/modules.h — the built-in feature modules (sm/mod_*.c), each a descriptor (sm/module.h), and
+ * the table the server loads them from. The core never includes this: the server (sm/server.c) and
+ * the admin tool hand the table to sm_new and sm_config_load. */
 #ifndef JABSHARD_SM_MODULES_H
 #define JABSHARD_SM_MODULES_H
 
-#include "sm/sm.h"
+#include "sm/module.h"
 
-void sm_modules_register(sm *s);
+extern const sm_module mod_disco, mod_blocking, mod_presence, mod_roster, mod_message, mod_ping,
+    mod_register, mod_version, mod_time, mod_vcard, mod_private, mod_last, mod_carbons;
 
-void mod_presence_register(sm *s);
-void mod_roster_register(sm *s);
-void mod_message_register(sm *s);
-void mod_disco_register(sm *s);
-void mod_ping_register(sm *s);
-void mod_register_register(sm *s);
-void mod_version_register(sm *s);
-void mod_time_register(sm *s);
-void mod_vcard_register(sm *s);
-void mod_private_register(sm *s);
-void mod_last_register(sm *s);
-void mod_blocking_register(sm *s);
-void mod_carbons_register(sm *s);
+/* Every built-in module, NULL-terminated, in load order: disco lists features in this order, and
+ * the hooks of one event run in it (mod_blocking comes before the modules whose hooks it must
+ * stop; mod_presence before mod_last, which records the logouts it broadcasts). */
+extern const sm_module *const sm_builtin_modules[];
 
 #endif

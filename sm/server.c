@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "sm/frame_in.h"
+#include "sm/modules.h"
 #include "smproto/link_sm.h"
 
 /* What the SM remembers of a front (one per <service>) across its links. */
@@ -91,9 +92,9 @@ static void t_component(void *ctx, void *link, const char *xml, size_t len)
     buf_append(link_sm_out(link), xml, len);
 }
 
-static void t_state(void *ctx, void *link, uint64_t sid, uint8_t flags)
+static void t_state(void *ctx, void *link, uint64_t sid, const uint8_t *state, size_t len)
 {
-    smproto_put_state(link_sm_out(link), sid, flags);
+    smproto_put_state(link_sm_out(link), sid, state, len);
     sent(ctx, link, SMPROTO_STATE, sid, NULL, 0);
 }
 
@@ -239,7 +240,12 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
     srv->cfg = cfg;
     srv->memory = mem_array(cfg->nservices > 0 ? (size_t)cfg->nservices : 1, sizeof *srv->memory);
     static const sm_transport t = {t_stanza, t_auth_answer, t_bound, t_end, t_component, t_state};
-    srv->core = sm_new(cfg, &t, srv, submit, xdb);
+    srv->core = sm_new(cfg, sm_builtin_modules, &t, srv, submit, xdb);
+    if (!srv->core) {
+        free(srv->memory);
+        free(srv);
+        return NULL;
+    }
     link_sm_handlers h = {on_up, on_frame, on_stanza, on_down};
     srv->links = link_sm_server_new(loop, cfg->services, cfg->nservices, &h, srv);
     evloop_on_wake(loop, on_wake, srv);

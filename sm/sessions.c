@@ -49,8 +49,9 @@ sm_session *sm_session_find(const sm *s, const jid *full)
 }
 
 /* What a session owns, once it is out of the tables. */
-void smc_session_release(sm_session *sess)
+void smc_session_release(sm *s, sm_session *sess)
 {
+    smc_session_state_release(s, sess);
     sm_stanza_free(sess->presence);
     sm_strset_free(&sess->directed);
     jid_free(&sess->jid);
@@ -75,7 +76,7 @@ static void session_end(sm *s, sm_session *sess, int reason, const char *text)
             break;
         }
     log_info("sm: session %s ended", jid_full(&sess->jid));
-    smc_session_release(sess);
+    smc_session_release(s, sess);
     smc_user_maybe_free(s, u);
 }
 
@@ -206,7 +207,8 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
         session_end(s, old, SMPROTO_END_REPLACED, "replaced by a new session");
         u->holds--;
     }
-    sm_session *sess = mem_zalloc(sizeof(*sess));
+    sm_session *sess = mem_zalloc(sizeof(*sess) + s->session_ext);
+    sess->ext = (unsigned char *)(sess + 1);
     sess->link = l;
     sess->sid = d->sid;
     jid_copy(&sess->jid, &d->full);
@@ -222,9 +224,10 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
     log_info("sm: session %s %s", jid_full(&sess->jid), d->resync ? "restored" : "bound");
     smc_bind_reply(s, l, d->sid, d->resync, SMPROTO_BOUND_OK, jid_full(&sess->jid));
     if (d->resync) {
-        sess->interested = d->state & SMPROTO_STATE_ROSTER;
-        sess->carbons = d->state & SMPROTO_STATE_CARBONS;
-        sess->blocklist_interested = d->state & SMPROTO_STATE_BLOCKLIST;
+        if (!smc_state_restore(s, sess, (const uint8_t *)buf_data(&d->state),
+                               buf_len(&d->state)))
+            log_warn("sm: session %s: a malformed STATE record in the resync: ignored",
+                     jid_full(&sess->jid));
         if (d->presence)
             sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
     }
@@ -232,15 +235,17 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
 
 void sm_session_state_changed(sm *s, sm_session *sess)
 {
-    uint8_t flags = (sess->interested ? SMPROTO_STATE_ROSTER : 0) |
-                    (sess->carbons ? SMPROTO_STATE_CARBONS : 0) |
-                    (sess->blocklist_interested ? SMPROTO_STATE_BLOCKLIST : 0);
-    s->t.state(s->tctx, sess->link->handle, sess->sid, flags);
+    buf state = BUF_INIT;
+    smc_state_pack(s, sess, &state);
+    s->t.state(s->tctx, sess->link->handle, sess->sid, (const uint8_t *)buf_data(&state),
+               buf_len(&state));
+    buf_free(&state);
 }
 
-/* resync: NULL for a BIND; else the session's STATE flags and presence ("" for none). */
+/* resync_state: NULL for a BIND; else the session's STATE record (resync_len bytes) and
+ * presence ("" for none). */
 static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, const uint8_t *resync_state,
-                       const char *resync_presence)
+                       size_t resync_len, const char *resync_presence)
 {
     sm_user *u = smc_user_get(s, full);
     sm_deferred *d = mem_zalloc(sizeof(*d));
@@ -249,7 +254,7 @@ static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, const uint8_t
     jid_copy(&d->full, full);
     d->resync = resync_state != NULL;
     if (resync_state) {
-        d->state = *resync_state;
+        buf_append(&d->state, resync_state, resync_len);
         d->presence = *resync_presence ? mem_strdup(resync_presence) : NULL;
     }
     if (u->loaded && !u->deferred) {
@@ -281,12 +286,12 @@ void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user
         s->t.bound(s->tctx, l->handle, sid, SMPROTO_BOUND_NOT_ALLOWED, NULL);
         return;
     }
-    bind_start(s, l, sid, &full, NULL, NULL);
+    bind_start(s, l, sid, &full, NULL, 0, NULL);
     jid_free(&full);
 }
 
-void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, uint8_t state,
-               const char *presence)
+void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, const uint8_t *state,
+               size_t state_len, const char *presence)
 {
     jid full;
     if (jid_parse(full_jid, strlen(full_jid), &full) != JID_OK) {
@@ -298,7 +303,8 @@ void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, uint8_t st
     } else {
         sm_session *old = sm_session_lookup(s, l->serial, sid);
         if (!old || !jid_equal_full(&old->jid, &full))
-            bind_start(s, l, sid, &full, &state, presence);
+            bind_start(s, l, sid, &full, state ? state : (const uint8_t *)"", state_len,
+                       presence);
     }
     jid_free(&full);
 }
@@ -314,11 +320,6 @@ void sm_register(sm *s, sm_link *l, uint64_t sid, const char *host, const char *
     sm_event ev = {.stanza = st, .link_serial = l->serial, .sid = sid, .host = host};
     sm_fire(s, SM_EV_REGISTER, &ev);
     sm_stanza_free(ev.stanza);
-}
-
-void sm_kick_user(sm *s, const jid *bare, const char *text)
-{
-    sm_kick(s, bare, text);
 }
 
 size_t sm_kick(sm *s, const jid *j, const char *text)

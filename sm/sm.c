@@ -2,6 +2,7 @@
  * holding the ticket of the frame that caused them, and parsing the stanzas that arrive as bytes.
  * The rest of the core is in stanza.c, registry.c, users.c, sessions.c and route.c (sm/core.h).
  * See sm.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,7 +10,6 @@
 #include "core/mem.h"
 #include "sm/barrier.h"
 #include "sm/core.h"
-#include "sm/modules.h"
 #include "smproto/frame.h"
 
 /* A storage request made while a frame was being processed holds the frame's ticket until its
@@ -66,6 +66,11 @@ void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx)
 }
 
 const sm_config *sm_cfg(const sm *s) { return s->cfg; }
+
+void sm_make_id(sm *s, const char *prefix, char out[32])
+{
+    snprintf(out, 32, "%.12s%llu", prefix, (unsigned long long)++s->push_id);
+}
 
 bool sm_is_local_host(const sm *s, const char *domain, size_t len)
 {
@@ -140,8 +145,8 @@ void sm_get_stats(const sm *s, sm_stats *out)
     out->users = sm_map_count(&s->users);
 }
 
-sm *sm_new(const sm_config *cfg, const sm_transport *t, void *transport_ctx, sm_submit_fn submit,
-           void *submit_ctx)
+sm *sm_new(const sm_config *cfg, const sm_module *const *modules, const sm_transport *t,
+           void *transport_ctx, sm_submit_fn submit, void *submit_ctx)
 {
     sm *s = mem_zalloc(sizeof(*s));
     s->cfg = cfg;
@@ -158,13 +163,16 @@ sm *sm_new(const sm_config *cfg, const sm_transport *t, void *transport_ctx, sm_
     lim.max_stanza_bytes = SMPROTO_MAX_PAYLOAD;
     lim.max_attr_bytes = lim.max_text_bytes = SMPROTO_MAX_PAYLOAD;
     s->parser = xmlstream_new(&h, s, &lim);
-    sm_modules_register(s);
+    if (!smc_modules_load(s, modules)) {
+        sm_free(s);
+        return NULL;
+    }
     return s;
 }
 
 static void free_session(void *val, void *ctx)
 {
-    smc_session_release(val);
+    smc_session_release(ctx, val);
 }
 
 static void free_user(void *val, void *ctx)
@@ -176,15 +184,15 @@ static void free_user(void *val, void *ctx)
         smc_deferred_free(d);
     }
     smc_user_clear_roster(u);
-    smc_user_release(u);
+    smc_user_release(ctx, u);
 }
 
 void sm_free(sm *s)
 {
     if (!s)
         return;
-    sm_map_each(&s->sessions, free_session, NULL);
-    sm_map_each(&s->users, free_user, NULL);
+    sm_map_each(&s->sessions, free_session, s);
+    sm_map_each(&s->users, free_user, s);
     sm_map_free(&s->sessions);
     sm_map_free(&s->by_jid);
     sm_map_free(&s->users);
@@ -194,14 +202,7 @@ void sm_free(sm *s)
         free(l->service);
         free(l);
     }
-    for (size_t i = 0; i < s->niqs; i++)
-        free(s->iqs[i].ns);
-    free(s->iqs);
-    for (size_t i = 0; i < s->nfeatures; i++)
-        free(s->features[i]);
-    free(s->features);
-    for (int k = 0; k < SM_EV_COUNT; k++)
-        free(s->hooks[k]);
+    smc_modules_unload(s);
     xmlstream_free(s->parser);
     buf_free(&s->wire);
     free(s);

@@ -46,15 +46,19 @@ typedef struct sm_transport {
     void (*end)(void *ctx, void *link, uint64_t sid, uint8_t reason, const char *text);
     /* A stanza for an XEP-0114 component link (serialized for its stream). */
     void (*component)(void *ctx, void *link, const char *xml, size_t len);
-    /* What the front keeps for the session across a resync: SMPROTO_STATE_* flags. */
-    void (*state)(void *ctx, void *link, uint64_t sid, uint8_t flags);
+    /* What the front keeps for the session across a resync: its modules' STATE record
+     * (docs/smproto.md §2), which the front returns untouched. */
+    void (*state)(void *ctx, void *link, uint64_t sid, const uint8_t *state, size_t len);
 } sm_transport;
 
 typedef void (*sm_submit_fn)(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx);
 
-/* cfg must outlive the sm. Registers the built-in modules (sm/modules.c). */
-sm *sm_new(const sm_config *cfg, const sm_transport *t, void *transport_ctx, sm_submit_fn submit,
-           void *submit_ctx);
+typedef struct sm_module sm_module;
+/* cfg must outlive the sm. Loads the modules of the NULL-terminated table that cfg's <modules>
+ * names (all of them when it names none; sm/modules.h has the built-in table), in the table's
+ * order. NULL when a module cannot start (logged; an option's error is in cfg->cfg). */
+sm *sm_new(const sm_config *cfg, const sm_module *const *modules, const sm_transport *t,
+           void *transport_ctx, sm_submit_fn submit, void *submit_ctx);
 /* Ends every session without telling anyone (the process is going away) and frees everything. */
 void sm_free(sm *s);
 const sm_config *sm_cfg(const sm *s);
@@ -70,10 +74,11 @@ void sm_auth_query(sm *s, sm_link *l, uint64_t sid, const char *host, const char
 void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user,
              const char *resource, uint8_t flags);
 /* A session the front still has after a reconnect; restored bound (no BOUND answer), with the
- * STATE flags the SM gave it, and then, when presence is not empty, its last broadcast presence
- * as if the client had sent it again (contacts see it come back; it probes theirs). */
-void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, uint8_t state,
-               const char *presence);
+ * STATE record the SM gave it (each module takes back its part), and then, when presence is not
+ * empty, its last broadcast presence as if the client had sent it again (contacts see it come
+ * back; it probes theirs). */
+void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, const uint8_t *state,
+               size_t state_len, const char *presence);
 void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason);
 /* XEP-0077 from a client that has not authenticated; answered with a STANZA to sid. */
 void sm_register(sm *s, sm_link *l, uint64_t sid, const char *host, const char *xml, size_t len);
@@ -95,9 +100,8 @@ void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena);
  * the process exits. */
 void sm_shutdown(sm *s);
 
-/* Ends every session of a user with END (kicked) to their fronts. */
-void sm_kick_user(sm *s, const jid *bare, const char *text);
-/* The same for a bare JID; for a full JID, only that session. Returns how many sessions ended. */
+/* Ends every session of a bare JID with END (kicked) to their fronts; for a full JID, only that
+ * session. Returns how many sessions ended. */
 size_t sm_kick(sm *s, const jid *j, const char *text);
 
 /* Custody (docs/smproto.md §3): the ticket of the frame being processed. Whatever the core does
@@ -136,13 +140,11 @@ void sm_bounce_too_big(sm *s, sm_stanza *st);
 /* An <iq type='result'/> answering iq st (which is freed), with payload (copied) when not NULL. */
 void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload);
 
-/* iq handlers, by the namespace of the iq's child and where the iq is addressed. The handler owns
+/* An iq handler (declared by a module, sm/module.h) gets the iq and its payload element; it owns
  * st (answers it or takes it). The router answers <service-unavailable/> when none matches. */
 enum { SM_IQ_HOST = 1, SM_IQ_BARE = 2 };
 typedef void (*sm_iq_fn)(sm *s, sm_stanza *st, xml_node *payload);
-void sm_iq_handler(sm *s, const char *ns, unsigned where, sm_iq_fn fn);
-/* Disco features of the server (XEP-0030), listed by mod_disco. */
-void sm_add_feature(sm *s, const char *ns);
+/* Disco features of the server (XEP-0030): the loaded modules', in their order. */
 size_t sm_features(const sm *s, const char *const **out);
 
 /* Events. A hook returning true stops the event there. */
@@ -166,8 +168,11 @@ typedef enum {
                              * or a bare-JID iq get/set first waits for the user to load, so
                              * their data, the block list, is there). true: consumed */
     SM_EV_MESSAGE_DELIVERED,/* a message reached the user's sessions: stanza, user, recipients */
+    SM_EV_ROSTER_CHANGED,   /* a roster item was stored (or removed): user (version is the
+                             * roster's new one), item, removed */
     SM_EV_COUNT
 } sm_event_kind;
+typedef struct sm_roster_item sm_roster_item;
 typedef struct sm_event {
     sm_stanza *stanza;      /* owned by the router unless taken */
     sm_session *session;
@@ -176,10 +181,12 @@ typedef struct sm_event {
     size_t nrecipients;
     uint64_t link_serial, sid;
     const char *host;
+    const sm_roster_item *item;
+    bool removed;
 } sm_event;
 typedef bool (*sm_hook_fn)(sm *s, sm_event *ev);
-void sm_hook(sm *s, sm_event_kind kind, sm_hook_fn fn);
-/* Runs the hooks of kind in registration order; true when one stopped the event. */
+/* Runs the hooks of kind (declared by the modules, in their order); true when one stopped the
+ * event. */
 bool sm_fire(sm *s, sm_event_kind kind, sm_event *ev);
 
 /* Sends a stanza to a session id that is not bound (the answer to REGISTER). */
@@ -189,6 +196,10 @@ void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *
 void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx);
 /* A request for op on the account of j (its node and domain). */
 xdb_request *sm_user_request(xdb_op op, const jid *j);
+/* The user in memory whose account a finished request was for, or NULL. */
+sm_user *sm_user_of_request(const sm *s, const xdb_request *r);
+/* A fresh id for an iq the server sends (a roster or block list push): prefix and a counter. */
+void sm_make_id(sm *s, const char *prefix, char out[32]);
 
 /* Hosts and addressing. */
 bool sm_is_local_host(const sm *s, const char *domain, size_t len);
@@ -203,16 +214,13 @@ struct sm_session {
     sm_session *next;           /* in user->sessions */
     int priority;
     bool available;             /* has sent available presence and not unavailable since */
-    bool interested;            /* requested the roster (RFC 6121 §2.1.6: gets pushes) */
     sm_stanza *presence;        /* the last available presence it broadcast, or NULL */
-    sm_strset *directed;        /* full JIDs it sent directed available presence to (mod_presence;
-                                * at most limits.directed) */
     int64_t since_ms;           /* when it was bound (Unix epoch, ms) */
-    bool carbons;               /* mod_carbons: enabled message carbons (XEP-0280) */
-    bool blocklist_interested;  /* mod_blocking: requested the block list (XEP-0191: gets pushes) */
+    unsigned char *ext;         /* the modules' state (sm_session_state, sm/module.h) */
 };
 sm_session *sm_session_find(const sm *s, const jid *full);
-/* A module changed sess->interested, carbons or blocklist_interested: tells the front (STATE). */
+/* A module changed what its pack writes for sess (sm/module.h): sends the session's STATE record
+ * to its front. */
 void sm_session_state_changed(sm *s, sm_session *sess);
 /* The session behind (link serial, sid), or NULL. */
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid);
@@ -223,14 +231,14 @@ const char *sm_link_service(const sm_link *l);
 void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx);
 
 /* Online (or roster-loaded) users. */
-typedef struct sm_roster_item {
+struct sm_roster_item {
     char *jid;              /* bare */
     char *name;             /* NULL when none */
     xdb_subscription sub;
     bool ask;               /* outbound request pending */
     char **groups;
     size_t ngroups;
-} sm_roster_item;
+};
 
 struct sm_user {
     jid jid;                /* bare */
@@ -255,9 +263,6 @@ void sm_roster_delete(sm_user *u, const char *bare_jid);
 /* Stores item (or removes it when remove) and then pushes it, with the new version, to the
  * interested sessions (RFC 6121 §2.1.6). */
 void sm_roster_store(sm *s, sm_user *u, const sm_roster_item *item, bool remove);
-/* Appends <item/> for a roster item (subscription='remove' when remove) under parent. */
-xml_node *sm_roster_item_xml(xml_arena *a, xml_node *parent, const sm_roster_item *item,
-                             bool remove);
 /* Whether adding an item for bare_jid would take the roster past limits.roster_items (false when
  * the item exists). */
 bool sm_roster_full(const sm *s, const sm_user *u, const char *bare_jid);

@@ -13,13 +13,11 @@ int sm_sub_type_parse(const char *type)
     return -1;
 }
 
-static bool has_to(xdb_subscription s) { return s == XDB_SUB_TO || s == XDB_SUB_BOTH; }
-static bool has_from(xdb_subscription s) { return s == XDB_SUB_FROM || s == XDB_SUB_BOTH; }
 
-static xdb_subscription add_to(xdb_subscription s) { return has_from(s) ? XDB_SUB_BOTH : XDB_SUB_TO; }
-static xdb_subscription add_from(xdb_subscription s) { return has_to(s) ? XDB_SUB_BOTH : XDB_SUB_FROM; }
-static xdb_subscription drop_to(xdb_subscription s) { return has_from(s) ? XDB_SUB_FROM : XDB_SUB_NONE; }
-static xdb_subscription drop_from(xdb_subscription s) { return has_to(s) ? XDB_SUB_TO : XDB_SUB_NONE; }
+static xdb_subscription add_to(xdb_subscription s) { return sm_sub_has_from(s) ? XDB_SUB_BOTH : XDB_SUB_TO; }
+static xdb_subscription add_from(xdb_subscription s) { return sm_sub_has_to(s) ? XDB_SUB_BOTH : XDB_SUB_FROM; }
+static xdb_subscription drop_to(xdb_subscription s) { return sm_sub_has_from(s) ? XDB_SUB_FROM : XDB_SUB_NONE; }
+static xdb_subscription drop_from(xdb_subscription s) { return sm_sub_has_to(s) ? XDB_SUB_TO : XDB_SUB_NONE; }
 
 sm_sub_actions sm_sub_outbound(sm_sub_state *st, sm_sub_type type)
 {
@@ -27,13 +25,13 @@ sm_sub_actions sm_sub_outbound(sm_sub_state *st, sm_sub_type type)
     switch (type) {
     case SM_SUB_SUBSCRIBE:  /* §3.1.2: the request goes out in any case; ask only if not subscribed */
         a.forward = true;
-        if (!has_to(st->sub) && !st->ask) {
+        if (!sm_sub_has_to(st->sub) && !st->ask) {
             st->ask = true;
             a.changed = true;
         }
         break;
     case SM_SUB_SUBSCRIBED: /* §3.1.5: approval of a pending request; no pre-approval support */
-        if (st->pending_in && !has_from(st->sub)) {
+        if (st->pending_in && !sm_sub_has_from(st->sub)) {
             st->sub = add_from(st->sub);
             st->pending_in = false;
             a.changed = a.forward = a.remove_pending = a.send_presence = true;
@@ -44,14 +42,14 @@ sm_sub_actions sm_sub_outbound(sm_sub_state *st, sm_sub_type type)
         break;
     case SM_SUB_UNSUBSCRIBE: /* §3.3.2 */
         a.forward = true;
-        if (has_to(st->sub) || st->ask) {
+        if (sm_sub_has_to(st->sub) || st->ask) {
             st->sub = drop_to(st->sub);
             st->ask = false;
             a.changed = true;
         }
         break;
     case SM_SUB_UNSUBSCRIBED: /* §3.2.2: cancel the contact's subscription, or deny its request */
-        if (has_from(st->sub)) {
+        if (sm_sub_has_from(st->sub)) {
             st->sub = drop_from(st->sub);
             a.changed = a.forward = a.send_unavailable = true;
         }
@@ -69,7 +67,7 @@ sm_sub_actions sm_sub_inbound(sm_sub_state *st, sm_sub_type type)
     sm_sub_actions a = {0};
     switch (type) {
     case SM_SUB_SUBSCRIBE: /* §3.1.3 */
-        if (has_from(st->sub)) {
+        if (sm_sub_has_from(st->sub)) {
             a.reply_subscribed = true;
         } else {
             st->pending_in = true;
@@ -77,14 +75,14 @@ sm_sub_actions sm_sub_inbound(sm_sub_state *st, sm_sub_type type)
         }
         break;
     case SM_SUB_SUBSCRIBED: /* §3.1.6: only when the user asked */
-        if (st->ask && !has_to(st->sub)) {
+        if (st->ask && !sm_sub_has_to(st->sub)) {
             st->sub = add_to(st->sub);
             st->ask = false;
             a.changed = a.forward = true;
         }
         break;
     case SM_SUB_UNSUBSCRIBE: /* §3.3.3 */
-        if (has_from(st->sub)) {
+        if (sm_sub_has_from(st->sub)) {
             st->sub = drop_from(st->sub);
             a.changed = a.forward = a.send_unavailable = true;
         }
@@ -94,7 +92,7 @@ sm_sub_actions sm_sub_inbound(sm_sub_state *st, sm_sub_type type)
         }
         break;
     case SM_SUB_UNSUBSCRIBED: /* §3.2.3 */
-        if (has_to(st->sub) || st->ask) {
+        if (sm_sub_has_to(st->sub) || st->ask) {
             st->sub = drop_to(st->sub);
             st->ask = false;
             a.changed = a.forward = true;

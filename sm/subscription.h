@@ -34,6 +34,14 @@ typedef struct sm_sub_actions {
                               * unavailable from the user's available resources */
 } sm_sub_actions;
 
+/* Whether the user receives the contact's presence (to, both), and whether the contact receives
+ * the user's (from, both). */
+static inline bool sm_sub_has_to(xdb_subscription s) { return s == XDB_SUB_TO || s == XDB_SUB_BOTH; }
+static inline bool sm_sub_has_from(xdb_subscription s)
+{
+    return s == XDB_SUB_FROM || s == XDB_SUB_BOTH;
+}
+
 /* "subscribe" ... -> type; -1 for anything else. */
 int sm_sub_type_parse(const char *type);
 sm_sub_actions sm_sub_outbound(sm_sub_state *st, sm_sub_type type);

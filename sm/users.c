@@ -62,7 +62,8 @@ sm_user *smc_user_get(sm *s, const jid *j)
     sm_user *u = sm_map_get(&s->users, jid_full(j), jid_bare_len(j));
     if (u)
         return u;
-    u = mem_zalloc(sizeof(*u));
+    u = mem_zalloc(sizeof(*u) + s->user_ext);
+    u->ext = (unsigned char *)(u + 1);
     jid_bare(j, &u->jid);
     sm_map_put(&s->users, jid_full(&u->jid), jid_full_len(&u->jid), u);
     return u;
@@ -95,12 +96,10 @@ static bool user_idle(const sm_user *u)
     return !u->sessions && !u->deferred && !u->holds;
 }
 
-/* What a user holds besides its roster: the modules' per-user data. */
-void smc_user_release(sm_user *u)
+/* What a user holds besides its roster: the modules' per-user state. */
+void smc_user_release(sm *s, sm_user *u)
 {
-    for (size_t i = 0; i < u->blocked.n; i++)
-        free(u->blocked.v[i]);
-    free(u->blocked.v);
+    smc_user_state_release(s, u);
     jid_free(&u->jid);
     free(u);
 }
@@ -109,7 +108,7 @@ static void user_free(sm *s, sm_user *u)
 {
     sm_map_del(&s->users, jid_full(&u->jid), jid_full_len(&u->jid));
     smc_user_clear_roster(u);
-    smc_user_release(u);
+    smc_user_release(s, u);
 }
 
 void smc_user_maybe_free(sm *s, sm_user *u)
@@ -150,25 +149,21 @@ void sm_roster_delete(sm_user *u, const char *bare_jid)
     *it = u->items[--u->nitems];
 }
 
-static const char *const sub_names[] = {"none", "to", "from", "both"};
-
-xml_node *sm_roster_item_xml(xml_arena *a, xml_node *parent, const sm_roster_item *item,
-                             bool remove)
-{
-    xml_node *el = xml_element_new(a, parent, "jabber:iq:roster", "item");
-    xml_attr_set(a, el, NULL, "jid", item->jid);
-    if (item->name && !remove)
-        xml_attr_set(a, el, NULL, "name", item->name);
-    xml_attr_set(a, el, NULL, "subscription", remove ? "remove" : sub_names[item->sub]);
-    if (item->ask && !remove)
-        xml_attr_set(a, el, NULL, "ask", "subscribe");
-    for (size_t i = 0; !remove && i < item->ngroups; i++) {
-        xml_node *g = xml_element_new(a, el, "jabber:iq:roster", "group");
-        xml_text_new(a, g, item->groups[i], strlen(item->groups[i]));
-    }
     return el;
 }
 
+sm_user *sm_user_of_request(const sm *s, const xdb_request *r)
+{
+    jid bare;
+    if (!r->user || jid_make(r->user, strlen(r->user), r->host, strlen(r->host), NULL, 0, &bare) !=
+                        JID_OK)
+        return NULL;
+    sm_user *u = sm_user_find(s, &bare);
+    jid_free(&bare);
+    return u;
+}
+
+/* Stored: the modules hear of it (mod_roster pushes it to the interested resources). */
 static void roster_stored(xdb_request *r, void *ctx)
 {
     sm *s = ctx;
@@ -179,34 +174,15 @@ static void roster_stored(xdb_request *r, void *ctx)
                      r->host, r->status == XDB_ERROR ? r->error : xdb_status_name(r->status));
         return;
     }
-    jid bare;
-    if (jid_make(r->user, strlen(r->user), r->host, strlen(r->host), NULL, 0, &bare) != JID_OK)
-        return;
-    sm_user *u = sm_user_find(s, &bare);
-    jid_free(&bare);
+    sm_user *u = sm_user_of_request(s, r);
     if (!u)
         return;
     u->version = r->roster.version;
-    sm_roster_item item = {.jid = r->item.jid, .name = r->item.name, .sub = (xdb_subscription)r->item.subscription,
-                           .ask = r->item.ask, .groups = r->item.groups, .ngroups = r->item.ngroups};
-    char ver[24];
-    snprintf(ver, sizeof(ver), "%lld", (long long)r->roster.version);
-    for (sm_session *sess = u->sessions; sess; sess = sess->next) {
-        if (!sess->interested)
-            continue;
-        xml_arena *a = xml_arena_new(512);
-        xml_node *iq = xml_element_new(a, NULL, SM_NS_CLIENT, "iq");
-        char id[32];
-        snprintf(id, sizeof(id), "push%llu", (unsigned long long)++s->push_id);
-        xml_attr_set(a, iq, NULL, "type", "set");
-        xml_attr_set(a, iq, NULL, "id", id);
-        xml_attr_set(a, iq, NULL, "to", jid_full(&sess->jid));
-        xml_node *q = xml_element_new(a, iq, "jabber:iq:roster", "query");
-        xml_attr_set(a, q, NULL, "ver", ver);
-        sm_roster_item_xml(a, q, &item, remove);
-        smc_send_session(s, sess, iq);
-        xml_arena_free(a);
-    }
+    sm_roster_item item = {.jid = r->item.jid, .name = r->item.name,
+                           .sub = (xdb_subscription)r->item.subscription, .ask = r->item.ask,
+                           .groups = r->item.groups, .ngroups = r->item.ngroups};
+    sm_event ev = {.user = u, .item = &item, .removed = remove};
+    sm_fire(s, SM_EV_ROSTER_CHANGED, &ev);
 }
 
 void sm_roster_store(sm *s, sm_user *u, const sm_roster_item *item, bool remove)

@@ -460,21 +460,21 @@ bool smproto_get_ack(const smproto_frame *f, uint64_t *seq)
     return true;
 }
 
-void smproto_put_state(buf *out, uint64_t sid, uint8_t flags)
+void smproto_put_state(buf *out, uint64_t sid, const uint8_t *state, size_t len)
 {
-    if (sid == 0 || (flags & ~SMPROTO_STATE_ALL))
-        smproto_bug("STATE without a session or with undefined flags");
-    smproto_w_u8(smproto_open(out, SMPROTO_STATE, sid, 1), flags);
+    if (sid == 0 || len > SMPROTO_STATE_MAX)
+        smproto_bug("STATE without a session or longer than SMPROTO_STATE_MAX");
+    uint8_t *p = smproto_open(out, SMPROTO_STATE, sid, len);
+    if (len)
+        memcpy(p, state, len);
 }
 
-bool smproto_get_state(const smproto_frame *f, uint8_t *flags)
+bool smproto_get_state(const smproto_frame *f, const uint8_t **state, size_t *len)
 {
-    smproto_in in = smproto_in_of(f);
-    uint8_t v;
-    if (f->type != SMPROTO_STATE || f->sid == 0 || !smproto_in_u8(&in, &v) ||
-        (v & ~SMPROTO_STATE_ALL) || !smproto_in_done(&in))
+    if (f->type != SMPROTO_STATE || f->sid == 0 || f->len > SMPROTO_STATE_MAX)
         return false;
-    *flags = v;
+    *state = smproto_payload(f);
+    *len = f->len;
     return true;
 }
 
@@ -489,19 +489,23 @@ size_t smproto_resync_begin(buf *out)
 
 size_t smproto_resync_entry_size(const smproto_resync_entry *e)
 {
-    return 8 + strlen(e->full_jid) + 1 + 1 + strlen(e->presence) + 1;
+    return 8 + strlen(e->full_jid) + 1 + 2 + e->state_len + strlen(e->presence) + 1;
 }
 
 void smproto_resync_add(buf *out, const smproto_resync_entry *e)
 {
-    if (e->sid == 0 || (e->flags & ~SMPROTO_STATE_ALL))
-        smproto_bug("RESYNC entry without a session or with undefined flags");
+    if (e->sid == 0 || e->state_len > SMPROTO_STATE_MAX)
+        smproto_bug("RESYNC entry without a session or with a state too long");
     size_t jl = strlen(e->full_jid), pl = strlen(e->presence);
     size_t n = smproto_resync_entry_size(e);
     uint8_t *p = (uint8_t *)buf_reserve(out, n);
     p = smproto_w_u64(p, e->sid);
     p = smproto_w_str(p, e->full_jid, jl);
-    p = smproto_w_u8(p, e->flags);
+    p = smproto_w_u8(p, (uint8_t)(e->state_len >> 8));
+    p = smproto_w_u8(p, (uint8_t)e->state_len);
+    if (e->state_len)
+        memcpy(p, e->state, e->state_len);
+    p += e->state_len;
     smproto_w_str(p, e->presence, pl);
     buf_commit(out, n);
 }
@@ -534,9 +538,16 @@ int smproto_resync_next(smproto_resync_reader *rd, smproto_resync_entry *e)
         return 0;
     smproto_in in = { rd->p, rd->end };
     smproto_resync_entry got;
-    if (!smproto_in_u64(&in, &got.sid) || got.sid == 0 || !smproto_in_str(&in, &got.full_jid) ||
-        !smproto_in_u8(&in, &got.flags) || (got.flags & ~SMPROTO_STATE_ALL) ||
-        !smproto_in_str(&in, &got.presence)) {
+    uint8_t hi, lo;
+    bool ok = smproto_in_u64(&in, &got.sid) && got.sid != 0 &&
+              smproto_in_str(&in, &got.full_jid) && smproto_in_u8(&in, &hi) &&
+              smproto_in_u8(&in, &lo);
+    got.state_len = (size_t)hi << 8 | lo;
+    got.state = in.p;
+    ok = ok && got.state_len <= SMPROTO_STATE_MAX && (size_t)(in.end - in.p) >= got.state_len;
+    if (ok)
+        in.p += got.state_len;
+    if (!ok || !smproto_in_str(&in, &got.presence)) {
         rd->p = rd->end = NULL;     /* stays malformed */
         return -1;
     }

@@ -17,7 +17,7 @@
 #include "core/buf.h"
 #include "core/scram.h"
 
-#define SMPROTO_VERSION 2
+#define SMPROTO_VERSION 3
 #define SMPROTO_NS "urn:jabshard:smproto"
 #define SMPROTO_HEADER 16
 #define SMPROTO_MAX_PAYLOAD (1u << 20)
@@ -100,9 +100,9 @@ enum { SMPROTO_BOUND_OK = 0, SMPROTO_BOUND_CONFLICT = 1, SMPROTO_BOUND_NOT_ALLOW
 enum { SMPROTO_END_GONE = 0, SMPROTO_END_REPLACED = 1, SMPROTO_END_KICKED = 2,
        SMPROTO_END_SHUTDOWN = 3, SMPROTO_END_ERROR = 4 };
 enum { SMPROTO_BIND_LEGACY_SESSION = 1 };
-/* STATE flags: what the SM wants a session to keep across a resync (docs/smproto.md §2). */
-enum { SMPROTO_STATE_ROSTER = 1, SMPROTO_STATE_CARBONS = 2, SMPROTO_STATE_BLOCKLIST = 4,
-       SMPROTO_STATE_ALL = 7 };
+/* A session's STATE record: what the SM's modules want the session to keep across a resync
+ * (docs/smproto.md §2), opaque to the front, at most this many bytes. */
+#define SMPROTO_STATE_MAX 4096
 
 void smproto_put_auth_query(buf *out, uint64_t sid, const char *host, const char *user);
 bool smproto_get_auth_query(const smproto_frame *f, const char **host, const char **user);
@@ -131,11 +131,12 @@ bool smproto_get_ping(const smproto_frame *f, uint64_t *token);
 /* ACK: the count of counted frames the sender has taken custody of (§3). */
 void smproto_put_ack(buf *out, uint64_t seq);
 bool smproto_get_ack(const smproto_frame *f, uint64_t *seq);
-void smproto_put_state(buf *out, uint64_t sid, uint8_t flags);
-bool smproto_get_state(const smproto_frame *f, uint8_t *flags);
+void smproto_put_state(buf *out, uint64_t sid, const uint8_t *state, size_t len);
+/* *state points into the frame (len bytes, maybe 0). */
+bool smproto_get_state(const smproto_frame *f, const uint8_t **state, size_t *len);
 
 /* RESYNC: entries appended to one frame's payload; the reader walks them. An entry is a live
- * session: its id, full JID, the STATE flags the SM last gave it, and the last presence it
+ * session: its id, full JID, the STATE record the SM last gave it, and the last presence it
  * broadcast (from-stamped XML; "" when it has not sent initial presence or is unavailable). */
 typedef struct smproto_resync_reader {
     const uint8_t *p, *end;
@@ -147,7 +148,8 @@ typedef struct smproto_resync_reader {
 typedef struct smproto_resync_entry {
     uint64_t sid;
     const char *full_jid;
-    uint8_t flags;
+    const uint8_t *state;   /* state_len bytes (at most SMPROTO_STATE_MAX) */
+    size_t state_len;
     const char *presence;
 } smproto_resync_entry;
 size_t smproto_resync_entry_size(const smproto_resync_entry *e);
