@@ -79,11 +79,16 @@ static void fuzz_frame(const smproto_frame *f, const uint8_t *raw, size_t raw_le
             return;
         smproto_put_ack(&again, u64);
         break;
-    case SMPROTO_STATE:
-        if (!smproto_get_state(f, &u8))
+    case SMPROTO_STATE: {
+        const uint8_t *record;
+        size_t len;
+        if (!smproto_get_state(f, &record, &len))
             return;
-        smproto_put_state(&again, f->sid, u8);
+        if (len && record != f->payload)
+            abort();
+        smproto_put_state(&again, f->sid, record, len);
         break;
+    }
     case SMPROTO_UNDELIVERED: {
         size_t len;
         if (!smproto_get_undelivered(f, &s1, &len))

@@ -77,7 +77,9 @@ struct c2s_stream {
     char *bind_resource;       /* the prepared resource asked for ("": the SM picks), until BOUND */
     char *presence;            /* the last presence broadcast (from-stamped XML) while available:
                                 * re-announced in a resync (docs/smproto.md §5) */
-    uint8_t sm_state;          /* STATE flags the SM gave the session, kept for a resync */
+    uint8_t *sm_state;         /* the STATE record the SM last gave the session (opaque to the
+                                * front), kept for a resync; sm_state_len bytes */
+    size_t sm_state_len;
     pending_stanza *pending, **pending_tail;
     unsigned npending;
     buf out, frames, scratch;
@@ -797,6 +799,7 @@ void c2s_stream_free(c2s_stream *s)
     free(s->bind_id);
     free(s->bind_resource);
     free(s->presence);
+    free(s->sm_state);
     free(s->failed_user);
     jid_free(&s->full);
     OPENSSL_cleanse(&s->creds, sizeof s->creds);
@@ -945,10 +948,19 @@ unsigned c2s_stream_frame(c2s_stream *s, const smproto_frame *f)
         s->bind_resource = NULL;
         on_bound(s, f);
         break;
-    case SMPROTO_STATE:
-        if (!smproto_get_state(f, &s->sm_state))
-            s->sm_state = 0;
+    case SMPROTO_STATE: {
+        const uint8_t *state;
+        size_t len;
+        free(s->sm_state);
+        s->sm_state = NULL;
+        s->sm_state_len = 0;
+        if (smproto_get_state(f, &state, &len) && len) {
+            s->sm_state = mem_alloc(len);
+            memcpy(s->sm_state, state, len);
+            s->sm_state_len = len;
+        }
         return 0;
+    }
     case SMPROTO_END: {
         uint8_t reason = SMPROTO_END_ERROR;
         const char *text = NULL;
@@ -1041,7 +1053,7 @@ bool c2s_stream_resync_entry(const c2s_stream *s, smproto_resync_entry *e)
 {
     if (!s->bound || s->state == ST_CLOSED)
         return false;
-    *e = (smproto_resync_entry){s->sid, jid_full(&s->full), s->sm_state,
+    *e = (smproto_resync_entry){s->sid, jid_full(&s->full), s->sm_state, s->sm_state_len,
                                 s->presence ? s->presence : ""};
     return true;
 }

@@ -116,7 +116,7 @@ buf *c2s_stream_frames(c2s_stream *s);
 bool c2s_stream_shrink(c2s_stream *s);
 
 /* After the SM link came back (docs/smproto.md §5). A bound, open session's RESYNC entry (its JID,
- * the STATE flags the SM gave it, its last available broadcast presence or ""; pointers into s),
+ * the STATE record the SM gave it, its last available broadcast presence or ""; pointers into s),
  * or false. */
 bool c2s_stream_resync_entry(const c2s_stream *s, smproto_resync_entry *e);
 /* A stream waiting for AUTH_ANSWER or BOUND asks again (appends the frame to out): the front drops

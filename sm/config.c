@@ -71,6 +71,15 @@ static void read_modules(sm_config *sc, config *cfg, const sm_module *const *mod
     }
 }
 
+/* The modules' integer options are checked here, so that a bad value is an error of the load
+ * (the modules read them again when they start). */
+static void check_module_ints(config *cfg, const sm_module *const *modules)
+{
+    for (size_t m = 0; modules && modules[m]; m++)
+        for (const sm_int_option *o = modules[m]->int_options; o && o->path; o++)
+            config_int(cfg, NULL, o->path, o->def, o->min, o->max);
+}
+
 static void read_services(sm_config *sc, config *cfg)
 {
     for (xml_node *n = config_first(cfg, NULL, "service"); n; n = config_next(n))
@@ -203,6 +212,7 @@ int sm_config_load(const char *path, const sm_module *const *modules, sm_config 
     read_storage(out, cfg);
     read_limits(out, cfg);
     read_modules(out, cfg, modules);
+    check_module_ints(cfg, modules);
     read_admin(out, cfg);
     read_log(out, cfg);
     if (config_check(cfg, err) != 0) {

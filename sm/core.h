@@ -51,6 +51,11 @@ typedef struct sm_deferred {
 
 enum { SMC_IQ_GET = 1, SMC_IQ_SET = 2 };
 
+/* Modules' state is carved out of one allocation with its session or user, after the struct;
+ * each module's part starts on this alignment (malloc's). */
+#define SMC_EXT_ALIGN 16
+#define SMC_EXT_OFFSET(n) (((n) + SMC_EXT_ALIGN - 1) & ~(size_t)(SMC_EXT_ALIGN - 1))
+
 /* An iq handler a module declared ("iq-get/host/NS:NAME"), parsed. */
 typedef struct iq_handler {
     const char *ns;         /* the payload's namespace */
@@ -59,6 +64,13 @@ typedef struct iq_handler {
     unsigned where;         /* SM_IQ_HOST | SM_IQ_BARE */
     sm_iq_fn fn;
 } iq_handler;
+
+/* An event a module fires, and its hooks. */
+typedef struct named_event {
+    const char *name;
+    sm_hook_fn *hooks;
+    size_t nhooks;
+} named_event;
 
 /* A module loaded into this core: where its state lives in a session's and a user's block. */
 typedef struct loaded_module {
@@ -89,6 +101,8 @@ struct sm {
     size_t nfeatures;
     sm_hook_fn *hooks[SM_EV_COUNT];
     size_t nhooks[SM_EV_COUNT];
+    named_event *named;     /* events the modules fire (sm_module.events) */
+    size_t nnamed;
     xmlstream *parser;      /* for stanzas that arrive as bytes (frames, storage): one stream
                              * that each stanza continues, so expat is made once, not per stanza */
     bool parser_open;       /* it has had its stream header and sits between stanzas */

@@ -13,6 +13,7 @@
 #include "core/signals.h"
 #include "sm/admin.h"
 #include "sm/config.h"
+#include "sm/modules.h"
 #include "sm/server.h"
 #include "xdbsql/xdbsql.h"
 
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
 
     sm_config cfg;
     config_error cerr;
-    if (sm_config_load(path, &cfg, &cerr) != 0) {
+    if (sm_config_load(path, sm_builtin_modules, &cfg, &cerr) != 0) {
         fprintf(stderr, "jabshard-sm: %s\n", cerr.text);
         return 2;
     }
@@ -100,6 +101,16 @@ int main(int argc, char **argv)
         return 1;
     }
     sm_server *srv = sm_server_new(loop, &cfg, xdb);
+    if (!srv) {
+        /* A module refused its options (the error names file, line and element) or could not
+         * start (logged). */
+        if (config_check(cfg.cfg, &cerr) != 0) {
+            fprintf(stderr, "jabshard-sm: %s\n", cerr.text);
+            return 2;
+        }
+        fprintf(stderr, "jabshard-sm: a module could not start (see the log)\n");
+        return 1;
+    }
     if (sm_server_listen(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "jabshard-sm: %s\n", err);
         return 1;

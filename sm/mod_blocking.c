@@ -18,6 +18,7 @@
 #include "sm/mod_presence.h"
 #include "sm/module.h"
 #include "sm/modules.h"
+#include "sm/subscription.h"
 
 #define NS_BLOCKING "urn:xmpp:blocking"
 #define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"

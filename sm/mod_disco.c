@@ -1,5 +1,7 @@
 /* sm/mod_disco.c — service discovery (XEP-0030) for the server and, on their behalf, its
- * accounts. The server's features are what the modules registered with sm_add_feature. */
+ * accounts. The server's features are those the loaded modules declare; other modules add to the
+ * server's info (XEP-0128 forms, as mod_contact's XEP-0157 addresses) by hooking "disco-info". */
+#include <stdio.h>
 #include <string.h>
 
 #include "sm/module.h"
@@ -47,6 +49,12 @@ static void disco_info(sm *s, sm_stanza *st, xml_node *payload)
         size_t n = sm_features(s, &features);
         for (size_t i = 0; i < n; i++)
             feature(a, q, features[i]);
+        char host[JID_MAX_LEN + 1];
+        size_t hlen;
+        const char *dom = st->to.domain_len ? jid_domain(&st->to, &hlen) : NULL;
+        snprintf(host, sizeof host, "%.*s", dom ? (int)hlen : 0, dom ? dom : "");
+        sm_event ev = {.stanza = st, .host = host, .arena = a, .node = q};
+        sm_fire_named(s, "disco-info", &ev);
     }
     sm_iq_result(s, st, q);
     xml_arena_free(a);
@@ -76,4 +84,7 @@ static const sm_handler disco_handlers[] = {
 const sm_module mod_disco = {
     .name = "disco",
     .handlers = disco_handlers,
+    /* The server's disco#info is being answered: host (the domain asked), arena and node (the
+     * <query/>, features and identities in it) for hooks to add extensions to. */
+    .events = (const char *const[]){"disco-info", NULL},
 };

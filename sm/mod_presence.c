@@ -38,8 +38,6 @@ const sm_strset *presence_directed(sm *s, const sm_session *sess)
     return sm_module_loaded(s, &mod_presence) ? *directed_of(s, sess) : NULL;
 }
 
-
-
 static void bare_of(const jid *j, char out[JID_MAX_LEN + 1])
 {
     jid_bare_to_string(j, out, JID_MAX_LEN + 1);

@@ -39,8 +39,9 @@
  *   an event of sm.h by its name: "presence-out", "presence-in", "message-offline",
  *   "session-available", "session-end", "register", "user-load", "outbound", "inbound",
  *   "message-delivered", "roster-changed"
- * iq handlers take `iq`, events take `hook`. A name the core does not know is refused at load
- * (a programming error). */
+ *   an event a loaded module fires (declared in its `events`), as mod_disco's "disco-info"
+ * iq handlers take `iq`, events take `hook`. A name that is neither is refused at load (a
+ * programming error, or a module loaded without the one it extends). */
 typedef struct sm_handler {
     const char *event;
     sm_iq_fn iq;
@@ -72,6 +73,8 @@ struct sm_module {
     void (*fini)(sm *s, const sm_module *self);
     const sm_handler *handlers;        /* ended by an entry whose event is NULL */
     const char *const *features;       /* disco features, NULL-terminated, or NULL */
+    /* Events this module fires for others to hook (sm_fire_named), NULL-terminated, or NULL. */
+    const char *const *events;
     /* Per-session and per-user state: sizes, and what to free inside it (NULL: nothing). */
     size_t session_state, user_state;
     void (*session_release)(void *state);
@@ -88,6 +91,10 @@ struct sm_module {
 /* For a module whose resync state is one flag: one byte when it is set, nothing when not. */
 void sm_pack_flag(buf *out, bool flag);
 bool sm_unpack_flag(const uint8_t *data, size_t len);
+
+/* Runs the hooks of an event a module declared in its `events`, in load order; true when one
+ * stopped it. */
+bool sm_fire_named(sm *s, const char *event, sm_event *ev);
 
 /* The value of one of m's int_options (its path as declared). */
 long long sm_module_int(const sm *s, const sm_module *m, const char *path);

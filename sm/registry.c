@@ -10,6 +10,7 @@
 #include "core/mem.h"
 #include "sm/core.h"
 #include "sm/module.h"
+#include "smproto/frame.h"
 
 static const char *const event_names[SM_EV_COUNT] = {
     [SM_EV_PRESENCE_OUT] = "presence-out",
@@ -24,15 +25,6 @@ static const char *const event_names[SM_EV_COUNT] = {
     [SM_EV_MESSAGE_DELIVERED] = "message-delivered",
     [SM_EV_ROSTER_CHANGED] = "roster-changed",
 };
-
-/* State blocks are carved out of one allocation with the session or user: each module's part
- * starts on this alignment. */
-#define STATE_ALIGN 16
-
-static size_t aligned(size_t n)
-{
-    return (n + STATE_ALIGN - 1) & ~(size_t)(STATE_ALIGN - 1);
-}
 
 /* ---- handlers ------------------------------------------------------------------------------ */
 
@@ -82,13 +74,45 @@ static bool add_handler(sm *s, const sm_module *m, const sm_handler *h)
         s->iqs[s->niqs++] = ih;
         return true;
     }
+    if (!h->hook) {
+        log_error("sm: module %s: no hook for '%s'", m->name, h->event);
+        return false;
+    }
     for (int k = 0; k < SM_EV_COUNT; k++)
-        if (strcmp(h->event, event_names[k]) == 0 && h->hook) {
+        if (strcmp(h->event, event_names[k]) == 0) {
             s->hooks[k] = mem_realloc(s->hooks[k], (s->nhooks[k] + 1) * sizeof(sm_hook_fn));
             s->hooks[k][s->nhooks[k]++] = h->hook;
             return true;
         }
-    log_error("sm: module %s: unknown event '%s'", m->name, h->event);
+    for (size_t i = 0; i < s->nnamed; i++)
+        if (strcmp(h->event, s->named[i].name) == 0) {
+            named_event *e = &s->named[i];
+            e->hooks = mem_realloc(e->hooks, (e->nhooks + 1) * sizeof(sm_hook_fn));
+            e->hooks[e->nhooks++] = h->hook;
+            return true;
+        }
+    log_error("sm: module %s: unknown event '%s' (no loaded module fires it)", m->name, h->event);
+    return false;
+}
+
+static void add_named_event(sm *s, const char *name)
+{
+    for (size_t i = 0; i < s->nnamed; i++)
+        if (strcmp(s->named[i].name, name) == 0)
+            return;
+    s->named = mem_realloc(s->named, (s->nnamed + 1) * sizeof(*s->named));
+    s->named[s->nnamed++] = (named_event){name, NULL, 0};
+}
+
+bool sm_fire_named(sm *s, const char *event, sm_event *ev)
+{
+    for (size_t i = 0; i < s->nnamed; i++)
+        if (strcmp(s->named[i].name, event) == 0) {
+            for (size_t k = 0; k < s->named[i].nhooks; k++)
+                if (s->named[i].hooks[k](s, ev))
+                    return true;
+            return false;
+        }
     return false;
 }
 
@@ -143,6 +167,21 @@ void smc_iq_dispatch(sm *s, sm_stanza *st, unsigned where)
 
 static const loaded_module *find_loaded(const sm *s, const sm_module *m);
 
+/* m's int options from the file (their defaults when there is no file: an sm_config built by
+ * hand, as the unit tests do). */
+static long long *read_ints(const sm_module *m, config *cfg)
+{
+    size_t n = 0;
+    for (const sm_int_option *o = m->int_options; o && o->path; o++)
+        n++;
+    long long *v = n ? mem_array(n, sizeof(*v)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const sm_int_option *o = &m->int_options[i];
+        v[i] = cfg ? config_int(cfg, NULL, o->path, o->def, o->min, o->max) : o->def;
+    }
+    return v;
+}
+
 /* Whether the configuration asks for m: every module when it names none. */
 static bool wanted(const sm_config *cfg, const sm_module *m)
 {
@@ -163,8 +202,14 @@ bool smc_modules_load(sm *s, const sm_module *const *table)
         s->mods = mem_realloc(s->mods, (s->nmods + 1) * sizeof(*s->mods));
         s->mods[s->nmods++] = (loaded_module){m, NULL, read_ints(m, s->cfg->cfg),
                                               s->session_ext, s->user_ext, false};
-        s->session_ext += aligned(m->session_state);
-        s->user_ext += aligned(m->user_state);
+        s->session_ext += SMC_EXT_OFFSET(m->session_state);
+        s->user_ext += SMC_EXT_OFFSET(m->user_state);
+        for (const char *const *e = m->events; e && *e; e++)
+            add_named_event(s, *e);
+    }
+    /* Handlers once every module's events are known: a module may hook one loaded after it. */
+    for (size_t i = 0; i < s->nmods; i++) {
+        const sm_module *m = s->mods[i].m;
         for (const sm_handler *h = m->handlers; h && h->event; h++)
             if (!add_handler(s, m, h))
                 return false;
@@ -179,6 +224,11 @@ bool smc_modules_load(sm *s, const sm_module *const *table)
             return false;
         }
         s->mods[i].ready = true;
+    }
+    config_error err;
+    if (s->cfg->cfg && config_check(s->cfg->cfg, &err) != 0) {
+        log_error("sm: %s", err.text);
+        return false;
     }
     return true;
 }
@@ -201,6 +251,9 @@ void smc_modules_unload(sm *s)
     free(s->features);
     for (int k = 0; k < SM_EV_COUNT; k++)
         free(s->hooks[k]);
+    for (size_t i = 0; i < s->nnamed; i++)
+        free(s->named[i].hooks);
+    free(s->named);
 }
 
 static const loaded_module *find_loaded(const sm *s, const sm_module *m)
@@ -229,21 +282,6 @@ void sm_module_set_data(sm *s, const sm_module *m, void *data)
         lm->data = data;
 }
 
-/* m's int options from the file (their defaults when there is no file: an sm_config built by
- * hand, as the unit tests do). */
-static long long *read_ints(const sm_module *m, config *cfg)
-{
-    size_t n = 0;
-    for (const sm_int_option *o = m->int_options; o && o->path; o++)
-        n++;
-    long long *v = n ? mem_array(n, sizeof(*v)) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        const sm_int_option *o = &m->int_options[i];
-        v[i] = cfg ? config_int(cfg, NULL, o->path, o->def, o->min, o->max) : o->def;
-    }
-    return v;
-}
-
 long long sm_module_int(const sm *s, const sm_module *m, const char *path)
 {
     const loaded_module *lm = find_loaded(s, m);
@@ -267,7 +305,6 @@ void *sm_user_state(const sm *s, const sm_user *u, const sm_module *m)
     const loaded_module *lm = find_loaded(s, m);
     return lm && m->user_state ? u->ext + lm->user_off : NULL;
 }
-
 
 void smc_session_state_release(sm *s, sm_session *sess)
 {
@@ -308,6 +345,11 @@ void smc_state_pack(const sm *s, const sm_session *sess, buf *out)
         size_t nlen = strlen(m->name);
         if (!buf_len(&part) || buf_len(&part) > SM_MODULE_STATE_MAX || nlen > 255)
             continue;
+        if (buf_len(out) + 2 + nlen + buf_len(&part) > SMPROTO_STATE_MAX) {
+            log_warn("sm: session %s: module %s's state does not fit in the STATE record",
+                     jid_full(&sess->jid), m->name);
+            continue;
+        }
         uint8_t lens[2] = {(uint8_t)nlen, (uint8_t)buf_len(&part)};
         buf_append(out, &lens[0], 1);
         buf_append(out, m->name, nlen);

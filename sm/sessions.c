@@ -53,7 +53,6 @@ void smc_session_release(sm *s, sm_session *sess)
 {
     smc_session_state_release(s, sess);
     sm_stanza_free(sess->presence);
-    sm_strset_free(&sess->directed);
     jid_free(&sess->jid);
     free(sess);
 }
@@ -207,8 +206,8 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
         session_end(s, old, SMPROTO_END_REPLACED, "replaced by a new session");
         u->holds--;
     }
-    sm_session *sess = mem_zalloc(sizeof(*sess) + s->session_ext);
-    sess->ext = (unsigned char *)(sess + 1);
+    sm_session *sess = mem_zalloc(SMC_EXT_OFFSET(sizeof(*sess)) + s->session_ext);
+    sess->ext = (unsigned char *)sess + SMC_EXT_OFFSET(sizeof(*sess));
     sess->link = l;
     sess->sid = d->sid;
     jid_copy(&sess->jid, &d->full);

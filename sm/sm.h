@@ -183,6 +183,8 @@ typedef struct sm_event {
     const char *host;
     const sm_roster_item *item;
     bool removed;
+    xml_arena *arena;       /* a module's event: what it is building and where (disco-info: the */
+    xml_node *node;         /* server's <query/>, to which hooks add) */
 } sm_event;
 typedef bool (*sm_hook_fn)(sm *s, sm_event *ev);
 /* Runs the hooks of kind (declared by the modules, in their order); true when one stopped the
@@ -250,8 +252,7 @@ struct sm_user {
     size_t nitems, items_cap;
     xdb_pending *pending;   /* inbound subscription requests awaiting an answer */
     size_t npending;
-    xdb_strings blocked;    /* mod_blocking: the block list (XEP-0191), normalized JIDs; the
-                             * core frees it with the user */
+    unsigned char *ext;     /* the modules' state (sm_user_state, sm/module.h) */
     struct sm_deferred *deferred, *deferred_tail;   /* private: work waiting for the roster */
     unsigned holds;         /* private: the core is using it; not freed even when idle */
 };

@@ -62,8 +62,8 @@ sm_user *smc_user_get(sm *s, const jid *j)
     sm_user *u = sm_map_get(&s->users, jid_full(j), jid_bare_len(j));
     if (u)
         return u;
-    u = mem_zalloc(sizeof(*u) + s->user_ext);
-    u->ext = (unsigned char *)(u + 1);
+    u = mem_zalloc(SMC_EXT_OFFSET(sizeof(*u)) + s->user_ext);
+    u->ext = (unsigned char *)u + SMC_EXT_OFFSET(sizeof(*u));
     jid_bare(j, &u->jid);
     sm_map_put(&s->users, jid_full(&u->jid), jid_full_len(&u->jid), u);
     return u;
@@ -147,9 +147,6 @@ void sm_roster_delete(sm_user *u, const char *bare_jid)
         return;
     item_clear(it);
     *it = u->items[--u->nitems];
-}
-
-    return el;
 }
 
 sm_user *sm_user_of_request(const sm *s, const xdb_request *r)

@@ -443,6 +443,13 @@ bool smproto_get_ping(const smproto_frame *f, uint64_t *token)
     return true;
 }
 
+bool smproto_version_is_ours(const char *version)
+{
+    char ours[12];
+    snprintf(ours, sizeof ours, "%d", SMPROTO_VERSION);
+    return version && strcmp(version, ours) == 0;
+}
+
 /* ---- ACK, STATE -------------------------------------------------------------------------- */
 
 void smproto_put_ack(buf *out, uint64_t seq)

@@ -18,6 +18,8 @@
 #include "core/scram.h"
 
 #define SMPROTO_VERSION 3
+/* Whether an <smproto version='...'/> names this version (exactly its decimal digits). */
+bool smproto_version_is_ours(const char *version);
 #define SMPROTO_NS "urn:jabshard:smproto"
 #define SMPROTO_HEADER 16
 #define SMPROTO_MAX_PAYLOAD (1u << 20)

@@ -318,11 +318,11 @@ static void on_sm_element(void *ctx, xml_node *el, xml_arena *arena)
         char *end = NULL;
         unsigned long long r = received && *received >= '0' && *received <= '9'
                                    ? strtoull(received, &end, 10) : 0;
-        if (v && strcmp(v, "2") == 0 && end && !*end && r >= lf->tx_acked && r <= lf->tx_seq) {
+        if (smproto_version_is_ours(v) && end && !*end && r >= lf->tx_acked && r <= lf->tx_seq) {
             lf->smproto_ok = true;
             /* Frames (acked, r] stay ours until acknowledged, without being sent again. */
             lf->resume_after = lf->tx_seq = r;
-        } else if (v && strcmp(v, "2") == 0) {
+        } else if (smproto_version_is_ours(v)) {
             log_error("SM link: the SM says it received %s of our frames; we sent %llu of which "
                       "%llu were acknowledged", received ? received : "(nothing)",
                       (unsigned long long)lf->tx_seq, (unsigned long long)lf->tx_acked);

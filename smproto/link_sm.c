@@ -240,7 +240,7 @@ static void hello(link_sm *l, const xml_node *st)
     link_sm_server *srv = l->srv;
     const char *v = xml_attr_get(st, "version");
     link_sm_hello h;
-    if (!v || strcmp(v, "2") != 0) {
+    if (!smproto_version_is_ours(v)) {
         stream_error(l, "unsupported-version", "smproto version not supported");
         return;
     }

@@ -1,6 +1,6 @@
 /* smproto/link_sm.h — the SM's end of smproto links (docs/smproto.md): listening on every
  * <service><accept>, the XEP-0114 opening (stream header, stream id, constant-time handshake
- * check), the switch to frames on <smproto version='2'/> (§1: the front's instance and what it
+ * check), the switch to frames on <smproto version='N'/> (§1: the front's instance and what it
  * has had acknowledged; the answer says what the SM has received), keepalives (§4), and plain
  * XEP-0114 components that never switch and keep speaking XML. Which of the two a link is comes
  * from its <service role='...'>: a component that asks for frames, or a front that sends XML

@@ -11,7 +11,7 @@
  *     have all logged in and bound, and again after IDLE_WAIT_MS of silence.
  *
  * The sink is a thread of this process: it accepts the front's link (XEP-0114 handshake,
- * <smproto version='2'/>, answering received= with the front's acked=: a sink remembers nothing),
+ * <smproto version='N'/>, answering received= with the front's acked=: a sink remembers nothing),
  * answers every AUTH_QUERY with the same credentials (derived once), every BIND with BOUND, every
  * iq with PONG and PING with PONG, counts the stanzas, and acknowledges (ACK) every counted frame
  * after each read, as an SM takes custody: a front stops taking from its clients when <sm><hold>
@@ -132,12 +132,14 @@ static bool sink_open(int fd, buf *rx)
     snprintf(request, sizeof(request), "%.*s", (int)(sp_end - sp), buf_data(rx) + sp);
     buf_consume(rx, (size_t)sp_end + 2);
     const char *acked = strstr(request, " acked='");
-    if (!strstr(request, " version='2'") || !acked) {
+    char version[32];
+    snprintf(version, sizeof version, " version='%d'", SMPROTO_VERSION);
+    if (!strstr(request, version) || !acked) {
         fprintf(stderr, "bench_front: the front asked for %s\n", request);
         return false;
     }
-    len = snprintf(answer, sizeof(answer), "<smproto xmlns='" SMPROTO_NS "' version='2' "
-                   "received='%llu'/>", strtoull(acked + 8, NULL, 10));
+    len = snprintf(answer, sizeof(answer), "<smproto xmlns='" SMPROTO_NS "' version='%d' "
+                   "received='%llu'/>", SMPROTO_VERSION, strtoull(acked + 8, NULL, 10));
     sink_write(fd, answer, (size_t)len);
     return true;
 }

@@ -5,7 +5,7 @@
  * shared) and their rosters (ring neighbours i±1..i±25, subscription both) through xdb_run; then
  * jabshard-sm (from the directory in argv[1], $JABSHARD_BIN or ../bin) starts on a free loopback
  * port with a generated sm.xml. This program is the front: XEP-0114 handshake, <smproto
- * version='2'/>, then frames; like a front, it acknowledges (ACK) the SM's counted frames after
+ * version='N'/>, then frames; like a front, it acknowledges (ACK) the SM's counted frames after
  * each read (the SM keeps each frame until then, and holds back its own ACK of the frame that
  * caused it), and after each phase checks that the SM acknowledged every frame it was sent (the
  * figures stop at the last answer, as before acknowledgements). It measures
@@ -210,7 +210,9 @@ static void link_open(int port)
     snprintf(text, sizeof(text), "<handshake>%s</handshake>", digest);
     send_all(text);
     size_t done = read_until(head_end, "<handshake/>");
-    send_all("<smproto xmlns='" SMPROTO_NS "' version='2' instance='be4c4' acked='0'/>");
+    snprintf(text, sizeof(text), "<smproto xmlns='" SMPROTO_NS "' version='%d' instance='be4c4' "
+             "acked='0'/>", SMPROTO_VERSION);
+    send_all(text);
     size_t sp = read_until(done, "<smproto");
     size_t sp_end = read_until(sp, "/>");
     if (!memmem(buf_data(&rx) + sp, sp_end - sp, "received='0'", 12))

@@ -43,7 +43,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
 
-from faultlib import ROOT, Report, System, sanitized, wait_until  # noqa: E402
+from faultlib import ROOT, SMPROTO_VERSION, Report, System, sanitized, wait_until  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else 'build/default'
 SANITIZED = sanitized(BUILD)
@@ -318,8 +318,8 @@ def fake_front(sm_port, service, secret, instance='abcdef', acked=0):
                           'stream header from the SM').group(1).decode()
     link.send('<handshake>%s</handshake>' % hashlib.sha1((sid + secret).encode()).hexdigest())
     link.read_until(rb'<handshake\s*/>|<handshake>\s*</handshake>', '<handshake/> from the SM')
-    link.send("<smproto xmlns='%s' version='2' instance='%s' acked='%d'/>" % (
-        NS_SMPROTO, instance, acked))
+    link.send("<smproto xmlns='%s' version='%d' instance='%s' acked='%d'/>" % (
+        NS_SMPROTO, SMPROTO_VERSION, instance, acked))
     m = link.read_until(rb"<smproto\b[^>]*\sreceived=['\"](\d+)['\"][^>]*/>", '<smproto/> answer')
     return link, int(m.group(1))
 
@@ -354,7 +354,8 @@ class FakeSM:
         attrs = dict(re.findall(r"(\w+)=['\"]([^'\"]*)['\"]", m.group(0).decode()))
         if attrs.get('version') != '2' or 'instance' not in attrs or 'acked' not in attrs:
             raise Fail('unexpected request from the front: %s' % m.group(0))
-        link.send("<smproto xmlns='%s' version='2' received='%s'/>" % (NS_SMPROTO, attrs['acked']))
+        link.send("<smproto xmlns='%s' version='%d' received='%s'/>" % (
+            NS_SMPROTO, SMPROTO_VERSION, attrs['acked']))
         return link, attrs['instance']
 
     def close(self):

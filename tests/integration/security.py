@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
 import xmpptest as x  # noqa: E402
-from faultlib import alive, rss_kib  # noqa: E402
+from faultlib import SMPROTO_VERSION, alive, rss_kib  # noqa: E402
 from xmpptest import Failure, Raw  # noqa: E402
 
 SM_PID = int(os.environ['SM_PID'])
@@ -139,7 +139,8 @@ def test_component_as_front(rep):
     anyone."""
     sock = socket.create_connection(('127.0.0.1', COMP_PORT), timeout=x.WAIT)
     component_open(sock)
-    sock.sendall(b"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked='0'/>")
+    sock.sendall(b"<smproto xmlns='urn:jabshard:smproto' version='%d' instance='ab' acked='0'/>"
+                 % SMPROTO_VERSION)
     data, closed = read_to_close(sock)
     sock.close()
     rep.check('a component that asks for frames gets <not-authorized/> and is closed before it '

@@ -42,6 +42,11 @@
 #include "smproto/handshake.h"
 #include "smproto/link_front.h"
 
+/* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
+#define SMPROTO_V_(v) #v
+#define SMPROTO_V__(v) SMPROTO_V_(v)
+#define SMPROTO_V SMPROTO_V__(SMPROTO_VERSION)
+
 #define SECRET "s3cret"
 #define PASSWORD "pencil"
 #define TIMEOUT_S 20
@@ -233,7 +238,7 @@ static void sm_accept(int lfd, smconn *c, hello *h)
 static void sm_answer(smconn *c, unsigned long long received)
 {
     char text[128];
-    snprintf(text, sizeof text, "<smproto xmlns='urn:jabshard:smproto' version='2' received='%llu'/>",
+    snprintf(text, sizeof text, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='%llu'/>",
              received);
     write_str(c->fd, text);
 }
@@ -624,6 +629,10 @@ static void test_login_asked_again_once(void **state)
     close(lfd);
 }
 
+/* The STATE record the SM gives alice's session: the front keeps it without reading it, with a NUL
+ * inside to show it is bytes, not a string. */
+#define ALICE_STATE "\6roster\1\1\10blocking\1\0"
+
 /* Reads the front's resync on a new link: the RESYNC with alice's entry, bob's login asked again,
  * the end. */
 static void expect_resync_of_alice(smconn *c, uint64_t alice, uint64_t bob)
@@ -637,7 +646,8 @@ static void expect_resync_of_alice(smconn *c, uint64_t alice, uint64_t bob)
     assert_int_equal(smproto_resync_next(&rd, &e), 1);
     assert_int_equal(e.sid, alice);
     assert_string_equal(e.full_jid, "alice@localhost/desk");
-    assert_int_equal(e.flags, SMPROTO_STATE_ROSTER | SMPROTO_STATE_BLOCKLIST);
+    assert_int_equal(e.state_len, sizeof(ALICE_STATE) - 1);
+    assert_memory_equal(e.state, ALICE_STATE, e.state_len);
     assert_non_null(strstr(e.presence, "<show>away</show>"));
     assert_non_null(strstr(e.presence, "from='alice@localhost/desk'"));
     assert_int_equal(smproto_resync_next(&rd, &e), 0);
@@ -673,7 +683,7 @@ static void test_resync_entries_not_sent_again(void **state)
     sm_frame(&c, &fr);
     assert_int_equal(fr.type, SMPROTO_BIND);
     smproto_put_bound(&b, alice, SMPROTO_BOUND_OK, "alice@localhost/desk");
-    smproto_put_state(&b, alice, SMPROTO_STATE_ROSTER | SMPROTO_STATE_BLOCKLIST);
+    smproto_put_state(&b, alice, (const uint8_t *)ALICE_STATE, sizeof(ALICE_STATE) - 1);
     sm_send(&c, &b);
     buf_consume(&in, read_until(a, &in, 0, "</iq>"));
     write_str(a, "<presence><show>away</show></presence>");

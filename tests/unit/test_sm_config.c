@@ -12,12 +12,14 @@
 #include <unistd.h>
 
 #include "sm/config.h"
+#include "sm/module.h"
+#include "sm/modules.h"
 
 static void test_example_file(void **state)
 {
     sm_config sc;
     config_error err;
-    if (sm_config_load("etc/sm.xml", &sc, &err) != 0)
+    if (sm_config_load("etc/sm.xml", sm_builtin_modules, &sc, &err) != 0)
         fail_msg("%s", err.text);
     assert_int_equal(sc.nservices, 1);
     assert_string_equal(sc.services[0].id, "jadc2s");
@@ -27,12 +29,14 @@ static void test_example_file(void **state)
     assert_int_equal(sc.services[0].role, SM_ROLE_FRONT);
     assert_int_equal(sc.nhosts, 1);
     assert_string_equal(sc.hosts[0].name, "localhost");
-    assert_true(sc.hosts[0].register_allowed);
+    /* Modules' options are in the file's vocabulary; the modules read them (sm/module.h). */
+    assert_true(config_bool(sc.cfg, sc.hosts[0].el, "register", false));
     assert_non_null(sm_config_host(&sc, "LOCALHOST"));
     assert_null(sm_config_host(&sc, "example.org"));
     assert_string_equal(sc.storage.db.driver, "sqlite");
     assert_string_equal(sc.storage.db.path, "./jabshard.db");
-    assert_int_equal(sc.offline_quota, 100);
+    assert_int_equal(config_int(sc.cfg, NULL, "offline_quota", 0, 0, 1000000), 100);
+    assert_null(sc.modules);    /* every built-in module */
     assert_int_equal(sc.log_level, LL_INFO);
     sm_config_free(&sc);
 }
@@ -47,7 +51,7 @@ static void expect_refused(const char *text, const char *rest)
     close(fd);
     sm_config sc;
     config_error err;
-    assert_int_equal(sm_config_load(path, &sc, &err), -1);
+    assert_int_equal(sm_config_load(path, sm_builtin_modules, &sc, &err), -1);
     char want[512];
     snprintf(want, sizeof(want), "%s%s", path, rest);
     assert_string_equal(err.text, want);
@@ -84,12 +88,47 @@ static void test_roles(void **state)
                    ":3: <service>: component 'EXAMPLE.org' has the name of a served host");
 }
 
+/* <modules> names built-in modules, once each; the modules' options are checked at load like the
+ * core's, with file, line and element. */
+static void test_modules(void **state)
+{
+    expect_refused("<sm>\n<host name='a'/>\n<modules>\n<module>roster</module>\n"
+                   "<module>rosters</module>\n</modules>\n</sm>\n",
+                   ":5: <modules/module>: no module is called 'rosters'");
+    expect_refused("<sm>\n<host name='a'/>\n<modules><module>ping</module>\n"
+                   "<module>ping</module></modules>\n</sm>\n",
+                   ":4: <modules/module>: module 'ping' is listed twice");
+    expect_refused("<sm>\n<host name='a'/>\n<limits>\n<blocklist>0</blocklist>\n</limits>\n</sm>\n",
+                   ":4: <limits/blocklist>: expected an integer from 1 to 1000000, got 0");
+    expect_refused("<sm>\n<host name='a'><registr/></host>\n</sm>\n",
+                   ":2: <host/registr>: unknown element");
+
+    char path[] = "/tmp/jabshard-sm-config-XXXXXX";
+    int fd = mkstemp(path);
+    static const char text[] = "<sm><host name='a'><register/></host><modules><module>ping</module>"
+                               "<module>roster</module></modules><limits><directed>5</directed>"
+                               "</limits></sm>";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    sm_config sc;
+    config_error err;
+    if (sm_config_load(path, sm_builtin_modules, &sc, &err) != 0)
+        fail_msg("%s", err.text);
+    assert_non_null(sc.modules);
+    assert_string_equal(sc.modules[0], "ping");
+    assert_string_equal(sc.modules[1], "roster");
+    assert_null(sc.modules[2]);
+    sm_config_free(&sc);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_modules),
     };
     return cmocka_run_group_tests_name("sm_config", tests, NULL, NULL);
 }

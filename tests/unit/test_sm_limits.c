@@ -6,6 +6,9 @@
  * once. On the in-memory core of tests/unit/sm_harness.h. */
 #include "tests/unit/sm_harness.h"
 
+#include "sm/mod_presence.h"
+#include "sm/strset.h"
+
 /* Counts SM_EV_SESSION_END per full JID, to prove a session ends once. */
 static char ended[64][64];
 static int nended;
@@ -26,7 +29,7 @@ static int times_ended(const char *full)
 
 static void test_sessions_per_account(void **state)
 {
-    cfg.limits.sessions = 2;
+    start_core("<limits><sessions>2</sessions></limits>", NULL);
     bind_session(1, "alice", "a");
     bind_session(2, "alice", "b");
     clear();
@@ -45,7 +48,7 @@ static void test_sessions_per_account(void **state)
     bind_session(6, "alice", "c");
     /* A resync restores what the front had, whatever the count. */
     clear();
-    sm_resync(core, front, 7, "alice@example.org/d", 0, "");
+    sm_resync(core, front, 7, "alice@example.org/d", NULL, 0, "");
     drain();
     NONE('E', 7, NULL);
     sm_stats st;
@@ -55,7 +58,7 @@ static void test_sessions_per_account(void **state)
 
 static void test_roster_limits(void **state)
 {
-    cfg.limits.roster_items = 2;
+    start_core("<limits><roster_items>2</roster_items></limits>", NULL);
     online(1, "alice", "a");
     clear();
     send_xml(1, "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='x@example.org'/></query></iq>");
@@ -107,7 +110,7 @@ static void test_roster_limits(void **state)
 
 static void test_pending_requests(void **state)
 {
-    cfg.limits.pending = 2;
+    start_core("<limits><pending>2</pending></limits>", NULL);
     online(1, "alice", "a");
     online(2, "bob", "b");
     online(3, "carol", "c");
@@ -144,7 +147,7 @@ static void test_pending_requests(void **state)
 
 static void test_directed_presence(void **state)
 {
-    cfg.limits.directed = 3;
+    start_core("<limits><directed>3</directed></limits>", NULL);
     online(1, "alice", "a");
     clear();
     for (int i = 0; i < 3; i++) {
@@ -154,7 +157,7 @@ static void test_directed_presence(void **state)
     }
     /* Again to one of them: no new entry. */
     send_xml(1, "<presence to='room1@muc.example.org/al'/>");
-    assert_int_equal(sm_strset_count(sm_session_lookup(core, sm_link_serial(front), 1)->directed), 3);
+    assert_int_equal(sm_strset_count(presence_directed(core, sm_session_lookup(core, sm_link_serial(front), 1))), 3);
     send_xml(1, "<presence to='room9@muc.example.org/al' id='p9'/>");
     EXPECT('S', 1, "id='p9'", "<resource-constraint");
     NONE('C', 0, "room9");
@@ -173,8 +176,8 @@ static void test_directed_presence(void **state)
 
 static void test_private_and_vcard_limits(void **state)
 {
-    cfg.limits.private_namespaces = 2;
-    cfg.limits.vcard_bytes = 2048;
+    start_core("<limits><private_namespaces>2</private_namespaces><vcard_bytes>2048</vcard_bytes>"
+               "</limits>", NULL);
     online(1, "alice", "a");
     clear();
     send_xml(1, "<iq type='set' id='p1'><query xmlns='jabber:iq:private'><a xmlns='x:a'/><b xmlns='x:b'/></query></iq>");
@@ -258,7 +261,9 @@ static void test_forged_delay(void **state)
 static void test_session_ends_once(void **state)
 {
     nended = 0;
-    sm_hook(core, SM_EV_SESSION_END, count_end);
+    static const sm_handler handlers[] = {{"session-end", .hook = count_end}, {NULL}};
+    static const sm_module counter = {.name = "count_ends", .handlers = handlers};
+    start_core("", (const sm_module *const[]){&counter, NULL});
     online(1, "alice", "a");
     online(2, "alice", "b");
     online(3, "bob", "b");

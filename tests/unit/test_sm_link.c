@@ -2,7 +2,7 @@
  *
  * smproto/link_sm.c over socketpairs, with stub handlers: the XEP-0114 opening (unknown id, wrong
  * secret, right secret), a link up as a component from its handshake, the switch to frames on
- * <smproto version='2'/> (the front's instance and acked handed to the owner, whose count the
+ * <smproto version='N'/> (the front's instance and acked handed to the owner, whose count the
  * answer's received= carries; version 1, a missing or malformed instance or acked refused) with a
  * frame in the same write, PING answered with PONG, frames (ACK included) handed to the owner, a
  * bad frame closing the link, components that keep speaking XML, and replacement of a link by a
@@ -39,6 +39,11 @@
 #include "smproto/handshake.h"
 #include "smproto/link_sm.h"
 #include "xdbsql/xdbsql.h"
+
+/* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
+#define SMPROTO_V_(v) #v
+#define SMPROTO_V__(v) SMPROTO_V_(v)
+#define SMPROTO_V SMPROTO_V__(SMPROTO_VERSION)
 
 static evloop *loop;
 static link_sm_server *srv;
@@ -206,7 +211,7 @@ static void test_frames(void **state)
     /* The first frame follows <smproto/> in the same write. */
     answer_received = 12345678901234ull;
     buf b = BUF_INIT;
-    buf_appendf(&b, "<smproto xmlns='urn:jabshard:smproto' version='2' "
+    buf_appendf(&b, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
                 "instance='0123456789abcdef0123456789abcdef' acked='12345678901234'/>");
     smproto_put_ping(&b, SMPROTO_PING, 77);
     smproto_put_ack(&b, 3);
@@ -225,7 +230,7 @@ static void test_frames(void **state)
     assert_int_equal(last_frame.sid, 42);
     assert_memory_equal(last_payload, "<message/>", 10);
     size_t n = get(fd, out, sizeof(out), &eof);
-    const char *ans = "<smproto xmlns='urn:jabshard:smproto' version='2' received='12345678901234'/>";
+    const char *ans = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='12345678901234'/>";
     assert_true(n > strlen(ans));
     assert_memory_equal(out, ans, strlen(ans));
     smproto_frame f;
@@ -269,27 +274,29 @@ static void test_hello_refused(void **state)
         const char *hello, *error;
     } cases[] = {
         {"<smproto xmlns='urn:jabshard:smproto' version='1'/>", "<unsupported-version"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='3' instance='ab' acked='0'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked='0'/>",
+         "<unsupported-version"},   /* version 2's STATE was one byte of flags */
+        {"<smproto xmlns='urn:jabshard:smproto' version='99' instance='ab' acked='0'/>",
          "<unsupported-version"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='AB' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='a-b' acked='0'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' acked='0'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='' acked='0'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='AB' acked='0'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='a-b' acked='0'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' "
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
          "instance='0123456789abcdef0123456789abcdef0' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked=''/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked='-1'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked=''/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='-1'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked=' 1'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked=' 1'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked='1x'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='1x'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' "
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' "
          "acked='18446744073709551616'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' "
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' "
          "acked='000000000000000000001'/>", "<bad-format"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -314,12 +321,12 @@ static void test_hello_refused(void **state)
     bool eof;
     answer_received = UINT64_MAX;
     opening(fd, "front", "s3cret", out, sizeof(out), &eof);
-    puts_(fd, "<smproto xmlns='urn:jabshard:smproto' version='2' "
+    puts_(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
               "instance='ffffffffffffffffffffffffffffffff' acked='18446744073709551615'/>");
     spin();
     get(fd, out, sizeof(out), &eof);
     assert_false(eof);
-    assert_string_equal(out, "<smproto xmlns='urn:jabshard:smproto' version='2' "
+    assert_string_equal(out, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
                              "received='18446744073709551615'/>");
     assert_int_equal(last_acked, UINT64_MAX);
     close(fd);
@@ -358,7 +365,7 @@ static void test_roles_enforced(void **state)
     opening(fd, "muc.example.org", "m", out, sizeof(out), &eof);
     assert_string_equal(out, "<handshake/>");
     assert_int_equal(ups, 1);
-    puts_(fd, "<smproto xmlns='urn:jabshard:smproto' version='2' instance='ab' acked='0'/>");
+    puts_(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='0'/>");
     spin();
     get(fd, out, sizeof(out), &eof);
     assert_non_null(strstr(out, "<not-authorized"));
@@ -387,7 +394,7 @@ static void test_replace(void **state)
     char out[4096];
     bool eof;
     opening(a, "front", "s3cret", out, sizeof(out), &eof);
-    puts_(a, "<smproto xmlns='urn:jabshard:smproto' version='2' instance='a1' acked='0'/>");
+    puts_(a, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='a1' acked='0'/>");
     spin();
     assert_int_equal(ups, 1);
     assert_int_equal(downs, 0);
@@ -436,13 +443,12 @@ static int server_setup(void **state)
     srv_services[1] = (sm_service){"f2", "127.0.0.1", free_port(), "two", SM_ROLE_FRONT};
     srv_services[2] = (sm_service){"muc." SRV_HOST, "127.0.0.1", free_port(), "three",
                                    SM_ROLE_COMPONENT};
-    srv_hosts[0] = (sm_host){SRV_HOST, false};
+    srv_hosts[0] = (sm_host){SRV_HOST, NULL};
     memset(&srv_cfg, 0, sizeof(srv_cfg));
     srv_cfg.services = srv_services;
     srv_cfg.nservices = 3;
     srv_cfg.hosts = srv_hosts;
     srv_cfg.nhosts = 1;
-    srv_cfg.offline_quota = 100;
     sm_limits_default(&srv_cfg.limits);
     srv_cfg.storage.db.driver = "sqlite";
     srv_cfg.storage.db.path = db_path;
@@ -625,7 +631,7 @@ static uint64_t ff_open(ffront *ff, int svc, const char *instance, uint64_t acke
     ff_connect(ff, svc);
     char text[256];
     snprintf(text, sizeof(text),
-             "<smproto xmlns='urn:jabshard:smproto' version='2' instance='%s' acked='%llu'/>",
+             "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='%s' acked='%llu'/>",
              instance, (unsigned long long)acked);
     puts_(ff->fd, text);
     PUMP_UNTIL(ff, false, rx_has(ff, "received='") && strstr(strstr(buf_data(&ff->rx),

@@ -1,8 +1,8 @@
-/* tests/unit/test_smproto_frame.c — smproto/frame.c (version 2): the header's exact bytes, a round
- * trip of every type with edge values (empty strings, 1023-byte JIDs, maximal salts and payloads,
- * u64 extremes, every STATE flag set), the session id helpers, which types are counted for ACK, a
+/* tests/unit/test_smproto_frame.c — smproto/frame.c (version 3): the header's exact bytes, a round
+ * trip of every type with edge values (empty strings, 1023-byte JIDs, maximal salts, payloads and
+ * STATE records, u64 extremes), the session id helpers, which types are counted for ACK, a
  * stream of frames split at every byte boundary, one rejection test per malformation rule (and
- * every truncation of every control record), RESYNC entries (flags, presence) byte for byte and by
+ * every truncation of every control record), RESYNC entries (record, presence) byte for byte and by
  * the thousand over several maximal frames, and the encoders aborting on frames the peer would
  * refuse. */
 #include <setjmp.h>
@@ -73,11 +73,15 @@ static void assert_creds_equal(const scram_credentials *a, const scram_credentia
     assert_memory_equal(a->server_key, b->server_key, key_len);
 }
 
-static void add_entry(buf *b, uint64_t sid, const char *full_jid, uint8_t flags,
+/* A STATE record as the SM's modules write it (opaque to the codec): "roster" keeps one byte. */
+#define STATE_SAMPLE "\6roster\1\1"
+
+/* state: the entry's STATE record, a string here (NUL-free) for brevity. */
+static void add_entry(buf *b, uint64_t sid, const char *full_jid, const char *state,
                       const char *presence)
 {
-    smproto_resync_entry e = { .sid = sid, .full_jid = full_jid, .flags = flags,
-                               .presence = presence };
+    smproto_resync_entry e = { .sid = sid, .full_jid = full_jid, .state = (const uint8_t *)state,
+                               .state_len = strlen(state), .presence = presence };
     smproto_resync_add(b, &e);
 }
 
@@ -488,33 +492,42 @@ static void test_ack(void **state)
 
 static void test_state(void **state)
 {
-    /* The flags are distinct bits and ALL is exactly their union: "within ALL" is a bit mask. */
-    assert_int_equal(SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS | SMPROTO_STATE_BLOCKLIST,
-                     SMPROTO_STATE_ALL);
-    assert_int_equal(SMPROTO_STATE_ROSTER & SMPROTO_STATE_CARBONS, 0);
-    assert_int_equal((SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS) & SMPROTO_STATE_BLOCKLIST, 0);
-
+    /* The payload is the record, byte for byte: empty (nothing to keep), short, the maximum. */
     static const uint64_t sids[] = { 1, 0x0102030405060708ull, UINT64_MAX };
+    uint8_t *big = malloc(SMPROTO_STATE_MAX);
+    for (size_t k = 0; k < SMPROTO_STATE_MAX; k++)
+        big[k] = (uint8_t)(k * 7);
+    const struct { const uint8_t *p; size_t len; } records[] = {
+        { NULL, 0 }, { (const uint8_t *)STATE_SAMPLE, 9 }, { (const uint8_t *)"\0", 1 },
+        { big, SMPROTO_STATE_MAX },
+    };
     for (size_t i = 0; i < sizeof(sids) / sizeof(sids[0]); i++)
-        for (uint8_t flags = 0; flags <= SMPROTO_STATE_ALL; flags++) {
+        for (size_t r = 0; r < sizeof(records) / sizeof(records[0]); r++) {
             buf b = BUF_INIT, again = BUF_INIT;
-            smproto_put_state(&b, sids[i], flags);
-            uint8_t want[SMPROTO_HEADER + 1];
-            wire_header(want, 1, SMPROTO_STATE, sids[i])[0] = flags;
-            assert_int_equal(buf_len(&b), sizeof(want));
-            assert_memory_equal(buf_data(&b), want, sizeof(want));
+            smproto_put_state(&b, sids[i], records[r].p, records[r].len);
+            uint8_t *want = malloc(SMPROTO_HEADER + records[r].len + 1);
+            uint8_t *p = wire_header(want, (uint32_t)records[r].len, SMPROTO_STATE, sids[i]);
+            if (records[r].len)
+                memcpy(p, records[r].p, records[r].len);
+            assert_int_equal(buf_len(&b), SMPROTO_HEADER + records[r].len);
+            assert_memory_equal(buf_data(&b), want, buf_len(&b));
+            free(want);
             smproto_frame f = one_frame(&b);
             assert_int_equal(f.type, SMPROTO_STATE);
             assert_true(f.sid == sids[i]);
-            uint8_t got = 0xff;
-            assert_true(smproto_get_state(&f, &got));
-            assert_int_equal(got, flags);
-            smproto_put_state(&again, f.sid, got);
+            const uint8_t *got = NULL;
+            size_t len = 99999;
+            assert_true(smproto_get_state(&f, &got, &len));
+            assert_int_equal(len, records[r].len);
+            if (len)
+                assert_memory_equal(got, records[r].p, len);
+            smproto_put_state(&again, f.sid, got, len);
             assert_int_equal(buf_len(&again), buf_len(&b));
             assert_memory_equal(buf_data(&again), buf_data(&b), buf_len(&b));
             buf_free(&b);
             buf_free(&again);
         }
+    free(big);
 }
 
 /* ---- streams ----------------------------------------------------------------------------- */
@@ -539,10 +552,10 @@ static void build_stream(buf *b)
     smproto_put_ping(b, SMPROTO_PONG, 11);
     smproto_put_undelivered(b, 7, "<message to='a@b/c'/>", 21);
     smproto_put_ack(b, 12);
-    smproto_put_state(b, 3, SMPROTO_STATE_ROSTER | SMPROTO_STATE_BLOCKLIST);
+    smproto_put_state(b, 3, (const uint8_t *)STATE_SAMPLE, 9);
     size_t rs = smproto_resync_begin(b);
-    add_entry(b, smproto_sid(1, 2, 3), "a@b/c", 0, "");
-    add_entry(b, UINT64_MAX, "d@e/f", SMPROTO_STATE_ALL, "<presence from='d@e/f'/>");
+    add_entry(b, smproto_sid(1, 2, 3), "a@b/c", "", "");
+    add_entry(b, UINT64_MAX, "d@e/f", STATE_SAMPLE, "<presence from='d@e/f'/>");
     smproto_resync_end(b, rs);
     smproto_resync_end(b, smproto_resync_begin(b));
 }
@@ -721,7 +734,8 @@ static unsigned accepted_by(const smproto_frame *f)
         mask |= 1u << SMPROTO_UNDELIVERED;
     if (smproto_get_ack(f, &u64))
         mask |= 1u << SMPROTO_ACK;
-    if (smproto_get_state(f, &u8))
+    const uint8_t *record;
+    if (smproto_get_state(f, &record, &len))
         mask |= 1u << SMPROTO_STATE;
     smproto_resync_reader rd;
     smproto_resync_read(f, &rd);
@@ -767,8 +781,6 @@ static void control_samples(buf *out, size_t *offsets, size_t *n)
     SAMPLE(smproto_put_ping(out, SMPROTO_PONG, 2));
     SAMPLE(smproto_put_ack(out, 0));
     SAMPLE(smproto_put_ack(out, UINT64_MAX));
-    SAMPLE(smproto_put_state(out, 1, 0));
-    SAMPLE(smproto_put_state(out, 1, SMPROTO_STATE_ALL));
 #undef SAMPLE
     offsets[k] = buf_len(out);
     *n = k;
@@ -881,14 +893,13 @@ static void test_utf8(void **state)
         assert_int_equal(payload_ok(SMPROTO_AUTH_QUERY, 1, p, l + 3), cases[i].ok);
         uint8_t *q = wire_u64(p, 1);
         memcpy(q, cases[i].s, l + 1);
-        q[l + 1] = SMPROTO_STATE_ROSTER;
-        q[l + 2] = '\0';
-        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, 8 + l + 3), cases[i].ok);
+        memcpy(q + l + 1, "\0\1x", 4);     /* a 1-byte STATE record, no presence */
+        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, 8 + l + 5), cases[i].ok);
         q = wire_u64(p, 1);
         memcpy(q, "a@b/c", 6);
-        q[6] = 0;
-        memcpy(q + 7, cases[i].s, l + 1);
-        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, 8 + 7 + l + 1), cases[i].ok);
+        q[6] = q[7] = 0;
+        memcpy(q + 8, cases[i].s, l + 1);
+        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, 8 + 8 + l + 1), cases[i].ok);
     }
 }
 
@@ -1038,15 +1049,14 @@ static void test_ack_shape(void **state)
 
 static void test_state_shape(void **state)
 {
-    /* Every flags byte: the defined bits alone are accepted. */
-    for (int fl = 0; fl < 256; fl++) {
-        uint8_t v = (uint8_t)fl;
-        assert_int_equal(payload_ok(SMPROTO_STATE, 1, &v, 1), (fl & ~SMPROTO_STATE_ALL) == 0);
-    }
-    assert_false(payload_ok(SMPROTO_STATE, 1, "", 0));
-    assert_false(payload_ok(SMPROTO_STATE, 1, "\1\0", 2));
-    assert_false(payload_ok(SMPROTO_STATE, 1, "\7\7", 2));
-    assert_false(payload_ok(SMPROTO_STATE, 1, "\0\0\0\0\0\0\0\1", 8));
+    /* Any bytes for a session, up to SMPROTO_STATE_MAX: the record is the modules', not the
+     * codec's. */
+    uint8_t *p = calloc(1, SMPROTO_STATE_MAX + 1);
+    assert_true(payload_ok(SMPROTO_STATE, 1, p, 0));
+    assert_true(payload_ok(SMPROTO_STATE, 1, "\377\0\1", 3));
+    assert_true(payload_ok(SMPROTO_STATE, 1, p, SMPROTO_STATE_MAX));
+    assert_false(payload_ok(SMPROTO_STATE, 1, p, SMPROTO_STATE_MAX + 1));
+    free(p);
     /* STATE is a session's: session id 0 is refused. */
     assert_false(payload_ok(SMPROTO_STATE, 0, "\1", 1));
     assert_true(payload_ok(SMPROTO_STATE, UINT64_MAX, "\1", 1));
@@ -1055,14 +1065,11 @@ static void test_state_shape(void **state)
     buf b = BUF_INIT;
     smproto_put_bound(&b, 1, SMPROTO_BOUND_CONFLICT, NULL);
     smproto_frame f = one_frame(&b);
-    uint8_t flags = 0x5a;
-    assert_false(smproto_get_state(&f, &flags));
-    assert_int_equal(flags, 0x5a);
-    buf_free(&b);
-    raw_frame(&b, SMPROTO_STATE, 1, "\10", 1);
-    f = one_frame(&b);
-    assert_false(smproto_get_state(&f, &flags));
-    assert_int_equal(flags, 0x5a);
+    const uint8_t *record = (const uint8_t *)"untouched";
+    size_t len = 5;
+    assert_false(smproto_get_state(&f, &record, &len));
+    assert_string_equal((const char *)record, "untouched");
+    assert_int_equal(len, 5);
     buf_free(&b);
 }
 
@@ -1145,17 +1152,19 @@ static void test_wrong_type(void **state)
     assert_accepted_as(&b, 1u << SMPROTO_PING | 1u << SMPROTO_PONG | 1u << SMPROTO_ACK);
     buf_free(&b);
 
-    /* One byte for a session: STATE's flags read as a failure status, or as an opaque stanza. */
-    smproto_put_state(&b, 1, SMPROTO_STATE_ROSTER);
+    /* One byte for a session: a STATE record that reads as a failure status, or as an opaque
+     * stanza. */
+    smproto_put_state(&b, 1, (const uint8_t *)"\1", 1);
     assert_accepted_as(&b, 1u << SMPROTO_STATE | 1u << SMPROTO_AUTH_ANSWER | 1u << SMPROTO_BOUND |
                                1u << SMPROTO_UNDELIVERED);
     buf_free(&b);
-    smproto_put_state(&b, 1, 0);    /* status 0 is success, which needs more */
+    smproto_put_state(&b, 1, (const uint8_t *)"\0", 1);    /* status 0 is success, which needs
+                                                          * more */
     assert_accepted_as(&b, 1u << SMPROTO_STATE | 1u << SMPROTO_UNDELIVERED);
     buf_free(&b);
 
     size_t rs = smproto_resync_begin(&b);
-    add_entry(&b, 1, "a@b/c", 0, "");
+    add_entry(&b, 1, "a@b/c", "", "");
     smproto_resync_end(&b, rs);
     assert_accepted_as(&b, 1u << SMPROTO_RESYNC);
     buf_free(&b);
@@ -1194,13 +1203,14 @@ static void test_outputs_untouched_on_failure(void **state)
 
 /* The next entry of rd, asserting there is one and it holds these values. */
 static void assert_next_entry(smproto_resync_reader *rd, uint64_t sid, const char *full_jid,
-                              uint8_t flags, const char *presence)
+                              const char *record, const char *presence)
 {
     smproto_resync_entry e;
     assert_int_equal(smproto_resync_next(rd, &e), 1);
     assert_true(e.sid == sid);
     assert_string_equal(e.full_jid, full_jid);
-    assert_int_equal(e.flags, flags);
+    assert_int_equal(e.state_len, strlen(record));
+    assert_memory_equal(e.state, record, e.state_len);
     assert_string_equal(e.presence, presence);
 }
 
@@ -1209,26 +1219,26 @@ static void test_resync_entry_bytes(void **state)
     static const char presence[] = "<presence from='a@b/c'><show>away</show></presence>";
     buf b = BUF_INIT, again = BUF_INIT;
     size_t rs = smproto_resync_begin(&b);
-    add_entry(&b, 0x0102030405060708ull, "a@b/c", SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS,
-              presence);
-    add_entry(&b, UINT64_MAX, "", 0, "");
+    add_entry(&b, 0x0102030405060708ull, "a@b/c", STATE_SAMPLE, presence);
+    add_entry(&b, UINT64_MAX, "", "", "");
     smproto_resync_end(&b, rs);
 
-    /* u64 sid, JID and NUL, u8 flags, presence and NUL; one entry after the other. */
-    size_t first = 8 + 6 + 1 + sizeof(presence), second = 8 + 1 + 1 + 1;
-    uint8_t want[SMPROTO_HEADER + 8 + 6 + 1 + sizeof(presence) + 8 + 1 + 1 + 1];
+    /* u64 sid, JID and NUL, u16 record length and the record, presence and NUL; one entry after
+     * the other. */
+    size_t first = 8 + 6 + 2 + 9 + sizeof(presence), second = 8 + 1 + 2 + 1;
+    uint8_t want[SMPROTO_HEADER + 8 + 6 + 2 + 9 + sizeof(presence) + 8 + 1 + 2 + 1];
     uint8_t *p = wire_u64(wire_header(want, (uint32_t)(first + second), SMPROTO_RESYNC, 0),
                           0x0102030405060708ull);
     memcpy(p, "a@b/c", 6);
-    p[6] = SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS;
-    memcpy(p + 7, presence, sizeof(presence));
-    p = wire_u64(p + 7 + sizeof(presence), UINT64_MAX);
-    memcpy(p, "\0\0\0", 3);
-    assert_int_equal(p + 3 - want, sizeof(want));
+    memcpy(p + 6, "\0\11" STATE_SAMPLE, 11);
+    memcpy(p + 17, presence, sizeof(presence));
+    p = wire_u64(p + 17 + sizeof(presence), UINT64_MAX);
+    memcpy(p, "\0\0\0\0", 4);
+    assert_int_equal(p + 4 - want, sizeof(want));
     assert_int_equal(buf_len(&b), sizeof(want));
     assert_memory_equal(buf_data(&b), want, sizeof(want));
 
-    smproto_resync_entry e = { .full_jid = "a@b/c", .presence = presence };
+    smproto_resync_entry e = { .full_jid = "a@b/c", .state_len = 9, .presence = presence };
     assert_int_equal(smproto_resync_entry_size(&e), first);
     e = (smproto_resync_entry){ .sid = UINT64_MAX, .full_jid = "", .presence = "" };
     assert_int_equal(smproto_resync_entry_size(&e), second);
@@ -1249,15 +1259,18 @@ static void test_resync_entry_bytes(void **state)
     assert_int_equal(buf_len(&again), buf_len(&b));
     assert_memory_equal(buf_data(&again), buf_data(&b), buf_len(&b));
     smproto_resync_read(&f, &rd);
-    assert_next_entry(&rd, 0x0102030405060708ull, "a@b/c",
-                      SMPROTO_STATE_ROSTER | SMPROTO_STATE_CARBONS, presence);
-    assert_next_entry(&rd, UINT64_MAX, "", 0, "");
+    assert_next_entry(&rd, 0x0102030405060708ull, "a@b/c", STATE_SAMPLE, presence);
+    assert_next_entry(&rd, UINT64_MAX, "", "", "");
     assert_int_equal(smproto_resync_next(&rd, &e), 0);
     buf_free(&b);
     buf_free(&again);
 }
 
-/* Entry i of the many-entry tests: every flags value in turn, no presence for every third. */
+/* The STATE record of entry i of the many-entry tests: 0 to 4 bytes. */
+static const char *many_records[] = { "", "\1", "\3ab\1", STATE_SAMPLE, "\377\376" };
+#define MANY_RECORD(i) many_records[(i) % (sizeof(many_records) / sizeof(many_records[0]))]
+
+/* Entry i of the many-entry tests: each record in turn, no presence for every third. */
 static void many_entry(unsigned i, char *jid, size_t jid_size, char *presence,
                        size_t presence_size)
 {
@@ -1285,10 +1298,11 @@ static void test_resync_many(void **state)
     for (unsigned i = 0; i < N; i++) {
         many_entry(i, jid, sizeof(jid), presence, sizeof(presence));
         const char *j = i == N / 2 ? "" : jid;
+        const char *record = MANY_RECORD(i);
         smproto_resync_entry e = { .sid = smproto_sid(i & 0xff, i, ~i), .full_jid = j,
-                                   .flags = (uint8_t)(i & SMPROTO_STATE_ALL),
+                                   .state = (const uint8_t *)record, .state_len = strlen(record),
                                    .presence = presence };
-        size_t size = 8 + strlen(j) + 1 + 1 + strlen(presence) + 1;
+        size_t size = 8 + strlen(j) + 1 + 2 + strlen(record) + strlen(presence) + 1;
         assert_int_equal(smproto_resync_entry_size(&e), size);
         smproto_resync_add(&b, &e);
         payload += size;
@@ -1306,7 +1320,7 @@ static void test_resync_many(void **state)
     for (unsigned i = 0; i < N; i++) {
         many_entry(i, jid, sizeof(jid), presence, sizeof(presence));
         assert_next_entry(&rd, smproto_sid(i & 0xff, i, ~i), i == N / 2 ? "" : jid,
-                          (uint8_t)(i & SMPROTO_STATE_ALL), presence);
+                          MANY_RECORD(i), presence);
     }
     smproto_resync_entry e;
     assert_int_equal(smproto_resync_next(&rd, &e), 0);
@@ -1333,8 +1347,9 @@ static void test_resync_empty(void **state)
 static smproto_resync_entry big_entry(unsigned i, char *jid, char *presence_buf)
 {
     jid[0] = (char)('a' + i % 26);
+    const char *record = MANY_RECORD(i);
     return (smproto_resync_entry){ .sid = i + 1u, .full_jid = jid,
-                                   .flags = (uint8_t)(i % (SMPROTO_STATE_ALL + 1)),
+                                   .state = (const uint8_t *)record, .state_len = strlen(record),
                                    .presence = presence_buf + 4000 - (i * 997u) % 4001 };
 }
 
@@ -1384,7 +1399,8 @@ static void test_resync_several_frames(void **state)
             assert_true(e.sid == want.sid);
             assert_int_equal(strlen(e.full_jid), 1023);
             assert_int_equal(e.full_jid[0], want.full_jid[0]);
-            assert_int_equal(e.flags, want.flags);
+            assert_int_equal(e.state_len, want.state_len);
+            assert_memory_equal(e.state, want.state, want.state_len);
             assert_string_equal(e.presence, want.presence);
             sum += smproto_resync_entry_size(&e);
             next++;
@@ -1405,11 +1421,12 @@ static void test_resync_several_frames(void **state)
 /* One entry filling a frame exactly, by its JID or by its presence. */
 static void test_resync_exactly_max(void **state)
 {
-    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 11);
-    char *presence = repeat('q', SMPROTO_MAX_PAYLOAD - 8 - 6 - 1 - 1);
+    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 8 - 1 - 2 - 9 - 1);
+    char *presence = repeat('q', SMPROTO_MAX_PAYLOAD - 8 - 6 - 2 - 1);
     const smproto_resync_entry entries[] = {
-        { .sid = 5, .full_jid = jid, .flags = SMPROTO_STATE_ALL, .presence = "" },
-        { .sid = 6, .full_jid = "a@b/c", .flags = 0, .presence = presence },
+        { .sid = 5, .full_jid = jid, .state = (const uint8_t *)STATE_SAMPLE, .state_len = 9,
+          .presence = "" },
+        { .sid = 6, .full_jid = "a@b/c", .presence = presence },
     };
     for (size_t i = 0; i < 2; i++) {
         assert_int_equal(smproto_resync_entry_size(&entries[i]), SMPROTO_MAX_PAYLOAD);
@@ -1421,7 +1438,7 @@ static void test_resync_exactly_max(void **state)
         assert_int_equal(f.len, SMPROTO_MAX_PAYLOAD);
         smproto_resync_reader rd;
         smproto_resync_read(&f, &rd);
-        assert_next_entry(&rd, entries[i].sid, entries[i].full_jid, entries[i].flags,
+        assert_next_entry(&rd, entries[i].sid, entries[i].full_jid, i == 0 ? STATE_SAMPLE : "",
                           entries[i].presence);
         smproto_resync_entry e;
         assert_int_equal(smproto_resync_next(&rd, &e), 0);
@@ -1431,14 +1448,18 @@ static void test_resync_exactly_max(void **state)
     free(presence);
 }
 
-/* A RESYNC payload of one entry: sid, JID, flags, presence (each NUL included). */
-static size_t resync_payload(uint8_t *p, uint64_t sid, const char *jid, uint8_t flags,
+/* A RESYNC payload of one entry: sid, JID, STATE record (a string here), presence (each NUL
+ * included). */
+static size_t resync_payload(uint8_t *p, uint64_t sid, const char *jid, const char *record,
                              const char *presence)
 {
     uint8_t *q = wire_u64(p, sid);
     memcpy(q, jid, strlen(jid) + 1);
     q += strlen(jid) + 1;
-    *q++ = flags;
+    *q++ = (uint8_t)(strlen(record) >> 8);
+    *q++ = (uint8_t)strlen(record);
+    memcpy(q, record, strlen(record));
+    q += strlen(record);
     memcpy(q, presence, strlen(presence) + 1);
     return (size_t)(q - p) + strlen(presence) + 1;
 }
@@ -1451,25 +1472,25 @@ static void test_resync_malformed(void **state)
     uint8_t p[128];
 
     /* A good entry, then a truncated one: the first comes out, then -1, and -1 stays. */
-    size_t n = resync_payload(p, 1, "a", SMPROTO_STATE_CARBONS, "<presence/>");
+    size_t n = resync_payload(p, 1, "a", "\7carbons\1\1", "<presence/>");
     memcpy(p + n, "\0\0\0\0", 4);
     raw_frame(&b, SMPROTO_RESYNC, 0, p, n + 4);
     smproto_frame f = one_frame(&b);
     smproto_resync_read(&f, &rd);
-    assert_next_entry(&rd, 1, "a", SMPROTO_STATE_CARBONS, "<presence/>");
-    const smproto_resync_entry sentinel = { 77, "J", 7, "P" };
+    assert_next_entry(&rd, 1, "a", "\7carbons\1\1", "<presence/>");
+    const smproto_resync_entry sentinel = { 77, "J", (const uint8_t *)"S", 1, "P" };
     e = sentinel;
     assert_int_equal(smproto_resync_next(&rd, &e), -1);
     assert_int_equal(smproto_resync_next(&rd, &e), -1);
     /* The entry is left as it was. */
     assert_true(e.sid == 77);
     assert_string_equal(e.full_jid, "J");
-    assert_int_equal(e.flags, 7);
+    assert_int_equal(e.state_len, 1);
     assert_string_equal(e.presence, "P");
 
     /* Every truncation of a whole entry, and any byte after one, is refused: only the empty
      * payload and the whole entry are. */
-    n = resync_payload(p, smproto_sid(1, 2, 3), "a@b/c", SMPROTO_STATE_BLOCKLIST, "<p/>");
+    n = resync_payload(p, smproto_sid(1, 2, 3), "a@b/c", STATE_SAMPLE, "<p/>");
     assert_true(payload_ok(SMPROTO_RESYNC, 0, p, n));
     assert_true(payload_ok(SMPROTO_RESYNC, 0, p, 0));
     for (size_t len = 1; len < n; len++)
@@ -1480,40 +1501,54 @@ static void test_resync_malformed(void **state)
     }
 
     /* Session id 0 is no session, first or after a good entry. */
-    n = resync_payload(p, 0, "a@b/c", 0, "");
+    n = resync_payload(p, 0, "a@b/c", "", "");
     assert_false(payload_ok(SMPROTO_RESYNC, 0, p, n));
-    n = resync_payload(p, 1, "a@b/c", 0, "");
-    n += resync_payload(p + n, 0, "d@e/f", 0, "");
+    n = resync_payload(p, 1, "a@b/c", "", "");
+    n += resync_payload(p + n, 0, "d@e/f", "", "");
     assert_false(payload_ok(SMPROTO_RESYNC, 0, p, n));
     raw_frame(&b, SMPROTO_RESYNC, 0, p, n);
     f = one_frame(&b);
     smproto_resync_read(&f, &rd);
-    assert_next_entry(&rd, 1, "a@b/c", 0, "");
+    assert_next_entry(&rd, 1, "a@b/c", "", "");
     assert_int_equal(smproto_resync_next(&rd, &e), -1);
 
-    /* A sid with no JID at all, a JID with no NUL, a JID with no flags after it (the version 1
-     * entry), flags with no presence, a presence with no NUL. */
+    /* A sid with no JID at all, a JID with no NUL, a JID with half a record length after it (the
+     * version 2 entry had one flags byte), a record shorter than its length, a record with no
+     * presence, a presence with no NUL. */
     assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1", 8));
     assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b", 11));
     assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b", 12));
     assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1", 13));
-    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1<p/>", 17));
-    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1<p/>", 18));
-    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\1", 14));
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\0\2x", 15));
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\0\1x", 15));
+    assert_false(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\0\1x<p/>", 19));
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\0\1x<p/>", 20));
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\0\1x", 16));
+    assert_true(payload_ok(SMPROTO_RESYNC, 0, "\0\0\0\0\0\0\0\1a@b\0\0\0", 15));
 
-    /* Every flags byte: the defined bits alone are accepted. */
-    for (int fl = 0; fl < 256; fl++) {
-        n = resync_payload(p, 1, "a@b/c", (uint8_t)fl, "<p/>");
-        assert_int_equal(payload_ok(SMPROTO_RESYNC, 0, p, n), (fl & ~SMPROTO_STATE_ALL) == 0);
+    /* A record longer than SMPROTO_STATE_MAX is refused even when the bytes are there. */
+    {
+        size_t big = 8 + 4 + 2 + SMPROTO_STATE_MAX + 1 + 1;
+        uint8_t *q = calloc(1, big);
+        memcpy(q, "\0\0\0\0\0\0\0\1a@b", 12);
+        q[12] = (uint8_t)((SMPROTO_STATE_MAX + 1) >> 8);
+        q[13] = (uint8_t)(SMPROTO_STATE_MAX + 1);
+        memset(q + 14, 'x', SMPROTO_STATE_MAX + 1);
+        assert_false(payload_ok(SMPROTO_RESYNC, 0, q, big));
+        q[13] = (uint8_t)SMPROTO_STATE_MAX;
+        q[12] = (uint8_t)(SMPROTO_STATE_MAX >> 8);
+        q[14 + SMPROTO_STATE_MAX] = 0;
+        assert_true(payload_ok(SMPROTO_RESYNC, 0, q, big - 1));
+        free(q);
     }
 
     /* A NUL inside the presence leaves bytes that are no entry. */
-    n = resync_payload(p, 1, "a@b/c", 0, "<p/>");
+    n = resync_payload(p, 1, "a@b/c", "", "<p/>");
     p[n - 3] = '\0';
     assert_false(payload_ok(SMPROTO_RESYNC, 0, p, n));
 
     /* RESYNC belongs to the link: a session id is refused, even on an empty frame. */
-    n = resync_payload(p, 1, "a@b/c", 0, "");
+    n = resync_payload(p, 1, "a@b/c", "", "");
     assert_true(payload_ok(SMPROTO_RESYNC, 0, p, n));
     assert_false(payload_ok(SMPROTO_RESYNC, 1, p, n));
     raw_frame(&b, SMPROTO_RESYNC, 7, NULL, 0);
@@ -1534,46 +1569,50 @@ static void put_type_zero(void)
 /* One byte over the bound, by the JID or by the presence (test_resync_exactly_max fits). */
 static void put_oversized_resync(void)
 {
-    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 10);
+    char *jid = repeat('m', SMPROTO_MAX_PAYLOAD - 11);
     buf b = BUF_INIT;
     size_t start = smproto_resync_begin(&b);
-    add_entry(&b, 5, jid, 0, "");
+    add_entry(&b, 5, jid, "", "");
     smproto_resync_end(&b, start);
 }
 
 static void put_oversized_resync_presence(void)
 {
-    char *presence = repeat('q', SMPROTO_MAX_PAYLOAD - 15);
+    char *presence = repeat('q', SMPROTO_MAX_PAYLOAD - 16);
     buf b = BUF_INIT;
     size_t start = smproto_resync_begin(&b);
-    add_entry(&b, 5, "a@b/c", 0, presence);
+    add_entry(&b, 5, "a@b/c", "", presence);
     smproto_resync_end(&b, start);
 }
 
-static void put_resync_bad_flags(void)
+static void put_resync_state_too_long(void)
 {
     buf b = BUF_INIT;
     smproto_resync_begin(&b);
-    add_entry(&b, 1, "a@b/c", SMPROTO_STATE_ALL + 1, "");
+    uint8_t *record = calloc(1, SMPROTO_STATE_MAX + 1);
+    smproto_resync_entry e = { .sid = 1, .full_jid = "a@b/c", .state = record,
+                               .state_len = SMPROTO_STATE_MAX + 1, .presence = "" };
+    smproto_resync_add(&b, &e);
 }
 
 static void put_resync_sid_zero(void)
 {
     buf b = BUF_INIT;
     smproto_resync_begin(&b);
-    add_entry(&b, 0, "a@b/c", 0, "");
+    add_entry(&b, 0, "a@b/c", "", "");
 }
 
 static void put_state_sid_zero(void)
 {
     buf b = BUF_INIT;
-    smproto_put_state(&b, 0, SMPROTO_STATE_ROSTER);
+    smproto_put_state(&b, 0, (const uint8_t *)STATE_SAMPLE, 9);
 }
 
-static void put_state_bad_flags(void)
+static void put_state_too_long(void)
 {
     buf b = BUF_INIT;
-    smproto_put_state(&b, 1, 0x80);
+    uint8_t *record = calloc(1, SMPROTO_STATE_MAX + 1);
+    smproto_put_state(&b, 1, record, SMPROTO_STATE_MAX + 1);
 }
 
 static void put_bad_bind_flags(void)
@@ -1624,10 +1663,10 @@ static void test_encoder_misuse_aborts(void **state)
     assert_aborts(put_type_zero);
     assert_aborts(put_oversized_resync);
     assert_aborts(put_oversized_resync_presence);
-    assert_aborts(put_resync_bad_flags);
+    assert_aborts(put_resync_state_too_long);
     assert_aborts(put_resync_sid_zero);
     assert_aborts(put_state_sid_zero);
-    assert_aborts(put_state_bad_flags);
+    assert_aborts(put_state_too_long);
     assert_aborts(put_bad_bind_flags);
     assert_aborts(put_bad_end_reason);
     assert_aborts(put_ok_without_creds);

@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "sm/config.h"
+#include "sm/modules.h"
 #include "xdbsql/xdbsql.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORAGE = 3 };
@@ -494,7 +495,7 @@ int main(int argc, char **argv)
 
     sm_config sc;
     config_error cerr;
-    if (sm_config_load(config_path, &sc, &cerr) != 0) {
+    if (sm_config_load(config_path, sm_builtin_modules, &sc, &cerr) != 0) {
         fprintf(stderr, "jabshardctl: %s\n", cerr.text);
         return EXIT_USAGE;
     }

@@ -22,6 +22,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..', '..'))
 
 
+def _smproto_version():
+    with open(os.path.join(ROOT, 'smproto', 'frame.h')) as f:
+        return int(re.search(r'#define SMPROTO_VERSION (\d+)', f.read()).group(1))
+
+
+# What a hand-made link says in its <smproto/> (docs/smproto.md §1): the codec's version.
+SMPROTO_VERSION = _smproto_version()
+
+
 def free_ports(n, host='127.0.0.1'):
     """n ports free on host, below the kernel's ephemeral range: a program restarted by a test
     binds its port again, and a port the kernel may hand to an outgoing connection (the load
