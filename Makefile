@@ -52,7 +52,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libjabshard.a
 
 # Programs: name = folder holding its main.c.
-PROGRAM_DIRS := $(patsubst %/main.c,%,$(wildcard shard/main.c sm/main.c xdbsql/ctl/main.c))
+PROGRAM_DIRS := $(patsubst %/main.c,%,$(wildcard shard/main.c sm/main.c sm/ctl/main.c))
 program_name  = $(if $(filter shard,$(1)),jabshard-c2s,$(if $(filter sm,$(1)),jabshard-sm,jabshardctl))
 PROGRAMS     := $(foreach d,$(PROGRAM_DIRS),$(BUILD)/bin/$(call program_name,$(d)))
 
@@ -95,7 +95,7 @@ $(BUILD)/bin/%: $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(ALL_LDLIBS)
 $(BUILD)/bin/jabshard-c2s: $(BUILD)/shard/main.o
 $(BUILD)/bin/jabshard-sm: $(BUILD)/sm/main.o
-$(BUILD)/bin/jabshardctl: $(BUILD)/xdbsql/ctl/main.o
+$(BUILD)/bin/jabshardctl: $(BUILD)/sm/ctl/main.o
 
 # Tests also link GNU SASL: an independent client implementation to check our SASL against.
 TEST_LDLIBS = -lcmocka $(shell pkg-config --libs libgsasl 2>/dev/null)

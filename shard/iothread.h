@@ -4,7 +4,7 @@
  * (shard/c2s_stream.h), timers and output queue are touched by no other thread.
  *
  * Frames for the SM are batched per loop iteration into one ring message to the link thread
- * (smproto/link_front.h); frames from the SM are matched to connections by session id, and a
+ * (shard/link_front.h); frames from the SM are matched to connections by session id, and a
  * frame for a slot whose generation moved on is dropped and counted. A full ring to the link
  * stops every connection of the thread from reading until the link thread makes room.
  *
@@ -22,7 +22,7 @@
 #include "shard/front_config.h"
 #include "shard/ip_limit.h"
 #include "shard/verify_pool.h"
-#include "smproto/link_front.h"
+#include "shard/link_front.h"
 
 typedef struct iothread_shared {
     const front_config *cfg;

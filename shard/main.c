@@ -20,7 +20,7 @@
 #include "shard/ip_limit.h"
 #include "shard/iothread.h"
 #include "shard/verify_pool.h"
-#include "smproto/link_front.h"
+#include "shard/link_front.h"
 
 static void usage(void)
 {

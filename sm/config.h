@@ -13,7 +13,7 @@
 /* What a <service> may do once its handshake is accepted (its role='...' attribute, required): a
  * front speaks frames for the users of the served hosts (sessions, authentication, binding); a
  * component speaks XEP-0114 XML as its own domain and nothing else. The link enforces it
- * (smproto/link_sm.c): a component asking for frames, or a front sending XML stanzas, is refused. */
+ * (sm/link_sm.c): a component asking for frames, or a front sending XML stanzas, is refused. */
 typedef enum { SM_ROLE_FRONT = 1, SM_ROLE_COMPONENT = 2 } sm_role;
 
 /* A <service id='...' role='...'><accept> entry: a front or an XEP-0114 component that may

@@ -12,7 +12,7 @@
 #include "core/mem.h"
 #include "sm/frame_in.h"
 #include "sm/modules.h"
-#include "smproto/link_sm.h"
+#include "sm/link_sm.h"
 
 /* What the SM remembers of a front (one per <service>) across its links. */
 typedef struct front_memory {

@@ -1,4 +1,4 @@
-/* sm/server.h — the session manager's wiring: the smproto links (smproto/link_sm) feed the core
+/* sm/server.h — the session manager's wiring: the smproto links (sm/link_sm) feed the core
  * (sm/sm.h), the core's output becomes frames on those links, and its storage requests go to
  * xdbsql, whose answers come back through the event loop's wake hook. */
 #ifndef JABSHARD_SM_SERVER_H

@@ -3,7 +3,7 @@
  * (sm/mod_*.c) hook into. The core only routes; every protocol feature is a module.
  *
  * The core knows nothing of sockets or SQL threads. What it sends goes through an sm_transport
- * (smproto/link_sm in the program, a recorder in the unit tests); what it stores goes through a
+ * (sm/link_sm in the program, a recorder in the unit tests); what it stores goes through a
  * submit function (xdbsql_submit in the program, a synchronous queue in the tests). Storage
  * answers come back as callbacks on the routing thread, so nothing here ever waits.
  *

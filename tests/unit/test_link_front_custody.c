@@ -1,5 +1,5 @@
 /* tests/unit/test_link_front_custody.c — the front's custody of what it sends the SM
- * (smproto/link_front.c with a real IO thread, shard/iothread.c) against an SM played by this
+ * (shard/link_front.c with a real IO thread, shard/iothread.c) against an SM played by this
  * test over loopback TCP, which acknowledges some frames and drops the link at chosen points:
  *   - after a loss the front asks with the same instance id and the acked= count the SM gave it,
  *     and once told received=R sends exactly its frames after R again, in order, after the
@@ -40,7 +40,7 @@
 #include "shard/verify_pool.h"
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
-#include "smproto/link_front.h"
+#include "shard/link_front.h"
 
 /* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
 #define SMPROTO_V_(v) #v

@@ -1,5 +1,5 @@
 /* tests/unit/test_shard_threads.c — the front's threads together: the real IO threads and SM-link
- * thread (shard/iothread.c, smproto/link_front.c) against an SM played by this test over loopback
+ * thread (shard/iothread.c, shard/link_front.c) against an SM played by this test over loopback
  * TCP (XEP-0114 handshake, smproto version 2, then frames), with many clients over loopback TCP.
  * Rings of 4 entries force the full-ring paths in both directions on every run.
  *
@@ -42,7 +42,7 @@
 #include "shard/verify_pool.h"
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
-#include "smproto/link_front.h"
+#include "shard/link_front.h"
 
 /* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
 #define SMPROTO_V_(v) #v

@@ -1,6 +1,6 @@
 /* tests/unit/test_sm_link.c — the SM's end of smproto links.
  *
- * smproto/link_sm.c over socketpairs, with stub handlers: the XEP-0114 opening (unknown id, wrong
+ * sm/link_sm.c over socketpairs, with stub handlers: the XEP-0114 opening (unknown id, wrong
  * secret, right secret), a link up as a component from its handshake, the switch to frames on
  * <smproto version='N'/> (the front's instance and acked handed to the owner, whose count the
  * answer's received= carries; version 1, a missing or malformed instance or acked refused) with a
@@ -37,7 +37,7 @@
 #include "core/scram.h"
 #include "sm/server.h"
 #include "smproto/handshake.h"
-#include "smproto/link_sm.h"
+#include "sm/link_sm.h"
 #include "xdbsql/xdbsql.h"
 
 /* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */

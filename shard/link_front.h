@@ -1,4 +1,4 @@
-/* smproto/link_front.h — the front's SM-link thread: the one TCP connection from a jabshard-c2s to
+/* shard/link_front.h — the front's SM-link thread: the one TCP connection from a jabshard-c2s to
  * the SM (docs/smproto.md), and the rings between it and the IO threads.
  *
  * The thread connects (retrying with backoff, never blocking anyone else), does the XEP-0114

@@ -1,5 +1,5 @@
-/* smproto/link_sm.c — the SM's acceptor and per-link state (see link_sm.h). */
-#include "smproto/link_sm.h"
+/* sm/link_sm.c — the SM's acceptor and per-link state (see link_sm.h). */
+#include "sm/link_sm.h"
 
 #include <errno.h>
 #include <netdb.h>

@@ -1,4 +1,4 @@
-/* xdbsql/ctl/main.c — jabshardctl, the administration tool (as prosodyctl and ejabberdctl are to
+/* sm/ctl/main.c — jabshardctl, the administration tool (as prosodyctl and ejabberdctl are to
  * their servers): accounts in the session manager's storage, found through the SM's config file.
  *
  *   jabshardctl [-c sm.xml] adduser JID [PASSWORD]

@@ -1,4 +1,4 @@
-/* smproto/link_sm.h — the SM's end of smproto links (docs/smproto.md): listening on every
+/* sm/link_sm.h — the SM's end of smproto links (docs/smproto.md): listening on every
  * <service><accept>, the XEP-0114 opening (stream header, stream id, constant-time handshake
  * check), the switch to frames on <smproto version='N'/> (§1: the front's instance and what it
  * has had acknowledged; the answer says what the SM has received), keepalives (§4), and plain

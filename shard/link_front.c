@@ -1,7 +1,7 @@
-/* smproto/link_front.c — the front's SM-link thread (see link_front.h): connection, handshake,
+/* shard/link_front.c — the front's SM-link thread (see link_front.h): connection, handshake,
  * frames both ways, custody of what it sent until the SM acknowledges it, and what it holds while
  * the link is down. */
-#include "smproto/link_front.h"
+#include "shard/link_front.h"
 
 #include <errno.h>
 #include <netdb.h>
