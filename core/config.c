@@ -273,11 +273,6 @@ const char *config_file(const config *cfg)
     return cfg->file;
 }
 
-xml_node *config_root(const config *cfg)
-{
-    return cfg->root;
-}
-
 /* ---- the vocabulary -------------------------------------------------------------------------- */
 
 static bool path_known(const char *path, const char *const known[])

@@ -47,7 +47,6 @@ typedef struct config_error {
 int config_load(const char *path, config **out, config_error *err);
 void config_free(config *cfg);
 const char *config_file(const config *cfg);
-xml_node *config_root(const config *cfg);
 
 /* Declares the file's vocabulary: the root element's name (NULL: any) and a NULL-terminated list
  * of element paths relative to the root; each path's ancestors are known too. Any other element

@@ -69,10 +69,4 @@ static inline void *ring_pop(ring *r)
     return ok ? entry : NULL;
 }
 
-/* Entries queued now (a snapshot; exact only on the consumer when the producer is idle). */
-static inline unsigned ring_count(ring *r)
-{
-    return ck_ring_size(&r->ring);
-}
-
 #endif

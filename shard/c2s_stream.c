@@ -1068,4 +1068,3 @@ void c2s_stream_reissue(c2s_stream *s, buf *out)
         smproto_put_bind(out, s->sid, s->host, s->user, s->bind_resource, 0);
 }
 bool c2s_stream_closed(const c2s_stream *s) { return s->state == ST_CLOSED; }
-uint64_t c2s_stream_sid(const c2s_stream *s) { return s->sid; }

@@ -128,6 +128,5 @@ bool c2s_stream_authenticated(const c2s_stream *s);
 /* The bound full JID, or NULL. */
 const char *c2s_stream_jid(const c2s_stream *s);
 bool c2s_stream_closed(const c2s_stream *s);
-uint64_t c2s_stream_sid(const c2s_stream *s);
 
 #endif

@@ -203,11 +203,6 @@ db_rc db_bind_blob(db_stmt *st, int index, const void *p, size_t len)
     return st->conn->driver->bind_blob(st->raw, index, p, len);
 }
 
-db_rc db_bind_null(db_stmt *st, int index)
-{
-    return st->conn->driver->bind_null(st->raw, index);
-}
-
 db_rc db_step(db_stmt *st)
 {
     return st->conn->driver->step(st->raw);

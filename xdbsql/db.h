@@ -130,7 +130,6 @@ db_rc db_bind_text(db_stmt *st, int index, const char *s);
 db_rc db_bind_textn(db_stmt *st, int index, const char *s, size_t len);
 db_rc db_bind_int(db_stmt *st, int index, int64_t v);
 db_rc db_bind_blob(db_stmt *st, int index, const void *p, size_t len);
-db_rc db_bind_null(db_stmt *st, int index);
 db_rc db_step(db_stmt *st);
 int64_t db_changes(db_stmt *st);
 const char *db_column_text(db_stmt *st, int col, size_t *len);
