@@ -30,9 +30,6 @@
  * for its answers is misbehaving (the connection stops reading meanwhile, so only what one read
  * delivered can pile up). */
 #define C2S_MAX_PENDING 64
-/* The scratch buffer a stanza is serialized into is kept between stanzas unless one made it grow
- * past this: one large paste must not pin its size for the connection's life. */
-#define C2S_SCRATCH_KEEP (16 * 1024)
 
 typedef enum { ST_HEADER, ST_OPEN, ST_CLOSED } c2s_state;
 typedef enum { W_NONE, W_CREDS, W_VERIFY, W_BIND } c2s_wait;
@@ -82,7 +79,7 @@ struct c2s_stream {
     size_t sm_state_len;
     pending_stanza *pending, **pending_tail;
     unsigned npending;
-    buf out, frames, scratch;
+    buf out;
 };
 
 static void on_header(void *ctx, const xml_node *root, const char *content_ns);
@@ -162,7 +159,7 @@ static void send_header(c2s_stream *s)
 static void send_end(c2s_stream *s, uint8_t reason)
 {
     if (s->bind_requested && !s->end_sent) {
-        smproto_put_end(&s->frames, s->sid, reason, "");
+        smproto_put_end(s->env->frames, s->sid, reason, "");
         s->end_sent = true;
     }
 }
@@ -410,7 +407,7 @@ static void sasl_result_apply(c2s_stream *s, sasl_result r, buf *data, sasl_fail
                 sasl_failed(s, "temporary-auth-failure");
                 return;
             }
-            smproto_put_auth_query(&s->frames, s->sid, s->host, s->user);
+            smproto_put_auth_query(s->env->frames, s->sid, s->host, s->user);
             s->wait = W_CREDS;
         } else {
             /* Not a possible username: carry on as for an unknown user, failing at the end. */
@@ -570,7 +567,7 @@ static void handle_bind(c2s_stream *s, xml_node *iq, xml_arena *a)
     } else {
         s->bind_resource = mem_strdup("");
     }
-    smproto_put_bind(&s->frames, s->sid, s->host, s->user, s->bind_resource, 0);
+    smproto_put_bind(s->env->frames, s->sid, s->host, s->user, s->bind_resource, 0);
     const char *id = xml_attr_get(iq, "id");
     free(s->bind_id);
     s->bind_id = id ? mem_strdup(id) : NULL;
@@ -578,17 +575,17 @@ static void handle_bind(c2s_stream *s, xml_node *iq, xml_arena *a)
     s->wait = W_BIND;
 }
 
-/* Broadcast presence (no 'to') just framed from s->scratch: the last available one is what a
- * resync re-announces; unavailable forgets it. Other types (subscriptions, probes, errors) do not
- * change it. One too large for a RESYNC entry is not kept (a resync then restores the session
- * without presence, as for a client that never sent any). */
-static void remember_presence(c2s_stream *s, const xml_node *el)
+/* Broadcast presence (no 'to') just framed (its XML is xml, len bytes): the last available one is
+ * what a resync re-announces; unavailable forgets it. Other types (subscriptions, probes, errors)
+ * do not change it. One too large for a RESYNC entry is not kept (a resync then restores the
+ * session without presence, as for a client that never sent any). */
+static void remember_presence(c2s_stream *s, const xml_node *el, const char *xml, size_t len)
 {
     const char *type = xml_attr_get(el, "type");
     if (type && strcmp(type, "unavailable") != 0)
         return;
     free(s->presence);
-    s->presence = type ? NULL : mem_strndup(buf_data(&s->scratch), buf_len(&s->scratch));
+    s->presence = type ? NULL : mem_strndup(xml, len);
     smproto_resync_entry e;
     if (s->presence && c2s_stream_resync_entry(s, &e) &&
         smproto_resync_entry_size(&e) > SMPROTO_MAX_PAYLOAD) {
@@ -597,22 +594,22 @@ static void remember_presence(c2s_stream *s, const xml_node *el)
     }
 }
 
-static void scratch_done(c2s_stream *s)
+/* Frames el for the SM, serialized straight after the frame's header, before the frame's other
+ * payload prefix (prefix, prefix_len bytes) and followed by suffix_len bytes of suffix. When the
+ * whole does not fit in a frame, nothing is framed, the client gets <policy-violation/> and false
+ * is returned: a stanza that grows past a frame is the client's to fix, never a reason to stop
+ * (the serializer stops writing at the bound). */
+static bool frame_node(c2s_stream *s, smproto_type type, xml_node *el, const char *prefix,
+                       size_t prefix_len, size_t suffix_len, size_t *start)
 {
-    if (s->scratch.cap > C2S_SCRATCH_KEEP)
-        buf_free(&s->scratch);
-}
-
-/* Serializes el into s->scratch for a frame of at most max payload bytes. When it does not fit,
- * the client gets <policy-violation/> and false is returned: a stanza that grows past a frame is
- * the client's to fix, never a reason to stop (the serializer stops writing at max). */
-static bool scratch_put(c2s_stream *s, xml_node *el, size_t max)
-{
-    buf_consume(&s->scratch, buf_len(&s->scratch));
-    if (xml_write_node_max(&s->scratch, el, NULL, false, max))
+    buf *out = s->env->frames;
+    *start = smproto_begin(out, type, s->sid);
+    if (prefix_len)
+        buf_append(out, prefix, prefix_len);
+    if (xml_write_node_max(out, el, NULL, false, SMPROTO_MAX_PAYLOAD - prefix_len - suffix_len))
         return true;
+    buf_truncate(out, *start);
     stanza_error(s, el, "modify", "policy-violation");
-    scratch_done(s);
     return false;
 }
 
@@ -649,12 +646,14 @@ static void route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
         stanza_error(s, el, "wait", "remote-server-timeout");
         return;
     }
-    if (!scratch_put(s, el, SMPROTO_MAX_PAYLOAD))
+    size_t start;
+    if (!frame_node(s, SMPROTO_STANZA, el, NULL, 0, 0, &start))
         return;
-    smproto_put(&s->frames, SMPROTO_STANZA, s->sid, buf_data(&s->scratch), buf_len(&s->scratch));
-    if (xml_is(el, NS_CLIENT, "presence") && !to)
-        remember_presence(s, el);
-    scratch_done(s);
+    smproto_end(s->env->frames, start);
+    if (xml_is(el, NS_CLIENT, "presence") && !to) {
+        const char *payload = buf_data(s->env->frames) + start + SMPROTO_HEADER;
+        remember_presence(s, el, payload, buf_len(s->env->frames) - start - SMPROTO_HEADER);
+    }
 }
 
 /* An account creation goes to the SM only if the connection layer allows it (the limits on
@@ -682,12 +681,12 @@ static void forward_register(c2s_stream *s, xml_node *iq)
     if (!register_admitted(s, iq))
         return;
     xml_attr_remove(iq, NULL, "from");
-    /* The frame carries the host and the iq, each with its NUL. */
-    if (!scratch_put(s, iq, SMPROTO_MAX_PAYLOAD - strlen(s->host) - 2))
+    /* The frame carries the host and the iq, each with its NUL (as smproto_put_register). */
+    size_t start;
+    if (!frame_node(s, SMPROTO_REGISTER, iq, s->host, strlen(s->host) + 1, 1, &start))
         return;
-    buf_append(&s->scratch, "", 1);
-    smproto_put_register(&s->frames, s->sid, s->host, buf_data(&s->scratch));
-    scratch_done(s);
+    buf_append(s->env->frames, "", 1);
+    smproto_end(s->env->frames, start);
 }
 
 static void process_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
@@ -804,8 +803,6 @@ void c2s_stream_free(c2s_stream *s)
     jid_free(&s->full);
     OPENSSL_cleanse(&s->creds, sizeof s->creds);
     buf_free(&s->out);
-    buf_free(&s->frames);
-    buf_free(&s->scratch);
     free(s);
 }
 
@@ -1037,15 +1034,11 @@ bool c2s_stream_shrink(c2s_stream *s)
     /* Only what is empty goes: the caller takes out and frames after every call. */
     if (!buf_len(&s->out))
         buf_free(&s->out);
-    if (!buf_len(&s->frames))
-        buf_free(&s->frames);
-    buf_free(&s->scratch);
     return xmlstream_shrink(s->xs);
 }
 
 const c2s_auth_failure *c2s_stream_auth_failure(const c2s_stream *s) { return &s->failure; }
 buf *c2s_stream_out(c2s_stream *s) { return &s->out; }
-buf *c2s_stream_frames(c2s_stream *s) { return &s->frames; }
 bool c2s_stream_authenticated(const c2s_stream *s) { return s->authenticated; }
 const char *c2s_stream_jid(const c2s_stream *s) { return s->bound ? jid_full(&s->full) : NULL; }
 

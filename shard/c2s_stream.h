@@ -11,8 +11,9 @@
  * the stream in a waiting state: c2s_stream_wants_input() turns false so the connection stops
  * reading, and stanzas already parsed wait in order until the answer arrives.
  *
- * Output: c2s_stream_out() holds bytes for the client, c2s_stream_frames() whole smproto frames for
- * the SM; the caller takes them (buf_consume, or outq_block_from_buf) after each call.
+ * Output: c2s_stream_out() holds bytes for the client, taken by the caller (buf_consume, or
+ * outq_block_from_buf) after each call; whole smproto frames for the SM are appended to the env's
+ * frames buffer (the IO thread's, for the link), stanzas serialized straight into it.
  *
  * Thread rules: a c2s_stream belongs to its connection's IO thread. The env is shared read-only.
  */
@@ -61,6 +62,7 @@ typedef struct c2s_env {
      * per-address buckets, and logs a refusal). NULL: always OK. Called on the IO thread. */
     c2s_register_verdict (*register_verdict)(void *arg, uint64_t sid, unsigned nth);
     void *limits_arg;
+    buf *frames;                   /* where every stream's frames for the SM go (required) */
 } c2s_env;
 
 /* A failed SASL attempt, for the log and the limits. */
@@ -108,7 +110,6 @@ unsigned c2s_stream_error(c2s_stream *s, const char *condition, const char *text
 void c2s_stream_gone(c2s_stream *s);
 
 buf *c2s_stream_out(c2s_stream *s);
-buf *c2s_stream_frames(c2s_stream *s);
 
 /* The connection has been idle for a while: frees the parser's working memory and empty buffers
  * when no partial input is pending (they come back on the next byte). Returns whether the parser

@@ -395,11 +395,6 @@ static void conn_take(conn *c, unsigned acts)
         buf_consume(out, buf_len(out));
         mark_dirty(c);
     }
-    buf *frames = c2s_stream_frames(c->stream);
-    if (buf_len(frames)) {
-        buf_append(&t->tx, buf_data(frames), buf_len(frames));
-        buf_consume(frames, buf_len(frames));
-    }
     if (acts & C2S_ACT_AUTHED)
         evloop_timer_cancel(t->loop, &c->auth_timer);
     if (acts & C2S_ACT_AUTHED)
@@ -791,9 +786,6 @@ static void conn_kill(conn *c)
     if (c->stream) {
         conn_undeliver(c, 0);
         c2s_stream_gone(c->stream);
-        buf *frames = c2s_stream_frames(c->stream);
-        buf_append(&t->tx, buf_data(frames), buf_len(frames));
-        buf_consume(frames, buf_len(frames));
     }
     c->next_dead = t->dead;
     t->dead = c;
@@ -1171,7 +1163,8 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
     }
     t->env = (c2s_env){.cfg = t->cfg, .tls_available = shared->tls != NULL,
                        .link_congested = env_congested, .link_arg = shared->link,
-                       .register_verdict = env_register_verdict, .limits_arg = t};
+                       .register_verdict = env_register_verdict, .limits_arg = t,
+                       .frames = &t->tx};
     const front_limits *lim = &t->cfg->limits;
     t->conn_rate = ip_rate_per(lim->conn_rate, lim->conn_interval, lim->conn_burst);
     t->auth_rate = ip_rate_per(lim->ip_auth_failures, lim->ip_auth_interval, lim->ip_auth_failures);

@@ -114,6 +114,22 @@ static uint64_t smproto_r_u64(const uint8_t *p)
     return (uint64_t)smproto_r_u32(p) << 32 | smproto_r_u32(p + 4);
 }
 
+size_t smproto_begin(buf *out, smproto_type type, uint64_t sid)
+{
+    size_t start = buf_len(out);
+    smproto_open(out, type, sid, 0);
+    return start;
+}
+
+void smproto_end(buf *out, size_t start)
+{
+    if (start > buf_len(out) || buf_len(out) - start < SMPROTO_HEADER)
+        smproto_bug("smproto_end without smproto_begin");
+    uint8_t *h = (uint8_t *)buf_data(out) + start;
+    smproto_w_header(h, (smproto_type)h[4], smproto_r_u64(h + 8),
+                     buf_len(out) - start - SMPROTO_HEADER);
+}
+
 smproto_frame_status smproto_frame_next(const uint8_t *data, size_t len, smproto_frame *frame,
                                         size_t *used)
 {
@@ -489,9 +505,7 @@ bool smproto_get_state(const smproto_frame *f, const uint8_t **state, size_t *le
 
 size_t smproto_resync_begin(buf *out)
 {
-    size_t start = buf_len(out);
-    smproto_open(out, SMPROTO_RESYNC, 0, 0);
-    return start;
+    return smproto_begin(out, SMPROTO_RESYNC, 0);
 }
 
 size_t smproto_resync_entry_size(const smproto_resync_entry *e)
@@ -522,8 +536,7 @@ void smproto_resync_end(buf *out, size_t frame_start)
     if (frame_start > buf_len(out) || buf_len(out) - frame_start < SMPROTO_HEADER ||
         ((const uint8_t *)buf_data(out))[frame_start + 4] != SMPROTO_RESYNC)
         smproto_bug("smproto_resync_end without smproto_resync_begin");
-    uint8_t *h = (uint8_t *)buf_data(out) + frame_start;
-    smproto_w_header(h, SMPROTO_RESYNC, 0, buf_len(out) - frame_start - SMPROTO_HEADER);
+    smproto_end(out, frame_start);
 }
 
 void smproto_resync_read(const smproto_frame *f, smproto_resync_reader *rd)

@@ -84,6 +84,12 @@ smproto_frame_status smproto_frame_next(const uint8_t *data, size_t len, smproto
  * undefined status/reason/flags, a control record with over-long fields) is a bug in the caller
  * and aborts: those fields are the program's own, bounded before they get here. */
 bool smproto_put(buf *out, smproto_type type, uint64_t sid, const void *payload, size_t len);
+/* A frame whose payload the caller writes straight into out, with no copy: smproto_begin appends
+ * its header and returns where the frame starts; the caller appends at most SMPROTO_MAX_PAYLOAD
+ * bytes (a bounded writer, as xml_write_node_max), then smproto_end sets the length. To give up,
+ * buf_truncate(out, start) (out's content before start must not be consumed in between). */
+size_t smproto_begin(buf *out, smproto_type type, uint64_t sid);
+void smproto_end(buf *out, size_t start);
 
 /* Control records. Encoders append a whole frame; strings passed to them must be UTF-8. Decoders
  * return false for a malformed payload or a frame of another type, and set their outputs only when

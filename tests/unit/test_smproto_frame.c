@@ -1328,6 +1328,45 @@ static void test_resync_many(void **state)
     buf_free(&b);
 }
 
+/* A frame written in place (smproto_begin, the payload appended, smproto_end) is the frame
+ * smproto_put makes; given up (truncated back), it leaves nothing. */
+static void test_in_place(void **state)
+{
+    static const char xml[] = "<message to='a@b'><body>in place</body></message>";
+    buf a = BUF_INIT, b = BUF_INIT;
+    smproto_put_ping(&a, SMPROTO_PING, 1);     /* something before it */
+    smproto_put_ping(&b, SMPROTO_PING, 1);
+    smproto_put(&a, SMPROTO_STANZA, 77, xml, strlen(xml));
+    size_t start = smproto_begin(&b, SMPROTO_STANZA, 77);
+    buf_append(&b, xml, 10);
+    buf_append(&b, xml + 10, strlen(xml) - 10);
+    smproto_end(&b, start);
+    assert_int_equal(buf_len(&a), buf_len(&b));
+    assert_memory_equal(buf_data(&a), buf_data(&b), buf_len(&a));
+    start = smproto_begin(&b, SMPROTO_STANZA, 78);
+    buf_append(&b, "<partial", 8);
+    buf_truncate(&b, start);
+    assert_int_equal(buf_len(&a), buf_len(&b));
+    /* An empty payload and the largest one. */
+    buf_free(&a);
+    buf_free(&b);
+    start = smproto_begin(&b, SMPROTO_STANZA, 1);
+    smproto_end(&b, start);
+    smproto_put(&a, SMPROTO_STANZA, 1, NULL, 0);
+    assert_memory_equal(buf_data(&a), buf_data(&b), SMPROTO_HEADER);
+    start = smproto_begin(&b, SMPROTO_STANZA, 2);
+    memset(buf_reserve(&b, SMPROTO_MAX_PAYLOAD), 'x', SMPROTO_MAX_PAYLOAD);
+    buf_commit(&b, SMPROTO_MAX_PAYLOAD);
+    smproto_end(&b, start);
+    smproto_frame f;
+    size_t used;
+    assert_int_equal(smproto_frame_next((const uint8_t *)buf_data(&b) + start, buf_len(&b) - start,
+                                        &f, &used), SMPROTO_FRAME_OK);
+    assert_int_equal(f.len, SMPROTO_MAX_PAYLOAD);
+    buf_free(&a);
+    buf_free(&b);
+}
+
 static void test_resync_empty(void **state)
 {
     buf b = BUF_INIT;
@@ -1608,6 +1647,22 @@ static void put_state_sid_zero(void)
     smproto_put_state(&b, 0, (const uint8_t *)STATE_SAMPLE, 9);
 }
 
+static void put_in_place_too_long(void)
+{
+    buf b = BUF_INIT;
+    size_t start = smproto_begin(&b, SMPROTO_STANZA, 1);
+    memset(buf_reserve(&b, SMPROTO_MAX_PAYLOAD + 1), 'x', SMPROTO_MAX_PAYLOAD + 1);
+    buf_commit(&b, SMPROTO_MAX_PAYLOAD + 1);
+    smproto_end(&b, start);
+}
+
+static void end_without_begin(void)
+{
+    buf b = BUF_INIT;
+    buf_append(&b, "short", 5);
+    smproto_end(&b, 0);
+}
+
 static void put_state_too_long(void)
 {
     buf b = BUF_INIT;
@@ -1667,6 +1722,8 @@ static void test_encoder_misuse_aborts(void **state)
     assert_aborts(put_resync_sid_zero);
     assert_aborts(put_state_sid_zero);
     assert_aborts(put_state_too_long);
+    assert_aborts(put_in_place_too_long);
+    assert_aborts(end_without_begin);
     assert_aborts(put_bad_bind_flags);
     assert_aborts(put_bad_end_reason);
     assert_aborts(put_ok_without_creds);
@@ -1718,6 +1775,7 @@ int main(void)
         cmocka_unit_test(test_outputs_untouched_on_failure),
         cmocka_unit_test(test_resync_entry_bytes),
         cmocka_unit_test(test_resync_many),
+        cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_resync_empty),
         cmocka_unit_test(test_resync_several_frames),
         cmocka_unit_test(test_resync_exactly_max),
