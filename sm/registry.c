@@ -359,7 +359,11 @@ void smc_state_pack(const sm *s, const sm_session *sess, buf *out)
     buf_free(&part);
 }
 
-bool smc_state_restore(sm *s, sm_session *sess, const uint8_t *p, size_t len)
+/* Walks a STATE record, calling fn for each part (name, data); false when it does not parse. */
+static bool state_parts(const uint8_t *p, size_t len,
+                        void (*fn)(sm *s, sm_session *sess, const char *name, size_t nlen,
+                                   const uint8_t *data, size_t dlen),
+                        sm *s, sm_session *sess)
 {
     const uint8_t *end = p + len;
     while (p < end) {
@@ -371,12 +375,28 @@ bool smc_state_restore(sm *s, sm_session *sess, const uint8_t *p, size_t len)
         size_t dlen = *p++;
         if ((size_t)(end - p) < dlen)
             return false;
-        for (size_t i = 0; i < s->nmods; i++) {
-            const sm_module *m = s->mods[i].m;
-            if (m->restore && strlen(m->name) == nlen && memcmp(m->name, name, nlen) == 0)
-                m->restore(sess, sess->ext + s->mods[i].session_off, p, dlen);
-        }
+        if (fn)
+            fn(s, sess, name, nlen, p, dlen);
         p += dlen;
     }
+    return true;
+}
+
+static void restore_part(sm *s, sm_session *sess, const char *name, size_t nlen,
+                         const uint8_t *data, size_t dlen)
+{
+    for (size_t i = 0; i < s->nmods; i++) {
+        const sm_module *m = s->mods[i].m;
+        if (m->restore && strlen(m->name) == nlen && memcmp(m->name, name, nlen) == 0)
+            m->restore(sess, sess->ext + s->mods[i].session_off, data, dlen);
+    }
+}
+
+bool smc_state_restore(sm *s, sm_session *sess, const uint8_t *p, size_t len)
+{
+    /* Checked whole before any module sees a part: a malformed record restores nothing. */
+    if (!state_parts(p, len, NULL, s, sess))
+        return false;
+    state_parts(p, len, restore_part, s, sess);
     return true;
 }

@@ -172,7 +172,8 @@ static void test_state_through_resync(void **state)
     NONE('E', 5, NULL);
     send_xml(5, "<iq type='get' id='g'><flag xmlns='" NS_FLAG "'/></iq>");
     EXPECT('S', 5, "id='g'", "on='1'");
-    static const uint8_t truncated[] = "\4flag\5\1";
+    /* A good part, then one that claims more bytes than there are: none of it is applied. */
+    static const uint8_t truncated[] = "\4flag\1\1\3bad\11x";
     clear();
     sm_resync(core, front, 6, "bob@example.org/r", truncated, sizeof truncated - 1, "");
     drain();
