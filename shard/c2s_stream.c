@@ -585,13 +585,11 @@ static void remember_presence(c2s_stream *s, const xml_node *el, const char *xml
     if (type && strcmp(type, "unavailable") != 0)
         return;
     free(s->presence);
-    s->presence = type ? NULL : mem_strndup(xml, len);
-    smproto_resync_entry e;
-    if (s->presence && c2s_stream_resync_entry(s, &e) &&
-        smproto_resync_entry_size(&e) > SMPROTO_MAX_PAYLOAD) {
-        free(s->presence);
-        s->presence = NULL;
-    }
+    s->presence = NULL;
+    /* Kept only if its RESYNC entry fits in a frame whatever STATE record the SM gives later. */
+    smproto_resync_entry e = {s->sid, jid_full(&s->full), NULL, SMPROTO_STATE_MAX, ""};
+    if (!type && smproto_resync_entry_size(&e) + len <= SMPROTO_MAX_PAYLOAD)
+        s->presence = mem_strndup(xml, len);
 }
 
 /* Frames el for the SM, serialized straight after the frame's header, before the frame's other
@@ -1048,6 +1046,10 @@ bool c2s_stream_resync_entry(const c2s_stream *s, smproto_resync_entry *e)
         return false;
     *e = (smproto_resync_entry){s->sid, jid_full(&s->full), s->sm_state, s->sm_state_len,
                                 s->presence ? s->presence : ""};
+    /* The presence was kept only if it fit beside a record of any size (remember_presence); the
+     * check stays here too, since an entry that does not fit in a frame cannot be sent. */
+    if (smproto_resync_entry_size(e) > SMPROTO_MAX_PAYLOAD)
+        e->presence = "";
     return true;
 }
 

@@ -8,7 +8,7 @@
  *     instance id;
  *   - it acknowledges the SM's counted frames (not PING) as it takes them;
  *   - a login waiting for AUTH_ANSWER when the link drops is asked again after the resync, once;
- *   - the resync carries a bound session's JID, the STATE flags the SM gave it and its last
+ *   - the resync carries a bound session's JID, the STATE record the SM gave it and its last
  *     broadcast presence; a resync that was itself never acknowledged is not sent again on the
  *     next link (the new resync replaces it);
  *   - an SM that only acknowledges (sends nothing counted back) keeps the front sending past

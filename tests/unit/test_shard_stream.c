@@ -987,6 +987,54 @@ static void test_stanza_not_amplified(void **state)
     c2s_stream_free(s);
 }
 
+/* The STATE record the SM gives a session comes back byte for byte in its RESYNC entry, and the
+ * entry always fits in a frame: a presence too large to sit beside the largest record is framed
+ * for the SM but not kept for a resync. */
+static void test_resync_entry(void **state)
+{
+    test_cfg.limits.stanza_size = 2 << 20;   /* a stanza near a frame's size (the parser's limits
+                                              * are the stream's from its start) */
+    c2s_stream *s = bound_stream();
+    static const uint8_t record[] = "\6roster\1\1\0\0";
+    buf fb = BUF_INIT;
+    smproto_put_state(&fb, SID, record, sizeof record - 1);
+    smproto_frame f;
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    c2s_stream_frame(s, &f);
+    buf_free(&fb);
+    assert_int_equal(feed(s, "<presence><show>away</show></presence>"), 0);
+    take_frame(s, SMPROTO_STANZA, &fb);
+    buf_free(&fb);
+    smproto_resync_entry e;
+    assert_true(c2s_stream_resync_entry(s, &e));
+    assert_int_equal(e.state_len, sizeof record - 1);
+    assert_memory_equal(e.state, record, e.state_len);
+    assert_non_null(strstr(e.presence, "<show>away</show>"));
+
+    size_t status = SMPROTO_MAX_PAYLOAD - 3000;
+    char *big = malloc(status + 64);
+    int n = sprintf(big, "<presence><status>");
+    memset(big + n, 's', status);
+    strcpy(big + n + status, "</status></presence>");
+    assert_int_equal(feed(s, big), 0);
+    free(big);
+    take_frame(s, SMPROTO_STANZA, &fb);     /* the SM still gets it */
+    buf_free(&fb);
+    uint8_t *largest = calloc(1, SMPROTO_STATE_MAX);
+    smproto_put_state(&fb, SID, largest, SMPROTO_STATE_MAX);
+    free(largest);
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    c2s_stream_frame(s, &f);
+    buf_free(&fb);
+    assert_true(c2s_stream_resync_entry(s, &e));
+    assert_int_equal(e.state_len, SMPROTO_STATE_MAX);
+    assert_string_equal(e.presence, "");
+    assert_true(smproto_resync_entry_size(&e) <= SMPROTO_MAX_PAYLOAD);
+    test_cfg.limits.stanza_size = 65536;
+    c2s_stream_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1007,6 +1055,7 @@ int main(void)
         cmocka_unit_test_setup(test_register_forwarded, setup),
         cmocka_unit_test_setup(test_register_not_amplified, setup),
         cmocka_unit_test_setup(test_stanza_not_amplified, setup),
+        cmocka_unit_test_setup(test_resync_entry, setup),
         cmocka_unit_test_setup(test_register_throttled, setup),
         cmocka_unit_test_setup(test_auth_failure_reported, setup),
         cmocka_unit_test_setup(test_scram_sha256_success, setup),
