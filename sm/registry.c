@@ -365,6 +365,8 @@ static bool state_parts(const uint8_t *p, size_t len,
                                    const uint8_t *data, size_t dlen),
                         sm *s, sm_session *sess)
 {
+    if (!len)
+        return true;    /* p may be NULL then (an empty record) */
     const uint8_t *end = p + len;
     while (p < end) {
         size_t nlen = *p++;

@@ -303,6 +303,7 @@ void smc_deferred_free(sm_deferred *d)
     sm_stanza_free(d->stanza);
     jid_free(&d->full);
     free(d->presence);
+    buf_free(&d->state);
     custody_release(d->ticket);
     free(d);
 }

@@ -558,7 +558,7 @@ int smproto_resync_next(smproto_resync_reader *rd, smproto_resync_entry *e)
         return 0;
     smproto_in in = { rd->p, rd->end };
     smproto_resync_entry got;
-    uint8_t hi, lo;
+    uint8_t hi = 0, lo = 0;
     bool ok = smproto_in_u64(&in, &got.sid) && got.sid != 0 &&
               smproto_in_str(&in, &got.full_jid) && smproto_in_u8(&in, &hi) &&
               smproto_in_u8(&in, &lo);
