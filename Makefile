@@ -84,6 +84,10 @@ LAYERS       := core smproto front xdbsql sm
 layer_objs = $(patsubst %.c,$(1)/%.o,$($(2)_SRCS))
 libs       = $(foreach l,$(2),$(1)/lib$(l).a)
 
+# The test support library (tests/support/): sockets, scratch directories, the SM harness.
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+SUPPORT_LIB  := $(BUILD)/libtestsupport.a
+
 FRONT_LIBS := $(call libs,$(BUILD),front smproto core)
 SM_LIBS    := $(call libs,$(BUILD),sm xdbsql smproto core)
 ALL_LIBS   := $(call libs,$(BUILD),sm front xdbsql smproto core)
@@ -110,8 +114,8 @@ FUZZ_OBJS  := $(foreach l,$(LAYERS),$(call layer_objs,build/fuzz/obj,$(l)))
 
 # Every object of this variant (for the header dependencies make includes at the end).
 ALL_OBJS := $(foreach l,$(LAYERS),$(call layer_objs,$(OBJ),$(l))) \
-            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c $(UNIT_SRCS) \
-                                      $(STORAGE_SRCS) $(BENCH_SRCS)) $(LOADGEN_OBJS)
+            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c $(SUPPORT_SRCS) \
+                                      $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) $(LOADGEN_OBJS)
 
 .PHONY: all check fuzz fuzz-check fuzz-long bench run install clean deps deps-check \
         fuzz-deps-check
@@ -139,7 +143,8 @@ $(BUILD)/libsmproto.a: $(call layer_objs,$(OBJ),smproto)
 $(BUILD)/libfront.a:   $(call layer_objs,$(OBJ),front)
 $(BUILD)/libxdbsql.a:  $(call layer_objs,$(OBJ),xdbsql)
 $(BUILD)/libsm.a:      $(call layer_objs,$(OBJ),sm)
-$(call libs,$(BUILD),$(LAYERS)):
+$(SUPPORT_LIB):        $(patsubst %.c,$(OBJ)/%.o,$(SUPPORT_SRCS))
+$(call libs,$(BUILD),$(LAYERS)) $(SUPPORT_LIB):
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(FRONT_LIBS)
@@ -155,19 +160,22 @@ $(BUILD)/bin/jabshardctl: $(OBJ)/sm/ctl/main.o $(SM_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
 
-# ---- tests, benchmarks, the load generator: they may link every layer -----------------------
+# ---- tests and benchmarks: the test support library and every layer ------------------------
 
-$(UNIT_BINS): $(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(ALL_LIBS)
+$(UNIT_BINS): $(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(SUPPORT_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LIBS) $(TEST_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_LIB) $(ALL_LIBS) $(TEST_LDLIBS)
 
-$(STORAGE_BINS): $(BUILD)/tests/storage/%: $(OBJ)/tests/storage/%.o $(ALL_LIBS)
+$(STORAGE_BINS): $(BUILD)/tests/storage/%: $(OBJ)/tests/storage/%.o $(SUPPORT_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LIBS) $(TEST_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_LIB) $(ALL_LIBS) $(TEST_LDLIBS)
 
-$(BENCH_BINS): $(BUILD)/bench/%: $(OBJ)/tests/bench/%.o $(ALL_LIBS)
+# Benchmarks take only what needs no cmocka from the support library (net.c, tmp.c).
+$(BENCH_BINS): $(BUILD)/bench/%: $(OBJ)/tests/bench/%.o $(SUPPORT_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LIBS) $(SM_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_LIB) $(ALL_LIBS) $(SM_LDLIBS)
+
+# The load generator is a program of its own on core.
 
 $(LOADGEN): $(LOADGEN_OBJS) $(call libs,$(BUILD),core)
 	@mkdir -p $(@D)
