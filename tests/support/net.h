@@ -46,6 +46,7 @@ size_t net_read_available(int fd, char *out, size_t cap, bool *eof);
 /* ---- for the test's own thread: the same, failing the running test ---------------------------- */
 
 int net_must_listen(int *port);
+int net_must_free_port(void);
 int net_must_connect(int port);
 void net_must_write(int fd, const void *data, size_t len);
 void net_must_write_str(int fd, const char *s);

@@ -19,6 +19,14 @@ int net_must_listen(int *port)
     return fd;
 }
 
+int net_must_free_port(void)
+{
+    int port = net_free_port();
+    if (port < 0)
+        fail_msg("finding a free port on 127.0.0.1: %s", strerror(errno));
+    return port;
+}
+
 int net_must_connect(int port)
 {
     int fd = net_connect(port);
