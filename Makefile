@@ -100,6 +100,7 @@ STORAGE_SRCS := $(wildcard tests/storage/test_*.c)
 STORAGE_BINS := $(STORAGE_SRCS:tests/storage/%.c=$(BUILD)/tests/storage/%)
 BENCH_SRCS   := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS   := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+BENCHLIB     := $(OBJ)/tests/bench/benchlib.o
 # The load generator (tests/bench/loadgen/): used by the fault tests and make bench-peers.
 LOADGEN_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/bench/loadgen/*.c))
 LOADGEN      := $(BUILD)/bench/loadgen
@@ -115,7 +116,8 @@ FUZZ_OBJS  := $(foreach l,$(LAYERS),$(call layer_objs,build/fuzz/obj,$(l)))
 # Every object of this variant (for the header dependencies make includes at the end).
 ALL_OBJS := $(foreach l,$(LAYERS),$(call layer_objs,$(OBJ),$(l))) \
             $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c $(SUPPORT_SRCS) \
-                                      $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) $(LOADGEN_OBJS)
+                                      $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) \
+            $(BENCHLIB) $(LOADGEN_OBJS)
 
 .PHONY: all check fuzz fuzz-check fuzz-long bench run install clean deps deps-check \
         fuzz-deps-check
@@ -170,10 +172,10 @@ $(STORAGE_BINS): $(BUILD)/tests/storage/%: $(OBJ)/tests/storage/%.o $(SUPPORT_LI
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_LIB) $(ALL_LIBS) $(TEST_LDLIBS)
 
-# Benchmarks take only what needs no cmocka from the support library (net.c, tmp.c).
-$(BENCH_BINS): $(BUILD)/bench/%: $(OBJ)/tests/bench/%.o $(SUPPORT_LIB) $(ALL_LIBS)
+# Benchmarks: their shared helpers (benchlib), and what needs no cmocka in the support library.
+$(BENCH_BINS): $(BUILD)/bench/%: $(OBJ)/tests/bench/%.o $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_LIB) $(ALL_LIBS) $(SM_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS) $(SM_LDLIBS)
 
 # The load generator is a program of its own on core.
 
