@@ -26,9 +26,11 @@
 #
 # WERROR=1 turns warnings into errors (CI sets it).
 #
-# Layout of build/VARIANT/ (default, or san-* for a sanitizer build): obj/ the objects; one static
-# library per layer; bin/ the programs; tests/ the unit tests and tests/storage/ the storage
-# suite; bench/ the benchmarks and the load generator.
+# Layout of build/VARIANT/ (default, or san-* for a sanitizer build): obj/ the objects; a static
+# library per layer (libcore.a, libsmproto.a, libfront.a, libxdbsql.a, libsm.a) and the test
+# support library (libtestsupport.a); bin/ the programs; tests/ the unit tests and tests/storage/
+# the storage suite; bench/ the benchmarks and the load generator. build/fuzz/ holds the fuzz
+# targets and their clang-instrumented copy of the layers.
 
 SAN    ?=
 WERROR ?=
