@@ -42,12 +42,13 @@ static void t_component(void *ctx, void *link, const char *xml, size_t len)
 {
     record('C', 0, 0, xml, len);
 }
-/* A STATE record is kept as its bytes, its length in status. */
+/* A STATE record is kept as its bytes, its length in status. An empty one may come as NULL. */
 static void t_state(void *ctx, void *link, uint64_t sid, const uint8_t *state, size_t len)
 {
     assert_true(smh.nrecs < SMH_RECORDS);
     char *copy = malloc(len + 1);
-    memcpy(copy, state, len);
+    if (len)
+        memcpy(copy, state, len);
     copy[len] = 0;
     smh.recs[smh.nrecs++] = (smh_record){'T', sid, (uint8_t)len, copy};
 }
