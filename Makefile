@@ -1,17 +1,36 @@
-# jabshard build: one plain Makefile, libraries found with pkg-config.
+# jabshard build: one plain Makefile, libraries found with pkg-config. make builds; it never
+# installs anything.
 #
-#   make                         build the library, programs, unit tests and benchmarks
-#   make check                   unit tests, then each fuzz target briefly on its corpus
-#   make check SAN=address,undefined   the same suite under ASan/UBSan (own build tree)
+#   make                         the programs, unit and storage tests, benchmarks, load generator
+#   make deps                    install what the build and the tests need (tools/deps.sh: apt-get
+#                                on Debian, through sudo when not root)
+#   make check                   unit tests, storage suite, integration tests, then each fuzz
+#                                target briefly on its corpus
+#   make check SAN=address,undefined   the same suite under ASan/UBSan (own tree: build/san-*/)
 #   make check SAN=thread        the same suite under ThreadSanitizer
 #   make fuzz                    libFuzzer targets (clang) in build/fuzz/
+#   make fuzz-check              each fuzz target for FUZZ_SECONDS (10) on a scratch copy of its
+#                                corpus
 #   make fuzz-long               the fuzzing campaign: each target FUZZ_LONG_SECONDS (1800), new
 #                                coverage merged into fuzz/corpus/ (docs/security.md)
 #   make bench                   benchmarks
+#   make bench-peers             jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md)
 #   make run                     start the whole system on its embedded default
 #   make install PREFIX=/usr/local
+#   make clean
+#
+# Every build first checks, installing nothing, that the compiler and each pkg-config package it
+# needs are here; tools/missing.sh names what is missing, the Debian package it comes in, and
+# says to run sh tools/deps.sh (or make deps). make check and make run set up a fresh Debian
+# machine by themselves: they run tools/deps.sh when, and only when, something is missing.
 #
 # WERROR=1 turns warnings into errors (CI sets it).
+#
+# Layout of build/VARIANT/ (default, or san-* for a sanitizer build): obj/ the objects; a static
+# library per layer (libcore.a, libsmproto.a, libfront.a, libxdbsql.a, libsm.a) and the test
+# support library (libtestsupport.a); bin/ the programs; tests/ the unit tests and tests/storage/
+# the storage suite; bench/ the benchmarks and the load generator. build/fuzz/ holds the fuzz
+# targets and their clang-instrumented copy of the layers.
 
 SAN    ?=
 WERROR ?=
@@ -23,19 +42,28 @@ FUZZ_JOBS ?= 2
 comma := ,
 VARIANT := $(if $(SAN),san-$(subst $(comma),-,$(SAN)),default)
 BUILD   := build/$(VARIANT)
+OBJ     := $(BUILD)/obj
 
 CC      ?= cc
-PKGS    := expat openssl libidn ck sqlite3 libpq libmariadb
-# pkg-config is only asked once the dependency step has run (see $(DEPS_OK)).
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# What each program links, by pkg-config package: the front only what core needs; the SM and the
+# admin tool the database clients too; the tests also cmocka and GNU SASL (an independent client
+# implementation to check our SASL against).
+CORE_PKGS := expat openssl libidn ck
+SM_PKGS   := $(CORE_PKGS) sqlite3 libpq libmariadb
+TEST_PKGS := $(SM_PKGS) cmocka libgsasl
+# Empty while a package is missing: the build stops at the check (deps-check) before using them.
+PKG_CFLAGS  := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+SYS_LDLIBS  := -ldl -lpthread -lm
+CORE_LDLIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(SYS_LDLIBS)
+SM_LDLIBS   := $(shell pkg-config --libs $(SM_PKGS) 2>/dev/null) $(SYS_LDLIBS)
+TEST_LDLIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=gnu17 -D_GNU_SOURCE -pthread $(WARN) $(if $(WERROR),-Werror) $(CFLAGS) \
              $(SAN_CFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
-ALL_LDLIBS = $(PKG_LIBS) -ldl -lpthread -lm
 
 ifneq ($(SAN),)
 SAN_CFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -45,25 +73,38 @@ SAN_CFLAGS += -DCK_USE_CC_BUILTINS=1
 endif
 endif
 
-# Everything in the architecture folders is library code except each program's main.c.
-MODULES  := core shard smproto sm xdbsql
-LIB_SRCS := $(filter-out %/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c)))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-LIB      := $(BUILD)/libjabshard.a
+# The layers (docs/architecture.md), one static library each. A layer uses only those named in
+# its comment; the link order below (users before what they use) makes a link fail otherwise.
+core_SRCS    := $(wildcard core/*.c)                                # nothing of ours
+smproto_SRCS := $(wildcard smproto/*.c)                             # core
+front_SRCS   := $(filter-out shard/main.c,$(wildcard shard/*.c))    # core smproto
+xdbsql_SRCS  := $(wildcard xdbsql/*.c)                              # core
+sm_SRCS      := $(filter-out sm/main.c,$(wildcard sm/*.c))          # core smproto xdbsql
+LAYERS       := core smproto front xdbsql sm
 
-# Programs: name = folder holding its main.c.
-PROGRAM_DIRS := $(patsubst %/main.c,%,$(wildcard shard/main.c sm/main.c sm/ctl/main.c))
-program_name  = $(if $(filter shard,$(1)),jabshard-c2s,$(if $(filter sm,$(1)),jabshard-sm,jabshardctl))
-PROGRAMS     := $(foreach d,$(PROGRAM_DIRS),$(BUILD)/bin/$(call program_name,$(d)))
+# $(call layer_objs,OBJDIR,LAYER): a layer's objects; $(call libs,DIR,LAYER...): its archives.
+layer_objs = $(patsubst %.c,$(1)/%.o,$($(2)_SRCS))
+libs       = $(foreach l,$(2),$(1)/lib$(l).a)
 
-UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
-UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# The test support library (tests/support/): sockets, scratch directories, the SM harness.
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+SUPPORT_LIB  := $(BUILD)/libtestsupport.a
+
+FRONT_LIBS := $(call libs,$(BUILD),front smproto core)
+SM_LIBS    := $(call libs,$(BUILD),sm xdbsql smproto core)
+ALL_LIBS   := $(call libs,$(BUILD),sm front xdbsql smproto core)
+
+PROGRAMS := $(BUILD)/bin/jabshard-c2s $(BUILD)/bin/jabshard-sm $(BUILD)/bin/jabshardctl
+
+UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
+UNIT_BINS    := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 STORAGE_SRCS := $(wildcard tests/storage/test_*.c)
 STORAGE_BINS := $(STORAGE_SRCS:tests/storage/%.c=$(BUILD)/tests/storage/%)
-BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
-BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+BENCH_SRCS   := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS   := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+BENCHLIB     := $(OBJ)/tests/bench/benchlib.o
 # The load generator (tests/bench/loadgen/): used by the fault tests and make bench-peers.
-LOADGEN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/bench/loadgen/*.c))
+LOADGEN_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/bench/loadgen/*.c))
 LOADGEN      := $(BUILD)/bench/loadgen
 
 FUZZ_SRCS  := $(wildcard fuzz/fuzz_*.c)
@@ -71,70 +112,110 @@ FUZZ_BINS  := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 FUZZ_CC    ?= clang
 FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -pthread -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -I.
+FUZZ_LIBS  := $(call libs,build/fuzz,sm front xdbsql smproto core)
+FUZZ_OBJS  := $(foreach l,$(LAYERS),$(call layer_objs,build/fuzz/obj,$(l)))
 
-DEPS_OK := build/.deps-ok
+# Every object of this variant (for the header dependencies make includes at the end).
+ALL_OBJS := $(foreach l,$(LAYERS),$(call layer_objs,$(OBJ),$(l))) \
+            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c $(SUPPORT_SRCS) \
+                                      $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) \
+            $(BENCHLIB) $(LOADGEN_OBJS)
 
-.PHONY: all check unit fuzz fuzz-check fuzz-long bench run install clean deps
-all: $(LIB) $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS) $(LOADGEN)
+.PHONY: all check fuzz fuzz-check fuzz-long bench run install clean deps deps-check \
+        fuzz-deps-check
+all: $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS) $(LOADGEN)
 
-deps: $(DEPS_OK)
-$(DEPS_OK): tools/deps.sh
+# ---- dependencies: checked by every build, installed only by tools/deps.sh ------------------
+
+deps:
 	@sh tools/deps.sh
-	@mkdir -p $(@D) && touch $@
 
-$(BUILD)/%.o: %.c | $(DEPS_OK)
+deps-check:
+	@sh tools/missing.sh --cc "$(CC)" $(TEST_PKGS)
+
+fuzz-deps-check:
+	@sh tools/missing.sh --cc "$(FUZZ_CC)" $(TEST_PKGS)
+
+# ---- the layers and the programs ------------------------------------------------------------
+
+$(OBJ)/%.o: %.c | deps-check
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(LIB): $(LIB_OBJS)
-	@mkdir -p $(@D)
+$(BUILD)/libcore.a:    $(call layer_objs,$(OBJ),core)
+$(BUILD)/libsmproto.a: $(call layer_objs,$(OBJ),smproto)
+$(BUILD)/libfront.a:   $(call layer_objs,$(OBJ),front)
+$(BUILD)/libxdbsql.a:  $(call layer_objs,$(OBJ),xdbsql)
+$(BUILD)/libsm.a:      $(call layer_objs,$(OBJ),sm)
+$(SUPPORT_LIB):        $(patsubst %.c,$(OBJ)/%.o,$(SUPPORT_SRCS))
+$(call libs,$(BUILD),$(LAYERS)) $(SUPPORT_LIB):
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/%: $(LIB)
+$(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(FRONT_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(ALL_LDLIBS)
-$(BUILD)/bin/jabshard-c2s: $(BUILD)/shard/main.o
-$(BUILD)/bin/jabshard-sm: $(BUILD)/sm/main.o
-$(BUILD)/bin/jabshardctl: $(BUILD)/sm/ctl/main.o
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(FRONT_LIBS) $(CORE_LDLIBS)
 
-# Tests also link GNU SASL: an independent client implementation to check our SASL against.
-TEST_LDLIBS = -lcmocka $(shell pkg-config --libs libgsasl 2>/dev/null)
-
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+$(BUILD)/bin/jabshard-sm: $(OBJ)/sm/main.o $(SM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) $(TEST_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
 
-$(BUILD)/tests/storage/%: $(BUILD)/tests/storage/%.o $(LIB)
+# The admin tool reads the SM's configuration (its modules' options) and opens its storage.
+$(BUILD)/bin/jabshardctl: $(OBJ)/sm/ctl/main.o $(SM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) $(TEST_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
+# ---- tests and benchmarks: the test support library and every layer ------------------------
+
+$(UNIT_BINS): $(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(SUPPORT_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_LIB) $(ALL_LIBS) $(TEST_LDLIBS)
 
-$(LOADGEN): $(LOADGEN_OBJS) $(LIB)
+$(STORAGE_BINS): $(BUILD)/tests/storage/%: $(OBJ)/tests/storage/%.o $(SUPPORT_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $(LOADGEN_OBJS) $(LIB) $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_LIB) $(ALL_LIBS) $(TEST_LDLIBS)
 
-# Fuzz targets link a clang-instrumented copy of the library.
-FUZZ_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
-build/fuzz/obj/%.o: %.c | $(DEPS_OK)
+# Benchmarks: their shared helpers (benchlib), and what needs no cmocka in the support library.
+$(BENCH_BINS): $(BUILD)/bench/%: $(OBJ)/tests/bench/%.o $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS) $(SM_LDLIBS)
+
+# The load generator is a program of its own on core.
+
+$(LOADGEN): $(LOADGEN_OBJS) $(call libs,$(BUILD),core)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CORE_LDLIBS)
+
+# ---- fuzzing: a clang-instrumented copy of the layers in build/fuzz/ ------------------------
+
+build/fuzz/obj/%.o: %.c | fuzz-deps-check
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
-build/fuzz/%: fuzz/%.c $(FUZZ_OBJS)
+build/fuzz/libcore.a:    $(call layer_objs,build/fuzz/obj,core)
+build/fuzz/libsmproto.a: $(call layer_objs,build/fuzz/obj,smproto)
+build/fuzz/libfront.a:   $(call layer_objs,build/fuzz/obj,front)
+build/fuzz/libxdbsql.a:  $(call layer_objs,build/fuzz/obj,xdbsql)
+build/fuzz/libsm.a:      $(call layer_objs,build/fuzz/obj,sm)
+$(FUZZ_LIBS):
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BINS): build/fuzz/%: fuzz/%.c $(FUZZ_LIBS) | fuzz-deps-check
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS) -ldl -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIBS) $(SM_LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 
-# Keep the instrumented objects between builds (make would delete them as intermediates).
-.SECONDARY: $(FUZZ_OBJS)
+# Keep every object between builds (make would delete those it sees as intermediate).
+.SECONDARY:
 
 # make check: the unit tests, the storage suite on each database (real PostgreSQL and MariaDB
-# servers started in temporary directories), the integration tests of the programs, then (outside sanitizer variants, which would only repeat what the
-# fuzz build already instruments) every fuzz target for FUZZ_SECONDS on a scratch copy of its corpus.
-check: all
+# servers started in temporary directories), the integration tests of the programs, then (outside
+# sanitizer variants, which would only repeat what the fuzz build already instruments) every fuzz
+# target for FUZZ_SECONDS on a scratch copy of its corpus. First, on a machine that lacks
+# anything it needs, tools/deps.sh installs it.
+check:
+	@sh tools/missing.sh -q --tests --cc "$(CC)" $(TEST_PKGS) || sh tools/deps.sh
+	@$(MAKE) --no-print-directory all
 	@sh tests/run-unit.sh $(UNIT_BINS)
 	@sh tests/storage/run.sh $(STORAGE_BINS)
 	@sh tests/run-integration.sh $(BUILD)
@@ -151,21 +232,21 @@ fuzz-long: $(FUZZ_BINS)
 bench: all
 	@sh tests/bench/run.sh $(BUILD)
 
-run: all
+run:
+	@sh tools/missing.sh -q --cc "$(CC)" $(TEST_PKGS) || sh tools/deps.sh
+	@$(MAKE) --no-print-directory all
 	@sh tools/run.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/jabshard $(DESTDIR)$(PREFIX)/share/doc/jabshard
-	$(if $(PROGRAMS),install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 etc/*.xml $(DESTDIR)$(PREFIX)/etc/jabshard/
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/jabshard/
 
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
-         $(PROGRAM_DIRS:%=$(BUILD)/%/main.d) $(STORAGE_BINS:%=%.d) \
-         $(BENCH_BINS:$(BUILD)/bench/%=$(BUILD)/tests/bench/%.d) $(LOADGEN_OBJS:.o=.d)
+-include $(ALL_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)
 
 # jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md). As root: installs them and
 # gnuplot from Debian when missing. BENCH_PEERS_ARGS adds options, e.g.

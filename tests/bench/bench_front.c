@@ -28,11 +28,22 @@
  * clients, the sink and whatever else runs): the figures are noisy, which is why the stanza lines
  * also give the rate per CPU-second the front used, and the IO-thread comparison is bounded by the
  * cores there are. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -45,6 +56,8 @@
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
 #include "tests/bench/benchlib.h"
+#include "tests/support/net.h"
+#include "tests/support/tmp.h"
 
 #define HOST "bench.example"
 #define SERVICE "bench"
@@ -85,18 +98,10 @@ static struct {
     atomic_long binds;
 } sink;
 
+/* A write that fails means the front went away: the read side notices. */
 static void sink_write(int fd, const char *data, size_t len)
 {
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            return;   /* the front went away: the read side notices */
-        }
-        data += n;
-        len -= (size_t)n;
-    }
+    (void)net_write_all(fd, data, len);
 }
 
 /* The XEP-0114 opening from the SM's side. Returns false when the front did not complete it. */
@@ -242,14 +247,8 @@ static void sink_start(void)
 {
     scram_derive(SCRAM_SHA1, PASSWORD, salt, sizeof(salt), SCRAM_ITERATIONS, &sink.creds.sha1);
     scram_derive(SCRAM_SHA256, PASSWORD, salt, sizeof(salt), SCRAM_ITERATIONS, &sink.creds.sha256);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    sink.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (sink.listen_fd < 0 || bind(sink.listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        listen(sink.listen_fd, 16) != 0 ||
-        getsockname(sink.listen_fd, (struct sockaddr *)&a, &len) != 0)
+    if ((sink.listen_fd = net_listen(&sink.port)) < 0)
         fail("the sink cannot listen");
-    sink.port = ntohs(a.sin_port);
     pthread_t t;
     if (pthread_create(&t, NULL, sink_main, NULL) != 0)
         fail("cannot start the sink thread");
@@ -734,7 +733,7 @@ static int clients_main(char **argv)
 
 /* ======== the front and the phases (the parent) =============================================== */
 
-static char bin_dir[PATH_MAX], self[PATH_MAX], scratch[PATH_MAX], front_log[PATH_MAX];
+static char bin_dir[PATH_MAX], self[PATH_MAX], *scratch, front_log[PATH_MAX];
 static pid_t front_pid, clients_pid;
 static int octet = 1;
 
@@ -747,8 +746,8 @@ static void stop_all(void)
 
 static void remove_scratch(void)
 {
-    static const char *const files[] = {"jadc2s.xml", "c2s.log", NULL};
-    bench_scratch_remove(scratch, files);
+    tmp_dir_remove(scratch);
+    scratch = NULL;
 }
 
 static void fail_dump(const char *what)
@@ -769,8 +768,7 @@ static front front_start(int threads, int clients)
 {
     int max_fds = clients + clients / 10 + 100;
     front f = {bench_free_port(), bench_free_port()};
-    char conf[PATH_MAX], pem[PATH_MAX], path[PATH_MAX];
-    bench_path(conf, sizeof(conf), scratch, "jadc2s.xml");
+    char pem[PATH_MAX], path[PATH_MAX];
     bench_path(pem, sizeof(pem), scratch, "no-such.pem");   /* a generated certificate */
     bench_path(front_log, sizeof(front_log), scratch, "c2s.log");
     buf text = BUF_INIT;
@@ -788,13 +786,16 @@ static front front_start(int threads, int clients)
                 "  <log><target>stderr</target><level>error</level></log>\n"
                 "</jadc2s>\n",
                 sink.port, f.port, f.tls_port, pem, max_fds < 19000 ? max_fds : 19000, threads);
-    bench_write_file(conf, buf_data(&text), buf_len(&text));
+    char *conf = tmp_write(scratch, "jadc2s.xml", "%.*s", (int)buf_len(&text), buf_data(&text));
+    if (!conf)
+        fail("cannot write the configuration file");
     buf_free(&text);
     bench_path(path, sizeof(path), bin_dir, "jabshard-c2s");
     char *args[] = {"jabshard-c2s", "-c", conf, NULL};
     long links = atomic_load(&sink.links);
     fflush(stdout);
     front_pid = bench_spawn(path, args, front_log);
+    free(conf);
     if (bench_wait_port(f.port, front_pid, 10000) != 0 ||
         bench_wait_port(f.tls_port, front_pid, 10000) != 0)
         fail_dump("jabshard-c2s did not start");
@@ -928,7 +929,8 @@ int main(int argc, char **argv)
         fail("cannot find this program");
     self[len] = '\0';
     signal(SIGPIPE, SIG_IGN);
-    bench_scratch_dir(scratch, "bench-front");
+    if (!(scratch = tmp_dir("bench-front")))
+        fail("cannot make a scratch directory");
     atexit(remove_scratch);   /* after stop_all: atexit runs in reverse */
     atexit(stop_all);
     sink_start();

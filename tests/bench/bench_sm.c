@@ -21,8 +21,15 @@
  * machine has 2 cores shared by the SM, this program and whatever else runs, so the rates are
  * noisy and the rate per CPU-second the SM used is the steadier figure. BENCH_SM_USERS and
  * BENCH_SM_MESSAGES override the sizes (for a quick run). */
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/mem.h"
@@ -30,6 +37,8 @@
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
 #include "tests/bench/benchlib.h"
+#include "tests/support/net.h"
+#include "tests/support/tmp.h"
 #include "xdbsql/xdbsql.h"
 
 #define HOST "bench.example"
@@ -42,7 +51,7 @@ enum { CONTACTS = 50, WINDOW = 1000, TIMEOUT_S = 120 };
 static int users = 10000;
 static long messages = 500000;
 
-static char scratch[PATH_MAX], sm_log[PATH_MAX];
+static char *scratch, sm_log[PATH_MAX];
 static pid_t sm_pid;
 
 static void stop_sm(void)
@@ -53,9 +62,8 @@ static void stop_sm(void)
 
 static void remove_scratch(void)
 {
-    static const char *const files[] = {"sm.xml", "sm.db", "sm.db-wal", "sm.db-shm", "sm.log",
-                                        NULL};
-    bench_scratch_remove(scratch, files);
+    tmp_dir_remove(scratch);
+    scratch = NULL;
 }
 
 static void die(const char *what)
@@ -135,9 +143,8 @@ static void populate(const char *path)
 
 static int start_sm(const char *bin_dir)
 {
-    char path[PATH_MAX], conf[PATH_MAX], db[PATH_MAX];
+    char path[PATH_MAX], db[PATH_MAX];
     int port = bench_free_port();
-    bench_path(conf, sizeof(conf), scratch, "sm.xml");
     bench_path(db, sizeof(db), scratch, "sm.db");
     bench_path(sm_log, sizeof(sm_log), scratch, "sm.log");
     buf text = BUF_INIT;
@@ -150,12 +157,15 @@ static int start_sm(const char *bin_dir)
                 "  <log><target>stderr</target><level>warn</level></log>\n"
                 "</sm>\n",
                 port, db);
-    bench_write_file(conf, buf_data(&text), buf_len(&text));
+    char *conf = tmp_write(scratch, "sm.xml", "%.*s", (int)buf_len(&text), buf_data(&text));
+    if (!conf)
+        die("cannot write the configuration file");
     buf_free(&text);
     populate(db);
     bench_path(path, sizeof(path), bin_dir, "jabshard-sm");
     char *args[] = {"jabshard-sm", "-c", conf, NULL};
     sm_pid = bench_spawn(path, args, sm_log);
+    free(conf);
     if (bench_wait_port(port, sm_pid, 10000) != 0)
         die("jabshard-sm did not start");
     return port;
@@ -168,14 +178,8 @@ static buf rx, tx;
 
 static void send_all(const char *s)
 {
-    size_t len = strlen(s);
-    while (len) {
-        ssize_t n = write(link_fd, s, len);
-        if (n <= 0)
-            die("writing to the SM failed");
-        s += n;
-        len -= (size_t)n;
-    }
+    if (!net_write_all(link_fd, s, strlen(s)))
+        die("writing to the SM failed");
 }
 
 /* The opening is read blocking: nothing else happens meanwhile. */
@@ -189,10 +193,7 @@ static size_t read_until(size_t from, const char *needle)
 
 static void link_open(int port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    link_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (connect(link_fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+    if ((link_fd = net_connect(port)) < 0)
         die("cannot connect to the SM");
     send_all("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
              "xmlns:stream='http://etherx.jabber.org/streams' to='" SERVICE "'>");
@@ -479,7 +480,8 @@ int main(int argc, char **argv)
     if (users < 2 * CONTACTS || messages < 1)
         die("BENCH_SM_USERS must be at least 100 and BENCH_SM_MESSAGES at least 1");
     signal(SIGPIPE, SIG_IGN);
-    bench_scratch_dir(scratch, "bench-sm");
+    if (!(scratch = tmp_dir("bench-sm")))
+        die("cannot make a scratch directory");
     atexit(remove_scratch);   /* after stop_sm: atexit runs in reverse */
     atexit(stop_sm);
 

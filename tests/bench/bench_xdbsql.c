@@ -15,6 +15,7 @@
 
 #include "core/mem.h"
 #include "xdbsql/xdbsql.h"
+#include "tests/support/dbenv.h"
 
 enum { USERS = 1000, ROSTER_USERS = 100, ROSTER_ITEMS = 50 };
 
@@ -58,12 +59,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
 }
 
 static void user_name(char *out, size_t size, int i)
@@ -133,15 +128,7 @@ static void bench_documents(xdbsql *x, const char *driver, int workers)
 
 int main(void)
 {
-    db_settings db = {
-        .driver = env_or("XDB_DRIVER", "sqlite"),
-        .path = env_or("XDB_PATH", "/tmp/jabshard-bench-xdbsql.db"),
-        .host = env_or("XDB_HOST", NULL),
-        .port = atoi(env_or("XDB_PORT", "0")),
-        .user = env_or("XDB_USER", NULL),
-        .password = env_or("XDB_PASSWORD", NULL),
-        .database = env_or("XDB_DATABASE", NULL),
-    };
+    db_settings db = dbenv_settings("/tmp/jabshard-bench-xdbsql.db");
     char err[256];
     db_conn *c = db_open(&db, err, sizeof(err));
     if (!c) {
@@ -159,7 +146,7 @@ int main(void)
     }
     db_close(c);
 
-    xdbsql_options opt = {.db = db, .workers = atoi(env_or("XDB_WORKERS", "0")), .notify = notify};
+    xdbsql_options opt = {.db = db, .workers = atoi(dbenv("XDB_WORKERS", "0")), .notify = notify};
     xdbsql *x = xdbsql_open(&opt, err, sizeof(err));
     if (!x) {
         fprintf(stderr, "bench: %s\n", err);

@@ -24,27 +24,11 @@
 #include "core/mem.h"
 #include "xdbsql/breaker.h"
 #include "xdbsql/xdbsql.h"
+#include "tests/support/dbenv.h"
+#include "tests/support/tmp.h"
 
 static db_settings settings;
 static const char *driver_name;
-
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
-static void load_settings(void)
-{
-    driver_name = env_or("XDB_DRIVER", "sqlite");
-    settings.driver = driver_name;
-    settings.path = env_or("XDB_PATH", "/tmp/jabshard-test-xdbsql.db");
-    settings.host = env_or("XDB_HOST", NULL);
-    settings.port = atoi(env_or("XDB_PORT", "0"));
-    settings.user = env_or("XDB_USER", NULL);
-    settings.password = env_or("XDB_PASSWORD", NULL);
-    settings.database = env_or("XDB_DATABASE", NULL);
-}
 
 static db_conn *connect_or_fail(void)
 {
@@ -1243,13 +1227,14 @@ static int log_lines_with(const char *path, const char *needle)
     return n;
 }
 
-static char down_log[] = "/tmp/jabshard-test-down-XXXXXX";
+/* The log of the database-down test, in a scratch directory. */
+static char *down_dir, *down_log;
 
 static int setup_down(void **state)
 {
-    int fd = mkstemp(down_log);
-    assert_true(fd >= 0);
-    close(fd);
+    down_dir = tmp_dir("test_down");
+    assert_non_null(down_dir);
+    down_log = tmp_path(down_dir, "log");
     assert_int_equal(log_open("test_xdbsql", LOG_TO_FILE, down_log, LL_INFO), 0);
     fake_clock_start();
     return setup_fresh(state);
@@ -1263,8 +1248,8 @@ static int teardown_down(void **state)
         print_message("could not restart the database server\n");
     breaker_test_set_clock(NULL);
     log_open("test_xdbsql", LOG_TO_STDERR, NULL, LL_INFO);
-    unlink(down_log);
-    strcpy(down_log + strlen(down_log) - 6, "XXXXXX");
+    free(down_log);
+    tmp_dir_remove(down_dir);
     return teardown_conn(state);
 }
 
@@ -1391,10 +1376,10 @@ static void test_sqlite_file_gone(void **state)
     if (strcmp(driver_name, "sqlite") != 0)
         skip(); /* the same code on every run: once is enough */
     enum { REQUESTS = 100 };
-    char dir[] = "/tmp/jabshard-test-gone-XXXXXX", path[64], moved[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/db.sqlite", dir);
-    snprintf(moved, sizeof(moved), "%s.moved", dir);
+    char *dir = tmp_dir("test_gone"), *path, *moved;
+    assert_non_null(dir);
+    path = tmp_path(dir, "db.sqlite");
+    assert_true(asprintf(&moved, "%s.moved", dir) > 0);
     db_settings file = {.driver = "sqlite", .path = path};
     char err[256] = "";
     db_conn *c = db_open(&file, err, sizeof(err));
@@ -1431,18 +1416,15 @@ static void test_sqlite_file_gone(void **state)
     breaker_release(b);
     breaker_test_set_clock(NULL);
     db_close(c);
-    unlink(path);
-    char wal[80];
-    snprintf(wal, sizeof(wal), "%s-wal", path);
-    unlink(wal);
-    snprintf(wal, sizeof(wal), "%s-shm", path);
-    unlink(wal);
-    rmdir(dir);
+    free(path);
+    free(moved);
+    tmp_dir_remove(dir);
 }
 
 int main(void)
 {
-    load_settings();
+    settings = dbenv_settings("/tmp/jabshard-test-xdbsql.db");
+    driver_name = settings.driver;
     print_message("storage suite on driver %s\n", driver_name);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_from_empty),

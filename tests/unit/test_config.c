@@ -13,22 +13,24 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "tests/support/tmp.h"
 
-static char dir[] = "/tmp/test_config.XXXXXX";
-static char file[PATH_MAX];
+static char *dir, *file;
 
 static int setup(void **state)
 {
-    if (!mkdtemp(dir))
+    dir = tmp_dir("test_config");
+    if (!dir)
         return -1;
-    snprintf(file, sizeof(file), "%s/c.xml", dir);
+    file = tmp_path(dir, "c.xml");
     return 0;
 }
 
 static int teardown(void **state)
 {
-    unlink(file);
-    return rmdir(dir);
+    free(file);
+    tmp_dir_remove(dir);
+    return 0;
 }
 
 static void write_file(const char *text)

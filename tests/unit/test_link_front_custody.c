@@ -19,9 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +39,8 @@
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
 #include "shard/link_front.h"
+#include "tests/support/net.h"
+#include "tests/support/tmp.h"
 
 /* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
 #define SMPROTO_V_(v) #v
@@ -50,70 +50,6 @@
 #define SECRET "s3cret"
 #define PASSWORD "pencil"
 #define TIMEOUT_S 20
-
-/* ---- sockets --------------------------------------------------------------------------------- */
-
-static void set_timeout(int fd, int seconds)
-{
-    struct timeval tv = {.tv_sec = seconds};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-static int listen_any(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int free_port(void)
-{
-    int port;
-    close(listen_any(&port));
-    return port;
-}
-
-static void write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t r = send(fd, p, len, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            fail_msg("write: %s", r < 0 ? strerror(errno) : "nothing written");
-        p += r;
-        len -= (size_t)r;
-    }
-}
-
-static void write_str(int fd, const char *s) { write_all(fd, s, strlen(s)); }
-
-/* Reads into b until text appears after offset from; returns the offset just past it. */
-static size_t read_until(int fd, buf *b, size_t from, const char *text)
-{
-    for (;;) {
-        const char *hit = buf_len(b) > from ? memmem((const char *)buf_data(b) + from,
-                                                     buf_len(b) - from, text, strlen(text))
-                                            : NULL;
-        if (hit)
-            return (size_t)(hit - (const char *)buf_data(b)) + strlen(text);
-        char *p = buf_reserve(b, 4096);
-        ssize_t r = recv(fd, p, 4096, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            fail_msg("waiting for '%s': %s", text, r == 0 ? "EOF" : strerror(errno));
-        buf_commit(b, (size_t)r);
-    }
-}
 
 /* ---- the front ------------------------------------------------------------------------------- */
 
@@ -129,24 +65,26 @@ typedef struct front {
 /* One IO thread, so that everything a test does is ordered the way it does it. */
 static void front_start(front *f, int sm_port, size_t hold)
 {
-    int tls_port = free_port();
-    f->port = free_port();
-    char path[] = "/tmp/test_link_front_custody.XXXXXX";
-    int cfd = mkstemp(path);
-    assert_true(cfd >= 0);
-    FILE *file = fdopen(cfd, "w");
-    fprintf(file, "<jadc2s><sm><host>127.0.0.1</host><port>%d</port><secret>%s</secret>"
-            "<id>jadc2s</id><hold>%zu</hold></sm><local><id>localhost</id><ip>127.0.0.1</ip>"
-            "<port>%d</port><ssl><port>%d</port><required>false</required></ssl></local>"
-            "<max_fds>67</max_fds><threads>1</threads>"
-            "<limits><max_bps>0</max_bps><conn_rate>0</conn_rate><auth_delay>0</auth_delay></limits>"
-            "<log><level>error</level></log></jadc2s>",
-            sm_port, SECRET, hold, f->port, tls_port);
-    fclose(file);
+    int tls_port = net_must_free_port();
+    f->port = net_must_free_port();
+    char *dir = tmp_dir("link_front_custody");
+    assert_non_null(dir);
+    char *path = tmp_write(dir, "jadc2s.xml",
+                           "<jadc2s><sm><host>127.0.0.1</host><port>%d</port><secret>%s</secret>"
+                           "<id>jadc2s</id><hold>%zu</hold></sm><local><id>localhost</id>"
+                           "<ip>127.0.0.1</ip><port>%d</port><ssl><port>%d</port>"
+                           "<required>false</required></ssl></local>"
+                           "<max_fds>67</max_fds><threads>1</threads>"
+                           "<limits><max_bps>0</max_bps><conn_rate>0</conn_rate>"
+                           "<auth_delay>0</auth_delay></limits>"
+                           "<log><level>error</level></log></jadc2s>",
+                           sm_port, SECRET, hold, f->port, tls_port);
+    assert_non_null(path);
     config_error cerr;
     if (front_config_load(path, &f->cfg, &cerr) != 0)
         fail_msg("front config: %s", cerr.text);
-    unlink(path);
+    free(path);
+    tmp_dir_remove(dir);
     f->link = link_front_new(&f->cfg, 1);
     f->verify = verify_pool_new(1, iothread_verify_done);
     f->shared = (iothread_shared){.cfg = &f->cfg, .link = f->link, .verify = f->verify};
@@ -209,22 +147,22 @@ static void sm_accept(int lfd, smconn *c, hello *h)
     memset(c, 0, sizeof *c);
     c->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     assert_true(c->fd >= 0);
-    set_timeout(c->fd, TIMEOUT_S);
+    net_set_timeout(c->fd, TIMEOUT_S);
     buf_init(&c->in);
     char id[SMPROTO_STREAM_ID_LEN + 1], digest[SMPROTO_DIGEST_LEN + 1], expect[128];
     smproto_handshake_stream_id(id);
     smproto_handshake_digest(id, SECRET, digest);
     snprintf(expect, sizeof expect, "<handshake>%s</handshake>", digest);
-    size_t at = read_until(c->fd, &c->in, 0, "to='jadc2s'>");
+    size_t at = net_must_read_until(c->fd, &c->in, 0, "to='jadc2s'>");
     buf out = BUF_INIT;
     buf_appendf(&out, "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
                 "xmlns:stream='http://etherx.jabber.org/streams' from='jadc2s' id='%s'>", id);
-    write_all(c->fd, buf_data(&out), buf_len(&out));
+    net_must_write(c->fd, buf_data(&out), buf_len(&out));
     buf_free(&out);
-    at = read_until(c->fd, &c->in, at, expect);
-    write_str(c->fd, "<handshake/>");
-    size_t start = read_until(c->fd, &c->in, at, "<smproto ") - 9;
-    size_t end = read_until(c->fd, &c->in, start, "/>");
+    at = net_must_read_until(c->fd, &c->in, at, expect);
+    net_must_write_str(c->fd, "<handshake/>");
+    size_t start = net_must_read_until(c->fd, &c->in, at, "<smproto ");
+    size_t end = net_must_read_until(c->fd, &c->in, start, "/>") + 2;
     char tag[256], acked[32];
     assert_true(end - start < sizeof tag);
     memcpy(tag, (const char *)buf_data(&c->in) + start, end - start);
@@ -240,7 +178,7 @@ static void sm_answer(smconn *c, unsigned long long received)
     char text[128];
     snprintf(text, sizeof text, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='%llu'/>",
              received);
-    write_str(c->fd, text);
+    net_must_write_str(c->fd, text);
 }
 
 /* The next frame but the front's ACKs, which are noted (valid until the next call); false at
@@ -287,7 +225,7 @@ static void sm_frame(smconn *c, smproto_frame *f)
 
 static void sm_send(smconn *c, buf *b)
 {
-    write_all(c->fd, buf_data(b), buf_len(b));
+    net_must_write(c->fd, buf_data(b), buf_len(b));
     buf_consume(b, buf_len(b));
 }
 
@@ -352,15 +290,14 @@ static void sm_expect_register(smconn *c, int n, uint64_t *sid)
 
 /* ---- clients --------------------------------------------------------------------------------- */
 
+#define CLIENT_STREAM "<?xml version='1.0'?><stream:stream xmlns='jabber:client' " \
+                      "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+
 static int client_open(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    set_timeout(fd, TIMEOUT_S);
-    write_str(fd, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                  "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
+    int fd = net_must_connect(port);
+    net_set_timeout(fd, TIMEOUT_S);
+    net_must_write_str(fd, CLIENT_STREAM);
     return fd;
 }
 
@@ -374,7 +311,7 @@ static void client_registers(int fd, int from, int to, size_t pad)
             buf_append(&b, "x", 1);
         buf_appendf(&b, "</query></iq>");
     }
-    write_all(fd, buf_data(&b), buf_len(&b));
+    net_must_write(fd, buf_data(&b), buf_len(&b));
     buf_free(&b);
 }
 
@@ -399,7 +336,7 @@ static smproto_creds creds(void)
 /* SCRAM-SHA-1's first message: the front asks the SM for the user's credentials. */
 static void client_auth(int fd, buf *in, const char *user)
 {
-    read_until(fd, in, 0, "</stream:features>");
+    net_must_read_until(fd, in, 0, "</stream:features>");
     buf_consume(in, buf_len(in));
     char first[128];
     snprintf(first, sizeof first, "n,,n=%s,r=clientnonce0123", user);
@@ -407,7 +344,7 @@ static void client_auth(int fd, buf *in, const char *user)
     buf_appendf(&b, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>");
     b64_append(&b, first, strlen(first));
     buf_appendf(&b, "</auth>");
-    write_all(fd, buf_data(&b), buf_len(&b));
+    net_must_write(fd, buf_data(&b), buf_len(&b));
     buf_free(&b);
 }
 
@@ -415,7 +352,7 @@ static void client_auth(int fd, buf *in, const char *user)
  * stream restarted, the resource bound (the SM's BOUND, answered by the caller's sm). */
 static void client_prove(int fd, buf *in, const char *user)
 {
-    size_t end = read_until(fd, in, 0, "</challenge>");
+    size_t end = net_must_read_until(fd, in, 0, "</challenge>") + strlen("</challenge>");
     const char *d = buf_data(in);
     const char *text = strstr(d, "<challenge");
     text = strchr(text, '>') + 1;
@@ -448,16 +385,16 @@ static void client_prove(int fd, buf *in, const char *user)
     buf_appendf(&out, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
     b64_append(&out, buf_data(&final), buf_len(&final));
     buf_appendf(&out, "</response>");
-    write_all(fd, buf_data(&out), buf_len(&out));
+    net_must_write(fd, buf_data(&out), buf_len(&out));
     buf_free(&final);
     buf_free(&auth);
     buf_free(&out);
-    buf_consume(in, read_until(fd, in, 0, "</success>"));
-    write_str(fd, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                  "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
-    buf_consume(in, read_until(fd, in, 0, "</stream:features>"));
-    write_str(fd, "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-                  "<resource>desk</resource></bind></iq>");
+    buf_consume(in, net_must_read_until(fd, in, 0, "</success>") + strlen("</success>"));
+    net_must_write_str(fd, CLIENT_STREAM);
+    buf_consume(in, net_must_read_until(fd, in, 0, "</stream:features>") +
+                        strlen("</stream:features>"));
+    net_must_write_str(fd, "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:"
+                           "xmpp-bind'><resource>desk</resource></bind></iq>");
 }
 
 /* ---- the tests ------------------------------------------------------------------------------- */
@@ -470,7 +407,7 @@ static bool lower_hex(const char *s)
 
 static void test_resend_after_link_loss(void **state)
 {
-    int sm_port, lfd = listen_any(&sm_port);
+    int sm_port, lfd = net_must_listen(&sm_port);
     static front f;     /* not on the stack: the front's threads outlive a failed assertion */
     front_start(&f, sm_port, 4u << 20);
     smconn c;
@@ -515,8 +452,9 @@ static void test_resend_after_link_loss(void **state)
     }
     assert_int_equal(c.front_acked, 3);
     buf in = BUF_INIT;
-    read_until(cl, &in, read_until(cl, &in, read_until(cl, &in, 0, "id='r0'"), "id='r1'"),
-               "id='r2'");
+    size_t at = net_must_read_until(cl, &in, 0, "id='r0'");
+    at = net_must_read_until(cl, &in, at, "id='r1'");
+    net_must_read_until(cl, &in, at, "id='r2'");
     sm_drop(&c);
     client_registers(cl, 20, 21, 0);    /* while the link is down, or after: after the rest */
 
@@ -582,7 +520,7 @@ static void test_resend_after_link_loss(void **state)
 
 static void test_login_asked_again_once(void **state)
 {
-    int sm_port, lfd = listen_any(&sm_port);
+    int sm_port, lfd = net_must_listen(&sm_port);
     static front f;     /* not on the stack: the front's threads outlive a failed assertion */
     front_start(&f, sm_port, 4u << 20);
     smconn c;
@@ -619,7 +557,7 @@ static void test_login_asked_again_once(void **state)
     smproto_creds cr = creds();
     smproto_put_auth_answer(&b, sid, SMPROTO_AUTH_OK, &cr);
     sm_send(&c, &b);
-    read_until(a, &in, 0, "</challenge>");
+    net_must_read_until(a, &in, 0, "</challenge>");
     close(a);
     close(m);
     buf_free(&in);
@@ -659,7 +597,7 @@ static void expect_resync_of_alice(smconn *c, uint64_t alice, uint64_t bob)
 
 static void test_resync_entries_not_sent_again(void **state)
 {
-    int sm_port, lfd = listen_any(&sm_port);
+    int sm_port, lfd = net_must_listen(&sm_port);
     static front f;     /* not on the stack: the front's threads outlive a failed assertion */
     front_start(&f, sm_port, 4u << 20);
     smconn c;
@@ -685,8 +623,8 @@ static void test_resync_entries_not_sent_again(void **state)
     smproto_put_bound(&b, alice, SMPROTO_BOUND_OK, "alice@localhost/desk");
     smproto_put_state(&b, alice, (const uint8_t *)ALICE_STATE, sizeof(ALICE_STATE) - 1);
     sm_send(&c, &b);
-    buf_consume(&in, read_until(a, &in, 0, "</iq>"));
-    write_str(a, "<presence><show>away</show></presence>");
+    buf_consume(&in, net_must_read_until(a, &in, 0, "</iq>") + strlen("</iq>"));
+    net_must_write_str(a, "<presence><show>away</show></presence>");
     sm_frame(&c, &fr);
     assert_int_equal(fr.type, SMPROTO_STANZA);
     /* bob starts to log in; the SM acknowledges all but his question, and the link goes. */
@@ -737,7 +675,7 @@ static void test_resync_entries_not_sent_again(void **state)
  * otherwise be the first thing to wake it. */
 static void test_ack_alone_lets_the_front_go_on(void **state)
 {
-    int sm_port, lfd = listen_any(&sm_port);
+    int sm_port, lfd = net_must_listen(&sm_port);
     static front f;     /* not on the stack: the front's threads outlive a failed assertion */
     front_start(&f, sm_port, 1024);
     smconn c;

@@ -20,12 +20,12 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "tests/support/tmp.h"
 
 /* The rate limiter's clock hook (core/log.c). */
 void log_test_set_clock(uint64_t (*now_ms)(void));
 
-static char dir[] = "/tmp/test_log.XXXXXX";
-static char path[PATH_MAX];
+static char *dir, *path;
 
 static uint64_t fake_now;
 static uint64_t fake_clock(void)
@@ -87,17 +87,18 @@ static const char *message_of_line(const char *text, int i)
 
 static int setup(void **state)
 {
-    if (!mkdtemp(dir))
+    dir = tmp_dir("test_log");
+    if (!dir)
         return -1;
-    snprintf(path, sizeof(path), "%s/test.log", dir);
+    path = tmp_path(dir, "test.log");
     return 0;
 }
 
 static int teardown(void **state)
 {
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    free(path);
+    tmp_dir_remove(dir);
+    return 0;
 }
 
 /* Each test starts with an empty file, debug level and a fresh fake clock. */

@@ -16,12 +16,27 @@
 #include <netinet/in.h>
 
 #include "shard/front_config.h"
+#include "tests/support/tmp.h"
 
-static char path[64];
+/* The configuration file the tests write (write_cfg) and load, in a scratch directory. */
+static char *dir, *path;
+
+static int scratch_setup(void **state)
+{
+    dir = tmp_dir("test_shard_config");
+    path = dir ? tmp_path(dir, "jadc2s.xml") : NULL;
+    return path ? 0 : -1;
+}
+
+static int scratch_teardown(void **state)
+{
+    free(path);
+    tmp_dir_remove(dir);
+    return 0;
+}
 
 static const char *write_cfg(const char *body)
 {
-    snprintf(path, sizeof path, "/tmp/test_shard_config.%d.xml", (int)getpid());
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(body, f);
@@ -120,7 +135,6 @@ static void test_limits(void **state)
               "<bps_burst>1024</bps_burst></limits></jadc2s>");
     assert_int_equal(front_config_load(path, &fc, &err), 0);
     front_config_free(&fc);
-    unlink(path);
 }
 
 
@@ -150,7 +164,6 @@ static void test_defaults(void **state)
     assert_int_equal(fc.limits.max_bps, 10240);
     assert_int_equal(fc.limits.output_timeout, 60);
     front_config_free(&fc);
-    unlink(path);
 }
 
 static void expect_error(const char *body, unsigned line, const char *element)
@@ -162,7 +175,6 @@ static void expect_error(const char *body, unsigned line, const char *element)
     if (err.line != line || strcmp(err.element, element) != 0)
         fail_msg("expected line %u <%s>, got: %s", line, element, err.text);
     assert_non_null(strstr(err.text, path));
-    unlink(path);
 }
 
 static void test_errors(void **state)
@@ -205,7 +217,6 @@ static void test_missing_required(void **state)
     write_cfg("<jadc2s><sm><secret>s</secret></sm></jadc2s>");
     assert_int_equal(front_config_load(path, &fc, &err), -1);
     assert_non_null(strstr(err.text, "id"));
-    unlink(path);
 }
 
 static bool slow_prime(uint32_t n)
@@ -248,5 +259,5 @@ int main(void)
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_primes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }

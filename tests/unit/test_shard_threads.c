@@ -22,9 +22,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -43,6 +41,8 @@
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
 #include "shard/link_front.h"
+#include "tests/support/net.h"
+#include "tests/support/tmp.h"
 
 /* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
 #define SMPROTO_V_(v) #v
@@ -53,66 +53,7 @@
 #define PER_CLIENT 300
 #define THREADS 2
 #define SECRET "s3cret"
-
-/* ---- helpers --------------------------------------------------------------------------------- */
-
-static int listen_any(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int free_port(void)
-{
-    int port;
-    close(listen_any(&port));
-    return port;
-}
-
-static bool write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t r = send(fd, p, len, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        len -= (size_t)r;
-    }
-    return true;
-}
-
-/* Reads until text appears in b (from offset from); false on EOF, error or timeout. */
-static bool read_until(int fd, buf *b, size_t from, const char *text)
-{
-    while (buf_len(b) <= from ||
-           !memmem((const char *)buf_data(b) + from, buf_len(b) - from, text, strlen(text))) {
-        char *p = buf_reserve(b, 4096);
-        ssize_t r = recv(fd, p, 4096, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        buf_commit(b, (size_t)r);
-    }
-    return true;
-}
-
-static void set_timeout(int fd, int seconds)
-{
-    struct timeval tv = {.tv_sec = seconds};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
+#define SM_WAIT_MS 30000    /* the fake SM's wait for each part of the opening */
 
 /* ---- the fake SM ----------------------------------------------------------------------------- */
 
@@ -216,30 +157,33 @@ static void *sm_main(void *arg)
         snprintf(sm->err, sizeof sm->err, "accept: %s", strerror(errno));
         return NULL;
     }
-    set_timeout(fd, 30);
+    net_set_timeout(fd, 30);
     buf in = BUF_INIT, out = BUF_INIT;
     /* The opening, in XML. */
     char sid[SMPROTO_STREAM_ID_LEN + 1], digest[SMPROTO_DIGEST_LEN + 1], expect[128];
     smproto_handshake_stream_id(sid);
     smproto_handshake_digest(sid, SECRET, digest);
     snprintf(expect, sizeof expect, "<handshake>%s</handshake>", digest);
-    if (!read_until(fd, &in, 0, "to='jadc2s'>") && !read_until(fd, &in, 0, "to=\"jadc2s\">"))
+    if (net_read_until(fd, &in, 0, "to='jadc2s'>", SM_WAIT_MS) < 0 &&
+        net_read_until(fd, &in, 0, "to=\"jadc2s\">", SM_WAIT_MS) < 0)
         goto out;
     buf_appendf(&out, "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
                 "xmlns:stream='http://etherx.jabber.org/streams' from='jadc2s' id='%s'>", sid);
-    if (!write_all(fd, buf_data(&out), buf_len(&out)) || !read_until(fd, &in, 0, expect))
+    if (!net_write_all(fd, buf_data(&out), buf_len(&out)) ||
+        net_read_until(fd, &in, 0, expect, SM_WAIT_MS) < 0)
         goto out;
     buf_consume(&out, buf_len(&out));
     buf_append(&out, "<handshake/>", 12);
     /* A fresh front: its instance, nothing acknowledged yet; nothing received from it either. */
     const char *ask = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='";
-    if (!write_all(fd, buf_data(&out), buf_len(&out)) || !read_until(fd, &in, 0, ask) ||
-        !read_until(fd, &in, 0, "' acked='0'/>"))
+    if (!net_write_all(fd, buf_data(&out), buf_len(&out)) ||
+        net_read_until(fd, &in, 0, ask, SM_WAIT_MS) < 0 ||
+        net_read_until(fd, &in, 0, "' acked='0'/>", SM_WAIT_MS) < 0)
         goto out;
     buf_consume(&out, buf_len(&out));
     const char *tag = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='0'/>";
     buf_append(&out, tag, strlen(tag));
-    if (!write_all(fd, buf_data(&out), buf_len(&out)))
+    if (!net_write_all(fd, buf_data(&out), buf_len(&out)))
         goto out;
     buf_consume(&out, buf_len(&out));
     const char *end = memmem(buf_data(&in), buf_len(&in), "' acked='0'/>", 13);
@@ -249,7 +193,7 @@ static void *sm_main(void *arg)
     /* Frames: non-blocking, echoing what comes, until told to stop. Reading starts only once an
      * IO thread has stopped reading its clients (or after 20 s, which the test then reports as
      * a failure): the link's small queue fills first, then the rings. */
-    set_timeout(fd, 0);
+    net_set_timeout(fd, 0);
     for (int waited = 0; waited < 2000 && !ios_paused(sm->io); waited++)
         usleep(10000);
     for (;;) {
@@ -259,7 +203,7 @@ static void *sm_main(void *arg)
             break;
         if (p[1].revents) {
             /* The front has stopped: what it wrote last (its final ACK) is read to the end. */
-            set_timeout(fd, 30);
+            net_set_timeout(fd, 30);
             for (;;) {
                 char *q = buf_reserve(&in, 4096);
                 ssize_t r = recv(fd, q, 4096, 0);
@@ -311,15 +255,12 @@ typedef struct client {
 static void *client_main(void *arg)
 {
     client *c = arg;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    int fd = net_connect(c->port);
+    if (fd < 0) {
         snprintf(c->err, sizeof c->err, "connect: %s", strerror(errno));
-        close(fd);
         return NULL;
     }
-    set_timeout(fd, 60);
+    net_set_timeout(fd, 60);
     buf out = BUF_INIT, in = BUF_INIT;
     buf_appendf(&out, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                 "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
@@ -335,7 +276,7 @@ static void *client_main(void *arg)
     size_t off = 0, len = buf_len(&out);
     while (off < len) {
         size_t n = len - off < 4000 + c->idx * 37 ? len - off : 4000 + c->idx * 37;
-        if (!write_all(fd, (const char *)buf_data(&out) + off, n)) {
+        if (!net_write_all(fd, (const char *)buf_data(&out) + off, n)) {
             snprintf(c->err, sizeof c->err, "write: %s", strerror(errno));
             goto out;
         }
@@ -369,7 +310,7 @@ static void *client_main(void *arg)
         c->got++;
         scan = (size_t)(stop - base) + 1;
     }
-    write_all(fd, "</stream:stream>", 16);
+    net_write_all(fd, "</stream:stream>", 16);
 out:
     close(fd);
     buf_free(&out);
@@ -382,30 +323,31 @@ out:
 static void test_echo_through_tiny_rings(void **state)
 {
     fake_sm sm = {0};
-    int sm_port, c2s_port = free_port(), tls_port = free_port();
-    sm.lfd = listen_any(&sm_port);
+    int sm_port, c2s_port = net_must_free_port(), tls_port = net_must_free_port();
+    sm.lfd = net_must_listen(&sm_port);
     /* A slow SM: a small socket buffer (the accepted socket inherits it) and small reads, so the
      * link thread's queue fills and the IO threads must stop reading their clients. */
     int small = 4096;
     setsockopt(sm.lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     assert_int_equal(pipe(sm.stop_pipe), 0);
 
-    char path[] = "/tmp/test_shard_threads.XXXXXX";
-    int cfd = mkstemp(path);
-    assert_true(cfd >= 0);
-    FILE *f = fdopen(cfd, "w");
-    fprintf(f, "<jadc2s><sm><host>127.0.0.1</host><port>%d</port><secret>%s</secret>"
-            "<id>jadc2s</id></sm><local><id>localhost</id><ip>127.0.0.1</ip><port>%d</port>"
-            "<ssl><port>%d</port></ssl></local><max_fds>%d</max_fds><threads>%d</threads>"
-            "<limits><max_bps>131072</max_bps><conn_rate>0</conn_rate>"
-            "<output_queue>1073741824</output_queue></limits>"
-            "<log><level>warn</level></log></jadc2s>",
-            sm_port, SECRET, c2s_port, tls_port, 2 * CLIENTS + 64, THREADS);
-    fclose(f);
+    char *dir = tmp_dir("shard_threads");
+    assert_non_null(dir);
+    char *path = tmp_write(dir, "jadc2s.xml",
+                           "<jadc2s><sm><host>127.0.0.1</host><port>%d</port><secret>%s</secret>"
+                           "<id>jadc2s</id></sm><local><id>localhost</id><ip>127.0.0.1</ip>"
+                           "<port>%d</port><ssl><port>%d</port></ssl></local>"
+                           "<max_fds>%d</max_fds><threads>%d</threads>"
+                           "<limits><max_bps>131072</max_bps><conn_rate>0</conn_rate>"
+                           "<output_queue>1073741824</output_queue></limits>"
+                           "<log><level>warn</level></log></jadc2s>",
+                           sm_port, SECRET, c2s_port, tls_port, 2 * CLIENTS + 64, THREADS);
+    assert_non_null(path);
     front_config cfg;
     config_error cerr;
     assert_int_equal(front_config_load(path, &cfg, &cerr), 0);
-    unlink(path);
+    free(path);
+    tmp_dir_remove(dir);
     cfg.ring_size = 4;
     cfg.link_queue_bytes = 2048;
     log_set_level(LL_WARN);

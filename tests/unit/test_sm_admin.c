@@ -1,12 +1,12 @@
 /* tests/unit/test_sm_admin.c — the SM's admin channel (sm/admin.h): request parsing and replies
- * against the in-memory core (tests/unit/sm_harness.h), and one round trip over the Unix socket
+ * against the in-memory core (tests/support/sm_harness.h), and one round trip over the Unix socket
  * served by an event loop. */
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "tests/unit/sm_harness.h"
+#include "tests/support/sm_harness.h"
 
 #include "core/buf.h"
 #include "sm/admin.h"
@@ -14,7 +14,7 @@
 static sm_admin_status run(const char *line, char **reply)
 {
     buf out = BUF_INIT;
-    sm_admin_status st = sm_admin_execute(core, line, strlen(line), &out);
+    sm_admin_status st = sm_admin_execute(smh.core, line, strlen(line), &out);
     buf_append(&out, "", 1);
     *reply = strdup(buf_data(&out));
     buf_free(&out);
@@ -47,9 +47,9 @@ static void test_parse(void **state)
 
 static void test_sessions_and_kick(void **state)
 {
-    online(1, "bob", "b");
-    bind_session(2, "alice", "home");
-    bind_session(3, "alice", "work");
+    smh_online(1, "bob", "b");
+    smh_bind(2, "alice", "home");
+    smh_bind(3, "alice", "work");
     char *r;
     assert_int_equal(run("sessions", &r), SM_ADMIN_OK);
     /* Sorted by JID; columns: JID, link, sid, since, state. */
@@ -62,25 +62,25 @@ static void test_sessions_and_kick(void **state)
     assert_non_null(strstr(r, "\nok\n"));
     free(r);
     /* A full JID: that session, with END kicked and the text the front shows. */
-    clear();
+    smh_clear();
     assert_int_equal(run("kick alice@example.org/work", &r), SM_ADMIN_OK);
     assert_string_equal(r, "kicked 1 session(s)\nok\n");
     free(r);
-    int e = find('E', 3, "kicked by an administrator", NULL);
+    int e = smh_find('E', 3, "kicked by an administrator", NULL);
     assert_true(e >= 0);
-    assert_int_equal(recs[e].status, SMPROTO_END_KICKED);
-    assert_int_equal(count('E', 0, NULL), 1);
+    assert_int_equal(smh.recs[e].status, SMPROTO_END_KICKED);
+    assert_int_equal(smh_count('E', 0, NULL), 1);
     assert_int_equal(run("kick alice@example.org/work", &r), SM_ADMIN_REFUSED);
     assert_non_null(strstr(r, "refused: alice@example.org/work has no session"));
     free(r);
     /* A bare JID: every session; bob's contacts see him go. */
-    bind_session(3, "bob", "c");
-    clear();
+    smh_bind(3, "bob", "c");
+    smh_clear();
     assert_int_equal(run("kick Bob@example.org", &r), SM_ADMIN_OK);
     assert_string_equal(r, "kicked 2 session(s)\nok\n");
     free(r);
-    assert_int_equal(count('E', 1, "kicked by an administrator"), 1);
-    assert_int_equal(count('E', 3, "kicked by an administrator"), 1);
+    assert_int_equal(smh_count('E', 1, "kicked by an administrator"), 1);
+    assert_int_equal(smh_count('E', 3, "kicked by an administrator"), 1);
     assert_int_equal(run("sessions", &r), SM_ADMIN_OK);
     assert_null(strstr(r, "bob@"));
     assert_non_null(strstr(r, "alice@example.org/home"));
@@ -124,19 +124,19 @@ static void stop_loop(evloop *loop, void *arg)
 
 static void test_socket(void **state)
 {
-    online(1, "alice", "a");
+    smh_online(1, "alice", "a");
     client c = {.loop = evloop_create()};
     assert_non_null(c.loop);
-    snprintf(c.path, sizeof(c.path), "/tmp/test_sm_admin.%d.sock", (int)getpid());
+    snprintf(c.path, sizeof(c.path), "%s/admin.sock", smh.dir);
     char err[256];
-    sm_admin *a = sm_admin_open(c.loop, core, c.path, err, sizeof(err));
+    sm_admin *a = sm_admin_open(c.loop, smh.core, c.path, err, sizeof(err));
     assert_non_null(a);
     struct stat sb;
     assert_int_equal(stat(c.path, &sb), 0);
     assert_true(S_ISSOCK(sb.st_mode));
     assert_int_equal(sb.st_mode & 0777, 0600);
     /* A second SM on the same socket is refused. */
-    assert_null(sm_admin_open(c.loop, core, c.path, err, sizeof(err)));
+    assert_null(sm_admin_open(c.loop, smh.core, c.path, err, sizeof(err)));
     assert_non_null(strstr(err, "another session manager"));
     evloop_on_wake(c.loop, stop_loop, NULL);
     pthread_t t;
@@ -153,7 +153,7 @@ static void test_socket(void **state)
     strcpy(sun.sun_path, c.path);
     assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
     close(fd);
-    a = sm_admin_open(c.loop, core, c.path, err, sizeof(err));
+    a = sm_admin_open(c.loop, smh.core, c.path, err, sizeof(err));
     assert_non_null(a);
     sm_admin_close(a);
     evloop_destroy(c.loop);
@@ -162,9 +162,9 @@ static void test_socket(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sessions_and_kick, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_and_kick, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_socket, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include "sm/config.h"
 #include "sm/module.h"
 #include "sm/modules.h"
+#include "tests/support/tmp.h"
 
 static void test_example_file(void **state)
 {
@@ -41,21 +42,33 @@ static void test_example_file(void **state)
     sm_config_free(&sc);
 }
 
+/* The scratch directory the tests write their files in. */
+static char *dir;
+
+static int scratch_setup(void **state)
+{
+    dir = tmp_dir("test_sm_config");
+    return dir ? 0 : -1;
+}
+
+static int scratch_teardown(void **state)
+{
+    tmp_dir_remove(dir);
+    return 0;
+}
+
 /* Writes text to a scratch file and expects sm_config_load to refuse it with "<file>:<rest>". */
 static void expect_refused(const char *text, const char *rest)
 {
-    char path[] = "/tmp/jabshard-sm-config-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    char *path = tmp_write(dir, "sm.xml", "%s", text);
+    assert_non_null(path);
     sm_config sc;
     config_error err;
     assert_int_equal(sm_config_load(path, sm_builtin_modules, &sc, &err), -1);
     char want[512];
     snprintf(want, sizeof(want), "%s%s", path, rest);
     assert_string_equal(err.text, want);
-    unlink(path);
+    free(path);
 }
 
 static void test_errors(void **state)
@@ -103,13 +116,11 @@ static void test_modules(void **state)
     expect_refused("<sm>\n<host name='a'><registr/></host>\n</sm>\n",
                    ":2: <host/registr>: unknown element");
 
-    char path[] = "/tmp/jabshard-sm-config-XXXXXX";
-    int fd = mkstemp(path);
-    static const char text[] = "<sm><host name='a'><register/></host><modules><module>ping</module>"
-                               "<module>roster</module></modules><limits><directed>5</directed>"
-                               "</limits></sm>";
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    char *path = tmp_write(dir, "sm.xml", "%s",
+                           "<sm><host name='a'><register/></host><modules><module>ping</module>"
+                           "<module>roster</module></modules><limits><directed>5</directed>"
+                           "</limits></sm>");
+    assert_non_null(path);
     sm_config sc;
     config_error err;
     if (sm_config_load(path, sm_builtin_modules, &sc, &err) != 0)
@@ -119,7 +130,7 @@ static void test_modules(void **state)
     assert_string_equal(sc.modules[1], "roster");
     assert_null(sc.modules[2]);
     sm_config_free(&sc);
-    unlink(path);
+    free(path);
 }
 
 int main(void)
@@ -130,5 +141,5 @@ int main(void)
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_modules),
     };
-    return cmocka_run_group_tests_name("sm_config", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("sm_config", tests, scratch_setup, scratch_teardown);
 }

@@ -29,8 +29,6 @@
 
 #include <cmocka.h>
 
-#include <netinet/in.h>
-#include <poll.h>
 
 #include "core/evloop.h"
 #include "core/log.h"
@@ -39,6 +37,8 @@
 #include "smproto/handshake.h"
 #include "sm/link_sm.h"
 #include "xdbsql/xdbsql.h"
+#include "tests/support/net.h"
+#include "tests/support/tmp.h"
 
 /* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
 #define SMPROTO_V_(v) #v
@@ -126,28 +126,6 @@ static int peer(void)
     return sv[1];
 }
 
-static void put(int fd, const void *p, size_t n) { assert_int_equal(write(fd, p, n), (ssize_t)n); }
-static void puts_(int fd, const char *s) { put(fd, s, strlen(s)); }
-
-/* Everything the SM has written so far; *eof when it closed. */
-static size_t get(int fd, char *out, size_t cap, bool *eof)
-{
-    size_t n = 0;
-    *eof = false;
-    for (;;) {
-        ssize_t r = read(fd, out + n, cap - 1 - n);
-        if (r > 0) {
-            n += (size_t)r;
-            continue;
-        }
-        if (r == 0)
-            *eof = true;
-        break;
-    }
-    out[n] = 0;
-    return n;
-}
-
 #define OPEN_FRONT "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' " \
                    "xmlns:stream='http://etherx.jabber.org/streams' to='%s'>"
 
@@ -156,9 +134,9 @@ static void opening(int fd, const char *id, const char *secret, char *reply, siz
 {
     char hdr[256];
     snprintf(hdr, sizeof(hdr), OPEN_FRONT, id);
-    puts_(fd, hdr);
+    net_must_write_str(fd, hdr);
     spin();
-    get(fd, reply, cap, eof);
+    net_read_available(fd, reply, cap, eof);
     const char *p = strstr(reply, "id='");
     assert_non_null(p);
     char sid[64] = {0};
@@ -166,9 +144,9 @@ static void opening(int fd, const char *id, const char *secret, char *reply, siz
     char digest[SMPROTO_DIGEST_LEN + 1], hs[128];
     smproto_handshake_digest(sid, secret, digest);
     snprintf(hs, sizeof(hs), "<handshake>%s</handshake>", digest);
-    puts_(fd, hs);
+    net_must_write_str(fd, hs);
     spin();
-    get(fd, reply, cap, eof);
+    net_read_available(fd, reply, cap, eof);
 }
 
 static void test_unknown_id(void **state)
@@ -177,9 +155,9 @@ static void test_unknown_id(void **state)
     char hdr[256], out[4096];
     bool eof;
     snprintf(hdr, sizeof(hdr), OPEN_FRONT, "nobody");
-    puts_(fd, hdr);
+    net_must_write_str(fd, hdr);
     spin();
-    get(fd, out, sizeof(out), &eof);
+    net_read_available(fd, out, sizeof(out), &eof);
     assert_non_null(strstr(out, "<host-unknown"));
     assert_true(eof);
     assert_int_equal(ups, 0);
@@ -216,7 +194,7 @@ static void test_frames(void **state)
     smproto_put_ping(&b, SMPROTO_PING, 77);
     smproto_put_ack(&b, 3);
     smproto_put(&b, SMPROTO_STANZA, 42, "<message/>", 10);
-    put(fd, buf_data(&b), buf_len(&b));
+    net_must_write(fd, buf_data(&b), buf_len(&b));
     buf_free(&b);
     spin();
     /* The front is up with what it said. */
@@ -229,7 +207,7 @@ static void test_frames(void **state)
     assert_int_equal(last_frame.type, SMPROTO_STANZA);
     assert_int_equal(last_frame.sid, 42);
     assert_memory_equal(last_payload, "<message/>", 10);
-    size_t n = get(fd, out, sizeof(out), &eof);
+    size_t n = net_read_available(fd, out, sizeof(out), &eof);
     const char *ans = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='12345678901234'/>";
     assert_true(n > strlen(ans));
     assert_memory_equal(out, ans, strlen(ans));
@@ -248,19 +226,19 @@ static void test_frames(void **state)
     /* A frame split across writes is handed over whole. */
     buf_init(&b);
     smproto_put(&b, SMPROTO_STANZA, 43, "<presence/>", 11);
-    put(fd, buf_data(&b), 5);
+    net_must_write(fd, buf_data(&b), 5);
     spin();
     assert_int_equal(nframes, 2);
-    put(fd, buf_data(&b) + 5, buf_len(&b) - 5);
+    net_must_write(fd, buf_data(&b) + 5, buf_len(&b) - 5);
     spin();
     assert_int_equal(nframes, 3);
     assert_int_equal(last_frame.sid, 43);
     buf_free(&b);
     /* A bad frame (unknown type) closes the link. */
     uint8_t bad[16] = {0, 0, 0, 0, 99};
-    put(fd, bad, sizeof(bad));
+    net_must_write(fd, bad, sizeof(bad));
     spin();
-    get(fd, out, sizeof(out), &eof);
+    net_read_available(fd, out, sizeof(out), &eof);
     assert_true(eof);
     assert_int_equal(downs, 1);
     close(fd);
@@ -306,9 +284,9 @@ static void test_hello_refused(void **state)
         ups = downs = components = 0;
         opening(fd, "front", "s3cret", out, sizeof(out), &eof);
         assert_string_equal(out, "<handshake/>");
-        puts_(fd, cases[i].hello);
+        net_must_write_str(fd, cases[i].hello);
         spin();
-        get(fd, out, sizeof(out), &eof);
+        net_read_available(fd, out, sizeof(out), &eof);
         if (!strstr(out, cases[i].error) || !eof)
             fail_msg("%s: got '%s'%s", cases[i].hello, out, eof ? "" : " (still open)");
         assert_int_equal(ups, 0);           /* never up */
@@ -321,10 +299,11 @@ static void test_hello_refused(void **state)
     bool eof;
     answer_received = UINT64_MAX;
     opening(fd, "front", "s3cret", out, sizeof(out), &eof);
-    puts_(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
-              "instance='ffffffffffffffffffffffffffffffff' acked='18446744073709551615'/>");
+    net_must_write_str(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
+                           "instance='ffffffffffffffffffffffffffffffff' "
+                           "acked='18446744073709551615'/>");
     spin();
-    get(fd, out, sizeof(out), &eof);
+    net_read_available(fd, out, sizeof(out), &eof);
     assert_false(eof);
     assert_string_equal(out, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
                              "received='18446744073709551615'/>");
@@ -341,15 +320,15 @@ static void test_component(void **state)
     assert_string_equal(out, "<handshake/>");
     assert_int_equal(ups, 1);       /* up at once: the SM may speak first (XEP-0114 §3) */
     assert_int_equal(components, 1);
-    puts_(fd, "<message to='a@example.org' from='r@muc.example.org'/>");
+    net_must_write_str(fd, "<message to='a@example.org' from='r@muc.example.org'/>");
     spin();
     assert_int_equal(ups, 1);
     assert_int_equal(nstanzas, 1);
-    get(fd, out, sizeof(out), &eof);
+    net_read_available(fd, out, sizeof(out), &eof);
     assert_string_equal(out, "<message/>");
-    puts_(fd, "</stream:stream>");
+    net_must_write_str(fd, "</stream:stream>");
     spin();
-    get(fd, out, sizeof(out), &eof);
+    net_read_available(fd, out, sizeof(out), &eof);
     assert_true(eof);
     assert_int_equal(downs, 1);
     close(fd);
@@ -365,9 +344,9 @@ static void test_roles_enforced(void **state)
     opening(fd, "muc.example.org", "m", out, sizeof(out), &eof);
     assert_string_equal(out, "<handshake/>");
     assert_int_equal(ups, 1);
-    puts_(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='0'/>");
+    net_must_write_str(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='0'/>");
     spin();
-    get(fd, out, sizeof(out), &eof);
+    net_read_available(fd, out, sizeof(out), &eof);
     assert_non_null(strstr(out, "<not-authorized"));
     assert_true(eof);
     assert_int_equal(ups, 1);        /* only the component's own */
@@ -378,9 +357,9 @@ static void test_roles_enforced(void **state)
 
     fd = peer();
     opening(fd, "front", "s3cret", out, sizeof(out), &eof);
-    puts_(fd, "<message to='a@example.org' from='front'/>");
+    net_must_write_str(fd, "<message to='a@example.org' from='front'/>");
     spin();
-    get(fd, out, sizeof(out), &eof);
+    net_read_available(fd, out, sizeof(out), &eof);
     assert_non_null(strstr(out, "<not-authorized"));
     assert_true(eof);
     assert_int_equal(ups, 1);
@@ -394,7 +373,7 @@ static void test_replace(void **state)
     char out[4096];
     bool eof;
     opening(a, "front", "s3cret", out, sizeof(out), &eof);
-    puts_(a, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='a1' acked='0'/>");
+    net_must_write_str(a, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='a1' acked='0'/>");
     spin();
     assert_int_equal(ups, 1);
     assert_int_equal(downs, 0);
@@ -402,7 +381,7 @@ static void test_replace(void **state)
     assert_string_equal(out, "<handshake/>");
     assert_int_equal(downs, 1);     /* the old link went when the new one proved itself */
     assert_int_equal(ups, 1);       /* the new one is up at its <smproto/> */
-    get(a, out, sizeof(out), &eof);
+    net_read_available(a, out, sizeof(out), &eof);
     assert_true(eof);
     close(a);
     close(b);
@@ -412,7 +391,7 @@ static void test_replace(void **state)
 
 #define SRV_HOST "example.org"
 
-static char scratch[64], db_path[96];
+static char *scratch, *db_path;
 static sm_service srv_services[3];
 static sm_host srv_hosts[1];
 static sm_config srv_cfg;
@@ -421,27 +400,16 @@ static sm_server *server;
 
 static void wake_loop(void *ctx) { evloop_wake(ctx); }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int server_setup(void **state)
 {
     log_set_level(getenv("TEST_LOG") ? LL_DEBUG : LL_ERROR);
     loop = evloop_create();
-    snprintf(scratch, sizeof(scratch), "/tmp/test_sm_link.XXXXXX");
-    assert_non_null(mkdtemp(scratch));
-    snprintf(db_path, sizeof(db_path), "%s/sm.db", scratch);
-    srv_services[0] = (sm_service){"f1", "127.0.0.1", free_port(), "one", SM_ROLE_FRONT};
-    srv_services[1] = (sm_service){"f2", "127.0.0.1", free_port(), "two", SM_ROLE_FRONT};
-    srv_services[2] = (sm_service){"muc." SRV_HOST, "127.0.0.1", free_port(), "three",
+    scratch = tmp_dir("sm_link");
+    assert_non_null(scratch);
+    db_path = tmp_path(scratch, "sm.db");
+    srv_services[0] = (sm_service){"f1", "127.0.0.1", net_must_free_port(), "one", SM_ROLE_FRONT};
+    srv_services[1] = (sm_service){"f2", "127.0.0.1", net_must_free_port(), "two", SM_ROLE_FRONT};
+    srv_services[2] = (sm_service){"muc." SRV_HOST, "127.0.0.1", net_must_free_port(), "three",
                                    SM_ROLE_COMPONENT};
     srv_hosts[0] = (sm_host){SRV_HOST, NULL};
     memset(&srv_cfg, 0, sizeof(srv_cfg));
@@ -483,13 +451,8 @@ static int server_teardown(void **state)
     xdbsql_close(xdb);
     sm_server_free(server);
     evloop_destroy(loop);
-    static const char *const files[] = {"sm.db", "sm.db-wal", "sm.db-shm", NULL};
-    char path[128];
-    for (int i = 0; files[i]; i++) {
-        snprintf(path, sizeof(path), "%s/%s", scratch, files[i]);
-        unlink(path);
-    }
-    rmdir(scratch);
+    free(db_path);
+    tmp_dir_remove(scratch);
     return 0;
 }
 
@@ -522,7 +485,7 @@ typedef struct ffront {
     unsigned ngot;          /* counted frames kept in got (the first 64) */
 } ffront;
 
-static void ff_send(ffront *ff, const buf *b) { put(ff->fd, buf_data(b), buf_len(b)); }
+static void ff_send(ffront *ff, const buf *b) { net_must_write(ff->fd, buf_data(b), buf_len(b)); }
 
 static void ff_ack(ffront *ff)
 {
@@ -606,14 +569,11 @@ static void ff_connect(ffront *ff, int svc)
     memset(ff, 0, sizeof(*ff));
     buf_init(&ff->rx);
     ff->auto_ack = true;
-    ff->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)srv_services[svc].port)};
-    assert_int_equal(connect(ff->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ff->fd = net_must_connect(srv_services[svc].port);
     fcntl(ff->fd, F_SETFL, fcntl(ff->fd, F_GETFL) | O_NONBLOCK);
     char text[256];
     snprintf(text, sizeof(text), OPEN_FRONT, srv_services[svc].id);
-    puts_(ff->fd, text);
+    net_must_write_str(ff->fd, text);
     PUMP_UNTIL(ff, false, rx_has(ff, "id='") && strchr(strstr(buf_data(&ff->rx), "id='") + 4, '\''));
     char id[64] = {0};
     const char *p = strstr(buf_data(&ff->rx), "id='") + 4;
@@ -621,7 +581,7 @@ static void ff_connect(ffront *ff, int svc)
     char digest[SMPROTO_DIGEST_LEN + 1];
     smproto_handshake_digest(id, srv_services[svc].secret, digest);
     snprintf(text, sizeof(text), "<handshake>%s</handshake>", digest);
-    puts_(ff->fd, text);
+    net_must_write_str(ff->fd, text);
     PUMP_UNTIL(ff, false, rx_has(ff, "<handshake/>"));
 }
 
@@ -633,7 +593,7 @@ static uint64_t ff_open(ffront *ff, int svc, const char *instance, uint64_t acke
     snprintf(text, sizeof(text),
              "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='%s' acked='%llu'/>",
              instance, (unsigned long long)acked);
-    puts_(ff->fd, text);
+    net_must_write_str(ff->fd, text);
     PUMP_UNTIL(ff, false, rx_has(ff, "received='") && strstr(strstr(buf_data(&ff->rx),
                                                                    "received='"), "/>"));
     const char *r = strstr(buf_data(&ff->rx), "received='") + 10;

@@ -1,9 +1,10 @@
 /* tests/unit/test_sm_module_api.c — the module API (sm/module.h) on the in-memory core of
- * tests/unit/sm_harness.h: loading the subset sm.xml's <modules> names, a module's own options
+ * tests/support/sm_harness.h: loading the subset sm.xml's <modules> names, a module's own options
  * and their errors, per-session and per-user state (zeroed, kept apart, released), the STATE
  * record a module packs and takes back in a resync (and a malformed one ignored), events one
  * module fires for others, refusals at load, and mod_contact (XEP-0157) as the worked example. */
-#include "tests/unit/sm_harness.h"
+#include "tests/support/sm_harness.h"
+#include "tests/support/tmp.h"
 
 #define NS_FLAG "urn:test:flag"
 #define NS_INFO "http://jabber.org/protocol/disco#info"
@@ -109,16 +110,16 @@ static const sm_module *const test_modules[] = {&mod_flag, &mod_fill, NULL};
 
 static void test_subset_loaded(void **state)
 {
-    start_core("<modules><module>ping</module><module>disco</module></modules>", NULL);
-    online(1, "alice", "a");
-    clear();
-    send_xml(1, "<iq type='get' id='p' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>");
+    smh_start("<modules><module>ping</module><module>disco</module></modules>", NULL);
+    smh_online(1, "alice", "a");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='p' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>");
     EXPECT('S', 1, "id='p'", "type='result'");
     /* The roster module is not loaded: its iq is nobody's. */
-    send_xml(1, "<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>");
+    smh_send(1, "<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>");
     EXPECT('S', 1, "id='r'", "<service-unavailable");
     /* disco lists only what is loaded. */
-    send_xml(1, "<iq type='get' id='d' to='example.org'><query xmlns='" NS_INFO "'/></iq>");
+    smh_send(1, "<iq type='get' id='d' to='example.org'><query xmlns='" NS_INFO "'/></iq>");
     EXPECT('S', 1, "id='d'", "var='urn:xmpp:ping'");
     NONE('S', 1, "var='urn:xmpp:blocking'");
     NONE('S', 1, "var='urn:xmpp:carbons:2'");
@@ -127,36 +128,36 @@ static void test_subset_loaded(void **state)
 static void test_module_state(void **state)
 {
     inits = finis = released_sessions = released_users = 0;
-    start_core("<limits><flags>7</flags></limits>", test_modules);
+    smh_start("<limits><flags>7</flags></limits>", test_modules);
     assert_int_equal(inits, 1);
-    online(1, "alice", "a");
-    online(2, "alice", "b");
-    clear();
-    send_xml(1, "<iq type='get' id='g1'><flag xmlns='" NS_FLAG "'/></iq>");
+    smh_online(1, "alice", "a");
+    smh_online(2, "alice", "b");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='g1'><flag xmlns='" NS_FLAG "'/></iq>");
     EXPECT('S', 1, "id='g1'", "on='0'");
     EXPECT('S', 1, "sets='0'", "limit='seven'");
     /* Raising it changes the session's STATE record: the module's name and its byte. */
-    clear();
-    send_xml(1, "<iq type='set' id='s1'><flag xmlns='" NS_FLAG "'/></iq>");
+    smh_clear();
+    smh_send(1, "<iq type='set' id='s1'><flag xmlns='" NS_FLAG "'/></iq>");
     EXPECT('S', 1, "id='s1'", "type='result'");
-    int t = find('T', 1, NULL, NULL);
+    int t = smh_find('T', 1, NULL, NULL);
     assert_true(t >= 0);
-    assert_int_equal(recs[t].status, 7);
-    assert_memory_equal(recs[t].text, "\4flag\1\1", 7);
+    assert_int_equal(smh.recs[t].status, 7);
+    assert_memory_equal(smh.recs[t].text, "\4flag\1\1", 7);
     /* Per session: b's flag is down; per user: both see one set. */
-    clear();
-    send_xml(2, "<iq type='get' id='g2'><flag xmlns='" NS_FLAG "'/></iq>");
+    smh_clear();
+    smh_send(2, "<iq type='get' id='g2'><flag xmlns='" NS_FLAG "'/></iq>");
     EXPECT('S', 2, "on='0'", "sets='1'");
     /* Ending a session releases its state; the user's goes with the user. */
-    sm_end(core, front, 1, SMPROTO_END_GONE);
-    drain();
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_drain();
     assert_int_equal(released_sessions, 1);
     assert_int_equal(released_users, 0);
-    sm_end(core, front, 2, SMPROTO_END_GONE);
-    drain();
+    sm_end(smh.core, smh.front, 2, SMPROTO_END_GONE);
+    smh_drain();
     assert_int_equal(released_sessions, 2);
     assert_int_equal(released_users, 1);
-    stop_core();
+    smh_stop();
     assert_int_equal(finis, 1);
 }
 
@@ -164,20 +165,20 @@ static void test_module_state(void **state)
  * ignores other modules' parts, and a malformed record is ignored whole. */
 static void test_state_through_resync(void **state)
 {
-    start_core("", test_modules);
-    clear();
+    smh_start("", test_modules);
+    smh_clear();
     static const uint8_t record[] = "\7unknown\2zz\4flag\1\1";
-    sm_resync(core, front, 5, "alice@example.org/r", record, sizeof record - 1, "");
-    drain();
+    sm_resync(smh.core, smh.front, 5, "alice@example.org/r", record, sizeof record - 1, "");
+    smh_drain();
     NONE('E', 5, NULL);
-    send_xml(5, "<iq type='get' id='g'><flag xmlns='" NS_FLAG "'/></iq>");
+    smh_send(5, "<iq type='get' id='g'><flag xmlns='" NS_FLAG "'/></iq>");
     EXPECT('S', 5, "id='g'", "on='1'");
     /* A good part, then one that claims more bytes than there are: none of it is applied. */
     static const uint8_t truncated[] = "\4flag\1\1\3bad\11x";
-    clear();
-    sm_resync(core, front, 6, "bob@example.org/r", truncated, sizeof truncated - 1, "");
-    drain();
-    send_xml(6, "<iq type='get' id='h'><flag xmlns='" NS_FLAG "'/></iq>");
+    smh_clear();
+    sm_resync(smh.core, smh.front, 6, "bob@example.org/r", truncated, sizeof truncated - 1, "");
+    smh_drain();
+    smh_send(6, "<iq type='get' id='h'><flag xmlns='" NS_FLAG "'/></iq>");
     EXPECT('S', 6, "id='h'", "on='0'");
 }
 
@@ -185,10 +186,10 @@ static void test_state_through_resync(void **state)
  * (flag_iq asserts its pattern is untouched). */
 static void test_states_apart(void **state)
 {
-    start_core("", test_modules);
-    online(1, "alice", "a");
-    clear();
-    send_xml(1, "<iq type='get' id='g'><flag xmlns='" NS_FLAG "'/></iq>");
+    smh_start("", test_modules);
+    smh_online(1, "alice", "a");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='g'><flag xmlns='" NS_FLAG "'/></iq>");
     EXPECT('S', 1, "id='g'", "on='0'");
 }
 
@@ -197,7 +198,7 @@ static bool refuse_init(sm *s, const sm_module *self, config *file) { return fal
 
 static void test_refused_at_load(void **state)
 {
-    stop_core();
+    smh_stop();
     static const sm_handler bad_event[] = {{"presence-sideways", .hook = fill_available}, {NULL}};
     static const sm_module bad_hook = {.name = "bad_hook", .handlers = bad_event};
     static const sm_handler bad_iq[] = {{"iq-get/nowhere/x:y", .iq = flag_iq}, {NULL}};
@@ -207,9 +208,8 @@ static void test_refused_at_load(void **state)
     static const sm_module *const bad[] = {&bad_hook, &bad_address, &no_start, &mod_contact};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const sm_module *table[] = {&mod_ping, bad[i], NULL};
-        memset(&cfg, 0, sizeof cfg);
-        static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component, t_state};
-        assert_null(sm_new(&cfg, table, &t, NULL, submit, NULL));
+        memset(&smh.cfg, 0, sizeof smh.cfg);
+        assert_null(sm_new(&smh.cfg, table, &smh_transport, NULL, smh_submit, NULL));
     }
 }
 
@@ -217,33 +217,31 @@ static void test_refused_at_load(void **state)
  * element. */
 static void test_option_error(void **state)
 {
-    stop_core();
-    char path[sizeof dbpath + 8];
-    snprintf(path, sizeof path, "%s.xml", dbpath);
-    FILE *f = fopen(path, "w");
-    fputs("<sm>\n<host name='example.org'/>\n<limits>\n<flags>11</flags>\n</limits>\n</sm>\n", f);
-    fclose(f);
+    smh_stop();
+    char *path = tmp_write(smh.dir, "flags.xml", "<sm>\n<host name='example.org'/>\n<limits>\n"
+                           "<flags>11</flags>\n</limits>\n</sm>\n");
+    assert_non_null(path);
     const sm_module *table[] = {&mod_flag, NULL};
     config_error err;
-    assert_int_equal(sm_config_load(path, table, &cfg, &err), -1);
+    assert_int_equal(sm_config_load(path, table, &smh.cfg, &err), -1);
     assert_non_null(strstr(err.text, ":4: <limits/flags>: expected an integer from 1 to 10"));
-    unlink(path);
+    free(path);
 }
 
 /* ---- events a module fires, and the worked example: XEP-0157 in disco ------------------------ */
 
 static void test_contact_addresses(void **state)
 {
-    start_core("<contact><abuse>mailto:abuse@example.org</abuse>"
-               "<abuse>xmpp:abuse@example.org</abuse>"
-               "<security>https://example.org/.well-known/security.txt</security></contact>",
-               NULL);
-    online(1, "alice", "a");
-    clear();
-    send_xml(1, "<iq type='get' id='d' to='example.org'><query xmlns='" NS_INFO "'/></iq>");
+    smh_start("<contact><abuse>mailto:abuse@example.org</abuse>"
+              "<abuse>xmpp:abuse@example.org</abuse>"
+              "<security>https://example.org/.well-known/security.txt</security></contact>",
+              NULL);
+    smh_online(1, "alice", "a");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='d' to='example.org'><query xmlns='" NS_INFO "'/></iq>");
     EXPECT('S', 1, "id='d'", "<x xmlns='jabber:x:data' type='result'>");
-    int i = find('S', 1, "id='d'", NULL);
-    const char *x = strstr(recs[i].text, "<x ");
+    int i = smh_find('S', 1, "id='d'", NULL);
+    const char *x = strstr(smh.recs[i].text, "<x ");
     assert_non_null(strstr(x, "<field var='FORM_TYPE' type='hidden'><value>"
                               "http://jabber.org/network/serverinfo</value></field>"));
     assert_non_null(strstr(x, "<field var='abuse-addresses' type='list-multi'>"
@@ -253,76 +251,70 @@ static void test_contact_addresses(void **state)
                               "https://example.org/.well-known/security.txt</value></field>"));
     assert_null(strstr(x, "admin-addresses"));
     /* An account's disco#info has no server form. */
-    clear();
-    send_xml(1, "<iq type='get' id='u' to='bob@example.org'><query xmlns='" NS_INFO "'/></iq>");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='u' to='bob@example.org'><query xmlns='" NS_INFO "'/></iq>");
     EXPECT('S', 1, "id='u'", "type='result'");
     NONE('S', 1, "serverinfo");
 }
 
 static void test_contact_per_host(void **state)
 {
-    stop_core();
-    char path[sizeof dbpath + 8];
-    snprintf(path, sizeof path, "%s.xml", dbpath);
-    FILE *f = fopen(path, "w");
-    fputs("<sm><host name='example.org'><contact><admin>xmpp:boss@example.org</admin></contact>"
-          "</host><host name='closed.org'><contact/></host><host name='other.org'/>"
-          "<contact><support>https://help.example</support></contact></sm>", f);
-    fclose(f);
+    smh_stop();
+    char *path = tmp_write(smh.dir, "contact.xml",
+                           "<sm><host name='example.org'><contact><admin>xmpp:boss@example.org"
+                           "</admin></contact></host><host name='closed.org'><contact/></host>"
+                           "<host name='other.org'/><contact><support>https://help.example"
+                           "</support></contact></sm>");
+    assert_non_null(path);
     config_error err;
-    if (sm_config_load(path, sm_builtin_modules, &cfg, &err) != 0)
+    if (sm_config_load(path, sm_builtin_modules, &smh.cfg, &err) != 0)
         fail_msg("%s", err.text);
-    unlink(path);
-    static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component, t_state};
-    core = sm_new(&cfg, sm_builtin_modules, &t, NULL, submit, NULL);
-    front = sm_link_up(core, (void *)1, "front", false);
-    online(1, "alice", "a");
-    clear();
-    send_xml(1, "<iq type='get' id='e' to='example.org'><query xmlns='" NS_INFO "'/></iq>");
-    send_xml(1, "<iq type='get' id='c' to='closed.org'><query xmlns='" NS_INFO "'/></iq>");
-    send_xml(1, "<iq type='get' id='o' to='other.org'><query xmlns='" NS_INFO "'/></iq>");
+    free(path);
+    smh.core = sm_new(&smh.cfg, sm_builtin_modules, &smh_transport, NULL, smh_submit, NULL);
+    smh.front = sm_link_up(smh.core, (void *)1, "front", false);
+    smh_online(1, "alice", "a");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='e' to='example.org'><query xmlns='" NS_INFO "'/></iq>");
+    smh_send(1, "<iq type='get' id='c' to='closed.org'><query xmlns='" NS_INFO "'/></iq>");
+    smh_send(1, "<iq type='get' id='o' to='other.org'><query xmlns='" NS_INFO "'/></iq>");
     EXPECT('S', 1, "id='e'", "<value>xmpp:boss@example.org</value>");
-    int e = find('S', 1, "id='e'", NULL), c = find('S', 1, "id='c'", NULL),
-        o = find('S', 1, "id='o'", NULL);
+    int e = smh_find('S', 1, "id='e'", NULL), c = smh_find('S', 1, "id='c'", NULL),
+        o = smh_find('S', 1, "id='o'", NULL);
     assert_true(e >= 0 && c >= 0 && o >= 0);
-    assert_null(strstr(recs[e].text, "help.example"));   /* its own replaces the root's */
-    assert_null(strstr(recs[c].text, "serverinfo"));     /* its own, empty <contact/> */
-    assert_non_null(strstr(recs[o].text, "<value>https://help.example</value>"));
-    assert_null(strstr(recs[o].text, "boss"));
+    assert_null(strstr(smh.recs[e].text, "help.example"));   /* its own replaces the root's */
+    assert_null(strstr(smh.recs[c].text, "serverinfo"));     /* its own, empty <contact/> */
+    assert_non_null(strstr(smh.recs[o].text, "<value>https://help.example</value>"));
+    assert_null(strstr(smh.recs[o].text, "boss"));
 }
 
 static void test_contact_bad_uri(void **state)
 {
-    stop_core();
-    char path[sizeof dbpath + 8];
-    snprintf(path, sizeof path, "%s.xml", dbpath);
-    FILE *f = fopen(path, "w");
-    fputs("<sm>\n<host name='example.org'/>\n<contact>\n<abuse>abuse at example</abuse>\n"
-          "</contact>\n</sm>\n", f);
-    fclose(f);
+    smh_stop();
+    char *path = tmp_write(smh.dir, "contact.xml", "<sm>\n<host name='example.org'/>\n<contact>\n"
+                           "<abuse>abuse at example</abuse>\n</contact>\n</sm>\n");
+    assert_non_null(path);
     config_error err;
-    assert_int_equal(sm_config_load(path, sm_builtin_modules, &cfg, &err), 0);
-    static const sm_transport t = {t_stanza, t_auth, t_bound, t_end, t_component, t_state};
-    assert_null(sm_new(&cfg, sm_builtin_modules, &t, NULL, submit, NULL));
-    assert_int_equal(config_check(cfg.cfg, &err), -1);
+    assert_int_equal(sm_config_load(path, sm_builtin_modules, &smh.cfg, &err), 0);
+    assert_null(sm_new(&smh.cfg, sm_builtin_modules, &smh_transport, NULL, smh_submit, NULL));
+    assert_int_equal(config_check(smh.cfg.cfg, &err), -1);
     assert_non_null(strstr(err.text, ":4: <contact/abuse>: expected a URI"));
-    sm_config_free(&cfg);
-    unlink(path);
+    sm_config_free(&smh.cfg);
+    free(path);
 }
 
 int main(void)
 {
     log_set_level(LL_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_subset_loaded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_module_state, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_through_resync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_states_apart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_at_load, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_option_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_contact_addresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_contact_per_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_contact_bad_uri, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subset_loaded, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_module_state, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_state_through_resync, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_states_apart, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_at_load, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_option_error, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_contact_addresses, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_contact_per_host, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_contact_bad_uri, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests_name("sm_module_api", tests, NULL, NULL);
 }

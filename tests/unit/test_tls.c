@@ -25,10 +25,12 @@
 
 #include "core/log.h"
 #include "core/tls.h"
+#include "tests/support/tmp.h"
 
-static char dir[] = "/tmp/test_tls.XXXXXX";
+static char *dir;
 
-static char *tmp_path(const char *name)
+/* dir/name, in one of 8 buffers used in turn: a test holds a few paths at once, never frees. */
+static char *in_dir(const char *name)
 {
     static char paths[8][PATH_MAX];
     static int next;
@@ -39,17 +41,17 @@ static char *tmp_path(const char *name)
 
 static int setup(void **state)
 {
-    if (!mkdtemp(dir))
+    dir = tmp_dir("test_tls");
+    if (!dir)
         return -1;
-    return log_open("test_tls", LOG_TO_FILE, tmp_path("tls.log"), LL_INFO);
+    return log_open("test_tls", LOG_TO_FILE, in_dir("tls.log"), LL_INFO);
 }
 
 static int teardown(void **state)
 {
     log_open("test_tls", LOG_TO_STDERR, NULL, LL_INFO);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    tmp_dir_remove(dir);
+    return 0;
 }
 
 /* ---- a connection: server SSL from core/tls, client SSL from a test context ---------------- */
@@ -208,7 +210,7 @@ static void test_generated_certificate(void **state)
     static const char *const hosts[] = { "example.com", "conference.example.com", NULL };
     SSL_CTX *sctx = tls_server_ctx_new(NULL, NULL, hosts, &err);
     assert_non_null(sctx);
-    char *log = slurp(tmp_path("tls.log"));
+    char *log = slurp(in_dir("tls.log"));
     assert_non_null(strstr(log, " warn: tls: no certificate configured; using a self-signed "
                                 "certificate for example.com, conference.example.com,"));
     free(log);
@@ -377,7 +379,7 @@ static void test_pem_files(void **state)
 {
     tls_error err;
     static const char *const hosts[] = { "pem.example", NULL };
-    char *both = tmp_path("both.pem");
+    char *both = in_dir("both.pem");
     assert_int_equal(tls_write_self_signed(both, hosts, &err), 0);
     struct stat st;
     assert_int_equal(stat(both, &st), 0);
@@ -394,8 +396,8 @@ static void test_pem_files(void **state)
 
     char *cert, *key;
     split_pem(both, &cert, &key);
-    char *key_first = tmp_path("key-first.pem"), *cert_only = tmp_path("cert.pem"),
-         *key_only = tmp_path("key.pem");
+    char *key_first = in_dir("key-first.pem"), *cert_only = in_dir("cert.pem"),
+         *key_only = in_dir("key.pem");
     char buf[16384];
     snprintf(buf, sizeof(buf), "%s%s", key, cert);
     write_text(key_first, buf);
@@ -421,11 +423,11 @@ static void test_pem_files(void **state)
     }
 
     /* A chain: the leaf, then an intermediate, then the key. */
-    char *other = tmp_path("other.pem");
+    char *other = in_dir("other.pem");
     assert_int_equal(tls_write_self_signed(other, NULL, &err), 0);
     char *ocert, *okey;
     split_pem(other, &ocert, &okey);
-    char *chained = tmp_path("chained.pem");
+    char *chained = in_dir("chained.pem");
     snprintf(buf, sizeof(buf), "%s%s%s", cert, ocert, key);
     write_text(chained, buf);
     SSL_CTX *sctx = tls_server_ctx_new(chained, NULL, NULL, &err);
@@ -454,37 +456,37 @@ static void expect_load_error(const char *cert, const char *key, const char *fil
 static void test_pem_errors(void **state)
 {
     tls_error err;
-    char *missing = tmp_path("missing.pem");
+    char *missing = in_dir("missing.pem");
     expect_load_error(missing, NULL, missing, "No such file or directory");
 
-    char *garbage = tmp_path("garbage.pem");
+    char *garbage = in_dir("garbage.pem");
     write_text(garbage, "this is not a certificate\n");
     expect_load_error(garbage, NULL, garbage, "no certificate found");
 
-    char *empty = tmp_path("empty.pem");
+    char *empty = in_dir("empty.pem");
     write_text(empty, "");
     expect_load_error(empty, NULL, empty, "no certificate found");
 
-    char *truncated = tmp_path("truncated.pem");
+    char *truncated = in_dir("truncated.pem");
     write_text(truncated, "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIQ\n");
     expect_load_error(truncated, NULL, truncated, "no certificate found");
 
-    char *pem = tmp_path("errors.pem");
+    char *pem = in_dir("errors.pem");
     assert_int_equal(tls_write_self_signed(pem, NULL, &err), 0);
     char *cert, *key;
     split_pem(pem, &cert, &key);
-    char *cert_only = tmp_path("errors-cert.pem");
+    char *cert_only = in_dir("errors-cert.pem");
     write_text(cert_only, cert);
     expect_load_error(cert_only, NULL, cert_only, "no usable private key");
     expect_load_error(cert_only, missing, missing, "No such file or directory");
     expect_load_error(cert_only, garbage, garbage, "no usable private key");
 
     /* A key that belongs to another certificate. */
-    char *other = tmp_path("errors-other.pem");
+    char *other = in_dir("errors-other.pem");
     assert_int_equal(tls_write_self_signed(other, NULL, &err), 0);
     char *ocert, *okey;
     split_pem(other, &ocert, &okey);
-    char *wrong_key = tmp_path("errors-wrong-key.pem");
+    char *wrong_key = in_dir("errors-wrong-key.pem");
     write_text(wrong_key, okey);
     expect_load_error(cert_only, wrong_key, wrong_key, "does not match");
 
@@ -493,7 +495,7 @@ static void test_pem_errors(void **state)
     EVP_PKEY *pkey = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
     assert_non_null(pkey);
     BIO_free(kb);
-    char *encrypted = tmp_path("errors-encrypted.pem");
+    char *encrypted = in_dir("errors-encrypted.pem");
     FILE *f = fopen(encrypted, "w");
     assert_non_null(f);
     assert_int_equal(PEM_write_PrivateKey(f, pkey, EVP_aes_128_cbc(),
@@ -507,7 +509,7 @@ static void test_pem_errors(void **state)
     free(ocert);
     free(okey);
 
-    char *nodir = tmp_path("no/such/dir.pem");
+    char *nodir = in_dir("no/such/dir.pem");
     assert_int_equal(tls_write_self_signed(nodir, NULL, &err), -1);
     assert_non_null(strstr(err.text, nodir));
 }
@@ -515,7 +517,7 @@ static void test_pem_errors(void **state)
 static void test_reload(void **state)
 {
     tls_error err;
-    char *path = tmp_path("reload.pem");
+    char *path = in_dir("reload.pem");
     static const char *const a[] = { "a.example", NULL }, *const b[] = { "b.example", NULL };
     assert_int_equal(tls_write_self_signed(path, a, &err), 0);
     tls_server *srv = tls_server_new(path, NULL, NULL, &err);
@@ -577,7 +579,7 @@ static void test_reload(void **state)
     tls_server_free(srv);
 
     /* tls_server_new reports what tls_server_ctx_new would. */
-    assert_null(tls_server_new(tmp_path("nothing.pem"), NULL, NULL, &err));
+    assert_null(tls_server_new(in_dir("nothing.pem"), NULL, NULL, &err));
     assert_non_null(strstr(err.text, "No such file or directory"));
     SSL_CTX_free(cctx);
 }
@@ -609,7 +611,7 @@ static void *maker(void *p)
 static void test_reload_concurrent(void **state)
 {
     tls_error err;
-    char *path = tmp_path("concurrent.pem");
+    char *path = in_dir("concurrent.pem");
     assert_int_equal(tls_write_self_signed(path, NULL, &err), 0);
     tls_server *srv = tls_server_new(path, NULL, NULL, &err);
     assert_non_null(srv);

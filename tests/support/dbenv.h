@@ -1,0 +1,16 @@
+/* tests/support/dbenv.h — the database the storage suite and the storage benchmark run on, from
+ * the environment tests/storage/run.sh and tests/bench/run.sh set after starting a server:
+ * XDB_DRIVER (sqlite, pgsql, mariadb; sqlite when unset), XDB_PATH (sqlite), XDB_HOST, XDB_PORT,
+ * XDB_USER, XDB_PASSWORD, XDB_DATABASE. */
+#ifndef JABSHARD_TESTS_SUPPORT_DBENV_H
+#define JABSHARD_TESTS_SUPPORT_DBENV_H
+
+#include "xdbsql/db.h"
+
+/* The variable name's value; fallback when it is unset or empty. */
+const char *dbenv(const char *name, const char *fallback);
+
+/* The settings the XDB_* variables give; sqlite_path when XDB_PATH is unset. */
+db_settings dbenv_settings(const char *sqlite_path);
+
+#endif
