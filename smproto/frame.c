@@ -461,9 +461,7 @@ bool smproto_get_ping(const smproto_frame *f, uint64_t *token)
 
 bool smproto_version_is_ours(const char *version)
 {
-    char ours[12];
-    snprintf(ours, sizeof ours, "%d", SMPROTO_VERSION);
-    return version && strcmp(version, ours) == 0;
+    return version && strcmp(version, SMPROTO_VERSION_STRING) == 0;
 }
 
 /* ---- ACK, STATE -------------------------------------------------------------------------- */

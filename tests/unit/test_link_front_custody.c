@@ -42,11 +42,6 @@
 #include "tests/support/net.h"
 #include "tests/support/tmp.h"
 
-/* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
-#define SMPROTO_V_(v) #v
-#define SMPROTO_V__(v) SMPROTO_V_(v)
-#define SMPROTO_V SMPROTO_V__(SMPROTO_VERSION)
-
 #define SECRET "s3cret"
 #define PASSWORD "pencil"
 #define TIMEOUT_S 20
@@ -176,7 +171,7 @@ static void sm_accept(int lfd, smconn *c, hello *h)
 static void sm_answer(smconn *c, unsigned long long received)
 {
     char text[128];
-    snprintf(text, sizeof text, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='%llu'/>",
+    snprintf(text, sizeof text, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' received='%llu'/>",
              received);
     net_must_write_str(c->fd, text);
 }

@@ -44,11 +44,6 @@
 #include "tests/support/net.h"
 #include "tests/support/tmp.h"
 
-/* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
-#define SMPROTO_V_(v) #v
-#define SMPROTO_V__(v) SMPROTO_V_(v)
-#define SMPROTO_V SMPROTO_V__(SMPROTO_VERSION)
-
 #define CLIENTS 48
 #define PER_CLIENT 300
 #define THREADS 2
@@ -175,13 +170,13 @@ static void *sm_main(void *arg)
     buf_consume(&out, buf_len(&out));
     buf_append(&out, "<handshake/>", 12);
     /* A fresh front: its instance, nothing acknowledged yet; nothing received from it either. */
-    const char *ask = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='";
+    const char *ask = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='";
     if (!net_write_all(fd, buf_data(&out), buf_len(&out)) ||
         net_read_until(fd, &in, 0, ask, SM_WAIT_MS) < 0 ||
         net_read_until(fd, &in, 0, "' acked='0'/>", SM_WAIT_MS) < 0)
         goto out;
     buf_consume(&out, buf_len(&out));
-    const char *tag = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='0'/>";
+    const char *tag = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' received='0'/>";
     buf_append(&out, tag, strlen(tag));
     if (!net_write_all(fd, buf_data(&out), buf_len(&out)))
         goto out;

@@ -34,16 +34,12 @@
 #include "core/log.h"
 #include "core/scram.h"
 #include "sm/server.h"
+#include "smproto/frame.h"
 #include "smproto/handshake.h"
 #include "sm/link_sm.h"
 #include "xdbsql/xdbsql.h"
 #include "tests/support/net.h"
 #include "tests/support/tmp.h"
-
-/* The version a link says it speaks, as a string: the codec's (smproto/frame.h). */
-#define SMPROTO_V_(v) #v
-#define SMPROTO_V__(v) SMPROTO_V_(v)
-#define SMPROTO_V SMPROTO_V__(SMPROTO_VERSION)
 
 static evloop *loop;
 static link_sm_server *srv;
@@ -189,7 +185,7 @@ static void test_frames(void **state)
     /* The first frame follows <smproto/> in the same write. */
     answer_received = 12345678901234ull;
     buf b = BUF_INIT;
-    buf_appendf(&b, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
+    buf_appendf(&b, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' "
                 "instance='0123456789abcdef0123456789abcdef' acked='12345678901234'/>");
     smproto_put_ping(&b, SMPROTO_PING, 77);
     smproto_put_ack(&b, 3);
@@ -208,7 +204,7 @@ static void test_frames(void **state)
     assert_int_equal(last_frame.sid, 42);
     assert_memory_equal(last_payload, "<message/>", 10);
     size_t n = net_read_available(fd, out, sizeof(out), &eof);
-    const char *ans = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' received='12345678901234'/>";
+    const char *ans = "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' received='12345678901234'/>";
     assert_true(n > strlen(ans));
     assert_memory_equal(out, ans, strlen(ans));
     smproto_frame f;
@@ -256,25 +252,25 @@ static void test_hello_refused(void **state)
          "<unsupported-version"},   /* version 2's STATE was one byte of flags */
         {"<smproto xmlns='urn:jabshard:smproto' version='99' instance='ab' acked='0'/>",
          "<unsupported-version"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='AB' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='a-b' acked='0'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' acked='0'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='' acked='0'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='AB' acked='0'/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='a-b' acked='0'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' "
          "instance='0123456789abcdef0123456789abcdef0' acked='0'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked=''/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='-1'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab' acked=''/>", "<bad-format"},
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab' acked='-1'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked=' 1'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab' acked=' 1'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='1x'/>",
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab' acked='1x'/>",
          "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' "
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab' "
          "acked='18446744073709551616'/>", "<bad-format"},
-        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' "
+        {"<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab' "
          "acked='000000000000000000001'/>", "<bad-format"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -299,13 +295,13 @@ static void test_hello_refused(void **state)
     bool eof;
     answer_received = UINT64_MAX;
     opening(fd, "front", "s3cret", out, sizeof(out), &eof);
-    net_must_write_str(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
+    net_must_write_str(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' "
                            "instance='ffffffffffffffffffffffffffffffff' "
                            "acked='18446744073709551615'/>");
     spin();
     net_read_available(fd, out, sizeof(out), &eof);
     assert_false(eof);
-    assert_string_equal(out, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' "
+    assert_string_equal(out, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' "
                              "received='18446744073709551615'/>");
     assert_int_equal(last_acked, UINT64_MAX);
     close(fd);
@@ -344,7 +340,7 @@ static void test_roles_enforced(void **state)
     opening(fd, "muc.example.org", "m", out, sizeof(out), &eof);
     assert_string_equal(out, "<handshake/>");
     assert_int_equal(ups, 1);
-    net_must_write_str(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='ab' acked='0'/>");
+    net_must_write_str(fd, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='ab' acked='0'/>");
     spin();
     net_read_available(fd, out, sizeof(out), &eof);
     assert_non_null(strstr(out, "<not-authorized"));
@@ -373,7 +369,7 @@ static void test_replace(void **state)
     char out[4096];
     bool eof;
     opening(a, "front", "s3cret", out, sizeof(out), &eof);
-    net_must_write_str(a, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='a1' acked='0'/>");
+    net_must_write_str(a, "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='a1' acked='0'/>");
     spin();
     assert_int_equal(ups, 1);
     assert_int_equal(downs, 0);
@@ -591,7 +587,7 @@ static uint64_t ff_open(ffront *ff, int svc, const char *instance, uint64_t acke
     ff_connect(ff, svc);
     char text[256];
     snprintf(text, sizeof(text),
-             "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_V "' instance='%s' acked='%llu'/>",
+             "<smproto xmlns='urn:jabshard:smproto' version='" SMPROTO_VERSION_STRING "' instance='%s' acked='%llu'/>",
              instance, (unsigned long long)acked);
     net_must_write_str(ff->fd, text);
     PUMP_UNTIL(ff, false, rx_has(ff, "received='") && strstr(strstr(buf_data(&ff->rx),
