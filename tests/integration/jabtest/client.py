@@ -75,7 +75,7 @@ class Client(Recorder, slixmpp.ClientXMPP):
 
     def __init__(self, jid, password, server, mech='PLAIN', plugins=()):
         super().__init__(jid, password, sasl_mech=mech)
-        self.server = server
+        self.target = server   # not .server: slixmpp has that (its domain)
         self._record(server.wait)
         for p in plugins:
             self.register_plugin(p)
@@ -126,8 +126,8 @@ class Client(Recorder, slixmpp.ClientXMPP):
         """Connects (STARTTLS on the server's port, or direct TLS on its TLS port; port
         overrides either), authenticates and binds; raises Failure if that does not happen
         within the server's wait."""
-        port = port or (self.server.tls_port if direct_tls else self.server.port)
-        self.connect((self.server.host, port), use_ssl=direct_tls, force_starttls=not direct_tls)
+        port = port or (self.target.tls_port if direct_tls else self.target.port)
+        self.connect((self.target.host, port), use_ssl=direct_tls, force_starttls=not direct_tls)
         try:
             await asyncio.wait_for(asyncio.shield(self.started), self.wait)
         except asyncio.TimeoutError:

@@ -6,11 +6,21 @@ the summary line and exits with the report's status.
 A suite file ends with:   if __name__ == '__main__': main('NAME', body)
 where body(report, build) runs the checks."""
 
+import importlib.util
 import signal
 import sys
 import traceback
 
 from .report import Failure, Report
+
+
+def require_slixmpp(name):
+    """Before a suite imports jabtest.client: without slixmpp, a not ok line and the summary."""
+    if importlib.util.find_spec('slixmpp') is None:
+        report = Report(name)
+        report.not_ok('slixmpp is installed (python3-slixmpp: tools/deps.sh; run the suite with '
+                      '/usr/bin/python3)')
+        sys.exit(report.finish())
 
 
 def _exit(signum, _frame):

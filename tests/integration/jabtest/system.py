@@ -137,12 +137,12 @@ class Program:
 
     def __init__(self, argv, log_path, env=None, cwd=None, foreground_job=False):
         self.argv, self.log_path = argv, log_path
-        self.log = open(log_path, 'ab')
         if foreground_job:
             argv = ['/usr/bin/python3', '-c', _FOREGROUND] + list(argv)
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=cwd, stdin=subprocess.DEVNULL,
-                                     start_new_session=foreground_job)
+        with open(log_path, 'ab') as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         cwd=cwd, stdin=subprocess.DEVNULL,
+                                         start_new_session=foreground_job)
         self.pid = self.proc.pid
 
     def alive(self):
@@ -176,7 +176,6 @@ class Program:
         if self.wait(seconds) is None:
             os.kill(self.pid, signal.SIGKILL)
             self.proc.wait()
-        self.log.close()
         return self.proc.returncode
 
     def stop(self, seconds=10):
@@ -235,6 +234,19 @@ class System:
     def missing(self):
         """Our programs that are not built."""
         return [self.binary(p) for p in PROGRAMS if not os.access(self.binary(p), os.X_OK)]
+
+    def ready(self, report, certificate=False):
+        """Our programs are built (and, if asked, server.pem made); else a not ok line, False."""
+        for path in self.missing():
+            report.not_ok('%s is built' % path)
+            return False
+        if certificate:
+            try:
+                self.certificate()
+            except Failure as e:
+                report.not_ok('openssl makes a certificate', str(e))
+                return False
+        return True
 
     def start(self, argv, log, env=None, foreground_job=False):
         """Starts argv with its output in log (a name in our directory); stopped by cleanup()."""
@@ -453,6 +465,16 @@ class System:
             self.sm.stop()
 
     # ---- the end ----
+
+    def check_sanitizers(self, report, programs=None):
+        """The check that the logs of programs (by default, of all our programs and run.sh) have
+        no sanitizer reports (sanitizer builds: make check SAN=...)."""
+        if programs is None:
+            ours = [self.binary(p) for p in PROGRAMS] + [RUN_SH]
+            programs = [p for p in self.programs if p.argv[0] in ours or p.argv[1:2] == [RUN_SH]]
+        logs = sorted({p.log_path for p in programs})
+        found = sanitizer_reports(*(read(path) for path in logs))
+        report.check("the programs' logs have no sanitizer reports", not found, found)
 
     def cleanup(self):
         """Stops every program still running, by PID, latest first; then what a tools/run.sh
