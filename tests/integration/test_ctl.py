@@ -25,7 +25,9 @@ grace@unknown.host pw
 def body(report, build):
     with System(build, 'ctl', report) as system:
         system.use_sm("""<sm>
-  <service id='jadc2s' role='front'><accept><ip>127.0.0.1</ip><port>5111</port><secret>s</secret></accept></service>
+  <service id='jadc2s' role='front'>
+    <accept><ip>127.0.0.1</ip><port>5111</port><secret>s</secret></accept>
+  </service>
   <host name='localhost'><register/></host>
   <host name='example.org'/>
   <storage><driver>sqlite</driver><path>%s</path></storage>

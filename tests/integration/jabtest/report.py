@@ -31,7 +31,8 @@ class Report:
 
     def ok(self, what, figures=''):
         self.passed += 1
-        self._print('ok - %s%s' % (what, ' (%s)' % figures if figures != '' else ''))
+        figures = str(figures).strip()
+        self._print('ok - %s%s' % (what, ' (%s)' % figures if figures else ''))
 
     def not_ok(self, what, why=''):
         """A failed check: a one-line why follows the name, a longer one is indented below."""

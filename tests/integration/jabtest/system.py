@@ -83,7 +83,7 @@ def read(path):
         return ''
 
 
-# ---- configurations written by hand ---------------------------------------------------------------
+# ---- configurations written by hand --------------------------------------------------------------
 
 def service(id_, port, secret_, role, ip='127.0.0.1'):
     """One <service> of the SM (role front or component)."""
@@ -123,7 +123,7 @@ def front_xml(front_id, secret_, sm_port, ip, port, tls_port, pemfile, ids=('loc
        pemfile, max_fds, '' if limits is None else '\n  <limits>%s</limits>' % limits, level)
 
 
-# ---- programs --------------------------------------------------------------------------------------
+# ---- programs ------------------------------------------------------------------------------------
 
 # Starts a command as a terminal starts a foreground job, so that a test can press Ctrl-C: with
 # SIGINT at its default disposition (a background job of a shell inherits it ignored), in its own
@@ -192,7 +192,7 @@ class Program:
         return int(m.group(1)) if m else None
 
 
-# ---- the system --------------------------------------------------------------------------------------
+# ---- the system ----------------------------------------------------------------------------------
 
 class System:
     """One SM, its fronts and what else a suite starts, in a temporary directory."""
