@@ -292,6 +292,15 @@ class Raw:
             raise Failure('stream error %s without </stream:stream>' % conds[0])
         return conds[0], closed
 
+    def end(self):
+        """Closes the stream (</stream:stream>, if the connection still takes it), then the
+        connection."""
+        try:
+            self.send('</stream:stream>')
+        except OSError:
+            pass
+        self.close()
+
     def close(self):
         try:
             self.sock.close()
