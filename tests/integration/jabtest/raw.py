@@ -217,8 +217,8 @@ class Raw:
     def sasl_plain(self, user, password, seconds=None):
         """Sends PLAIN's <auth/>; returns the <success/> or <failure/> that answers it (None if
         none came) and the seconds it took."""
-        t0 = time.monotonic()
         self.send(plain_auth(user, password))
+        t0 = time.monotonic()
         el = self.next(lambda e: e.tag in (q(NS_SASL, 'success'), q(NS_SASL, 'failure')), seconds)
         return el, time.monotonic() - t0
 
