@@ -186,6 +186,14 @@ class Program:
         """Ctrl-C: SIGINT to the program's whole process group (started as a foreground job)."""
         os.killpg(self.pid, signal.SIGINT)
 
+    def kill_group(self):
+        """SIGKILL to the program's whole process group (started as a foreground job)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
     def logged_pid(self, name):
         """The PID jabshard-NAME logged with in this log (tools/run.sh's children), or None."""
         m = re.search(r' jabshard-%s\[(\d+)\]' % re.escape(name), self.text())
