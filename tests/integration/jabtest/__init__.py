@@ -4,6 +4,7 @@ Each suite is one Python file run by /usr/bin/python3 (Debian's python3-slixmpp 
 from the system Python only) with the build directory as its argument; it prints ok / not ok
 lines and ends with "NAME: N passed, N failed". The modules, each owning one concern:
 
+  suite    main(): what every suite's main does (BUILD_DIR, signals, the summary, the status)
   report   Report (the ok / not ok lines, the summary line, the exit status) and Failure
   proc     process helpers: alive, rss_kib, wait_until
   system   the system under test: programs started and stopped by PID, their logs, free ports,

@@ -58,10 +58,6 @@ class Recorder:
             except asyncio.TimeoutError:
                 pass
 
-    def drop(self, pred):
-        """Forgets received elements matching pred (pushes and presences a scenario ignores)."""
-        self.received = [el for el in self.received if not pred(el)]
-
 
 class Client(Recorder, slixmpp.ClientXMPP):
     """A slixmpp client of server (a jabtest.xmpp.Server) over TLS, checking the server's

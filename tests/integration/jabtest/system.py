@@ -135,13 +135,13 @@ _FOREGROUND = ('import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_
 class Program:
     """One program, its output (stdout and stderr) appended to its own log file."""
 
-    def __init__(self, argv, log_path, env=None, cwd=None, foreground_job=False):
+    def __init__(self, argv, log_path, env=None, foreground_job=False):
         self.argv, self.log_path = argv, log_path
         if foreground_job:
             argv = ['/usr/bin/python3', '-c', _FOREGROUND] + list(argv)
         with open(log_path, 'ab') as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         cwd=cwd, stdin=subprocess.DEVNULL,
+                                         stdin=subprocess.DEVNULL,
                                          start_new_session=foreground_job)
         self.pid = self.proc.pid
 
