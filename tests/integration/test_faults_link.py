@@ -1,5 +1,5 @@
-"""tests/integration/faults_link.py — the link between the fronts and the SM under faults, with a
-steady message load (tests/bench/loadgen) between clients spread over two fronts:
+"""tests/integration/test_faults_link.py — the link between the fronts and the SM under faults,
+with a steady message load (tests/bench/loadgen) between clients spread over two fronts:
   - presence and rosters across an SM restart (slixmpp: contacts on both fronts);
   - the SM killed (SIGKILL) and restarted under load;
   - the link cut from outside (ss -K closes the fronts' sockets to the SM) under load;
@@ -11,17 +11,22 @@ finished with but not yet acknowledged when it died), so duplicates are reported
 loss is refused, except for messages to or from clients whose own front was killed (they were in
 that process's memory), which are counted apart.
 
-Usage: faults_link.py BUILD_DIR. Ends with "faults_link: N passed, N failed"."""
+Usage: test_faults_link.py BUILD_DIR. Ends with "faults_link: N passed, N failed"."""
 
 import asyncio
 import os
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
-import faultlib  # noqa: E402
-from faultlib import Report, System, wait_until  # noqa: E402
+from jabtest.suite import main, require_slixmpp
+
+require_slixmpp('faults_link')
+
+from jabtest.client import Client  # noqa: E402
+from jabtest.proc import wait_until  # noqa: E402
+from jabtest.report import Failure  # noqa: E402
+from jabtest.system import System, sanitized, sanitizer_reports  # noqa: E402
+from jabtest.xmpp import NS_CLIENT, Server, is_, q  # noqa: E402
 
 
 def load_args(system, users, rate, seconds, reconnect=False):
@@ -45,8 +50,17 @@ def summary(r):
                                          r.get('p99_ms', -1.0)))
 
 
+def sessions(system):
+    """{front id: (bound sessions, of which available)} from jabshardctl sessions."""
+    counts = {}
+    for f in system.sessions()[1]:
+        bound, avail = counts.get(f[1], (0, 0))
+        counts[f[1]] = (bound + 1, avail + (f[4] == 'available'))
+    return counts
+
+
 def all_available(system, users):
-    s = system.sessions()
+    s = sessions(system)
     return sum(v[0] for v in s.values()) == users and sum(v[1] for v in s.values()) == users
 
 
@@ -62,15 +76,16 @@ class Scenario:
         login = self.lg.wait_record('login', 120)
         ok = bool(login) and login[0].get('ok') == self.users
         self.rep.check('%s: %d clients logged in over two fronts' % (self.name, self.users), ok,
-                       login[0] if login else 'no login line (see %s.err)' % self.name)
+                       login[0] if login else 'no login line (see %s.err)' % self.name,
+                       figures=True)
         return ok
 
     def round(self):
         r = self.lg.wait_record('round', self.seconds + 90)
         code = self.lg.wait(30)
         if not r:
-            self.rep.check('%s: the load generator finished its round' % self.name, False,
-                           'exit %s; see %s/%s.err' % (code, self.system.dir, self.name))
+            self.rep.not_ok('%s: the load generator finished its round' % self.name,
+                            'exit %s; see %s/%s.err' % (code, self.system.dir, self.name))
             return None
         return r[-1]
 
@@ -78,8 +93,8 @@ class Scenario:
 def presence_across_restart(rep, system, a_user, b_user):
     """Two contacts on different fronts, subscribed both ways, available; the SM is killed and
     restarted; afterwards their sessions are back, available, with rosters and routing intact."""
-    import xmpptest
-    from xmpptest import Client, is_, q
+    server = Server('127.0.0.1', system.port, system.tls_port,
+                    os.path.join(system.run, 'server.pem'))
 
     async def scenario(a, b):
         await a.login(port=system.fronts['jadc2s'][1])
@@ -107,24 +122,24 @@ def presence_across_restart(rep, system, a_user, b_user):
         system.sm.kill()
         killed = time.monotonic()
         if not system.start_sm():
-            raise xmpptest.Failure('the SM did not start again')
+            raise Failure('the SM did not start again')
         for f, before in zip(('jadc2s', 'front2'), links_before):
             if not await asyncio.to_thread(
                     wait_until, lambda f=f, n=before: system.program_log(f).count(
                         'SM link: resync done') > n, 30):
-                raise xmpptest.Failure('front %s did not resync' % f)
+                raise Failure('front %s did not resync' % f)
         recovered = time.monotonic() - killed
-        sessions = await asyncio.to_thread(system.sessions)
+        counts = await asyncio.to_thread(sessions, system)
         rep.check('presence: both sessions restored and available after the SM restart',
-                  sessions.get('jadc2s', (0, 0))[1] >= 1 and sessions.get('front2', (0, 0))[1] >= 1,
-                  'sessions %s; kill to resync done %.2f s' % (sessions, recovered))
+                  counts.get('jadc2s', (0, 0))[1] >= 1 and counts.get('front2', (0, 0))[1] >= 1,
+                  'sessions %s; kill to resync done %.2f s' % (counts, recovered), figures=True)
         # Contacts learn the restored presence again (it is re-broadcast).
         await b.expect(lambda el: is_(el, 'presence', '') and el.get('from') == aj + '/ra',
                        "a's presence again after the restart")
         # Presence changes and messages route as before: the roster was reloaded.
         b.send_raw("<presence><status>after</status></presence>")
         el = await a.expect(lambda el: is_(el, 'presence', '') and el.get('from') == bj + '/rb'
-                            and el.findtext(q(xmpptest.NS_CLIENT, 'status')) == 'after',
+                            and el.findtext(q(NS_CLIENT, 'status')) == 'after',
                             "b's new presence after the restart")
         a.send_raw("<message to='%s' type='chat' id='m1'><body>after restart</body></message>" % bj)
         await b.expect(lambda el: is_(el, 'message', 'chat') and el.get('id') == 'm1',
@@ -133,11 +148,12 @@ def presence_across_restart(rep, system, a_user, b_user):
         items = roster.findall('.//{jabber:iq:roster}item')
         sub = [i.get('subscription') for i in items if i.get('jid') == bj]
         rep.check('presence: rosters, presence and routing as before the SM restart',
-                  el is not None and sub == ['both'], 'roster item for b: %s' % sub)
+                  el is not None and sub == ['both'], 'roster item for b: %s' % sub,
+                  figures=True)
 
     async def run():
-        a = Client('%s@localhost/ra' % a_user, 'pass' + a_user[4:])
-        b = Client('%s@localhost/rb' % b_user, 'pass' + b_user[4:])
+        a = Client('%s@localhost/ra' % a_user, 'pass' + a_user[4:], server)
+        b = Client('%s@localhost/rb' % b_user, 'pass' + b_user[4:], server)
         try:
             await asyncio.wait_for(scenario(a, b), 90)
         finally:
@@ -151,7 +167,7 @@ def presence_across_restart(rep, system, a_user, b_user):
     try:
         asyncio.run(run())
     except Exception as e:  # noqa: BLE001 — any failure is this check's failure
-        rep.check('presence across an SM restart', False, '%s: %s' % (type(e).__name__, e))
+        rep.not_ok('presence across an SM restart', '%s: %s' % (type(e).__name__, e))
 
 
 def sm_killed(rep, system, users, rate, seconds):
@@ -169,17 +185,19 @@ def sm_killed(rep, system, users, rate, seconds):
                               > n, 30) for f, n in zip(('jadc2s', 'front2'), before))
     recovery = time.monotonic() - killed
     rep.check('SM killed: it restarts and both fronts resync', bool(started) and resynced,
-              'SIGKILL to both fronts resynced: %.2f s (1 s of it the restart delay)' % recovery)
+              'SIGKILL to both fronts resynced: %.2f s (1 s of it the restart delay)' % recovery,
+              figures=True)
     ok = wait_until(lambda: all_available(system, users), 10)
     rep.check('SM killed: every session restored and available, while the load runs', ok,
-              system.sessions())
+              sessions(system), figures=True)
     r = sc.round()
     if r is None:
         return
-    rep.check('SM killed: no client disconnected', r.get('connected') == users, summary(r))
+    rep.check('SM killed: no client disconnected', r.get('connected') == users, summary(r),
+              figures=True)
     rep.check('SM killed: no message lost, none errored', r.get('lost') == 0 and
               r.get('errored') == 0 and r.get('delivered', 0) + r.get('dup', 0) >= r.get('sent', 1),
-              summary(r))
+              summary(r), figures=True)
 
 
 def link_cut(rep, system, users, rate, seconds):
@@ -198,16 +216,18 @@ def link_cut(rep, system, users, rate, seconds):
     rep.check('link cut: ss -K closes the links; both fronts reconnect and resync',
               resynced and system.sm.alive(),
               'cut to both resynced: %.2f s (%s)' % (recovery, cut.stdout.count('ESTAB')
-                                                      and '%d sockets closed' % cut.stdout.count('ESTAB')))
+                                                      and '%d sockets closed' %
+                                                      cut.stdout.count('ESTAB')), figures=True)
     ok = wait_until(lambda: all_available(system, users), 10)
     rep.check('link cut: every session restored and available, while the load runs', ok,
-              system.sessions())
+              sessions(system), figures=True)
     r = sc.round()
     if r is None:
         return
-    rep.check('link cut: no client disconnected', r.get('connected') == users, summary(r))
+    rep.check('link cut: no client disconnected', r.get('connected') == users, summary(r),
+              figures=True)
     rep.check('link cut: no message lost, none errored', r.get('lost') == 0 and
-              r.get('errored') == 0, summary(r))
+              r.get('errored') == 0, summary(r), figures=True)
 
 
 def front_killed(rep, system, users, rate, seconds):
@@ -218,58 +238,52 @@ def front_killed(rep, system, users, rate, seconds):
     time.sleep(seconds / 3)
     system.front('front2').kill()
     killed = time.monotonic()
-    ended = wait_until(lambda: 'front2' not in system.sessions(), 30)
+    ended = wait_until(lambda: 'front2' not in sessions(system), 30)
     noticed = time.monotonic() - killed
     rep.check("front killed: the SM ends that front's sessions", bool(ended),
-              'noticed in %.2f s; sessions now %s' % (noticed, system.sessions()))
+              'noticed in %.2f s; sessions now %s' % (noticed, sessions(system)), figures=True)
     time.sleep(2)
     restarted = system.start_front('front2')
     back = wait_until(lambda: all_available(system, users), 60)
     rep.check('front killed: restarted with the same id, it is accepted and its clients are back',
               bool(restarted) and bool(back),
-              'kill to all %d sessions back: %.2f s' % (users, time.monotonic() - killed))
+              'kill to all %d sessions back: %.2f s' % (users, time.monotonic() - killed),
+              figures=True)
     r = sc.round()
     if r is None:
         return
     rep.check('front killed: no message lost between clients of the surviving front '
               'and of the restarted one after they came back', r.get('lost_stable') == 0,
-              summary(r))
+              summary(r), figures=True)
     rep.note('front killed: %d messages were in the killed process or sent to its clients before '
              'they were back (lost_dropped); messages for them after the kill were stored offline '
              'and delivered at their next login' % r.get('lost_dropped', -1))
 
 
-def main(build):
-    rep = Report('faults_link')
+def suite(rep, build):
     loadgen = os.path.join(build, 'bench', 'loadgen')
     if not os.access(loadgen, os.X_OK):
-        rep.check('the load generator is built (%s)' % loadgen, False)
-        return rep.finish()
-    san = faultlib.sanitized(build)
-    users, rate, seconds = (200, 100, 24) if san else (1000, 400, 30)
-    system = System(build, 'faults-link')
-    try:
+        rep.not_ok('the load generator is built (%s)' % loadgen)
+        return
+    users, rate, seconds = (200, 100, 24) if sanitized(build) else (1000, 400, 30)
+    with System(build, 'faults-link', rep) as system:
+        system.prepare()
         system.add_front('front2')
         ok, out = system.make_users(users + 2)
-        rep.check('%d accounts imported' % (users + 2), ok, out)
+        rep.check('%d accounts imported' % (users + 2), ok, out, figures=True)
         ok = bool(system.start_sm()) and bool(system.start_front()) and \
             bool(system.start_front('front2'))
-        rep.check('the SM and two fronts are up', ok, system.dir)
+        rep.check('the SM and two fronts are up', ok, system.dir, figures=True)
         if not ok:
-            return rep.finish()
-        os.environ['XMPP_CAFILE'] = os.path.join(system.run, 'server.pem')
+            return
         presence_across_restart(rep, system, 'user%d' % (users + 1), 'user%d' % (users + 2))
         sm_killed(rep, system, users, rate, seconds)
         link_cut(rep, system, users, rate, seconds)
         front_killed(rep, system, users, rate, seconds)
         for p in system.programs:
-            if p.alive() and p.count('runtime error') + p.count('AddressSanitizer') + \
-                    p.count('ThreadSanitizer'):
-                rep.check('no sanitizer reports in %s' % p.log_path, False, p.text()[-3000:])
-    finally:
-        system.cleanup()
-    return rep.finish()
+            if p.alive() and sanitizer_reports(p.text()):
+                rep.not_ok('no sanitizer reports in %s' % p.log_path, p.text()[-3000:])
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv[1]))
+    main('faults_link', suite)

@@ -1,47 +1,55 @@
-"""tests/integration/components.py — XEP-0114 external components against the SM, seen from both
-ends: slixmpp's ComponentXMPP as the component, slixmpp clients (through the front) as users.
+"""tests/integration/test_components.py — XEP-0114 external components on the SM, seen from both
+ends. Starts the SM with one front and three component <service>s sharing one port
+(comp.localhost for slixmpp's ComponentXMPP, irc.localhost for biboumi, down.localhost that never
+connects) and makes accounts; then, with slixmpp's ComponentXMPP as the component and slixmpp
+clients (through the front) as users: the handshake (and refused ones: wrong secret, unknown
+id), messages, iqs and presence both ways with their addresses (bare and full JIDs, an offline
+user, a subscription to a JID at the component, the server's own domain), disco answered by the
+component, 'from' outside its domain, subdomains, a second connection, and what a user gets
+while the component is down. Then Debian's biboumi (an XMPP-IRC gateway; no IRC server is needed
+to answer disco) connects as irc.localhost and a user's disco#info must reach it. Finally the SM
+and the front must still be running and stop cleanly.
 
-  components.py slixmpp   the component's handshake (and refused ones: wrong secret, unknown id),
-                          messages, iqs and presence both ways with their addresses (bare and
-                          full JIDs, an offline user, a subscription to a JID at the component,
-                          the server's own domain), disco answered by the component, 'from'
-                          outside its domain, subdomains, a second connection, and what a user
-                          gets while the component is down
-  components.py biboumi   a running biboumi (started by components.sh) answers a user's disco#info
-
-Run by components.sh with /usr/bin/python3 (Debian's python3-slixmpp). Environment: what xmpp.sh
-sets for lib/xmpptest.py, plus COMP_PORT (the SM's component port), COMP_DOMAIN and COMP_SECRET
-(a configured component), DOWN_DOMAIN (configured, never connected) and BIBOUMI_DOMAIN. Prints
-ok / not ok lines and ends with "components MODE: N passed, N failed"."""
+Usage: test_components.py BUILD_DIR. Prints ok / not ok lines and ends
+"components: N passed, N failed"."""
 
 import asyncio
-import copy
-import hashlib
-import os
 import re
-import socket
-import sys
+import shutil
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
+from jabtest.suite import main, require_slixmpp
 
-from xmpptest import (HOST, WAIT, NS_CLIENT, NS_STREAM, Client, Failure, Raw, is_,  # noqa: E402
-                      main, q, roster_push_for, show, stanza_error, xml_escape)
-import slixmpp  # noqa: E402  (after xmpptest: it quiets slixmpp's logging)
+require_slixmpp('components')
+
+import slixmpp  # noqa: E402
 from slixmpp.xmlstream.handler import Callback  # noqa: E402
 from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 
-PW = dict(pair.split('=', 1) for pair in os.environ.get('XMPP_PASSWORDS', '').split())
-COMP_PORT = int(os.environ.get('COMP_PORT', '5347'))
-COMP = os.environ.get('COMP_DOMAIN', 'comp.localhost')
-SECRET = os.environ.get('COMP_SECRET', '')
-DOWN = os.environ.get('DOWN_DOMAIN', 'down.localhost')
-BIBOUMI = os.environ.get('BIBOUMI_DOMAIN', 'irc.localhost')
-NS_ACCEPT = 'jabber:component:accept'
-NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
-NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items'
+from jabtest.client import Client, Recorder  # noqa: E402
+from jabtest.link import component  # noqa: E402
+from jabtest.report import Failure  # noqa: E402
+from jabtest.system import System, free_ports, front_xml, secret, service, sm_xml  # noqa: E402
+from jabtest.xmpp import (NS_ACCEPT, NS_CLIENT, NS_DELAY, NS_DISCO_INFO,  # noqa: E402
+                          NS_DISCO_ITEMS, Server, is_, q, roster_push_for, show, stanza_error,
+                          xml_escape)
+
+PW = {'alice': 'alice-secret', 'bob': 'bob-secret'}
+COMP = 'comp.localhost'
+DOWN = 'down.localhost'
+BIBOUMI = 'irc.localhost'
 NS_ECHO = 'urn:example:jabshard:echo'
-NS_DELAY = 'urn:xmpp:delay'
 COMP_NAME = 'jabshard test component'
+
+
+class Setup:
+    """The system the scenarios run against, set by body(): the front's address (a Server), the
+    SM's component port and comp.localhost's secret."""
+    server = None
+    comp_port = None
+    secret = None
+
+
+setup = Setup()
 
 
 def need(cond, why):
@@ -49,19 +57,21 @@ def need(cond, why):
         raise Failure(why)
 
 
-class Component(slixmpp.ComponentXMPP):
-    """slixmpp's XEP-0114 component for domain, recording every element it receives (as
-    xmpptest.Client does, whose expect() it borrows) and answering two things itself: disco#info
-    and disco#items through slixmpp's XEP-0030 plugin, and an echo iq that returns its payload."""
+def client(jid):
+    return Client(jid, PW[jid.split('@')[0]], setup.server)
 
-    expect = Client.expect
 
-    def __init__(self, domain=COMP, secret=SECRET, port=COMP_PORT):
-        super().__init__(domain, secret, HOST, port)
+class Component(Recorder, slixmpp.ComponentXMPP):
+    """slixmpp's XEP-0114 component for domain, recording every element it receives (Recorder)
+    and answering two things itself: disco#info and disco#items through slixmpp's XEP-0030
+    plugin, and an echo iq that returns its payload."""
+
+    def __init__(self, domain=COMP, secret_=None, port=None):
+        super().__init__(domain, secret_ or setup.secret, setup.server.host,
+                         port or setup.comp_port)
+        self._record(setup.server.wait)
         self.register_plugin('xep_0030')
-        self.received = []
         self.stream_errors = []
-        self._arrived = asyncio.Event()
         self.started = self.loop.create_future()
         self.started.add_done_callback(lambda f: f.cancelled() or f.exception())  # no warning
         self.gone = self.loop.create_future()
@@ -72,12 +82,6 @@ class Component(slixmpp.ComponentXMPP):
         self.add_event_handler('connection_failed', self._on_disconnected)
         self.register_handler(Callback('echo', MatchXPath('{%s}iq/{%s}echo' % (NS_ACCEPT, NS_ECHO)),
                                        self._echo))
-
-    def incoming_filter(self, xml):
-        xml = super().incoming_filter(xml)
-        self.received.append(copy.deepcopy(xml))
-        self._arrived.set()
-        return xml
 
     def _on_disconnected(self, _):
         if not self.started.done():
@@ -102,22 +106,22 @@ class Component(slixmpp.ComponentXMPP):
                                         ijid=self.boundjid.full)
         self.connect()
         try:
-            await asyncio.wait_for(asyncio.shield(self.started), WAIT)
+            await asyncio.wait_for(asyncio.shield(self.started), self.wait)
         except asyncio.TimeoutError:
             self.abort()
-            raise Failure('%s: no <handshake/> within %s s' % (self.boundjid, WAIT))
+            raise Failure('%s: no <handshake/> within %s s' % (self.boundjid, self.wait))
         return self
 
     async def closed(self, what):
         """Waits until the SM has closed this component's connection."""
         try:
-            await asyncio.wait_for(asyncio.shield(self.gone), WAIT)
+            await asyncio.wait_for(asyncio.shield(self.gone), self.wait)
         except asyncio.TimeoutError:
             raise Failure('%s is still connected after %s' % (self.boundjid, what))
 
     async def stop(self):
         if self.transport:
-            await asyncio.wait_for(self.disconnect(wait=WAIT), WAIT + 1)
+            await asyncio.wait_for(self.disconnect(wait=self.wait), self.wait + 1)
 
 
 def acc(name):
@@ -125,30 +129,11 @@ def acc(name):
     return q(NS_ACCEPT, name)
 
 
-def raw_component(domain, secret):
-    """A hand-driven component stream (xmpptest.Raw's reading and stream-error parsing on the SM's
-    plain component port): sends the header for domain and, unless the SM refused the name, a
-    handshake computed with secret. Returns the Raw."""
-    r = Raw.__new__(Raw)
-    r.sock = socket.create_connection((HOST, COMP_PORT), timeout=WAIT)
-    r.data = b''
-    r.closed = False
-    r.send("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' to='%s'>" %
-           (NS_ACCEPT, NS_STREAM, domain))
-    m = r.read_until(r"<stream:stream[^>]*>|</stream:stream>", 'the stream header')
-    sid = re.search(r"id=['\"]([^'\"]+)['\"]", m.group(0))
-    if sid and '<stream:error' not in r.data.decode('utf-8', 'replace'):
-        digest = hashlib.sha1((sid.group(1) + secret).encode()).hexdigest()
-        try:
-            r.send('<handshake>%s</handshake>' % digest)
-        except OSError:
-            pass   # refused already: stream_error() reads why
-    return r
-
-
-async def raw_refusal(domain, secret):
-    """(condition, closed) of the stream error the SM ends a raw component stream with."""
-    r = await asyncio.to_thread(raw_component, domain, secret)
+async def raw_refusal(domain, secret_):
+    """(condition, closed) of the stream error the SM ends a raw component stream with: its
+    header for domain and, unless the SM refused the name, a handshake computed with secret_."""
+    r = await asyncio.to_thread(component, setup.comp_port, domain, secret_, setup.server.wait,
+                                accepted=False)
     try:
         return await asyncio.to_thread(r.stream_error)
     finally:
@@ -186,11 +171,11 @@ async def scenarios(r):
     cond, closed = await raw_refusal(COMP, 'not the secret')
     r.check('a wrong secret is refused with <not-authorized/> and the connection closed',
             cond == 'not-authorized' and closed, 'stream error %s, closed %s' % (cond, closed))
-    cond, closed = await raw_refusal('nobody.localhost', SECRET)
+    cond, closed = await raw_refusal('nobody.localhost', setup.secret)
     r.check('a name with no <service> is refused with <host-unknown/> (XEP-0114 §3)',
             cond == 'host-unknown' and closed, 'stream error %s, closed %s' % (cond, closed))
 
-    alice = await Client('alice@localhost/desk', PW['alice']).login()
+    alice = await client('alice@localhost/desk').login()
     alice.send_presence()   # available: what is sent to her bare JID is delivered, not stored
     alice.send_raw(msg(COMP, 'hello component', 'm1'))
     el = await comp.expect(lambda e: e.tag == acc('message') and e.get('id') == 'm1',
@@ -314,7 +299,7 @@ async def to_users(r, comp, alice):
     # stored (bob is offline), before his login can race it.
     comp.send_raw(msg('alice@localhost/desk', 'after the one for bob', 'b4', bot))
     await alice.expect(lambda e: e.get('id') == 'b4', "the component's next message")
-    bob = await Client('bob@localhost/phone', PW['bob']).login()
+    bob = await client('bob@localhost/phone').login()
     bob.send_presence()
     el = await bob.expect(lambda e: e.get('id') == 'b3', "the component's message, offline")
     r.check("the component's message to an offline user is stored and delivered at login, "
@@ -423,7 +408,7 @@ async def down(r, comp, alice):
 # ---- biboumi --------------------------------------------------------------------------------
 
 async def biboumi(r):
-    alice = await Client('alice@localhost/irc', PW['alice']).login()
+    alice = await client('alice@localhost/irc').login()
     res = await alice.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=BIBOUMI,
                          what="biboumi's disco#info")
     ids = [(i.get('category'), i.get('type'), i.get('name'))
@@ -443,11 +428,114 @@ async def biboumi(r):
     await alice.logout()
 
 
-async def run_mode(r):
-    mode = sys.argv[1] if len(sys.argv) > 1 else 'slixmpp'
-    await r.scenario('components: %s' % mode,
-                     lambda: (scenarios if mode == 'slixmpp' else biboumi)(r), timeout=45)
+# ---- the suite -------------------------------------------------------------------------------
+
+BIBOUMI_CFG = """hostname=irc.localhost
+password=%(secret)s
+xmpp_server_ip=127.0.0.1
+port=%(port)d
+admin=
+identd_port=0
+db_name=%(db)s
+log_file=
+log_level=1
+policy_directory=%(dir)s
+realname_customization=true
+realname_from_jid=false
+ca_file=
+outgoing_bind=
+"""
+
+
+def run_part(report, name, scenario, timeout):
+    part = report.part('components %s' % name)
+    asyncio.run(part.scenario('components: %s' % name, lambda: scenario(part), timeout=timeout))
+    report.merge(part)
+
+
+def with_biboumi(report, system, sm, comp_port, irc_secret):
+    """Debian's biboumi as component irc.localhost. It needs no IRC server to connect as a
+    component and answer disco; its identd is turned off (port 0) so that nothing listens on
+    port 113, its database stays in our directory, and it logs to its standard output."""
+    if not shutil.which('biboumi'):
+        report.not_ok('biboumi is installed (Debian package biboumi, from tools/deps.sh): without '
+                      'it, the check that a real gateway works as a component here was not run')
+        return
+    cfg = system.write('biboumi.cfg', BIBOUMI_CFG % {
+        'secret': irc_secret, 'port': comp_port, 'db': system.path('biboumi.sqlite'),
+        'dir': system.dir})
+    bib = system.start(['biboumi', cfg], 'biboumi.out')
+    if sm.wait_log('link irc.localhost (', 10, watch=bib) and \
+            re.search(r'link irc\.localhost \(.*\): handshake accepted', sm.text()):
+        report.ok('biboumi connects to the SM as component irc.localhost (handshake accepted)')
+        run_part(report, 'biboumi', biboumi, 30)
+        status = bib.stop()
+        report.check('biboumi stops on SIGTERM (status 0) and the SM sees the component go',
+                     status == 0 and sm.wait_log("component 'irc.localhost' is down", 5),
+                     '(status %s)\n%s' % (status, bib.text()))
+    else:
+        # Say exactly why: biboumi's own words, and what the SM saw.
+        report.not_ok('biboumi connects to the SM as component irc.localhost (it did not: its '
+                      'output and the SM\'s lines about it below)',
+                      bib.text() + ''.join('sm: %s\n' % line for line in sm.text().splitlines()
+                                           if 'irc.localhost' in line))
+
+
+def suite(report, build):
+    with System(build, 'components', report) as system:
+        if not system.ready(report, certificate=True):
+            return
+        c2s_port, tls_port, sm_port, comp_port = free_ports(4)
+        front_secret, comp_secret, irc_secret = secret(), secret(), secret()
+        system.use_sm(sm_xml(system.path('jabshard.db'), [
+            service('jadc2s', sm_port, front_secret, 'front'),
+            service(COMP, comp_port, comp_secret, 'component'),
+            service(BIBOUMI, comp_port, irc_secret, 'component'),
+            service(DOWN, comp_port, secret(), 'component')]))
+        system.use_front('jadc2s', front_xml('jadc2s', front_secret, sm_port, '127.0.0.1',
+                                             c2s_port, tls_port, system.path('server.pem')),
+                         c2s_port)
+        sm = system.start_sm(seconds=10)
+        if not sm:
+            report.not_ok('the SM starts', system.sm.text())
+            return
+        front = system.start_front(seconds=10)
+        if not front:
+            report.not_ok('the front links to the SM', system.front().text())
+            return
+        report.check('the SM listens once for the three components that share a port, once for '
+                     'the front', 'link: listening on 127.0.0.1:%d' % comp_port in sm.text() and
+                     sm.count('link: listening on') == 2, sm.text())
+
+        ok, out, _ = system.import_accounts(('%s@localhost' % u, p) for u, p in PW.items())
+        if not ok:
+            report.not_ok('jabshardctl creates the accounts', out)
+            return
+        setup.server = Server('127.0.0.1', c2s_port, tls_port, system.path('server.pem'))
+        setup.comp_port, setup.secret = comp_port, comp_secret
+
+        # ---- slixmpp's ComponentXMPP ----
+        run_part(report, 'slixmpp', scenarios, 45)
+        text = sm.text()
+        report.check('the SM logs the refused handshakes and the stanzas from outside the '
+                     "component's domain",
+                     re.search(r'link comp\.localhost .*handshake refused: wrong secret', text) and
+                     "unknown service id 'nobody.localhost'" in text and
+                     "outside the component's domain" in text, text)
+
+        with_biboumi(report, system, sm, comp_port, irc_secret)
+
+        # ---- the SM and the front lived through all of it ----
+        report.check('the SM and the front are still running, their link never dropped',
+                     sm.alive() and front.alive() and 'SM link: lost' not in front.text(),
+                     front.text())
+        front_status = front.stop()
+        sm_status = sm.stop()
+        report.check('the front and the SM stop cleanly on SIGTERM (status 0)',
+                     front_status == 0 and sm_status == 0,
+                     '(front %s, SM %s)\n%s' % (front_status, sm_status, sm.text()))
+        system.check_sanitizers(report)
 
 
 if __name__ == '__main__':
-    main(run_mode, 'components %s' % (sys.argv[1] if len(sys.argv) > 1 else 'slixmpp'))
+    main('components', suite)

@@ -1,25 +1,32 @@
-"""tests/integration/security.py — security issue 12's attacks against the real front and SM
-(started by security.sh: hosts localhost and example.org, a component service
-conference.localhost that security.py connects to by hand). Each scenario is what an attacker
-sent; each check is what must happen instead of the takeover, the crash or the memory blow-up
-the review found."""
+"""tests/integration/test_security.py — the attacks of security issue 12, replayed against the real
+programs. Starts the SM serving two hosts (localhost and example.org) with in-band registration
+on both, one front for both, and a component service (conference.localhost) connected to by
+hand; then each scenario is what an attacker sent, each check what must happen instead of the
+takeover, the crash or the memory blow-up the review found: the cross-host takeover, the stanzas
+that aborted the SM and the front, the component that asked for frames, the front's memory under
+amplifying stanzas and unique names, a forged offline delay, and a session that must end once.
+Both programs must be alive at the end, have logged no sanitizer report, and stop cleanly.
 
-import os
+Usage: test_security.py BUILD_DIR. Prints ok / not ok lines and ends
+"security: N passed, N failed"."""
+
 import re
-import socket
-import sys
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
-import xmpptest as x  # noqa: E402
-from faultlib import SMPROTO_VERSION, alive, rss_kib  # noqa: E402
-from xmpptest import Failure, Raw  # noqa: E402
+from jabtest import link
+from jabtest.proc import rss_kib
+from jabtest.raw import Raw
+from jabtest.suite import main
+from jabtest.system import System, free_ports, front_xml, secret, service, sm_xml
+from jabtest.xmpp import Server, plain_auth
 
-SM_PID = int(os.environ['SM_PID'])
-FRONT_PID = int(os.environ['FRONT_PID'])
-SM_LOG = os.environ['SM_LOG']
-COMP_PORT = int(os.environ['COMP_PORT'])
-COMP_SECRET = os.environ['COMP_SECRET']
+
+class Setup:
+    """What the scenarios attack, set by suite(): the front (a Server), the SM's and the front's
+    Programs, the component port and conference.localhost's secret."""
+    server = sm = front = comp_port = comp_secret = None
+
+
+setup = Setup()
 
 
 def prefixed(ns, uri_len, children, child='<p:x/>'):
@@ -29,9 +36,9 @@ def prefixed(ns, uri_len, children, child='<p:x/>'):
 
 
 def login(user='victim', password='victim-secret', resource='r'):
-    r = Raw()
+    r = Raw.to(setup.server)
     jid = r.login(user, password, resource)
-    r.data = b''
+    r.discard()
     return r, jid
 
 
@@ -48,15 +55,13 @@ def still_serving(r, what):
 def test_takeover(rep):
     """Finding 1: authenticated on localhost, a restart to example.org must not bind the account
     there."""
-    r = Raw()
-    r.send(x.stream_header('localhost'))
+    r = Raw.to(setup.server)
+    r.open('localhost')
     r.read_until(r'</stream:features>', 'stream features')
-    import base64
-    token = base64.b64encode(b'\0victim\0victim-secret').decode()
-    r.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (x.NS_SASL, token))
+    r.send(plain_auth('victim', 'victim-secret'))
     r.read_until(r'<success', 'SASL success')
-    r.data = b''
-    r.send(x.stream_header('example.org'))
+    r.restart()
+    r.open('example.org')
     cond, closed = r.stream_error()
     rep.check('a restart to another served host after SASL: <not-authorized/> and the stream '
               'closes (finding 1)', cond == 'not-authorized' and closed,
@@ -76,7 +81,7 @@ def test_sm_abort(rep):
     r.send("<iq type='get' id='big' to='localhost'>%s</iq>" % prefixed('urn:nowhere', 1000, 1030))
     got = answer(r, 'big', 'an answer to the 11 KB iq')
     rep.check('an 11 KB iq with 1,030 prefixed children gets an error and the SM stays up '
-              '(finding 2)', "type='error'" in got and alive(SM_PID), got[:200])
+              '(finding 2)', "type='error'" in got and setup.sm.alive(), got[:200])
     rep.check('...whose error does not carry the 11 KB back', len(got) < 2000, '%d bytes' % len(got))
     still_serving(r, 'the 11 KB iq')
     rep.ok('...and the session goes on')
@@ -86,63 +91,31 @@ def test_sm_abort(rep):
 def test_front_register_abort(rep):
     """Finding 3: 20 KB of registration iq before authentication, over direct TLS, aborted the
     front."""
-    r = Raw()
-    r.send(x.stream_header('localhost'))
+    r = Raw.to(setup.server)
+    r.open('localhost')
     r.read_until(r'</stream:features>', 'stream features')
     r.send("<iq type='get' id='reg'>%s</iq>" % prefixed('jabber:iq:register', 20000, 100))
     got = answer(r, 'reg', 'the registration form')
     rep.check('a 20 KB pre-auth registration iq with a 20,000-byte prefixed URI is answered and '
-              'the front stays up (finding 3)', alive(FRONT_PID) and "id='reg'" in got, got[:200])
+              'the front stays up (finding 3)', setup.front.alive() and "id='reg'" in got, got[:200])
     r.close()
 
 
-def component_open(sock):
-    sock.sendall(b"<stream:stream xmlns='jabber:component:accept' "
-                 b"xmlns:stream='http://etherx.jabber.org/streams' to='conference.localhost'>")
-    data = b''
-    while b"id='" not in data or b'>' not in data.split(b"id='", 1)[1]:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise Failure('the SM closed the component stream at its header')
-        data += chunk
-    stream_id = re.search(rb"id='([^']*)'", data).group(1)
-    import hashlib
-    digest = hashlib.sha1(stream_id + COMP_SECRET.encode()).hexdigest()
-    sock.sendall(b'<handshake>' + digest.encode() + b'</handshake>')
-    data = b''
-    while b'<handshake/>' not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise Failure('the component handshake was refused')
-        data += chunk
-
-
-def read_to_close(sock, limit=5.0):
-    data = b''
-    deadline = time.monotonic() + limit
-    sock.settimeout(0.5)
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except ConnectionResetError:
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
-    return data, False
+def component():
+    """A component stream for conference.localhost, its handshake accepted."""
+    return link.component(setup.comp_port, 'conference.localhost', setup.comp_secret,
+                          setup.server.wait)
 
 
 def test_component_as_front(rep):
     """Finding 4: a component that asked for frames could read any user's SCRAM keys and bind as
     anyone."""
-    sock = socket.create_connection(('127.0.0.1', COMP_PORT), timeout=x.WAIT)
-    component_open(sock)
-    sock.sendall(b"<smproto xmlns='urn:jabshard:smproto' version='%d' instance='ab' acked='0'/>"
-                 % SMPROTO_VERSION)
-    data, closed = read_to_close(sock)
-    sock.close()
+    c = component()
+    c.send("<smproto xmlns='%s' version='%d' instance='ab' acked='0'/>" % (
+        link.NS_SMPROTO, link.SMPROTO_VERSION))
+    closed = c.read_to_close(5.0)
+    data = c.data
+    c.close()
     rep.check('a component that asks for frames gets <not-authorized/> and is closed before it '
               'can send one (finding 4)', b'<not-authorized' in data and closed, repr(data[-300:]))
 
@@ -151,16 +124,15 @@ def test_component_amplifying(rep):
     """A component's large stanza, amplified by the serializer, aborted the SM too."""
     r, jid = login(resource='room')
     r.send('<presence/>')
-    sock = socket.create_connection(('127.0.0.1', COMP_PORT), timeout=x.WAIT)
-    component_open(sock)
+    c = component()
     body = "<x xmlns='urn:x' xmlns:p='urn:%s'>%s</x>" % ('u' * 2000, '<p:y/>' * 10000)
-    sock.sendall(("<message from='room@conference.localhost/n' to='%s' id='camp'>%s</message>"
-                  % (jid, body)).encode())
+    c.send("<message from='room@conference.localhost/n' to='%s' id='camp'>%s</message>"
+           % (jid, body))
     got = r.read_until(r"<message[^>]*id='camp'.*?</message>", "the component's message").group(0)
     rep.check("a component's 62 KB message with 10,000 prefixed children reaches the user at "
-              "about its own size, and the SM stays up", len(got) < 3 * 62000 and alive(SM_PID),
+              "about its own size, and the SM stays up", len(got) < 3 * 62000 and setup.sm.alive(),
               '%d bytes' % len(got))
-    sock.close()
+    c.close()
     r.close()
 
 
@@ -170,15 +142,15 @@ def test_front_memory(rep):
     receiver, bob = login('bob', 'bob-secret', 'mem')
     receiver.send('<presence/>')
     senders = [login(resource='mem%d' % i)[0] for i in range(6)]
-    before = rss_kib(FRONT_PID)
+    before = rss_kib(setup.front.pid)
     peak = before
     for i, s in enumerate(senders):
         s.send("<message to='%s' id='amp%d'>%s</message>" % (
             bob, i, prefixed('urn:amplify', 5000, 9000)))
-        peak = max(peak, rss_kib(FRONT_PID))
+        peak = max(peak, rss_kib(setup.front.pid))
     for i in range(len(senders)):
         receiver.read_until(r"<message[^>]*id='amp%d'" % i, 'the 60 KB message %d' % i)
-        peak = max(peak, rss_kib(FRONT_PID))
+        peak = max(peak, rss_kib(setup.front.pid))
     grown = (peak - before) / 1024
     rep.check('six 60 KB messages with 9,000 prefixed children of a 5,000-byte URI are delivered '
               'and the front grows by %.1f MB at most (finding 5: 920 MB before)' % grown,
@@ -193,7 +165,7 @@ def test_unique_names(rep):
     """Finding 7: expat keeps every distinct name for the parser's life: 1.8 MB of unique names
     grew the front by 15.9 MB on one connection."""
     r, _ = login(resource='names')
-    before = rss_kib(FRONT_PID)
+    before = rss_kib(setup.front.pid)
     n = 0
     for i in range(600):
         names = ''.join('<n%07d/>' % (n + k) for k in range(250))
@@ -201,8 +173,8 @@ def test_unique_names(rep):
         r.send("<iq type='get' id='u%d' to='localhost'><q xmlns='urn:names'>%s</q></iq>" % (i, names))
         if i % 50 == 49:
             answer(r, 'u%d' % i, 'the answer to the unique-names iq %d' % i)
-            r.data = b''
-    grown = (rss_kib(FRONT_PID) - before) / 1024
+            r.discard()
+    grown = (rss_kib(setup.front.pid) - before) / 1024
     rep.check('1.8 MB of unique element names on one connection grow the front by %.1f MB '
               '(finding 7: 15.9 MB before)' % grown, grown < 6, '%.1f MB' % grown)
     still_serving(r, 'the unique names')
@@ -246,19 +218,63 @@ def test_session_ends_once(rep):
     bob.close()
 
 
-def run(rep):
-    for fn in (test_takeover, test_sm_abort, test_front_register_abort, test_component_as_front,
-               test_component_amplifying, test_front_memory, test_unique_names, test_forged_delay,
-               test_session_ends_once):
-        try:
-            fn(rep)
-        except Failure as e:
-            rep.not_ok(fn.__name__, str(e))
-        except Exception as e:  # noqa: BLE001 - one scenario's crash must not hide the others
-            rep.not_ok(fn.__name__, 'crashed: %r' % e)
+SCENARIOS = (test_takeover, test_sm_abort, test_front_register_abort, test_component_as_front,
+             test_component_amplifying, test_front_memory, test_unique_names, test_forged_delay,
+             test_session_ends_once)
+
+
+def suite(report, build):
+    with System(build, 'security', report) as system:
+        if not system.ready(report, certificate=True):
+            return
+        c2s_port, tls_port, sm_port, comp_port = free_ports(4)
+        front_secret, comp_secret = secret(), secret()
+        system.use_sm(sm_xml(system.path('jabshard.db'), [
+            service('jadc2s', sm_port, front_secret, 'front'),
+            service('conference.localhost', comp_port, comp_secret, 'component')],
+            hosts="<host name='localhost'><register/></host>\n"
+                  "  <host name='example.org'><register/></host>"))
+        # The memory scenarios send megabytes from one connection: no read rate limit.
+        system.use_front('jadc2s', front_xml('jadc2s', front_secret, sm_port, '127.0.0.1',
+                                             c2s_port, tls_port, system.path('server.pem'),
+                                             ids=('localhost', 'example.org'),
+                                             limits='<max_bps>0</max_bps>'), c2s_port)
+        sm = system.start_sm(seconds=10)
+        if not sm:
+            report.not_ok('the SM starts', system.sm.text())
+            return
+        front = system.start_front(seconds=10)
+        if not front:
+            report.not_ok('the front links to the SM', system.front().text())
+            return
+        ok, out, _ = system.import_accounts([('victim@localhost', 'victim-secret'),
+                                             ('bob@localhost', 'bob-secret')])
+        if not ok:
+            report.not_ok('jabshardctl creates the accounts', out)
+            return
+        setup.server = Server('127.0.0.1', c2s_port, tls_port, system.path('server.pem'))
+        setup.sm, setup.front = sm, front
+        setup.comp_port, setup.comp_secret = comp_port, comp_secret
+
+        part = report.part('security scenarios')
+        for fn in SCENARIOS:
+            part.run(fn.__name__, fn, part)
+        report.merge(part)
+
+        if sm.alive() and front.alive():
+            report.ok('the SM and the front are still running after every attack')
+        else:
+            report.not_ok('the SM and the front are still running after every attack',
+                          sm.text() + '\n'.join(front.text().splitlines()[-20:]))
+        report.check('no session or login of victim@example.org ever reached the SM',
+                     'victim@example.org' not in sm.text(), sm.text())
+        system.check_sanitizers(report)
+        front_status = front.stop()
+        sm_status = sm.stop()
+        report.check('the front and the SM stop cleanly on SIGTERM (status 0)',
+                     front_status == 0 and sm_status == 0,
+                     'front %s, SM %s' % (front_status, sm_status))
 
 
 if __name__ == '__main__':
-    report = x.Report()
-    run(report)
-    sys.exit(report.summary('security'))
+    main('security', suite)
