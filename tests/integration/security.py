@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
 import xmpptest as x  # noqa: E402
-from faultlib import alive, rss_kib  # noqa: E402
+from faultlib import MEMORY_UNDER_SANITIZER, alive, rss_kib, sanitized  # noqa: E402
 from xmpptest import Failure, Raw  # noqa: E402
 
 SM_PID = int(os.environ['SM_PID'])
@@ -20,6 +20,7 @@ FRONT_PID = int(os.environ['FRONT_PID'])
 SM_LOG = os.environ['SM_LOG']
 COMP_PORT = int(os.environ['COMP_PORT'])
 COMP_SECRET = os.environ['COMP_SECRET']
+SANITIZED = sanitized(os.environ['JABSHARD_BUILD'])
 
 
 def prefixed(ns, uri_len, children, child='<p:x/>'):
@@ -179,9 +180,12 @@ def test_front_memory(rep):
         receiver.read_until(r"<message[^>]*id='amp%d'" % i, 'the 60 KB message %d' % i)
         peak = max(peak, rss_kib(FRONT_PID))
     grown = (peak - before) / 1024
-    rep.check('six 60 KB messages with 9,000 prefixed children of a 5,000-byte URI are delivered '
-              'and the front grows by %.1f MB at most (finding 5: 920 MB before)' % grown,
-              grown < 40, 'from %d kB to %d kB' % (before, peak))
+    if SANITIZED:
+        print('%s: six 60 KB messages (the front grew by %.1f MB)' % (MEMORY_UNDER_SANITIZER, grown))
+    else:
+        rep.check('six 60 KB messages with 9,000 prefixed children of a 5,000-byte URI are '
+                  'delivered and the front grows by %.1f MB at most (finding 5: 920 MB before)'
+                  % grown, grown < 40, 'from %d kB to %d kB' % (before, peak))
     for s in senders:
         still_serving(s, 'the 60 KB message')
         s.close()
@@ -202,8 +206,12 @@ def test_unique_names(rep):
             answer(r, 'u%d' % i, 'the answer to the unique-names iq %d' % i)
             r.data = b''
     grown = (rss_kib(FRONT_PID) - before) / 1024
-    rep.check('1.8 MB of unique element names on one connection grow the front by %.1f MB '
-              '(finding 7: 15.9 MB before)' % grown, grown < 6, '%.1f MB' % grown)
+    if SANITIZED:
+        print('%s: 1.8 MB of unique names (the front grew by %.1f MB)'
+              % (MEMORY_UNDER_SANITIZER, grown))
+    else:
+        rep.check('1.8 MB of unique element names on one connection grow the front by %.1f MB '
+                  '(finding 7: 15.9 MB before)' % grown, grown < 6, '%.1f MB' % grown)
     still_serving(r, 'the unique names')
     r.close()
 

@@ -54,7 +54,7 @@ printf '%s\n' "victim@localhost victim-secret" "bob@localhost bob-secret" > "$di
 
 export XMPP_HOST=127.0.0.1 XMPP_PORT="$c2s_port" XMPP_TLS_PORT="$tls_port"
 export XMPP_CAFILE="$dir/server.pem" COMP_PORT="$comp_port" COMP_SECRET="$comp_secret"
-export SM_PID="$sm_pid" FRONT_PID="$front_pid" SM_LOG="$dir/sm.log"
+export SM_PID="$sm_pid" FRONT_PID="$front_pid" SM_LOG="$dir/sm.log" JABSHARD_BUILD="$build"
 timeout 150 "$py" "$here/security.py" > "$dir/security.out" 2>&1
 collect "$dir/security.out" "security: "
 

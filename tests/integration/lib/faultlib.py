@@ -336,3 +336,10 @@ class System:
 
 def sanitized(build):
     return 'san-' in os.path.basename(os.path.abspath(build))
+
+
+# Why a memory figure is not judged in a sanitizer build: AddressSanitizer keeps freed memory in
+# quarantine (256 MB by default) and pads every allocation, ThreadSanitizer shadows it; the figure
+# would be theirs. The default build judges it.
+MEMORY_UNDER_SANITIZER = ("# skipped under a sanitizer: its quarantine of freed memory and its "
+                          "shadow, not ours, would be the figure")
