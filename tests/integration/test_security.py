@@ -23,7 +23,7 @@ from jabtest.xmpp import Server, plain_auth
 class Setup:
     """What the scenarios attack, set by suite(): the front (a Server), the SM's and the front's
     Programs, the component port and conference.localhost's secret."""
-    server = sm = front = comp_port = comp_secret = None
+    server = sm = front = comp_port = comp_secret = system = None
 
 
 setup = Setup()
@@ -152,9 +152,10 @@ def test_front_memory(rep):
         receiver.read_until(r"<message[^>]*id='amp%d'" % i, 'the 60 KB message %d' % i)
         peak = max(peak, rss_kib(setup.front.pid))
     grown = (peak - before) / 1024
-    rep.check('six 60 KB messages with 9,000 prefixed children of a 5,000-byte URI are delivered '
-              'and the front grows by %.1f MB at most (finding 5: 920 MB before)' % grown,
-              grown < 40, 'from %d kB to %d kB' % (before, peak))
+    setup.system.check_memory(rep, 'six 60 KB messages with 9,000 prefixed children of a 5,000-byte '
+                              'URI are delivered and the front grows by %.1f MB at most '
+                              '(finding 5: 920 MB before)' % grown, grown < 40,
+                              'from %d kB to %d kB' % (before, peak))
     for s in senders:
         still_serving(s, 'the 60 KB message')
         s.close()
@@ -175,8 +176,9 @@ def test_unique_names(rep):
             answer(r, 'u%d' % i, 'the answer to the unique-names iq %d' % i)
             r.discard()
     grown = (rss_kib(setup.front.pid) - before) / 1024
-    rep.check('1.8 MB of unique element names on one connection grow the front by %.1f MB '
-              '(finding 7: 15.9 MB before)' % grown, grown < 6, '%.1f MB' % grown)
+    setup.system.check_memory(rep, '1.8 MB of unique element names on one connection grow the '
+                              'front by %.1f MB (finding 7: 15.9 MB before)' % grown, grown < 6,
+                              '%.1f MB' % grown)
     still_serving(r, 'the unique names')
     r.close()
 
@@ -253,7 +255,7 @@ def suite(report, build):
             report.not_ok('jabshardctl creates the accounts', out)
             return
         setup.server = Server('127.0.0.1', c2s_port, tls_port, system.path('server.pem'))
-        setup.sm, setup.front = sm, front
+        setup.sm, setup.front, setup.system = sm, front, system
         setup.comp_port, setup.comp_secret = comp_port, comp_secret
 
         part = report.part('security scenarios')
