@@ -98,6 +98,18 @@ static void t_state(void *ctx, void *link, uint64_t sid, const uint8_t *state, s
     sent(ctx, link, SMPROTO_STATE, sid, NULL, 0);
 }
 
+static void t_module(void *ctx, void *link, uint64_t sid, const char *name, const uint8_t *body,
+                     size_t len)
+{
+    /* Modules check the size first (sm_module_send); the core's empty answers always fit. */
+    if (!smproto_put_module(link_sm_out(link), sid, name, body, len)) {
+        log_error("link %s: a %zu-byte message of module %s does not fit in a frame: dropped",
+                  link_sm_service(link), len, name);
+        return;
+    }
+    sent(ctx, link, SMPROTO_MODULE, sid, NULL, 0);
+}
+
 static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
 {
     xdbsql_submit(ctx, r, cb, cbctx);
@@ -239,7 +251,8 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
     srv->xdb = xdb;
     srv->cfg = cfg;
     srv->memory = mem_array(cfg->nservices > 0 ? (size_t)cfg->nservices : 1, sizeof *srv->memory);
-    static const sm_transport t = {t_stanza, t_auth_answer, t_bound, t_end, t_component, t_state};
+    static const sm_transport t = {t_stanza, t_auth_answer, t_bound, t_end, t_component, t_state,
+                                      t_module};
     srv->core = sm_new(cfg, sm_builtin_modules, &t, srv, submit, xdb);
     if (!srv->core) {
         free(srv->memory);
