@@ -38,13 +38,15 @@ static void wire_done(sm *s)
 }
 
 /* The serialized stanza in s->wire to sess: modules see it (a module keeping custody of what a
- * session is sent takes its copy), then the front gets it unless the session is detached. */
+ * session is sent takes its copy, or keeps it from the connection), then the front gets it
+ * unless the session is detached. */
 static void wire_to_session(sm *s, sm_session *sess)
 {
     if (s->nhooks[SM_EV_SESSION_SENT]) {
         sm_event ev = {.session = sess, .user = sess->user, .xml = buf_data(&s->wire),
                        .len = buf_len(&s->wire)};
-        sm_fire(s, SM_EV_SESSION_SENT, &ev);
+        if (sm_fire(s, SM_EV_SESSION_SENT, &ev))
+            return;
     }
     if (sess->link)
         s->t.stanza(s->tctx, sess->link->handle, sess->sid, buf_data(&s->wire),

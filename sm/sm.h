@@ -187,7 +187,8 @@ typedef enum {
                              * detached (sm_session_detached), until the module attaches it to
                              * another connection or ends it; otherwise it ends */
     SM_EV_SESSION_SENT,     /* a stanza was serialized for a session: session, xml, len (the
-                             * frame's payload). The core sends it unless the session is detached */
+                             * frame's payload). The core sends it unless the session is detached
+                             * or a hook returned true (a module keeps it from the connection) */
     SM_EV_UNDELIVERED,      /* a front gave back a stanza it never wrote (UNDELIVERED, or unacked
                              * on a lost link): link_serial, sid, session (NULL when unknown), xml,
                              * len. true: a module has it, no fate is applied */
