@@ -236,8 +236,8 @@ static void mark_dirty(conn *c)
 static void conn_take(conn *c, unsigned acts);
 
 /* Queues a stanza frame's payload for the client; on a bound session it is remembered until
- * wholly written. */
-static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
+ * wholly written. Returns the stream's actions (stream management counts it). */
+static unsigned conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
 {
     if (c2s_stream_jid(c->stream)) {
         if (c->nstanzas == c->stanzas_cap) {
@@ -256,6 +256,7 @@ static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
     }
     outq_push_block(&c->q, blk, off, len);
     mark_dirty(c);
+    return c2s_stream_delivered(c->stream);
 }
 
 /* Forgets the remembered stanzas that are wholly written, or all of them; the array goes with
@@ -978,7 +979,7 @@ static void on_link_msg(iothread *t, link_msg *m)
     bool waiting = !c2s_stream_wants_input(c->stream);
     unsigned acts = c2s_stream_frame(c->stream, &f);
     if (acts & C2S_ACT_DELIVER) {
-        conn_deliver(c, m->blk, m->off + SMPROTO_HEADER, f.len);
+        acts |= conn_deliver(c, m->blk, m->off + SMPROTO_HEADER, f.len);
     } else if (f.type == SMPROTO_STANZA && f.len && c2s_stream_closed(c->stream) &&
                c2s_stream_jid(c->stream)) {
         /* The session's stream is over (the SM has its END or will have it before this): the
