@@ -38,6 +38,7 @@ struct sm_server {
     const sm_config *cfg;
     front_memory *memory;   /* [cfg->nservices] */
     server_link *up;        /* every up link: fronts and components */
+    timer tick;             /* the core's clock (sm_tick), every SM_SERVER_TICK_MS */
 };
 
 /* ---- core -> links ---- */
@@ -227,6 +228,15 @@ static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)
 
 /* ---- loop hooks ---- */
 
+#define SM_SERVER_TICK_MS 1000
+
+static void on_tick(timer *t, void *arg)
+{
+    sm_server *srv = arg;
+    sm_tick(srv->core, (int64_t)evloop_now(srv->loop));
+    evloop_timer_after(srv->loop, &srv->tick, SM_SERVER_TICK_MS);
+}
+
 static void on_wake(evloop *loop, void *arg)
 {
     sm_server *srv = arg;
@@ -263,6 +273,9 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
     srv->links = link_sm_server_new(loop, cfg->services, cfg->nservices, &h, srv);
     evloop_on_wake(loop, on_wake, srv);
     evloop_before_sleep(loop, before_sleep, srv);
+    timer_init(&srv->tick, on_tick, srv);
+    sm_tick(srv->core, (int64_t)evloop_now(loop));
+    evloop_timer_after(loop, &srv->tick, SM_SERVER_TICK_MS);
     return srv;
 }
 
@@ -283,6 +296,7 @@ void sm_server_free(sm_server *srv)
 {
     if (!srv)
         return;
+    evloop_timer_cancel(srv->loop, &srv->tick);
     link_sm_server_free(srv->links);
     /* The links closed without down: retire their custody (nothing is handed back, the SM is
      * stopping); each is freed when the core lets go of its last ticket, at the latest in
