@@ -176,9 +176,13 @@ static void wipe(void)
 
 /* ---- the peers ---- */
 
+/* Each frame, the SM's clock moves a minute: hibernated sessions (mod_smacks) time out within
+ * an input. */
 static void front_sends(sm *core, sm_link *front, const uint8_t *data, size_t size)
 {
+    int64_t now = 0;
     while (size) {
+        sm_tick(core, now += 60000);
         smproto_frame f;
         size_t used;
         if (smproto_frame_next(data, size, &f, &used) != SMPROTO_FRAME_OK)

@@ -81,6 +81,8 @@ struct c2s_stream {
     pending_stanza *pending, **pending_tail;
     unsigned npending;
     smacks *smacks;            /* XEP-0198, from <enable/> or <resume/> on (NULL before) */
+    char *resume_previd;       /* the <resume/> awaiting the SM's answer, and its h */
+    uint32_t resume_h;
     buf out;
 };
 
@@ -687,12 +689,17 @@ static bool route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
 
 /* ---- XEP-0198 stream management (shard/smacks.h) --------------------------------------------- */
 
-static void smacks_frame(c2s_stream *s, const smacks_msg *m)
+static void smacks_frame_to(c2s_stream *s, buf *out, const smacks_msg *m)
 {
     buf body = BUF_INIT;
     smacks_msg_put(&body, m);
-    smproto_put_module(s->env->frames, s->sid, SMACKS_MODULE, buf_data(&body), buf_len(&body));
+    smproto_put_module(out, s->sid, SMACKS_MODULE, buf_data(&body), buf_len(&body));
     buf_free(&body);
+}
+
+static void smacks_frame(c2s_stream *s, const smacks_msg *m)
+{
+    smacks_frame_to(s, s->env->frames, m);
 }
 
 static void smacks_enable(c2s_stream *s, const xml_node *el)
@@ -706,8 +713,9 @@ static void smacks_enable(c2s_stream *s, const xml_node *el)
     if (!smacks_parse_h(xml_attr_get(el, "max"), &max))
         max = 0;
     s->smacks = smacks_new();
-    smacks_msg m = {.kind = SMACKS_ENABLE, .max = max,
-                    .resume = resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0)};
+    s->smacks->resume = resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
+    s->smacks->max = max;
+    smacks_msg m = {.kind = SMACKS_ENABLE, .max = max, .resume = s->smacks->resume};
     smacks_frame(s, &m);
     s->wait = W_ENABLE;
 }
@@ -729,6 +737,8 @@ static void smacks_resume(c2s_stream *s, const xml_node *el)
     smacks_frame(s, &m);
     s->bind_requested = true;   /* the SM may give this connection a session: END when it goes */
     s->wait = W_RESUME;
+    s->resume_previd = mem_strdup(previd);
+    s->resume_h = h;
 }
 
 static void smacks_client_a(c2s_stream *s, const xml_node *el)
@@ -822,6 +832,8 @@ static void on_module(c2s_stream *s, const smproto_frame *f)
             s->smacks = NULL;
         } else if (s->wait == W_RESUME) {
             s->bind_requested = false;
+            free(s->resume_previd);
+            s->resume_previd = NULL;
         } else {
             return;
         }
@@ -834,6 +846,8 @@ static void on_module(c2s_stream *s, const smproto_frame *f)
     case SMACKS_RESUMED:
         if (s->wait != W_RESUME)
             return;
+        free(s->resume_previd);
+        s->resume_previd = NULL;
         smacks_on_resumed(s, &m);
         break;
     default:
@@ -995,6 +1009,7 @@ void c2s_stream_free(c2s_stream *s)
     free(s->sm_state);
     free(s->failed_user);
     smacks_free(s->smacks);
+    free(s->resume_previd);
     jid_free(&s->full);
     OPENSSL_cleanse(&s->creds, sizeof s->creds);
     buf_free(&s->out);
@@ -1257,10 +1272,23 @@ void c2s_stream_reissue(c2s_stream *s, buf *out)
 {
     if (s->state == ST_CLOSED)
         return;
-    if (s->wait == W_CREDS)
+    smacks_msg m;
+    if (s->wait == W_CREDS) {
         smproto_put_auth_query(out, s->sid, s->host, s->user);
-    else if (s->wait == W_BIND && s->bind_resource)
+    } else if (s->wait == W_BIND && s->bind_resource) {
         smproto_put_bind(out, s->sid, s->host, s->user, s->bind_resource, 0);
+    } else if (s->wait == W_ENABLE) {
+        m = (smacks_msg){.kind = SMACKS_ENABLE, .resume = s->smacks->resume, .max = s->smacks->max};
+        smacks_frame_to(s, out, &m);
+    } else if (s->wait == W_RESUME && s->resume_previd) {
+        m = (smacks_msg){.kind = SMACKS_RESUME, .host = s->host, .user = s->user,
+                         .id = s->resume_previd, .wire_h = s->resume_h};
+        smacks_frame_to(s, out, &m);
+    } else if (s->smacks && s->bound && s->smacks->kept_from_now) {
+        /* The SM may be a new one, or have lost what was in flight on the old link. */
+        smacks_sync(s->smacks, &m);
+        smacks_frame_to(s, out, &m);
+    }
 }
 bool c2s_stream_closed(const c2s_stream *s) { return s->state == ST_CLOSED; }
 

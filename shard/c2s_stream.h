@@ -122,8 +122,10 @@ bool c2s_stream_shrink(c2s_stream *s);
  * the STATE record the SM gave it, its last available broadcast presence or ""; pointers into s),
  * or false. */
 bool c2s_stream_resync_entry(const c2s_stream *s, smproto_resync_entry *e);
-/* A stream waiting for AUTH_ANSWER or BOUND asks again (appends the frame to out): the front drops
- * such requests it held or had sent before the link came back, since their answers may be lost. */
+/* A stream waiting for AUTH_ANSWER or BOUND (or the answer to <enable/> or <resume/>) asks again
+ * (appends the frame to out): the front drops such requests it held or had sent before the link
+ * came back, since their answers may be lost. A stream with stream management tells the SM where
+ * it stands (SYNC: docs/smproto.md §6). */
 void c2s_stream_reissue(c2s_stream *s, buf *out);
 
 /* A stanza from the SM (C2S_ACT_DELIVER) went into the client's output queue: XEP-0198 counts it

@@ -93,6 +93,16 @@ bool smacks_client_ack(smacks *sm, uint32_t h, smacks_msg *msg)
     return true;
 }
 
+void smacks_sync(const smacks *sm, smacks_msg *msg)
+{
+    uint64_t kept = 0;
+    for (uint64_t i = sm->acked; i < sm->out_count; i++)
+        kept += bit_get(sm, i);
+    *msg = (smacks_msg){.kind = SMACKS_SYNC, .sm_received = sm->sm_acked + kept,
+                        .sm_acked = sm->sm_acked, .in_count = sm->in_count,
+                        .in_local = sm->in_local};
+}
+
 void smacks_resumed(smacks *sm, uint64_t in_h, uint64_t client_h, uint64_t sm_acked)
 {
     sm->kept_from_now = true;

@@ -29,6 +29,8 @@
 
 typedef struct smacks {
     bool kept_from_now;     /* the SM's enable (or resume) came: its stanzas are kept */
+    bool resume;            /* what <enable/> asked for (asked again after a reconnect) */
+    uint32_t max;
     bool r_pending;         /* our <r/> is unanswered */
     uint64_t in_count, in_local;
     uint64_t out_count;     /* written to the client */
@@ -54,6 +56,10 @@ bool smacks_want_r(smacks *sm);
  * otherwise true, with the SM's message (ACK) in *msg when something new was acknowledged
  * (msg->kind 0 when not). */
 bool smacks_client_ack(smacks *sm, uint32_t h, smacks_msg *msg);
+
+/* After the link to the SM came back: what the SM must know to go on (SYNC): the SM's stanzas
+ * received and acknowledged, the client's stanzas counted. */
+void smacks_sync(const smacks *sm, smacks_msg *msg);
 
 /* After a resumption: counting goes on from the SM's figures. */
 void smacks_resumed(smacks *sm, uint64_t in_h, uint64_t client_h, uint64_t sm_acked);

@@ -54,7 +54,11 @@ typedef struct smacks_session {
     uint64_t in_local;          /* handled by the front itself (its last report) */
     uint64_t client_h;          /* what the client acknowledged (32-bit h, extended) */
     uint64_t sm_acked, sm_sent; /* kept stanzas numbered 1, 2, ...: acknowledged, sent */
-    kept *head, **tail;         /* sm_acked + 1 .. sm_sent */
+    uint64_t lost;              /* the oldest unacknowledged ones that a previous SM had (a
+                                 * restart): numbered, but their copies are gone */
+    bool restored;              /* from a STATE record (an SM restart): the front's SYNC says
+                                 * where the numbering stands */
+    kept *head, **tail;         /* sm_acked + lost + 1 .. sm_sent */
     size_t count, bytes;
     int64_t deadline_ms;        /* while watched */
     struct smacks_session *wnext, *wprev;
@@ -66,8 +70,18 @@ typedef struct retired {
     int64_t until_ms;
 } retired;
 
+/* A SYNC for a connection whose session a resync has not restored yet (it waits for the user's
+ * roster): applied when it is. */
+typedef struct early_sync {
+    uint64_t link_serial, sid;
+    int64_t until_ms;
+    smacks_msg m;
+} early_sync;
+
 typedef struct smacks_data {
     sm_map by_id;               /* resumption id -> session */
+    early_sync *early;
+    size_t nearly, early_cap;
     smacks_session *watch;      /* detached or doomed sessions, with their deadline */
     retired *retired;           /* connections a session left (UNDELIVERED from them is ours) */
     size_t nretired, retired_cap;
@@ -119,6 +133,10 @@ static void keep(smacks_session *st, const char *xml, size_t len)
 /* The client has the first n kept stanzas. */
 static void drop_acked(smacks_session *st, uint64_t n)
 {
+    uint64_t gone = n < st->lost ? n : st->lost;
+    st->lost -= gone;
+    st->sm_acked += gone;
+    n -= gone;
     while (n-- && st->head) {
         kept *k = st->head;
         st->head = k->next;
@@ -184,8 +202,16 @@ static void on_enable(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
 {
     sm_session *sess = sm_session_lookup(s, sm_link_serial(l), sid);
     smacks_session *st = sess ? state_of(s, sess) : NULL;
-    if (!st || st->enabled) {
+    if (!st) {
         send_failed(s, l, sid, SMACKS_UNEXPECTED_REQUEST);
+        return;
+    }
+    if (st->enabled) {
+        /* The front asks again after its link came back (its stream refuses a client's second
+         * <enable/> itself): the same answer. */
+        smacks_msg again = {.kind = SMACKS_ENABLED, .id = st->resumable ? st->id : "",
+                            .max = st->resumable ? st->max : 0};
+        send_msg(s, l, sid, &again);
         return;
     }
     long long timeout = sm_module_int(s, &mod_smacks, "smacks/resume_timeout");
@@ -203,6 +229,36 @@ static void on_enable(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
     }
     send_msg(s, l, sid, &answer);
     sm_session_state_changed(s, sess);
+}
+
+/* The front's link came back (docs/smproto.md §6). A live SM that kept the session resends what
+ * the front never got; a restarted one takes the front's numbering, the copies it never had
+ * counted as lost. */
+static void on_sync(sm *s, smacks_session *st, const smacks_msg *m)
+{
+    if (st->restored) {
+        st->restored = false;
+        st->sm_acked = m->sm_acked;
+        st->lost = m->sm_received - m->sm_acked;
+        st->sm_sent = m->sm_received + st->count;
+        st->in_prior = m->in_count - m->in_local;
+        st->in_base = st->sess->stanzas_in;
+        st->in_local = m->in_local;
+        if (st->lost)
+            log_notice("sm: session %s: %llu stanzas its client has not acknowledged were only "
+                       "in the SM that restarted", jid_full(&st->sess->jid),
+                       (unsigned long long)st->lost);
+        return;
+    }
+    if (m->sm_received > st->sm_sent || m->sm_acked > m->sm_received)
+        return;
+    if (m->sm_acked > st->sm_acked)
+        drop_acked(st, m->sm_acked - st->sm_acked);
+    /* Kept stanzas past what the front received were on the link when it went down. */
+    uint64_t n = st->sm_acked + st->lost;
+    for (kept *k = st->head; k; k = k->next)
+        if (++n > m->sm_received)
+            sm_session_send_raw(s, st->sess, k->xml, k->len);
 }
 
 static void on_ack(sm *s, smacks_session *st, const smacks_msg *m)
@@ -248,6 +304,12 @@ static void on_resume(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
         drop_acked(st, ahead);
         st->client_h += ahead;
     }
+    if (st->lost) {
+        log_notice("sm: session %s resumed without %llu stanzas an SM restart lost",
+                   jid_full(&sess->jid), (unsigned long long)st->lost);
+        st->sm_acked += st->lost;
+        st->lost = 0;
+    }
     if (sess->link)
         retire(s, d, sm_link_serial(sess->link), sess->sid);
     uint64_t in = handled_in(st);
@@ -272,6 +334,20 @@ static void on_resume(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
     log_info("sm: session %s resumed (%zu stanzas replayed)", jid_full(&sess->jid), st->count);
 }
 
+/* Bounded: one for each session a front re-announces, gone after SMACKS_RETIRED_MS. */
+static void keep_early_sync(sm *s, uint64_t link_serial, uint64_t sid, const smacks_msg *m)
+{
+    smacks_data *d = data_of(s);
+    if (d->nearly == d->early_cap) {
+        if (d->early_cap >= 1u << 20)
+            return;
+        d->early_cap = d->early_cap ? d->early_cap * 2 : 8;
+        d->early = mem_realloc(d->early, d->early_cap * sizeof *d->early);
+    }
+    early_sync e = {link_serial, sid, sm_now_ms(s) + SMACKS_RETIRED_MS, *m};
+    d->early[d->nearly++] = e;
+}
+
 static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t sid,
                            const uint8_t *body, size_t len)
 {
@@ -291,6 +367,10 @@ static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t si
     }
     sm_session *sess = sm_session_lookup(s, sm_link_serial(l), sid);
     smacks_session *st = sess ? state_of(s, sess) : NULL;
+    if (!sess && m.kind == SMACKS_SYNC) {
+        keep_early_sync(s, sm_link_serial(l), sid, &m);
+        return;
+    }
     if (!st || !st->enabled)
         return;   /* the session ended meanwhile */
     switch (m.kind) {
@@ -306,6 +386,9 @@ static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t si
         break;
     case SMACKS_CLOSE:
         st->closing = true;
+        break;
+    case SMACKS_SYNC:
+        on_sync(s, st, &m);
         break;
     default:
         break;   /* the SM's own kinds */
@@ -351,6 +434,28 @@ static bool smacks_lost(sm *s, sm_event *ev)
     return true;
 }
 
+/* A detached session has a connection again (a resumption, or its front's resync). */
+static bool smacks_attached(sm *s, sm_event *ev)
+{
+    smacks_session *st = state_of(s, ev->session);
+    smacks_data *d = data_of(s);
+    if (!st->enabled)
+        return false;
+    if (!st->doomed)
+        unwatch(d, st);
+    if (st->resumable && !sm_map_get(&d->by_id, st->id, SMACKS_ID_LEN))
+        sm_map_put(&d->by_id, st->id, SMACKS_ID_LEN, ev->session);
+    uint64_t serial = sm_link_serial(ev->session->link);
+    for (size_t i = 0; i < d->nearly; i++)
+        if (d->early[i].link_serial == serial && d->early[i].sid == ev->session->sid) {
+            early_sync e = d->early[i];
+            d->early[i] = d->early[--d->nearly];
+            on_sync(s, st, &e.m);
+            break;
+        }
+    return false;
+}
+
 /* What the session kept meets the fates of the undelivered, in order. */
 static bool smacks_end(sm *s, sm_event *ev)
 {
@@ -392,6 +497,11 @@ static bool smacks_tick(sm *s, sm_event *ev)
         if (d->retired[i].until_ms > now)
             d->retired[keep_n++] = d->retired[i];
     d->nretired = keep_n;
+    keep_n = 0;
+    for (size_t i = 0; i < d->nearly; i++)
+        if (d->early[i].until_ms > now)
+            d->early[keep_n++] = d->early[i];
+    d->nearly = keep_n;
     /* Ending a session runs other modules, which may end others: take the due ones first. */
     size_t n = 0;
     for (smacks_session *st = d->watch; st; st = st->wnext)
@@ -446,6 +556,7 @@ static void smacks_restore(sm_session *sess, void *state, const uint8_t *data, s
     if (len < 5 || (data[0] != 0 && data[0] != SMACKS_ID_LEN) || len != 1u + data[0] + 4)
         return;
     st->enabled = true;
+    st->restored = true;
     st->sess = sess;
     st->tail = &st->head;
     st->in_base = sess->stanzas_in;
@@ -454,15 +565,6 @@ static void smacks_restore(sm_session *sess, void *state, const uint8_t *data, s
     st->id[data[0]] = 0;
     const uint8_t *m = data + 1 + data[0];
     st->max = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
-}
-
-/* Restored sessions register their ids when they first meet the module. */
-static bool smacks_available(sm *s, sm_event *ev)
-{
-    smacks_session *st = state_of(s, ev->session);
-    if (st->enabled && st->resumable && !sm_map_get(&data_of(s)->by_id, st->id, SMACKS_ID_LEN))
-        sm_map_put(&data_of(s)->by_id, st->id, SMACKS_ID_LEN, ev->session);
-    return false;
 }
 
 static void smacks_release(void *state)
@@ -490,6 +592,7 @@ static void smacks_fini(sm *s, const sm_module *self)
         return;
     sm_map_free(&d->by_id);
     free(d->retired);
+    free(d->early);
     free(d);
 }
 
@@ -497,7 +600,7 @@ static const sm_handler smacks_handlers[] = {
     {"session-sent", NULL, smacks_sent},
     {"session-lost", NULL, smacks_lost},
     {"session-end", NULL, smacks_end},
-    {"session-available", NULL, smacks_available},
+    {"session-attached", NULL, smacks_attached},
     {"undelivered", NULL, smacks_undelivered},
     {"tick", NULL, smacks_tick},
     {NULL, NULL, NULL},

@@ -117,6 +117,8 @@ void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid)
     session_key k = {l->serial, sid};
     sm_map_put(&s->sessions, &k, sizeof(k), sess);
     log_info("sm: session %s attached", jid_full(&sess->jid));
+    sm_event ev = {.session = sess, .user = sess->user};
+    sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
 }
 
 void sm_session_end(sm *s, sm_session *sess, uint8_t reason, const char *text)
@@ -244,6 +246,25 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
         return;
     }
     sm_session *old = sm_session_find(s, &d->full);
+    if (old && d->resync && !old->link) {
+        /* The front had kept the connection while the link was down, and the session waited
+         * detached: the same session goes on, state and presence as they are. */
+        sm_session_attach(s, old, l, d->sid);
+        smc_bind_reply(s, l, d->sid, true, SMPROTO_BOUND_OK, jid_full(&old->jid));
+        return;
+    }
+    if (!old && !d->resync && user_session_count(u) >= s->cfg->limits.sessions) {
+        /* A detached session gives way to a new one rather than refuse it. */
+        for (sm_session *x = u->sessions; x; x = x->next)
+            if (!x->link) {
+                log_info("sm: %s has %d sessions: the detached %s ends for a new one",
+                         jid_full(&u->jid), s->cfg->limits.sessions, jid_full(&x->jid));
+                u->holds++;
+                session_end(s, x, -1, NULL);
+                u->holds--;
+                break;
+            }
+    }
     if (!old && !d->resync && user_session_count(u) >= s->cfg->limits.sessions) {
         /* RFC 6120 §7.6.2.1. A resync restores sessions that were already counted. */
         log_info("sm: %s has %d sessions, the most allowed: bind refused", jid_full(&u->jid),
@@ -278,6 +299,8 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
                                buf_len(&d->state)))
             log_warn("sm: session %s: a malformed STATE record in the resync: ignored",
                      jid_full(&sess->jid));
+        sm_event ev = {.session = sess, .user = u};
+        sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
         if (d->presence)
             sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
     }

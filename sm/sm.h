@@ -193,6 +193,9 @@ typedef enum {
                              * on a lost link): link_serial, sid, session (NULL when unknown), xml,
                              * len. true: a module has it, no fate is applied */
     SM_EV_TICK,             /* sm_tick: nothing (sm_now_ms says when) */
+    SM_EV_SESSION_ATTACHED, /* a session has a connection again: a detached one attached
+                             * (sm_session_attach, or its front's resync), or one a front's resync
+                             * restored (after its STATE record): session */
     SM_EV_COUNT
 } sm_event_kind;
 typedef struct sm_roster_item sm_roster_item;
@@ -255,7 +258,9 @@ void sm_session_state_changed(sm *s, sm_session *sess);
 bool sm_session_detached(const sm_session *sess);
 /* Gives sess the connection (l, sid), which has no session: a detached session is attached; an
  * attached one has its old connection closed first (END replaced, which the front answers with
- * <conflict/>). The front is not told of the new one (the module answers it). */
+ * <conflict/>). The front is not told of the new one (the module answers it). A resync from a
+ * front for the full JID of a detached session attaches it too (the front kept the connection
+ * while its link was down). Fires SM_EV_SESSION_ATTACHED. */
 void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid);
 /* Ends a session as a logout would (SM_EV_SESSION_END: unavailable presence, last activity);
  * an attached one's front gets END (reason, text). */

@@ -46,6 +46,12 @@ void smacks_msg_put(buf *out, const smacks_msg *m)
         break;
     case SMACKS_CLOSE:
         break;
+    case SMACKS_SYNC:
+        put_u64(out, m->sm_received);
+        put_u64(out, m->sm_acked);
+        put_u64(out, m->in_count);
+        put_u64(out, m->in_local);
+        break;
     case SMACKS_ENABLED:
         put_str(out, m->id);
         put_u32(out, m->max);
@@ -149,6 +155,14 @@ bool smacks_msg_get(const uint8_t *body, size_t len, smacks_msg *out)
         m.wire_h = get_u32(&c);
         break;
     case SMACKS_CLOSE:
+        break;
+    case SMACKS_SYNC:
+        m.sm_received = get_u64(&c);
+        m.sm_acked = get_u64(&c);
+        m.in_count = get_u64(&c);
+        m.in_local = get_u64(&c);
+        if (m.sm_acked > m.sm_received)
+            c.ok = false;
         break;
     case SMACKS_ENABLED:
         m.id = get_str(&c, SMACKS_ID_MAX);

@@ -15,6 +15,9 @@
  *     RESUME   str host, str user, str previd, u32 h
  *                                          <resume/> on an authenticated, unbound connection
  *     CLOSE    (nothing)                   the client closed its stream: no hibernation
+ *     SYNC     u64 sm_received, u64 sm_acked, u64 in_count, u64 in_local
+ *                                          after a resync: the SM's stanzas the front got and the
+ *                                          client acknowledged, and what it counted of the client
  *   SM -> front
  *     ENABLED  str id ("" without resumption), u32 max
  *     FAILED   u8 condition, u8 has_h, u32 h
@@ -44,6 +47,7 @@ typedef enum {
     SMACKS_ACK = 3,
     SMACKS_RESUME = 4,
     SMACKS_CLOSE = 5,
+    SMACKS_SYNC = 6,
     SMACKS_ENABLED = 16,
     SMACKS_FAILED = 17,
     SMACKS_A = 18,
@@ -65,10 +69,11 @@ typedef struct smacks_msg {
     smacks_kind kind;
     bool resume;                /* ENABLE */
     uint32_t max;               /* ENABLE, ENABLED, RESUMED: resumption timeout (s) */
-    uint64_t in_count;          /* R */
-    uint64_t in_local;          /* R, ACK */
+    uint64_t in_count;          /* R, SYNC */
+    uint64_t in_local;          /* R, ACK, SYNC */
     uint64_t client_h;          /* ACK, RESUMED */
-    uint64_t sm_acked;          /* ACK, RESUMED */
+    uint64_t sm_acked;          /* ACK, RESUMED, SYNC */
+    uint64_t sm_received;       /* SYNC */
     uint64_t h;                 /* A; RESUMED's in_h */
     uint32_t wire_h;            /* RESUME, FAILED: as the client's h attribute (32 bits) */
     bool has_h;                 /* FAILED */

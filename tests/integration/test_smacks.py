@@ -24,6 +24,7 @@ import asyncio
 import re
 import socket
 import ssl
+import subprocess
 import time
 
 from jabtest.raw import Raw
@@ -220,6 +221,34 @@ def failures(r, a_port):
             cond)
 
 
+def link_cut(r, system, a_tls, b_tls):
+    """Both fronts' links to the SM are cut (ss -K) while a stream-management client talks: it
+    keeps its connection and session; what was sent meanwhile arrives once, and acknowledging
+    goes on."""
+    alice = bound(a_tls, 'u6')
+    bob = bound(b_tls, 'u7', 'r')
+    enable(alice)
+    message(bob, 'u6', 'before')
+    r.check('link cut: a message before the cut arrives', bodies(alice, 1) == ['before'])
+    alice.send("<a xmlns='%s' h='1'/>" % NS_SM)
+    cut = subprocess.run(['ss', '-K', 'dst', '127.0.0.1', 'dport', '=', ':%d' % system.sm_port],
+                         capture_output=True, text=True)
+    r.check('link cut: ss -K closes the links', cut.returncode == 0, cut.stderr)
+    for body in ('c1', 'c2', 'c3'):
+        message(bob, 'u6', body)
+    got = bodies(alice, 3, seconds=20)
+    r.check('link cut: what was sent meanwhile arrives, in order', got == ['c1', 'c2', 'c3'], got)
+    time.sleep(1)
+    extra = [e for e in alice.elements if e.tag == q(NS_CLIENT, 'message')]
+    r.check('link cut: nothing arrives twice', not extra, [e.attrib for e in extra])
+    alice.send("<a xmlns='%s' h='4'/><r xmlns='%s'/>" % (NS_SM, NS_SM))
+    a = alice.expect(lambda e: e.tag == sm('a'), "the server's <a/> after the cut")
+    r.check("link cut: the connection and its stream management go on", a is not None)
+    r.check('link cut: the client was not disconnected', not alice.closed)
+    alice.end()
+    bob.end()
+
+
 def slixmpp_resumes(r, b_port, b_tls):
     require_slixmpp('smacks')
     from jabtest.client import Client
@@ -296,6 +325,7 @@ def suite(report, build):
                                ('timeout', timeout, (a_tls,)),
                                ('clean close', clean_close, (a_tls,)),
                                ('failures', failures, (a_tls,)),
+                               ('link cut', link_cut, (system, a_tls, b_tls)),
                                ('slixmpp', slixmpp_resumes, (b_port, b_tls))):
             try:
                 fn(report, *args)

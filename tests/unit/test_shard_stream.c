@@ -1191,6 +1191,50 @@ static void test_smacks_resume(void **state)
     c2s_stream_free(s);
 }
 
+/* After the link came back: a stream with stream management tells the SM where it stands; one
+ * waiting for the SM's answer to <enable/> asks again. */
+static void test_smacks_reissue(void **state)
+{
+    c2s_stream *s = enabled_stream();
+    sm_delivers(s, "<message><body>1</body></message>");
+    sm_delivers(s, "<message><body>2</body></message>");
+    feed(s, "<message to='a@example.com'><body>x</body></message>");
+    buf fb = BUF_INIT;
+    take_frame(s, SMPROTO_STANZA, &fb);
+    feed(s, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    front_said(s, &fb);
+    buf_free(&fb);
+    buf out = BUF_INIT;
+    c2s_stream_reissue(s, &out);
+    smproto_frame f;
+    size_t used;
+    assert_int_equal(smproto_frame_next((const uint8_t *)buf_data(&out), buf_len(&out), &f, &used),
+                     SMPROTO_FRAME_OK);
+    const char *name;
+    size_t nl, len;
+    const uint8_t *body;
+    smacks_msg m;
+    assert_true(smproto_get_module(&f, &name, &nl, &body, &len) && smacks_msg_get(body, len, &m));
+    assert_int_equal(m.kind, SMACKS_SYNC);
+    assert_true(m.sm_received == 2 && m.sm_acked == 1 && m.in_count == 1 && m.in_local == 0);
+    buf_free(&out);
+    c2s_stream_free(s);
+
+    s = bound_stream();
+    feed(s, "<enable xmlns='urn:xmpp:sm:3' max='30'/>");
+    front_said(s, &fb);
+    buf_free(&fb);
+    c2s_stream_reissue(s, &out);
+    assert_int_equal(smproto_frame_next((const uint8_t *)buf_data(&out), buf_len(&out), &f, &used),
+                     SMPROTO_FRAME_OK);
+    assert_true(smproto_get_module(&f, &name, &nl, &body, &len) && smacks_msg_get(body, len, &m));
+    assert_int_equal(m.kind, SMACKS_ENABLE);
+    assert_false(m.resume);
+    assert_int_equal(m.max, 30);
+    buf_free(&out);
+    c2s_stream_free(s);
+}
+
 static void test_smacks_resume_failed(void **state)
 {
     c2s_stream *s = authed_stream();
@@ -1301,6 +1345,7 @@ int main(void)
         cmocka_unit_test_setup(test_smacks_client_r, setup),
         cmocka_unit_test_setup(test_smacks_resume, setup),
         cmocka_unit_test_setup(test_smacks_resume_failed, setup),
+        cmocka_unit_test_setup(test_smacks_reissue, setup),
         cmocka_unit_test_setup(test_register_throttled, setup),
         cmocka_unit_test_setup(test_auth_failure_reported, setup),
         cmocka_unit_test_setup(test_scram_sha256_success, setup),

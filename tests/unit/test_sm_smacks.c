@@ -66,13 +66,13 @@ static void test_enable_and_ack(void **state)
     bob_tells_alice("two");
     EXPECT('S', 1, ">one<", NULL);
     EXPECT('S', 1, ">two<", NULL);
-    /* Enabling twice is refused. */
+    /* The front asking again (after its link came back) gets the same answer. */
     smacks_msg en = {.kind = SMACKS_ENABLE, .resume = true};
     front_says(1, &en);
     smacks_msg got;
     assert_true(sm_said(1, &got));
-    assert_int_equal(got.kind, SMACKS_FAILED);
-    assert_int_equal(got.condition, SMACKS_UNEXPECTED_REQUEST);
+    assert_int_equal(got.kind, SMACKS_ENABLED);
+    assert_string_equal(got.id, resume_id);
     /* <r/>: answered with the front's count once the SM has what came before. */
     smacks_msg r = {.kind = SMACKS_R, .in_count = 7, .in_local = 1};
     front_says(1, &r);
@@ -271,6 +271,88 @@ static void test_bound_on_kept(void **state)
     EXPECT('S', 5, ">m4<", NULL);
 }
 
+/* The front's link is cut while the SM lives: the session waits detached, the front's resync
+ * takes it back as it is (no presence change for bob), and its SYNC gets what was on the link. */
+static void test_link_cut_reattach(void **state)
+{
+    alice_enables();
+    bob_tells_alice("in flight");
+    EXPECT('S', 1, "in flight", NULL);
+    sm_link *cut = smh.front;
+    /* bob moves to another front, which stays. */
+    sm_link *other = sm_link_up(smh.core, (void *)3, "other", false);
+    smh.front = other;
+    smh_bind(2, "bob", "b2");
+    smh_send(2, "<presence xmlns='jabber:client'/>");
+    smh_clear();
+    sm_link_down(smh.core, cut);
+    smh_drain();
+    NONE('S', 0, "from='alice@example.org/a' type='unavailable'");
+    sm_link *back = sm_link_up(smh.core, (void *)4, "front", false);
+    sm_resync(smh.core, back, 1, "alice@example.org/a", NULL, 0, "");
+    smh_drain();
+    NONE('S', 0, "<presence from='alice@example.org/a'");
+    /* The front never got it: SYNC says so, and the SM sends it again. */
+    smh.front = back;
+    smacks_msg sync = {.kind = SMACKS_SYNC, .sm_received = 0, .sm_acked = 0, .in_count = 0};
+    front_says(1, &sync);
+    EXPECT('S', 1, "in flight", NULL);
+    /* And the session is the same one: still resumable with its id, which a resumption uses. */
+    smh_clear();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 1};
+    front_says(9, &res);
+    smacks_msg got;
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    NONE('S', 9, "in flight");
+}
+
+/* After an SM restart the front's resync restores the session and its SYNC gives the numbering:
+ * acknowledgements go on, the id still resumes it, and what only the old SM had is counted lost. */
+static void test_restart_takes_front_numbering(void **state)
+{
+    alice_enables();
+    /* Its STATE record, as the front keeps it. */
+    smh_clear();
+    smacks_msg ack0 = {.kind = SMACKS_ACK};
+    front_says(1, &ack0);
+    jid j;
+    assert_int_equal(jid_parse("alice@example.org/a", 19, &j), JID_OK);
+    sm_session_state_changed(smh.core, sm_session_find(smh.core, &j));
+    jid_free(&j);
+    int t = smh_find('T', 1, NULL, NULL);
+    assert_true(t >= 0);
+    size_t rlen = smh.recs[t].status;
+    uint8_t record[256];
+    memcpy(record, smh.recs[t].text, rlen);
+    smh_stop();
+    smh_start("", NULL);
+    sm_resync(smh.core, smh.front, 1, "alice@example.org/a", record, rlen, "");
+    smh_drain();
+    /* The front had 5 of the SM's, the client acknowledged 3. */
+    smacks_msg sync = {.kind = SMACKS_SYNC, .sm_received = 5, .sm_acked = 3, .in_count = 4,
+                       .in_local = 1};
+    front_says(1, &sync);
+    smh_bind(2, "bob", "b");
+    bob_tells_alice("after");
+    EXPECT('S', 1, ">after<", NULL);
+    /* The client acknowledges two more (numbers 4 and 5, lost): "after" (6) stays kept. */
+    smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 9, .sm_acked = 5, .in_local = 1};
+    front_says(1, &ack);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_clear();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 9};
+    front_says(9, &res);
+    smacks_msg got;
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    assert_true(got.sm_acked == 5);
+    assert_true(got.h == 4);     /* what the front had counted of the client */
+    EXPECT('S', 9, ">after<", NULL);
+}
+
 static void test_malformed_message_ignored(void **state)
 {
     smh_befriend();
@@ -298,6 +380,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clean_close_ends, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_without_resumption_ends, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_bound_on_kept, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_link_cut_reattach, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_takes_front_numbering, smh_setup,
+                                        smh_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_message_ignored, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
