@@ -95,9 +95,21 @@ static const sm_int_option smacks_options[] = {
 };
 
 static smacks_data *data_of(sm *s) { return sm_module_data(s, &mod_smacks); }
+/* A session's slot holds a pointer: the state is allocated when stream management is enabled, so
+ * that sessions without it cost a pointer. NULL before. */
 static smacks_session *state_of(sm *s, const sm_session *sess)
 {
-    return sm_session_state(s, sess, &mod_smacks);
+    return *(smacks_session **)sm_session_state(s, sess, &mod_smacks);
+}
+
+static smacks_session *state_new(sm *s, sm_session *sess)
+{
+    smacks_session **slot = sm_session_state(s, sess, &mod_smacks);
+    smacks_session *st = mem_zalloc(sizeof *st);
+    st->sess = sess;
+    st->tail = &st->head;
+    *slot = st;
+    return st;
 }
 
 static void send_msg(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
@@ -201,12 +213,12 @@ static uint64_t handled_in(const smacks_session *st)
 static void on_enable(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
 {
     sm_session *sess = sm_session_lookup(s, sm_link_serial(l), sid);
-    smacks_session *st = sess ? state_of(s, sess) : NULL;
-    if (!st) {
+    if (!sess) {
         send_failed(s, l, sid, SMACKS_UNEXPECTED_REQUEST);
         return;
     }
-    if (st->enabled) {
+    smacks_session *st = state_of(s, sess);
+    if (st && st->enabled) {
         /* The front asks again after its link came back (its stream refuses a client's second
          * <enable/> itself): the same answer. */
         smacks_msg again = {.kind = SMACKS_ENABLED, .id = st->resumable ? st->id : "",
@@ -215,9 +227,8 @@ static void on_enable(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
         return;
     }
     long long timeout = sm_module_int(s, &mod_smacks, "smacks/resume_timeout");
+    st = st ? st : state_new(s, sess);
     st->enabled = true;
-    st->sess = sess;
-    st->tail = &st->head;
     st->in_base = sess->stanzas_in;
     st->resumable = m->resume && timeout > 0;
     st->max = (uint32_t)(m->max && m->max < timeout ? m->max : timeout);
@@ -400,7 +411,7 @@ static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t si
 static bool smacks_sent(sm *s, sm_event *ev)
 {
     smacks_session *st = state_of(s, ev->session);
-    if (!st->enabled)
+    if (!st || !st->enabled)
         return false;
     long long max = sm_module_int(s, &mod_smacks, "smacks/queue_max");
     long long bytes = sm_module_int(s, &mod_smacks, "smacks/queue_bytes");
@@ -426,7 +437,7 @@ static bool smacks_sent(sm *s, sm_event *ev)
 static bool smacks_lost(sm *s, sm_event *ev)
 {
     smacks_session *st = state_of(s, ev->session);
-    if (!st->enabled || !st->resumable || st->closing || st->doomed)
+    if (!st || !st->enabled || !st->resumable || st->closing || st->doomed)
         return false;
     smacks_data *d = data_of(s);
     retire(s, d, sm_link_serial(ev->session->link), ev->session->sid);
@@ -439,7 +450,7 @@ static bool smacks_attached(sm *s, sm_event *ev)
 {
     smacks_session *st = state_of(s, ev->session);
     smacks_data *d = data_of(s);
-    if (!st->enabled)
+    if (!st || !st->enabled)
         return false;
     if (!st->doomed)
         unwatch(d, st);
@@ -460,7 +471,7 @@ static bool smacks_attached(sm *s, sm_event *ev)
 static bool smacks_end(sm *s, sm_event *ev)
 {
     smacks_session *st = state_of(s, ev->session);
-    if (!st->enabled)
+    if (!st || !st->enabled)
         return false;
     smacks_data *d = data_of(s);
     unwatch(d, st);
@@ -483,8 +494,10 @@ static bool smacks_end(sm *s, sm_event *ev)
 /* What a front hands back for a session that keeps custody is already kept here. */
 static bool smacks_undelivered(sm *s, sm_event *ev)
 {
-    if (ev->session)
-        return state_of(s, ev->session)->enabled;
+    if (ev->session) {
+        const smacks_session *st = state_of(s, ev->session);
+        return st && st->enabled;
+    }
     return is_retired(data_of(s), ev->link_serial, ev->sid);
 }
 
@@ -539,8 +552,8 @@ static bool smacks_tick(sm *s, sm_event *ev)
 /* The STATE part: the resumption id (empty without resumption) and the timeout. */
 static void smacks_pack(const sm_session *sess, const void *state, buf *out)
 {
-    const smacks_session *st = state;
-    if (!st->enabled)
+    const smacks_session *st = *(smacks_session *const *)state;
+    if (!st || !st->enabled)
         return;
     uint8_t len = st->resumable ? SMACKS_ID_LEN : 0;
     buf_append(out, &len, 1);
@@ -552,13 +565,15 @@ static void smacks_pack(const sm_session *sess, const void *state, buf *out)
 
 static void smacks_restore(sm_session *sess, void *state, const uint8_t *data, size_t len)
 {
-    smacks_session *st = state;
-    if (len < 5 || (data[0] != 0 && data[0] != SMACKS_ID_LEN) || len != 1u + data[0] + 4)
+    smacks_session **slot = state;
+    if (*slot || len < 5 || (data[0] != 0 && data[0] != SMACKS_ID_LEN) ||
+        len != 1u + data[0] + 4)
         return;
-    st->enabled = true;
-    st->restored = true;
+    smacks_session *st = *slot = mem_zalloc(sizeof *st);
     st->sess = sess;
     st->tail = &st->head;
+    st->enabled = true;
+    st->restored = true;
     st->in_base = sess->stanzas_in;
     st->resumable = data[0] == SMACKS_ID_LEN;
     memcpy(st->id, data + 1, data[0]);
@@ -569,12 +584,15 @@ static void smacks_restore(sm_session *sess, void *state, const uint8_t *data, s
 
 static void smacks_release(void *state)
 {
-    smacks_session *st = state;
+    smacks_session *st = *(smacks_session **)state;
+    if (!st)
+        return;
     while (st->head) {
         kept *k = st->head;
         st->head = k->next;
         free(k);
     }
+    free(st);
 }
 
 static bool smacks_init(sm *s, const sm_module *self, config *cfg)
@@ -612,7 +630,7 @@ const sm_module mod_smacks = {
     .init = smacks_init,
     .fini = smacks_fini,
     .handlers = smacks_handlers,
-    .session_state = sizeof(smacks_session),
+    .session_state = sizeof(smacks_session *),
     .session_release = smacks_release,
     .pack = smacks_pack,
     .restore = smacks_restore,
