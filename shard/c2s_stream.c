@@ -1291,6 +1291,7 @@ void c2s_stream_reissue(c2s_stream *s, buf *out)
     }
 }
 bool c2s_stream_closed(const c2s_stream *s) { return s->state == ST_CLOSED; }
+bool c2s_stream_managed(const c2s_stream *s) { return s->smacks != NULL; }
 
 unsigned c2s_stream_delivered(c2s_stream *s)
 {

@@ -138,5 +138,7 @@ bool c2s_stream_authenticated(const c2s_stream *s);
 /* The bound full JID, or NULL. */
 const char *c2s_stream_jid(const c2s_stream *s);
 bool c2s_stream_closed(const c2s_stream *s);
+/* Whether the stream uses stream management (XEP-0198). */
+bool c2s_stream_managed(const c2s_stream *s);
 
 #endif

@@ -18,6 +18,7 @@
 #include "core/xml_write.h"
 #include "core/xmlmem.h"
 #include "shard/c2s_stream.h"
+#include "shard/dup_filter.h"
 #include "shard/front_log.h"
 #include "shard/tcp_acked.h"
 #include "smproto/frame.h"
@@ -34,6 +35,10 @@
  * until it closes, so that its last writes meet an open socket rather than a reset (the
  * "lingering close" of HTTP servers). */
 #define IO_LINGER_MS 2000
+/* After the link to the SM came back, a stanza this thread delivered lately to the same session
+ * is not delivered again for this long (shard/dup_filter.h: a restarted SM routes again what the
+ * fronts sent it and its predecessor had not acknowledged). */
+#define IO_DUP_WINDOW_MS 10000
 #define IO_SHUTDOWN_GRACE_MS 1000
 /* A connection silent this long gives back its parser and empty buffers (an idle session then
  * costs its conn, its stream's state and the kernel's socket buffers; TLS releases its record
@@ -127,7 +132,9 @@ struct iothread {
     pthread_t thread;
     bool started;
     _Atomic uint64_t st_accepted, st_refused, st_refused_rate, st_delayed, st_stale, st_overflows,
-        st_pauses;
+        st_pauses, st_duplicates;
+    dup_filter dups;           /* what was delivered lately (sessions without stream management) */
+    uint64_t dups_until;       /* until then, a stanza in dups is dropped */
     char rbuf[IO_READ_CHUNK];
 };
 
@@ -1001,6 +1008,7 @@ static void resync(iothread *t, uint64_t epoch)
 static void on_link_msg(iothread *t, link_msg *m)
 {
     if (m->kind == LINK_MSG_RESYNC_ASK) {
+        t->dups_until = evloop_now(t->loop) + IO_DUP_WINDOW_MS;
         resync(t, m->epoch);
         return;
     }
@@ -1018,8 +1026,21 @@ static void on_link_msg(iothread *t, link_msg *m)
         bump(&t->st_stale);
         return;
     }
+    /* A stream with stream management has the SM's own numbering to tell what it got. */
+    uint64_t digest = 0;
+    if (f.type == SMPROTO_STANZA && c2s_stream_jid(c->stream) && !c2s_stream_managed(c->stream)) {
+        digest = dup_filter_digest(&t->dups, f.sid, f.payload, f.len);
+        if (evloop_now(t->loop) < t->dups_until && dup_filter_seen(&t->dups, digest)) {
+            bump(&t->st_duplicates);
+            log_info("c2s: a stanza the SM sent again after its restart was already delivered to "
+                     "%s: not twice", c2s_stream_jid(c->stream));
+            return;
+        }
+    }
     bool waiting = !c2s_stream_wants_input(c->stream);
     unsigned acts = c2s_stream_frame(c->stream, &f);
+    if (digest && (acts & C2S_ACT_DELIVER))
+        dup_filter_add(&t->dups, digest);
     if (acts & C2S_ACT_DELIVER) {
         acts |= conn_deliver(c, m->blk, m->off + SMPROTO_HEADER, f.len);
     } else if (f.type == SMPROTO_STANZA && f.len && c2s_stream_closed(c->stream) &&
@@ -1194,6 +1215,7 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
                        size_t errlen)
 {
     iothread *t = mem_zalloc(sizeof *t);
+    dup_filter_init(&t->dups);
     t->sh = shared;
     t->cfg = shared->cfg;
     t->index = index;
@@ -1327,4 +1349,5 @@ void iothread_get_stats(const iothread *t, iothread_stats *out)
     out->stale_frames = atomic_load_explicit(&t->st_stale, memory_order_relaxed);
     out->output_overflows = atomic_load_explicit(&t->st_overflows, memory_order_relaxed);
     out->pauses = atomic_load_explicit(&t->st_pauses, memory_order_relaxed);
+    out->duplicates = atomic_load_explicit(&t->st_duplicates, memory_order_relaxed);
 }

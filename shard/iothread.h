@@ -44,6 +44,7 @@ typedef struct iothread iothread;
 typedef struct iothread_stats {
     uint64_t accepted, refused_full, refused_rate, auth_delayed, stale_frames, output_overflows;
     uint64_t pauses;       /* times the ring to the link was full and reading stopped */
+    uint64_t duplicates;   /* stanzas a restarted SM sent again, not delivered twice */
 } iothread_stats;
 
 /* Creates the loop and binds the listeners (SO_REUSEPORT, so every thread binds the same ports).

@@ -14,7 +14,8 @@ static const char *const core_vocabulary[] = {
     "service", "service/accept", "service/accept/ip", "service/accept/port",
     "service/accept/secret", "host", "storage/driver", "storage/path", "storage/host",
     "storage/port", "storage/user", "storage/password", "storage/database", "storage/workers",
-    "limits/sessions", "limits/roster_items", "limits/pending", "modules", "modules/module",
+    "limits/sessions", "limits/roster_items", "limits/pending", "limits/resync_wait", "modules",
+    "modules/module",
     "admin/socket", "log/target", "log/path", "log/level", NULL,
 };
 
@@ -136,7 +137,7 @@ static void check_components(sm_config *sc, config *cfg)
 
 void sm_limits_default(sm_limits *l)
 {
-    *l = (sm_limits){.sessions = 10, .roster_items = 2000, .pending = 200};
+    *l = (sm_limits){.sessions = 10, .roster_items = 2000, .pending = 200, .resync_wait = 5};
 }
 
 static void read_limits(sm_config *sc, config *cfg)
@@ -146,6 +147,7 @@ static void read_limits(sm_config *sc, config *cfg)
     l->sessions = (int)config_int(cfg, NULL, "limits/sessions", l->sessions, 1, 100000);
     l->roster_items = (int)config_int(cfg, NULL, "limits/roster_items", l->roster_items, 1, 1000000);
     l->pending = (int)config_int(cfg, NULL, "limits/pending", l->pending, 1, 1000000);
+    l->resync_wait = (int)config_int(cfg, NULL, "limits/resync_wait", l->resync_wait, 0, 600);
 }
 
 static void read_storage(sm_config *sc, config *cfg)

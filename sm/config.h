@@ -40,6 +40,8 @@ typedef struct sm_limits {
                                 * max_user_sessions) */
     int roster_items;          /* items in a roster (2000) */
     int pending;               /* inbound subscription requests awaiting an answer (200) */
+    int resync_wait;           /* seconds after a start that stanzas for users with no session
+                                * wait for the fronts' resyncs (5; 0: none; sm/restart_wait.c) */
 } sm_limits;
 
 /* The defaults above (the loader starts from them; tests build configs with them). */

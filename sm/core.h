@@ -27,6 +27,18 @@
 
 static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
+/* restart_wait.c: stanzas for users with no session, held after a start until the fronts have
+ * re-announced their sessions. */
+typedef struct sm_deferred sm_deferred;
+typedef struct restart_wait {
+    bool active;
+    const char **expected;  /* the configuration's front ids; NULL once resynced */
+    int nexpected, resynced;
+    int64_t deadline_ms;    /* 0 until the first tick */
+    sm_deferred *held, **tail;
+    size_t nheld;
+} restart_wait;
+
 struct sm_link {
     void *handle;
     uint64_t serial;        /* never reused: callbacks find the link again by it */
@@ -36,7 +48,7 @@ struct sm_link {
 };
 
 /* Work waiting for a user's roster to load. */
-typedef struct sm_deferred {
+struct sm_deferred {
     struct sm_deferred *next;
     sm_stanza *stanza;      /* a stanza to route again (presence, or a message or iq that the
                              * user's block list may refuse); or NULL for a bind */
@@ -47,7 +59,7 @@ typedef struct sm_deferred {
     buf state;              /* a resync's STATE record */
     char *presence;         /* a resync's last broadcast presence, or NULL */
     custody_ticket ticket;  /* the frame that caused it (docs/smproto.md §3) */
-} sm_deferred;
+};
 
 enum { SMC_IQ_GET = 1, SMC_IQ_SET = 2 };
 
@@ -117,6 +129,7 @@ struct sm {
     sm_barrier *barrier;    /* the current barrier (sm/barrier.h), or NULL */
     buf wire;               /* the stanza being sent, serialized (wire_put) */
     int64_t now_ms;         /* sm_tick's clock */
+    restart_wait restart;   /* restart_wait.c */
 };
 
 typedef struct session_key {
@@ -130,6 +143,15 @@ void smc_user_clear_roster(sm_user *u);
 void smc_user_release(sm *s, sm_user *u);
 /* Queues d until u's roster is loaded (starting the load if it is not under way). */
 void smc_defer(sm *s, sm_user *u, sm_deferred *d);
+/* restart_wait.c */
+void smc_restart_wait_start(sm *s);
+/* Holds st (true) when the wait is on and its addressee has no session. */
+bool smc_restart_wait_hold(sm *s, sm_stanza *st);
+void smc_restart_wait_end(sm *s, const char *why);
+void smc_restart_wait_tick(sm *s);
+void smc_restart_wait_free(sm *s);
+/* route.c: a stanza for a local user (its 'to' has a node), routed. */
+void smc_route_to_user(sm *s, sm_stanza *st);
 void smc_deferred_free(sm_deferred *d);
 
 /* sessions.c */

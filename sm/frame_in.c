@@ -58,6 +58,8 @@ bool sm_frame_in(sm *core, sm_link *link, const smproto_frame *f)
         int rc;
         while ((rc = smproto_resync_next(&rd, &e)) == 1)
             sm_resync(core, link, e.sid, e.full_jid, e.state, e.state_len, e.presence);
+        if (rc == 0 && f->len == 0)
+            sm_front_resynced(core, link);
         return rc == 0;
     }
     default:

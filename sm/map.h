@@ -34,6 +34,4 @@ void sm_map_each(const sm_map *m, void (*fn)(void *val, void *ctx), void *ctx);
  * it); NULL when empty. */
 void **sm_map_values(const sm_map *m);
 
-uint64_t sm_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
-
 #endif

@@ -303,8 +303,10 @@ void smc_route_inbound(sm *s, sm_user *u, sm_stanza *st)
     }
 }
 
-static void route_to_user(sm *s, sm_stanza *st)
+void smc_route_to_user(sm *s, sm_stanza *st)
 {
+    if (smc_restart_wait_hold(s, st))
+        return;
     const char *name = st->node->name;
     sm_user *u = sm_user_find(s, &st->to);
     bool ready = u && u->loaded && !u->deferred;
@@ -362,7 +364,7 @@ void sm_route(sm *s, sm_stanza *st)
     const char *domain = jid_domain(&st->to, &dlen);
     if (sm_is_local_host(s, domain, dlen)) {
         if (jid_node(&st->to, &nlen)) {
-            route_to_user(s, st);
+            smc_route_to_user(s, st);
         } else if (xml_is(st->node, SM_NS_CLIENT, "iq")) {
             smc_iq_dispatch(s, st, SM_IQ_HOST);
         } else {

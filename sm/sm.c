@@ -135,12 +135,14 @@ sm_stanza *sm_parse(sm *s, const char *xml, size_t len)
 void sm_shutdown(sm *s)
 {
     s->stopping = true;
+    smc_restart_wait_end(s, "shutting down");
     smc_sessions_end(s, NULL, SMPROTO_END_SHUTDOWN, "");
 }
 
 void sm_tick(sm *s, int64_t now_ms)
 {
     s->now_ms = now_ms;
+    smc_restart_wait_tick(s);
     sm_event ev = {0};
     sm_fire(s, SM_EV_TICK, &ev);
 }
@@ -172,6 +174,7 @@ sm *sm_new(const sm_config *cfg, const sm_module *const *modules, const sm_trans
     lim.max_stanza_bytes = SMPROTO_MAX_PAYLOAD;
     lim.max_attr_bytes = lim.max_text_bytes = SMPROTO_MAX_PAYLOAD;
     s->parser = xmlstream_new(&h, s, &lim);
+    smc_restart_wait_start(s);
     if (!smc_modules_load(s, modules)) {
         sm_free(s);
         return NULL;
@@ -200,6 +203,7 @@ void sm_free(sm *s)
 {
     if (!s)
         return;
+    smc_restart_wait_free(s);
     sm_map_each(&s->by_jid, free_session, s);
     sm_map_each(&s->users, free_user, s);
     sm_map_free(&s->sessions);

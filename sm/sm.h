@@ -104,6 +104,9 @@ void sm_module_message(sm *s, sm_link *l, uint64_t sid, const char *name, size_t
  * (SM_EV_TICK) act on it. sm_now_ms is its last value (0 before the first). */
 void sm_tick(sm *s, int64_t now_ms);
 int64_t sm_now_ms(const sm *s);
+/* A front ended its resync (the empty RESYNC frame): stanzas held since the SM started for
+ * users with no session are routed once every configured front has (sm/restart_wait.c). */
+void sm_front_resynced(sm *s, sm_link *l);
 /* A stanza from a component; takes arena. */
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena);
 /* Ends every session with END (shutdown) as a logout would (SM_EV_SESSION_END: unavailable

@@ -26,7 +26,7 @@ from jabtest.client import Client  # noqa: E402
 from jabtest.proc import wait_until  # noqa: E402
 from jabtest.report import Failure  # noqa: E402
 from jabtest.system import System, sanitized, sanitizer_reports  # noqa: E402
-from jabtest.xmpp import NS_CLIENT, Server, is_, q  # noqa: E402
+from jabtest.xmpp import NS_CLIENT, Server, is_, q, show  # noqa: E402
 
 
 def load_args(system, users, rate, seconds, reconnect=False):
@@ -121,6 +121,9 @@ def presence_across_restart(rep, system, a_user, b_user):
                         for f in ('jadc2s', 'front2')]
         system.sm.kill()
         killed = time.monotonic()
+        # Sent while the SM is down: its front holds it and sends it to the new SM.
+        a.send_raw("<message to='%s/rb' type='chat' id='m0'><body>during the outage</body>"
+                   "</message>" % bj)
         if not system.start_sm():
             raise Failure('the SM did not start again')
         for f, before in zip(('jadc2s', 'front2'), links_before):
@@ -136,6 +139,16 @@ def presence_across_restart(rep, system, a_user, b_user):
         # Contacts learn the restored presence again (it is re-broadcast).
         await b.expect(lambda el: is_(el, 'presence', '') and el.get('from') == aj + '/ra',
                        "a's presence again after the restart")
+        # The message sent during the outage is delivered as a message, not from offline storage
+        # (sm/restart_wait.c: it waited for b's front to re-announce b's session).
+        m0 = await b.expect(lambda el: is_(el, 'message', 'chat') and el.get('id') == 'm0',
+                            'the message sent while the SM was down')
+        rep.check('presence: a message sent during the outage arrives directly (no <delay/>)',
+                  m0.find(q('urn:xmpp:delay', 'delay')) is None, show(m0))
+        # Neither saw the other go unavailable: probes waited for the other front's resync.
+        flaps = [show(el) for c, j in ((a, bj), (b, aj)) for el in c.received
+                 if is_(el, 'presence', 'unavailable') and (el.get('from') or '').startswith(j)]
+        rep.check('presence: no contact seen unavailable across the SM restart', not flaps, flaps)
         # Presence changes and messages route as before: the roster was reloaded.
         b.send_raw("<presence><status>after</status></presence>")
         el = await a.expect(lambda el: is_(el, 'presence', '') and el.get('from') == bj + '/rb'
@@ -198,6 +211,8 @@ def sm_killed(rep, system, users, rate, seconds):
     rep.check('SM killed: no message lost, none errored', r.get('lost') == 0 and
               r.get('errored') == 0 and r.get('delivered', 0) + r.get('dup', 0) >= r.get('sent', 1),
               summary(r), figures=True)
+    rep.check('SM killed: no message delivered twice (the fronts drop what the new SM sends again)',
+              r.get('dup') == 0, summary(r), figures=True)
 
 
 def link_cut(rep, system, users, rate, seconds):
