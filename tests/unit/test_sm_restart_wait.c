@@ -16,7 +16,9 @@ static const char to_alice[] =
     "type='chat' id='m1'><body>during the restart</body></message>";
 
 /* bob's front resynced first; alice's (other) comes back after bob wrote to her. */
-static void test_held_until_fronts_resync(void **state)
+/* A start with two fronts configured: bob's ("front") re-announces him, and he writes to alice,
+ * whose front ("other") has not come back yet. */
+static void bob_back_writes_to_alice(void)
 {
     smh_stop();
     smh_start(fronts, NULL);
@@ -25,6 +27,11 @@ static void test_held_until_fronts_resync(void **state)
     sm_front_resynced(smh.core, smh.front);
     smh_drain();
     smh_send(2, to_alice);
+}
+
+static void test_held_until_fronts_resync(void **state)
+{
+    bob_back_writes_to_alice();
     NONE('S', 0, "during the restart");
     sm_link *other = sm_link_up(smh.core, (void *)5, "other", false);
     sm_resync(smh.core, other, 1, "alice@example.org/a", NULL, 0, "");
@@ -40,13 +47,7 @@ static void test_held_until_fronts_resync(void **state)
  * (alice has no session: offline storage, delivered at her next login). */
 static void test_resync_wait_bounds(void **state)
 {
-    smh_stop();
-    smh_start(fronts, NULL);
-    sm_tick(smh.core, 1000);
-    sm_resync(smh.core, smh.front, 2, "bob@example.org/b", NULL, 0, "");
-    sm_front_resynced(smh.core, smh.front);
-    smh_drain();
-    smh_send(2, to_alice);
+    bob_back_writes_to_alice();
     sm_tick(smh.core, 1000 + 4999);
     smh_drain();
     smh_clear();
