@@ -1291,7 +1291,14 @@ void c2s_stream_reissue(c2s_stream *s, buf *out)
     }
 }
 bool c2s_stream_closed(const c2s_stream *s) { return s->state == ST_CLOSED; }
-bool c2s_stream_managed(const c2s_stream *s) { return s->smacks != NULL; }
+void c2s_stream_duplicate(c2s_stream *s)
+{
+    uint64_t seq = s->smacks ? smacks_kept_next(s->smacks) : 0;
+    if (seq) {
+        smacks_msg m = {.kind = SMACKS_SKIP, .seq = seq};
+        smacks_frame(s, &m);
+    }
+}
 
 unsigned c2s_stream_delivered(c2s_stream *s)
 {

@@ -138,7 +138,8 @@ bool c2s_stream_authenticated(const c2s_stream *s);
 /* The bound full JID, or NULL. */
 const char *c2s_stream_jid(const c2s_stream *s);
 bool c2s_stream_closed(const c2s_stream *s);
-/* Whether the stream uses stream management (XEP-0198). */
-bool c2s_stream_managed(const c2s_stream *s);
+/* A STANZA frame for this session was dropped as a duplicate (shard/dup_filter.h): with stream
+ * management, the SM is told to forget its copy (it numbered it among those it keeps). */
+void c2s_stream_duplicate(c2s_stream *s);
 
 #endif

@@ -133,7 +133,7 @@ struct iothread {
     bool started;
     _Atomic uint64_t st_accepted, st_refused, st_refused_rate, st_delayed, st_stale, st_overflows,
         st_pauses, st_duplicates;
-    dup_filter dups;           /* what was delivered lately (sessions without stream management) */
+    dup_filter dups;           /* what was delivered lately */
     uint64_t dups_until;       /* until then, a stanza in dups is dropped */
     char rbuf[IO_READ_CHUNK];
 };
@@ -1026,12 +1026,12 @@ static void on_link_msg(iothread *t, link_msg *m)
         bump(&t->st_stale);
         return;
     }
-    /* A stream with stream management has the SM's own numbering to tell what it got. */
     uint64_t digest = 0;
-    if (f.type == SMPROTO_STANZA && c2s_stream_jid(c->stream) && !c2s_stream_managed(c->stream)) {
+    if (f.type == SMPROTO_STANZA && c2s_stream_jid(c->stream) && !c2s_stream_closed(c->stream)) {
         digest = dup_filter_digest(&t->dups, f.sid, f.payload, f.len);
         if (evloop_now(t->loop) < t->dups_until && dup_filter_seen(&t->dups, digest)) {
             bump(&t->st_duplicates);
+            c2s_stream_duplicate(c->stream);
             log_info("c2s: a stanza the SM sent again after its restart was already delivered to "
                      "%s: not twice", c2s_stream_jid(c->stream));
             return;

@@ -93,11 +93,22 @@ bool smacks_client_ack(smacks *sm, uint32_t h, smacks_msg *msg)
     return true;
 }
 
-void smacks_sync(const smacks *sm, smacks_msg *msg)
+static uint64_t kept_unacked(const smacks *sm)
 {
     uint64_t kept = 0;
     for (uint64_t i = sm->acked; i < sm->out_count; i++)
         kept += bit_get(sm, i);
+    return kept;
+}
+
+uint64_t smacks_kept_next(const smacks *sm)
+{
+    return sm->kept_from_now ? sm->sm_acked + kept_unacked(sm) + 1 : 0;
+}
+
+void smacks_sync(const smacks *sm, smacks_msg *msg)
+{
+    uint64_t kept = kept_unacked(sm);
     *msg = (smacks_msg){.kind = SMACKS_SYNC, .sm_received = sm->sm_acked + kept,
                         .sm_acked = sm->sm_acked, .in_count = sm->in_count,
                         .in_local = sm->in_local};

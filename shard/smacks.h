@@ -57,6 +57,9 @@ bool smacks_want_r(smacks *sm);
  * (msg->kind 0 when not). */
 bool smacks_client_ack(smacks *sm, uint32_t h, smacks_msg *msg);
 
+/* The SM's number for the next of its stanzas that it keeps (0: it keeps none yet). */
+uint64_t smacks_kept_next(const smacks *sm);
+
 /* After the link to the SM came back: what the SM must know to go on (SYNC): the SM's stanzas
  * received and acknowledged, the client's stanzas counted. */
 void smacks_sync(const smacks *sm, smacks_msg *msg);

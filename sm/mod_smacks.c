@@ -272,6 +272,27 @@ static void on_sync(sm *s, smacks_session *st, const smacks_msg *m)
             sm_session_send_raw(s, st->sess, k->xml, k->len);
 }
 
+/* The front dropped the kept stanza number seq as a duplicate: it is forgotten, and the ones
+ * after it take the numbers the front gave them. */
+static void on_skip(smacks_session *st, uint64_t seq)
+{
+    uint64_t n = st->sm_acked + st->lost;
+    if (seq <= n || seq > st->sm_sent)
+        return;
+    for (kept **pp = &st->head; *pp; pp = &(*pp)->next)
+        if (++n == seq) {
+            kept *k = *pp;
+            *pp = k->next;
+            if (st->tail == &k->next)
+                st->tail = pp;
+            st->count--;
+            st->bytes -= k->len;
+            st->sm_sent--;
+            free(k);
+            return;
+        }
+}
+
 static void on_ack(sm *s, smacks_session *st, const smacks_msg *m)
 {
     /* Acknowledgements only go forward, and never past what was sent. */
@@ -400,6 +421,9 @@ static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t si
         break;
     case SMACKS_SYNC:
         on_sync(s, st, &m);
+        break;
+    case SMACKS_SKIP:
+        on_skip(st, m.seq);
         break;
     default:
         break;   /* the SM's own kinds */

@@ -46,6 +46,9 @@ void smacks_msg_put(buf *out, const smacks_msg *m)
         break;
     case SMACKS_CLOSE:
         break;
+    case SMACKS_SKIP:
+        put_u64(out, m->seq);
+        break;
     case SMACKS_SYNC:
         put_u64(out, m->sm_received);
         put_u64(out, m->sm_acked);
@@ -155,6 +158,9 @@ bool smacks_msg_get(const uint8_t *body, size_t len, smacks_msg *out)
         m.wire_h = get_u32(&c);
         break;
     case SMACKS_CLOSE:
+        break;
+    case SMACKS_SKIP:
+        m.seq = get_u64(&c);
         break;
     case SMACKS_SYNC:
         m.sm_received = get_u64(&c);

@@ -15,6 +15,9 @@
  *     RESUME   str host, str user, str previd, u32 h
  *                                          <resume/> on an authenticated, unbound connection
  *     CLOSE    (nothing)                   the client closed its stream: no hibernation
+ *     SKIP     u64 seq                     the SM's kept stanza number seq was a duplicate (a
+ *                                          restarted SM routed again what its predecessor had
+ *                                          delivered): the front dropped it, the SM forgets it
  *     SYNC     u64 sm_received, u64 sm_acked, u64 in_count, u64 in_local
  *                                          after a resync: the SM's stanzas the front got and the
  *                                          client acknowledged, and what it counted of the client
@@ -48,6 +51,7 @@ typedef enum {
     SMACKS_RESUME = 4,
     SMACKS_CLOSE = 5,
     SMACKS_SYNC = 6,
+    SMACKS_SKIP = 7,
     SMACKS_ENABLED = 16,
     SMACKS_FAILED = 17,
     SMACKS_A = 18,
@@ -74,6 +78,7 @@ typedef struct smacks_msg {
     uint64_t client_h;          /* ACK, RESUMED */
     uint64_t sm_acked;          /* ACK, RESUMED, SYNC */
     uint64_t sm_received;       /* SYNC */
+    uint64_t seq;               /* SKIP */
     uint64_t h;                 /* A; RESUMED's in_h */
     uint32_t wire_h;            /* RESUME, FAILED: as the client's h attribute (32 bits) */
     bool has_h;                 /* FAILED */

@@ -1218,9 +1218,17 @@ static void test_smacks_reissue(void **state)
     assert_int_equal(m.kind, SMACKS_SYNC);
     assert_true(m.sm_received == 2 && m.sm_acked == 1 && m.in_count == 1 && m.in_local == 0);
     buf_free(&out);
+    /* A duplicate dropped by the IO thread: the SM's next number is skipped. */
+    c2s_stream_duplicate(s);
+    m = front_said(s, &fb);
+    assert_int_equal(m.kind, SMACKS_SKIP);
+    assert_true(m.seq == 3);
+    buf_free(&fb);
     c2s_stream_free(s);
 
     s = bound_stream();
+    c2s_stream_duplicate(s);      /* without stream management: nothing to tell */
+    expect_no_frame(s);
     feed(s, "<enable xmlns='urn:xmpp:sm:3' max='30'/>");
     front_said(s, &fb);
     buf_free(&fb);

@@ -353,6 +353,42 @@ static void test_restart_takes_front_numbering(void **state)
     EXPECT('S', 9, ">after<", NULL);
 }
 
+/* A front dropped a kept stanza as a duplicate (a restarted SM sent it again): the SM forgets it
+ * and renumbers the rest as the front counts them. */
+static void test_skip(void **state)
+{
+    alice_enables();
+    bob_tells_alice("one");
+    bob_tells_alice("again");
+    bob_tells_alice("three");
+    smacks_msg skip = {.kind = SMACKS_SKIP, .seq = 2};
+    front_says(1, &skip);
+    /* Out of range: ignored. */
+    skip.seq = 9;
+    front_says(1, &skip);
+    skip.seq = 0;
+    front_says(1, &skip);
+    /* The client acknowledged the first (one); "three" is number 2 now. */
+    smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 1, .sm_acked = 1};
+    front_says(1, &ack);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_clear();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 1};
+    front_says(9, &res);
+    EXPECT('S', 9, ">three<", NULL);
+    NONE('S', 9, ">again<");
+    NONE('S', 9, ">one<");
+    /* And acknowledging 2 empties it. */
+    ack = (smacks_msg){.kind = SMACKS_ACK, .client_h = 2, .sm_acked = 2};
+    front_says(9, &ack);
+    sm_end(smh.core, smh.front, 9, SMPROTO_END_GONE);
+    smh_clear();
+    res.wire_h = 2;
+    front_says(10, &res);
+    NONE('S', 10, ">three<");
+}
+
 static void test_malformed_message_ignored(void **state)
 {
     smh_befriend();
@@ -383,6 +419,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_link_cut_reattach, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_restart_takes_front_numbering, smh_setup,
                                         smh_teardown),
+        cmocka_unit_test_setup_teardown(test_skip, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_message_ignored, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
