@@ -3,8 +3,8 @@
  * Bytes from the client (already decrypted) go in; bytes for the client, smproto frames for the SM
  * and actions for the connection come out. Everything between TCP and the SM link lives here:
  * stream header checks, features, STARTTLS negotiation, SASL (through shard/sasl.h), the stream
- * restart, resource binding, the legacy session iq, from-stamping and JID checks on stanzas, and
- * stream errors. The connection layer (shard/iothread.c) owns the socket, TLS, timers and limits;
+ * restart, resource binding, the legacy session iq, from-stamping and JID checks on stanzas, the
+ * client's XEP-0352 state (what it means for its stanzas is shard/csi.h's), and stream errors. The connection layer (shard/iothread.c) owns the socket, TLS, timers and limits;
  * the fuzz target and the unit tests drive this directly.
  *
  * Asynchronous steps (the SM's AUTH_ANSWER and BOUND, PLAIN's PBKDF2 check off the IO thread) put
@@ -40,6 +40,11 @@ enum {
     C2S_ACT_AUTHED = 16,   /* SASL succeeded (the auth timeout can go) */
     C2S_ACT_AUTH_FAILED = 32, /* a SASL attempt failed (<failure/> is in the output):
                                * c2s_stream_auth_failure() says how */
+    /* XEP-0352 (shard/csi.h): the client sent <active/> (it wants what was held), <inactive/>
+     * (c2s_stream_csi_inactive() says the state now), or a stanza (it is awake). */
+    C2S_ACT_CSI_ACTIVE = 1u << 16,
+    C2S_ACT_CSI_INACTIVE = 1u << 17,
+    C2S_ACT_CLIENT_STANZA = 1u << 18,
 };
 
 /* What the connection layer says to an account creation (XEP-0077 <iq type='set'/> before
@@ -129,5 +134,7 @@ bool c2s_stream_authenticated(const c2s_stream *s);
 /* The bound full JID, or NULL. */
 const char *c2s_stream_jid(const c2s_stream *s);
 bool c2s_stream_closed(const c2s_stream *s);
+/* Whether the client's last CSI nonza was <inactive/> (XEP-0352; a stream starts active). */
+bool c2s_stream_csi_inactive(const c2s_stream *s);
 
 #endif
