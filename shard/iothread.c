@@ -285,7 +285,10 @@ static void conn_offer(conn *c, outq_block *blk, size_t off, size_t len)
     if (c->csi) {
         switch (csi_offer(c->csi, outq_block_data(blk) + off, len)) {
         case CSI_HELD_FIRST:
-            evloop_timer_after(c->t->loop, &c->csi_timer, (uint64_t)c->t->cfg->csi.max_hold * 1000);
+            /* (Still pending when the one held was superseded: the first one's bound stays.) */
+            if (!timer_pending(&c->csi_timer))
+                evloop_timer_after(c->t->loop, &c->csi_timer,
+                                   (uint64_t)c->t->cfg->csi.max_hold * 1000);
             return;
         case CSI_HELD:
             return;
