@@ -29,7 +29,7 @@ from jabtest.xmpp import NS_CLIENT, NS_DELAY, q
 NS_CSI = 'urn:xmpp:csi:0'
 NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
 NS_RECEIPTS = 'urn:xmpp:receipts'
-MAX_HOLD = 2          # seconds (<csi><max_hold>)
+MAX_HOLD = 3          # seconds (<csi><max_hold>): longer than any hold the other checks make
 QUIET = 1.0           # seconds a negative check waits
 
 
@@ -196,7 +196,7 @@ def counters_checked(r, system):
     held, superseded, _, flushes, flushed, saved = (int(x) for x in m.groups())
     r.check('...held %d, superseded %d, flushes %d (%d bytes), writes saved %d'
             % (held, superseded, flushes, flushed, saved),
-            held >= 10 and superseded >= 2 and flushes >= 4 and flushed > 0 and saved >= 5)
+            held >= 9 and superseded >= 2 and flushes >= 4 and flushed > 0 and saved >= 6)
 
 
 def suite(report, build):
