@@ -79,9 +79,9 @@ struct conn {
     bool tls_retry;            /* the TLS writer is waiting to finish a record: it holds the bytes
                                 * at q's head (some may be on the wire already) */
     conn_stanza *stanzas;      /* [stanzas_head, nstanzas): oldest first */
+    uint32_t stanzas_head, nstanzas, stanzas_cap;
     csi *csi;                  /* XEP-0352: what is held back while the client is inactive (made
                                 * the first time it is); held stanzas come after all of q's */
-    uint32_t stanzas_head, nstanzas, stanzas_cap;
     int64_t tokens;            /* max_bps token bucket, bps_burst deep */
     uint64_t refilled, last_rx;
     uint64_t drain_mark;       /* conn_progress when drain_timer was last armed */
