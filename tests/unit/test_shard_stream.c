@@ -962,7 +962,7 @@ static void test_stanza_not_amplified(void **state)
     c2s_stream *s = bound_stream();
     char *xml = prefixed_iq("jabber:iq:version", 1000, 1030);
     size_t in = strlen(xml);
-    assert_int_equal(feed(s, xml), 0);
+    assert_int_equal(feed(s, xml), C2S_ACT_CLIENT_STANZA);
     free(xml);
     buf fb = BUF_INIT;
     smproto_frame f = take_frame(s, SMPROTO_STANZA, &fb);
@@ -977,12 +977,13 @@ static void test_stanza_not_amplified(void **state)
     int n = sprintf(big, "<message to='a@example.com' id='huge'><body>");
     memset(big + n, 'b', body);
     strcpy(big + n + body, "</body></message>");
-    assert_int_equal(feed(s, big), 0);
+    assert_int_equal(feed(s, big), C2S_ACT_CLIENT_STANZA);
     free(big);
     expect_no_frame(s);
     expect_out(s, "<policy-violation");
     assert_true(c2s_stream_wants_input(s));
-    assert_int_equal(feed(s, "<message to='a@example.com' id='small'><body>hi</body></message>"), 0);
+    assert_int_equal(feed(s, "<message to='a@example.com' id='small'><body>hi</body></message>"),
+                     C2S_ACT_CLIENT_STANZA);
     take_frame(s, SMPROTO_STANZA, &fb);
     buf_free(&fb);
     test_cfg.limits.stanza_size = 65536;
@@ -1005,7 +1006,7 @@ static void test_resync_entry(void **state)
     smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
     c2s_stream_frame(s, &f);
     buf_free(&fb);
-    assert_int_equal(feed(s, "<presence><show>away</show></presence>"), 0);
+    assert_int_equal(feed(s, "<presence><show>away</show></presence>"), C2S_ACT_CLIENT_STANZA);
     take_frame(s, SMPROTO_STANZA, &fb);
     buf_free(&fb);
     smproto_resync_entry e;
@@ -1019,7 +1020,7 @@ static void test_resync_entry(void **state)
     int n = sprintf(big, "<presence><status>");
     memset(big + n, 's', status);
     strcpy(big + n + status, "</status></presence>");
-    assert_int_equal(feed(s, big), 0);
+    assert_int_equal(feed(s, big), C2S_ACT_CLIENT_STANZA);
     free(big);
     take_frame(s, SMPROTO_STANZA, &fb);     /* the SM still gets it */
     buf_free(&fb);
