@@ -395,6 +395,34 @@ static void client_prove(int fd, buf *in, const char *user)
                            "xmpp-bind'><resource>desk</resource></bind></iq>");
 }
 
+/* alice logs in (SCRAM-SHA-1) and binds as alice@localhost/desk, the SM's answers played on c
+ * (with a STATE record for her session, if state is not NULL); her connection in *fd, what it
+ * received after the bind result in in. Returns her session id. */
+static uint64_t alice_logs_in(smconn *c, int port, int *fd, buf *in, const char *state,
+                              size_t state_len)
+{
+    smproto_frame fr;
+    buf b = BUF_INIT;
+    *fd = client_open(port);
+    client_auth(*fd, in, "alice");
+    sm_frame(c, &fr);
+    assert_int_equal(fr.type, SMPROTO_AUTH_QUERY);
+    uint64_t alice = fr.sid;
+    smproto_creds cr = creds();
+    smproto_put_auth_answer(&b, alice, SMPROTO_AUTH_OK, &cr);
+    sm_send(c, &b);
+    client_prove(*fd, in, "alice");
+    sm_frame(c, &fr);
+    assert_int_equal(fr.type, SMPROTO_BIND);
+    smproto_put_bound(&b, alice, SMPROTO_BOUND_OK, "alice@localhost/desk");
+    if (state)
+        smproto_put_state(&b, alice, (const uint8_t *)state, state_len);
+    sm_send(c, &b);
+    buf_consume(in, net_must_read_until(*fd, in, 0, "</iq>") + strlen("</iq>"));
+    buf_free(&b);
+    return alice;
+}
+
 /* ---- the tests ------------------------------------------------------------------------------- */
 
 static bool lower_hex(const char *s)
@@ -606,22 +634,9 @@ static void test_resync_entries_not_sent_again(void **state)
     sm_expect_resync_end(&c);
 
     /* alice logs in and binds; the SM gives her session flags; she says she is away. */
-    int a = client_open(f.port);
+    int a;
     buf in = BUF_INIT, b = BUF_INIT;
-    client_auth(a, &in, "alice");
-    sm_frame(&c, &fr);
-    assert_int_equal(fr.type, SMPROTO_AUTH_QUERY);
-    uint64_t alice = fr.sid;
-    smproto_creds cr = creds();
-    smproto_put_auth_answer(&b, alice, SMPROTO_AUTH_OK, &cr);
-    sm_send(&c, &b);
-    client_prove(a, &in, "alice");
-    sm_frame(&c, &fr);
-    assert_int_equal(fr.type, SMPROTO_BIND);
-    smproto_put_bound(&b, alice, SMPROTO_BOUND_OK, "alice@localhost/desk");
-    smproto_put_state(&b, alice, (const uint8_t *)ALICE_STATE, sizeof(ALICE_STATE) - 1);
-    sm_send(&c, &b);
-    buf_consume(&in, net_must_read_until(a, &in, 0, "</iq>") + strlen("</iq>"));
+    uint64_t alice = alice_logs_in(&c, f.port, &a, &in, ALICE_STATE, sizeof(ALICE_STATE) - 1);
     net_must_write_str(a, "<presence><show>away</show></presence>");
     sm_frame(&c, &fr);
     assert_int_equal(fr.type, SMPROTO_STANZA);
@@ -733,21 +748,9 @@ static void test_csi_hold_is_custody(void **state)
     sm_accept(lfd, &c, &h);
     sm_answer(&c, 0);
     sm_expect_resync_end(&c);
-    int a = client_open(f.port);
-    buf in = BUF_INIT, b = BUF_INIT;
-    client_auth(a, &in, "alice");
-    sm_frame(&c, &fr);
-    assert_int_equal(fr.type, SMPROTO_AUTH_QUERY);
-    uint64_t alice = fr.sid;
-    smproto_creds cr = creds();
-    smproto_put_auth_answer(&b, alice, SMPROTO_AUTH_OK, &cr);
-    sm_send(&c, &b);
-    client_prove(a, &in, "alice");
-    sm_frame(&c, &fr);
-    assert_int_equal(fr.type, SMPROTO_BIND);
-    smproto_put_bound(&b, alice, SMPROTO_BOUND_OK, "alice@localhost/desk");
-    sm_send(&c, &b);
-    buf_consume(&in, net_must_read_until(a, &in, 0, "</iq>") + strlen("</iq>"));
+    int a;
+    buf in = BUF_INIT;
+    uint64_t alice = alice_logs_in(&c, f.port, &a, &in, NULL, 0);
     /* Inactive; the presence after it shows the front has read the nonza. */
     net_must_write_str(a, "<inactive xmlns='urn:xmpp:csi:0'/><presence/>");
     sm_frame(&c, &fr);
@@ -787,7 +790,6 @@ static void test_csi_hold_is_custody(void **state)
     assert_int_equal(stats.csi_flushed_bytes, strlen(CSI_STATE) + strlen(CSI_PRES_2));
     assert_int_equal(stats.csi_wakeups_saved, 3);
     buf_free(&in);
-    buf_free(&b);
     front_stop(&f);
     sm_drop(&c);
     close(lfd);
