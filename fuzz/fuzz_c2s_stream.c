@@ -1,6 +1,6 @@
 /* fuzz/fuzz_c2s_stream.c — libFuzzer target for a whole client stream at the front, as a hostile
  * client drives it: shard/c2s_stream.c without sockets, serving two hosts, through STARTTLS,
- * SASL, the restart, binding and stanzas.
+ * SASL, the restart, binding, XEP-0352 nonzas and stanzas.
  *
  * Input: byte 0 picks the setup (bit 0: direct TLS, else the plain port; bit 1: a tls-exporter;
  * bit 2: STARTTLS optional; bit 3: the SM knows the user; bit 4: PLAIN's check says yes), byte 1
@@ -237,6 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.starttls_required = !(mode & 4);
     cfg.limits.stanza_size = 4096;
     cfg.limits.auth_failures = 3;
+    cfg.csi.max_stanzas = 100;   /* the XEP-0352 nonzas are understood */
     buf_free(&frames_out);
     c2s_env env = {.cfg = &cfg, .tls_available = true, .frames = &frames_out};
     uint8_t exporter[32] = {1, 2, 3};

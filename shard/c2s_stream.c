@@ -26,6 +26,7 @@
 #define NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
 #define NS_ROSTERVER "urn:xmpp:features:rosterver"
+#define NS_CSI "urn:xmpp:csi:0"
 
 /* Stanzas parsed while an answer is awaited; a client that sends more than this without waiting
  * for its answers is misbehaving (the connection stops reading meanwhile, so only what one read
@@ -55,6 +56,7 @@ struct c2s_stream {
     bool in_feed;              /* inside xmlstream_feed: a restart must go through xmlstream_stop */
     bool restart;              /* restart the parser once feed returns STOPPED */
     bool starttls;             /* <proceed/> sent: the rest of the input is discarded */
+    bool csi_inactive;         /* XEP-0352: the client's last nonza was <inactive/> */
     unsigned actions;          /* accumulated for the current call */
     unsigned auth_failures;          /* wrong passwords */
     unsigned sasl_exchanges_failed;  /* failed exchanges of any kind */
@@ -305,6 +307,8 @@ static void send_features(c2s_stream *s)
         /* Roster versioning (RFC 6121 §2.6.1) is the SM's, which every front speaks to. */
         buf_appendf(o, "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
                     "<ver xmlns='%s'/><sm xmlns='%s'/>", NS_BIND, NS_SESSION, NS_ROSTERVER, NS_SM);
+        if (cfg->csi.max_stanzas)
+            buf_appendf(o, "<csi xmlns='%s'/>", NS_CSI);
     }
     buf_append(o, "</stream:features>", 18);
 }
@@ -642,6 +646,21 @@ static bool frame_node(c2s_stream *s, smproto_type type, xml_node *el, const cha
     return false;
 }
 
+/* XEP-0352 nonzas, once authenticated (the feature is offered from then on; before the bind
+ * the state is only remembered, as Prosody's mod_csi does, since nothing is delivered yet). No
+ * reply. Any other element of the namespace is unknown: a stream error, as Prosody answers every
+ * element no module handles. */
+static void handle_csi(c2s_stream *s, const xml_node *el)
+{
+    bool active = strcmp(el->name, "active") == 0;
+    if (!s->env->cfg->csi.max_stanzas || (!active && strcmp(el->name, "inactive") != 0)) {
+        stream_fail(s, "unsupported-stanza-type", NULL);
+        return;
+    }
+    s->csi_inactive = !active;
+    s->actions |= active ? C2S_ACT_CSI_ACTIVE : C2S_ACT_CSI_INACTIVE;
+}
+
 /* A stanza of a bound session: checked, from-stamped and framed for the SM. Returns whether it
  * was framed (false: answered here). */
 static bool route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
@@ -651,6 +670,7 @@ static bool route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
         stream_fail(s, "unsupported-stanza-type", NULL);
         return false;
     }
+    s->actions |= C2S_ACT_CLIENT_STANZA;
     if (is_iq_with(el, "set", NS_SESSION, "session")) {
         xml_arena *ra = xml_arena_new(256);
         send_stanza(s, reply_iq(ra, el, "result"));
@@ -904,6 +924,8 @@ static void process_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
             stream_fail(s, "not-authorized", "authenticate first");
     } else if (el->ns && strcmp(el->ns, NS_SM) == 0) {
         handle_smacks(s, el);
+    } else if (el->ns && strcmp(el->ns, NS_CSI) == 0) {
+        handle_csi(s, el);
     } else if (!s->bound) {
         if (is_iq_with(el, "set", NS_BIND, "bind"))
             handle_bind(s, el, a);
@@ -1306,3 +1328,5 @@ unsigned c2s_stream_delivered(c2s_stream *s)
     count_out(s, true);
     return s->actions;
 }
+
+bool c2s_stream_csi_inactive(const c2s_stream *s) { return s->csi_inactive; }

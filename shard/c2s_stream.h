@@ -4,9 +4,10 @@
  * and actions for the connection come out. Everything between TCP and the SM link lives here:
  * stream header checks, features, STARTTLS negotiation, SASL (through shard/sasl.h), the stream
  * restart, resource binding, the legacy session iq, stream management (XEP-0198, with
- * shard/smacks.h), from-stamping and JID checks on stanzas, and stream errors. The connection
- * layer (shard/iothread.c) owns the socket, TLS, timers and limits; the fuzz target and the unit
- * tests drive this directly.
+ * shard/smacks.h), the client's XEP-0352 state (what it means for its stanzas is shard/csi.h's),
+ * from-stamping and JID checks on stanzas, and stream errors. The connection layer
+ * (shard/iothread.c) owns the socket, TLS, timers and limits; the fuzz target and the unit tests
+ * drive this directly.
  *
  * Asynchronous steps (the SM's AUTH_ANSWER and BOUND and its answers to <enable/> and <resume/>,
  * PLAIN's PBKDF2 check off the IO thread) put
@@ -42,6 +43,11 @@ enum {
     C2S_ACT_AUTHED = 16,   /* SASL succeeded (the auth timeout can go) */
     C2S_ACT_AUTH_FAILED = 32, /* a SASL attempt failed (<failure/> is in the output):
                                * c2s_stream_auth_failure() says how */
+    /* XEP-0352 (shard/csi.h): the client sent <active/> (it wants what was held), <inactive/>
+     * (c2s_stream_csi_inactive() says the state now), or a stanza (it is awake). */
+    C2S_ACT_CSI_ACTIVE = 1u << 16,
+    C2S_ACT_CSI_INACTIVE = 1u << 17,
+    C2S_ACT_CLIENT_STANZA = 1u << 18,
 };
 
 /* What the connection layer says to an account creation (XEP-0077 <iq type='set'/> before
@@ -141,5 +147,7 @@ bool c2s_stream_closed(const c2s_stream *s);
 /* A STANZA frame for this session was dropped as a duplicate (shard/dup_filter.h): with stream
  * management, the SM is told to forget its copy (it numbered it among those it keeps). */
 void c2s_stream_duplicate(c2s_stream *s);
+/* Whether the client's last CSI nonza was <inactive/> (XEP-0352; a stream starts active). */
+bool c2s_stream_csi_inactive(const c2s_stream *s);
 
 #endif

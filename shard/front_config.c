@@ -17,6 +17,7 @@ static const char *const vocabulary[] = {
     "limits/ip_auth_interval", "limits/auth_delay", "limits/register_per_conn",
     "limits/register_burst", "limits/register_interval", "limits/output_queue", "limits/output_max",
     "limits/output_timeout", "limits/auth_timeout", "limits/idle_timeout", "limits/trusted/net",
+    "csi/max_stanzas", "csi/max_bytes", "csi/max_hold",
     "log/target", "log/path", "log/level", NULL,
 };
 
@@ -149,6 +150,19 @@ static void read_limits(front_limits *l, config *cfg)
     read_trusted(&l->trusted, cfg);
 }
 
+static void read_csi(front_csi *c, const front_limits *l, config *cfg)
+{
+    c->max_stanzas = (unsigned)config_int(cfg, NULL, "csi/max_stanzas", 100, 0, 100000);
+    /* The default never exceeds a small <output_queue>; a value given must not either. */
+    long long def = l->output_queue < 65536 ? (long long)l->output_queue : 65536;
+    c->max_bytes = (size_t)config_int(cfg, NULL, "csi/max_bytes", def, 1024, 1LL << 32);
+    c->max_hold = (unsigned)config_int(cfg, NULL, "csi/max_hold", 300, 1, 86400);
+    if (c->max_bytes > l->output_queue)
+        config_fail(cfg, config_first(cfg, NULL, "csi/max_bytes"),
+                    "%zu is above <limits><output_queue> (%zu): one flush would put the client "
+                    "over it", c->max_bytes, l->output_queue);
+}
+
 int front_config_load(const char *path, front_config *out, config_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -187,6 +201,7 @@ int front_config_load(const char *path, front_config *out, config_error *err)
                  out->max_fds);
 
     read_limits(&out->limits, cfg);
+    read_csi(&out->csi, &out->limits, cfg);
 
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};
     static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};

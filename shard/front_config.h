@@ -57,6 +57,17 @@ typedef struct front_limits {
                                 * ip_auth_failures, register_burst); loopback when absent */
 } front_limits;
 
+/* <csi>: what an inactive client's connection may hold back (shard/csi.h). Defaults: ejabberd's
+ * queue of 100 (mod_client_state; Prosody's mod_csi_simple keeps 256 without deduplicating
+ * presence), 64 KiB so a flush is far below <limits><output_queue>, and 300 s, the idle ping
+ * period of <limits><idle_timeout>: nothing waits longer than the connection's own keepalive. */
+typedef struct front_csi {
+    unsigned max_stanzas;      /* stanzas held at most; 0: CSI off, not advertised (100) */
+    size_t max_bytes;          /* bytes held at most, at most output_queue (65536, or
+                                * output_queue when that is smaller) */
+    unsigned max_hold;         /* seconds from the first stanza held to the flush (300) */
+} front_csi;
+
 typedef struct front_config {
     config *cfg;               /* owns every string below */
     /* <sm> */
@@ -78,6 +89,7 @@ typedef struct front_config {
     unsigned max_fds;          /* prime */
     unsigned threads;
     front_limits limits;
+    front_csi csi;
     /* Not in the file: entries in each ring between an IO thread and the SM-link thread (a power
      * of two >= 4; 4096). Tests shrink it to force backpressure. */
     unsigned ring_size;

@@ -18,6 +18,7 @@
 #include "core/xml_write.h"
 #include "core/xmlmem.h"
 #include "shard/c2s_stream.h"
+#include "shard/csi.h"
 #include "shard/dup_filter.h"
 #include "shard/front_log.h"
 #include "shard/tcp_acked.h"
@@ -90,10 +91,13 @@ struct conn {
                                 * at q's head (some may be on the wire already) */
     conn_stanza *stanzas;      /* [stanzas_head, nstanzas): oldest first */
     uint32_t stanzas_head, nstanzas, stanzas_cap;
+    csi *csi;                  /* XEP-0352: what is held back while the client is inactive (made
+                                * the first time it is); held stanzas come after all of q's */
     int64_t tokens;            /* max_bps token bucket, bps_burst deep */
     uint64_t refilled, last_rx;
     uint64_t drain_mark;       /* conn_progress when drain_timer was last armed */
     timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer, drain_timer;
+    timer csi_timer;           /* csi max_hold, armed when the first stanza is held */
     conn *next_dirty, *next_dead, *next_backlog;
     struct sockaddr_storage addr;
     char peer[INET6_ADDRSTRLEN + 8];
@@ -133,6 +137,7 @@ struct iothread {
     bool started;
     _Atomic uint64_t st_accepted, st_refused, st_refused_rate, st_delayed, st_stale, st_overflows,
         st_pauses, st_duplicates;
+    csi_stats st_csi;
     dup_filter dups;           /* what was delivered lately */
     uint64_t dups_until;       /* until then, a stanza in dups is dropped */
     char rbuf[IO_READ_CHUNK];
@@ -250,8 +255,9 @@ static void mark_dirty(conn *c)
 static void conn_take(conn *c, unsigned acts);
 
 /* Queues a stanza frame's payload for the client; on a bound session it is remembered until
- * wholly written. Returns the stream's actions (stream management counts it). */
-static unsigned conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
+ * wholly written. Stream management counts it (an <r/> it asks for waits in the stream's output
+ * for the next conn_take; a stream it closes is closed there too). */
+static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
 {
     if (c2s_stream_jid(c->stream)) {
         if (c->nstanzas == c->stanzas_cap) {
@@ -270,7 +276,66 @@ static unsigned conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
     }
     outq_push_block(&c->q, blk, off, len);
     mark_dirty(c);
-    return c2s_stream_delivered(c->stream);
+    c2s_stream_delivered(c->stream);
+}
+
+static void csi_deliver(void *arg, outq_block *blk, size_t len)
+{
+    conn_deliver(arg, blk, 0, len);
+    outq_block_unref(blk);
+}
+
+/* Writes what CSI held (in order) ahead of what is queued next; mode: shard/csi.h. */
+static void conn_csi_flush(conn *c, csi_take_mode mode)
+{
+    if (!c->csi || !csi_count(c->csi))
+        return;
+    evloop_timer_cancel(c->t->loop, &c->csi_timer);
+    csi_take(c->csi, mode, csi_deliver, c);
+}
+
+/* A stanza from the SM for the client: held while the client is inactive and it can wait, else
+ * queued after whatever was held. The hold sits before the queue: a held stanza is not sent. */
+static void conn_offer(conn *c, outq_block *blk, size_t off, size_t len)
+{
+    if (c->csi) {
+        switch (csi_offer(c->csi, outq_block_data(blk) + off, len)) {
+        case CSI_HELD_FIRST:
+            /* (Still pending when the one held was superseded: the first one's bound stays.) */
+            if (!timer_pending(&c->csi_timer))
+                evloop_timer_after(c->t->loop, &c->csi_timer,
+                                   (uint64_t)c->t->cfg->csi.max_hold * 1000);
+            return;
+        case CSI_HELD:
+            return;
+        case CSI_DELIVER:
+            conn_csi_flush(c, CSI_BEFORE);
+            break;
+        }
+    }
+    conn_deliver(c, blk, off, len);
+}
+
+/* The client's CSI state changed, or it sent a stanza: it is awake, so what was held goes now,
+ * ahead of the replies the stream just made (they answer what it sent after waking). */
+static void conn_csi_update(conn *c, unsigned acts)
+{
+    if ((acts & (C2S_ACT_CSI_ACTIVE | C2S_ACT_CLIENT_STANZA)) && !c->closing)
+        conn_csi_flush(c, CSI_ALONE);
+    if (!(acts & (C2S_ACT_CSI_ACTIVE | C2S_ACT_CSI_INACTIVE)))
+        return;
+    bool inactive = c2s_stream_csi_inactive(c->stream);
+    if (inactive && !c->csi)
+        c->csi = csi_new(&c->t->cfg->csi, &c->t->st_csi);
+    if (c->csi)
+        csi_set_inactive(c->csi, inactive);
+}
+
+static void csi_undeliver(void *arg, outq_block *blk, size_t len)
+{
+    conn *c = arg;
+    smproto_put_undelivered(&c->t->tx, c->sid, outq_block_data(blk), len);
+    outq_block_unref(blk);
 }
 
 /* Forgets the remembered stanzas that are wholly written, or all of them; the array goes with
@@ -405,6 +470,12 @@ static void conn_take(conn *c, unsigned acts)
 {
     iothread *t = c->t;
     buf *out = c2s_stream_out(c->stream);
+    /* A stream that closed itself outside a call that returns actions (a delivery past stream
+     * management's bound) is closed all the same. */
+    if (c2s_stream_closed(c->stream) && c2s_stream_jid(c->stream) && !c->closing)
+        acts |= C2S_ACT_CLOSE;
+    if (acts & (C2S_ACT_CSI_ACTIVE | C2S_ACT_CSI_INACTIVE | C2S_ACT_CLIENT_STANZA))
+        conn_csi_update(c, acts);
     if (buf_len(out)) {
         outq_push_bytes(&c->q, buf_data(out), buf_len(out));
         buf_consume(out, buf_len(out));
@@ -737,6 +808,9 @@ static void on_idle(timer *tm, void *arg)
     if (!c->pinged) {
         c->pinged = true;
         if (!c->handshaking) {
+            /* The ping wakes the client's radio anyway: what CSI held goes with it. */
+            if (!c2s_stream_closed(c->stream))
+                conn_csi_flush(c, CSI_BEFORE);
             outq_push_bytes(&c->q, " ", 1);
             mark_dirty(c);
         }
@@ -790,6 +864,14 @@ static void on_shrink(timer *tm, void *arg)
         outq_free(&c->q);
 }
 
+/* CSI's max_hold passed since the first stanza held. */
+static void on_csi_hold(timer *tm, void *arg)
+{
+    conn *c = arg;
+    if (!c->dead && !c->closing && c->stream && !c2s_stream_closed(c->stream))
+        conn_csi_flush(c, CSI_ALONE);
+}
+
 static void on_hold_end(timer *tm, void *arg)
 {
     conn *c = arg;
@@ -833,8 +915,11 @@ static void conn_kill(conn *c)
     evloop_timer_cancel(t->loop, &c->shrink_timer);
     evloop_timer_cancel(t->loop, &c->hold_timer);
     evloop_timer_cancel(t->loop, &c->drain_timer);
+    evloop_timer_cancel(t->loop, &c->csi_timer);
     if (c->stream) {
         conn_undeliver(c, 0);
+        /* Held stanzas came after every queued one: they go back after them, before the END. */
+        csi_take(c->csi, CSI_RETURN, csi_undeliver, c);
         c2s_stream_gone(c->stream);
     }
     c->next_dead = t->dead;
@@ -851,6 +936,7 @@ static void conn_free(conn *c)
                 break;
             }
     conn_forget_stanzas(c, true);
+    csi_free(c->csi);
     c2s_stream_free(c->stream);
     schedule_trim(t);
     if (c->ssl)
@@ -937,6 +1023,7 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
     timer_init(&c->shrink_timer, on_shrink, c);
     timer_init(&c->hold_timer, on_hold_end, c);
     timer_init(&c->drain_timer, on_drain_check, c);
+    timer_init(&c->csi_timer, on_csi_hold, c);
     c->last_rx = c->refilled = now;
     c->tokens = (int64_t)lim->bps_burst;
     evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)lim->auth_timeout * 1000);
@@ -1042,7 +1129,7 @@ static void on_link_msg(iothread *t, link_msg *m)
     if (digest && (acts & C2S_ACT_DELIVER))
         dup_filter_add(&t->dups, digest);
     if (acts & C2S_ACT_DELIVER) {
-        acts |= conn_deliver(c, m->blk, m->off + SMPROTO_HEADER, f.len);
+        conn_offer(c, m->blk, m->off + SMPROTO_HEADER, f.len);
     } else if (f.type == SMPROTO_STANZA && f.len && c2s_stream_closed(c->stream) &&
                c2s_stream_jid(c->stream)) {
         /* The session's stream is over (the SM has its END or will have it before this): the
@@ -1350,4 +1437,11 @@ void iothread_get_stats(const iothread *t, iothread_stats *out)
     out->output_overflows = atomic_load_explicit(&t->st_overflows, memory_order_relaxed);
     out->pauses = atomic_load_explicit(&t->st_pauses, memory_order_relaxed);
     out->duplicates = atomic_load_explicit(&t->st_duplicates, memory_order_relaxed);
+    out->csi_held = atomic_load_explicit(&t->st_csi.held, memory_order_relaxed);
+    out->csi_superseded = atomic_load_explicit(&t->st_csi.superseded, memory_order_relaxed);
+    out->csi_superseded_bytes = atomic_load_explicit(&t->st_csi.superseded_bytes,
+                                                     memory_order_relaxed);
+    out->csi_flushes = atomic_load_explicit(&t->st_csi.flushes, memory_order_relaxed);
+    out->csi_flushed_bytes = atomic_load_explicit(&t->st_csi.flushed_bytes, memory_order_relaxed);
+    out->csi_wakeups_saved = atomic_load_explicit(&t->st_csi.wakeups_saved, memory_order_relaxed);
 }

@@ -45,6 +45,11 @@ typedef struct iothread_stats {
     uint64_t accepted, refused_full, refused_rate, auth_delayed, stale_frames, output_overflows;
     uint64_t pauses;       /* times the ring to the link was full and reading stopped */
     uint64_t duplicates;   /* stanzas a restarted SM sent again, not delivered twice */
+    /* XEP-0352 (shard/csi.h): stanzas held for inactive clients, held presences superseded by a
+     * newer one (and their bytes, never written), flushes, bytes held then written, and writes
+     * to clients saved (superseded, or carried by one write with others). */
+    uint64_t csi_held, csi_superseded, csi_superseded_bytes, csi_flushes, csi_flushed_bytes,
+        csi_wakeups_saved;
 } iothread_stats;
 
 /* Creates the loop and binds the listeners (SO_REUSEPORT, so every thread binds the same ports).

@@ -40,6 +40,27 @@ static void raise_fd_limit(unsigned want)
                  "it (ulimit -n)", (unsigned long long)target, want);
 }
 
+/* XEP-0352 over the process's life (shard/csi.h): what holding back cost and saved. */
+static void log_csi_totals(iothread **io, unsigned n)
+{
+    iothread_stats t = {0};
+    for (unsigned i = 0; i < n; i++) {
+        iothread_stats st;
+        iothread_get_stats(io[i], &st);
+        t.csi_held += st.csi_held;
+        t.csi_superseded += st.csi_superseded;
+        t.csi_superseded_bytes += st.csi_superseded_bytes;
+        t.csi_flushes += st.csi_flushes;
+        t.csi_flushed_bytes += st.csi_flushed_bytes;
+        t.csi_wakeups_saved += st.csi_wakeups_saved;
+    }
+    log_info("csi: held %llu stanzas, superseded %llu (%llu bytes never written), flushes %llu "
+             "(%llu bytes held then written), writes saved %llu",
+             (unsigned long long)t.csi_held, (unsigned long long)t.csi_superseded,
+             (unsigned long long)t.csi_superseded_bytes, (unsigned long long)t.csi_flushes,
+             (unsigned long long)t.csi_flushed_bytes, (unsigned long long)t.csi_wakeups_saved);
+}
+
 static tls_server *make_tls(const front_config *cfg)
 {
     tls_error err;
@@ -157,6 +178,7 @@ int main(int argc, char **argv)
         iothread_shutdown(io[i]);
     for (unsigned i = 0; i < cfg.threads; i++)
         iothread_join(io[i]);
+    log_csi_totals(io, cfg.threads);
     link_front_stop(link);
     verify_pool_free(verify);
     for (unsigned i = 0; i < cfg.threads; i++)

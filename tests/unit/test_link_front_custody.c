@@ -12,7 +12,10 @@
  *     broadcast presence; a resync that was itself never acknowledged is not sent again on the
  *     next link (the new resync replaces it);
  *   - an SM that only acknowledges (sends nothing counted back) keeps the front sending past
- *     <sm><hold> bytes in flight.
+ *     <sm><hold> bytes in flight;
+ *   - XEP-0352: what the IO thread holds for an inactive client is written only with an urgent
+ *     stanza, after what was held and in order; what it still holds when the connection ends
+ *     goes back UNDELIVERED, as sent, before the session's END.
  * The SM's side runs in the test thread, blocking with timeouts: a hang fails the test. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -392,6 +395,34 @@ static void client_prove(int fd, buf *in, const char *user)
                            "xmpp-bind'><resource>desk</resource></bind></iq>");
 }
 
+/* alice logs in (SCRAM-SHA-1) and binds as alice@localhost/desk, the SM's answers played on c
+ * (with a STATE record for her session, if state is not NULL); her connection in *fd, what it
+ * received after the bind result in in. Returns her session id. */
+static uint64_t alice_logs_in(smconn *c, int port, int *fd, buf *in, const char *state,
+                              size_t state_len)
+{
+    smproto_frame fr;
+    buf b = BUF_INIT;
+    *fd = client_open(port);
+    client_auth(*fd, in, "alice");
+    sm_frame(c, &fr);
+    assert_int_equal(fr.type, SMPROTO_AUTH_QUERY);
+    uint64_t alice = fr.sid;
+    smproto_creds cr = creds();
+    smproto_put_auth_answer(&b, alice, SMPROTO_AUTH_OK, &cr);
+    sm_send(c, &b);
+    client_prove(*fd, in, "alice");
+    sm_frame(c, &fr);
+    assert_int_equal(fr.type, SMPROTO_BIND);
+    smproto_put_bound(&b, alice, SMPROTO_BOUND_OK, "alice@localhost/desk");
+    if (state)
+        smproto_put_state(&b, alice, (const uint8_t *)state, state_len);
+    sm_send(c, &b);
+    buf_consume(in, net_must_read_until(*fd, in, 0, "</iq>") + strlen("</iq>"));
+    buf_free(&b);
+    return alice;
+}
+
 /* ---- the tests ------------------------------------------------------------------------------- */
 
 static bool lower_hex(const char *s)
@@ -603,22 +634,9 @@ static void test_resync_entries_not_sent_again(void **state)
     sm_expect_resync_end(&c);
 
     /* alice logs in and binds; the SM gives her session flags; she says she is away. */
-    int a = client_open(f.port);
+    int a;
     buf in = BUF_INIT, b = BUF_INIT;
-    client_auth(a, &in, "alice");
-    sm_frame(&c, &fr);
-    assert_int_equal(fr.type, SMPROTO_AUTH_QUERY);
-    uint64_t alice = fr.sid;
-    smproto_creds cr = creds();
-    smproto_put_auth_answer(&b, alice, SMPROTO_AUTH_OK, &cr);
-    sm_send(&c, &b);
-    client_prove(a, &in, "alice");
-    sm_frame(&c, &fr);
-    assert_int_equal(fr.type, SMPROTO_BIND);
-    smproto_put_bound(&b, alice, SMPROTO_BOUND_OK, "alice@localhost/desk");
-    smproto_put_state(&b, alice, (const uint8_t *)ALICE_STATE, sizeof(ALICE_STATE) - 1);
-    sm_send(&c, &b);
-    buf_consume(&in, net_must_read_until(a, &in, 0, "</iq>") + strlen("</iq>"));
+    uint64_t alice = alice_logs_in(&c, f.port, &a, &in, ALICE_STATE, sizeof(ALICE_STATE) - 1);
     net_must_write_str(a, "<presence><show>away</show></presence>");
     sm_frame(&c, &fr);
     assert_int_equal(fr.type, SMPROTO_STANZA);
@@ -696,6 +714,87 @@ static void test_ack_alone_lets_the_front_go_on(void **state)
     close(lfd);
 }
 
+/* Whether fd has something to read within ms. */
+static bool readable_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+static void sm_stanza(smconn *c, uint64_t sid, const char *xml)
+{
+    buf b = BUF_INIT;
+    assert_true(smproto_put(&b, SMPROTO_STANZA, sid, xml, strlen(xml)));
+    sm_send(c, &b);
+    buf_free(&b);
+}
+
+#define CSI_PRES_1 "<presence from='bob@localhost/r'><show>away</show></presence>"
+#define CSI_STATE "<message from='bob@localhost/r' type='chat' id='cs'><composing " \
+                  "xmlns='http://jabber.org/protocol/chatstates'/></message>"
+#define CSI_PRES_2 "<presence from='bob@localhost/r'><status>latest</status></presence>"
+#define CSI_BODY "<message from='bob@localhost/r' type='chat' id='m1'><body>hi</body></message>"
+#define CSI_RECEIPT "<message from='bob@localhost/r' type='chat' id='rc'><received " \
+                    "xmlns='urn:xmpp:receipts' id='m1'/></message>"
+
+static void test_csi_hold_is_custody(void **state)
+{
+    int sm_port, lfd = net_must_listen(&sm_port);
+    static front f;     /* not on the stack: the front's threads outlive a failed assertion */
+    front_start(&f, sm_port, 4u << 20);
+    smconn c;
+    hello h;
+    smproto_frame fr;
+    sm_accept(lfd, &c, &h);
+    sm_answer(&c, 0);
+    sm_expect_resync_end(&c);
+    int a;
+    buf in = BUF_INIT;
+    uint64_t alice = alice_logs_in(&c, f.port, &a, &in, NULL, 0);
+    /* Inactive; the presence after it shows the front has read the nonza. */
+    net_must_write_str(a, "<inactive xmlns='urn:xmpp:csi:0'/><presence/>");
+    sm_frame(&c, &fr);
+    assert_int_equal(fr.type, SMPROTO_STANZA);
+
+    sm_stanza(&c, alice, CSI_PRES_1);
+    sm_stanza(&c, alice, CSI_STATE);
+    sm_stanza(&c, alice, CSI_PRES_2);
+    assert_false(readable_within(a, 300));
+    sm_stanza(&c, alice, CSI_BODY);
+    net_must_read_until(a, &in, 0, "id='m1'><body>hi</body></message>");
+    const char *got = buf_data(&in);
+    const char *st = strstr(got, CSI_STATE), *p2 = strstr(got, CSI_PRES_2),
+               *body = strstr(got, CSI_BODY);
+    if (!st || !p2 || !body || !(st < p2 && p2 < body) || strstr(got, "<show>away</show>"))
+        fail_msg("not the held stanzas in order, then the body:\n%.*s", (int)buf_len(&in), got);
+    buf_consume(&in, buf_len(&in));
+
+    /* Held when the connection dies: back to the SM as it was sent, then the END. */
+    sm_stanza(&c, alice, CSI_RECEIPT);
+    assert_false(readable_within(a, 300));
+    close(a);
+    sm_frame(&c, &fr);
+    assert_int_equal(fr.type, SMPROTO_UNDELIVERED);
+    assert_int_equal(fr.sid, alice);
+    assert_int_equal(fr.len, strlen(CSI_RECEIPT));
+    assert_memory_equal(fr.payload, CSI_RECEIPT, fr.len);
+    sm_frame(&c, &fr);
+    assert_int_equal(fr.type, SMPROTO_END);
+    assert_int_equal(fr.sid, alice);
+
+    iothread_stats stats;
+    iothread_get_stats(f.io, &stats);
+    assert_int_equal(stats.csi_held, 4);
+    assert_int_equal(stats.csi_superseded, 1);
+    assert_int_equal(stats.csi_flushes, 1);
+    assert_int_equal(stats.csi_flushed_bytes, strlen(CSI_STATE) + strlen(CSI_PRES_2));
+    assert_int_equal(stats.csi_wakeups_saved, 3);
+    buf_free(&in);
+    front_stop(&f);
+    sm_drop(&c);
+    close(lfd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -705,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_login_asked_again_once),
         cmocka_unit_test(test_resync_entries_not_sent_again),
         cmocka_unit_test(test_ack_alone_lets_the_front_go_on),
+        cmocka_unit_test(test_csi_hold_is_custody),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,6 +73,9 @@ static void test_example(void **state)
     assert_int_equal(fc.limits.output_max, 1048576);
     assert_int_equal(fc.limits.output_timeout, 60);
     assert_int_equal(fc.limits.trusted.n, 2);
+    assert_int_equal(fc.csi.max_stanzas, 100);
+    assert_int_equal(fc.csi.max_bytes, 65536);
+    assert_int_equal(fc.csi.max_hold, 300);
     front_config_free(&fc);
 }
 
@@ -163,6 +166,17 @@ static void test_defaults(void **state)
     assert_int_equal(fc.limits.idle_timeout, 300);
     assert_int_equal(fc.limits.max_bps, 10240);
     assert_int_equal(fc.limits.output_timeout, 60);
+    assert_int_equal(fc.csi.max_stanzas, 100);
+    assert_int_equal(fc.csi.max_bytes, 65536);
+    assert_int_equal(fc.csi.max_hold, 300);
+    front_config_free(&fc);
+    /* A small output_queue takes CSI's max_bytes down with it; 0 stanzas turns CSI off. */
+    write_cfg(MINIMAL "<limits><output_queue>8192</output_queue></limits>"
+              "<csi><max_stanzas>0</max_stanzas><max_hold>5</max_hold></csi></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), 0);
+    assert_int_equal(fc.csi.max_bytes, 8192);
+    assert_int_equal(fc.csi.max_stanzas, 0);
+    assert_int_equal(fc.csi.max_hold, 5);
     front_config_free(&fc);
 }
 
@@ -205,6 +219,13 @@ static void test_errors(void **state)
                  "<output_max>32768</output_max></limits></jadc2s>", 2, "limits/output_max");
     expect_error(MINIMAL "<limits>\n<conn_burst>0</conn_burst></limits></jadc2s>", 2,
                  "limits/conn_burst");
+    /* <csi>: out of range, and a hold larger than the output queue. */
+    expect_error(MINIMAL "<csi>\n<max_hold>0</max_hold></csi></jadc2s>", 2, "csi/max_hold");
+    expect_error(MINIMAL "<csi>\n<max_stanzas>-1</max_stanzas></csi></jadc2s>", 2,
+                 "csi/max_stanzas");
+    expect_error(MINIMAL "<limits><output_queue>65536</output_queue></limits><csi>\n"
+                 "<max_bytes>65537</max_bytes></csi></jadc2s>", 2, "csi/max_bytes");
+    expect_error(MINIMAL "<csi>\n<max_time>5</max_time></csi></jadc2s>", 2, "csi/max_time");
 }
 
 static void test_missing_required(void **state)

@@ -1,6 +1,7 @@
 /* tests/unit/test_shard_stream.c — the client stream state machine (shard/c2s_stream.c) driven
  * without sockets: header checks, features, STARTTLS, SASL SCRAM and PLAIN with the SM's
- * credential answer fed in, the restart, binding, from-stamping and stanza checks. */
+ * credential answer fed in, the restart, binding, from-stamping and stanza checks, and the
+ * XEP-0352 feature and nonzas. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -50,6 +51,7 @@ static int setup(void **state)
     test_cfg.starttls_required = true;
     test_cfg.limits.stanza_size = 65536;
     test_cfg.limits.auth_failures = 3;
+    test_cfg.csi.max_stanzas = 100;
     buf_free(&frames_buf);
     env_tls = (c2s_env){.cfg = &test_cfg, .tls_available = true, .link_congested = fake_congested,
                         .frames = &frames_buf};
@@ -968,7 +970,7 @@ static void test_stanza_not_amplified(void **state)
     c2s_stream *s = bound_stream();
     char *xml = prefixed_iq("jabber:iq:version", 1000, 1030);
     size_t in = strlen(xml);
-    assert_int_equal(feed(s, xml), 0);
+    assert_int_equal(feed(s, xml), C2S_ACT_CLIENT_STANZA);
     free(xml);
     buf fb = BUF_INIT;
     smproto_frame f = take_frame(s, SMPROTO_STANZA, &fb);
@@ -983,12 +985,13 @@ static void test_stanza_not_amplified(void **state)
     int n = sprintf(big, "<message to='a@example.com' id='huge'><body>");
     memset(big + n, 'b', body);
     strcpy(big + n + body, "</body></message>");
-    assert_int_equal(feed(s, big), 0);
+    assert_int_equal(feed(s, big), C2S_ACT_CLIENT_STANZA);
     free(big);
     expect_no_frame(s);
     expect_out(s, "<policy-violation");
     assert_true(c2s_stream_wants_input(s));
-    assert_int_equal(feed(s, "<message to='a@example.com' id='small'><body>hi</body></message>"), 0);
+    assert_int_equal(feed(s, "<message to='a@example.com' id='small'><body>hi</body></message>"),
+                     C2S_ACT_CLIENT_STANZA);
     take_frame(s, SMPROTO_STANZA, &fb);
     buf_free(&fb);
     test_cfg.limits.stanza_size = 65536;
@@ -1295,7 +1298,7 @@ static void test_resync_entry(void **state)
     smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
     c2s_stream_frame(s, &f);
     buf_free(&fb);
-    assert_int_equal(feed(s, "<presence><show>away</show></presence>"), 0);
+    assert_int_equal(feed(s, "<presence><show>away</show></presence>"), C2S_ACT_CLIENT_STANZA);
     take_frame(s, SMPROTO_STANZA, &fb);
     buf_free(&fb);
     smproto_resync_entry e;
@@ -1309,7 +1312,7 @@ static void test_resync_entry(void **state)
     int n = sprintf(big, "<presence><status>");
     memset(big + n, 's', status);
     strcpy(big + n + status, "</status></presence>");
-    assert_int_equal(feed(s, big), 0);
+    assert_int_equal(feed(s, big), C2S_ACT_CLIENT_STANZA);
     free(big);
     take_frame(s, SMPROTO_STANZA, &fb);     /* the SM still gets it */
     buf_free(&fb);
@@ -1324,6 +1327,96 @@ static void test_resync_entry(void **state)
     assert_string_equal(e.presence, "");
     assert_true(smproto_resync_entry_size(&e) <= SMPROTO_MAX_PAYLOAD);
     test_cfg.limits.stanza_size = 65536;
+    c2s_stream_free(s);
+}
+
+/* ---- XEP-0352 --------------------------------------------------------------------------------- */
+
+#define CSI_INACTIVE "<inactive xmlns='urn:xmpp:csi:0'/>"
+#define CSI_ACTIVE "<active xmlns='urn:xmpp:csi:0'/>"
+
+/* Offered once authenticated; the nonzas get no reply and reach nothing but the stream's state;
+ * any stanza says the client is awake. */
+static void test_csi_nonzas(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    char *o = take_out(s);
+    assert_null(strstr(o, "urn:xmpp:csi:0"));
+    free(o);
+    c2s_stream_free(s);
+
+    s = bound_stream();   /* its features had <csi/>: */
+    assert_false(c2s_stream_csi_inactive(s));
+    assert_int_equal(feed(s, CSI_INACTIVE), C2S_ACT_CSI_INACTIVE);
+    assert_true(c2s_stream_csi_inactive(s));
+    assert_int_equal(buf_len(c2s_stream_out(s)), 0);
+    expect_no_frame(s);
+    assert_int_equal(feed(s, CSI_ACTIVE), C2S_ACT_CSI_ACTIVE);
+    assert_false(c2s_stream_csi_inactive(s));
+    /* Both in one read: both said, the last one holds. */
+    assert_int_equal(feed(s, CSI_ACTIVE CSI_INACTIVE), C2S_ACT_CSI_ACTIVE | C2S_ACT_CSI_INACTIVE);
+    assert_true(c2s_stream_csi_inactive(s));
+    /* Content is ignored, as Prosody does. */
+    assert_int_equal(feed(s, "<active xmlns='urn:xmpp:csi:0' x='1'><y/></active>"), C2S_ACT_CSI_ACTIVE);
+    assert_int_equal(buf_len(c2s_stream_out(s)), 0);
+    expect_no_frame(s);
+    /* A stanza: the client is awake (and it goes to the SM as ever). */
+    assert_true(feed(s, "<presence/>") & C2S_ACT_CLIENT_STANZA);
+    buf fb = BUF_INIT;
+    take_frame(s, SMPROTO_STANZA, &fb);
+    buf_free(&fb);
+    assert_true(feed(s, "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>"
+                        "</iq>") & C2S_ACT_CLIENT_STANZA);
+    discard_out(s);
+    /* Anything else in the namespace is an element nobody handles. */
+    assert_true(feed(s, "<csi xmlns='urn:xmpp:csi:0'/>") & C2S_ACT_CLOSE);
+    expect_out(s, "<unsupported-stanza-type");
+    take_frame(s, SMPROTO_END, &fb);
+    buf_free(&fb);
+    c2s_stream_free(s);
+
+    s = bound_stream();
+    assert_true(feed(s, "<flush xmlns='urn:xmpp:csi:0'/>") & C2S_ACT_CLOSE);
+    expect_out(s, "<unsupported-stanza-type");
+    c2s_stream_free(s);
+}
+
+/* Before authentication a nonza is refused as any element is; between authentication and bind
+ * the state is taken (the feature is offered there, and Prosody takes it), to apply once bound. */
+static void test_csi_before_bind(void **state)
+{
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    assert_true(feed(s, CSI_INACTIVE) & C2S_ACT_CLOSE);
+    expect_out(s, "<not-authorized");
+    c2s_stream_free(s);
+
+    s = open_tls_stream(NULL);
+    discard_out(s);
+    free(scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil"));
+    feed(s, header(HOST));
+    expect_out(s, "<csi xmlns='urn:xmpp:csi:0'/>");
+    assert_int_equal(feed(s, CSI_INACTIVE), C2S_ACT_CSI_INACTIVE);
+    assert_true(c2s_stream_csi_inactive(s));
+    expect_no_frame(s);
+    assert_false(c2s_stream_closed(s));
+    c2s_stream_free(s);
+}
+
+/* <csi><max_stanzas>0: the feature is off, neither offered nor understood. */
+static void test_csi_off(void **state)
+{
+    test_cfg.csi.max_stanzas = 0;
+    c2s_stream *s = open_tls_stream(NULL);
+    discard_out(s);
+    free(scram_login(s, SCRAM_SHA256, "user", "pencil", "pencil"));
+    feed(s, header(HOST));
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "<bind xmlns="));
+    assert_null(strstr(o, "urn:xmpp:csi:0"));
+    free(o);
+    assert_true(feed(s, CSI_INACTIVE) & C2S_ACT_CLOSE);
+    expect_out(s, "<unsupported-stanza-type");
     c2s_stream_free(s);
 }
 
@@ -1371,6 +1464,9 @@ int main(void)
         cmocka_unit_test_setup(test_end_from_sm, setup),
         cmocka_unit_test_setup(test_client_close_and_gone, setup),
         cmocka_unit_test_setup(test_stanza_limit, setup),
+        cmocka_unit_test_setup(test_csi_nonzas, setup),
+        cmocka_unit_test_setup(test_csi_before_bind, setup),
+        cmocka_unit_test_setup(test_csi_off, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,10 +104,10 @@ def sm_xml(db, services, hosts="<host name='localhost'/>", level='info', extra='
 
 
 def front_xml(front_id, secret_, sm_port, ip, port, tls_port, pemfile, ids=('localhost',),
-              max_fds=1021, limits=None, level='info'):
+              max_fds=1021, limits=None, level='info', extra=''):
     """A front's configuration (jadc2s.xml): linked to the SM on 127.0.0.1:sm_port as front_id,
     serving ids on ip:port (STARTTLS) and ip:tls_port (direct TLS), two IO threads; limits, if
-    given, is the content of <limits>."""
+    given, is the content of <limits>; extra, more elements (<csi>...)."""
     return """<?xml version="1.0" encoding="UTF-8"?>
 <jadc2s>
   <sm><host>127.0.0.1</host><port>%d</port><secret>%s</secret><id>%s</id></sm>
@@ -116,11 +116,12 @@ def front_xml(front_id, secret_, sm_port, ip, port, tls_port, pemfile, ids=('loc
     <ssl><port>%d</port><pemfile>%s</pemfile></ssl>
   </local>
   <max_fds>%d</max_fds>
-  <threads>2</threads>%s
+  <threads>2</threads>%s%s
   <log><level>%s</level></log>
 </jadc2s>
 """ % (sm_port, secret_, front_id, ''.join('<id>%s</id>' % i for i in ids), ip, port, tls_port,
-       pemfile, max_fds, '' if limits is None else '\n  <limits>%s</limits>' % limits, level)
+       pemfile, max_fds, '' if limits is None else '\n  <limits>%s</limits>' % limits,
+       '\n  ' + extra if extra else '', level)
 
 
 # ---- programs ------------------------------------------------------------------------------------
@@ -453,19 +454,20 @@ class System:
 
     # ---- the pair of the front suites ----
 
-    def start_pair(self, report, nusers, limits, register=False):
+    def start_pair(self, report, nusers, limits, register=False, ports=None, front_extra=''):
         """The front suites' system, on configurations written by hand: accounts u0..u{nusers-1}
         (password pw<i>), the SM (with in-band registration when register is true, quiet: log
-        level warn) and one front with limits (the content of its <limits>) and a certificate
-        made in memory. Each step is a check; False after the one that failed."""
-        self.sm_port, self.port, self.tls_port = free_ports(3)
+        level warn) and one front with limits (the content of its <limits>), front_extra (more
+        of its elements) and a certificate made in memory, on ports (SM, STARTTLS, direct TLS;
+        free ones when None). Each step is a check; False after the one that failed."""
+        self.sm_port, self.port, self.tls_port = ports or free_ports(3)
         self.use_sm(sm_xml(self.path('db.sqlite'),
                            [service('jadc2s', self.sm_port, 's', 'front')],
                            "<host name='localhost'>%s</host>" % ('<register/>' if register else ''),
                            level='warn', extra='\n  <offline_quota>100000</offline_quota>'))
         self.use_front('jadc2s', front_xml('jadc2s', 's', self.sm_port, '127.0.0.1', self.port,
                                            self.tls_port, self.path('none.pem'), max_fds=4099,
-                                           limits=limits), self.port)
+                                           limits=limits, extra=front_extra), self.port)
         ok, out, took = self.import_accounts(('u%d@localhost' % i, 'pw%d' % i)
                                              for i in range(nusers))
         report.check('import %d accounts (%.1f s)' % (nusers, took), ok, out)
