@@ -18,6 +18,7 @@ typedef struct lg_member {
     lg_conn conn;
     timer retry;             /* --reconnect delay after a drop or a failed re-login */
     bool reconnecting;       /* it had logged in before: failures are retried, not final */
+    bool cut;                /* being cut by lg_pool_cut: its drop follows cut_return_ms */
     struct lg_pool *pool;
 } lg_member;
 
@@ -45,6 +46,7 @@ struct lg_pool {
     uint64_t drops, reconnects;
     uint64_t *last_down_ns;
     lg_reason reasons[LG_POOL_REASONS];
+    int cut_return_ms;       /* of the cut in progress */
     lg_pool_message_fn message_fn;
     void *message_ctx;
 };
@@ -181,10 +183,37 @@ bool lg_pool_login(lg_pool *p)
     return pool_phase(p, PHASE_LOGIN);
 }
 
-static void pool_schedule_retry(lg_pool *p, lg_member *m)
+/* A new login for m after ms milliseconds (0: queued now). */
+static void pool_schedule_in(lg_pool *p, lg_member *m, uint64_t ms)
 {
     m->reconnecting = true;
-    evloop_timer_after(p->env->loop, &m->retry, (uint64_t)p->env->opt->reconnect_s * 1000);
+    if (ms)
+        evloop_timer_after(p->env->loop, &m->retry, ms);
+    else
+        pool_enqueue(p, m->conn.index);
+}
+
+/* After a drop or a failed re-login: --reconnect seconds (a cut user without it: 1 s). */
+static void pool_schedule_retry(lg_pool *p, lg_member *m)
+{
+    unsigned s = p->env->opt->reconnect_s;
+    pool_schedule_in(p, m, (uint64_t)(s ? s : 1) * 1000);
+}
+
+uint32_t lg_pool_cut(lg_pool *p, uint32_t k, int return_ms)
+{
+    uint32_t cut = 0;
+    p->cut_return_ms = return_ms;
+    for (uint32_t i = 0; i < k && i < p->n; i++) {
+        lg_member *m = &p->members[i];
+        if (!lg_conn_is_up(&m->conn))
+            continue;
+        m->cut = true;
+        lg_conn_cut(&m->conn);
+        cut++;
+    }
+    pool_pump(p);
+    return cut;
 }
 
 static void pool_on_retry(timer *t, void *arg)
@@ -223,6 +252,12 @@ static void pool_on_ended(void *ctx, lg_conn *c, lg_conn_end how, const char *wh
         p->connected--;
         p->drops++;
         p->last_down_ns[c->index] = lg_now_ns();
+        if (m->cut) {
+            m->cut = false;
+            if (p->cut_return_ms >= 0)
+                pool_schedule_in(p, m, (uint64_t)p->cut_return_ms);
+            return;
+        }
         log_notice("%s: dropped: %s", user, why);
         if (p->env->opt->reconnect_s)
             pool_schedule_retry(p, m);
