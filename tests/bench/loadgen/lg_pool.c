@@ -19,6 +19,8 @@ typedef struct lg_member {
     timer retry;             /* --reconnect delay after a drop or a failed re-login */
     bool reconnecting;       /* it had logged in before: failures are retried, not final */
     bool cut;                /* being cut by lg_pool_cut: its drop follows cut_return_ms */
+    bool storm;              /* cut: it comes back on its own, not through the queue */
+    bool start_now;          /* cut with a return of 0 ms: lg_pool_cut starts it when done */
     struct lg_pool *pool;
 } lg_member;
 
@@ -183,21 +185,20 @@ bool lg_pool_login(lg_pool *p)
     return pool_phase(p, PHASE_LOGIN);
 }
 
-/* A new login for m after ms milliseconds (0: queued now). */
-static void pool_schedule_in(lg_pool *p, lg_member *m, uint64_t ms)
-{
-    m->reconnecting = true;
-    if (ms)
-        evloop_timer_after(p->env->loop, &m->retry, ms);
-    else
-        pool_enqueue(p, m->conn.index);
-}
-
 /* After a drop or a failed re-login: --reconnect seconds (a cut user without it: 1 s). */
 static void pool_schedule_retry(lg_pool *p, lg_member *m)
 {
     unsigned s = p->env->opt->reconnect_s;
-    pool_schedule_in(p, m, (uint64_t)(s ? s : 1) * 1000);
+    m->reconnecting = true;
+    evloop_timer_after(p->env->loop, &m->retry, (uint64_t)(s ? s : 1) * 1000);
+}
+
+/* A cut user's new login, outside the queue: every cut user at once is the reconnect storm. */
+static void pool_start_storm(lg_pool *p, lg_member *m)
+{
+    m->start_now = false;
+    p->in_flight++;
+    lg_conn_start(&m->conn, false);
 }
 
 uint32_t lg_pool_cut(lg_pool *p, uint32_t k, int return_ms)
@@ -212,7 +213,9 @@ uint32_t lg_pool_cut(lg_pool *p, uint32_t k, int return_ms)
         lg_conn_cut(&m->conn);
         cut++;
     }
-    pool_pump(p);
+    for (uint32_t i = 0; i < k && i < p->n; i++)
+        if (p->members[i].start_now && p->members[i].conn.state == LG_CONN_DOWN)
+            pool_start_storm(p, &p->members[i]);
     return cut;
 }
 
@@ -221,6 +224,10 @@ static void pool_on_retry(timer *t, void *arg)
     lg_member *m = arg;
     if (m->conn.state != LG_CONN_DOWN)
         return;
+    if (m->storm) {
+        pool_start_storm(m->pool, m);
+        return;
+    }
     pool_enqueue(m->pool, m->conn.index);
     pool_pump(m->pool);
 }
@@ -233,6 +240,7 @@ static void pool_on_up(void *ctx, lg_conn *c, uint64_t latency_ns)
     p->connected++;
     if (m->reconnecting) {
         m->reconnecting = false;
+        m->storm = false;
         p->reconnects++;
     } else if (p->phase == PHASE_LOGIN) {
         p->login_ok++;
@@ -254,8 +262,11 @@ static void pool_on_ended(void *ctx, lg_conn *c, lg_conn_end how, const char *wh
         p->last_down_ns[c->index] = lg_now_ns();
         if (m->cut) {
             m->cut = false;
-            if (p->cut_return_ms >= 0)
-                pool_schedule_in(p, m, (uint64_t)p->cut_return_ms);
+            m->storm = p->cut_return_ms >= 0;
+            m->reconnecting = m->storm;
+            if (p->cut_return_ms > 0)
+                evloop_timer_after(p->env->loop, &m->retry, (uint64_t)p->cut_return_ms);
+            m->start_now = p->cut_return_ms == 0;
             return;
         }
         log_notice("%s: dropped: %s", user, why);

@@ -17,11 +17,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peerlib  # noqa: E402
+from loadgen_run import LoadgenRun, probe  # noqa: E402
 from server_ejabberd import Ejabberd  # noqa: E402
 from server_jabberd2 import Jabberd2  # noqa: E402
 from server_jabshard import ROOT, Jabshard  # noqa: E402
@@ -88,111 +88,6 @@ def options(argv):
 
 # ---- one run ---------------------------------------------------------------------------------
 
-def parse_line(line):
-    words = line.split()
-    if not words:
-        return None, {}
-    fields = {}
-    for w in words[1:]:
-        if "=" in w:
-            k, v = w.split("=", 1)
-            try:
-                fields[k] = float(v) if "." in v else int(v)
-            except ValueError:
-                fields[k] = v
-    return words[0], fields
-
-
-# The load generator's niceness while it logs users in: ahead of the server in the scheduler, so
-# that the logins it is told to run are run even when the server's threads would take both cores
-# and a rate it cannot keep up with (TLS handshakes are its heaviest work) is its own limit, not
-# the scheduler's. Back to 0 for the message rounds, where its preempting the server only adds
-# latency. The same for every server.
-LOADGEN_LOGIN_NICE = -10
-
-
-def login_priority():
-    if os.geteuid() == 0:
-        os.nice(LOADGEN_LOGIN_NICE)
-
-
-class LoadgenRun:
-    """One loadgen process: its output parsed as it comes, resource samples of the server taken
-    at the phase boundaries, and a deadline after which it is killed."""
-
-    def __init__(self, argv, logpath, server, ready_file, settle):
-        self.server, self.ready_file, self.settle = server, ready_file, settle
-        self.lines = {"login": None, "hold": None, "done": None}
-        self.rounds = []
-        self.phase = "login"
-        self.cpu = {}
-        self.rss_after = None
-        self.usage = peerlib.Usage(server.roots)
-        self.cpu0 = self.usage.sample()
-        self.cpu_mark = self.cpu0   # at the last hold or round line: each round's CPU is from there
-        self.t0 = time.time()
-        self.log = open(logpath, "w")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, process_group=0, preexec_fn=login_priority)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.log.write(line)
-            self.log.flush()
-            kind, f = parse_line(line)
-            if kind in ("login", "hold", "done"):
-                self.lines[kind] = f
-                now = self.usage.sample()
-                self.cpu[kind] = now - self.cpu0
-                self.cpu_mark = now
-                self.phase = {"login": "hold", "hold": "rounds", "done": "done"}[kind]
-                if kind == "login" and os.geteuid() == 0:
-                    os.setpriority(os.PRIO_PROCESS, self.proc.pid, 0)   # single-threaded
-            elif kind == "round":
-                # The server's CPU over the round (its sending and its drain).
-                now = self.usage.sample()
-                f["server_cpu_s"] = now - self.cpu_mark
-                self.cpu_mark = now
-                self.rounds.append(f)
-
-    def wait(self, deadline):
-        """Waits for loadgen to end, sampling memory once the sessions are up. Returns the reason
-        it was stopped early, or None."""
-        measured = False
-        ready_at = None
-        while self.proc.poll() is None:
-            now = time.time()
-            if not any(peerlib.alive(r) for r in self.server.roots):
-                self.kill()
-                return "server exited during %s" % self.phase
-            if now > deadline:
-                self.kill()
-                return "timed out during %s after %d s" % (self.phase, now - self.t0)
-            if ready_at is None and os.path.exists(self.ready_file):
-                ready_at = now
-                self.cpu["ready"] = self.usage.sample() - self.cpu0
-            if ready_at is not None and not measured and now >= ready_at + self.settle:
-                samples = []
-                for _ in range(3):
-                    samples.append(peerlib.rss_kib(peerlib.server_pids(self.server.roots)))
-                    time.sleep(0.5)
-                self.rss_after = sorted(samples)[1]
-                measured = True
-            self.usage.sample()
-            time.sleep(0.25)
-        self.reader.join(10)
-        self.cpu["total"] = self.usage.sample() - self.cpu0
-        if self.proc.returncode != 0 and self.lines["done"] is None:
-            return "loadgen exited with status %d during %s" % (self.proc.returncode, self.phase)
-        return None
-
-    def kill(self):
-        peerlib.stop([self.proc.pid], grace=3)
-        self.proc.wait()
-
-
 def best_rate(rounds, p99_ms):
     """The highest delivered rate of a round that kept p99 under the bound and delivered at least
     95% of what was offered, and the offered rate of the first round that did not (None)."""
@@ -214,25 +109,6 @@ def cpu_per_message(rounds, best):
     if not chosen or not chosen[0].get("delivered") or chosen[0].get("server_cpu_s") is None:
         return None
     return chosen[0]["server_cpu_s"] / chosen[0]["delivered"] * 1e6
-
-
-def probe(o, server, seconds=90):
-    """Logs user1 in once with loadgen until it works: a listening port is not yet a server that
-    authenticates (ejabberd opens its ports before its SQL pool is up)."""
-    deadline = time.time() + seconds
-    argv = [o.loadgen_bin, "--host", "127.0.0.1", "--port", str(server.port), "--domain",
-            "localhost", "--users", "1", "--mech", o.mech, "--tls", "none", "--timeout", "10"]
-    while True:
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            if r.returncode == 0 and "ok=1 " in r.stdout:
-                return
-            why = (r.stdout + r.stderr).strip().splitlines()[-1:] or ["status %d" % r.returncode]
-        except subprocess.TimeoutExpired:
-            why = ["probe timed out"]
-        if time.time() > deadline:
-            raise RuntimeError("no login within %d s of listening: %s" % (seconds, why[0]))
-        time.sleep(1)
 
 
 def run_one(o, server, sessions, transport, hold_seconds, rates, label):
