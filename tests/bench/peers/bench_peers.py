@@ -4,6 +4,7 @@
 # loopback ports with the same bulk-created users, and records per server and scenario: logins/s,
 # resident memory per idle session (all the server's processes, during the hold minus before the
 # logins), the highest delivered message rate with p99 under the latency bound, and CPU seconds.
+# The XEP-0198 scenarios (scenario_sm.py) follow, per server.
 # Writes OUT/results.json (every run, appended as it finishes), OUT/results.md, OUT/rate.png and
 # OUT/memory.png; --publish copies the last three to docs/perf/. A server that fails to start,
 # crashes or stalls is stopped by PID and marked failed with the reason; the run goes on.
@@ -21,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peerlib  # noqa: E402
+import scenario_sm  # noqa: E402
 from loadgen_run import LoadgenRun, probe  # noqa: E402
 from server_ejabberd import Ejabberd  # noqa: E402
 from server_jabberd2 import Jabberd2  # noqa: E402
@@ -72,7 +74,9 @@ def options(argv):
                    help="remake results.md and the plots from OUT/results.json")
     p.add_argument("--publish", action="store_true",
                    help="copy results.md, rate.png and memory.png to docs/perf/")
+    scenario_sm.add_options(p, env)
     o = p.parse_args(argv)
+    scenario_sm.check_options(p, o)
     o.servers = [s for s in o.servers.split(",") if s]
     for s in o.servers:
         if s not in SERVERS:
@@ -246,6 +250,7 @@ def report(o, results):
             fmt(r.get("rss_per_session_kib"), 1), fmt(r.get("best_rate")),
             fmt(first.get("p99_ms"), 1), fmt(r.get("cpu_us_per_msg"), 1),
             fmt(r.get("cpu_s"), 1), notes.replace("|", "/")))
+    out += scenario_sm.report_lines(results)
     out += ["", "Targets, jabshard against the best peer of the same scenario (ratio, target, met):",
             "", "| sessions | transport | memory/session vs leanest (≤ %.2f) | logins/s vs fastest "
             "(≥ %g) | best rate vs best (≥ %g) | CPU per message vs leanest (no target) |" % (
@@ -415,28 +420,33 @@ def main(argv):
         results = load_results(results_path)
     elif os.path.exists(results_path):
         os.rename(results_path, results_path + ".previous")
+
+    def record(r):
+        results.append(r)
+        with open(results_path, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        report(o, results)
+
     try:
         peerlib.certificate(os.path.join(o.out, "cert"))
-        need = max(o.sessions)
+        need = max(o.sessions + scenario_sm.sessions_needed(o))
         creds = peerlib.credentials(need, os.path.join(o.out, "credentials.tsv"))
         for s in servers:
             s.prepare(creds)
-        plan = [] if o.hold_only else [(n, t, s) for n in o.sessions for t in o.transports
+        plan = [] if o.hold_only or o.sm_only else [(n, t, s) for n in o.sessions for t in o.transports
                                        for s in servers]
         for i, (n, t, s) in enumerate(plan):
             peerlib.log("run %d of %d" % (i + 1, len(plan)))
             r = run_one(o, s, n, t, max(o.hold_seconds, o.settle_seconds + 5), o.rates, "scenario")
-            results.append(r)
-            with open(results_path, "a") as f:
-                f.write(json.dumps(r) + "\n")
-            report(o, results)
+            record(r)
+        if not o.hold_only:
+            for s in servers:
+                scenario_sm.run_server(o, s, record)
         if o.hold_minutes > 0:
             js = [s for s in servers if s.name == "jabshard"]
             if js:
                 r = run_one(o, js[0], need, o.transports[0], int(o.hold_minutes * 60), [], "hold")
-                results.append(r)
-                with open(results_path, "a") as f:
-                    f.write(json.dumps(r) + "\n")
+                record(r)
             else:
                 peerlib.log("--hold-minutes: jabshard is not among --servers; no hold")
     except KeyboardInterrupt:

@@ -38,12 +38,19 @@ def login_priority():
         os.nice(LOADGEN_LOGIN_NICE)
 
 
+def fixed_priority(nice):
+    """--loadgen-nice: the load generator at that niceness throughout (a shared machine)."""
+    return lambda: os.nice(nice - os.nice(0))
+
+
 class LoadgenRun:
     """One loadgen process: its output parsed as it comes, resource samples of the server taken
-    at the phase boundaries, and a deadline after which it is killed."""
+    at the phase boundaries, and a deadline after which it is killed. NICE: a fixed niceness
+    instead of the login priority."""
 
-    def __init__(self, argv, logpath, server, ready_file, settle):
+    def __init__(self, argv, logpath, server, ready_file, settle, nice=None):
         self.server, self.ready_file, self.settle = server, ready_file, settle
+        self.nice = nice
         self.lines = {"login": None, "hold": None, "done": None}
         self.marks = {}   # when the cut and sm lines came
         self.rounds = []
@@ -56,7 +63,9 @@ class LoadgenRun:
         self.t0 = time.time()
         self.log = open(logpath, "w")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, process_group=0, preexec_fn=login_priority)
+                                     text=True, process_group=0,
+                                     preexec_fn=login_priority if nice is None else
+                                     fixed_priority(nice))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -71,7 +80,7 @@ class LoadgenRun:
                 self.cpu[kind] = now - self.cpu0
                 self.cpu_mark = now
                 self.phase = {"login": "hold", "hold": "rounds", "done": "done"}[kind]
-                if kind == "login" and os.geteuid() == 0:
+                if kind == "login" and os.geteuid() == 0 and self.nice is None:
                     os.setpriority(os.PRIO_PROCESS, self.proc.pid, 0)   # single-threaded
             elif kind == "round":
                 # The server's CPU over the round (its sending and its drain).
@@ -100,11 +109,7 @@ class LoadgenRun:
                 ready_at = now
                 self.cpu["ready"] = self.usage.sample() - self.cpu0
             if ready_at is not None and not measured and now >= ready_at + self.settle:
-                samples = []
-                for _ in range(3):
-                    samples.append(peerlib.rss_kib(peerlib.server_pids(self.server.roots)))
-                    time.sleep(0.5)
-                self.rss_after = sorted(samples)[1]
+                self.rss_after = peerlib.rss_median(self.server.roots)
                 measured = True
             self.usage.sample()
             time.sleep(0.25)
