@@ -6,9 +6,10 @@
 #   hibernate  N users enable resumption, then their sockets are cut (loadgen --cut-after, TCP
 #              reset, no </stream>) and they stay away: resident memory while they hibernate,
 #              minus before the logins, per session
-#   storm      N users with resumption are cut at once and all reconnect at once (a front kill's
-#              reconnect storm): how many resumed, the last resumption's time after the cut, and
-#              resume latency (connect to <resumed/>) p50/p99
+#   storm      N users with resumption exchange messages (one round at --sm-storm-rate); in
+#              its middle all are cut at once and all reconnect at once (a front kill's reconnect
+#              storm): how many resumed, the last resumption's time after the cut, resume latency
+#              (connect to <resumed/>) p50/p99, and the round's lost and duplicated messages
 # A server whose stream features offer no urn:xmpp:sm:3 after SASL (one --sm login gets no
 # <enabled/>) is recorded as "no XEP-0198", not as a failure. Each scenario's options are declared
 # here (add_options); results.md gets its table from report_lines.
@@ -45,6 +46,8 @@ def add_options(p, env):
                    default=int(env("BENCH_PEERS_SM_HIBERNATE_SESSIONS", "5000")))
     p.add_argument("--sm-storm-sessions", type=int,
                    default=int(env("BENCH_PEERS_SM_STORM_SESSIONS", "5000")))
+    p.add_argument("--sm-storm-rate", type=int, default=int(env("BENCH_PEERS_SM_STORM_RATE", "500")),
+                   help="messages per second during the storm's round")
     p.add_argument("--loadgen-nice", type=int, default=None,
                    help="run the load generator at this niceness throughout (a shared machine)")
 
@@ -182,17 +185,19 @@ def scenario_hibernate(o, server, r, tag):
 
 def scenario_storm(o, server, r, tag):
     n = o.sm_storm_sessions
-    cut_after = 5
-    hold = cut_after + TARGET_STORM_S + 25
-    r.update(sessions=n)
-    argv = loadgen_argv(o, server, n, int(hold)) + ["--sm", "--cut-after", str(cut_after),
-                                                        "--cut-return", "0"]
+    hold, before, after = 3, 10, 20   # the cut comes `before` s into a round of before + after s
+    r.update(sessions=n, rate=o.sm_storm_rate)
+    argv = loadgen_argv(o, server, n, hold) + [
+        "--sm", "--cut-after", str(hold + before), "--cut-return", "0",
+        "--rates", str(o.sm_storm_rate), "--round-seconds", str(before + after),
+        "--drain-seconds", "15"]
     run, _ = start_run(o, server, tag, argv)
-    why = run.wait(time.time() + 120 + n / 20.0 + hold + 30)
+    why = run.wait(time.time() + 120 + n / 20.0 + hold + before + after + 60)
     if why:
         raise RuntimeError(why)
     sm_figures(run, r, n)
     sm = r["sm"]
+    r["round"] = run.rounds[0] if run.rounds else {}
     r["cut"] = (run.lines.get("cut") or {}).get("users", 0)
     r["all_resumed_in_time"] = (r["cut"] > 0 and sm.get("resumed") == r["cut"] and
                                 sm.get("last_resume_s", 1e9) <= TARGET_STORM_S)
@@ -274,18 +279,20 @@ def report_lines(results):
            "| server | version | sessions (rate) | offered msg/s | CPU/msg without 0198 (µs) "
            "| CPU/msg with 0198 (µs) | with/without | lost, dup with 0198 | RSS/hibernated session "
            "(KiB) | RSS/live session (KiB) | storm: resumed of cut | last resume after cut (s) "
-           "| resume p50 / p99 (ms) | notes |",
-           "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"]
+           "| resume p50 / p99 (ms) | storm round: sent, lost, dup | notes |",
+           "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|"]
     for server, scen in by.items():
         rate, hib, storm = scen.get("rate", {}), scen.get("hibernate", {}), scen.get("storm", {})
         any_r = rate or hib or storm
         if any(s.get("no_sm") for s in scen.values()):
-            out.append("| %s | %s | %s | | | | | | | | | | | |" % (server, any_r.get("version"), NO_SM))
+            out.append("| %s | %s | %s | | | | | | | | | | | | |" % (server, any_r.get("version"),
+                                                                   NO_SM))
             continue
         w = rate.get("with") or {}
         ssm = storm.get("sm") or {}
         notes = "; ".join("%s: %s" % (k, v["failed"]) for k, v in scen.items() if v.get("failed"))
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        sr = storm.get("round") or {}
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             server, any_r.get("version"), fmt(rate.get("sessions")), fmt(rate.get("rate")),
             fmt(rate.get("cpu_us_without"), 1), fmt(rate.get("cpu_us_with"), 1),
             fmt(rate.get("cpu_ratio"), 2),
@@ -294,7 +301,9 @@ def report_lines(results):
             "%s of %s" % (ssm.get("resumed"), storm.get("cut")) if ssm else "-",
             fmt(ssm.get("last_resume_s"), 2),
             "%s / %s" % (fmt(ssm.get("resume_p50_ms"), 1), fmt(ssm.get("resume_p99_ms"), 1))
-            if ssm else "-", notes.replace("|", "/")))
+            if ssm else "-",
+            "%s, %s, %s" % (sr.get("sent"), sr.get("lost"), sr.get("dup")) if sr else "-",
+            notes.replace("|", "/")))
     out += ["", targets(by)]
     return out
 
