@@ -300,7 +300,8 @@ def report(o, results):
     path = os.path.join(o.out, "results.md")
     with open(path, "w") as f:
         f.write("\n".join(out))
-    plots(o, runs)
+    if runs:
+        plots(o, runs)
     return path
 
 
@@ -429,7 +430,7 @@ def main(argv):
 
     try:
         peerlib.certificate(os.path.join(o.out, "cert"))
-        need = max(o.sessions + scenario_sm.sessions_needed(o))
+        need = max(([] if o.sm_only else o.sessions) + scenario_sm.sessions_needed(o))
         creds = peerlib.credentials(need, os.path.join(o.out, "credentials.tsv"))
         for s in servers:
             s.prepare(creds)

@@ -36,8 +36,10 @@ def add_options(p, env):
                    help="XEP-0198 scenarios to run (%s; empty: none)" % ", ".join(SCENARIOS))
     p.add_argument("--sm-only", action="store_true",
                    help="only the XEP-0198 scenarios, not the login/memory/rate ones")
-    p.add_argument("--sm-rate", type=int, default=int(env("BENCH_PEERS_SM_RATE", "2000")),
-                   help="offered messages per second of the 0198 rate scenario")
+    p.add_argument("--sm-rate", type=int, default=int(env("BENCH_PEERS_SM_RATE", "500")),
+                   help="offered messages per second of the 0198 rate scenario: one that every "
+                   "server delivers in time with 0198 (Prosody 0.12 does not at 2,000 here), "
+                   "or the CPU of what it delivers late counts against what it delivered")
     p.add_argument("--sm-rate-sessions", type=int,
                    default=int(env("BENCH_PEERS_SM_RATE_SESSIONS", "1000")))
     p.add_argument("--sm-ack-every", type=int, default=int(env("BENCH_PEERS_SM_ACK_EVERY", "1")),
@@ -132,15 +134,18 @@ def scenario_rate(o, server, r, tag):
     r.update(sessions=n, rate=rate, ack_every=o.sm_ack_every)
     for mode in ("without", "with"):
         argv = loadgen_argv(o, server, n, 3) + [
-            "--rates", str(rate), "--round-seconds", str(o.round_seconds), "--drain-seconds", "5"]
+            "--rates", str(rate), "--round-seconds", str(o.round_seconds), "--drain-seconds", "15"]
         if mode == "with":
             argv += ["--sm", "--sm-ack-every", str(o.sm_ack_every)]
         run, _ = start_run(o, server, "%s-%s" % (tag, mode), argv)
-        why = run.wait(time.time() + 120 + n / 20.0 + o.round_seconds + 30)
+        why = run.wait(time.time() + 120 + n / 20.0 + o.round_seconds + 40)
         if why or not run.rounds:
             raise RuntimeError("%s 0198: %s" % (mode, why or "no round line"))
         rnd = run.rounds[0]
         r[mode] = rnd
+        if rnd.get("delivered", 0) < rnd.get("sent", 0):
+            r["failed"] = "%s 0198: %s of %s delivered by the end of the drain (the server cannot " \
+                "keep up; CPU per message overstated)" % (mode, rnd.get("delivered"), rnd.get("sent"))
         if rnd.get("delivered"):
             r["cpu_us_" + mode] = rnd["server_cpu_s"] / rnd["delivered"] * 1e6
         if mode == "with":
