@@ -250,7 +250,6 @@ def report(o, results):
             fmt(r.get("rss_per_session_kib"), 1), fmt(r.get("best_rate")),
             fmt(first.get("p99_ms"), 1), fmt(r.get("cpu_us_per_msg"), 1),
             fmt(r.get("cpu_s"), 1), notes.replace("|", "/")))
-    out += scenario_sm.report_lines(results)
     out += ["", "Targets, jabshard against the best peer of the same scenario (ratio, target, met):",
             "", "| sessions | transport | memory/session vs leanest (≤ %.2f) | logins/s vs fastest "
             "(≥ %g) | best rate vs best (≥ %g) | CPU per message vs leanest (no target) |" % (
@@ -295,6 +294,7 @@ def report(o, results):
                            fmt(h.get("connected")), fmt(h.get("dropped")),
                            "met" if h and not r.get("failed") and lost == 0 else
                            "NOT met (%s)" % (r.get("failed") or "%s lost" % lost)))
+    out += scenario_sm.report_lines(results)
     out += ["", "Every run's load generator output and server logs: build/bench-peers/logs/; all "
             "figures and rounds: build/bench-peers/results.json.", ""]
     path = os.path.join(o.out, "results.md")
