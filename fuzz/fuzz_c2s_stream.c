@@ -6,14 +6,17 @@
  * bit 2: STARTTLS optional; bit 3: the SM knows the user; bit 4: PLAIN's check says yes), byte 1
  * sizes the chunks; the rest is what the client sends. STARTTLS is "completed" at once, AUTH_QUERY
  * frames get an answer (the user's credentials for password "pencil", or no such user), PLAIN jobs
- * are answered, BIND frames get BOUND with the JID the BIND asked for, as the SM answers.
+ * are answered, BIND frames get BOUND with the JID the BIND asked for, as the SM answers; stream
+ * management's messages are answered as mod_smacks would (bit 5: a <resume/> succeeds), and after
+ * every chunk a bound stream is delivered a stanza from the SM (counted, acknowledged or not).
  *
  * Checks, after every input chunk:
  * - every frame the stream emits is well-formed for its type and carries this session's id;
  * - the stream never claims to be authenticated without an answer that allowed it;
  * - the domain is the authenticated one (security issue 12, finding 1): every BIND names the host
  *   and user the credentials were asked for, the bound JID is that user at that host, and every
- *   stanza framed for the SM is stamped from the bound JID;
+ *   stanza framed for the SM is stamped from the bound JID; a <resume/> names the authenticated
+ *   account, and the session it resumes is that account's;
  * - nothing framed is much larger than what the client sent (findings 3 and 5): a frame's payload
  *   is at most FRAME_FACTOR times the input so far plus FRAME_SLACK;
  * - after C2S_ACT_CLOSE it emits nothing more.
@@ -30,6 +33,7 @@
 #include "core/xml_write.h"
 #include "shard/c2s_stream.h"
 #include "smproto/frame.h"
+#include "smproto/smacks_msg.h"
 
 #define SID 0x0200000300000009ull
 /* The serializer's bound (core/xml_write.h) with room for what the front adds to a stanza (its
@@ -45,6 +49,7 @@ typedef struct granted {
     char host[1024], user[1024];   /* of the last AUTH_QUERY */
     char bound[3 * 1024 + 3];      /* the JID BOUND gave, or "" */
     size_t input;           /* bytes the client has sent */
+    bool resume_ok;         /* a <resume/> gets the session */
 } granted;
 
 static void check(bool ok)
@@ -93,6 +98,49 @@ static void bind_answer(c2s_stream *s, granted *g, const char *host, const char 
     answer(s, &fb);
 }
 
+/* The SM's half of stream management (sm/mod_smacks.c), as far as the stream can tell. */
+static void smacks_answer(c2s_stream *s, granted *g, const smproto_frame *f)
+{
+    const char *name;
+    size_t nl, len;
+    const uint8_t *body;
+    smacks_msg m;
+    check(smproto_get_module(f, &name, &nl, &body, &len) && nl == 6 &&
+          memcmp(name, SMACKS_MODULE, 6) == 0 && smacks_msg_get(body, len, &m));
+    smacks_msg a = {0};
+    switch (m.kind) {
+    case SMACKS_ENABLE:
+        check(c2s_stream_jid(s) != NULL);
+        a = (smacks_msg){.kind = SMACKS_ENABLED, .id = m.resume ? "fuzzresumeid" : "", .max = 300};
+        break;
+    case SMACKS_R:
+        a = (smacks_msg){.kind = SMACKS_A, .h = m.in_count};
+        break;
+    case SMACKS_RESUME:
+        check(c2s_stream_authenticated(s) && !c2s_stream_jid(s) && strcmp(m.host, g->host) == 0 &&
+              strcmp(m.user, g->user) == 0);
+        if (g->resume_ok) {
+            snprintf(g->bound, sizeof g->bound, "%s@%s/resumed", m.user, m.host);
+            a = (smacks_msg){.kind = SMACKS_RESUMED, .jid = g->bound, .id = "fuzzresumeid",
+                             .h = 3, .client_h = UINT32_MAX - 1, .sm_acked = 7, .max = 300,
+                             .presence = ""};
+        } else {
+            a = (smacks_msg){.kind = SMACKS_FAILED, .condition = SMACKS_ITEM_NOT_FOUND};
+        }
+        break;
+    case SMACKS_ACK:
+    case SMACKS_CLOSE:
+        return;
+    default:
+        abort();   /* the front sends only its own kinds */
+    }
+    buf b = BUF_INIT, fb = BUF_INIT;
+    smacks_msg_put(&b, &a);
+    check(smproto_put_module(&fb, SID, SMACKS_MODULE, buf_data(&b), buf_len(&b)));
+    buf_free(&b);
+    answer(s, &fb);
+}
+
 /* The frames the stream produced (the IO thread's buffer in the program). */
 static buf frames_out;
 
@@ -136,6 +184,9 @@ static void drain(c2s_stream *s, const smproto_creds *creds, bool user_known, gr
             break;
         case SMPROTO_END:
             check(smproto_get_end(&f, &flags, &a));
+            break;
+        case SMPROTO_MODULE:
+            smacks_answer(s, g, &f);
             break;
         default:
             abort();
@@ -190,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c2s_env env = {.cfg = &cfg, .tls_available = true, .frames = &frames_out};
     uint8_t exporter[32] = {1, 2, 3};
     bool user_known = mode & 8, verify_ok = mode & 16;
-    granted g = {0};
+    granted g = {.resume_ok = mode & 32};
     c2s_stream *s = c2s_stream_new(&env, SID, mode & 1, (mode & 3) == 3 ? exporter : NULL);
 
     bool closed = false;
@@ -222,6 +273,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check(!c2s_stream_authenticated(s) || g.may_auth);
         check_domain(s, &g);
+        if (c2s_stream_jid(s) && !closed) {
+            /* A stanza from the SM reaches the client's queue. */
+            static const char msg[] = "<message><body>from the SM</body></message>";
+            buf fb = BUF_INIT;
+            check(smproto_put(&fb, SMPROTO_STANZA, SID, msg, sizeof msg - 1));
+            smproto_frame f;
+            size_t used;
+            smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+            if (c2s_stream_frame(s, &f) & C2S_ACT_DELIVER &&
+                c2s_stream_delivered(s) & C2S_ACT_CLOSE)
+                closed = true;
+            buf_free(&fb);
+        }
         buf *out = c2s_stream_out(s);
         buf_consume(out, buf_len(out));
     }

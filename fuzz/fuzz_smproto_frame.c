@@ -89,6 +89,21 @@ static void fuzz_frame(const smproto_frame *f, const uint8_t *raw, size_t raw_le
         smproto_put_state(&again, f->sid, record, len);
         break;
     }
+    case SMPROTO_MODULE: {
+        const char *name;
+        size_t nl, len;
+        const uint8_t *body;
+        if (!smproto_get_module(f, &name, &nl, &body, &len))
+            return;
+        if (name != (const char *)f->payload + 1 || body + len != f->payload + f->len)
+            abort();
+        char n[SMPROTO_MODULE_NAME_MAX + 1];
+        memcpy(n, name, nl);
+        n[nl] = 0;
+        if (!smproto_put_module(&again, f->sid, n, body, len))
+            abort();
+        break;
+    }
     case SMPROTO_UNDELIVERED: {
         size_t len;
         if (!smproto_get_undelivered(f, &s1, &len))

@@ -14,6 +14,7 @@
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 #include "shard/sasl.h"
+#include "shard/smacks.h"
 
 #define NS_CLIENT "jabber:client"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -32,7 +33,7 @@
 #define C2S_MAX_PENDING 64
 
 typedef enum { ST_HEADER, ST_OPEN, ST_CLOSED } c2s_state;
-typedef enum { W_NONE, W_CREDS, W_VERIFY, W_BIND } c2s_wait;
+typedef enum { W_NONE, W_CREDS, W_VERIFY, W_BIND, W_ENABLE, W_RESUME } c2s_wait;
 
 typedef struct pending_stanza {
     struct pending_stanza *next;
@@ -79,6 +80,9 @@ struct c2s_stream {
     size_t sm_state_len;
     pending_stanza *pending, **pending_tail;
     unsigned npending;
+    smacks *smacks;            /* XEP-0198, from <enable/> or <resume/> on (NULL before) */
+    char *resume_previd;       /* the <resume/> awaiting the SM's answer, and its h */
+    uint32_t resume_h;
     buf out;
 };
 
@@ -176,13 +180,9 @@ static void free_pending(c2s_stream *s)
     s->npending = 0;
 }
 
-static void stream_fail(c2s_stream *s, const char *condition, const char *text)
+/* The stream error is written: the stream closes. */
+static void stream_closed(c2s_stream *s)
 {
-    if (s->state == ST_CLOSED)
-        return;
-    if (!s->header_sent)
-        send_header(s);
-    xml_write_stream_error(&s->out, condition, text);
     xml_write_stream_close(&s->out);
     send_end(s, SMPROTO_END_GONE);
     s->state = ST_CLOSED;
@@ -193,6 +193,16 @@ static void stream_fail(c2s_stream *s, const char *condition, const char *text)
     s->actions |= C2S_ACT_CLOSE;
 }
 
+static void stream_fail(c2s_stream *s, const char *condition, const char *text)
+{
+    if (s->state == ST_CLOSED)
+        return;
+    if (!s->header_sent)
+        send_header(s);
+    xml_write_stream_error(&s->out, condition, text);
+    stream_closed(s);
+}
+
 unsigned c2s_stream_error(c2s_stream *s, const char *condition, const char *text)
 {
     s->actions = 0;
@@ -200,10 +210,31 @@ unsigned c2s_stream_error(c2s_stream *s, const char *condition, const char *text
     return s->actions;
 }
 
+/* A stanza went to the client (from the SM, or made here): XEP-0198 counts it, and asks for an
+ * acknowledgement when none is pending. Too many unacknowledged close the stream. */
+static void count_out(c2s_stream *s, bool from_sm)
+{
+    if (!s->smacks || s->state == ST_CLOSED)
+        return;
+    if (!smacks_out(s->smacks, from_sm)) {
+        stream_fail(s, "policy-violation", "too many unacknowledged stanzas");
+        return;
+    }
+    if (smacks_want_r(s->smacks))
+        smacks_put_r(&s->out);
+}
+
 /* Writes el (a tree built here) to the client. */
 static void send_node(c2s_stream *s, const xml_node *el)
 {
     xml_write_node(&s->out, el, NS_CLIENT, true);
+}
+
+/* Writes a stanza made here to the client. */
+static void send_stanza(c2s_stream *s, const xml_node *el)
+{
+    send_node(s, el);
+    count_out(s, false);
 }
 
 /* An <iq/> result or error for the client, built in a scratch arena. */
@@ -237,7 +268,7 @@ static void stanza_error(c2s_stream *s, const xml_node *stanza, const char *type
     xml_node *e = xml_element_new(a, r, NS_CLIENT, "error");
     xml_attr_set(a, e, NULL, "type", type);
     xml_element_new(a, e, NS_STANZAS, cond);
-    send_node(s, r);
+    send_stanza(s, r);
     xml_arena_free(a);
 }
 
@@ -273,7 +304,7 @@ static void send_features(c2s_stream *s)
     } else {
         /* Roster versioning (RFC 6121 §2.6.1) is the SM's, which every front speaks to. */
         buf_appendf(o, "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
-                    "<ver xmlns='%s'/>", NS_BIND, NS_SESSION, NS_ROSTERVER);
+                    "<ver xmlns='%s'/><sm xmlns='%s'/>", NS_BIND, NS_SESSION, NS_ROSTERVER, NS_SM);
     }
     buf_append(o, "</stream:features>", 18);
 }
@@ -611,30 +642,31 @@ static bool frame_node(c2s_stream *s, smproto_type type, xml_node *el, const cha
     return false;
 }
 
-/* A stanza of a bound session: checked, from-stamped and framed for the SM. */
-static void route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
+/* A stanza of a bound session: checked, from-stamped and framed for the SM. Returns whether it
+ * was framed (false: answered here). */
+static bool route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
 {
     if (!xml_is(el, NS_CLIENT, "message") && !xml_is(el, NS_CLIENT, "presence") &&
         !xml_is(el, NS_CLIENT, "iq")) {
         stream_fail(s, "unsupported-stanza-type", NULL);
-        return;
+        return false;
     }
     if (is_iq_with(el, "set", NS_SESSION, "session")) {
         xml_arena *ra = xml_arena_new(256);
-        send_node(s, reply_iq(ra, el, "result"));
+        send_stanza(s, reply_iq(ra, el, "result"));
         xml_arena_free(ra);
-        return;
+        return false;
     }
     if (is_iq_with(el, "set", NS_BIND, "bind")) {
         stanza_error(s, el, "cancel", "not-allowed");
-        return;
+        return false;
     }
     const char *to = xml_attr_get(el, "to");
     if (to) {
         jid j;
         if (jid_parse(to, strlen(to), &j) != JID_OK) {
             stanza_error(s, el, "modify", "jid-malformed");
-            return;
+            return false;
         }
         xml_attr_set(a, el, NULL, "to", jid_full(&j));
         jid_free(&j);
@@ -642,16 +674,186 @@ static void route_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
     xml_attr_set(a, el, NULL, "from", jid_full(&s->full));
     if (s->env->link_congested && s->env->link_congested(s->env->link_arg)) {
         stanza_error(s, el, "wait", "remote-server-timeout");
-        return;
+        return false;
     }
     size_t start;
     if (!frame_node(s, SMPROTO_STANZA, el, NULL, 0, 0, &start))
-        return;
+        return false;
     smproto_end(s->env->frames, start);
     if (xml_is(el, NS_CLIENT, "presence") && !to) {
         const char *payload = buf_data(s->env->frames) + start + SMPROTO_HEADER;
         remember_presence(s, el, payload, buf_len(s->env->frames) - start - SMPROTO_HEADER);
     }
+    return true;
+}
+
+/* ---- XEP-0198 stream management (shard/smacks.h) --------------------------------------------- */
+
+static void smacks_frame_to(c2s_stream *s, buf *out, const smacks_msg *m)
+{
+    buf body = BUF_INIT;
+    smacks_msg_put(&body, m);
+    smproto_put_module(out, s->sid, SMACKS_MODULE, buf_data(&body), buf_len(&body));
+    buf_free(&body);
+}
+
+static void smacks_frame(c2s_stream *s, const smacks_msg *m)
+{
+    smacks_frame_to(s, s->env->frames, m);
+}
+
+static void smacks_enable(c2s_stream *s, const xml_node *el)
+{
+    if (!s->bound || s->smacks) {
+        smacks_put_failed(&s->out, SMACKS_UNEXPECTED_REQUEST, false, 0);
+        return;
+    }
+    const char *resume = xml_attr_get(el, "resume");
+    uint32_t max = 0;
+    if (!smacks_parse_h(xml_attr_get(el, "max"), &max))
+        max = 0;
+    s->smacks = smacks_new();
+    s->smacks->resume = resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
+    s->smacks->max = max;
+    smacks_msg m = {.kind = SMACKS_ENABLE, .max = max, .resume = s->smacks->resume};
+    smacks_frame(s, &m);
+    s->wait = W_ENABLE;
+}
+
+static void smacks_resume(c2s_stream *s, const xml_node *el)
+{
+    const char *previd = xml_attr_get(el, "previd");
+    uint32_t h;
+    if (s->bound || s->bind_requested || s->smacks) {
+        smacks_put_failed(&s->out, SMACKS_UNEXPECTED_REQUEST, false, 0);
+        return;
+    }
+    if (!previd || strlen(previd) > SMACKS_ID_MAX || !smacks_parse_h(xml_attr_get(el, "h"), &h)) {
+        smacks_put_failed(&s->out, SMACKS_ITEM_NOT_FOUND, false, 0);
+        return;
+    }
+    smacks_msg m = {.kind = SMACKS_RESUME, .host = s->host, .user = s->user, .id = previd,
+                    .wire_h = h};
+    smacks_frame(s, &m);
+    s->bind_requested = true;   /* the SM may give this connection a session: END when it goes */
+    s->wait = W_RESUME;
+    s->resume_previd = mem_strdup(previd);
+    s->resume_h = h;
+}
+
+static void smacks_client_a(c2s_stream *s, const xml_node *el)
+{
+    uint32_t h;
+    if (!smacks_parse_h(xml_attr_get(el, "h"), &h)) {
+        stream_fail(s, "invalid-xml", "<a/> needs an h attribute");
+        return;
+    }
+    smacks_msg m;
+    if (!smacks_client_ack(s->smacks, h, &m)) {
+        if (!s->header_sent)
+            send_header(s);
+        buf_appendf(&s->out, "<stream:error><undefined-condition "
+                             "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+        smacks_put_too_high(&s->out, h, s->smacks->out_count);
+        buf_append(&s->out, "</stream:error>", 15);
+        stream_closed(s);
+        return;
+    }
+    if (m.kind)
+        smacks_frame(s, &m);
+}
+
+/* A nonza of urn:xmpp:sm:3 on an authenticated stream. */
+static void handle_smacks(c2s_stream *s, const xml_node *el)
+{
+    if (strcmp(el->name, "enable") == 0) {
+        smacks_enable(s, el);
+    } else if (strcmp(el->name, "resume") == 0) {
+        smacks_resume(s, el);
+    } else if (!s->smacks || (strcmp(el->name, "r") != 0 && strcmp(el->name, "a") != 0)) {
+        stream_fail(s, "unsupported-stanza-type", "stream management is not enabled");
+    } else if (strcmp(el->name, "r") == 0) {
+        smacks_msg m = {.kind = SMACKS_R, .in_count = s->smacks->in_count,
+                        .in_local = s->smacks->in_local};
+        smacks_frame(s, &m);
+    } else {
+        smacks_client_a(s, el);
+    }
+}
+
+/* The SM's answer to <resume/>: this connection has the session now. */
+static void smacks_on_resumed(c2s_stream *s, const smacks_msg *m)
+{
+    jid j;
+    size_t nlen, dlen;
+    const char *node, *domain;
+    if (jid_parse(m->jid, strlen(m->jid), &j) != JID_OK || jid_is_bare(&j) ||
+        !(node = jid_node(&j, &nlen)) || strlen(s->user) != nlen ||
+        memcmp(node, s->user, nlen) != 0 || !(domain = jid_domain(&j, &dlen)) ||
+        strlen(s->host) != dlen || memcmp(domain, s->host, dlen) != 0) {
+        jid_free(&j);
+        stream_fail(s, "internal-server-error", NULL);
+        return;
+    }
+    jid_copy(&s->full, &j);
+    jid_free(&j);
+    s->bound = true;
+    s->smacks = smacks_new();
+    smacks_resumed(s->smacks, m->h, m->client_h, m->sm_acked);
+    free(s->presence);
+    s->presence = *m->presence ? mem_strdup(m->presence) : NULL;
+    smacks_put_resumed(&s->out, m->h, m->id);
+}
+
+/* A MODULE frame for this stream: the SM's stream management answers. */
+static void on_module(c2s_stream *s, const smproto_frame *f)
+{
+    const char *name;
+    size_t nlen, len;
+    const uint8_t *body;
+    smacks_msg m;
+    if (!smproto_get_module(f, &name, &nlen, &body, &len) || nlen != strlen(SMACKS_MODULE) ||
+        memcmp(name, SMACKS_MODULE, nlen) != 0)
+        return;
+    if (!len)   /* the SM has no stream management */
+        m = (smacks_msg){.kind = SMACKS_FAILED, .condition = SMACKS_FEATURE_NOT_IMPLEMENTED};
+    else if (!smacks_msg_get(body, len, &m))
+        return;
+    switch (m.kind) {
+    case SMACKS_ENABLED:
+        if (s->wait != W_ENABLE)
+            return;
+        s->smacks->kept_from_now = true;
+        smacks_put_enabled(&s->out, m.id, m.max);
+        break;
+    case SMACKS_FAILED:
+        if (s->wait == W_ENABLE) {
+            smacks_free(s->smacks);
+            s->smacks = NULL;
+        } else if (s->wait == W_RESUME) {
+            s->bind_requested = false;
+            free(s->resume_previd);
+            s->resume_previd = NULL;
+        } else {
+            return;
+        }
+        smacks_put_failed(&s->out, m.condition, m.has_h, m.wire_h);
+        break;
+    case SMACKS_A:
+        if (s->smacks)
+            smacks_put_a(&s->out, m.h);
+        return;
+    case SMACKS_RESUMED:
+        if (s->wait != W_RESUME)
+            return;
+        free(s->resume_previd);
+        s->resume_previd = NULL;
+        smacks_on_resumed(s, &m);
+        break;
+    default:
+        return;
+    }
+    s->wait = W_NONE;
 }
 
 /* An account creation goes to the SM only if the connection layer allows it (the limits on
@@ -700,13 +902,17 @@ static void process_stanza(c2s_stream *s, xml_node *el, xml_arena *a)
             forward_register(s, el);
         else
             stream_fail(s, "not-authorized", "authenticate first");
+    } else if (el->ns && strcmp(el->ns, NS_SM) == 0) {
+        handle_smacks(s, el);
     } else if (!s->bound) {
         if (is_iq_with(el, "set", NS_BIND, "bind"))
             handle_bind(s, el, a);
         else
             stream_fail(s, "not-authorized", "bind a resource first");
     } else {
-        route_stanza(s, el, a);
+        bool framed = route_stanza(s, el, a);
+        if (s->smacks)
+            smacks_in(s->smacks, !framed);
     }
 }
 
@@ -742,6 +948,10 @@ static void on_close(void *ctx)
     if (s->state == ST_CLOSED)
         return;
     xml_write_stream_close(&s->out);
+    if (s->smacks && s->bind_requested && !s->end_sent) {
+        smacks_msg m = {.kind = SMACKS_CLOSE};   /* a goodbye: no hibernation */
+        smacks_frame(s, &m);
+    }
     send_end(s, SMPROTO_END_GONE);
     s->state = ST_CLOSED;
     s->actions |= C2S_ACT_CLOSE;
@@ -798,6 +1008,8 @@ void c2s_stream_free(c2s_stream *s)
     free(s->presence);
     free(s->sm_state);
     free(s->failed_user);
+    smacks_free(s->smacks);
+    free(s->resume_previd);
     jid_free(&s->full);
     OPENSSL_cleanse(&s->creds, sizeof s->creds);
     buf_free(&s->out);
@@ -943,6 +1155,9 @@ unsigned c2s_stream_frame(c2s_stream *s, const smproto_frame *f)
         s->bind_resource = NULL;
         on_bound(s, f);
         break;
+    case SMPROTO_MODULE:
+        on_module(s, f);
+        break;
     case SMPROTO_STATE: {
         const uint8_t *state;
         size_t len;
@@ -1057,9 +1272,29 @@ void c2s_stream_reissue(c2s_stream *s, buf *out)
 {
     if (s->state == ST_CLOSED)
         return;
-    if (s->wait == W_CREDS)
+    smacks_msg m;
+    if (s->wait == W_CREDS) {
         smproto_put_auth_query(out, s->sid, s->host, s->user);
-    else if (s->wait == W_BIND && s->bind_resource)
+    } else if (s->wait == W_BIND && s->bind_resource) {
         smproto_put_bind(out, s->sid, s->host, s->user, s->bind_resource, 0);
+    } else if (s->wait == W_ENABLE) {
+        m = (smacks_msg){.kind = SMACKS_ENABLE, .resume = s->smacks->resume, .max = s->smacks->max};
+        smacks_frame_to(s, out, &m);
+    } else if (s->wait == W_RESUME && s->resume_previd) {
+        m = (smacks_msg){.kind = SMACKS_RESUME, .host = s->host, .user = s->user,
+                         .id = s->resume_previd, .wire_h = s->resume_h};
+        smacks_frame_to(s, out, &m);
+    } else if (s->smacks && s->bound && s->smacks->kept_from_now) {
+        /* The SM may be a new one, or have lost what was in flight on the old link. */
+        smacks_sync(s->smacks, &m);
+        smacks_frame_to(s, out, &m);
+    }
 }
 bool c2s_stream_closed(const c2s_stream *s) { return s->state == ST_CLOSED; }
+
+unsigned c2s_stream_delivered(c2s_stream *s)
+{
+    s->actions = 0;
+    count_out(s, true);
+    return s->actions;
+}

@@ -3,11 +3,13 @@
  * Bytes from the client (already decrypted) go in; bytes for the client, smproto frames for the SM
  * and actions for the connection come out. Everything between TCP and the SM link lives here:
  * stream header checks, features, STARTTLS negotiation, SASL (through shard/sasl.h), the stream
- * restart, resource binding, the legacy session iq, from-stamping and JID checks on stanzas, and
- * stream errors. The connection layer (shard/iothread.c) owns the socket, TLS, timers and limits;
- * the fuzz target and the unit tests drive this directly.
+ * restart, resource binding, the legacy session iq, stream management (XEP-0198, with
+ * shard/smacks.h), from-stamping and JID checks on stanzas, and stream errors. The connection
+ * layer (shard/iothread.c) owns the socket, TLS, timers and limits; the fuzz target and the unit
+ * tests drive this directly.
  *
- * Asynchronous steps (the SM's AUTH_ANSWER and BOUND, PLAIN's PBKDF2 check off the IO thread) put
+ * Asynchronous steps (the SM's AUTH_ANSWER and BOUND and its answers to <enable/> and <resume/>,
+ * PLAIN's PBKDF2 check off the IO thread) put
  * the stream in a waiting state: c2s_stream_wants_input() turns false so the connection stops
  * reading, and stanzas already parsed wait in order until the answer arrives.
  *
@@ -120,9 +122,16 @@ bool c2s_stream_shrink(c2s_stream *s);
  * the STATE record the SM gave it, its last available broadcast presence or ""; pointers into s),
  * or false. */
 bool c2s_stream_resync_entry(const c2s_stream *s, smproto_resync_entry *e);
-/* A stream waiting for AUTH_ANSWER or BOUND asks again (appends the frame to out): the front drops
- * such requests it held or had sent before the link came back, since their answers may be lost. */
+/* A stream waiting for AUTH_ANSWER or BOUND (or the answer to <enable/> or <resume/>) asks again
+ * (appends the frame to out): the front drops such requests it held or had sent before the link
+ * came back, since their answers may be lost. A stream with stream management tells the SM where
+ * it stands (SYNC: docs/smproto.md §6). */
 void c2s_stream_reissue(c2s_stream *s, buf *out);
+
+/* A stanza from the SM (C2S_ACT_DELIVER) went into the client's output queue: XEP-0198 counts it
+ * (and may add an <r/> to out). Returns actions (C2S_ACT_CLOSE when the client has too many
+ * unacknowledged). */
+unsigned c2s_stream_delivered(c2s_stream *s);
 
 /* State for the connection layer. */
 bool c2s_stream_authenticated(const c2s_stream *s);

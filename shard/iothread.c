@@ -29,6 +29,11 @@
 #define IO_READ_BUDGET (4 * IO_READ_CHUNK)
 #define IO_ACCEPT_BATCH 64
 #define IO_CLOSE_GRACE_MS 5000
+/* After our closing tag is written: what the client still sends (a client answering an <r/> it
+ * read after its own </stream:stream>, as libstrophe does) is read and dropped for this long, or
+ * until it closes, so that its last writes meet an open socket rather than a reset (the
+ * "lingering close" of HTTP servers). */
+#define IO_LINGER_MS 2000
 #define IO_SHUTDOWN_GRACE_MS 1000
 /* A connection silent this long gives back its parser and empty buffers (an idle session then
  * costs its conn, its stream's state and the kernel's socket buffers; TLS releases its record
@@ -67,6 +72,7 @@ struct conn {
     bool rate_logged;          /* the first pause for max_bps was logged (one line a connection) */
     bool trusted;              /* the address is in <limits><trusted>: no per-address limits */
     bool pinged;               /* a whitespace ping went out after idle_timeout */
+    bool lingering;            /* all written and half-closed: reading only to drop (conn_linger) */
     bool shrunk;               /* shrink_timer fired on an idle connection and is not armed */
     bool held;                 /* an authentication outcome waits out auth_delay: no reads, no
                                 * writes until hold_timer */
@@ -126,6 +132,7 @@ struct iothread {
 };
 
 static void conn_kill(conn *c);
+static void conn_linger(conn *c);
 static void conn_read(conn *c);
 static void conn_update(conn *c);
 
@@ -236,8 +243,8 @@ static void mark_dirty(conn *c)
 static void conn_take(conn *c, unsigned acts);
 
 /* Queues a stanza frame's payload for the client; on a bound session it is remembered until
- * wholly written. */
-static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
+ * wholly written. Returns the stream's actions (stream management counts it). */
+static unsigned conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
 {
     if (c2s_stream_jid(c->stream)) {
         if (c->nstanzas == c->stanzas_cap) {
@@ -256,6 +263,7 @@ static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
     }
     outq_push_block(&c->q, blk, off, len);
     mark_dirty(c);
+    return c2s_stream_delivered(c->stream);
 }
 
 /* Forgets the remembered stanzas that are wholly written, or all of them; the array goes with
@@ -451,7 +459,7 @@ static outq_status conn_write(conn *c)
 
 static void conn_flush(conn *c)
 {
-    if (c->dead || c->handshaking || c->held)
+    if (c->dead || c->lingering || c->handshaking || c->held)
         return;
     outq_status st = conn_write(c);
     if (st == OUTQ_ERROR) {
@@ -465,9 +473,7 @@ static void conn_flush(conn *c)
             return;
         }
         if (c->closing) {
-            if (c->ssl)
-                tls_shutdown(c->ssl);
-            conn_kill(c);
+            conn_linger(c);
             return;
         }
     }
@@ -485,7 +491,7 @@ static bool can_read(const conn *c)
 
 static void conn_update(conn *c)
 {
-    if (c->dead)
+    if (c->dead || c->lingering)
         return;
     unsigned want;
     if (c->handshaking) {
@@ -532,6 +538,39 @@ static bool take_tokens(conn *c, size_t *want)
 static void conn_gone(conn *c)
 {
     conn_kill(c);
+}
+
+/* Everything is written: the connection half-closes and reads what the client still sends,
+ * dropping it, until it closes or IO_LINGER_MS pass. */
+static void conn_linger(conn *c)
+{
+    if (c->lingering)
+        return;
+    if (c->ssl)
+        tls_shutdown(c->ssl);
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        conn_kill(c);
+        return;
+    }
+    c->lingering = true;
+    evloop_timer_after(c->t->loop, &c->close_timer, IO_LINGER_MS);
+    if (evloop_io_set(c->t->loop, &c->io, EVLOOP_READ) != 0)
+        conn_kill(c);
+}
+
+/* Reads and drops what a lingering connection's client sends; closes at its end. */
+static void conn_drain_lingering(conn *c)
+{
+    char *scratch = c->t->rbuf;
+    for (int rounds = 0; rounds < 4; rounds++) {
+        ssize_t r = read(c->fd, scratch, sizeof c->t->rbuf);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (r <= 0) {
+            conn_kill(c);
+            return;
+        }
+    }
 }
 
 static void conn_read(conn *c)
@@ -642,6 +681,10 @@ static void on_conn_event(evloop *loop, evloop_io *io, unsigned events, void *ar
     conn *c = arg;
     if (c->handshaking) {
         tls_step(c);
+        return;
+    }
+    if (c->lingering) {
+        conn_drain_lingering(c);
         return;
     }
     if (events & EVLOOP_WRITE || (c->write_wants_read && (events & EVLOOP_READ)))
@@ -978,7 +1021,7 @@ static void on_link_msg(iothread *t, link_msg *m)
     bool waiting = !c2s_stream_wants_input(c->stream);
     unsigned acts = c2s_stream_frame(c->stream, &f);
     if (acts & C2S_ACT_DELIVER) {
-        conn_deliver(c, m->blk, m->off + SMPROTO_HEADER, f.len);
+        acts |= conn_deliver(c, m->blk, m->off + SMPROTO_HEADER, f.len);
     } else if (f.type == SMPROTO_STANZA && f.len && c2s_stream_closed(c->stream) &&
                c2s_stream_jid(c->stream)) {
         /* The session's stream is over (the SM has its END or will have it before this): the

@@ -116,6 +116,7 @@ struct sm {
     custody_ticket ticket;  /* the frame being processed: whatever it causes holds it */
     sm_barrier *barrier;    /* the current barrier (sm/barrier.h), or NULL */
     buf wire;               /* the stanza being sent, serialized (wire_put) */
+    int64_t now_ms;         /* sm_tick's clock */
 };
 
 typedef struct session_key {

@@ -42,6 +42,15 @@ bool sm_frame_in(sm *core, sm_link *link, const smproto_frame *f)
             return false;
         sm_undelivered(core, link, f->sid, xml, len);
         return true;
+    case SMPROTO_MODULE: {
+        const char *name;
+        size_t nlen;
+        const uint8_t *body;
+        if (!smproto_get_module(f, &name, &nlen, &body, &len))
+            return false;
+        sm_module_message(core, link, f->sid, name, nlen, body, len);
+        return true;
+    }
     case SMPROTO_RESYNC: {
         smproto_resync_reader rd;
         smproto_resync_read(f, &rd);

@@ -38,7 +38,8 @@
  *   "iq/any/NS:NAME"       gets and sets, to a host or an account; "NS:*" any element of NS
  *   an event of sm.h by its name: "presence-out", "presence-in", "message-offline",
  *   "session-available", "session-end", "register", "user-load", "outbound", "inbound",
- *   "message-delivered", "roster-changed"
+ *   "message-delivered", "roster-changed", "session-lost", "session-sent", "undelivered",
+ *   "tick"
  *   an event a loaded module fires (declared in its `events`), as mod_disco's "disco-info"
  * iq handlers take `iq`, events take `hook`. A name that is neither is refused at load (a
  * programming error, or a module loaded without the one it extends). */
@@ -84,7 +85,17 @@ struct sm_module {
      * them back for a session a front re-announced. Either both or neither. */
     void (*pack)(const sm_session *sess, const void *state, buf *out);
     void (*restore)(sm_session *sess, void *state, const uint8_t *data, size_t len);
+    /* A message from the front's feature of the same name about connection (l, sid) (a MODULE
+     * frame: docs/smproto.md §2); the bytes are the peer's, to be decoded strictly. NULL: the
+     * module has no front feature. */
+    void (*message)(sm *s, const sm_module *self, sm_link *l, uint64_t sid, const uint8_t *body,
+                    size_t len);
 };
+
+/* Sends a message to the front's feature of m's name, about connection (l, sid). false when it
+ * would not fit in a frame (nothing sent). */
+bool sm_module_send(sm *s, const sm_module *m, sm_link *l, uint64_t sid, const void *body,
+                    size_t len);
 
 #define SM_MODULE_STATE_MAX 255
 

@@ -24,6 +24,11 @@ static const char *const event_names[SM_EV_COUNT] = {
     [SM_EV_INBOUND] = "inbound",
     [SM_EV_MESSAGE_DELIVERED] = "message-delivered",
     [SM_EV_ROSTER_CHANGED] = "roster-changed",
+    [SM_EV_SESSION_LOST] = "session-lost",
+    [SM_EV_SESSION_SENT] = "session-sent",
+    [SM_EV_UNDELIVERED] = "undelivered",
+    [SM_EV_TICK] = "tick",
+    [SM_EV_SESSION_ATTACHED] = "session-attached",
 };
 
 /* ---- handlers ------------------------------------------------------------------------------ */
@@ -290,6 +295,33 @@ long long sm_module_int(const sm *s, const sm_module *m, const char *path)
             return lm->ints[i];
     log_error("sm: module %s has no option %s", m->name, path);
     abort();   /* a module asking for an option it did not declare: a programming error */
+}
+
+/* ---- messages between a module and its front feature (MODULE frames) ----------------------- */
+
+void sm_module_message(sm *s, sm_link *l, uint64_t sid, const char *name, size_t nlen,
+                       const uint8_t *body, size_t len)
+{
+    for (size_t i = 0; i < s->nmods; i++) {
+        const sm_module *m = s->mods[i].m;
+        if (m->message && strlen(m->name) == nlen && memcmp(m->name, name, nlen) == 0) {
+            m->message(s, m, l, sid, body, len);
+            return;
+        }
+    }
+    char n[SMPROTO_MODULE_NAME_MAX + 1];
+    memcpy(n, name, nlen);
+    n[nlen] = 0;
+    s->t.module(s->tctx, l->handle, sid, n, NULL, 0);
+}
+
+bool sm_module_send(sm *s, const sm_module *m, sm_link *l, uint64_t sid, const void *body,
+                    size_t len)
+{
+    if (len > SMPROTO_MAX_PAYLOAD - 1 - strlen(m->name))
+        return false;
+    s->t.module(s->tctx, l->handle, sid, m->name, body, len);
+    return true;
 }
 
 /* ---- per-session and per-user state --------------------------------------------------------- */

@@ -37,13 +37,35 @@ static void wire_done(sm *s)
         buf_free(&s->wire);
 }
 
+/* The serialized stanza in s->wire to sess: modules see it (a module keeping custody of what a
+ * session is sent takes its copy, or keeps it from the connection), then the front gets it
+ * unless the session is detached. */
+static void wire_to_session(sm *s, sm_session *sess)
+{
+    if (s->nhooks[SM_EV_SESSION_SENT]) {
+        sm_event ev = {.session = sess, .user = sess->user, .xml = buf_data(&s->wire),
+                       .len = buf_len(&s->wire)};
+        if (sm_fire(s, SM_EV_SESSION_SENT, &ev))
+            return;
+    }
+    if (sess->link)
+        s->t.stanza(s->tctx, sess->link->handle, sess->sid, buf_data(&s->wire),
+                    buf_len(&s->wire));
+}
+
 bool smc_send_session(sm *s, sm_session *sess, const xml_node *node)
 {
     if (!wire_put(s, node))
         return false;
-    s->t.stanza(s->tctx, sess->link->handle, sess->sid, buf_data(&s->wire), buf_len(&s->wire));
+    wire_to_session(s, sess);
     wire_done(s);
     return true;
+}
+
+void sm_session_send_raw(sm *s, sm_session *sess, const char *xml, size_t len)
+{
+    if (sess->link)
+        s->t.stanza(s->tctx, sess->link->handle, sess->sid, xml, len);
 }
 
 void sm_bounce_too_big(sm *s, sm_stanza *st)
@@ -213,7 +235,7 @@ static void route_message(sm *s, sm_stanza *st)
         if (!x->available || x->priority < 0)
             continue;
         if (kind == SM_MSG_HEADLINE || x->priority == top) {
-            s->t.stanza(s->tctx, x->link->handle, x->sid, buf_data(&s->wire), buf_len(&s->wire));
+            wire_to_session(s, x);
             if (n == cap)
                 got = mem_realloc(got, (cap *= 2) * sizeof(*got));
             got[n++] = x;
@@ -383,6 +405,8 @@ static void stanza_from_gone_session(sm *s, sm_stanza *st)
 void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
 {
     sm_session *sess = sm_session_lookup(s, l->serial, sid);
+    if (sess)
+        sess->stanzas_in++;
     sm_stanza *st = sm_parse(s, xml, len);
     if (!st) {
         s->stats.dropped_bad++;
@@ -419,9 +443,31 @@ void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t 
     sm_route(s, st);
 }
 
+/* The fates of a stanza that could not be delivered to a session (sm.h, sm_undelivered): st's
+ * 'to' is the session's. */
+static void undeliverable_fate(sm *s, sm_stanza *st)
+{
+    const char *name = st->node->name, *type = sm_stanza_type(st);
+    bool message = streq(name, "message");
+    sm_msg_kind kind = message ? sm_message_kind(st) : SM_MSG_ERROR;
+    if (message && (kind == SM_MSG_NORMAL || kind == SM_MSG_CHAT))
+        message_offline(s, st);
+    else if ((message && kind == SM_MSG_GROUPCHAT) ||
+             (streq(name, "iq") && (streq(type, "get") || streq(type, "set"))))
+        sm_bounce(s, st, "cancel", "service-unavailable");
+    else
+        sm_stanza_free(st);
+}
+
 void sm_undelivered(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
 {
     sm_session *sess = sm_session_lookup(s, l->serial, sid);
+    if (s->nhooks[SM_EV_UNDELIVERED]) {
+        sm_event ev = {.session = sess, .user = sess ? sess->user : NULL,
+                       .link_serial = l->serial, .sid = sid, .xml = xml, .len = len};
+        if (sm_fire(s, SM_EV_UNDELIVERED, &ev))
+            return;
+    }
     sm_stanza *st = sm_parse(s, xml, len);
     if (!st) {
         s->stats.dropped_bad++;
@@ -439,16 +485,23 @@ void sm_undelivered(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len
         sm_stanza_free(st);
         return;
     }
-    const char *name = st->node->name, *type = sm_stanza_type(st);
-    bool message = streq(name, "message");
-    sm_msg_kind kind = message ? sm_message_kind(st) : SM_MSG_ERROR;
-    if (message && (kind == SM_MSG_NORMAL || kind == SM_MSG_CHAT))
-        message_offline(s, st);
-    else if ((message && kind == SM_MSG_GROUPCHAT) ||
-             (streq(name, "iq") && (streq(type, "get") || streq(type, "set"))))
-        sm_bounce(s, st, "cancel", "service-unavailable");
-    else
+    undeliverable_fate(s, st);
+}
+
+void sm_undeliverable(sm *s, const jid *to, const char *xml, size_t len)
+{
+    sm_stanza *st = sm_parse(s, xml, len);
+    if (!st) {
+        s->stats.dropped_bad++;
+        return;
+    }
+    if (!streq(st->node->ns, SM_NS_CLIENT)) {
         sm_stanza_free(st);
+        return;
+    }
+    if (st->bad_to || !jid_equal_bare(&st->to, to))
+        sm_stanza_set_to(st, jid_full(to));
+    undeliverable_fate(s, st);
 }
 
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena)

@@ -38,6 +38,7 @@ struct sm_server {
     const sm_config *cfg;
     front_memory *memory;   /* [cfg->nservices] */
     server_link *up;        /* every up link: fronts and components */
+    timer tick;             /* the core's clock (sm_tick), every SM_SERVER_TICK_MS */
 };
 
 /* ---- core -> links ---- */
@@ -96,6 +97,18 @@ static void t_state(void *ctx, void *link, uint64_t sid, const uint8_t *state, s
 {
     smproto_put_state(link_sm_out(link), sid, state, len);
     sent(ctx, link, SMPROTO_STATE, sid, NULL, 0);
+}
+
+static void t_module(void *ctx, void *link, uint64_t sid, const char *name, const uint8_t *body,
+                     size_t len)
+{
+    /* Modules check the size first (sm_module_send); the core's empty answers always fit. */
+    if (!smproto_put_module(link_sm_out(link), sid, name, body, len)) {
+        log_error("link %s: a %zu-byte message of module %s does not fit in a frame: dropped",
+                  link_sm_service(link), len, name);
+        return;
+    }
+    sent(ctx, link, SMPROTO_MODULE, sid, NULL, 0);
 }
 
 static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
@@ -215,6 +228,15 @@ static void on_frame(void *ctx, link_sm *l, const smproto_frame *f)
 
 /* ---- loop hooks ---- */
 
+#define SM_SERVER_TICK_MS 1000
+
+static void on_tick(timer *t, void *arg)
+{
+    sm_server *srv = arg;
+    sm_tick(srv->core, (int64_t)evloop_now(srv->loop));
+    evloop_timer_after(srv->loop, &srv->tick, SM_SERVER_TICK_MS);
+}
+
 static void on_wake(evloop *loop, void *arg)
 {
     sm_server *srv = arg;
@@ -239,7 +261,8 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
     srv->xdb = xdb;
     srv->cfg = cfg;
     srv->memory = mem_array(cfg->nservices > 0 ? (size_t)cfg->nservices : 1, sizeof *srv->memory);
-    static const sm_transport t = {t_stanza, t_auth_answer, t_bound, t_end, t_component, t_state};
+    static const sm_transport t = {t_stanza, t_auth_answer, t_bound, t_end, t_component, t_state,
+                                      t_module};
     srv->core = sm_new(cfg, sm_builtin_modules, &t, srv, submit, xdb);
     if (!srv->core) {
         free(srv->memory);
@@ -250,6 +273,9 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
     srv->links = link_sm_server_new(loop, cfg->services, cfg->nservices, &h, srv);
     evloop_on_wake(loop, on_wake, srv);
     evloop_before_sleep(loop, before_sleep, srv);
+    timer_init(&srv->tick, on_tick, srv);
+    sm_tick(srv->core, (int64_t)evloop_now(loop));
+    evloop_timer_after(loop, &srv->tick, SM_SERVER_TICK_MS);
     return srv;
 }
 
@@ -270,6 +296,7 @@ void sm_server_free(sm_server *srv)
 {
     if (!srv)
         return;
+    evloop_timer_cancel(srv->loop, &srv->tick);
     link_sm_server_free(srv->links);
     /* The links closed without down: retire their custody (nothing is handed back, the SM is
      * stopping); each is freed when the core lets go of its last ticket, at the latest in

@@ -58,15 +58,18 @@ void smc_session_release(sm *s, sm_session *sess)
 }
 
 /* Ends sess: modules see it go (unavailable presence, last activity), then it leaves the tables.
- * reason < 0: the front already knows (it sent END, or the link is gone). */
+ * reason < 0: the front already knows (it sent END, or the link is gone), or the session is
+ * detached. */
 static void session_end(sm *s, sm_session *sess, int reason, const char *text)
 {
     sm_event ev = {.session = sess, .user = sess->user};
     sm_fire(s, SM_EV_SESSION_END, &ev);
-    if (reason >= 0)
-        s->t.end(s->tctx, sess->link->handle, sess->sid, (uint8_t)reason, text ? text : "");
-    session_key k = {sess->link->serial, sess->sid};
-    sm_map_del(&s->sessions, &k, sizeof(k));
+    if (sess->link) {
+        if (reason >= 0)
+            s->t.end(s->tctx, sess->link->handle, sess->sid, (uint8_t)reason, text ? text : "");
+        session_key k = {sess->link->serial, sess->sid};
+        sm_map_del(&s->sessions, &k, sizeof(k));
+    }
     sm_map_del(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid));
     sm_user *u = sess->user;
     for (sm_session **pp = &u->sessions; *pp; pp = &(*pp)->next)
@@ -79,6 +82,50 @@ static void session_end(sm *s, sm_session *sess, int reason, const char *text)
     smc_user_maybe_free(s, u);
 }
 
+/* Takes sess off its connection; it stays in by_jid and its user's list. */
+static void session_detach(sm *s, sm_session *sess)
+{
+    session_key k = {sess->link->serial, sess->sid};
+    sm_map_del(&s->sessions, &k, sizeof(k));
+    sess->link = NULL;
+    sess->sid = 0;
+}
+
+/* sess's connection is gone: a module may keep the session (SM_EV_SESSION_LOST), or it ends. */
+static void session_lost(sm *s, sm_session *sess)
+{
+    sm_event ev = {.session = sess, .user = sess->user};
+    if (!s->stopping && sm_fire(s, SM_EV_SESSION_LOST, &ev)) {
+        log_info("sm: session %s detached", jid_full(&sess->jid));
+        session_detach(s, sess);
+        return;
+    }
+    session_end(s, sess, -1, NULL);
+}
+
+bool sm_session_detached(const sm_session *sess) { return sess->link == NULL; }
+
+void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid)
+{
+    if (sess->link) {
+        s->t.end(s->tctx, sess->link->handle, sess->sid, SMPROTO_END_REPLACED,
+                 "the session was resumed on another connection");
+        session_detach(s, sess);
+    }
+    sess->link = l;
+    sess->sid = sid;
+    session_key k = {l->serial, sid};
+    sm_map_put(&s->sessions, &k, sizeof(k), sess);
+    log_info("sm: session %s attached", jid_full(&sess->jid));
+    sm_event ev = {.session = sess, .user = sess->user};
+    sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
+}
+
+void sm_session_end(sm *s, sm_session *sess, uint8_t reason, const char *text)
+{
+    session_end(s, sess, reason, text);
+}
+
 void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason)
 {
     sm_session *sess = sm_session_lookup(s, l->serial, sid);
@@ -86,29 +133,35 @@ void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason)
         s->stats.dropped_stale++;
         return;
     }
-    session_end(s, sess, -1, NULL);
+    session_lost(s, sess);
 }
 
-/* Ends every session (of link l, or all when l is NULL) with reason. Ending one runs the modules,
- * which may end others: the sessions are found again by key before each is ended, so none is ended
- * twice or after it was freed. */
+/* Ends every session (of link l, or all when l is NULL) with reason; reason < 0: their
+ * connections are gone (modules may keep them). Ending one runs the modules, which may end
+ * others: the sessions are found again by JID before each is ended, so none is ended twice or
+ * after it was freed. */
 void smc_sessions_end(sm *s, const sm_link *l, int reason, const char *text)
 {
-    size_t n = sm_map_count(&s->sessions), k = 0;
-    void **all = sm_map_values(&s->sessions);
-    session_key *keys = n ? mem_array(n, sizeof *keys) : NULL;
+    size_t n = sm_map_count(&s->by_jid), k = 0;
+    void **all = sm_map_values(&s->by_jid);
+    char **jids = n ? mem_array(n, sizeof *jids) : NULL;
     for (size_t i = 0; i < n; i++) {
         sm_session *sess = all[i];
         if (!l || sess->link == l)
-            keys[k++] = (session_key){sess->link->serial, sess->sid};
+            jids[k++] = mem_strdup(jid_full(&sess->jid));
     }
     free(all);
     for (size_t i = 0; i < k; i++) {
-        sm_session *sess = sm_session_lookup(s, keys[i].serial, keys[i].sid);
-        if (sess)
-            session_end(s, sess, reason, text);
+        sm_session *sess = sm_map_get(&s->by_jid, jids[i], strlen(jids[i]));
+        if (sess && (!l || sess->link == l)) {
+            if (reason < 0)
+                session_lost(s, sess);
+            else
+                session_end(s, sess, reason, text);
+        }
+        free(jids[i]);
     }
-    free(keys);
+    free(jids);
 }
 
 void sm_link_down(sm *s, sm_link *l)
@@ -193,6 +246,25 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
         return;
     }
     sm_session *old = sm_session_find(s, &d->full);
+    if (old && d->resync && !old->link) {
+        /* The front had kept the connection while the link was down, and the session waited
+         * detached: the same session goes on, state and presence as they are. */
+        sm_session_attach(s, old, l, d->sid);
+        smc_bind_reply(s, l, d->sid, true, SMPROTO_BOUND_OK, jid_full(&old->jid));
+        return;
+    }
+    if (!old && !d->resync && user_session_count(u) >= s->cfg->limits.sessions) {
+        /* A detached session gives way to a new one rather than refuse it. */
+        for (sm_session *x = u->sessions; x; x = x->next)
+            if (!x->link) {
+                log_info("sm: %s has %d sessions: the detached %s ends for a new one",
+                         jid_full(&u->jid), s->cfg->limits.sessions, jid_full(&x->jid));
+                u->holds++;
+                session_end(s, x, -1, NULL);
+                u->holds--;
+                break;
+            }
+    }
     if (!old && !d->resync && user_session_count(u) >= s->cfg->limits.sessions) {
         /* RFC 6120 §7.6.2.1. A resync restores sessions that were already counted. */
         log_info("sm: %s has %d sessions, the most allowed: bind refused", jid_full(&u->jid),
@@ -227,6 +299,8 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
                                buf_len(&d->state)))
             log_warn("sm: session %s: a malformed STATE record in the resync: ignored",
                      jid_full(&sess->jid));
+        sm_event ev = {.session = sess, .user = u};
+        sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
         if (d->presence)
             sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
     }
@@ -234,6 +308,8 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
 
 void sm_session_state_changed(sm *s, sm_session *sess)
 {
+    if (!sess->link)
+        return;   /* sent again when it is attached */
     buf state = BUF_INIT;
     smc_state_pack(s, sess, &state);
     s->t.state(s->tctx, sess->link->handle, sess->sid, (const uint8_t *)buf_data(&state),
@@ -342,8 +418,8 @@ size_t sm_kick(sm *s, const jid *j, const char *text)
 
 void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx)
 {
-    size_t n = sm_map_count(&s->sessions);
-    void **all = sm_map_values(&s->sessions);
+    size_t n = sm_map_count(&s->by_jid);
+    void **all = sm_map_values(&s->by_jid);
     for (size_t i = 0; i < n; i++)
         fn(all[i], ctx);
     free(all);

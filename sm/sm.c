@@ -138,10 +138,19 @@ void sm_shutdown(sm *s)
     smc_sessions_end(s, NULL, SMPROTO_END_SHUTDOWN, "");
 }
 
+void sm_tick(sm *s, int64_t now_ms)
+{
+    s->now_ms = now_ms;
+    sm_event ev = {0};
+    sm_fire(s, SM_EV_TICK, &ev);
+}
+
+int64_t sm_now_ms(const sm *s) { return s->now_ms; }
+
 void sm_get_stats(const sm *s, sm_stats *out)
 {
     *out = s->stats;
-    out->sessions = sm_map_count(&s->sessions);
+    out->sessions = sm_map_count(&s->by_jid);
     out->users = sm_map_count(&s->users);
 }
 
@@ -191,7 +200,7 @@ void sm_free(sm *s)
 {
     if (!s)
         return;
-    sm_map_each(&s->sessions, free_session, s);
+    sm_map_each(&s->by_jid, free_session, s);
     sm_map_each(&s->users, free_user, s);
     sm_map_free(&s->sessions);
     sm_map_free(&s->by_jid);

@@ -49,6 +49,9 @@ typedef struct sm_transport {
     /* What the front keeps for the session across a resync: its modules' STATE record
      * (docs/smproto.md §2), which the front returns untouched. */
     void (*state)(void *ctx, void *link, uint64_t sid, const uint8_t *state, size_t len);
+    /* A module's message to the front's feature of the same name (a MODULE frame). */
+    void (*module)(void *ctx, void *link, uint64_t sid, const char *name, const uint8_t *body,
+                   size_t len);
 } sm_transport;
 
 typedef void (*sm_submit_fn)(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx);
@@ -92,6 +95,15 @@ void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t 
  * resource; groupchat and iq get/set get <service-unavailable/> (RFC 6121 §8.5.3.2); the rest
  * (presence, headline, error, iq result) is dropped. */
 void sm_undelivered(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len);
+/* A message from a front's feature to the module of that name (a MODULE frame; name is nlen
+ * bytes). One for a module that is not loaded is answered with an empty message of the same name,
+ * so the front's feature knows it is not there. */
+void sm_module_message(sm *s, sm_link *l, uint64_t sid, const char *name, size_t nlen,
+                       const uint8_t *body, size_t len);
+/* The program's clock, once a second or so (monotonic milliseconds): modules with deadlines
+ * (SM_EV_TICK) act on it. sm_now_ms is its last value (0 before the first). */
+void sm_tick(sm *s, int64_t now_ms);
+int64_t sm_now_ms(const sm *s);
 /* A stanza from a component; takes arena. */
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena);
 /* Ends every session with END (shutdown) as a logout would (SM_EV_SESSION_END: unavailable
@@ -170,6 +182,20 @@ typedef enum {
     SM_EV_MESSAGE_DELIVERED,/* a message reached the user's sessions: stanza, user, recipients */
     SM_EV_ROSTER_CHANGED,   /* a roster item was stored (or removed): user (version is the
                              * roster's new one), item, removed */
+    SM_EV_SESSION_LOST,     /* a session's connection is gone (its front sent END, or the link
+                             * went down): session. A hook returning true keeps the session,
+                             * detached (sm_session_detached), until the module attaches it to
+                             * another connection or ends it; otherwise it ends */
+    SM_EV_SESSION_SENT,     /* a stanza was serialized for a session: session, xml, len (the
+                             * frame's payload). The core sends it unless the session is detached
+                             * or a hook returned true (a module keeps it from the connection) */
+    SM_EV_UNDELIVERED,      /* a front gave back a stanza it never wrote (UNDELIVERED, or unacked
+                             * on a lost link): link_serial, sid, session (NULL when unknown), xml,
+                             * len. true: a module has it, no fate is applied */
+    SM_EV_TICK,             /* sm_tick: nothing (sm_now_ms says when) */
+    SM_EV_SESSION_ATTACHED, /* a session has a connection again: a detached one attached
+                             * (sm_session_attach, or its front's resync), or one a front's resync
+                             * restored (after its STATE record): session */
     SM_EV_COUNT
 } sm_event_kind;
 typedef struct sm_roster_item sm_roster_item;
@@ -185,6 +211,8 @@ typedef struct sm_event {
     bool removed;
     xml_arena *arena;       /* a module's event: what it is building and where (disco-info: the */
     xml_node *node;         /* server's <query/>, to which hooks add) */
+    const char *xml;        /* a serialized stanza (SM_EV_SESSION_SENT, SM_EV_UNDELIVERED) */
+    size_t len;
 } sm_event;
 typedef bool (*sm_hook_fn)(sm *s, sm_event *ev);
 /* Runs the hooks of kind (declared by the modules, in their order); true when one stopped the
@@ -218,12 +246,31 @@ struct sm_session {
     bool available;             /* has sent available presence and not unavailable since */
     sm_stanza *presence;        /* the last available presence it broadcast, or NULL */
     int64_t since_ms;           /* when it was bound (Unix epoch, ms) */
+    uint64_t stanzas_in;        /* STANZA frames its connections sent (parsed or not) */
     unsigned char *ext;         /* the modules' state (sm_session_state, sm/module.h) */
 };
 sm_session *sm_session_find(const sm *s, const jid *full);
 /* A module changed what its pack writes for sess (sm/module.h): sends the session's STATE record
  * to its front. */
 void sm_session_state_changed(sm *s, sm_session *sess);
+/* Sessions without a connection (SM_EV_SESSION_LOST): link is NULL and sid 0 while detached;
+ * stanzas for them reach the modules (SM_EV_SESSION_SENT) and nothing is sent. */
+bool sm_session_detached(const sm_session *sess);
+/* Gives sess the connection (l, sid), which has no session: a detached session is attached; an
+ * attached one has its old connection closed first (END replaced, which the front answers with
+ * <conflict/>). The front is not told of the new one (the module answers it). A resync from a
+ * front for the full JID of a detached session attaches it too (the front kept the connection
+ * while its link was down). Fires SM_EV_SESSION_ATTACHED. */
+void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid);
+/* Ends a session as a logout would (SM_EV_SESSION_END: unavailable presence, last activity);
+ * an attached one's front gets END (reason, text). */
+void sm_session_end(sm *s, sm_session *sess, uint8_t reason, const char *text);
+/* Sends a serialized stanza to an attached session's connection as it is (no SM_EV_SESSION_SENT):
+ * for a module replaying what it keeps. */
+void sm_session_send_raw(sm *s, sm_session *sess, const char *xml, size_t len);
+/* What becomes of a serialized stanza for full JID to that cannot be delivered there (the fates
+ * of sm_undelivered: offline, bounce or drop). */
+void sm_undeliverable(sm *s, const jid *to, const char *xml, size_t len);
 /* The session behind (link serial, sid), or NULL. */
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid);
 uint64_t sm_link_serial(const sm_link *l);

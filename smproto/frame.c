@@ -499,6 +499,48 @@ bool smproto_get_state(const smproto_frame *f, const uint8_t **state, size_t *le
     return true;
 }
 
+/* ---- MODULE ------------------------------------------------------------------------------ */
+
+static bool module_name_ok(const char *name, size_t len)
+{
+    if (len < 1 || len > SMPROTO_MODULE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool smproto_put_module(buf *out, uint64_t sid, const char *name, const void *body, size_t len)
+{
+    size_t nl = strlen(name);
+    if (sid == 0 || !module_name_ok(name, nl))
+        smproto_bug("MODULE without a session or with a bad module name");
+    if (len > SMPROTO_MAX_PAYLOAD - 1 - nl)
+        return false;
+    uint8_t *p = smproto_open(out, SMPROTO_MODULE, sid, 1 + nl + len);
+    p = smproto_w_bytes(p, (const uint8_t *)name, nl);
+    if (len)
+        memcpy(p, body, len);
+    return true;
+}
+
+bool smproto_get_module(const smproto_frame *f, const char **name, size_t *name_len,
+                        const uint8_t **body, size_t *len)
+{
+    const uint8_t *p = smproto_payload(f);
+    if (f->type != SMPROTO_MODULE || f->sid == 0 || f->len < 1 || f->len < 1u + p[0] ||
+        !module_name_ok((const char *)p + 1, p[0]))
+        return false;
+    *name = (const char *)p + 1;
+    *name_len = p[0];
+    *body = p + 1 + p[0];
+    *len = f->len - 1 - p[0];
+    return true;
+}
+
 /* ---- RESYNC ------------------------------------------------------------------------------ */
 
 size_t smproto_resync_begin(buf *out)
@@ -583,7 +625,7 @@ const char *smproto_type_name(smproto_type type)
         [SMPROTO_REGISTER] = "REGISTER", [SMPROTO_PING] = "PING",
         [SMPROTO_PONG] = "PONG",       [SMPROTO_RESYNC] = "RESYNC",
         [SMPROTO_UNDELIVERED] = "UNDELIVERED", [SMPROTO_ACK] = "ACK",
-        [SMPROTO_STATE] = "STATE",
+        [SMPROTO_STATE] = "STATE",     [SMPROTO_MODULE] = "MODULE",
     };
     if (type < SMPROTO_STANZA || type > SMPROTO_TYPE_MAX)
         return "UNKNOWN";

@@ -17,10 +17,10 @@
 #include "core/buf.h"
 #include "core/scram.h"
 
-#define SMPROTO_VERSION 3
+#define SMPROTO_VERSION 4
 #define SMPROTO_STRINGIFY_(x) #x
 #define SMPROTO_STRINGIFY(x) SMPROTO_STRINGIFY_(x)
-#define SMPROTO_VERSION_STRING SMPROTO_STRINGIFY(SMPROTO_VERSION)   /* "3", for the XML opening */
+#define SMPROTO_VERSION_STRING SMPROTO_STRINGIFY(SMPROTO_VERSION)   /* "4", for the XML opening */
 /* Whether an <smproto version='...'/> names this version (exactly its decimal digits). */
 bool smproto_version_is_ours(const char *version);
 #define SMPROTO_NS "urn:jabshard:smproto"
@@ -42,7 +42,8 @@ typedef enum {
     SMPROTO_UNDELIVERED = 11,
     SMPROTO_ACK = 12,
     SMPROTO_STATE = 13,
-    SMPROTO_TYPE_MAX = SMPROTO_STATE,
+    SMPROTO_MODULE = 14,
+    SMPROTO_TYPE_MAX = SMPROTO_MODULE,
 } smproto_type;
 
 /* Whether a frame of this type is numbered for acknowledgement (docs/smproto.md §3): every type
@@ -145,6 +146,15 @@ bool smproto_get_ack(const smproto_frame *f, uint64_t *seq);
 void smproto_put_state(buf *out, uint64_t sid, const uint8_t *state, size_t len);
 /* *state points into the frame (len bytes, maybe 0). */
 bool smproto_get_state(const smproto_frame *f, const uint8_t **state, size_t *len);
+
+/* MODULE: a message between a feature of the front and the SM module of the same name, about
+ * session sid (not 0): the name (1 to SMPROTO_MODULE_NAME_MAX bytes of [a-z0-9_-]) and the
+ * module's own bytes, which neither codec reads. false (nothing appended) when it would not fit
+ * in a frame, as smproto_put. The decoder points *body into the frame (not NUL-terminated). */
+#define SMPROTO_MODULE_NAME_MAX 32
+bool smproto_put_module(buf *out, uint64_t sid, const char *name, const void *body, size_t len);
+bool smproto_get_module(const smproto_frame *f, const char **name, size_t *name_len,
+                        const uint8_t **body, size_t *len);
 
 /* RESYNC: entries appended to one frame's payload; the reader walks them. An entry is a live
  * session: its id, full JID, the STATE record the SM last gave it, and the last presence it

@@ -12,7 +12,7 @@ static const sm_module *modules[64];
 static void record(char kind, uint64_t sid, uint8_t status, const char *text, size_t len)
 {
     assert_true(smh.nrecs < SMH_RECORDS);
-    smh.recs[smh.nrecs++] = (smh_record){kind, sid, status, text ? strndup(text, len) : NULL};
+    smh.recs[smh.nrecs++] = (smh_record){kind, sid, status, text ? strndup(text, len) : NULL, len};
 }
 
 void smh_clear(void)
@@ -50,10 +50,25 @@ static void t_state(void *ctx, void *link, uint64_t sid, const uint8_t *state, s
     if (len)
         memcpy(copy, state, len);
     copy[len] = 0;
-    smh.recs[smh.nrecs++] = (smh_record){'T', sid, (uint8_t)len, copy};
+    smh.recs[smh.nrecs++] = (smh_record){'T', sid, (uint8_t)len, copy, len};
 }
 
-const sm_transport smh_transport = {t_stanza, t_auth, t_bound, t_end, t_component, t_state};
+/* A module's message: its text is the module's name, a NUL and the body (len bytes). */
+static void t_module(void *ctx, void *link, uint64_t sid, const char *name, const uint8_t *body,
+                     size_t len)
+{
+    assert_true(smh.nrecs < SMH_RECORDS);
+    size_t nl = strlen(name);
+    char *copy = malloc(nl + 1 + len + 1);
+    memcpy(copy, name, nl + 1);
+    if (len)
+        memcpy(copy + nl + 1, body, len);
+    copy[nl + 1 + len] = 0;
+    smh.recs[smh.nrecs++] = (smh_record){'M', sid, 0, copy, len};
+}
+
+const sm_transport smh_transport = {t_stanza, t_auth, t_bound, t_end, t_component, t_state,
+                                    t_module};
 
 void smh_submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
 {

@@ -30,10 +30,12 @@
 
 /* What the core sent through the transport, in order. */
 typedef struct smh_record {
-    char kind;          /* S stanza, A auth answer, B bound, E end, C component, T state */
+    char kind;          /* S stanza, A auth answer, B bound, E end, C component, T state,
+                         * M module message */
     uint64_t sid;
     uint8_t status;     /* a T (STATE) record's length: its text holds its bytes */
-    char *text;
+    char *text;         /* M: the module's name, a NUL, then the body */
+    size_t len;         /* M: the body's length */
 } smh_record;
 
 /* A storage request that has run, its callback not yet. */

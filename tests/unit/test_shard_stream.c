@@ -17,6 +17,7 @@
 #include "shard/c2s_stream.h"
 #include "shard/sasl.h"
 #include "smproto/frame.h"
+#include "smproto/smacks_msg.h"
 
 #define HOST "example.com"
 #define SID 0x0100000500000007ull
@@ -247,7 +248,8 @@ static char *scram_login(c2s_stream *s, scram_hash h, const char *user, const ch
 }
 
 /* Authenticated, restarted and bound as user@example.com/res. */
-static c2s_stream *bound_stream(void)
+/* Authenticated as user, restarted, not bound. */
+static c2s_stream *authed_stream(void)
 {
     c2s_stream *s = open_tls_stream(NULL);
     discard_out(s);
@@ -255,7 +257,13 @@ static c2s_stream *bound_stream(void)
     feed(s, header(HOST));
     expect_out(s, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session "
                   "xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
-                  "<ver xmlns='urn:xmpp:features:rosterver'/>");
+                  "<ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='urn:xmpp:sm:3'/>");
+    return s;
+}
+
+static c2s_stream *bound_stream(void)
+{
+    c2s_stream *s = authed_stream();
     feed(s, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
             "<resource>res</resource></bind></iq>");
     buf fb = BUF_INIT;
@@ -990,6 +998,282 @@ static void test_stanza_not_amplified(void **state)
 /* The STATE record the SM gives a session comes back byte for byte in its RESYNC entry, and the
  * entry always fits in a frame: a presence too large to sit beside the largest record is framed
  * for the SM but not kept for a resync. */
+/* ---- XEP-0198 stream management ------------------------------------------------------------ */
+
+/* The SM says m to the stream (a MODULE frame); returns the stream's actions. */
+static unsigned sm_says(c2s_stream *s, const smacks_msg *m)
+{
+    buf body = BUF_INIT, fb = BUF_INIT;
+    if (m)
+        smacks_msg_put(&body, m);
+    assert_true(smproto_put_module(&fb, SID, SMACKS_MODULE, buf_data(&body), buf_len(&body)));
+    smproto_frame f;
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    unsigned acts = c2s_stream_frame(s, &f);
+    buf_free(&body);
+    buf_free(&fb);
+    return acts;
+}
+
+/* The next frame is the stream's smacks message to the SM. */
+static smacks_msg front_said(c2s_stream *s, buf *fb)
+{
+    smproto_frame f = take_frame(s, SMPROTO_MODULE, fb);
+    const char *name;
+    size_t nl, len;
+    const uint8_t *body;
+    assert_true(smproto_get_module(&f, &name, &nl, &body, &len));
+    assert_int_equal(nl, 6);
+    assert_memory_equal(name, "smacks", 6);
+    smacks_msg m;
+    assert_true(smacks_msg_get(body, len, &m));
+    return m;
+}
+
+/* A stanza from the SM reaches the client's queue (as the IO thread delivers it). */
+static unsigned sm_delivers(c2s_stream *s, const char *xml)
+{
+    buf fb = BUF_INIT;
+    assert_true(smproto_put(&fb, SMPROTO_STANZA, SID, xml, strlen(xml)));
+    smproto_frame f;
+    size_t used;
+    smproto_frame_next((const uint8_t *)buf_data(&fb), buf_len(&fb), &f, &used);
+    unsigned acts = c2s_stream_frame(s, &f);
+    buf_free(&fb);
+    assert_true(acts & C2S_ACT_DELIVER);
+    return c2s_stream_delivered(s);
+}
+
+static c2s_stream *enabled_stream(void)
+{
+    c2s_stream *s = bound_stream();
+    feed(s, "<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/>");
+    buf fb = BUF_INIT;
+    smacks_msg m = front_said(s, &fb);
+    assert_int_equal(m.kind, SMACKS_ENABLE);
+    assert_true(m.resume);
+    assert_int_equal(m.max, 60);
+    buf_free(&fb);
+    assert_false(c2s_stream_wants_input(s));   /* until the SM answers */
+    smacks_msg en = {.kind = SMACKS_ENABLED, .id = "ABCdef123", .max = 60};
+    sm_says(s, &en);
+    expect_out(s, "<enabled xmlns='urn:xmpp:sm:3' id='ABCdef123' resume='true' max='60'/>");
+    assert_true(c2s_stream_wants_input(s));
+    return s;
+}
+
+static void test_smacks_enable(void **state)
+{
+    c2s_stream *s = enabled_stream();
+    /* Twice: refused, nothing asked of the SM. */
+    feed(s, "<enable xmlns='urn:xmpp:sm:3'/>");
+    expect_out(s, "<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
+                  "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+
+    /* Before bind: refused. */
+    s = authed_stream();
+    feed(s, "<enable xmlns='urn:xmpp:sm:3'/>");
+    expect_out(s, "<unexpected-request");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+
+    /* An SM without the module: <feature-not-implemented/>, and the stream goes on. */
+    s = bound_stream();
+    feed(s, "<enable xmlns='urn:xmpp:sm:3'/>");
+    buf fb = BUF_INIT;
+    front_said(s, &fb);
+    buf_free(&fb);
+    sm_says(s, NULL);
+    expect_out(s, "<feature-not-implemented");
+    assert_true(c2s_stream_wants_input(s));
+    feed(s, "<r xmlns='urn:xmpp:sm:3'/>");   /* not enabled: a stream error */
+    expect_out(s, "<unsupported-stanza-type");
+    c2s_stream_free(s);
+}
+
+static void test_smacks_counts_and_acks(void **state)
+{
+    c2s_stream *s = enabled_stream();
+    /* Three from the SM: one <r/> asks for them (one at a time). */
+    sm_delivers(s, "<message><body>1</body></message>");
+    sm_delivers(s, "<message><body>2</body></message>");
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "<r xmlns='urn:xmpp:sm:3'/>"));
+    assert_null(strstr(strstr(o, "<r ") + 1, "<r "));
+    free(o);
+    /* One made here (a jid-malformed error) counts too, but is not the SM's. */
+    feed(s, "<message to='@@' id='x'/>");
+    expect_out(s, "jid-malformed");
+    sm_delivers(s, "<message><body>3</body></message>");
+    /* The client acknowledges the first three: two were the SM's. */
+    feed(s, "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    buf fb = BUF_INIT;
+    smacks_msg m = front_said(s, &fb);
+    assert_int_equal(m.kind, SMACKS_ACK);
+    assert_true(m.client_h == 3 && m.sm_acked == 2 && m.in_local == 1);
+    buf_free(&fb);
+    /* The same h again: nothing new for the SM. */
+    feed(s, "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    expect_no_frame(s);
+    /* More than was sent: a stream error saying so. */
+    unsigned acts = feed(s, "<a xmlns='urn:xmpp:sm:3' h='9'/>");
+    assert_true(acts & C2S_ACT_CLOSE);
+    o = take_out(s);
+    assert_non_null(strstr(o, "<undefined-condition"));
+    assert_non_null(strstr(o, "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='9' send-count='4'/>"));
+    free(o);
+    c2s_stream_free(s);
+}
+
+static void test_smacks_client_r(void **state)
+{
+    c2s_stream *s = enabled_stream();
+    buf fb = BUF_INIT;
+    feed(s, "<message to='a@example.com'><body>x</body></message>");
+    take_frame(s, SMPROTO_STANZA, &fb);
+    feed(s, "<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+    discard_out(s);
+    feed(s, "<r xmlns='urn:xmpp:sm:3'/>");
+    smacks_msg m = front_said(s, &fb);
+    assert_int_equal(m.kind, SMACKS_R);
+    assert_true(m.in_count == 2 && m.in_local == 1);
+    buf_free(&fb);
+    /* The <a/> is written when the SM has them. */
+    char *o = take_out(s);
+    assert_null(strstr(o, "<a "));
+    free(o);
+    smacks_msg a = {.kind = SMACKS_A, .h = 2};
+    sm_says(s, &a);
+    expect_out(s, "<a xmlns='urn:xmpp:sm:3' h='2'/>");
+    c2s_stream_free(s);
+}
+
+static void test_smacks_resume(void **state)
+{
+    c2s_stream *s = authed_stream();
+    feed(s, "<resume xmlns='urn:xmpp:sm:3' previd='ABCdef123' h='4294967295'/>");
+    buf fb = BUF_INIT;
+    smacks_msg m = front_said(s, &fb);
+    assert_int_equal(m.kind, SMACKS_RESUME);
+    assert_string_equal(m.host, HOST);
+    assert_string_equal(m.user, "user");
+    assert_string_equal(m.id, "ABCdef123");
+    assert_true(m.wire_h == 4294967295u);
+    buf_free(&fb);
+    smacks_msg r = {.kind = SMACKS_RESUMED, .jid = "user@example.com/res", .id = "ABCdef123",
+                    .h = 7, .client_h = 4294967295u, .sm_acked = 12, .max = 300,
+                    .presence = "<presence/>"};
+    sm_says(s, &r);
+    expect_out(s, "<resumed xmlns='urn:xmpp:sm:3' h='7' previd='ABCdef123'/>");
+    assert_string_equal(c2s_stream_jid(s), "user@example.com/res");
+    /* Counting goes on across the 32-bit wrap. */
+    sm_delivers(s, "<message><body>replayed</body></message>");
+    sm_delivers(s, "<message><body>new</body></message>");
+    discard_out(s);
+    feed(s, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    m = front_said(s, &fb);
+    assert_true(m.client_h == 4294967297ull && m.sm_acked == 14);
+    buf_free(&fb);
+    /* A resync carries the presence the SM gave. */
+    smproto_resync_entry e;
+    assert_true(c2s_stream_resync_entry(s, &e));
+    assert_string_equal(e.presence, "<presence/>");
+    /* The client closes its stream: the SM hears a goodbye before the END. */
+    feed(s, "</stream:stream>");
+    m = front_said(s, &fb);
+    assert_int_equal(m.kind, SMACKS_CLOSE);
+    buf_free(&fb);
+    take_frame(s, SMPROTO_END, &fb);
+    buf_free(&fb);
+    c2s_stream_free(s);
+}
+
+/* After the link came back: a stream with stream management tells the SM where it stands; one
+ * waiting for the SM's answer to <enable/> asks again. */
+static void test_smacks_reissue(void **state)
+{
+    c2s_stream *s = enabled_stream();
+    sm_delivers(s, "<message><body>1</body></message>");
+    sm_delivers(s, "<message><body>2</body></message>");
+    feed(s, "<message to='a@example.com'><body>x</body></message>");
+    buf fb = BUF_INIT;
+    take_frame(s, SMPROTO_STANZA, &fb);
+    feed(s, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    front_said(s, &fb);
+    buf_free(&fb);
+    buf out = BUF_INIT;
+    c2s_stream_reissue(s, &out);
+    smproto_frame f;
+    size_t used;
+    assert_int_equal(smproto_frame_next((const uint8_t *)buf_data(&out), buf_len(&out), &f, &used),
+                     SMPROTO_FRAME_OK);
+    const char *name;
+    size_t nl, len;
+    const uint8_t *body;
+    smacks_msg m;
+    assert_true(smproto_get_module(&f, &name, &nl, &body, &len) && smacks_msg_get(body, len, &m));
+    assert_int_equal(m.kind, SMACKS_SYNC);
+    assert_true(m.sm_received == 2 && m.sm_acked == 1 && m.in_count == 1 && m.in_local == 0);
+    buf_free(&out);
+    c2s_stream_free(s);
+
+    s = bound_stream();
+    feed(s, "<enable xmlns='urn:xmpp:sm:3' max='30'/>");
+    front_said(s, &fb);
+    buf_free(&fb);
+    c2s_stream_reissue(s, &out);
+    assert_int_equal(smproto_frame_next((const uint8_t *)buf_data(&out), buf_len(&out), &f, &used),
+                     SMPROTO_FRAME_OK);
+    assert_true(smproto_get_module(&f, &name, &nl, &body, &len) && smacks_msg_get(body, len, &m));
+    assert_int_equal(m.kind, SMACKS_ENABLE);
+    assert_false(m.resume);
+    assert_int_equal(m.max, 30);
+    buf_free(&out);
+    c2s_stream_free(s);
+}
+
+static void test_smacks_resume_failed(void **state)
+{
+    c2s_stream *s = authed_stream();
+    feed(s, "<resume xmlns='urn:xmpp:sm:3' previd='nope' h='0'/>");
+    buf fb = BUF_INIT;
+    front_said(s, &fb);
+    buf_free(&fb);
+    smacks_msg f = {.kind = SMACKS_FAILED, .condition = SMACKS_ITEM_NOT_FOUND, .has_h = true,
+                    .wire_h = 5};
+    sm_says(s, &f);
+    expect_out(s, "<failed xmlns='urn:xmpp:sm:3' h='5'><item-not-found");
+    /* The client binds as usual. */
+    feed(s, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    take_frame(s, SMPROTO_BIND, &fb);
+    buf_free(&fb);
+    c2s_stream_free(s);
+    /* Malformed: no previd, a bad h; after bind: refused. */
+    s = authed_stream();
+    feed(s, "<resume xmlns='urn:xmpp:sm:3' h='1'/>");
+    expect_out(s, "<item-not-found");
+    feed(s, "<resume xmlns='urn:xmpp:sm:3' previd='x' h='-1'/>");
+    expect_out(s, "<item-not-found");
+    feed(s, "<resume xmlns='urn:xmpp:sm:3' previd='x' h='4294967296'/>");
+    expect_out(s, "<item-not-found");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+    s = bound_stream();
+    feed(s, "<resume xmlns='urn:xmpp:sm:3' previd='x' h='1'/>");
+    expect_out(s, "<unexpected-request");
+    expect_no_frame(s);
+    c2s_stream_free(s);
+    /* Before authentication, any of it is a stream error. */
+    s = open_tls_stream(NULL);
+    discard_out(s);
+    assert_true(feed(s, "<resume xmlns='urn:xmpp:sm:3' previd='x' h='1'/>") & C2S_ACT_CLOSE);
+    expect_out(s, "<not-authorized");
+    c2s_stream_free(s);
+}
+
 static void test_resync_entry(void **state)
 {
     test_cfg.limits.stanza_size = 2 << 20;   /* a stanza near a frame's size (the parser's limits
@@ -1056,6 +1340,12 @@ int main(void)
         cmocka_unit_test_setup(test_register_not_amplified, setup),
         cmocka_unit_test_setup(test_stanza_not_amplified, setup),
         cmocka_unit_test_setup(test_resync_entry, setup),
+        cmocka_unit_test_setup(test_smacks_enable, setup),
+        cmocka_unit_test_setup(test_smacks_counts_and_acks, setup),
+        cmocka_unit_test_setup(test_smacks_client_r, setup),
+        cmocka_unit_test_setup(test_smacks_resume, setup),
+        cmocka_unit_test_setup(test_smacks_resume_failed, setup),
+        cmocka_unit_test_setup(test_smacks_reissue, setup),
         cmocka_unit_test_setup(test_register_throttled, setup),
         cmocka_unit_test_setup(test_auth_failure_reported, setup),
         cmocka_unit_test_setup(test_scram_sha256_success, setup),

@@ -218,7 +218,7 @@ static void test_type_names(void **state)
 {
     static const char *const names[] = { NULL, "STANZA", "AUTH_QUERY", "AUTH_ANSWER", "BIND",
                                          "BOUND", "END", "REGISTER", "PING", "PONG", "RESYNC",
-                                         "UNDELIVERED", "ACK", "STATE" };
+                                         "UNDELIVERED", "ACK", "STATE", "MODULE" };
     assert_int_equal(sizeof(names) / sizeof(names[0]), SMPROTO_TYPE_MAX + 1);
     for (int t = SMPROTO_STANZA; t <= SMPROTO_TYPE_MAX; t++)
         assert_string_equal(smproto_type_name((smproto_type)t), names[t]);
@@ -236,7 +236,7 @@ static void test_counted(void **state)
         [SMPROTO_BIND] = true,     [SMPROTO_BOUND] = true,      [SMPROTO_END] = true,
         [SMPROTO_REGISTER] = true, [SMPROTO_PING] = false,      [SMPROTO_PONG] = false,
         [SMPROTO_RESYNC] = false,  [SMPROTO_UNDELIVERED] = true, [SMPROTO_ACK] = false,
-        [SMPROTO_STATE] = true,
+        [SMPROTO_STATE] = true,    [SMPROTO_MODULE] = true,
     };
     assert_int_equal(sizeof(counted) / sizeof(counted[0]), SMPROTO_TYPE_MAX + 1);
     for (int t = SMPROTO_STANZA; t <= SMPROTO_TYPE_MAX; t++)
@@ -677,12 +677,12 @@ static void test_header_bad_type(void **state)
                                         : SMPROTO_FRAME_BAD;
         assert_int_equal(next_of(h, sizeof(h)), want);
     }
-    /* Version 2's types by number, and the first one past them. */
-    h[4] = 12;
-    assert_int_equal(next_of(h, sizeof(h)), SMPROTO_FRAME_OK);
+    /* Version 4's last types by number, and the first one past them. */
     h[4] = 13;
     assert_int_equal(next_of(h, sizeof(h)), SMPROTO_FRAME_OK);
     h[4] = 14;
+    assert_int_equal(next_of(h, sizeof(h)), SMPROTO_FRAME_OK);
+    h[4] = 15;
     assert_int_equal(next_of(h, sizeof(h)), SMPROTO_FRAME_BAD);
 }
 
@@ -737,6 +737,9 @@ static unsigned accepted_by(const smproto_frame *f)
     const uint8_t *record;
     if (smproto_get_state(f, &record, &len))
         mask |= 1u << SMPROTO_STATE;
+    size_t name_len;
+    if (smproto_get_module(f, &s1, &name_len, &record, &len))
+        mask |= 1u << SMPROTO_MODULE;
     smproto_resync_reader rd;
     smproto_resync_read(f, &rd);
     smproto_resync_entry e;
@@ -1120,6 +1123,53 @@ static void test_undelivered(void **state)
     f = one_frame(&b);
     assert_false(smproto_get_undelivered(&f, &got, &len));
     buf_free(&b);
+}
+
+static void test_module_round_trip(void **state)
+{
+    buf b = BUF_INIT;
+    assert_true(smproto_put_module(&b, 7, "smacks", "\0\1\2", 3));
+    smproto_frame f = one_frame(&b);
+    const char *name;
+    size_t nl, len;
+    const uint8_t *body;
+    assert_true(smproto_get_module(&f, &name, &nl, &body, &len));
+    assert_int_equal(nl, 6);
+    assert_memory_equal(name, "smacks", 6);
+    assert_int_equal(len, 3);
+    assert_memory_equal(body, "\0\1\2", 3);
+    assert_true(f.sid == 7);
+    buf_free(&b);
+    /* An empty body is a message too. */
+    assert_true(smproto_put_module(&b, 7, "csi", NULL, 0));
+    f = one_frame(&b);
+    assert_true(smproto_get_module(&f, &name, &nl, &body, &len));
+    assert_int_equal(len, 0);
+    buf_free(&b);
+    /* A body that would not fit in a frame is refused, nothing appended. */
+    assert_false(smproto_put_module(&b, 7, "smacks", "", SMPROTO_MAX_PAYLOAD - 6));
+    assert_int_equal(buf_len(&b), 0);
+    buf_free(&b);
+}
+
+static void test_module_shape(void **state)
+{
+    assert_true(payload_ok(SMPROTO_MODULE, 1, "\1a", 2));
+    assert_true(payload_ok(SMPROTO_MODULE, 1, "\6smacksxyz", 10));
+    assert_true(payload_ok(SMPROTO_MODULE, 1, "\3a-_\0", 5));
+    assert_false(payload_ok(SMPROTO_MODULE, 1, "", 0));          /* no name */
+    assert_false(payload_ok(SMPROTO_MODULE, 1, "\0", 1));        /* an empty name */
+    assert_false(payload_ok(SMPROTO_MODULE, 1, "\7smacks", 7));  /* name longer than the payload */
+    assert_false(payload_ok(SMPROTO_MODULE, 1, "\1A", 2));       /* not [a-z0-9_-] */
+    assert_false(payload_ok(SMPROTO_MODULE, 1, "\1\0", 2));
+    assert_false(payload_ok(SMPROTO_MODULE, 1, "\1/", 2));
+    assert_false(payload_ok(SMPROTO_MODULE, 0, "\1a", 2));       /* a session's, never the link's */
+    char longname[1 + SMPROTO_MODULE_NAME_MAX + 1];
+    memset(longname, 'a', sizeof longname);
+    longname[0] = SMPROTO_MODULE_NAME_MAX;
+    assert_true(payload_ok(SMPROTO_MODULE, 1, longname, 1 + SMPROTO_MODULE_NAME_MAX));
+    longname[0] = SMPROTO_MODULE_NAME_MAX + 1;
+    assert_false(payload_ok(SMPROTO_MODULE, 1, longname, 1 + SMPROTO_MODULE_NAME_MAX + 1));
 }
 
 /* The only frame in b relabelled as every type in turn: exactly the types in same_shape (a mask)
@@ -1771,6 +1821,8 @@ int main(void)
         cmocka_unit_test(test_ping_shape),
         cmocka_unit_test(test_ack_shape),
         cmocka_unit_test(test_state_shape),
+        cmocka_unit_test(test_module_round_trip),
+        cmocka_unit_test(test_module_shape),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_outputs_untouched_on_failure),
         cmocka_unit_test(test_resync_entry_bytes),

@@ -1,0 +1,389 @@
+/* tests/unit/test_sm_smacks.c — XEP-0198's SM half (sm/mod_smacks.c) in the harness: enabling,
+ * custody of what a session is sent until acknowledged, <r/> answered once the SM has the
+ * stanzas, hibernation of a lost connection, resumption on another connection (with replay of
+ * exactly what was not acknowledged, and the old connection closed), the account check, the
+ * timeout with its fates (offline storage, then unavailable presence), a clean close, and the
+ * bound on what is kept. */
+#include "tests/support/sm_harness.h"
+
+#include "smproto/smacks_msg.h"
+
+static void front_says(uint64_t sid, const smacks_msg *m)
+{
+    buf b = BUF_INIT;
+    smacks_msg_put(&b, m);
+    sm_module_message(smh.core, smh.front, sid, SMACKS_MODULE, strlen(SMACKS_MODULE),
+                      (const uint8_t *)buf_data(&b), buf_len(&b));
+    buf_free(&b);
+    smh_drain();
+}
+
+/* The last smacks message the SM sent to sid, decoded; false when none. */
+static bool sm_said(uint64_t sid, smacks_msg *out)
+{
+    for (int i = smh.nrecs - 1; i >= 0; i--) {
+        smh_record *r = &smh.recs[i];
+        if (r->kind == 'M' && r->sid == sid && strcmp(r->text, SMACKS_MODULE) == 0) {
+            const uint8_t *body = (const uint8_t *)r->text + strlen(SMACKS_MODULE) + 1;
+            assert_true(smacks_msg_get(body, r->len, out));
+            return true;
+        }
+    }
+    return false;
+}
+
+static char resume_id[SMACKS_ID_MAX + 1];
+
+/* alice (sid 1) and bob (sid 2) are friends and online; alice enables resumption. */
+static void alice_enables(void)
+{
+    smh_befriend();
+    smacks_msg en = {.kind = SMACKS_ENABLE, .resume = true, .max = 600};
+    front_says(1, &en);
+    smacks_msg got;
+    assert_true(sm_said(1, &got));
+    assert_int_equal(got.kind, SMACKS_ENABLED);
+    assert_int_equal(strlen(got.id), 24);
+    assert_int_equal(got.max, 300);   /* the server's bound wins over the client's 600 */
+    strcpy(resume_id, got.id);
+    EXPECT('T', 1, NULL, NULL);       /* the STATE record carries it, for a resync */
+    smh_clear();
+}
+
+static void bob_tells_alice(const char *body)
+{
+    char xml[256];
+    snprintf(xml, sizeof xml,
+             "<message xmlns='jabber:client' from='bob@example.org/b' to='alice@example.org/a' "
+             "type='chat'><body>%s</body></message>", body);
+    smh_send(2, xml);
+}
+
+static void test_enable_and_ack(void **state)
+{
+    alice_enables();
+    bob_tells_alice("one");
+    bob_tells_alice("two");
+    EXPECT('S', 1, ">one<", NULL);
+    EXPECT('S', 1, ">two<", NULL);
+    /* The front asking again (after its link came back) gets the same answer. */
+    smacks_msg en = {.kind = SMACKS_ENABLE, .resume = true};
+    front_says(1, &en);
+    smacks_msg got;
+    assert_true(sm_said(1, &got));
+    assert_int_equal(got.kind, SMACKS_ENABLED);
+    assert_string_equal(got.id, resume_id);
+    /* <r/>: answered with the front's count once the SM has what came before. */
+    smacks_msg r = {.kind = SMACKS_R, .in_count = 7, .in_local = 1};
+    front_says(1, &r);
+    assert_true(sm_said(1, &got));
+    assert_int_equal(got.kind, SMACKS_A);
+    assert_true(got.h == 7);
+    /* The client acknowledged the first: a resumption replays only the second. */
+    smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 1, .sm_acked = 1};
+    front_says(1, &ack);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_clear();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 1};
+    front_says(9, &res);
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    assert_string_equal(got.jid, "alice@example.org/a");
+    assert_true(got.client_h == 1 && got.sm_acked == 1);
+    EXPECT('S', 9, ">two<", NULL);
+    NONE('S', 9, ">one<");
+}
+
+static void test_ack_out_of_order_ignored(void **state)
+{
+    alice_enables();
+    bob_tells_alice("one");
+    /* More than was sent, or going back: ignored. */
+    smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 5, .sm_acked = 5};
+    front_says(1, &ack);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_clear();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 0};
+    front_says(9, &res);
+    EXPECT('S', 9, ">one<", NULL);
+}
+
+static void test_hibernation_keeps_session(void **state)
+{
+    alice_enables();
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    /* Still there, available to bob, and nothing goes to a connection. */
+    jid j;
+    assert_int_equal(jid_parse("alice@example.org/a", 19, &j), JID_OK);
+    sm_session *sess = sm_session_find(smh.core, &j);
+    assert_non_null(sess);
+    assert_true(sm_session_detached(sess));
+    jid_free(&j);
+    NONE('S', 2, "unavailable");
+    bob_tells_alice("while away");
+    NONE('S', 1, "while away");
+    /* Resumed on another connection: the message comes then. */
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 0};
+    front_says(9, &res);
+    EXPECT('S', 9, "while away", NULL);
+    /* What the old connection hands back is the session's, kept: no offline copy. */
+    const char *xml = "<message xmlns='jabber:client' from='bob@example.org/b' "
+                      "to='alice@example.org/a' type='chat'><body>late</body></message>";
+    sm_undelivered(smh.core, smh.front, 1, xml, strlen(xml));
+    smh_drain();
+    smh_clear();
+    smh_bind(5, "alice", "other");
+    smh_send(5, "<presence xmlns='jabber:client'/>");
+    NONE('S', 5, ">late<");
+}
+
+static void test_resume_takes_over_live_connection(void **state)
+{
+    alice_enables();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 0};
+    front_says(9, &res);
+    /* The old connection is closed as replaced (<conflict/>). */
+    EXPECT('E', 1, NULL, NULL);
+    assert_int_equal(smh.recs[smh_find('E', 1, NULL, NULL)].status, SMPROTO_END_REPLACED);
+    smacks_msg got;
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    /* Stanzas now go to the new connection. */
+    smh_clear();
+    bob_tells_alice("here");
+    EXPECT('S', 9, ">here<", NULL);
+    NONE('S', 1, ">here<");
+}
+
+static void test_resume_refused(void **state)
+{
+    alice_enables();
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smacks_msg got;
+    /* Another account cannot use alice's id. */
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "bob",
+                      .id = resume_id, .wire_h = 0};
+    front_says(9, &res);
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.kind, SMACKS_FAILED);
+    assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
+    /* Nor another host. */
+    res.user = "alice";
+    res.host = "closed.org";
+    front_says(10, &res);
+    assert_true(sm_said(10, &got));
+    assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
+    /* An unknown id. */
+    res.host = "example.org";
+    res.id = "AAAAAAAAAAAAAAAAAAAAAAAA";
+    front_says(11, &res);
+    assert_true(sm_said(11, &got));
+    assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
+    /* From a connection that already has a session. */
+    res.id = resume_id;
+    front_says(2, &res);
+    assert_true(sm_said(2, &got));
+    assert_int_equal(got.condition, SMACKS_UNEXPECTED_REQUEST);
+}
+
+static void test_timeout_stores_then_unavailable(void **state)
+{
+    alice_enables();
+    sm_tick(smh.core, 1000);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    bob_tells_alice("kept");
+    smh_clear();
+    sm_tick(smh.core, 1000 + 299 * 1000);
+    NONE('S', 2, "unavailable");
+    sm_tick(smh.core, 1000 + 300 * 1000);
+    smh_drain();
+    /* bob sees alice go; the id is gone. */
+    EXPECT('S', 2, "unavailable", "alice@example.org/a");
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 0};
+    front_says(9, &res);
+    smacks_msg got;
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
+    /* The message is in offline storage: the next login gets it. */
+    smh_clear();
+    smh_bind(5, "alice", "again");
+    smh_send(5, "<presence xmlns='jabber:client'/>");
+    EXPECT('S', 5, ">kept<", NULL);
+}
+
+static void test_clean_close_ends(void **state)
+{
+    alice_enables();
+    smacks_msg close = {.kind = SMACKS_CLOSE};
+    front_says(1, &close);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    EXPECT('S', 2, "unavailable", "alice@example.org/a");
+}
+
+static void test_without_resumption_ends(void **state)
+{
+    smh_befriend();
+    smacks_msg en = {.kind = SMACKS_ENABLE, .resume = false};
+    front_says(1, &en);
+    smacks_msg got;
+    assert_true(sm_said(1, &got));
+    assert_int_equal(got.kind, SMACKS_ENABLED);
+    assert_string_equal(got.id, "");
+    bob_tells_alice("unacked");
+    smh_clear();
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_drain();
+    EXPECT('S', 2, "unavailable", "alice@example.org/a");
+    /* What alice never acknowledged is offline. */
+    smh_clear();
+    smh_bind(5, "alice", "again");
+    smh_send(5, "<presence xmlns='jabber:client'/>");
+    EXPECT('S', 5, ">unacked<", NULL);
+}
+
+static void test_bound_on_kept(void **state)
+{
+    smh_stop();
+    smh_start("<smacks><queue_max>3</queue_max></smacks>", NULL);
+    alice_enables();
+    for (int i = 0; i < 5; i++) {
+        char body[16];
+        snprintf(body, sizeof body, "m%d", i);
+        bob_tells_alice(body);
+    }
+    /* The first three went out; past the bound nothing more does, and the session ends at the
+     * next tick with <policy-violation/>; what it held is offline. */
+    EXPECT('S', 1, ">m2<", NULL);
+    NONE('S', 1, ">m3<");
+    sm_tick(smh.core, 5000);
+    smh_drain();
+    EXPECT('E', 1, NULL, NULL);
+    assert_int_equal(smh.recs[smh_find('E', 1, NULL, NULL)].status, SMPROTO_END_KICKED);
+    smh_clear();
+    smh_bind(5, "alice", "again");
+    smh_send(5, "<presence xmlns='jabber:client'/>");
+    EXPECT('S', 5, ">m0<", NULL);
+    EXPECT('S', 5, ">m4<", NULL);
+}
+
+/* The front's link is cut while the SM lives: the session waits detached, the front's resync
+ * takes it back as it is (no presence change for bob), and its SYNC gets what was on the link. */
+static void test_link_cut_reattach(void **state)
+{
+    alice_enables();
+    bob_tells_alice("in flight");
+    EXPECT('S', 1, "in flight", NULL);
+    sm_link *cut = smh.front;
+    /* bob moves to another front, which stays. */
+    sm_link *other = sm_link_up(smh.core, (void *)3, "other", false);
+    smh.front = other;
+    smh_bind(2, "bob", "b2");
+    smh_send(2, "<presence xmlns='jabber:client'/>");
+    smh_clear();
+    sm_link_down(smh.core, cut);
+    smh_drain();
+    NONE('S', 0, "from='alice@example.org/a' type='unavailable'");
+    sm_link *back = sm_link_up(smh.core, (void *)4, "front", false);
+    sm_resync(smh.core, back, 1, "alice@example.org/a", NULL, 0, "");
+    smh_drain();
+    NONE('S', 0, "<presence from='alice@example.org/a'");
+    /* The front never got it: SYNC says so, and the SM sends it again. */
+    smh.front = back;
+    smacks_msg sync = {.kind = SMACKS_SYNC, .sm_received = 0, .sm_acked = 0, .in_count = 0};
+    front_says(1, &sync);
+    EXPECT('S', 1, "in flight", NULL);
+    /* And the session is the same one: still resumable with its id, which a resumption uses. */
+    smh_clear();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 1};
+    front_says(9, &res);
+    smacks_msg got;
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    NONE('S', 9, "in flight");
+}
+
+/* After an SM restart the front's resync restores the session and its SYNC gives the numbering:
+ * acknowledgements go on, the id still resumes it, and what only the old SM had is counted lost. */
+static void test_restart_takes_front_numbering(void **state)
+{
+    alice_enables();
+    /* Its STATE record, as the front keeps it. */
+    smh_clear();
+    smacks_msg ack0 = {.kind = SMACKS_ACK};
+    front_says(1, &ack0);
+    jid j;
+    assert_int_equal(jid_parse("alice@example.org/a", 19, &j), JID_OK);
+    sm_session_state_changed(smh.core, sm_session_find(smh.core, &j));
+    jid_free(&j);
+    int t = smh_find('T', 1, NULL, NULL);
+    assert_true(t >= 0);
+    size_t rlen = smh.recs[t].status;
+    uint8_t record[256];
+    memcpy(record, smh.recs[t].text, rlen);
+    smh_stop();
+    smh_start("", NULL);
+    sm_resync(smh.core, smh.front, 1, "alice@example.org/a", record, rlen, "");
+    smh_drain();
+    /* The front had 5 of the SM's, the client acknowledged 3. */
+    smacks_msg sync = {.kind = SMACKS_SYNC, .sm_received = 5, .sm_acked = 3, .in_count = 4,
+                       .in_local = 1};
+    front_says(1, &sync);
+    smh_bind(2, "bob", "b");
+    bob_tells_alice("after");
+    EXPECT('S', 1, ">after<", NULL);
+    /* The client acknowledges two more (numbers 4 and 5, lost): "after" (6) stays kept. */
+    smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 9, .sm_acked = 5, .in_local = 1};
+    front_says(1, &ack);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_clear();
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = 9};
+    front_says(9, &res);
+    smacks_msg got;
+    assert_true(sm_said(9, &got));
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    assert_true(got.sm_acked == 5);
+    assert_true(got.h == 4);     /* what the front had counted of the client */
+    EXPECT('S', 9, ">after<", NULL);
+}
+
+static void test_malformed_message_ignored(void **state)
+{
+    smh_befriend();
+    static const uint8_t bad[][6] = {{0}, {99}, {SMACKS_ENABLE, 2, 0, 0, 0, 0}, {SMACKS_A, 1}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        sm_module_message(smh.core, smh.front, 1, SMACKS_MODULE, strlen(SMACKS_MODULE), bad[i],
+                          sizeof bad[i]);
+    NONE('M', 1, NULL);
+    /* A message for a module that is not loaded gets an empty answer of that name. */
+    sm_module_message(smh.core, smh.front, 1, "nosuch", 6, (const uint8_t *)"x", 1);
+    EXPECT('M', 1, "nosuch", NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_enable_and_ack, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_ack_out_of_order_ignored, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_hibernation_keeps_session, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_takes_over_live_connection, smh_setup,
+                                        smh_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refused, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_stores_then_unavailable, smh_setup,
+                                        smh_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_close_ends, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_without_resumption_ends, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_bound_on_kept, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_link_cut_reattach, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_takes_front_numbering, smh_setup,
+                                        smh_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_message_ignored, smh_setup, smh_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
