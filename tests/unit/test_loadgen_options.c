@@ -1,6 +1,7 @@
 /* tests/unit/test_loadgen_options.c — the load generator's command line (tests/bench/loadgen/
  * lg_options.c): defaults, every list syntax (ports, rates, source ranges), the user and password
- * formats (one %u, %% kept, never a printf format), and the values that must be refused.
+ * formats (one %u, %% kept, never a printf format), the server addresses (--server, or --host
+ * with each --port), the stream management and cut options, and the values that must be refused.
  *
  * The loadgen is not part of the library, so its module is compiled into this test directly. */
 #include <setjmp.h>
@@ -67,6 +68,45 @@ static void test_defaults(void **state)
     assert_int_equal(o.reconnect_s, 0);
     assert_null(o.ready_file);
     assert_int_equal(o.timeout_s, 30);
+    assert_int_equal(o.naddrs, 1);
+    assert_string_equal(o.addrs[0].host, "127.0.0.1");
+    assert_int_equal(o.addrs[0].port, 5222);
+    assert_false(o.sm);
+    assert_int_equal(o.sm_ack_every, 1);
+    assert_int_equal(o.cut_after_s, -1);
+    assert_int_equal(o.cut_users, 0);
+    assert_int_equal(o.cut_return_ms, 0);
+    lg_options_free(&o);
+}
+
+static void test_servers_and_sm(void **state)
+{
+    lg_options o;
+    const char *args[] = {"loadgen", "--users", "10", "--host", "10.1.1.1", "--port", "5222,5232",
+                          NULL};
+    assert_int_equal(parse(&o, args), 0);
+    assert_int_equal(o.naddrs, 2);
+    assert_string_equal(o.addrs[1].host, "10.1.1.1");
+    assert_int_equal(o.addrs[1].port, 5232);
+    lg_options_free(&o);
+    const char *args2[] = {"loadgen", "--users", "10", "--server", "a.example:5222,[::1]:6222",
+                           "--sm", "--sm-ack-every", "5", "--cut-after", "0", "--cut-users", "4",
+                           "--cut-return", "never", NULL};
+    assert_int_equal(parse(&o, args2), 0);
+    assert_int_equal(o.naddrs, 2);
+    assert_string_equal(o.addrs[0].host, "a.example");
+    assert_int_equal(o.addrs[0].port, 5222);
+    assert_string_equal(o.addrs[1].host, "::1");
+    assert_int_equal(o.addrs[1].port, 6222);
+    assert_true(o.sm);
+    assert_int_equal(o.sm_ack_every, 5);
+    assert_int_equal(o.cut_after_s, 0);
+    assert_int_equal(o.cut_users, 4);
+    assert_int_equal(o.cut_return_ms, -1);
+    lg_options_free(&o);
+    const char *args3[] = {"loadgen", "--users", "10", "--cut-return", "250", NULL};
+    assert_int_equal(parse(&o, args3), 0);
+    assert_int_equal(o.cut_return_ms, 250);
     lg_options_free(&o);
 }
 
@@ -118,6 +158,12 @@ static void test_refused(void **state)
         {"--hold", "-1", NULL},
         {"--timeout", "0", NULL},
         {"--bogus", "1", NULL},
+        {"--server", "localhost", NULL},            /* no port */
+        {"--server", "::1:5222", NULL},             /* IPv6 without brackets */
+        {"--server", "a:1,", NULL},
+        {"--sm-ack-every", "x", NULL},
+        {"--cut-users", "4", NULL},                 /* more than --users 3 */
+        {"--cut-return", "soon", NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         lg_options o;
@@ -155,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_servers_and_sm),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_format),
     };

@@ -9,7 +9,12 @@
  *
  * Output: everything is appended to tx and written at once as far as the socket takes it; the
  * rest waits for writability (EVLOOP_WRITE is asked for only then: level-triggered epoll). TLS may
- * want to read in order to write, or the reverse; every event therefore tries both. */
+ * want to read in order to write, or the reverse; every event therefore tries both.
+ *
+ * Stream management (--sm): after the bind, <enable/> (the login ends at <enabled/>); after SASL on
+ * a reconnection, <resume/> instead of the bind when there is a session to resume, and a fresh
+ * bind when the server answers <failed/>. lg_sm.c writes and reads the nonzas; this file counts
+ * the stanzas that go out (conn_send_stanza) and come in (on_stanza) while it is on. */
 #include "tests/bench/loadgen/lg_conn.h"
 
 #include <errno.h>
@@ -88,6 +93,7 @@ static lg_conn_end conn_teardown(lg_conn *c)
     lg_sasl_clear(&c->sasl);
     evloop_timer_cancel(c->env->loop, &c->deadline);
     evloop_timer_cancel(c->env->loop, &c->keepalive);
+    lg_sm_detach(&c->sm);
     c->state = LG_CONN_DOWN;
     c->after_feed = AFTER_NONE;
     c->write_blocked = false;
@@ -119,6 +125,16 @@ static void conn_fail(lg_conn *c, const char *fmt, ...)
 void lg_conn_abort(lg_conn *c)
 {
     conn_teardown(c);
+    lg_sm_clear(&c->sm);
+}
+
+void lg_conn_cut(lg_conn *c)
+{
+    if (c->fd < 0)
+        return;
+    struct linger rst = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+    conn_fail(c, "cut (test hook)");
 }
 
 static void conn_interest(lg_conn *c, unsigned interest)
@@ -182,6 +198,22 @@ static void conn_send_str(lg_conn *c, const char *s)
     lg_conn_send(c, s, strlen(s));
 }
 
+static void conn_send_buf(lg_conn *c, buf *b)
+{
+    if (buf_len(b))
+        lg_conn_send(c, buf_data(b), buf_len(b));
+    buf_free(b);
+}
+
+void lg_conn_send_stanza(lg_conn *c, const char *data, size_t len, bool message)
+{
+    /* Queued before it is written: a write that fails leaves it to be sent again on resume. */
+    bool request = lg_sm_sent(&c->sm, data, len, message, c->env->opt->sm_ack_every);
+    lg_conn_send(c, data, len);
+    if (request && c->state != LG_CONN_DOWN)
+        conn_send_str(c, LG_SM_REQUEST);
+}
+
 static void conn_send_header(lg_conn *c)
 {
     buf b = BUF_INIT;
@@ -227,11 +259,14 @@ void lg_conn_start(lg_conn *c, bool warmup)
     const lg_options *o = c->env->opt;
     c->warmup = warmup;
     c->session_needed = false;
+    c->resumed = false;
+    if (o->sm && c->was_up)
+        c->hop++;   /* a reconnection: the next server address */
     c->start_ns = lg_now_ns();
     c->stage = o->tls == LG_TLS_STARTTLS ? STAGE_PRE_TLS : STAGE_PRE_AUTH;
     c->state = LG_CONN_CONNECTING;
     evloop_timer_after(c->env->loop, &c->deadline, (uint64_t)o->timeout_s * 1000);
-    c->fd = lg_net_connect(c->env->net, c->index);
+    c->fd = lg_net_connect(c->env->net, c->index + c->hop);
     if (c->fd < 0) {
         conn_fail(c, "connect: %s", strerror(errno));
         return;
@@ -250,7 +285,7 @@ static void conn_connected(lg_conn *c)
         err = errno;
     if (err) {
         char where[80];
-        lg_net_describe(c->env->net, c->index, where, sizeof(where));
+        lg_net_describe(c->env->net, c->index + c->hop, where, sizeof(where));
         conn_fail(c, "connect to %s: %s", where, strerror(err));
         return;
     }
@@ -293,16 +328,88 @@ static const char *error_text(xml_arena *arena, const xml_node *el, const char *
     return out;
 }
 
-static void conn_up(lg_conn *c)
+/* Logged in (presence: a new session) or resumed (no presence: the session kept its own). */
+static void conn_up(lg_conn *c, bool presence)
 {
     uint64_t latency = lg_now_ns() - c->start_ns;
     c->state = LG_CONN_UP;
+    c->was_up = true;
     evloop_timer_cancel(c->env->loop, &c->deadline);
     if (c->env->opt->keepalive_s)
         evloop_timer_after(c->env->loop, &c->keepalive, (uint64_t)c->env->opt->keepalive_s * 1000);
-    conn_send_str(c, "<presence/>");
+    if (presence)
+        lg_conn_send_stanza(c, "<presence/>", 11, false);
     if (c->state == LG_CONN_UP)
         c->env->hooks.up(c->env->hooks_ctx, c, latency);
+}
+
+/* Bound (and the session set up): with --sm and the server offering it, enable stream
+ * management first; the login ends with its answer. */
+static void conn_bound(lg_conn *c)
+{
+    lg_sm_stats *st = c->env->sm_stats;
+    if (!st || !c->sm_offered) {
+        if (st)
+            st->unsupported++;
+        lg_sm_clear(&c->sm);
+        conn_up(c, true);
+        return;
+    }
+    buf b = BUF_INIT;
+    lg_sm_enable(&c->sm, st, &b);
+    c->state = LG_CONN_ENABLE;
+    conn_send_buf(c, &b);
+}
+
+static void conn_send_bind(lg_conn *c)
+{
+    char iq[256];
+    snprintf(iq, sizeof(iq),
+             "<iq type='set' id='" LG_BIND_ID "'><bind xmlns='" NS_BIND "'><resource>lg%u</resource>"
+             "</bind></iq>",
+             c->env->opt->first + c->index);
+    c->state = LG_CONN_BIND;
+    conn_send_str(c, iq);
+}
+
+/* A stream management element; false when it is not one. */
+static bool on_sm(lg_conn *c, const xml_node *el)
+{
+    lg_sm_stats *st = c->env->sm_stats;
+    if (!st)
+        return false;
+    buf b = BUF_INIT;
+    lg_sm_event ev = lg_sm_input(&c->sm, el, st, &b);
+    conn_send_buf(c, &b);
+    if (c->state == LG_CONN_DOWN)
+        return true;
+    switch (ev) {
+    case LG_SM_NOT_OURS:
+        return false;
+    case LG_SM_ENABLED:
+    case LG_SM_ENABLE_FAILED:
+        if (c->state == LG_CONN_ENABLE)
+            conn_up(c, true);
+        break;
+    case LG_SM_BAD:
+        log_warn("user index %u: stream management: <%s/> out of place or acknowledging what was "
+                 "not sent", c->index, el->name);
+        break;
+    case LG_SM_RESUMED: {
+        uint64_t now = lg_now_ns();
+        lg_samples_add(&st->resume_latency, now - c->start_ns);
+        st->last_resumed_ns = now;
+        c->resumed = true;
+        conn_up(c, false);
+        break;
+    }
+    case LG_SM_RESUME_FAILED:
+        conn_send_bind(c);
+        break;
+    default:
+        break;
+    }
+    return true;
 }
 
 static void on_features(lg_conn *c, const xml_node *f, xml_arena *arena)
@@ -350,6 +457,7 @@ static void on_features(lg_conn *c, const xml_node *f, xml_arena *arena)
         buf_free(&b);
         return;
     }
+    c->sm_offered = xml_child(f, LG_SM_NS, "sm") != NULL;
     if (c->warmup) {
         c->state = LG_CONN_CLOSING;
         evloop_timer_after(c->env->loop, &c->deadline, (uint64_t)o->timeout_s * 1000);
@@ -362,13 +470,18 @@ static void on_features(lg_conn *c, const xml_node *f, xml_arena *arena)
     }
     const xml_node *session = xml_child(f, NS_SESSION, "session");
     c->session_needed = session && !xml_child(session, NS_SESSION, "optional");
-    char iq[256];
-    snprintf(iq, sizeof(iq),
-             "<iq type='set' id='" LG_BIND_ID "'><bind xmlns='" NS_BIND "'><resource>lg%u</resource>"
-             "</bind></iq>",
-             o->first + c->index);
-    c->state = LG_CONN_BIND;
-    conn_send_str(c, iq);
+    if (c->sm.id && c->env->sm_stats) {
+        if (c->sm_offered) {
+            buf b = BUF_INIT;
+            lg_sm_resume(&c->sm, &b);
+            c->state = LG_CONN_RESUME;
+            conn_send_buf(c, &b);
+            return;
+        }
+        c->env->sm_stats->resume_failed++;   /* the server no longer offers it */
+        lg_sm_forget(&c->sm);
+    }
+    conn_send_bind(c);
 }
 
 static void on_sasl(lg_conn *c, const xml_node *el, xml_arena *arena)
@@ -425,7 +538,7 @@ static void on_login_iq(lg_conn *c, const xml_node *iq, xml_arena *arena)
                          "'/></iq>");
         return;
     }
-    conn_up(c);
+    conn_bound(c);
 }
 
 /* An iq get or set from the server while up: a ping gets its pong, anything else an error, as
@@ -451,8 +564,14 @@ static void on_server_iq(lg_conn *c, const xml_node *iq)
     else
         buf_appendf(&b, "><error type='cancel'><service-unavailable xmlns='" NS_STANZAS
                         "'/></error></iq>");
-    lg_conn_send(c, buf_data(&b), buf_len(&b));
+    lg_conn_send_stanza(c, buf_data(&b), buf_len(&b), false);
     buf_free(&b);
+}
+
+static bool is_stanza(const xml_node *el)
+{
+    return xml_is(el, NS_CLIENT, "message") || xml_is(el, NS_CLIENT, "presence") ||
+           xml_is(el, NS_CLIENT, "iq");
 }
 
 static void on_header(void *ctx, const xml_node *root, const char *content_ns)
@@ -493,7 +612,15 @@ static void on_stanza(void *ctx, xml_node *el, xml_arena *arena)
         case LG_CONN_SESSION:
             on_login_iq(c, el, arena);
             break;
+        case LG_CONN_ENABLE:
+        case LG_CONN_RESUME:
+            on_sm(c, el);   /* a stanza before the answer is not counted by either side */
+            break;
         case LG_CONN_UP:
+            if (on_sm(c, el))
+                break;
+            if (c->sm.active && is_stanza(el))
+                lg_sm_handled(&c->sm);
             if (xml_is(el, NS_CLIENT, "message"))
                 c->env->hooks.message(c->env->hooks_ctx, c, el, arena);
             else if (xml_is(el, NS_CLIENT, "iq"))
@@ -639,6 +766,8 @@ static void conn_on_keepalive(timer *t, void *arg)
     if (c->state != LG_CONN_UP)
         return;
     evloop_timer_after(c->env->loop, &c->keepalive, (uint64_t)c->env->opt->keepalive_s * 1000);
-    if (!buf_len(&c->tx))
+    if (c->sm.active)
+        conn_send_str(c, LG_SM_REQUEST);   /* Conversations' keepalive with stream management */
+    else if (!buf_len(&c->tx))
         lg_conn_send(c, " ", 1);
 }

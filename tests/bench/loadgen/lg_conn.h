@@ -1,6 +1,8 @@
 /* tests/bench/loadgen/lg_conn.h — one simulated user's connection: TCP, TLS (direct or STARTTLS),
  * the XMPP client stream, SASL, resource binding, the RFC 3921 session when the server insists,
- * initial presence, whitespace keepalives, and output with a bound.
+ * initial presence, whitespace keepalives, and output with a bound; with --sm, XEP-0198 (enable
+ * after bind, answering <r/>, asking for acks as Conversations does, resuming after a drop on the
+ * next server address) over the state in lg_sm.h.
  *
  * A connection is DOWN until lg_conn_start, then logs in through the states below, and ends
  * (back to DOWN, every resource released) on a failure, on the server closing it, or, in warm-up
@@ -28,6 +30,7 @@
 #include "tests/bench/loadgen/lg_net.h"
 #include "tests/bench/loadgen/lg_options.h"
 #include "tests/bench/loadgen/lg_sasl.h"
+#include "tests/bench/loadgen/lg_sm.h"
 
 /* Past this many unwritten bytes a connection takes no more messages (lg_conn_can_send): the
  * generator never buffers without bound when a server stops reading. */
@@ -42,6 +45,8 @@ typedef enum {
     LG_CONN_AUTH,         /* SASL exchange */
     LG_CONN_BIND,         /* bind iq sent */
     LG_CONN_SESSION,      /* session iq sent */
+    LG_CONN_ENABLE,       /* --sm: <enable/> sent after the bind, waiting for <enabled/> */
+    LG_CONN_RESUME,       /* --sm: <resume/> sent instead of the bind, waiting for <resumed/> */
     LG_CONN_UP,           /* logged in, initial presence sent */
     LG_CONN_CLOSING,      /* warm-up: </stream:stream> sent, waiting for the server's */
 } lg_conn_state;
@@ -55,7 +60,8 @@ typedef enum {
 typedef struct lg_conn lg_conn;
 
 typedef struct lg_conn_hooks {
-    /* Logged in: latency from connect start to the bind (or session) result. Presence is out. */
+    /* Logged in: latency from connect start to the bind (or session, or <enabled/>) result;
+     * presence is out. Or resumed (c->resumed): latency from connect start to <resumed/>. */
     void (*up)(void *ctx, lg_conn *c, uint64_t latency_ns);
     /* The connection ended and is DOWN again; why is for the log. */
     void (*ended)(void *ctx, lg_conn *c, lg_conn_end how, const char *why);
@@ -71,6 +77,7 @@ typedef struct lg_env {
     lg_net *net;
     SSL_CTX *tls;                 /* NULL with --tls none */
     lg_scram_cache *scram;
+    lg_sm_stats *sm_stats;        /* with --sm; NULL without */
     lg_conn_hooks hooks;
     void *hooks_ctx;
 } lg_env;
@@ -85,6 +92,10 @@ struct lg_conn {
     bool in_feed;             /* inside xmlstream_feed: ending must wait until it returns */
     bool session_needed;      /* the features offered <session/> without <optional/> */
     bool write_blocked;       /* the last write would block: wait for writability */
+    bool sm_offered;          /* the post-auth features offered urn:xmpp:sm:3 */
+    bool was_up;              /* it has logged in once: with --sm, reconnects move on */
+    bool resumed;             /* the last login was a resumption */
+    uint32_t hop;             /* with --sm: how many times it moved to the next address */
     int fd;
     evloop_io io;
     SSL *ssl;
@@ -94,6 +105,7 @@ struct lg_conn {
     timer deadline;           /* the login timeout; the warm-up's logout timeout */
     timer keepalive;
     uint64_t start_ns;        /* connect start */
+    lg_sm sm;                 /* XEP-0198 state; outlives the connection for a resume */
     char why[128];            /* the reason of an end decided inside the parser */
 };
 
@@ -113,6 +125,12 @@ static inline bool lg_conn_can_send(const lg_conn *c)
 /* Queues bytes and writes what the socket takes. A write error ends the connection (its hook
  * runs before this returns). For stanzas, check lg_conn_can_send first. */
 void lg_conn_send(lg_conn *c, const char *data, size_t len);
+/* Sends a stanza: as lg_conn_send, and with stream management on, counted, queued until the
+ * server acknowledges it, and (messages) followed by an <r/> when --sm-ack-every says so. */
+void lg_conn_send_stanza(lg_conn *c, const char *data, size_t len, bool message);
+/* Test hook: closes the socket at once, with no </stream> and a TCP reset, as a phone losing its
+ * network would leave the server; the ended hook runs (LG_END_DROPPED when it was up). */
+void lg_conn_cut(lg_conn *c);
 /* Frees the parser's working memory while the connection sits idle (core/xmlstream.h). */
 void lg_conn_shrink(lg_conn *c);
 

@@ -7,6 +7,8 @@
  *   hold      (--hold) idle but for keepalives; how many connections the server dropped
  *   rounds    one per --rates entry, stepping up until one misses --stop-p99-ms or delivers
  *             less than 95% of what it offered
+ * With --cut-after, a timer cuts connections (the test hook) during the hold or the rounds; with
+ * --sm, the stream management figures close the run.
  * Exit status: 0; 2 for bad options or set-up; 1 when no user could log in. */
 #include <errno.h>
 #include <signal.h>
@@ -43,6 +45,22 @@ static void idle(evloop *loop, unsigned seconds)
     evloop_timer_after(loop, &t, (uint64_t)seconds * 1000);
     evloop_run(loop);
     evloop_timer_cancel(loop, &t);
+}
+
+/* The --cut-after timer: what it cuts, and when it did. */
+typedef struct cut_timer {
+    timer t;
+    const lg_options *opt;
+    lg_pool *pool;
+    uint64_t at_ns;
+} cut_timer;
+
+static void on_cut(timer *t, void *arg)
+{
+    cut_timer *ct = arg;
+    ct->at_ns = lg_now_ns();
+    uint32_t k = ct->opt->cut_users ? ct->opt->cut_users : lg_pool_users(ct->pool);
+    lg_report_cut(lg_pool_cut(ct->pool, k, ct->opt->cut_return_ms), ct->opt->cut_return_ms);
 }
 
 static void write_ready_file(const char *path, const lg_login_result *lr)
@@ -96,8 +114,12 @@ static double rounds(const lg_options *o, evloop *loop, lg_pool *pool, size_t *r
 static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
 {
     lg_scram_cache *cache = lg_scram_cache_new(o->users);
-    lg_env env = {.opt = o, .loop = loop, .net = net, .tls = tls, .scram = cache};
+    lg_sm_stats sm_stats = {0};
+    lg_env env = {.opt = o, .loop = loop, .net = net, .tls = tls, .scram = cache,
+                  .sm_stats = o->sm ? &sm_stats : NULL};
     lg_pool *pool = lg_pool_new(&env);
+    cut_timer cut = {.opt = o, .pool = pool};
+    timer_init(&cut.t, on_cut, &cut);
     if (o->warmup)
         warmup(pool, loop, cache);
     if (lg_pool_login(pool))
@@ -109,6 +131,8 @@ static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
         if (o->ready_file)
             write_ready_file(o->ready_file, &lr);
         lg_pool_shrink(pool);
+        if (o->cut_after_s >= 0)
+            evloop_timer_after(loop, &cut.t, (uint64_t)o->cut_after_s * 1000);
         if (o->hold_s) {
             uint64_t drops = lg_pool_drops(pool);
             idle(loop, o->hold_s);
@@ -116,8 +140,12 @@ static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
         }
         size_t ran;
         double best = rounds(o, loop, pool, &ran);
+        if (o->sm)
+            lg_report_sm(&sm_stats, cut.at_ns);
         lg_report_done(ran, best);
     }
+    evloop_timer_cancel(loop, &cut.t);
+    lg_sm_stats_free(&sm_stats);
     lg_pool_free(pool);
     lg_scram_cache_free(cache);
     return lr.ok > 0 ? 0 : 1;

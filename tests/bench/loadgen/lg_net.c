@@ -17,37 +17,40 @@
 
 int lg_net_init(lg_net *net, const lg_options *o)
 {
-    *net = (lg_net){.sources = o->sources, .nsources = o->nsources, .nports = o->nports};
+    *net = (lg_net){.sources = o->sources, .nsources = o->nsources, .naddrs = o->naddrs};
+    net->dst = mem_array(o->naddrs, sizeof(*net->dst));
+    net->dst_len = mem_array(o->naddrs, sizeof(*net->dst_len));
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = o->sources ? AF_INET : AF_UNSPEC};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(o->host, NULL, &hints, &res);
-    if (rc != 0 || !res) {
-        fprintf(stderr, "loadgen: cannot resolve --host %s%s: %s\n", o->host,
-                o->sources ? " as IPv4 (--sources are IPv4)" : "", gai_strerror(rc));
-        return -1;
-    }
-    net->dst = mem_array(o->nports, sizeof(*net->dst));
-    net->dst_len = res->ai_addrlen;
-    for (size_t i = 0; i < o->nports; i++) {
+    for (size_t i = 0; i < o->naddrs; i++) {
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(o->addrs[i].host, NULL, &hints, &res);
+        if (rc != 0 || !res) {
+            fprintf(stderr, "loadgen: cannot resolve %s%s: %s\n", o->addrs[i].host,
+                    o->sources ? " as IPv4 (--sources are IPv4)" : "", gai_strerror(rc));
+            lg_net_free(net);
+            return -1;
+        }
         memcpy(&net->dst[i], res->ai_addr, res->ai_addrlen);
+        net->dst_len[i] = res->ai_addrlen;
         if (res->ai_family == AF_INET)
-            ((struct sockaddr_in *)&net->dst[i])->sin_port = htons(o->ports[i]);
+            ((struct sockaddr_in *)&net->dst[i])->sin_port = htons(o->addrs[i].port);
         else
-            ((struct sockaddr_in6 *)&net->dst[i])->sin6_port = htons(o->ports[i]);
+            ((struct sockaddr_in6 *)&net->dst[i])->sin6_port = htons(o->addrs[i].port);
+        freeaddrinfo(res);
     }
-    freeaddrinfo(res);
     return 0;
 }
 
 void lg_net_free(lg_net *net)
 {
     free(net->dst);
+    free(net->dst_len);
     *net = (lg_net){0};
 }
 
-int lg_net_connect(lg_net *net, uint32_t user_index)
+int lg_net_connect(lg_net *net, uint32_t slot)
 {
-    const struct sockaddr_storage *dst = &net->dst[user_index % net->nports];
+    const struct sockaddr_storage *dst = &net->dst[slot % net->naddrs];
     int fd = socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
@@ -66,7 +69,7 @@ int lg_net_connect(lg_net *net, uint32_t user_index)
             return -1;
         }
     }
-    if (connect(fd, (const struct sockaddr *)dst, net->dst_len) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)dst, net->dst_len[slot % net->naddrs]) != 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         errno = e;
@@ -88,9 +91,9 @@ uint64_t lg_net_raise_fd_limit(void)
     return rl.rlim_cur;
 }
 
-void lg_net_describe(const lg_net *net, uint32_t user_index, char *out, size_t cap)
+void lg_net_describe(const lg_net *net, uint32_t slot, char *out, size_t cap)
 {
-    const struct sockaddr_storage *dst = &net->dst[user_index % net->nports];
+    const struct sockaddr_storage *dst = &net->dst[slot % net->naddrs];
     char addr[INET6_ADDRSTRLEN] = "?";
     unsigned port;
     if (dst->ss_family == AF_INET) {

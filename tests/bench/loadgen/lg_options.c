@@ -20,6 +20,7 @@ static const char usage_text[] =
     "usage: loadgen --users N [options]\n"
     "  --host ADDR                 server address or name (127.0.0.1)\n"
     "  --port P[,P...]             ports; users are spread round-robin over them (5222)\n"
+    "  --server H:P[,H:P...]       server addresses instead of --host and --port (round-robin)\n"
     "  --domain D                  XMPP domain (localhost)\n"
     "  --users N                   number of users (required)\n"
     "  --first K                   users are user<K>..user<K+N-1> (1)\n"
@@ -38,13 +39,19 @@ static const char usage_text[] =
     "  --drain-seconds S           wait for stragglers after each round (5)\n"
     "  --reconnect S               re-open a connection S seconds after the server closed it (off)\n"
     "  --ready-file PATH           created once the login phase is over\n"
-    "  --timeout S                 login timeout per connection (30)\n";
+    "  --timeout S                 login timeout per connection (30)\n"
+    "  --sm                        XEP-0198: enable with resumption, ack, resume after a drop\n"
+    "  --sm-ack-every N            with --sm: request an ack after every N messages, 0 never (1)\n"
+    "  --cut-after S               test hook: cut connections abruptly S s after the logins (off)\n"
+    "  --cut-users K               the users cut: user indexes 0..K-1 (all)\n"
+    "  --cut-return MS|never       reconnect (and resume) a cut connection after MS ms (0)\n";
 
 enum {
     OPT_HOST = 256, OPT_PORT, OPT_DOMAIN, OPT_USERS, OPT_FIRST, OPT_USER_FORMAT,
     OPT_PASSWORD_FORMAT, OPT_MECH, OPT_TLS, OPT_SOURCES, OPT_LOGIN_CONCURRENCY, OPT_WARMUP,
     OPT_HOLD, OPT_KEEPALIVE, OPT_RATES, OPT_ROUND_SECONDS, OPT_STOP_P99_MS, OPT_DRAIN_SECONDS,
-    OPT_RECONNECT, OPT_READY_FILE, OPT_TIMEOUT, OPT_HELP,
+    OPT_RECONNECT, OPT_READY_FILE, OPT_TIMEOUT, OPT_SERVER, OPT_SM, OPT_SM_ACK_EVERY,
+    OPT_CUT_AFTER, OPT_CUT_USERS, OPT_CUT_RETURN, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -69,6 +76,12 @@ static const struct option long_options[] = {
     {"reconnect", required_argument, NULL, OPT_RECONNECT},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"sm", no_argument, NULL, OPT_SM},
+    {"sm-ack-every", required_argument, NULL, OPT_SM_ACK_EVERY},
+    {"cut-after", required_argument, NULL, OPT_CUT_AFTER},
+    {"cut-users", required_argument, NULL, OPT_CUT_USERS},
+    {"cut-return", required_argument, NULL, OPT_CUT_RETURN},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -179,6 +192,49 @@ static int source_item(char *field, lg_options *o)
     return 0;
 }
 
+static void addr_add(lg_options *o, const char *host, size_t host_len, uint16_t port)
+{
+    o->addrs = mem_realloc(o->addrs, (o->naddrs + 1) * sizeof(*o->addrs));
+    o->addrs[o->naddrs].host = mem_strndup(host, host_len);
+    o->addrs[o->naddrs++].port = port;
+}
+
+/* "host:port" or "[v6]:port". */
+static int server_item(char *field, lg_options *o)
+{
+    char *colon = strrchr(field, ':');
+    uint32_t port;
+    if (!colon || colon == field || parse_u32(colon + 1, 1, 65535, &port) != 0)
+        return -1;
+    const char *host = field;
+    size_t len = (size_t)(colon - field);
+    if (host[0] == '[') {
+        if (len < 3 || host[len - 1] != ']')
+            return -1;
+        host++;
+        len -= 2;
+    } else if (memchr(host, ':', len)) {
+        return -1;   /* an IPv6 address needs its brackets */
+    }
+    addr_add(o, host, len, (uint16_t)port);
+    return 0;
+}
+
+static void addrs_free(lg_options *o)
+{
+    for (size_t i = 0; i < o->naddrs; i++)
+        free(o->addrs[i].host);
+    free(o->addrs);
+    o->addrs = NULL;
+    o->naddrs = 0;
+}
+
+static int parse_servers(const char *s, lg_options *o)
+{
+    addrs_free(o);
+    return parse_list(s, o, server_item);
+}
+
 static int parse_ports(const char *s, lg_options *o)
 {
     free(o->ports);
@@ -261,6 +317,7 @@ void lg_options_free(lg_options *o)
     free(o->ports);
     free(o->sources);
     free(o->rates);
+    addrs_free(o);
     o->ports = NULL;
     o->sources = NULL;
     o->rates = NULL;
@@ -282,6 +339,8 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
         .round_s = 10,
         .drain_s = 5,
         .timeout_s = 30,
+        .sm_ack_every = 1,
+        .cut_after_s = -1,
     };
     bool ports_set = false;
     int c;
@@ -385,6 +444,38 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
             if (parse_unsigned(a, 1, 86400, &o->timeout_s) != 0)
                 return bad("--timeout", a);
             break;
+        case OPT_SERVER:
+            if (parse_servers(a, o) != 0)
+                return bad("--server (host:port, [v6]:port, comma-separated)", a);
+            break;
+        case OPT_SM:
+            o->sm = true;
+            break;
+        case OPT_SM_ACK_EVERY:
+            if (parse_unsigned(a, 0, 1000000, &o->sm_ack_every) != 0)
+                return bad("--sm-ack-every", a);
+            break;
+        case OPT_CUT_AFTER: {
+            unsigned v;
+            if (parse_unsigned(a, 0, 86400, &v) != 0)
+                return bad("--cut-after", a);
+            o->cut_after_s = (int)v;
+            break;
+        }
+        case OPT_CUT_USERS:
+            if (parse_u32(a, 1, 10000000, &o->cut_users) != 0)
+                return bad("--cut-users", a);
+            break;
+        case OPT_CUT_RETURN: {
+            unsigned v;
+            if (strcmp(a, "never") == 0)
+                o->cut_return_ms = -1;
+            else if (parse_unsigned(a, 0, 86400000, &v) == 0)
+                o->cut_return_ms = (int)v;
+            else
+                return bad("--cut-return", a);
+            break;
+        }
         case OPT_HELP:
             fputs(usage_text, stdout);
             return 1;
@@ -405,6 +496,11 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
         o->ports[0] = 5222;
         o->nports = 1;
     }
+    if (!o->naddrs)
+        for (size_t i = 0; i < o->nports; i++)
+            addr_add(o, o->host, strlen(o->host), o->ports[i]);
+    if (o->cut_users > o->users)
+        return bad("--cut-users (more than --users)", "");
     /* Rates times seconds is how many messages a round tracks, one entry each. */
     for (size_t i = 0; i < o->nrates; i++)
         if (o->rates[i] * o->round_s > 2e8)

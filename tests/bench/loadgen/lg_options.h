@@ -11,10 +11,18 @@
 typedef enum { LG_MECH_PLAIN, LG_MECH_SCRAM_SHA1 } lg_mech;
 typedef enum { LG_TLS_NONE, LG_TLS_STARTTLS, LG_TLS_DIRECT } lg_tls_mode;
 
+/* One server address: from --server, or --host with each --port. */
+typedef struct lg_addr {
+    char *host;
+    uint16_t port;
+} lg_addr;
+
 typedef struct lg_options {
     const char *host;            /* --host: an address or a name (127.0.0.1) */
     uint16_t *ports;             /* --port: users are spread round-robin over these (5222) */
     size_t nports;
+    lg_addr *addrs;              /* what is connected to: --server, else --host x --port */
+    size_t naddrs;
     const char *domain;          /* --domain (localhost) */
     uint32_t users;              /* --users: required, >= 1 */
     uint32_t first;              /* --first: number of user index 0 (1) */
@@ -36,6 +44,11 @@ typedef struct lg_options {
     unsigned reconnect_s;        /* --reconnect (0: off) */
     const char *ready_file;      /* --ready-file (NULL) */
     unsigned timeout_s;          /* --timeout (30) */
+    bool sm;                     /* --sm: XEP-0198 with resumption (lg_sm.h) */
+    unsigned sm_ack_every;       /* --sm-ack-every: an <r/> after every N messages (1; 0 never) */
+    int cut_after_s;             /* --cut-after: test hook, seconds after the logins (-1: off) */
+    uint32_t cut_users;          /* --cut-users: users 0..K-1 are cut (0: all) */
+    int cut_return_ms;           /* --cut-return: reconnect delay after a cut (0; -1: never) */
 } lg_options;
 
 /* Parses argv into o (strings point into argv; the arrays are o's, freed by lg_options_free).

@@ -18,6 +18,9 @@ typedef struct lg_member {
     lg_conn conn;
     timer retry;             /* --reconnect delay after a drop or a failed re-login */
     bool reconnecting;       /* it had logged in before: failures are retried, not final */
+    bool cut;                /* being cut by lg_pool_cut: its drop follows cut_return_ms */
+    bool storm;              /* cut: it comes back on its own, not through the queue */
+    bool start_now;          /* cut with a return of 0 ms: lg_pool_cut starts it when done */
     struct lg_pool *pool;
 } lg_member;
 
@@ -45,6 +48,7 @@ struct lg_pool {
     uint64_t drops, reconnects;
     uint64_t *last_down_ns;
     lg_reason reasons[LG_POOL_REASONS];
+    int cut_return_ms;       /* of the cut in progress */
     lg_pool_message_fn message_fn;
     void *message_ctx;
 };
@@ -181,10 +185,38 @@ bool lg_pool_login(lg_pool *p)
     return pool_phase(p, PHASE_LOGIN);
 }
 
+/* After a drop or a failed re-login: --reconnect seconds (a cut user without it: 1 s). */
 static void pool_schedule_retry(lg_pool *p, lg_member *m)
 {
+    unsigned s = p->env->opt->reconnect_s;
     m->reconnecting = true;
-    evloop_timer_after(p->env->loop, &m->retry, (uint64_t)p->env->opt->reconnect_s * 1000);
+    evloop_timer_after(p->env->loop, &m->retry, (uint64_t)(s ? s : 1) * 1000);
+}
+
+/* A cut user's new login, outside the queue: every cut user at once is the reconnect storm. */
+static void pool_start_storm(lg_pool *p, lg_member *m)
+{
+    m->start_now = false;
+    p->in_flight++;
+    lg_conn_start(&m->conn, false);
+}
+
+uint32_t lg_pool_cut(lg_pool *p, uint32_t k, int return_ms)
+{
+    uint32_t cut = 0;
+    p->cut_return_ms = return_ms;
+    for (uint32_t i = 0; i < k && i < p->n; i++) {
+        lg_member *m = &p->members[i];
+        if (!lg_conn_is_up(&m->conn))
+            continue;
+        m->cut = true;
+        lg_conn_cut(&m->conn);
+        cut++;
+    }
+    for (uint32_t i = 0; i < k && i < p->n; i++)
+        if (p->members[i].start_now && p->members[i].conn.state == LG_CONN_DOWN)
+            pool_start_storm(p, &p->members[i]);
+    return cut;
 }
 
 static void pool_on_retry(timer *t, void *arg)
@@ -192,6 +224,10 @@ static void pool_on_retry(timer *t, void *arg)
     lg_member *m = arg;
     if (m->conn.state != LG_CONN_DOWN)
         return;
+    if (m->storm) {
+        pool_start_storm(m->pool, m);
+        return;
+    }
     pool_enqueue(m->pool, m->conn.index);
     pool_pump(m->pool);
 }
@@ -204,6 +240,7 @@ static void pool_on_up(void *ctx, lg_conn *c, uint64_t latency_ns)
     p->connected++;
     if (m->reconnecting) {
         m->reconnecting = false;
+        m->storm = false;
         p->reconnects++;
     } else if (p->phase == PHASE_LOGIN) {
         p->login_ok++;
@@ -223,6 +260,15 @@ static void pool_on_ended(void *ctx, lg_conn *c, lg_conn_end how, const char *wh
         p->connected--;
         p->drops++;
         p->last_down_ns[c->index] = lg_now_ns();
+        if (m->cut) {
+            m->cut = false;
+            m->storm = p->cut_return_ms >= 0;
+            m->reconnecting = m->storm;
+            if (p->cut_return_ms > 0)
+                evloop_timer_after(p->env->loop, &m->retry, (uint64_t)p->cut_return_ms);
+            m->start_now = p->cut_return_ms == 0;
+            return;
+        }
         log_notice("%s: dropped: %s", user, why);
         if (p->env->opt->reconnect_s)
             pool_schedule_retry(p, m);

@@ -10,6 +10,10 @@
  * with --reconnect, one that had logged in and was dropped is queued again --reconnect seconds
  * later, and again after each failed attempt, for as long as the program runs.
  *
+ * The cut test hook (lg_pool_cut) closes connections abruptly; each comes back --cut-return ms
+ * later (with --sm: resuming its session), or never. Cut users come back on their own, outside
+ * the queue and its bound, as phones do after a network switch: a reconnect storm.
+ *
  * Thread rules: one thread, the event loop's; nothing here is shared. */
 #ifndef JABSHARD_LOADGEN_LG_POOL_H
 #define JABSHARD_LOADGEN_LG_POOL_H
@@ -55,6 +59,10 @@ uint64_t lg_pool_drops(const lg_pool *p);        /* logged-in connections that w
 uint64_t lg_pool_reconnects(const lg_pool *p);   /* logins after a drop that succeeded, ever */
 /* Per user: CLOCK_MONOTONIC ns of the last time its connection went down (0: never). */
 const uint64_t *lg_pool_last_down(const lg_pool *p);
+
+/* Test hook: cuts the connections of users 0..k-1 that are up (lg_conn_cut); each starts a new
+ * login return_ms later (-1: never; 0: as soon as all are cut). Returns how many were cut. */
+uint32_t lg_pool_cut(lg_pool *p, uint32_t k, int return_ms);
 
 /* Frees the idle connections' parser memory (core/xmlstream.h). */
 void lg_pool_shrink(lg_pool *p);

@@ -58,3 +58,20 @@ void lg_report_done(size_t rounds, double best_rate)
     put_rate(stdout, "best_rate", best_rate);
     putchar('\n');
 }
+
+void lg_report_cut(uint32_t users, int return_ms)
+{
+    printf("cut users=%" PRIu32 " return_ms=%d\n", users, return_ms);
+}
+
+void lg_report_sm(lg_sm_stats *st, uint64_t cut_ns)
+{
+    lg_summary lat = lg_samples_summarize(&st->resume_latency);
+    double last = cut_ns && st->last_resumed_ns > cut_ns
+                      ? (double)(st->last_resumed_ns - cut_ns) / 1e9 : 0.0;
+    printf("sm enabled=%" PRIu64 " unsupported=%" PRIu64 " enable_failed=%" PRIu64
+           " resumed=%" PRIu64 " resume_failed=%" PRIu64 " resent=%" PRIu64 " bad_acks=%" PRIu64
+           " resume_p50_ms=%.2f resume_p99_ms=%.2f resume_max_ms=%.2f last_resume_s=%.3f\n",
+           st->enabled, st->unsupported, st->enable_failed, st->resumed, st->resume_failed,
+           st->resent, st->bad_acks, lat.p50_ms, lat.p99_ms, lat.max_ms, last);
+}

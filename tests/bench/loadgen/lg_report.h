@@ -11,6 +11,7 @@
 
 #include "tests/bench/loadgen/lg_account.h"
 #include "tests/bench/loadgen/lg_pool.h"
+#include "tests/bench/loadgen/lg_sm.h"
 
 /* Makes stdout line-buffered. */
 void lg_report_init(void);
@@ -24,5 +25,9 @@ void lg_report_round(double offered, unsigned seconds, const lg_round_result *re
 void lg_report_tick(uint64_t t, uint32_t connected, uint64_t sent, uint64_t received,
                     uint64_t errored, uint64_t reconnected, double worst_ms);
 void lg_report_done(size_t rounds, double best_rate);
+/* The cut test hook ran: how many connections it cut, and when they come back (-1: never). */
+void lg_report_cut(uint32_t users, int return_ms);
+/* --sm: the stream management figures; cut_ns: when the last cut ran (0: none). */
+void lg_report_sm(lg_sm_stats *st, uint64_t cut_ns);
 
 #endif

@@ -102,7 +102,7 @@ static void rounds_turn(lg_rounds *r)
                        user, r->opt->domain, r->run, r->cur->number, seq, r->cur->number, sender,
                        seq, now);
     r->sec_sent++;
-    lg_conn_send(c, msg, (size_t)len);
+    lg_conn_send_stanza(c, msg, (size_t)len, true);
 }
 
 /* Ends the round: the result is taken now (later arrivals are late), the loop stops. */

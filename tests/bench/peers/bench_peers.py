@@ -4,6 +4,7 @@
 # loopback ports with the same bulk-created users, and records per server and scenario: logins/s,
 # resident memory per idle session (all the server's processes, during the hold minus before the
 # logins), the highest delivered message rate with p99 under the latency bound, and CPU seconds.
+# The XEP-0198 scenarios (scenario_sm.py) follow, per server.
 # Writes OUT/results.json (every run, appended as it finishes), OUT/results.md, OUT/rate.png and
 # OUT/memory.png; --publish copies the last three to docs/perf/. A server that fails to start,
 # crashes or stalls is stopped by PID and marked failed with the reason; the run goes on.
@@ -17,11 +18,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peerlib  # noqa: E402
+import scenario_sm  # noqa: E402
+from loadgen_run import LoadgenRun, probe  # noqa: E402
 from server_ejabberd import Ejabberd  # noqa: E402
 from server_jabberd2 import Jabberd2  # noqa: E402
 from server_jabshard import ROOT, Jabshard  # noqa: E402
@@ -72,7 +74,9 @@ def options(argv):
                    help="remake results.md and the plots from OUT/results.json")
     p.add_argument("--publish", action="store_true",
                    help="copy results.md, rate.png and memory.png to docs/perf/")
+    scenario_sm.add_options(p, env)
     o = p.parse_args(argv)
+    scenario_sm.check_options(p, o)
     o.servers = [s for s in o.servers.split(",") if s]
     for s in o.servers:
         if s not in SERVERS:
@@ -87,111 +91,6 @@ def options(argv):
 
 
 # ---- one run ---------------------------------------------------------------------------------
-
-def parse_line(line):
-    words = line.split()
-    if not words:
-        return None, {}
-    fields = {}
-    for w in words[1:]:
-        if "=" in w:
-            k, v = w.split("=", 1)
-            try:
-                fields[k] = float(v) if "." in v else int(v)
-            except ValueError:
-                fields[k] = v
-    return words[0], fields
-
-
-# The load generator's niceness while it logs users in: ahead of the server in the scheduler, so
-# that the logins it is told to run are run even when the server's threads would take both cores
-# and a rate it cannot keep up with (TLS handshakes are its heaviest work) is its own limit, not
-# the scheduler's. Back to 0 for the message rounds, where its preempting the server only adds
-# latency. The same for every server.
-LOADGEN_LOGIN_NICE = -10
-
-
-def login_priority():
-    if os.geteuid() == 0:
-        os.nice(LOADGEN_LOGIN_NICE)
-
-
-class LoadgenRun:
-    """One loadgen process: its output parsed as it comes, resource samples of the server taken
-    at the phase boundaries, and a deadline after which it is killed."""
-
-    def __init__(self, argv, logpath, server, ready_file, settle):
-        self.server, self.ready_file, self.settle = server, ready_file, settle
-        self.lines = {"login": None, "hold": None, "done": None}
-        self.rounds = []
-        self.phase = "login"
-        self.cpu = {}
-        self.rss_after = None
-        self.usage = peerlib.Usage(server.roots)
-        self.cpu0 = self.usage.sample()
-        self.cpu_mark = self.cpu0   # at the last hold or round line: each round's CPU is from there
-        self.t0 = time.time()
-        self.log = open(logpath, "w")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, process_group=0, preexec_fn=login_priority)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.log.write(line)
-            self.log.flush()
-            kind, f = parse_line(line)
-            if kind in ("login", "hold", "done"):
-                self.lines[kind] = f
-                now = self.usage.sample()
-                self.cpu[kind] = now - self.cpu0
-                self.cpu_mark = now
-                self.phase = {"login": "hold", "hold": "rounds", "done": "done"}[kind]
-                if kind == "login" and os.geteuid() == 0:
-                    os.setpriority(os.PRIO_PROCESS, self.proc.pid, 0)   # single-threaded
-            elif kind == "round":
-                # The server's CPU over the round (its sending and its drain).
-                now = self.usage.sample()
-                f["server_cpu_s"] = now - self.cpu_mark
-                self.cpu_mark = now
-                self.rounds.append(f)
-
-    def wait(self, deadline):
-        """Waits for loadgen to end, sampling memory once the sessions are up. Returns the reason
-        it was stopped early, or None."""
-        measured = False
-        ready_at = None
-        while self.proc.poll() is None:
-            now = time.time()
-            if not any(peerlib.alive(r) for r in self.server.roots):
-                self.kill()
-                return "server exited during %s" % self.phase
-            if now > deadline:
-                self.kill()
-                return "timed out during %s after %d s" % (self.phase, now - self.t0)
-            if ready_at is None and os.path.exists(self.ready_file):
-                ready_at = now
-                self.cpu["ready"] = self.usage.sample() - self.cpu0
-            if ready_at is not None and not measured and now >= ready_at + self.settle:
-                samples = []
-                for _ in range(3):
-                    samples.append(peerlib.rss_kib(peerlib.server_pids(self.server.roots)))
-                    time.sleep(0.5)
-                self.rss_after = sorted(samples)[1]
-                measured = True
-            self.usage.sample()
-            time.sleep(0.25)
-        self.reader.join(10)
-        self.cpu["total"] = self.usage.sample() - self.cpu0
-        if self.proc.returncode != 0 and self.lines["done"] is None:
-            return "loadgen exited with status %d during %s" % (self.proc.returncode, self.phase)
-        return None
-
-    def kill(self):
-        peerlib.stop([self.proc.pid], grace=3)
-        self.proc.wait()
-
 
 def best_rate(rounds, p99_ms):
     """The highest delivered rate of a round that kept p99 under the bound and delivered at least
@@ -214,25 +113,6 @@ def cpu_per_message(rounds, best):
     if not chosen or not chosen[0].get("delivered") or chosen[0].get("server_cpu_s") is None:
         return None
     return chosen[0]["server_cpu_s"] / chosen[0]["delivered"] * 1e6
-
-
-def probe(o, server, seconds=90):
-    """Logs user1 in once with loadgen until it works: a listening port is not yet a server that
-    authenticates (ejabberd opens its ports before its SQL pool is up)."""
-    deadline = time.time() + seconds
-    argv = [o.loadgen_bin, "--host", "127.0.0.1", "--port", str(server.port), "--domain",
-            "localhost", "--users", "1", "--mech", o.mech, "--tls", "none", "--timeout", "10"]
-    while True:
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            if r.returncode == 0 and "ok=1 " in r.stdout:
-                return
-            why = (r.stdout + r.stderr).strip().splitlines()[-1:] or ["status %d" % r.returncode]
-        except subprocess.TimeoutExpired:
-            why = ["probe timed out"]
-        if time.time() > deadline:
-            raise RuntimeError("no login within %d s of listening: %s" % (seconds, why[0]))
-        time.sleep(1)
 
 
 def run_one(o, server, sessions, transport, hold_seconds, rates, label):
@@ -414,12 +294,14 @@ def report(o, results):
                            fmt(h.get("connected")), fmt(h.get("dropped")),
                            "met" if h and not r.get("failed") and lost == 0 else
                            "NOT met (%s)" % (r.get("failed") or "%s lost" % lost)))
+    out += scenario_sm.report_lines(results)
     out += ["", "Every run's load generator output and server logs: build/bench-peers/logs/; all "
             "figures and rounds: build/bench-peers/results.json.", ""]
     path = os.path.join(o.out, "results.md")
     with open(path, "w") as f:
         f.write("\n".join(out))
-    plots(o, runs)
+    if runs:
+        plots(o, runs)
     return path
 
 
@@ -539,28 +421,33 @@ def main(argv):
         results = load_results(results_path)
     elif os.path.exists(results_path):
         os.rename(results_path, results_path + ".previous")
+
+    def record(r):
+        results.append(r)
+        with open(results_path, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        report(o, results)
+
     try:
         peerlib.certificate(os.path.join(o.out, "cert"))
-        need = max(o.sessions)
+        need = max(([] if o.sm_only else o.sessions) + scenario_sm.sessions_needed(o))
         creds = peerlib.credentials(need, os.path.join(o.out, "credentials.tsv"))
         for s in servers:
             s.prepare(creds)
-        plan = [] if o.hold_only else [(n, t, s) for n in o.sessions for t in o.transports
+        plan = [] if o.hold_only or o.sm_only else [(n, t, s) for n in o.sessions for t in o.transports
                                        for s in servers]
         for i, (n, t, s) in enumerate(plan):
             peerlib.log("run %d of %d" % (i + 1, len(plan)))
             r = run_one(o, s, n, t, max(o.hold_seconds, o.settle_seconds + 5), o.rates, "scenario")
-            results.append(r)
-            with open(results_path, "a") as f:
-                f.write(json.dumps(r) + "\n")
-            report(o, results)
+            record(r)
+        if not o.hold_only:
+            for s in servers:
+                scenario_sm.run_server(o, s, record)
         if o.hold_minutes > 0:
             js = [s for s in servers if s.name == "jabshard"]
             if js:
                 r = run_one(o, js[0], need, o.transports[0], int(o.hold_minutes * 60), [], "hold")
-                results.append(r)
-                with open(results_path, "a") as f:
-                    f.write(json.dumps(r) + "\n")
+                record(r)
             else:
                 peerlib.log("--hold-minutes: jabshard is not among --servers; no hold")
     except KeyboardInterrupt:

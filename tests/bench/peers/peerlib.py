@@ -77,6 +77,15 @@ def rss_kib(pids):
     return total
 
 
+def rss_median(roots):
+    """The server's resident memory (KiB): the median of three samples half a second apart."""
+    samples = []
+    for _ in range(3):
+        samples.append(rss_kib(server_pids(roots)))
+        time.sleep(0.5)
+    return sorted(samples)[1]
+
+
 def cpu_seconds(pids):
     return sum((_stat(p) or ("", 0, 0))[2] for p in pids) / TICK
 
