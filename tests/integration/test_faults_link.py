@@ -3,13 +3,15 @@ with a steady message load (tests/bench/loadgen) between clients spread over two
   - presence and rosters across an SM restart (slixmpp: contacts on both fronts);
   - the SM killed (SIGKILL) and restarted under load;
   - the link cut from outside (ss -K closes the fronts' sockets to the SM) under load;
-  - a front killed (SIGKILL) under load, then restarted with the same id.
+  - a front killed (SIGKILL) under load, then restarted with the same id;
+  - the same three faults under clients with XEP-0198 stream management (the load generator's
+    --sm, as Conversations): sent = delivered, lost 0, duplicated 0, and the killed front's
+    clients resume on the other front.
 For each: clients connected before and after, messages sent / delivered / lost / duplicated /
 errored (from the load generator, which matches every message by sender and sequence), and the
-time to recover. docs/smproto.md §3 says which duplicates the protocol allows (a frame the SM had
-finished with but not yet acknowledged when it died), so duplicates are reported, not refused;
-loss is refused, except for messages to or from clients whose own front was killed (they were in
-that process's memory), which are counted apart.
+time to recover. Without stream management, loss is refused except for messages to or from
+clients whose own front was killed (they were in that process's memory), which are counted apart;
+with it, loss and duplicates are refused (docs/smproto.md §3 and §6).
 
 Usage: test_faults_link.py BUILD_DIR. Ends with "faults_link: N passed, N failed"."""
 
@@ -29,7 +31,7 @@ from jabtest.system import System, sanitized, sanitizer_reports  # noqa: E402
 from jabtest.xmpp import NS_CLIENT, Server, is_, q, show  # noqa: E402
 
 
-def load_args(system, users, rate, seconds, reconnect=False):
+def load_args(system, users, rate, seconds, reconnect=False, sm=False):
     args = ['--host', '127.0.0.1',
             '--port', '%d,%d' % (system.fronts['jadc2s'][1], system.fronts['front2'][1]),
             '--domain', 'localhost', '--users', str(users), '--mech', 'SCRAM-SHA-1',
@@ -38,6 +40,10 @@ def load_args(system, users, rate, seconds, reconnect=False):
             '--keepalive', '0', '--timeout', '60']
     if reconnect:
         args += ['--reconnect', '1']
+    if sm:
+        # XEP-0198 as Conversations: <r/> after every message; a client whose connection is lost
+        # reconnects to the next front of the list and resumes there.
+        args += ['--sm', '--sm-ack-every', '1']
     return args
 
 
@@ -67,10 +73,10 @@ def all_available(system, users):
 class Scenario:
     """One load run with one fault in the middle of its message round."""
 
-    def __init__(self, rep, system, name, users, rate, seconds, reconnect=False):
+    def __init__(self, rep, system, name, users, rate, seconds, reconnect=False, sm=False):
         self.rep, self.system, self.name = rep, system, name
         self.users, self.seconds = users, seconds
-        self.lg = system.loadgen(load_args(system, users, rate, seconds, reconnect), name)
+        self.lg = system.loadgen(load_args(system, users, rate, seconds, reconnect, sm), name)
 
     def logged_in(self):
         login = self.lg.wait_record('login', 120)
@@ -215,8 +221,10 @@ def sm_killed(rep, system, users, rate, seconds):
               r.get('dup') == 0, summary(r), figures=True)
 
 
-def link_cut(rep, system, users, rate, seconds):
-    sc = Scenario(rep, system, 'link cut', users, rate, seconds)
+def link_cut(rep, system, users, rate, seconds, sm=False):
+    """Both links cut under load (with sm, clients with XEP-0198: then also nothing twice)."""
+    what = 'link cut, XEP-0198' if sm else 'link cut'
+    sc = Scenario(rep, system, what, users, rate, seconds, sm=sm)
     if not sc.logged_in():
         sc.lg.stop()
         return
@@ -228,20 +236,23 @@ def link_cut(rep, system, users, rate, seconds):
     resynced = all(wait_until(lambda f=f, n=n: system.program_log(f).count('SM link: resync done')
                               > n, 30) for f, n in zip(('jadc2s', 'front2'), before))
     recovery = time.monotonic() - t
-    rep.check('link cut: ss -K closes the links; both fronts reconnect and resync',
+    rep.check('%s: ss -K closes the links; both fronts reconnect and resync' % what,
               resynced and system.sm.alive(),
               'cut to both resynced: %.2f s (%s)' % (recovery, cut.stdout.count('ESTAB')
                                                       and '%d sockets closed' %
                                                       cut.stdout.count('ESTAB')), figures=True)
     ok = wait_until(lambda: all_available(system, users), 10)
-    rep.check('link cut: every session restored and available, while the load runs', ok,
+    rep.check('%s: every session restored and available, while the load runs' % what, ok,
               sessions(system), figures=True)
-    r = sc.round()
+    if sm:
+        r, _ = sm_round(rep, sc, what)
+    else:
+        r = sc.round()
     if r is None:
         return
-    rep.check('link cut: no client disconnected', r.get('connected') == users, summary(r),
+    rep.check('%s: no client disconnected' % what, r.get('connected') == users, summary(r),
               figures=True)
-    rep.check('link cut: no message lost, none errored', r.get('lost') == 0 and
+    rep.check('%s: no message lost, none errored' % what, r.get('lost') == 0 and
               r.get('errored') == 0, summary(r), figures=True)
 
 
@@ -275,6 +286,64 @@ def front_killed(rep, system, users, rate, seconds):
              'and delivered at their next login' % r.get('lost_dropped', -1))
 
 
+def sm_summary(r, smr):
+    return '%s; stream management: %s' % (summary(r), ', '.join(
+        '%s %s' % (k, smr.get(k)) for k in ('enabled', 'resumed', 'resume_failed', 'resent',
+                                            'resume_p99_ms') if k in smr))
+
+
+def sm_round(rep, sc, what):
+    """The round of a stream-management scenario: sent = delivered, nothing lost, nothing twice."""
+    r = sc.round()
+    if r is None:
+        return None, {}
+    smr = sc.lg.records('sm')
+    smr = smr[-1] if smr else {}
+    rep.check('%s: every client enabled stream management' % what,
+              smr.get('enabled') == sc.users and smr.get('unsupported') == 0, sm_summary(r, smr),
+              figures=True)
+    rep.check('%s: sent = delivered, lost 0, duplicated 0' % what,
+              r.get('lost') == 0 and r.get('dup') == 0 and r.get('errored') == 0 and
+              r.get('delivered') == r.get('sent'), sm_summary(r, smr), figures=True)
+    return r, smr
+
+
+def front_killed_sm(rep, system, users, rate, seconds):
+    """A front killed under clients with stream management: they reconnect to the other front and
+    resume there (the SM kept what they had not acknowledged); nothing is lost or doubled."""
+    what = 'front killed, XEP-0198'
+    sc = Scenario(rep, system, what, users, rate, seconds, reconnect=True, sm=True)
+    if not sc.logged_in():
+        sc.lg.stop()
+        return
+    time.sleep(seconds / 3)
+    system.front('front2').kill()
+    r, smr = sm_round(rep, sc, what)
+    if r is not None:
+        rep.check('%s: the killed front\'s clients resumed on the other front' % what,
+                  smr.get('resumed', 0) >= users // 2 - 5 and smr.get('resume_failed') == 0,
+                  sm_summary(r, smr), figures=True)
+    system.start_front('front2')
+
+
+def sm_killed_sm(rep, system, users, rate, seconds):
+    """The SM killed under clients with stream management: no client disconnected, nothing lost or
+    doubled."""
+    what = 'SM killed, XEP-0198'
+    sc = Scenario(rep, system, what, users, rate, seconds, sm=True)
+    if not sc.logged_in():
+        sc.lg.stop()
+        return
+    time.sleep(seconds / 3)
+    system.sm.kill()
+    time.sleep(1)
+    system.start_sm()
+    r, smr = sm_round(rep, sc, what)
+    if r is not None:
+        rep.check('%s: no client disconnected' % what, r.get('connected') == users,
+                  sm_summary(r, smr), figures=True)
+
+
 def suite(rep, build):
     loadgen = os.path.join(build, 'bench', 'loadgen')
     if not os.access(loadgen, os.X_OK):
@@ -295,6 +364,9 @@ def suite(rep, build):
         sm_killed(rep, system, users, rate, seconds)
         link_cut(rep, system, users, rate, seconds)
         front_killed(rep, system, users, rate, seconds)
+        front_killed_sm(rep, system, users, rate, seconds)
+        sm_killed_sm(rep, system, users, rate, seconds)
+        link_cut(rep, system, users, rate, seconds, sm=True)
         for p in system.programs:
             if p.alive() and sanitizer_reports(p.text()):
                 rep.not_ok('no sanitizer reports in %s' % p.log_path, p.text()[-3000:])
