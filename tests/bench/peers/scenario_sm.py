@@ -117,6 +117,7 @@ def start_run(o, server, tag, argv):
     ready = os.path.join(o.out, "ready-" + tag)
     if os.path.exists(ready):
         os.unlink(ready)
+    os.makedirs(os.path.join(o.out, "logs"), exist_ok=True)
     logpath = os.path.join(o.out, "logs", tag + ".log")
     return LoadgenRun(argv + ["--ready-file", ready], logpath, server, ready, o.settle_seconds,
                       nice=o.loadgen_nice), ready
