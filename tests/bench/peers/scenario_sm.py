@@ -105,12 +105,26 @@ def watch(run, deadline, since):
             t = when(run)
             if name not in got and t is not None and time.time() >= t:
                 got[name] = peerlib.rss_median(run.server.roots)
+                got[name + "_by_process"] = rss_by_process(run.server.roots)
         run.usage.sample()
         time.sleep(0.25)
     run.reader.join(10)
     if run.proc.returncode != 0:
         return got, "loadgen exited with status %d" % run.proc.returncode
     return got, None
+
+
+def rss_by_process(roots):
+    """{process name: resident KiB} of the server's processes (jabshard: front and SM apart)."""
+    out = {}
+    for pid in peerlib.server_pids(roots):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + peerlib.rss_kib([pid])
+    return out
 
 
 def start_run(o, server, tag, argv):
@@ -185,6 +199,7 @@ def scenario_hibernate(o, server, r, tag):
     for name in ("live", "hibernated"):
         if name in got:
             r["rss_%s_kib" % name] = got[name]
+            r["rss_%s_by_process_kib" % name] = got[name + "_by_process"]
             if cut:
                 r["rss_per_%s_kib" % name] = (got[name] - r["rss_before_kib"]) / cut
 
