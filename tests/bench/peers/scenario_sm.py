@@ -176,6 +176,7 @@ def scenario_hibernate(o, server, r, tag):
     hold = cut_after + o.settle_seconds + 6
     r.update(sessions=n)
     r["rss_before_kib"] = peerlib.rss_kib(peerlib.server_pids(server.roots))
+    r["rss_before_by_process_kib"] = rss_by_process(server.roots)
     argv = loadgen_argv(o, server, n, hold) + [
         "--sm", "--cut-after", str(cut_after), "--cut-return", "never"]
     run, ready = start_run(o, server, tag, argv)
