@@ -105,6 +105,7 @@ def watch(run, deadline, since):
             t = when(run)
             if name not in got and t is not None and time.time() >= t:
                 got[name] = peerlib.rss_median(run.server.roots)
+                got[name + "_by_process"] = rss_by_process(run.server.roots)
         run.usage.sample()
         time.sleep(0.25)
     run.reader.join(10)
@@ -113,10 +114,24 @@ def watch(run, deadline, since):
     return got, None
 
 
+def rss_by_process(roots):
+    """{process name: resident KiB} of the server's processes (jabshard: front and SM apart)."""
+    out = {}
+    for pid in peerlib.server_pids(roots):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + peerlib.rss_kib([pid])
+    return out
+
+
 def start_run(o, server, tag, argv):
     ready = os.path.join(o.out, "ready-" + tag)
     if os.path.exists(ready):
         os.unlink(ready)
+    os.makedirs(os.path.join(o.out, "logs"), exist_ok=True)
     logpath = os.path.join(o.out, "logs", tag + ".log")
     return LoadgenRun(argv + ["--ready-file", ready], logpath, server, ready, o.settle_seconds,
                       nice=o.loadgen_nice), ready
@@ -161,6 +176,7 @@ def scenario_hibernate(o, server, r, tag):
     hold = cut_after + o.settle_seconds + 6
     r.update(sessions=n)
     r["rss_before_kib"] = peerlib.rss_kib(peerlib.server_pids(server.roots))
+    r["rss_before_by_process_kib"] = rss_by_process(server.roots)
     argv = loadgen_argv(o, server, n, hold) + [
         "--sm", "--cut-after", str(cut_after), "--cut-return", "never"]
     run, ready = start_run(o, server, tag, argv)
@@ -184,6 +200,7 @@ def scenario_hibernate(o, server, r, tag):
     for name in ("live", "hibernated"):
         if name in got:
             r["rss_%s_kib" % name] = got[name]
+            r["rss_%s_by_process_kib" % name] = got[name + "_by_process"]
             if cut:
                 r["rss_per_%s_kib" % name] = (got[name] - r["rss_before_kib"]) / cut
 
