@@ -162,9 +162,16 @@ static void send_header(c2s_stream *s)
     s->header_sent = true;
 }
 
+static void smacks_frame(c2s_stream *s, const smacks_msg *m);
+
+/* The session is over for this connection: the SM hears what the client acknowledged last
+ * (stream management reports it in batches), then END. */
 static void send_end(c2s_stream *s, uint8_t reason)
 {
     if (s->bind_requested && !s->end_sent) {
+        smacks_msg m;
+        if (s->smacks && smacks_ack_unreported(s->smacks, &m))
+            smacks_frame(s, &m);
         smproto_put_end(s->env->frames, s->sid, reason, "");
         s->end_sent = true;
     }

@@ -88,6 +88,16 @@ bool smacks_client_ack(smacks *sm, uint32_t h, smacks_msg *msg)
         kept += bit_get(sm, i);
     sm->acked += ahead;
     sm->sm_acked += kept;
+    if (sm->sm_acked - sm->sm_acked_told >= SMACKS_ACK_BATCH)
+        smacks_ack_unreported(sm, msg);
+    return true;
+}
+
+bool smacks_ack_unreported(smacks *sm, smacks_msg *msg)
+{
+    if (sm->sm_acked == sm->sm_acked_told)
+        return false;
+    sm->sm_acked_told = sm->sm_acked;
     *msg = (smacks_msg){.kind = SMACKS_ACK, .client_h = sm->acked, .sm_acked = sm->sm_acked,
                         .in_local = sm->in_local};
     return true;
@@ -106,9 +116,10 @@ uint64_t smacks_kept_next(const smacks *sm)
     return sm->kept_from_now ? sm->sm_acked + kept_unacked(sm) + 1 : 0;
 }
 
-void smacks_sync(const smacks *sm, smacks_msg *msg)
+void smacks_sync(smacks *sm, smacks_msg *msg)
 {
     uint64_t kept = kept_unacked(sm);
+    sm->sm_acked_told = sm->sm_acked;
     *msg = (smacks_msg){.kind = SMACKS_SYNC, .sm_received = sm->sm_acked + kept,
                         .sm_acked = sm->sm_acked, .in_count = sm->in_count,
                         .in_local = sm->in_local};
@@ -120,7 +131,7 @@ void smacks_resumed(smacks *sm, uint64_t in_h, uint64_t client_h, uint64_t sm_ac
     sm->in_count = in_h;
     sm->in_local = 0;
     sm->out_count = sm->acked = client_h;
-    sm->sm_acked = sm_acked;
+    sm->sm_acked = sm->sm_acked_told = sm_acked;
 }
 
 bool smacks_parse_h(const char *text, uint32_t *h)

@@ -26,6 +26,9 @@
 /* Stanzas written to a client and not acknowledged that one stream may have before it is closed
  * with <policy-violation/> (the SM's own bound, <smacks><queue_max>, ends the session sooner). */
 #define SMACKS_UNACKED_MAX 65536
+/* The client's acknowledgements reach the SM in batches: every this many of the SM's stanzas,
+ * and before the stream ends (what the SM keeps meanwhile is bounded by it). */
+#define SMACKS_ACK_BATCH 16
 
 typedef struct smacks {
     bool kept_from_now;     /* the SM's enable (or resume) came: its stanzas are kept */
@@ -36,6 +39,7 @@ typedef struct smacks {
     uint64_t out_count;     /* written to the client */
     uint64_t acked;         /* acknowledged by the client */
     uint64_t sm_acked;      /* kept stanzas acknowledged, in the SM's numbering */
+    uint64_t sm_acked_told; /* what the SM was last told of it */
     uint64_t *ring;         /* one bit per unacknowledged stanza, oldest first: kept or not */
     size_t ring_bits;       /* capacity, a power of two */
     uint64_t ring_head;     /* index of the oldest (its count is acked) */
@@ -53,8 +57,8 @@ bool smacks_out(smacks *sm, bool from_sm);
 bool smacks_want_r(smacks *sm);
 
 /* The client's <a h/>. false when h acknowledges more than was sent (handled-count-too-high);
- * otherwise true, with the SM's message (ACK) in *msg when something new was acknowledged
- * (msg->kind 0 when not). */
+ * otherwise true, with the SM's message (ACK) in *msg when SMACKS_ACK_BATCH of the SM's stanzas
+ * were acknowledged since the SM was last told (msg->kind 0 when not). */
 bool smacks_client_ack(smacks *sm, uint32_t h, smacks_msg *msg);
 
 /* The SM's number for the next of its stanzas that it keeps (0: it keeps none yet). */
@@ -62,7 +66,11 @@ uint64_t smacks_kept_next(const smacks *sm);
 
 /* After the link to the SM came back: what the SM must know to go on (SYNC): the SM's stanzas
  * received and acknowledged, the client's stanzas counted. */
-void smacks_sync(const smacks *sm, smacks_msg *msg);
+void smacks_sync(smacks *sm, smacks_msg *msg);
+
+/* An ACK for what the client acknowledged and the SM was not told yet (the stream is ending);
+ * false when there is nothing to tell. */
+bool smacks_ack_unreported(smacks *sm, smacks_msg *msg);
 
 /* After a resumption: counting goes on from the SM's figures. */
 void smacks_resumed(smacks *sm, uint64_t in_h, uint64_t client_h, uint64_t sm_acked);
