@@ -46,7 +46,14 @@ void dup_filter_add(dup_filter *f, uint64_t d)
     }
 }
 
-bool dup_filter_seen(const dup_filter *f, uint64_t d)
+void dup_filter_new_link(dup_filter *f)
 {
-    return in_table(f->slot[0], d) || in_table(f->slot[1], d);
+    memcpy(f->before, f->slot, sizeof f->before);
+    memset(f->slot, 0, sizeof f->slot);
+    f->used[0] = f->used[1] = 0;
+}
+
+bool dup_filter_seen_before(const dup_filter *f, uint64_t d)
+{
+    return in_table(f->before[0], d) || in_table(f->before[1], d);
 }

@@ -138,8 +138,8 @@ struct iothread {
     _Atomic uint64_t st_accepted, st_refused, st_refused_rate, st_delayed, st_stale, st_overflows,
         st_pauses, st_duplicates;
     csi_stats st_csi;
-    dup_filter dups;           /* what was delivered lately */
-    uint64_t dups_until;       /* until then, a stanza in dups is dropped */
+    dup_filter *dups;          /* what was delivered lately */
+    uint64_t dups_until;       /* until then, one delivered under the previous link is dropped */
     char rbuf[IO_READ_CHUNK];
 };
 
@@ -1096,6 +1096,7 @@ static void on_link_msg(iothread *t, link_msg *m)
 {
     if (m->kind == LINK_MSG_RESYNC_ASK) {
         t->dups_until = evloop_now(t->loop) + IO_DUP_WINDOW_MS;
+        dup_filter_new_link(t->dups);
         resync(t, m->epoch);
         return;
     }
@@ -1115,8 +1116,8 @@ static void on_link_msg(iothread *t, link_msg *m)
     }
     uint64_t digest = 0;
     if (f.type == SMPROTO_STANZA && c2s_stream_jid(c->stream) && !c2s_stream_closed(c->stream)) {
-        digest = dup_filter_digest(&t->dups, f.sid, f.payload, f.len);
-        if (evloop_now(t->loop) < t->dups_until && dup_filter_seen(&t->dups, digest)) {
+        digest = dup_filter_digest(t->dups, f.sid, f.payload, f.len);
+        if (evloop_now(t->loop) < t->dups_until && dup_filter_seen_before(t->dups, digest)) {
             bump(&t->st_duplicates);
             c2s_stream_duplicate(c->stream);
             log_info("c2s: a stanza the SM sent again after its restart was already delivered to "
@@ -1127,7 +1128,7 @@ static void on_link_msg(iothread *t, link_msg *m)
     bool waiting = !c2s_stream_wants_input(c->stream);
     unsigned acts = c2s_stream_frame(c->stream, &f);
     if (digest && (acts & C2S_ACT_DELIVER))
-        dup_filter_add(&t->dups, digest);
+        dup_filter_add(t->dups, digest);
     if (acts & C2S_ACT_DELIVER) {
         conn_offer(c, m->blk, m->off + SMPROTO_HEADER, f.len);
     } else if (f.type == SMPROTO_STANZA && f.len && c2s_stream_closed(c->stream) &&
@@ -1302,7 +1303,8 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
                        size_t errlen)
 {
     iothread *t = mem_zalloc(sizeof *t);
-    dup_filter_init(&t->dups);
+    t->dups = mem_alloc(sizeof *t->dups);
+    dup_filter_init(t->dups);
     t->sh = shared;
     t->cfg = shared->cfg;
     t->index = index;
@@ -1412,6 +1414,7 @@ void iothread_free(iothread *t)
     if (t->tls.fd >= 0)
         close(t->tls.fd);
     buf_free(&t->tx);
+    free(t->dups);
     pthread_mutex_lock(&t->done_lock);
     while (t->done) {
         verify_job *j = t->done;
