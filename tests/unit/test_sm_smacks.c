@@ -59,6 +59,25 @@ static void bob_tells_alice(const char *body)
     smh_send(2, xml);
 }
 
+/* alice's client sends <resume/> with her id and h on connection sid; the SM's answer. */
+static smacks_msg alice_resumes(uint64_t sid, uint32_t h)
+{
+    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
+                      .id = resume_id, .wire_h = h};
+    front_says(sid, &res);
+    smacks_msg got;
+    assert_true(sm_said(sid, &got));
+    return got;
+}
+
+/* alice logs in afresh (sid 5) and sends initial presence: her offline messages come. */
+static void alice_logs_in_again(void)
+{
+    smh_clear();
+    smh_bind(5, "alice", "again");
+    smh_send(5, "<presence xmlns='jabber:client'/>");
+}
+
 static void test_enable_and_ack(void **state)
 {
     alice_enables();
@@ -84,10 +103,7 @@ static void test_enable_and_ack(void **state)
     front_says(1, &ack);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     smh_clear();
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 1};
-    front_says(9, &res);
-    assert_true(sm_said(9, &got));
+    got = alice_resumes(9, 1);
     assert_int_equal(got.kind, SMACKS_RESUMED);
     assert_string_equal(got.jid, "alice@example.org/a");
     assert_true(got.client_h == 1 && got.sm_acked == 1);
@@ -104,9 +120,7 @@ static void test_ack_out_of_order_ignored(void **state)
     front_says(1, &ack);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     smh_clear();
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 0};
-    front_says(9, &res);
+    alice_resumes(9, 0);
     EXPECT('S', 9, ">one<", NULL);
 }
 
@@ -125,9 +139,7 @@ static void test_hibernation_keeps_session(void **state)
     bob_tells_alice("while away");
     NONE('S', 1, "while away");
     /* Resumed on another connection: the message comes then. */
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 0};
-    front_says(9, &res);
+    alice_resumes(9, 0);
     EXPECT('S', 9, "while away", NULL);
     /* What the old connection hands back is the session's, kept: no offline copy. */
     const char *xml = "<message xmlns='jabber:client' from='bob@example.org/b' "
@@ -143,9 +155,7 @@ static void test_hibernation_keeps_session(void **state)
 static void test_resume_takes_over_live_connection(void **state)
 {
     alice_enables();
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 0};
-    front_says(9, &res);
+    alice_resumes(9, 0);
     /* The old connection is closed as replaced (<conflict/>). */
     EXPECT('E', 1, NULL, NULL);
     assert_int_equal(smh.recs[smh_find('E', 1, NULL, NULL)].status, SMPROTO_END_REPLACED);
@@ -203,16 +213,10 @@ static void test_timeout_stores_then_unavailable(void **state)
     smh_drain();
     /* bob sees alice go; the id is gone. */
     EXPECT('S', 2, "unavailable", "alice@example.org/a");
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 0};
-    front_says(9, &res);
-    smacks_msg got;
-    assert_true(sm_said(9, &got));
+    smacks_msg got = alice_resumes(9, 0);
     assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
     /* The message is in offline storage: the next login gets it. */
-    smh_clear();
-    smh_bind(5, "alice", "again");
-    smh_send(5, "<presence xmlns='jabber:client'/>");
+    alice_logs_in_again();
     EXPECT('S', 5, ">kept<", NULL);
 }
 
@@ -240,9 +244,7 @@ static void test_without_resumption_ends(void **state)
     smh_drain();
     EXPECT('S', 2, "unavailable", "alice@example.org/a");
     /* What alice never acknowledged is offline. */
-    smh_clear();
-    smh_bind(5, "alice", "again");
-    smh_send(5, "<presence xmlns='jabber:client'/>");
+    alice_logs_in_again();
     EXPECT('S', 5, ">unacked<", NULL);
 }
 
@@ -264,9 +266,7 @@ static void test_bound_on_kept(void **state)
     smh_drain();
     EXPECT('E', 1, NULL, NULL);
     assert_int_equal(smh.recs[smh_find('E', 1, NULL, NULL)].status, SMPROTO_END_KICKED);
-    smh_clear();
-    smh_bind(5, "alice", "again");
-    smh_send(5, "<presence xmlns='jabber:client'/>");
+    alice_logs_in_again();
     EXPECT('S', 5, ">m0<", NULL);
     EXPECT('S', 5, ">m4<", NULL);
 }
@@ -299,11 +299,7 @@ static void test_link_cut_reattach(void **state)
     EXPECT('S', 1, "in flight", NULL);
     /* And the session is the same one: still resumable with its id, which a resumption uses. */
     smh_clear();
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 1};
-    front_says(9, &res);
-    smacks_msg got;
-    assert_true(sm_said(9, &got));
+    smacks_msg got = alice_resumes(9, 1);
     assert_int_equal(got.kind, SMACKS_RESUMED);
     NONE('S', 9, "in flight");
 }
@@ -342,11 +338,7 @@ static void test_restart_takes_front_numbering(void **state)
     front_says(1, &ack);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     smh_clear();
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 9};
-    front_says(9, &res);
-    smacks_msg got;
-    assert_true(sm_said(9, &got));
+    smacks_msg got = alice_resumes(9, 9);
     assert_int_equal(got.kind, SMACKS_RESUMED);
     assert_true(got.sm_acked == 5);
     assert_true(got.h == 4);     /* what the front had counted of the client */
@@ -373,9 +365,7 @@ static void test_skip(void **state)
     front_says(1, &ack);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     smh_clear();
-    smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
-                      .id = resume_id, .wire_h = 1};
-    front_says(9, &res);
+    alice_resumes(9, 1);
     EXPECT('S', 9, ">three<", NULL);
     NONE('S', 9, ">again<");
     NONE('S', 9, ">one<");
@@ -384,8 +374,7 @@ static void test_skip(void **state)
     front_says(9, &ack);
     sm_end(smh.core, smh.front, 9, SMPROTO_END_GONE);
     smh_clear();
-    res.wire_h = 2;
-    front_says(10, &res);
+    alice_resumes(10, 2);
     NONE('S', 10, ">three<");
 }
 
