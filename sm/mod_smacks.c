@@ -83,8 +83,10 @@ typedef struct smacks_data {
     early_sync *early;
     size_t nearly, early_cap;
     smacks_session *watch;      /* detached or doomed sessions, with their deadline */
-    retired *retired;           /* connections a session left (UNDELIVERED from them is ours) */
-    size_t nretired, retired_cap;
+    retired *retired;           /* connections a session left (UNDELIVERED from them is ours),
+                                 * oldest first: [retired_head, nretired) */
+    size_t retired_head, nretired, retired_cap;
+    sm_map retired_set;         /* the same, by (link serial, sid): looked up per UNDELIVERED */
 } smacks_data;
 
 static const sm_int_option smacks_options[] = {
@@ -188,19 +190,25 @@ static void watch(smacks_data *d, smacks_session *st, int64_t deadline_ms)
 
 static void retire(sm *s, smacks_data *d, uint64_t link_serial, uint64_t sid)
 {
+    if (d->retired_head && d->retired_head * 2 >= d->nretired) {
+        memmove(d->retired, d->retired + d->retired_head,
+                (d->nretired - d->retired_head) * sizeof *d->retired);
+        d->nretired -= d->retired_head;
+        d->retired_head = 0;
+    }
     if (d->nretired == d->retired_cap) {
         d->retired_cap = d->retired_cap ? d->retired_cap * 2 : 8;
         d->retired = mem_realloc(d->retired, d->retired_cap * sizeof *d->retired);
     }
     d->retired[d->nretired++] = (retired){link_serial, sid, sm_now_ms(s) + SMACKS_RETIRED_MS};
+    uint64_t key[2] = {link_serial, sid};
+    sm_map_put(&d->retired_set, key, sizeof key, d);
 }
 
 static bool is_retired(const smacks_data *d, uint64_t link_serial, uint64_t sid)
 {
-    for (size_t i = 0; i < d->nretired; i++)
-        if (d->retired[i].link_serial == link_serial && d->retired[i].sid == sid)
-            return true;
-    return false;
+    uint64_t key[2] = {link_serial, sid};
+    return sm_map_get(&d->retired_set, key, sizeof key) != NULL;
 }
 
 /* ---- messages from the front ---- */
@@ -529,12 +537,13 @@ static bool smacks_tick(sm *s, sm_event *ev)
 {
     smacks_data *d = data_of(s);
     int64_t now = sm_now_ms(s);
+    for (; d->retired_head < d->nretired && d->retired[d->retired_head].until_ms <= now;
+         d->retired_head++) {
+        uint64_t key[2] = {d->retired[d->retired_head].link_serial,
+                           d->retired[d->retired_head].sid};
+        sm_map_del(&d->retired_set, key, sizeof key);
+    }
     size_t keep_n = 0;
-    for (size_t i = 0; i < d->nretired; i++)
-        if (d->retired[i].until_ms > now)
-            d->retired[keep_n++] = d->retired[i];
-    d->nretired = keep_n;
-    keep_n = 0;
     for (size_t i = 0; i < d->nearly; i++)
         if (d->early[i].until_ms > now)
             d->early[keep_n++] = d->early[i];
@@ -623,6 +632,7 @@ static bool smacks_init(sm *s, const sm_module *self, config *cfg)
 {
     smacks_data *d = mem_zalloc(sizeof *d);
     sm_map_init(&d->by_id);
+    sm_map_init(&d->retired_set);
     sm_module_set_data(s, self, d);
     return true;
 }
@@ -633,6 +643,7 @@ static void smacks_fini(sm *s, const sm_module *self)
     if (!d)
         return;
     sm_map_free(&d->by_id);
+    sm_map_free(&d->retired_set);
     free(d->retired);
     free(d->early);
     free(d);

@@ -150,6 +150,15 @@ static void test_hibernation_keeps_session(void **state)
     smh_bind(5, "alice", "other");
     smh_send(5, "<presence xmlns='jabber:client'/>");
     NONE('S', 5, ">late<");
+    /* Ten minutes on, the old connection is forgotten: what it hands back then meets the fates
+     * of the undelivered (offline), as for any ended session. */
+    sm_tick(smh.core, 10 * 60 * 1000 + 1);
+    sm_undelivered(smh.core, smh.front, 1, xml, strlen(xml));
+    smh_drain();
+    smh_clear();
+    smh_bind(6, "alice", "third");
+    smh_send(6, "<presence xmlns='jabber:client'/>");
+    EXPECT('S', 6, ">late<", NULL);
 }
 
 static void test_resume_takes_over_live_connection(void **state)
