@@ -80,8 +80,7 @@ typedef struct early_sync {
 
 typedef struct smacks_data {
     sm_map by_id;               /* resumption id -> session */
-    early_sync *early;
-    size_t nearly, early_cap;
+    sm_map early;               /* (link serial, sid) -> early_sync */
     smacks_session *watch;      /* detached or doomed sessions, with their deadline */
     retired *retired;           /* connections a session left (UNDELIVERED from them is ours),
                                  * oldest first: [retired_head, nretired) */
@@ -374,18 +373,18 @@ static void on_resume(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
     log_info("sm: session %s resumed (%zu stanzas replayed)", jid_full(&sess->jid), st->count);
 }
 
-/* Bounded: one for each session a front re-announces, gone after SMACKS_RETIRED_MS. */
+/* One for each session a front re-announces (a later one replaces it), gone when the session is
+ * restored or after SMACKS_RETIRED_MS. */
 static void keep_early_sync(sm *s, uint64_t link_serial, uint64_t sid, const smacks_msg *m)
 {
     smacks_data *d = data_of(s);
-    if (d->nearly == d->early_cap) {
-        if (d->early_cap >= 1u << 20)
-            return;
-        d->early_cap = d->early_cap ? d->early_cap * 2 : 8;
-        d->early = mem_realloc(d->early, d->early_cap * sizeof *d->early);
+    uint64_t key[2] = {link_serial, sid};
+    early_sync *e = sm_map_get(&d->early, key, sizeof key);
+    if (!e) {
+        e = mem_alloc(sizeof *e);
+        sm_map_put(&d->early, key, sizeof key, e);
     }
-    early_sync e = {link_serial, sid, sm_now_ms(s) + SMACKS_RETIRED_MS, *m};
-    d->early[d->nearly++] = e;
+    *e = (early_sync){link_serial, sid, sm_now_ms(s) + SMACKS_RETIRED_MS, *m};
 }
 
 static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t sid,
@@ -488,14 +487,12 @@ static bool smacks_attached(sm *s, sm_event *ev)
         unwatch(d, st);
     if (st->resumable && !sm_map_get(&d->by_id, st->id, SMACKS_ID_LEN))
         sm_map_put(&d->by_id, st->id, SMACKS_ID_LEN, ev->session);
-    uint64_t serial = sm_link_serial(ev->session->link);
-    for (size_t i = 0; i < d->nearly; i++)
-        if (d->early[i].link_serial == serial && d->early[i].sid == ev->session->sid) {
-            early_sync e = d->early[i];
-            d->early[i] = d->early[--d->nearly];
-            on_sync(s, st, &e.m);
-            break;
-        }
+    uint64_t key[2] = {sm_link_serial(ev->session->link), ev->session->sid};
+    early_sync *e = sm_map_del(&d->early, key, sizeof key);
+    if (e) {
+        on_sync(s, st, &e->m);
+        free(e);
+    }
     return false;
 }
 
@@ -543,11 +540,19 @@ static bool smacks_tick(sm *s, sm_event *ev)
                            d->retired[d->retired_head].sid};
         sm_map_del(&d->retired_set, key, sizeof key);
     }
-    size_t keep_n = 0;
-    for (size_t i = 0; i < d->nearly; i++)
-        if (d->early[i].until_ms > now)
-            d->early[keep_n++] = d->early[i];
-    d->nearly = keep_n;
+    if (sm_map_count(&d->early)) {
+        size_t count = sm_map_count(&d->early);
+        void **all = sm_map_values(&d->early);
+        for (size_t i = 0; i < count; i++) {
+            early_sync *e = all[i];
+            if (e->until_ms <= now) {
+                uint64_t key[2] = {e->link_serial, e->sid};
+                sm_map_del(&d->early, key, sizeof key);
+                free(e);
+            }
+        }
+        free(all);
+    }
     /* Ending a session runs other modules, which may end others: take the due ones first. */
     size_t n = 0;
     for (smacks_session *st = d->watch; st; st = st->wnext)
@@ -633,9 +638,12 @@ static bool smacks_init(sm *s, const sm_module *self, config *cfg)
     smacks_data *d = mem_zalloc(sizeof *d);
     sm_map_init(&d->by_id);
     sm_map_init(&d->retired_set);
+    sm_map_init(&d->early);
     sm_module_set_data(s, self, d);
     return true;
 }
+
+static void free_value(void *val, void *ctx) { free(val); }
 
 static void smacks_fini(sm *s, const sm_module *self)
 {
@@ -645,7 +653,8 @@ static void smacks_fini(sm *s, const sm_module *self)
     sm_map_free(&d->by_id);
     sm_map_free(&d->retired_set);
     free(d->retired);
-    free(d->early);
+    sm_map_each(&d->early, free_value, NULL);
+    sm_map_free(&d->early);
     free(d);
 }
 
