@@ -49,6 +49,11 @@ void xdb_request_set_doc(xdb_request *r, const char *store, const char *key)
     replace(&r->key, key ? key : "");
 }
 
+void xdb_request_set_key(xdb_request *r, const char *key)
+{
+    replace(&r->key, key);
+}
+
 void xdb_value_copy(xdb_value *v, const void *data, size_t len)
 {
     free(v->data);
@@ -109,6 +114,11 @@ void xdb_request_add_jid(xdb_request *r, const char *jid)
     xdb_strings_push(&r->jids, jid);
 }
 
+void xdb_request_add_stanza(xdb_request *r, const char *xml)
+{
+    xdb_strings_push(&r->stanzas, xml);
+}
+
 void xdb_request_free(xdb_request *r)
 {
     if (!r)
@@ -141,5 +151,15 @@ void xdb_request_free(xdb_request *r)
         free(r->offline[i].xml);
     free(r->offline);
     strings_free(&r->users);
+    strings_free(&r->stanzas);
+    for (size_t i = 0; i < r->nhibernations; i++) {
+        xdb_hibernation *h = &r->hibernations[i];
+        free(h->host);
+        free(h->user);
+        free(h->id);
+        free(h->record.data);
+        strings_free(&h->stanzas);
+    }
+    free(r->hibernations);
     free(r);
 }

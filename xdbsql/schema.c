@@ -14,6 +14,7 @@
  * Version 2: vCards, private XML, last activity, block lists.
  * Version 3: the document store; version 2's vCards, private XML and last activity moved into it
  *            and their tables dropped.
+ * Version 4: hibernated stream-management sessions and the stanzas they keep.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -93,6 +94,18 @@ static const char *const migration_3_drops[] = {
     "DROP TABLE IF EXISTS vcards",
     "DROP TABLE IF EXISTS private_xml",
     "DROP TABLE IF EXISTS last_activity",
+    NULL,
+};
+
+static const char *const migration_4[] = {
+    "CREATE TABLE IF NOT EXISTS hibernated ("
+    " resume_id {SORTED_KEY} NOT NULL PRIMARY KEY,"
+    " user_id {INT64} NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " record {BLOB} NOT NULL){TABLE}",
+    "CREATE INDEX IF NOT EXISTS hibernated_user ON hibernated (user_id)",
+    "CREATE TABLE IF NOT EXISTS hibernated_stanzas ("
+    " resume_id {SORTED_KEY} NOT NULL REFERENCES hibernated(resume_id) ON DELETE CASCADE,"
+    " seq {INT64} NOT NULL, xml {TEXT} NOT NULL, PRIMARY KEY (resume_id, seq)){TABLE}",
     NULL,
 };
 
@@ -253,6 +266,7 @@ static const migration migrations[] = {
     {migration_1, NULL, NULL},
     {migration_2, NULL, NULL},
     {migration_3, move_to_documents, migration_3_drops},
+    {migration_4, NULL, NULL},
 };
 #define SCHEMA_CURRENT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -38,6 +38,10 @@ static const struct {
     [XDB_DOC_DELETE] = {"doc-delete", store_doc_delete, false},
     [XDB_DOC_LIST] = {"doc-list", store_doc_list, true},
     [XDB_DOC_CLEAR] = {"doc-clear", store_doc_clear, true},
+    [XDB_HIB_PUT] = {"hib-put", store_hib_put, true},
+    [XDB_HIB_KEEP] = {"hib-keep", store_hib_keep, true},
+    [XDB_HIB_DROP] = {"hib-drop", store_hib_drop, true},
+    [XDB_HIB_LOAD] = {"hib-load", store_hib_load, true},
 };
 
 const char *xdb_op_name(xdb_op op)

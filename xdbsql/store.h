@@ -64,5 +64,9 @@ db_rc store_doc_put(db_conn *c, xdb_request *r);
 db_rc store_doc_delete(db_conn *c, xdb_request *r);
 db_rc store_doc_list(db_conn *c, xdb_request *r);
 db_rc store_doc_clear(db_conn *c, xdb_request *r);
+db_rc store_hib_put(db_conn *c, xdb_request *r);
+db_rc store_hib_keep(db_conn *c, xdb_request *r);
+db_rc store_hib_drop(db_conn *c, xdb_request *r);
+db_rc store_hib_load(db_conn *c, xdb_request *r);
 
 #endif

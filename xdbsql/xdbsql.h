@@ -63,6 +63,14 @@ typedef enum {
     XDB_DOC_CLEAR,       /* deletes every document of the user in the store (key unused);
                           * out: count deleted (0 when a retry after a lost connection found
                           * them gone) */
+    /* Hibernated stream-management sessions (below): in: key (the resumption id) */
+    XDB_HIB_PUT,         /* in: value (the record), stanzas (what it keeps, in order): replaces
+                          * whatever the id had; XDB_NOT_FOUND when no such user */
+    XDB_HIB_KEEP,        /* in: seq, xml: one more stanza kept, number seq (greater than the
+                          * others'); XDB_NOT_FOUND when the id has no record */
+    XDB_HIB_DROP,        /* the record and its stanzas go; out: count of records deleted (0 when
+                          * there was none, or a retry found it gone) */
+    XDB_HIB_LOAD,        /* host, user and key unused; out: hibernations, every account's */
     XDB_OP_COUNT
 } xdb_op;
 
@@ -78,6 +86,13 @@ typedef enum {
  * A feature whose documents need more than get/put/delete/list-by-prefix (queries on their
  * content, an order other than their keys') still wants a table of its own. */
 #define XDB_DOC_NAME_MAX 1023
+
+/* Hibernated sessions: what the SM needs to rebuild a stream-management session whose client
+ * is away (XEP-0198 resumption) after an SM restart (docs/smproto.md §6), kept by its resumption
+ * id: an opaque record that the SM writes, and the stanzas the session keeps, in order. The id
+ * names the hibernation (it is random, unique across accounts); the account owns it (deleting the
+ * user deletes it). Every op is retried after a lost connection (running one twice changes
+ * nothing). */
 
 typedef enum { XDB_SUB_NONE, XDB_SUB_TO, XDB_SUB_FROM, XDB_SUB_BOTH } xdb_subscription;
 
@@ -133,6 +148,12 @@ typedef struct xdb_strings {
     size_t n;
 } xdb_strings;
 
+typedef struct xdb_hibernation {
+    char *host, *user, *id;
+    xdb_value record;
+    xdb_strings stanzas;        /* in order */
+} xdb_hibernation;
+
 typedef struct xdb_request xdb_request;
 typedef void (*xdb_callback)(xdb_request *req, void *ctx);
 
@@ -153,15 +174,19 @@ struct xdb_request {
     xdb_value value;            /* DOC_PUT; DOC_GET result */
     size_t value_max;           /* DOC_PUT: the largest value accepted (0: no bound) */
     int64_t limit;              /* DOC_LIST: at most this many, the first in key order (0: all) */
+    xdb_strings stanzas;        /* HIB_PUT */
+    int64_t seq;                /* HIB_KEEP */
     /* Results */
     xdb_status status;
     char error[200];            /* when status is XDB_ERROR or XDB_INVALID */
     xdb_roster roster;          /* ROSTER_LOAD; version also for ROSTER_SET/REMOVE */
     xdb_offline *offline;       /* OFFLINE_FETCH, oldest first */
     size_t noffline;
-    int64_t count;              /* OFFLINE_COUNT; DOC_CLEAR: documents deleted */
+    int64_t count;              /* OFFLINE_COUNT; DOC_CLEAR: documents deleted; HIB_DROP */
     xdb_strings users;          /* USER_LIST */
     xdb_docs docs;              /* DOC_LIST */
+    xdb_hibernation *hibernations;   /* HIB_LOAD */
+    size_t nhibernations;
     /* Owned by xdbsql while submitted */
     bool commit_sent;           /* a COMMIT went out: after a lost connection, the outcome is unknown */
     xdb_callback callback;
@@ -178,6 +203,9 @@ void xdb_request_set_xml(xdb_request *r, const char *xml);
 /* The document (DOC_*): store name and key (NULL = ""). */
 void xdb_request_set_doc(xdb_request *r, const char *store, const char *key);
 void xdb_request_set_value(xdb_request *r, const void *data, size_t len);
+/* The key alone (HIB_*: the resumption id). */
+void xdb_request_set_key(xdb_request *r, const char *key);
+void xdb_request_add_stanza(xdb_request *r, const char *xml);
 void xdb_request_set_item(xdb_request *r, const xdb_roster_item *item);
 void xdb_request_add_jid(xdb_request *r, const char *jid);
 void xdb_request_free(xdb_request *r);

@@ -43,7 +43,7 @@ static db_conn *connect_or_fail(void)
 static void wipe(db_conn *c)
 {
     static const char *const tables[] = {
-        "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
+        "hibernated_stanzas", "hibernated", "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
         "roster_pending", "roster_groups", "roster_items", "users", "jabshard_schema",
     };
     char sql[128];
@@ -584,6 +584,104 @@ static void test_doc_get_put_delete(void **state)
     assert_doc(c, "bob", "s", "k", "bob's");
 }
 
+static xdb_request *hib_request(xdb_op op, const char *user, const char *id)
+{
+    xdb_request *r = xdb_request_new(op, "example.org", user);
+    xdb_request_set_key(r, id);
+    return r;
+}
+
+static xdb_status hib_keep(db_conn *c, const char *id, int64_t seq, const char *xml)
+{
+    xdb_request *r = hib_request(XDB_HIB_KEEP, "alice", id);
+    r->seq = seq;
+    xdb_request_set_xml(r, xml);
+    return run_status(c, r);
+}
+
+/* The loaded hibernation with this id, or fails. */
+static const xdb_hibernation *loaded(const xdb_request *r, const char *id)
+{
+    for (size_t i = 0; i < r->nhibernations; i++)
+        if (strcmp(r->hibernations[i].id, id) == 0)
+            return &r->hibernations[i];
+    fail_msg("hibernation %s not loaded", id);
+    return NULL;
+}
+
+/* Hibernated sessions: put replaces record and stanzas, keep appends (once, even when run again),
+ * drop removes both, load gives every account's with its stanzas in order; deleting the account
+ * deletes its hibernations. */
+static void test_hibernation(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    create_user(c, "example.org", "bob", "pen");
+    xdb_request *r = hib_request(XDB_HIB_PUT, "alice", "id-a");
+    xdb_request_set_value(r, "rec\0ord", 7);
+    xdb_request_add_stanza(r, "<message id='1'/>");
+    xdb_request_add_stanza(r, "<message id='2'/>");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = hib_request(XDB_HIB_PUT, "bob", "id-b");
+    xdb_request_set_value(r, "bob's", 5);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = hib_request(XDB_HIB_PUT, "nobody", "id-n");
+    xdb_request_set_value(r, "x", 1);
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+    assert_int_equal(run_status(c, hib_request(XDB_HIB_PUT, "alice", "")), XDB_INVALID);
+
+    assert_int_equal(hib_keep(c, "id-a", 3, "<message id='3'/>"), XDB_OK);
+    assert_int_equal(hib_keep(c, "id-a", 3, "<message id='3'/>"), XDB_OK);   /* a retry */
+    assert_int_equal(hib_keep(c, "id-a", 10, "<presence/>"), XDB_OK);
+    assert_int_equal(hib_keep(c, "id-gone", 1, "<message/>"), XDB_NOT_FOUND);
+    assert_int_equal(hib_keep(c, "id-b", 1, "<message id='b1'/>"), XDB_OK);
+
+    r = run(c, xdb_request_new(XDB_HIB_LOAD, NULL, NULL));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->nhibernations, 2);
+    const xdb_hibernation *a = loaded(r, "id-a"), *b = loaded(r, "id-b");
+    assert_string_equal(a->host, "example.org");
+    assert_string_equal(a->user, "alice");
+    assert_int_equal(a->record.len, 7);
+    assert_memory_equal(a->record.data, "rec\0ord", 7);
+    assert_int_equal(a->stanzas.n, 4);
+    assert_string_equal(a->stanzas.v[0], "<message id='1'/>");
+    assert_string_equal(a->stanzas.v[1], "<message id='2'/>");
+    assert_string_equal(a->stanzas.v[2], "<message id='3'/>");
+    assert_string_equal(a->stanzas.v[3], "<presence/>");
+    assert_string_equal(b->user, "bob");
+    assert_int_equal(b->stanzas.n, 1);
+    xdb_request_free(r);
+
+    /* A new put for the id replaces its stanzas. */
+    r = hib_request(XDB_HIB_PUT, "alice", "id-a");
+    xdb_request_set_value(r, "again", 5);
+    xdb_request_add_stanza(r, "<message id='new'/>");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = run(c, xdb_request_new(XDB_HIB_LOAD, NULL, NULL));
+    a = loaded(r, "id-a");
+    assert_int_equal(a->stanzas.n, 1);
+    assert_string_equal(a->stanzas.v[0], "<message id='new'/>");
+    assert_memory_equal(a->record.data, "again", 5);
+    xdb_request_free(r);
+
+    r = run(c, hib_request(XDB_HIB_DROP, "alice", "id-a"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->count, 1);
+    xdb_request_free(r);
+    r = run(c, hib_request(XDB_HIB_DROP, "alice", "id-a"));
+    assert_int_equal(r->count, 0);
+    xdb_request_free(r);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM hibernated_stanzas"), 1);
+
+    /* Bob's goes with his account. */
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "bob")), XDB_OK);
+    r = run(c, xdb_request_new(XDB_HIB_LOAD, NULL, NULL));
+    assert_int_equal(r->nhibernations, 0);
+    xdb_request_free(r);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM hibernated_stanzas"), 0);
+}
+
 /* Lists prefix in alice's store "l" (limit 0: all) and checks the keys, in order, each with the
  * value "v:" + key. */
 static void assert_list(db_conn *c, const char *prefix, int64_t limit, const char *const *keys,
@@ -864,7 +962,7 @@ static void migrate_ok(db_conn *c)
     char err[256] = "";
     if (xdb_migrate(c, err, sizeof(err)) != 0)
         fail_msg("migration failed: %s", err);
-    assert_int_equal(xdb_schema_version(c), 3);
+    assert_int_equal(xdb_schema_version(c), xdb_schema_current());
 }
 
 /* A database built at version 2, with data, migrated; then migrated again from the states an
@@ -1441,6 +1539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_doc_bounds, setup_fresh, teardown_conn),
         cmocka_unit_test(test_migrate_2_to_3),
         cmocka_unit_test_setup_teardown(test_blocklist, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_hibernation, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_database_down, setup_down, teardown_down),
