@@ -34,6 +34,7 @@ typedef struct restart_wait {
     bool active;
     const char **expected;  /* the configuration's front ids; NULL once resynced */
     int nexpected, resynced;
+    int holds;              /* modules still restoring sessions (sm_start_hold) */
     int64_t deadline_ms;    /* 0 until the first tick */
     sm_deferred *held, **tail;
     size_t nheld;
@@ -57,7 +58,9 @@ struct sm_deferred {
     jid full;
     bool resync;
     buf state;              /* a resync's STATE record */
-    char *presence;         /* a resync's last broadcast presence, or NULL */
+    char *presence;         /* a resync's (or revival's) last broadcast presence, or NULL */
+    sm_revived_fn revived;  /* a revival (sm_session_revive): its callback and context */
+    void *revived_ctx;
     custody_ticket ticket;  /* the frame that caused it (docs/smproto.md §3) */
 };
 
@@ -159,6 +162,8 @@ sm_link *smc_link_by_serial(const sm *s, uint64_t serial);
 void smc_bind_reply(sm *s, sm_link *l, uint64_t sid, bool resync, uint8_t status,
                     const char *full);
 void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d);
+/* A revival whose user is loaded (failed: it could not be) or dropped (u NULL: the SM stops). */
+void smc_revive_finish(sm *s, sm_user *u, sm_deferred *d, bool failed);
 void smc_session_release(sm *s, sm_session *sess);
 /* Ends every session (of link l, or all when l is NULL) with reason (< 0: the front knows). */
 void smc_sessions_end(sm *s, const sm_link *l, int reason, const char *text);

@@ -95,12 +95,7 @@ static void deliver_pending(sm *s, sm_session *sess)
 
 static void available(sm *s, sm_session *sess, sm_stanza *st)
 {
-    xml_node *prio = xml_child(st->node, SM_NS_CLIENT, "priority");
-    int priority = 0;
-    if (prio) {
-        long v = strtol(xml_text(st->arena, prio), NULL, 10);
-        priority = v < -128 ? -128 : v > 127 ? 127 : (int)v;
-    }
+    int priority = sm_presence_priority(st);
     bool initial = !sess->available;
     sess->priority = priority;
     sess->available = true;

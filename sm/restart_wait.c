@@ -10,8 +10,9 @@
  * configuration has ended its resync, or <limits><resync_wait> seconds (5) have passed; then it
  * routes them as it would have. The fronts are the configuration's: the SM cannot know which of
  * them ran before it started, so a front that is configured but never comes costs the first
- * seconds of a start that wait. At most RESTART_HELD_MAX stanzas wait; past that, they are routed
- * at once.
+ * seconds of a start that wait. A module that restores sessions from storage (mod_smacks: the
+ * hibernated ones) holds the wait open until it has (sm_start_hold), within the same bound. At
+ * most RESTART_HELD_MAX stanzas wait; past that, they are routed at once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,21 @@ void sm_front_resynced(sm *s, sm_link *l)
             w->expected[i] = NULL;
             w->resynced++;
         }
-    if (w->resynced == w->nexpected)
+    if (w->resynced == w->nexpected && !w->holds)
         smc_restart_wait_end(s, "every front has re-announced its sessions");
+}
+
+void sm_start_hold(sm *s)
+{
+    s->restart.holds++;
+}
+
+void sm_start_done(sm *s)
+{
+    restart_wait *w = &s->restart;
+    if (w->holds > 0 && --w->holds == 0 && w->active && w->resynced == w->nexpected)
+        smc_restart_wait_end(s, "every front has re-announced its sessions and storage's are "
+                                "restored");
 }
 
 void smc_restart_wait_tick(sm *s)

@@ -232,6 +232,28 @@ static int user_session_count(const sm_user *u)
     return n;
 }
 
+/* A new session of u for full, on connection (l, sid), or detached (l NULL). */
+static sm_session *session_new(sm *s, sm_user *u, sm_link *l, uint64_t sid, const jid *full)
+{
+    sm_session *sess = mem_zalloc(SMC_EXT_OFFSET(sizeof(*sess)) + s->session_ext);
+    sess->ext = (unsigned char *)sess + SMC_EXT_OFFSET(sizeof(*sess));
+    sess->link = l;
+    sess->sid = sid;
+    jid_copy(&sess->jid, full);
+    sess->user = u;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    sess->since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    sess->next = u->sessions;
+    u->sessions = sess;
+    if (l) {
+        session_key k = {l->serial, sid};
+        sm_map_put(&s->sessions, &k, sizeof(k), sess);
+    }
+    sm_map_put(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid), sess);
+    return sess;
+}
+
 void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
 {
     sm_link *l = smc_link_by_serial(s, d->link_serial);
@@ -278,20 +300,7 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
         session_end(s, old, SMPROTO_END_REPLACED, "replaced by a new session");
         u->holds--;
     }
-    sm_session *sess = mem_zalloc(SMC_EXT_OFFSET(sizeof(*sess)) + s->session_ext);
-    sess->ext = (unsigned char *)sess + SMC_EXT_OFFSET(sizeof(*sess));
-    sess->link = l;
-    sess->sid = d->sid;
-    jid_copy(&sess->jid, &d->full);
-    sess->user = u;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    sess->since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    sess->next = u->sessions;
-    u->sessions = sess;
-    session_key k = {l->serial, d->sid};
-    sm_map_put(&s->sessions, &k, sizeof(k), sess);
-    sm_map_put(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid), sess);
+    sm_session *sess = session_new(s, u, l, d->sid, &d->full);
     log_info("sm: session %s %s", jid_full(&sess->jid), d->resync ? "restored" : "bound");
     smc_bind_reply(s, l, d->sid, d->resync, SMPROTO_BOUND_OK, jid_full(&sess->jid));
     if (d->resync) {
@@ -303,6 +312,49 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
         sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
         if (d->presence)
             sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
+    }
+}
+
+void smc_revive_finish(sm *s, sm_user *u, sm_deferred *d, bool failed)
+{
+    sm_revived_fn fn = d->revived;
+    d->revived = NULL;
+    if (!u || failed || !u->exists || sm_session_find(s, &d->full)) {
+        fn(s, NULL, d->revived_ctx);
+        return;
+    }
+    sm_session *sess = session_new(s, u, NULL, 0, &d->full);
+    if (!smc_state_restore(s, sess, (const uint8_t *)buf_data(&d->state), buf_len(&d->state)))
+        log_warn("sm: session %s: a malformed STATE record in storage: ignored",
+                 jid_full(&sess->jid));
+    sm_stanza *presence = d->presence ? sm_parse(s, d->presence, strlen(d->presence)) : NULL;
+    if (presence && streq(presence->node->name, "presence")) {
+        sess->presence = presence;
+        sess->priority = sm_presence_priority(presence);
+        sess->available = true;
+    } else {
+        sm_stanza_free(presence);
+    }
+    log_info("sm: session %s revived, detached", jid_full(&sess->jid));
+    fn(s, sess, d->revived_ctx);
+}
+
+void sm_session_revive(sm *s, const jid *full, const uint8_t *state, size_t len,
+                       const char *presence, sm_revived_fn fn, void *ctx)
+{
+    sm_user *u = smc_user_get(s, full);
+    sm_deferred *d = mem_zalloc(sizeof(*d));
+    jid_copy(&d->full, full);
+    buf_append(&d->state, state, len);
+    d->presence = presence && *presence ? mem_strdup(presence) : NULL;
+    d->revived = fn;
+    d->revived_ctx = ctx;
+    if (u->loaded && !u->deferred) {
+        smc_revive_finish(s, u, d, false);
+        smc_deferred_free(d);
+        smc_user_maybe_free(s, u);
+    } else {
+        smc_defer(s, u, d);
     }
 }
 

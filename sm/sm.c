@@ -193,6 +193,8 @@ static void free_user(void *val, void *ctx)
     while (u->deferred) {
         sm_deferred *d = u->deferred;
         u->deferred = d->next;
+        if (d->revived)
+            smc_revive_finish(ctx, NULL, d, true);
         smc_deferred_free(d);
     }
     smc_user_clear_roster(u);

@@ -34,6 +34,9 @@
 typedef struct sm sm;
 typedef struct sm_link sm_link;
 typedef struct sm_user sm_user;
+typedef struct sm_session sm_session;
+/* sm_session_revive's callback. */
+typedef void (*sm_revived_fn)(sm *s, sm_session *sess, void *ctx);
 
 /* ---- the outside world ---- */
 
@@ -107,6 +110,10 @@ int64_t sm_now_ms(const sm *s);
 /* A front ended its resync (the empty RESYNC frame): stanzas held since the SM started for
  * users with no session are routed once every configured front has (sm/restart_wait.c). */
 void sm_front_resynced(sm *s, sm_link *l);
+/* A module restores sessions from storage after a start: until it is done, stanzas for users
+ * without a session wait as they do for the fronts' resync (within <limits><resync_wait>). */
+void sm_start_hold(sm *s);
+void sm_start_done(sm *s);
 /* A stanza from a component; takes arena. */
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena);
 /* Ends every session with END (shutdown) as a logout would (SM_EV_SESSION_END: unavailable
@@ -268,6 +275,15 @@ void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid);
 /* Ends a session as a logout would (SM_EV_SESSION_END: unavailable presence, last activity);
  * an attached one's front gets END (reason, text). */
 void sm_session_end(sm *s, sm_session *sess, uint8_t reason, const char *text);
+/* Restores a session that has no connection, as it was when its connection was lost (for a
+ * module that keeps such sessions in storage across an SM restart): once the user is loaded, a
+ * detached session for full is made, the modules' STATE record restored (restore), and presence
+ * (serialized, or NULL) made its last broadcast one without broadcasting it (its contacts had
+ * it); then fn(s, sess, ctx) runs. sess is NULL when none was made: the JID has a session already
+ * (a front's resync came first), the account is gone, the user could not be loaded, or the SM
+ * stops first. */
+void sm_session_revive(sm *s, const jid *full, const uint8_t *state, size_t len,
+                       const char *presence, sm_revived_fn fn, void *ctx);
 /* Sends a serialized stanza to an attached session's connection as it is (no SM_EV_SESSION_SENT):
  * for a module replaying what it keeps. */
 void sm_session_send_raw(sm *s, sm_session *sess, const char *xml, size_t len);

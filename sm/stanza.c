@@ -187,3 +187,12 @@ sm_msg_kind sm_message_kind(const sm_stanza *st)
         return SM_MSG_ERROR;
     return SM_MSG_NORMAL;  /* normal, and unknown values (RFC 6121 §5.2.2: treat as normal) */
 }
+
+int sm_presence_priority(const sm_stanza *st)
+{
+    xml_node *prio = xml_child(st->node, SM_NS_CLIENT, "priority");
+    if (!prio)
+        return 0;
+    long v = strtol(xml_text(st->arena, prio), NULL, 10);
+    return v < -128 ? -128 : v > 127 ? 127 : (int)v;
+}

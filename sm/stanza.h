@@ -75,5 +75,7 @@ typedef enum {
     SM_MSG_ERROR,
 } sm_msg_kind;
 sm_msg_kind sm_message_kind(const sm_stanza *st);
+/* A presence's <priority/> (RFC 6121 §4.7.2.3), clamped to -128..127; 0 when absent. */
+int sm_presence_priority(const sm_stanza *st);
 
 #endif

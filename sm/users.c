@@ -317,7 +317,9 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
         if (!u->deferred)
             u->deferred_tail = NULL;
         custody_ticket prev = sm_swap_ticket(s, d->ticket);
-        if (d->stanza) {
+        if (d->revived) {
+            smc_revive_finish(s, u, d, failed);
+        } else if (d->stanza) {
             /* Handlers tell the account's own requests by their origin: find it again. */
             if (d->from_session)
                 d->stanza->origin = sm_session_lookup(s, d->link_serial, d->sid);
