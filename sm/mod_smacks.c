@@ -26,84 +26,27 @@
 #include "core/mem.h"
 #include "core/random.h"
 #include "core/xml_write.h"
-#include "sm/map.h"
-#include "sm/module.h"
 #include "sm/modules.h"
+#include "sm/smacks.h"
 #include "smproto/frame.h"
-#include "smproto/smacks_msg.h"
-
-#define SMACKS_ID_LEN 24
-/* A connection that a resumption took a session from may still hand stanzas back
- * (UNDELIVERED) for this long: they are the session's, kept here, and are dropped. */
-#define SMACKS_RETIRED_MS (10 * 60 * 1000)
-
-typedef struct kept {
-    struct kept *next;
-    size_t len;
-    char xml[];
-} kept;
-
-typedef struct smacks_session {
-    bool enabled, resumable;
-    bool closing;               /* the client closed its stream: no hibernation */
-    bool doomed;                /* over its bounds: ends at the next tick */
-    uint32_t max;               /* resumption timeout, seconds */
-    char id[SMACKS_ID_LEN + 1];
-    uint64_t in_prior;          /* stanzas handled from the client before in_base */
-    uint64_t in_base;           /* the session's stanzas_in when counting restarted */
-    uint64_t in_local;          /* handled by the front itself (its last report) */
-    uint64_t client_h;          /* what the client acknowledged (32-bit h, extended) */
-    uint64_t sm_acked, sm_sent; /* kept stanzas numbered 1, 2, ...: acknowledged, sent */
-    uint64_t lost;              /* the oldest unacknowledged ones that a previous SM had (a
-                                 * restart): numbered, but their copies are gone */
-    bool restored;              /* from a STATE record (an SM restart): the front's SYNC says
-                                 * where the numbering stands */
-    kept *head, **tail;         /* sm_acked + lost + 1 .. sm_sent */
-    size_t count, bytes;
-    int64_t deadline_ms;        /* while watched */
-    struct smacks_session *wnext, *wprev;
-    sm_session *sess;
-} smacks_session;
-
-typedef struct retired {
-    uint64_t link_serial, sid;
-    int64_t until_ms;
-} retired;
-
-/* A SYNC for a connection whose session a resync has not restored yet (it waits for the user's
- * roster): applied when it is. */
-typedef struct early_sync {
-    uint64_t link_serial, sid;
-    int64_t until_ms;
-    smacks_msg m;
-} early_sync;
-
-typedef struct smacks_data {
-    sm_map by_id;               /* resumption id -> session */
-    sm_map early;               /* (link serial, sid) -> early_sync */
-    smacks_session *watch;      /* detached or doomed sessions, with their deadline */
-    retired *retired;           /* connections a session left (UNDELIVERED from them is ours),
-                                 * oldest first: [retired_head, nretired) */
-    size_t retired_head, nretired, retired_cap;
-    sm_map retired_set;         /* the same, by (link serial, sid): looked up per UNDELIVERED */
-} smacks_data;
 
 static const sm_int_option smacks_options[] = {
     {"smacks/resume_timeout", 300, 0, 86400},
     {"smacks/queue_max", 500, 1, 100000},
     {"smacks/queue_bytes", 2 * 1024 * 1024, 4096, 256 * 1024 * 1024},
+    {"smacks/persist", 1, 0, 1},
     {NULL, 0, 0, 0},
 };
 
-static smacks_data *data_of(sm *s) { return sm_module_data(s, &mod_smacks); }
+smacks_data *smacks_data_of(sm *s) { return sm_module_data(s, &mod_smacks); }
 /* A session's slot holds a pointer: the state is allocated when stream management is enabled, so
  * that sessions without it cost a pointer. NULL before. */
-static smacks_session *state_of(sm *s, const sm_session *sess)
+smacks_session *smacks_state_of(sm *s, const sm_session *sess)
 {
     return *(smacks_session **)sm_session_state(s, sess, &mod_smacks);
 }
 
-static smacks_session *state_new(sm *s, sm_session *sess)
+smacks_session *smacks_state_new(sm *s, sm_session *sess)
 {
     smacks_session **slot = sm_session_state(s, sess, &mod_smacks);
     smacks_session *st = mem_zalloc(sizeof *st);
@@ -130,7 +73,7 @@ static void send_failed(sm *s, sm_link *l, uint64_t sid, smacks_condition c)
 
 /* ---- what is kept ---- */
 
-static void keep(smacks_session *st, const char *xml, size_t len)
+void smacks_keep(smacks_session *st, const char *xml, size_t len)
 {
     kept *k = mem_alloc(sizeof *k + len);
     k->next = NULL;
@@ -177,7 +120,7 @@ static void unwatch(smacks_data *d, smacks_session *st)
     st->wnext = st->wprev = NULL;
 }
 
-static void watch(smacks_data *d, smacks_session *st, int64_t deadline_ms)
+void smacks_watch(smacks_data *d, smacks_session *st, int64_t deadline_ms)
 {
     unwatch(d, st);
     st->deadline_ms = deadline_ms;
@@ -212,7 +155,7 @@ static bool is_retired(const smacks_data *d, uint64_t link_serial, uint64_t sid)
 
 /* ---- messages from the front ---- */
 
-static uint64_t handled_in(const smacks_session *st)
+uint64_t smacks_handled_in(const smacks_session *st)
 {
     return st->in_prior + (st->sess->stanzas_in - st->in_base) + st->in_local;
 }
@@ -224,7 +167,7 @@ static void on_enable(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
         send_failed(s, l, sid, SMACKS_UNEXPECTED_REQUEST);
         return;
     }
-    smacks_session *st = state_of(s, sess);
+    smacks_session *st = smacks_state_of(s, sess);
     if (st && st->enabled) {
         /* The front asks again after its link came back (its stream refuses a client's second
          * <enable/> itself): the same answer. */
@@ -234,7 +177,7 @@ static void on_enable(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
         return;
     }
     long long timeout = sm_module_int(s, &mod_smacks, "smacks/resume_timeout");
-    st = st ? st : state_new(s, sess);
+    st = st ? st : smacks_state_new(s, sess);
     st->enabled = true;
     st->in_base = sess->stanzas_in;
     st->resumable = m->resume && timeout > 0;
@@ -242,7 +185,7 @@ static void on_enable(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
     smacks_msg answer = {.kind = SMACKS_ENABLED, .id = "", .max = st->resumable ? st->max : 0};
     if (st->resumable) {
         random_token(st->id, SMACKS_ID_LEN);
-        sm_map_put(&data_of(s)->by_id, st->id, SMACKS_ID_LEN, sess);
+        sm_map_put(&smacks_data_of(s)->by_id, st->id, SMACKS_ID_LEN, sess);
         answer.id = st->id;
     }
     send_msg(s, l, sid, &answer);
@@ -324,7 +267,7 @@ static bool same_account(const sm_session *sess, const char *host, const char *u
 
 static void on_resume(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
 {
-    smacks_data *d = data_of(s);
+    smacks_data *d = smacks_data_of(s);
     if (sm_session_lookup(s, sm_link_serial(l), sid)) {
         send_failed(s, l, sid, SMACKS_UNEXPECTED_REQUEST);
         return;
@@ -335,7 +278,7 @@ static void on_resume(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
         send_failed(s, l, sid, SMACKS_ITEM_NOT_FOUND);
         return;
     }
-    smacks_session *st = state_of(s, sess);
+    smacks_session *st = smacks_state_of(s, sess);
     /* The client's h is 32 bits; what it acknowledged beyond the last report was kept stanzas.
      * An h behind the last report (a client counting wrong) acknowledges nothing more. */
     uint32_t ahead = m->wire_h - (uint32_t)st->client_h;
@@ -351,7 +294,7 @@ static void on_resume(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
     }
     if (sess->link)
         retire(s, d, sm_link_serial(sess->link), sess->sid);
-    uint64_t in = handled_in(st);
+    uint64_t in = smacks_handled_in(st);
     sm_session_attach(s, sess, l, sid);
     unwatch(d, st);
     st->closing = false;
@@ -377,7 +320,7 @@ static void on_resume(sm *s, sm_link *l, uint64_t sid, const smacks_msg *m)
  * restored or after SMACKS_RETIRED_MS. */
 static void keep_early_sync(sm *s, uint64_t link_serial, uint64_t sid, const smacks_msg *m)
 {
-    smacks_data *d = data_of(s);
+    smacks_data *d = smacks_data_of(s);
     uint64_t key[2] = {link_serial, sid};
     early_sync *e = sm_map_get(&d->early, key, sizeof key);
     if (!e) {
@@ -405,7 +348,7 @@ static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t si
         return;
     }
     sm_session *sess = sm_session_lookup(s, sm_link_serial(l), sid);
-    smacks_session *st = sess ? state_of(s, sess) : NULL;
+    smacks_session *st = sess ? smacks_state_of(s, sess) : NULL;
     if (!sess && m.kind == SMACKS_SYNC) {
         keep_early_sync(s, sm_link_serial(l), sid, &m);
         return;
@@ -441,7 +384,7 @@ static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t si
 
 static bool smacks_sent(sm *s, sm_event *ev)
 {
-    smacks_session *st = state_of(s, ev->session);
+    smacks_session *st = smacks_state_of(s, ev->session);
     if (!st || !st->enabled)
         return false;
     long long max = sm_module_int(s, &mod_smacks, "smacks/queue_max");
@@ -450,41 +393,44 @@ static bool smacks_sent(sm *s, sm_event *ev)
         log_notice("sm: session %s: %zu stanzas (%zu bytes) not acknowledged: it ends",
                    jid_full(&ev->session->jid), st->count, st->bytes);
         st->doomed = true;
-        watch(data_of(s), st, 0);
+        smacks_watch(smacks_data_of(s), st, 0);
     }
     if (st->doomed) {
         /* Kept until the session ends at the next tick (then offline), within twice the bound. */
         if ((long long)st->count < 2 * max && (long long)(st->bytes + ev->len) <= 2 * bytes)
-            keep(st, ev->xml, ev->len);
+            smacks_keep(st, ev->xml, ev->len);
         else
             log_warn("sm: session %s: a stanza past twice its bounds: dropped",
                      jid_full(&ev->session->jid));
         return true;   /* nothing more goes to its connection */
     }
-    keep(st, ev->xml, ev->len);
+    smacks_keep(st, ev->xml, ev->len);
+    smacks_hib_kept(s, st, ev->xml, ev->len);
     return false;
 }
 
 static bool smacks_lost(sm *s, sm_event *ev)
 {
-    smacks_session *st = state_of(s, ev->session);
+    smacks_session *st = smacks_state_of(s, ev->session);
     if (!st || !st->enabled || !st->resumable || st->closing || st->doomed)
         return false;
-    smacks_data *d = data_of(s);
+    smacks_data *d = smacks_data_of(s);
     retire(s, d, sm_link_serial(ev->session->link), ev->session->sid);
-    watch(d, st, sm_now_ms(s) + (int64_t)st->max * 1000);
+    smacks_watch(d, st, sm_now_ms(s) + (int64_t)st->max * 1000);
+    smacks_hib_store(s, st);
     return true;
 }
 
 /* A detached session has a connection again (a resumption, or its front's resync). */
 static bool smacks_attached(sm *s, sm_event *ev)
 {
-    smacks_session *st = state_of(s, ev->session);
-    smacks_data *d = data_of(s);
+    smacks_session *st = smacks_state_of(s, ev->session);
+    smacks_data *d = smacks_data_of(s);
     if (!st || !st->enabled)
         return false;
     if (!st->doomed)
         unwatch(d, st);
+    smacks_hib_forget(s, st);
     if (st->resumable && !sm_map_get(&d->by_id, st->id, SMACKS_ID_LEN))
         sm_map_put(&d->by_id, st->id, SMACKS_ID_LEN, ev->session);
     uint64_t key[2] = {sm_link_serial(ev->session->link), ev->session->sid};
@@ -499,13 +445,15 @@ static bool smacks_attached(sm *s, sm_event *ev)
 /* What the session kept meets the fates of the undelivered, in order. */
 static bool smacks_end(sm *s, sm_event *ev)
 {
-    smacks_session *st = state_of(s, ev->session);
+    smacks_session *st = smacks_state_of(s, ev->session);
     if (!st || !st->enabled)
         return false;
-    smacks_data *d = data_of(s);
+    smacks_data *d = smacks_data_of(s);
     unwatch(d, st);
     if (st->resumable)
         sm_map_del(&d->by_id, st->id, SMACKS_ID_LEN);
+    /* A graceful stop leaves a hibernated session in storage, for the next start. */
+    bool fates = !(st->stored && sm_stopping(s));
     kept *k = st->head;
     st->head = NULL;
     st->tail = &st->head;
@@ -513,10 +461,13 @@ static bool smacks_end(sm *s, sm_event *ev)
     st->enabled = false;
     while (k) {
         kept *next = k->next;
-        sm_undeliverable(s, &ev->session->jid, k->xml, k->len);
+        if (fates)
+            sm_undeliverable(s, &ev->session->jid, k->xml, k->len);
         free(k);
         k = next;
     }
+    if (fates)
+        smacks_hib_forget(s, st);
     return false;
 }
 
@@ -524,15 +475,15 @@ static bool smacks_end(sm *s, sm_event *ev)
 static bool smacks_undelivered(sm *s, sm_event *ev)
 {
     if (ev->session) {
-        const smacks_session *st = state_of(s, ev->session);
+        const smacks_session *st = smacks_state_of(s, ev->session);
         return st && st->enabled;
     }
-    return is_retired(data_of(s), ev->link_serial, ev->sid);
+    return is_retired(smacks_data_of(s), ev->link_serial, ev->sid);
 }
 
 static bool smacks_tick(sm *s, sm_event *ev)
 {
-    smacks_data *d = data_of(s);
+    smacks_data *d = smacks_data_of(s);
     int64_t now = sm_now_ms(s);
     for (; d->retired_head < d->nretired && d->retired[d->retired_head].until_ms <= now;
          d->retired_head++) {
@@ -569,7 +520,7 @@ static bool smacks_tick(sm *s, sm_event *ev)
         jid j;
         if (jid_parse(due[i], strlen(due[i]), &j) == JID_OK) {
             sm_session *sess = sm_session_find(s, &j);
-            smacks_session *st = sess ? state_of(s, sess) : NULL;
+            smacks_session *st = sess ? smacks_state_of(s, sess) : NULL;
             if (st && st->enabled && (st->wprev || d->watch == st) && st->deadline_ms <= now) {
                 log_info("sm: session %s %s", due[i],
                          st->doomed ? "ends: too much unacknowledged"
@@ -640,6 +591,7 @@ static bool smacks_init(sm *s, const sm_module *self, config *cfg)
     sm_map_init(&d->retired_set);
     sm_map_init(&d->early);
     sm_module_set_data(s, self, d);
+    smacks_hib_load(s);
     return true;
 }
 
@@ -647,7 +599,7 @@ static void free_value(void *val, void *ctx) { free(val); }
 
 static void smacks_fini(sm *s, const sm_module *self)
 {
-    smacks_data *d = data_of(s);
+    smacks_data *d = smacks_data_of(s);
     if (!d)
         return;
     sm_map_free(&d->by_id);

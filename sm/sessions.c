@@ -358,6 +358,11 @@ void sm_session_revive(sm *s, const jid *full, const uint8_t *state, size_t len,
     }
 }
 
+void sm_session_pack(const sm *s, const sm_session *sess, buf *out)
+{
+    smc_state_pack(s, sess, out);
+}
+
 void sm_session_state_changed(sm *s, sm_session *sess)
 {
     if (!sess->link)

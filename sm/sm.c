@@ -139,6 +139,8 @@ void sm_shutdown(sm *s)
     smc_sessions_end(s, NULL, SMPROTO_END_SHUTDOWN, "");
 }
 
+bool sm_stopping(const sm *s) { return s->stopping; }
+
 void sm_tick(sm *s, int64_t now_ms)
 {
     s->now_ms = now_ms;
@@ -205,6 +207,7 @@ void sm_free(sm *s)
 {
     if (!s)
         return;
+    s->stopping = true;
     smc_restart_wait_free(s);
     sm_map_each(&s->by_jid, free_session, s);
     sm_map_each(&s->users, free_user, s);

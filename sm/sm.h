@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/jid.h"
 #include "core/xml.h"
 #include "sm/config.h"
@@ -112,6 +113,8 @@ int64_t sm_now_ms(const sm *s);
 void sm_front_resynced(sm *s, sm_link *l);
 /* A module restores sessions from storage after a start: until it is done, stanzas for users
  * without a session wait as they do for the fronts' resync (within <limits><resync_wait>). */
+/* sm_shutdown or sm_free has begun: sessions end for good, nothing new starts. */
+bool sm_stopping(const sm *s);
 void sm_start_hold(sm *s);
 void sm_start_done(sm *s);
 /* A stanza from a component; takes arena. */
@@ -263,6 +266,8 @@ sm_session *sm_session_find(const sm *s, const jid *full);
 /* A module changed what its pack writes for sess (sm/module.h): sends the session's STATE record
  * to its front. */
 void sm_session_state_changed(sm *s, sm_session *sess);
+/* sess's STATE record as its front keeps it: every module's pack. */
+void sm_session_pack(const sm *s, const sm_session *sess, buf *out);
 /* Sessions without a connection (SM_EV_SESSION_LOST): link is NULL and sid 0 while detached;
  * stanzas for them reach the modules (SM_EV_SESSION_SENT) and nothing is sent. */
 bool sm_session_detached(const sm_session *sess);

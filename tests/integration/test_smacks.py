@@ -16,7 +16,10 @@
    <resume/> after bind (<unexpected-request/>), an <a/> that acknowledges more than was sent
    (<undefined-condition/> with <handled-count-too-high/>), <r/> answered with the count;
 6. slixmpp's xep_0198 client: its connection is cut under it; it resumes by itself and gets the
-   message sent meanwhile.
+   message sent meanwhile;
+7. a hibernated session survives an SM restart (SIGKILL): a client's socket dies with a message
+   unacknowledged, another comes while it is away, the SM is killed and started again, a third
+   comes; the client resumes on the other front and gets the three, in order, once.
 
 Usage: test_smacks.py BUILD_DIR. Prints ok/not ok lines and "smacks: N passed, N failed"."""
 
@@ -249,6 +252,34 @@ def link_cut(r, system, a_tls, b_tls):
     bob.end()
 
 
+def sm_restart_hibernated(r, system, a_tls, b_tls):
+    alice = bound(a_tls, 'u12')
+    bob = bound(b_tls, 'u13')
+    previd = enable(alice).get('id')
+    message(bob, 'u12', 'h1')
+    r.check('restart: the first message arrives', bodies(alice, 1) == ['h1'])
+    cut(alice)
+    time.sleep(0.5)
+    message(bob, 'u12', 'h2')
+    time.sleep(0.5)
+    system.sm.kill()
+    r.check('restart: the SM starts again', system.start_sm(ready_port=system.sm_port,
+                                                            seconds=10))
+    system.sm.wait_log('hibernated session u12@localhost/r revived', 10)
+    message(bob, 'u12', 'h3')
+    s, el = resume(b_tls, 'u12', previd, 0)
+    r.check('restart: <resumed/> after the SM restart', el.tag == sm('resumed'), str(el.attrib))
+    got = bodies(s, 3, seconds=15)
+    r.check('restart: what was kept before and after the restart, in order, once',
+            got == ['h1', 'h2', 'h3'], got)
+    time.sleep(0.5)
+    extra = [e for e in s.elements if e.tag == q(NS_CLIENT, 'message')]
+    r.check('restart: nothing arrives twice', not extra, [e.attrib for e in extra])
+    r.check('restart: bob was not disconnected', not bob.closed)
+    s.end()
+    bob.end()
+
+
 def slixmpp_resumes(r, b_port, b_tls):
     require_slixmpp('smacks')
     from jabtest.client import Client
@@ -316,7 +347,7 @@ def start(r, system, nusers):
 
 def suite(report, build):
     with System(build, 'smacks', report) as system:
-        ports = start(report, system, 12)
+        ports = start(report, system, 14)
         if not ports:
             return
         a_tls, b_tls, b_port = ports
@@ -326,6 +357,7 @@ def suite(report, build):
                                ('clean close', clean_close, (a_tls,)),
                                ('failures', failures, (a_tls,)),
                                ('link cut', link_cut, (system, a_tls, b_tls)),
+                               ('SM restart', sm_restart_hibernated, (system, a_tls, b_tls)),
                                ('slixmpp', slixmpp_resumes, (b_port, b_tls))):
             try:
                 fn(report, *args)

@@ -2,8 +2,8 @@
  * custody of what a session is sent until acknowledged, <r/> answered once the SM has the
  * stanzas, hibernation of a lost connection, resumption on another connection (with replay of
  * exactly what was not acknowledged, and the old connection closed), the account check, the
- * timeout with its fates (offline storage, then unavailable presence), a clean close, and the
- * bound on what is kept. */
+ * timeout with its fates (offline storage, then unavailable presence), a clean close, the
+ * bound on what is kept, and hibernated sessions kept in storage across an SM restart. */
 #include "tests/support/sm_harness.h"
 
 #include "smproto/smacks_msg.h"
@@ -70,6 +70,17 @@ static smacks_msg alice_resumes(uint64_t sid, uint32_t h)
     return got;
 }
 
+/* alice's client on sid acknowledges the first n stanzas, its connection is lost, and it
+ * resumes on connection to with h = n: the SM's answer. */
+static smacks_msg alice_acks_and_resumes(uint64_t sid, uint64_t to, uint32_t n)
+{
+    smacks_msg ack = {.kind = SMACKS_ACK, .client_h = n, .sm_acked = n};
+    front_says(sid, &ack);
+    sm_end(smh.core, smh.front, sid, SMPROTO_END_GONE);
+    smh_clear();
+    return alice_resumes(to, n);
+}
+
 /* alice logs in afresh (sid 5) and sends initial presence: her offline messages come. */
 static void alice_logs_in_again(void)
 {
@@ -99,11 +110,7 @@ static void test_enable_and_ack(void **state)
     assert_int_equal(got.kind, SMACKS_A);
     assert_true(got.h == 7);
     /* The client acknowledged the first: a resumption replays only the second. */
-    smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 1, .sm_acked = 1};
-    front_says(1, &ack);
-    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
-    smh_clear();
-    got = alice_resumes(9, 1);
+    got = alice_acks_and_resumes(1, 9, 1);
     assert_int_equal(got.kind, SMACKS_RESUMED);
     assert_string_equal(got.jid, "alice@example.org/a");
     assert_true(got.client_h == 1 && got.sm_acked == 1);
@@ -209,12 +216,18 @@ static void test_resume_refused(void **state)
     assert_int_equal(got.condition, SMACKS_UNEXPECTED_REQUEST);
 }
 
-static void test_timeout_stores_then_unavailable(void **state)
+/* alice enables resumption at 1 s, her connection is lost, and bob sends her "kept". */
+static void alice_away_with_kept(void)
 {
     alice_enables();
     sm_tick(smh.core, 1000);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     bob_tells_alice("kept");
+}
+
+static void test_timeout_stores_then_unavailable(void **state)
+{
+    alice_away_with_kept();
     smh_clear();
     sm_tick(smh.core, 1000 + 299 * 1000);
     NONE('S', 2, "unavailable");
@@ -354,6 +367,112 @@ static void test_restart_takes_front_numbering(void **state)
     EXPECT('S', 9, ">after<", NULL);
 }
 
+/* alice's session is alive with her id (the JID's session, detached), or not. */
+static bool alice_hibernates(void)
+{
+    jid j;
+    assert_int_equal(jid_parse("alice@example.org/a", 19, &j), JID_OK);
+    sm_session *sess = sm_session_find(smh.core, &j);
+    jid_free(&j);
+    return sess && sm_session_detached(sess);
+}
+
+static size_t stored_hibernations(void)
+{
+    xdb_request *r = xdb_request_new(XDB_HIB_LOAD, NULL, NULL);
+    assert_int_equal(xdb_run(smh.db, r), XDB_OK);
+    size_t n = r->nhibernations;
+    xdb_request_free(r);
+    return n;
+}
+
+/* Storage has alice's hibernation; the SM is started again (what ran before is freed as a kill
+ * would leave it) and revives her session, detached. */
+static void restart_revives_alice(void)
+{
+    smh_drain();
+    assert_int_equal(stored_hibernations(), 1);
+    smh_stop();
+    smh_start("", NULL);
+    smh_drain();
+    assert_true(alice_hibernates());
+}
+
+/* The SM is killed (no graceful stop) while alice hibernates with two unacknowledged messages and
+ * a third that came while she was away: the new SM revives her session from storage, and her
+ * resume on any connection replays the three in order; storage forgets it then. */
+static void test_hibernated_survives_restart(void **state)
+{
+    alice_enables();
+    bob_tells_alice("one");
+    bob_tells_alice("two");
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    bob_tells_alice("three");
+    restart_revives_alice();
+    /* bob sees her as she was: available (a probe is answered for her). */
+    smh_clear();
+    smh_bind(2, "bob", "b");
+    smh_send(2, "<presence xmlns='jabber:client'/>");
+    EXPECT('S', 2, "alice@example.org/a", NULL);
+    NONE('S', 2, "unavailable");
+    bob_tells_alice("four");
+    smh_drain();
+    smh_clear();
+    smacks_msg got = alice_resumes(9, 0);
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    int one = smh_find('S', 9, ">one<", NULL), two = smh_find('S', 9, ">two<", NULL);
+    int three = smh_find('S', 9, ">three<", NULL), four = smh_find('S', 9, ">four<", NULL);
+    assert_true(one >= 0 && one < two && two < three && three < four);
+    assert_int_equal(smh_count('S', 9, "<message"), 4);
+    smh_drain();
+    assert_int_equal(stored_hibernations(), 0);
+    /* Her client acknowledges them (and bob's presence, fifth): nothing is replayed after. */
+    assert_int_equal(smh_count('S', 9, "<presence"), 1);
+    got = alice_acks_and_resumes(9, 10, 5);
+    assert_int_equal(got.kind, SMACKS_RESUMED);
+    assert_int_equal(smh_count('S', 10, "<message"), 0);
+}
+
+/* A hibernated session whose time ran out while the SM was down ends once revived: what it kept
+ * goes to offline storage; a graceful stop keeps it stored (not ended). */
+static void test_hibernated_restart_fates(void **state)
+{
+    alice_away_with_kept();
+    smh_drain();
+    sm_shutdown(smh.core);
+    restart_revives_alice();
+    /* Past her 300 s. */
+    sm_tick(smh.core, 301 * 1000 + 1000 * 1000);
+    sm_tick(smh.core, 301 * 1000 + 1000 * 1000 + 1);
+    smh_drain();
+    assert_false(alice_hibernates());
+    assert_int_equal(stored_hibernations(), 0);
+    alice_logs_in_again();
+    EXPECT('S', 5, ">kept<", NULL);
+}
+
+/* A record whose session a front re-announced first (the resume had reached the SM, not yet
+ * storage, when it was killed) is the front's: storage drops it. */
+static void test_hibernated_front_first(void **state)
+{
+    alice_enables();
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_drain();
+    smh_stop();
+    smh_start("", NULL);
+    /* The front's resync comes before storage answers (its request is queued, not run). */
+    sm_resync(smh.core, smh.front, 7, "alice@example.org/a", NULL, 0, "");
+    smh_drain();
+    smh_drain();
+    jid j;
+    assert_int_equal(jid_parse("alice@example.org/a", 19, &j), JID_OK);
+    sm_session *sess = sm_session_find(smh.core, &j);
+    jid_free(&j);
+    assert_non_null(sess);
+    assert_false(sm_session_detached(sess));
+    assert_int_equal(stored_hibernations(), 0);
+}
+
 /* A front dropped a kept stanza as a duplicate (a restarted SM sent it again): the SM forgets it
  * and renumbers the rest as the front counts them. */
 static void test_skip(void **state)
@@ -417,6 +536,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_link_cut_reattach, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_restart_takes_front_numbering, smh_setup,
                                         smh_teardown),
+        cmocka_unit_test_setup_teardown(test_hibernated_survives_restart, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_hibernated_restart_fates, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_hibernated_front_first, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_skip, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_message_ignored, smh_setup, smh_teardown),
     };
