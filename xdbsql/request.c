@@ -114,6 +114,23 @@ void xdb_request_add_jid(xdb_request *r, const char *jid)
     xdb_strings_push(&r->jids, jid);
 }
 
+void xdb_request_set_pep(xdb_request *r, const char *node, const char *item_id)
+{
+    replace(&r->node, node);
+    replace(&r->item_id, item_id);
+}
+
+void xdb_request_add_item_id(xdb_request *r, const char *item_id)
+{
+    xdb_strings_push(&r->item_ids, item_id);
+}
+
+static void pep_item_free(xdb_pep_item *it)
+{
+    free(it->id);
+    free(it->xml);
+}
+
 void xdb_request_add_stanza(xdb_request *r, const char *xml)
 {
     xdb_strings_push(&r->stanzas, xml);
@@ -161,5 +178,17 @@ void xdb_request_free(xdb_request *r)
         strings_free(&h->stanzas);
     }
     free(r->hibernations);
+    free(r->node);
+    free(r->item_id);
+    strings_free(&r->item_ids);
+    for (size_t i = 0; i < r->npep_nodes; i++) {
+        free(r->pep_nodes[i].node);
+        free(r->pep_nodes[i].config.data);
+        pep_item_free(&r->pep_nodes[i].last);
+    }
+    free(r->pep_nodes);
+    for (size_t i = 0; i < r->npep_items; i++)
+        pep_item_free(&r->pep_items[i]);
+    free(r->pep_items);
     free(r);
 }

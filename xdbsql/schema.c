@@ -15,6 +15,7 @@
  * Version 3: the document store; version 2's vCards, private XML and last activity moved into it
  *            and their tables dropped.
  * Version 4: hibernated stream-management sessions and the stanzas they keep.
+ * Version 5: personal eventing (PEP): nodes and items.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -106,6 +107,18 @@ static const char *const migration_4[] = {
     "CREATE TABLE IF NOT EXISTS hibernated_stanzas ("
     " resume_id {SORTED_KEY} NOT NULL REFERENCES hibernated(resume_id) ON DELETE CASCADE,"
     " seq {INT64} NOT NULL, xml {TEXT} NOT NULL, PRIMARY KEY (resume_id, seq)){TABLE}",
+    NULL,
+};
+
+static const char *const migration_5[] = {
+    "CREATE TABLE IF NOT EXISTS pep_nodes ("
+    " user_id {INT64} NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " node {SORTED_KEY} NOT NULL, config {BLOB} NOT NULL, PRIMARY KEY (user_id, node)){TABLE}",
+    "CREATE TABLE IF NOT EXISTS pep_items ("
+    " user_id {INT64} NOT NULL, node {SORTED_KEY} NOT NULL, item_id {SORTED_KEY} NOT NULL,"
+    " seq {INT64} NOT NULL, payload {TEXT} NOT NULL, PRIMARY KEY (user_id, node, item_id),"
+    " FOREIGN KEY (user_id, node) REFERENCES pep_nodes(user_id, node) ON DELETE CASCADE){TABLE}",
+    "CREATE INDEX IF NOT EXISTS pep_items_order ON pep_items (user_id, node, seq)",
     NULL,
 };
 
@@ -267,6 +280,7 @@ static const migration migrations[] = {
     {migration_2, NULL, NULL},
     {migration_3, move_to_documents, migration_3_drops},
     {migration_4, NULL, NULL},
+    {migration_5, NULL, NULL},
 };
 #define SCHEMA_CURRENT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/mem.h"
+#include "core/utf8.h"
 
 static const struct {
     const char *name;
@@ -42,6 +43,13 @@ static const struct {
     [XDB_HIB_KEEP] = {"hib-keep", store_hib_keep, true},
     [XDB_HIB_DROP] = {"hib-drop", store_hib_drop, true},
     [XDB_HIB_LOAD] = {"hib-load", store_hib_load, true},
+    [XDB_PEP_LOAD] = {"pep-load", store_pep_load, true},
+    [XDB_PEP_NODE_PUT] = {"pep-node-put", store_pep_node_put, true},
+    [XDB_PEP_NODE_DELETE] = {"pep-node-delete", store_pep_node_delete, false},
+    [XDB_PEP_ITEM_PUT] = {"pep-item-put", store_pep_item_put, true},
+    [XDB_PEP_ITEM_DELETE] = {"pep-item-delete", store_pep_item_delete, false},
+    [XDB_PEP_PURGE] = {"pep-purge", store_pep_purge, true},
+    [XDB_PEP_ITEMS] = {"pep-items", store_pep_items, true},
 };
 
 const char *xdb_op_name(xdb_op op)
@@ -168,6 +176,20 @@ db_rc store_step_done(db_stmt *st)
     while ((rc = db_step(st)) == DB_ROW)
         ;
     return rc == DB_DONE ? DB_OK : rc;
+}
+
+bool store_name_refused(xdb_request *r, const char *what, const char *s)
+{
+    size_t len = strlen(s);
+    if (len <= XDB_DOC_NAME_MAX && utf8_scan(s, len) >= 0)
+        return false;
+    r->status = XDB_INVALID;
+    if (len > XDB_DOC_NAME_MAX)
+        snprintf(r->error, sizeof(r->error), "a %s is at most %d bytes (this one: %zu)", what,
+                 XDB_DOC_NAME_MAX, len);
+    else
+        snprintf(r->error, sizeof(r->error), "a %s must be UTF-8", what);
+    return true;
 }
 
 int64_t store_now_ms(void)

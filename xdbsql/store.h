@@ -40,6 +40,9 @@ db_rc store_upsert(db_conn *c, const char *update_sql, const char *insert_sql, s
 void xdb_strings_push(xdb_strings *s, const char *value);
 /* Sets v to a copy of len bytes, NUL-terminated (request.c). */
 void xdb_value_copy(xdb_value *v, const void *data, size_t len);
+/* Refuses the request (XDB_INVALID, the reason in r->error, naming what) unless s is UTF-8 of at
+ * most XDB_DOC_NAME_MAX bytes: what a key column holds on every database. */
+bool store_name_refused(xdb_request *r, const char *what, const char *s);
 /* Current time, Unix epoch milliseconds. */
 int64_t store_now_ms(void);
 
@@ -68,5 +71,12 @@ db_rc store_hib_put(db_conn *c, xdb_request *r);
 db_rc store_hib_keep(db_conn *c, xdb_request *r);
 db_rc store_hib_drop(db_conn *c, xdb_request *r);
 db_rc store_hib_load(db_conn *c, xdb_request *r);
+db_rc store_pep_load(db_conn *c, xdb_request *r);
+db_rc store_pep_node_put(db_conn *c, xdb_request *r);
+db_rc store_pep_node_delete(db_conn *c, xdb_request *r);
+db_rc store_pep_item_put(db_conn *c, xdb_request *r);
+db_rc store_pep_item_delete(db_conn *c, xdb_request *r);
+db_rc store_pep_purge(db_conn *c, xdb_request *r);
+db_rc store_pep_items(db_conn *c, xdb_request *r);
 
 #endif

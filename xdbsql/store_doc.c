@@ -15,22 +15,6 @@
 #include "core/utf8.h"
 #include "xdbsql/store.h"
 
-/* Refuses the request (XDB_INVALID, the reason in r->error) when what is named, at most
- * XDB_DOC_NAME_MAX bytes of UTF-8, is not. */
-static bool name_refused(xdb_request *r, const char *what, const char *s)
-{
-    size_t len = strlen(s);
-    if (len <= XDB_DOC_NAME_MAX && utf8_scan(s, len) >= 0)
-        return false;
-    r->status = XDB_INVALID;
-    if (len > XDB_DOC_NAME_MAX)
-        snprintf(r->error, sizeof(r->error), "a document %s is at most %d bytes (this one: %zu)",
-                 what, XDB_DOC_NAME_MAX, len);
-    else
-        snprintf(r->error, sizeof(r->error), "a document %s must be UTF-8", what);
-    return true;
-}
-
 /* False, with r->status XDB_INVALID, unless r names a document (or a key prefix) that can be
  * stored. */
 static bool doc_valid(xdb_request *r)
@@ -40,8 +24,8 @@ static bool doc_valid(xdb_request *r)
         snprintf(r->error, sizeof(r->error), "%s without a store name", xdb_op_name(r->op));
         return false;
     }
-    return !name_refused(r, "store name", r->store) &&
-           !name_refused(r, "key", r->key ? r->key : "");
+    return !store_name_refused(r, "document store name", r->store) &&
+           !store_name_refused(r, "document key", r->key ? r->key : "");
 }
 
 /* The document's store, key, then owner: parameters first to first + 3. */

@@ -14,11 +14,10 @@
 
 static bool id_refused(xdb_request *r)
 {
-    if (r->key && *r->key && strlen(r->key) <= XDB_DOC_NAME_MAX)
-        return false;
+    if (r->key && *r->key)
+        return store_name_refused(r, "resumption id", r->key);
     r->status = XDB_INVALID;
-    snprintf(r->error, sizeof(r->error), "%s without a resumption id of at most %d bytes",
-             xdb_op_name(r->op), XDB_DOC_NAME_MAX);
+    snprintf(r->error, sizeof(r->error), "%s without a resumption id", xdb_op_name(r->op));
     return true;
 }
 

@@ -71,6 +71,18 @@ typedef enum {
     XDB_HIB_DROP,        /* the record and its stanzas go; out: count of records deleted (0 when
                           * there was none, or a retry found it gone) */
     XDB_HIB_LOAD,        /* host, user and key unused; out: hibernations, every account's */
+    /* Personal eventing (PEP, XEP-0163): the account's pubsub nodes (below); in: node */
+    XDB_PEP_LOAD,        /* node unused; out: pep_nodes, each with its last item */
+    XDB_PEP_NODE_PUT,    /* in: value (the node's configuration): creates or replaces it;
+                          * XDB_NOT_FOUND when no such user */
+    XDB_PEP_NODE_DELETE, /* the node and its items; XDB_NOT_FOUND when absent */
+    XDB_PEP_ITEM_PUT,    /* in: item_id, xml (the payload), limit (items kept: the oldest beyond
+                          * it go; 0: no bound): the item, newest, replacing one of that id;
+                          * XDB_NOT_FOUND when the node does not exist */
+    XDB_PEP_ITEM_DELETE, /* in: item_id; XDB_NOT_FOUND when absent */
+    XDB_PEP_PURGE,       /* every item of the node; out: count */
+    XDB_PEP_ITEMS,       /* in: item_ids (those only) or limit (the newest limit; 0: all);
+                          * out: pep_items, oldest first */
     XDB_OP_COUNT
 } xdb_op;
 
@@ -93,6 +105,11 @@ typedef enum {
  * names the hibernation (it is random, unique across accounts); the account owns it (deleting the
  * user deletes it). Every op is retried after a lost connection (running one twice changes
  * nothing). */
+
+/* PEP: an account's nodes (pep_nodes: name, the SM's configuration record) and their items
+ * (pep_items: id, payload XML, and the order of publication). Node names and item ids are UTF-8 of
+ * at most XDB_DOC_NAME_MAX bytes (XDB_INVALID otherwise, before any SQL). Deleting the user
+ * deletes them. Every op but NODE_DELETE and ITEM_DELETE is retried after a lost connection. */
 
 typedef enum { XDB_SUB_NONE, XDB_SUB_TO, XDB_SUB_FROM, XDB_SUB_BOTH } xdb_subscription;
 
@@ -154,6 +171,17 @@ typedef struct xdb_hibernation {
     xdb_strings stanzas;        /* in order */
 } xdb_hibernation;
 
+typedef struct xdb_pep_item {
+    char *id;
+    char *xml;                  /* the payload */
+} xdb_pep_item;
+
+typedef struct xdb_pep_node {
+    char *node;
+    xdb_value config;           /* the SM's record */
+    xdb_pep_item last;          /* id NULL when the node has no item */
+} xdb_pep_node;
+
 typedef struct xdb_request xdb_request;
 typedef void (*xdb_callback)(xdb_request *req, void *ctx);
 
@@ -173,20 +201,28 @@ struct xdb_request {
                                  * prefix of the keys listed) */
     xdb_value value;            /* DOC_PUT; DOC_GET result */
     size_t value_max;           /* DOC_PUT: the largest value accepted (0: no bound) */
-    int64_t limit;              /* DOC_LIST: at most this many, the first in key order (0: all) */
+    int64_t limit;              /* DOC_LIST: at most this many, the first in key order (0: all);
+                                 * PEP_ITEM_PUT, PEP_ITEMS */
     xdb_strings stanzas;        /* HIB_PUT */
     int64_t seq;                /* HIB_KEEP */
+    char *node, *item_id;       /* PEP_* */
+    xdb_strings item_ids;       /* PEP_ITEMS */
     /* Results */
     xdb_status status;
     char error[200];            /* when status is XDB_ERROR or XDB_INVALID */
     xdb_roster roster;          /* ROSTER_LOAD; version also for ROSTER_SET/REMOVE */
     xdb_offline *offline;       /* OFFLINE_FETCH, oldest first */
     size_t noffline;
-    int64_t count;              /* OFFLINE_COUNT; DOC_CLEAR: documents deleted; HIB_DROP */
+    int64_t count;              /* OFFLINE_COUNT; DOC_CLEAR: documents deleted; HIB_DROP;
+                                 * PEP_PURGE */
     xdb_strings users;          /* USER_LIST */
     xdb_docs docs;              /* DOC_LIST */
     xdb_hibernation *hibernations;   /* HIB_LOAD */
     size_t nhibernations;
+    xdb_pep_node *pep_nodes;    /* PEP_LOAD */
+    size_t npep_nodes;
+    xdb_pep_item *pep_items;    /* PEP_ITEMS */
+    size_t npep_items;
     /* Owned by xdbsql while submitted */
     bool commit_sent;           /* a COMMIT went out: after a lost connection, the outcome is unknown */
     xdb_callback callback;
@@ -206,6 +242,9 @@ void xdb_request_set_value(xdb_request *r, const void *data, size_t len);
 /* The key alone (HIB_*: the resumption id). */
 void xdb_request_set_key(xdb_request *r, const char *key);
 void xdb_request_add_stanza(xdb_request *r, const char *xml);
+/* PEP_*: the node, and the item (NULL: none). */
+void xdb_request_set_pep(xdb_request *r, const char *node, const char *item_id);
+void xdb_request_add_item_id(xdb_request *r, const char *item_id);
 void xdb_request_set_item(xdb_request *r, const xdb_roster_item *item);
 void xdb_request_add_jid(xdb_request *r, const char *jid);
 void xdb_request_free(xdb_request *r);

@@ -43,7 +43,7 @@ static db_conn *connect_or_fail(void)
 static void wipe(db_conn *c)
 {
     static const char *const tables[] = {
-        "hibernated_stanzas", "hibernated", "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
+        "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated", "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
         "roster_pending", "roster_groups", "roster_items", "users", "jabshard_schema",
     };
     char sql[128];
@@ -680,6 +680,100 @@ static void test_hibernation(void **state)
     assert_int_equal(r->nhibernations, 0);
     xdb_request_free(r);
     assert_int_equal(query_int(c, "SELECT COUNT(*) FROM hibernated_stanzas"), 0);
+}
+
+static xdb_request *pep_request(xdb_op op, const char *node, const char *item)
+{
+    xdb_request *r = xdb_request_new(op, "example.org", "alice");
+    xdb_request_set_pep(r, node, item);
+    return r;
+}
+
+static xdb_status pep_publish(db_conn *c, const char *node, const char *item, const char *xml,
+                              int64_t limit)
+{
+    xdb_request *r = pep_request(XDB_PEP_ITEM_PUT, node, item);
+    xdb_request_set_xml(r, xml);
+    r->limit = limit;
+    return run_status(c, r);
+}
+
+/* The ids the node's items come back with (newest limit, or those asked), joined by ','. */
+static void assert_pep_items(db_conn *c, const char *node, int64_t limit, const char *ids,
+                             const char *want)
+{
+    xdb_request *r = pep_request(XDB_PEP_ITEMS, node, NULL);
+    r->limit = limit;
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", ids ? ids : "");
+    for (char *save, *id = strtok_r(copy, ",", &save); id; id = strtok_r(NULL, ",", &save))
+        xdb_request_add_item_id(r, id);
+    run(c, r);
+    assert_int_equal(r->status, XDB_OK);
+    char got[256] = "";
+    for (size_t i = 0; i < r->npep_items; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "," : "",
+                 r->pep_items[i].id);
+    assert_string_equal(got, want);
+    xdb_request_free(r);
+}
+
+/* PEP: nodes with their configuration, items in publication order, a republished id moving to
+ * the newest, the bound deleting the oldest, retract, purge, delete, the load with last items,
+ * and the account's deletion. */
+static void test_pep(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    assert_int_equal(pep_publish(c, "n", "1", "<x/>", 0), XDB_NOT_FOUND);   /* no node */
+    xdb_request *r = pep_request(XDB_PEP_NODE_PUT, "n", NULL);
+    xdb_request_set_value(r, "cfg1", 4);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = pep_request(XDB_PEP_NODE_PUT, "n", NULL);
+    xdb_request_set_value(r, "cfg2", 4);
+    assert_int_equal(run_status(c, r), XDB_OK);   /* replaced */
+    r = pep_request(XDB_PEP_NODE_PUT, "empty", NULL);
+    xdb_request_set_value(r, "e", 1);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    assert_int_equal(run_status(c, pep_request(XDB_PEP_NODE_PUT, "", NULL)), XDB_INVALID);
+    assert_int_equal(pep_publish(c, "n", "a", "<a/>", 3), XDB_OK);
+    assert_int_equal(pep_publish(c, "n", "b", "<b/>", 3), XDB_OK);
+    assert_int_equal(pep_publish(c, "n", "c", "<c/>", 3), XDB_OK);
+    assert_int_equal(pep_publish(c, "n", "a", "<a2/>", 3), XDB_OK);   /* a is newest now */
+    assert_pep_items(c, "n", 0, NULL, "b,c,a");
+    assert_int_equal(pep_publish(c, "n", "d", "<d/>", 3), XDB_OK);    /* b goes */
+    assert_pep_items(c, "n", 0, NULL, "c,a,d");
+    assert_pep_items(c, "n", 2, NULL, "a,d");
+    assert_pep_items(c, "n", 0, "d,c,zz", "c,d");
+    assert_pep_items(c, "nowhere", 0, NULL, "");
+
+    r = run(c, xdb_request_new(XDB_PEP_LOAD, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->npep_nodes, 2);
+    assert_string_equal(r->pep_nodes[0].node, "empty");
+    assert_null(r->pep_nodes[0].last.id);
+    assert_string_equal(r->pep_nodes[1].node, "n");
+    assert_memory_equal(r->pep_nodes[1].config.data, "cfg2", 4);
+    assert_string_equal(r->pep_nodes[1].last.id, "d");
+    assert_string_equal(r->pep_nodes[1].last.xml, "<d/>");
+    xdb_request_free(r);
+
+    assert_int_equal(run_status(c, pep_request(XDB_PEP_ITEM_DELETE, "n", "c")), XDB_OK);
+    assert_int_equal(run_status(c, pep_request(XDB_PEP_ITEM_DELETE, "n", "c")), XDB_NOT_FOUND);
+    assert_pep_items(c, "n", 0, NULL, "a,d");
+    r = run(c, pep_request(XDB_PEP_PURGE, "n", NULL));
+    assert_int_equal(r->count, 2);
+    xdb_request_free(r);
+    assert_pep_items(c, "n", 0, NULL, "");
+    assert_int_equal(pep_publish(c, "n", "e", "<e/>", 0), XDB_OK);
+    assert_int_equal(run_status(c, pep_request(XDB_PEP_NODE_DELETE, "n", NULL)), XDB_OK);
+    assert_int_equal(run_status(c, pep_request(XDB_PEP_NODE_DELETE, "n", NULL)), XDB_NOT_FOUND);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM pep_items"), 0);
+
+    assert_int_equal(pep_publish(c, "empty", "f", "<f/>", 0), XDB_OK);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "alice")), XDB_OK);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM pep_nodes"), 0);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM pep_items"), 0);
 }
 
 /* Lists prefix in alice's store "l" (limit 0: all) and checks the keys, in order, each with the
@@ -1540,6 +1634,7 @@ int main(void)
         cmocka_unit_test(test_migrate_2_to_3),
         cmocka_unit_test_setup_teardown(test_blocklist, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_hibernation, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_pep, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_database_down, setup_down, teardown_down),
