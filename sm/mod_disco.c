@@ -1,6 +1,7 @@
 /* sm/mod_disco.c — service discovery (XEP-0030) for the server and, on their behalf, its
  * accounts. The server's features are those the loaded modules declare; other modules add to the
- * server's info (XEP-0128 forms, as mod_contact's XEP-0157 addresses) by hooking "disco-info". */
+ * server's info (XEP-0128 forms, as mod_contact's XEP-0157 addresses) by hooking "disco-info",
+ * and to an account's (mod_pep's identity and features) by hooking "disco-account-info". */
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ static void disco_info(sm *s, sm_stanza *st, xml_node *payload)
     if (user) {
         identity(a, q, "account", "registered", NULL);
         feature(a, q, NS_INFO);
+        sm_event ev = {.stanza = st, .arena = a, .node = q};
+        sm_fire_named(s, "disco-account-info", &ev);
     } else {
         identity(a, q, "server", "im", "jabshard");
         feature(a, q, NS_INFO);
@@ -85,6 +88,7 @@ const sm_module mod_disco = {
     .name = "disco",
     .handlers = disco_handlers,
     /* The server's disco#info is being answered: host (the domain asked), arena and node (the
-     * <query/>, features and identities in it) for hooks to add extensions to. */
-    .events = (const char *const[]){"disco-info", NULL},
+     * <query/>, features and identities in it) for hooks to add extensions to. The same for an
+     * account's bare JID: "disco-account-info" (stanza, arena, node). */
+    .events = (const char *const[]){"disco-info", "disco-account-info", NULL},
 };
