@@ -2,8 +2,8 @@
  * (struct sm), links, the work that waits for a user to load, and the functions one core file
  * calls in another (prefixed smc_). The core is sm.c (life, storage, parsing), stanza.c (the
  * stanza value, errors), registry.c (handlers, hooks, features), users.c (users, roster caches,
- * pending requests, loading), sessions.c (links, binding, ending) and route.c (routing and
- * sending). Modules include sm/sm.h, never this.
+ * pending requests, loading), sessions.c (links, binding, ending), route.c (routing and
+ * sending) and iq_out.c (the SM's own iq requests). Modules include sm/sm.h, never this.
  *
  * Thread rules: the routing thread.
  */
@@ -133,6 +133,8 @@ struct sm {
     buf wire;               /* the stanza being sent, serialized (wire_put) */
     int64_t now_ms;         /* sm_tick's clock */
     restart_wait restart;   /* restart_wait.c */
+    sm_map iq_out;          /* iq_out.c: the SM's own iq requests awaiting an answer, by id */
+    struct iq_out_req *iq_out_list;     /* the same, in a list the clock walks */
 };
 
 typedef struct session_key {
@@ -167,6 +169,16 @@ void smc_revive_finish(sm *s, sm_user *u, sm_deferred *d, bool failed);
 void smc_session_release(sm *s, sm_session *sess);
 /* Ends every session (of link l, or all when l is NULL) with reason (< 0: the front knows). */
 void smc_sessions_end(sm *s, const sm_link *l, int reason, const char *text);
+
+/* iq_out.c (sm/iq_out.h) */
+typedef struct iq_out_req iq_out_req;
+/* st (an iq result or error to a served host) answers a request: its callback has run and st is
+ * freed (true); false: st is untouched. */
+bool smc_iq_out_answer(sm *s, sm_stanza *st);
+/* Requests past their timeout get their callback with NULL. */
+void smc_iq_out_tick(sm *s);
+/* Every outstanding request gets its callback with NULL; the table is freed. */
+void smc_iq_out_free(sm *s);
 
 /* registry.c */
 void smc_iq_dispatch(sm *s, sm_stanza *st, unsigned where);

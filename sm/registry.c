@@ -148,7 +148,8 @@ void smc_iq_dispatch(sm *s, sm_stanza *st, unsigned where)
 {
     const char *type = sm_stanza_type(st);
     if (streq(type, "result") || streq(type, "error")) {
-        sm_stanza_free(st);
+        if (where != SM_IQ_HOST || !smc_iq_out_answer(s, st))
+            sm_stanza_free(st);
         return;
     }
     xml_node *payload = xml_child(st->node, NULL, NULL);

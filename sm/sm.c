@@ -145,6 +145,7 @@ void sm_tick(sm *s, int64_t now_ms)
 {
     s->now_ms = now_ms;
     smc_restart_wait_tick(s);
+    smc_iq_out_tick(s);
     sm_event ev = {0};
     sm_fire(s, SM_EV_TICK, &ev);
 }
@@ -170,6 +171,7 @@ sm *sm_new(const sm_config *cfg, const sm_module *const *modules, const sm_trans
     sm_map_init(&s->sessions);
     sm_map_init(&s->by_jid);
     sm_map_init(&s->users);
+    sm_map_init(&s->iq_out);
     xmlstream_handlers h = {.stanza = parsed_stanza};
     xmlstream_limits lim;
     xmlstream_limits_default(&lim);
@@ -209,6 +211,7 @@ void sm_free(sm *s)
         return;
     s->stopping = true;
     smc_restart_wait_free(s);
+    smc_iq_out_free(s);     /* while the modules that asked, and the sessions, are still here */
     sm_map_each(&s->by_jid, free_session, s);
     sm_map_each(&s->users, free_user, s);
     sm_map_free(&s->sessions);
