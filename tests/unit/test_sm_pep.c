@@ -1,0 +1,339 @@
+/* tests/unit/test_sm_pep.c — personal eventing (sm/mod_pep.c and its files) in the harness:
+ * publishing (nodes made on first publish, item ids made when absent), items by contacts under
+ * each access model, publish-options as preconditions, the node's bound on items, retract, the
+ * owner's configure, purge and delete, the errors of XEP-0060 §7, the account's disco#info,
+ * persistence across an SM restart, and notifications by entity capabilities (mod_caps). */
+#include "tests/support/sm_harness.h"
+
+#include "sm/caps_ver.h"
+
+#define PUBSUB "http://jabber.org/protocol/pubsub"
+
+/* sid publishes <x xmlns='urn:t'>body</x> to node (item id, NULL: none) with publish-options
+ * fields (pairs "var", "value", ending in NULL), iq id 'p'. */
+static void publish_opts(uint64_t sid, const char *node, const char *id, const char *body,
+                         const char *const *opts)
+{
+    char xml[4096], item[64] = "";
+    if (id)
+        snprintf(item, sizeof item, " id='%s'", id);
+    int n = snprintf(xml, sizeof xml,
+                     "<iq type='set' id='p'><pubsub xmlns='" PUBSUB "'><publish node='%s'>"
+                     "<item%s><x xmlns='urn:t'>%s</x></item></publish>",
+                     node, item, body);
+    if (opts) {
+        n += snprintf(xml + n, sizeof xml - (size_t)n,
+                      "<publish-options><x xmlns='jabber:x:data' type='submit'>"
+                      "<field var='FORM_TYPE' type='hidden'><value>" PUBSUB
+                      "#publish-options</value></field>");
+        for (size_t i = 0; opts[i]; i += 2)
+            n += snprintf(xml + n, sizeof xml - (size_t)n,
+                          "<field var='%s'><value>%s</value></field>", opts[i], opts[i + 1]);
+        n += snprintf(xml + n, sizeof xml - (size_t)n, "</x></publish-options>");
+    }
+    snprintf(xml + n, sizeof xml - (size_t)n, "</pubsub></iq>");
+    smh_clear();
+    smh_send(sid, xml);
+}
+
+static void publish(uint64_t sid, const char *node, const char *id, const char *body)
+{
+    publish_opts(sid, node, id, body, NULL);
+}
+
+/* sid asks owner's node for its items (extra: attributes or children of <items/>). */
+static void get_items(uint64_t sid, const char *owner, const char *node, const char *attrs,
+                      const char *children)
+{
+    char xml[1024];
+    snprintf(xml, sizeof xml,
+             "<iq type='get' id='g' to='%s@example.org'><pubsub xmlns='" PUBSUB "'>"
+             "<items node='%s'%s>%s</items></pubsub></iq>",
+             owner, node, attrs ? attrs : "", children ? children : "");
+    smh_clear();
+    smh_send(sid, xml);
+}
+
+static void owner_iq(uint64_t sid, const char *type, const char *inner)
+{
+    char xml[2048];
+    snprintf(xml, sizeof xml,
+             "<iq type='%s' id='o'><pubsub xmlns='" PUBSUB "#owner'>%s</pubsub></iq>", type,
+             inner);
+    smh_clear();
+    smh_send(sid, xml);
+}
+
+/* carol (sid 3) online, no subscription to anyone. */
+static void carol_online(void)
+{
+    smh_online(3, "carol", "c");
+    smh_clear();
+}
+
+static void test_publish_and_items(void **state)
+{
+    smh_befriend();
+    publish(1, "urn:t:n", "i1", "one");
+    EXPECT('S', 1, "type='result'", "<item id='i1'/>");
+    /* A server-made id when the item has none. */
+    publish(1, "urn:t:n", NULL, "two");
+    EXPECT('S', 1, "type='result'", "<item id='");
+    /* The node keeps one item by default: the newest. */
+    get_items(1, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 1, ">two<", "<items node='urn:t:n'");
+    NONE('S', 1, ">one<");
+    /* A contact subscribed to alice's presence reads it (presence access, the default). */
+    get_items(2, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 2, ">two<", NULL);
+    /* Another may not. */
+    carol_online();
+    get_items(3, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 3, "not-authorized", "presence-subscription-required");
+    get_items(3, "alice", "urn:t:nothing", NULL, NULL);
+    EXPECT('S', 3, "item-not-found", NULL);
+}
+
+static void test_access_models(void **state)
+{
+    smh_befriend();
+    carol_online();
+    static const char *const open[] = {"pubsub#access_model", "open", NULL};
+    publish_opts(1, "urn:t:open", "i", "everyone", open);
+    get_items(3, "alice", "urn:t:open", NULL, NULL);
+    EXPECT('S', 3, ">everyone<", NULL);
+    static const char *const white[] = {"pubsub#access_model", "whitelist", NULL};
+    publish_opts(1, "urn:t:mine", "i", "secret", white);
+    get_items(2, "alice", "urn:t:mine", NULL, NULL);
+    EXPECT('S', 2, "not-allowed", "closed-node");
+    NONE('S', 2, "secret");
+    get_items(1, "alice", "urn:t:mine", NULL, NULL);
+    EXPECT('S', 1, ">secret<", NULL);
+}
+
+static void test_publish_options(void **state)
+{
+    smh_online(1, "alice", "a");
+    static const char *const opts[] = {"pubsub#persist_items", "true", "pubsub#max_items", "max",
+                                       "pubsub#access_model", "whitelist", NULL};
+    publish_opts(1, "urn:xmpp:bookmarks:1", "room@muc", "b", opts);
+    EXPECT('S', 1, "type='result'", NULL);
+    publish_opts(1, "urn:xmpp:bookmarks:1", "room2@muc", "b", opts);
+    EXPECT('S', 1, "type='result'", NULL);
+    get_items(1, "alice", "urn:xmpp:bookmarks:1", NULL, NULL);
+    EXPECT('S', 1, "room@muc", "room2@muc");
+    /* A precondition the node does not meet, and a field this service has not. */
+    static const char *const other[] = {"pubsub#access_model", "open", NULL};
+    publish_opts(1, "urn:xmpp:bookmarks:1", "x", "b", other);
+    EXPECT('S', 1, "conflict", "precondition-not-met");
+    static const char *const unknown[] = {"pubsub#frobnicate", "1", NULL};
+    publish_opts(1, "urn:xmpp:bookmarks:1", "x", "b", unknown);
+    EXPECT('S', 1, "conflict", "precondition-not-met");
+    /* The configuration shows what the options made. */
+    owner_iq(1, "get", "<configure node='urn:xmpp:bookmarks:1'/>");
+    EXPECT('S', 1, "pubsub#access_model", "<value>whitelist</value>");
+    EXPECT('S', 1, "pubsub#max_items", "<value>max</value>");
+}
+
+static void test_max_items_and_retract(void **state)
+{
+    smh_online(1, "alice", "a");
+    static const char *const two[] = {"pubsub#max_items", "2", NULL};
+    publish_opts(1, "urn:t:n", "a", "A", two);
+    publish(1, "urn:t:n", "b", "B");
+    publish(1, "urn:t:n", "c", "C");
+    get_items(1, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 1, ">B<", ">C<");
+    NONE('S', 1, ">A<");
+    get_items(1, "alice", "urn:t:n", " max_items='1'", NULL);
+    EXPECT('S', 1, ">C<", NULL);
+    NONE('S', 1, ">B<");
+    get_items(1, "alice", "urn:t:n", NULL, "<item id='b'/>");
+    EXPECT('S', 1, ">B<", NULL);
+    NONE('S', 1, ">C<");
+    /* Retracting the newest makes the one before it the last. */
+    smh_clear();
+    smh_send(1, "<iq type='set' id='r'><pubsub xmlns='" PUBSUB "'><retract node='urn:t:n'>"
+                "<item id='c'/></retract></pubsub></iq>");
+    EXPECT('S', 1, "type='result'", "id='r'");
+    get_items(1, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 1, ">B<", NULL);
+    NONE('S', 1, ">C<");
+    smh_clear();
+    smh_send(1, "<iq type='set' id='r'><pubsub xmlns='" PUBSUB "'><retract node='urn:t:n'>"
+                "<item id='c'/></retract></pubsub></iq>");
+    EXPECT('S', 1, "item-not-found", NULL);
+}
+
+static void test_owner_operations(void **state)
+{
+    smh_befriend();
+    publish(1, "urn:t:n", "a", "A");
+    /* Only the owner publishes and manages. */
+    smh_clear();
+    smh_send(2, "<iq type='set' id='x' to='alice@example.org'><pubsub xmlns='" PUBSUB "'>"
+                "<publish node='urn:t:n'><item><x xmlns='urn:t'/></item></publish></pubsub></iq>");
+    EXPECT('S', 2, "forbidden", NULL);
+    smh_clear();
+    smh_send(2, "<iq type='set' id='x' to='alice@example.org'><pubsub xmlns='" PUBSUB "#owner'>"
+                "<delete node='urn:t:n'/></pubsub></iq>");
+    EXPECT('S', 2, "forbidden", NULL);
+    /* Configure: the node becomes whitelist-only; bob cannot read it any more. */
+    owner_iq(1, "set", "<configure node='urn:t:n'><x xmlns='jabber:x:data' type='submit'>"
+                       "<field var='FORM_TYPE' type='hidden'><value>" PUBSUB
+                       "#node_config</value></field><field var='pubsub#access_model'>"
+                       "<value>whitelist</value></field></x></configure>");
+    EXPECT('S', 1, "type='result'", NULL);
+    get_items(2, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 2, "closed-node", NULL);
+    owner_iq(1, "set", "<configure node='urn:t:n'><x xmlns='jabber:x:data' type='submit'>"
+                       "<field var='pubsub#max_items'><value>zero</value></field></x></configure>");
+    EXPECT('S', 1, "not-acceptable", NULL);
+    owner_iq(1, "get", "<default/>");
+    EXPECT('S', 1, "<default>", "<value>presence</value>");
+    /* Purge, then delete. */
+    owner_iq(1, "set", "<purge node='urn:t:n'/>");
+    EXPECT('S', 1, "type='result'", NULL);
+    get_items(1, "alice", "urn:t:n", NULL, NULL);
+    NONE('S', 1, ">A<");
+    owner_iq(1, "set", "<delete node='urn:t:n'/>");
+    EXPECT('S', 1, "type='result'", NULL);
+    get_items(1, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 1, "item-not-found", NULL);
+}
+
+static void test_errors(void **state)
+{
+    smh_start("<pep><item_bytes>1024</item_bytes><nodes_max>2</nodes_max></pep>", NULL);
+    smh_online(1, "alice", "a");
+    smh_clear();
+    smh_send(1, "<iq type='set' id='e'><pubsub xmlns='" PUBSUB "'><publish>"
+                "<item><x xmlns='urn:t'/></item></publish></pubsub></iq>");
+    EXPECT('S', 1, "bad-request", "nodeid-required");
+    smh_clear();
+    smh_send(1, "<iq type='set' id='e'><pubsub xmlns='" PUBSUB "'><publish node='n'>"
+                "<item><x xmlns='urn:t'/><y xmlns='urn:t'/></item></publish></pubsub></iq>");
+    EXPECT('S', 1, "bad-request", "invalid-payload");
+    smh_clear();
+    smh_send(1, "<iq type='set' id='e'><pubsub xmlns='" PUBSUB "'><publish node='n'>"
+                "<item/></publish></pubsub></iq>");
+    EXPECT('S', 1, "bad-request", "payload-required");
+    char big[1400];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    publish(1, "n", "i", big);
+    EXPECT('S', 1, "not-acceptable", "payload-too-big");
+    publish(1, "n1", "i", "1");
+    publish(1, "n2", "i", "2");
+    publish(1, "n3", "i", "3");
+    EXPECT('S', 1, "policy-violation", NULL);
+    smh_clear();
+    smh_send(1, "<iq type='set' id='e'><pubsub xmlns='" PUBSUB "'><subscribe node='n1' "
+                "jid='alice@example.org'/></pubsub></iq>");
+    EXPECT('S', 1, "feature-not-implemented", "feature='subscribe'");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='e' to='nobody@example.org'><pubsub xmlns='" PUBSUB "'>"
+                "<items node='n1'/></pubsub></iq>");
+    EXPECT('S', 1, "type='error'", NULL);
+}
+
+static void test_disco_and_persistence(void **state)
+{
+    smh_befriend();
+    smh_clear();
+    smh_send(2, "<iq type='get' id='d' to='alice@example.org'>"
+                "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    EXPECT('S', 2, "category='pubsub' type='pep'", PUBSUB "#publish-options");
+    publish(1, "urn:t:n", "kept", "stays");
+    smh_stop();
+    smh_start("", NULL);
+    smh_online(1, "alice", "a");
+    get_items(1, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 1, ">stays<", "id='kept'");
+}
+
+/* XEP-0115's ver of a disco#info <query/> (its node attribute aside). */
+static void ver_of(const char *query, char *ver)
+{
+    sm_stanza *q = sm_parse(smh.core, query, strlen(query));
+    assert_non_null(q);
+    xml_arena *scratch = xml_arena_new(4096);
+    caps_ver_limits lim = {1000, 1 << 20};
+    caps_ver_result res;
+    assert_int_equal(caps_ver(q->node, CAPS_SHA1, &lim, scratch, &res), CAPS_VER_OK);
+    strcpy(ver, res.ver);
+    xml_arena_free(scratch);
+    sm_stanza_free(q);
+}
+
+/* bob's client (sid 2) announces caps with features (ending in NULL); the SM asks its disco#info
+ * and the test answers it. */
+static void bob_has_caps(const char *const *features)
+{
+    char inner[2048] = "<identity category='client' type='pc'/>";
+    for (size_t i = 0; features[i]; i++)
+        snprintf(inner + strlen(inner), sizeof inner - strlen(inner), "<feature var='%s'/>",
+                 features[i]);
+    char query[2200], ver[CAPS_VER_MAX];
+    snprintf(query, sizeof query, "<query xmlns='http://jabber.org/protocol/disco#info'>%s</query>",
+             inner);
+    ver_of(query, ver);
+    char presence[256];
+    snprintf(presence, sizeof presence,
+             "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:t' "
+             "ver='%s'/></presence>", ver);
+    smh_clear();
+    smh_send(2, presence);
+    int q = smh_find('S', 2, "disco#info", "<iq");
+    assert_true(q >= 0);
+    const char *idp = strstr(smh.recs[q].text, " id='");
+    assert_non_null(idp);
+    char id[64], answer[2600];
+    sscanf(idp + 5, "%63[^']", id);
+    snprintf(answer, sizeof answer,
+             "<iq type='result' id='%s' to='example.org'><query "
+             "xmlns='http://jabber.org/protocol/disco#info' node='urn:t#%s'>%s</query></iq>",
+             id, ver, inner);
+    smh_send(2, answer);
+}
+
+static void test_notifications(void **state)
+{
+    smh_befriend();
+    carol_online();
+    publish(1, "urn:t:mood", "m1", "happy");
+    /* bob cares: the last item comes once his caps are known. */
+    static const char *const wants[] = {"urn:t:mood+notify", NULL};
+    bob_has_caps(wants);
+    EXPECT('S', 2, "http://jabber.org/protocol/pubsub#event", ">happy<");
+    /* A new item reaches him; not carol (no subscription), not the node he did not ask for. */
+    publish(1, "urn:t:mood", "m2", "sad");
+    EXPECT('S', 2, "#event", ">sad<");
+    NONE('S', 3, ">sad<");
+    publish(1, "urn:t:other", "o", "quiet");
+    NONE('S', 2, ">quiet<");
+    /* Retraction is notified. */
+    smh_clear();
+    smh_send(1, "<iq type='set' id='r'><pubsub xmlns='" PUBSUB "'><retract node='urn:t:mood' "
+                "notify='true'><item id='m2'/></retract></pubsub></iq>");
+    EXPECT('S', 2, "<retract id='m2'/>", NULL);
+    /* A whitelist node: nothing to bob. */
+    static const char *const white[] = {"pubsub#access_model", "whitelist", NULL};
+    publish_opts(1, "urn:t:mood2", "w", "hidden", white);
+    NONE('S', 2, ">hidden<");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_publish_and_items, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_access_models, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_options, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_max_items_and_retract, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_operations, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_errors, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_disco_and_persistence, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_notifications, smh_setup, smh_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
