@@ -151,7 +151,7 @@ static void send_last(sm *s, pep_owner *o, void *ctx)
 {
     last_ctx *c = ctx;
     sm_session *sess = o ? sm_session_find(s, &c->session) : NULL;
-    for (size_t i = 0; sess && sess->available && i < pep_owner_count(o); i++) {
+    for (size_t i = 0; sess && i < pep_owner_count(o); i++) {
         pep_node *n = pep_owner_at(o, i);
         char feature[XDB_DOC_NAME_MAX + 16];
         notify_feature(n, feature, sizeof feature);
@@ -181,8 +181,9 @@ static void last_items_of(sm *s, const sm_session *sess, const jid *owner, bool 
 
 bool pep_caps_known(sm *s, sm_event *ev)
 {
+    /* Fired from the session's available presence, before mod_presence marks it available. */
     sm_session *sess = ev->session;
-    if (!sess || !sess->available)
+    if (!sess)
         return false;
     sm_user *u = sess->user;
     last_items_of(s, sess, &u->jid, true);
