@@ -170,28 +170,29 @@ static bool is_form_type(const xml_node *field)
     return var && strcmp(var, "FORM_TYPE") == 0;
 }
 
-/* A form's FORM_TYPE: NULL (the form is left out) when it has none, no value, or is not hidden;
- * two different values make the answer ill-formed (c->status). */
+/* A form's FORM_TYPE: NULL (the form is left out) when it has none, no value, or is not hidden.
+ * Two FORM_TYPE fields, or two different values, make the answer ill-formed (c->status). */
 static const char *read_form_type(cv *c, const xml_node *form)
 {
-    const char *type = NULL;
-    bool hidden = false, first = true;
-    for (const xml_node *f = xml_child(form, NS_DATA, "field"); f; f = xml_next(f, NS_DATA, "field")) {
-        if (!is_form_type(f))
-            continue;
-        if (first)
-            hidden = strcmp(attr_or_empty(f, "type"), "hidden") == 0;
-        first = false;
-        for (const xml_node *v = xml_child(f, NS_DATA, "value"); v; v = xml_next(v, NS_DATA, "value")) {
-            const char *t = xml_text(c->a, v);
-            if (type && strcmp(type, t) != 0) {
-                cv_fail(c, CAPS_VER_ILL_FORMED);
-                return NULL;
-            }
-            type = t;
+    const xml_node *field = NULL;
+    for (const xml_node *f = xml_child(form, NS_DATA, "field"); f; f = xml_next(f, NS_DATA, "field"))
+        if (is_form_type(f) && field) {
+            cv_fail(c, CAPS_VER_ILL_FORMED);
+            return NULL;
+        } else if (is_form_type(f)) {
+            field = f;
         }
+    const char *type = NULL;
+    for (const xml_node *v = field ? xml_child(field, NS_DATA, "value") : NULL; v;
+         v = xml_next(v, NS_DATA, "value")) {
+        const char *t = xml_text(c->a, v);
+        if (type && strcmp(type, t) != 0) {
+            cv_fail(c, CAPS_VER_ILL_FORMED);
+            return NULL;
+        }
+        type = t;
     }
-    return hidden ? type : NULL;
+    return field && strcmp(attr_or_empty(field, "type"), "hidden") == 0 ? type : NULL;
 }
 
 static bool read_field(cv *c, const xml_node *f, cv_field *out)
@@ -221,7 +222,7 @@ static bool read_form(cv *c, const xml_node *x, cv_form *out, bool *kept)
         return false;
     if (!*kept)
         return true;
-    size_t n = count_children(x, NS_DATA, "field");
+    size_t n = count_children(x, NS_DATA, "field") - 1;   /* but its one FORM_TYPE */
     if (!cv_take(c, strlen(out->form_type)) || !cv_room(c, n))
         return false;
     out->fields = xml_arena_alloc(c->a, n * sizeof(*out->fields) + 1);
@@ -229,9 +230,9 @@ static bool read_form(cv *c, const xml_node *x, cv_form *out, bool *kept)
     for (const xml_node *f = xml_child(x, NS_DATA, "field"); f; f = xml_next(f, NS_DATA, "field"))
         if (!is_form_type(f) && !read_field(c, f, &out->fields[out->nfields++]))
             return false;
-    if (out->nfields > 1)
-        qsort(out->fields, out->nfields, sizeof(*out->fields), cmp_field);
-    return true;
+    /* XEP-0004 §3.2 makes a var unique in its form; two would leave the order unsaid. */
+    return !sort_has_twins(out->fields, out->nfields, sizeof(*out->fields), cmp_field) ||
+           cv_fail(c, CAPS_VER_ILL_FORMED);
 }
 
 static bool read_forms(cv *c, const xml_node *q, cv_form **out, size_t *n)

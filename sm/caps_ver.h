@@ -26,7 +26,8 @@ typedef enum {
     CAPS_VER_TOO_BIG,       /* past max_items or max_bytes */
     CAPS_VER_ILL_FORMED,    /* §5.4: an identity or feature twice, two forms of one FORM_TYPE, a
                              * FORM_TYPE with two values; or an identity without category or
-                             * type, a feature without var */
+                             * type, a feature without var, a form with two FORM_TYPE fields
+                             * or two fields of one var (two without var included) */
 } caps_ver_status;
 
 typedef struct caps_ver_limits {

@@ -160,7 +160,8 @@ static void test_ver_examples(void **state)
     assert_string_equal(ver, PSI_VER);
     assert_int_equal(ver_of(EXODUS_QUERY, CAPS_SHA256, 100, ver), CAPS_VER_OK);
     assert_int_equal(strlen(ver), 44);
-    /* §5.4: the same feature or identity twice, two forms of one FORM_TYPE are ill-formed. */
+    /* §5.4: the same feature or identity twice, two forms of one FORM_TYPE, a FORM_TYPE of two
+     * values are ill-formed; so are a missing type, and two fields of one var. */
     static const char *const ill[] = {
         "<query xmlns='" NS_INFO "'><feature var='a'/><feature var='a'/></query>",
         "<query xmlns='" NS_INFO "'><identity category='c' type='t'/>"
@@ -171,6 +172,8 @@ static void test_ver_examples(void **state)
         "type='hidden'><value>f</value></field></x></query>",
         "<query xmlns='" NS_INFO "'><x xmlns='jabber:x:data'><field var='FORM_TYPE' type='hidden'>"
         "<value>f</value><value>g</value></field></x></query>",
+        "<query xmlns='" NS_INFO "'><x xmlns='jabber:x:data'><field var='FORM_TYPE' type='hidden'>"
+        "<value>f</value></field><field var='v'/><field var='v'/></x></query>",
     };
     for (size_t i = 0; i < sizeof ill / sizeof ill[0]; i++)
         assert_int_equal(ver_of(ill[i], CAPS_SHA1, 100, ver), CAPS_VER_ILL_FORMED);
