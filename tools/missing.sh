@@ -18,11 +18,13 @@ set -eu
 # libraries. Tests: cmocka, GNU SASL (an independent SASL client), clang's libFuzzer and sanitizer
 # runtimes, the PostgreSQL and MariaDB servers the storage suite starts in temporary directories,
 # the client libraries the integration tests log in with, biboumi, the XEP-0114 component
-# tests/integration/test_components.py connects, and fail2ban, whose fail2ban-regex
-# tests/integration/test_front_limits.py runs etc/fail2ban's filter with.
+# tests/integration/test_components.py connects, fail2ban, whose fail2ban-regex
+# tests/integration/test_front_limits.py runs etc/fail2ban's filter with, and Profanity (built
+# with OMEMO) with tmux, the terminal tests/integration/test_omemo.py drives two of them in.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
 libsqlite3-dev libpq-dev libmariadb-dev libcmocka-dev clang libclang-rt-14-dev
-libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev biboumi fail2ban"
+libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev biboumi fail2ban
+profanity tmux"
 
 # The Debian package that provides a pkg-config module.
 debian_of() {

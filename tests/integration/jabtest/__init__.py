@@ -13,6 +13,8 @@ lines and ends with "NAME: N passed, N failed". The modules, each owning one con
   xmpp     what clients share: the server's address, namespaces, stanza helpers, TLS contexts
   raw      Raw, an XMPP stream driven by hand over a socket
   client   Client, a slixmpp client that records every stanza it receives
+  profanity Profanity, the terminal client, driven in tmux: lines typed, the screen read, the
+           stanzas of its debug log
   link     the link's raw ends: smproto frames, a hand-made front, a fake SM, a component stream
   runner   tests/run-integration.sh: runs every suite and sums their summary lines
 
