@@ -674,6 +674,9 @@ static const sm_handler pep_handlers[] = {
 
 const sm_module mod_pep = {
     .name = "pep",
+    /* On the server's JID too: clients (Profanity) look there for publish-options before they
+     * use them. The rest is the account's (account_info). */
+    .features = (const char *const[]){NS_PUBSUB "#publish-options", NULL},
     .int_options = pep_options,
     .init = pep_init,
     .fini = pep_fini,
