@@ -668,6 +668,7 @@ static const sm_handler pep_handlers[] = {
     {"iq/bare/" NS_PUBSUB_OWNER ":pubsub", .iq = pubsub_iq},
     {"disco-account-info", .hook = account_info},
     {"caps-known", .hook = pep_caps_known},
+    {"roster-changed", .hook = pep_roster_changed},
     {"tick", .hook = pep_tick},
     {NULL},
 };

@@ -110,6 +110,9 @@ void pep_notify_node(sm *s, pep_owner *o, const pep_node *n, const char *what);
 /* "caps-known": a session's features are known (or changed); it gets the last items of the
  * nodes it now cares about, its own account's and its contacts'. */
 bool pep_caps_known(sm *s, sm_event *ev);
+/* "roster-changed": a new presence subscription; the account's sessions get that contact's last
+ * items they care about. */
+bool pep_roster_changed(sm *s, sm_event *ev);
 
 /* Memory for the owners: cache bounds, every tick; all of it at the end. */
 void pep_owners_init(sm *s);

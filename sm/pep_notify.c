@@ -7,7 +7,7 @@
  * contacts with a subscription to the owner's presence (RFC 6121 "from" on the owner's side).
  * When a session's capabilities become known (mod_caps' "caps-known"), it gets the newest item of
  * every node it cares about: its own account's, and those of the accounts whose presence it is
- * subscribed to.
+ * subscribed to; and so do an account's sessions when it becomes subscribed to a contact's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,5 +197,22 @@ bool pep_caps_known(sm *s, sm_event *ev)
             last_items_of(s, sess, &c, false);
         jid_free(&c);
     }
+    return false;
+}
+
+/* "roster-changed": an account is now subscribed to a contact's presence (or its item changed
+ * otherwise while subscribed): its sessions get the contact's last items they care about. */
+bool pep_roster_changed(sm *s, sm_event *ev)
+{
+    if (ev->removed || !ev->item || !sm_sub_has_to(ev->item->sub))
+        return false;
+    jid c;
+    if (jid_parse(ev->item->jid, strlen(ev->item->jid), &c) != JID_OK)
+        return false;
+    if (sm_is_local_user(s, &c) && !jid_equal_bare(&c, &ev->user->jid))
+        for (sm_session *x = ev->user->sessions; x; x = x->next)
+            if (x->available)
+                last_items_of(s, x, &c, false);
+    jid_free(&c);
     return false;
 }

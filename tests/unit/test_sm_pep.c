@@ -266,9 +266,9 @@ static void ver_of(const char *query, char *ver)
     sm_stanza_free(q);
 }
 
-/* bob's client (sid 2) announces caps with features (ending in NULL); the SM asks its disco#info
- * and the test answers it. */
-static void bob_has_caps(const char *const *features)
+/* The client of session sid announces caps with features (ending in NULL); the SM asks its
+ * disco#info and the test answers it. */
+static void has_caps(uint64_t sid, const char *const *features)
 {
     char inner[2048] = "<identity category='client' type='pc'/>";
     for (size_t i = 0; features[i]; i++)
@@ -283,8 +283,8 @@ static void bob_has_caps(const char *const *features)
              "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:t' "
              "ver='%s'/></presence>", ver);
     smh_clear();
-    smh_send(2, presence);
-    int q = smh_find('S', 2, "disco#info", "<iq");
+    smh_send(sid, presence);
+    int q = smh_find('S', sid, "disco#info", "<iq");
     assert_true(q >= 0);
     const char *idp = strstr(smh.recs[q].text, " id='");
     assert_non_null(idp);
@@ -294,7 +294,7 @@ static void bob_has_caps(const char *const *features)
              "<iq type='result' id='%s' to='example.org'><query "
              "xmlns='http://jabber.org/protocol/disco#info' node='urn:t#%s'>%s</query></iq>",
              id, ver, inner);
-    smh_send(2, answer);
+    smh_send(sid, answer);
 }
 
 static void test_notifications(void **state)
@@ -304,7 +304,7 @@ static void test_notifications(void **state)
     publish(1, "urn:t:mood", "m1", "happy");
     /* bob cares: the last item comes once his caps are known. */
     static const char *const wants[] = {"urn:t:mood+notify", NULL};
-    bob_has_caps(wants);
+    has_caps(2, wants);
     EXPECT('S', 2, "http://jabber.org/protocol/pubsub#event", ">happy<");
     /* A new item reaches him; not carol (no subscription), not the node he did not ask for. */
     publish(1, "urn:t:mood", "m2", "sad");
@@ -323,6 +323,22 @@ static void test_notifications(void **state)
     NONE('S', 2, ">hidden<");
 }
 
+/* carol's client cares for the node but she is not subscribed to alice: nothing; once alice
+ * approves her subscription, carol's session gets alice's last item. */
+static void test_last_item_on_subscription(void **state)
+{
+    smh_befriend();
+    publish(1, "urn:t:mood", "m1", "happy");
+    carol_online();
+    static const char *const wants[] = {"urn:t:mood+notify", NULL};
+    has_caps(3, wants);
+    NONE('S', 3, ">happy<");
+    smh_clear();
+    smh_send(3, "<presence to='alice@example.org' type='subscribe'/>");
+    smh_send(1, "<presence to='carol@example.org' type='subscribed'/>");
+    EXPECT('S', 3, "#event", ">happy<");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_disco_and_persistence, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_notifications, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_last_item_on_subscription, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
