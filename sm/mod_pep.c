@@ -33,7 +33,7 @@ static const sm_int_option pep_options[] = {
     {NULL, 0, 0, 0},
 };
 
-static long long option(sm *s, const char *path) { return sm_module_int(s, &mod_pep, path); }
+long long pep_option(sm *s, const char *path) { return sm_module_int(s, &mod_pep, path); }
 
 /* ---- answers ---- */
 
@@ -134,7 +134,7 @@ static char *payload_of(sm *s, sm_stanza *st, const xml_node *item)
         return NULL;
     }
     buf b = BUF_INIT;
-    if (!xml_write_node_max(&b, payload, NULL, false, (size_t)option(s, "pep/item_bytes"))) {
+    if (!xml_write_node_max(&b, payload, NULL, false, (size_t)pep_option(s, "pep/item_bytes"))) {
         buf_free(&b);
         fail(s, st, "modify", "not-acceptable", "payload-too-big", NULL);
         return NULL;
@@ -150,10 +150,10 @@ static char *payload_of(sm *s, sm_stanza *st, const xml_node *item)
 static pep_node *create_for_publish(sm *s, pep_owner *o, sm_stanza *st, const char *name,
                                     const xml_node *options)
 {
-    if ((long long)pep_owner_count(o) >= option(s, "pep/nodes_max")) {
+    if ((long long)pep_owner_count(o) >= pep_option(s, "pep/nodes_max")) {
         char why[96];
         snprintf(why, sizeof why, "an account has at most %lld PEP nodes",
-                 option(s, "pep/nodes_max"));
+                 pep_option(s, "pep/nodes_max"));
         sm_bounce_text(s, st, "cancel", "policy-violation", why);
         return NULL;
     }
@@ -218,21 +218,29 @@ static void publish(sm *s, pep_owner *o, sm_stanza *st, const xml_node *pubsub,
         free(xml);
         return;
     }
+    /* The answer frees st, which id may point into; the publisher hears first. */
+    char *item_id = mem_strdup(id);
+    xml_arena *a = xml_arena_new(512);
+    xml_node *top, *p = result_shell(a, NS_PUBSUB, "publish", n->name, &top);
+    xml_attr_set(a, xml_element_new(a, p, NS_PUBSUB, "item"), NULL, "id", item_id);
+    sm_iq_result(s, st, top);
+    xml_arena_free(a);
+    pep_item_publish(s, o, n, item_id, xml);
+    free(item_id);
+    free(xml);
+}
+
+void pep_item_publish(sm *s, pep_owner *o, pep_node *n, const char *id, const char *xml)
+{
     if (n->cfg.persist_items) {
         xdb_request *r = sm_user_request(XDB_PEP_ITEM_PUT, pep_owner_jid(o));
         xdb_request_set_pep(r, n->name, id);
         r->xml = mem_strdup(xml);
-        r->limit = pep_config_keep(&n->cfg, (uint32_t)option(s, "pep/items_max"));
+        r->limit = pep_config_keep(&n->cfg, (uint32_t)pep_option(s, "pep/items_max"));
         pep_owner_write(s, r);
     }
     pep_owner_set_last(n, id, xml);
-    xml_arena *a = xml_arena_new(512);
-    xml_node *top, *p = result_shell(a, NS_PUBSUB, "publish", n->name, &top);
-    xml_attr_set(a, xml_element_new(a, p, NS_PUBSUB, "item"), NULL, "id", id);
-    sm_iq_result(s, st, top);
-    xml_arena_free(a);
     pep_notify_items(s, o, n, id, xml);
-    free(xml);
 }
 
 /* ---- create ---- */
@@ -262,7 +270,7 @@ static void create(sm *s, pep_owner *o, sm_stanza *st, const xml_node *pubsub,
         sm_bounce_text(s, st, "modify", "not-acceptable", field);
         return;
     }
-    if ((long long)pep_owner_count(o) >= option(s, "pep/nodes_max")) {
+    if ((long long)pep_owner_count(o) >= pep_option(s, "pep/nodes_max")) {
         sm_bounce_text(s, st, "cancel", "policy-violation", "too many PEP nodes");
         return;
     }
@@ -332,15 +340,15 @@ static void retract_stored(xdb_request *r, void *ctx)
     retract_ctx *c = ctx;
     sm_stanza *st = c->st;
     c->st = NULL;
-    if (r->status == XDB_NOT_FOUND) {
-        sm_bounce(c->s, st, "cancel", "item-not-found");
-    } else if (r->status != XDB_OK) {
-        sm_bounce(c->s, st, "wait", "internal-server-error");
-    } else {
-        sm_iq_result(c->s, st, NULL);
+    if (r->status == XDB_OK) {
+        if (st)
+            sm_iq_result(c->s, st, NULL);
         pep_owner_with(c->s, &c->owner, retracted, c);
         return;
     }
+    if (st)
+        sm_bounce(c->s, st, r->status == XDB_NOT_FOUND ? "cancel" : "wait",
+                  r->status == XDB_NOT_FOUND ? "item-not-found" : "internal-server-error");
     retract_ctx_free(c);
 }
 
@@ -376,6 +384,16 @@ static void retract(sm *s, pep_owner *o, sm_stanza *st, const xml_node *el)
         return;
     }
     c->st = st;
+    xdb_request *r = sm_user_request(XDB_PEP_ITEM_DELETE, pep_owner_jid(o));
+    xdb_request_set_pep(r, n->name, id);
+    sm_submit(s, r, retract_stored, c);
+}
+
+void pep_item_retract(sm *s, pep_owner *o, pep_node *n, const char *id)
+{
+    retract_ctx *c = mem_zalloc(sizeof *c);
+    *c = (retract_ctx){.s = s, .node = mem_strdup(n->name), .id = mem_strdup(id)};
+    jid_copy(&c->owner, pep_owner_jid(o));
     xdb_request *r = sm_user_request(XDB_PEP_ITEM_DELETE, pep_owner_jid(o));
     xdb_request_set_pep(r, n->name, id);
     sm_submit(s, r, retract_stored, c);
@@ -423,7 +441,7 @@ static void items(sm *s, pep_owner *o, sm_stanza *st, const xml_node *el)
         return;
     xdb_request *r = sm_user_request(XDB_PEP_ITEMS, pep_owner_jid(o));
     xdb_request_set_pep(r, n->name, NULL);
-    long long asked = 0, ids_max = option(s, "pep/ids_asked");
+    long long asked = 0, ids_max = pep_option(s, "pep/ids_asked");
     for (const xml_node *i = xml_child(el, NS_PUBSUB, "item"); i; i = xml_next(i, NS_PUBSUB, "item")) {
         const char *id = xml_attr_get(i, "id");
         if (!id || ++asked > ids_max) {

@@ -106,6 +106,11 @@ static void private_iq(sm *s, sm_stanza *st, xml_node *query)
             sm_bounce(s, st, "modify", "not-acceptable");
             return;
         }
+    /* A module that keeps a namespace elsewhere (mod_bookmarks: storage:bookmarks in PEP) may
+     * answer the request itself, or learn of a set before it is stored here. */
+    sm_event ev = {.stanza = st, .node = first, .session = st->origin};
+    if (sm_fire_named(s, "private-iq", &ev))
+        return;
     const jid *owner = &st->origin->jid;
     private_ctx *c = mem_zalloc(sizeof(*c));
     c->s = s;
@@ -176,6 +181,9 @@ static const sm_handler private_handlers[] = {
 
 const sm_module mod_private = {
     .name = "private",
+    /* A valid request of the account's own (stanza, node: its first element, session), before
+     * it is served: a hook that returns true has answered it. */
+    .events = (const char *const[]){"private-iq", NULL},
     .int_options = private_options,
     .handlers = private_handlers,
     .features = (const char *const[]){NS_PRIVATE, NULL},

@@ -1,7 +1,8 @@
 /* sm/pep.h — what the files of personal eventing (PEP, XEP-0163) share: mod_pep.c (the iq
  * handlers and notifications), pep_config.c (a node's configuration: defaults, data forms,
  * publish-options, the stored record) and pep_owner.c (each account's nodes in memory, loaded
- * from storage on demand). Nothing else includes it.
+ * from storage on demand); and mod_bookmarks.c, which keeps XEP-0048 bookmarks in a PEP node
+ * (pep_item_publish, pep_item_retract). Nothing else includes it.
  *
  * Thread rules: the SM's routing thread.
  */
@@ -96,6 +97,15 @@ void pep_owner_configured(sm *s, pep_owner *o, pep_node *n);
 void pep_owner_delete(sm *s, pep_owner *o, pep_node *n);
 /* The node's newest item is now (id, xml) (both copied; NULL: none). */
 void pep_owner_set_last(pep_node *n, const char *id, const char *xml);
+/* ---- mod_pep.c: for other modules that keep their data in PEP (mod_bookmarks) ---- */
+
+/* The item (id, payload xml) is n's newest: stored (when n persists items, within its bound),
+ * kept in memory, notified. */
+void pep_item_publish(sm *s, pep_owner *o, pep_node *n, const char *id, const char *xml);
+/* Deletes n's item id (nothing when absent), then notifies as a retraction would. */
+void pep_item_retract(sm *s, pep_owner *o, pep_node *n, const char *id);
+long long pep_option(sm *s, const char *path);
+
 /* ---- pep_notify.c ---- */
 
 /* Whether n's items may go to someone: the owner, or another who is subscribed to the owner's

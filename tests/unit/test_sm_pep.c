@@ -339,6 +339,50 @@ static void test_last_item_on_subscription(void **state)
     EXPECT('S', 3, "#event", ">happy<");
 }
 
+static void private_iq(uint64_t sid, const char *type, const char *storage)
+{
+    char xml[2048];
+    snprintf(xml, sizeof xml, "<iq type='%s' id='pv'><query xmlns='jabber:iq:private'>%s</query></iq>",
+             type, storage);
+    smh_clear();
+    smh_send(sid, xml);
+}
+
+/* XEP-0411: private XML bookmarks and PEP's urn:xmpp:bookmarks:1 are the same bookmarks. */
+static void test_bookmarks_compat(void **state)
+{
+    smh_online(1, "alice", "a");
+    private_iq(1, "set", "<storage xmlns='storage:bookmarks'>"
+                         "<conference jid='r1@muc.example.org' name='One' autojoin='true'>"
+                         "<nick>al</nick></conference>"
+                         "<conference jid='r2@muc.example.org'/></storage>");
+    EXPECT('S', 1, "id='pv'", "type='result'");
+    get_items(1, "alice", "urn:xmpp:bookmarks:1", NULL, NULL);
+    EXPECT('S', 1, "<item id='r1@muc.example.org'>", "<conference xmlns='urn:xmpp:bookmarks:1' "
+                                                     "name='One' autojoin='true'><nick>al</nick>");
+    EXPECT('S', 1, "<item id='r2@muc.example.org'>", NULL);
+    /* Published through PEP, it shows in private XML. */
+    smh_send(1, "<iq type='set' id='p3'><pubsub xmlns='" PUBSUB "'><publish node='urn:xmpp:"
+                "bookmarks:1'><item id='r3@muc.example.org'><conference xmlns='urn:xmpp:"
+                "bookmarks:1'/></item></publish></pubsub></iq>");
+    private_iq(1, "get", "<storage xmlns='storage:bookmarks'/>");
+    EXPECT('S', 1, "jid='r1@muc.example.org' name='One' autojoin='true'", "<nick>al</nick>");
+    EXPECT('S', 1, "jid='r3@muc.example.org'", NULL);
+    /* A set without r2 and r3 retracts them. */
+    private_iq(1, "set", "<storage xmlns='storage:bookmarks'>"
+                         "<conference jid='r1@muc.example.org' name='One' autojoin='true'/></storage>");
+    get_items(1, "alice", "urn:xmpp:bookmarks:1", NULL, NULL);
+    EXPECT('S', 1, "r1@muc.example.org", NULL);
+    NONE('S', 1, "r2@muc.example.org");
+    NONE('S', 1, "r3@muc.example.org");
+    /* The node is the owner's only, and the account says it converts. */
+    owner_iq(1, "get", "<configure node='urn:xmpp:bookmarks:1'/>");
+    EXPECT('S', 1, "<value>whitelist</value>", "<value>max</value>");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    EXPECT('S', 1, "urn:xmpp:bookmarks:1#compat", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +395,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disco_and_persistence, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_notifications, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_last_item_on_subscription, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_bookmarks_compat, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
