@@ -241,6 +241,9 @@ void pep_item_publish(sm *s, pep_owner *o, pep_node *n, const char *id, const ch
     }
     pep_owner_set_last(n, id, xml);
     pep_notify_items(s, o, n, id, xml);
+    sm_event ev = {.user = sm_user_find(s, pep_owner_jid(o)), .name = n->name, .id = id,
+                   .xml = xml, .len = strlen(xml)};
+    sm_fire_named(s, "pep-published", &ev);
 }
 
 /* ---- create ---- */
@@ -696,6 +699,9 @@ const sm_module mod_pep = {
     /* On the server's JID too: clients (Profanity) look there for publish-options before they
      * use them. The rest is the account's (account_info). */
     .features = (const char *const[]){NS_PUBSUB "#publish-options", NULL},
+    /* An item was published (user: the owner's, when in memory; name: the node; id; xml: the
+     * payload), after its notifications. */
+    .events = (const char *const[]){"pep-published", NULL},
     .int_options = pep_options,
     .init = pep_init,
     .fini = pep_fini,

@@ -226,6 +226,8 @@ typedef struct sm_event {
     xml_node *node;         /* server's <query/>, to which hooks add) */
     const char *xml;        /* a serialized stanza (SM_EV_SESSION_SENT, SM_EV_UNDELIVERED) */
     size_t len;
+    const char *name, *id;  /* a module's event: what it is about (pep-published: the node and
+                             * the item id, the payload in xml) */
 } sm_event;
 typedef bool (*sm_hook_fn)(sm *s, sm_event *ev);
 /* Runs the hooks of kind (declared by the modules, in their order); true when one stopped the

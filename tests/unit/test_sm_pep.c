@@ -383,6 +383,43 @@ static void test_bookmarks_compat(void **state)
     EXPECT('S', 1, "urn:xmpp:bookmarks:1#compat", NULL);
 }
 
+/* XEP-0398: alice's PEP avatar becomes her vCard PHOTO, and her presence carries its hash. The
+ * image is the bytes "avatar" (its SHA-1 the item id, as XEP-0084 names it). */
+static void test_avatar_to_vcard(void **state)
+{
+    static const char hash[] = "9c3bb49ffea1144231cbe02d904b8d9018744e9d";
+    smh_befriend();
+    /* A metadata item naming an image that is not there: nothing converted. */
+    smh_send(1, "<iq type='set' id='m0'><pubsub xmlns='" PUBSUB "'><publish node='urn:xmpp:"
+                "avatar:metadata'><item id='0000'><metadata xmlns='urn:xmpp:avatar:metadata'>"
+                "<info id='0000' bytes='6' type='image/png'/></metadata></item></publish></pubsub>"
+                "</iq>");
+    smh_send(1, "<iq type='set' id='d'><pubsub xmlns='" PUBSUB "'><publish node='urn:xmpp:avatar:"
+                "data'><item id='9c3bb49ffea1144231cbe02d904b8d9018744e9d'><data xmlns='urn:xmpp:"
+                "avatar:data'>YXZhdGFy</data></item></publish></pubsub></iq>");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='v0'><vCard xmlns='vcard-temp'/></iq>");
+    NONE('S', 1, "BINVAL");
+    smh_send(1, "<iq type='set' id='m'><pubsub xmlns='" PUBSUB "'><publish node='urn:xmpp:avatar:"
+                "metadata'><item id='9c3bb49ffea1144231cbe02d904b8d9018744e9d'><metadata xmlns="
+                "'urn:xmpp:avatar:metadata'><info id='9c3bb49ffea1144231cbe02d904b8d9018744e9d' "
+                "bytes='6' type='image/png'/></metadata></item></publish></pubsub></iq>");
+    smh_clear();
+    smh_send(2, "<iq type='get' id='v' to='alice@example.org'><vCard xmlns='vcard-temp'/></iq>");
+    EXPECT('S', 2, "<PHOTO><TYPE>image/png</TYPE><BINVAL>YXZhdGFy</BINVAL></PHOTO>", NULL);
+    /* Her presence carries the hash; one saying "not ready" (empty photo) is left as it is. */
+    smh_clear();
+    smh_send(1, "<presence><show>away</show></presence>");
+    EXPECT('S', 2, "vcard-temp:x:update", hash);
+    smh_clear();
+    smh_send(1, "<presence><x xmlns='vcard-temp:x:update'><photo/></x></presence>");
+    EXPECT('S', 2, "<photo/>", NULL);
+    NONE('S', 2, hash);
+    smh_clear();
+    smh_send(1, "<iq type='get' id='di'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    EXPECT('S', 1, "urn:xmpp:pep-vcard-conversion:0", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_notifications, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_last_item_on_subscription, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_bookmarks_compat, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_avatar_to_vcard, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
