@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/xml_write.h"
+#include "sm/disco.h"
 #include "sm/modules.h"
 #include "sm/pep.h"
 
@@ -225,10 +226,7 @@ static bool published(sm *s, sm_event *ev)
 
 static bool account_info(sm *s, sm_event *ev)
 {
-    xml_attr_set(ev->arena,
-                 xml_element_new(ev->arena, ev->node, "http://jabber.org/protocol/disco#info",
-                                 "feature"),
-                 NULL, "var", NS_CONVERSION);
+    disco_feature(ev->arena, ev->node, NS_CONVERSION);
     return false;
 }
 

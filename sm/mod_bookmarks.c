@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/xml_write.h"
+#include "sm/disco.h"
 #include "sm/modules.h"
 #include "sm/pep.h"
 
@@ -252,10 +253,7 @@ static bool private_iq(sm *s, sm_event *ev)
 
 static bool account_info(sm *s, sm_event *ev)
 {
-    xml_attr_set(ev->arena,
-                 xml_element_new(ev->arena, ev->node, "http://jabber.org/protocol/disco#info",
-                                 "feature"),
-                 NULL, "var", NS_BOOKMARKS "#compat");
+    disco_feature(ev->arena, ev->node, NS_BOOKMARKS "#compat");
     return false;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sm/disco.h"
 #include "sm/module.h"
 #include "sm/modules.h"
 
@@ -21,7 +22,7 @@ static void identity(xml_arena *a, xml_node *q, const char *category, const char
         xml_attr_set(a, id, NULL, "name", name);
 }
 
-static void feature(xml_arena *a, xml_node *q, const char *var)
+void disco_feature(xml_arena *a, xml_node *q, const char *var)
 {
     xml_attr_set(a, xml_element_new(a, q, NS_INFO, "feature"), NULL, "var", var);
 }
@@ -41,17 +42,17 @@ static void disco_info(sm *s, sm_stanza *st, xml_node *payload)
     bool user = st->to.domain_len ? jid_node(&st->to, &(size_t){0}) != NULL : st->origin != NULL;
     if (user) {
         identity(a, q, "account", "registered", NULL);
-        feature(a, q, NS_INFO);
+        disco_feature(a, q, NS_INFO);
         sm_event ev = {.stanza = st, .arena = a, .node = q};
         sm_fire_named(s, "disco-account-info", &ev);
     } else {
         identity(a, q, "server", "im", "jabshard");
-        feature(a, q, NS_INFO);
-        feature(a, q, NS_ITEMS);
+        disco_feature(a, q, NS_INFO);
+        disco_feature(a, q, NS_ITEMS);
         const char *const *features;
         size_t n = sm_features(s, &features);
         for (size_t i = 0; i < n; i++)
-            feature(a, q, features[i]);
+            disco_feature(a, q, features[i]);
         char host[JID_MAX_LEN + 1];
         size_t hlen;
         const char *dom = st->to.domain_len ? jid_domain(&st->to, &hlen) : NULL;

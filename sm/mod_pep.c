@@ -20,6 +20,7 @@
 #include "core/mem.h"
 #include "core/random.h"
 #include "core/xml_write.h"
+#include "sm/disco.h"
 #include "sm/modules.h"
 #include "sm/pep.h"
 #include "sm/subscription.h"
@@ -660,10 +661,7 @@ static bool account_info(sm *s, sm_event *ev)
     xml_attr_set(ev->arena, id, NULL, "category", "pubsub");
     xml_attr_set(ev->arena, id, NULL, "type", "pep");
     for (size_t i = 0; pep_features[i]; i++)
-        xml_attr_set(ev->arena,
-                     xml_element_new(ev->arena, ev->node, "http://jabber.org/protocol/disco#info",
-                                     "feature"),
-                     NULL, "var", pep_features[i]);
+        disco_feature(ev->arena, ev->node, pep_features[i]);
     return false;
 }
 
