@@ -125,6 +125,14 @@ void xdb_request_add_item_id(xdb_request *r, const char *item_id)
     xdb_strings_push(&r->item_ids, item_id);
 }
 
+void xdb_request_add_mam(xdb_request *r, int64_t stamp, const char *stanza_id, const char *peer,
+                         const char *resource, const char *xml)
+{
+    r->mam.v = mem_realloc(r->mam.v, (r->mam.n + 1) * sizeof(*r->mam.v));
+    r->mam.v[r->mam.n++] = (xdb_mam_entry){stamp, mem_strdup(stanza_id), mem_strdup(peer),
+                                           mem_strdup(resource ? resource : ""), mem_strdup(xml)};
+}
+
 static void pep_item_free(xdb_pep_item *it)
 {
     free(it->id);
@@ -190,5 +198,17 @@ void xdb_request_free(xdb_request *r)
     for (size_t i = 0; i < r->npep_items; i++)
         pep_item_free(&r->pep_items[i]);
     free(r->pep_items);
+    for (size_t i = 0; i < r->mam.n; i++) {
+        free(r->mam.v[i].stanza_id);
+        free(r->mam.v[i].peer);
+        free(r->mam.v[i].resource);
+        free(r->mam.v[i].xml);
+    }
+    free(r->mam.v);
+    free(r->mam_query.peer);
+    free(r->mam_query.resource);
+    free(r->mam_query.after_id);
+    free(r->mam_query.before_id);
+    strings_free(&r->mam_query.ids);
     free(r);
 }

@@ -16,6 +16,7 @@
  *            and their tables dropped.
  * Version 4: hibernated stream-management sessions and the stanzas they keep.
  * Version 5: personal eventing (PEP): nodes and items.
+ * Version 6: message archives (MAM).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -119,6 +120,21 @@ static const char *const migration_5[] = {
     " seq {INT64} NOT NULL, payload {TEXT} NOT NULL, PRIMARY KEY (user_id, node, item_id),"
     " FOREIGN KEY (user_id, node) REFERENCES pep_nodes(user_id, node) ON DELETE CASCADE){TABLE}",
     "CREATE INDEX IF NOT EXISTS pep_items_order ON pep_items (user_id, node, seq)",
+    NULL,
+};
+
+/* A user's archive is in id order (the order it was written in); queries page by id, over all
+ * of it or one contact's, find an id by stanza id or by time, and expiry goes by time. */
+static const char *const migration_6[] = {
+    "CREATE TABLE IF NOT EXISTS archive ("
+    " id {ID}, user_id {INT64} NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " stamp {INT64} NOT NULL, stanza_id {KEY} NOT NULL, peer {JID} NOT NULL,"
+    " resource {TEXT} NOT NULL, xml {TEXT} NOT NULL){TABLE}",
+    "CREATE INDEX IF NOT EXISTS archive_user ON archive (user_id, id)",
+    "CREATE INDEX IF NOT EXISTS archive_peer ON archive (user_id, peer, id)",
+    "CREATE INDEX IF NOT EXISTS archive_time ON archive (user_id, stamp)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS archive_stanza ON archive (user_id, stanza_id)",
+    "CREATE INDEX IF NOT EXISTS archive_age ON archive (stamp)",
     NULL,
 };
 
@@ -281,6 +297,7 @@ static const migration migrations[] = {
     {migration_3, move_to_documents, migration_3_drops},
     {migration_4, NULL, NULL},
     {migration_5, NULL, NULL},
+    {migration_6, NULL, NULL},
 };
 #define SCHEMA_CURRENT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

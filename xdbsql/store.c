@@ -50,6 +50,10 @@ static const struct {
     [XDB_PEP_ITEM_DELETE] = {"pep-item-delete", store_pep_item_delete, false},
     [XDB_PEP_PURGE] = {"pep-purge", store_pep_purge, true},
     [XDB_PEP_ITEMS] = {"pep-items", store_pep_items, true},
+    [XDB_MAM_APPEND] = {"mam-append", store_mam_append, true},
+    [XDB_MAM_QUERY] = {"mam-query", store_mam_query, true},
+    [XDB_MAM_TRIM] = {"mam-trim", store_mam_trim, true},
+    [XDB_MAM_EXPIRE] = {"mam-expire", store_mam_expire, true},
 };
 
 const char *xdb_op_name(xdb_op op)

@@ -36,8 +36,6 @@ typedef void (*store_binder)(db_stmt *st, const xdb_request *r, const void *arg)
  * false when neither statement wrote (an INSERT ... SELECT that found no user). */
 db_rc store_upsert(db_conn *c, const char *update_sql, const char *insert_sql, store_binder bind,
                    const xdb_request *r, const void *arg, bool *written);
-/* Appends a copy of value (request.c). */
-void xdb_strings_push(xdb_strings *s, const char *value);
 /* Sets v to a copy of len bytes, NUL-terminated (request.c). */
 void xdb_value_copy(xdb_value *v, const void *data, size_t len);
 /* Refuses the request (XDB_INVALID, the reason in r->error, naming what) unless s is UTF-8 of at
@@ -78,5 +76,9 @@ db_rc store_pep_item_put(db_conn *c, xdb_request *r);
 db_rc store_pep_item_delete(db_conn *c, xdb_request *r);
 db_rc store_pep_purge(db_conn *c, xdb_request *r);
 db_rc store_pep_items(db_conn *c, xdb_request *r);
+db_rc store_mam_append(db_conn *c, xdb_request *r);
+db_rc store_mam_query(db_conn *c, xdb_request *r);
+db_rc store_mam_trim(db_conn *c, xdb_request *r);
+db_rc store_mam_expire(db_conn *c, xdb_request *r);
 
 #endif

@@ -83,6 +83,14 @@ typedef enum {
     XDB_PEP_PURGE,       /* every item of the node; out: count */
     XDB_PEP_ITEMS,       /* in: item_ids (those only) or limit (the newest limit; 0: all);
                           * out: pep_items, oldest first */
+    /* Message archives (MAM, XEP-0313): below */
+    XDB_MAM_APPEND,      /* in: mam (entries, oldest first); an entry whose stanza id the archive
+                          * has is skipped (a retry adds nothing); XDB_NOT_FOUND: no such user */
+    XDB_MAM_QUERY,       /* in: mam_query; out: mam (oldest first), mam_complete;
+                          * XDB_NOT_FOUND when an after/before id is not in the archive */
+    XDB_MAM_TRIM,        /* in: limit: the user's newest limit messages stay; out: count deleted */
+    XDB_MAM_EXPIRE,      /* host, user unused; in: mam_query.end (ms): up to limit messages of
+                          * any user older than it are deleted; out: count */
     XDB_OP_COUNT
 } xdb_op;
 
@@ -105,6 +113,10 @@ typedef enum {
  * names the hibernation (it is random, unique across accounts); the account owns it (deleting the
  * user deletes it). Every op is retried after a lost connection (running one twice changes
  * nothing). */
+
+/* MAM: an account's archive of messages, in the order they were archived (time, then arrival),
+ * each with the stanza id the server gave it; queried by contact, time, id and page (XEP-0313,
+ * XEP-0059). Deleting the user deletes it. */
 
 /* PEP: an account's nodes (pep_nodes: name, the SM's configuration record) and their items
  * (pep_items: id, payload XML, and the order of publication). Node names and item ids are UTF-8 of
@@ -182,6 +194,31 @@ typedef struct xdb_pep_node {
     xdb_pep_item last;          /* id NULL when the node has no item */
 } xdb_pep_node;
 
+/* One archived message: when (ms), its stanza id (the archive's, XEP-0359), the contact's bare
+ * JID and resource ("" when none), the message as serialized. */
+typedef struct xdb_mam_entry {
+    int64_t stamp;
+    char *stanza_id, *peer, *resource, *xml;
+} xdb_mam_entry;
+
+typedef struct xdb_mam_entries {
+    xdb_mam_entry *v;
+    size_t n;
+} xdb_mam_entries;
+
+/* What MAM_QUERY selects (every field optional: NULL or 0), in archive order (time, then
+ * arrival): messages with peer (and resource), from start to end (ms, inclusive), those whose
+ * stanza ids are in ids, after the message after_id or before before_id (last: the last page);
+ * at most max (0: 50). */
+typedef struct xdb_mam_query {
+    char *peer, *resource;
+    int64_t start, end;
+    char *after_id, *before_id;
+    bool last;
+    xdb_strings ids;
+    int64_t max;
+} xdb_mam_query;
+
 typedef struct xdb_request xdb_request;
 typedef void (*xdb_callback)(xdb_request *req, void *ctx);
 
@@ -207,6 +244,9 @@ struct xdb_request {
     int64_t seq;                /* HIB_KEEP */
     char *node, *item_id;       /* PEP_* */
     xdb_strings item_ids;       /* PEP_ITEMS */
+    xdb_mam_query mam_query;    /* MAM_QUERY, MAM_EXPIRE (end) */
+    xdb_mam_entries mam;        /* MAM_APPEND; MAM_QUERY result */
+    bool mam_complete;          /* MAM_QUERY: nothing more in the direction asked */
     /* Results */
     xdb_status status;
     char error[200];            /* when status is XDB_ERROR or XDB_INVALID */
@@ -214,7 +254,7 @@ struct xdb_request {
     xdb_offline *offline;       /* OFFLINE_FETCH, oldest first */
     size_t noffline;
     int64_t count;              /* OFFLINE_COUNT; DOC_CLEAR: documents deleted; HIB_DROP;
-                                 * PEP_PURGE */
+                                 * PEP_PURGE; MAM_TRIM, MAM_EXPIRE */
     xdb_strings users;          /* USER_LIST */
     xdb_docs docs;              /* DOC_LIST */
     xdb_hibernation *hibernations;   /* HIB_LOAD */
@@ -245,6 +285,11 @@ void xdb_request_add_stanza(xdb_request *r, const char *xml);
 /* PEP_*: the node, and the item (NULL: none). */
 void xdb_request_set_pep(xdb_request *r, const char *node, const char *item_id);
 void xdb_request_add_item_id(xdb_request *r, const char *item_id);
+/* Appends a copy of value to a list of strings (an argument such as mam_query.ids). */
+void xdb_strings_push(xdb_strings *s, const char *value);
+/* MAM_APPEND: one more entry (strings copied). */
+void xdb_request_add_mam(xdb_request *r, int64_t stamp, const char *stanza_id, const char *peer,
+                         const char *resource, const char *xml);
 void xdb_request_set_item(xdb_request *r, const xdb_roster_item *item);
 void xdb_request_add_jid(xdb_request *r, const char *jid);
 void xdb_request_free(xdb_request *r);

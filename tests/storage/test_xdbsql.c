@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/buf.h"
 #include "core/mem.h"
 #include "xdbsql/breaker.h"
 #include "xdbsql/xdbsql.h"
@@ -43,7 +44,7 @@ static db_conn *connect_or_fail(void)
 static void wipe(db_conn *c)
 {
     static const char *const tables[] = {
-        "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated", "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
+        "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated", "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
         "roster_pending", "roster_groups", "roster_items", "users", "jabshard_schema",
     };
     char sql[128];
@@ -774,6 +775,166 @@ static void test_pep(void **state)
     assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "alice")), XDB_OK);
     assert_int_equal(query_int(c, "SELECT COUNT(*) FROM pep_nodes"), 0);
     assert_int_equal(query_int(c, "SELECT COUNT(*) FROM pep_items"), 0);
+}
+
+/* alice's archive: n messages, stamps 1000, 1001, ..., ids "m0", "m1", ..., the contact bob for
+ * even ones and carol (resource "c") for odd ones, in batches of batch. */
+static void mam_fill(db_conn *c, int n, int batch)
+{
+    for (int i = 0; i < n;) {
+        xdb_request *r = xdb_request_new(XDB_MAM_APPEND, "example.org", "alice");
+        for (int k = 0; k < batch && i < n; k++, i++) {
+            char id[16], xml[64];
+            snprintf(id, sizeof id, "m%d", i);
+            snprintf(xml, sizeof xml, "<message><body>%d</body></message>", i);
+            xdb_request_add_mam(r, 1000 + i, id, i % 2 ? "carol@example.org" : "bob@example.org",
+                                i % 2 ? "c" : "", xml);
+        }
+        assert_int_equal(run_status(c, r), XDB_OK);
+    }
+}
+
+/* The ids a query gives, joined by ','; *complete set. */
+static char *mam_ids(db_conn *c, xdb_request *r, bool *complete)
+{
+    run(c, r);
+    assert_int_equal(r->status, XDB_OK);
+    buf b = BUF_INIT;
+    for (size_t i = 0; i < r->mam.n; i++)
+        buf_appendf(&b, "%s%s", i ? "," : "", r->mam.v[i].stanza_id);
+    buf_append(&b, "", 1);
+    char *ids = mem_strdup(buf_data(&b));
+    buf_free(&b);
+    *complete = r->mam_complete;
+    xdb_request_free(r);
+    return ids;
+}
+
+static xdb_request *mam_query(int64_t max)
+{
+    xdb_request *r = xdb_request_new(XDB_MAM_QUERY, "example.org", "alice");
+    r->mam_query.max = max;
+    return r;
+}
+
+static void assert_mam(db_conn *c, xdb_request *r, const char *want, bool want_complete)
+{
+    bool complete;
+    char *ids = mam_ids(c, r, &complete);
+    assert_string_equal(ids, want);
+    assert_int_equal(complete, want_complete);
+    free(ids);
+}
+
+/* MAM: pages forwards and backwards, filters by contact, resource, time and ids, an unknown id,
+ * a retried append, trimming a user's archive and expiring old messages. */
+static void test_mam(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    mam_fill(c, 10, 4);
+    mam_fill(c, 2, 2);   /* m0, m1 again: a retry adds nothing */
+    assert_mam(c, mam_query(3), "m0,m1,m2", false);
+    xdb_request *r = mam_query(3);
+    r->mam_query.after_id = mem_strdup("m2");
+    assert_mam(c, r, "m3,m4,m5", false);
+    r = mam_query(3);
+    r->mam_query.last = true;
+    assert_mam(c, r, "m7,m8,m9", false);
+    r = mam_query(3);
+    r->mam_query.before_id = mem_strdup("m7");
+    assert_mam(c, r, "m4,m5,m6", false);
+    r = mam_query(5);
+    r->mam_query.before_id = mem_strdup("m3");
+    assert_mam(c, r, "m0,m1,m2", true);
+    r = mam_query(0);
+    r->mam_query.after_id = mem_strdup("m6");
+    assert_mam(c, r, "m7,m8,m9", true);
+    r = mam_query(0);
+    r->mam_query.peer = mem_strdup("bob@example.org");
+    r->mam_query.start = 1002;
+    r->mam_query.end = 1006;
+    assert_mam(c, r, "m2,m4,m6", true);
+    r = mam_query(0);
+    r->mam_query.peer = mem_strdup("carol@example.org");
+    r->mam_query.resource = mem_strdup("c");
+    r->mam_query.after_id = mem_strdup("m5");
+    assert_mam(c, r, "m7,m9", true);
+    r = mam_query(0);
+    xdb_strings_push(&r->mam_query.ids, "m8");
+    xdb_strings_push(&r->mam_query.ids, "m1");
+    xdb_strings_push(&r->mam_query.ids, "nope");
+    assert_mam(c, r, "m1,m8", true);
+    r = mam_query(0);
+    r->mam_query.after_id = mem_strdup("nope");
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+    /* Another user's query sees nothing of alice's. */
+    create_user(c, "example.org", "bob", "pen");
+    r = xdb_request_new(XDB_MAM_QUERY, "example.org", "bob");
+    assert_mam(c, r, "", true);
+
+    r = xdb_request_new(XDB_MAM_TRIM, "example.org", "alice");
+    r->limit = 6;
+    run(c, r);
+    assert_int_equal(r->count, 4);
+    xdb_request_free(r);
+    assert_mam(c, mam_query(0), "m4,m5,m6,m7,m8,m9", true);
+    r = xdb_request_new(XDB_MAM_EXPIRE, NULL, NULL);
+    r->mam_query.end = 1008;
+    r->limit = 3;
+    run(c, r);
+    assert_int_equal(r->count, 3);
+    xdb_request_free(r);
+    assert_mam(c, mam_query(0), "m7,m8,m9", true);
+    r = xdb_request_new(XDB_MAM_EXPIRE, NULL, NULL);
+    r->mam_query.end = 1008;
+    r->limit = 3;
+    run(c, r);
+    assert_int_equal(r->count, 1);
+    xdb_request_free(r);
+    assert_mam(c, mam_query(0), "m8,m9", true);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "alice")), XDB_OK);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM archive"), 0);
+}
+
+/* 10,000 messages paged through by 50, forwards then backwards: every one once, in order. */
+static void test_mam_paging(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    enum { N = 10000, PAGE = 50 };
+    mam_fill(c, N, 1000);
+    for (int dir = 0; dir < 2; dir++) {
+        int seen = 0, next = dir ? N - 1 : 0;
+        char mark[16] = "";
+        bool complete = false;
+        while (!complete) {
+            xdb_request *r = mam_query(PAGE);
+            if (dir)
+                r->mam_query.last = !*mark;
+            if (*mark) {
+                if (dir)
+                    r->mam_query.before_id = mem_strdup(mark);
+                else
+                    r->mam_query.after_id = mem_strdup(mark);
+            }
+            run(c, r);
+            assert_int_equal(r->status, XDB_OK);
+            complete = r->mam_complete;
+            for (size_t i = 0; i < r->mam.n; i++) {
+                size_t k = dir ? r->mam.n - 1 - i : i;
+                char want[16];
+                snprintf(want, sizeof want, "m%d", next);
+                assert_string_equal(r->mam.v[k].stanza_id, want);
+                next += dir ? -1 : 1;
+                seen++;
+            }
+            if (r->mam.n)
+                snprintf(mark, sizeof mark, "%s", r->mam.v[dir ? 0 : r->mam.n - 1].stanza_id);
+            xdb_request_free(r);
+        }
+        assert_int_equal(seen, N);
+    }
 }
 
 /* Lists prefix in alice's store "l" (limit 0: all) and checks the keys, in order, each with the
@@ -1635,6 +1796,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocklist, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_hibernation, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_pep, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_mam, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_mam_paging, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_database_down, setup_down, teardown_down),
