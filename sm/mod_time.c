@@ -13,10 +13,8 @@ static void entity_time(sm *s, sm_stanza *st, xml_node *payload)
         sm_bounce(s, st, "cancel", "bad-request");
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     char utc[32];
-    sm_format_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, utc);
+    sm_format_time(sm_wall_ms(), utc);
     xml_arena *a = xml_arena_new(256);
     xml_node *t = xml_element_new(a, NULL, NS_TIME, "time");
     xml_text_new(a, xml_element_new(a, t, NS_TIME, "tzo"), "+00:00", 6);

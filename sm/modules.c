@@ -8,5 +8,6 @@ const sm_module *const sm_builtin_modules[] = {
     &mod_disco,   &mod_blocking,  &mod_smacks,     &mod_caps,     &mod_avatar_vcard,
     &mod_presence, &mod_roster,   &mod_message,    &mod_ping,     &mod_register,
     &mod_version, &mod_time,      &mod_vcard,      &mod_private,  &mod_last,
-    &mod_carbons, &mod_contact,   &mod_pep,        &mod_bookmarks, NULL,
+    &mod_carbons, &mod_contact,   &mod_pep,        &mod_bookmarks, &mod_mam,
+    NULL,
 };

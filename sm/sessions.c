@@ -241,9 +241,7 @@ static sm_session *session_new(sm *s, sm_user *u, sm_link *l, uint64_t sid, cons
     sess->sid = sid;
     jid_copy(&sess->jid, full);
     sess->user = u;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    sess->since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    sess->since_ms = sm_wall_ms();
     sess->next = u->sessions;
     u->sessions = sess;
     if (l) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/mem.h"
 #include "sm/barrier.h"
@@ -151,6 +152,13 @@ void sm_tick(sm *s, int64_t now_ms)
 }
 
 int64_t sm_now_ms(const sm *s) { return s->now_ms; }
+
+int64_t sm_wall_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 void sm_get_stats(const sm *s, sm_stats *out)
 {

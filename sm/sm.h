@@ -108,6 +108,9 @@ void sm_module_message(sm *s, sm_link *l, uint64_t sid, const char *name, size_t
  * (SM_EV_TICK) act on it. sm_now_ms is its last value (0 before the first). */
 void sm_tick(sm *s, int64_t now_ms);
 int64_t sm_now_ms(const sm *s);
+/* The wall clock, Unix epoch milliseconds (what is stored: archive times, deadlines that must
+ * outlive the process). */
+int64_t sm_wall_ms(void);
 /* A front ended its resync (the empty RESYNC frame): stanzas held since the SM started for
  * users with no session are routed once every configured front has (sm/restart_wait.c). */
 void sm_front_resynced(sm *s, sm_link *l);

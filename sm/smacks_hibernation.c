@@ -19,7 +19,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/bytes.h"
 #include "core/log.h"
@@ -29,13 +28,6 @@
 #include "sm/smacks.h"
 
 #define HIB_RECORD_VERSION 1
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool persisting(sm *s)
 {
@@ -113,7 +105,7 @@ void smacks_hib_store(sm *s, smacks_session *st)
     sm_session_pack(s, sess, &state);
     hib_record rec = {
         .jid = jid_full(&sess->jid), .presence = buf_data(&presence), .max = st->max,
-        .deadline_wall_ms = wall_ms() + (st->deadline_ms - sm_now_ms(s)),
+        .deadline_wall_ms = sm_wall_ms() + (st->deadline_ms - sm_now_ms(s)),
         .handled_in = smacks_handled_in(st), .client_h = st->client_h,
         .sm_acked = st->sm_acked, .lost = st->lost,
         .state = (const uint8_t *)buf_data(&state), .state_len = buf_len(&state),
@@ -224,7 +216,7 @@ static void revived(sm *s, sm_session *sess, void *ctx)
     st->stored_n = rv->stanzas.n;
     smacks_data *d = smacks_data_of(s);
     sm_map_put(&d->by_id, st->id, SMACKS_ID_LEN, sess);
-    int64_t left = rv->rec.deadline_wall_ms - wall_ms();
+    int64_t left = rv->rec.deadline_wall_ms - sm_wall_ms();
     smacks_watch(d, st, sm_now_ms(s) + (left > 0 ? left : 0));
     log_info("sm: hibernated session %s revived from storage: %zu stanzas kept, %lld s left",
              jid_full(&sess->jid), st->count, (long long)(left > 0 ? left / 1000 : 0));
