@@ -12,6 +12,7 @@
  * document store ("mam", "prefs") and read with the user; the default is <mam><default>.
  * Writing is in sm/mam_archive.c, queries in sm/mam_query.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +246,12 @@ static bool inbound(sm *s, sm_event *ev)
     if (!ev->user || !st || !st->node || !xml_is(st->node, SM_NS_CLIENT, "message"))
         return false;
     const char *owner = jid_full(&ev->user->jid);
+    size_t hlen;
+    const char *domain = jid_domain(&ev->user->jid, &hlen);
+    char host[JID_MAX_LEN + 1];
+    snprintf(host, sizeof host, "%.*s", (int)hlen, domain);
+    if (sm_delayed_by(st->node, host))
+        return false;   /* from our offline store, routed again: archived when it came */
     strip_forged(st, owner);
     char contact[JID_MAX_LEN + 1];
     jid_bare_to_string(&st->from, contact, sizeof contact);

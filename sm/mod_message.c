@@ -61,16 +61,6 @@ static bool message_offline(sm *s, sm_event *ev)
 
 /* Whether this server already stamped st: a message stored, handed out and handed back by the
  * front (UNDELIVERED) keeps the time it first arrived. */
-static bool delayed_by(const xml_node *st, const char *host)
-{
-    for (const xml_node *d = xml_child(st, NS_DELAY, "delay"); d; d = xml_next(d, NS_DELAY, "delay")) {
-        const char *from = xml_attr_get(d, "from");
-        if (from && strcmp(from, host) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* A client's message must not carry what only this server may say: a <delay/> from one of its
  * hosts would pass for the time the server stored it (and keep the server from stamping its own).
  * What a client says about itself (a delay from its own JID, XEP-0203's example) stays. */
@@ -116,7 +106,7 @@ static void fetched(xdb_request *r, void *ctx)
         sm_stanza *st = sm_parse(s, r->offline[i].xml, strlen(r->offline[i].xml));
         if (!st)
             continue;
-        if (!delayed_by(st->node, r->host)) {
+        if (!sm_delayed_by(st->node, r->host)) {
             char stamp[32];
             sm_format_time(r->offline[i].stamp_ms, stamp);
             xml_node *d = xml_element_new(st->arena, st->node, NS_DELAY, "delay");

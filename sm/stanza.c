@@ -196,3 +196,14 @@ int sm_presence_priority(const sm_stanza *st)
     long v = strtol(xml_text(st->arena, prio), NULL, 10);
     return v < -128 ? -128 : v > 127 ? 127 : (int)v;
 }
+
+bool sm_delayed_by(const xml_node *st, const char *host)
+{
+    static const char ns[] = "urn:xmpp:delay";
+    for (const xml_node *d = xml_child(st, ns, "delay"); d; d = xml_next(d, ns, "delay")) {
+        const char *from = xml_attr_get(d, "from");
+        if (from && strcmp(from, host) == 0)
+            return true;
+    }
+    return false;
+}

@@ -75,6 +75,8 @@ typedef enum {
     SM_MSG_ERROR,
 } sm_msg_kind;
 sm_msg_kind sm_message_kind(const sm_stanza *st);
+/* Whether st carries a <delay/> (XEP-0203) from host: one of ours says when we stored it. */
+bool sm_delayed_by(const xml_node *st, const char *host);
 /* A presence's <priority/> (RFC 6121 §4.7.2.3), clamped to -128..127; 0 when absent. */
 int sm_presence_priority(const sm_stanza *st);
 
