@@ -73,7 +73,7 @@ static xdb_request *page_after(int i)
 {
     xdb_request *r = xdb_request_new(XDB_MAM_QUERY, "bench.example", "owner");
     char id[32];
-    snprintf(id, sizeof id, "s%ld", messages / 2 + i * 7);
+    snprintf(id, sizeof id, "s%ld", (messages / 2 + i * 7) % messages);
     r->mam_query.max = PAGE;
     r->mam_query.after_id = mem_strdup(id);
     return r;
@@ -104,21 +104,9 @@ int main(void)
     messages = atol(getenv("MAM_BENCH_MESSAGES") ? getenv("MAM_BENCH_MESSAGES") : "1000000");
     db_settings db = dbenv_settings("/tmp/jabshard-bench-mam.db");
     char err[256];
-    db_conn *c = db_open(&db, err, sizeof(err));
-    if (!c) {
-        fprintf(stderr, "bench: %s\n", err);
+    db_conn *c = dbenv_open_empty(&db);
+    if (!c)
         return 1;
-    }
-    static const char *const tables[] = {
-        "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated", "documents",
-        "blocklist", "offline", "roster_pending", "roster_groups", "roster_items", "users",
-        "jabshard_schema",
-    };
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        char sql[96];
-        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", tables[i]);
-        db_exec(c, sql);
-    }
     if (xdb_migrate(c, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;

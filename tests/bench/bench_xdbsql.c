@@ -130,20 +130,9 @@ int main(void)
 {
     db_settings db = dbenv_settings("/tmp/jabshard-bench-xdbsql.db");
     char err[256];
-    db_conn *c = db_open(&db, err, sizeof(err));
-    if (!c) {
-        fprintf(stderr, "bench: %s\n", err);
+    db_conn *c = dbenv_open_empty(&db);
+    if (!c)
         return 1;
-    }
-    static const char *const tables[] = {
-        "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
-        "roster_pending", "roster_groups", "roster_items", "users", "jabshard_schema",
-    };
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        char sql[96];
-        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", tables[i]);
-        db_exec(c, sql);
-    }
     db_close(c);
 
     xdbsql_options opt = {.db = db, .workers = atoi(dbenv("XDB_WORKERS", "0")), .notify = notify};

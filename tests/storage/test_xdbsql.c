@@ -40,18 +40,10 @@ static db_conn *connect_or_fail(void)
     return c;
 }
 
-/* Drops every table, those of older versions too, children first, so no driver needs CASCADE. */
+/* Drops every table, those of older versions too. */
 static void wipe(db_conn *c)
 {
-    static const char *const tables[] = {
-        "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated", "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
-        "roster_pending", "roster_groups", "roster_items", "users", "jabshard_schema",
-    };
-    char sql[128];
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", tables[i]);
-        assert_int_equal(db_exec(c, sql), DB_OK);
-    }
+    assert_true(dbenv_wipe(c));
 }
 
 static int setup_fresh(void **state)

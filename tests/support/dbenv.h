@@ -5,6 +5,8 @@
 #ifndef JABSHARD_TESTS_SUPPORT_DBENV_H
 #define JABSHARD_TESTS_SUPPORT_DBENV_H
 
+#include <stdbool.h>
+
 #include "xdbsql/db.h"
 
 /* The variable name's value; fallback when it is unset or empty. */
@@ -12,5 +14,11 @@ const char *dbenv(const char *name, const char *fallback);
 
 /* The settings the XDB_* variables give; sqlite_path when XDB_PATH is unset. */
 db_settings dbenv_settings(const char *sqlite_path);
+
+/* A connection to db with every table of every schema version dropped (children first, so no
+ * driver needs CASCADE); on failure, the reason on stderr and NULL. */
+db_conn *dbenv_open_empty(const db_settings *db);
+/* The same on an open connection; false when a drop failed. */
+bool dbenv_wipe(db_conn *c);
 
 #endif
