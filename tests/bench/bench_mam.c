@@ -79,13 +79,18 @@ static xdb_request *page_after(int i)
     return r;
 }
 
-/* The archive's size on disk (SQLite: the file; PostgreSQL: the table with its indexes; MariaDB:
+/* The archive's size on disk (SQLite: the files; PostgreSQL: the table with its indexes; MariaDB:
  * data and index length), or -1. */
 static long long archive_bytes(db_conn *c, const db_settings *db)
 {
     if (!strcmp(db->driver, "sqlite")) {
-        struct stat st;
-        return stat(db->path, &st) == 0 ? (long long)st.st_size : -1;
+        /* The database and its write-ahead log (what is not checkpointed yet). */
+        char wal[1024];
+        snprintf(wal, sizeof wal, "%s-wal", db->path);
+        struct stat st, ws;
+        if (stat(db->path, &st) != 0)
+            return -1;
+        return (long long)st.st_size + (stat(wal, &ws) == 0 ? (long long)ws.st_size : 0);
     }
     const char *sql = !strcmp(db->driver, "pgsql")
                           ? "SELECT pg_total_relation_size('archive')"
