@@ -272,13 +272,16 @@ class Postgres:
             self.env = dict(line.strip().split('=', 1) for line in f if '=' in line)
         return self.env
 
-    def offline_rows(self):
+    def rows(self, table):
         e = self.env
-        p = subprocess.run(['psql', '-X', '-tA', '-c', 'SELECT count(*) FROM offline',
+        p = subprocess.run(['psql', '-X', '-tA', '-c', 'SELECT count(*) FROM %s' % table,
                             'host=%s port=%s user=%s password=%s dbname=%s' % (
                                 e['XDB_HOST'], e['XDB_PORT'], e['XDB_USER'], e['XDB_PASSWORD'],
                                 e['XDB_DATABASE'])], capture_output=True, text=True, timeout=30)
         return int(p.stdout.strip()) if p.returncode == 0 else -1
+
+    def offline_rows(self):
+        return self.rows('offline')
 
     def stop(self):
         if self.started:
@@ -371,6 +374,7 @@ def scenario_database_outage(r, system, pg, base):
                 (since(t_up), attempts, outage, down_took, up_took) if last == 'success' else
                 'last attempt: %s; SM log:\n%s' % (last, sm.text()[-1500:]), figures=True)
 
+        archived_at_up = pg.rows('archive')
         # A message for an offline user is stored again, and delivered at its next login.
         message(sender, jid(e), 'after-outage', 'after the outage')
         stored = wait_until(lambda: pg.offline_rows() == rows + 2, WAIT, 0.1)
@@ -413,6 +417,16 @@ def scenario_database_outage(r, system, pg, base):
                     rd.get('p99_ms'), got, outage) if rounds else
                 'round: %s (%.0f s after the round began); last lines: %s' % (
                     rd or 'none', since(round_start), lg.lines[-5:]), figures=True)
+        # Archiving (MAM) never held the messages up; what came while the database was down is
+        # not archived, counted and logged; what comes after is archived again.
+        r.check('outage: the SM logs the messages it could not archive',
+                sm.count('could not be archived') >= 1,
+                log_line(sm, 'could not be archived') or 'SM log:\n' + sm.text()[-1500:],
+                figures=True)
+        again = wait_until(lambda: pg.rows('archive') > archived_at_up, WAIT, 0.2)
+        r.check('outage over: archiving goes on', again,
+                'archive rows %d when the database came back, %d at the end' % (
+                    archived_at_up, pg.rows('archive')), figures=True)
         r.check('outage: the SM logs the database back and stays up',
                 sm.alive() and sm.count('is reachable again') >= 1,
                 log_line(sm, 'is reachable again') or 'SM alive: %s' % sm.alive(), figures=True)
