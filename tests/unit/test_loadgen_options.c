@@ -196,6 +196,39 @@ static void test_format(void **state)
     assert_string_equal(out, "user123");
 }
 
+static void test_pep(void **state)
+{
+    lg_options o;
+    assert_int_equal(parse(&o, (const char *[]){"loadgen", "--users", "5", NULL}), 0);
+    assert_false(o.pep);
+    assert_int_equal(o.pep_contacts, 0);
+    assert_int_equal(o.hold_after_s, 0);
+    lg_options_free(&o);
+    assert_int_equal(parse(&o, (const char *[]){"loadgen", "--users", "100", "--pep",
+                                                "--pep-contacts", "50", "--hold-after", "6",
+                                                NULL}), 0);
+    assert_true(o.pep);
+    assert_int_equal(o.pep_contacts, 50);
+    assert_int_equal(o.hold_after_s, 6);
+    lg_options_free(&o);
+    /* --pep needs its contacts; they are even, fewer than the users, and only with --pep. */
+    const char *const refused[][6] = {
+        {"--users", "100", "--pep", NULL},
+        {"--users", "100", "--pep", "--pep-contacts", "3", NULL},
+        {"--users", "100", "--pep", "--pep-contacts", "0", NULL},
+        {"--users", "100", "--pep", "--pep-contacts", "100", NULL},
+        {"--users", "100", "--pep-contacts", "10", NULL},
+        {"--users", "100", "--hold-after", "-1", NULL},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        const char *argv[8] = {"loadgen"};
+        for (size_t j = 0; refused[i][j]; j++)
+            argv[j + 1] = refused[i][j];
+        assert_int_equal(parse_quietly(&o, argv), -1);
+        lg_options_free(&o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_servers_and_sm),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_pep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/xml_write.h"
+#include "tests/bench/loadgen/lg_pep.h"
 #include "tests/bench/loadgen/lg_stats.h"
 #include "tests/bench/loadgen/lg_tls.h"
 
@@ -337,8 +338,14 @@ static void conn_up(lg_conn *c, bool presence)
     evloop_timer_cancel(c->env->loop, &c->deadline);
     if (c->env->opt->keepalive_s)
         evloop_timer_after(c->env->loop, &c->keepalive, (uint64_t)c->env->opt->keepalive_s * 1000);
-    if (presence)
+    if (presence && c->env->opt->pep) {
+        buf b = BUF_INIT;
+        lg_pep_presence(&b);
+        lg_conn_send_stanza(c, buf_data(&b), buf_len(&b), false);
+        buf_free(&b);
+    } else if (presence) {
         lg_conn_send_stanza(c, "<presence/>", 11, false);
+    }
     if (c->state == LG_CONN_UP)
         c->env->hooks.up(c->env->hooks_ctx, c, latency);
 }
@@ -541,16 +548,22 @@ static void on_login_iq(lg_conn *c, const xml_node *iq, xml_arena *arena)
     conn_bound(c);
 }
 
-/* An iq get or set from the server while up: a ping gets its pong, anything else an error, as
- * a well-behaved client does (RFC 6120 §8.2.3). */
+/* An iq get or set from the server while up: a ping gets its pong, with --pep a disco#info get
+ * our caps' answer (lg_pep.h), anything else an error, as a well-behaved client does (RFC 6120
+ * §8.2.3). */
 static void on_server_iq(lg_conn *c, const xml_node *iq)
 {
     const char *type = xml_attr_get(iq, "type"), *id = xml_attr_get(iq, "id");
     const char *from = xml_attr_get(iq, "from");
     if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || !id)
         return;
-    bool ping = xml_child(iq, NS_PING, "ping") != NULL;
     buf b = BUF_INIT;
+    if (c->env->opt->pep && lg_pep_disco_answer(iq, &b)) {
+        lg_conn_send_stanza(c, buf_data(&b), buf_len(&b), false);
+        buf_free(&b);
+        return;
+    }
+    bool ping = xml_child(iq, NS_PING, "ping") != NULL;
     buf_appendf(&b, "<iq type='%s' id='", ping ? "result" : "error");
     xml_write_attr_value(&b, id, strlen(id));
     buf_append(&b, "'", 1);
@@ -566,6 +579,14 @@ static void on_server_iq(lg_conn *c, const xml_node *iq)
                         "'/></error></iq>");
     lg_conn_send_stanza(c, buf_data(&b), buf_len(&b), false);
     buf_free(&b);
+}
+
+/* An iq result or error: the answer to a request of the rounds (--pep's publishes). */
+static bool is_iq_answer(const xml_node *el)
+{
+    const char *type = xml_attr_get(el, "type");
+    return xml_is(el, NS_CLIENT, "iq") && type &&
+           (strcmp(type, "result") == 0 || strcmp(type, "error") == 0);
 }
 
 static bool is_stanza(const xml_node *el)
@@ -621,7 +642,7 @@ static void on_stanza(void *ctx, xml_node *el, xml_arena *arena)
                 break;
             if (c->sm.active && is_stanza(el))
                 lg_sm_handled(&c->sm);
-            if (xml_is(el, NS_CLIENT, "message"))
+            if (xml_is(el, NS_CLIENT, "message") || is_iq_answer(el))
                 c->env->hooks.message(c->env->hooks_ctx, c, el, arena);
             else if (xml_is(el, NS_CLIENT, "iq"))
                 on_server_iq(c, el);

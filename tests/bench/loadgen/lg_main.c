@@ -6,7 +6,8 @@
  *   login     every user connects and logs in, --login-concurrency at a time; then --ready-file
  *   hold      (--hold) idle but for keepalives; how many connections the server dropped
  *   rounds    one per --rates entry, stepping up until one misses --stop-p99-ms or delivers
- *             less than 95% of what it offered
+ *             less than 95% of what it offered; with --pep, publish rounds (lg_pep_rounds.h)
+ *   linger    (--hold-after) idle again, still logged in
  * With --cut-after, a timer cuts connections (the test hook) during the hold or the rounds; with
  * --sm, the stream management figures close the run.
  * Exit status: 0; 2 for bad options or set-up; 1 when no user could log in. */
@@ -20,6 +21,7 @@
 #include "core/log.h"
 #include "tests/bench/loadgen/lg_net.h"
 #include "tests/bench/loadgen/lg_options.h"
+#include "tests/bench/loadgen/lg_pep_rounds.h"
 #include "tests/bench/loadgen/lg_pool.h"
 #include "tests/bench/loadgen/lg_report.h"
 #include "tests/bench/loadgen/lg_rounds.h"
@@ -110,6 +112,31 @@ static double rounds(const lg_options *o, evloop *loop, lg_pool *pool, size_t *r
     return best;
 }
 
+/* --pep: the publish rounds, each at its rate; returns the best rate whose round got at least
+ * LG_PASS_DELIVERED of its expected notifications (and kept --stop-p99-ms). */
+static double pep_rounds(const lg_options *o, evloop *loop, lg_pool *pool, size_t *ran)
+{
+    lg_pep_rounds *r = lg_pep_rounds_new(o, loop, pool);
+    double best = 0;
+    *ran = 0;
+    for (size_t i = 0; i < o->nrates; i++) {
+        lg_pep_result res;
+        double send_seconds;
+        lg_pep_rounds_run(r, o->rates[i], &res, &send_seconds);
+        (*ran)++;
+        lg_report_pep(o->rates[i], o->round_s, &res, send_seconds, lg_pool_connected(pool));
+        bool passed = res.expected && (double)res.notified >= LG_PASS_DELIVERED * res.expected &&
+                      (o->stop_p99_ms <= 0 || res.latency.p99_ms <= o->stop_p99_ms);
+        if (!passed)
+            break;
+        if (o->rates[i] > best)
+            best = o->rates[i];
+    }
+    lg_pep_rounds_log_extras(r);
+    lg_pep_rounds_free(r);
+    return best;
+}
+
 /* The phases, once the network and TLS are set up. Returns the exit status. */
 static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
 {
@@ -139,7 +166,11 @@ static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
             lg_report_hold(o->hold_s, lg_pool_connected(pool), lg_pool_drops(pool) - drops);
         }
         size_t ran;
-        double best = rounds(o, loop, pool, &ran);
+        double best = o->pep ? pep_rounds(o, loop, pool, &ran) : rounds(o, loop, pool, &ran);
+        if (o->hold_after_s) {
+            idle(loop, o->hold_after_s);
+            lg_report_linger(o->hold_after_s, lg_pool_connected(pool));
+        }
         if (o->sm)
             lg_report_sm(&sm_stats, cut.at_ns);
         lg_report_done(ran, best);

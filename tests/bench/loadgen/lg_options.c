@@ -44,14 +44,18 @@ static const char usage_text[] =
     "  --sm-ack-every N            with --sm: request an ack after every N messages, 0 never (1)\n"
     "  --cut-after S               test hook: cut connections abruptly S s after the logins (off)\n"
     "  --cut-users K               the users cut: user indexes 0..K-1 (all)\n"
-    "  --cut-return MS|never       reconnect (and resume) a cut connection after MS ms (0)\n";
+    "  --cut-return MS|never       reconnect (and resume) a cut connection after MS ms (0)\n"
+    "  --pep                       rounds publish PEP items (rates: publishes/s) to the contacts\n"
+    "  --pep-contacts K            with --pep: user i's contacts are i+-1..i+-K/2 mod users (even K)\n"
+    "  --hold-after S              idle seconds after the rounds, before logging out (0)\n";
 
 enum {
     OPT_HOST = 256, OPT_PORT, OPT_DOMAIN, OPT_USERS, OPT_FIRST, OPT_USER_FORMAT,
     OPT_PASSWORD_FORMAT, OPT_MECH, OPT_TLS, OPT_SOURCES, OPT_LOGIN_CONCURRENCY, OPT_WARMUP,
     OPT_HOLD, OPT_KEEPALIVE, OPT_RATES, OPT_ROUND_SECONDS, OPT_STOP_P99_MS, OPT_DRAIN_SECONDS,
     OPT_RECONNECT, OPT_READY_FILE, OPT_TIMEOUT, OPT_SERVER, OPT_SM, OPT_SM_ACK_EVERY,
-    OPT_CUT_AFTER, OPT_CUT_USERS, OPT_CUT_RETURN, OPT_HELP,
+    OPT_CUT_AFTER, OPT_CUT_USERS, OPT_CUT_RETURN, OPT_PEP, OPT_PEP_CONTACTS, OPT_HOLD_AFTER,
+    OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -82,6 +86,9 @@ static const struct option long_options[] = {
     {"cut-after", required_argument, NULL, OPT_CUT_AFTER},
     {"cut-users", required_argument, NULL, OPT_CUT_USERS},
     {"cut-return", required_argument, NULL, OPT_CUT_RETURN},
+    {"pep", no_argument, NULL, OPT_PEP},
+    {"pep-contacts", required_argument, NULL, OPT_PEP_CONTACTS},
+    {"hold-after", required_argument, NULL, OPT_HOLD_AFTER},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -476,6 +483,17 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
                 return bad("--cut-return", a);
             break;
         }
+        case OPT_PEP:
+            o->pep = true;
+            break;
+        case OPT_PEP_CONTACTS:
+            if (parse_u32(a, 2, 1000000, &o->pep_contacts) != 0 || o->pep_contacts % 2)
+                return bad("--pep-contacts (an even number, at least 2)", a);
+            break;
+        case OPT_HOLD_AFTER:
+            if (parse_unsigned(a, 0, 86400 * 7, &o->hold_after_s) != 0)
+                return bad("--hold-after", a);
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             return 1;
@@ -501,6 +519,12 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
             addr_add(o, o->host, strlen(o->host), o->ports[i]);
     if (o->cut_users > o->users)
         return bad("--cut-users (more than --users)", "");
+    if (o->pep && !o->pep_contacts)
+        return bad("--pep (needs --pep-contacts)", "");
+    if (o->pep_contacts && !o->pep)
+        return bad("--pep-contacts (without --pep)", "");
+    if (o->pep_contacts >= o->users)
+        return bad("--pep-contacts (as many as --users or more)", "");
     /* Rates times seconds is how many messages a round tracks, one entry each. */
     for (size_t i = 0; i < o->nrates; i++)
         if (o->rates[i] * o->round_s > 2e8)

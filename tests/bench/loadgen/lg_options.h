@@ -49,6 +49,10 @@ typedef struct lg_options {
     int cut_after_s;             /* --cut-after: test hook, seconds after the logins (-1: off) */
     uint32_t cut_users;          /* --cut-users: users 0..K-1 are cut (0: all) */
     int cut_return_ms;           /* --cut-return: reconnect delay after a cut (0; -1: never) */
+    bool pep;                    /* --pep: rounds publish PEP items instead of messages (lg_pep.h) */
+    uint32_t pep_contacts;       /* --pep-contacts: K, each user's contacts on the ring (required
+                                    with --pep: even, 2..users - 1) */
+    unsigned hold_after_s;       /* --hold-after: idle seconds after the rounds (0) */
 } lg_options;
 
 /* Parses argv into o (strings point into argv; the arrays are o's, freed by lg_options_free).

@@ -26,7 +26,8 @@
 
 typedef struct lg_pool lg_pool;
 
-/* receiver: the index of the user whose connection the message arrived on. */
+/* A <message/>, or an iq result or error; receiver: the index of the user whose connection it
+ * arrived on. */
 typedef void (*lg_pool_message_fn)(void *ctx, uint32_t receiver, const xml_node *stanza,
                                    xml_arena *arena);
 

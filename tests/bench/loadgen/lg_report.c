@@ -75,3 +75,24 @@ void lg_report_sm(lg_sm_stats *st, uint64_t cut_ns)
            st->enabled, st->unsupported, st->enable_failed, st->resumed, st->resume_failed,
            st->resent, st->bad_acks, lat.p50_ms, lat.p99_ms, lat.max_ms, last);
 }
+
+void lg_report_pep(double offered, unsigned seconds, const lg_pep_result *res, double send_seconds,
+                   uint32_t connected)
+{
+    fputs("pep", stdout);
+    put_rate(stdout, "offered", offered);
+    printf(" seconds=%u published=%" PRIu64 " skipped=%" PRIu64 " rate=%.1f publish_ok=%" PRIu64
+           " publish_errors=%" PRIu64 " expected=%" PRIu64 " notified=%" PRIu64 " self=%" PRIu64
+           " self_dup=%" PRIu64 " dup=%" PRIu64 " misrouted=%" PRIu64 " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f"
+           " answer_p50_ms=%.2f answer_p99_ms=%.2f connected=%" PRIu32 "\n",
+           seconds, res->published, res->skipped,
+           send_seconds > 0 ? (double)res->published / send_seconds : 0.0, res->ok, res->errors,
+           res->expected, res->notified, res->self, res->self_dup, res->dup, res->misrouted, res->latency.p50_ms,
+           res->latency.p99_ms, res->latency.max_ms, res->answer.p50_ms, res->answer.p99_ms,
+           connected);
+}
+
+void lg_report_linger(unsigned seconds, uint32_t connected)
+{
+    printf("linger seconds=%u connected=%" PRIu32 "\n", seconds, connected);
+}

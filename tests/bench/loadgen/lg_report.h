@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "tests/bench/loadgen/lg_account.h"
+#include "tests/bench/loadgen/lg_pep_rounds.h"
 #include "tests/bench/loadgen/lg_pool.h"
 #include "tests/bench/loadgen/lg_sm.h"
 
@@ -25,6 +26,11 @@ void lg_report_round(double offered, unsigned seconds, const lg_round_result *re
 void lg_report_tick(uint64_t t, uint32_t connected, uint64_t sent, uint64_t received,
                     uint64_t errored, uint64_t reconnected, double worst_ms);
 void lg_report_done(size_t rounds, double best_rate);
+/* --pep: one publish round (instead of a round line). */
+void lg_report_pep(double offered, unsigned seconds, const lg_pep_result *res, double send_seconds,
+                   uint32_t connected);
+/* --hold-after: the idle time after the rounds is over. */
+void lg_report_linger(unsigned seconds, uint32_t connected);
 /* The cut test hook ran: how many connections it cut, and when they come back (-1: never). */
 void lg_report_cut(uint32_t users, int return_ms);
 /* --sm: the stream management figures; cut_ns: when the last cut ran (0: none). */

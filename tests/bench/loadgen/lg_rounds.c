@@ -14,7 +14,6 @@
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define LG_RUN_LEN 8
-#define LG_TICK_MS 1
 /* Stanza error conditions logged once each; more distinct ones are logged every time. */
 #define LG_CONDITIONS 32
 
@@ -28,12 +27,9 @@ struct lg_rounds {
     lg_round *rounds;          /* every round so far: late arrivals still find theirs */
     size_t nrounds;
     lg_round *cur;             /* the round being sent or drained, NULL between rounds */
-    double rate;
-    uint64_t start_ns, send_end_ns, round_ns;
-    uint64_t turns, total_turns;
-    bool sending;
+    lg_pace pace;
     lg_round_result *res;      /* where the current round's result goes */
-    timer tick, second, drain;
+    timer second;
 
     /* Tick lines: counts since the last one, and the time they are measured from. */
     uint64_t first_start_ns;
@@ -47,9 +43,10 @@ struct lg_rounds {
 
 static void rounds_on_message(void *ctx, uint32_t receiver, const xml_node *stanza,
                               xml_arena *arena);
-static void rounds_on_tick(timer *t, void *arg);
+static void rounds_turn(void *ctx, uint64_t k);
+static bool rounds_settled(void *ctx);
+static void rounds_finish(void *ctx);
 static void rounds_on_second(timer *t, void *arg);
-static void rounds_on_drain(timer *t, void *arg);
 
 lg_rounds *lg_rounds_new(const lg_options *o, evloop *loop, lg_pool *pool)
 {
@@ -60,9 +57,10 @@ lg_rounds *lg_rounds_new(const lg_options *o, evloop *loop, lg_pool *pool)
     r->n = lg_pool_users(pool);
     random_token(r->run, LG_RUN_LEN);
     r->rounds = mem_array(o->nrates ? o->nrates : 1, sizeof(*r->rounds));
-    timer_init(&r->tick, rounds_on_tick, r);
+    lg_pace_init(&r->pace, loop, o->drain_s,
+                 (lg_pace_hooks){.turn = rounds_turn, .settled = rounds_settled,
+                                 .finish = rounds_finish}, r);
     timer_init(&r->second, rounds_on_second, r);
-    timer_init(&r->drain, rounds_on_drain, r);
     lg_pool_on_message(pool, rounds_on_message, r);
     return r;
 }
@@ -80,11 +78,11 @@ void lg_rounds_free(lg_rounds *r)
     free(r);
 }
 
-/* One sending turn: the next sender in turn writes one message, or the turn is skipped. */
-static void rounds_turn(lg_rounds *r)
+/* Sending turn k: sender k mod N writes one message, or the turn is skipped. */
+static void rounds_turn(void *ctx, uint64_t k)
 {
-    uint32_t sender = (uint32_t)(r->turns % r->n), receiver = (sender + 1) % r->n;
-    r->turns++;
+    lg_rounds *r = ctx;
+    uint32_t sender = (uint32_t)(k % r->n), receiver = (sender + 1) % r->n;
     lg_conn *c = lg_pool_conn(r->pool, sender);
     if (!lg_conn_can_send(c)) {
         lg_round_skip(r->cur);
@@ -105,50 +103,27 @@ static void rounds_turn(lg_rounds *r)
     lg_conn_send_stanza(c, msg, (size_t)len, true);
 }
 
-/* Ends the round: the result is taken now (later arrivals are late), the loop stops. */
-static void rounds_finish(lg_rounds *r)
+/* Ends the round (the pace's timers are stopped): the result is taken now (later arrivals are
+ * late), the loop stops. */
+static void rounds_finish(void *ctx)
 {
-    evloop_timer_cancel(r->loop, &r->tick);
-    evloop_timer_cancel(r->loop, &r->drain);
+    lg_rounds *r = ctx;
     evloop_timer_cancel(r->loop, &r->second);
     lg_round_close(r->cur, lg_pool_last_down(r->pool), r->res);
     r->cur = NULL;
     evloop_stop(r->loop);
 }
 
+static bool rounds_settled(void *ctx)
+{
+    lg_rounds *r = ctx;
+    return lg_round_outstanding(r->cur) == 0;
+}
+
 static void rounds_maybe_drained(lg_rounds *r)
 {
-    if (r->cur && !r->sending && lg_round_outstanding(r->cur) == 0)
-        rounds_finish(r);
-}
-
-static void rounds_on_tick(timer *t, void *arg)
-{
-    lg_rounds *r = arg;
-    uint64_t now = lg_now_ns(), elapsed = now - r->start_ns;
-    uint64_t due = elapsed >= r->round_ns
-                       ? r->total_turns
-                       : (uint64_t)(r->rate * (double)elapsed / 1e9);
-    if (due > r->total_turns)
-        due = r->total_turns;
-    while (r->turns < due)
-        rounds_turn(r);
-    if (r->turns < r->total_turns) {
-        evloop_timer_after(r->loop, &r->tick, LG_TICK_MS);
-        return;
-    }
-    r->sending = false;
-    r->send_end_ns = lg_now_ns();
-    if (r->opt->drain_s)
-        evloop_timer_after(r->loop, &r->drain, (uint64_t)r->opt->drain_s * 1000);
-    else
-        rounds_finish(r);
-    rounds_maybe_drained(r);
-}
-
-static void rounds_on_drain(timer *t, void *arg)
-{
-    rounds_finish(arg);
+    if (r->cur)
+        lg_pace_check(&r->pace);
 }
 
 static void rounds_on_second(timer *t, void *arg)
@@ -167,25 +142,18 @@ static void rounds_on_second(timer *t, void *arg)
 void lg_rounds_run(lg_rounds *r, double rate, lg_round_result *res, double *send_seconds)
 {
     lg_round *round = &r->rounds[r->nrounds++];
-    uint64_t total = (uint64_t)(rate * r->opt->round_s + 0.5);
-    lg_round_init(round, (uint32_t)r->nrounds, total);
+    lg_round_init(round, (uint32_t)r->nrounds, (uint64_t)(rate * r->opt->round_s + 0.5));
     r->cur = round;
-    r->rate = rate;
     r->res = res;
-    r->turns = 0;
-    r->total_turns = total;
-    r->round_ns = (uint64_t)r->opt->round_s * 1000000000u;
-    r->sending = true;
-    r->start_ns = lg_now_ns();
     if (!r->first_start_ns) {
-        r->first_start_ns = r->start_ns;
+        r->first_start_ns = lg_now_ns();
         r->reconnects_seen = lg_pool_reconnects(r->pool);
     }
     evloop_timer_after(r->loop, &r->second, 1000);
-    rounds_on_tick(&r->tick, r);
+    lg_pace_start(&r->pace, rate, r->opt->round_s);
     if (r->cur)
         evloop_run(r->loop);
-    *send_seconds = (double)(r->send_end_ns - r->start_ns) / 1e9;
+    *send_seconds = lg_pace_send_seconds(&r->pace);
 }
 
 /* Logs a stanza error condition the first time it is seen. */
@@ -222,6 +190,8 @@ static void rounds_on_message(void *ctx, uint32_t receiver, const xml_node *stan
     lg_rounds *r = ctx;
     uint64_t now = lg_now_ns();
     const char *type = xml_attr_get(stanza, "type");
+    if (strcmp(stanza->name, "message") != 0)
+        return;   /* an iq answer: message rounds send no requests */
     uint32_t id_round;
     uint64_t id_seq;
     if (!rounds_parse_id(r, xml_attr_get(stanza, "id"), &id_round, &id_seq)) {

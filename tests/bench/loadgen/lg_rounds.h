@@ -1,9 +1,7 @@
 /* tests/bench/loadgen/lg_rounds.h — message rounds: a fixed offered rate for --round-seconds,
  * then a drain, with every message accounted for (lg_account.h).
  *
- * Sending: a 1 ms timer sends, on each tick, as many messages as rate times the time since the
- * round began calls for, so late ticks catch up and a round offers exactly rate x seconds sending
- * turns. Turn k goes to sender k mod N, which writes to user (sender + 1) mod N (bare JID, chat):
+ * Sending: the round's clock (lg_pace.h) gives exactly rate x seconds sending turns. Turn k goes to sender k mod N, which writes to user (sender + 1) mod N (bare JID, chat):
  *     <message to='USER@DOMAIN' type='chat' id='RUN-ROUND-SEQ'><body>lg ROUND SENDER SEQ T_NS</body></message>
  * RUN is random per process (messages stored offline by an earlier run are recognised as foreign),
  * ROUND counts from 1, SENDER is the sender's user index (0-based), SEQ the message's number in the
@@ -26,6 +24,7 @@
 #include "core/evloop.h"
 #include "tests/bench/loadgen/lg_account.h"
 #include "tests/bench/loadgen/lg_options.h"
+#include "tests/bench/loadgen/lg_pace.h"
 #include "tests/bench/loadgen/lg_pool.h"
 
 typedef struct lg_rounds lg_rounds;

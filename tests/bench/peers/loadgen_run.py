@@ -82,13 +82,14 @@ class LoadgenRun:
                 self.phase = {"login": "hold", "hold": "rounds", "done": "done"}[kind]
                 if kind == "login" and os.geteuid() == 0 and self.nice is None:
                     os.setpriority(os.PRIO_PROCESS, self.proc.pid, 0)   # single-threaded
-            elif kind == "round":
-                # The server's CPU over the round (its sending and its drain).
+            elif kind in ("round", "pep"):
+                # The server's CPU over the round (its sending and its drain); pep: a publish round.
+                self.marks[kind] = time.time()
                 now = self.usage.sample()
                 f["server_cpu_s"] = now - self.cpu_mark
                 self.cpu_mark = now
                 self.rounds.append(f)
-            elif kind in ("cut", "sm"):   # --cut-after, --sm (scenario_sm.py)
+            elif kind in ("cut", "sm", "linger"):   # --cut-after, --sm (scenario_sm.py), --hold-after
                 self.lines[kind] = f
                 self.marks[kind] = time.time()
 

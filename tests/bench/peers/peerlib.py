@@ -296,6 +296,16 @@ def credentials(n, cache):
     return [Cred(have[i]) for i in range(1, n + 1)]
 
 
+def ring(n, k):
+    """User index i's K contacts (K even): i+1..i+K/2 and i-1..i-K/2 mod N, every one mutual; the
+    ring of loadgen --pep (tests/bench/loadgen/lg_pep.h), in its slot order."""
+    if k % 2 or k >= n:
+        raise ValueError("contacts must be even and fewer than the users")
+    for i in range(n):
+        yield i, [(i + d) % n for d in range(1, k // 2 + 1)] + \
+            [(i - d) % n for d in range(1, k // 2 + 1)]
+
+
 # ---- certificate -----------------------------------------------------------------------------
 
 def certificate(directory):
@@ -389,6 +399,7 @@ class Server:
         self.tls_port = port + 1
         self.procs = []
         self.stored = 0
+        self.roster_stores = set()
 
     @property
     def ports(self):
@@ -409,9 +420,10 @@ class Server:
         self.stored = len(creds)
         log("%s: %d accounts written in %.1f s" % (self.name, len(creds), time.time() - t))
 
-    def start(self, timeout=120):
+    def start(self, timeout=120, store=None):
+        """Starts on a fresh copy of workdir/store, or of STORE (a copy of it with more in it)."""
         run = os.path.join(self.workdir, "run")
-        fresh_copy(os.path.join(self.workdir, "store"), run)
+        fresh_copy(store or os.path.join(self.workdir, "store"), run)
         os.makedirs(os.path.join(run, "log"), exist_ok=True)
         if self.user:
             chown_tree(run, self.user)
@@ -422,6 +434,27 @@ class Server:
     @property
     def roots(self):
         return [p.pid for p in self.procs]
+
+    def roster_store(self, n, k):
+        """A copy of the store in which user1..userN each have K contacts, all subscriptions both
+        ways (ring(): the contacts loadgen --pep expects); made once per (N, K) and run. Returns
+        its path."""
+        store = os.path.join(self.workdir, "store-rosters-%d-%d" % (n, k))
+        if store not in self.roster_stores:
+            t = time.time()
+            for old in (store, store + ".new"):
+                if os.path.exists(old):
+                    shutil.rmtree(old)   # an earlier run's, over other accounts
+            fresh_copy(os.path.join(self.workdir, "store"), store + ".new")
+            self.write_rosters(store + ".new", n, k)
+            os.rename(store + ".new", store)
+            self.roster_stores.add(store)
+            log("%s: %d rosters of %d contacts written in %.1f s" % (self.name, n, k,
+                                                                    time.time() - t))
+        return store
+
+    def write_rosters(self, store, n, k):
+        raise NotImplementedError
 
     def stop(self):
         if self.procs:

@@ -241,24 +241,36 @@ def run_server(o, server, record):
             continue
         tag = "sm-%s-%s" % (scen, server.name)
         peerlib.log("%s: XEP-0198 %s scenario" % (server.name, scen))
-        try:
-            server.start()
-            probe(o, server)
-            time.sleep(3)
+
+        def body(scen=scen, tag=tag, r=r):
+            nonlocal has_sm
             has_sm = offers_sm(o, server)
             if has_sm:
                 RUNNERS[scen](o, server, r, tag)
             else:
                 r["no_sm"] = True
-        except Exception as e:  # noqa: BLE001 - a failure is a result, not a crash
-            r["failed"] = str(e)
-        finally:
-            server.stop()
-            keep_server_logs(o, server, tag)
-        if r.get("failed"):
-            r["log_tail"] = server.log_tail(10)
+
+        on_fresh_server(o, server, r, tag, body)
         peerlib.log("%s: %s" % (server.name, summary(r)))
         record(r)
+
+
+def on_fresh_server(o, server, r, tag, body, store=None):
+    """Starts SERVER (on a copy of STORE, see peerlib.Server.start), waits until it logs a user in,
+    runs BODY(), and stops it, keeping its logs under TAG; an exception is R's failure (with the
+    server's log tail), not the run's end."""
+    try:
+        server.start(store=store)
+        probe(o, server)
+        time.sleep(3)
+        body()
+    except Exception as e:  # noqa: BLE001 - a failure is a result, not a crash
+        r["failed"] = str(e)
+    finally:
+        server.stop()
+        keep_server_logs(o, server, tag)
+    if r.get("failed"):
+        r["log_tail"] = server.log_tail(10)
 
 
 def keep_server_logs(o, server, tag):

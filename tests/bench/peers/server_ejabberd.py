@@ -1,7 +1,7 @@
 # tests/bench/peers/server_ejabberd.py: ejabberd (Debian's) from ejabberd.yml and ejabberdctl.cfg,
 # started with "ejabberdctl foreground" as the ejabberd user; accounts inserted into its SQLite
 # database (Debian's lite.sql schema) as SCRAM-SHA-1 keys, the form auth_password_format: scram
-# stores.
+# stores; rosters (scenario_pep.py) into its rosterusers table.
 import os
 import sqlite3
 
@@ -26,6 +26,16 @@ class Ejabberd(peerlib.Server):
                        "VALUES (?, ?, ?, ?, ?)",
                        ((c.user, c.sha1_stored, c.sha1_server, peerlib.b64(c.salt.encode()),
                          peerlib.ITERATIONS) for c in creds))
+        db.commit()
+        db.close()
+
+    def write_rosters(self, store, n, k):
+        """rosterusers rows as mod_roster_sql writes them: subscription B (both), ask N (none)."""
+        db = sqlite3.connect(os.path.join(store, "ejabberd.db"))
+        db.executemany("INSERT INTO rosterusers (username, jid, nick, subscription, ask, askmessage, "
+                       "server, subscribe, type) VALUES (?, ?, '', 'B', 'N', '', 'N', '', 'item')",
+                       (("user%d" % (i + 1), "user%d@localhost" % (j + 1))
+                        for i, contacts in peerlib.ring(n, k) for j in contacts))
         db.commit()
         db.close()
 

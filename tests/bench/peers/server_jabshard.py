@@ -3,10 +3,12 @@
 # variable for (STARTTLS optional, so plain TCP can be measured, and <max_fds> for the largest
 # scenario), so it runs from a shadow tree: tools/run.sh a link to the real one, etc/ copies of the
 # real templates with those two edits. Limits go through JABSHARD_LIMITS. Accounts are imported
-# with jabshardctl from exported SCRAM credentials (no key derivation). The programs are copied out
+# with jabshardctl from exported SCRAM credentials (no key derivation); rosters (scenario_pep.py)
+# straight into its SQLite roster_items. The programs are copied out
 # of the build tree first, so a rebuild during the run cannot mix two versions.
 import os
 import shutil
+import sqlite3
 import subprocess
 
 import peerlib
@@ -83,6 +85,18 @@ class Jabshard(peerlib.Server):
         if r.returncode != 0:
             raise RuntimeError("jabshardctl import: status %d: %s" % (r.returncode,
                                                                      r.stderr.strip()[-400:]))
+
+    def write_rosters(self, store, n, k):
+        """roster_items rows, subscription 3 (both), ask 0, and each roster's version bumped."""
+        db = sqlite3.connect(os.path.join(store, "jabshard.db"))
+        ids = dict(db.execute("SELECT username, id FROM users WHERE host = 'localhost'"))
+        rows = ((ids["user%d" % (i + 1)], "user%d@localhost" % (j + 1))
+                for i, contacts in peerlib.ring(n, k) for j in contacts)
+        db.executemany("INSERT INTO roster_items (user_id, jid, name, subscription, ask) "
+                       "VALUES (?, ?, NULL, 3, 0)", rows)
+        db.execute("UPDATE users SET roster_version = roster_version + 1 WHERE host = 'localhost'")
+        db.commit()
+        db.close()
 
     def launch(self, run):
         self.snapshot()

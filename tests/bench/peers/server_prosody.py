@@ -1,5 +1,6 @@
 # tests/bench/peers/server_prosody.py: Prosody (Debian's), from prosody.cfg.lua, accounts written
-# as internal_hashed account files (the SCRAM-SHA-1 keys Prosody itself would store).
+# as internal_hashed account files (the SCRAM-SHA-1 keys Prosody itself would store); rosters
+# (scenario_pep.py) as its internal roster files.
 import os
 
 import peerlib
@@ -22,6 +23,19 @@ class Prosody(peerlib.Server):
                         '\t["server_key"] = "%s";\n\t["stored_key"] = "%s";\n};\n'
                         % (peerlib.ITERATIONS, c.salt, peerlib.hexkey(c.sha1_server),
                            peerlib.hexkey(c.sha1_stored)))
+
+    def write_rosters(self, store, n, k):
+        """localhost/roster/USER.dat as mod_roster's internal storage keeps it: the version under
+        [false], each item with subscription "both"."""
+        rosters = os.path.join(store, "localhost", "roster")
+        os.makedirs(rosters, exist_ok=True)
+        for i, contacts in peerlib.ring(n, k):
+            with open(os.path.join(rosters, "user%d.dat" % (i + 1)), "w") as f:
+                f.write('return {\n\t[false] = {\n\t\t["version"] = 1;\n\t\t["pending"] = {};\n\t};\n')
+                for j in contacts:
+                    f.write('\t["user%d@localhost"] = {\n\t\t["groups"] = {};\n'
+                            '\t\t["subscription"] = "both";\n\t};\n' % (j + 1))
+                f.write('};\n')
 
     def launch(self, run):
         cfg = os.path.join(run, "prosody.cfg.lua")
