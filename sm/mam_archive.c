@@ -62,7 +62,7 @@ static void appended(xdb_request *r, void *ctx)
     if (r->status == XDB_OK) {
         w->written += r->mam.n;
         long long max = mam_option(s, "mam/user_max");
-        if (max > 0) {
+        if (max > 0 && !sm_stopping(s)) {
             xdb_request *t = xdb_request_new(XDB_MAM_TRIM, r->host, r->user);
             t->limit = max;
             submit_free(s, t, trimmed, NULL);

@@ -198,6 +198,33 @@ size_t xdbsql_pending(const xdbsql *x)
     return x->submitted - x->dispatched;
 }
 
+/* Requests submitted while the workers were stopping (callbacks run by close's own dispatch may
+ * submit more) found no worker: they fail, "storage is closing", their callbacks run, until none
+ * is left. */
+static void fail_late(xdbsql *x)
+{
+    bool any = true;
+    while (any) {
+        any = false;
+        for (int i = 0; i < x->nworkers; i++) {
+            worker *w = &x->workers[i];
+            xdb_request *r = w->queue_head;
+            w->queue_head = w->queue_tail = NULL;
+            while (r) {
+                xdb_request *next = r->next;
+                any = true;
+                r->status = XDB_ERROR;
+                snprintf(r->error, sizeof(r->error), "storage is closing");
+                x->dispatched++;
+                if (r->callback)
+                    r->callback(r, r->ctx);
+                xdb_request_free(r);
+                r = next;
+            }
+        }
+    }
+}
+
 void xdbsql_close(xdbsql *x)
 {
     if (!x)
@@ -218,5 +245,6 @@ void xdbsql_close(xdbsql *x)
         }
     }
     xdbsql_dispatch(x);
+    fail_late(x);
     workers_free(x, x->nworkers);
 }
