@@ -14,6 +14,7 @@
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 #include "shard/sasl.h"
+#include "shard/server_caps.h"
 #include "shard/smacks.h"
 
 #define NS_CLIENT "jabber:client"
@@ -317,6 +318,10 @@ static void send_features(c2s_stream *s)
         if (cfg->csi.max_stanzas)
             buf_appendf(o, "<csi xmlns='%s'/>", NS_CSI);
     }
+    char ver[SERVER_CAPS_VER_MAX];
+    if (s->host && server_caps_ver(s->env->caps, s->host, ver, sizeof ver))
+        buf_appendf(o, "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>",
+                    CAPS_SERVER_NODE, ver);
     buf_append(o, "</stream:features>", 18);
 }
 

@@ -71,6 +71,7 @@ typedef struct c2s_env {
     c2s_register_verdict (*register_verdict)(void *arg, uint64_t sid, unsigned nth);
     void *limits_arg;
     buf *frames;                   /* where every stream's frames for the SM go (required) */
+    const struct server_caps *caps; /* the server's entity capabilities per host, or NULL */
 } c2s_env;
 
 /* A failed SASL attempt, for the log and the limits. */

@@ -1316,6 +1316,7 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
         return NULL;
     }
     t->env = (c2s_env){.cfg = t->cfg, .tls_available = shared->tls != NULL,
+                       .caps = shared->link ? link_front_caps(shared->link) : NULL,
                        .link_congested = env_congested, .link_arg = shared->link,
                        .register_verdict = env_register_verdict, .limits_arg = t,
                        .frames = &t->tx};

@@ -22,6 +22,7 @@
 #include "core/random.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
+#include "shard/server_caps.h"
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
 
@@ -78,6 +79,7 @@ struct link_front {
     buf rx;
     outq sockq;
     bool write_blocked;             /* the last write to the SM could not take everything */
+    server_caps *caps;              /* the SM's entity capabilities per host (link thread writes) */
     link_msg *held, **held_tail;
     size_t held_bytes;
     /* custody (docs/smproto.md §3) */
@@ -505,6 +507,20 @@ static void finish_resync(link_front *lf)
 }
 
 /* A batch of frames from the socket: one copy into a shared block, then one message per frame. */
+/* A MODULE frame for connection 0: a message to the front itself. "caps": the server's entity
+ * capabilities per host (shard/server_caps.h); others are not this front's. */
+static void on_link_module(link_front *lf, const smproto_frame *f)
+{
+    const char *name;
+    size_t nlen, len;
+    const uint8_t *body;
+    if (!smproto_get_module(f, &name, &nlen, &body, &len) ||
+        nlen != strlen(CAPS_MSG_MODULE) || memcmp(name, CAPS_MSG_MODULE, nlen) != 0)
+        return;
+    if (!server_caps_update(lf->caps, body, len))
+        log_notice("SM link: a malformed entity capabilities announcement: ignored");
+}
+
 static void read_frames(link_front *lf)
 {
     const uint8_t *data = (const uint8_t *)buf_data(&lf->rx);
@@ -552,6 +568,8 @@ static void read_frames(link_front *lf)
             }
         } else if (f.type == SMPROTO_PONG) {
             /* last_rx already moved */
+        } else if (f.type == SMPROTO_MODULE && f.sid == 0) {
+            on_link_module(lf, &f);
         } else if (smproto_sid_shard(f.sid) >= lf->nshards) {
             count(&lf->st_bad_shard, 1);
         } else {
@@ -854,6 +872,8 @@ static void *link_main(void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
+const server_caps *link_front_caps(const link_front *lf) { return lf->caps; }
+
 link_front *link_front_new(const front_config *cfg, unsigned nshards)
 {
     link_front *lf = mem_zalloc(sizeof *lf);
@@ -866,6 +886,7 @@ link_front *link_front_new(const front_config *cfg, unsigned nshards)
         lf->shards[i].over_tail = &lf->shards[i].over;
     }
     lf->fd = -1;
+    lf->caps = server_caps_new();
     lf->held_tail = &lf->held;
     lf->unacked_tail = &lf->unacked;
     lf->epoch = 1;
@@ -913,6 +934,7 @@ void link_front_free(link_front *lf)
 {
     if (!lf)
         return;
+    server_caps_free(lf->caps);
     for (unsigned i = 0; i < lf->nshards; i++) {
         link_shard *sh = &lf->shards[i];
         link_msg *m;

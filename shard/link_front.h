@@ -85,4 +85,8 @@ bool link_front_congested(const link_front *lf);
 bool link_front_up(const link_front *lf);
 void link_front_get_stats(const link_front *lf, link_front_stats *out);
 
+/* The SM's entity capabilities per host (shard/server_caps.h), for the IO threads. */
+typedef struct server_caps server_caps;
+const server_caps *link_front_caps(const link_front *lf);
+
 #endif

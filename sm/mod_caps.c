@@ -16,6 +16,7 @@
 #include "core/mem.h"
 #include "sm/caps.h"
 #include "sm/caps_ver.h"
+#include "sm/disco.h"
 #include "sm/iq_out.h"
 #include "sm/map.h"
 #include "sm/module.h"
@@ -429,7 +430,39 @@ static void caps_fini(sm *s, const sm_module *self)
     free(d);
 }
 
+/* ---- the server's own caps (XEP-0115 §6.3) ---- */
+
+/* A front's link is up: it gets each host's ver (smproto/caps_msg.h), for its stream features;
+ * mod_disco answers the node#ver query with the same info. */
+static bool caps_front_up(sm *s, sm_event *ev)
+{
+    sm_link *l = sm_link_find(s, ev->link_serial);
+    const sm_config *cfg = sm_cfg(s);
+    if (!l)
+        return false;
+    buf body = BUF_INIT;
+    for (int i = 0; i < cfg->nhosts; i++) {
+        xml_arena *a = xml_arena_new(4096);
+        caps_ver_limits lim = {100000, 1 << 20};
+        caps_ver_result res;
+        if (caps_ver(disco_host_info(s, cfg->hosts[i].name, a), CAPS_SHA1, &lim, a, &res) ==
+            CAPS_VER_OK) {
+            buf_append(&body, cfg->hosts[i].name, strlen(cfg->hosts[i].name) + 1);
+            buf_append(&body, res.ver, strlen(res.ver) + 1);
+        } else {
+            log_warn("sm: the entity capabilities of %s cannot be computed: not announced",
+                     cfg->hosts[i].name);
+        }
+        xml_arena_free(a);
+    }
+    if (!sm_module_send(s, &mod_caps, l, 0, buf_data(&body), buf_len(&body)))
+        log_warn("sm: the server's entity capabilities do not fit a frame: not announced");
+    buf_free(&body);
+    return false;
+}
+
 static const sm_handler caps_handlers[] = {
+    {"front-up", .hook = caps_front_up},
     {"presence-out", .hook = caps_presence_out},
     {"session-attached", .hook = caps_attached},
     {"session-end", .hook = caps_session_end},

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sm/disco.h"
+#include "smproto/caps_msg.h"
 #include "sm/module.h"
 #include "sm/modules.h"
 
@@ -27,38 +28,56 @@ void disco_feature(xml_arena *a, xml_node *q, const char *var)
     xml_attr_set(a, xml_element_new(a, q, NS_INFO, "feature"), NULL, "var", var);
 }
 
+xml_node *disco_host_info(sm *s, const char *host, xml_arena *a)
+{
+    xml_node *q = xml_element_new(a, NULL, NS_INFO, "query");
+    identity(a, q, "server", "im", "jabshard");
+    disco_feature(a, q, NS_INFO);
+    disco_feature(a, q, NS_ITEMS);
+    const char *const *features;
+    size_t n = sm_features(s, &features);
+    for (size_t i = 0; i < n; i++)
+        disco_feature(a, q, features[i]);
+    sm_event ev = {.host = host, .arena = a, .node = q};
+    sm_fire_named(s, "disco-info", &ev);
+    return q;
+}
+
+/* A node of the server's caps (CAPS_SERVER_NODE#ver, XEP-0115 §6.2): the same info. */
+static bool caps_node(const char *node)
+{
+    size_t n = strlen(CAPS_SERVER_NODE);
+    return strncmp(node, CAPS_SERVER_NODE, n) == 0 && node[n] == '#';
+}
+
 static void disco_info(sm *s, sm_stanza *st, xml_node *payload)
 {
     if (strcmp(sm_stanza_type(st), "get") != 0 || strcmp(payload->name, "query") != 0) {
         sm_bounce(s, st, "cancel", "bad-request");
         return;
     }
-    if (xml_attr_get(payload, "node")) {
+    bool user = st->to.domain_len ? jid_node(&st->to, &(size_t){0}) != NULL : st->origin != NULL;
+    const char *node = xml_attr_get(payload, "node");
+    if (node && (user || !caps_node(node))) {
         sm_bounce(s, st, "cancel", "item-not-found");
         return;
     }
     xml_arena *a = xml_arena_new(2048);
-    xml_node *q = xml_element_new(a, NULL, NS_INFO, "query");
-    bool user = st->to.domain_len ? jid_node(&st->to, &(size_t){0}) != NULL : st->origin != NULL;
+    xml_node *q;
     if (user) {
+        q = xml_element_new(a, NULL, NS_INFO, "query");
         identity(a, q, "account", "registered", NULL);
         disco_feature(a, q, NS_INFO);
         sm_event ev = {.stanza = st, .arena = a, .node = q};
         sm_fire_named(s, "disco-account-info", &ev);
     } else {
-        identity(a, q, "server", "im", "jabshard");
-        disco_feature(a, q, NS_INFO);
-        disco_feature(a, q, NS_ITEMS);
-        const char *const *features;
-        size_t n = sm_features(s, &features);
-        for (size_t i = 0; i < n; i++)
-            disco_feature(a, q, features[i]);
         char host[JID_MAX_LEN + 1];
         size_t hlen;
         const char *dom = st->to.domain_len ? jid_domain(&st->to, &hlen) : NULL;
         snprintf(host, sizeof host, "%.*s", dom ? (int)hlen : 0, dom ? dom : "");
-        sm_event ev = {.stanza = st, .host = host, .arena = a, .node = q};
-        sm_fire_named(s, "disco-info", &ev);
+        q = disco_host_info(s, host, a);
+        if (node)
+            xml_attr_set(a, q, NULL, "node", node);
     }
     sm_iq_result(s, st, q);
     xml_arena_free(a);
@@ -88,8 +107,9 @@ static const sm_handler disco_handlers[] = {
 const sm_module mod_disco = {
     .name = "disco",
     .handlers = disco_handlers,
-    /* The server's disco#info is being answered: host (the domain asked), arena and node (the
-     * <query/>, features and identities in it) for hooks to add extensions to. The same for an
+    /* The server's disco#info is being built: host (the domain), arena and node (the <query/>,
+     * features and identities in it) for hooks to add extensions to (answering a query, or
+     * computing the server's caps). The same for an
      * account's bare JID: "disco-account-info" (stanza, arena, node). */
     .events = (const char *const[]){"disco-info", "disco-account-info", NULL},
 };

@@ -29,6 +29,7 @@ static const char *const event_names[SM_EV_COUNT] = {
     [SM_EV_UNDELIVERED] = "undelivered",
     [SM_EV_TICK] = "tick",
     [SM_EV_SESSION_ATTACHED] = "session-attached",
+    [SM_EV_FRONT_UP] = "front-up",
 };
 
 /* ---- handlers ------------------------------------------------------------------------------ */

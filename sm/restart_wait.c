@@ -93,6 +93,8 @@ bool smc_restart_wait_hold(sm *s, sm_stanza *st)
 
 void sm_front_resynced(sm *s, sm_link *l)
 {
+    sm_event ev = {.link_serial = l->serial};
+    sm_fire(s, SM_EV_FRONT_UP, &ev);
     restart_wait *w = &s->restart;
     if (!w->active)
         return;

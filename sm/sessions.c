@@ -37,6 +37,8 @@ sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component)
     return l;
 }
 
+sm_link *sm_link_find(const sm *s, uint64_t serial) { return smc_link_by_serial(s, serial); }
+
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid)
 {
     session_key k = {link_serial, sid};

@@ -212,6 +212,8 @@ typedef enum {
     SM_EV_SESSION_ATTACHED, /* a session has a connection again: a detached one attached
                              * (sm_session_attach, or its front's resync), or one a front's resync
                              * restored (after its STATE record): session */
+    SM_EV_FRONT_UP,         /* a front's link is up and its resync done (the end of its
+                             * RESYNC): link_serial */
     SM_EV_COUNT
 } sm_event_kind;
 typedef struct sm_roster_item sm_roster_item;
@@ -303,6 +305,8 @@ void sm_undeliverable(sm *s, const jid *to, const char *xml, size_t len);
 /* The session behind (link serial, sid), or NULL. */
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid);
 uint64_t sm_link_serial(const sm_link *l);
+/* The link of that serial, or NULL when it is gone. */
+sm_link *sm_link_find(const sm *s, uint64_t serial);
 /* The link's service id (the front's or the component's name). */
 const char *sm_link_service(const sm_link *l);
 /* Calls fn for every bound session (in no particular order); fn must not end sessions. */

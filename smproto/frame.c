@@ -516,8 +516,8 @@ static bool module_name_ok(const char *name, size_t len)
 bool smproto_put_module(buf *out, uint64_t sid, const char *name, const void *body, size_t len)
 {
     size_t nl = strlen(name);
-    if (sid == 0 || !module_name_ok(name, nl))
-        smproto_bug("MODULE without a session or with a bad module name");
+    if (!module_name_ok(name, nl))
+        smproto_bug("MODULE with a bad module name");
     if (len > SMPROTO_MAX_PAYLOAD - 1 - nl)
         return false;
     uint8_t *p = smproto_open(out, SMPROTO_MODULE, sid, 1 + nl + len);
@@ -531,7 +531,7 @@ bool smproto_get_module(const smproto_frame *f, const char **name, size_t *name_
                         const uint8_t **body, size_t *len)
 {
     const uint8_t *p = smproto_payload(f);
-    if (f->type != SMPROTO_MODULE || f->sid == 0 || f->len < 1 || f->len < 1u + p[0] ||
+    if (f->type != SMPROTO_MODULE || f->len < 1 || f->len < 1u + p[0] ||
         !module_name_ok((const char *)p + 1, p[0]))
         return false;
     *name = (const char *)p + 1;

@@ -17,10 +17,10 @@
 #include "core/buf.h"
 #include "core/scram.h"
 
-#define SMPROTO_VERSION 4
+#define SMPROTO_VERSION 5
 #define SMPROTO_STRINGIFY_(x) #x
 #define SMPROTO_STRINGIFY(x) SMPROTO_STRINGIFY_(x)
-#define SMPROTO_VERSION_STRING SMPROTO_STRINGIFY(SMPROTO_VERSION)   /* "4", for the XML opening */
+#define SMPROTO_VERSION_STRING SMPROTO_STRINGIFY(SMPROTO_VERSION)   /* "5", for the XML opening */
 /* Whether an <smproto version='...'/> names this version (exactly its decimal digits). */
 bool smproto_version_is_ours(const char *version);
 #define SMPROTO_NS "urn:jabshard:smproto"

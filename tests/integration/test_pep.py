@@ -12,7 +12,9 @@ slixmpp's PEP plugins (xep_0060, xep_0163, xep_0084 with xep_0115 caps) and raw 
    node cannot (presence-subscription-required); publish-options that conflict with the node
    are refused (precondition-not-met);
 3. bookmarks (XEP-0402): published with the options the XEP says (persist, max_items=max,
-   whitelist, never send last), all of them come back to the owner, none to a contact.
+   whitelist, never send last), all of them come back to the owner, none to a contact;
+4. the server's own entity capabilities (XEP-0115 §6.3) in its stream features, and the
+   disco#info its node#ver gets, which hashes to that ver.
 
 Usage: test_pep.py BUILD_DIR. Prints ok/not ok lines and "pep: N passed, N failed"."""
 
@@ -20,6 +22,7 @@ import asyncio
 import base64
 import hashlib
 import ssl
+import xml.etree.ElementTree as ET
 
 from jabtest.raw import Raw
 from jabtest.report import Failure
@@ -153,6 +156,50 @@ def avatars(r, server):
     asyncio.run(run())
 
 
+NS_CAPS = 'http://jabber.org/protocol/caps'
+NS_DATA = 'jabber:x:data'
+
+
+def caps_ver(query):
+    """XEP-0115 §5.1: the SHA-1 verification string of a disco#info <query/>."""
+    ids = sorted('%s/%s/%s/%s' % (i.get('category', ''), i.get('type', ''),
+                                  i.get('{http://www.w3.org/XML/1998/namespace}lang', ''),
+                                  i.get('name', ''))
+                 for i in query.findall(q(NS_DISCO, 'identity')))
+    s = ''.join(x + '<' for x in ids)
+    s += ''.join(f + '<' for f in sorted(f.get('var') for f in query.findall(q(NS_DISCO, 'feature'))))
+    forms = []
+    for x in query.findall(q(NS_DATA, 'x')):
+        fields = {f.get('var'): sorted(v.text or '' for v in f.findall(q(NS_DATA, 'value')))
+                  for f in x.findall(q(NS_DATA, 'field'))}
+        form_type = fields.pop('FORM_TYPE', [''])[0]
+        forms.append(form_type + '<' + ''.join(var + '<' + ''.join(v + '<' for v in vals)
+                                               for var, vals in sorted(fields.items())))
+    s += ''.join(sorted(forms))
+    return base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+
+
+def server_caps(r, port):
+    """The server's own entity capabilities in its stream features (XEP-0115 §6.3), and the
+    disco#info its node#ver answers, which hashes to that ver."""
+    s = Raw.connect(port, tls=True, wait=10)
+    s.open()
+    feat = s.features()
+    c = feat.find(q(NS_CAPS, 'c')) if feat is not None else None
+    r.check('server caps: the stream features carry <c/>', c is not None and c.get('ver') and
+            c.get('hash') == 'sha-1', ET.tostring(feat, encoding='unicode') if feat is not None
+            else 'no features')
+    s.end()
+    s = raw(port, 'u7', presence=False)
+    info = iq(s, 'get', "<query xmlns='%s' node='%s#%s'/>" % (NS_DISCO, c.get('node'), c.get('ver')),
+              to='localhost', what='server caps info')
+    query = info.find(q(NS_DISCO, 'query'))
+    r.check('server caps: node#ver is answered with the info whose ver it is',
+            query is not None and caps_ver(query) == c.get('ver'),
+            'computed %s' % (caps_ver(query) if query is not None else None))
+    s.end()
+
+
 def conversations_checks(r, port):
     owner, friend, stranger = raw(port, 'u2'), raw(port, 'u3'), raw(port, 'u4')
     befriend(owner, friend, 'u2', 'u3')
@@ -220,7 +267,8 @@ def suite(report, build):
         server = Server('127.0.0.1', port, tls, None, wait=15)
         for name, fn, args in (('avatars', avatars, (server,)),
                                ('Conversations checks', conversations_checks, (tls,)),
-                               ('bookmarks', bookmarks, (tls,))):
+                               ('bookmarks', bookmarks, (tls,)),
+                               ('server caps', server_caps, (tls,))):
             try:
                 fn(report, *args)
             except Failure as e:

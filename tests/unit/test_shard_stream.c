@@ -16,6 +16,7 @@
 
 #include "core/scram.h"
 #include "shard/c2s_stream.h"
+#include "shard/server_caps.h"
 #include "shard/sasl.h"
 #include "shard/smacks.h"
 #include "smproto/frame.h"
@@ -452,6 +453,37 @@ static void test_features_optional_tls(void **state)
     feed(s, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AHUAcA==</auth>");
     expect_out(s, "<encryption-required/>");
     c2s_stream_free(s);
+}
+
+/* The server's entity capabilities, as the SM announced them for the stream's host, are in its
+ * features (XEP-0115 §6.3); a host the SM announced none for has none; a malformed announcement
+ * changes nothing. */
+static void test_features_caps(void **state)
+{
+    server_caps *caps = server_caps_new();
+    static const char body[] = HOST "\0QgayPKawpkPSDYmwT/WM94uAlu0=\0other.org\0x=\0";
+    assert_true(server_caps_update(caps, (const uint8_t *)body, sizeof body - 1));
+    static const char bad[] = HOST "\0not base64!\0";
+    assert_false(server_caps_update(caps, (const uint8_t *)bad, sizeof bad - 1));
+    c2s_env env = env_tls;
+    env.caps = caps;
+    c2s_stream *s = c2s_stream_new(&env, SID, false, NULL);
+    feed(s, header(HOST));
+    char *o = take_out(s);
+    assert_non_null(strstr(o, "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
+                              "node='https://jabshard.org/caps' ver='QgayPKawpkPSDYmwT/WM94uAlu0='/>"
+                              "</stream:features>"));
+    free(o);
+    c2s_stream_free(s);
+    static const char none[] = "other.org\0x=\0";
+    assert_true(server_caps_update(caps, (const uint8_t *)none, sizeof none - 1));
+    s = c2s_stream_new(&env, SID, false, NULL);
+    feed(s, header(HOST));
+    o = take_out(s);
+    assert_null(strstr(o, "protocol/caps"));
+    free(o);
+    c2s_stream_free(s);
+    server_caps_free(caps);
 }
 
 static void test_sasl_before_starttls(void **state)
@@ -1452,6 +1484,7 @@ int main(void)
         cmocka_unit_test_setup(test_restricted_xml, setup),
         cmocka_unit_test_setup(test_features_plain_port, setup),
         cmocka_unit_test_setup(test_features_optional_tls, setup),
+        cmocka_unit_test_setup(test_features_caps, setup),
         cmocka_unit_test_setup(test_sasl_before_starttls, setup),
         cmocka_unit_test_setup(test_starttls, setup),
         cmocka_unit_test_setup(test_plus_with_exporter, setup),

@@ -481,10 +481,61 @@ static void test_stop_with_queries_out(void **state)
     smh_stop();
 }
 
+/* A front's link comes up: it is told each host's ver (XEP-0115 §6.3), which is the ver of what a
+ * disco#info query for the server's caps node (node#ver) is answered. */
+static void test_server_caps(void **state)
+{
+    smh_clear();
+    sm_link *l = sm_link_up(smh.core, (void *)7, "front2", false);
+    assert_non_null(l);
+    assert_int_equal(smh_find('M', 0, "caps", NULL), -1);   /* not before its resync ends */
+    sm_front_resynced(smh.core, l);
+    int m = smh_find('M', 0, "caps", NULL);
+    assert_true(m >= 0);
+    const char *body = smh.recs[m].text + strlen("caps") + 1;
+    size_t len = smh.recs[m].len;
+    char ver[CAPS_VER_MAX] = "";
+    for (const char *p = body; p < body + len; p += strlen(p) + 1) {
+        const char *v = p + strlen(p) + 1;
+        if (!strcmp(p, "example.org"))
+            snprintf(ver, sizeof ver, "%s", v);
+        p = v;
+    }
+    assert_true(*ver);
+    smh_bind(1, "alice", "a");   /* (clears the records) */
+    char iq[256];
+    snprintf(iq, sizeof iq, "<iq type='get' id='sc' to='example.org'><query xmlns='http://jabber."
+                            "org/protocol/disco#info' node='https://jabshard.org/caps#%s'/></iq>",
+             ver);
+    smh_clear();
+    smh_send(1, iq);
+    int r = smh_find('S', 1, "id='sc'", "type='result'");
+    assert_true(r >= 0);
+    EXPECT('S', 1, "node='https://jabshard.org/caps#", ver);
+    /* The answer's ver is the one announced. */
+    const char *q = strstr(smh.recs[r].text, "<query");
+    sm_stanza *answer = sm_parse(smh.core, q, strlen(q) - strlen("</iq>"));
+    assert_non_null(answer);
+    xml_arena *scratch = xml_arena_new(4096);
+    caps_ver_limits lim = {100000, 1 << 20};
+    caps_ver_result res;
+    assert_int_equal(caps_ver(answer->node, CAPS_SHA1, &lim, scratch, &res), CAPS_VER_OK);
+    assert_string_equal(res.ver, ver);
+    xml_arena_free(scratch);
+    sm_stanza_free(answer);
+    /* Any other node of the server: item-not-found. */
+    smh_clear();
+    smh_send(1, "<iq type='get' id='sn' to='example.org'><query xmlns='http://jabber.org/protocol/"
+                "disco#info' node='elsewhere'/></iq>");
+    EXPECT('S', 1, "id='sn'", "item-not-found");
+    sm_link_down(smh.core, l);
+}
+
 int main(void)
 {
     log_set_level(LL_ERROR);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_server_caps, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_ver_examples, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_one_query_for_many, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_hash, smh_setup, smh_teardown),

@@ -1163,7 +1163,7 @@ static void test_module_shape(void **state)
     assert_false(payload_ok(SMPROTO_MODULE, 1, "\1A", 2));       /* not [a-z0-9_-] */
     assert_false(payload_ok(SMPROTO_MODULE, 1, "\1\0", 2));
     assert_false(payload_ok(SMPROTO_MODULE, 1, "\1/", 2));
-    assert_false(payload_ok(SMPROTO_MODULE, 0, "\1a", 2));       /* a session's, never the link's */
+    assert_true(payload_ok(SMPROTO_MODULE, 0, "\1a", 2));        /* about the front itself (v5) */
     char longname[1 + SMPROTO_MODULE_NAME_MAX + 1];
     memset(longname, 'a', sizeof longname);
     longname[0] = SMPROTO_MODULE_NAME_MAX;
