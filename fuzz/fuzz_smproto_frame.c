@@ -3,14 +3,30 @@
  * that come out must be the same as those found in the unsplit bytes, and the stream must stop (a
  * bad frame) at the same place. Every frame goes through the decoder of its type, and every record
  * a decoder accepts must re-encode to exactly the frame it came from (one canonical encoding); a
- * frame accepted with a session id must be of a counted type (the link's own carry none). */
+ * frame accepted with a session id must be of a counted type (the link's own carry none). A MODULE
+ * for connection 0 named caps is also read as the front reads the SM's entity capabilities. */
 #include "smproto/frame.h"
+#include "shard/server_caps.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The front's reading of the SM's caps announcement (shard/server_caps.c): whatever it accepts, a
+ * host it holds gives back a ver of the bounded size. */
+static void server_caps_read(const uint8_t *body, size_t len)
+{
+    server_caps *c = server_caps_new();
+    if (server_caps_update(c, body, len) && len) {
+        char ver[SERVER_CAPS_VER_MAX];
+        if (server_caps_ver(c, (const char *)body, ver, sizeof ver) &&
+            strlen(ver) >= SERVER_CAPS_VER_MAX)
+            abort();
+    }
+    server_caps_free(c);
+}
 
 static void fuzz_same(buf *again, const uint8_t *raw, size_t raw_len)
 {
@@ -102,6 +118,8 @@ static void fuzz_frame(const smproto_frame *f, const uint8_t *raw, size_t raw_le
         n[nl] = 0;
         if (!smproto_put_module(&again, f->sid, n, body, len))
             abort();
+        if (f->sid == 0 && strcmp(n, CAPS_MSG_MODULE) == 0)
+            server_caps_read(body, len);
         break;
     }
     case SMPROTO_UNDELIVERED: {
