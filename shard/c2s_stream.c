@@ -221,7 +221,10 @@ unsigned c2s_stream_error(c2s_stream *s, const char *condition, const char *text
 }
 
 /* A stanza went to the client (from the SM, or made here): XEP-0198 counts it, and asks for an
- * acknowledgement when none is pending. Too many unacknowledged close the stream. */
+ * acknowledgement when none is pending and <smacks><request_stanzas> are unacknowledged; fewer
+ * wait for the connection's tick (c2s_stream_ack_due). An inactive client (XEP-0352) is asked at
+ * once: its radio is up for this write, a later <r/> alone would wake it again. Too many
+ * unacknowledged close the stream. */
 static void count_out(c2s_stream *s, bool from_sm)
 {
     if (!s->smacks || s->state == ST_CLOSED)
@@ -230,7 +233,7 @@ static void count_out(c2s_stream *s, bool from_sm)
         stream_fail(s, "policy-violation", "too many unacknowledged stanzas");
         return;
     }
-    if (smacks_want_r(s->smacks))
+    if (smacks_want_r(s->smacks, s->csi_inactive ? 1 : s->env->cfg->smacks.request_stanzas))
         smacks_put_r(&s->out);
 }
 
@@ -1339,6 +1342,17 @@ unsigned c2s_stream_delivered(c2s_stream *s)
     s->actions = 0;
     count_out(s, true);
     return s->actions;
+}
+
+bool c2s_stream_ack_due(const c2s_stream *s)
+{
+    return s->smacks && s->state != ST_CLOSED && smacks_ask_later(s->smacks);
+}
+
+void c2s_stream_request_ack(c2s_stream *s)
+{
+    if (c2s_stream_ack_due(s) && smacks_ask_now(s->smacks))
+        smacks_put_r(&s->out);
 }
 
 bool c2s_stream_csi_inactive(const c2s_stream *s) { return s->csi_inactive; }

@@ -140,6 +140,14 @@ void c2s_stream_reissue(c2s_stream *s, buf *out);
  * unacknowledged). */
 unsigned c2s_stream_delivered(c2s_stream *s);
 
+/* XEP-0198's time bound. A stanza written without an <r/> after it (fewer than <smacks>
+ * <request_stanzas> are unacknowledged) leaves an acknowledgement due: the connection layer
+ * notes when c2s_stream_ack_due() turned true, after any call, and once <request_wait> seconds
+ * passed calls c2s_stream_request_ack(), which writes the <r/> to out (nothing when no longer
+ * due: it was asked for, or everything was acknowledged, or the stream closed). */
+bool c2s_stream_ack_due(const c2s_stream *s);
+void c2s_stream_request_ack(c2s_stream *s);
+
 /* State for the connection layer. */
 bool c2s_stream_authenticated(const c2s_stream *s);
 /* The bound full JID, or NULL. */

@@ -18,6 +18,7 @@ static const char *const vocabulary[] = {
     "limits/register_burst", "limits/register_interval", "limits/output_queue", "limits/output_max",
     "limits/output_timeout", "limits/auth_timeout", "limits/idle_timeout", "limits/trusted/net",
     "csi/max_stanzas", "csi/max_bytes", "csi/max_hold",
+    "smacks/request_stanzas", "smacks/request_wait",
     "log/target", "log/path", "log/level", NULL,
 };
 
@@ -163,6 +164,12 @@ static void read_csi(front_csi *c, const front_limits *l, config *cfg)
                     "over it", c->max_bytes, l->output_queue);
 }
 
+static void read_smacks(front_smacks *s, config *cfg)
+{
+    s->request_stanzas = (unsigned)config_int(cfg, NULL, "smacks/request_stanzas", 5, 1, 1000);
+    s->request_wait = (unsigned)config_int(cfg, NULL, "smacks/request_wait", 4, 1, 300);
+}
+
 int front_config_load(const char *path, front_config *out, config_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -202,6 +209,7 @@ int front_config_load(const char *path, front_config *out, config_error *err)
 
     read_limits(&out->limits, cfg);
     read_csi(&out->csi, &out->limits, cfg);
+    read_smacks(&out->smacks, cfg);
 
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};
     static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};

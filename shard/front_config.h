@@ -68,6 +68,18 @@ typedef struct front_csi {
     unsigned max_hold;         /* seconds from the first stanza held to the flush (300) */
 } front_csi;
 
+/* <smacks>: when the front asks a client with stream management (XEP-0198) to acknowledge what
+ * it was sent (<r/>, one outstanding at a time; shard/smacks.h). Each acknowledgement costs the
+ * client a write and the front a read, and until it comes the SM keeps a copy of each stanza
+ * (its own bounds, sm.xml <smacks><queue_max>, end a session long before these matter). */
+typedef struct front_smacks {
+    unsigned request_stanzas;  /* ask once this many stanzas are unacknowledged (5; 1: after
+                                * every stanza) */
+    unsigned request_wait;     /* or once the oldest unacknowledged one has waited this many
+                                * seconds (4): with the next stanza written after half of it, or
+                                * by itself at the IO thread's tick (every half of it) */
+} front_smacks;
+
 typedef struct front_config {
     config *cfg;               /* owns every string below */
     /* <sm> */
@@ -90,6 +102,7 @@ typedef struct front_config {
     unsigned threads;
     front_limits limits;
     front_csi csi;
+    front_smacks smacks;
     /* Not in the file: entries in each ring between an IO thread and the SM-link thread (a power
      * of two >= 4; 4096). Tests shrink it to force backpressure. */
     unsigned ring_size;

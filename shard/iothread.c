@@ -98,6 +98,11 @@ struct conn {
     uint64_t drain_mark;       /* conn_progress when drain_timer was last armed */
     timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer, drain_timer;
     timer csi_timer;           /* csi max_hold, armed when the first stanza is held */
+    /* XEP-0198: on the thread's ack_due list since ack_since (ms), when the stream has output
+     * not yet asked to be acknowledged (c2s_stream_ack_due); the thread's tick asks for it. */
+    bool ack_listed;
+    uint64_t ack_since;
+    conn *ack_prev, *ack_next;
     conn *next_dirty, *next_dead, *next_backlog;
     struct sockaddr_storage addr;
     char peer[INET6_ADDRSTRLEN + 8];
@@ -129,6 +134,8 @@ struct iothread {
     conn *backlog;             /* connections to read again at once (see conn.backlogged) */
     timer shutdown_timer;
     timer trim_timer;          /* armed when parser memory was freed */
+    conn *ack_due, *ack_tail;  /* connections whose stream waits for a timed <r/>, oldest first */
+    timer ack_tick;            /* one for all of them, armed while the list is not empty */
     bool shutting_down;
     atomic_bool shutdown_asked;
     pthread_mutex_t done_lock;
@@ -254,6 +261,77 @@ static void mark_dirty(conn *c)
 /* Moves what the stream produced to the client's queue and the link batch, and acts on it. */
 static void conn_take(conn *c, unsigned acts);
 
+/* ---- XEP-0198's timed requests ----------------------------------------------------------------
+ * A stream asks for an acknowledgement (<r/>) by itself once <smacks><request_stanzas> are
+ * unacknowledged. Fewer wait here, from when the stream said one was due: a stanza written after
+ * half of <request_wait> carries the <r/> with it (no write of its own); otherwise the thread's
+ * tick, every half <request_wait>, asks those that waited <request_wait> (at most one and a half
+ * in all): one tick per thread for every connection, not a timer each, and only while some
+ * connection waits. */
+
+static uint64_t ack_tick_ms(const iothread *t)
+{
+    return (uint64_t)t->cfg->smacks.request_wait * 500;
+}
+
+static void ack_unlist(conn *c)
+{
+    iothread *t = c->t;
+    if (!c->ack_listed)
+        return;
+    if (c->ack_prev)
+        c->ack_prev->ack_next = c->ack_next;
+    else
+        t->ack_due = c->ack_next;
+    if (c->ack_next)
+        c->ack_next->ack_prev = c->ack_prev;
+    else
+        t->ack_tail = c->ack_prev;
+    c->ack_listed = false;
+    c->ack_prev = c->ack_next = NULL;
+}
+
+/* After any call into the stream: a request that became due is listed, from now (so the list is
+ * in order of ack_since); one that is no longer due (the stream asked by itself, or everything was
+ * acknowledged) leaves it. */
+static void conn_watch_ack(conn *c)
+{
+    iothread *t = c->t;
+    bool due = !c->dead && c->stream && c2s_stream_ack_due(c->stream);
+    if (!due || c->ack_listed) {
+        if (!due)
+            ack_unlist(c);
+        return;
+    }
+    c->ack_listed = true;
+    c->ack_since = evloop_now(t->loop);
+    c->ack_next = NULL;
+    c->ack_prev = t->ack_tail;
+    if (t->ack_tail)
+        t->ack_tail->ack_next = c;
+    else
+        t->ack_due = c;
+    t->ack_tail = c;
+    if (!timer_pending(&t->ack_tick))
+        evloop_timer_after(t->loop, &t->ack_tick, ack_tick_ms(t));
+}
+
+static void on_ack_tick(timer *tm, void *arg)
+{
+    iothread *t = arg;
+    uint64_t now = evloop_now(t->loop), wait = (uint64_t)t->cfg->smacks.request_wait * 1000;
+    while (t->ack_due && now - t->ack_due->ack_since >= wait) {
+        conn *c = t->ack_due;
+        ack_unlist(c);
+        if (c->closing)
+            continue;
+        c2s_stream_request_ack(c->stream);
+        conn_take(c, 0);
+    }
+    if (t->ack_due)
+        evloop_timer_after(t->loop, &t->ack_tick, ack_tick_ms(t));
+}
+
 /* Queues a stanza frame's payload for the client; on a bound session it is remembered until
  * wholly written. Stream management counts it (an <r/> it asks for waits in the stream's output
  * for the next conn_take; a stream it closes is closed there too). */
@@ -277,6 +355,10 @@ static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
     outq_push_block(&c->q, blk, off, len);
     mark_dirty(c);
     c2s_stream_delivered(c->stream);
+    /* Asked with this write (no write of its own) once the oldest has waited a tick's worth. */
+    if (c->ack_listed && evloop_now(c->t->loop) - c->ack_since >= ack_tick_ms(c->t))
+        c2s_stream_request_ack(c->stream);
+    conn_watch_ack(c);
 }
 
 static void csi_deliver(void *arg, outq_block *blk, size_t len)
@@ -499,6 +581,7 @@ static void conn_take(conn *c, unsigned acts)
         mark_dirty(c);
     }
     watch_output(c);
+    conn_watch_ack(c);
 }
 
 static ssize_t tls_writer(void *ctx, const struct iovec *iov, int iovcnt)
@@ -916,6 +999,7 @@ static void conn_kill(conn *c)
     evloop_timer_cancel(t->loop, &c->hold_timer);
     evloop_timer_cancel(t->loop, &c->drain_timer);
     evloop_timer_cancel(t->loop, &c->csi_timer);
+    ack_unlist(c);
     if (c->stream) {
         conn_undeliver(c, 0);
         /* Held stanzas came after every queued one: they go back after them, before the END. */
@@ -1334,6 +1418,7 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
     pthread_mutex_init(&t->done_lock, NULL);
     timer_init(&t->shutdown_timer, on_shutdown_grace, t);
     timer_init(&t->trim_timer, on_trim, t);
+    timer_init(&t->ack_tick, on_ack_tick, t);
     t->plain = (listener){.t = t, .tls = false, .fd = listen_on(t->cfg, t->cfg->port, err, errlen)};
     if (t->plain.fd < 0) {
         iothread_free(t);

@@ -66,13 +66,17 @@ bool smacks_out(smacks *sm, bool from_sm)
     return true;
 }
 
-bool smacks_want_r(smacks *sm)
+bool smacks_want_r(smacks *sm, unsigned every)
 {
-    if (sm->r_pending || sm->out_count == sm->acked)
+    if (sm->r_pending || sm->out_count - sm->acked < (every ? every : 1))
         return false;
     sm->r_pending = true;
     return true;
 }
+
+bool smacks_ask_later(const smacks *sm) { return !sm->r_pending && sm->out_count != sm->acked; }
+
+bool smacks_ask_now(smacks *sm) { return smacks_want_r(sm, 1); }
 
 bool smacks_client_ack(smacks *sm, uint32_t h, smacks_msg *msg)
 {

@@ -53,8 +53,15 @@ void smacks_in(smacks *sm, bool local);
 /* A stanza was written to the client; kept: from the SM (it keeps a copy once kept_from_now).
  * false when the client has SMACKS_UNACKED_MAX unacknowledged (the stream must close). */
 bool smacks_out(smacks *sm, bool from_sm);
-/* Whether to ask the client for an acknowledgement now (one <r/> at a time). */
-bool smacks_want_r(smacks *sm);
+/* Whether to ask the client for an acknowledgement now: no <r/> is pending (one at a time) and
+ * at least every stanzas are unacknowledged (1: after every stanza). When true, the <r/> is
+ * taken as sent. */
+bool smacks_want_r(smacks *sm, unsigned every);
+/* Whether some stanza is unacknowledged and no <r/> pending: a later request is due (the stream's
+ * time bound, shard/c2s_stream.h), or smacks_ask_now. */
+bool smacks_ask_later(const smacks *sm);
+/* Asks now if smacks_ask_later (the <r/> is taken as sent); false when there is nothing to ask. */
+bool smacks_ask_now(smacks *sm);
 
 /* The client's <a h/>. false when h acknowledges more than was sent (handled-count-too-high);
  * otherwise true, with the SM's message (ACK) in *msg when SMACKS_ACK_BATCH of the SM's stanzas

@@ -2,8 +2,9 @@
 (A and B) on TLS, clients driven by hand (raw sockets) and by slixmpp's xep_0198 plugin.
 
 1. resume on the other front: a client enables resumption on A, reads three messages and
-   acknowledges one, its socket dies; a message sent while it is away is kept; it reconnects to
-   B and resumes: exactly the three it had not acknowledged arrive, and the server's h says what
+   acknowledges one (the server asks for it within <smacks><request_wait>, fewer than
+   <request_stanzas> being unacknowledged), its socket dies; a message sent while it is away is
+   kept; it reconnects to B and resumes: exactly the three it had not acknowledged arrive, and the server's h says what
    it had of the client's;
 2. a resumption while the old connection lives: the old one gets <conflict/>, the new one the
    session and what the old one had not acknowledged;
@@ -111,9 +112,13 @@ def resume_elsewhere(r, a_port, b_port):
     a = alice.expect(lambda e: e.tag == sm('a'), "the server's <a/>")
     r.check("the server's h counts the client's stanza", a.get('h') == '1', a.get('h'))
     alice.send("<a xmlns='%s' h='1'/>" % NS_SM)
-    # The server asks for acknowledgements (<r/>) as it sends.
-    r.check('the server asks for acknowledgements', alice.find(lambda e: e.tag == sm('r'))
-            is not None)
+    # The server asks for acknowledgements (<r/>): three stanzas are fewer than <smacks>
+    # <request_stanzas> (5), so it asks once the oldest has waited <request_wait> (4 s), at the
+    # IO thread's next tick (every 2 s).
+    t0 = time.time()
+    el = alice.next(lambda e: e.tag == sm('r'), 8)
+    r.check('the server asks for acknowledgements within request_wait and a tick',
+            el is not None, 'none within %.1f s' % (time.time() - t0))
     time.sleep(0.2)    # the <a/> reaches the SM before the socket dies (custody is per ack)
     cut(alice)
     message(bob, 'u0', 'm4')

@@ -174,6 +174,7 @@ static void test_enable_and_r(void **state)
     assert_int_equal(lg_sm_input(&s, sm_el(a, "r", NULL, NULL, NULL, NULL), &st, &out),
                      LG_SM_HANDLED);
     assert_out(&out, "<a xmlns='urn:xmpp:sm:3' h='2'/>");
+    assert_int_equal(st.requests, 1);
     /* An <a/> with a bad h, and an <enabled/> nobody asked for, are counted as bad. */
     assert_int_equal(lg_sm_input(&s, sm_el(a, "a", "h", "x", NULL, NULL), &st, &out), LG_SM_BAD);
     assert_int_equal(lg_sm_input(&s, sm_el(a, "enabled", NULL, NULL, NULL, NULL), &st, &out),

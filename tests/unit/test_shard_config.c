@@ -76,6 +76,8 @@ static void test_example(void **state)
     assert_int_equal(fc.csi.max_stanzas, 100);
     assert_int_equal(fc.csi.max_bytes, 65536);
     assert_int_equal(fc.csi.max_hold, 300);
+    assert_int_equal(fc.smacks.request_stanzas, 5);
+    assert_int_equal(fc.smacks.request_wait, 4);
     front_config_free(&fc);
 }
 
@@ -169,6 +171,8 @@ static void test_defaults(void **state)
     assert_int_equal(fc.csi.max_stanzas, 100);
     assert_int_equal(fc.csi.max_bytes, 65536);
     assert_int_equal(fc.csi.max_hold, 300);
+    assert_int_equal(fc.smacks.request_stanzas, 5);   /* defaults when <smacks> is absent */
+    assert_int_equal(fc.smacks.request_wait, 4);
     front_config_free(&fc);
     /* A small output_queue takes CSI's max_bytes down with it; 0 stanzas turns CSI off. */
     write_cfg(MINIMAL "<limits><output_queue>8192</output_queue></limits>"

@@ -1181,6 +1181,75 @@ static void test_smacks_counts_and_acks(void **state)
     c2s_stream_free(s);
 }
 
+/* The server's <r/>: once <smacks><request_stanzas> are unacknowledged (one pending at a time),
+ * fewer wait for the connection layer's tick (c2s_stream_ack_due, then c2s_stream_request_ack);
+ * an inactive client (XEP-0352) is asked after each write. */
+static bool has_r(const char *o) { return strstr(o, "<r xmlns='urn:xmpp:sm:3'/>") != NULL; }
+
+static void expect_out_empty(c2s_stream *s) { assert_int_equal(buf_len(c2s_stream_out(s)), 0); }
+
+static void test_smacks_request_policy(void **state)
+{
+    test_cfg.smacks.request_stanzas = 3;
+    c2s_stream *s = enabled_stream();
+    assert_false(c2s_stream_ack_due(s));   /* nothing written yet */
+    c2s_stream_request_ack(s);
+    expect_out_empty(s);
+    sm_delivers(s, "<message><body>1</body></message>");
+    sm_delivers(s, "<message><body>2</body></message>");
+    char *o = take_out(s);
+    assert_false(has_r(o));
+    free(o);
+    assert_true(c2s_stream_ack_due(s));
+    /* The third: asked at once, and no longer due by time. */
+    sm_delivers(s, "<message><body>3</body></message>");
+    o = take_out(s);
+    assert_true(has_r(o));
+    free(o);
+    assert_false(c2s_stream_ack_due(s));
+    /* One at a time: more while it is pending ask nothing. */
+    for (int i = 0; i < 4; i++)
+        sm_delivers(s, "<message><body>n</body></message>");
+    o = take_out(s);
+    assert_false(has_r(o));
+    free(o);
+    assert_false(c2s_stream_ack_due(s));
+    /* The answer covers three of seven: four left, past the count, but it asks on the next write
+     * or by time (an <a/> writes nothing by itself). */
+    feed(s, "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    expect_out_empty(s);
+    assert_true(c2s_stream_ack_due(s));
+    c2s_stream_request_ack(s);             /* the tick: the oldest waited long enough */
+    o = take_out(s);
+    assert_true(has_r(o));
+    free(o);
+    assert_false(c2s_stream_ack_due(s));
+    c2s_stream_request_ack(s);             /* asked already: nothing more */
+    expect_out_empty(s);
+    /* Everything acknowledged: nothing due. */
+    feed(s, "<a xmlns='urn:xmpp:sm:3' h='7'/>");
+    assert_false(c2s_stream_ack_due(s));
+    c2s_stream_request_ack(s);
+    expect_out_empty(s);
+    /* Inactive: an <r/> after the first stanza of a write, as before. */
+    feed(s, "<inactive xmlns='urn:xmpp:csi:0'/>");
+    discard_out(s);
+    sm_delivers(s, "<message><body>8</body></message>");
+    o = take_out(s);
+    assert_true(has_r(o));
+    free(o);
+    c2s_stream_free(s);
+
+    /* request_stanzas 1: an <r/> after every stanza when none is pending. */
+    test_cfg.smacks.request_stanzas = 1;
+    s = enabled_stream();
+    sm_delivers(s, "<message><body>1</body></message>");
+    o = take_out(s);
+    assert_true(has_r(o));
+    free(o);
+    c2s_stream_free(s);
+}
+
 static void test_smacks_client_r(void **state)
 {
     c2s_stream *s = enabled_stream();
@@ -1495,6 +1564,7 @@ int main(void)
         cmocka_unit_test_setup(test_resync_entry, setup),
         cmocka_unit_test_setup(test_smacks_enable, setup),
         cmocka_unit_test_setup(test_smacks_counts_and_acks, setup),
+        cmocka_unit_test_setup(test_smacks_request_policy, setup),
         cmocka_unit_test_setup(test_smacks_client_r, setup),
         cmocka_unit_test_setup(test_smacks_resume, setup),
         cmocka_unit_test_setup(test_smacks_resume_failed, setup),

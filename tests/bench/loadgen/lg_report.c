@@ -71,9 +71,9 @@ void lg_report_sm(lg_sm_stats *st, uint64_t cut_ns)
                       ? (double)(st->last_resumed_ns - cut_ns) / 1e9 : 0.0;
     printf("sm enabled=%" PRIu64 " unsupported=%" PRIu64 " enable_failed=%" PRIu64
            " resumed=%" PRIu64 " resume_failed=%" PRIu64 " resent=%" PRIu64 " bad_acks=%" PRIu64
-           " resume_p50_ms=%.2f resume_p99_ms=%.2f resume_max_ms=%.2f last_resume_s=%.3f\n",
+           " requests=%" PRIu64 " resume_p50_ms=%.2f resume_p99_ms=%.2f resume_max_ms=%.2f last_resume_s=%.3f\n",
            st->enabled, st->unsupported, st->enable_failed, st->resumed, st->resume_failed,
-           st->resent, st->bad_acks, lat.p50_ms, lat.p99_ms, lat.max_ms, last);
+           st->resent, st->bad_acks, st->requests, lat.p50_ms, lat.p99_ms, lat.max_ms, last);
 }
 
 void lg_report_pep(double offered, unsigned seconds, const lg_pep_result *res, double send_seconds,

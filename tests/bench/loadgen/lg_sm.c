@@ -157,6 +157,7 @@ lg_sm_event lg_sm_input(lg_sm *s, const xml_node *el, lg_sm_stats *st, buf *out)
     bool has_h = lg_sm_parse_h(xml_attr_get(el, "h"), &h);
     uint8_t pending = s->pending;
     if (strcmp(el->name, "r") == 0 && s->active) {
+        st->requests++;
         buf_appendf(out, "<a xmlns='" LG_SM_NS "' h='%" PRIu32 "'/>", s->h_in);
         return LG_SM_HANDLED;
     }

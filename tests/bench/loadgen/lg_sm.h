@@ -56,6 +56,7 @@ typedef struct lg_sm_stats {
     uint64_t resume_failed;  /* <failed/> in answer to <resume/>: a fresh bind followed */
     uint64_t resent;         /* stanzas sent again after <resumed/> or on a fresh session */
     uint64_t bad_acks;       /* an <a h/> or <resumed h/> acknowledging more than was sent */
+    uint64_t requests;       /* the server's <r/>, each answered with <a h/> */
     uint64_t last_resumed_ns;
     lg_samples resume_latency;   /* connect start to <resumed/>, per resumption */
 } lg_sm_stats;
