@@ -4,9 +4,12 @@
  * <result/> with <forwarded/> and <delay/>, then the iq's <fin/> with first, last and complete.
  * Also <metadata/> (mam:2#extended): the archive's first and last message.
  *
+ * RSM's index (from the start, forwards, up to MAM_INDEX_MAX) skips that many, and the first
+ * result says its index when it is known.
+ *
  * Errors: another account's archive is <forbidden/>; an unknown field, a bad date or JID, a
- * negative max is <bad-request/>; RSM's index is <feature-not-implemented/>; an id not in the
- * archive is <item-not-found/>.
+ * negative max, an index with after or before is <bad-request/>; an id not in the archive is
+ * <item-not-found/>.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,8 @@
 #include "sm/modules.h"
 
 #define NS_DATA "jabber:x:data"
+/* RSM's index goes as far as this (an offset: its cost grows with it). */
+#define MAM_INDEX_MAX 100000
 
 /* XEP-0082 DateTime (CCYY-MM-DDThh:mm:ss[.sss](Z|(+|-)hh:mm)) as Unix ms; false when it is not
  * one. */
@@ -113,9 +118,18 @@ static bool rsm(sm *s, xml_arena *a, const xml_node *set, xdb_mam_query *q, cons
     q->max = page_max < 50 ? page_max : 50;
     if (!set)
         return true;
-    if (xml_child(set, NS_RSM, "index")) {
-        *cond = "feature-not-implemented";
-        return false;
+    const xml_node *index = xml_child(set, NS_RSM, "index");
+    if (index) {
+        /* Forwards from the start only, and within what an OFFSET reads cheaply. */
+        char *end;
+        const char *v = xml_text(a, index);
+        long long i = strtoll(v, &end, 10);
+        if (*end || end == v || i < 0 || i > MAM_INDEX_MAX || xml_child(set, NS_RSM, "after") ||
+            xml_child(set, NS_RSM, "before")) {
+            *cond = "bad-request";
+            return false;
+        }
+        q->offset = i;
     }
     const xml_node *max = xml_child(set, NS_RSM, "max");
     if (max) {
@@ -152,6 +166,7 @@ typedef struct query_ctx {
     char *queryid;
     bool flip;
     bool zero;              /* max 0: the answer is the <fin/> alone */
+    int64_t index;          /* the first result's position, when known (RSM index), else -1 */
 } query_ctx;
 
 static void query_ctx_free(query_ctx *c)
@@ -224,6 +239,11 @@ static void queried(xdb_request *r, void *ctx)
     if (n) {
         const char *first = r->mam.v[0].stanza_id, *last = r->mam.v[n - 1].stanza_id;
         xml_node *f = xml_element_new(a, set, NS_RSM, "first");
+        if (c->index >= 0) {
+            char idx[24];
+            snprintf(idx, sizeof idx, "%lld", (long long)c->index);
+            xml_attr_set(a, f, NULL, "index", idx);
+        }
         xml_text_new(a, f, c->flip ? last : first, strlen(c->flip ? last : first));
         xml_node *l = xml_element_new(a, set, NS_RSM, "last");
         xml_text_new(a, l, c->flip ? first : last, strlen(c->flip ? first : last));
@@ -255,6 +275,9 @@ static void query(sm *s, sm_stanza *st, const xml_node *q, const jid *owner)
     c->queryid = queryid ? mem_strdup(queryid) : NULL;
     c->flip = xml_child(q, NS_MAM, "flip-page") != NULL;
     c->zero = r->mam_query.max == 0;
+    /* Where the page starts in the query's result set is known when it starts at an offset. */
+    bool from_start = !r->mam_query.after_id && !r->mam_query.before_id && !r->mam_query.last;
+    c->index = from_start && !c->flip ? r->mam_query.offset : -1;
     if (c->zero)
         r->mam_query.max = 1;   /* only whether there is any */
     c->st = sm_iq_keep(st);

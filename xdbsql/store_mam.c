@@ -139,14 +139,15 @@ static db_rc bounds(db_conn *c, xdb_request *r, int64_t user_id, int64_t *lo, in
     return DB_OK;
 }
 
-/* The statements of a page: by contact (and resource) or not, forwards or backwards. */
+/* The statements of a page: by contact (and resource) or not, forwards (from an offset: RSM's
+ * index) or backwards. */
 #define MAM_COLS "SELECT stamp, stanza_id, peer, resource, xml, id FROM archive WHERE user_id = ?"
 static const char *const page_sql[3][2] = {
-    {MAM_COLS " AND id >= ? AND id <= ? ORDER BY id LIMIT ?",
+    {MAM_COLS " AND id >= ? AND id <= ? ORDER BY id LIMIT ? OFFSET ?",
      MAM_COLS " AND id >= ? AND id <= ? ORDER BY id DESC LIMIT ?"},
-    {MAM_COLS " AND peer = ? AND id >= ? AND id <= ? ORDER BY id LIMIT ?",
+    {MAM_COLS " AND peer = ? AND id >= ? AND id <= ? ORDER BY id LIMIT ? OFFSET ?",
      MAM_COLS " AND peer = ? AND id >= ? AND id <= ? ORDER BY id DESC LIMIT ?"},
-    {MAM_COLS " AND peer = ? AND resource = ? AND id >= ? AND id <= ? ORDER BY id LIMIT ?",
+    {MAM_COLS " AND peer = ? AND resource = ? AND id >= ? AND id <= ? ORDER BY id LIMIT ? OFFSET ?",
      MAM_COLS " AND peer = ? AND resource = ? AND id >= ? AND id <= ? ORDER BY id DESC LIMIT ?"},
 };
 static const char sql_by_stanza_id[] = MAM_COLS " AND stanza_id = ? AND id >= ? AND id <= ?";
@@ -224,7 +225,9 @@ static db_rc read_page(db_conn *c, xdb_request *r, int64_t user_id, int64_t lo, 
         db_bind_text(st, n++, q->resource);
     db_bind_int(st, n++, lo);
     db_bind_int(st, n++, hi);
-    db_bind_int(st, n, limit);
+    db_bind_int(st, n++, limit);
+    if (!backward)
+        db_bind_int(st, n, q->offset);
     if ((rc = read_rows(st, r, rows, cap)) != DB_OK)
         return rc;
     for (size_t i = 0; backward && i < r->mam.n / 2; i++) {

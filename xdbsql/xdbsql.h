@@ -208,8 +208,8 @@ typedef struct xdb_mam_entries {
 
 /* What MAM_QUERY selects (every field optional: NULL or 0), in archive order (time, then
  * arrival): messages with peer (and resource), from start to end (ms, inclusive), those whose
- * stanza ids are in ids, after the message after_id or before before_id (last: the last page);
- * at most max (0: 50). */
+ * stanza ids are in ids, after the message after_id or before before_id (last: the last page),
+ * forwards from the offset-th; at most max (0: 50). */
 typedef struct xdb_mam_query {
     char *peer, *resource;
     int64_t start, end;
@@ -217,6 +217,7 @@ typedef struct xdb_mam_query {
     bool last;
     xdb_strings ids;
     int64_t max;
+    int64_t offset;             /* forwards: skip this many first (XEP-0059's index) */
 } xdb_mam_query;
 
 typedef struct xdb_request xdb_request;

@@ -842,6 +842,12 @@ static void test_mam(void **state)
     r = mam_query(0);
     r->mam_query.after_id = mem_strdup("m6");
     assert_mam(c, r, "m7,m8,m9", true);
+    r = mam_query(2);
+    r->mam_query.offset = 7;
+    assert_mam(c, r, "m7,m8", false);
+    r = mam_query(2);
+    r->mam_query.offset = 20;
+    assert_mam(c, r, "", true);
     r = mam_query(0);
     r->mam_query.peer = mem_strdup("bob@example.org");
     r->mam_query.start = 1002;

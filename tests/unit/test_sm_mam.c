@@ -106,8 +106,8 @@ static void test_chat_archived_both_sides(void **state)
     EXPECT('S', 1, "id='q'", "bad-request");
     query(1, NULL, "<after>nope</after>", NULL);
     EXPECT('S', 1, "id='q'", "item-not-found");
-    query(1, NULL, "<index>3</index>", NULL);
-    EXPECT('S', 1, "id='q'", "feature-not-implemented");
+    query(1, NULL, "<index>1</index><after>x</after>", NULL);
+    EXPECT('S', 1, "id='q'", "bad-request");
     smh_clear();
     smh_send(1, "<iq type='get' id='f'><query xmlns='" MAM "'/></iq>");
     EXPECT('S', 1, "id='f'", "<field var='with' type='jid-single'/>");
@@ -143,6 +143,10 @@ static void test_paging(void **state)
     snprintf(set, sizeof set, "<max>3</max><before>%s</before>", first);
     query(1, NULL, set, "<flip-page/>");
     assert_bodies(1, "m4,m3,m2");
+    /* RSM index: from the start, that many skipped; the first says its index. */
+    query(1, NULL, "<max>2</max><index>4</index>", NULL);
+    assert_bodies(1, "m5,m6");
+    EXPECT('S', 1, "<first index='4'>", NULL);
     /* mam:2#extended: metadata, and ids. */
     smh_clear();
     smh_send(1, "<iq type='get' id='md'><metadata xmlns='" MAM "'/></iq>");
