@@ -94,6 +94,11 @@ static void disco_items(sm *s, sm_stanza *st, xml_node *payload)
     const char *node = xml_attr_get(payload, "node");
     if (node)
         xml_attr_set(a, q, NULL, "node", node);
+    bool user = st->to.domain_len ? jid_node(&st->to, &(size_t){0}) != NULL : st->origin != NULL;
+    if (user && !node) {
+        sm_event ev = {.stanza = st, .arena = a, .node = q};
+        sm_fire_named(s, "disco-account-items", &ev);
+    }
     sm_iq_result(s, st, q);
     xml_arena_free(a);
 }
@@ -109,7 +114,9 @@ const sm_module mod_disco = {
     .handlers = disco_handlers,
     /* The server's disco#info is being built: host (the domain), arena and node (the <query/>,
      * features and identities in it) for hooks to add extensions to (answering a query, or
-     * computing the server's caps). The same for an
+     * computing the server's caps). "disco-account-info" and "disco-account-items" the same
+     * (stanza, arena, node) for an account's bare JID. The same for an
      * account's bare JID: "disco-account-info" (stanza, arena, node). */
-    .events = (const char *const[]){"disco-info", "disco-account-info", NULL},
+    .events = (const char *const[]){"disco-info", "disco-account-info", "disco-account-items",
+                                    NULL},
 };

@@ -67,13 +67,10 @@ static bool by_owner(const sm_stanza *st, const pep_owner *o)
     return st->from.domain_len && jid_equal_bare(&st->from, pep_owner_jid(o));
 }
 
-/* Whether the requester (not the owner) may read n: the access model against the owner's
+/* Whether a requester other than the owner may read n: the access model against the owner's
  * roster (the owner's user is in memory: an iq to an account waits for its roster). */
-static bool may_read(sm *s, const pep_owner *o, const pep_node *n, const sm_stanza *st,
-                     sm_stanza *answer_if_not)
+static bool reader_allowed(sm *s, const pep_owner *o, const pep_node *n, const sm_stanza *st)
 {
-    if (by_owner(st, o))
-        return true;
     bool subscribed = false;
     sm_user *u = sm_user_find(s, pep_owner_jid(o));
     if (u && st->from.domain_len) {
@@ -82,7 +79,14 @@ static bool may_read(sm *s, const pep_owner *o, const pep_node *n, const sm_stan
         sm_roster_item *it = sm_roster_find(u, bare);
         subscribed = it && sm_sub_has_from(it->sub);
     }
-    if (pep_access_allows(n, false, subscribed))
+    return pep_access_allows(n, false, subscribed);
+}
+
+/* The same for any requester, answering answer_if_not with XEP-0060's error when not. */
+static bool may_read(sm *s, const pep_owner *o, const pep_node *n, const sm_stanza *st,
+                     sm_stanza *answer_if_not)
+{
+    if (by_owner(st, o) || reader_allowed(s, o, n, st))
         return true;
     if (n->cfg.access == PEP_ACCESS_WHITELIST)
         fail(s, answer_if_not, "cancel", "not-allowed", "closed-node", NULL);
@@ -665,6 +669,27 @@ static bool account_info(sm *s, sm_event *ev)
     return false;
 }
 
+/* The account's disco#items: its nodes the asker may read (XEP-0060 §5.2), when its nodes are in
+ * memory (they are read with the user, whose roster an iq to the account waits for). */
+static bool account_items(sm *s, sm_event *ev)
+{
+    sm_stanza *st = ev->stanza;
+    jid owner;
+    jid_bare(st->to.domain_len ? &st->to : &st->from, &owner);
+    pep_owner *o = pep_owner_find(s, &owner);
+    for (size_t i = 0; o && i < pep_owner_count(o); i++) {
+        pep_node *n = pep_owner_at(o, i);
+        if (!by_owner(st, o) && !reader_allowed(s, o, n, st))
+            continue;
+        xml_node *item = xml_element_new(ev->arena, ev->node, "http://jabber.org/protocol/disco#items",
+                                         "item");
+        xml_attr_set(ev->arena, item, NULL, "jid", jid_full(&owner));
+        xml_attr_set(ev->arena, item, NULL, "node", n->name);
+    }
+    jid_free(&owner);
+    return false;
+}
+
 static bool pep_tick(sm *s, sm_event *ev)
 {
     pep_owners_trim(s);
@@ -686,6 +711,7 @@ static const sm_handler pep_handlers[] = {
     {"iq/bare/" NS_PUBSUB ":pubsub", .iq = pubsub_iq},
     {"iq/bare/" NS_PUBSUB_OWNER ":pubsub", .iq = pubsub_iq},
     {"disco-account-info", .hook = account_info},
+    {"disco-account-items", .hook = account_items},
     {"caps-known", .hook = pep_caps_known},
     {"roster-changed", .hook = pep_roster_changed},
     {"tick", .hook = pep_tick},

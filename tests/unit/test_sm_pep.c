@@ -109,6 +109,15 @@ static void test_access_models(void **state)
     NONE('S', 2, "secret");
     get_items(1, "alice", "urn:t:mine", NULL, NULL);
     EXPECT('S', 1, ">secret<", NULL);
+    /* The account's disco#items: the nodes the asker may read. */
+    smh_clear();
+    smh_send(2, "<iq type='get' id='di' to='alice@example.org'><query "
+                "xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+    EXPECT('S', 2, "<item jid='alice@example.org' node='urn:t:open'/>", NULL);
+    NONE('S', 2, "urn:t:mine");
+    smh_send(1, "<iq type='get' id='dj'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+    EXPECT('S', 1, "node='urn:t:open'", NULL);
+    EXPECT('S', 1, "node='urn:t:mine'", NULL);
 }
 
 static void test_publish_options(void **state)
