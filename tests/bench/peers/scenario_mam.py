@@ -122,6 +122,8 @@ def run_server(o, server, record):
             on_fresh_server(o, server, m, tag, lambda m=m, tag=tag: measure(o, server, m, tag))
             if m.get("round"):
                 check_archive(server, m, mode == "on")
+            with open("/proc/loadavg") as f:
+                m["loadavg"] = float(f.read().split()[0])
             time.sleep(2)
     finally:
         server.archiving = None
@@ -155,19 +157,24 @@ def cpu_on(r):
 
 
 def report_lines(results):
-    """The message archiving section of results.md (nothing when it did not run)."""
-    by = {r["server"]: r for r in results if r.get("label") == "mam"}
-    if not by:
+    """The message archiving section of results.md (nothing when it did not run): a row per run
+    (a server run again with --append has a row per run); the targets from each server's last."""
+    runs = [r for r in results if r.get("label") == "mam"]
+    if not runs:
         return []
+    by = {r["server"]: r for r in runs}
     out = ["", "Message archiving (XEP-0313, plain TCP; scenario_mam.py; off and on each on a "
            "freshly started server):", "",
            "| server | version | users | offered msg/s x s | CPU/msg off (µs) | CPU/msg on (µs) "
            "| on/off | p99 off / on (ms) | warm-up round p99 off / on (ms) | lost, dup off "
-           "| lost, dup on | archived with archiving (2 per message) | archived without | notes |",
-           "|---|---|---:|---|---:|---:|---:|---|---|---|---|---|---|---|"]
-    for server, r in by.items():
+           "| lost, dup on | archived with archiving (2 per message) | archived without "
+           "| load average off / on | notes |",
+           "|---|---|---:|---|---:|---:|---:|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        server = r["server"]
         if r.get("no_mam"):
-            out.append("| %s | %s | | | | | | | | | | | | %s |" % (server, r.get("version"), NO_MAM))
+            out.append("| %s | %s | | | | | | | | | | | | | %s |" % (server, r.get("version"),
+                                                                     NO_MAM))
             continue
         off, on = r.get("off", {}), r.get("on", {})
         ro, rn = off.get("round") or {}, on.get("round") or {}
@@ -182,13 +189,13 @@ def report_lines(results):
             return "%s of %s" % (fmt(m["archived"]), fmt(m["archived_expected"]))
 
         out.append("| %s | %s | %s | %s x %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s "
-                   "| %s |" % (
+                   "| %s / %s | %s |" % (
             server, r.get("version"), fmt(r.get("users")), fmt(r.get("rate")),
             r.get("round_seconds"), fmt(off.get("cpu_us_per_msg"), 1),
             fmt(on.get("cpu_us_per_msg"), 1), fmt(r.get("cpu_ratio"), 2),
             fmt(ro.get("p99_ms"), 1), fmt(rn.get("p99_ms"), 1), fmt(wo.get("p99_ms"), 1),
             fmt(wn.get("p99_ms"), 1), lost_dup(ro), lost_dup(rn),
-            archived(on), archived(off),
+            archived(on), archived(off), fmt(off.get("loadavg"), 1), fmt(on.get("loadavg"), 1),
             "; ".join(x for x in (r.get("failed"), r.get("notes")) if x).replace("|", "/")))
     out += ["", targets(by)]
     return out
