@@ -5,7 +5,7 @@
 # resident memory per idle session (all the server's processes, during the hold minus before the
 # logins), the highest delivered message rate with p99 under the latency bound, and CPU seconds.
 # The XEP-0198 scenarios (scenario_sm.py) follow, per server, then the PEP fan-out
-# (scenario_pep.py).
+# (scenario_pep.py), then message archiving off and on (scenario_mam.py).
 # Writes OUT/results.json (every run, appended as it finishes), OUT/results.md, OUT/rate.png and
 # OUT/memory.png; --publish copies the last three to docs/perf/. A server that fails to start,
 # crashes or stalls is stopped by PID and marked failed with the reason; the run goes on.
@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peerlib  # noqa: E402
+import scenario_mam  # noqa: E402
 import scenario_pep  # noqa: E402
 import scenario_sm  # noqa: E402
 from loadgen_run import LoadgenRun, probe  # noqa: E402
@@ -78,11 +79,13 @@ def options(argv):
                    help="copy results.md, rate.png and memory.png to docs/perf/")
     scenario_sm.add_options(p, env)
     scenario_pep.add_options(p, env)
+    scenario_mam.add_options(p, env)
     o = p.parse_args(argv)
     scenario_sm.check_options(p, o)
     scenario_pep.check_options(p, o)
-    if o.sm_only and o.pep_only:
-        p.error("--sm-only and --pep-only")
+    scenario_mam.check_options(p, o)
+    if o.sm_only + o.pep_only + o.mam_only > 1:
+        p.error("at most one of --sm-only, --pep-only and --mam-only")
     o.servers = [s for s in o.servers.split(",") if s]
     for s in o.servers:
         if s not in SERVERS:
@@ -302,6 +305,7 @@ def report(o, results):
                            "NOT met (%s)" % (r.get("failed") or "%s lost" % lost)))
     out += scenario_sm.report_lines(results)
     out += scenario_pep.report_lines(results)
+    out += scenario_mam.report_lines(results)
     out += ["", "Every run's load generator output and server logs: build/bench-peers/logs/; all "
             "figures and rounds: build/bench-peers/results.json.", ""]
     path = os.path.join(o.out, "results.md")
@@ -437,9 +441,10 @@ def main(argv):
 
     try:
         peerlib.certificate(os.path.join(o.out, "cert"))
-        only = o.sm_only or o.pep_only
-        need = max(([] if only else o.sessions) + ([] if o.pep_only else scenario_sm.sessions_needed(o))
-                   + scenario_pep.sessions_needed(o))
+        only = o.sm_only or o.pep_only or o.mam_only
+        sm = not (o.pep_only or o.mam_only)
+        need = max(([] if only else o.sessions) + (scenario_sm.sessions_needed(o) if sm else [])
+                   + scenario_pep.sessions_needed(o) + scenario_mam.sessions_needed(o))
         creds = peerlib.credentials(need, os.path.join(o.out, "credentials.tsv"))
         for s in servers:
             s.prepare(creds)
@@ -449,11 +454,13 @@ def main(argv):
             peerlib.log("run %d of %d" % (i + 1, len(plan)))
             r = run_one(o, s, n, t, max(o.hold_seconds, o.settle_seconds + 5), o.rates, "scenario")
             record(r)
-        if not o.hold_only and not o.pep_only:
+        if not o.hold_only and sm:
             for s in servers:
                 scenario_sm.run_server(o, s, record)
         for s in servers:
             scenario_pep.run_server(o, s, record)
+        for s in servers:
+            scenario_mam.run_server(o, s, record)
         if o.hold_minutes > 0:
             js = [s for s in servers if s.name == "jabshard"]
             if js:

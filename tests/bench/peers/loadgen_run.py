@@ -92,6 +92,8 @@ class LoadgenRun:
             elif kind in ("cut", "sm", "linger"):   # --cut-after, --sm (scenario_sm.py), --hold-after
                 self.lines[kind] = f
                 self.marks[kind] = time.time()
+                if kind == "linger":   # scenario_mam.py: the CPU of the rounds and the linger
+                    self.cpu[kind] = self.usage.sample() - self.cpu0
 
     def wait(self, deadline):
         """Waits for loadgen to end, sampling memory once the sessions are up. Returns the reason

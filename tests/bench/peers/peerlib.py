@@ -1,8 +1,9 @@
 # tests/bench/peers/peerlib.py: what every server module of the peer benchmark shares: starting a
 # program (as a service user, with the open-file limit raised) and stopping it by PID, the
 # process tree a server consists of and its resident memory and CPU time, waiting for a port,
-# templates, the users' SCRAM credentials (computed once per user and cached, shared by every
-# server), the one self-signed certificate, and Debian package installation.
+# templates, counting an SQLite table's rows, the users' SCRAM credentials (computed once per user
+# and cached, shared by every server), the one self-signed certificate, and Debian package
+# installation.
 import base64
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -229,6 +231,15 @@ def fresh_copy(src, dest):
     shutil.copytree(src, dest, symlinks=True)
 
 
+def count_rows(db_path, table):
+    """Rows of TABLE in the SQLite database DB_PATH."""
+    db = sqlite3.connect(db_path)
+    try:
+        return db.execute("SELECT COUNT(*) FROM %s" % table).fetchone()[0]
+    finally:
+        db.close()
+
+
 # ---- credentials -----------------------------------------------------------------------------
 
 def b64(data):
@@ -391,6 +402,11 @@ class Server:
     packages = []
     user = None
     mechanism = "SCRAM-SHA-1"
+    # Message archiving (scenario_mam.py): whether the module can turn it on and off, and the
+    # setting of the next start (None: as the configuration has it, True: on for every account,
+    # False: off).
+    can_archive = False
+    archiving = None
 
     def __init__(self, workdir, certdir, port):
         self.workdir = os.path.join(workdir, self.name)
@@ -455,6 +471,11 @@ class Server:
 
     def write_rosters(self, store, n, k):
         raise NotImplementedError
+
+    def archived_messages(self):
+        """Messages in the archives of the last run's storage (read after it stopped), or None
+        when this module cannot count them."""
+        return None
 
     def stop(self):
         if self.procs:

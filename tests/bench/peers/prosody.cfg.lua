@@ -2,7 +2,8 @@
 -- the upper-case names between at signs). Debian's default modules, less mod_limits (traffic
 -- shaping) and those that only serve s2s, daemonizing or the admin shell; encryption optional so
 -- plain TCP can be measured; stanza size limits raised; a listen backlog of 1,024 like jabshard's;
--- no s2s or HTTP listeners; logging at warn; data, pidfile and log in the run directory.
+-- no s2s or HTTP listeners; logging at warn; data, pidfile and log in the run directory. With
+-- archiving (scenario_mam.py) mod_mam on the same storage, archiving every account's messages.
 pidfile = "@RUN@/prosody.pid"
 data_path = "@RUN@"
 plugin_paths = { }
@@ -20,8 +21,9 @@ component_ports = { }
 modules_enabled = {
 	"disco"; "roster"; "saslauth"; "tls"; "blocklist"; "bookmarks"; "carbons";
 	"pep"; "private"; "smacks"; "vcard4"; "vcard_legacy"; "csi_simple"; "ping";
-	"register"; "time"; "uptime"; "version"; "offline";
+	"register"; "time"; "uptime"; "version"; "offline"; @MAM_MODULE@
 }
+@MAM_POLICY@
 modules_disabled = { "s2s"; "limits"; "admin_shell"; "posix" }
 
 authentication = "internal_hashed"

@@ -49,7 +49,7 @@ def check_options(p, o):
 
 
 def selected(o):
-    return not o.no_pep and not o.sm_only and not o.hold_only
+    return not o.no_pep and not o.sm_only and not o.mam_only and not o.hold_only
 
 
 def sessions_needed(o):
@@ -153,10 +153,10 @@ def summary(r):
     return s + (" (FAILED: %s)" % r["failed"] if r.get("failed") else "")
 
 
-def leaner_peer(by):
-    """(server, µs) of the peer with the least CPU per notification, or (None, None)."""
-    peers = [(v["cpu_us_per_notification"], k) for k, v in by.items()
-             if k != "jabshard" and v.get("cpu_us_per_notification")]
+def leaner_peer(by, figure=lambda r: r.get("cpu_us_per_notification")):
+    """(server, µs) of the peer with the least FIGURE (by default CPU per notification) of the
+    results BY server, or (None, None)."""
+    peers = [(figure(v), k) for k, v in by.items() if k != "jabshard" and figure(v)]
     if not peers:
         return None, None
     us, name = min(peers)

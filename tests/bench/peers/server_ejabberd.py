@@ -1,7 +1,8 @@
 # tests/bench/peers/server_ejabberd.py: ejabberd (Debian's) from ejabberd.yml and ejabberdctl.cfg,
 # started with "ejabberdctl foreground" as the ejabberd user; accounts inserted into its SQLite
 # database (Debian's lite.sql schema) as SCRAM-SHA-1 keys, the form auth_password_format: scram
-# stores; rosters (scenario_pep.py) into its rosterusers table.
+# stores; rosters (scenario_pep.py) into its rosterusers table. Archiving on (scenario_mam.py):
+# mod_mam on SQL (its archive table), default policy always.
 import os
 import sqlite3
 
@@ -14,6 +15,7 @@ class Ejabberd(peerlib.Server):
     name = "ejabberd"
     packages = ["ejabberd", "erlang-p1-sqlite3"]
     user = "ejabberd"
+    can_archive = True
 
     def version(self):
         return peerlib.package_version("ejabberd")
@@ -39,9 +41,15 @@ class Ejabberd(peerlib.Server):
         db.commit()
         db.close()
 
+    def archived_messages(self):
+        """Rows of mod_mam's archive table (old schema), one per message and archive."""
+        return peerlib.count_rows(os.path.join(self.workdir, "run", "ejabberd.db"), "archive")
+
     def launch(self, run):
         values = {"RUN": run, "PORT": self.port, "TLS_PORT": self.tls_port, "CERT": self.certdir,
-                  "DIST_PORT": self.port + 10}
+                  "DIST_PORT": self.port + 10,
+                  "MAM_MODULE": "  mod_mam: {db_type: sql, default: always}" if self.archiving
+                  else ""}
         cfg, ctl = os.path.join(run, "ejabberd.yml"), os.path.join(run, "ejabberdctl.cfg")
         peerlib.render("ejabberd.yml", cfg, values)
         peerlib.render("ejabberdctl.cfg", ctl, values)

@@ -4,9 +4,11 @@
 # scenario), so it runs from a shadow tree: tools/run.sh a link to the real one, etc/ copies of the
 # real templates with those two edits. Limits go through JABSHARD_LIMITS. Accounts are imported
 # with jabshardctl from exported SCRAM credentials (no key derivation); rosters (scenario_pep.py)
-# straight into its SQLite roster_items. The programs are copied out
+# straight into its SQLite roster_items. Message archiving on or off (scenario_mam.py): sm.xml
+# lists every built-in module (sm/modules.c), with or without mam. The programs are copied out
 # of the build tree first, so a rebuild during the run cannot mix two versions.
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -30,6 +32,7 @@ class Jabshard(peerlib.Server):
     source_build = os.path.join(ROOT, "build", "default")
     build = None
     revision = None
+    can_archive = True
 
     def snapshot(self):
         """Copies the three programs to workdir/build/bin once; run.sh runs them from there. The
@@ -59,7 +62,12 @@ class Jabshard(peerlib.Server):
         if os.path.lexists(link):
             os.unlink(link)
         os.symlink(os.path.join(ROOT, "tools", "run.sh"), link)
-        shutil.copy(os.path.join(ROOT, "etc", "sm.xml"), os.path.join(shadow, "etc", "sm.xml"))
+        with open(os.path.join(ROOT, "etc", "sm.xml")) as f:
+            text = f.read()
+        if self.archiving is not None:
+            text = edit(text, "</sm>", self._modules(self.archiving) + "</sm>")
+        with open(os.path.join(shadow, "etc", "sm.xml"), "w") as f:
+            f.write(text)
         with open(os.path.join(ROOT, "etc", "jadc2s.xml")) as f:
             text = f.read()
         text = edit(text, "<max_fds>10007</max_fds>", "<max_fds>%d</max_fds>" % MAX_FDS)
@@ -67,6 +75,21 @@ class Jabshard(peerlib.Server):
         with open(os.path.join(shadow, "etc", "jadc2s.xml"), "w") as f:
             f.write(text)
         return shadow
+
+    @staticmethod
+    def _modules(archiving):
+        """sm.xml's <modules>: the table of sm/modules.c (mod_NAME is module NAME), less mam when
+        archiving is off."""
+        with open(os.path.join(ROOT, "sm", "modules.c")) as f:
+            names = re.findall(r"&mod_(\w+)", f.read())
+        if "mam" not in names:
+            raise RuntimeError("sm/modules.c has no mod_mam")
+        return "  <modules>\n%s  </modules>\n" % "".join(
+            "    <module>%s</module>\n" % n for n in names if archiving or n != "mam")
+
+    def archived_messages(self):
+        """Rows of the archive table: two per message between two local accounts."""
+        return peerlib.count_rows(os.path.join(self.workdir, "run", "jabshard.db"), "archive")
 
     def write_store(self, store, creds):
         self.snapshot()

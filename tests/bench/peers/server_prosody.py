@@ -1,6 +1,7 @@
 # tests/bench/peers/server_prosody.py: Prosody (Debian's), from prosody.cfg.lua, accounts written
 # as internal_hashed account files (the SCRAM-SHA-1 keys Prosody itself would store); rosters
-# (scenario_pep.py) as its internal roster files.
+# (scenario_pep.py) as its internal roster files. Archiving on (scenario_mam.py): mod_mam on its
+# internal storage (archive/USER.list), every account's policy "always".
 import os
 
 import peerlib
@@ -10,6 +11,7 @@ class Prosody(peerlib.Server):
     name = "prosody"
     packages = ["prosody", "lua-unbound"]
     user = "prosody"
+    can_archive = True
 
     def version(self):
         return peerlib.package_version("prosody")
@@ -37,10 +39,24 @@ class Prosody(peerlib.Server):
                             '\t\t["subscription"] = "both";\n\t};\n' % (j + 1))
                 f.write('};\n')
 
+    def archived_messages(self):
+        """Items of the archive lists (one "item(...);" each, datamanager's list format)."""
+        archive = os.path.join(self.workdir, "run", "localhost", "archive")
+        if not os.path.isdir(archive):
+            return 0
+        n = 0
+        for name in os.listdir(archive):
+            with open(os.path.join(archive, name), errors="replace") as f:
+                n += sum(1 for line in f if line.startswith("item("))
+        return n
+
     def launch(self, run):
         cfg = os.path.join(run, "prosody.cfg.lua")
         peerlib.render("prosody.cfg.lua", cfg, {"RUN": run, "PORT": self.port,
-                                                "TLS_PORT": self.tls_port, "CERT": self.certdir})
+                                                "TLS_PORT": self.tls_port, "CERT": self.certdir,
+                                                "MAM_MODULE": '"mam";' if self.archiving else "",
+                                                "MAM_POLICY": "default_archive_policy = true"
+                                                if self.archiving else ""})
         os.chmod(cfg, 0o644)
         return [peerlib.spawn(["prosody", "--config", cfg, "-F"], os.path.join(run, "log", "stdout"),
                               user=self.user, cwd=run)]
