@@ -8,19 +8,21 @@
  * At most <mam><queue_max> messages wait; past that, new ones are dropped and counted.
  *
  * Retention: every minute, messages older than <mam><retention_days> (0: kept) are deleted,
- * <mam><expire_batch> at a time until none is left; after each batch of an account, its archive
- * is cut to its newest <mam><user_max> messages.
+ * <mam><expire_batch> at a time until none is left; after about one batch in 64 of an account, its
+ * archive is cut to its newest <mam><user_max> messages.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/random.h"
 #include "sm/map.h"
 #include "sm/mam.h"
 #include "sm/modules.h"
 
 #define MAM_EXPIRE_EVERY_MS (60 * 1000)
+#define MAM_TRIM_ONE_IN 64
 
 typedef struct waiting {
     jid owner;
@@ -62,7 +64,10 @@ static void appended(xdb_request *r, void *ctx)
     if (r->status == XDB_OK) {
         w->written += r->mam.n;
         long long max = mam_option(s, "mam/user_max");
-        if (max > 0 && !sm_stopping(s)) {
+        /* The cut reads down to the bound's row: on about one batch in MAM_TRIM_ONE_IN only (an
+         * account goes past its bound by a few batches at most; every batch costed as much as
+         * writing it). */
+        if (max > 0 && !sm_stopping(s) && random_u64() % MAM_TRIM_ONE_IN == 0) {
             xdb_request *t = xdb_request_new(XDB_MAM_TRIM, r->host, r->user);
             t->limit = max;
             submit_free(s, t, trimmed, NULL);
