@@ -19,7 +19,7 @@
 #define NS_RSM "http://jabber.org/protocol/rsm"
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_DELAY "urn:xmpp:delay"
-#define MAM_STANZA_ID_LEN 16
+#define MAM_STANZA_ID_LEN 32
 
 long long mam_option(sm *s, const char *path);
 

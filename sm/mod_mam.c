@@ -18,7 +18,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/random.h"
+#include "core/siphash.h"
 #include "core/xml_write.h"
 #include "sm/disco.h"
 #include "sm/mam.h"
@@ -230,16 +230,23 @@ static void strip_forged(sm_stanza *st, const char *owner)
     }
 }
 
-static void archive(sm *s, sm_user *owner, const jid *contact, const sm_stanza *st,
-                    const char *stanza_id)
+/* The stanza id of a message, from its bytes (before any id of ours) and the archive it goes
+ * to (in: the recipient's, out: the sender's): the same message gets the same id. So a frame a
+ * restarted SM routes again (docs/smproto.md §3) carries the id it had, which the destination
+ * front's duplicate filter recognises, and its archive keeps it once (an append skips an id it
+ * has). 128 bits of SipHash under fixed keys, in hex: ids need not be secret (a stanza-id of our
+ * 'by' from outside is removed), only unique and stable (XEP-0359). */
+static void stanza_id(const char *xml, size_t len, bool in, char out[MAM_STANZA_ID_LEN + 1])
 {
-    char *xml = serialized(st);
-    if (xml)
-        mam_archive(s, &owner->jid, stanza_id, contact, xml);
-    free(xml);
+    uint64_t k = in ? 0x6d616d2d696e2121ull : 0x6d616d2d6f757421ull;
+    uint64_t a = siphash24(k, 0x0706050403020100ull, xml, len);
+    uint64_t b = siphash24(k, 0x0f0e0d0c0b0a0908ull, xml, len);
+    snprintf(out, MAM_STANZA_ID_LEN + 1, "%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)b);
 }
 
-/* A message reaching a local account: stanza id, then its archive. */
+/* A message reaching a local account: its stanza id (in what is delivered and archived), then
+ * the recipient's archive. */
 static bool inbound(sm *s, sm_event *ev)
 {
     sm_stanza *st = ev->stanza;
@@ -257,12 +264,18 @@ static bool inbound(sm *s, sm_event *ev)
     jid_bare_to_string(&st->from, contact, sizeof contact);
     if (!archivable(st) || !wanted(s, ev->user, contact))
         return false;
+    char *xml = serialized(st);
+    if (!xml)
+        return false;
     char id[MAM_STANZA_ID_LEN + 1];
-    random_token(id, MAM_STANZA_ID_LEN);
+    stanza_id(xml, strlen(xml), true, id);
+    free(xml);
     xml_node *sid = xml_element_new(st->arena, st->node, NS_SID, "stanza-id");
     xml_attr_set(st->arena, sid, NULL, "by", owner);
     xml_attr_set(st->arena, sid, NULL, "id", id);
-    archive(s, ev->user, &st->from, st, id);
+    if ((xml = serialized(st)))
+        mam_archive(s, &ev->user->jid, id, &st->from, xml);
+    free(xml);
     return false;
 }
 
@@ -277,9 +290,13 @@ static bool outbound(sm *s, sm_event *ev)
     jid_bare_to_string(&st->to, contact, sizeof contact);
     if (!wanted(s, ev->user, contact))
         return false;
+    char *xml = serialized(st);
+    if (!xml)
+        return false;
     char id[MAM_STANZA_ID_LEN + 1];
-    random_token(id, MAM_STANZA_ID_LEN);
-    archive(s, ev->user, &st->to, st, id);
+    stanza_id(xml, strlen(xml), false, id);
+    mam_archive(s, &ev->user->jid, id, &st->to, xml);
+    free(xml);
     return false;
 }
 

@@ -71,7 +71,7 @@ static void result_id(uint64_t sid, const char *body, char *out)
     assert_true(i >= 0);
     const char *p = strstr(strstr(smh.recs[i].text, "<result"), " id='");
     assert_non_null(p);
-    sscanf(p + 5, "%31[^']", out);
+    sscanf(p + 5, "%63[^']", out);
 }
 
 static void test_chat_archived_both_sides(void **state)
@@ -89,7 +89,7 @@ static void test_chat_archived_both_sides(void **state)
                                                               ":0'><delay xmlns='urn:xmpp:delay'");
     EXPECT('S', 1, "id='q'", "<fin xmlns='" MAM "' complete='true'");
     /* The archived copy is the delivered one: with its stanza id. */
-    char id[32];
+    char id[64];
     result_id(1, "hi", id);
     EXPECT('S', 1, "<stanza-id", id);
     query(2, NULL, NULL, NULL);
@@ -115,6 +115,25 @@ static void test_chat_archived_both_sides(void **state)
     EXPECT('S', 1, "urn:xmpp:mam:2#extended", "urn:xmpp:sid:0");
 }
 
+/* The same message routed twice (a frame a restarted SM gets again) has the same stanza id both
+ * times, and is archived once. */
+static void test_same_message_same_id(void **state)
+{
+    smh_befriend();
+    const char *m = "<message to='alice@example.org/a' type='chat' id='x1'><body>again</body></message>";
+    smh_clear();
+    smh_send(2, m);
+    int first = smh_find('S', 1, "<body>again</body>", NULL);
+    assert_true(first >= 0);
+    char id1[80];
+    sscanf(strstr(smh.recs[first].text, "<stanza-id"), "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='%63[^']", id1);
+    smh_clear();
+    smh_send(2, m);
+    EXPECT('S', 1, "<body>again</body>", id1);
+    query(1, NULL, NULL, NULL);
+    assert_bodies(1, "again");
+}
+
 static void test_paging(void **state)
 {
     smh_befriend();
@@ -126,7 +145,7 @@ static void test_paging(void **state)
     query(1, NULL, "<max>3</max>", NULL);
     assert_bodies(1, "m1,m2,m3");
     NONE('S', 1, "complete='true'");
-    char last[32];
+    char last[64];
     result_id(1, "m3", last);
     char set[128];
     snprintf(set, sizeof set, "<max>3</max><after>%s</after>", last);
@@ -135,7 +154,7 @@ static void test_paging(void **state)
     /* The last page, then the one before it. */
     query(1, NULL, "<max>3</max><before/>", NULL);
     assert_bodies(1, "m5,m6,m7");
-    char first[32];
+    char first[64];
     result_id(1, "m5", first);
     snprintf(set, sizeof set, "<max>3</max><before>%s</before>", first);
     query(1, NULL, set, NULL);
@@ -152,7 +171,7 @@ static void test_paging(void **state)
     smh_send(1, "<iq type='get' id='md'><metadata xmlns='" MAM "'/></iq>");
     EXPECT('S', 1, "id='md'", "<start id=");
     EXPECT('S', 1, "id='md'", "<end id=");
-    char want[32];
+    char want[64];
     query(1, NULL, "<max>1</max><before/>", NULL);
     result_id(1, "m7", want);
     static const char *ids[] = {"ids", NULL, NULL};
@@ -210,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chat_archived_both_sides, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_paging, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_same_message_same_id, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_prefs_hints_offline, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_restart, smh_setup, smh_teardown),
     };
