@@ -269,12 +269,22 @@ static bool inbound(sm *s, sm_event *ev)
         return false;
     char id[MAM_STANZA_ID_LEN + 1];
     stanza_id(xml, strlen(xml), true, id);
-    free(xml);
     xml_node *sid = xml_element_new(st->arena, st->node, NS_SID, "stanza-id");
     xml_attr_set(st->arena, sid, NULL, "by", owner);
     xml_attr_set(st->arena, sid, NULL, "id", id);
-    if ((xml = serialized(st)))
-        mam_archive(s, &ev->user->jid, id, &st->from, xml);
+    /* The archived copy is the delivered one: the same bytes with the id as their last child
+     * (what serializing st again would write, without doing it). A bare JID needs no escaping:
+     * RFC 7622 keeps ' " & < > out of it. */
+    static const char close[] = "</message>";
+    size_t len = strlen(xml), cl = sizeof close - 1;
+    if (len > cl && !memcmp(xml + len - cl, close, cl)) {
+        buf b = BUF_INIT;
+        buf_append(&b, xml, len - cl);
+        buf_appendf(&b, "<stanza-id xmlns='%s' by='%s' id='%s'/>%s", NS_SID, owner, id, close);
+        buf_append(&b, "", 1);
+        mam_archive(s, &ev->user->jid, id, &st->from, buf_data(&b));
+        buf_free(&b);
+    }
     free(xml);
     return false;
 }

@@ -153,6 +153,10 @@ async def slow_reader_phase(r, system, users):
             all(n == 50 for n in counts), f"received {sum(counts)} of {50 * len(pairs)}")
     in_order = all(v == sorted(v) for c in pairs for v in c.got.values())
     r.check("slow reader: ...in the order each sender sent them", in_order)
+    # The flood reaches the front at the SM's pace (slow under a sanitizer): reading before the
+    # front's queue passed its bound would drain it instead. So the read waits for the front's cut
+    # (its log line), for at most a minute.
+    await asyncio.to_thread(system.front().wait_log, "reason=output_max", 60)
     # Now read what the slow one was sent: the front must have closed it with <policy-violation/>.
     await asyncio.to_thread(slow.read_to_close, 15)
     data = slow.data
