@@ -150,22 +150,31 @@ static char *payload_of(sm *s, sm_stanza *st, const xml_node *item)
     return xml;
 }
 
-/* A node for a first publish, configured by the publish-options (XEP-0223 §4: they become its
- * configuration); NULL after answering. */
-static pep_node *create_for_publish(sm *s, pep_owner *o, sm_stanza *st, const char *name,
-                                    const xml_node *options)
+/* Whether o may have one more node named name: within <pep><nodes_max>, and a name storage holds;
+ * answers st when not. */
+static bool node_allowed(sm *s, pep_owner *o, sm_stanza *st, const char *name)
 {
     if ((long long)pep_owner_count(o) >= pep_option(s, "pep/nodes_max")) {
         char why[96];
         snprintf(why, sizeof why, "an account has at most %lld PEP nodes",
                  pep_option(s, "pep/nodes_max"));
         sm_bounce_text(s, st, "cancel", "policy-violation", why);
-        return NULL;
+        return false;
     }
     if (strlen(name) > XDB_DOC_NAME_MAX) {
         fail(s, st, "modify", "not-acceptable", NULL, NULL);
-        return NULL;
+        return false;
     }
+    return true;
+}
+
+/* A node for a first publish, configured by the publish-options (XEP-0223 §4: they become its
+ * configuration); NULL after answering. */
+static pep_node *create_for_publish(sm *s, pep_owner *o, sm_stanza *st, const char *name,
+                                    const xml_node *options)
+{
+    if (!node_allowed(s, o, st, name))
+        return NULL;
     pep_config cfg;
     pep_config_default(&cfg);
     const char *field;
@@ -278,14 +287,8 @@ static void create(sm *s, pep_owner *o, sm_stanza *st, const xml_node *pubsub,
         sm_bounce_text(s, st, "modify", "not-acceptable", field);
         return;
     }
-    if ((long long)pep_owner_count(o) >= pep_option(s, "pep/nodes_max")) {
-        sm_bounce_text(s, st, "cancel", "policy-violation", "too many PEP nodes");
+    if (!node_allowed(s, o, st, name))
         return;
-    }
-    if (strlen(name) > XDB_DOC_NAME_MAX) {
-        fail(s, st, "modify", "not-acceptable", NULL, NULL);
-        return;
-    }
     pep_owner_create(s, o, name, &cfg);
     sm_iq_result(s, st, NULL);
 }
