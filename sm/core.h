@@ -102,6 +102,8 @@ struct sm {
     void *tctx;
     sm_submit_fn submit;
     void *submit_ctx;
+    int lanes;              /* storage lanes (sm_set_storage_lanes); 0: one */
+    sm_lane_fn lane_of;
     sm_link *links;
     uint64_t next_serial;
     sm_map sessions;        /* (link serial, sid) -> session */

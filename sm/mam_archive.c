@@ -1,15 +1,18 @@
 /* sm/mam_archive.c — writing message archives without holding up routing (XEP-0313).
  *
- * An archived message waits in memory with the others of its account; every tick (and when an
- * account has <mam><batch> waiting, or a query of the account needs them) they go to storage as
- * one request (XDB_MAM_APPEND, one transaction), submitted outside any frame's custody: the
- * frames that brought them are acknowledged at once, whatever the database's speed. If storage
- * fails, the batch is not written: counted and logged (docs/storage.md says what a user loses).
- * At most <mam><queue_max> messages wait; past that, new ones are dropped and counted.
+ * Archived messages wait in memory, gathered by storage lane (sm_storage_lane: storage runs a
+ * lane's requests in order, an account's in its lane): every tick, when a lane has <mam><batch>
+ * waiting, or when a query of an account needs its messages, a lane's messages of every account go
+ * to storage as one request (XDB_MAM_APPEND, one transaction), submitted outside any frame's
+ * custody: the frames that brought them are acknowledged at once, whatever the database's speed.
+ * If storage fails, the batch is not written: counted and logged (docs/storage.md says what a
+ * user loses). At most <mam><queue_max> messages wait; past that, new ones are dropped and counted.
  *
  * Retention: every minute, messages older than <mam><retention_days> (0: kept) are deleted,
- * <mam><expire_batch> at a time until none is left; after about one batch in 64 of an account, its
- * archive is cut to its newest <mam><user_max> messages.
+ * <mam><expire_batch> at a time until none is left; after an archived message, about one in
+ * max(64, <mam><user_max> / 64), its account's archive is cut to its newest <mam><user_max>
+ * messages (the cut reads down to the bound's row: an account goes past its bound by about 1/64
+ * of it at most, and every message pays for a 64th of a cut's walk).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,24 +20,18 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/random.h"
-#include "sm/map.h"
 #include "sm/mam.h"
 #include "sm/modules.h"
 
 #define MAM_EXPIRE_EVERY_MS (60 * 1000)
-#define MAM_TRIM_ONE_IN 64
-
-typedef struct waiting {
-    jid owner;
-    xdb_request *r;         /* the batch being filled */
-    struct waiting *next;
-} waiting;
+#define MAM_TRIM_ONE_IN_MIN 64
 
 typedef struct mam_writer {
-    sm_map by_owner;        /* bare JID -> waiting */
-    waiting *list;
-    size_t queued;          /* messages waiting, all accounts */
-    uint64_t written, failed, dropped;
+    xdb_request **lane;     /* the batch being filled of each storage lane, or NULL; made at
+                             * the first message (the lanes are set after the modules start) */
+    int nlanes;
+    size_t queued;          /* messages waiting, all lanes */
+    uint64_t written, failed, dropped, gone;
     int64_t next_expire_ms;
     bool expiring;          /* a run found a full batch: go on at the next tick */
 } mam_writer;
@@ -57,34 +54,46 @@ static void trimmed(xdb_request *r, void *ctx)
                  r->error);
 }
 
+/* About one archived message in max(64, user_max / 64) cuts its account's archive. */
+static void maybe_trim(sm *s, const xdb_mam_entry *e)
+{
+    long long max = mam_option(s, "mam/user_max");
+    if (max <= 0 || sm_stopping(s))
+        return;
+    uint64_t one_in = (uint64_t)max / 64 > MAM_TRIM_ONE_IN_MIN ? (uint64_t)max / 64
+                                                                 : MAM_TRIM_ONE_IN_MIN;
+    if (random_u64() % one_in)
+        return;
+    xdb_request *t = xdb_request_new(XDB_MAM_TRIM, e->host, e->user);
+    t->limit = max;
+    submit_free(s, t, trimmed, NULL);
+}
+
 static void appended(xdb_request *r, void *ctx)
 {
     sm *s = ctx;
     mam_writer *w = writer_of(s);
     if (r->status == XDB_OK) {
-        w->written += r->mam.n;
-        long long max = mam_option(s, "mam/user_max");
-        /* The cut reads down to the bound's row: on about one batch in MAM_TRIM_ONE_IN only (an
-         * account goes past its bound by a few batches at most; every batch costed as much as
-         * writing it). */
-        if (max > 0 && !sm_stopping(s) && random_u64() % MAM_TRIM_ONE_IN == 0) {
-            xdb_request *t = xdb_request_new(XDB_MAM_TRIM, r->host, r->user);
-            t->limit = max;
-            submit_free(s, t, trimmed, NULL);
-        }
-    } else if (r->status != XDB_NOT_FOUND) {
+        w->written += r->mam.n - (size_t)r->count;
+        w->gone += (uint64_t)r->count;
+        for (size_t i = 0; i < r->mam.n; i++)
+            maybe_trim(s, &r->mam.v[i]);
+    } else {
         w->failed += r->mam.n;
-        log_warn("sm: storage: %zu messages of %s@%s could not be archived (%llu in all): %s",
-                 r->mam.n, r->user, r->host, (unsigned long long)w->failed,
+        log_warn("sm: storage: %zu messages could not be archived (%llu in all): %s", r->mam.n,
+                 (unsigned long long)w->failed,
                  r->error[0] ? r->error : xdb_status_name(r->status));
     }
 }
 
-static void flush_one(sm *s, mam_writer *w, waiting *x)
+static void flush_lane(sm *s, mam_writer *w, int lane)
 {
-    w->queued -= x->r->mam.n;
-    submit_free(s, x->r, appended, s);
-    x->r = NULL;
+    xdb_request *r = w->lane[lane];
+    if (!r)
+        return;
+    w->lane[lane] = NULL;
+    w->queued -= r->mam.n;
+    submit_free(s, r, appended, s);
 }
 
 void mam_archive(sm *s, const jid *owner, const char *stanza_id, const jid *peer,
@@ -97,34 +106,37 @@ void mam_archive(sm *s, const jid *owner, const char *stanza_id, const jid *peer
                      w->queued, jid_full(owner), (unsigned long long)w->dropped);
         return;
     }
-    waiting *x = sm_map_get(&w->by_owner, jid_full(owner), jid_full_len(owner));
-    if (!x) {
-        x = mem_zalloc(sizeof *x);
-        jid_copy(&x->owner, owner);
-        sm_map_put(&w->by_owner, jid_full(&x->owner), jid_full_len(&x->owner), x);
-        x->next = w->list;
-        w->list = x;
+    if (!w->lane) {
+        w->nlanes = sm_storage_lanes(s);
+        w->lane = mem_array((size_t)w->nlanes, sizeof *w->lane);
     }
-    if (!x->r)
-        x->r = sm_user_request(XDB_MAM_APPEND, owner);
-    char bare[JID_MAX_LEN + 1];
+    char node[JID_PART_MAX + 1], host[JID_PART_MAX + 1];
+    sm_account_names(owner, node, host);
+    int lane = sm_storage_lane(s, host, node);
+    /* The batch goes in the lane of the account it is submitted as: its first one. */
+    if (!w->lane[lane])
+        w->lane[lane] = xdb_request_new(XDB_MAM_APPEND, host, node);
+    char bare[JID_MAX_LEN + 1], resource[JID_PART_MAX + 1] = "";
     jid_bare_to_string(peer, bare, sizeof bare);
     size_t rlen;
-    const char *resource = jid_resource(peer, &rlen);
-    char *res = resource ? mem_strndup(resource, rlen) : NULL;
-    xdb_request_add_mam(x->r, sm_wall_ms(), stanza_id, bare, res, xml);
-    free(res);
+    const char *res = jid_resource(peer, &rlen);
+    if (res) {
+        memcpy(resource, res, rlen);
+        resource[rlen] = '\0';
+    }
+    xdb_request_add_mam(w->lane[lane], host, node, sm_wall_ms(), stanza_id, bare, resource, xml);
     w->queued++;
-    if ((long long)x->r->mam.n >= mam_option(s, "mam/batch"))
-        flush_one(s, w, x);
+    if ((long long)w->lane[lane]->mam.n >= mam_option(s, "mam/batch"))
+        flush_lane(s, w, lane);
 }
 
 void mam_flush(sm *s, const jid *owner)
 {
-    mam_writer *w = writer_of(s);
-    waiting *x = sm_map_get(&w->by_owner, jid_full(owner), jid_full_len(owner));
-    if (x && x->r)
-        flush_one(s, w, x);
+    if (!writer_of(s)->lane)
+        return;
+    char node[JID_PART_MAX + 1], host[JID_PART_MAX + 1];
+    sm_account_names(owner, node, host);
+    flush_lane(s, writer_of(s), sm_storage_lane(s, host, node));
 }
 
 /* ---- retention ---- */
@@ -157,22 +169,17 @@ static void expire(sm *s, mam_writer *w)
 
 /* ---- the writer's life ---- */
 
+void mam_flush_all(sm *s)
+{
+    mam_writer *w = writer_of(s);
+    for (int i = 0; i < w->nlanes; i++)
+        flush_lane(s, w, i);
+}
+
 void mam_archive_tick(sm *s)
 {
     mam_writer *w = writer_of(s);
-    /* Accounts with nothing waiting leave the table. */
-    for (waiting **pp = &w->list; *pp;) {
-        waiting *x = *pp;
-        if (x->r) {
-            flush_one(s, w, x);
-            pp = &x->next;
-            continue;
-        }
-        *pp = x->next;
-        sm_map_del(&w->by_owner, jid_full(&x->owner), jid_full_len(&x->owner));
-        jid_free(&x->owner);
-        free(x);
-    }
+    mam_flush_all(s);
     int64_t now = sm_now_ms(s);
     if (w->expiring || now >= w->next_expire_ms) {
         w->next_expire_ms = now + MAM_EXPIRE_EVERY_MS;
@@ -180,18 +187,9 @@ void mam_archive_tick(sm *s)
     }
 }
 
-void mam_flush_all(sm *s)
-{
-    mam_writer *w = writer_of(s);
-    for (waiting *x = w->list; x; x = x->next)
-        if (x->r)
-            flush_one(s, w, x);
-}
-
 void mam_archive_init(sm *s)
 {
     mam_writer *w = mem_zalloc(sizeof *w);
-    sm_map_init(&w->by_owner);
     sm_module_set_data(s, &mod_mam, w);
 }
 
@@ -200,17 +198,11 @@ void mam_archive_free(sm *s)
     mam_writer *w = writer_of(s);
     if (!w)
         return;
-    while (w->list) {
-        waiting *x = w->list;
-        w->list = x->next;
-        if (x->r) {
-            log_warn("sm: %zu messages of %s not archived: the SM stops", x->r->mam.n,
-                     jid_full(&x->owner));
-            xdb_request_free(x->r);
+    for (int i = 0; i < w->nlanes; i++)
+        if (w->lane[i]) {
+            log_warn("sm: %zu messages not archived: the SM stops", w->lane[i]->mam.n);
+            xdb_request_free(w->lane[i]);
         }
-        jid_free(&x->owner);
-        free(x);
-    }
-    sm_map_free(&w->by_owner);
+    free(w->lane);
     free(w);
 }

@@ -40,7 +40,7 @@ typedef struct mam_user {
 static const sm_int_option mam_options[] = {
     {"mam/default", PREF_ALWAYS, PREF_ALWAYS, PREF_ROSTER},
     {"mam/page_max", 250, 1, 10000},
-    {"mam/batch", 64, 1, 10000},
+    {"mam/batch", 128, 1, 10000},
     {"mam/queue_max", 20000, 100, 10000000},
     {"mam/user_max", 100000, 0, 100000000},
     {"mam/retention_days", 0, 0, 36500},

@@ -116,6 +116,11 @@ static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
     xdbsql_submit(ctx, r, cb, cbctx);
 }
 
+static int storage_lane(void *ctx, const char *host, const char *user)
+{
+    return xdbsql_lane(ctx, host, user);
+}
+
 /* ---- links -> core ---- */
 
 static front_memory *memory_of(sm_server *srv, const char *service)
@@ -269,6 +274,7 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
         free(srv);
         return NULL;
     }
+    sm_set_storage_lanes(srv->core, xdbsql_workers(xdb), storage_lane);
     link_sm_handlers h = {on_up, on_frame, on_stanza, on_down};
     srv->links = link_sm_server_new(loop, cfg->services, cfg->nservices, &h, srv);
     evloop_on_wake(loop, on_wake, srv);

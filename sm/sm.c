@@ -68,6 +68,19 @@ void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx)
 
 const sm_config *sm_cfg(const sm *s) { return s->cfg; }
 
+void sm_set_storage_lanes(sm *s, int count, sm_lane_fn lane_of)
+{
+    s->lanes = count;
+    s->lane_of = lane_of;
+}
+
+int sm_storage_lanes(const sm *s) { return s->lanes > 0 ? s->lanes : 1; }
+
+int sm_storage_lane(const sm *s, const char *host, const char *user)
+{
+    return s->lanes > 1 ? s->lane_of(s->submit_ctx, host, user) : 0;
+}
+
 void sm_make_id(sm *s, const char *prefix, char out[32])
 {
     snprintf(out, 32, "%.12s%llu", prefix, (unsigned long long)++s->push_id);

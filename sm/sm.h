@@ -246,6 +246,16 @@ void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *
 void sm_submit(sm *s, xdb_request *r, xdb_callback cb, void *ctx);
 /* A request for op on the account of j (its node and domain). */
 xdb_request *sm_user_request(xdb_op op, const jid *j);
+/* j's account as storage names it: its node ("" when none) and domain, terminated. */
+void sm_account_names(const jid *j, char node[JID_PART_MAX + 1], char host[JID_PART_MAX + 1]);
+/* Storage lanes: storage runs the requests of a lane in the order submitted, and every request
+ * of an account in the account's lane (xdbsql_lane), so a request that holds the work of several
+ * accounts of one lane, submitted as one of them, keeps each account's order. lane_of gets the
+ * submit function's context. Until set: one lane. */
+typedef int (*sm_lane_fn)(void *submit_ctx, const char *host, const char *user);
+void sm_set_storage_lanes(sm *s, int count, sm_lane_fn lane_of);
+int sm_storage_lanes(const sm *s);
+int sm_storage_lane(const sm *s, const char *host, const char *user);
 /* The user in memory whose account a finished request was for, or NULL. */
 sm_user *sm_user_of_request(const sm *s, const xdb_request *r);
 /* A fresh id for an iq the server sends (a roster or block list push): prefix and a counter. */

@@ -69,26 +69,22 @@ sm_user *smc_user_get(sm *s, const jid *j)
     return u;
 }
 
-typedef struct user_names {
-    char *node, *host;
-} user_names;
-
-/* Node and host as separate strings, for storage requests (the jid holds them unterminated). */
-static user_names user_split(const jid *j)
+void sm_account_names(const jid *j, char node[JID_PART_MAX + 1], char host[JID_PART_MAX + 1])
 {
     size_t nlen = 0, dlen = 0;
     const char *n = jid_node(j, &nlen);
     const char *d = jid_domain(j, &dlen);
-    return (user_names){n ? mem_strndup(n, nlen) : mem_strdup(""), mem_strndup(d, dlen)};
+    memcpy(node, n ? n : "", nlen);
+    node[nlen] = '\0';
+    memcpy(host, d, dlen);
+    host[dlen] = '\0';
 }
 
 xdb_request *sm_user_request(xdb_op op, const jid *j)
 {
-    user_names n = user_split(j);
-    xdb_request *r = xdb_request_new(op, n.host, n.node);
-    free(n.node);
-    free(n.host);
-    return r;
+    char node[JID_PART_MAX + 1], host[JID_PART_MAX + 1];
+    sm_account_names(j, node, host);
+    return xdb_request_new(op, host, node);
 }
 
 static bool user_idle(const sm_user *u)

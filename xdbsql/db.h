@@ -61,6 +61,8 @@ typedef struct db_dialect {
     const char *int64;       /* 64-bit integer */
     const char *blob;        /* bytes */
     const char *table_suffix;/* appended to CREATE TABLE (engine, charset); "" if none */
+    bool on_duplicate_key;   /* an INSERT that may meet a unique key says ON DUPLICATE KEY
+                              * (MariaDB), not ON CONFLICT (SQLite, PostgreSQL) */
 } db_dialect;
 
 typedef struct drv_conn drv_conn;   /* a driver's connection handle */

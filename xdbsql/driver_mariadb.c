@@ -526,6 +526,7 @@ static const db_dialect mdrv_dialect = {
     .int64 = "BIGINT",
     .blob = "LONGBLOB",
     .table_suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    .on_duplicate_key = true,
 };
 
 const db_driver db_driver_mariadb = {

@@ -125,12 +125,22 @@ void xdb_request_add_item_id(xdb_request *r, const char *item_id)
     xdb_strings_push(&r->item_ids, item_id);
 }
 
-void xdb_request_add_mam(xdb_request *r, int64_t stamp, const char *stanza_id, const char *peer,
-                         const char *resource, const char *xml)
+void xdb_request_add_mam(xdb_request *r, const char *host, const char *user, int64_t stamp,
+                         const char *stanza_id, const char *peer, const char *resource,
+                         const char *xml)
 {
-    r->mam.v = mem_realloc(r->mam.v, (r->mam.n + 1) * sizeof(*r->mam.v));
-    r->mam.v[r->mam.n++] = (xdb_mam_entry){stamp, mem_strdup(stanza_id), mem_strdup(peer),
-                                           mem_strdup(resource ? resource : ""), mem_strdup(xml)};
+    if (r->mam.n == r->mam.cap) {
+        r->mam.cap = r->mam.cap ? r->mam.cap * 2 : 8;
+        r->mam.v = mem_realloc(r->mam.v, r->mam.cap * sizeof(*r->mam.v));
+    }
+    r->mam.v[r->mam.n++] = (xdb_mam_entry){
+        stamp,
+        mem_strdup(stanza_id),
+        mem_strdup(peer),
+        mem_strdup(resource ? resource : ""),
+        mem_strdup(xml),
+        host ? mem_strdup(host) : NULL,
+        user ? mem_strdup(user) : NULL};
 }
 
 static void pep_item_free(xdb_pep_item *it)
@@ -203,6 +213,8 @@ void xdb_request_free(xdb_request *r)
         free(r->mam.v[i].peer);
         free(r->mam.v[i].resource);
         free(r->mam.v[i].xml);
+        free(r->mam.v[i].host);
+        free(r->mam.v[i].user);
     }
     free(r->mam.v);
     free(r->mam_query.peer);

@@ -159,12 +159,17 @@ int xdbsql_workers(const xdbsql *x)
     return x->nworkers;
 }
 
+int xdbsql_lane(const xdbsql *x, const char *host, const char *user)
+{
+    return (int)(user_hash(host, user) % (uint64_t)x->nworkers);
+}
+
 void xdbsql_submit(xdbsql *x, xdb_request *r, xdb_callback cb, void *ctx)
 {
     r->callback = cb;
     r->ctx = ctx;
     r->next = NULL;
-    worker *w = &x->workers[user_hash(r->host, r->user) % (uint64_t)x->nworkers];
+    worker *w = &x->workers[xdbsql_lane(x, r->host, r->user)];
     x->submitted++;
     pthread_mutex_lock(&w->lock);
     if (w->queue_tail)

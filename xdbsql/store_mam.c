@@ -7,7 +7,7 @@
  * into row ids, then reads one page by the (user, id) or (user, peer, id) index, forwards or
  * backwards (the last page, or before a message), one row more than the page to know whether it
  * is complete. Every statement is a constant (db_prepare caches by address). Appending is one
- * transaction per batch; trimming and expiry delete below a boundary row, so that one run is
+ * transaction per batch, of one account or of many (the SM's batch of a storage lane); trimming and expiry delete below a boundary row, so that one run is
  * bounded on every database. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,26 +20,19 @@
 
 /* ---- append ---- */
 
+/* An entry whose stanza id the archive has (a retry after a commit that landed) adds nothing. */
 static db_rc append_one(db_conn *c, int64_t user_id, const xdb_mam_entry *e)
 {
-    static const char sql_has[] = "SELECT COUNT(*) FROM archive WHERE user_id = ? AND stanza_id = ?";
-    static const char sql_insert[] =
-        "INSERT INTO archive (user_id, stamp, stanza_id, peer, resource, xml)"
-        " VALUES (?, ?, ?, ?, ?, ?)";
+#define MAM_INSERT                                                                   \
+    "INSERT INTO archive (user_id, stamp, stanza_id, peer, resource, xml)"          \
+    " VALUES (?, ?, ?, ?, ?, ?)"
+    static const char sql_on_conflict[] = MAM_INSERT " ON CONFLICT DO NOTHING";
+    static const char sql_on_duplicate[] = MAM_INSERT " ON DUPLICATE KEY UPDATE id = id";
+#undef MAM_INSERT
     db_rc rc;
-    db_stmt *st = db_prepare(c, sql_has, &rc);
+    db_stmt *st = db_prepare(
+        c, db_dialect_of(c)->on_duplicate_key ? sql_on_duplicate : sql_on_conflict, &rc);
     if (!st)
-        return rc;
-    db_bind_int(st, 1, user_id);
-    db_bind_text(st, 2, e->stanza_id);
-    int64_t have = 0;
-    while ((rc = db_step(st)) == DB_ROW)
-        have = db_column_int(st, 0);
-    if (rc != DB_DONE)
-        return rc;
-    if (have)
-        return DB_OK;   /* a retry after a commit that landed */
-    if (!(st = db_prepare(c, sql_insert, &rc)))
         return rc;
     db_bind_int(st, 1, user_id);
     db_bind_int(st, 2, e->stamp);
@@ -50,19 +43,56 @@ static db_rc append_one(db_conn *c, int64_t user_id, const xdb_mam_entry *e)
     return store_step_done(st);
 }
 
+typedef struct owned {
+    const char *host, *user;
+    size_t at;              /* the entry's place in the request */
+} owned;
+
+static int by_owner(const void *a, const void *b)
+{
+    const owned *x = a, *y = b;
+    int d = strcmp(x->user, y->user);
+    if (!d)
+        d = strcmp(x->host, y->host);
+    return d ? d : (x->at > y->at) - (x->at < y->at);
+}
+
+/* The entries grouped by account, each account's in the request's order: one id lookup an
+ * account. */
+static owned *entries_by_owner(const xdb_request *r)
+{
+    owned *o = mem_array(r->mam.n, sizeof *o);
+    for (size_t i = 0; i < r->mam.n; i++) {
+        const xdb_mam_entry *e = &r->mam.v[i];
+        o[i] = (owned){e->user ? e->host : r->host, e->user ? e->user : r->user, i};
+    }
+    qsort(o, r->mam.n, sizeof *o, by_owner);
+    return o;
+}
+
 db_rc store_mam_append(db_conn *c, xdb_request *r)
 {
     for (size_t i = 0; i < r->mam.n; i++)
         if (store_name_refused(r, "stanza id", r->mam.v[i].stanza_id))
             return DB_OK;
-    int64_t user_id;
-    db_rc rc = store_begin_for_user(c, r, &user_id);
-    if (rc != DB_OK || !user_id)
-        return rc;
-    for (size_t i = 0; i < r->mam.n; i++)
-        if ((rc = append_one(c, user_id, &r->mam.v[i])) != DB_OK)
-            return store_abort(c, rc);
-    return store_commit(c, r);
+    r->count = 0;
+    if (!r->mam.n)
+        return DB_OK;
+    owned *o = entries_by_owner(r);
+    db_rc rc = db_begin(c);
+    int64_t user_id = 0;
+    for (size_t i = 0; rc == DB_OK && i < r->mam.n; i++) {
+        if (i == 0 || strcmp(o[i].user, o[i - 1].user) || strcmp(o[i].host, o[i - 1].host))
+            user_id = store_user_id(c, o[i].host, o[i].user, &rc);
+        if (rc != DB_OK)
+            break;
+        if (!user_id)
+            r->count++;     /* the account is gone */
+        else
+            rc = append_one(c, user_id, &r->mam.v[o[i].at]);
+    }
+    free(o);
+    return rc == DB_OK ? store_commit(c, r) : store_abort(c, rc);
 }
 
 /* ---- query ---- */
@@ -163,6 +193,8 @@ static void entry_free(xdb_mam_entry *e)
     free(e->peer);
     free(e->resource);
     free(e->xml);
+    free(e->host);
+    free(e->user);
 }
 
 /* The rows of st appended to r->mam, with their ids in *ids. */
@@ -177,7 +209,7 @@ static db_rc read_rows(db_stmt *st, xdb_request *r, read_entry **rows, size_t *c
         (*rows)[r->mam.n++] = (read_entry){
             db_column_int(st, 5),
             {db_column_int(st, 0), store_column_strdup(st, 1), store_column_strdup(st, 2),
-             store_column_strdup(st, 3), store_column_strdup(st, 4)}};
+             store_column_strdup(st, 3), store_column_strdup(st, 4), NULL, NULL}};
     }
     return rc == DB_DONE ? DB_OK : rc;
 }
@@ -267,6 +299,7 @@ db_rc store_mam_query(db_conn *c, xdb_request *r)
         r->mam.n--;
     }
     r->mam.v = r->mam.n ? mem_array(r->mam.n, sizeof(*r->mam.v)) : NULL;
+    r->mam.cap = r->mam.n;
     for (size_t i = 0; i < r->mam.n; i++)
         r->mam.v[i] = rows[i].e;
     if (rc != DB_OK) {

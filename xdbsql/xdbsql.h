@@ -84,8 +84,10 @@ typedef enum {
     XDB_PEP_ITEMS,       /* in: item_ids (those only) or limit (the newest limit; 0: all);
                           * out: pep_items, oldest first */
     /* Message archives (MAM, XEP-0313): below */
-    XDB_MAM_APPEND,      /* in: mam (entries, oldest first); an entry whose stanza id the archive
-                          * has is skipped (a retry adds nothing); XDB_NOT_FOUND: no such user */
+    XDB_MAM_APPEND,      /* in: mam (entries, each account's oldest first), of the request's
+                          * account or of any accounts of its storage lane (xdbsql_lane); an
+                          * entry whose stanza id its archive has is skipped (a retry adds
+                          * nothing); out: count: entries of accounts that do not exist */
     XDB_MAM_QUERY,       /* in: mam_query; out: mam (oldest first), mam_complete;
                           * XDB_NOT_FOUND when an after/before id is not in the archive */
     XDB_MAM_TRIM,        /* in: limit: the user's newest limit messages stay; out: count deleted */
@@ -195,15 +197,17 @@ typedef struct xdb_pep_node {
 } xdb_pep_node;
 
 /* One archived message: when (ms), its stanza id (the archive's, XEP-0359), the contact's bare
- * JID and resource ("" when none), the message as serialized. */
+ * JID and resource ("" when none), the message as serialized; MAM_APPEND: whose archive
+ * (host, user; NULL: the request's account). */
 typedef struct xdb_mam_entry {
     int64_t stamp;
     char *stanza_id, *peer, *resource, *xml;
+    char *host, *user;
 } xdb_mam_entry;
 
 typedef struct xdb_mam_entries {
     xdb_mam_entry *v;
-    size_t n;
+    size_t n, cap;
 } xdb_mam_entries;
 
 /* What MAM_QUERY selects (every field optional: NULL or 0), in archive order (time, then
@@ -288,9 +292,11 @@ void xdb_request_set_pep(xdb_request *r, const char *node, const char *item_id);
 void xdb_request_add_item_id(xdb_request *r, const char *item_id);
 /* Appends a copy of value to a list of strings (an argument such as mam_query.ids). */
 void xdb_strings_push(xdb_strings *s, const char *value);
-/* MAM_APPEND: one more entry (strings copied). */
-void xdb_request_add_mam(xdb_request *r, int64_t stamp, const char *stanza_id, const char *peer,
-                         const char *resource, const char *xml);
+/* MAM_APPEND: one more entry (strings copied), for the archive of host/user (NULL, NULL: the
+ * request's account). */
+void xdb_request_add_mam(xdb_request *r, const char *host, const char *user, int64_t stamp,
+                         const char *stanza_id, const char *peer, const char *resource,
+                         const char *xml);
 void xdb_request_set_item(xdb_request *r, const xdb_roster_item *item);
 void xdb_request_add_jid(xdb_request *r, const char *jid);
 void xdb_request_free(xdb_request *r);
@@ -326,6 +332,9 @@ xdbsql *xdbsql_open(const xdbsql_options *opt, char *err, size_t errlen);
 /* Finishes every submitted request (their callbacks run in the final dispatch), then stops. */
 void xdbsql_close(xdbsql *x);
 int xdbsql_workers(const xdbsql *x);
+/* The storage lane (the worker) of host/user's requests, 0 to xdbsql_workers() - 1: a lane runs
+ * its requests in the order submitted. */
+int xdbsql_lane(const xdbsql *x, const char *host, const char *user);
 /* Queues r; cb runs on the owner thread from xdbsql_dispatch, then r is freed. */
 void xdbsql_submit(xdbsql *x, xdb_request *r, xdb_callback cb, void *ctx);
 /* Runs the callbacks of finished requests; returns how many ran. */

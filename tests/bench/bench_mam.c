@@ -132,7 +132,7 @@ int main(void)
                      "<message xmlns='jabber:client' from='%s/phone' to='owner@bench.example' "
                      "type='chat' id='m%ld'><body>message number %ld of the benchmark</body>"
                      "</message>", peer, i, i);
-            xdb_request_add_mam(r, 1700000000000 + i, id, peer, "phone", xml);
+            xdb_request_add_mam(r, NULL, NULL, 1700000000000 + i, id, peer, "phone", xml);
         }
         if (xdb_run(c, r) != XDB_OK) {
             fprintf(stderr, "bench: append: %s\n", r->error);

@@ -779,8 +779,9 @@ static void mam_fill(db_conn *c, int n, int batch)
             char id[16], xml[64];
             snprintf(id, sizeof id, "m%d", i);
             snprintf(xml, sizeof xml, "<message><body>%d</body></message>", i);
-            xdb_request_add_mam(r, 1000 + i, id, i % 2 ? "carol@example.org" : "bob@example.org",
-                                i % 2 ? "c" : "", xml);
+            xdb_request_add_mam(r, NULL, NULL, 1000 + i, id,
+                                i % 2 ? "carol@example.org" : "bob@example.org", i % 2 ? "c" : "",
+                                xml);
         }
         assert_int_equal(run_status(c, r), XDB_OK);
     }
@@ -893,6 +894,33 @@ static void test_mam(void **state)
     assert_mam(c, mam_query(0), "m8,m9", true);
     assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "alice")), XDB_OK);
     assert_int_equal(query_int(c, "SELECT COUNT(*) FROM archive"), 0);
+}
+
+/* One append of several accounts' messages (the SM's batch of a storage lane): each account's in
+ * its archive, in the order given, an absent account's counted, and a retry adds nothing. */
+static void test_mam_many_accounts(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    create_user(c, "example.net", "alice", "pen");
+    for (int round = 0; round < 2; round++) {
+        xdb_request *r = xdb_request_new(XDB_MAM_APPEND, "example.org", "alice");
+        static const char *const hosts[] = {"example.net", "example.org", "example.org"};
+        static const char *const users[] = {"alice", "alice", "ghost"};
+        for (int i = 0; i < 9; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "x%d", 8 - i);  /* ids out of order: the order given counts */
+            xdb_request_add_mam(r, hosts[i % 3], users[i % 3], 5000 + i, id, "bob@example.org",
+                                NULL, "<message><body>x</body></message>");
+        }
+        run(c, r);
+        assert_int_equal(r->status, XDB_OK);
+        assert_int_equal(r->count, 3);
+        xdb_request_free(r);
+    }
+    assert_mam(c, mam_query(0), "x7,x4,x1", true);
+    assert_mam(c, xdb_request_new(XDB_MAM_QUERY, "example.net", "alice"), "x8,x5,x2", true);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM archive"), 6);
 }
 
 /* 10,000 messages paged through by 50, forwards then backwards: every one once, in order. */
@@ -1795,6 +1823,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hibernation, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_pep, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_mam, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_mam_many_accounts, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_mam_paging, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),

@@ -1,7 +1,8 @@
 /* tests/unit/test_sm_mam.c — message archives (sm/mod_mam.c and its files) in the harness: both
  * archives of a chat, the stanza id delivered (and a forged one removed), queries by contact with
  * results forwarded and delayed, paging forwards, backwards and flipped, preferences, hints,
- * offline messages, metadata, the errors, and the archive across an SM restart. */
+ * offline messages, metadata, the errors, batches by storage lane, and the archive across an SM
+ * restart. */
 #include "tests/support/sm_harness.h"
 
 #define MAM "urn:xmpp:mam:2"
@@ -211,6 +212,40 @@ static void test_prefs_hints_offline(void **state)
 }
 
 /* Written by the tick, the archive outlives the SM; the preferences too. */
+/* Storage lanes by the account's first letter: alice and carol in 1, bob in 0. */
+static int parity_lane(void *ctx, const char *host, const char *user)
+{
+    return user[0] % 2;
+}
+
+/* How many messages user's archive holds in storage. */
+static size_t stored(const char *user)
+{
+    xdb_request *r = xdb_request_new(XDB_MAM_QUERY, "example.org", user);
+    assert_int_equal(xdb_run(smh.db, r), XDB_OK);
+    size_t n = r->mam.n;
+    xdb_request_free(r);
+    return n;
+}
+
+/* Messages wait by storage lane: a query writes its account's lane (with every account of it)
+ * and no other; the tick writes the rest. */
+static void test_lanes(void **state)
+{
+    sm_set_storage_lanes(smh.core, 2, parity_lane);
+    smh_befriend();
+    chat(2, "alice", "one");
+    chat(1, "carol", "two");
+    assert_int_equal(stored("alice") + stored("bob") + stored("carol"), 0);
+    query(1, NULL, NULL, NULL);
+    assert_bodies(1, "one,two");
+    assert_int_equal(stored("carol"), 1);
+    assert_int_equal(stored("bob"), 0);
+    sm_tick(smh.core, 2000);
+    smh_drain();
+    assert_int_equal(stored("bob"), 1);
+}
+
 static void test_restart(void **state)
 {
     smh_befriend();
@@ -231,6 +266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paging, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_same_message_same_id, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_prefs_hints_offline, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_lanes, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_restart, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
