@@ -30,6 +30,7 @@ static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 
 /* restart_wait.c: stanzas for users with no session, held after a start until the fronts have
  * re-announced their sessions. */
 typedef struct sm_deferred sm_deferred;
+typedef struct served_domain served_domain;
 typedef struct restart_wait {
     bool active;
     const char **expected;  /* the configuration's front ids; NULL once resynced */
@@ -55,6 +56,7 @@ struct sm_deferred {
                              * user's block list may refuse); or NULL for a bind */
     uint64_t link_serial, sid;  /* the bind's session, or the stanza's origin when from_session */
     bool from_session;
+    bool any_addressee;     /* held by smc_restart_wait_hold_any: routed again from the start */
     jid full;
     bool resync;
     buf state;              /* a resync's STATE record */
@@ -136,6 +138,7 @@ struct sm {
     int64_t now_ms;         /* sm_tick's clock */
     restart_wait restart;   /* restart_wait.c */
     sm_map iq_out;          /* iq_out.c: the SM's own iq requests awaiting an answer, by id */
+    served_domain *domains; /* domains.c */
     struct iq_out_req *iq_out_list;     /* the same, in a list the clock walks */
 };
 
@@ -154,12 +157,18 @@ void smc_defer(sm *s, sm_user *u, sm_deferred *d);
 void smc_restart_wait_start(sm *s);
 /* Holds st (true) when the wait is on and its addressee has no session. */
 bool smc_restart_wait_hold(sm *s, sm_stanza *st);
+/* Holds st (true) when the wait is on, whoever it is for (a served domain's stanza). */
+bool smc_restart_wait_hold_any(sm *s, sm_stanza *st);
 void smc_restart_wait_end(sm *s, const char *why);
 void smc_restart_wait_tick(sm *s);
 void smc_restart_wait_free(sm *s);
 /* route.c: a stanza for a local user (its 'to' has a node), routed. */
 void smc_route_to_user(sm *s, sm_stanza *st);
 void smc_deferred_free(sm_deferred *d);
+
+/* domains.c: a stanza to a domain a module serves goes to it (true), or waits for the start */
+bool smc_domain_dispatch(sm *s, sm_stanza *st, const char *domain, size_t len);
+void smc_domains_free(sm *s);
 
 /* sessions.c */
 sm_link *smc_link_by_serial(const sm *s, uint64_t serial);

@@ -95,9 +95,9 @@ static void disco_items(sm *s, sm_stanza *st, xml_node *payload)
     if (node)
         xml_attr_set(a, q, NULL, "node", node);
     bool user = st->to.domain_len ? jid_node(&st->to, &(size_t){0}) != NULL : st->origin != NULL;
-    if (user && !node) {
+    if (!node) {
         sm_event ev = {.stanza = st, .arena = a, .node = q};
-        sm_fire_named(s, "disco-account-items", &ev);
+        sm_fire_named(s, user ? "disco-account-items" : "disco-host-items", &ev);
     }
     sm_iq_result(s, st, q);
     xml_arena_free(a);
@@ -115,8 +115,8 @@ const sm_module mod_disco = {
     /* The server's disco#info is being built: host (the domain), arena and node (the <query/>,
      * features and identities in it) for hooks to add extensions to (answering a query, or
      * computing the server's caps). "disco-account-info" and "disco-account-items" the same
-     * (stanza, arena, node) for an account's bare JID. The same for an
-     * account's bare JID: "disco-account-info" (stanza, arena, node). */
+     * (stanza, arena, node) for an account's bare JID, "disco-host-items" for a host's items
+     * (the services it offers). */
     .events = (const char *const[]){"disco-info", "disco-account-info", "disco-account-items",
-                                    NULL},
+                                    "disco-host-items", NULL},
 };

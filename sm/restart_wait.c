@@ -11,8 +11,10 @@
  * routes them as it would have. The fronts are the configuration's: the SM cannot know which of
  * them ran before it started, so a front that is configured but never comes costs the first
  * seconds of a start that wait. A module that restores sessions from storage (mod_smacks: the
- * hibernated ones) holds the wait open until it has (sm_start_hold), within the same bound. At
- * most RESTART_HELD_MAX stanzas wait; past that, they are routed at once.
+ * hibernated ones) holds the wait open until it has (sm_start_hold), within the same bound.
+ * Stanzas to a domain a module serves (sm/domains.c) wait whoever they are for. At most
+ * RESTART_HELD_MAX stanzas wait; past that, they are routed at once. The wait's end fires
+ * SM_EV_START_DONE.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +61,35 @@ void smc_restart_wait_end(sm *s, const char *why)
             d->stanza->origin = sm_session_lookup(s, d->link_serial, d->sid);
         sm_stanza *st = d->stanza;
         d->stanza = NULL;
-        smc_route_to_user(s, st);
+        if (d->any_addressee)
+            sm_route(s, st);
+        else
+            smc_route_to_user(s, st);
         sm_swap_ticket(s, prev);
         smc_deferred_free(d);
         d = next;
     }
+    sm_fire(s, SM_EV_START_DONE, &(sm_event){0});
+}
+
+/* Keeps st, with its frame's ticket held, until the wait ends. */
+static void hold(sm *s, sm_stanza *st, bool any_addressee)
+{
+    restart_wait *w = &s->restart;
+    sm_deferred *d = mem_zalloc(sizeof *d);
+    if (st->origin) {
+        d->from_session = true;
+        d->link_serial = st->origin->link ? st->origin->link->serial : 0;
+        d->sid = st->origin->sid;
+    }
+    d->any_addressee = any_addressee;
+    d->stanza = sm_stanza_take(st);
+    sm_stanza_free(st);
+    d->ticket = s->ticket;
+    custody_hold(d->ticket);
+    *w->tail = d;
+    w->tail = &d->next;
+    w->nheld++;
 }
 
 bool smc_restart_wait_hold(sm *s, sm_stanza *st)
@@ -75,20 +101,22 @@ bool smc_restart_wait_hold(sm *s, sm_stanza *st)
     bool has_session = u && u->sessions && (jid_is_bare(&st->to) || sm_session_find(s, &st->to));
     if (has_session)
         return false;
-    sm_deferred *d = mem_zalloc(sizeof *d);
-    if (st->origin) {
-        d->from_session = true;
-        d->link_serial = st->origin->link ? st->origin->link->serial : 0;
-        d->sid = st->origin->sid;
-    }
-    d->stanza = sm_stanza_take(st);
-    sm_stanza_free(st);
-    d->ticket = s->ticket;
-    custody_hold(d->ticket);
-    *w->tail = d;
-    w->tail = &d->next;
-    w->nheld++;
+    hold(s, st, false);
     return true;
+}
+
+bool smc_restart_wait_hold_any(sm *s, sm_stanza *st)
+{
+    restart_wait *w = &s->restart;
+    if (!w->active || w->nheld >= RESTART_HELD_MAX)
+        return false;
+    hold(s, st, true);
+    return true;
+}
+
+bool sm_start_waiting(const sm *s)
+{
+    return s->restart.active;
 }
 
 void sm_front_resynced(sm *s, sm_link *l)

@@ -88,6 +88,21 @@ void sm_deliver(sm *s, sm_session *sess, sm_stanza *st)
     sm_stanza_free(st);
 }
 
+void sm_deliver_copy(sm *s, sm_session *sess, sm_stanza *tmpl)
+{
+    if (s->barrier) {
+        sm_stanza *c = sm_stanza_copy(tmpl);
+        if (sm_stanza_set_to(c, jid_full(&sess->jid)))
+            sm_deliver(s, sess, c);
+        else
+            sm_stanza_free(c);
+        return;
+    }
+    xml_attr_set(tmpl->arena, tmpl->node, NULL, "to", jid_full(&sess->jid));
+    if (!smc_send_session(s, sess, tmpl->node))
+        s->stats.dropped_too_big++;
+}
+
 void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *node)
 {
     sm_link *l = smc_link_by_serial(s, link_serial);
@@ -372,6 +387,8 @@ void sm_route(sm *s, sm_stanza *st)
         }
         return;
     }
+    if (smc_domain_dispatch(s, st, domain, dlen))
+        return;
     sm_link *c = component_for(s, domain, dlen);
     if (c && !wire_put(s, st->node)) {
         sm_bounce_too_big(s, st);

@@ -232,6 +232,7 @@ void sm_free(sm *s)
         return;
     s->stopping = true;
     smc_restart_wait_free(s);
+    smc_domains_free(s);
     smc_iq_out_free(s);     /* while the modules that asked, and the sessions, are still here */
     sm_map_each(&s->by_jid, free_session, s);
     sm_map_each(&s->users, free_user, s);

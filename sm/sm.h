@@ -120,6 +120,8 @@ void sm_front_resynced(sm *s, sm_link *l);
 bool sm_stopping(const sm *s);
 void sm_start_hold(sm *s);
 void sm_start_done(sm *s);
+/* The start's wait is on (SM_EV_START_DONE ends it; it may never begin: no fronts configured). */
+bool sm_start_waiting(const sm *s);
 /* A stanza from a component; takes arena. */
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena);
 /* Ends every session with END (shutdown) as a logout would (SM_EV_SESSION_END: unavailable
@@ -147,6 +149,7 @@ typedef struct sm_stats {
     uint64_t sessions, users;       /* current */
     uint64_t dropped_stale;         /* frames for sessions that do not exist */
     uint64_t dropped_bad;           /* stanzas that did not parse */
+    uint64_t dropped_too_big;       /* fan-out copies (sm_deliver_copy) too big for a frame */
 } sm_stats;
 void sm_get_stats(const sm *s, sm_stats *out);
 
@@ -156,6 +159,9 @@ void sm_get_stats(const sm *s, sm_stats *out);
 void sm_route(sm *s, sm_stanza *st);
 /* Sends st to one session as it is, and frees it. */
 void sm_deliver(sm *s, sm_session *sess, sm_stanza *st);
+/* Sends tmpl to sess as sm_deliver would, addressed to it ('to' set on tmpl, which the caller
+ * keeps): one tree for a fan-out to many sessions. One too big for a frame is dropped (counted). */
+void sm_deliver_copy(sm *s, sm_session *sess, sm_stanza *tmpl);
 /* Answers st (never an error or result) with a stanza error (RFC 6120 §8.3), routed back to its
  * sender; frees st. type: "cancel", "modify", "auth", "wait". */
 void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
@@ -214,6 +220,9 @@ typedef enum {
                              * restored (after its STATE record): session */
     SM_EV_FRONT_UP,         /* a front's link is up and its resync done (the end of its
                              * RESYNC): link_serial */
+    SM_EV_START_DONE,       /* the start's wait is over (sm_start_waiting): every front has
+                             * re-announced its sessions and the modules restored theirs, or
+                             * the wait ran out: nothing */
     SM_EV_COUNT
 } sm_event_kind;
 typedef struct sm_roster_item sm_roster_item;
@@ -263,6 +272,12 @@ void sm_make_id(sm *s, const char *prefix, char out[32]);
 
 /* Hosts and addressing. */
 bool sm_is_local_host(const sm *s, const char *domain, size_t len);
+/* A domain a module serves inside the SM (a group chat service): every stanza to it, or to a JID
+ * at it, goes to fn, which owns st. false (logged) when the domain is a host, a configured
+ * link's, or served already. Stanzas to it wait during the start's wait (sm_start_waiting). */
+typedef void (*sm_domain_fn)(sm *s, sm_stanza *st, void *ctx);
+bool sm_serve_domain(sm *s, const char *domain, sm_domain_fn fn, void *ctx);
+bool sm_is_served_domain(const sm *s, const char *domain, size_t len);
 bool sm_is_local_user(const sm *s, const jid *j);   /* node@ourhost */
 
 /* Sessions. */

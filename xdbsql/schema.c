@@ -17,6 +17,7 @@
  * Version 4: hibernated stream-management sessions and the stanzas they keep.
  * Version 5: personal eventing (PEP): nodes and items.
  * Version 6: message archives (MAM).
+ * Version 7: group chat rooms: the `rooms` mark on their `users` rows (xdbsql/store_rooms.c).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -291,6 +292,14 @@ typedef struct migration {
     const char *const *after;                         /* then, when not NULL */
 } migration;
 
+/* A room is a `users` row with a `rooms` row: it owns documents and an archive as an account
+ * does, but never authenticates nor is listed as an account. */
+static const char *const migration_7[] = {
+    "CREATE TABLE IF NOT EXISTS rooms ("
+    " user_id {INT64} NOT NULL PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE){TABLE}",
+    NULL,
+};
+
 static const migration migrations[] = {
     {migration_1, NULL, NULL},
     {migration_2, NULL, NULL},
@@ -298,6 +307,7 @@ static const migration migrations[] = {
     {migration_4, NULL, NULL},
     {migration_5, NULL, NULL},
     {migration_6, NULL, NULL},
+    {migration_7, NULL, NULL},
 };
 #define SCHEMA_CURRENT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

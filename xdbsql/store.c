@@ -54,6 +54,9 @@ static const struct {
     [XDB_MAM_QUERY] = {"mam-query", store_mam_query, true},
     [XDB_MAM_TRIM] = {"mam-trim", store_mam_trim, true},
     [XDB_MAM_EXPIRE] = {"mam-expire", store_mam_expire, true},
+    [XDB_ROOM_CREATE] = {"room-create", store_room_create, true},
+    [XDB_ROOM_DELETE] = {"room-delete", store_room_delete, false},
+    [XDB_ROOM_LIST] = {"room-list", store_room_list, true},
 };
 
 const char *xdb_op_name(xdb_op op)

@@ -80,5 +80,8 @@ db_rc store_mam_append(db_conn *c, xdb_request *r);
 db_rc store_mam_query(db_conn *c, xdb_request *r);
 db_rc store_mam_trim(db_conn *c, xdb_request *r);
 db_rc store_mam_expire(db_conn *c, xdb_request *r);
+db_rc store_room_create(db_conn *c, xdb_request *r);
+db_rc store_room_delete(db_conn *c, xdb_request *r);
+db_rc store_room_list(db_conn *c, xdb_request *r);
 
 #endif

@@ -1,6 +1,7 @@
 /* xdbsql/store_users.c — accounts: creation, deletion, password changes, SCRAM credentials, lists.
  * Passwords never reach the database: they become SCRAM-SHA-1 and SCRAM-SHA-256 credentials
- * here, on a storage worker, and are wiped. */
+ * here, on a storage worker, and are wiped. A room's row (store_rooms.c) is not an account:
+ * credentials, password changes and lists skip it. */
 #include <openssl/crypto.h>
 #include <string.h>
 
@@ -78,7 +79,8 @@ db_rc store_user_passwd(db_conn *c, xdb_request *r)
     static const char sql[] =
         "UPDATE users SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?,"
         " sha1_server_key = ?, sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?,"
-        " sha256_server_key = ? WHERE host = ? AND username = ?";
+        " sha256_server_key = ? WHERE host = ? AND username = ?"
+        " AND id NOT IN (SELECT user_id FROM rooms)";
     if (!derive_creds(r))
         return refuse_password(r);
     db_rc rc;
@@ -120,7 +122,7 @@ db_rc store_user_creds(db_conn *c, xdb_request *r)
     static const char sql[] =
         "SELECT sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, sha256_salt,"
         " sha256_iterations, sha256_stored_key, sha256_server_key FROM users"
-        " WHERE host = ? AND username = ?";
+        " WHERE host = ? AND username = ? AND id NOT IN (SELECT user_id FROM rooms)";
     db_rc rc;
     db_stmt *st = store_prepare_user(c, sql, r->host, r->user, &rc);
     if (!st)
@@ -137,8 +139,11 @@ db_rc store_user_creds(db_conn *c, xdb_request *r)
 db_rc store_user_list(db_conn *c, xdb_request *r)
 {
     static const char sql_host[] =
-        "SELECT username, host FROM users WHERE host = ? ORDER BY username";
-    static const char sql_all[] = "SELECT username, host FROM users ORDER BY host, username";
+        "SELECT username, host FROM users WHERE host = ? AND id NOT IN (SELECT user_id FROM rooms)"
+        " ORDER BY username";
+    static const char sql_all[] =
+        "SELECT username, host FROM users WHERE id NOT IN (SELECT user_id FROM rooms)"
+        " ORDER BY host, username";
     db_rc rc;
     db_stmt *st = db_prepare(c, r->host ? sql_host : sql_all, &rc);
     if (!st)

@@ -93,6 +93,11 @@ typedef enum {
     XDB_MAM_TRIM,        /* in: limit: the user's newest limit messages stay; out: count deleted */
     XDB_MAM_EXPIRE,      /* host, user unused; in: mam_query.end (ms): up to limit messages of
                           * any user older than it are deleted; out: count */
+    /* Group chat rooms: owners of documents and archives as accounts are (host: the room
+     * service, user: the room's node), never accounts (xdbsql/store_rooms.c) */
+    XDB_ROOM_CREATE,     /* the room's row, or the one it has; XDB_EXISTS: an account's name */
+    XDB_ROOM_DELETE,     /* the room and everything stored for it; XDB_NOT_FOUND when absent */
+    XDB_ROOM_LIST,       /* out: users ("room@host"): the rooms of host */
     XDB_OP_COUNT
 } xdb_op;
 

@@ -923,6 +923,55 @@ static void test_mam_many_accounts(void **state)
     assert_int_equal(query_int(c, "SELECT COUNT(*) FROM archive"), 6);
 }
 
+/* Rooms: owners of documents and archives that are never accounts. */
+static void test_rooms(void **state)
+{
+    db_conn *c = *state;
+    const char *muc = "conference.example.org";
+    create_user(c, "example.org", "alice", "pencil");
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROOM_CREATE, muc, "lobby")), XDB_OK);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROOM_CREATE, muc, "lobby")), XDB_OK);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROOM_CREATE, muc, "attic")), XDB_OK);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROOM_CREATE, "example.org", "alice")),
+                     XDB_EXISTS);
+    /* Documents and archives as an account's. */
+    xdb_request *r = xdb_request_new(XDB_DOC_PUT, muc, "lobby");
+    xdb_request_set_doc(r, "muc", "config");
+    xdb_request_set_value(r, "cfg", 3);
+    assert_int_equal(run_status(c, r), XDB_OK);
+    r = xdb_request_new(XDB_MAM_APPEND, muc, "lobby");
+    xdb_request_add_mam(r, NULL, NULL, 1, "s1", "alice@example.org", "alice",
+                        "<message type='groupchat'><body>hi</body></message>");
+    assert_int_equal(run_status(c, r), XDB_OK);
+    assert_mam(c, xdb_request_new(XDB_MAM_QUERY, muc, "lobby"), "s1", true);
+    /* Listed as rooms, never as accounts; no credentials, no password. */
+    r = run(c, xdb_request_new(XDB_ROOM_LIST, muc, NULL));
+    assert_int_equal(r->users.n, 2);
+    assert_string_equal(r->users.v[0], "attic@conference.example.org");
+    assert_string_equal(r->users.v[1], "lobby@conference.example.org");
+    xdb_request_free(r);
+    r = run(c, xdb_request_new(XDB_USER_LIST, NULL, NULL));
+    assert_int_equal(r->users.n, 1);
+    assert_string_equal(r->users.v[0], "alice@example.org");
+    xdb_request_free(r);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_CREDS, muc, "lobby")), XDB_NOT_FOUND);
+    r = xdb_request_new(XDB_USER_PASSWD, muc, "lobby");
+    xdb_request_set_password(r, "x");
+    assert_int_equal(run_status(c, r), XDB_NOT_FOUND);
+    r = xdb_request_new(XDB_ROOM_LIST, "example.org", NULL);
+    assert_int_equal(run(c, r)->users.n, 0);
+    xdb_request_free(r);
+    /* Deleting a room takes what it owns; an account is not a room. */
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROOM_DELETE, "example.org", "alice")),
+                     XDB_NOT_FOUND);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROOM_DELETE, muc, "lobby")), XDB_OK);
+    assert_int_equal(run_status(c, xdb_request_new(XDB_ROOM_DELETE, muc, "lobby")), XDB_NOT_FOUND);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM archive"), 0);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM documents"), 0);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM rooms"), 1);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM users"), 2);
+}
+
 /* 10,000 messages paged through by 50, forwards then backwards: every one once, in order. */
 static void test_mam_paging(void **state)
 {
@@ -1824,6 +1873,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pep, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_mam, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_mam_many_accounts, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_rooms, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_mam_paging, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),

@@ -1,0 +1,427 @@
+/* sm/mod_muc.c — multi-user chat (XEP-0045) inside the SM: a room service per served host
+ * (conference.HOST, or <host><muc><domain>), listed in the host's disco#items, whose stanzas the
+ * router hands over (sm_serve_domain); the module, its options, and where a stanza to the service
+ * goes: the service itself (disco, unique names), a room (messages, admin and owner iqs, disco,
+ * pings) or an occupant (presence, private messages, iqs). Which rooms each session is in, so that
+ * a session that ends leaves them (with unavailable presence) and a restart drops occupants whose
+ * sessions did not come back. The rest is in sm/muc_*.c (sm/muc.h says which file does what).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "sm/disco.h"
+#include "sm/muc.h"
+#include "sm/strset.h"
+
+static const sm_int_option muc_options[] = {
+    {"muc/rooms_max", 100000, 1, 10000000},
+    {"muc/rooms_per_user", 100, 1, 1000000},
+    {"muc/occupants_max", 10000, 1, 1000000},
+    {"muc/max_users", 1000, 1, 1000000},
+    {"muc/history", 20, 0, 1000},
+    {"muc/history_max", 200, 0, 10000},
+    {"muc/history_bytes", 256 * 1024, 0, 64 * 1024 * 1024},
+    {"muc/message_max", 100000, 256, 10000000},
+    {"muc/nick_max", 255, 1, 1023},
+    {"muc/affiliations_max", 10000, 1, 10000000},
+    {"muc/rooms_per_session", 1000, 1, 100000},
+    {"muc/persistent", 0, 0, 1},
+    {"muc/public", 1, 0, 1},
+    {NULL, 0, 0, 0},
+};
+
+static const char *const muc_paths[] = {"host/muc/domain", NULL};
+
+typedef struct muc_data {
+    muc_service *services;
+    size_t nservices;
+    sm_map joined;              /* session full JID -> sm_strset of room bare JIDs */
+    bool loaded;                /* storage's rooms are in memory */
+} muc_data;
+
+static muc_data *data_of(sm *s) { return sm_module_data(s, &mod_muc); }
+
+long long muc_option(sm *s, const char *path) { return sm_module_int(s, &mod_muc, path); }
+
+/* ---- which rooms a session is in ---- */
+
+void muc_session_joined(sm *s, const jid *full, const muc_room *r)
+{
+    muc_data *d = data_of(s);
+    sm_strset **set = sm_map_get(&d->joined, jid_full(full), jid_full_len(full));
+    if (!set) {
+        set = mem_zalloc(sizeof *set);
+        sm_map_put(&d->joined, jid_full(full), jid_full_len(full), set);
+    }
+    sm_strset_add(set, jid_full(&r->jid));
+}
+
+void muc_session_left(sm *s, const jid *full, const muc_room *r)
+{
+    muc_data *d = data_of(s);
+    sm_strset **set = sm_map_get(&d->joined, jid_full(full), jid_full_len(full));
+    if (!set)
+        return;
+    sm_strset_remove(set, jid_full(&r->jid));
+    if (!sm_strset_count(*set)) {
+        sm_map_del(&d->joined, jid_full(full), jid_full_len(full));
+        sm_strset_free(set);
+        free(set);
+    }
+}
+
+size_t muc_session_rooms(sm *s, const jid *full)
+{
+    sm_strset **set = sm_map_get(&data_of(s)->joined, jid_full(full), jid_full_len(full));
+    return set ? sm_strset_count(*set) : 0;
+}
+
+static muc_service *service_of(sm *s, const jid *j)
+{
+    muc_data *d = data_of(s);
+    size_t dlen;
+    const char *dom = jid_domain(j, &dlen);
+    for (size_t i = 0; i < d->nservices; i++)
+        if (strlen(d->services[i].domain) == dlen &&
+            memcmp(d->services[i].domain, dom, dlen) == 0)
+            return &d->services[i];
+    return NULL;
+}
+
+static muc_room *room_of(sm *s, const jid *room)
+{
+    muc_service *svc = service_of(s, room);
+    size_t nlen;
+    const char *node = jid_node(room, &nlen);
+    return svc && node ? muc_room_find(svc, node, nlen) : NULL;
+}
+
+/* The session leaves every room it is in, as an unavailable presence to each would. */
+static void leave_all(sm *s, const jid *full, const char *why)
+{
+    muc_data *d = data_of(s);
+    sm_strset **set = sm_map_get(&d->joined, jid_full(full), jid_full_len(full));
+    if (!set)
+        return;
+    size_t n = sm_strset_count(*set);
+    const char **members = sm_strset_members(*set);
+    char **rooms = mem_array(n, sizeof *rooms);
+    for (size_t i = 0; i < n; i++)
+        rooms[i] = mem_strdup(members[i]);
+    free(members);
+    for (size_t i = 0; i < n; i++) {
+        jid rj;
+        if (jid_parse(rooms[i], strlen(rooms[i]), &rj) == JID_OK) {
+            muc_room *r = room_of(s, &rj);
+            muc_occupant *o = r ? muc_occupant_by_session(r, full) : NULL;
+            if (o) {
+                log_debug("sm: muc: %s leaves %s (%s)", jid_full(full), rooms[i], why);
+                bool last = o->nsessions == 1;
+                if (last) {
+                    static const int self[] = {110, 0};
+                    o->role = MUC_ROLE_NONE;
+                    muc_broadcast_presence(s, r, o, &(muc_presence_opts){.type = "unavailable"},
+                                           self, NULL);
+                }
+                muc_occupant_drop_session(s, r, o, full);
+                if (last)
+                    muc_room_maybe_gone(s, r);
+            }
+            jid_free(&rj);
+        }
+        free(rooms[i]);
+    }
+    free(rooms);
+}
+
+static bool session_end(sm *s, sm_event *ev)
+{
+    if (!sm_stopping(s))
+        leave_all(s, &ev->session->jid, "its session ended");
+    return false;
+}
+
+/* Every occupant's session that is not here (after a restart: it did not come back) leaves. */
+void muc_prune_gone(sm *s)
+{
+    muc_data *d = data_of(s);
+    for (size_t k = 0; k < d->nservices; k++) {
+        void **rooms = sm_map_values(&d->services[k].rooms);
+        size_t nr = sm_map_count(&d->services[k].rooms);
+        for (size_t i = 0; i < nr; i++) {
+            muc_room *r = rooms[i];
+            void **occ = sm_map_values(&r->occupants);
+            size_t no = sm_map_count(&r->occupants);
+            jid *gone = NULL;
+            size_t ngone = 0;
+            for (size_t j = 0; j < no; j++) {
+                muc_occupant *o = occ[j];
+                for (size_t x = 0; x < o->nsessions; x++)
+                    if (!sm_session_find(s, &o->sessions[x])) {
+                        gone = mem_realloc(gone, (ngone + 1) * sizeof *gone);
+                        jid_copy(&gone[ngone++], &o->sessions[x]);
+                    }
+            }
+            free(occ);
+            for (size_t j = 0; j < ngone; j++) {
+                leave_all(s, &gone[j], "its session did not come back after the restart");
+                jid_free(&gone[j]);
+            }
+            free(gone);
+        }
+        free(rooms);
+    }
+}
+
+static bool start_done(sm *s, sm_event *ev)
+{
+    if (data_of(s)->loaded)
+        muc_prune_gone(s);
+    return false;
+}
+
+/* ---- where a stanza goes ---- */
+
+static void service_iq(sm *s, muc_service *svc, sm_stanza *st)
+{
+    const char *type = sm_stanza_type(st);
+    xml_node *q = NULL;
+    for (xml_node *c = st->node->children; c && !q; c = c->next)
+        if (c->kind == XML_ELEMENT)
+            q = c;
+    bool get = strcmp(type, "get") == 0;
+    if (q && get && xml_is(q, NS_DISCO_INFO, "query")) {
+        muc_service_disco_info(s, svc, st, q);
+    } else if (q && get && xml_is(q, NS_DISCO_ITEMS, "query")) {
+        muc_service_disco_items(s, svc, st, q);
+    } else if (q && get && xml_is(q, NS_PING, "ping")) {
+        sm_iq_result(s, st, NULL);
+    } else if (q && get && xml_is(q, NS_MUC_UNIQUE, "unique")) {
+        char name[40];
+        sm_make_id(s, "room", name);
+        xml_arena *a = xml_arena_new(256);
+        xml_node *u = xml_element_new(a, NULL, NS_MUC_UNIQUE, "unique");
+        xml_text_new(a, u, name, strlen(name));
+        sm_iq_result(s, st, u);
+        xml_arena_free(a);
+    } else if (!strcmp(type, "get") || !strcmp(type, "set")) {
+        sm_bounce(s, st, "cancel", "service-unavailable");
+    } else {
+        sm_stanza_free(st);
+    }
+}
+
+static void room_iq(sm *s, muc_room *r, sm_stanza *st)
+{
+    const char *type = sm_stanza_type(st);
+    xml_node *q = NULL;
+    for (xml_node *c = st->node->children; c && !q; c = c->next)
+        if (c->kind == XML_ELEMENT)
+            q = c;
+    bool get = strcmp(type, "get") == 0, set = strcmp(type, "set") == 0;
+    if (!get && !set) {
+        sm_stanza_free(st);
+    } else if (q && get && xml_is(q, NS_DISCO_INFO, "query")) {
+        muc_room_disco_info(s, r, st, q);
+    } else if (q && get && xml_is(q, NS_DISCO_ITEMS, "query")) {
+        muc_room_disco_items(s, r, st, q);
+    } else if (q && xml_is(q, NS_MUC_ADMIN, "query")) {
+        muc_admin_iq(s, r, st, q);
+    } else if (q && xml_is(q, NS_MUC_OWNER, "query")) {
+        muc_owner_iq(s, r, st, q);
+    } else if (q && get && xml_is(q, NS_PING, "ping")) {
+        sm_iq_result(s, st, NULL);
+    } else {
+        sm_bounce(s, st, "cancel", "service-unavailable");
+    }
+}
+
+/* An iq to room/nick: a self-ping (XEP-0410) is answered here; others go to the occupant (its
+ * latest session; vCard requests to its bare JID, §17.4), from the sender's occupant JID. */
+static void occupant_iq(sm *s, muc_room *r, sm_stanza *st)
+{
+    const char *type = sm_stanza_type(st);
+    bool request = !strcmp(type, "get") || !strcmp(type, "set");
+    size_t rlen;
+    const char *nick = jid_resource(&st->to, &rlen);
+    muc_occupant *from = muc_occupant_by_session(r, &st->from);
+    muc_occupant *to = muc_occupant_by_nick(r, nick);
+    if (!from) {
+        if (request)
+            sm_bounce(s, st, "cancel", "not-acceptable");
+        else
+            sm_stanza_free(st);
+        return;
+    }
+    xml_node *q = NULL;
+    for (xml_node *c = st->node->children; c && !q; c = c->next)
+        if (c->kind == XML_ELEMENT)
+            q = c;
+    if (to == from && request && q && xml_is(q, NS_PING, "ping")) {
+        sm_iq_result(s, st, NULL);
+        return;
+    }
+    if (!to || !request) {
+        if (request)
+            sm_bounce(s, st, "cancel", "item-not-found");
+        else
+            sm_stanza_free(st);
+        return;
+    }
+    char sender[JID_MAX_LEN + 1];
+    muc_occupant_jid(r, from->nick, sender, sizeof sender);
+    bool vcard = q && xml_is(q, "vcard-temp", "vCard");
+    char target[JID_MAX_LEN + 1];
+    snprintf(target, sizeof target, "%s",
+             vcard ? jid_full(&to->real) : jid_full(&to->sessions[to->nsessions - 1]));
+    if (!sm_stanza_set_from(st, sender) || !sm_stanza_set_to(st, target)) {
+        sm_stanza_free(st);
+        return;
+    }
+    st->origin = NULL;
+    sm_route(s, st);
+}
+
+static void muc_stanza(sm *s, sm_stanza *st, void *ctx)
+{
+    muc_service *svc = ctx;
+    const char *name = st->node->name;
+    size_t nlen;
+    const char *node = jid_node(&st->to, &nlen);
+    if (!node) {
+        if (!strcmp(name, "iq"))
+            service_iq(s, svc, st);
+        else if (!strcmp(name, "message") && sm_message_kind(st) != SM_MSG_ERROR)
+            sm_bounce(s, st, "cancel", "service-unavailable");
+        else
+            sm_stanza_free(st);
+        return;
+    }
+    if (!strcmp(name, "presence")) {
+        muc_presence(s, svc, st);
+        return;
+    }
+    if (!strcmp(name, "message")) {
+        muc_message(s, svc, st);
+        return;
+    }
+    muc_room *r = muc_room_find(svc, node, nlen);
+    if (!r || (r->locked && !muc_occupant_by_session(r, &st->from))) {
+        const char *type = sm_stanza_type(st);
+        if (!strcmp(type, "get") || !strcmp(type, "set"))
+            sm_bounce(s, st, "cancel", "item-not-found");
+        else
+            sm_stanza_free(st);
+        return;
+    }
+    if (jid_is_bare(&st->to))
+        room_iq(s, r, st);
+    else
+        occupant_iq(s, r, st);
+}
+
+/* ---- disco of the hosts ---- */
+
+static bool host_items(sm *s, sm_event *ev)
+{
+    muc_data *d = data_of(s);
+    size_t hlen;
+    const char *host = ev->stanza->to.domain_len ? jid_domain(&ev->stanza->to, &hlen) : NULL;
+    for (size_t i = 0; i < d->nservices; i++) {
+        if (host && (strlen(d->services[i].host) != hlen ||
+                     memcmp(d->services[i].host, host, hlen) != 0))
+            continue;
+        xml_node *item = xml_element_new(ev->arena, ev->node, NS_DISCO_ITEMS, "item");
+        xml_attr_set(ev->arena, item, NULL, "jid", d->services[i].domain);
+        xml_attr_set(ev->arena, item, NULL, "name", "Chatrooms");
+    }
+    return false;
+}
+
+/* ---- the module ---- */
+
+static bool muc_init(sm *s, const sm_module *self, config *cfg)
+{
+    const sm_config *c = sm_cfg(s);
+    muc_data *d = mem_zalloc(sizeof *d);
+    sm_map_init(&d->joined);
+    d->services = mem_array(c->nhosts ? (size_t)c->nhosts : 1, sizeof *d->services);
+    sm_module_set_data(s, self, d);
+    for (int i = 0; i < c->nhosts; i++) {
+        char def[JID_MAX_LEN + 1];
+        snprintf(def, sizeof def, "conference.%s", c->hosts[i].name);
+        const char *domain = cfg ? config_str(cfg, c->hosts[i].el, "muc/domain", def) : def;
+        jid dj;
+        if (jid_parse(domain, strlen(domain), &dj) != JID_OK || !jid_is_bare(&dj) ||
+            jid_node(&dj, &(size_t){0})) {
+            log_error("sm: muc: '%s' is not a domain for a room service", domain);
+            return false;
+        }
+        muc_service *svc = &d->services[d->nservices];
+        svc->domain = mem_strdup(jid_full(&dj));
+        svc->host = mem_strdup(c->hosts[i].name);
+        jid_free(&dj);
+        sm_map_init(&svc->rooms);
+        d->nservices++;
+        if (!sm_serve_domain(s, svc->domain, muc_stanza, svc))
+            return false;
+    }
+    muc_store_load(s, d->services, d->nservices);
+    return true;
+}
+
+void muc_store_loaded(sm *s)
+{
+    muc_data *d = data_of(s);
+    d->loaded = true;
+    if (!sm_start_waiting(s))
+        muc_prune_gone(s);
+}
+
+static void free_joined(void *val, void *ctx)
+{
+    sm_strset **set = val;
+    sm_strset_free(set);
+    free(set);
+}
+
+static void muc_fini(sm *s, const sm_module *self)
+{
+    muc_data *d = data_of(s);
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->nservices; i++) {
+        muc_service *svc = &d->services[i];
+        void **rooms = sm_map_values(&svc->rooms);
+        size_t n = sm_map_count(&svc->rooms);
+        for (size_t k = 0; k < n; k++)
+            muc_room_free(s, rooms[k]);
+        free(rooms);
+        sm_map_free(&svc->rooms);
+        free(svc->domain);
+        free(svc->host);
+    }
+    free(d->services);
+    sm_map_each(&d->joined, free_joined, NULL);
+    sm_map_free(&d->joined);
+    free(d);
+}
+
+static const sm_handler muc_handlers[] = {
+    {"session-end", .hook = session_end},
+    {"start-done", .hook = start_done},
+    {"disco-host-items", .hook = host_items},
+    {NULL},
+};
+
+const sm_module mod_muc = {
+    .name = "muc",
+    .int_options = muc_options,
+    .options = muc_paths,
+    .init = muc_init,
+    .fini = muc_fini,
+    .handlers = muc_handlers,
+};
