@@ -40,6 +40,7 @@ typedef struct muc_data {
     size_t nservices;
     sm_map joined;              /* session full JID -> sm_strset of room bare JIDs */
     bool loaded;                /* storage's rooms are in memory */
+    bool prune_again;           /* a pruning found sessions still coming: again at the tick */
 } muc_data;
 
 static muc_data *data_of(sm *s) { return sm_module_data(s, &mod_muc); }
@@ -144,10 +145,12 @@ static bool session_end(sm *s, sm_event *ev)
     return false;
 }
 
-/* Every occupant's session that is not here (after a restart: it did not come back) leaves. */
+/* Every occupant's session that is not here (after a restart: it did not come back) leaves;
+ * one that is coming (its resync waits for its roster) is looked at again at the next tick. */
 void muc_prune_gone(sm *s)
 {
     muc_data *d = data_of(s);
+    d->prune_again = false;
     for (size_t k = 0; k < d->nservices; k++) {
         void **rooms = sm_map_values(&d->services[k].rooms);
         size_t nr = sm_map_count(&d->services[k].rooms);
@@ -159,11 +162,14 @@ void muc_prune_gone(sm *s)
             size_t ngone = 0;
             for (size_t j = 0; j < no; j++) {
                 muc_occupant *o = occ[j];
-                for (size_t x = 0; x < o->nsessions; x++)
-                    if (!sm_session_find(s, &o->sessions[x])) {
+                for (size_t x = 0; x < o->nsessions; x++) {
+                    if (sm_session_pending(s, &o->sessions[x]))
+                        d->prune_again = true;
+                    else if (!sm_session_find(s, &o->sessions[x])) {
                         gone = mem_realloc(gone, (ngone + 1) * sizeof *gone);
                         jid_copy(&gone[ngone++], &o->sessions[x]);
                     }
+                }
             }
             free(occ);
             for (size_t j = 0; j < ngone; j++) {
@@ -174,6 +180,13 @@ void muc_prune_gone(sm *s)
         }
         free(rooms);
     }
+}
+
+static bool muc_tick(sm *s, sm_event *ev)
+{
+    if (data_of(s)->prune_again)
+        muc_prune_gone(s);
+    return false;
 }
 
 static bool start_done(sm *s, sm_event *ev)
@@ -413,6 +426,7 @@ static void muc_fini(sm *s, const sm_module *self)
 static const sm_handler muc_handlers[] = {
     {"session-end", .hook = session_end},
     {"start-done", .hook = start_done},
+    {"tick", .hook = muc_tick},
     {"disco-host-items", .hook = host_items},
     {NULL},
 };

@@ -176,8 +176,9 @@ static void join(sm *s, muc_service *svc, muc_room *r, sm_stanza *st, const char
             muc_send_to_session(s, &o->sessions[i], others);
         sm_stanza_free(others);
     }
-    if (!r->locked)
-        muc_send_history(s, r, &st->from, x ? xml_child(x, NS_MUC, "history") : NULL);
+    /* Even a new, locked room ends the join with its (empty) subject (§7.2.15): clients wait
+     * for it. */
+    muc_send_history(s, r, &st->from, x ? xml_child(x, NS_MUC, "history") : NULL);
     sm_stanza_free(st);
 }
 

@@ -50,6 +50,15 @@ sm_session *sm_session_find(const sm *s, const jid *full)
     return sm_map_get(&s->by_jid, jid_full(full), jid_full_len(full));
 }
 
+bool sm_session_pending(const sm *s, const jid *full)
+{
+    const sm_user *u = sm_user_find(s, full);
+    for (const sm_deferred *d = u ? u->deferred : NULL; d; d = d->next)
+        if (!d->stanza && jid_equal_full(&d->full, full))
+            return true;
+    return false;
+}
+
 /* What a session owns, once it is out of the tables. */
 void smc_session_release(sm *s, sm_session *sess)
 {

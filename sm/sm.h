@@ -295,6 +295,8 @@ struct sm_session {
     unsigned char *ext;         /* the modules' state (sm_session_state, sm/module.h) */
 };
 sm_session *sm_session_find(const sm *s, const jid *full);
+/* A bind, resync or revival of full waits for its account's roster: the session is coming. */
+bool sm_session_pending(const sm *s, const jid *full);
 /* A module changed what its pack writes for sess (sm/module.h): sends the session's STATE record
  * to its front. */
 void sm_session_state_changed(sm *s, sm_session *sess);
