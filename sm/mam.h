@@ -1,7 +1,7 @@
 /* sm/mam.h — what the files of message archives (MAM, XEP-0313) share: mod_mam.c (what is
  * archived, stanza ids, preferences, the module), mam_archive.c (writing in batches off the routing
- * path, retention) and mam_query.c (queries: the form, paging, results). Nothing else includes
- * it.
+ * path, retention), mam_query.c (queries: the form, paging, results) and mod_muc_mam.c (group
+ * chat rooms' archives). Nothing else includes it.
  *
  * Thread rules: the SM's routing thread.
  */
@@ -22,6 +22,8 @@
 #define MAM_STANZA_ID_LEN 32
 
 long long mam_option(sm *s, const char *path);
+/* st as archived: serialized with its namespace (NULL when over a frame's size). */
+char *mam_serialized(const sm_stanza *st);
 
 /* ---- mam_archive.c ---- */
 
@@ -43,5 +45,8 @@ void mam_archive_free(sm *s);
 
 /* An iq on the account's own archive: <query/> get (the form) or set (a query), <metadata/>. */
 void mam_query_iq(sm *s, sm_stanza *st, xml_node *payload);
+/* The same on owner's archive (a room's), the caller having checked that st's sender may read
+ * it; results come from owner. */
+void mam_query_archive(sm *s, sm_stanza *st, xml_node *payload, const jid *owner);
 
 #endif

@@ -163,6 +163,7 @@ typedef struct query_ctx {
     sm *s;
     sm_stanza *st;
     jid requester;
+    jid owner;              /* the archive's: the account, or a room */
     char *queryid;
     bool flip;
     bool zero;              /* max 0: the answer is the <fin/> alone */
@@ -173,6 +174,7 @@ static void query_ctx_free(query_ctx *c)
 {
     sm_stanza_free(c->st);
     jid_free(&c->requester);
+    jid_free(&c->owner);
     free(c->queryid);
     free(c);
 }
@@ -185,7 +187,7 @@ static void put_attr(buf *b, const char *name, const char *value)
 }
 
 /* One archived message as a <result/>, to the requesting session. */
-static void send_result(query_ctx *c, sm_session *to, const jid *owner, const xdb_mam_entry *e)
+static void send_result(query_ctx *c, sm_session *to, const xdb_mam_entry *e)
 {
     char stamp[32], id[32];
     sm_format_time(e->stamp, stamp);
@@ -193,7 +195,7 @@ static void send_result(query_ctx *c, sm_session *to, const jid *owner, const xd
     buf b = BUF_INIT;
     buf_appendf(&b, "<message xmlns='jabber:client'");
     put_attr(&b, "to", jid_full(&c->requester));
-    put_attr(&b, "from", jid_full(owner));
+    put_attr(&b, "from", jid_full(&c->owner));
     put_attr(&b, "id", id);
     buf_appendf(&b, "><result xmlns='%s'", NS_MAM);
     if (c->queryid)
@@ -225,12 +227,9 @@ static void queried(xdb_request *r, void *ctx)
         query_ctx_free(c);
         return;
     }
-    jid owner;
-    jid_bare(&c->requester, &owner);
     size_t n = c->zero ? 0 : r->mam.n;
     for (size_t i = 0; i < n; i++)
-        send_result(c, to, &owner, &r->mam.v[c->flip ? n - 1 - i : i]);
-    jid_free(&owner);
+        send_result(c, to, &r->mam.v[c->flip ? n - 1 - i : i]);
     xml_arena *a = xml_arena_new(512);
     xml_node *fin = xml_element_new(a, NULL, NS_MAM, "fin");
     if (r->mam_complete)
@@ -271,6 +270,7 @@ static void query(sm *s, sm_stanza *st, const xml_node *q, const jid *owner)
     query_ctx *c = mem_zalloc(sizeof *c);
     c->s = s;
     jid_copy(&c->requester, &st->from);
+    jid_copy(&c->owner, owner);
     const char *queryid = xml_attr_get(q, "queryid");
     c->queryid = queryid ? mem_strdup(queryid) : NULL;
     c->flip = xml_child(q, NS_MAM, "flip-page") != NULL;
@@ -373,22 +373,27 @@ static void metadata(sm *s, sm_stanza *st, const jid *owner)
     sm_submit(s, r, meta_first, c);
 }
 
+void mam_query_archive(sm *s, sm_stanza *st, xml_node *payload, const jid *owner)
+{
+    bool get = strcmp(sm_stanza_type(st), "get") == 0;
+    if (!strcmp(payload->name, "query") && get)
+        form(s, st);
+    else if (!strcmp(payload->name, "query"))
+        query(s, st, payload, owner);
+    else if (!strcmp(payload->name, "metadata") && get)
+        metadata(s, st, owner);
+    else
+        sm_bounce(s, st, "modify", "bad-request");
+}
+
 void mam_query_iq(sm *s, sm_stanza *st, xml_node *payload)
 {
     if (!sm_stanza_to_self(st)) {
         sm_bounce(s, st, "cancel", st->origin ? "forbidden" : "service-unavailable");
         return;
     }
-    bool get = strcmp(sm_stanza_type(st), "get") == 0;
     jid owner;
     jid_bare(&st->from, &owner);
-    if (!strcmp(payload->name, "query") && get)
-        form(s, st);
-    else if (!strcmp(payload->name, "query"))
-        query(s, st, payload, &owner);
-    else if (!strcmp(payload->name, "metadata") && get)
-        metadata(s, st, &owner);
-    else
-        sm_bounce(s, st, "modify", "bad-request");
+    mam_query_archive(s, st, payload, &owner);
     jid_free(&owner);
 }

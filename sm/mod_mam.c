@@ -204,7 +204,7 @@ static bool archivable(const sm_stanza *st)
 }
 
 /* st serialized with its namespace (it is kept inside <forwarded/>), or NULL when too large. */
-static char *serialized(const sm_stanza *st)
+char *mam_serialized(const sm_stanza *st)
 {
     buf b = BUF_INIT;
     if (!xml_write_node_max(&b, st->node, NULL, false, SMPROTO_MAX_PAYLOAD)) {
@@ -264,7 +264,7 @@ static bool inbound(sm *s, sm_event *ev)
     jid_bare_to_string(&st->from, contact, sizeof contact);
     if (!archivable(st) || !wanted(s, ev->user, contact))
         return false;
-    char *xml = serialized(st);
+    char *xml = mam_serialized(st);
     if (!xml)
         return false;
     char id[MAM_STANZA_ID_LEN + 1];
@@ -300,7 +300,7 @@ static bool outbound(sm *s, sm_event *ev)
     jid_bare_to_string(&st->to, contact, sizeof contact);
     if (!wanted(s, ev->user, contact))
         return false;
-    char *xml = serialized(st);
+    char *xml = mam_serialized(st);
     if (!xml)
         return false;
     char id[MAM_STANZA_ID_LEN + 1];

@@ -29,6 +29,7 @@ static const sm_int_option muc_options[] = {
     {"muc/affiliations_max", 10000, 1, 10000000},
     {"muc/rooms_per_session", 1000, 1, 100000},
     {"muc/persistent", 0, 0, 1},
+    {"muc/logging", 1, 0, 1},
     {"muc/public", 1, 0, 1},
     {NULL, 0, 0, 0},
 };
@@ -247,9 +248,20 @@ static void room_iq(sm *s, muc_room *r, sm_stanza *st)
         muc_owner_iq(s, r, st, q);
     } else if (q && get && xml_is(q, NS_PING, "ping")) {
         sm_iq_result(s, st, NULL);
+    } else if (q && muc_may_read_history(r, &st->from)) {
+        /* Others' (the room's archive, mod_muc_mam.c). */
+        sm_event ev = {.stanza = st, .node = q, .name = jid_full(&r->jid)};
+        if (!sm_fire_named(s, "muc-room-iq", &ev))
+            sm_bounce(s, st, "cancel", "service-unavailable");
     } else {
-        sm_bounce(s, st, "cancel", "service-unavailable");
+        sm_bounce(s, st, q ? "auth" : "modify", q ? "forbidden" : "bad-request");
     }
+}
+
+bool muc_may_read_history(const muc_room *r, const jid *real)
+{
+    muc_affiliation aff = muc_affiliation_of(r, real);
+    return aff != MUC_OUTCAST && (!r->cfg.members_only || aff >= MUC_MEMBER);
 }
 
 /* An iq to room/nick: a self-ping (XEP-0410) is answered here; others go to the occupant (its
@@ -438,4 +450,11 @@ const sm_module mod_muc = {
     .init = muc_init,
     .fini = muc_fini,
     .handlers = muc_handlers,
+    /* "muc-message": a group message of a room with logging on, as broadcast (stanza: from
+     * room/nick; name: the room's JID; id: its stanza id). "muc-room-iq": an iq to a room the
+     * service does not answer itself, from someone who may read the room's history (stanza, node:
+     * the payload, name: the room's JID); a hook that takes it returns true. "muc-room-info": a
+     * room's disco#info being built (arena, node: the <query/>, name: the room's JID), for a
+     * room with logging on. */
+    .events = (const char *const[]){"muc-message", "muc-room-iq", "muc-room-info", NULL},
 };

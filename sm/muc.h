@@ -34,6 +34,7 @@
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_PING "urn:xmpp:ping"
+#define MUC_STANZA_ID_LEN 32
 
 extern const sm_module mod_muc;
 
@@ -99,6 +100,8 @@ struct muc_service {
 
 /* ---- mod_muc.c ---- */
 long long muc_option(sm *s, const char *path);
+/* Whether real may read r's history (its archive): not banned, a member of a members-only room. */
+bool muc_may_read_history(const muc_room *r, const jid *real);
 /* The rooms a session is in: their bare JIDs (session-end, restarts). */
 void muc_session_joined(sm *s, const jid *full, const muc_room *r);
 void muc_session_left(sm *s, const jid *full, const muc_room *r);

@@ -22,6 +22,7 @@ void muc_config_defaults(sm *s, muc_config *c)
     c->allow_invites = true;
     c->allow_subject = true;
     c->allow_pm = MUC_PM_ANYONE;
+    c->logging = muc_option(s, "muc/logging");
     c->max_users = (int)muc_option(s, "muc/max_users");
     c->history = (int)muc_option(s, "muc/history");
     if (c->history > muc_option(s, "muc/history_max"))
@@ -321,6 +322,10 @@ void muc_room_disco_info(sm *s, muc_room *r, sm_stanza *st, const xml_node *q)
     feature(a, res, NS_SELF_PING);
     feature(a, res, NS_SID);
     feature(a, res, NS_PING);
+    if (c->logging) {
+        sm_event ev = {.arena = a, .node = res, .name = jid_full(&r->jid)};
+        sm_fire_named(s, "muc-room-info", &ev);
+    }
     xml_node *x = xml_element_new(a, res, NS_XDATA, "x");
     xml_attr_set(a, x, NULL, "type", "result");
     field(a, x, "FORM_TYPE", "hidden", NULL, ROOMINFO);

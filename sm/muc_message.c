@@ -4,6 +4,9 @@
  * memory: <muc><history> messages per room by default, at most <muc><history_bytes>), private
  * messages between occupants, and mediated invitations and their declines.
  *
+ * A room with logging on (muc#roomconfig_enablelogging, the default <muc><logging>) fires
+ * "muc-message" for every group message with a body (mod_muc_mam.c archives it).
+ *
  * Errors (§7.4, §7.5): a sender that is not an occupant gets not-acceptable, a visitor of a
  * moderated room or an occupant the room does not let change the subject or send private messages
  * forbidden, an unknown nick item-not-found, a message over <muc><message_max> bytes
@@ -193,8 +196,8 @@ static void groupchat(sm *s, muc_room *r, muc_occupant *o, sm_stanza *st)
         return;
     }
     st->origin = NULL;
-    char sid[33], oid[17];
-    random_token(sid, sizeof sid);
+    char sid[MUC_STANZA_ID_LEN + 1], oid[17];
+    random_token(sid, MUC_STANZA_ID_LEN);
     xml_node *n = xml_element_new(st->arena, st->node, NS_SID, "stanza-id");
     xml_attr_set(st->arena, n, NULL, "by", jid_full(&r->jid));
     xml_attr_set(st->arena, n, NULL, "id", sid);
@@ -206,6 +209,10 @@ static void groupchat(sm *s, muc_room *r, muc_occupant *o, sm_stanza *st)
     if (!xml) {
         sm_stanza_free(st);
         return;
+    }
+    if (body && r->cfg.logging) {
+        sm_event ev = {.stanza = st, .name = jid_full(&r->jid), .id = sid};
+        sm_fire_named(s, "muc-message", &ev);
     }
     if (subject && !body) {
         free(r->subject);

@@ -6,7 +6,8 @@ plugin has no API.
    MUC service (what Conversations and Gajim look for);
 2. a room's life with the plugin: created (201) and configured (persistent, named) by its owner,
    joined by two more, group messages with the room's stanza id and occupant ids, history for a
-   late joiner, the subject, a private message, the member list, a kick (307), an invitation;
+   late joiner, the subject, the room's archive (slixmpp's xep_0313 iterator), a private
+   message, the member list, a kick (307), an invitation;
 3. an SM killed and started again: the room and its occupants are still there, nobody hears
    anyone leave or join, and a message reaches everyone.
 
@@ -30,7 +31,8 @@ ROOM = 'lobby@' + SERVICE
 
 def client(server, jid, password, clients):
     from jabtest.client import Client
-    c = Client(jid, password, server, plugins=('xep_0030', 'xep_0004', 'xep_0045'))
+    c = Client(jid, password, server,
+               plugins=('xep_0030', 'xep_0004', 'xep_0045', 'xep_0059', 'xep_0313'))
     c.ssl_context.check_hostname = False
     c.ssl_context.verify_mode = ssl.CERT_NONE
     clients.append(c)
@@ -72,8 +74,8 @@ async def discovery(r, c):
 async def room_life(r, owner, u1, u2, u3):
     muc = owner['xep_0045']
     pres, _, _, _ = await muc.join_muc_wait(ROOM, 'Owner', timeout=10)
-    r.check('create: the owner gets 110 and 201 (a new room)', codes(pres.xml) == ['110', '201'],
-            codes(pres.xml))
+    r.check('create: the owner gets 110, 170 (archived) and 201 (a new room)',
+            codes(pres.xml) == ['110', '170', '201'], codes(pres.xml))
     form = await muc.get_room_config(ROOM)
     fields = [f.get('var') for f in form['fields']]
     r.check('configure: the form has the usual fields',
@@ -95,7 +97,7 @@ async def room_life(r, owner, u1, u2, u3):
     # slixmpp counts its own presence among the occupants.
     seen = [str(p['from']) for p in occupants]
     r.check('join: the second occupant sees the owner, then its own presence (110)',
-            seen == [ROOM + '/Owner', ROOM + '/One'] and codes(pres.xml) == ['110'],
+            seen == [ROOM + '/Owner', ROOM + '/One'] and codes(pres.xml) == ['110', '170'],
             (seen, codes(pres.xml)))
     await owner.expect(presence_from('One'), 'One joining')
 
@@ -114,6 +116,13 @@ async def room_life(r, owner, u1, u2, u3):
     bodies = [m['body'] for m in history]
     r.check('history: a late joiner gets the message, delayed, and the subject',
             bodies == ['hello all'] and subject['subject'] == 'Welcome', (bodies, subject['subject']))
+
+    archived = []
+    async for m in u2['xep_0313'].iterate(jid=ROOM, rsm={'max': 5}):
+        fwd = m['mam_result']['forwarded']['stanza']
+        archived.append((str(fwd['from']), fwd['body']))
+    r.check('archive: the room\'s history through slixmpp\'s MAM iterator',
+            archived == [(ROOM + '/One', 'hello all')], archived)
 
     u2.send_message(mto=ROOM + '/One', mbody='just you', mtype='chat')
     pm = await u1.expect(lambda e: e.get('from') == ROOM + '/Two' and e.get('type') == 'chat',

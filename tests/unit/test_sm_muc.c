@@ -233,6 +233,28 @@ static void test_temporary_and_limits(void **state)
     EXPECT('S', 1, "type='error'", "not-allowed");
 }
 
+/* The room's archive (mod_muc_mam): its group messages, for those who may read its history. */
+static void test_archive(void **state)
+{
+    room_with_two("");
+    say(2, "first");
+    say(1, "second");
+    smh_clear();
+    smh_send(2, "<iq type='set' id='q' to='" ROOM "'><query xmlns='urn:xmpp:mam:2' queryid='Q'/></iq>");
+    int a = smh_find('S', 2, "<result xmlns='urn:xmpp:mam:2' queryid='Q'", "<body>first</body>");
+    int b = smh_find('S', 2, "<result xmlns='urn:xmpp:mam:2' queryid='Q'", "<body>second</body>");
+    assert_true(a >= 0 && b > a);
+    EXPECT('S', 2, "from='" ROOM "'", "from='" ROOM "/Bob'");
+    EXPECT('S', 2, "id='q'", "<fin xmlns='urn:xmpp:mam:2' complete='true'");
+    smh_send(2, "<iq type='get' id='i' to='" ROOM "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    EXPECT('S', 2, "id='i'", "urn:xmpp:mam:2");
+    /* Banned: no history. */
+    admin_set(1, "<item jid='bob@example.org' affiliation='outcast'/>");
+    smh_clear();
+    smh_send(2, "<iq type='set' id='q2' to='" ROOM "'><query xmlns='urn:xmpp:mam:2'/></iq>");
+    EXPECT('S', 2, "id='q2'", "forbidden");
+}
+
 /* After an SM restart the room is back with its configuration and the occupants whose sessions
  * the front re-announced; the others leave. */
 static void test_restart(void **state)
@@ -267,6 +289,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_members_only_invite, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_leave_end_destroy, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_temporary_and_limits, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_archive, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_restart, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,14 +78,15 @@ class Jabshard(peerlib.Server):
 
     @staticmethod
     def _modules(archiving):
-        """sm.xml's <modules>: the table of sm/modules.c (mod_NAME is module NAME), less mam when
-        archiving is off."""
+        """sm.xml's <modules>: the table of sm/modules.c (mod_NAME is module NAME), less mam (and
+        muc_mam, which archives rooms through it) when archiving is off."""
         with open(os.path.join(ROOT, "sm", "modules.c")) as f:
             names = re.findall(r"&mod_(\w+)", f.read())
         if "mam" not in names:
             raise RuntimeError("sm/modules.c has no mod_mam")
         return "  <modules>\n%s  </modules>\n" % "".join(
-            "    <module>%s</module>\n" % n for n in names if archiving or n != "mam")
+            "    <module>%s</module>\n" % n for n in names
+            if archiving or n not in ("mam", "muc_mam"))
 
     def archived_messages(self):
         """Rows of the archive table: two per message between two local accounts."""
