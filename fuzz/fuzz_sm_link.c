@@ -3,15 +3,20 @@
  * sm_component_stanza), with every module registered and real storage (SQLite, run
  * synchronously, the answers handed back after each frame as the storage workers would).
  *
- * Input: byte 0 bit 0 picks the peer (a front, else a component serving conference.localhost);
+ * Input: byte 0 bit 0 picks the peer (a front, else a component serving component.localhost);
  * the rest is what it sends: frames back to back, or the XML after a component's stream header.
- * Two hosts are served (localhost, example.com) with accounts alice and bob on each.
+ * With bit 0 clear and bit 1 set, group chat (sm/mod_muc.c): four sessions are bound and
+ * available (alice and bob at localhost, two resources each), and the rest is records, a byte
+ * picking the session, a byte for the length and that many bytes, each a stanza the session
+ * sends (to conference.localhost, the SM's room service, if the input likes). Two hosts are
+ * served (localhost, example.com) with accounts alice and bob on each.
  *
  * Checks: no crash, abort or sanitizer report whatever a peer sends (security issue 12: a stanza
  * grown past a frame aborted the SM); every frame the SM sends is one a front accepts (a STANZA
  * payload of at most SMPROTO_MAX_PAYLOAD bytes, well-formed control records); what the SM sends
  * in all is at most OUTPUT_FACTOR times what it was sent plus OUTPUT_SLACK (a presence broadcast
- * reaches at most the few accounts here); after shutdown no session is left.
+ * reaches at most the few accounts here), times the sessions in group chat (a room sends each
+ * occupant what one sends); after shutdown no session is left.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +38,7 @@
 #define OUTPUT_FACTOR 16
 #define OUTPUT_SLACK (256 * 1024)
 #define QUEUE_MAX 4096
+#define MUC_SESSIONS 4
 
 static db_conn *db;
 static size_t sent_bytes;
@@ -165,10 +171,12 @@ static void init(void)
 /* Every input starts from accounts with nothing stored. */
 static void wipe(void)
 {
-    static const char *const tables[] = {"roster_groups", "roster_items", "roster_pending",
-                                         "offline", "documents", "blocklist"};
+    static const char *const tables[] = {
+        "roster_groups", "roster_items", "roster_pending", "offline", "documents", "blocklist",
+        "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated",
+        "users WHERE id IN (SELECT user_id FROM rooms)", "rooms"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-        char sql[64];
+        char sql[128];
         snprintf(sql, sizeof sql, "DELETE FROM %s", tables[i]);
         db_exec(db, sql);
     }
@@ -195,6 +203,29 @@ static void front_sends(sm *core, sm_link *front, const uint8_t *data, size_t si
     }
 }
 
+/* Group chat: MUC_SESSIONS sessions, available; then records of (session, length, stanza). */
+static void sessions_send(sm *core, sm_link *front, const uint8_t *data, size_t size)
+{
+    static const char *const users[] = {"alice", "alice", "bob", "bob"};
+    static const char *const resources[] = {"a", "b", "a", "b"};
+    for (uint64_t sid = 1; sid <= MUC_SESSIONS; sid++) {
+        sm_bind(core, front, sid, "localhost", users[sid - 1], resources[sid - 1], 0);
+        drain();
+        sm_session_stanza(core, front, sid, "<presence/>", 11);
+        drain();
+    }
+    int64_t now = 0;
+    while (size >= 2) {
+        uint64_t sid = data[0] % MUC_SESSIONS + 1;
+        size_t len = data[1] < size - 2 ? data[1] : size - 2;
+        sm_tick(core, now += 1000);
+        sm_session_stanza(core, front, sid, (const char *)data + 2, len);
+        drain();
+        data += 2 + len;
+        size -= 2 + len;
+    }
+}
+
 typedef struct component_ctx {
     sm *core;
     sm_link *link;
@@ -211,7 +242,7 @@ static void component_sends(sm *core, sm_link *comp, const uint8_t *data, size_t
 {
     static const char header[] = "<stream:stream xmlns='jabber:component:accept' "
                                  "xmlns:stream='http://etherx.jabber.org/streams' "
-                                 "to='conference.localhost'>";
+                                 "to='component.localhost'>";
     component_ctx c = {core, comp};
     xmlstream_handlers h = {.stanza = component_stanza};
     xmlstream *xs = xmlstream_new(&h, &c, NULL);
@@ -230,7 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    bool component = data[0] & 1;
+    bool component = data[0] & 1, muc = !component && (data[0] & 2);
     data++;
     size--;
     wipe();
@@ -240,13 +271,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sm *core = sm_new(&cfg, sm_builtin_modules, &t, NULL, submit, NULL);
     check(core != NULL);
     sm_link *front = sm_link_up(core, (void *)1, "front", false);
-    sm_link *comp = sm_link_up(core, (void *)2, "conference.localhost", true);
+    sm_link *comp = sm_link_up(core, (void *)2, "component.localhost", true);
     if (component)
         component_sends(core, comp, data, size);
+    else if (muc)
+        sessions_send(core, front, data, size);
     else
         front_sends(core, front, data, size);
     drain();
-    check(sent_bytes <= OUTPUT_FACTOR * size + OUTPUT_SLACK);
+    check(sent_bytes <= OUTPUT_FACTOR * size * (muc ? MUC_SESSIONS : 1) + OUTPUT_SLACK);
     sm_shutdown(core);
     drain();
     sm_stats st;

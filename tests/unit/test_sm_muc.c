@@ -280,6 +280,30 @@ static void test_restart(void **state)
     EXPECT('S', 1, "<value>Still here</value>", NULL);
 }
 
+/* Records in storage that are not the SM's (a damaged database, another version): skipped and
+ * logged, the room still loads. */
+static void test_bad_records(void **state)
+{
+    xdb_request *r = xdb_request_new(XDB_ROOM_CREATE, "conference.example.org", "lobby");
+    assert_int_equal(xdb_run(smh.db, r), XDB_OK);
+    xdb_request_free(r);
+    static const char *const keys[] = {"config", "o:1", "a:1", "o:2"};
+    static const char *const values[] = {"\x01garbage", "\x01x\0y\0", "\x07", ""};
+    for (int i = 0; i < 4; i++) {
+        r = xdb_request_new(XDB_DOC_PUT, "conference.example.org", "lobby");
+        xdb_request_set_doc(r, "muc", keys[i]);
+        xdb_request_set_value(r, values[i], strlen(values[i]) + (i == 1 ? 4 : 0));
+        assert_int_equal(xdb_run(smh.db, r), XDB_OK);
+        xdb_request_free(r);
+    }
+    smh_start("", NULL);
+    smh_drain();
+    smh_online(1, "alice", "a");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='i' to='" ROOM "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    EXPECT('S', 1, "muc#roominfo_occupants", "<value>0</value>");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_temporary_and_limits, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_archive, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_restart, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_records, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
