@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "sm/disco.h"
 #include "sm/mam.h"
 #include "sm/modules.h"
@@ -50,6 +51,15 @@ static bool room_info(sm *s, sm_event *ev)
     return false;
 }
 
+/* It writes and reads through mod_mam's state: without it loaded there is none. */
+static bool muc_mam_init(sm *s, const sm_module *self, config *cfg)
+{
+    if (sm_module_loaded(s, &mod_mam))
+        return true;
+    log_error("sm: module muc_mam archives rooms through module mam: load both, or neither");
+    return false;
+}
+
 static const sm_handler muc_mam_handlers[] = {
     {"muc-message", .hook = archive_message},
     {"muc-room-iq", .hook = room_iq},
@@ -59,5 +69,6 @@ static const sm_handler muc_mam_handlers[] = {
 
 const sm_module mod_muc_mam = {
     .name = "muc_mam",
+    .init = muc_mam_init,
     .handlers = muc_mam_handlers,
 };

@@ -211,6 +211,10 @@ static void test_refused_at_load(void **state)
         memset(&smh.cfg, 0, sizeof smh.cfg);
         assert_null(sm_new(&smh.cfg, table, &smh_transport, NULL, smh_submit, NULL));
     }
+    /* Room archives without the archives they write through. */
+    const sm_module *rooms_without_mam[] = {&mod_muc, &mod_muc_mam, NULL};
+    memset(&smh.cfg, 0, sizeof smh.cfg);
+    assert_null(sm_new(&smh.cfg, rooms_without_mam, &smh_transport, NULL, smh_submit, NULL));
 }
 
 /* An option a module reads is checked when the file loads: the error names file, line and
