@@ -234,7 +234,7 @@ bench: all
 
 run:
 	@sh tools/missing.sh -q --cc "$(CC)" $(TEST_PKGS) || sh tools/deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(PROGRAMS)
 	@sh tools/run.sh $(BUILD)
 
 install: all

@@ -1,6 +1,7 @@
 /* sm/mod_muc.c — multi-user chat (XEP-0045) inside the SM: a room service per served host
- * (conference.HOST, or <host><muc><domain>), listed in the host's disco#items, whose stanzas the
- * router hands over (sm_serve_domain); the module, its options, and where a stanza to the service
+ * (conference.HOST, or <host><muc><domain>; none for a host whose service domain is a configured
+ * component's, an external MUC), listed in the host's disco#items, whose stanzas the router hands
+ * over (sm_serve_domain); the module, its options, and where a stanza to the service
  * goes: the service itself (disco, unique names), a room (messages, admin and owner iqs, disco,
  * pings) or an occupant (presence, private messages, iqs). Which rooms each session is in, so that
  * a session that ends leaves them (with unavailable presence) and a restart drops occupants whose
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/mem.h"
@@ -368,6 +370,15 @@ static bool host_items(sm *s, sm_event *ev)
 
 /* ---- the module ---- */
 
+/* A <service> (a component, say an external MUC) has this id: the domain is its. */
+static bool configured_link(const sm_config *c, const char *domain)
+{
+    for (int i = 0; i < c->nservices; i++)
+        if (c->services[i].id && strcasecmp(c->services[i].id, domain) == 0)
+            return true;
+    return false;
+}
+
 static bool muc_init(sm *s, const sm_module *self, config *cfg)
 {
     const sm_config *c = sm_cfg(s);
@@ -384,6 +395,12 @@ static bool muc_init(sm *s, const sm_module *self, config *cfg)
             jid_node(&dj, &(size_t){0})) {
             log_error("sm: muc: '%s' is not a domain for a room service", domain);
             return false;
+        }
+        if (configured_link(c, jid_full(&dj))) {
+            log_notice("sm: muc: %s is a configured component's: no built-in room service for %s",
+                       jid_full(&dj), c->hosts[i].name);
+            jid_free(&dj);
+            continue;
         }
         muc_service *svc = &d->services[d->nservices];
         svc->domain = mem_strdup(jid_full(&dj));

@@ -6,6 +6,8 @@
 # jabshard-sm, then jabshard-c2s once the SM listens, prints how to connect, and on SIGINT or
 # SIGTERM (Ctrl-C) stops the front, then the SM, by PID and exits 0 (1 if either did not exit
 # with status 0). If either program exits on its own, the other is stopped and the status is 1.
+# Beside server.pem (certificate and key, 0600, for the front) it keeps cert.pem, the certificate
+# alone, for clients to trust; it prints its path and fingerprints.
 #
 # Usage: tools/run.sh BUILD_DIR
 # Environment (defaults in brackets):
@@ -59,11 +61,17 @@ if [ ! -s "$run/server.pem" ]; then
         }
         cat "$run/cert.new" "$run/key.new" > "$run/server.pem.new"
         mv "$run/server.pem.new" "$run/server.pem"
-        rm -f "$run/cert.new" "$run/key.new" "$run/openssl.log"
+        rm -f "$run/cert.new" "$run/key.new" "$run/cert.pem" "$run/openssl.log"
     else
         echo "jabshard: openssl(1) is missing: the front makes a certificate in memory" \
              "at each start" >&2
     fi
+fi
+
+# The certificate alone, readable by anyone: what clients are told to trust (never the key).
+if [ -s "$run/server.pem" ] && [ ! -s "$run/cert.pem" ] && command -v openssl >/dev/null 2>&1; then
+    openssl x509 -in "$run/server.pem" -out "$run/cert.pem.new" && chmod 644 "$run/cert.pem.new" &&
+        mv "$run/cert.pem.new" "$run/cert.pem"
 fi
 
 # derive TEMPLATE LIMITS OLD NEW [OLD NEW]...: writes $run/TEMPLATE, etc/TEMPLATE with each OLD
@@ -256,24 +264,28 @@ if ! wait_for "$port" "$c2s_pid" || ! wait_for "$tls_port" "$c2s_pid"; then
 fi
 
 rel() { case "$1" in "$root"/*) echo "${1#"$root"/}" ;; *) echo "$1" ;; esac; }
-fingerprint=""
-if [ -s "$run/server.pem" ] && command -v openssl >/dev/null 2>&1; then
-    fingerprint=$(openssl x509 -in "$run/server.pem" -noout -fingerprint -sha256 | sed 's/.*=//')
+sha256="" sha1=""
+if [ -s "$run/cert.pem" ] && command -v openssl >/dev/null 2>&1; then
+    sha256=$(openssl x509 -in "$run/cert.pem" -noout -fingerprint -sha256 | sed 's/.*=//')
+    sha1=$(openssl x509 -in "$run/cert.pem" -noout -fingerprint -sha1 | sed 's/.*=//')
 fi
 cat <<EOF
 
-jabshard is running: domain localhost, STARTTLS on $ip:$port, direct TLS on $ip:$tls_port
+jabshard is running: domain localhost, STARTTLS on $ip:$port, direct TLS on $ip:$tls_port,
+group chat at conference.localhost
   run directory:  $(rel "$run")  (sm.xml and jadc2s.xml are remade from etc/ at every start)
-  certificate:    $(rel "$run")/server.pem, self-signed for localhost${fingerprint:+
-                  SHA-256 $fingerprint}
+  certificate:    $run/cert.pem (self-signed for localhost: the file to trust)${sha256:+
+                  SHA-256 $sha256
+                  SHA-1   $sha1}
 
-Register from Profanity (in-band registration is on for localhost):
-  /register alice localhost port $port tls trust
-  /connect alice@localhost server $ip port $port tls trust
-or create a user:
+Create a user (or register in-band from a client: it is on for localhost):
   $(rel "$ctl_bin") -c $(rel "$run")/sm.xml adduser alice@localhost
+then, from Profanity (it asks whether to trust the certificate, showing the SHA-1 fingerprint
+above: answer /tls always):
+  /connect alice@localhost server $ip port $port tls force
+  /join lobby@conference.localhost
 or from slixmpp (Debian's python3-slixmpp), a message to yourself, checking the certificate:
-  /usr/bin/python3 -c "import slixmpp; c = slixmpp.ClientXMPP('alice@localhost', 'PASSWORD', sasl_mech='PLAIN'); c.ssl_context.load_verify_locations('$run/server.pem'); c.add_event_handler('session_start', lambda _: (c.send_presence(), c.send_message(mto='alice@localhost', mbody='hello'))); c.add_event_handler('message', lambda m: (print(m['from'], m['body']), c.disconnect())); c.connect(('$ip', $port)); c.loop.run_until_complete(c.disconnected)"
+  /usr/bin/python3 -c "import slixmpp; c = slixmpp.ClientXMPP('alice@localhost', 'PASSWORD', sasl_mech='PLAIN'); c.ssl_context.load_verify_locations('$run/cert.pem'); c.add_event_handler('session_start', lambda _: (c.send_presence(), c.send_message(mto='alice@localhost', mbody='hello'))); c.add_event_handler('message', lambda m: (print(m['from'], m['body']), c.disconnect())); c.connect(('$ip', $port)); c.loop.run_until_complete(c.disconnected)"
 
 Ctrl-C stops both.
 EOF

@@ -1012,11 +1012,13 @@ async def at_once(report, system, strophe_ok):
 
 def run_directory_ok(system):
     """run.sh's run directory: the configurations from etc/ with a random secret, the ports,
-    the database and certificate paths, all private."""
+    the database and certificate paths, all private but cert.pem: the certificate alone, for
+    clients to trust."""
     run = system.run
     secret = read(os.path.join(run, 'secret'))
     sm, front = read(os.path.join(run, 'sm.xml')), read(os.path.join(run, 'jadc2s.xml'))
     pem = read(os.path.join(run, 'server.pem'))
+    cert = read(os.path.join(run, 'cert.pem'))
     shared = []
     for name in os.listdir(run):
         st = os.lstat(os.path.join(run, name))
@@ -1028,7 +1030,8 @@ def run_directory_ok(system):
             '<path>%s/jabshard.db</path>' % run in sm and
             '<pemfile>%s/server.pem</pemfile>' % run in front and
             '<auth_timeout>45</auth_timeout>' in front and
-            'BEGIN CERTIFICATE' in pem and 'BEGIN PRIVATE KEY' in pem and not shared)
+            'BEGIN CERTIFICATE' in pem and 'BEGIN PRIVATE KEY' in pem and
+            'BEGIN CERTIFICATE' in cert and 'PRIVATE' not in cert and shared == ['cert.pem'])
 
 
 def gone(pid):
@@ -1060,7 +1063,8 @@ def suite(report, build):
         if run1.wait_log('Ctrl-C stops both', 20) and \
                 'STARTTLS on 127.0.0.1:%d, direct TLS on 127.0.0.1:%d' % (
                     system.port, system.tls_port) in run1.text() and \
-                'jabshardctl -c %s/sm.xml adduser alice@localhost' % run in run1.text():
+                'jabshardctl -c %s/sm.xml adduser alice@localhost' % run in run1.text() and \
+                '%s/cert.pem' % run in run1.text() and 'SHA-1 ' in run1.text():
             report.ok('tools/run.sh starts the SM and the front on the requested ports and says '
                       'how to connect')
         else:
