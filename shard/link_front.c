@@ -470,8 +470,10 @@ static void start_resync(link_front *lf)
     lf->state = LS_RESYNC;
     lf->attempts = 0;
     count(&lf->st_connects, 1);
-    log_notice("SM link: up (%s:%d, id %s); re-announcing sessions", lf->cfg->sm_host,
-               lf->cfg->sm_port, lf->cfg->sm_id);
+    /* The first link has no sessions to re-announce: say so only when it is a reconnection. */
+    bool again = atomic_load_explicit(&lf->st_connects, memory_order_relaxed) > 1;
+    log_notice("SM link: up (%s:%d, id %s)%s", lf->cfg->sm_host, lf->cfg->sm_port,
+               lf->cfg->sm_id, again ? "; re-announcing sessions" : "");
     for (unsigned i = 0; i < lf->nshards; i++) {
         lf->shards[i].resynced = false;
         link_msg *m = link_msg_new(LINK_MSG_RESYNC_ASK, NULL, 0, 0);
@@ -500,7 +502,8 @@ static void finish_resync(link_front *lf)
     }
     lf->held_tail = &lf->held;
     lf->held_bytes = 0;
-    log_notice("SM link: resync done; %zu bytes held while the link was down sent", n);
+    if (atomic_load_explicit(&lf->st_connects, memory_order_relaxed) > 1 || n)
+        log_notice("SM link: resync done; %zu bytes held while the link was down sent", n);
     lf->state = LS_UP;
     atomic_store(&lf->up, true);
     set_congested(lf);

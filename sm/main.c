@@ -35,7 +35,7 @@ static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
             else
                 log_notice("sm: log reopened");
         } else if (!sg->stop) {
-            log_notice("sm: %s: shutting down", strsignal((int)si.ssi_signo));
+            log_notice("sm: SIG%s: shutting down", sigabbrev_np((int)si.ssi_signo));
             sg->stop = true;
             sm_server_shutdown(sg->srv);
             evloop_stop(loop);

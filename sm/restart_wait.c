@@ -49,7 +49,10 @@ void smc_restart_wait_end(sm *s, const char *why)
     if (!w->active)
         return;
     w->active = false;
-    log_info("sm: %s: %zu stanzas held since the start are routed", why, w->nheld);
+    if (w->nheld)
+        log_info("sm: %s: %zu stanzas held since the start are routed", why, w->nheld);
+    else
+        log_info("sm: %s", why);
     sm_deferred *d = w->held;
     w->held = NULL;
     w->tail = &w->held;
