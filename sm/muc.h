@@ -160,9 +160,11 @@ typedef struct muc_presence_opts {
 } muc_presence_opts;
 sm_stanza *muc_presence_of(sm *s, const muc_room *r, const muc_occupant *o, bool with_jid,
                            const muc_presence_opts *opt);
-/* Sends tmpl (its 'to' set for each) to one session, or to every session of o. */
-void muc_send_to_session(sm *s, const jid *full, sm_stanza *tmpl);
-void muc_send_to_occupant(sm *s, const muc_occupant *o, sm_stanza *tmpl);
+/* Sends f's stanza (addressed to each) to one session, or to every session of o. */
+void muc_send_to_session(sm *s, const jid *full, sm_fanout *f);
+void muc_send_to_occupant(sm *s, const muc_occupant *o, sm_fanout *f);
+/* One stanza to one session, and freed. */
+void muc_send_one(sm *s, const jid *full, sm_stanza *st);
 /* Sends o's presence (opts) to every occupant of r but skip (NULL: all), each seeing the real JID
  * or not; self_codes are added for o's own sessions (110 and others) when o is not skipped. */
 void muc_broadcast_presence(sm *s, const muc_room *r, const muc_occupant *o,

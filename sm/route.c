@@ -88,19 +88,69 @@ void sm_deliver(sm *s, sm_session *sess, sm_stanza *st)
     sm_stanza_free(st);
 }
 
-void sm_deliver_copy(sm *s, sm_session *sess, sm_stanza *tmpl)
+sm_fanout sm_fanout_of(sm_stanza *st)
+{
+    return (sm_fanout){.st = st};
+}
+
+/* Serializes the stanza once, with an empty 'to': the text before its value and after it. In the
+ * serialized stanza the first " to=''" is the root's attribute: it comes before any child, and no
+ * attribute value holds an unescaped quote. */
+static bool fanout_ready(sm *s, sm_fanout *f)
+{
+    if (f->state)
+        return f->state > 0;
+    f->state = -1;
+    xml_attr_set(f->st->arena, f->st->node, NULL, "to", "");
+    if (!wire_put(s, f->st->node))
+        return false;
+    static const char mark[] = " to=''";
+    const char *w = buf_data(&s->wire);
+    size_t n = buf_len(&s->wire), m = sizeof mark - 1;
+    for (size_t i = 0; i + m <= n; i++)
+        if (!memcmp(w + i, mark, m)) {
+            buf_append(&f->head, w, i + m - 1);
+            buf_append(&f->tail, w + i + m - 1, n - (i + m - 1));
+            f->state = 1;
+            break;
+        }
+    wire_done(s);
+    return f->state > 0;
+}
+
+void sm_fanout_deliver(sm *s, sm_fanout *f, sm_session *sess)
 {
     if (s->barrier) {
-        sm_stanza *c = sm_stanza_copy(tmpl);
+        sm_stanza *c = sm_stanza_copy(f->st);
         if (sm_stanza_set_to(c, jid_full(&sess->jid)))
             sm_deliver(s, sess, c);
         else
             sm_stanza_free(c);
         return;
     }
-    xml_attr_set(tmpl->arena, tmpl->node, NULL, "to", jid_full(&sess->jid));
-    if (!smc_send_session(s, sess, tmpl->node))
+    if (!fanout_ready(s, f)) {
         s->stats.dropped_too_big++;
+        return;
+    }
+    buf_consume(&s->wire, buf_len(&s->wire));
+    buf_append(&s->wire, buf_data(&f->head), buf_len(&f->head));
+    xml_write_attr_value(&s->wire, jid_full(&sess->jid), jid_full_len(&sess->jid));
+    buf_append(&s->wire, buf_data(&f->tail), buf_len(&f->tail));
+    if (buf_len(&s->wire) > SMPROTO_MAX_PAYLOAD) {
+        s->stats.dropped_too_big++;
+        buf_free(&s->wire);
+        return;
+    }
+    wire_to_session(s, sess);
+    wire_done(s);
+}
+
+void sm_fanout_free(sm_fanout *f)
+{
+    buf_free(&f->head);
+    buf_free(&f->tail);
+    sm_stanza_free(f->st);
+    f->st = NULL;
 }
 
 void sm_send_unbound(sm *s, uint64_t link_serial, uint64_t sid, const xml_node *node)

@@ -149,7 +149,7 @@ typedef struct sm_stats {
     uint64_t sessions, users;       /* current */
     uint64_t dropped_stale;         /* frames for sessions that do not exist */
     uint64_t dropped_bad;           /* stanzas that did not parse */
-    uint64_t dropped_too_big;       /* fan-out copies (sm_deliver_copy) too big for a frame */
+    uint64_t dropped_too_big;       /* fan-out copies (sm_fanout) too big for a frame */
 } sm_stats;
 void sm_get_stats(const sm *s, sm_stats *out);
 
@@ -159,9 +159,17 @@ void sm_get_stats(const sm *s, sm_stats *out);
 void sm_route(sm *s, sm_stanza *st);
 /* Sends st to one session as it is, and frees it. */
 void sm_deliver(sm *s, sm_session *sess, sm_stanza *st);
-/* Sends tmpl to sess as sm_deliver would, addressed to it ('to' set on tmpl, which the caller
- * keeps): one tree for a fan-out to many sessions. One too big for a frame is dropped (counted). */
-void sm_deliver_copy(sm *s, sm_session *sess, sm_stanza *tmpl);
+/* One stanza to many sessions (a room's fan-out), serialized once whoever it goes to, each
+ * session getting it addressed to itself as sm_deliver would send it. The fan-out owns st. One too
+ * big for a frame is dropped (counted). */
+typedef struct sm_fanout {
+    sm_stanza *st;
+    buf head, tail;         /* the serialized stanza before and after its 'to' value */
+    int state;              /* 0: not serialized yet; 1: ready; -1: too big */
+} sm_fanout;
+sm_fanout sm_fanout_of(sm_stanza *st);
+void sm_fanout_deliver(sm *s, sm_fanout *f, sm_session *sess);
+void sm_fanout_free(sm_fanout *f);
 /* Answers st (never an error or result) with a stanza error (RFC 6120 §8.3), routed back to its
  * sender; frees st. type: "cancel", "modify", "auth", "wait". */
 void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
