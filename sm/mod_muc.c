@@ -3,7 +3,7 @@
  * component's, an external MUC), listed in the host's disco#items, whose stanzas the router hands
  * over (sm_serve_domain); the module, its options, and where a stanza to the service
  * goes: the service itself (disco, unique names), a room (messages, admin and owner iqs, disco,
- * pings) or an occupant (presence, private messages, iqs). Which rooms each session is in, so that
+ * pings) or an occupant (presence, private messages, iqs: sm/muc_iq.c). Which rooms each session is in, so that
  * a session that ends leaves them (with unavailable presence) and a restart drops occupants whose
  * sessions did not come back. The rest is in sm/muc_*.c (sm/muc.h says which file does what).
  */
@@ -266,52 +266,6 @@ bool muc_may_read_history(const muc_room *r, const jid *real)
     return aff != MUC_OUTCAST && (!r->cfg.members_only || aff >= MUC_MEMBER);
 }
 
-/* An iq to room/nick: a self-ping (XEP-0410) is answered here; others go to the occupant (its
- * latest session; vCard requests to its bare JID, §17.4), from the sender's occupant JID. */
-static void occupant_iq(sm *s, muc_room *r, sm_stanza *st)
-{
-    const char *type = sm_stanza_type(st);
-    bool request = !strcmp(type, "get") || !strcmp(type, "set");
-    size_t rlen;
-    const char *nick = jid_resource(&st->to, &rlen);
-    muc_occupant *from = muc_occupant_by_session(r, &st->from);
-    muc_occupant *to = muc_occupant_by_nick(r, nick);
-    if (!from) {
-        if (request)
-            sm_bounce(s, st, "cancel", "not-acceptable");
-        else
-            sm_stanza_free(st);
-        return;
-    }
-    xml_node *q = NULL;
-    for (xml_node *c = st->node->children; c && !q; c = c->next)
-        if (c->kind == XML_ELEMENT)
-            q = c;
-    if (to == from && request && q && xml_is(q, NS_PING, "ping")) {
-        sm_iq_result(s, st, NULL);
-        return;
-    }
-    if (!to || !request) {
-        if (request)
-            sm_bounce(s, st, "cancel", "item-not-found");
-        else
-            sm_stanza_free(st);
-        return;
-    }
-    char sender[JID_MAX_LEN + 1];
-    muc_occupant_jid(r, from->nick, sender, sizeof sender);
-    bool vcard = q && xml_is(q, "vcard-temp", "vCard");
-    char target[JID_MAX_LEN + 1];
-    snprintf(target, sizeof target, "%s",
-             vcard ? jid_full(&to->real) : jid_full(&to->sessions[to->nsessions - 1]));
-    if (!sm_stanza_set_from(st, sender) || !sm_stanza_set_to(st, target)) {
-        sm_stanza_free(st);
-        return;
-    }
-    st->origin = NULL;
-    sm_route(s, st);
-}
-
 static void muc_stanza(sm *s, sm_stanza *st, void *ctx)
 {
     muc_service *svc = ctx;
@@ -347,7 +301,7 @@ static void muc_stanza(sm *s, sm_stanza *st, void *ctx)
     if (jid_is_bare(&st->to))
         room_iq(s, r, st);
     else
-        occupant_iq(s, r, st);
+        muc_occupant_iq(s, r, st);
 }
 
 /* ---- disco of the hosts ---- */

@@ -5,7 +5,7 @@
  * hooks), muc_room.c (rooms and occupants in memory, affiliations and roles, what an occupant's
  * presence looks like to whom, broadcasts), muc_presence.c (joining, presence changes, nick
  * changes, leaving), muc_message.c (group messages, subject, history, private messages,
- * invitations), muc_config.c (the configuration form, disco of rooms and of the service),
+ * invitations), muc_iq.c (iqs between occupants), muc_config.c (the configuration form, disco of rooms and of the service),
  * muc_admin.c (muc#admin lists, kicks and bans, muc#owner configuration and destruction),
  * muc_store.c (what storage keeps, and loading it at start).
  *
@@ -186,6 +186,10 @@ void muc_message(sm *s, muc_service *svc, sm_stanza *st);
 /* Sends r's history (per the join's <history/>) and subject to one joining session. */
 void muc_send_history(sm *s, muc_room *r, const jid *to, const xml_node *history);
 void muc_history_clear(muc_room *r);
+
+/* ---- muc_iq.c ---- */
+/* An iq to room/nick: a self-ping, a request forwarded to the occupant, or its answer. */
+void muc_occupant_iq(sm *s, muc_room *r, sm_stanza *st);
 
 /* ---- muc_config.c ---- */
 void muc_config_defaults(sm *s, muc_config *c);

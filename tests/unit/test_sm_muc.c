@@ -131,6 +131,25 @@ static void test_messages_history_pm(void **state)
     EXPECT('S', 2, "id='sp'", "type='result'");
     smh_send(4, "<iq type='get' id='np' to='" ROOM "/Bob'><ping xmlns='urn:xmpp:ping'/></iq>");
     EXPECT('S', 4, "id='np'", "not-acceptable");
+    /* An iq between occupants goes to the addressee from the asker's occupant JID, and its
+     * answer back to the asking session; a vCard request goes to the addressee's account, which
+     * the server answers. Nobody sees a real JID. */
+    smh_clear();
+    smh_send(1, "<iq type='get' id='p1' to='" ROOM "/Bob'><ping xmlns='urn:xmpp:ping'/></iq>");
+    EXPECT('S', 2, "from='" ROOM "/Al'", "id='p1~m0'");
+    smh_send(2, "<iq type='result' id='p1~m0' to='" ROOM "/Al'/>");
+    EXPECT('S', 1, "from='" ROOM "/Bob'", "id='p1'");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='v1' to='" ROOM "/Bob'><vCard xmlns='vcard-temp'/></iq>");
+    EXPECT('S', 1, "id='v1'", "from='" ROOM "/Bob'");
+    NONE('S', 1, "bob@example.org");
+    /* An answer from outside the room, or with a session index nobody has, goes nowhere. */
+    smh_adduser("example.org", "dave");
+    smh_online(5, "dave", "d");
+    smh_clear();
+    smh_send(5, "<iq type='result' id='p1~m0' to='" ROOM "/Al'/>");
+    smh_send(2, "<iq type='result' id='x~m7' to='" ROOM "/Al'/>");
+    NONE('S', 1, NULL);
 }
 
 static void test_nick_kick_ban(void **state)
