@@ -28,6 +28,7 @@ static const sm_int_option muc_options[] = {
     {"muc/history_bytes", 256 * 1024, 0, 64 * 1024 * 1024},
     {"muc/message_max", 100000, 256, 10000000},
     {"muc/nick_max", 255, 1, 1023},
+    {"muc/presence_max", 16384, 256, 1048576},
     {"muc/affiliations_max", 10000, 1, 10000000},
     {"muc/rooms_per_session", 1000, 1, 100000},
     {"muc/persistent", 0, 0, 1},
@@ -43,7 +44,8 @@ typedef struct muc_data {
     size_t nservices;
     sm_map joined;              /* session full JID -> sm_strset of room bare JIDs */
     bool loaded;                /* storage's rooms are in memory */
-    bool prune_again;           /* a pruning found sessions still coming: again at the tick */
+    bool prune_again;           /* a pruning found sessions still coming: again at the tick, */
+    int64_t prune_until;        /* until then (sm_now_ms) */
 } muc_data;
 
 static muc_data *data_of(sm *s) { return sm_module_data(s, &mod_muc); }
@@ -149,46 +151,60 @@ static bool session_end(sm *s, sm_event *ev)
 }
 
 /* Every occupant's session that is not here (after a restart: it did not come back) leaves;
- * one that is coming (its resync waits for its roster) is looked at again at the next tick. */
-void muc_prune_gone(sm *s)
+ * one that is coming (its resync waits for its roster) is looked at again at the next tick,
+ * unless waiting is over. The sessions are gathered first: a leave may free a room. */
+static void prune(sm *s, bool wait_for_coming)
 {
     muc_data *d = data_of(s);
     d->prune_again = false;
+    jid *gone = NULL;
+    size_t ngone = 0;
     for (size_t k = 0; k < d->nservices; k++) {
         void **rooms = sm_map_values(&d->services[k].rooms);
-        size_t nr = sm_map_count(&d->services[k].rooms);
-        for (size_t i = 0; i < nr; i++) {
-            muc_room *r = rooms[i];
+        for (size_t i = 0; i < sm_map_count(&d->services[k].rooms); i++) {
+            const muc_room *r = rooms[i];
             void **occ = sm_map_values(&r->occupants);
-            size_t no = sm_map_count(&r->occupants);
-            jid *gone = NULL;
-            size_t ngone = 0;
-            for (size_t j = 0; j < no; j++) {
-                muc_occupant *o = occ[j];
+            for (size_t j = 0; j < sm_map_count(&r->occupants); j++) {
+                const muc_occupant *o = occ[j];
                 for (size_t x = 0; x < o->nsessions; x++) {
-                    if (sm_session_pending(s, &o->sessions[x]))
+                    if (sm_session_find(s, &o->sessions[x]))
+                        continue;
+                    if (wait_for_coming && sm_session_pending(s, &o->sessions[x])) {
                         d->prune_again = true;
-                    else if (!sm_session_find(s, &o->sessions[x])) {
-                        gone = mem_realloc(gone, (ngone + 1) * sizeof *gone);
-                        jid_copy(&gone[ngone++], &o->sessions[x]);
+                        continue;
                     }
+                    gone = mem_realloc(gone, (ngone + 1) * sizeof *gone);
+                    jid_copy(&gone[ngone++], &o->sessions[x]);
                 }
             }
             free(occ);
-            for (size_t j = 0; j < ngone; j++) {
-                leave_all(s, &gone[j], "its session did not come back after the restart");
-                jid_free(&gone[j]);
-            }
-            free(gone);
         }
         free(rooms);
     }
+    for (size_t j = 0; j < ngone; j++) {
+        leave_all(s, &gone[j], "its session did not come back after the restart");
+        jid_free(&gone[j]);
+    }
+    free(gone);
 }
+
+void muc_prune_gone(sm *s)
+{
+    prune(s, true);
+}
+
+/* Sessions that are coming are looked for again each tick, for at most PRUNE_WAIT_MS: one that
+ * never comes (its account could not be loaded) leaves then. */
+#define PRUNE_WAIT_MS (60 * 1000)
 
 static bool muc_tick(sm *s, sm_event *ev)
 {
-    if (data_of(s)->prune_again)
-        muc_prune_gone(s);
+    muc_data *d = data_of(s);
+    if (!d->prune_again)
+        return false;
+    if (!d->prune_until)
+        d->prune_until = sm_now_ms(s) + PRUNE_WAIT_MS;
+    prune(s, sm_now_ms(s) < d->prune_until);
     return false;
 }
 
@@ -399,6 +415,7 @@ static void muc_fini(sm *s, const sm_module *self)
         sm_map_free(&svc->rooms);
         free(svc->domain);
         free(svc->host);
+        free(svc->listed);
     }
     free(d->services);
     sm_map_each(&d->joined, free_joined, NULL);

@@ -96,6 +96,10 @@ struct muc_service {
     char *domain;               /* conference.example.org */
     char *host;                 /* the host it serves: who may create rooms */
     sm_map rooms;               /* room node -> muc_room */
+    uint64_t generation;        /* bumped when a room comes, goes or is configured */
+    muc_room **listed;          /* the public rooms by JID, as of listed_generation (disco) */
+    size_t nlisted;
+    uint64_t listed_generation;
 };
 
 /* ---- mod_muc.c ---- */

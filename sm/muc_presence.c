@@ -7,7 +7,8 @@
  * (forbidden), a members-only room (registration-required), a wrong password (not-authorized), a
  * full room (service-unavailable; admins and owners pass up to <muc><occupants_max>), a nick
  * someone else has (conflict); and first of all a session in <muc><rooms_per_session> rooms
- * already (policy-violation). Creating a room
+ * already (policy-violation). A presence over <muc><presence_max> bytes (what the room keeps and
+ * sends every occupant) is refused with policy-violation, a join or a change. Creating a room
  * takes an account of the service's host (not-allowed otherwise), and fewer than
  * <muc><rooms_per_user> rooms owned and <muc><rooms_max> on the service (resource-constraint).
  */
@@ -252,6 +253,14 @@ void muc_presence(sm *s, muc_service *svc, sm_stanza *st)
         sm_bounce(s, st, "modify", "not-acceptable");
         return;
     }
+    /* What a room keeps and sends every occupant: a presence of a few kilobytes at most. */
+    size_t plen;
+    char *kept = sm_xml_string(st->node, (size_t)muc_option(s, "muc/presence_max"), &plen);
+    if (!kept) {
+        sm_bounce(s, st, "modify", "policy-violation");
+        return;
+    }
+    free(kept);
     if (!o) {
         join(s, svc, r, st, nick);
     } else if (strcmp(o->nick, nick) != 0) {

@@ -62,6 +62,7 @@ muc_room *muc_room_new(sm *s, muc_service *svc, const char *node, size_t len)
     size_t nlen;
     const char *n = jid_node(&r->jid, &nlen);
     sm_map_put(&svc->rooms, n, nlen, r);
+    svc->generation++;
     return r;
 }
 
@@ -99,6 +100,7 @@ void muc_room_free(sm *s, muc_room *r)
     size_t nlen;
     const char *node = jid_node(&r->jid, &nlen);
     sm_map_del(&r->service->rooms, node, nlen);
+    r->service->generation++;
     sm_map_free(&r->occupants);
     sm_map_free(&r->by_session);
     sm_map_each(&r->affiliations, aff_free, NULL);
