@@ -3,6 +3,7 @@
  * client gets <system-shutdown/> and the process exits 0; SIGHUP: the certificate is reloaded and
  * the log reopened, nobody is dropped). */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "core/signals.h"
 #include "core/tls.h"
 #include "shard/front_config.h"
+#include "shard/front_check.h"
 #include "shard/ip_limit.h"
 #include "shard/iothread.h"
 #include "shard/verify_pool.h"
@@ -24,8 +26,9 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: jabshard-c2s [-c FILE]\n"
-                    "  -c FILE   configuration (default ./jadc2s.xml)\n");
+    fprintf(stderr, "usage: jabshard-c2s [-c FILE] [--check]\n"
+                    "  -c FILE   configuration (default ./jadc2s.xml)\n"
+                    "  --check   check the configuration, certificate, ports and SM link, and exit\n");
 }
 
 static void raise_fd_limit(unsigned want)
@@ -79,10 +82,14 @@ static tls_server *make_tls(const front_config *cfg)
 int main(int argc, char **argv)
 {
     const char *path = "./jadc2s.xml";
+    bool check = false;
+    static const struct option longopts[] = {{"check", no_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (opt == 'c') {
             path = optarg;
+        } else if (opt == 'k') {
+            check = true;
         } else {
             usage();
             return opt == 'h' ? 0 : 2;
@@ -99,6 +106,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-c2s: %s\n", cerr.text);
         return 2;
     }
+    if (check)
+        return front_check(&cfg, path);
     if (log_open("jabshard-c2s", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
         fprintf(stderr, "jabshard-c2s: cannot open the log %s: %s\n",
                 cfg.log_path ? cfg.log_path : "", strerror(errno));

@@ -1,6 +1,7 @@
 /* sm/main.c — jabshard-sm, the session manager: configuration, logging, storage, the event loop
  * and signals. Everything else is sm/server.c and what it wires together. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "sm/config.h"
 #include "sm/modules.h"
 #include "sm/server.h"
+#include "sm/sm_check.h"
 #include "xdbsql/xdbsql.h"
 
 typedef struct signals {
@@ -50,17 +52,23 @@ static void wake(void *ctx)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: jabshard-sm [-c sm.xml]\n");
+    fprintf(stderr, "usage: jabshard-sm [-c sm.xml] [--check]\n"
+                    "  -c FILE   configuration (default ./sm.xml)\n"
+                    "  --check   check the configuration, storage and ports, and exit\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *path = "./sm.xml";
+    bool check = false;
+    static const struct option longopts[] = {{"check", no_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (opt == 'c')
             path = optarg;
+        else if (opt == 'k')
+            check = true;
         else
             usage();
     }
@@ -73,6 +81,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", cerr.text);
         return 2;
     }
+    if (check)
+        return sm_check(&cfg, path);
     if (log_open("jabshard-sm", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
         fprintf(stderr, "jabshard-sm: cannot open the log %s: %s\n",
                 cfg.log_path ? cfg.log_path : "", strerror(errno));
