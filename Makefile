@@ -54,7 +54,7 @@ SM_PKGS   := $(CORE_PKGS) sqlite3 libpq libmariadb
 TEST_PKGS := $(SM_PKGS) cmocka libgsasl
 # Empty while a package is missing: the build stops at the check (deps-check) before using them.
 PKG_CFLAGS  := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
-SYS_LDLIBS  := -ldl -lpthread -lm
+SYS_LDLIBS  := -lhttp_parser -ldl -lpthread -lm
 CORE_LDLIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 SM_LDLIBS   := $(shell pkg-config --libs $(SM_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 TEST_LDLIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) $(SYS_LDLIBS)

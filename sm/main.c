@@ -14,6 +14,7 @@
 #include "core/signals.h"
 #include "sm/admin.h"
 #include "sm/config.h"
+#include "sm/metrics.h"
 #include "sm/modules.h"
 #include "sm/server.h"
 #include "sm/sm_check.h"
@@ -130,6 +131,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", err);
         return 1;
     }
+    /* Metrics are for operators: a port taken is said, and the SM serves its users anyway. */
+    sm_metrics *metrics = NULL;
+    if (cfg.metrics_port) {
+        metrics = sm_metrics_open(loop, srv, xdb, cfg.metrics_ip, cfg.metrics_port, err,
+                                  sizeof err);
+        if (metrics)
+            log_info("sm: metrics at http://%s:%d/metrics", cfg.metrics_ip, cfg.metrics_port);
+        else
+            log_warn("sm: no metrics endpoint: %s", err);
+    }
     signals sg = {.fd = signal_fd, .srv = srv};
     evloop_io_init(&sg.io, sg.fd, on_signal, &sg);
     evloop_io_set(loop, &sg.io, EVLOOP_READ);
@@ -141,6 +152,7 @@ int main(int argc, char **argv)
     evloop_io_set(loop, &sg.io, 0);
     close(sg.fd);
     sm_admin_close(admin);
+    sm_metrics_close(metrics);
     /* Storage finishes what was submitted (last activity, offline stores) before we go. */
     xdbsql_close(xdb);
     sm_server_free(srv);

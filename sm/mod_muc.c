@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "sm/disco.h"
 #include "sm/muc.h"
 #include "sm/strset.h"
@@ -338,6 +339,26 @@ static bool host_items(sm *s, sm_event *ev)
     return false;
 }
 
+static bool muc_metrics(sm *s, sm_event *ev)
+{
+    muc_data *d = data_of(s);
+    uint64_t rooms = 0, occupants = 0;
+    for (size_t i = 0; i < d->nservices; i++) {
+        void **v = sm_map_values(&d->services[i].rooms);
+        rooms += sm_map_count(&d->services[i].rooms);
+        for (size_t k = 0; k < sm_map_count(&d->services[i].rooms); k++)
+            occupants += sm_map_count(&((muc_room *)v[k])->occupants);
+        free(v);
+    }
+    metrics_family(ev->out, "jabshard_sm_muc_rooms", "gauge", "Group chat rooms in memory.");
+    metrics_sample(ev->out, "jabshard_sm_muc_rooms", "", rooms);
+    metrics_family(ev->out, "jabshard_sm_muc_occupants", "gauge", "Occupants of those rooms.");
+    metrics_sample(ev->out, "jabshard_sm_muc_occupants", "", occupants);
+    metrics_family(ev->out, "jabshard_sm_muc_sessions", "gauge", "Sessions in one room or more.");
+    metrics_sample(ev->out, "jabshard_sm_muc_sessions", "", sm_map_count(&d->joined));
+    return false;
+}
+
 /* ---- the module ---- */
 
 /* A <service> (a component, say an external MUC) has this id: the domain is its. */
@@ -427,6 +448,7 @@ static const sm_handler muc_handlers[] = {
     {"session-end", .hook = session_end},
     {"start-done", .hook = start_done},
     {"tick", .hook = muc_tick},
+    {"metrics", .hook = muc_metrics},
     {"disco-host-items", .hook = host_items},
     {NULL},
 };

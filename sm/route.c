@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/mem.h"
@@ -48,9 +49,12 @@ static void wire_to_session(sm *s, sm_session *sess)
         if (sm_fire(s, SM_EV_SESSION_SENT, &ev))
             return;
     }
-    if (sess->link)
+    if (sess->link) {
+        s->stats.stanzas_out++;
+        s->stats.bytes_out += buf_len(&s->wire);
         s->t.stanza(s->tctx, sess->link->handle, sess->sid, buf_data(&s->wire),
                     buf_len(&s->wire));
+    }
 }
 
 bool smc_send_session(sm *s, sm_session *sess, const xml_node *node)
@@ -471,7 +475,32 @@ static void stanza_from_gone_session(sm *s, sm_stanza *st)
     sm_route(s, st);
 }
 
+static sm_kind kind_of(const sm_stanza *st)
+{
+    const char *name = st->node->name;
+    return streq(name, "message") ? SM_KIND_MESSAGE : streq(name, "presence") ? SM_KIND_PRESENCE
+         : streq(name, "iq") ? SM_KIND_IQ : SM_KIND_OTHER;
+}
+
+static void session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len);
+
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
+/* Counted and timed (the routing latency histogram): the work one frame causes on this thread. */
 void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
+{
+    uint64_t t0 = now_us();
+    s->stats.bytes_in += len;
+    session_stanza(s, l, sid, xml, len);
+    metrics_observe(&s->stats.route_us, now_us() - t0);
+}
+
+static void session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
 {
     sm_session *sess = sm_session_lookup(s, l->serial, sid);
     if (sess)
@@ -482,6 +511,7 @@ void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t 
         log_debug("sm: %s sent a stanza that does not parse", sess ? jid_full(&sess->jid) : "?");
         return;
     }
+    s->stats.stanzas_in[kind_of(st)]++;
     if (!sess) {
         stanza_from_gone_session(s, st);
         return;

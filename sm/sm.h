@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/jid.h"
+#include "core/metrics.h"
 #include "core/xml.h"
 #include "sm/config.h"
 #include "sm/custody.h"
@@ -145,8 +146,16 @@ typedef struct sm_barrier sm_barrier;
 sm_barrier *sm_swap_barrier(sm *s, sm_barrier *b);
 
 /* Counters, for logs and tests. */
+typedef enum { SM_KIND_MESSAGE, SM_KIND_PRESENCE, SM_KIND_IQ, SM_KIND_OTHER, SM_KINDS } sm_kind;
+
 typedef struct sm_stats {
     uint64_t sessions, users;       /* current */
+    uint64_t detached;              /* sessions without a connection (XEP-0198 hibernation) */
+    uint64_t fronts_up, components_up;
+    uint64_t stanzas_in[SM_KINDS];  /* from sessions, by kind */
+    uint64_t bytes_in;
+    uint64_t stanzas_out, bytes_out;    /* to sessions */
+    metrics_histogram route_us;     /* a session's stanza, from its frame to routed */
     uint64_t dropped_stale;         /* frames for sessions that do not exist */
     uint64_t dropped_bad;           /* stanzas that did not parse */
     uint64_t dropped_too_big;       /* fan-out copies (sm_fanout) too big for a frame */
@@ -231,6 +240,8 @@ typedef enum {
     SM_EV_START_DONE,       /* the start's wait is over (sm_start_waiting): every front has
                              * re-announced its sessions and the modules restored theirs, or
                              * the wait ran out: nothing */
+    SM_EV_METRICS,          /* the metrics endpoint is answering: out, where a module writes its
+                             * families (core/metrics.h, names jabshard_sm_MODULE_...) */
     SM_EV_COUNT
 } sm_event_kind;
 typedef struct sm_roster_item sm_roster_item;
@@ -250,6 +261,7 @@ typedef struct sm_event {
     size_t len;
     const char *name, *id;  /* a module's event: what it is about (pep-published: the node and
                              * the item id, the payload in xml) */
+    buf *out;               /* SM_EV_METRICS */
 } sm_event;
 typedef bool (*sm_hook_fn)(sm *s, sm_event *ev);
 /* Runs the hooks of kind (declared by the modules, in their order); true when one stopped the

@@ -15,13 +15,14 @@
 set -eu
 
 # Everything the build and the tests need, as Debian 12 packages. Build: compiler, pkg-config,
-# libraries. Tests: cmocka, GNU SASL (an independent SASL client), clang's libFuzzer and sanitizer
+# libraries (http-parser, for the HTTP endpoints, has no pkg-config file: its header is checked). Tests: cmocka, GNU SASL (an independent SASL client), clang's libFuzzer and sanitizer
 # runtimes, the PostgreSQL and MariaDB servers the storage suite starts in temporary directories,
 # the client libraries the integration tests log in with, biboumi, the XEP-0114 component
 # tests/integration/test_components.py connects, fail2ban, whose fail2ban-regex
 # tests/integration/test_front_limits.py runs etc/fail2ban's filter with, and Profanity (built
 # with OMEMO) with tmux, the terminal tests/integration/test_omemo.py drives two of them in.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
+libhttp-parser-dev
 libsqlite3-dev libpq-dev libmariadb-dev libcmocka-dev clang libclang-rt-14-dev
 libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev biboumi fail2ban
 profanity tmux"
@@ -89,6 +90,11 @@ if command -v pkg-config >/dev/null 2>&1; then
 else
     add "pkg-config, and with it the pkg-config packages $*" "pkg-config"
 fi
+# Libraries Debian ships without a pkg-config file: their header.
+for h in http_parser.h:libhttp-parser-dev; do
+    [ -r "/usr/include/${h%%:*}" ] || [ -r "/usr/local/include/${h%%:*}" ] ||
+        add "the header ${h%%:*}" "${h##*:}"
+done
 if $tests && is_debian; then
     for p in $(debian_missing); do
         case "$report" in *"(Debian: $p)"*) ;; *) add "$p, which make check uses" "$p" ;; esac
