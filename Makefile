@@ -48,15 +48,23 @@ CC      ?= cc
 
 # What each program links, by pkg-config package: the front only what core needs; the SM and the
 # admin tool the database clients too; the tests also cmocka and GNU SASL (an independent client
-# implementation to check our SASL against).
-CORE_PKGS := expat openssl libidn ck
-SM_PKGS   := $(CORE_PKGS) sqlite3 libpq libmariadb
-TEST_PKGS := $(SM_PKGS) cmocka libgsasl
+# implementation to check our SASL against). The two daemons also link libsystemd, for sd_notify
+# (core/notify.c, linked into them only).
+CORE_PKGS   := expat openssl libidn ck
+SM_PKGS     := $(CORE_PKGS) sqlite3 libpq libmariadb
+NOTIFY_PKGS := libsystemd
+TEST_PKGS   := $(SM_PKGS) cmocka libgsasl
+# What deps-check asks for: everything, but only what the programs need when only the programs
+# are built (make programs, make install: a package's build needs no test library).
+PROGRAM_PKGS := $(SM_PKGS) $(NOTIFY_PKGS)
+BUILD_PKGS   := $(TEST_PKGS) $(NOTIFY_PKGS)
 # Empty while a package is missing: the build stops at the check (deps-check) before using them.
-PKG_CFLAGS  := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PROGRAM_PKGS) 2>/dev/null) \
+               $(shell pkg-config --cflags cmocka libgsasl 2>/dev/null)
 SYS_LDLIBS  := -ldl -lpthread -lm
 CORE_LDLIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 SM_LDLIBS   := $(shell pkg-config --libs $(SM_PKGS) 2>/dev/null) $(SYS_LDLIBS)
+NOTIFY_LDLIBS := $(shell pkg-config --libs $(NOTIFY_PKGS) 2>/dev/null)
 TEST_LDLIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
@@ -75,7 +83,7 @@ endif
 
 # The layers (docs/architecture.md), one static library each. A layer uses only those named in
 # its comment; the link order below (users before what they use) makes a link fail otherwise.
-core_SRCS    := $(wildcard core/*.c)                                # nothing of ours
+core_SRCS    := $(filter-out core/notify.c,$(wildcard core/*.c))    # nothing of ours
 smproto_SRCS := $(wildcard smproto/*.c)                             # core
 front_SRCS   := $(filter-out shard/main.c,$(wildcard shard/*.c))    # core smproto
 xdbsql_SRCS  := $(wildcard xdbsql/*.c)                              # core
@@ -117,7 +125,8 @@ FUZZ_OBJS  := $(foreach l,$(LAYERS),$(call layer_objs,build/fuzz/obj,$(l)))
 
 # Every object of this variant (for the header dependencies make includes at the end).
 ALL_OBJS := $(foreach l,$(LAYERS),$(call layer_objs,$(OBJ),$(l))) \
-            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c $(SUPPORT_SRCS) \
+            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c core/notify.c \
+                                      $(SUPPORT_SRCS) \
                                       $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) \
             $(BENCHLIB) $(LOADGEN_OBJS)
 
@@ -131,7 +140,7 @@ deps:
 	@sh tools/deps.sh
 
 deps-check:
-	@sh tools/missing.sh --cc "$(CC)" $(TEST_PKGS)
+	@sh tools/missing.sh --cc "$(CC)" $(BUILD_PKGS)
 
 fuzz-deps-check:
 	@sh tools/missing.sh --cc "$(FUZZ_CC)" $(TEST_PKGS)
@@ -151,13 +160,14 @@ $(SUPPORT_LIB):        $(patsubst %.c,$(OBJ)/%.o,$(SUPPORT_SRCS))
 $(call libs,$(BUILD),$(LAYERS)) $(SUPPORT_LIB):
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(FRONT_LIBS)
+# The daemons: each its main and the service manager's notifications (core/notify.h).
+$(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(OBJ)/core/notify.o $(FRONT_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(FRONT_LIBS) $(CORE_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ)/core/notify.o $(FRONT_LIBS) $(CORE_LDLIBS) $(NOTIFY_LDLIBS)
 
-$(BUILD)/bin/jabshard-sm: $(OBJ)/sm/main.o $(SM_LIBS)
+$(BUILD)/bin/jabshard-sm: $(OBJ)/sm/main.o $(OBJ)/core/notify.o $(SM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ)/core/notify.o $(SM_LIBS) $(SM_LDLIBS) $(NOTIFY_LDLIBS)
 
 # The admin tool reads the SM's configuration (its modules' options) and opens its storage.
 $(BUILD)/bin/jabshardctl: $(OBJ)/sm/ctl/main.o $(SM_LIBS)
@@ -214,7 +224,7 @@ fuzz: $(FUZZ_BINS)
 # target for FUZZ_SECONDS on a scratch copy of its corpus. First, on a machine that lacks
 # anything it needs, tools/deps.sh installs it.
 check:
-	@sh tools/missing.sh -q --tests --cc "$(CC)" $(TEST_PKGS) || sh tools/deps.sh
+	@sh tools/missing.sh -q --tests --cc "$(CC)" $(BUILD_PKGS) || sh tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@sh tests/run-unit.sh $(UNIT_BINS)
 	@sh tests/storage/run.sh $(STORAGE_BINS)
@@ -233,7 +243,7 @@ bench: all
 	@sh tests/bench/run.sh $(BUILD)
 
 run:
-	@sh tools/missing.sh -q --cc "$(CC)" $(TEST_PKGS) || sh tools/deps.sh
+	@sh tools/missing.sh -q --cc "$(CC)" $(BUILD_PKGS) || sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(PROGRAMS)
 	@sh tools/run.sh $(BUILD)
 
