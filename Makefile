@@ -16,7 +16,10 @@
 #   make bench                   benchmarks
 #   make bench-peers             jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md)
 #   make run                     start the whole system on its embedded default
-#   make install PREFIX=/usr/local
+#   make programs                the three programs only
+#   make man                     the man pages (scdoc) in build/man/
+#   make install PREFIX=/usr/local   programs, configs, systemd units, man pages, docs (DESTDIR too)
+#   make deb                     the Debian package in build/deb/ (tools/deb.sh)
 #   make clean
 #
 # Every build first checks, installing nothing, that the compiler and each pkg-config package it
@@ -247,11 +250,69 @@ run:
 	@$(MAKE) --no-print-directory $(PROGRAMS)
 	@sh tools/run.sh $(BUILD)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/jabshard $(DESTDIR)$(PREFIX)/share/doc/jabshard
-	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 etc/*.xml $(DESTDIR)$(PREFIX)/etc/jabshard/
-	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/jabshard/
+# ---- installing: the programs, their configuration, units, man pages and documents -------------
+#
+# make install [DESTDIR=...] [PREFIX=/usr/local] builds only the programs and the man pages (not
+# the tests). The daemons and the admin tool go to PREFIX/sbin (they are run by root or the
+# service manager); the example configurations to SYSCONFDIR/jabshard (/etc/jabshard when
+# PREFIX is /usr), with the paths of an installed system: the database and the admin socket in
+# STATEDIR (/var/lib/jabshard), the certificate in SYSCONFDIR/jabshard/server.pem, the log to
+# standard error (the journal, under systemd); the systemd units to SYSTEMDUNITDIR
+# (/lib/systemd/system when PREFIX is /usr), naming PREFIX/sbin. The Debian package
+# (debian/, make deb) is this with PREFIX=/usr. docs/operations.md, "Installing".
+usr_prefix     = $(filter /usr,$(PREFIX))
+SYSCONFDIR     ?= $(if $(usr_prefix),/etc,$(PREFIX)/etc)
+STATEDIR       := /var/lib/jabshard
+# STATEDIR is fixed: the units create it (StateDirectory=jabshard).
+SYSTEMDUNITDIR ?= $(if $(usr_prefix),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/jabshard
+SBINDIR        := $(PREFIX)/sbin
+CONFDIR        := $(SYSCONFDIR)/jabshard
+
+MAN_SRCS  := $(wildcard man/*.scd)
+MAN_PAGES := $(MAN_SRCS:man/%.scd=build/man/%)
+
+.PHONY: programs man deb
+
+# The programs alone: what install and the package need (deps-check asks for their libraries only).
+programs: BUILD_PKGS := $(PROGRAM_PKGS)
+programs: $(PROGRAMS)
+
+man: $(MAN_PAGES)
+
+build/man/%: man/%.scd
+	@command -v scdoc >/dev/null 2>&1 || { echo "jabshard: make man needs scdoc (Debian: scdoc)" >&2; exit 1; }
+	@mkdir -p $(@D)
+	scdoc < $< > $@
+
+# sed expressions turning a source-tree path into an installed one (configs and units).
+INSTALL_PATHS = -e 's|<path>./jabshard.db</path>|<path>$(STATEDIR)/jabshard.db</path>|' \
+                -e 's|<pemfile>./server.pem</pemfile>|<pemfile>$(CONFDIR)/server.pem</pemfile>|' \
+                -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
+                -e 's|@STATEDIR@|$(STATEDIR)|g'
+
+install: programs man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+	           $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(SBINDIR)/
+	for f in jadc2s.xml sm.xml; do \
+	    sed $(INSTALL_PATHS) etc/$$f > $(DESTDIR)$(CONFDIR)/$$f && chmod 640 $(DESTDIR)$(CONFDIR)/$$f; \
+	done
+	for f in etc/systemd/*.service; do \
+	    sed $(INSTALL_PATHS) $$f > $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/} && \
+	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/}; \
+	done
+	install -m 644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	cp -R etc/fail2ban $(DESTDIR)$(DOCDIR)/examples/
+
+# The Debian package from this tree (debian/), into build/deb/: dpkg-buildpackage runs in a
+# scratch copy, so the tree and its build/ stay as they are. Needs debhelper and scdoc.
+deb:
+	@sh tools/deb.sh build/deb
 
 clean:
 	rm -rf build
