@@ -28,6 +28,8 @@
 # machine by themselves: they run tools/deps.sh when, and only when, something is missing.
 #
 # WERROR=1 turns warnings into errors (CI sets it).
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment are used (LDFLAGS by the programs: the Debian
+# package passes dpkg-buildflags' hardening flags through them).
 #
 # Layout of build/VARIANT/ (default, or san-* for a sanitizer build): obj/ the objects; a static
 # library per layer (libcore.a, libsmproto.a, libfront.a, libxdbsql.a, libsm.a) and the test
@@ -73,8 +75,8 @@ TEST_LDLIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=gnu17 -D_GNU_SOURCE -pthread $(WARN) $(if $(WERROR),-Werror) $(CFLAGS) \
-             $(SAN_CFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu17 -D_GNU_SOURCE -pthread $(WARN) $(if $(WERROR),-Werror) $(CPPFLAGS) \
+             $(CFLAGS) $(SAN_CFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 
 ifneq ($(SAN),)
 SAN_CFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -166,16 +168,18 @@ $(call libs,$(BUILD),$(LAYERS)) $(SUPPORT_LIB):
 # The daemons: each its main and the service manager's notifications (core/notify.h).
 $(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(OBJ)/core/notify.o $(FRONT_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ)/core/notify.o $(FRONT_LIBS) $(CORE_LDLIBS) $(NOTIFY_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJ)/core/notify.o $(FRONT_LIBS) $(CORE_LDLIBS) \
+	    $(NOTIFY_LDLIBS)
 
 $(BUILD)/bin/jabshard-sm: $(OBJ)/sm/main.o $(OBJ)/core/notify.o $(SM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ)/core/notify.o $(SM_LIBS) $(SM_LDLIBS) $(NOTIFY_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJ)/core/notify.o $(SM_LIBS) $(SM_LDLIBS) \
+	    $(NOTIFY_LDLIBS)
 
 # The admin tool reads the SM's configuration (its modules' options) and opens its storage.
 $(BUILD)/bin/jabshardctl: $(OBJ)/sm/ctl/main.o $(SM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
 
 # ---- tests and benchmarks: the test support library and every layer ------------------------
 
