@@ -174,6 +174,9 @@ def check_services(report, system):
 
     sm_conf = edit('/etc/jabshard/sm.xml', system.path('sm.xml'), sm_edit)
     front_conf = edit('/etc/jabshard/jadc2s.xml', system.path('jadc2s.xml'), front_edit)
+    r = run(as_jabshard(['/usr/sbin/jabshard-sm', '-c', sm_conf, '--check']), cwd=STATE)
+    report.check('the installed jabshard-sm --check, as jabshard, finds no error in the copy',
+                 r.returncode == 0, r.stdout)
     ctl = as_jabshard(['/usr/sbin/jabshardctl', '-c', sm_conf])
     r = run(ctl + ['adduser', 'alice@localhost', 'wonderland'], cwd=STATE)
     report.check('the installed jabshardctl, as jabshard, makes an account', r.returncode == 0,
