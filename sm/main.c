@@ -1,5 +1,7 @@
 /* sm/main.c — jabshard-sm, the session manager: configuration, logging, storage, the event loop
- * and signals. Everything else is sm/server.c and what it wires together. */
+ * and signals. Everything else is sm/server.c and what it wires together. It tells systemd
+ * (core/notify.h) READY once storage is open and the link listeners (every <service><accept>)
+ * and the admin socket are up, and STOPPING when a signal asks it to stop. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 
 #include "core/evloop.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/signals.h"
 #include "sm/admin.h"
 #include "sm/config.h"
@@ -39,6 +42,7 @@ static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
                 log_notice("sm: log reopened");
         } else if (!sg->stop) {
             log_notice("sm: SIG%s: shutting down", sigabbrev_np((int)si.ssi_signo));
+            notify_stopping();
             sg->stop = true;
             sm_server_shutdown(sg->srv);
             evloop_stop(loop);
@@ -146,6 +150,8 @@ int main(int argc, char **argv)
     evloop_io_set(loop, &sg.io, EVLOOP_READ);
     log_notice("sm: started (%d host(s), %d service(s), storage %s)", cfg.nhosts, cfg.nservices,
                cfg.storage.db.driver);
+    notify_ready("serving %d host(s) for %d service(s), storage %s", cfg.nhosts, cfg.nservices,
+                 cfg.storage.db.driver);
 
     evloop_run(loop);
 
