@@ -511,6 +511,10 @@ static void session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, siz
         log_debug("sm: %s sent a stanza that does not parse", sess ? jid_full(&sess->jid) : "?");
         return;
     }
+    if (!sess && smc_defer_frame(s, l, sid, &st->from, xml, len)) {
+        sm_stanza_free(st);
+        return;
+    }
     s->stats.stanzas_in[kind_of(st)]++;
     if (!sess) {
         stanza_from_gone_session(s, st);
