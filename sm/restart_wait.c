@@ -50,9 +50,10 @@ void smc_restart_wait_end(sm *s, const char *why)
         return;
     w->active = false;
     if (w->nheld)
-        log_info("sm: %s: %zu stanzas held since the start are routed", why, w->nheld);
+        log_info("sm: start's wait over (%s): %zu stanzas held since the start are routed", why,
+                 w->nheld);
     else
-        log_info("sm: %s", why);
+        log_info("sm: start's wait over (%s)", why);
     sm_deferred *d = w->held;
     w->held = NULL;
     w->tail = &w->held;

@@ -12,10 +12,6 @@ package, driven in tmux as test_omemo.py drives it: jabtest.profanity) and a scr
    lobby@conference.localhost/Prof;
 5. Profanity leaves (/close in the room window): the participant hears Prof leave.
 
-KNOWN SERVER BUG (under a sanitizer build only): the SM aborts at the room's first group message
-(here the subject), a one-byte stack overflow in sm/muc_message.c groupchat() (char sid[33];
-random_token(sid, sizeof sid), which writes a NUL at sid[33]); see test_muc_restart.py.
-
 Usage: test_muc_client.py BUILD_DIR. Prints ok/not ok lines and "muc_client: N passed, N
 failed"."""
 
