@@ -18,7 +18,7 @@ static const char *const vocabulary[] = {
     "limits/register_burst", "limits/register_interval", "limits/output_queue", "limits/output_max",
     "limits/output_timeout", "limits/auth_timeout", "limits/idle_timeout", "limits/trusted/net",
     "csi/max_stanzas", "csi/max_bytes", "csi/max_hold",
-    "smacks/request_stanzas", "smacks/request_wait",
+    "smacks/request_stanzas", "smacks/request_wait", "metrics/ip", "metrics/port",
     "log/target", "log/path", "log/level", NULL,
 };
 
@@ -209,6 +209,11 @@ int front_config_load(const char *path, front_config *out, config_error *err)
 
     read_limits(&out->limits, cfg);
     read_csi(&out->csi, &out->limits, cfg);
+    /* <metrics>: the Prometheus endpoint (shard/front_metrics.c); off without the element. */
+    if (config_first(cfg, NULL, "metrics")) {
+        out->metrics_ip = config_str(cfg, NULL, "metrics/ip", "127.0.0.1");
+        out->metrics_port = config_port(cfg, NULL, "metrics/port", 9120);
+    }
     read_smacks(&out->smacks, cfg);
 
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};

@@ -103,6 +103,8 @@ typedef struct front_config {
     front_limits limits;
     front_csi csi;
     front_smacks smacks;
+    const char *metrics_ip;    /* (ours) <metrics>: the Prometheus endpoint (0: off, the element */
+    int metrics_port;          /* absent) */
     /* Not in the file: entries in each ring between an IO thread and the SM-link thread (a power
      * of two >= 4; 4096). Tests shrink it to force backpressure. */
     unsigned ring_size;

@@ -24,6 +24,7 @@
 #include "core/tls.h"
 #include "shard/front_config.h"
 #include "shard/front_check.h"
+#include "shard/front_metrics.h"
 #include "shard/ip_limit.h"
 #include "shard/iothread.h"
 #include "shard/verify_pool.h"
@@ -180,6 +181,18 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Metrics are for operators: a port taken is said, and the front serves clients anyway. */
+    front_metrics *metrics = NULL;
+    if (cfg.metrics_port) {
+        char err[256];
+        metrics = front_metrics_start(io, cfg.threads, link, cfg.metrics_ip, cfg.metrics_port, err,
+                                      sizeof err);
+        if (metrics)
+            log_info("metrics at http://%s:%d/metrics", cfg.metrics_ip, cfg.metrics_port);
+        else
+            log_warn("no metrics endpoint: %s", err);
+    }
+
     notify_ready("listening on %s port %d (STARTTLS) and %d (direct TLS); link to the SM "
                  "connecting", cfg.ip, cfg.port, cfg.ssl_port);
 
@@ -210,6 +223,7 @@ int main(int argc, char **argv)
         break;
     }
     notify_stopping();
+    front_metrics_stop(metrics);
 
     for (unsigned i = 0; i < cfg.threads; i++)
         iothread_shutdown(io[i]);
