@@ -7,12 +7,15 @@ over real HTTP while a client uses the server.
    the routing latency and storage's requests by operation, and its front link up; the front
    counts the login, the failure by mechanism and reason, the connection, the client's stanzas
    and its link up;
-3. HTTP as operators' tools and attackers use it: HEAD, 404 for another path, 405 for POST,
+3. etc/grafana/jabshard.json queries only metrics the programs give;
+4. HTTP as operators' tools and attackers use it: HEAD, 404 for another path, 405 for POST,
    keep-alive, and no more than 16 connections at once.
 
 Usage: test_metrics.py BUILD_DIR. Prints ok/not ok lines and "metrics: N passed, N failed"."""
 
 import asyncio
+import json
+import os
 import re
 import socket
 import ssl
@@ -156,6 +159,19 @@ def body(report, build):
                      total(fr_text, 'jabshard_c2s_bytes_in_total') > 0 and
                      value(fr_text, 'jabshard_c2s_link_up') == 1,
                      [l for l in fr_text.splitlines() if 'connections' in l or 'stanzas' in l])
+
+        dashboard = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'etc',
+                                 'grafana', 'jabshard.json')
+        with open(dashboard) as f:
+            exprs = [t['expr'] for p in json.load(f)['panels'] for t in p['targets']]
+        used = set(re.findall(r'\b(jabshard_[a-z0-9_]+|process_[a-z_]+)', ' '.join(exprs)))
+        scraped = sm_text + fr_text
+        unknown = sorted(n for n in used
+                         if not re.search(r'^%s(\{| )' % re.sub(r'_(bucket|sum|count)$', '', n),
+                                          scraped, re.M) and n + '_bucket' not in scraped
+                         and not re.search(r'^%s' % n, scraped, re.M))
+        report.check("the Grafana dashboard's queries name metrics the programs give",
+                     not unknown, unknown)
 
         text = raw_http(sm_metrics, b'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
         report.check('HTTP: HEAD gets the headers and no body',
