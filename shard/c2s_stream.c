@@ -89,6 +89,11 @@ struct c2s_stream {
     buf out;
 };
 
+static const front_limits *limits_of(const c2s_env *env)
+{
+    return env->limits ? env->limits : &env->cfg->limits;
+}
+
 static void on_header(void *ctx, const xml_node *root, const char *content_ns);
 static void on_stanza(void *ctx, xml_node *stanza, xml_arena *arena);
 static void on_close(void *ctx);
@@ -418,7 +423,7 @@ static void sasl_failed(c2s_stream *s, const char *condition)
     s->have_creds = false;
     if (guess)
         s->auth_failures++;
-    if (s->auth_failures >= s->env->cfg->limits.auth_failures ||
+    if (s->auth_failures >= limits_of(s->env)->auth_failures ||
         ++s->sasl_exchanges_failed >= C2S_MAX_SASL_EXCHANGES)
         stream_fail(s, "policy-violation", "too many failed authentication attempts");
 }
@@ -1024,7 +1029,7 @@ c2s_stream *c2s_stream_new(const c2s_env *env, uint64_t sid, bool direct_tls,
     }
     xmlstream_limits limits;
     xmlstream_limits_default(&limits);
-    limits.max_stanza_bytes = env->cfg->limits.stanza_size;
+    limits.max_stanza_bytes = limits_of(env)->stanza_size;
     limits.max_attr_bytes = limits.max_text_bytes = limits.max_stanza_bytes;
     xmlstream_handlers h = {.header = on_header, .stanza = on_stanza, .close = on_close};
     s->xs = xmlstream_new(&h, s, &limits);

@@ -60,6 +60,8 @@ typedef enum {
 
 typedef struct c2s_env {
     const front_config *cfg;
+    /* The limits in force (a reload's), or NULL: cfg's. */
+    const front_limits *limits;
     bool tls_available;            /* the server has a TLS context: STARTTLS can be offered */
     /* Whether the SM link cannot take more client stanzas now (down and its hold is full): the
      * sender then gets <remote-server-timeout/>. NULL: never. Called on the IO thread. */

@@ -122,7 +122,8 @@ struct iothread {
     unsigned index;
     evloop *loop;
     c2s_env env;
-    ip_rate conn_rate, auth_rate, reg_rate;   /* the per-address buckets' shapes, from cfg */
+    const front_limits *lim;   /* the limits in force (a SIGHUP publishes new ones: limits_now) */
+    ip_rate conn_rate, auth_rate, reg_rate;   /* the per-address buckets' shapes, from lim */
     listener plain, tls;
     conn **slots;              /* the shard: nslots (a prime) entries */
     uint32_t nslots, nfree, *free_stack, *gen;
@@ -207,7 +208,7 @@ static c2s_register_verdict env_register_verdict(void *arg, uint64_t sid, unsign
     conn *c = conn_of(t, sid);
     if (!c)
         return C2S_REGISTER_OK;   /* cannot happen: the stream calls from its connection */
-    const front_limits *lim = &t->cfg->limits;
+    const front_limits *lim = t->lim;
     uint64_t now = evloop_now(t->loop);
     if (lim->register_per_conn && nth > lim->register_per_conn) {
         front_log_refused(t->sh->log_ips, &c->addr, now, "register", "register_per_conn");
@@ -508,7 +509,7 @@ static void start_tls(conn *c);
 static void auth_outcome(conn *c, bool failed)
 {
     iothread *t = c->t;
-    const front_limits *lim = &t->cfg->limits;
+    const front_limits *lim = t->lim;
     if (!t->sh->auth_ips || !lim->ip_auth_failures || !lim->auth_delay || c->held || c->trusted)
         return;
     uint64_t now = evloop_now(t->loop);
@@ -542,7 +543,7 @@ static void conn_cut_output(conn *c, const char *reason)
     iothread *t = c->t;
     bump(&t->st_overflows);
     front_log_output_cut(&c->addr, reason, outq_bytes(&c->q));
-    size_t cut = conn_undeliver(c, t->cfg->limits.output_queue);
+    size_t cut = conn_undeliver(c, t->lim->output_queue);
     if (cut != SIZE_MAX)
         outq_truncate(&c->q, cut);
     conn_take(c, c2s_stream_error(c->stream, "policy-violation", "output queue full"));
@@ -562,7 +563,7 @@ static uint64_t conn_progress(const conn *c)
  * read at all is cut, so memory stays bounded by output_max a connection. */
 static void watch_output(conn *c)
 {
-    const front_limits *lim = &c->t->cfg->limits;
+    const front_limits *lim = c->t->lim;
     size_t queued = outq_bytes(&c->q);
     if (c->closing || queued <= lim->output_queue)
         return;
@@ -607,7 +608,7 @@ static void conn_take(conn *c, unsigned acts)
     if (acts & C2S_ACT_CLOSE) {
         if (!c->closing)
             evloop_timer_after(t->loop, &c->close_timer,
-                               IO_CLOSE_GRACE_MS + (c->held ? t->cfg->limits.auth_delay : 0));
+                               IO_CLOSE_GRACE_MS + (c->held ? t->lim->auth_delay : 0));
         c->closing = true;
         mark_dirty(c);
     }
@@ -704,7 +705,7 @@ static void conn_update(conn *c)
  * paste never waits), refilled at max_bps. */
 static bool take_tokens(conn *c, size_t *want)
 {
-    const front_limits *lim = &c->t->cfg->limits;
+    const front_limits *lim = c->t->lim;
     if (!lim->max_bps)
         return true;
     uint64_t now = evloop_now(c->t->loop);
@@ -909,7 +910,7 @@ static void on_idle(timer *tm, void *arg)
 {
     conn *c = arg;
     iothread *t = c->t;
-    uint64_t idle = (uint64_t)t->cfg->limits.idle_timeout * 1000;
+    uint64_t idle = (uint64_t)t->lim->idle_timeout * 1000;
     uint64_t now = evloop_now(t->loop);
     if (c->dead || c->closing)
         return;
@@ -1003,7 +1004,7 @@ static void on_hold_end(timer *tm, void *arg)
 static void on_drain_check(timer *tm, void *arg)
 {
     conn *c = arg;
-    const front_limits *lim = &c->t->cfg->limits;
+    const front_limits *lim = c->t->lim;
     if (c->dead || c->closing || outq_bytes(&c->q) <= lim->output_queue)
         return;
     uint64_t progress = conn_progress(c);
@@ -1112,7 +1113,7 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
         refuse(t, fd, tls, "resource-constraint", "this server is full");
         return;
     }
-    const front_limits *lim = &t->cfg->limits;
+    const front_limits *lim = t->lim;
     bool trusted = ip_nets_contain(&lim->trusted, ss);
     if (!trusted && t->sh->conn_ips && lim->conn_rate &&
         !ip_limit_take(t->sh->conn_ips, ss, now, &t->conn_rate)) {
@@ -1355,8 +1356,30 @@ static void on_wake(evloop *loop, void *arg)
         link_front_io_popped(t->sh->link, t->index);
 }
 
+/* The limits this thread applies, and what it derives from them (its streams read them through
+ * its env). */
+static void use_limits(iothread *t, const front_limits *lim)
+{
+    t->lim = lim;
+    t->env.limits = lim;
+    t->conn_rate = ip_rate_per(lim->conn_rate, lim->conn_interval, lim->conn_burst);
+    t->auth_rate = ip_rate_per(lim->ip_auth_failures, lim->ip_auth_interval, lim->ip_auth_failures);
+    t->reg_rate = ip_rate_per(1, lim->register_interval, lim->register_burst);
+}
+
+/* New limits published (a SIGHUP's): taken at the start of an iteration, for what comes next. */
+static void limits_now(iothread *t)
+{
+    const front_limits *lim = t->sh->limits ? atomic_load_explicit(t->sh->limits,
+                                                                   memory_order_acquire)
+                                            : NULL;
+    if (lim && lim != t->lim)
+        use_limits(t, lim);
+}
+
 static void before_sleep(evloop *loop, void *arg)
 {
+    limits_now(arg);
     iothread *t = arg;
     while (t->dirty) {
         conn *c = t->dirty;
@@ -1441,10 +1464,7 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
                        .link_congested = env_congested, .link_arg = shared->link,
                        .register_verdict = env_register_verdict, .limits_arg = t,
                        .frames = &t->tx};
-    const front_limits *lim = &t->cfg->limits;
-    t->conn_rate = ip_rate_per(lim->conn_rate, lim->conn_interval, lim->conn_burst);
-    t->auth_rate = ip_rate_per(lim->ip_auth_failures, lim->ip_auth_interval, lim->ip_auth_failures);
-    t->reg_rate = ip_rate_per(1, lim->register_interval, lim->register_burst);
+    use_limits(t, &t->cfg->limits);
     t->nslots = slots;
     t->slots = mem_array(slots, sizeof(conn *));
     t->gen = mem_array(slots, sizeof(uint32_t));

@@ -14,6 +14,7 @@
 #ifndef JABSHARD_SHARD_IOTHREAD_H
 #define JABSHARD_SHARD_IOTHREAD_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,10 @@
 
 typedef struct iothread_shared {
     const front_config *cfg;
+    /* The limits in force, when they may change (SIGHUP): each IO thread takes the newest at its
+     * next loop iteration; NULL: cfg's, for good. What it points to lives until the threads are
+     * joined. */
+    _Atomic(const front_limits *) *limits;
     tls_server *tls;       /* NULL: no TLS (STARTTLS not offered, no direct-TLS listener) */
     link_front *link;
     verify_pool *verify;

@@ -25,6 +25,7 @@
 #include "shard/front_config.h"
 #include "shard/front_check.h"
 #include "shard/front_metrics.h"
+#include "shard/front_reload.h"
 #include "shard/ip_limit.h"
 #include "shard/iothread.h"
 #include "shard/verify_pool.h"
@@ -154,7 +155,10 @@ int main(int argc, char **argv)
     }
     /* 16384 slots (128 KiB) each: few collisions between the addresses whose buckets are not
      * full at one time. */
-    iothread_shared shared = {.cfg = &cfg, .tls = tls, .link = link, .verify = verify,
+    _Atomic(const front_limits *) limits = &cfg.limits;
+    front_reload *reload = front_reload_new(path, &cfg, tls, &limits);
+    iothread_shared shared = {.cfg = &cfg, .limits = &limits, .tls = tls, .link = link,
+                              .verify = verify,
                               .conn_ips = ip_limit_new(16384), .auth_ips = ip_limit_new(16384),
                               .reg_ips = ip_limit_new(16384), .log_ips = ip_limit_new(16384)};
     iothread **io = mem_array(cfg.threads, sizeof *io);
@@ -212,11 +216,7 @@ int main(int argc, char **argv)
             break;
         }
         if (si.ssi_signo == SIGHUP) {
-            tls_error terr;
-            if (tls_server_reload(tls, &terr) != 0)
-                log_warn("SIGHUP: TLS reload failed, keeping the current certificate: %s", terr.text);
-            log_reopen();
-            log_notice("SIGHUP: certificate reloaded, log reopened");
+            front_reload_run(reload);
             continue;
         }
         log_notice("%s: shutting down", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -235,6 +235,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cfg.threads; i++)
         iothread_free(io[i]);
     free(io);
+    front_reload_free(reload);
     link_front_free(link);
     ip_limit_free(shared.conn_ips);
     ip_limit_free(shared.auth_ips);

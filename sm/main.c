@@ -21,9 +21,12 @@
 #include "sm/modules.h"
 #include "sm/server.h"
 #include "sm/sm_check.h"
+#include "sm/sm_reload.h"
 #include "xdbsql/xdbsql.h"
 
 typedef struct signals {
+    sm_config *cfg;
+    const char *path;
     evloop_io io;
     int fd;
     sm_server *srv;
@@ -36,10 +39,7 @@ static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
     struct signalfd_siginfo si;
     while (read(sg->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-            if (log_reopen() != 0)
-                log_warn("sm: cannot reopen the log: %s", strerror(errno));
-            else
-                log_notice("sm: log reopened");
+            sm_reload(sm_server_core(sg->srv), sg->cfg, sg->path);
         } else if (!sg->stop) {
             log_notice("sm: SIG%s: shutting down", sigabbrev_np((int)si.ssi_signo));
             notify_stopping();
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
         else
             log_warn("sm: no metrics endpoint: %s", err);
     }
-    signals sg = {.fd = signal_fd, .srv = srv};
+    signals sg = {.cfg = &cfg, .path = path, .fd = signal_fd, .srv = srv};
     evloop_io_init(&sg.io, sg.fd, on_signal, &sg);
     evloop_io_set(loop, &sg.io, EVLOOP_READ);
     log_notice("sm: started (%d host(s), %d service(s), storage %s)", cfg.nhosts, cfg.nservices,

@@ -109,6 +109,9 @@ bool sm_fire_named(sm *s, const char *event, sm_event *ev);
 
 /* The value of one of m's int_options (its path as declared). */
 long long sm_module_int(const sm *s, const sm_module *m, const char *path);
+/* SIGHUP: every loaded module's int_options read from cfg (a configuration that loaded, so
+ * they are within bounds); they hold from now on. */
+void sm_reload_ints(sm *s, config *cfg);
 
 /* The module's per-session and per-user state (size as declared, zeroed when created). The
  * module must be loaded and declare the state. */

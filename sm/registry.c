@@ -191,6 +191,16 @@ static long long *read_ints(const sm_module *m, config *cfg)
     return v;
 }
 
+void sm_reload_ints(sm *s, config *cfg)
+{
+    for (size_t i = 0; i < s->nmods; i++) {
+        loaded_module *lm = &s->mods[i];
+        long long *fresh = read_ints(lm->m, cfg);
+        free(lm->ints);
+        lm->ints = fresh;
+    }
+}
+
 /* Whether the configuration asks for m: every module when it names none. */
 static bool wanted(const sm_config *cfg, const sm_module *m)
 {
