@@ -168,6 +168,10 @@ void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
 /* The same with a human-readable <text/> (which limit was reached, and what it is). */
 void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *condition,
                     const char *text);
+/* The same with an application-specific condition <app_name xmlns=app_ns/> too (app_ns NULL:
+ * none; text NULL: none): XEP-0050's <bad-sessionid/>. */
+void sm_bounce_app(sm *s, sm_stanza *st, const char *type, const char *condition,
+                   const char *app_ns, const char *app_name, const char *text);
 /* st cannot be sent or stored as it is (larger than a frame carries): its sender hears so
  * (<policy-violation/> with XEP-0182's stanza-too-big), without the payload; frees st. */
 void sm_bounce_too_big(sm *s, sm_stanza *st);
