@@ -15,6 +15,7 @@
 #include "sm/config.h"
 #include "sm/modules.h"
 #include "sm/server.h"
+#include "xdbsql/breaker.h"
 #include "xdbsql/xdbsql.h"
 
 typedef struct signals {
@@ -46,6 +47,24 @@ static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
 static void wake(void *ctx)
 {
     evloop_wake(ctx);
+}
+
+/* What jabshardctl status and stats say of storage. */
+typedef struct storage_probe {
+    const char *driver;
+    xdbsql *xdb;
+    db_breaker *breaker;
+} storage_probe;
+
+static void storage_state(void *ctx, sm_admin_storage *out)
+{
+    storage_probe *p = ctx;
+    breaker_stats bs = {0};
+    if (p->breaker)
+        breaker_stats_get(p->breaker, &bs);
+    *out = (sm_admin_storage){.driver = p->driver, .workers = xdbsql_workers(p->xdb),
+                              .pending = xdbsql_pending(p->xdb), .down = bs.open,
+                              .outages = bs.outages};
 }
 
 static void usage(void)
@@ -120,6 +139,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", err);
         return 1;
     }
+    storage_probe probe = {.driver = cfg.storage.db.driver, .xdb = xdb,
+                           .breaker = breaker_acquire(&cfg.storage.db)};
+    sm_admin_set_storage(admin, storage_state, &probe);
     signals sg = {.fd = signal_fd, .srv = srv};
     evloop_io_init(&sg.io, sg.fd, on_signal, &sg);
     evloop_io_set(loop, &sg.io, EVLOOP_READ);
@@ -131,6 +153,8 @@ int main(int argc, char **argv)
     evloop_io_set(loop, &sg.io, 0);
     close(sg.fd);
     sm_admin_close(admin);
+    if (probe.breaker)
+        breaker_release(probe.breaker);
     /* Storage finishes what was submitted (last activity, offline stores) before we go. */
     xdbsql_close(xdb);
     sm_server_free(srv);

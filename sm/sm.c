@@ -173,6 +173,11 @@ int64_t sm_wall_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+int64_t sm_started_ms(const sm *s)
+{
+    return s->started_ms;
+}
+
 void sm_get_stats(const sm *s, sm_stats *out)
 {
     *out = s->stats;
@@ -185,6 +190,7 @@ sm *sm_new(const sm_config *cfg, const sm_module *const *modules, const sm_trans
 {
     sm *s = mem_zalloc(sizeof(*s));
     s->cfg = cfg;
+    s->started_ms = sm_wall_ms();
     s->t = *t;
     s->tctx = transport_ctx;
     s->submit = submit;

@@ -152,6 +152,8 @@ typedef struct sm_stats {
     uint64_t dropped_too_big;       /* fan-out copies (sm_deliver_copy) too big for a frame */
 } sm_stats;
 void sm_get_stats(const sm *s, sm_stats *out);
+/* When sm_new made it (Unix epoch, ms): the uptime jabshardctl status shows. */
+int64_t sm_started_ms(const sm *s);
 
 /* ---- for modules ---- */
 
@@ -340,6 +342,8 @@ uint64_t sm_link_serial(const sm_link *l);
 sm_link *sm_link_find(const sm *s, uint64_t serial);
 /* The link's service id (the front's or the component's name). */
 const char *sm_link_service(const sm_link *l);
+/* How many links of that service id are up (a configured front or component: 0 or 1). */
+size_t sm_link_count(const sm *s, const char *service_id);
 /* Calls fn for every bound session (in no particular order); fn must not end sessions. */
 void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx);
 
