@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 #include "sm/announce.h"
 
 #define ADMIN_MAX_REQUEST 1024
@@ -155,6 +156,15 @@ static sm_admin_status admin_stats(sm *s, const sm_admin_storage *storage, buf *
 
 static sm_admin_status admin_announce(sm *s, const char *text, size_t len, buf *out)
 {
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] < 0x20 && text[i] != '\t') {
+            buf_appendf(out, "refused: the text has control characters\n");
+            return SM_ADMIN_REFUSED;
+        }
+    if (utf8_scan(text, len) < 0) {
+        buf_appendf(out, "refused: the text is not UTF-8\n");
+        return SM_ADMIN_REFUSED;
+    }
     char *body = mem_strndup(text, len);
     size_t n = sm_announce(s, NULL, NULL, body);
     free(body);

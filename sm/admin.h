@@ -15,7 +15,8 @@
  *                   sessions_detached, users, links, dropped_stale, dropped_bad, dropped_too_big,
  *                   storage_pending (requests submitted and not answered), uptime
  *   announce TEXT   a headline message with TEXT as its body, from each host, to every session
- *                   (sm/announce.h): "announced to N session(s)"
+ *                   (sm/announce.h): "announced to N session(s)"; refused when TEXT has control
+ *                   characters or is not UTF-8
  *
  *   ok              done
  *   refused: WHY    understood but not done (no such session, not a local account)

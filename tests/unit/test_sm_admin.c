@@ -126,6 +126,12 @@ static void test_status_stats_announce(void **state)
     EXPECT('S', 2, "from='example.org'", "<body>Back in  five minutes</body>");
     assert_int_equal(run("announce", &r), SM_ADMIN_ERROR);
     free(r);
+    assert_int_equal(run("announce bell\a", &r), SM_ADMIN_REFUSED);
+    assert_non_null(strstr(r, "control characters"));
+    free(r);
+    assert_int_equal(run("announce caf\xc3", &r), SM_ADMIN_REFUSED);
+    assert_non_null(strstr(r, "not UTF-8"));
+    free(r);
     assert_int_equal(run("status now", &r), SM_ADMIN_ERROR);
     free(r);
 }
