@@ -30,6 +30,8 @@ typedef struct adhoc_command {
     bool (*allowed)(sm *s, const jid *requester, const char *host);
     /* A step: form is NULL on the first execute, else the submitted <x type='submit'/>. */
     void (*step)(sm *s, adhoc_call *c, const xml_node *form);
+    /* The FORM_TYPE of its forms: a submitted form with another is <bad-payload/> (NULL: any). */
+    const char *form_type;
 } adhoc_command;
 
 /* Adds cmd (static, kept) to the commands served; mod_adhoc must be loaded (false otherwise,

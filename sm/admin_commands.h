@@ -45,7 +45,7 @@ xml_node *admin_account_form(adhoc_call *c, const char *title, const char *instr
                              const char *label);
 
 /* A command of XEP-0133's (id: "add-user"), for administrators only. */
-#define ADMIN_COMMAND(id, title, fn) {ADMIN_NS "#" id, title, admin_allowed, fn}
+#define ADMIN_COMMAND(id, title, fn) {ADMIN_NS "#" id, title, admin_allowed, fn, ADMIN_NS}
 /* Registers n commands with mod_adhoc. */
 void admin_register(sm *s, const adhoc_command *cmds, size_t n);
 

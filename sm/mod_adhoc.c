@@ -349,6 +349,19 @@ static void run_step(sm *s, sm_stanza *st, const adhoc_command *cmd, adhoc_sessi
     cmd->step(s, c, form);
 }
 
+/* A submitted form's FORM_TYPE, when it has one, is the command's (XEP-0068). */
+static bool form_type_ok(const adhoc_command *cmd, const xml_node *form)
+{
+    xml_node *f = form_field(form, "FORM_TYPE");
+    xml_node *v = f ? xml_child(f, ADHOC_NS_DATA, "value") : NULL;
+    if (!v || !cmd->form_type)
+        return true;
+    const xml_node *t = v->children;
+    size_t n = strlen(cmd->form_type);
+    return t && t->kind == XML_TEXT && !t->next && t->text_len == n &&
+           memcmp(t->text, cmd->form_type, n) == 0;
+}
+
 /* The session ends: status canceled. */
 static void cancel(sm *s, sm_stanza *st, adhoc_data *d, const adhoc_command *cmd, const char *id)
 {
@@ -442,10 +455,12 @@ static void adhoc_iq(sm *s, sm_stanza *st, xml_node *payload)
         cancel(s, st, d, cmd, id);     /* a form canceled (XEP-0004 §3.1) */
         return;
     }
-    if (!type || strcmp(type, "submit") != 0) {
+    if (!type || strcmp(type, "submit") != 0 || !form_type_ok(cmd, form)) {
         session_remove(d, id);
         error_answer(s, st, "modify", "bad-request", "bad-payload",
-                     "expected the command's form, submitted (type submit)");
+                     type && strcmp(type, "submit") == 0
+                         ? "the form's FORM_TYPE is not the command's"
+                         : "expected the command's form, submitted (type submit)");
         return;
     }
     run_step(s, st, cmd, x, host, form);

@@ -158,6 +158,11 @@ static void test_sessions(void **state)
     command(1, "s2", "add-user", NULL, NULL, NULL);
     command(1, "nf", "add-user", "complete", answer_session(1, "s2"), NULL);
     EXPECT('S', 1, "id='nf'", "<bad-payload");
+    /* A form of another FORM_TYPE. */
+    command(1, "s5", "add-user", NULL, NULL, NULL);
+    command(1, "ft", "add-user", "complete", answer_session(1, "s5"),
+            "<field var='FORM_TYPE'><value>urn:other</value></field>");
+    EXPECT('S', 1, "id='ft'", "FORM_TYPE is not the command's");
     /* Idle for ten minutes: expired, before and after the clock reaps it. */
     command(1, "s3", "add-user", NULL, NULL, NULL);
     snprintf(sid1, sizeof sid1, "%s", answer_session(1, "s3"));
