@@ -1,4 +1,4 @@
-/* sm/admin_motd.c — mod_admin_commands' announcement and message of the day (XEP-0133 §4.23-4.26):
+/* sm/admin_motd.c — mod_admin_commands' announcement and message of the day (XEP-0133):
  * announce (a headline to every online session of the host, sm/announce.h), set-motd, edit-motd,
  * delete-motd. A host's message of the day is sent to each of its sessions once, when it becomes
  * available (a flag in the session's STATE record, so an SM restart does not send it again).

@@ -1,4 +1,4 @@
-/* sm/admin_stats.c — mod_admin_commands' statistics (XEP-0133 §4.10, §4.17, §4.19): user-stats
+/* sm/admin_stats.c — mod_admin_commands' statistics (XEP-0133): user-stats
  * (roster size and online resources of an account; the SM does not know clients' addresses,
  * the fronts do, so there is no ipaddresses field), get-online-users-num and
  * get-online-users-list (the host's accounts with a session, sorted). */
