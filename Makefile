@@ -16,7 +16,10 @@
 #   make bench                   benchmarks
 #   make bench-peers             jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md)
 #   make run                     start the whole system on its embedded default
-#   make install PREFIX=/usr/local
+#   make programs                the three programs only
+#   make man                     the man pages (scdoc) in build/man/
+#   make install PREFIX=/usr/local   programs, configs, systemd units, man pages, docs (DESTDIR too)
+#   make deb                     the Debian package in build/deb/ (tools/deb.sh)
 #   make clean
 #
 # Every build first checks, installing nothing, that the compiler and each pkg-config package it
@@ -25,6 +28,8 @@
 # machine by themselves: they run tools/deps.sh when, and only when, something is missing.
 #
 # WERROR=1 turns warnings into errors (CI sets it).
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment are used (LDFLAGS by the programs: the Debian
+# package passes dpkg-buildflags' hardening flags through them).
 #
 # Layout of build/VARIANT/ (default, or san-* for a sanitizer build): obj/ the objects; a static
 # library per layer (libcore.a, libsmproto.a, libfront.a, libxdbsql.a, libsm.a) and the test
@@ -48,22 +53,30 @@ CC      ?= cc
 
 # What each program links, by pkg-config package: the front only what core needs; the SM and the
 # admin tool the database clients too; the tests also cmocka and GNU SASL (an independent client
-# implementation to check our SASL against).
-CORE_PKGS := expat openssl libidn ck
-SM_PKGS   := $(CORE_PKGS) sqlite3 libpq libmariadb
-TEST_PKGS := $(SM_PKGS) cmocka libgsasl
+# implementation to check our SASL against). The two daemons also link libsystemd, for sd_notify
+# (core/notify.c, linked into them only).
+CORE_PKGS   := expat openssl libidn ck
+SM_PKGS     := $(CORE_PKGS) sqlite3 libpq libmariadb
+NOTIFY_PKGS := libsystemd
+TEST_PKGS   := $(SM_PKGS) cmocka libgsasl
+# What deps-check asks for: everything, but only what the programs need when only the programs
+# are built (make programs, make install: a package's build needs no test library).
+PROGRAM_PKGS := $(SM_PKGS) $(NOTIFY_PKGS)
+BUILD_PKGS   := $(TEST_PKGS) $(NOTIFY_PKGS)
 # Empty while a package is missing: the build stops at the check (deps-check) before using them.
-PKG_CFLAGS  := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
-SYS_LDLIBS  := -ldl -lpthread -lm
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PROGRAM_PKGS) 2>/dev/null) \
+               $(shell pkg-config --cflags cmocka libgsasl 2>/dev/null)
+SYS_LDLIBS  := -lhttp_parser -ldl -lpthread -lm
 CORE_LDLIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 SM_LDLIBS   := $(shell pkg-config --libs $(SM_PKGS) 2>/dev/null) $(SYS_LDLIBS)
+NOTIFY_LDLIBS := $(shell pkg-config --libs $(NOTIFY_PKGS) 2>/dev/null)
 TEST_LDLIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=gnu17 -D_GNU_SOURCE -pthread $(WARN) $(if $(WERROR),-Werror) $(CFLAGS) \
-             $(SAN_CFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu17 -D_GNU_SOURCE -pthread $(WARN) $(if $(WERROR),-Werror) $(CPPFLAGS) \
+             $(CFLAGS) $(SAN_CFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 
 ifneq ($(SAN),)
 SAN_CFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -75,7 +88,7 @@ endif
 
 # The layers (docs/architecture.md), one static library each. A layer uses only those named in
 # its comment; the link order below (users before what they use) makes a link fail otherwise.
-core_SRCS    := $(wildcard core/*.c)                                # nothing of ours
+core_SRCS    := $(filter-out core/notify.c,$(wildcard core/*.c))    # nothing of ours
 smproto_SRCS := $(wildcard smproto/*.c)                             # core
 front_SRCS   := $(filter-out shard/main.c,$(wildcard shard/*.c))    # core smproto
 xdbsql_SRCS  := $(wildcard xdbsql/*.c)                              # core
@@ -117,7 +130,8 @@ FUZZ_OBJS  := $(foreach l,$(LAYERS),$(call layer_objs,build/fuzz/obj,$(l)))
 
 # Every object of this variant (for the header dependencies make includes at the end).
 ALL_OBJS := $(foreach l,$(LAYERS),$(call layer_objs,$(OBJ),$(l))) \
-            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c $(SUPPORT_SRCS) \
+            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c core/notify.c \
+                                      $(SUPPORT_SRCS) \
                                       $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) \
             $(BENCHLIB) $(LOADGEN_OBJS)
 
@@ -131,7 +145,7 @@ deps:
 	@sh tools/deps.sh
 
 deps-check:
-	@sh tools/missing.sh --cc "$(CC)" $(TEST_PKGS)
+	@sh tools/missing.sh --cc "$(CC)" $(BUILD_PKGS)
 
 fuzz-deps-check:
 	@sh tools/missing.sh --cc "$(FUZZ_CC)" $(TEST_PKGS)
@@ -151,18 +165,21 @@ $(SUPPORT_LIB):        $(patsubst %.c,$(OBJ)/%.o,$(SUPPORT_SRCS))
 $(call libs,$(BUILD),$(LAYERS)) $(SUPPORT_LIB):
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(FRONT_LIBS)
+# The daemons: each its main and the service manager's notifications (core/notify.h).
+$(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(OBJ)/core/notify.o $(FRONT_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(FRONT_LIBS) $(CORE_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJ)/core/notify.o $(FRONT_LIBS) $(CORE_LDLIBS) \
+	    $(NOTIFY_LDLIBS)
 
-$(BUILD)/bin/jabshard-sm: $(OBJ)/sm/main.o $(SM_LIBS)
+$(BUILD)/bin/jabshard-sm: $(OBJ)/sm/main.o $(OBJ)/core/notify.o $(SM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJ)/core/notify.o $(SM_LIBS) $(SM_LDLIBS) \
+	    $(NOTIFY_LDLIBS)
 
 # The admin tool reads the SM's configuration (its modules' options) and opens its storage.
 $(BUILD)/bin/jabshardctl: $(OBJ)/sm/ctl/main.o $(SM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SM_LIBS) $(SM_LDLIBS)
 
 # ---- tests and benchmarks: the test support library and every layer ------------------------
 
@@ -214,7 +231,7 @@ fuzz: $(FUZZ_BINS)
 # target for FUZZ_SECONDS on a scratch copy of its corpus. First, on a machine that lacks
 # anything it needs, tools/deps.sh installs it.
 check:
-	@sh tools/missing.sh -q --tests --cc "$(CC)" $(TEST_PKGS) || sh tools/deps.sh
+	@sh tools/missing.sh -q --tests --cc "$(CC)" $(BUILD_PKGS) || sh tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@sh tests/run-unit.sh $(UNIT_BINS)
 	@sh tests/storage/run.sh $(STORAGE_BINS)
@@ -233,15 +250,73 @@ bench: all
 	@sh tests/bench/run.sh $(BUILD)
 
 run:
-	@sh tools/missing.sh -q --cc "$(CC)" $(TEST_PKGS) || sh tools/deps.sh
+	@sh tools/missing.sh -q --cc "$(CC)" $(BUILD_PKGS) || sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(PROGRAMS)
 	@sh tools/run.sh $(BUILD)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/jabshard $(DESTDIR)$(PREFIX)/share/doc/jabshard
-	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 etc/*.xml $(DESTDIR)$(PREFIX)/etc/jabshard/
-	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/jabshard/
+# ---- installing: the programs, their configuration, units, man pages and documents -------------
+#
+# make install [DESTDIR=...] [PREFIX=/usr/local] builds only the programs and the man pages (not
+# the tests). The daemons and the admin tool go to PREFIX/sbin (they are run by root or the
+# service manager); the example configurations to SYSCONFDIR/jabshard (/etc/jabshard when
+# PREFIX is /usr), with the paths of an installed system: the database and the admin socket in
+# STATEDIR (/var/lib/jabshard), the certificate in SYSCONFDIR/jabshard/server.pem, the log to
+# standard error (the journal, under systemd); the systemd units to SYSTEMDUNITDIR
+# (/lib/systemd/system when PREFIX is /usr), naming PREFIX/sbin. The Debian package
+# (debian/, make deb) is this with PREFIX=/usr. docs/operations.md, "Installing".
+usr_prefix     = $(filter /usr,$(PREFIX))
+SYSCONFDIR     ?= $(if $(usr_prefix),/etc,$(PREFIX)/etc)
+STATEDIR       := /var/lib/jabshard
+# STATEDIR is fixed: the units create it (StateDirectory=jabshard).
+SYSTEMDUNITDIR ?= $(if $(usr_prefix),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/jabshard
+SBINDIR        := $(PREFIX)/sbin
+CONFDIR        := $(SYSCONFDIR)/jabshard
+
+MAN_SRCS  := $(wildcard man/*.scd)
+MAN_PAGES := $(MAN_SRCS:man/%.scd=build/man/%)
+
+.PHONY: programs man deb
+
+# The programs alone: what install and the package need (deps-check asks for their libraries only).
+programs: BUILD_PKGS := $(PROGRAM_PKGS)
+programs: $(PROGRAMS)
+
+man: $(MAN_PAGES)
+
+build/man/%: man/%.scd
+	@command -v scdoc >/dev/null 2>&1 || { echo "jabshard: make man needs scdoc (Debian: scdoc)" >&2; exit 1; }
+	@mkdir -p $(@D)
+	scdoc < $< > $@
+
+# sed expressions turning a source-tree path into an installed one (configs and units).
+INSTALL_PATHS = -e 's|<path>./jabshard.db</path>|<path>$(STATEDIR)/jabshard.db</path>|' \
+                -e 's|<pemfile>./server.pem</pemfile>|<pemfile>$(CONFDIR)/server.pem</pemfile>|' \
+                -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
+                -e 's|@STATEDIR@|$(STATEDIR)|g'
+
+install: programs man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+	           $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(SBINDIR)/
+	for f in jadc2s.xml sm.xml; do \
+	    sed $(INSTALL_PATHS) etc/$$f > $(DESTDIR)$(CONFDIR)/$$f && chmod 640 $(DESTDIR)$(CONFDIR)/$$f; \
+	done
+	for f in etc/systemd/*.service; do \
+	    sed $(INSTALL_PATHS) $$f > $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/} && \
+	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/}; \
+	done
+	install -m 644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	cp -R etc/fail2ban $(DESTDIR)$(DOCDIR)/examples/
+
+# The Debian package from this tree (debian/), into build/deb/: dpkg-buildpackage runs in a
+# scratch copy, so the tree and its build/ stay as they are. Needs debhelper and scdoc.
+deb:
+	@sh tools/deb.sh build/deb
 
 clean:
 	rm -rf build

@@ -80,6 +80,7 @@ struct conn {
     bool pinged;               /* a whitespace ping went out after idle_timeout */
     bool lingering;            /* all written and half-closed: reading only to drop (conn_linger) */
     bool shrunk;               /* shrink_timer fired on an idle connection and is not armed */
+    bool counted_authed;       /* counted in st_authed_now */
     bool held;                 /* an authentication outcome waits out auth_delay: no reads, no
                                 * writes until hold_timer */
     bool backlogged;           /* on the thread's backlog: TLS holds decrypted bytes epoll cannot
@@ -144,6 +145,11 @@ struct iothread {
     bool started;
     _Atomic uint64_t st_accepted, st_refused, st_refused_rate, st_delayed, st_stale, st_overflows,
         st_pauses, st_duplicates;
+    /* The metrics endpoint's (shard/front_metrics.c): connections closed, streams authenticated
+     * now, logins, failed logins by mechanism and reason, client stanzas in and out, bytes. */
+    _Atomic uint64_t st_closed, st_authed_now, st_logins, st_stanzas_in, st_stanzas_out,
+        st_bytes_in, st_bytes_out;
+    _Atomic uint64_t st_auth_failed[IOTHREAD_MECHS][IOTHREAD_AUTH_REASONS];
     csi_stats st_csi;
     dup_filter *dups;          /* what was delivered lately */
     uint64_t dups_until;       /* until then, one delivered under the previous link is dropped */
@@ -158,6 +164,24 @@ static void conn_update(conn *c);
 static void bump(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+const char *const iothread_mech_names[IOTHREAD_MECHS] = {
+    "PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "other"};
+const char *const iothread_auth_reasons[IOTHREAD_AUTH_REASONS] = {"wrong-password",
+                                                                  "unknown-user", "other"};
+
+static unsigned index_of(const char *const names[], unsigned n, const char *name)
+{
+    for (unsigned i = 0; name && i + 1 < n; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return n - 1;
 }
 
 /* ---- the link side --------------------------------------------------------------------------- */
@@ -500,6 +524,8 @@ static void auth_outcome(conn *c, bool failed)
 static void auth_failed(conn *c)
 {
     const c2s_auth_failure *f = c2s_stream_auth_failure(c->stream);
+    bump(&c->t->st_auth_failed[index_of(iothread_mech_names, IOTHREAD_MECHS, f->mech)]
+                             [index_of(iothread_auth_reasons, IOTHREAD_AUTH_REASONS, f->reason)]);
     front_log_auth_failed(c->t->sh->log_ips, &c->addr, evloop_now(c->t->loop), f->mech, f->reason,
                           f->user);
     if (f->guess)
@@ -563,10 +589,15 @@ static void conn_take(conn *c, unsigned acts)
         buf_consume(out, buf_len(out));
         mark_dirty(c);
     }
-    if (acts & C2S_ACT_AUTHED)
+    if (acts & C2S_ACT_CLIENT_STANZA)
+        bump(&t->st_stanzas_in);
+    if (acts & C2S_ACT_AUTHED) {
         evloop_timer_cancel(t->loop, &c->auth_timer);
-    if (acts & C2S_ACT_AUTHED)
+        bump(&t->st_logins);
+        bump(&t->st_authed_now);
+        c->counted_authed = true;
         auth_outcome(c, false);
+    }
     if (acts & C2S_ACT_AUTH_FAILED)
         auth_failed(c);
     if (acts & C2S_ACT_VERIFY)
@@ -613,6 +644,7 @@ static outq_status conn_write(conn *c)
     size_t queued = outq_bytes(&c->q);
     outq_status st = c->ssl ? outq_flush(&c->q, tls_writer, c, 1) : outq_flush_socket(&c->q, c->fd);
     c->written += queued - outq_bytes(&c->q);
+    add(&c->t->st_bytes_out, queued - outq_bytes(&c->q));
     if (c->nstanzas)
         conn_forget_stanzas(c, false);
     return st;
@@ -777,6 +809,7 @@ static void conn_read(conn *c)
         }
         c->tokens -= (int64_t)n;
         budget -= n;
+        add(&t->st_bytes_in, n);
         conn_take(c, c2s_stream_feed(c->stream, t->rbuf, n));
         /* A short read emptied the socket: asking again would only fetch EAGAIN (level-triggered
          * epoll reports whatever arrives later). */
@@ -1022,6 +1055,9 @@ static void conn_free(conn *c)
     conn_forget_stanzas(c, true);
     csi_free(c->csi);
     c2s_stream_free(c->stream);
+    bump(&t->st_closed);
+    if (c->counted_authed)
+        atomic_fetch_sub_explicit(&t->st_authed_now, 1, memory_order_relaxed);
     schedule_trim(t);
     if (c->ssl)
         SSL_free(c->ssl);
@@ -1214,6 +1250,7 @@ static void on_link_msg(iothread *t, link_msg *m)
     if (digest && (acts & C2S_ACT_DELIVER))
         dup_filter_add(t->dups, digest);
     if (acts & C2S_ACT_DELIVER) {
+        bump(&t->st_stanzas_out);
         conn_offer(c, m->blk, m->off + SMPROTO_HEADER, f.len);
     } else if (f.type == SMPROTO_STANZA && f.len && c2s_stream_closed(c->stream) &&
                c2s_stream_jid(c->stream)) {
@@ -1533,4 +1570,15 @@ void iothread_get_stats(const iothread *t, iothread_stats *out)
     out->csi_flushes = atomic_load_explicit(&t->st_csi.flushes, memory_order_relaxed);
     out->csi_flushed_bytes = atomic_load_explicit(&t->st_csi.flushed_bytes, memory_order_relaxed);
     out->csi_wakeups_saved = atomic_load_explicit(&t->st_csi.wakeups_saved, memory_order_relaxed);
+    out->closed = atomic_load_explicit(&t->st_closed, memory_order_relaxed);
+    out->authed_now = atomic_load_explicit(&t->st_authed_now, memory_order_relaxed);
+    out->logins = atomic_load_explicit(&t->st_logins, memory_order_relaxed);
+    out->stanzas_in = atomic_load_explicit(&t->st_stanzas_in, memory_order_relaxed);
+    out->stanzas_out = atomic_load_explicit(&t->st_stanzas_out, memory_order_relaxed);
+    out->bytes_in = atomic_load_explicit(&t->st_bytes_in, memory_order_relaxed);
+    out->bytes_out = atomic_load_explicit(&t->st_bytes_out, memory_order_relaxed);
+    for (unsigned m = 0; m < IOTHREAD_MECHS; m++)
+        for (unsigned r = 0; r < IOTHREAD_AUTH_REASONS; r++)
+            out->auth_failed[m][r] = atomic_load_explicit(&t->st_auth_failed[m][r],
+                                                          memory_order_relaxed);
 }

@@ -41,6 +41,12 @@ typedef struct iothread_shared {
 
 typedef struct iothread iothread;
 
+/* Failed logins are counted by mechanism and reason (the last entry of each: any other). */
+#define IOTHREAD_MECHS 6
+#define IOTHREAD_AUTH_REASONS 3
+extern const char *const iothread_mech_names[IOTHREAD_MECHS];
+extern const char *const iothread_auth_reasons[IOTHREAD_AUTH_REASONS];
+
 typedef struct iothread_stats {
     uint64_t accepted, refused_full, refused_rate, auth_delayed, stale_frames, output_overflows;
     uint64_t pauses;       /* times the ring to the link was full and reading stopped */
@@ -50,6 +56,11 @@ typedef struct iothread_stats {
      * to clients saved (superseded, or carried by one write with others). */
     uint64_t csi_held, csi_superseded, csi_superseded_bytes, csi_flushes, csi_flushed_bytes,
         csi_wakeups_saved;
+    uint64_t closed;       /* connections ended (open now: accepted - closed) */
+    uint64_t authed_now;   /* streams authenticated, open now */
+    uint64_t logins;       /* SASL successes */
+    uint64_t auth_failed[IOTHREAD_MECHS][IOTHREAD_AUTH_REASONS];
+    uint64_t stanzas_in, stanzas_out, bytes_in, bytes_out;  /* clients', both ways */
 } iothread_stats;
 
 /* Creates the loop and binds the listeners (SO_REUSEPORT, so every thread binds the same ports).

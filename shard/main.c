@@ -1,8 +1,13 @@
 /* shard/main.c — jabshard-c2s, the client front: reads jadc2s.xml, sets up logging and TLS, starts
  * the SM-link thread and the IO threads, then waits for signals on a signalfd (SIGTERM/SIGINT: every
  * client gets <system-shutdown/> and the process exits 0; SIGHUP: the certificate is reloaded and
- * the log reopened, nobody is dropped). */
+ * the log reopened, nobody is dropped). It tells systemd (core/notify.h) READY once both client
+ * listeners are bound and every IO thread runs — not waiting for the SM link, which it keeps
+ * retrying while clients are held —, the link's state and the connections accepted as STATUS
+ * every few seconds, and STOPPING at shutdown. */
 #include <errno.h>
+#include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,9 +19,11 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/notify.h"
 #include "core/signals.h"
 #include "core/tls.h"
 #include "shard/front_config.h"
+#include "shard/front_check.h"
 #include "shard/ip_limit.h"
 #include "shard/iothread.h"
 #include "shard/verify_pool.h"
@@ -24,8 +31,9 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: jabshard-c2s [-c FILE]\n"
-                    "  -c FILE   configuration (default ./jadc2s.xml)\n");
+    fprintf(stderr, "usage: jabshard-c2s [-c FILE] [--check]\n"
+                    "  -c FILE   configuration (default ./jadc2s.xml)\n"
+                    "  --check   check the configuration, certificate, ports and SM link, and exit\n");
 }
 
 static void raise_fd_limit(unsigned want)
@@ -61,6 +69,19 @@ static void log_csi_totals(iothread **io, unsigned n)
              (unsigned long long)t.csi_flushed_bytes, (unsigned long long)t.csi_wakeups_saved);
 }
 
+/* The STATUS line systemctl status shows: the link and what the IO threads have accepted. */
+static void notify_front_status(const link_front *link, iothread **io, unsigned n)
+{
+    uint64_t accepted = 0;
+    for (unsigned i = 0; i < n; i++) {
+        iothread_stats st;
+        iothread_get_stats(io[i], &st);
+        accepted += st.accepted;
+    }
+    notify_status("link to the SM %s; %llu connections accepted",
+                  link_front_up(link) ? "up" : "down (retrying)", (unsigned long long)accepted);
+}
+
 static tls_server *make_tls(const front_config *cfg)
 {
     tls_error err;
@@ -79,10 +100,14 @@ static tls_server *make_tls(const front_config *cfg)
 int main(int argc, char **argv)
 {
     const char *path = "./jadc2s.xml";
+    bool check = false;
+    static const struct option longopts[] = {{"check", no_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (opt == 'c') {
             path = optarg;
+        } else if (opt == 'k') {
+            check = true;
         } else {
             usage();
             return opt == 'h' ? 0 : 2;
@@ -99,6 +124,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-c2s: %s\n", cerr.text);
         return 2;
     }
+    if (check)
+        return front_check(&cfg, path);
     if (log_open("jabshard-c2s", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
         fprintf(stderr, "jabshard-c2s: cannot open the log %s: %s\n",
                 cfg.log_path ? cfg.log_path : "", strerror(errno));
@@ -153,9 +180,18 @@ int main(int argc, char **argv)
         }
     }
 
+    notify_ready("listening on %s port %d (STARTTLS) and %d (direct TLS); link to the SM "
+                 "connecting", cfg.ip, cfg.port, cfg.ssl_port);
+
     for (;;) {
+        struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+        int ready = poll(&pfd, 1, 5000);
+        if (ready == 0) {
+            notify_front_status(link, io, cfg.threads);
+            continue;
+        }
         struct signalfd_siginfo si;
-        ssize_t r = read(sfd, &si, sizeof si);
+        ssize_t r = ready < 0 ? -1 : read(sfd, &si, sizeof si);
         if (r < 0 && errno == EINTR)
             continue;
         if (r != (ssize_t)sizeof si) {
@@ -173,6 +209,7 @@ int main(int argc, char **argv)
         log_notice("%s: shutting down", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
+    notify_stopping();
 
     for (unsigned i = 0; i < cfg.threads; i++)
         iothread_shutdown(io[i]);

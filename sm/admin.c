@@ -121,36 +121,35 @@ static sm_admin_status admin_status(sm *s, const sm_admin_storage *storage, buf 
     return SM_ADMIN_OK;
 }
 
-typedef struct session_counts {
-    uint64_t available, detached;
-} session_counts;
-
-static void admin_count(sm_session *sess, void *ctx)
+static void admin_count_available(sm_session *sess, void *ctx)
 {
-    session_counts *n = ctx;
-    n->available += sess->available;
-    n->detached += sm_session_detached(sess);
+    *(uint64_t *)ctx += sess->available;
 }
 
 static sm_admin_status admin_stats(sm *s, const sm_admin_storage *storage, buf *out)
 {
     sm_stats st;
     sm_get_stats(s, &st);
-    session_counts n = {0};
-    sm_each_session(s, admin_count, &n);
-    const sm_config *c = sm_cfg(s);
-    size_t links = 0;
-    for (int i = 0; i < c->nservices; i++)
-        links += sm_link_count(s, c->services[i].id);
+    uint64_t available = 0;
+    sm_each_session(s, admin_count_available, &available);
+    static const char *const kinds[SM_KINDS] = {"message", "presence", "iq", "other"};
     buf_appendf(out,
                 "sessions\t%llu\nsessions_available\t%llu\nsessions_detached\t%llu\n"
-                "users\t%llu\nlinks\t%zu\ndropped_stale\t%llu\ndropped_bad\t%llu\n"
-                "dropped_too_big\t%llu\nstorage_pending\t%zu\nuptime\t%lld\nok\n",
-                (unsigned long long)st.sessions, (unsigned long long)n.available,
-                (unsigned long long)n.detached, (unsigned long long)st.users, links,
-                (unsigned long long)st.dropped_stale, (unsigned long long)st.dropped_bad,
-                (unsigned long long)st.dropped_too_big, storage ? storage->pending : 0,
-                (long long)admin_uptime(s));
+                "users\t%llu\nlinks\t%llu\nfronts_up\t%llu\ncomponents_up\t%llu\n",
+                (unsigned long long)st.sessions, (unsigned long long)available,
+                (unsigned long long)st.detached, (unsigned long long)st.users,
+                (unsigned long long)(st.fronts_up + st.components_up),
+                (unsigned long long)st.fronts_up, (unsigned long long)st.components_up);
+    for (int k = 0; k < SM_KINDS; k++)
+        buf_appendf(out, "stanzas_in_%s\t%llu\n", kinds[k], (unsigned long long)st.stanzas_in[k]);
+    buf_appendf(out,
+                "bytes_in\t%llu\nstanzas_out\t%llu\nbytes_out\t%llu\ndropped_stale\t%llu\n"
+                "dropped_bad\t%llu\ndropped_too_big\t%llu\nstorage_pending\t%zu\n"
+                "uptime\t%lld\nok\n",
+                (unsigned long long)st.bytes_in, (unsigned long long)st.stanzas_out,
+                (unsigned long long)st.bytes_out, (unsigned long long)st.dropped_stale,
+                (unsigned long long)st.dropped_bad, (unsigned long long)st.dropped_too_big,
+                storage ? storage->pending : 0, (long long)admin_uptime(s));
     return SM_ADMIN_OK;
 }
 

@@ -11,9 +11,11 @@
  *                     starting yes|no (the start's wait for the fronts' resyncs is on)
  *                     service ID front|component up|down (each configured <service>)
  *                     storage DRIVER up|down|unknown WORKERS PENDING OUTAGES
- *   stats           the core's counters, "NAME VALUE" a line: sessions, sessions_available,
- *                   sessions_detached, users, links, dropped_stale, dropped_bad, dropped_too_big,
- *                   storage_pending (requests submitted and not answered), uptime
+ *   stats           the core's counters (sm_get_stats), "NAME VALUE" a line: sessions,
+ *                   sessions_available, sessions_detached, users, links, fronts_up, components_up,
+ *                   stanzas_in_message, _presence, _iq, _other, bytes_in, stanzas_out, bytes_out,
+ *                   dropped_stale, dropped_bad, dropped_too_big, storage_pending (requests
+ *                   submitted and not answered), uptime
  *   announce TEXT   a headline message with TEXT as its body, from each host, to every session
  *                   (sm/announce.h): "announced to N session(s)"; refused when TEXT has control
  *                   characters or is not UTF-8

@@ -16,7 +16,7 @@ static const char *const core_vocabulary[] = {
     "storage/port", "storage/user", "storage/password", "storage/database", "storage/workers",
     "limits/sessions", "limits/roster_items", "limits/pending", "limits/resync_wait", "modules",
     "modules/module",
-    "admin/socket", "log/target", "log/path", "log/level", NULL,
+    "admin/socket", "metrics/ip", "metrics/port", "log/target", "log/path", "log/level", NULL,
 };
 
 /* The core's vocabulary and every module's options, NULL-terminated (malloc'd). */
@@ -187,6 +187,15 @@ static void read_admin(sm_config *sc, config *cfg)
     buf_free(&b);
 }
 
+/* <metrics>: the Prometheus endpoint (sm/metrics.c); off without the element. */
+static void read_metrics(sm_config *sc, config *cfg)
+{
+    if (!config_first(cfg, NULL, "metrics"))
+        return;
+    sc->metrics_ip = config_str(cfg, NULL, "metrics/ip", "127.0.0.1");
+    sc->metrics_port = config_port(cfg, NULL, "metrics/port", 9110);
+}
+
 static void read_log(sm_config *sc, config *cfg)
 {
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};
@@ -216,6 +225,7 @@ int sm_config_load(const char *path, const sm_module *const *modules, sm_config 
     read_modules(out, cfg, modules);
     check_module_ints(cfg, modules);
     read_admin(out, cfg);
+    read_metrics(out, cfg);
     read_log(out, cfg);
     if (config_check(cfg, err) != 0) {
         sm_config_free(out);

@@ -60,6 +60,8 @@ typedef struct sm_config {
     char *admin_socket;    /* <admin><socket>: the admin channel's Unix socket (sm/admin.h);
                             * default jabshard-sm.sock beside the SQLite database, or in the
                             * working directory */
+    const char *metrics_ip;    /* <metrics>: the Prometheus endpoint's address and port (0: off, */
+    int metrics_port;          /* the element absent) */
     log_target log_target;
     const char *log_path;
     log_level log_level;

@@ -36,6 +36,7 @@ typedef struct restart_wait {
     const char **expected;  /* the configuration's front ids; NULL once resynced */
     int nexpected, resynced;
     int holds;              /* modules still restoring sessions (sm_start_hold) */
+    int resyncs_pending;    /* re-announced sessions waiting for their account to load */
     int64_t deadline_ms;    /* 0 until the first tick */
     sm_deferred *held, **tail;
     size_t nheld;
@@ -57,6 +58,10 @@ struct sm_deferred {
     uint64_t link_serial, sid;  /* the bind's session, or the stanza's origin when from_session */
     bool from_session;
     bool any_addressee;     /* held by smc_restart_wait_hold_any: routed again from the start */
+    bool counted_resync;    /* a resync counted in restart.resyncs_pending */
+    char *frame;            /* a session's stanza that came before its bind finished: handled
+                             * (sm_session_stanza) once it has; frame_len bytes */
+    size_t frame_len;
     jid full;
     bool resync;
     buf state;              /* a resync's STATE record */
@@ -161,6 +166,8 @@ bool smc_restart_wait_hold(sm *s, sm_stanza *st);
 /* Holds st (true) when the wait is on, whoever it is for (a served domain's stanza). */
 bool smc_restart_wait_hold_any(sm *s, sm_stanza *st);
 void smc_restart_wait_end(sm *s, const char *why);
+/* A counted resync is done (d->counted_resync): the wait may end. */
+void smc_restart_resync_done(sm *s, sm_deferred *d);
 void smc_restart_wait_tick(sm *s);
 void smc_restart_wait_free(sm *s);
 /* route.c: a stanza for a local user (its 'to' has a node), routed. */
@@ -176,6 +183,10 @@ sm_link *smc_link_by_serial(const sm *s, uint64_t serial);
 void smc_bind_reply(sm *s, sm_link *l, uint64_t sid, bool resync, uint8_t status,
                     const char *full);
 void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d);
+/* A stanza (xml, len) from session sid of l that does not exist yet, from: when its bind or
+ * resync waits for the account to load, it waits behind it (true); else false. */
+bool smc_defer_frame(sm *s, sm_link *l, uint64_t sid, const jid *from, const char *xml,
+                     size_t len);
 /* A revival whose user is loaded (failed: it could not be) or dropped (u NULL: the SM stops). */
 void smc_revive_finish(sm *s, sm_user *u, sm_deferred *d, bool failed);
 void smc_session_release(sm *s, sm_session *sess);

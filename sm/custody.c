@@ -40,6 +40,16 @@ custody_link *custody_link_new(uint64_t first_in)
     return cl;
 }
 
+uint64_t custody_unacked(const custody_link *cl)
+{
+    return cl->sent - cl->acked;
+}
+
+uint64_t custody_unfinished(const custody_link *cl)
+{
+    return cl->received - cl->done;
+}
+
 static void link_free_if_idle(custody_link *cl)
 {
     if (cl->retired && cl->done == cl->received) {

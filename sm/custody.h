@@ -42,6 +42,10 @@ custody_link *custody_link_new(uint64_t first_in);
 custody_ticket custody_in(custody_link *cl);
 /* The number of the last counted frame that arrived. */
 uint64_t custody_received(const custody_link *cl);
+/* Frames sent to the front and not acknowledged yet; frames received whose work is not finished
+ * (the metrics endpoint). */
+uint64_t custody_unacked(const custody_link *cl);
+uint64_t custody_unfinished(const custody_link *cl);
 void custody_hold(custody_ticket t);
 void custody_release(custody_ticket t);
 

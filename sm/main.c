@@ -1,6 +1,9 @@
 /* sm/main.c — jabshard-sm, the session manager: configuration, logging, storage, the event loop
- * and signals. Everything else is sm/server.c and what it wires together. */
+ * and signals. Everything else is sm/server.c and what it wires together. It tells systemd
+ * (core/notify.h) READY once storage is open and the link listeners (every <service><accept>)
+ * and the admin socket are up, and STOPPING when a signal asks it to stop. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +13,14 @@
 
 #include "core/evloop.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/signals.h"
 #include "sm/admin.h"
 #include "sm/config.h"
+#include "sm/metrics.h"
 #include "sm/modules.h"
 #include "sm/server.h"
+#include "sm/sm_check.h"
 #include "xdbsql/breaker.h"
 #include "xdbsql/xdbsql.h"
 
@@ -37,6 +43,7 @@ static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
                 log_notice("sm: log reopened");
         } else if (!sg->stop) {
             log_notice("sm: SIG%s: shutting down", sigabbrev_np((int)si.ssi_signo));
+            notify_stopping();
             sg->stop = true;
             sm_server_shutdown(sg->srv);
             evloop_stop(loop);
@@ -69,17 +76,23 @@ static void storage_state(void *ctx, sm_admin_storage *out)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: jabshard-sm [-c sm.xml]\n");
+    fprintf(stderr, "usage: jabshard-sm [-c sm.xml] [--check]\n"
+                    "  -c FILE   configuration (default ./sm.xml)\n"
+                    "  --check   check the configuration, storage and ports, and exit\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *path = "./sm.xml";
+    bool check = false;
+    static const struct option longopts[] = {{"check", no_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (opt == 'c')
             path = optarg;
+        else if (opt == 'k')
+            check = true;
         else
             usage();
     }
@@ -92,6 +105,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", cerr.text);
         return 2;
     }
+    if (check)
+        return sm_check(&cfg, path);
     if (log_open("jabshard-sm", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
         fprintf(stderr, "jabshard-sm: cannot open the log %s: %s\n",
                 cfg.log_path ? cfg.log_path : "", strerror(errno));
@@ -142,11 +157,23 @@ int main(int argc, char **argv)
     storage_probe probe = {.driver = cfg.storage.db.driver, .xdb = xdb,
                            .breaker = breaker_acquire(&cfg.storage.db)};
     sm_admin_set_storage(admin, storage_state, &probe);
+    /* Metrics are for operators: a port taken is said, and the SM serves its users anyway. */
+    sm_metrics *metrics = NULL;
+    if (cfg.metrics_port) {
+        metrics = sm_metrics_open(loop, srv, xdb, cfg.metrics_ip, cfg.metrics_port, err,
+                                  sizeof err);
+        if (metrics)
+            log_info("sm: metrics at http://%s:%d/metrics", cfg.metrics_ip, cfg.metrics_port);
+        else
+            log_warn("sm: no metrics endpoint: %s", err);
+    }
     signals sg = {.fd = signal_fd, .srv = srv};
     evloop_io_init(&sg.io, sg.fd, on_signal, &sg);
     evloop_io_set(loop, &sg.io, EVLOOP_READ);
     log_notice("sm: started (%d host(s), %d service(s), storage %s)", cfg.nhosts, cfg.nservices,
                cfg.storage.db.driver);
+    notify_ready("serving %d host(s) for %d service(s), storage %s", cfg.nhosts, cfg.nservices,
+                 cfg.storage.db.driver);
 
     evloop_run(loop);
 
@@ -155,6 +182,7 @@ int main(int argc, char **argv)
     sm_admin_close(admin);
     if (probe.breaker)
         breaker_release(probe.breaker);
+    sm_metrics_close(metrics);
     /* Storage finishes what was submitted (last activity, offline stores) before we go. */
     xdbsql_close(xdb);
     sm_server_free(srv);

@@ -39,6 +39,8 @@ void mam_flush_all(sm *s);
 /* Every tick: what waits is written; retention runs. */
 void mam_archive_tick(sm *s);
 void mam_archive_init(sm *s);
+/* Its metrics: messages written, failed, dropped; waiting. */
+void mam_archive_metrics(sm *s, buf *b);
 void mam_archive_free(sm *s);
 
 /* ---- mam_query.c ---- */

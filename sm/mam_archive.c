@@ -19,6 +19,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "sm/mam.h"
 #include "sm/modules.h"
@@ -165,6 +166,22 @@ static void expire(sm *s, mam_writer *w)
     r->limit = mam_option(s, "mam/expire_batch");
     w->expiring = false;
     submit_free(s, r, expired, s);
+}
+
+/* ---- metrics ---- */
+
+void mam_archive_metrics(sm *s, buf *b)
+{
+    mam_writer *w = writer_of(s);
+    metrics_family(b, "jabshard_sm_mam_messages_total", "counter",
+                   "Archived message copies, by fate: written, failed (storage refused the "
+                   "batch), dropped (past <mam><queue_max>), gone (the account was deleted).");
+    metrics_sample(b, "jabshard_sm_mam_messages_total", "fate=\"written\"", w->written);
+    metrics_sample(b, "jabshard_sm_mam_messages_total", "fate=\"failed\"", w->failed);
+    metrics_sample(b, "jabshard_sm_mam_messages_total", "fate=\"dropped\"", w->dropped);
+    metrics_sample(b, "jabshard_sm_mam_messages_total", "fate=\"gone\"", w->gone);
+    metrics_family(b, "jabshard_sm_mam_queued", "gauge", "Archived messages waiting to be written.");
+    metrics_sample(b, "jabshard_sm_mam_queued", "", w->queued);
 }
 
 /* ---- the writer's life ---- */

@@ -334,6 +334,12 @@ static bool session_end(sm *s, sm_event *ev)
     return false;
 }
 
+static bool mam_metrics(sm *s, sm_event *ev)
+{
+    mam_archive_metrics(s, ev->out);
+    return false;
+}
+
 static bool mam_init(sm *s, const sm_module *self, config *cfg)
 {
     mam_archive_init(s);
@@ -355,6 +361,7 @@ static const sm_handler mam_handlers[] = {
     {"session-end", .hook = session_end},
     {"disco-account-info", .hook = account_info},
     {"tick", .hook = mam_tick},
+    {"metrics", .hook = mam_metrics},
     {NULL},
 };
 

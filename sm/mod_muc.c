@@ -3,7 +3,7 @@
  * component's, an external MUC), listed in the host's disco#items, whose stanzas the router hands
  * over (sm_serve_domain); the module, its options, and where a stanza to the service
  * goes: the service itself (disco, unique names), a room (messages, admin and owner iqs, disco,
- * pings) or an occupant (presence, private messages, iqs). Which rooms each session is in, so that
+ * pings) or an occupant (presence, private messages, iqs: sm/muc_iq.c). Which rooms each session is in, so that
  * a session that ends leaves them (with unavailable presence) and a restart drops occupants whose
  * sessions did not come back. The rest is in sm/muc_*.c (sm/muc.h says which file does what).
  */
@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "sm/disco.h"
 #include "sm/muc.h"
 #include "sm/strset.h"
@@ -28,6 +29,7 @@ static const sm_int_option muc_options[] = {
     {"muc/history_bytes", 256 * 1024, 0, 64 * 1024 * 1024},
     {"muc/message_max", 100000, 256, 10000000},
     {"muc/nick_max", 255, 1, 1023},
+    {"muc/presence_max", 16384, 256, 1048576},
     {"muc/affiliations_max", 10000, 1, 10000000},
     {"muc/rooms_per_session", 1000, 1, 100000},
     {"muc/persistent", 0, 0, 1},
@@ -43,7 +45,8 @@ typedef struct muc_data {
     size_t nservices;
     sm_map joined;              /* session full JID -> sm_strset of room bare JIDs */
     bool loaded;                /* storage's rooms are in memory */
-    bool prune_again;           /* a pruning found sessions still coming: again at the tick */
+    bool prune_again;           /* a pruning found sessions still coming: again at the tick, */
+    int64_t prune_until;        /* until then (sm_now_ms) */
 } muc_data;
 
 static muc_data *data_of(sm *s) { return sm_module_data(s, &mod_muc); }
@@ -149,46 +152,60 @@ static bool session_end(sm *s, sm_event *ev)
 }
 
 /* Every occupant's session that is not here (after a restart: it did not come back) leaves;
- * one that is coming (its resync waits for its roster) is looked at again at the next tick. */
-void muc_prune_gone(sm *s)
+ * one that is coming (its resync waits for its roster) is looked at again at the next tick,
+ * unless waiting is over. The sessions are gathered first: a leave may free a room. */
+static void prune(sm *s, bool wait_for_coming)
 {
     muc_data *d = data_of(s);
     d->prune_again = false;
+    jid *gone = NULL;
+    size_t ngone = 0;
     for (size_t k = 0; k < d->nservices; k++) {
         void **rooms = sm_map_values(&d->services[k].rooms);
-        size_t nr = sm_map_count(&d->services[k].rooms);
-        for (size_t i = 0; i < nr; i++) {
-            muc_room *r = rooms[i];
+        for (size_t i = 0; i < sm_map_count(&d->services[k].rooms); i++) {
+            const muc_room *r = rooms[i];
             void **occ = sm_map_values(&r->occupants);
-            size_t no = sm_map_count(&r->occupants);
-            jid *gone = NULL;
-            size_t ngone = 0;
-            for (size_t j = 0; j < no; j++) {
-                muc_occupant *o = occ[j];
+            for (size_t j = 0; j < sm_map_count(&r->occupants); j++) {
+                const muc_occupant *o = occ[j];
                 for (size_t x = 0; x < o->nsessions; x++) {
-                    if (sm_session_pending(s, &o->sessions[x]))
+                    if (sm_session_find(s, &o->sessions[x]))
+                        continue;
+                    if (wait_for_coming && sm_session_pending(s, &o->sessions[x])) {
                         d->prune_again = true;
-                    else if (!sm_session_find(s, &o->sessions[x])) {
-                        gone = mem_realloc(gone, (ngone + 1) * sizeof *gone);
-                        jid_copy(&gone[ngone++], &o->sessions[x]);
+                        continue;
                     }
+                    gone = mem_realloc(gone, (ngone + 1) * sizeof *gone);
+                    jid_copy(&gone[ngone++], &o->sessions[x]);
                 }
             }
             free(occ);
-            for (size_t j = 0; j < ngone; j++) {
-                leave_all(s, &gone[j], "its session did not come back after the restart");
-                jid_free(&gone[j]);
-            }
-            free(gone);
         }
         free(rooms);
     }
+    for (size_t j = 0; j < ngone; j++) {
+        leave_all(s, &gone[j], "its session did not come back after the restart");
+        jid_free(&gone[j]);
+    }
+    free(gone);
 }
+
+void muc_prune_gone(sm *s)
+{
+    prune(s, true);
+}
+
+/* Sessions that are coming are looked for again each tick, for at most PRUNE_WAIT_MS: one that
+ * never comes (its account could not be loaded) leaves then. */
+#define PRUNE_WAIT_MS (60 * 1000)
 
 static bool muc_tick(sm *s, sm_event *ev)
 {
-    if (data_of(s)->prune_again)
-        muc_prune_gone(s);
+    muc_data *d = data_of(s);
+    if (!d->prune_again)
+        return false;
+    if (!d->prune_until)
+        d->prune_until = sm_now_ms(s) + PRUNE_WAIT_MS;
+    prune(s, sm_now_ms(s) < d->prune_until);
     return false;
 }
 
@@ -266,52 +283,6 @@ bool muc_may_read_history(const muc_room *r, const jid *real)
     return aff != MUC_OUTCAST && (!r->cfg.members_only || aff >= MUC_MEMBER);
 }
 
-/* An iq to room/nick: a self-ping (XEP-0410) is answered here; others go to the occupant (its
- * latest session; vCard requests to its bare JID, §17.4), from the sender's occupant JID. */
-static void occupant_iq(sm *s, muc_room *r, sm_stanza *st)
-{
-    const char *type = sm_stanza_type(st);
-    bool request = !strcmp(type, "get") || !strcmp(type, "set");
-    size_t rlen;
-    const char *nick = jid_resource(&st->to, &rlen);
-    muc_occupant *from = muc_occupant_by_session(r, &st->from);
-    muc_occupant *to = muc_occupant_by_nick(r, nick);
-    if (!from) {
-        if (request)
-            sm_bounce(s, st, "cancel", "not-acceptable");
-        else
-            sm_stanza_free(st);
-        return;
-    }
-    xml_node *q = NULL;
-    for (xml_node *c = st->node->children; c && !q; c = c->next)
-        if (c->kind == XML_ELEMENT)
-            q = c;
-    if (to == from && request && q && xml_is(q, NS_PING, "ping")) {
-        sm_iq_result(s, st, NULL);
-        return;
-    }
-    if (!to || !request) {
-        if (request)
-            sm_bounce(s, st, "cancel", "item-not-found");
-        else
-            sm_stanza_free(st);
-        return;
-    }
-    char sender[JID_MAX_LEN + 1];
-    muc_occupant_jid(r, from->nick, sender, sizeof sender);
-    bool vcard = q && xml_is(q, "vcard-temp", "vCard");
-    char target[JID_MAX_LEN + 1];
-    snprintf(target, sizeof target, "%s",
-             vcard ? jid_full(&to->real) : jid_full(&to->sessions[to->nsessions - 1]));
-    if (!sm_stanza_set_from(st, sender) || !sm_stanza_set_to(st, target)) {
-        sm_stanza_free(st);
-        return;
-    }
-    st->origin = NULL;
-    sm_route(s, st);
-}
-
 static void muc_stanza(sm *s, sm_stanza *st, void *ctx)
 {
     muc_service *svc = ctx;
@@ -347,7 +318,7 @@ static void muc_stanza(sm *s, sm_stanza *st, void *ctx)
     if (jid_is_bare(&st->to))
         room_iq(s, r, st);
     else
-        occupant_iq(s, r, st);
+        muc_occupant_iq(s, r, st);
 }
 
 /* ---- disco of the hosts ---- */
@@ -365,6 +336,26 @@ static bool host_items(sm *s, sm_event *ev)
         xml_attr_set(ev->arena, item, NULL, "jid", d->services[i].domain);
         xml_attr_set(ev->arena, item, NULL, "name", "Chatrooms");
     }
+    return false;
+}
+
+static bool muc_metrics(sm *s, sm_event *ev)
+{
+    muc_data *d = data_of(s);
+    uint64_t rooms = 0, occupants = 0;
+    for (size_t i = 0; i < d->nservices; i++) {
+        void **v = sm_map_values(&d->services[i].rooms);
+        rooms += sm_map_count(&d->services[i].rooms);
+        for (size_t k = 0; k < sm_map_count(&d->services[i].rooms); k++)
+            occupants += sm_map_count(&((muc_room *)v[k])->occupants);
+        free(v);
+    }
+    metrics_family(ev->out, "jabshard_sm_muc_rooms", "gauge", "Group chat rooms in memory.");
+    metrics_sample(ev->out, "jabshard_sm_muc_rooms", "", rooms);
+    metrics_family(ev->out, "jabshard_sm_muc_occupants", "gauge", "Occupants of those rooms.");
+    metrics_sample(ev->out, "jabshard_sm_muc_occupants", "", occupants);
+    metrics_family(ev->out, "jabshard_sm_muc_sessions", "gauge", "Sessions in one room or more.");
+    metrics_sample(ev->out, "jabshard_sm_muc_sessions", "", sm_map_count(&d->joined));
     return false;
 }
 
@@ -445,6 +436,7 @@ static void muc_fini(sm *s, const sm_module *self)
         sm_map_free(&svc->rooms);
         free(svc->domain);
         free(svc->host);
+        free(svc->listed);
     }
     free(d->services);
     sm_map_each(&d->joined, free_joined, NULL);
@@ -456,6 +448,7 @@ static const sm_handler muc_handlers[] = {
     {"session-end", .hook = session_end},
     {"start-done", .hook = start_done},
     {"tick", .hook = muc_tick},
+    {"metrics", .hook = muc_metrics},
     {"disco-host-items", .hook = host_items},
     {NULL},
 };

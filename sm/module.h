@@ -39,7 +39,7 @@
  *   an event of sm.h by its name: "presence-out", "presence-in", "message-offline",
  *   "session-available", "session-end", "register", "user-load", "outbound", "inbound",
  *   "message-delivered", "roster-changed", "session-lost", "session-sent", "undelivered",
- *   "tick", "session-attached", "front-up", "start-done"
+ *   "tick", "session-attached", "front-up", "start-done", "metrics"
  *   an event a loaded module fires (declared in its `events`), as mod_disco's "disco-info"
  * iq handlers take `iq`, events take `hook`. A name that is neither is refused at load (a
  * programming error, or a module loaded without the one it extends). */

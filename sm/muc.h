@@ -5,7 +5,7 @@
  * hooks), muc_room.c (rooms and occupants in memory, affiliations and roles, what an occupant's
  * presence looks like to whom, broadcasts), muc_presence.c (joining, presence changes, nick
  * changes, leaving), muc_message.c (group messages, subject, history, private messages,
- * invitations), muc_config.c (the configuration form, disco of rooms and of the service),
+ * invitations), muc_iq.c (iqs between occupants), muc_config.c (the configuration form, disco of rooms and of the service),
  * muc_admin.c (muc#admin lists, kicks and bans, muc#owner configuration and destruction),
  * muc_store.c (what storage keeps, and loading it at start).
  *
@@ -96,6 +96,10 @@ struct muc_service {
     char *domain;               /* conference.example.org */
     char *host;                 /* the host it serves: who may create rooms */
     sm_map rooms;               /* room node -> muc_room */
+    uint64_t generation;        /* bumped when a room comes, goes or is configured */
+    muc_room **listed;          /* the public rooms by JID, as of listed_generation (disco) */
+    size_t nlisted;
+    uint64_t listed_generation;
 };
 
 /* ---- mod_muc.c ---- */
@@ -160,9 +164,11 @@ typedef struct muc_presence_opts {
 } muc_presence_opts;
 sm_stanza *muc_presence_of(sm *s, const muc_room *r, const muc_occupant *o, bool with_jid,
                            const muc_presence_opts *opt);
-/* Sends tmpl (its 'to' set for each) to one session, or to every session of o. */
-void muc_send_to_session(sm *s, const jid *full, sm_stanza *tmpl);
-void muc_send_to_occupant(sm *s, const muc_occupant *o, sm_stanza *tmpl);
+/* Sends f's stanza (addressed to each) to one session, or to every session of o. */
+void muc_send_to_session(sm *s, const jid *full, sm_fanout *f);
+void muc_send_to_occupant(sm *s, const muc_occupant *o, sm_fanout *f);
+/* One stanza to one session, and freed. */
+void muc_send_one(sm *s, const jid *full, sm_stanza *st);
 /* Sends o's presence (opts) to every occupant of r but skip (NULL: all), each seeing the real JID
  * or not; self_codes are added for o's own sessions (110 and others) when o is not skipped. */
 void muc_broadcast_presence(sm *s, const muc_room *r, const muc_occupant *o,
@@ -184,6 +190,10 @@ void muc_message(sm *s, muc_service *svc, sm_stanza *st);
 /* Sends r's history (per the join's <history/>) and subject to one joining session. */
 void muc_send_history(sm *s, muc_room *r, const jid *to, const xml_node *history);
 void muc_history_clear(muc_room *r);
+
+/* ---- muc_iq.c ---- */
+/* An iq to room/nick: a self-ping, a request forwarded to the occupant, or its answer. */
+void muc_occupant_iq(sm *s, muc_room *r, sm_stanza *st);
 
 /* ---- muc_config.c ---- */
 void muc_config_defaults(sm *s, muc_config *c);

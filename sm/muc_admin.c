@@ -322,6 +322,7 @@ void muc_owner_iq(sm *s, muc_room *r, sm_stanza *st, xml_node *q)
         return;
     }
     r->locked = false;
+    r->service->generation++;
     muc_store_room(s, r);
     sm_iq_result(s, st, NULL);
     if (!was_locked)

@@ -379,6 +379,41 @@ static int by_jid(const void *x, const void *y)
     return strcmp(jid_full(&a->jid), jid_full(&b->jid));
 }
 
+/* The public unlocked rooms by JID, made again only when rooms changed since: a disco#items a
+ * client repeats costs the page, not a sort of every room. */
+static void list_public(muc_service *svc)
+{
+    if (svc->listed && svc->listed_generation == svc->generation)
+        return;
+    free(svc->listed);
+    void **all = sm_map_values(&svc->rooms);
+    svc->listed = mem_array(sm_map_count(&svc->rooms) + 1, sizeof *svc->listed);
+    svc->nlisted = 0;
+    for (size_t i = 0; i < sm_map_count(&svc->rooms); i++) {
+        muc_room *r = all[i];
+        if (r->cfg.public_list && !r->locked)
+            svc->listed[svc->nlisted++] = r;
+    }
+    free(all);
+    qsort(svc->listed, svc->nlisted, sizeof *svc->listed, by_jid);
+    svc->listed_generation = svc->generation;
+}
+
+/* The first listed room whose JID is above (or at, when at) mark. */
+static size_t listed_from(const muc_service *svc, const char *mark, bool at)
+{
+    size_t lo = 0, hi = svc->nlisted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(jid_full(&svc->listed[mid]->jid), mark);
+        if (c < 0 || (c == 0 && !at))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* The public rooms, by JID, a page at a time (XEP-0059: max, after, before). */
 void muc_service_disco_items(sm *s, muc_service *svc, sm_stanza *st, const xml_node *q)
 {
@@ -386,16 +421,9 @@ void muc_service_disco_items(sm *s, muc_service *svc, sm_stanza *st, const xml_n
         sm_bounce(s, st, "cancel", "item-not-found");
         return;
     }
-    size_t n = 0;
-    void **all = sm_map_values(&svc->rooms);
-    muc_room **rooms = mem_array(sm_map_count(&svc->rooms) + 1, sizeof *rooms);
-    for (size_t i = 0; i < sm_map_count(&svc->rooms); i++) {
-        muc_room *r = all[i];
-        if (r->cfg.public_list && !r->locked)
-            rooms[n++] = r;
-    }
-    free(all);
-    qsort(rooms, n, sizeof *rooms, by_jid);
+    list_public(svc);
+    muc_room **rooms = svc->listed;
+    size_t n = svc->nlisted;
     const xml_node *set = xml_child(q, NS_RSM, "set");
     const xml_node *max_el = set ? xml_child(set, NS_RSM, "max") : NULL;
     const xml_node *after = set ? xml_child(set, NS_RSM, "after") : NULL;
@@ -406,7 +434,6 @@ void muc_service_disco_items(sm *s, muc_service *svc, sm_stanza *st, const xml_n
         char *end;
         long m = v ? strtol(v, &end, 10) : -1;
         if (!v || *end || m < 0) {
-            free(rooms);
             sm_bounce(s, st, "modify", "bad-request");
             return;
         }
@@ -415,13 +442,13 @@ void muc_service_disco_items(sm *s, muc_service *svc, sm_stanza *st, const xml_n
     size_t from = 0, to = n;
     const char *mark = after ? xml_text(st->arena, after) : NULL;
     if (mark)
-        while (from < n && strcmp(jid_full(&rooms[from]->jid), mark) <= 0)
-            from++;
+        from = listed_from(svc, mark, false);
     mark = before ? xml_text(st->arena, before) : NULL;
     if (before) {
         if (mark && *mark)
-            while (to > 0 && strcmp(jid_full(&rooms[to - 1]->jid), mark) >= 0)
-                to--;
+            to = listed_from(svc, mark, true);
+        if (to < from)
+            to = from;
         if (to - from > (size_t)max)
             from = to - (size_t)max;
     } else if (to - from > (size_t)max) {
@@ -455,7 +482,6 @@ void muc_service_disco_items(sm *s, muc_service *svc, sm_stanza *st, const xml_n
         xml_node *c = xml_element_new(a, rs, NS_RSM, "count");
         xml_text_new(a, c, cnt, strlen(cnt));
     }
-    free(rooms);
     sm_iq_result(s, st, res);
     xml_arena_free(a);
 }

@@ -111,8 +111,7 @@ static void send_subject(sm *s, muc_room *r, const jid *to)
     xml_node *subj = xml_element_new(m->arena, m->node, SM_NS_CLIENT, "subject");
     if (r->subject)
         xml_text_new(m->arena, subj, r->subject, strlen(r->subject));
-    muc_send_to_session(s, to, m);
-    sm_stanza_free(m);
+    muc_send_one(s, to, m);
 }
 
 void muc_send_history(sm *s, muc_room *r, const jid *to, const xml_node *h)
@@ -147,8 +146,7 @@ void muc_send_history(sm *s, muc_room *r, const jid *to, const xml_node *h)
         xml_node *d = xml_element_new(m->arena, m->node, NS_DELAY, "delay");
         xml_attr_set(m->arena, d, NULL, "from", jid_full(&r->jid));
         xml_attr_set(m->arena, d, NULL, "stamp", stamp);
-        muc_send_to_session(s, to, m);
-        sm_stanza_free(m);
+        muc_send_one(s, to, m);
     }
     send_subject(s, r, to);
 }
@@ -227,11 +225,12 @@ static void groupchat(sm *s, muc_room *r, muc_occupant *o, sm_stanza *st)
     } else {
         free(xml);     /* chat states and markers: passed on, not kept */
     }
+    sm_fanout f = sm_fanout_of(st);
     void **v = sm_map_values(&r->occupants);
     for (size_t i = 0; i < sm_map_count(&r->occupants); i++)
-        muc_send_to_occupant(s, v[i], st);
+        muc_send_to_occupant(s, v[i], &f);
     free(v);
-    sm_stanza_free(st);
+    sm_fanout_free(&f);
 }
 
 /* ---- private messages ---- */

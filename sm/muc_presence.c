@@ -7,7 +7,8 @@
  * (forbidden), a members-only room (registration-required), a wrong password (not-authorized), a
  * full room (service-unavailable; admins and owners pass up to <muc><occupants_max>), a nick
  * someone else has (conflict); and first of all a session in <muc><rooms_per_session> rooms
- * already (policy-violation). Creating a room
+ * already (policy-violation). A presence over <muc><presence_max> bytes (what the room keeps and
+ * sends every occupant) is refused with policy-violation, a join or a change. Creating a room
  * takes an account of the service's host (not-allowed otherwise), and fewer than
  * <muc><rooms_per_user> rooms owned and <muc><rooms_max> on the service (resource-constraint).
  */
@@ -55,9 +56,7 @@ static void send_roster(sm *s, muc_room *r, const muc_occupant *joiner, const ji
         const muc_occupant *o = v[i];
         if (o == joiner)
             continue;
-        sm_stanza *p = muc_presence_of(s, r, o, sees, &(muc_presence_opts){0});
-        muc_send_to_session(s, to, p);
-        sm_stanza_free(p);
+        muc_send_one(s, to, muc_presence_of(s, r, o, sees, &(muc_presence_opts){0}));
     }
     free(v);
 }
@@ -167,14 +166,13 @@ static void join(sm *s, muc_service *svc, muc_room *r, sm_stanza *st, const char
      * session gets its own presence with the codes; other sessions of the occupant the same
      * presence without them. */
     muc_broadcast_presence(s, r, o, &(muc_presence_opts){0}, NULL, o);
-    sm_stanza *own = muc_presence_of(s, r, o, true, &(muc_presence_opts){.codes = codes});
-    muc_send_to_session(s, &st->from, own);
-    sm_stanza_free(own);
+    muc_send_one(s, &st->from, muc_presence_of(s, r, o, true, &(muc_presence_opts){.codes = codes}));
     if (!new_occupant && o->nsessions > 1) {
-        sm_stanza *others = muc_presence_of(s, r, o, true, &(muc_presence_opts){.codes = self_only});
+        sm_fanout others =
+            sm_fanout_of(muc_presence_of(s, r, o, true, &(muc_presence_opts){.codes = self_only}));
         for (size_t i = 0; i + 1 < o->nsessions; i++)
-            muc_send_to_session(s, &o->sessions[i], others);
-        sm_stanza_free(others);
+            muc_send_to_session(s, &o->sessions[i], &others);
+        sm_fanout_free(&others);
     }
     /* Even a new, locked room ends the join with its (empty) subject (§7.2.15): clients wait
      * for it. */
@@ -220,10 +218,8 @@ static void leave(sm *s, muc_room *r, muc_occupant *o, sm_stanza *st)
         muc_occupant_drop_session(s, r, o, &st->from);
         muc_room_maybe_gone(s, r);
     } else {
-        sm_stanza *p = muc_presence_of(s, r, o, true, &(muc_presence_opts){
-            .type = "unavailable", .codes = self_only});
-        muc_send_to_session(s, &st->from, p);
-        sm_stanza_free(p);
+        muc_send_one(s, &st->from, muc_presence_of(s, r, o, true, &(muc_presence_opts){
+            .type = "unavailable", .codes = self_only}));
         muc_occupant_drop_session(s, r, o, &st->from);
     }
     sm_stanza_free(st);
@@ -257,6 +253,14 @@ void muc_presence(sm *s, muc_service *svc, sm_stanza *st)
         sm_bounce(s, st, "modify", "not-acceptable");
         return;
     }
+    /* What a room keeps and sends every occupant: a presence of a few kilobytes at most. */
+    size_t plen;
+    char *kept = sm_xml_string(st->node, (size_t)muc_option(s, "muc/presence_max"), &plen);
+    if (!kept) {
+        sm_bounce(s, st, "modify", "policy-violation");
+        return;
+    }
+    free(kept);
     if (!o) {
         join(s, svc, r, st, nick);
     } else if (strcmp(o->nick, nick) != 0) {

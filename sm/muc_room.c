@@ -62,6 +62,7 @@ muc_room *muc_room_new(sm *s, muc_service *svc, const char *node, size_t len)
     size_t nlen;
     const char *n = jid_node(&r->jid, &nlen);
     sm_map_put(&svc->rooms, n, nlen, r);
+    svc->generation++;
     return r;
 }
 
@@ -99,6 +100,7 @@ void muc_room_free(sm *s, muc_room *r)
     size_t nlen;
     const char *node = jid_node(&r->jid, &nlen);
     sm_map_del(&r->service->rooms, node, nlen);
+    r->service->generation++;
     sm_map_free(&r->occupants);
     sm_map_free(&r->by_session);
     sm_map_each(&r->affiliations, aff_free, NULL);
@@ -123,9 +125,9 @@ void muc_room_destroy(sm *s, muc_room *r, const char *venue, const char *reason)
         static const int self[] = {110, 0};
         muc_presence_opts opts = {.type = "unavailable", .codes = self, .destroy = true,
                                   .venue = venue, .reason = reason, .affiliation_none = true};
-        sm_stanza *own = muc_presence_of(s, r, o, true, &opts);
-        muc_send_to_occupant(s, o, own);
-        sm_stanza_free(own);
+        sm_fanout own = sm_fanout_of(muc_presence_of(s, r, o, true, &opts));
+        muc_send_to_occupant(s, o, &own);
+        sm_fanout_free(&own);
     }
     free(occupants);
     muc_unstore_room(s, r);
@@ -312,31 +314,39 @@ sm_stanza *muc_presence_of(sm *s, const muc_room *r, const muc_occupant *o, bool
     return p;
 }
 
-void muc_send_to_session(sm *s, const jid *full, sm_stanza *tmpl)
+void muc_send_to_session(sm *s, const jid *full, sm_fanout *f)
 {
     sm_session *sess = sm_session_find(s, full);
     if (sess) {
-        sm_deliver_copy(s, sess, tmpl);
+        sm_fanout_deliver(s, f, sess);
         return;
     }
-    sm_stanza *c = sm_stanza_copy(tmpl);
+    /* Not a session here (a remote occupant): routed as any stanza. */
+    sm_stanza *c = sm_stanza_copy(f->st);
     if (sm_stanza_set_to(c, jid_full(full)))
         sm_route(s, c);
     else
         sm_stanza_free(c);
 }
 
-void muc_send_to_occupant(sm *s, const muc_occupant *o, sm_stanza *tmpl)
+void muc_send_to_occupant(sm *s, const muc_occupant *o, sm_fanout *f)
 {
     for (size_t i = 0; i < o->nsessions; i++)
-        muc_send_to_session(s, &o->sessions[i], tmpl);
+        muc_send_to_session(s, &o->sessions[i], f);
+}
+
+void muc_send_one(sm *s, const jid *full, sm_stanza *st)
+{
+    sm_fanout f = sm_fanout_of(st);
+    muc_send_to_session(s, full, &f);
+    sm_fanout_free(&f);
 }
 
 void muc_broadcast_presence(sm *s, const muc_room *r, const muc_occupant *o,
                             const muc_presence_opts *opts, const int *self_codes,
                             const muc_occupant *skip)
 {
-    sm_stanza *with = NULL, *without = NULL;
+    sm_fanout with = {0}, without = {0};
     void **v = sm_map_values(&r->occupants);
     size_t n = sm_map_count(&r->occupants);
     for (size_t i = 0; i < n; i++) {
@@ -344,22 +354,22 @@ void muc_broadcast_presence(sm *s, const muc_room *r, const muc_occupant *o,
         if (to == skip || to == o)
             continue;
         bool sees = muc_sees_jids(r, to);
-        sm_stanza **t = sees ? &with : &without;
-        if (!*t)
-            *t = muc_presence_of(s, r, o, sees, opts);
-        muc_send_to_occupant(s, to, *t);
+        sm_fanout *f = sees ? &with : &without;
+        if (!f->st)
+            *f = sm_fanout_of(muc_presence_of(s, r, o, sees, opts));
+        muc_send_to_occupant(s, to, f);
     }
     free(v);
-    if (with)
-        sm_stanza_free(with);
-    if (without)
-        sm_stanza_free(without);
+    if (with.st)
+        sm_fanout_free(&with);
+    if (without.st)
+        sm_fanout_free(&without);
     if (o != skip && sm_map_get(&r->occupants, o->nick, strlen(o->nick)) == o) {
         muc_presence_opts own = *opts;
         own.codes = self_codes;
-        sm_stanza *t = muc_presence_of(s, r, o, true, &own);
-        muc_send_to_occupant(s, o, t);
-        sm_stanza_free(t);
+        sm_fanout f = sm_fanout_of(muc_presence_of(s, r, o, true, &own));
+        muc_send_to_occupant(s, o, &f);
+        sm_fanout_free(&f);
     }
 }
 
@@ -373,11 +383,12 @@ void muc_broadcast_status(sm *s, const muc_room *r, const int *codes)
         xml_node *st = xml_element_new(m->arena, x, NS_MUC_USER, "status");
         xml_attr_set(m->arena, st, NULL, "code", code);
     }
+    sm_fanout f = sm_fanout_of(m);
     void **v = sm_map_values(&r->occupants);
     for (size_t i = 0; i < sm_map_count(&r->occupants); i++)
-        muc_send_to_occupant(s, v[i], m);
+        muc_send_to_occupant(s, v[i], &f);
     free(v);
-    sm_stanza_free(m);
+    sm_fanout_free(&f);
 }
 
 void muc_remove_occupant(sm *s, muc_room *r, muc_occupant *o, int code, const char *reason,

@@ -50,9 +50,10 @@ void smc_restart_wait_end(sm *s, const char *why)
         return;
     w->active = false;
     if (w->nheld)
-        log_info("sm: %s: %zu stanzas held since the start are routed", why, w->nheld);
+        log_info("sm: start's wait over (%s): %zu stanzas held since the start are routed", why,
+                 w->nheld);
     else
-        log_info("sm: %s", why);
+        log_info("sm: start's wait over (%s)", why);
     sm_deferred *d = w->held;
     w->held = NULL;
     w->tail = &w->held;
@@ -122,6 +123,24 @@ bool sm_start_waiting(const sm *s)
     return s->restart.active;
 }
 
+/* The wait ends once every configured front has re-announced its sessions, the modules have
+ * restored theirs, and every re-announced session is bound again (its account loaded). */
+static void maybe_end(sm *s, const char *why)
+{
+    restart_wait *w = &s->restart;
+    if (w->active && w->resynced == w->nexpected && !w->holds && !w->resyncs_pending)
+        smc_restart_wait_end(s, why);
+}
+
+void smc_restart_resync_done(sm *s, sm_deferred *d)
+{
+    if (!d->counted_resync)
+        return;
+    d->counted_resync = false;
+    s->restart.resyncs_pending--;
+    maybe_end(s, "every front's sessions are restored");
+}
+
 void sm_front_resynced(sm *s, sm_link *l)
 {
     sm_event ev = {.link_serial = l->serial};
@@ -134,8 +153,7 @@ void sm_front_resynced(sm *s, sm_link *l)
             w->expected[i] = NULL;
             w->resynced++;
         }
-    if (w->resynced == w->nexpected && !w->holds)
-        smc_restart_wait_end(s, "every front has re-announced its sessions");
+    maybe_end(s, "every front has re-announced its sessions");
 }
 
 void sm_start_hold(sm *s)
@@ -146,9 +164,8 @@ void sm_start_hold(sm *s)
 void sm_start_done(sm *s)
 {
     restart_wait *w = &s->restart;
-    if (w->holds > 0 && --w->holds == 0 && w->active && w->resynced == w->nexpected)
-        smc_restart_wait_end(s, "every front has re-announced its sessions and storage's are "
-                                "restored");
+    if (w->holds > 0 && --w->holds == 0)
+        maybe_end(s, "every front has re-announced its sessions and storage's are restored");
 }
 
 void smc_restart_wait_tick(sm *s)

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "sm/frame_in.h"
 #include "sm/modules.h"
 #include "sm/link_sm.h"
@@ -297,6 +298,22 @@ void sm_server_shutdown(sm_server *srv)
 }
 
 sm *sm_server_core(sm_server *srv) { return srv->core; }
+
+void sm_server_metrics(sm_server *srv, buf *b)
+{
+    metrics_family(b, "jabshard_sm_custody_unacked", "gauge",
+                   "Frames sent to fronts that they have not acknowledged yet (kept until they do).");
+    metrics_family(b, "jabshard_sm_custody_unfinished", "gauge",
+                   "Frames received from fronts whose work is not finished (not acknowledged yet).");
+    uint64_t unacked = 0, unfinished = 0;
+    for (server_link *sl = srv->up; sl; sl = sl->next)
+        if (sl->cl) {
+            unacked += custody_unacked(sl->cl);
+            unfinished += custody_unfinished(sl->cl);
+        }
+    metrics_sample(b, "jabshard_sm_custody_unacked", "", unacked);
+    metrics_sample(b, "jabshard_sm_custody_unfinished", "", unfinished);
+}
 
 void sm_server_free(sm_server *srv)
 {

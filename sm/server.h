@@ -22,5 +22,7 @@ int sm_server_listen(sm_server *srv, char *err, size_t errlen);
 void sm_server_shutdown(sm_server *srv);
 void sm_server_free(sm_server *srv);
 sm *sm_server_core(sm_server *srv);
+/* The links' metrics (core/metrics.h): custody. */
+void sm_server_metrics(sm_server *srv, buf *b);
 
 #endif

@@ -411,8 +411,32 @@ static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, const uint8_t
         smc_deferred_free(d);
         smc_user_maybe_free(s, u);
     } else {
+        /* During the start's wait, a re-announced session keeps it open until it is bound. */
+        if (d->resync && s->restart.active) {
+            d->counted_resync = true;
+            s->restart.resyncs_pending++;
+        }
         smc_defer(s, u, d);
     }
+}
+
+bool smc_defer_frame(sm *s, sm_link *l, uint64_t sid, const jid *from, const char *xml,
+                     size_t len)
+{
+    sm_user *u = from->domain_len ? sm_user_find(s, from) : NULL;
+    bool binding = false;
+    for (const sm_deferred *d = u ? u->deferred : NULL; d && !binding; d = d->next)
+        binding = !d->stanza && !d->frame && !d->revived && d->link_serial == l->serial &&
+                  d->sid == sid;
+    if (!binding)
+        return false;
+    sm_deferred *d = mem_zalloc(sizeof *d);
+    d->link_serial = l->serial;
+    d->sid = sid;
+    d->frame = mem_strndup(xml, len);
+    d->frame_len = len;
+    smc_defer(s, u, d);
+    return true;
 }
 
 void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user,

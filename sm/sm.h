@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/jid.h"
+#include "core/metrics.h"
 #include "core/xml.h"
 #include "sm/config.h"
 #include "sm/custody.h"
@@ -145,11 +146,19 @@ typedef struct sm_barrier sm_barrier;
 sm_barrier *sm_swap_barrier(sm *s, sm_barrier *b);
 
 /* Counters, for logs and tests. */
+typedef enum { SM_KIND_MESSAGE, SM_KIND_PRESENCE, SM_KIND_IQ, SM_KIND_OTHER, SM_KINDS } sm_kind;
+
 typedef struct sm_stats {
     uint64_t sessions, users;       /* current */
+    uint64_t detached;              /* sessions without a connection (XEP-0198 hibernation) */
+    uint64_t fronts_up, components_up;
+    uint64_t stanzas_in[SM_KINDS];  /* from sessions, by kind */
+    uint64_t bytes_in;
+    uint64_t stanzas_out, bytes_out;    /* to sessions */
+    metrics_histogram route_us;     /* a session's stanza, from its frame to routed */
     uint64_t dropped_stale;         /* frames for sessions that do not exist */
     uint64_t dropped_bad;           /* stanzas that did not parse */
-    uint64_t dropped_too_big;       /* fan-out copies (sm_deliver_copy) too big for a frame */
+    uint64_t dropped_too_big;       /* fan-out copies (sm_fanout) too big for a frame */
 } sm_stats;
 void sm_get_stats(const sm *s, sm_stats *out);
 /* When sm_new made it (Unix epoch, ms): the uptime jabshardctl status shows. */
@@ -161,9 +170,17 @@ int64_t sm_started_ms(const sm *s);
 void sm_route(sm *s, sm_stanza *st);
 /* Sends st to one session as it is, and frees it. */
 void sm_deliver(sm *s, sm_session *sess, sm_stanza *st);
-/* Sends tmpl to sess as sm_deliver would, addressed to it ('to' set on tmpl, which the caller
- * keeps): one tree for a fan-out to many sessions. One too big for a frame is dropped (counted). */
-void sm_deliver_copy(sm *s, sm_session *sess, sm_stanza *tmpl);
+/* One stanza to many sessions (a room's fan-out), serialized once whoever it goes to, each
+ * session getting it addressed to itself as sm_deliver would send it. The fan-out owns st. One too
+ * big for a frame is dropped (counted). */
+typedef struct sm_fanout {
+    sm_stanza *st;
+    buf head, tail;         /* the serialized stanza before and after its 'to' value */
+    int state;              /* 0: not serialized yet; 1: ready; -1: too big */
+} sm_fanout;
+sm_fanout sm_fanout_of(sm_stanza *st);
+void sm_fanout_deliver(sm *s, sm_fanout *f, sm_session *sess);
+void sm_fanout_free(sm_fanout *f);
 /* Answers st (never an error or result) with a stanza error (RFC 6120 §8.3), routed back to its
  * sender; frees st. type: "cancel", "modify", "auth", "wait". */
 void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
@@ -229,6 +246,8 @@ typedef enum {
     SM_EV_START_DONE,       /* the start's wait is over (sm_start_waiting): every front has
                              * re-announced its sessions and the modules restored theirs, or
                              * the wait ran out: nothing */
+    SM_EV_METRICS,          /* the metrics endpoint is answering: out, where a module writes its
+                             * families (core/metrics.h, names jabshard_sm_MODULE_...) */
     SM_EV_COUNT
 } sm_event_kind;
 typedef struct sm_roster_item sm_roster_item;
@@ -248,6 +267,7 @@ typedef struct sm_event {
     size_t len;
     const char *name, *id;  /* a module's event: what it is about (pep-published: the node and
                              * the item id, the payload in xml) */
+    buf *out;               /* SM_EV_METRICS */
 } sm_event;
 typedef bool (*sm_hook_fn)(sm *s, sm_event *ev);
 /* Runs the hooks of kind (declared by the modules, in their order); true when one stopped the

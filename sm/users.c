@@ -299,6 +299,7 @@ void smc_deferred_free(sm_deferred *d)
     sm_stanza_free(d->stanza);
     jid_free(&d->full);
     free(d->presence);
+    free(d->frame);
     buf_free(&d->state);
     custody_release(d->ticket);
     free(d);
@@ -315,6 +316,11 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
         custody_ticket prev = sm_swap_ticket(s, d->ticket);
         if (d->revived) {
             smc_revive_finish(s, u, d, failed);
+        } else if (d->frame) {
+            /* The session's bind came before it in this queue: it is handled as it came. */
+            sm_link *l = smc_link_by_serial(s, d->link_serial);
+            if (l)
+                sm_session_stanza(s, l, d->sid, d->frame, d->frame_len);
         } else if (d->stanza) {
             /* Handlers tell the account's own requests by their origin: find it again. */
             if (d->from_session)
@@ -334,6 +340,7 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
         } else {
             smc_bind_finish(s, u, d);
         }
+        smc_restart_resync_done(s, d);
         sm_swap_ticket(s, prev);
         smc_deferred_free(d);
     }

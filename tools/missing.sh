@@ -15,16 +15,19 @@
 set -eu
 
 # Everything the build and the tests need, as Debian 12 packages. Build: compiler, pkg-config,
-# libraries. Tests: cmocka, GNU SASL (an independent SASL client), clang's libFuzzer and sanitizer
-# runtimes, the PostgreSQL and MariaDB servers the storage suite starts in temporary directories,
+# libraries (libsystemd for the daemons' sd_notify; http-parser, for the HTTP endpoints, has no
+# pkg-config file: its header is checked), scdoc for the man pages (make man). Tests: cmocka, GNU
+# SASL (an independent SASL client), clang's libFuzzer and sanitizer runtimes, the PostgreSQL and
+# MariaDB servers the storage suite starts in temporary directories,
 # the client libraries the integration tests log in with, biboumi, the XEP-0114 component
 # tests/integration/test_components.py connects, fail2ban, whose fail2ban-regex
 # tests/integration/test_front_limits.py runs etc/fail2ban's filter with, and Profanity (built
-# with OMEMO) with tmux, the terminal tests/integration/test_omemo.py drives two of them in.
+# with OMEMO) with tmux, the terminal tests/integration/test_omemo.py drives two of them in, and
+# debhelper, with which tests/integration/test_package.py builds the Debian package it installs.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
-libsqlite3-dev libpq-dev libmariadb-dev libcmocka-dev clang libclang-rt-14-dev
-libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev biboumi fail2ban
-profanity tmux"
+libhttp-parser-dev libsqlite3-dev libpq-dev libmariadb-dev libsystemd-dev scdoc libcmocka-dev
+clang libclang-rt-14-dev libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev
+biboumi fail2ban profanity tmux debhelper"
 
 # The Debian package that provides a pkg-config module.
 debian_of() {
@@ -36,6 +39,7 @@ debian_of() {
         sqlite3) echo libsqlite3-dev ;;
         libpq) echo libpq-dev ;;
         libmariadb) echo libmariadb-dev ;;
+        libsystemd) echo libsystemd-dev ;;
         cmocka) echo libcmocka-dev ;;
         libgsasl) echo libgsasl-dev ;;
         libstrophe) echo libstrophe-dev ;;
@@ -89,6 +93,11 @@ if command -v pkg-config >/dev/null 2>&1; then
 else
     add "pkg-config, and with it the pkg-config packages $*" "pkg-config"
 fi
+# Libraries Debian ships without a pkg-config file: their header.
+for h in http_parser.h:libhttp-parser-dev; do
+    [ -r "/usr/include/${h%%:*}" ] || [ -r "/usr/local/include/${h%%:*}" ] ||
+        add "the header ${h%%:*}" "${h##*:}"
+done
 if $tests && is_debian; then
     for p in $(debian_missing); do
         case "$report" in *"(Debian: $p)"*) ;; *) add "$p, which make check uses" "$p" ;; esac

@@ -12,6 +12,7 @@
  *   xdbsql.submitted, xdbsql.dispatched: the owner thread only.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "core/ring.h"
 #include "xdbsql/xdbsql.h"
 
@@ -37,6 +39,7 @@ typedef struct worker {
     bool stopping;
 
     ring results;
+    atomic_bool down;       /* its database was unreachable at its last request */
 } worker;
 
 struct xdbsql {
@@ -44,7 +47,17 @@ struct xdbsql {
     worker *workers;
     int nworkers;
     size_t submitted, dispatched;
+    /* The owner thread's: each op's time from submit to callback, and its failures. */
+    metrics_histogram latency[XDB_OP_COUNT];
+    uint64_t failed[XDB_OP_COUNT];
 };
+
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
 
 static uint64_t user_hash(const char *host, const char *user)
 {
@@ -88,6 +101,7 @@ static void *worker_main(void *arg)
         /* While the database is down the breaker logs the outage; a line per request repeats it. */
         if (xdb_run(w->conn, r) == XDB_ERROR && !db_down(w->conn))
             log_warn("storage: %s", r->error);
+        atomic_store_explicit(&w->down, db_down(w->conn), memory_order_relaxed);
         push_result(w, r);
     }
     return NULL;
@@ -169,6 +183,7 @@ void xdbsql_submit(xdbsql *x, xdb_request *r, xdb_callback cb, void *ctx)
     r->callback = cb;
     r->ctx = ctx;
     r->next = NULL;
+    r->submitted_us = now_us();
     worker *w = &x->workers[xdbsql_lane(x, r->host, r->user)];
     x->submitted++;
     pthread_mutex_lock(&w->lock);
@@ -188,6 +203,10 @@ size_t xdbsql_dispatch(xdbsql *x)
         worker *w = &x->workers[i];
         xdb_request *r;
         while ((r = ring_pop(&w->results))) {
+            if (r->op < XDB_OP_COUNT) {
+                metrics_observe(&x->latency[r->op], now_us() - r->submitted_us);
+                x->failed[r->op] += r->status == XDB_ERROR;
+            }
             if (r->callback)
                 r->callback(r, r->ctx);
             xdb_request_free(r);
@@ -201,6 +220,37 @@ size_t xdbsql_dispatch(xdbsql *x)
 size_t xdbsql_pending(const xdbsql *x)
 {
     return x->submitted - x->dispatched;
+}
+
+void xdbsql_metrics(const xdbsql *x, buf *b)
+{
+    char labels[128];
+    const char *driver = x->opt.db.driver ? x->opt.db.driver : "sqlite";
+    metrics_family(b, "jabshard_sm_storage_pending", "gauge",
+                   "Storage requests submitted and not answered yet.");
+    metrics_sample(b, "jabshard_sm_storage_pending", "", xdbsql_pending(x));
+    metrics_family(b, "jabshard_sm_storage_down", "gauge",
+                   "Storage workers whose database was unreachable at their last request.");
+    uint64_t down = 0;
+    for (int i = 0; i < x->nworkers; i++)
+        down += atomic_load_explicit(&x->workers[i].down, memory_order_relaxed);
+    metrics_sample(b, "jabshard_sm_storage_down", "", down);
+    metrics_family(b, "jabshard_sm_storage_request_seconds", "histogram",
+                   "Storage requests, from submitted to answered, by operation.");
+    for (int op = 0; op < XDB_OP_COUNT; op++) {
+        if (!x->latency[op].count)
+            continue;
+        snprintf(labels, sizeof labels, "op=\"%s\",driver=\"%s\"", xdb_op_name(op), driver);
+        metrics_histogram_write(b, "jabshard_sm_storage_request_seconds", labels, &x->latency[op]);
+    }
+    metrics_family(b, "jabshard_sm_storage_failures_total", "counter",
+                   "Storage requests that failed (the database down or refusing), by operation.");
+    for (int op = 0; op < XDB_OP_COUNT; op++) {
+        if (!x->latency[op].count)
+            continue;
+        snprintf(labels, sizeof labels, "op=\"%s\"", xdb_op_name(op));
+        metrics_sample(b, "jabshard_sm_storage_failures_total", labels, x->failed[op]);
+    }
 }
 
 /* Requests submitted while the workers were stopping (callbacks run by close's own dispatch may

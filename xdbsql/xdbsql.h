@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/scram.h"
 #include "xdbsql/db.h"
 
@@ -274,6 +275,7 @@ struct xdb_request {
     xdb_pep_item *pep_items;    /* PEP_ITEMS */
     size_t npep_items;
     /* Owned by xdbsql while submitted */
+    uint64_t submitted_us;      /* when (monotonic): the latency histogram */
     bool commit_sent;           /* a COMMIT went out: after a lost connection, the outcome is unknown */
     xdb_callback callback;
     void *ctx;
@@ -346,5 +348,8 @@ void xdbsql_submit(xdbsql *x, xdb_request *r, xdb_callback cb, void *ctx);
 size_t xdbsql_dispatch(xdbsql *x);
 /* Requests submitted and not yet dispatched. */
 size_t xdbsql_pending(const xdbsql *x);
+/* Its metrics (core/metrics.h): pending requests, workers whose database is down, each op's
+ * latency and failures. The owner thread. */
+void xdbsql_metrics(const xdbsql *x, buf *b);
 
 #endif

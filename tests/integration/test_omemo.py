@@ -26,30 +26,15 @@ import secrets
 import sqlite3
 import xml.etree.ElementTree as ET
 
-from jabtest.profanity import Profanity, Tmux, missing
+from jabtest.profanity import Profanity, Tmux, start_system, stop_system
 from jabtest.proc import wait_until
 from jabtest.report import Failure
 from jabtest.suite import main
-from jabtest.system import System, free_ports, front_xml, service, sm_xml
+from jabtest.system import System
 
 NS_OMEMO = 'eu.siacs.conversations.axolotl'
 DEVICELIST = NS_OMEMO + '.devicelist'
 FINGERPRINT = r'[0-9a-f]{8}(?:-[0-9a-f]{8}){7}'
-
-
-def start(r, system):
-    """The SM (SQLite) and one front (its certificate made in memory), accounts u0 and u1;
-    the front's STARTTLS port, or None."""
-    sm_port, port, tls_port = free_ports(3)
-    system.use_sm(sm_xml(system.path('db.sqlite'), [service('jadc2s', sm_port, 's', 'front')]))
-    system.use_front('jadc2s', front_xml('jadc2s', 's', sm_port, '127.0.0.1', port, tls_port,
-                                         system.path('none.pem')), port)
-    ok, out, _ = system.import_accounts([('u0@localhost', 'pw0'), ('u1@localhost', 'pw1')])
-    if (r.check('import u0 and u1', ok, out) and
-            r.check('the SM starts', system.start_sm(ready_port=sm_port, seconds=10)) and
-            r.check('the front starts', system.start_front(probe_port=tls_port, seconds=10))):
-        return port
-    return None
 
 
 def log_in(r, clients):
@@ -232,18 +217,11 @@ def scenario(r, system, port):
 
 def suite(report, build):
     with System(build, 'omemo', report) as system:
-        absent = missing()
-        if not (system.ready(report) and
-                report.check('Profanity and tmux are installed (tools/deps.sh installs them)',
-                             not absent, ' '.join(absent))):
+        ports = start_system(report, system)
+        if ports is None:
             return
-        port = start(report, system)
-        if port is None:
-            return
-        report.run('the OMEMO session', scenario, report, system, port)
-        report.check('the front exits 0 on SIGTERM', system.front().stop() == 0)
-        report.check('the SM exits 0 on SIGTERM', system.sm.stop() == 0)
-        system.check_sanitizers(report)
+        report.run('the OMEMO session', scenario, report, system, ports[0])
+        stop_system(report, system)
 
 
 if __name__ == '__main__':

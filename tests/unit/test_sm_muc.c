@@ -131,6 +131,25 @@ static void test_messages_history_pm(void **state)
     EXPECT('S', 2, "id='sp'", "type='result'");
     smh_send(4, "<iq type='get' id='np' to='" ROOM "/Bob'><ping xmlns='urn:xmpp:ping'/></iq>");
     EXPECT('S', 4, "id='np'", "not-acceptable");
+    /* An iq between occupants goes to the addressee from the asker's occupant JID, and its
+     * answer back to the asking session; a vCard request goes to the addressee's account, which
+     * the server answers. Nobody sees a real JID. */
+    smh_clear();
+    smh_send(1, "<iq type='get' id='p1' to='" ROOM "/Bob'><ping xmlns='urn:xmpp:ping'/></iq>");
+    EXPECT('S', 2, "from='" ROOM "/Al'", "id='p1~m0'");
+    smh_send(2, "<iq type='result' id='p1~m0' to='" ROOM "/Al'/>");
+    EXPECT('S', 1, "from='" ROOM "/Bob'", "id='p1'");
+    smh_clear();
+    smh_send(1, "<iq type='get' id='v1' to='" ROOM "/Bob'><vCard xmlns='vcard-temp'/></iq>");
+    EXPECT('S', 1, "id='v1'", "from='" ROOM "/Bob'");
+    NONE('S', 1, "bob@example.org");
+    /* An answer from outside the room, or with a session index nobody has, goes nowhere. */
+    smh_adduser("example.org", "dave");
+    smh_online(5, "dave", "d");
+    smh_clear();
+    smh_send(5, "<iq type='result' id='p1~m0' to='" ROOM "/Al'/>");
+    smh_send(2, "<iq type='result' id='x~m7' to='" ROOM "/Al'/>");
+    NONE('S', 1, NULL);
 }
 
 static void test_nick_kick_ban(void **state)
@@ -213,7 +232,8 @@ static void test_leave_end_destroy(void **state)
 /* A temporary room goes with its last occupant; limits on nicks and rooms. */
 static void test_temporary_and_limits(void **state)
 {
-    smh_start("<muc><rooms_per_user>1</rooms_per_user><nick_max>8</nick_max></muc>", NULL);
+    smh_start("<muc><rooms_per_user>1</rooms_per_user><nick_max>8</nick_max>"
+              "<presence_max>300</presence_max></muc>", NULL);
     smh_online(1, "alice", "a");
     join(1, "Al", NULL);
     owner_submit(1, "");
@@ -227,10 +247,51 @@ static void test_temporary_and_limits(void **state)
     smh_clear();
     smh_send(1, "<presence to='third@conference.example.org/LongerThanEight'/>");
     EXPECT('S', 1, "type='error'", "not-acceptable");
+    smh_clear();
+    char big[1024];
+    snprintf(big, sizeof big, "<presence to='other@conference.example.org/Al'><status>%0400d"
+                              "</status></presence>", 0);
+    smh_send(1, big);
+    EXPECT('S', 1, "type='error'", "policy-violation");
     /* Only the host's accounts create rooms; closed.org has its own service. */
     smh_clear();
     smh_send(1, "<presence to='x@conference.closed.org/Al'/>");
     EXPECT('S', 1, "type='error'", "not-allowed");
+}
+
+/* The service lists its public rooms by JID, a page at a time (XEP-0059). */
+static void test_room_list(void **state)
+{
+    smh_online(1, "alice", "a");
+    static const char *const rooms[] = {"c", "a", "b", "hidden"};
+    for (int i = 0; i < 4; i++) {
+        char xml[512];
+        snprintf(xml, sizeof xml, "<presence to='%s@conference.example.org/Al'/>", rooms[i]);
+        smh_send(1, xml);
+    }
+    smh_send(1, "<iq type='set' id='c' to='hidden@conference.example.org'><query xmlns='" MUC
+                "#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_publicroom'>"
+                "<value>0</value></field></x></query></iq>");
+#define ITEMS_QUERY                                                                         \
+    "<iq type='get' id='%s' to='conference.example.org'><query xmlns='http://"               \
+    "jabber.org/protocol/disco#items'><set xmlns='http://jabber.org/protocol/rsm'>%s</set>" \
+    "</query></iq>"
+    char xml[512];
+    smh_clear();
+    snprintf(xml, sizeof xml, ITEMS_QUERY, "p1", "<max>2</max>");
+    smh_send(1, xml);
+    EXPECT('S', 1, "id='p1'", "jid='a@conference.example.org' name='a'/><item jid='b@");
+    EXPECT('S', 1, "id='p1'", "<count>3</count>");
+    NONE('S', 1, "hidden@");
+    snprintf(xml, sizeof xml, ITEMS_QUERY, "p2", "<max>2</max><after>b@conference.example.org</after>");
+    smh_send(1, xml);
+    EXPECT('S', 1, "id='p2'", "<first index='2'>c@conference.example.org</first>");
+    snprintf(xml, sizeof xml, ITEMS_QUERY, "p3", "<max>1</max><before/>");
+    smh_send(1, xml);
+    EXPECT('S', 1, "id='p3'", "<first index='2'>c@conference.example.org</first>");
+    snprintf(xml, sizeof xml, ITEMS_QUERY, "p4", "<max>5</max><before>b@conference.example.org</before>");
+    smh_send(1, xml);
+    EXPECT('S', 1, "id='p4'", "<first index='0'>a@conference.example.org</first><last>a@");
 }
 
 /* The room's archive (mod_muc_mam): its group messages, for those who may read its history. */
@@ -313,6 +374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_members_only_invite, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_leave_end_destroy, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_temporary_and_limits, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_room_list, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_archive, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_restart, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_bad_records, smh_setup, smh_teardown),

@@ -4,7 +4,8 @@ the suite's directory), with its own HOME and XDG directories there, an account 
 connects it to the front (STARTTLS, the self-signed certificate trusted) and a debug log with
 every stanza it sent and received. A suite types lines (type_line) and waits for what the screen
 shows (wait_screen); every wait is bounded, and Tmux.close() ends the tmux server and every
-Profanity by PID."""
+Profanity by PID. The Profanity suites share their system (start_system, stop_system): the SM on
+SQLite, one front, accounts u0 and u1 (passwords pw0 and pw1)."""
 
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 
 from .proc import alive, comm, wait_until
 from .report import Failure
+from .system import free_ports, front_xml, service, sm_xml
 
 PROFANITY = shutil.which('profanity') or '/usr/bin/profanity'
 TMUX = shutil.which('tmux') or '/usr/bin/tmux'
@@ -132,3 +134,31 @@ class Profanity:
         (within seconds; [] if none came)."""
         return wait_until(lambda: self.received(pred)[after:], seconds, step=0.1)
 
+
+
+def start_system(r, system):
+    """Profanity and tmux installed, our programs built, accounts u0 and u1, the SM (SQLite) and
+    one front running, each a check: the front's (STARTTLS port, direct TLS port), or None after
+    the check that failed."""
+    absent = missing()
+    if not (system.ready(r) and
+            r.check('Profanity and tmux are installed (tools/deps.sh installs them)', not absent,
+                    ' '.join(absent))):
+        return None
+    sm_port, port, tls_port = free_ports(3)
+    system.use_sm(sm_xml(system.path('db.sqlite'), [service('jadc2s', sm_port, 's', 'front')]))
+    system.use_front('jadc2s', front_xml('jadc2s', 's', sm_port, '127.0.0.1', port, tls_port,
+                                         system.path('none.pem')), port)
+    ok, out, _ = system.import_accounts([('u0@localhost', 'pw0'), ('u1@localhost', 'pw1')])
+    if (r.check('import u0 and u1', ok, out) and
+            r.check('the SM starts', system.start_sm(ready_port=sm_port, seconds=10)) and
+            r.check('the front starts', system.start_front(probe_port=tls_port, seconds=10))):
+        return port, tls_port
+    return None
+
+
+def stop_system(r, system):
+    """The front and the SM exit 0 on SIGTERM; no sanitizer reports in the logs."""
+    r.check('the front exits 0 on SIGTERM', system.front().stop() == 0)
+    r.check('the SM exits 0 on SIGTERM', system.sm.stop() == 0)
+    system.check_sanitizers(r)
