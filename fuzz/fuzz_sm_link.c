@@ -9,7 +9,11 @@
  * available (alice and bob at localhost, two resources each), and the rest is records, a byte
  * picking the session, a byte for the length and that many bytes, each a stanza the session
  * sends (to conference.localhost, the SM's room service, if the input likes). Two hosts are
- * served (localhost, example.com) with accounts alice and bob on each.
+ * served (localhost, example.com) with accounts alice and bob on each; alice@localhost is an
+ * administrator (ad-hoc commands, sm/mod_admin_commands.c). In those records abbreviations stand
+ * for what a byte of length cannot hold or the input cannot know: @S@ the last ad-hoc sessionid
+ * the SM sent, @Q@ <iq type='set' id='q' to='localhost'>, @C@ http://jabber.org/protocol/commands,
+ * @A@ http://jabber.org/protocol/admin#, @D@ jabber:x:data and @F@ <field var='.
  *
  * Checks: no crash, abort or sanitizer report whatever a peer sends (security issue 12: a stanza
  * grown past a frame aborted the SM); every frame the SM sends is one a front accepts (a STANZA
@@ -42,6 +46,7 @@
 
 static db_conn *db;
 static size_t sent_bytes;
+static char last_sessionid[64];     /* the last sessionid='...' the SM sent (@S@) */
 
 static void check(bool ok)
 {
@@ -57,6 +62,14 @@ static void t_stanza(void *ctx, void *link, uint64_t sid, const char *xml, size_
     check(smproto_put(&b, SMPROTO_STANZA, sid, xml, len));
     buf_free(&b);
     sent_bytes += len;
+    static const char key[] = "sessionid='";
+    const char *p = memmem(xml, len, key, sizeof key - 1);
+    if (p) {
+        p += sizeof key - 1;
+        const char *end = memchr(p, '\'', len - (size_t)(p - xml));
+        if (end && (size_t)(end - p) < sizeof last_sessionid)
+            snprintf(last_sessionid, sizeof last_sessionid, "%.*s", (int)(end - p), p);
+    }
 }
 static void t_auth(void *ctx, void *link, uint64_t sid, uint8_t status, const xdb_credentials *c)
 {
@@ -131,7 +144,8 @@ static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
 
 /* localhost takes registrations, example.com does not; every built-in module, its defaults. */
 static const char config_text[] = "<sm><host name='localhost'><register/></host>"
-                                  "<host name='example.com'/><offline_quota>10</offline_quota></sm>";
+                                  "<host name='example.com'/><offline_quota>10</offline_quota>"
+                                  "<admins><jid>alice@localhost</jid></admins></sm>";
 static sm_config cfg;
 
 static void adduser(const char *host, const char *user)
@@ -168,9 +182,27 @@ static void init(void)
     unlink(cpath);
 }
 
-/* Every input starts from accounts with nothing stored. */
+static bool account_exists(const char *host, const char *user)
+{
+    xdb_request *r = xdb_request_new(XDB_USER_CREDS, host, user);
+    bool exists = xdb_run(db, r) == XDB_OK;
+    xdb_request_free(r);
+    return exists;
+}
+
+/* Every input starts from the accounts (the admin commands add and delete some) with nothing
+ * stored. */
 static void wipe(void)
 {
+    static const char *const hosts[] = {"localhost", "example.com"};
+    db_exec(db, "DELETE FROM users WHERE username NOT IN ('alice', 'bob')");
+    for (int h = 0; h < 2; h++) {
+        if (!account_exists(hosts[h], "alice"))
+            adduser(hosts[h], "alice");
+        if (!account_exists(hosts[h], "bob"))
+            adduser(hosts[h], "bob");
+    }
+    last_sessionid[0] = '\0';
     static const char *const tables[] = {
         "roster_groups", "roster_items", "roster_pending", "offline", "documents", "blocklist",
         "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated",
@@ -203,6 +235,31 @@ static void front_sends(sm *core, sm_link *front, const uint8_t *data, size_t si
     }
 }
 
+/* A record's stanza with the abbreviations (see the top) expanded. */
+static void expand(const uint8_t *data, size_t len, buf *out)
+{
+    static const char *const abbrev[][2] = {
+        {"@S@", last_sessionid},
+        {"@C@", "http://jabber.org/protocol/commands"},
+        {"@A@", "http://jabber.org/protocol/admin#"},
+        {"@D@", "jabber:x:data"},
+        {"@Q@", "<iq type='set' id='q' to='localhost'>"},
+        {"@F@", "<field var='"},
+    };
+    enum { ABBREVS = sizeof abbrev / sizeof abbrev[0] };
+    for (size_t i = 0; i < len;) {
+        size_t k = 0;
+        while (k < ABBREVS && (len - i < 3 || memcmp(data + i, abbrev[k][0], 3) != 0))
+            k++;
+        if (k < ABBREVS) {
+            buf_append(out, abbrev[k][1], strlen(abbrev[k][1]));
+            i += 3;
+        } else {
+            buf_append(out, data + i++, 1);
+        }
+    }
+}
+
 /* Group chat: MUC_SESSIONS sessions, available; then records of (session, length, stanza). */
 static void sessions_send(sm *core, sm_link *front, const uint8_t *data, size_t size)
 {
@@ -219,7 +276,10 @@ static void sessions_send(sm *core, sm_link *front, const uint8_t *data, size_t 
         uint64_t sid = data[0] % MUC_SESSIONS + 1;
         size_t len = data[1] < size - 2 ? data[1] : size - 2;
         sm_tick(core, now += 1000);
-        sm_session_stanza(core, front, sid, (const char *)data + 2, len);
+        buf st = BUF_INIT;
+        expand(data + 2, len, &st);
+        sm_session_stanza(core, front, sid, buf_len(&st) ? buf_data(&st) : "", buf_len(&st));
+        buf_free(&st);
         drain();
         data += 2 + len;
         size -= 2 + len;

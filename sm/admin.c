@@ -1,5 +1,5 @@
-/* sm/admin.c — the admin channel (see admin.h): requests against the core, and the Unix socket
- * they arrive on. */
+/* sm/admin.c — the admin channel (see admin.h): requests against the core (sessions, kick,
+ * status, stats, announce), and the Unix socket they arrive on. */
 #include "sm/admin.h"
 
 #include <errno.h>
@@ -14,6 +14,8 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/utf8.h"
+#include "sm/announce.h"
 
 #define ADMIN_MAX_REQUEST 1024
 #define ADMIN_KICK_TEXT "kicked by an administrator"
@@ -84,7 +86,94 @@ static sm_admin_status admin_kick(sm *s, const char *arg, size_t len, buf *out)
     return st;
 }
 
-sm_admin_status sm_admin_execute(sm *s, const char *line, size_t len, buf *out)
+static void admin_storage_line(const sm_admin_storage *st, buf *out)
+{
+    if (st)
+        buf_appendf(out, "storage\t%s\t%s\t%d\t%zu\t%llu\n", st->driver,
+                    st->down ? "down" : "up", st->workers, st->pending,
+                    (unsigned long long)st->outages);
+    else
+        buf_appendf(out, "storage\t-\tunknown\t0\t0\t0\n");
+}
+
+static int64_t admin_uptime(const sm *s)
+{
+    int64_t up = (sm_wall_ms() - sm_started_ms(s)) / 1000;
+    return up < 0 ? 0 : up;
+}
+
+static sm_admin_status admin_status(sm *s, const sm_admin_storage *storage, buf *out)
+{
+    sm_stats st;
+    sm_get_stats(s, &st);
+    char started[32];
+    sm_format_time(sm_started_ms(s), started);
+    buf_appendf(out, "started\t%s\nuptime\t%lld\nsessions\t%llu\nusers\t%llu\nstarting\t%s\n",
+                started, (long long)admin_uptime(s), (unsigned long long)st.sessions,
+                (unsigned long long)st.users, sm_start_waiting(s) ? "yes" : "no");
+    const sm_config *c = sm_cfg(s);
+    for (int i = 0; i < c->nservices; i++)
+        buf_appendf(out, "service\t%s\t%s\t%s\n", c->services[i].id,
+                    c->services[i].role == SM_ROLE_FRONT ? "front" : "component",
+                    sm_link_count(s, c->services[i].id) ? "up" : "down");
+    admin_storage_line(storage, out);
+    buf_appendf(out, "ok\n");
+    return SM_ADMIN_OK;
+}
+
+static void admin_count_available(sm_session *sess, void *ctx)
+{
+    *(uint64_t *)ctx += sess->available;
+}
+
+static sm_admin_status admin_stats(sm *s, const sm_admin_storage *storage, buf *out)
+{
+    sm_stats st;
+    sm_get_stats(s, &st);
+    uint64_t available = 0;
+    sm_each_session(s, admin_count_available, &available);
+    static const char *const kinds[SM_KINDS] = {"message", "presence", "iq", "other"};
+    buf_appendf(out,
+                "sessions\t%llu\nsessions_available\t%llu\nsessions_detached\t%llu\n"
+                "users\t%llu\nlinks\t%llu\nfronts_up\t%llu\ncomponents_up\t%llu\n",
+                (unsigned long long)st.sessions, (unsigned long long)available,
+                (unsigned long long)st.detached, (unsigned long long)st.users,
+                (unsigned long long)(st.fronts_up + st.components_up),
+                (unsigned long long)st.fronts_up, (unsigned long long)st.components_up);
+    for (int k = 0; k < SM_KINDS; k++)
+        buf_appendf(out, "stanzas_in_%s\t%llu\n", kinds[k], (unsigned long long)st.stanzas_in[k]);
+    buf_appendf(out,
+                "bytes_in\t%llu\nstanzas_out\t%llu\nbytes_out\t%llu\ndropped_stale\t%llu\n"
+                "dropped_bad\t%llu\ndropped_too_big\t%llu\nstorage_pending\t%zu\n"
+                "uptime\t%lld\nok\n",
+                (unsigned long long)st.bytes_in, (unsigned long long)st.stanzas_out,
+                (unsigned long long)st.bytes_out, (unsigned long long)st.dropped_stale,
+                (unsigned long long)st.dropped_bad, (unsigned long long)st.dropped_too_big,
+                storage ? storage->pending : 0, (long long)admin_uptime(s));
+    return SM_ADMIN_OK;
+}
+
+static sm_admin_status admin_announce(sm *s, const char *text, size_t len, buf *out)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] < 0x20 && text[i] != '\t') {
+            buf_appendf(out, "refused: the text has control characters\n");
+            return SM_ADMIN_REFUSED;
+        }
+    if (utf8_scan(text, len) < 0) {
+        buf_appendf(out, "refused: the text is not UTF-8\n");
+        return SM_ADMIN_REFUSED;
+    }
+    char *body = mem_strndup(text, len);
+    size_t n = sm_announce(s, NULL, NULL, body);
+    free(body);
+    log_notice("sm: admin announcement sent to %zu session(s)", n);
+    buf_appendf(out, "announced to %zu session(s)\nok\n", n);
+    return SM_ADMIN_OK;
+}
+
+sm_admin_status sm_admin_execute(sm *s, const sm_admin_storage *storage, const char *line,
+                                 size_t len, buf *out)
 {
     while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
         len--;
@@ -97,10 +186,17 @@ sm_admin_status sm_admin_execute(sm *s, const char *line, size_t len, buf *out)
     bool has_arg = arg < len;
     if (cmd == 8 && memcmp(line, "sessions", 8) == 0 && !has_arg)
         return admin_sessions(s, out);
+    if (cmd == 6 && memcmp(line, "status", 6) == 0 && !has_arg)
+        return admin_status(s, storage, out);
+    if (cmd == 5 && memcmp(line, "stats", 5) == 0 && !has_arg)
+        return admin_stats(s, storage, out);
+    if (cmd == 8 && memcmp(line, "announce", 8) == 0 && has_arg)
+        return admin_announce(s, line + arg, len - arg, out);
     if (cmd == 4 && memcmp(line, "kick", 4) == 0 && has_arg &&
         !memchr(line + arg, ' ', len - arg) && !memchr(line + arg, '\t', len - arg))
         return admin_kick(s, line + arg, len - arg, out);
-    buf_appendf(out, "error: unknown request (expected \"sessions\" or \"kick JID\")\n");
+    buf_appendf(out, "error: unknown request (expected \"sessions\", \"kick JID\", \"status\", "
+                     "\"stats\" or \"announce TEXT\")\n");
     return SM_ADMIN_ERROR;
 }
 
@@ -119,6 +215,8 @@ struct sm_admin {
     evloop_io listener;
     char *path;
     admin_conn *conns;
+    sm_admin_storage_fn storage;
+    void *storage_ctx;
 };
 
 static void conn_close(sm_admin *a, admin_conn *c)
@@ -166,8 +264,12 @@ static void conn_read(sm_admin *a, admin_conn *c)
     char *nl = memchr(buf_data(&c->in), '\n', buf_len(&c->in));
     if (!nl && buf_len(&c->in) <= ADMIN_MAX_REQUEST)
         return;
+    sm_admin_storage st = {0};
+    if (a->storage)
+        a->storage(a->storage_ctx, &st);
     if (nl)
-        sm_admin_execute(a->core, buf_data(&c->in), (size_t)(nl - buf_data(&c->in)), &c->out);
+        sm_admin_execute(a->core, a->storage ? &st : NULL, buf_data(&c->in),
+                         (size_t)(nl - buf_data(&c->in)), &c->out);
     else
         buf_appendf(&c->out, "error: request too long\n");
     evloop_io_set(a->loop, &c->io, EVLOOP_WRITE);
@@ -261,6 +363,12 @@ sm_admin *sm_admin_open(evloop *loop, sm *s, const char *path, char *err, size_t
     }
     log_info("sm: admin socket %s", path);
     return a;
+}
+
+void sm_admin_set_storage(sm_admin *a, sm_admin_storage_fn fn, void *ctx)
+{
+    a->storage = fn;
+    a->storage_ctx = ctx;
 }
 
 void sm_admin_close(sm_admin *a)

@@ -141,6 +141,7 @@ struct sm {
     sm_barrier *barrier;    /* the current barrier (sm/barrier.h), or NULL */
     buf wire;               /* the stanza being sent, serialized (wire_put) */
     int64_t now_ms;         /* sm_tick's clock */
+    int64_t started_ms;     /* sm_new's wall clock */
     restart_wait restart;   /* restart_wait.c */
     sm_map iq_out;          /* iq_out.c: the SM's own iq requests awaiting an answer, by id */
     served_domain *domains; /* domains.c */

@@ -22,6 +22,7 @@
 #include "sm/server.h"
 #include "sm/sm_check.h"
 #include "sm/sm_reload.h"
+#include "xdbsql/breaker.h"
 #include "xdbsql/xdbsql.h"
 
 typedef struct signals {
@@ -53,6 +54,24 @@ static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
 static void wake(void *ctx)
 {
     evloop_wake(ctx);
+}
+
+/* What jabshardctl status and stats say of storage. */
+typedef struct storage_probe {
+    const char *driver;
+    xdbsql *xdb;
+    db_breaker *breaker;
+} storage_probe;
+
+static void storage_state(void *ctx, sm_admin_storage *out)
+{
+    storage_probe *p = ctx;
+    breaker_stats bs = {0};
+    if (p->breaker)
+        breaker_stats_get(p->breaker, &bs);
+    *out = (sm_admin_storage){.driver = p->driver, .workers = xdbsql_workers(p->xdb),
+                              .pending = xdbsql_pending(p->xdb), .down = bs.open,
+                              .outages = bs.outages};
 }
 
 static void usage(void)
@@ -135,6 +154,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", err);
         return 1;
     }
+    storage_probe probe = {.driver = cfg.storage.db.driver, .xdb = xdb,
+                           .breaker = breaker_acquire(&cfg.storage.db)};
+    sm_admin_set_storage(admin, storage_state, &probe);
     /* Metrics are for operators: a port taken is said, and the SM serves its users anyway. */
     sm_metrics *metrics = NULL;
     if (cfg.metrics_port) {
@@ -158,6 +180,8 @@ int main(int argc, char **argv)
     evloop_io_set(loop, &sg.io, 0);
     close(sg.fd);
     sm_admin_close(admin);
+    if (probe.breaker)
+        breaker_release(probe.breaker);
     sm_metrics_close(metrics);
     /* Storage finishes what was submitted (last activity, offline stores) before we go. */
     xdbsql_close(xdb);

@@ -1,7 +1,9 @@
 /* sm/mod_disco.c — service discovery (XEP-0030) for the server and, on their behalf, its
  * accounts. The server's features are those the loaded modules declare; other modules add to the
  * server's info (XEP-0128 forms, as mod_contact's XEP-0157 addresses) by hooking "disco-info",
- * and to an account's (mod_pep's identity and features) by hooking "disco-account-info". */
+ * and to an account's (mod_pep's identity and features) by hooking "disco-account-info". A node of
+ * the server other than its caps node is a module's (mod_adhoc's command list and commands):
+ * "disco-node-info" and "disco-node-items" ask the hooks, and one that knows the node answers. */
 #include <stdio.h>
 #include <string.h>
 
@@ -59,7 +61,15 @@ static void disco_info(sm *s, sm_stanza *st, xml_node *payload)
     bool user = st->to.domain_len ? jid_node(&st->to, &(size_t){0}) != NULL : st->origin != NULL;
     const char *node = xml_attr_get(payload, "node");
     if (node && (user || !caps_node(node))) {
-        sm_bounce(s, st, "cancel", "item-not-found");
+        xml_arena *a = xml_arena_new(512);
+        xml_node *q = xml_element_new(a, NULL, NS_INFO, "query");
+        xml_attr_set(a, q, NULL, "node", node);
+        sm_event ev = {.stanza = st, .arena = a, .node = q, .name = node};
+        if (!user && sm_fire_named(s, "disco-node-info", &ev))
+            sm_iq_result(s, st, q);
+        else
+            sm_bounce(s, st, "cancel", "item-not-found");
+        xml_arena_free(a);
         return;
     }
     xml_arena *a = xml_arena_new(2048);
@@ -98,6 +108,9 @@ static void disco_items(sm *s, sm_stanza *st, xml_node *payload)
     if (!node) {
         sm_event ev = {.stanza = st, .arena = a, .node = q};
         sm_fire_named(s, user ? "disco-account-items" : "disco-host-items", &ev);
+    } else if (!user) {
+        sm_event ev = {.stanza = st, .arena = a, .node = q, .name = node};
+        sm_fire_named(s, "disco-node-items", &ev);
     }
     sm_iq_result(s, st, q);
     xml_arena_free(a);
@@ -116,7 +129,10 @@ const sm_module mod_disco = {
      * features and identities in it) for hooks to add extensions to (answering a query, or
      * computing the server's caps). "disco-account-info" and "disco-account-items" the same
      * (stanza, arena, node) for an account's bare JID, "disco-host-items" for a host's items
-     * (the services it offers). */
+     * (the services it offers). "disco-node-info" and "disco-node-items" the same (stanza, arena,
+     * node, and name: the node asked) for a node of a host's: a hook that knows the node fills
+     * the <query/> and returns true (info: otherwise <item-not-found/>). */
     .events = (const char *const[]){"disco-info", "disco-account-info", "disco-account-items",
-                                    "disco-host-items", NULL},
+                                    "disco-host-items", "disco-node-info", "disco-node-items",
+                                    NULL},
 };

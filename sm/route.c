@@ -174,7 +174,13 @@ void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition)
 void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *condition,
                     const char *text)
 {
-    if (!sm_stanza_error(st, type, condition, NULL, NULL)) {
+    sm_bounce_app(s, st, type, condition, NULL, NULL, text);
+}
+
+void sm_bounce_app(sm *s, sm_stanza *st, const char *type, const char *condition,
+                   const char *app_ns, const char *app_name, const char *text)
+{
+    if (!sm_stanza_error(st, type, condition, app_ns, app_name)) {
         sm_stanza_free(st);
         return;
     }

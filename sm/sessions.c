@@ -24,6 +24,14 @@ uint64_t sm_link_serial(const sm_link *l) { return l->serial; }
 
 const char *sm_link_service(const sm_link *l) { return l->service; }
 
+size_t sm_link_count(const sm *s, const char *service_id)
+{
+    size_t n = 0;
+    for (const sm_link *l = s->links; l; l = l->next)
+        n += strcmp(l->service, service_id) == 0;
+    return n;
+}
+
 sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component)
 {
     sm_link *l = mem_zalloc(sizeof(*l));

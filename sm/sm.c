@@ -173,6 +173,11 @@ int64_t sm_wall_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+int64_t sm_started_ms(const sm *s)
+{
+    return s->started_ms;
+}
+
 static void count_detached(void *val, void *ctx)
 {
     *(uint64_t *)ctx += sm_session_detached(val);
@@ -195,6 +200,7 @@ sm *sm_new(const sm_config *cfg, const sm_module *const *modules, const sm_trans
 {
     sm *s = mem_zalloc(sizeof(*s));
     s->cfg = cfg;
+    s->started_ms = sm_wall_ms();
     s->t = *t;
     s->tctx = transport_ctx;
     s->submit = submit;

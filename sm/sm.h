@@ -161,6 +161,8 @@ typedef struct sm_stats {
     uint64_t dropped_too_big;       /* fan-out copies (sm_fanout) too big for a frame */
 } sm_stats;
 void sm_get_stats(const sm *s, sm_stats *out);
+/* When sm_new made it (Unix epoch, ms): the uptime jabshardctl status shows. */
+int64_t sm_started_ms(const sm *s);
 
 /* ---- for modules ---- */
 
@@ -185,6 +187,10 @@ void sm_bounce(sm *s, sm_stanza *st, const char *type, const char *condition);
 /* The same with a human-readable <text/> (which limit was reached, and what it is). */
 void sm_bounce_text(sm *s, sm_stanza *st, const char *type, const char *condition,
                     const char *text);
+/* The same with an application-specific condition <app_name xmlns=app_ns/> too (app_ns NULL:
+ * none; text NULL: none): XEP-0050's <bad-sessionid/>. */
+void sm_bounce_app(sm *s, sm_stanza *st, const char *type, const char *condition,
+                   const char *app_ns, const char *app_name, const char *text);
 /* st cannot be sent or stored as it is (larger than a frame carries): its sender hears so
  * (<policy-violation/> with XEP-0182's stanza-too-big), without the payload; frees st. */
 void sm_bounce_too_big(sm *s, sm_stanza *st);
@@ -356,6 +362,8 @@ uint64_t sm_link_serial(const sm_link *l);
 sm_link *sm_link_find(const sm *s, uint64_t serial);
 /* The link's service id (the front's or the component's name). */
 const char *sm_link_service(const sm_link *l);
+/* How many links of that service id are up (a configured front or component: 0 or 1). */
+size_t sm_link_count(const sm *s, const char *service_id);
 /* Calls fn for every bound session (in no particular order); fn must not end sessions. */
 void sm_each_session(sm *s, void (*fn)(sm_session *sess, void *ctx), void *ctx);
 

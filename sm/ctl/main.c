@@ -8,13 +8,19 @@
  *   jabshardctl [-c sm.xml] import FILE      (lines "JID PASSWORD" or "JID {SCRAM}..."; "-" = stdin)
  *   jabshardctl [-c sm.xml] sessions         (who is online: asks the running SM)
  *   jabshardctl [-c sm.xml] kick JID         (ends a session, or all of an account's)
+ *   jabshardctl [-c sm.xml] status           (uptime, sessions, fronts and components, storage)
+ *   jabshardctl [-c sm.xml] stats            (the SM's counters)
+ *   jabshardctl [-c sm.xml] announce TEXT    (a headline message to every online session)
+ *
+ * --json (or -j) prints status, stats and sessions as one JSON object or array instead.
  *
  * A password not given on the command line is read from standard input (without echo on a
  * terminal), so it stays out of shell history and process lists. Exit status: 0 done, 1 refused
  * (no such user, exists, bad JID, no such session), 2 bad usage or configuration, 3 storage
- * failure or, for sessions and kick, the SM is not running (they talk to it over its admin
- * socket, sm/admin.h). */
+ * failure or, for sessions, kick, status, stats and announce, the SM is not running (they talk
+ * to it over its admin socket, sm/admin.h). */
 #include <errno.h>
+#include <getopt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -26,6 +32,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/jid.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -38,7 +45,7 @@ enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORAGE = 3 };
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: jabshardctl [-c sm.xml] COMMAND\n"
+            "usage: jabshardctl [-c sm.xml] [--json] COMMAND\n"
             "  adduser JID [PASSWORD]   create an account\n"
             "  deluser JID              delete an account and everything stored for it\n"
             "  passwd JID [PASSWORD]    set an account's password\n"
@@ -47,7 +54,12 @@ static void usage(void)
             "                           \"JID {SCRAM}s1:i1:stored1:server1:s256:i256:stored256:server256\"\n"
             "                           (SCRAM-SHA-1 then SCRAM-SHA-256, base64; - = stdin)\n"
             "  sessions                 list the sessions of the running SM\n"
-            "  kick JID                 end a session (full JID) or all of an account's (bare)\n");
+            "  kick JID                 end a session (full JID) or all of an account's (bare)\n"
+            "  status                   the running SM: uptime, sessions, fronts and components\n"
+            "                           and their links, storage\n"
+            "  stats                    the running SM's counters\n"
+            "  announce TEXT            a headline message to every online session\n"
+            "  --json, -j               status, stats and sessions as JSON\n");
     exit(EXIT_USAGE);
 }
 
@@ -414,10 +426,24 @@ static int cmd_import(db_conn *c, const sm_config *sc, int argc, char **argv)
     return failures ? EXIT_REFUSED : 0;
 }
 
-/* One request to the running SM's admin channel: prints its reply lines and maps the outcome
- * line ("ok", "refused: ...", "error: ...") to an exit status. */
-static int admin_call(const sm_config *sc, const char *request)
+/* A reply from the SM's admin channel: its lines (without newlines), the outcome last. */
+typedef struct reply {
+    char **lines;
+    size_t n;
+} reply;
+
+static void reply_free(reply *r)
 {
+    for (size_t i = 0; i < r->n; i++)
+        free(r->lines[i]);
+    free(r->lines);
+}
+
+/* One request to the running SM's admin channel: its reply lines in out, and the outcome line
+ * ("ok", "refused: ...", "error: ...") mapped to an exit status (printed when not ok). */
+static int admin_call(const sm_config *sc, const char *request, reply *out)
+{
+    *out = (reply){0};
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     const char *path = sc->admin_socket;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -439,52 +465,232 @@ static int admin_call(const sm_config *sc, const char *request)
     fprintf(f, "%s\n", request);
     fflush(f);
     shutdown(fd, SHUT_WR);
-    char *line = NULL, *last = NULL;
+    char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) >= 0) {
-        if (last)
-            fputs(last, stdout);
-        free(last);
-        last = mem_strdup(line);
+        line[strcspn(line, "\n")] = '\0';
+        out->lines = mem_realloc(out->lines, (out->n + 1) * sizeof(char *));
+        out->lines[out->n++] = mem_strdup(line);
     }
     free(line);
     fclose(f);
+    const char *last = out->n ? out->lines[out->n - 1] : NULL;
     int status = EXIT_STORAGE;
     if (!last)
         fprintf(stderr, "jabshardctl: the session manager closed the connection without an answer\n");
-    else if (strcmp(last, "ok\n") == 0)
+    else if (strcmp(last, "ok") == 0)
         status = 0;
     else if (strncmp(last, "refused: ", 9) == 0)
         status = EXIT_REFUSED;
     else if (strncmp(last, "error: ", 7) == 0)
         status = EXIT_USAGE;
     if (status && last)
-        fprintf(stderr, "jabshardctl: %s", last);
-    free(last);
+        fprintf(stderr, "jabshardctl: %s\n", last);
     return status;
 }
 
-static int cmd_admin(const sm_config *sc, int argc, char **argv)
+/* ---- JSON output (--json) ---- */
+
+static void json_string(const char *v)
 {
-    if (strcmp(argv[0], "sessions") == 0) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+/* A value that is all digits is a number in JSON, anything else a string. */
+static void json_value(const char *v)
+{
+    bool number = *v && strspn(v, "0123456789") == strlen(v) && (v[0] != '0' || !v[1]);
+    if (number)
+        fputs(v, stdout);
+    else
+        json_string(v);
+}
+
+/* A line's tab-separated fields (at most max; the line is cut in place). */
+static size_t fields(char *line, char **out, size_t max)
+{
+    size_t n = 0;
+    for (char *p = line; n < max;) {
+        out[n++] = p;
+        char *tab = strchr(p, '\t');
+        if (!tab)
+            break;
+        *tab = '\0';
+        p = tab + 1;
+    }
+    return n;
+}
+
+static void json_sessions(reply *r)
+{
+    static const char *const keys[] = {"jid", "link", "sid", "since", "state"};
+    printf("[");
+    for (size_t i = 0; i + 1 < r->n; i++) {
+        char *f[5];
+        size_t n = fields(r->lines[i], f, 5);
+        printf("%s{", i ? ",\n " : "");
+        for (size_t k = 0; k < n; k++) {
+            printf("%s\"%s\": ", k ? ", " : "", keys[k]);
+            json_string(f[k]);
+        }
+        printf("}");
+    }
+    printf("]\n");
+}
+
+/* stats: "NAME VALUE" lines as one object. */
+static void json_stats(reply *r)
+{
+    printf("{");
+    for (size_t i = 0; i + 1 < r->n; i++) {
+        char *f[2];
+        if (fields(r->lines[i], f, 2) != 2)
+            continue;
+        printf("%s", i ? ",\n " : "");
+        json_string(f[0]);
+        printf(": ");
+        json_value(f[1]);
+    }
+    printf("}\n");
+}
+
+/* status: its records as an object, services as an array, storage as an object. */
+static void json_status(reply *r)
+{
+    printf("{");
+    bool first = true, services = false;
+    for (size_t i = 0; i + 1 < r->n; i++) {
+        char *f[6];
+        size_t n = fields(r->lines[i], f, 6);
+        if (strcmp(f[0], "service") == 0 && n == 4) {
+            printf("%s{\"id\": ", services ? ",\n  " : first ? "\"services\": [" : ",\n \"services\": [");
+            json_string(f[1]);
+            printf(", \"role\": \"%s\", \"state\": \"%s\"}", f[2], f[3]);
+            services = true;
+            first = false;
+            continue;
+        }
+        if (services) {
+            printf("]");
+            services = false;
+        }
+        printf("%s", first ? "" : ",\n ");
+        first = false;
+        if (strcmp(f[0], "storage") == 0 && n == 6) {
+            printf("\"storage\": {\"driver\": ");
+            json_string(f[1]);
+            printf(", \"state\": \"%s\", \"workers\": %s, \"pending\": %s, \"outages\": %s}", f[2],
+                   f[3], f[4], f[5]);
+        } else if (n == 2) {
+            json_string(f[0]);
+            printf(": ");
+            if (strcmp(f[1], "yes") == 0 || strcmp(f[1], "no") == 0)
+                printf("%s", f[1][0] == 'y' ? "true" : "false");
+            else
+                json_value(f[1]);
+        }
+    }
+    if (services)
+        printf("]");
+    else if (first)
+        printf("\"services\": []");
+    printf("}\n");
+}
+
+/* status as people read it. */
+static void text_status(reply *r)
+{
+    for (size_t i = 0; i + 1 < r->n; i++) {
+        char *f[6];
+        size_t n = fields(r->lines[i], f, 6);
+        if (strcmp(f[0], "service") == 0 && n == 4)
+            printf("%-10s %s: %s\n", f[2], f[1], f[3]);
+        else if (strcmp(f[0], "storage") == 0 && n == 6)
+            printf("storage    %s: %s (%s workers, %s requests pending, %s outages)\n", f[1], f[2],
+                   f[3], f[4], f[5]);
+        else if (strcmp(f[0], "uptime") == 0 && n == 2) {
+            long long up = atoll(f[1]);
+            printf("uptime     %lldd %02lld:%02lld:%02lld\n", up / 86400, up / 3600 % 24,
+                   up / 60 % 60, up % 60);
+        } else if (n == 2)
+            printf("%-10s %s\n", f[0], f[1]);
+    }
+}
+
+static int cmd_admin(const sm_config *sc, bool json, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    buf request = BUF_INIT;
+    if (strcmp(cmd, "announce") == 0) {
+        if (argc < 2)
+            usage();
+        buf_appendf(&request, "announce");
+        for (int i = 1; i < argc; i++) {
+            if (strpbrk(argv[i], "\r\n")) {
+                fprintf(stderr, "jabshardctl: announce: the text is one line\n");
+                buf_free(&request);
+                return EXIT_USAGE;
+            }
+            buf_appendf(&request, " %s", argv[i]);
+        }
+    } else if (strcmp(cmd, "kick") == 0) {
+        if (argc != 2 || strpbrk(argv[1], " \t\r\n"))
+            usage();
+        buf_appendf(&request, "kick %s", argv[1]);
+    } else {
         if (argc != 1)
             usage();
-        return admin_call(sc, "sessions");
+        buf_appendf(&request, "%s", cmd);
     }
-    if (argc != 2 || strpbrk(argv[1], " \t\r\n"))
-        usage();
-    char request[1100];
-    snprintf(request, sizeof(request), "kick %s", argv[1]);
-    return admin_call(sc, request);
+    buf_append(&request, "", 1);
+    reply r;
+    int status = admin_call(sc, buf_data(&request), &r);
+    buf_free(&request);
+    if (status == 0) {
+        if (json && strcmp(cmd, "sessions") == 0)
+            json_sessions(&r);
+        else if (json && strcmp(cmd, "stats") == 0)
+            json_stats(&r);
+        else if (json && strcmp(cmd, "status") == 0)
+            json_status(&r);
+        else if (strcmp(cmd, "status") == 0)
+            text_status(&r);
+        else
+            for (size_t i = 0; i + 1 < r.n; i++)
+                printf("%s\n", r.lines[i]);
+    } else {
+        for (size_t i = 0; i + 1 < r.n; i++)
+            printf("%s\n", r.lines[i]);
+    }
+    reply_free(&r);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     const char *config_path = "sm.xml";
+    bool json = false;
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    /* "+": options stop at the command, so an announcement may start with a dash. */
+    while ((opt = getopt_long(argc, argv, "+c:jh", longopts, NULL)) != -1) {
         if (opt == 'c')
             config_path = optarg;
+        else if (opt == 'j')
+            json = true;
         else
             usage();
     }
@@ -500,8 +706,22 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_open("jabshardctl", LOG_TO_STDERR, NULL, LL_WARN);
-    if (strcmp(argv[0], "sessions") == 0 || strcmp(argv[0], "kick") == 0) {
-        int status = cmd_admin(&sc, argc, argv);
+    static const char *const admin_cmds[] = {"sessions", "kick", "status", "stats", "announce",
+                                             NULL};
+    bool admin = false;
+    for (int i = 0; admin_cmds[i]; i++)
+        admin |= strcmp(argv[0], admin_cmds[i]) == 0;
+    if (admin) {
+        /* --json after the command, too (not in an announcement's text). */
+        for (int i = 1; strcmp(argv[0], "announce") != 0 && i < argc;)
+            if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
+                json = true;
+                memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(char *));
+                argc--;
+            } else {
+                i++;
+            }
+        int status = cmd_admin(&sc, json, argc, argv);
         sm_config_free(&sc);
         return status;
     }

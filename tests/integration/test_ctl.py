@@ -1,10 +1,14 @@
-"""tests/integration/test_ctl.py — jabshardctl end to end on SQLite: accounts, bulk import, and the
-configuration errors every program reports (file:line: <element>: message, exit status 2).
+"""tests/integration/test_ctl.py — jabshardctl end to end on SQLite: accounts, bulk import, the
+running SM's status, stats, sessions and announcements (text and --json), and the configuration
+errors every program reports (file:line: <element>: message, exit status 2).
 
 Usage: test_ctl.py BUILD_DIR. Prints ok / not ok lines and ends "ctl: N passed, N failed"."""
 
+import json
+
+from jabtest.link import fake_front
 from jabtest.suite import main
-from jabtest.system import System
+from jabtest.system import System, free_ports
 
 # Credentials exported by another server (password "pencil" with the salts of the RFC 5802 and
 # RFC 7677 examples), and a malformed such line.
@@ -24,15 +28,19 @@ grace@unknown.host pw
 
 def body(report, build):
     with System(build, 'ctl', report) as system:
+        sm_port, comp_port = free_ports(2)
         system.use_sm("""<sm>
   <service id='jadc2s' role='front'>
-    <accept><ip>127.0.0.1</ip><port>5111</port><secret>s</secret></accept>
+    <accept><ip>127.0.0.1</ip><port>%d</port><secret>s</secret></accept>
+  </service>
+  <service id='muc.example.org' role='component'>
+    <accept><ip>127.0.0.1</ip><port>%d</port><secret>c</secret></accept>
   </service>
   <host name='localhost'><register/></host>
   <host name='example.org'/>
   <storage><driver>sqlite</driver><path>%s</path></storage>
 </sm>
-""" % system.path('db.sqlite'))
+""" % (sm_port, comp_port, system.path('db.sqlite')))
         last = ['']
 
         def check(name, expect, *args, config=None, input_=None):
@@ -102,6 +110,59 @@ def body(report, build):
         check('a missing config file is an error', 2, 'listusers', config=none)
         output('...naming the file', none)
         check('an unknown command is a usage error', 2, 'frobnicate')
+
+        running_sm(report, system, check, output, last, sm_port)
+
+
+def parsed(report, text):
+    """The command's output as JSON ({} and a not ok line when it is not)."""
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        report.not_ok('...is JSON', '%s: %s' % (e, text))
+        return {}
+
+
+def running_sm(report, system, check, output, last, sm_port):
+    """status, stats, sessions and announce against a running SM (a raw front linked)."""
+    check('status without a running SM fails', 3, 'status')
+    output('...saying so', 'cannot reach the session manager')
+    if not report.check('the SM starts', system.start_sm(ready_port=sm_port, seconds=10)):
+        return
+    link, _ = fake_front(sm_port, 'jadc2s', 's')
+    try:
+        system.sm.wait_log("front 'jadc2s' is up", 10)
+        check('status', 0, 'status')
+        output('...the uptime', 'uptime')
+        output('...the sessions', 'sessions   0')
+        output('...the front, up', 'front      jadc2s: up')
+        output('...the component, down', 'component  muc.example.org: down')
+        output('...storage', 'storage    sqlite: up (')
+        check('status --json', 0, '--json', 'status')
+        st = parsed(report, last[0])
+        report.check('...with uptime, sessions and users as numbers',
+                     all(isinstance(st.get(k), int) for k in ('uptime', 'sessions', 'users')), st)
+        report.check('...services with their state',
+                     {(x['id'], x['role'], x['state']) for x in st.get('services', [])} ==
+                     {('jadc2s', 'front', 'up'), ('muc.example.org', 'component', 'down')}, st)
+        report.check('...storage', st.get('storage', {}).get('driver') == 'sqlite' and
+                     st['storage'].get('state') == 'up' and st['storage'].get('workers', 0) >= 1,
+                     st)
+        check('stats --json (after the command)', 0, 'stats', '--json')
+        stats = parsed(report, last[0])
+        report.check('...the counters', all(isinstance(stats.get(k), int) for k in (
+            'sessions', 'users', 'links', 'dropped_stale', 'dropped_bad', 'storage_pending')) and
+            stats.get('links') == 1, stats)
+        check('stats', 0, 'stats')
+        output('...as lines', 'dropped_bad\t0')
+        check('sessions --json', 0, '-j', 'sessions')
+        report.check('...an empty array', last[0].strip() == '[]', last[0])
+        check('announce', 0, 'announce', 'back', 'in', 'five', 'minutes')
+        output('...to every session', 'announced to 0 session(s)')
+        check('announce without text is a usage error', 2, 'announce')
+    finally:
+        link.sock.close()
+    report.check('the SM exits 0 on SIGTERM', system.sm.stop() == 0)
 
 
 if __name__ == '__main__':

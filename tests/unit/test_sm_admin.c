@@ -14,7 +14,7 @@
 static sm_admin_status run(const char *line, char **reply)
 {
     buf out = BUF_INIT;
-    sm_admin_status st = sm_admin_execute(smh.core, line, strlen(line), &out);
+    sm_admin_status st = sm_admin_execute(smh.core, NULL, line, strlen(line), &out);
     buf_append(&out, "", 1);
     *reply = strdup(buf_data(&out));
     buf_free(&out);
@@ -84,6 +84,55 @@ static void test_sessions_and_kick(void **state)
     assert_int_equal(run("sessions", &r), SM_ADMIN_OK);
     assert_null(strstr(r, "bob@"));
     assert_non_null(strstr(r, "alice@example.org/home"));
+    free(r);
+}
+
+static void test_status_stats_announce(void **state)
+{
+    smh_online(1, "alice", "a");
+    smh_bind(2, "bob", "b");
+    smh_clear();
+    char *r;
+    assert_int_equal(run("status", &r), SM_ADMIN_OK);
+    assert_non_null(strstr(r, "started\t20"));
+    assert_non_null(strstr(r, "\nuptime\t"));
+    assert_non_null(strstr(r, "\nsessions\t2\n"));
+    assert_non_null(strstr(r, "\nusers\t2\n"));
+    assert_non_null(strstr(r, "\nstarting\t"));
+    assert_non_null(strstr(r, "\nstorage\t-\tunknown\t"));
+    assert_non_null(strstr(r, "\nok\n"));
+    free(r);
+    sm_admin_storage st = {.driver = "sqlite", .workers = 2, .pending = 3, .down = true,
+                           .outages = 1};
+    buf out = BUF_INIT;
+    assert_int_equal(sm_admin_execute(smh.core, &st, "status", 6, &out), SM_ADMIN_OK);
+    buf_append(&out, "", 1);
+    assert_non_null(strstr(buf_data(&out), "\nstorage\tsqlite\tdown\t2\t3\t1\n"));
+    buf_truncate(&out, 0);
+    assert_int_equal(sm_admin_execute(smh.core, &st, "stats", 5, &out), SM_ADMIN_OK);
+    buf_append(&out, "", 1);
+    const char *want[] = {"sessions\t2\n", "sessions_available\t1\n", "sessions_detached\t0\n",
+                          "users\t2\n", "dropped_stale\t", "dropped_bad\t", "dropped_too_big\t",
+                          "storage_pending\t3\n", "links\t", "uptime\t", "ok\n", NULL};
+    for (int i = 0; want[i]; i++)
+        if (!strstr(buf_data(&out), want[i]))
+            fail_msg("no %s in %s", want[i], buf_data(&out));
+    buf_free(&out);
+    /* announce: a headline to every session, from its host. */
+    assert_int_equal(run("announce Back in  five minutes", &r), SM_ADMIN_OK);
+    assert_string_equal(r, "announced to 2 session(s)\nok\n");
+    free(r);
+    EXPECT('S', 1, "type='headline'", "<body>Back in  five minutes</body>");
+    EXPECT('S', 2, "from='example.org'", "<body>Back in  five minutes</body>");
+    assert_int_equal(run("announce", &r), SM_ADMIN_ERROR);
+    free(r);
+    assert_int_equal(run("announce bell\a", &r), SM_ADMIN_REFUSED);
+    assert_non_null(strstr(r, "control characters"));
+    free(r);
+    assert_int_equal(run("announce caf\xc3", &r), SM_ADMIN_REFUSED);
+    assert_non_null(strstr(r, "not UTF-8"));
+    free(r);
+    assert_int_equal(run("status now", &r), SM_ADMIN_ERROR);
     free(r);
 }
 
@@ -164,6 +213,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parse, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_sessions_and_kick, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_status_stats_announce, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_socket, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -529,3 +529,31 @@ def wait_port(port, program, seconds=10):
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def feature_suite(report, build, name, accounts, scenario, sm_extra=''):
+    """What a feature's suite does around its scenario: the SM on SQLite (sm_extra: more of
+    sm.xml) and one front on TLS, accounts ((JID, password) pairs) imported, both started;
+    scenario(report, server, system) run (a Failure is a not ok line); both stopped, each
+    exiting 0; the logs checked for sanitizer reports."""
+    from .xmpp import Server
+    with System(build, name, report) as system:
+        sm_port, port, tls = free_ports(3)
+        system.sm_port = sm_port
+        system.use_sm(sm_xml(system.path('db.sqlite'), [service('front', sm_port, 's', 'front')],
+                             extra=sm_extra))
+        system.use_front('front', front_xml('front', 's', sm_port, '127.0.0.1', port, tls,
+                                            system.path('none.pem')), port)
+        ok, out, _ = system.import_accounts(accounts)
+        if not (report.check('import %d accounts' % len(accounts), ok, out) and
+                report.check('the SM starts', system.start_sm(ready_port=sm_port, seconds=10)) and
+                report.check('the front starts', system.start_front('front', probe_port=tls,
+                                                                    seconds=10))):
+            return
+        try:
+            scenario(report, Server('127.0.0.1', port, tls, None, wait=15), system)
+        except Failure as e:
+            report.not_ok('the scenario ran to its end', str(e))
+        report.check('the front exits 0 on SIGTERM', system.front('front').stop() == 0)
+        report.check('the SM exits 0 on SIGTERM', system.sm.stop() == 0)
+        system.check_sanitizers(report)
