@@ -642,11 +642,12 @@ static void on_stanza(void *ctx, xml_node *el, xml_arena *arena)
                 break;
             if (c->sm.active && is_stanza(el))
                 lg_sm_handled(&c->sm);
-            if (xml_is(el, NS_CLIENT, "message") || is_iq_answer(el))
+            if (xml_is(el, NS_CLIENT, "message") || is_iq_answer(el) ||
+                (c->env->opt->muc && xml_is(el, NS_CLIENT, "presence")))
                 c->env->hooks.message(c->env->hooks_ctx, c, el, arena);
             else if (xml_is(el, NS_CLIENT, "iq"))
                 on_server_iq(c, el);
-            break;   /* presence: nothing to do */
+            break;   /* presence without --muc: nothing to do */
         default:
             break;
         }

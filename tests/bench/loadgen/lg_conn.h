@@ -65,8 +65,8 @@ typedef struct lg_conn_hooks {
     void (*up)(void *ctx, lg_conn *c, uint64_t latency_ns);
     /* The connection ended and is DOWN again; why is for the log. */
     void (*ended)(void *ctx, lg_conn *c, lg_conn_end how, const char *why);
-    /* A <message/>, or an iq result or error (an answer to the rounds' requests), that arrived
-     * while up. The tree is the connection's: read it, do not keep it,
+    /* A <message/>, an iq result or error (an answer to the rounds' requests), or with --muc a
+     * <presence/>, that arrived while up. The tree is the connection's: read it, do not keep it,
      * and do not end or start connections from here. */
     void (*message)(void *ctx, lg_conn *c, const xml_node *stanza, xml_arena *arena);
 } lg_conn_hooks;

@@ -4,9 +4,11 @@
  * The run, in phases, each reported on stdout (lg_report.h) as it ends:
  *   warm-up   (--warmup, SCRAM) every user logs in and out once, unmeasured, to fill the key cache
  *   login     every user connects and logs in, --login-concurrency at a time; then --ready-file
+ *   join      (--muc) every user joins its group chat room (lg_muc_rounds.h)
  *   hold      (--hold) idle but for keepalives; how many connections the server dropped
  *   rounds    one per --rates entry, stepping up until one misses --stop-p99-ms or delivers
- *             less than 95% of what it offered; with --pep, publish rounds (lg_pep_rounds.h)
+ *             less than 95% of what it offered; with --pep, publish rounds (lg_pep_rounds.h);
+ *             with --muc, groupchat rounds
  *   linger    (--hold-after) idle again, still logged in
  * With --cut-after, a timer cuts connections (the test hook) during the hold or the rounds; with
  * --sm, the stream management figures close the run.
@@ -19,6 +21,7 @@
 
 #include "core/evloop.h"
 #include "core/log.h"
+#include "tests/bench/loadgen/lg_muc_rounds.h"
 #include "tests/bench/loadgen/lg_net.h"
 #include "tests/bench/loadgen/lg_options.h"
 #include "tests/bench/loadgen/lg_pep_rounds.h"
@@ -137,6 +140,29 @@ static double pep_rounds(const lg_options *o, evloop *loop, lg_pool *pool, size_
     return best;
 }
 
+/* --muc: the groupchat rounds, each at its rate; returns the best rate whose round delivered at
+ * least LG_PASS_DELIVERED of its expected deliveries (and kept --stop-p99-ms). */
+static double muc_rounds(const lg_options *o, lg_muc *m, lg_pool *pool, size_t *ran)
+{
+    double best = 0;
+    *ran = 0;
+    for (size_t i = 0; i < o->nrates; i++) {
+        lg_muc_result res;
+        double send_seconds;
+        lg_muc_rounds_run(m, o->rates[i], &res, &send_seconds);
+        (*ran)++;
+        lg_report_muc(o->rates[i], o->round_s, &res, send_seconds, lg_pool_connected(pool));
+        bool passed = res.expected && (double)res.delivered >= LG_PASS_DELIVERED * res.expected &&
+                      (o->stop_p99_ms <= 0 || res.latency.p99_ms <= o->stop_p99_ms);
+        if (!passed)
+            break;
+        if (o->rates[i] > best)
+            best = o->rates[i];
+    }
+    lg_muc_log_extras(m);
+    return best;
+}
+
 /* The phases, once the network and TLS are set up. Returns the exit status. */
 static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
 {
@@ -146,6 +172,7 @@ static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
                   .sm_stats = o->sm ? &sm_stats : NULL};
     lg_pool *pool = lg_pool_new(&env);
     cut_timer cut = {.opt = o, .pool = pool};
+    lg_muc *muc = NULL;
     timer_init(&cut.t, on_cut, &cut);
     if (o->warmup)
         warmup(pool, loop, cache);
@@ -160,13 +187,21 @@ static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
         lg_pool_shrink(pool);
         if (o->cut_after_s >= 0)
             evloop_timer_after(loop, &cut.t, (uint64_t)o->cut_after_s * 1000);
+        if (o->muc) {
+            muc = lg_muc_new(o, loop, pool);
+            lg_muc_join_result jr;
+            lg_muc_join_all(muc, &jr);
+            lg_report_join(&jr);
+        }
         if (o->hold_s) {
             uint64_t drops = lg_pool_drops(pool);
             idle(loop, o->hold_s);
             lg_report_hold(o->hold_s, lg_pool_connected(pool), lg_pool_drops(pool) - drops);
         }
         size_t ran;
-        double best = o->pep ? pep_rounds(o, loop, pool, &ran) : rounds(o, loop, pool, &ran);
+        double best = o->pep   ? pep_rounds(o, loop, pool, &ran)
+                      : muc       ? muc_rounds(o, muc, pool, &ran)
+                                  : rounds(o, loop, pool, &ran);
         if (o->hold_after_s) {
             idle(loop, o->hold_after_s);
             lg_report_linger(o->hold_after_s, lg_pool_connected(pool));
@@ -176,6 +211,7 @@ static int run(const lg_options *o, lg_net *net, SSL_CTX *tls, evloop *loop)
         lg_report_done(ran, best);
     }
     evloop_timer_cancel(loop, &cut.t);
+    lg_muc_free(muc);
     lg_sm_stats_free(&sm_stats);
     lg_pool_free(pool);
     lg_scram_cache_free(cache);

@@ -47,6 +47,11 @@ static const char usage_text[] =
     "  --cut-return MS|never       reconnect (and resume) a cut connection after MS ms (0)\n"
     "  --pep                       rounds publish PEP items (rates: publishes/s) to the contacts\n"
     "  --pep-contacts K            with --pep: user i's contacts are i+-1..i+-K/2 mod users (even K)\n"
+    "  --muc                       join group chat rooms; rounds send groupchat messages (msg/s)\n"
+    "  --muc-rooms R               with --muc: user i joins room bench<i mod R> (1)\n"
+    "  --muc-service S             with --muc: the rooms' service (conference.<domain>)\n"
+    "  --muc-join-concurrency N    with --muc: joins in flight at once (50)\n"
+    "  --muc-max-users M           with --muc: the config form sets muc#roomconfig_maxusers (off)\n"
     "  --hold-after S              idle seconds after the rounds, before logging out (0)\n";
 
 enum {
@@ -55,7 +60,7 @@ enum {
     OPT_HOLD, OPT_KEEPALIVE, OPT_RATES, OPT_ROUND_SECONDS, OPT_STOP_P99_MS, OPT_DRAIN_SECONDS,
     OPT_RECONNECT, OPT_READY_FILE, OPT_TIMEOUT, OPT_SERVER, OPT_SM, OPT_SM_ACK_EVERY,
     OPT_CUT_AFTER, OPT_CUT_USERS, OPT_CUT_RETURN, OPT_PEP, OPT_PEP_CONTACTS, OPT_HOLD_AFTER,
-    OPT_HELP,
+    OPT_MUC, OPT_MUC_ROOMS, OPT_MUC_SERVICE, OPT_MUC_JOIN_CONCURRENCY, OPT_MUC_MAX_USERS, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -89,6 +94,11 @@ static const struct option long_options[] = {
     {"pep", no_argument, NULL, OPT_PEP},
     {"pep-contacts", required_argument, NULL, OPT_PEP_CONTACTS},
     {"hold-after", required_argument, NULL, OPT_HOLD_AFTER},
+    {"muc", no_argument, NULL, OPT_MUC},
+    {"muc-rooms", required_argument, NULL, OPT_MUC_ROOMS},
+    {"muc-service", required_argument, NULL, OPT_MUC_SERVICE},
+    {"muc-join-concurrency", required_argument, NULL, OPT_MUC_JOIN_CONCURRENCY},
+    {"muc-max-users", required_argument, NULL, OPT_MUC_MAX_USERS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -348,6 +358,7 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
         .timeout_s = 30,
         .sm_ack_every = 1,
         .cut_after_s = -1,
+        .muc_join_concurrency = 50,
     };
     bool ports_set = false;
     int c;
@@ -494,6 +505,26 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
             if (parse_unsigned(a, 0, 86400 * 7, &o->hold_after_s) != 0)
                 return bad("--hold-after", a);
             break;
+        case OPT_MUC:
+            o->muc = true;
+            break;
+        case OPT_MUC_ROOMS:
+            if (parse_u32(a, 1, 1000000, &o->muc_rooms) != 0)
+                return bad("--muc-rooms", a);
+            break;
+        case OPT_MUC_SERVICE:
+            if (!jid_part_ok(a))
+                return bad("--muc-service", a);
+            o->muc_service = a;
+            break;
+        case OPT_MUC_JOIN_CONCURRENCY:
+            if (parse_unsigned(a, 1, 1000000, &o->muc_join_concurrency) != 0)
+                return bad("--muc-join-concurrency", a);
+            break;
+        case OPT_MUC_MAX_USERS:
+            if (parse_u32(a, 1, 10000000, &o->muc_max_users) != 0)
+                return bad("--muc-max-users", a);
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             return 1;
@@ -525,6 +556,14 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
         return bad("--pep-contacts (without --pep)", "");
     if (o->pep_contacts >= o->users)
         return bad("--pep-contacts (as many as --users or more)", "");
+    if (o->muc && o->pep)
+        return bad("--muc with --pep", "");
+    if ((o->muc_rooms || o->muc_service || o->muc_max_users) && !o->muc)
+        return bad("--muc-rooms, --muc-service or --muc-max-users (without --muc)", "");
+    if (o->muc && !o->muc_rooms)
+        o->muc_rooms = 1;
+    if (o->muc_rooms > o->users)
+        return bad("--muc-rooms (more rooms than --users)", "");
     /* Rates times seconds is how many messages a round tracks, one entry each. */
     for (size_t i = 0; i < o->nrates; i++)
         if (o->rates[i] * o->round_s > 2e8)

@@ -52,6 +52,11 @@ typedef struct lg_options {
     bool pep;                    /* --pep: rounds publish PEP items instead of messages (lg_pep.h) */
     uint32_t pep_contacts;       /* --pep-contacts: K, each user's contacts on the ring (required
                                     with --pep: even, 2..users - 1) */
+    bool muc;                    /* --muc: join rooms, rounds of groupchat messages (lg_muc.h) */
+    uint32_t muc_rooms;          /* --muc-rooms: user index i joins room i mod R (1) */
+    const char *muc_service;     /* --muc-service (NULL: "conference." + domain) */
+    unsigned muc_join_concurrency; /* --muc-join-concurrency: joins in flight (50) */
+    uint32_t muc_max_users;      /* --muc-max-users: sent in the config form (0: not sent) */
     unsigned hold_after_s;       /* --hold-after: idle seconds after the rounds (0) */
 } lg_options;
 

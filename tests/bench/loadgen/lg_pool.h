@@ -26,7 +26,7 @@
 
 typedef struct lg_pool lg_pool;
 
-/* A <message/>, or an iq result or error; receiver: the index of the user whose connection it
+/* A <message/>, an iq result or error, or with --muc a <presence/>; receiver: the index of the user whose connection it
  * arrived on. */
 typedef void (*lg_pool_message_fn)(void *ctx, uint32_t receiver, const xml_node *stanza,
                                    xml_arena *arena);

@@ -96,3 +96,29 @@ void lg_report_linger(unsigned seconds, uint32_t connected)
 {
     printf("linger seconds=%u connected=%" PRIu32 "\n", seconds, connected);
 }
+
+void lg_report_join(const lg_muc_join_result *r)
+{
+    printf("join users=%" PRIu32 " rooms=%" PRIu32 " joined=%" PRIu32 " failed=%" PRIu32
+           " created=%" PRIu32 " config_errors=%" PRIu32 " seconds=%.3f rate=%.1f p50_ms=%.2f"
+           " p99_ms=%.2f max_ms=%.2f\n",
+           r->users, r->rooms, r->joined, r->failed, r->created, r->config_errors, r->seconds,
+           r->seconds > 0 ? r->joined / r->seconds : 0.0, r->latency.p50_ms, r->latency.p99_ms,
+           r->latency.max_ms);
+}
+
+void lg_report_muc(double offered, unsigned seconds, const lg_muc_result *res, double send_seconds,
+                   uint32_t connected)
+{
+    fputs("muc", stdout);
+    put_rate(stdout, "offered", offered);
+    printf(" seconds=%u sent=%" PRIu64 " skipped=%" PRIu64 " rate=%.1f expected=%" PRIu64
+           " delivered=%" PRIu64 " deliveries_per_s=%.1f lost=%" PRIu64 " dup=%" PRIu64
+           " misrouted=%" PRIu64 " unexpected=%" PRIu64 " errored=%" PRIu64
+           " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f connected=%" PRIu32 "\n",
+           seconds, res->sent, res->skipped, send_seconds > 0 ? (double)res->sent / send_seconds : 0.0,
+           res->expected, res->delivered,
+           send_seconds > 0 ? (double)res->delivered / send_seconds : 0.0,
+           res->expected - res->delivered, res->dup, res->misrouted, res->unexpected, res->errored,
+           res->latency.p50_ms, res->latency.p99_ms, res->latency.max_ms, connected);
+}

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "tests/bench/loadgen/lg_account.h"
+#include "tests/bench/loadgen/lg_muc_rounds.h"
 #include "tests/bench/loadgen/lg_pep_rounds.h"
 #include "tests/bench/loadgen/lg_pool.h"
 #include "tests/bench/loadgen/lg_sm.h"
@@ -28,6 +29,10 @@ void lg_report_tick(uint64_t t, uint32_t connected, uint64_t sent, uint64_t rece
 void lg_report_done(size_t rounds, double best_rate);
 /* --pep: one publish round (instead of a round line). */
 void lg_report_pep(double offered, unsigned seconds, const lg_pep_result *res, double send_seconds,
+                   uint32_t connected);
+/* --muc: the join phase (after the login line), and one groupchat round (instead of a round line). */
+void lg_report_join(const lg_muc_join_result *res);
+void lg_report_muc(double offered, unsigned seconds, const lg_muc_result *res, double send_seconds,
                    uint32_t connected);
 /* --hold-after: the idle time after the rounds is over. */
 void lg_report_linger(unsigned seconds, uint32_t connected);

@@ -5,7 +5,8 @@
 # resident memory per idle session (all the server's processes, during the hold minus before the
 # logins), the highest delivered message rate with p99 under the latency bound, and CPU seconds.
 # The XEP-0198 scenarios (scenario_sm.py) follow, per server, then the PEP fan-out
-# (scenario_pep.py), then message archiving off and on (scenario_mam.py).
+# (scenario_pep.py), then message archiving off and on (scenario_mam.py), then group chat fan-out
+# (scenario_muc.py).
 # Writes OUT/results.json (every run, appended as it finishes), OUT/results.md, OUT/rate.png and
 # OUT/memory.png; --publish copies the last three to docs/perf/. A server that fails to start,
 # crashes or stalls is stopped by PID and marked failed with the reason; the run goes on.
@@ -24,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peerlib  # noqa: E402
 import scenario_mam  # noqa: E402
+import scenario_muc  # noqa: E402
 import scenario_pep  # noqa: E402
 import scenario_sm  # noqa: E402
 from loadgen_run import LoadgenRun, probe  # noqa: E402
@@ -80,12 +82,14 @@ def options(argv):
     scenario_sm.add_options(p, env)
     scenario_pep.add_options(p, env)
     scenario_mam.add_options(p, env)
+    scenario_muc.add_options(p, env)
     o = p.parse_args(argv)
     scenario_sm.check_options(p, o)
     scenario_pep.check_options(p, o)
     scenario_mam.check_options(p, o)
-    if o.sm_only + o.pep_only + o.mam_only > 1:
-        p.error("at most one of --sm-only, --pep-only and --mam-only")
+    scenario_muc.check_options(p, o)
+    if o.sm_only + o.pep_only + o.mam_only + o.muc_only > 1:
+        p.error("at most one of --sm-only, --pep-only, --mam-only and --muc-only")
     o.servers = [s for s in o.servers.split(",") if s]
     for s in o.servers:
         if s not in SERVERS:
@@ -306,6 +310,7 @@ def report(o, results):
     out += scenario_sm.report_lines(results)
     out += scenario_pep.report_lines(results)
     out += scenario_mam.report_lines(results)
+    out += scenario_muc.report_lines(results)
     out += ["", "Every run's load generator output and server logs: build/bench-peers/logs/; all "
             "figures and rounds: build/bench-peers/results.json.", ""]
     path = os.path.join(o.out, "results.md")
@@ -441,10 +446,11 @@ def main(argv):
 
     try:
         peerlib.certificate(os.path.join(o.out, "cert"))
-        only = o.sm_only or o.pep_only or o.mam_only
-        sm = not (o.pep_only or o.mam_only)
+        only = o.sm_only or o.pep_only or o.mam_only or o.muc_only
+        sm = not (o.pep_only or o.mam_only or o.muc_only)
         need = max(([] if only else o.sessions) + (scenario_sm.sessions_needed(o) if sm else [])
-                   + scenario_pep.sessions_needed(o) + scenario_mam.sessions_needed(o))
+                   + scenario_pep.sessions_needed(o) + scenario_mam.sessions_needed(o)
+                   + scenario_muc.sessions_needed(o))
         creds = peerlib.credentials(need, os.path.join(o.out, "credentials.tsv"))
         for s in servers:
             s.prepare(creds)
@@ -461,6 +467,8 @@ def main(argv):
             scenario_pep.run_server(o, s, record)
         for s in servers:
             scenario_mam.run_server(o, s, record)
+        for s in servers:
+            scenario_muc.run_server(o, s, record)
         if o.hold_minutes > 0:
             js = [s for s in servers if s.name == "jabshard"]
             if js:

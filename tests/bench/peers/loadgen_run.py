@@ -82,8 +82,14 @@ class LoadgenRun:
                 self.phase = {"login": "hold", "hold": "rounds", "done": "done"}[kind]
                 if kind == "login" and os.geteuid() == 0 and self.nice is None:
                     os.setpriority(os.PRIO_PROCESS, self.proc.pid, 0)   # single-threaded
-            elif kind in ("round", "pep"):
-                # The server's CPU over the round (its sending and its drain); pep: a publish round.
+            elif kind == "join":   # --muc: the joins, after the logins; rounds count from here
+                self.lines[kind] = f
+                now = self.usage.sample()
+                self.cpu[kind] = now - self.cpu0
+                self.cpu_mark = now
+            elif kind in ("round", "pep", "muc"):
+                # The server's CPU over the round (its sending and its drain); pep: a publish round;
+                # muc: a groupchat round.
                 self.marks[kind] = time.time()
                 now = self.usage.sample()
                 f["server_cpu_s"] = now - self.cpu_mark

@@ -407,6 +407,10 @@ class Server:
     # False: off).
     can_archive = False
     archiving = None
+    # Group chat (scenario_muc.py): whether the server has a MUC service at conference.localhost in
+    # this benchmark, and whether the next start turns it on (jabshard's is always on).
+    can_muc = False
+    muc = False
 
     def __init__(self, workdir, certdir, port):
         self.workdir = os.path.join(workdir, self.name)

@@ -4,6 +4,7 @@
 -- plain TCP can be measured; stanza size limits raised; a listen backlog of 1,024 like jabshard's;
 -- no s2s or HTTP listeners; logging at warn; data, pidfile and log in the run directory. With
 -- archiving (scenario_mam.py) mod_mam on the same storage, archiving every account's messages.
+-- With group chat (scenario_muc.py) a muc component after the host (server_prosody.py).
 pidfile = "@RUN@/prosody.pid"
 data_path = "@RUN@"
 plugin_paths = { }
@@ -45,3 +46,5 @@ log = {
 }
 
 VirtualHost "localhost"
+
+@MUC_COMPONENT@

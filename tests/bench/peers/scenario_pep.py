@@ -49,7 +49,7 @@ def check_options(p, o):
 
 
 def selected(o):
-    return not o.no_pep and not o.sm_only and not o.mam_only and not o.hold_only
+    return not (o.no_pep or o.sm_only or o.mam_only or o.muc_only or o.hold_only)
 
 
 def sessions_needed(o):

@@ -11,11 +11,32 @@ import peerlib
 SCHEMA = "/usr/share/ejabberd/sql/lite.sql"
 
 
+# Group chat (scenario_muc.py): mod_muc at conference.localhost, anyone may create rooms, rooms of
+# up to 2,000 occupants (the default is 200) with presence broadcast to all of them (the default
+# stops at 1,000), no room logging or archiving, rooms in memory (Mnesia), not SQL.
+MUC_MODULE = """  mod_muc:
+    host: "conference.localhost"
+    access: all
+    access_create: all
+    access_persistent: all
+    access_admin: none
+    db_type: mnesia
+    ram_db_type: mnesia
+    max_users: 2000
+    max_users_presence: 2000
+    default_room_options:
+      max_users: 2000
+      logging: false
+      mam: false
+"""
+
+
 class Ejabberd(peerlib.Server):
     name = "ejabberd"
     packages = ["ejabberd", "erlang-p1-sqlite3"]
     user = "ejabberd"
     can_archive = True
+    can_muc = True
 
     def version(self):
         return peerlib.package_version("ejabberd")
@@ -49,7 +70,8 @@ class Ejabberd(peerlib.Server):
         values = {"RUN": run, "PORT": self.port, "TLS_PORT": self.tls_port, "CERT": self.certdir,
                   "DIST_PORT": self.port + 10,
                   "MAM_MODULE": "  mod_mam: {db_type: sql, default: always}" if self.archiving
-                  else ""}
+                  else "",
+                  "MUC_MODULE": MUC_MODULE if self.muc else ""}
         cfg, ctl = os.path.join(run, "ejabberd.yml"), os.path.join(run, "ejabberdctl.cfg")
         peerlib.render("ejabberd.yml", cfg, values)
         peerlib.render("ejabberdctl.cfg", ctl, values)

@@ -33,6 +33,7 @@ class Jabshard(peerlib.Server):
     build = None
     revision = None
     can_archive = True
+    can_muc = True   # mod_muc is a default module: conference.localhost, 1,000 occupants a room
 
     def snapshot(self):
         """Copies the three programs to workdir/build/bin once; run.sh runs them from there. The

@@ -7,11 +7,22 @@ import os
 import peerlib
 
 
+# Group chat (scenario_muc.py): the muc component at conference.localhost. Prosody 0.12 has no
+# occupant limit (no muc#roomconfig_maxusers); anyone may create rooms; no tombstones, no mod_muc_mam
+# (no room logging); history kept in memory as by default.
+MUC_COMPONENT = """Component "conference.localhost" "muc"
+	restrict_room_creation = false
+	muc_tombstones = false
+	muc_room_default_public = false
+"""
+
+
 class Prosody(peerlib.Server):
     name = "prosody"
     packages = ["prosody", "lua-unbound"]
     user = "prosody"
     can_archive = True
+    can_muc = True
 
     def version(self):
         return peerlib.package_version("prosody")
@@ -56,7 +67,8 @@ class Prosody(peerlib.Server):
                                                 "TLS_PORT": self.tls_port, "CERT": self.certdir,
                                                 "MAM_MODULE": '"mam";' if self.archiving else "",
                                                 "MAM_POLICY": "default_archive_policy = true"
-                                                if self.archiving else ""})
+                                                if self.archiving else "",
+                                                "MUC_COMPONENT": MUC_COMPONENT if self.muc else ""})
         os.chmod(cfg, 0o644)
         return [peerlib.spawn(["prosody", "--config", cfg, "-F"], os.path.join(run, "log", "stdout"),
                               user=self.user, cwd=run)]
