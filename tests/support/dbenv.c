@@ -28,7 +28,7 @@ bool dbenv_wipe(db_conn *c)
     static const char *const tables[] = {
         "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated", "documents",
         "blocklist", "last_activity", "private_xml", "vcards", "offline", "roster_pending",
-        "roster_groups", "roster_items", "users", "jabshard_schema",
+        "roster_groups", "roster_items", "rooms", "users", "jabshard_schema",
     };
     char sql[96];
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
