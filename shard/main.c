@@ -126,8 +126,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-c2s: %s\n", cerr.text);
         return 2;
     }
-    if (check)
-        return front_check(&cfg, path);
+    if (check) {
+        int status = front_check(&cfg, path);
+        front_config_free(&cfg);
+        return status;
+    }
     if (log_open("jabshard-c2s", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
         fprintf(stderr, "jabshard-c2s: cannot open the log %s: %s\n",
                 cfg.log_path ? cfg.log_path : "", strerror(errno));

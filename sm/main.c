@@ -105,8 +105,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-sm: %s\n", cerr.text);
         return 2;
     }
-    if (check)
-        return sm_check(&cfg, path);
+    if (check) {
+        int status = sm_check(&cfg, path);
+        sm_config_free(&cfg);
+        return status;
+    }
     if (log_open("jabshard-sm", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
         fprintf(stderr, "jabshard-sm: cannot open the log %s: %s\n",
                 cfg.log_path ? cfg.log_path : "", strerror(errno));
