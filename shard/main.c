@@ -71,17 +71,19 @@ static void log_csi_totals(iothread **io, unsigned n)
              (unsigned long long)t.csi_flushed_bytes, (unsigned long long)t.csi_wakeups_saved);
 }
 
-/* The STATUS line systemctl status shows: the link and what the IO threads have accepted. */
+/* The STATUS line systemctl status shows: the link, the connections open and authenticated. */
 static void notify_front_status(const link_front *link, iothread **io, unsigned n)
 {
-    uint64_t accepted = 0;
+    uint64_t open = 0, authed = 0;
     for (unsigned i = 0; i < n; i++) {
         iothread_stats st;
         iothread_get_stats(io[i], &st);
-        accepted += st.accepted;
+        open += st.accepted - st.closed;
+        authed += st.authed_now;
     }
-    notify_status("link to the SM %s; %llu connections accepted",
-                  link_front_up(link) ? "up" : "down (retrying)", (unsigned long long)accepted);
+    notify_status("link to the SM %s; %llu connections open, %llu authenticated",
+                  link_front_up(link) ? "up" : "down (retrying)", (unsigned long long)open,
+                  (unsigned long long)authed);
 }
 
 static tls_server *make_tls(const front_config *cfg)

@@ -74,6 +74,27 @@ static void storage_state(void *ctx, sm_admin_storage *out)
                               .outages = bs.outages};
 }
 
+/* Every STATUS_EVERY_MS under systemd (NOTIFY_SOCKET set): the STATUS line `systemctl status`
+ * shows, from the core's counts (counting the detached walks the sessions: not done otherwise). */
+#define STATUS_EVERY_MS 10000
+
+typedef struct status_line {
+    timer t;
+    evloop *loop;
+    sm_server *srv;
+} status_line;
+
+static void on_status(timer *t, void *arg)
+{
+    status_line *st = arg;
+    sm_stats s;
+    sm_get_stats(sm_server_core(st->srv), &s);
+    notify_status("%llu sessions (%llu detached), %llu accounts in memory; %llu front link(s) up",
+                  (unsigned long long)s.sessions, (unsigned long long)s.detached,
+                  (unsigned long long)s.users, (unsigned long long)s.fronts_up);
+    evloop_timer_after(st->loop, &st->t, STATUS_EVERY_MS);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: jabshard-sm [-c sm.xml] [--check]\n"
@@ -177,9 +198,14 @@ int main(int argc, char **argv)
                cfg.storage.db.driver);
     notify_ready("serving %d host(s) for %d service(s), storage %s", cfg.nhosts, cfg.nservices,
                  cfg.storage.db.driver);
+    status_line status = {.loop = loop, .srv = srv};
+    timer_init(&status.t, on_status, &status);
+    if (getenv("NOTIFY_SOCKET"))
+        evloop_timer_after(loop, &status.t, STATUS_EVERY_MS);
 
     evloop_run(loop);
 
+    evloop_timer_cancel(loop, &status.t);
     evloop_io_set(loop, &sg.io, 0);
     close(sg.fd);
     sm_admin_close(admin);

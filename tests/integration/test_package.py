@@ -211,6 +211,8 @@ def check_services(report, system):
         r = run(ctl + ['sessions'], cwd=STATE)
         report.check('jabshardctl sessions reaches the SM through %s/jabshard-sm.sock' % STATE,
                      r.returncode == 0 and 'alice@localhost' in r.stdout, r.stdout)
+        report.check("the SM's STATUS counts the session (every 10 s)", sm_notify.wait_for(
+            'STATUS=1 sessions (0 detached)', 15) is not None, '\n'.join(sm_notify.messages))
         front.kill(signal.SIGTERM, 20)
         report.check('SIGTERM stops jabshard-c2s with status 0', front.proc.returncode == 0,
                      'status %s; its log:\n%s' % (front.proc.returncode, front.text()))
