@@ -221,10 +221,7 @@ static bool start_done(sm *s, sm_event *ev)
 static void service_iq(sm *s, muc_service *svc, sm_stanza *st)
 {
     const char *type = sm_stanza_type(st);
-    xml_node *q = NULL;
-    for (xml_node *c = st->node->children; c && !q; c = c->next)
-        if (c->kind == XML_ELEMENT)
-            q = c;
+    xml_node *q = muc_payload(st);
     bool get = strcmp(type, "get") == 0;
     if (q && get && xml_is(q, NS_DISCO_INFO, "query")) {
         muc_service_disco_info(s, svc, st, q);
@@ -250,10 +247,7 @@ static void service_iq(sm *s, muc_service *svc, sm_stanza *st)
 static void room_iq(sm *s, muc_room *r, sm_stanza *st)
 {
     const char *type = sm_stanza_type(st);
-    xml_node *q = NULL;
-    for (xml_node *c = st->node->children; c && !q; c = c->next)
-        if (c->kind == XML_ELEMENT)
-            q = c;
+    xml_node *q = muc_payload(st);
     bool get = strcmp(type, "get") == 0, set = strcmp(type, "set") == 0;
     if (!get && !set) {
         sm_stanza_free(st);

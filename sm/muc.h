@@ -192,6 +192,8 @@ void muc_send_history(sm *s, muc_room *r, const jid *to, const xml_node *history
 void muc_history_clear(muc_room *r);
 
 /* ---- muc_iq.c ---- */
+/* The first child element of st (an iq's payload), or NULL. */
+xml_node *muc_payload(const sm_stanza *st);
 /* An iq to room/nick: a self-ping, a request forwarded to the occupant, or its answer. */
 void muc_occupant_iq(sm *s, muc_room *r, sm_stanza *st);
 

@@ -14,7 +14,7 @@
 
 #define ID_MARK "~m"
 
-static xml_node *payload_of(const sm_stanza *st)
+xml_node *muc_payload(const sm_stanza *st)
 {
     for (xml_node *c = st->node->children; c; c = c->next)
         if (c->kind == XML_ELEMENT)
@@ -53,7 +53,7 @@ static void forward_request(sm *s, muc_room *r, muc_occupant *from, muc_occupant
     snprintf(tagged, sizeof tagged, "%.1000s" ID_MARK "%zu", id ? id : "", asking);
     xml_attr_set(st->arena, st->node, NULL, "id", tagged);
     muc_occupant_jid(r, from->nick, sender, sizeof sender);
-    const xml_node *q = payload_of(st);
+    const xml_node *q = muc_payload(st);
     bool vcard = q && xml_is(q, "vcard-temp", "vCard");
     char target[JID_MAX_LEN + 1];
     snprintf(target, sizeof target, "%s",
@@ -104,7 +104,7 @@ void muc_occupant_iq(sm *s, muc_room *r, sm_stanza *st)
         return;
     }
     muc_occupant *from = muc_occupant_by_session(r, &st->from);
-    const xml_node *q = payload_of(st);
+    const xml_node *q = muc_payload(st);
     if (!from) {
         sm_bounce(s, st, "cancel", "not-acceptable");
     } else if (to == from && q && xml_is(q, NS_PING, "ping")) {
