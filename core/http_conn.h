@@ -1,5 +1,5 @@
-/* core/http_conn.h — one HTTP/1.1 connection's requests as a socket-free state machine (the
- * http-parser library parses them): bytes in, answers out. core/http_server.c gives it sockets;
+/* core/http_conn.h — one HTTP/1.1 connection's requests as a socket-free state machine
+ * (core/http_request.h reads them): bytes in, answers out. core/http_server.c gives it sockets;
  * fuzz/fuzz_http_conn.c and the unit tests feed it bytes.
  *
  * GET and HEAD only, within bounds: a request head of at most HTTP_HEAD_MAX bytes (431), a path
@@ -16,14 +16,7 @@
 #include <stddef.h>
 
 #include "core/buf.h"
-
-#define HTTP_HEAD_MAX 8192
-#define HTTP_PATH_MAX 2048
-
-/* A request's target path (without the query), NUL-terminated. */
-typedef struct http_request {
-    const char *path;
-} http_request;
+#include "core/http_request.h"
 
 /* The handler's answer: status (200 when left at 0), content type, body. */
 typedef struct http_response {

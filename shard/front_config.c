@@ -19,6 +19,8 @@ static const char *const vocabulary[] = {
     "limits/output_timeout", "limits/auth_timeout", "limits/idle_timeout", "limits/trusted/net",
     "csi/max_stanzas", "csi/max_bytes", "csi/max_hold",
     "smacks/request_stanzas", "smacks/request_wait", "metrics/ip", "metrics/port",
+    "http/ip", "http/port", "http/tls_port", "http/public_url", "http/secure_from/net",
+    "http/websocket/path", "http/websocket/origin", "http/max_message",
     "log/target", "log/path", "log/level", NULL,
 };
 
@@ -85,23 +87,23 @@ static unsigned cpu_count(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* <trusted>: its <net>s, or loopback when the element is absent (an empty <trusted/> trusts
- * nobody). */
-static void read_trusted(ip_nets *trusted, config *cfg)
+/* A list of <net>s at path (limits/trusted, http/secure_from), or loopback when the element is
+ * absent (an empty one lists nothing). */
+static void read_nets(ip_nets *nets, config *cfg, const char *path, const char *net_path)
 {
     static const char *const loopback[] = {"127.0.0.0/8", "::1", NULL};
     const char *why;
     ip_net net;
-    if (!config_first(cfg, NULL, "limits/trusted")) {
+    if (!config_first(cfg, NULL, path)) {
         for (const char *const *p = loopback; *p; p++)
             if (ip_net_parse(*p, &net, &why))
-                ip_nets_add(trusted, &net);
+                ip_nets_add(nets, &net);
         return;
     }
-    for (xml_node *el = config_first(cfg, NULL, "limits/trusted/net"); el; el = config_next(el)) {
+    for (xml_node *el = config_first(cfg, NULL, net_path); el; el = config_next(el)) {
         const char *text = config_str(cfg, el, NULL, "");
         if (ip_net_parse(text, &net, &why))
-            ip_nets_add(trusted, &net);
+            ip_nets_add(nets, &net);
         else
             config_fail(cfg, el, "'%s' is not a network: %s", text, why);
     }
@@ -148,7 +150,7 @@ static void read_limits(front_limits *l, config *cfg)
     l->output_timeout = (unsigned)config_int(cfg, NULL, "limits/output_timeout", 60, 1, 3600);
     l->auth_timeout = (unsigned)config_int(cfg, NULL, "limits/auth_timeout", 30, 1, 86400);
     l->idle_timeout = (unsigned)config_int(cfg, NULL, "limits/idle_timeout", 300, 5, 86400 * 7);
-    read_trusted(&l->trusted, cfg);
+    read_nets(&l->trusted, cfg, "limits/trusted", "limits/trusted/net");
 }
 
 static void read_csi(front_csi *c, const front_limits *l, config *cfg)
@@ -162,6 +164,44 @@ static void read_csi(front_csi *c, const front_limits *l, config *cfg)
         config_fail(cfg, config_first(cfg, NULL, "csi/max_bytes"),
                     "%zu is above <limits><output_queue> (%zu): one flush would put the client "
                     "over it", c->max_bytes, l->output_queue);
+}
+
+/* <http>: the web listener (shard/web_conn.h); off without the element. */
+static void read_http(front_http *h, const front_config *fc, config *cfg)
+{
+    xml_node *http = config_first(cfg, NULL, "http");
+    if (!http)
+        return;
+    h->ip = config_str(cfg, NULL, "http/ip", fc->ip);
+    h->port = config_int(cfg, NULL, "http/port", 5280, 0, 65535);
+    h->tls_port = config_int(cfg, NULL, "http/tls_port", 5281, 0, 65535);
+    if (!h->port && !h->tls_port)
+        config_fail(cfg, http, "<http> with neither <port> nor <tls_port>");
+    int taken[] = {fc->port, fc->ssl_port, fc->metrics_port};
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+        if (taken[i] && (taken[i] == h->port || taken[i] == h->tls_port))
+            config_fail(cfg, http, "HTTP port %d is already another listener's", taken[i]);
+    if (h->port && h->port == h->tls_port)
+        config_fail(cfg, http, "<port> and <tls_port> are both %d", h->port);
+    h->public_url = config_str(cfg, NULL, "http/public_url", NULL);
+    if (h->public_url && strncmp(h->public_url, "https://", 8) != 0 &&
+        strncmp(h->public_url, "http://", 7) != 0)
+        config_fail(cfg, config_first(cfg, NULL, "http/public_url"),
+                    "'%s' is not an http:// or https:// URL", h->public_url);
+    read_nets(&h->secure_from, cfg, "http/secure_from", "http/secure_from/net");
+    h->ws_path = config_str(cfg, NULL, "http/websocket/path", "/xmpp-websocket");
+    if (h->ws_path[0] != '/')
+        config_fail(cfg, config_first(cfg, NULL, "http/websocket/path"), "a path starts with '/'");
+    for (xml_node *el = config_first(cfg, NULL, "http/websocket/origin"); el; el = config_next(el))
+        h->norigins++;
+    h->origins = mem_array(h->norigins + 1, sizeof *h->origins);
+    size_t i = 0;
+    for (xml_node *el = config_first(cfg, NULL, "http/websocket/origin"); el; el = config_next(el))
+        h->origins[i++] = config_str(cfg, el, NULL, "");
+    h->max_message = (size_t)config_int(cfg, NULL, "http/max_message",
+                                        (long long)fc->limits.stanza_size + 4096, 1024,
+                                        FRONT_STANZA_SIZE_MAX + 4096);
+    h->on = true;
 }
 
 static void read_smacks(front_smacks *s, config *cfg)
@@ -215,6 +255,7 @@ int front_config_load(const char *path, front_config *out, config_error *err)
         out->metrics_port = config_port(cfg, NULL, "metrics/port", 9120);
     }
     read_smacks(&out->smacks, cfg);
+    read_http(&out->http, out, cfg);
 
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};
     static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
@@ -234,6 +275,8 @@ int front_config_load(const char *path, front_config *out, config_error *err)
 void front_config_free(front_config *fc)
 {
     ip_nets_free(&fc->limits.trusted);
+    ip_nets_free(&fc->http.secure_from);
+    free(fc->http.origins);
     for (size_t i = 0; i < fc->nhosts; i++)
         free(fc->hosts[i]);
     free(fc->hosts);

@@ -80,6 +80,23 @@ typedef struct front_smacks {
                                 * by itself at the IO thread's tick (every half of it) */
 } front_smacks;
 
+/* <http> (ours): the web listener (shard/web_conn.h): WebSocket clients (RFC 7395), the
+ * connection discovery files (XEP-0156), on the IO threads beside the XMPP ports. */
+typedef struct front_http {
+    bool on;                   /* the element is there */
+    const char *ip;            /* (local/ip) */
+    int port;                  /* plain HTTP (5280, Prosody's and ejabberd's; 0: none) */
+    int tls_port;              /* HTTPS (5281, Prosody's; 0: none) */
+    const char *public_url;    /* how clients reach us ("https://chat.example.org"), for
+                                * host-meta; NULL: from each request's Host */
+    ip_nets secure_from;       /* plain-HTTP clients counted as encrypted: a reverse proxy that
+                                * ends TLS (loopback) */
+    const char *ws_path;       /* (/xmpp-websocket) */
+    const char **origins;      /* browser origins allowed a WebSocket; none listed: any */
+    size_t norigins;
+    size_t max_message;        /* largest WebSocket message (stanza_size + 4096) */
+} front_http;
+
 typedef struct front_config {
     config *cfg;               /* owns every string below */
     /* <sm> */
@@ -103,6 +120,7 @@ typedef struct front_config {
     front_limits limits;
     front_csi csi;
     front_smacks smacks;
+    front_http http;
     const char *metrics_ip;    /* (ours) <metrics>: the Prometheus endpoint (0: off, the element */
     int metrics_port;          /* absent) */
     /* Not in the file: entries in each ring between an IO thread and the SM-link thread (a power

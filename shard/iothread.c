@@ -22,6 +22,9 @@
 #include "shard/dup_filter.h"
 #include "shard/front_log.h"
 #include "shard/tcp_acked.h"
+#include "shard/web_conn.h"
+#include "shard/websocket.h"
+#include "shard/xmpp_framing.h"
 #include "smproto/frame.h"
 
 #define IO_READ_CHUNK 16384
@@ -57,6 +60,7 @@ typedef struct conn_stanza {
     outq_block *blk;           /* a reference of its own */
     size_t off, len;
     uint64_t start;            /* where its first byte is in everything ever queued on q */
+    size_t wire;               /* its bytes on q (len, or more with a WebSocket's framing) */
 } conn_stanza;
 
 /* One client connection; every field belongs to its IO thread. */
@@ -85,7 +89,12 @@ struct conn {
                                 * writes until hold_timer */
     bool backlogged;           /* on the thread's backlog: TLS holds decrypted bytes epoll cannot
                                 * see, left when the read budget ran out */
-    c2s_stream *stream;        /* NULL until a direct-TLS handshake is done */
+    c2s_stream *stream;        /* NULL until a direct-TLS handshake is done, and while web */
+    /* A connection to the web listener (shard/web_conn.h) is web until a WebSocket upgrade
+     * makes it ws: then its stream's elements travel in WebSocket messages. */
+    web_conn *web;
+    websocket *ws;
+    bool web_secure;           /* TLS, or a plain connection from <http><secure_from> */
     outq q;
     uint64_t written;          /* bytes of q written so far */
     bool tls_retry;            /* the TLS writer is waiting to finish a record: it holds the bytes
@@ -113,6 +122,7 @@ typedef struct listener {
     iothread *t;
     int fd;
     bool tls;
+    bool web;                  /* <http>'s: connections start as HTTP (shard/web_conn.h) */
     evloop_io io;
 } listener;
 
@@ -122,9 +132,11 @@ struct iothread {
     unsigned index;
     evloop *loop;
     c2s_env env;
+    c2s_env web_env;           /* env for WebSocket streams: no STARTTLS inside a WebSocket */
+    buf scratch;               /* a web connection's answers and stream bytes, in passing */
     const front_limits *lim;   /* the limits in force (a SIGHUP publishes new ones: limits_now) */
     ip_rate conn_rate, auth_rate, reg_rate;   /* the per-address buckets' shapes, from lim */
-    listener plain, tls;
+    listener plain, tls, http, https;
     conn **slots;              /* the shard: nslots (a prime) entries */
     uint32_t nslots, nfree, *free_stack, *gen;
     buf tx;                    /* frames for the link, sent once per iteration */
@@ -363,6 +375,24 @@ static void on_ack_tick(timer *tm, void *arg)
         evloop_timer_after(t->loop, &t->ack_tick, ack_tick_ms(t));
 }
 
+/* A stanza from the SM as one WebSocket message: its xmlns declared (RFC 7395 §3.3.3), the
+ * payload itself queued without a copy. */
+static void ws_push_stanza(conn *c, outq_block *blk, size_t off, size_t len)
+{
+    const char *el = outq_block_data(blk) + off;
+    size_t at = framing_xmlns_at(el, len);
+    size_t extra = at ? sizeof FRAMING_CLIENT_XMLNS - 1 : 0;
+    uint8_t hdr[WEBSOCKET_HEADER_MAX];
+    outq_push_bytes(&c->q, hdr, websocket_text_header(hdr, len + extra));
+    if (!at) {
+        outq_push_block(&c->q, blk, off, len);
+        return;
+    }
+    outq_push_block(&c->q, blk, off, at);
+    outq_push_bytes(&c->q, FRAMING_CLIENT_XMLNS, extra);
+    outq_push_block(&c->q, blk, off + at, len - at);
+}
+
 /* Queues a stanza frame's payload for the client; on a bound session it is remembered until
  * wholly written. Stream management counts it (an <r/> it asks for waits in the stream's output
  * for the next conn_take; a stream it closes is closed there too). */
@@ -381,9 +411,15 @@ static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
             }
         }
         c->stanzas[c->nstanzas++] = (conn_stanza){ outq_block_ref(blk), off, len,
-                                                   c->written + outq_bytes(&c->q) };
+                                                   c->written + outq_bytes(&c->q), len };
     }
-    outq_push_block(&c->q, blk, off, len);
+    size_t before = outq_bytes(&c->q);
+    if (c->ws)
+        ws_push_stanza(c, blk, off, len);
+    else
+        outq_push_block(&c->q, blk, off, len);
+    if (c2s_stream_jid(c->stream))
+        c->stanzas[c->nstanzas - 1].wire = outq_bytes(&c->q) - before;
     mark_dirty(c);
     c2s_stream_delivered(c->stream);
     /* Asked with this write (no write of its own) once the oldest has waited a tick's worth. */
@@ -457,7 +493,7 @@ static void conn_forget_stanzas(conn *c, bool everything)
 {
     while (c->stanzas_head < c->nstanzas) {
         conn_stanza *x = &c->stanzas[c->stanzas_head];
-        if (!everything && x->start + x->len > c->written)
+        if (!everything && x->start + x->wire > c->written)
             return;
         outq_block_unref(x->blk);
         c->stanzas_head++;
@@ -581,6 +617,22 @@ static void watch_output(conn *c)
     }
 }
 
+/* An element of the stream's own output as a WebSocket message; the stream's end closes the
+ * WebSocket too (RFC 7395 §3.6). */
+static void ws_emit(void *ctx, framing_out_kind kind, const char *data, size_t len)
+{
+    conn *c = ctx;
+    uint8_t hdr[WEBSOCKET_HEADER_MAX];
+    outq_push_bytes(&c->q, hdr, websocket_text_header(hdr, len));
+    outq_push_bytes(&c->q, data, len);
+    if (kind == FRAMING_OUT_CLOSE) {
+        buf *b = &c->t->scratch;
+        websocket_close(c->ws, 1000, b);
+        outq_push_bytes(&c->q, buf_data(b), buf_len(b));
+        buf_truncate(b, 0);
+    }
+}
+
 static void conn_take(conn *c, unsigned acts)
 {
     iothread *t = c->t;
@@ -592,8 +644,12 @@ static void conn_take(conn *c, unsigned acts)
     if (acts & (C2S_ACT_CSI_ACTIVE | C2S_ACT_CSI_INACTIVE | C2S_ACT_CLIENT_STANZA))
         conn_csi_update(c, acts);
     if (buf_len(out)) {
-        outq_push_bytes(&c->q, buf_data(out), buf_len(out));
-        buf_consume(out, buf_len(out));
+        if (c->ws) {
+            buf_consume(out, framing_out(buf_data(out), buf_len(out), ws_emit, c));
+        } else {
+            outq_push_bytes(&c->q, buf_data(out), buf_len(out));
+            buf_consume(out, buf_len(out));
+        }
         mark_dirty(c);
     }
     if (acts & C2S_ACT_CLIENT_STANZA)
@@ -685,8 +741,8 @@ static void conn_flush(conn *c)
 static bool can_read(const conn *c)
 {
     return !c->dead && !c->closing && !c->handshaking && !c->starttls_flush && !c->rate_wait &&
-           !c->held &&
-           !c->t->paused && c->stream && c2s_stream_wants_input(c->stream);
+           !c->held && !c->t->paused &&
+           (c->web || (c->stream && c2s_stream_wants_input(c->stream)));
 }
 
 static void conn_update(conn *c)
@@ -773,13 +829,88 @@ static void conn_drain_lingering(conn *c)
     }
 }
 
+/* ---- web connections ---- */
+
+/* The upgrade is answered: the connection is a client stream inside a WebSocket from now on. */
+static void start_websocket(conn *c)
+{
+    iothread *t = c->t;
+    web_conn_free(c->web);
+    c->web = NULL;
+    c->ws = websocket_new(t->cfg->http.max_message);
+    uint8_t exporter[32];
+    bool has = c->ssl && tls_exporter(c->ssl, exporter) == 0;
+    c->stream = c2s_stream_new(&t->web_env, c->sid, c->web_secure, has ? exporter : NULL);
+    evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->lim->auth_timeout * 1000);
+}
+
+/* A WebSocket's bytes: its messages go to the stream, whose answers are written before what
+ * wslay answered (our close frame must follow our <close/>). */
+static void ws_input(conn *c, const char *data, size_t n)
+{
+    buf *in = &c->t->scratch;
+    buf ctl = BUF_INIT;
+    unsigned seen = websocket_feed(c->ws, data, n, in, &ctl);
+    if (buf_len(in)) {
+        unsigned acts = c2s_stream_feed(c->stream, buf_data(in), buf_len(in));
+        buf_truncate(in, 0);
+        conn_take(c, acts);
+    }
+    if (seen & WEBSOCKET_BAD_OPEN)
+        conn_take(c, c2s_stream_error(c->stream, websocket_condition(c->ws), NULL));
+    if (buf_len(&ctl)) {
+        outq_push_bytes(&c->q, buf_data(&ctl), buf_len(&ctl));
+        mark_dirty(c);
+    }
+    buf_free(&ctl);
+    if ((seen & WEBSOCKET_CLOSED) && !c->closing)
+        conn_take(c, C2S_ACT_CLOSE);
+}
+
+static void web_input(conn *c, const char *data, size_t n)
+{
+    iothread *t = c->t;
+    size_t used;
+    unsigned acts = web_conn_feed(c->web, data, n, &used, &t->scratch);
+    if (buf_len(&t->scratch)) {
+        outq_push_bytes(&c->q, buf_data(&t->scratch), buf_len(&t->scratch));
+        buf_truncate(&t->scratch, 0);
+        mark_dirty(c);
+    }
+    if (acts & WEB_ACT_UPGRADE) {
+        start_websocket(c);
+        if (used < n)
+            ws_input(c, data + used, n - used);
+    } else if (acts & WEB_ACT_CLOSE) {
+        if (!c->closing)
+            evloop_timer_after(t->loop, &c->close_timer, IO_CLOSE_GRACE_MS);
+        c->closing = true;
+        mark_dirty(c);
+    } else if (!web_conn_busy(c->web)) {
+        /* Between requests, a keep-alive connection may wait auth_timeout for the next. */
+        evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->lim->auth_timeout * 1000);
+    }
+}
+
+/* Bytes the client sent, to whatever the connection speaks now. */
+static void conn_input(conn *c, const char *data, size_t n)
+{
+    if (c->web)
+        web_input(c, data, n);
+    else if (c->ws)
+        ws_input(c, data, n);
+    else
+        conn_take(c, c2s_stream_feed(c->stream, data, n));
+}
+
 static void conn_read(conn *c)
 {
     iothread *t = c->t;
     size_t budget = IO_READ_BUDGET;
     while (budget && can_read(c)) {
         size_t want = sizeof t->rbuf < budget ? sizeof t->rbuf : budget, n = 0;
-        if (!take_tokens(c, &want))
+        /* An HTTP request's body (an upload) is bounded by what it was allowed to be, not paced. */
+        if (!c->web && !take_tokens(c, &want))
             break;
         if (c->ssl) {
             tls_status st = tls_read(c->ssl, t->rbuf, want, &n);
@@ -817,7 +948,7 @@ static void conn_read(conn *c)
         c->tokens -= (int64_t)n;
         budget -= n;
         t->n_bytes_in += n;
-        conn_take(c, c2s_stream_feed(c->stream, t->rbuf, n));
+        conn_input(c, t->rbuf, n);
         /* A short read emptied the socket: asking again would only fetch EAGAIN (level-triggered
          * epoll reports whatever arrives later). */
         if (!c->ssl && n < want)
@@ -858,7 +989,9 @@ static void tls_step(conn *c)
     c->handshaking = false;
     uint8_t exporter[32];
     bool has = tls_exporter(c->ssl, exporter) == 0;
-    if (!c->stream) {
+    if (c->web) {
+        /* HTTPS: requests follow */
+    } else if (!c->stream) {
         c->stream = c2s_stream_new(&c->t->env, c->sid, true, has ? exporter : NULL);
     } else {
         conn_take(c, c2s_stream_tls_started(c->stream, has ? exporter : NULL));
@@ -905,6 +1038,10 @@ static void on_auth_timeout(timer *tm, void *arg)
     conn *c = arg;
     if (c->dead || c->closing)
         return;
+    if (c->web && web_conn_busy(c->web)) {
+        evloop_timer_after(c->t->loop, &c->auth_timer, (uint64_t)c->t->lim->auth_timeout * 1000);
+        return;
+    }
     if (!c->stream) {
         conn_kill(c);
         return;
@@ -934,7 +1071,13 @@ static void on_idle(timer *tm, void *arg)
             /* The ping wakes the client's radio anyway: what CSI held goes with it. */
             if (!c2s_stream_closed(c->stream))
                 conn_csi_flush(c, CSI_BEFORE);
-            outq_push_bytes(&c->q, " ", 1);
+            if (c->ws) {
+                websocket_ping(c->ws, &t->scratch);
+                outq_push_bytes(&c->q, buf_data(&t->scratch), buf_len(&t->scratch));
+                buf_truncate(&t->scratch, 0);
+            } else {
+                outq_push_bytes(&c->q, " ", 1);
+            }
             mark_dirty(c);
         }
         evloop_timer_after(t->loop, &c->idle_timer, idle);
@@ -1062,6 +1205,8 @@ static void conn_free(conn *c)
     conn_forget_stanzas(c, true);
     csi_free(c->csi);
     c2s_stream_free(c->stream);
+    web_conn_free(c->web);
+    websocket_free(c->ws);
     bump(&t->st_closed);
     if (c->counted_authed)
         atomic_fetch_sub_explicit(&t->st_authed_now, 1, memory_order_relaxed);
@@ -1093,9 +1238,15 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len
 
 /* A connection refused at accept: a best-effort stream error (a single non-blocking write; on the
  * direct-TLS port nothing, as no TLS session exists yet), then close. */
-static void refuse(iothread *t, int fd, bool tls, const char *condition, const char *text)
+static void refuse(iothread *t, int fd, const listener *l, const char *condition,
+                   const char *text)
 {
-    if (!tls) {
+    if (l->web && !l->tls) {
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   "Connection: close\r\n\r\n";
+        ssize_t r = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)r;
+    } else if (!l->tls) {
         buf b = BUF_INIT;
         xml_stream_attrs a = {.content_ns = "jabber:client", .from = t->cfg->hosts[0],
                               .version = "1.0"};
@@ -1109,14 +1260,15 @@ static void refuse(iothread *t, int fd, bool tls, const char *condition, const c
     close(fd);
 }
 
-static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_storage *ss)
+static void accept_one(iothread *t, int fd, const listener *l, const struct sockaddr_storage *ss)
 {
+    bool tls = l->tls;
     uint64_t now = evloop_now(t->loop);
     if (!t->nfree || t->shutting_down) {
         bump(&t->st_refused);
         if (!t->shutting_down)
             front_log_refused(t->sh->log_ips, ss, now, "conn", "max_fds");
-        refuse(t, fd, tls, "resource-constraint", "this server is full");
+        refuse(t, fd, l, "resource-constraint", "this server is full");
         return;
     }
     const front_limits *lim = t->lim;
@@ -1125,7 +1277,7 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
         !ip_limit_take(t->sh->conn_ips, ss, now, &t->conn_rate)) {
         bump(&t->st_refused_rate);
         front_log_refused(t->sh->log_ips, ss, now, "conn", "conn_rate");
-        refuse(t, fd, tls, "policy-violation", "too many connections from your address");
+        refuse(t, fd, l, "policy-violation", "too many connections from your address");
         return;
     }
     bump(&t->st_accepted);
@@ -1158,10 +1310,15 @@ static void accept_one(iothread *t, int fd, bool tls, const struct sockaddr_stor
     evloop_timer_after(t->loop, &c->shrink_timer, IO_SHRINK_AFTER_MS);
     log_debug("c2s %s: connected%s (session %016llx)", c->peer, tls ? " (TLS)" : "",
               (unsigned long long)c->sid);
+    if (l->web) {
+        c->web_secure = tls || ip_nets_contain(&t->cfg->http.secure_from, ss);
+        c->web = web_conn_new(t->cfg, tls, c->web_secure);
+    }
     if (tls) {
         start_tls(c);
     } else {
-        c->stream = c2s_stream_new(&t->env, c->sid, false, NULL);
+        if (!l->web)
+            c->stream = c2s_stream_new(&t->env, c->sid, false, NULL);
         conn_update(c);
     }
 }
@@ -1178,7 +1335,7 @@ static void on_accept(evloop *loop, evloop_io *io, unsigned events, void *arg)
                 log_warn("c2s: accept: %s", strerror(errno));
             return;
         }
-        accept_one(l->t, fd, l->tls, &ss);
+        accept_one(l->t, fd, l, &ss);
     }
 }
 
@@ -1323,6 +1480,8 @@ static void begin_shutdown(iothread *t)
     t->shutting_down = true;
     close_listener(t, &t->plain);
     close_listener(t, &t->tls);
+    close_listener(t, &t->http);
+    close_listener(t, &t->https);
     for (uint32_t i = 0; i < t->nslots; i++) {
         conn *c = t->slots[i];
         if (!c || c->dead)
@@ -1431,23 +1590,23 @@ static void before_sleep(evloop *loop, void *arg)
     }
 }
 
-static int listen_on(const front_config *cfg, int port, char *err, size_t errlen)
+static int listen_on(const char *ip, int port, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t len;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, cfg->ip, &a4->sin_addr) == 1) {
+    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)port);
         len = sizeof *a4;
-    } else if (inet_pton(AF_INET6, cfg->ip, &a6->sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)port);
         len = sizeof *a6;
     } else {
-        snprintf(err, errlen, "<local><ip> '%s' is not an IPv4 or IPv6 address", cfg->ip);
+        snprintf(err, errlen, "'%s' is not an IPv4 or IPv6 address", ip);
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1455,7 +1614,7 @@ static int listen_on(const front_config *cfg, int port, char *err, size_t errlen
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "cannot listen on %s port %d: %s", cfg->ip, port, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s port %d: %s", ip, port, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -1472,7 +1631,7 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
     t->sh = shared;
     t->cfg = shared->cfg;
     t->index = index;
-    t->plain.fd = t->tls.fd = -1;
+    t->plain.fd = t->tls.fd = t->http.fd = t->https.fd = -1;
     t->loop = evloop_create();
     if (!t->loop) {
         snprintf(err, errlen, "cannot create an event loop: %s", strerror(errno));
@@ -1484,6 +1643,8 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
                        .link_congested = env_congested, .link_arg = shared->link,
                        .register_verdict = env_register_verdict, .limits_arg = t,
                        .frames = &t->tx};
+    t->web_env = t->env;
+    t->web_env.tls_available = false;
     use_limits(t, &t->cfg->limits);
     t->nslots = slots;
     t->slots = mem_array(slots, sizeof(conn *));
@@ -1496,22 +1657,31 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
     timer_init(&t->shutdown_timer, on_shutdown_grace, t);
     timer_init(&t->trim_timer, on_trim, t);
     timer_init(&t->ack_tick, on_ack_tick, t);
-    t->plain = (listener){.t = t, .tls = false, .fd = listen_on(t->cfg, t->cfg->port, err, errlen)};
-    if (t->plain.fd < 0) {
-        iothread_free(t);
-        return NULL;
-    }
-    evloop_io_init(&t->plain.io, t->plain.fd, on_accept, &t->plain);
-    evloop_io_set(t->loop, &t->plain.io, EVLOOP_READ);
-    if (shared->tls) {
-        t->tls = (listener){.t = t, .tls = true,
-                            .fd = listen_on(t->cfg, t->cfg->ssl_port, err, errlen)};
-        if (t->tls.fd < 0) {
+    const front_config *cfg = t->cfg;
+    const front_http *h = &cfg->http;
+    struct {
+        listener *l;
+        bool on, tls, web;
+        const char *ip;
+        int port;
+    } ports[] = {
+        {&t->plain, true, false, false, cfg->ip, cfg->port},
+        {&t->tls, shared->tls != NULL, true, false, cfg->ip, cfg->ssl_port},
+        {&t->http, h->on && h->port, false, true, h->ip, h->port},
+        {&t->https, h->on && h->tls_port && shared->tls, true, true, h->ip, h->tls_port},
+    };
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        if (!ports[i].on)
+            continue;
+        listener *l = ports[i].l;
+        *l = (listener){.t = t, .tls = ports[i].tls, .web = ports[i].web,
+                        .fd = listen_on(ports[i].ip, ports[i].port, err, errlen)};
+        if (l->fd < 0) {
             iothread_free(t);
             return NULL;
         }
-        evloop_io_init(&t->tls.io, t->tls.fd, on_accept, &t->tls);
-        evloop_io_set(t->loop, &t->tls.io, EVLOOP_READ);
+        evloop_io_init(&l->io, l->fd, on_accept, l);
+        evloop_io_set(t->loop, &l->io, EVLOOP_READ);
     }
     evloop_on_wake(t->loop, on_wake, t);
     evloop_before_sleep(t->loop, before_sleep, t);
@@ -1572,11 +1742,12 @@ void iothread_free(iothread *t)
         t->over = m->next;
         link_msg_free(m);
     }
-    if (t->plain.fd >= 0)
-        close(t->plain.fd);
-    if (t->tls.fd >= 0)
-        close(t->tls.fd);
+    listener *ls[] = {&t->plain, &t->tls, &t->http, &t->https};
+    for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+        if (ls[i]->fd >= 0)
+            close(ls[i]->fd);
     buf_free(&t->tx);
+    buf_free(&t->scratch);
     free(t->dups);
     pthread_mutex_lock(&t->done_lock);
     while (t->done) {

@@ -1,0 +1,42 @@
+/* shard/web_conn.h — one connection to the front's web listener (<http> in jadc2s.xml), without
+ * sockets: HTTP/1.1 requests (read by core/http_request.h) routed to what the front serves on
+ * the web: the WebSocket endpoint (RFC 7395; after the upgrade the connection is a client
+ * session: shard/websocket.h, shard/c2s_stream.h), the connection discovery files (XEP-0156:
+ * /.well-known/host-meta and host-meta.json), CORS preflights; anything else is 404.
+ *
+ * Requests are answered in order, one at a time; an error answer closes the connection. Bounds:
+ * core/http_request.h's on heads; no body is taken where none is expected (413).
+ *
+ * Thread rules: a web_conn belongs to its connection's IO thread; the config is read-only.
+ */
+#ifndef JABSHARD_SHARD_WEB_CONN_H
+#define JABSHARD_SHARD_WEB_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "shard/front_config.h"
+
+/* What the connection must do after a call (bits). */
+enum {
+    WEB_ACT_CLOSE = 1,         /* write out, then close */
+    WEB_ACT_UPGRADE = 2,       /* write out; from the byte after *used on, the connection is a
+                                * WebSocket carrying a client stream */
+};
+
+typedef struct web_conn web_conn;
+
+/* tls: the connection came in on the HTTPS port; secure: it is encrypted end to end as far as
+ * we can tell (TLS, or a plain connection from <http><secure_from>). */
+web_conn *web_conn_new(const front_config *cfg, bool tls, bool secure);
+void web_conn_free(web_conn *w);
+
+/* Bytes from the client; answers go to out. *used: how much was read (all, unless an action
+ * stopped reading). */
+unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, buf *out);
+
+/* Whether a request is partly read (the connection is not idle between requests). */
+bool web_conn_busy(const web_conn *w);
+
+#endif
