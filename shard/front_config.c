@@ -1,6 +1,7 @@
 /* shard/front_config.c — reading etc/jadc2s.xml (see front_config.h). */
 #include "shard/front_config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,7 +21,9 @@ static const char *const vocabulary[] = {
     "csi/max_stanzas", "csi/max_bytes", "csi/max_hold",
     "smacks/request_stanzas", "smacks/request_wait", "metrics/ip", "metrics/port",
     "http/ip", "http/port", "http/tls_port", "http/public_url", "http/secure_from/net",
-    "http/websocket/path", "http/websocket/origin", "http/max_message",
+    "http/websocket/path", "http/websocket/origin", "http/max_message", "http/upload/path",
+    "http/upload/dir", "http/upload/secret", "http/upload/secret_file", "http/upload/max_file_size",
+    "http/upload/expire_after",
     "log/target", "log/path", "log/level", NULL,
 };
 
@@ -166,6 +169,55 @@ static void read_csi(front_csi *c, const front_limits *l, config *cfg)
                     "over it", c->max_bytes, l->output_queue);
 }
 
+/* <secret>, or the first line of <secret_file> (the file make run and the package generate for
+ * the SM and the fronts alike). */
+static void read_upload_secret(front_upload *u, config *cfg)
+{
+    const char *secret = config_str(cfg, NULL, "http/upload/secret", NULL);
+    const char *file = config_str(cfg, NULL, "http/upload/secret_file", NULL);
+    if (secret) {
+        u->secret = mem_strdup(secret);
+    } else if (file) {
+        FILE *f = fopen(file, "r");
+        char line[1024];
+        if (!f || !fgets(line, sizeof line, f)) {
+            config_fail(cfg, config_first(cfg, NULL, "http/upload/secret_file"),
+                        "cannot read the secret from '%s'", file);
+        } else {
+            line[strcspn(line, "\r\n")] = '\0';
+            u->secret = mem_strdup(line);
+        }
+        if (f)
+            fclose(f);
+    } else {
+        config_fail(cfg, config_first(cfg, NULL, "http/upload"),
+                    "<upload> needs a <secret> or a <secret_file> (the SM's)");
+    }
+    u->secret_len = u->secret ? strlen(u->secret) : 0;
+    if (u->secret && u->secret_len < 16)
+        config_fail(cfg, config_first(cfg, NULL, secret ? "http/upload/secret" :
+                                                          "http/upload/secret_file"),
+                    "the upload secret is shorter than 16 characters");
+}
+
+static void read_upload(front_upload *u, config *cfg)
+{
+    if (!config_first(cfg, NULL, "http/upload"))
+        return;
+    u->path = config_str(cfg, NULL, "http/upload/path", "/upload");
+    if (u->path[0] != '/' || u->path[strlen(u->path) - 1] == '/')
+        config_fail(cfg, config_first(cfg, NULL, "http/upload/path"),
+                    "'%s': a path starts with '/' and does not end with one", u->path);
+    config_require(cfg, NULL, "http/upload/dir");
+    u->dir = config_str(cfg, NULL, "http/upload/dir", "");
+    read_upload_secret(u, cfg);
+    u->max_file_size = (uint64_t)config_int(cfg, NULL, "http/upload/max_file_size", 104857600, 1,
+                                            1LL << 40);
+    u->expire_after = config_int(cfg, NULL, "http/upload/expire_after", 2592000, 60,
+                                 86400LL * 36500);
+    u->on = true;
+}
+
 /* <http>: the web listener (shard/web_conn.h); off without the element. */
 static void read_http(front_http *h, const front_config *fc, config *cfg)
 {
@@ -201,6 +253,7 @@ static void read_http(front_http *h, const front_config *fc, config *cfg)
     h->max_message = (size_t)config_int(cfg, NULL, "http/max_message",
                                         (long long)fc->limits.stanza_size + 4096, 1024,
                                         FRONT_STANZA_SIZE_MAX + 4096);
+    read_upload(&h->upload, cfg);
     h->on = true;
 }
 
@@ -277,6 +330,9 @@ void front_config_free(front_config *fc)
     ip_nets_free(&fc->limits.trusted);
     ip_nets_free(&fc->http.secure_from);
     free(fc->http.origins);
+    if (fc->http.upload.secret)
+        explicit_bzero(fc->http.upload.secret, fc->http.upload.secret_len);
+    free(fc->http.upload.secret);
     for (size_t i = 0; i < fc->nhosts; i++)
         free(fc->hosts[i]);
     free(fc->hosts);

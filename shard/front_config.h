@@ -80,6 +80,18 @@ typedef struct front_smacks {
                                 * by itself at the IO thread's tick (every half of it) */
 } front_smacks;
 
+/* <http><upload> (ours): where HTTP File Upload's files live (shard/upload_files.h); the SM hands
+ * out the slots (sm.xml <upload>, docs/upload.md) with the same secret. */
+typedef struct front_upload {
+    bool on;                   /* the element is there */
+    const char *path;          /* the URL path files are under (/upload) */
+    const char *dir;           /* the directory (required) */
+    char *secret;              /* <secret>, or <secret_file>'s first line */
+    size_t secret_len;
+    uint64_t max_file_size;    /* (104857600, the SM's default) */
+    int64_t expire_after;      /* seconds a file is kept (2592000: 30 days, the SM's) */
+} front_upload;
+
 /* <http> (ours): the web listener (shard/web_conn.h): WebSocket clients (RFC 7395), the
  * connection discovery files (XEP-0156), on the IO threads beside the XMPP ports. */
 typedef struct front_http {
@@ -95,6 +107,7 @@ typedef struct front_http {
     const char **origins;      /* browser origins allowed a WebSocket; none listed: any */
     size_t norigins;
     size_t max_message;        /* largest WebSocket message (stanza_size + 4096) */
+    front_upload upload;
 } front_http;
 
 typedef struct front_config {

@@ -51,6 +51,10 @@
 /* Parser memory freed by shrinks and closes goes back to the system this long after (core/xmlmem:
  * what new logins take again in the meantime costs no system call). */
 #define IO_TRIM_AFTER_MS 1000
+/* A file served to a web client is read into its queue in pieces of this size, while the queue
+ * holds less than IO_WEB_QUEUED. */
+#define IO_WEB_PIECE 65536
+#define IO_WEB_QUEUED (4 * IO_WEB_PIECE)
 
 typedef struct conn conn;
 
@@ -95,6 +99,7 @@ struct conn {
     web_conn *web;
     websocket *ws;
     bool web_secure;           /* TLS, or a plain connection from <http><secure_from> */
+    buf web_rest;              /* what the client sent while a file was being sent to it */
     outq q;
     uint64_t written;          /* bytes of q written so far */
     bool tls_retry;            /* the TLS writer is waiting to finish a record: it holds the bytes
@@ -713,13 +718,24 @@ static outq_status conn_write(conn *c)
     return st;
 }
 
+static void web_pump(conn *c);
+
 static void conn_flush(conn *c)
 {
     if (c->dead || c->lingering || c->handshaking || c->held)
         return;
+    if (c->web)
+        web_pump(c);
+    if (c->dead)
+        return;
     outq_status st = conn_write(c);
     if (st == OUTQ_ERROR) {
         conn_kill(c);
+        return;
+    }
+    /* The socket took it all: more of a file, written before the loop sleeps. */
+    if (st == OUTQ_EMPTY && c->web && web_conn_sending(c->web)) {
+        web_pump(c);
         return;
     }
     if (st == OUTQ_EMPTY) {
@@ -742,7 +758,8 @@ static bool can_read(const conn *c)
 {
     return !c->dead && !c->closing && !c->handshaking && !c->starttls_flush && !c->rate_wait &&
            !c->held && !c->t->paused &&
-           (c->web || (c->stream && c2s_stream_wants_input(c->stream)));
+           (c->web ? !web_conn_sending(c->web)
+                   : c->stream && c2s_stream_wants_input(c->stream));
 }
 
 static void conn_update(conn *c)
@@ -867,6 +884,41 @@ static void ws_input(conn *c, const char *data, size_t n)
         conn_take(c, C2S_ACT_CLOSE);
 }
 
+static void web_input(conn *c, const char *data, size_t n);
+
+/* A web connection whose body goes out gets more of it while its queue is short; when it is all
+ * queued the connection closes or reads its next request (what came meanwhile first). */
+static void web_pump(conn *c)
+{
+    iothread *t = c->t;
+    while (c->web && web_conn_sending(c->web) && outq_bytes(&c->q) < IO_WEB_QUEUED) {
+        long n = web_conn_pull(c->web, &t->scratch, IO_WEB_PIECE);
+        if (buf_len(&t->scratch)) {
+            outq_push_bytes(&c->q, buf_data(&t->scratch), buf_len(&t->scratch));
+            buf_truncate(&t->scratch, 0);
+            mark_dirty(c);
+        }
+        if (n < 0) {
+            conn_kill(c);
+            return;
+        }
+    }
+    if (!c->web || web_conn_sending(c->web) || c->closing)
+        return;
+    if (web_conn_closing(c->web)) {
+        evloop_timer_after(t->loop, &c->close_timer, IO_CLOSE_GRACE_MS);
+        c->closing = true;
+        mark_dirty(c);
+        return;
+    }
+    if (buf_len(&c->web_rest)) {
+        buf rest = c->web_rest;
+        buf_init(&c->web_rest);
+        web_input(c, buf_data(&rest), buf_len(&rest));
+        buf_free(&rest);
+    }
+}
+
 static void web_input(conn *c, const char *data, size_t n)
 {
     iothread *t = c->t;
@@ -881,6 +933,9 @@ static void web_input(conn *c, const char *data, size_t n)
         start_websocket(c);
         if (used < n)
             ws_input(c, data + used, n - used);
+    } else if (acts & WEB_ACT_BODY) {
+        buf_append(&c->web_rest, data + used, n - used);
+        web_pump(c);
     } else if (acts & WEB_ACT_CLOSE) {
         if (!c->closing)
             evloop_timer_after(t->loop, &c->close_timer, IO_CLOSE_GRACE_MS);
@@ -1207,6 +1262,7 @@ static void conn_free(conn *c)
     c2s_stream_free(c->stream);
     web_conn_free(c->web);
     websocket_free(c->ws);
+    buf_free(&c->web_rest);
     bump(&t->st_closed);
     if (c->counted_authed)
         atomic_fetch_sub_explicit(&t->st_authed_now, 1, memory_order_relaxed);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -25,6 +26,7 @@
 #include "shard/front_config.h"
 #include "shard/front_check.h"
 #include "shard/front_metrics.h"
+#include "shard/upload_files.h"
 #include "shard/front_reload.h"
 #include "shard/ip_limit.h"
 #include "shard/iothread.h"
@@ -179,6 +181,21 @@ int main(int argc, char **argv)
     log_info("max_fds %u over %u IO threads: %u connection slots each (a prime); listening on "
              "%s port %d (STARTTLS) and %d (direct TLS)", cfg.max_fds, cfg.threads, slots, cfg.ip,
              cfg.port, cfg.ssl_port);
+    const front_http *http = &cfg.http;
+    if (http->on)
+        log_info("web clients: WebSocket at %s%s (plain HTTP port %d, HTTPS port %d; 0: none)%s%s",
+                 http->public_url ? http->public_url : "", http->ws_path, http->port,
+                 tls ? http->tls_port : 0, http->upload.on ? ", uploads under " : "",
+                 http->upload.on ? http->upload.path : "");
+    upload_sweeper *sweeper = NULL;
+    if (http->upload.on) {
+        if (mkdir(http->upload.dir, 0750) != 0 && errno != EEXIST) {
+            log_error("%s: <http><upload><dir> '%s': %s", path, http->upload.dir,
+                      strerror(errno));
+            return 1;
+        }
+        sweeper = upload_sweeper_start(&http->upload);
+    }
     if (link_front_start(link) != 0) {
         log_error("cannot start the SM-link thread: %s", strerror(errno));
         return 1;
@@ -229,6 +246,7 @@ int main(int argc, char **argv)
     }
     notify_stopping();
     front_metrics_stop(metrics);
+    upload_sweeper_stop(sweeper);
 
     for (unsigned i = 0; i < cfg.threads; i++)
         iothread_shutdown(io[i]);

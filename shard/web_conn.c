@@ -3,9 +3,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/http_request.h"
 #include "core/mem.h"
+#include "shard/upload_files.h"
 #include "shard/websocket.h"
 
 #define HOST_META_PATH "/.well-known/host-meta"
@@ -19,7 +21,11 @@ struct web_conn {
     bool upgrade;              /* it is a WebSocket's 101 */
     bool close_after;
     bool refused;              /* it is an error: written at once, then the connection closes */
+    upload_put *put;           /* the PUT being read */
+    upload_get *get;           /* the file being sent (web_conn_pull) */
 };
+
+#define CORS_ANY "Access-Control-Allow-Origin: *\r\n"
 
 web_conn *web_conn_new(const front_config *cfg, bool tls, bool secure)
 {
@@ -37,6 +43,8 @@ void web_conn_free(web_conn *w)
         return;
     http_reader_free(w->reader);
     buf_free(&w->answer);
+    upload_put_abort(w->put);
+    upload_get_free(w->get);
     free(w);
 }
 
@@ -166,10 +174,73 @@ static void websocket_request(web_conn *w, const http_request *q)
 
 static void preflight(web_conn *w)
 {
-    head(w, 204, NULL, 0, "Access-Control-Allow-Origin: *\r\n"
-         "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"
+    head(w, 204, NULL, 0, CORS_ANY "Access-Control-Allow-Methods: GET, HEAD, PUT, OPTIONS\r\n"
          "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n");
 }
+
+/* The target below <upload><path>/, or NULL when path is not there. */
+static const char *upload_target(const web_conn *w, const char *path)
+{
+    const front_upload *u = &w->cfg->http.upload;
+    size_t n = u->on ? strlen(u->path) : 0;
+    return n && strncmp(path, u->path, n) == 0 && path[n] == '/' ? path + n + 1 : NULL;
+}
+
+static void upload_request(web_conn *w, const http_request *q, const char *rel)
+{
+    const front_upload *cfg = &w->cfg->http.upload;
+    if (q->method == HTTP_M_PUT) {
+        const char *why = NULL;
+        int status = upload_put_begin(cfg, rel, q, (int64_t)time(NULL), &w->put, &why);
+        if (status)
+            simple(w, status, why, CORS_ANY);
+        return;
+    }
+    if (q->method != HTTP_M_GET && q->method != HTTP_M_HEAD) {
+        simple(w, 405, NULL, CORS_ANY "Allow: GET, HEAD, PUT, OPTIONS\r\n");
+        return;
+    }
+    buf headers = BUF_INIT;
+    buf_append(&headers, CORS_ANY, sizeof CORS_ANY - 1);
+    int status = upload_get_begin(cfg, rel, http_request_header(q, "range"),
+                                  q->method == HTTP_M_HEAD, &headers, &w->get);
+    if (status >= 400) {
+        simple(w, status, NULL, buf_data(&headers));
+    } else {
+        http_status_line(&w->answer, status);
+        buf_append(&w->answer, buf_data(&headers), buf_len(&headers));
+        buf_appendf(&w->answer, "%s\r\n", w->close_after ? "Connection: close\r\n" : "");
+    }
+    buf_free(&headers);
+}
+
+/* The PUT's body is all here: stored, or refused. */
+static void upload_done(web_conn *w)
+{
+    const char *why = NULL;
+    int status = upload_put_finish(w->put, &why);
+    w->put = NULL;
+    if (status == 201)
+        head(w, 201, NULL, 0, CORS_ANY);
+    else
+        simple(w, status, why, CORS_ANY);
+}
+
+long web_conn_pull(web_conn *w, buf *out, size_t max)
+{
+    if (!w->get)
+        return 0;
+    ssize_t n = upload_get_read(w->get, out, max);
+    if (n <= 0) {
+        upload_get_free(w->get);
+        w->get = NULL;
+    }
+    return n;
+}
+
+bool web_conn_sending(const web_conn *w) { return w->get != NULL; }
+
+bool web_conn_closing(const web_conn *w) { return w->close_after; }
 
 /* Decides the answer at the head (an error answer closes the connection: simple()). */
 static void route(web_conn *w, const http_request *q)
@@ -178,7 +249,10 @@ static void route(web_conn *w, const http_request *q)
     bool get = q->method == HTTP_M_GET || q->method == HTTP_M_HEAD;
     bool body = q->chunked || q->content_length > 0;
     const char *path = q->path;
-    if (body)
+    const char *rel = upload_target(w, path);
+    if (rel && q->method != HTTP_M_OPTIONS && (!body || q->method == HTTP_M_PUT))
+        upload_request(w, q, rel);
+    else if (body)
         simple(w, 413, "no body is taken here", NULL);
     else if (q->method == HTTP_M_OPTIONS)
         preflight(w);
@@ -195,6 +269,8 @@ unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, 
 {
     const char *p = data;
     *used = 0;
+    if (w->get)
+        return WEB_ACT_BODY;
     while (*used < len) {
         size_t n;
         const char *piece;
@@ -212,6 +288,9 @@ unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, 
             return WEB_ACT_CLOSE;
         case HTTP_READ_HEAD:
             route(w, http_reader_request(w->reader));
+            if (w->put && http_request_header_has(http_reader_request(w->reader), "expect",
+                                                  "100-continue"))
+                buf_appendf(out, "HTTP/1.1 100 Continue\r\n\r\n");
             if (w->refused) {
                 buf_append(out, buf_data(&w->answer), buf_len(&w->answer));
                 buf_free(&w->answer);
@@ -219,16 +298,32 @@ unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, 
             }
             break;
         case HTTP_READ_DONE: {
+            if (w->put)
+                upload_done(w);
             buf_append(out, buf_data(&w->answer), buf_len(&w->answer));
             buf_free(&w->answer);
             http_reader_next(w->reader);
             if (w->upgrade)
                 return WEB_ACT_UPGRADE;
-            if (w->close_after)
+            if (w->get)
+                return WEB_ACT_BODY;
+            if (w->close_after || w->refused)
                 return WEB_ACT_CLOSE;
             break;
         }
-        case HTTP_READ_BODY:
+        case HTTP_READ_BODY: {
+            int status = w->put ? upload_put_write(w->put, piece, piece_len) : 0;
+            if (status) {
+                upload_put_abort(w->put);
+                w->put = NULL;
+                simple(w, status, status == 413 ? "the body is longer than its slot" : NULL,
+                       CORS_ANY);
+                buf_append(out, buf_data(&w->answer), buf_len(&w->answer));
+                buf_free(&w->answer);
+                return WEB_ACT_CLOSE;
+            }
+            break;
+        }
         case HTTP_READ_MORE:
             break;
         }

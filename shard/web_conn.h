@@ -2,7 +2,8 @@
  * sockets: HTTP/1.1 requests (read by core/http_request.h) routed to what the front serves on
  * the web: the WebSocket endpoint (RFC 7395; after the upgrade the connection is a client
  * session: shard/websocket.h, shard/c2s_stream.h), the connection discovery files (XEP-0156:
- * /.well-known/host-meta and host-meta.json), CORS preflights; anything else is 404.
+ * /.well-known/host-meta and host-meta.json), HTTP File Upload's PUTs and GETs under
+ * <upload><path> (shard/upload_files.h), CORS preflights; anything else is 404.
  *
  * Requests are answered in order, one at a time; an error answer closes the connection. Bounds:
  * core/http_request.h's on heads; no body is taken where none is expected (413).
@@ -23,6 +24,8 @@ enum {
     WEB_ACT_CLOSE = 1,         /* write out, then close */
     WEB_ACT_UPGRADE = 2,       /* write out; from the byte after *used on, the connection is a
                                 * WebSocket carrying a client stream */
+    WEB_ACT_BODY = 4,          /* write out, then web_conn_pull() the answer's body; what is
+                                * after *used waits until it is all pulled */
 };
 
 typedef struct web_conn web_conn;
@@ -35,6 +38,13 @@ void web_conn_free(web_conn *w);
 /* Bytes from the client; answers go to out. *used: how much was read (all, unless an action
  * stopped reading). */
 unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, buf *out);
+
+/* Appends up to max more bytes of the answer's body to out: returns how many, 0 when it is
+ * complete (then the connection closes if web_conn_closing() says so, else goes on with the next
+ * request), -1 when it cannot go on (close the connection). */
+long web_conn_pull(web_conn *w, buf *out, size_t max);
+bool web_conn_sending(const web_conn *w);
+bool web_conn_closing(const web_conn *w);
 
 /* Whether a request is partly read (the connection is not idle between requests). */
 bool web_conn_busy(const web_conn *w);
