@@ -260,16 +260,8 @@ static void upload_stanza(sm *s, sm_stanza *st, void *ctx)
 static bool host_items(sm *s, sm_event *ev)
 {
     upload_data *d = data_of(s);
-    size_t hlen;
-    const char *host = ev->stanza->to.domain_len ? jid_domain(&ev->stanza->to, &hlen) : NULL;
-    for (size_t i = 0; i < d->nservices; i++) {
-        if (host && (strlen(d->services[i].host) != hlen ||
-                     memcmp(d->services[i].host, host, hlen) != 0))
-            continue;
-        xml_node *item = xml_element_new(ev->arena, ev->node, NS_DISCO_ITEMS, "item");
-        xml_attr_set(ev->arena, item, NULL, "jid", d->services[i].domain);
-        xml_attr_set(ev->arena, item, NULL, "name", UPLOAD_NAME);
-    }
+    for (size_t i = 0; i < d->nservices; i++)
+        disco_host_item(ev, d->services[i].host, d->services[i].domain, UPLOAD_NAME);
     return false;
 }
 
