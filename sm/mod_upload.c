@@ -352,7 +352,11 @@ static bool read_options(config *cfg, upload_data *d)
     return true;
 }
 
-static bool upload_init(sm *s, const sm_module *self, config *cfg)
+static void upload_fini(sm *s, const sm_module *self);
+
+/* The module's data, its options and its services; false (logged, or the configuration's error
+ * set) when it cannot serve. */
+static bool upload_start(sm *s, const sm_module *self, config *cfg)
 {
     const sm_config *c = sm_cfg(s);
     upload_data *d = mem_zalloc(sizeof *d);
@@ -384,6 +388,16 @@ static bool upload_init(sm *s, const sm_module *self, config *cfg)
     log_info("sm: upload: %zu service(s), slots under %s%s", d->nservices, d->url,
              option(s, "upload/external") ? " (an external store)" : "");
     return true;
+}
+
+static bool upload_init(sm *s, const sm_module *self, config *cfg)
+{
+    if (upload_start(s, self, cfg))
+        return true;
+    /* A module that did not start is not finished by the core. */
+    upload_fini(s, self);
+    sm_module_set_data(s, self, NULL);
+    return false;
 }
 
 static void upload_fini(sm *s, const sm_module *self)
