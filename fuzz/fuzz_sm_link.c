@@ -145,7 +145,8 @@ static void submit(void *ctx, xdb_request *r, xdb_callback cb, void *cbctx)
 /* localhost takes registrations, example.com does not; every built-in module, its defaults. */
 static const char config_text[] = "<sm><host name='localhost'><register/></host>"
                                   "<host name='example.com'/><offline_quota>10</offline_quota>"
-                                  "<admins><jid>alice@localhost</jid></admins></sm>";
+                                  "<admins><jid>alice@localhost</jid></admins>"
+                                  "<upload><secret>fuzz upload secret</secret></upload></sm>";
 static sm_config cfg;
 
 static void adduser(const char *host, const char *user)

@@ -9,6 +9,9 @@
 
 /* <feature var=var/> in the <query/> q being answered. */
 void disco_feature(xml_arena *a, xml_node *q, const char *var);
+/* A "disco-host-items" hook's item for a service (its JID, name) of host: added when the query
+ * is to that host (or names no host). */
+void disco_host_item(sm_event *ev, const char *host, const char *service, const char *name);
 /* The server's disco#info <query/> for host, built in a (its identity, every loaded module's
  * features, and what "disco-info" hooks add): what a query of the host is answered, and what the
  * server's entity capabilities hash (mod_caps). */

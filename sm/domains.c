@@ -25,6 +25,27 @@ static served_domain *find(const sm *s, const char *domain, size_t len)
     return NULL;
 }
 
+bool sm_service_domain(const sm_config *c, const char *what, const char *host,
+                       const char *domain, jid *out)
+{
+    memset(out, 0, sizeof *out);
+    jid dj;
+    if (jid_parse(domain, strlen(domain), &dj) != JID_OK || !jid_is_bare(&dj) ||
+        jid_node(&dj, &(size_t){0})) {
+        log_error("sm: %s: '%s' is not a domain for a service", what, domain);
+        return false;
+    }
+    for (int i = 0; i < c->nservices; i++)
+        if (c->services[i].id && strcasecmp(c->services[i].id, jid_full(&dj)) == 0) {
+            log_notice("sm: %s: %s is a configured component's: no built-in service for %s",
+                       what, jid_full(&dj), host);
+            jid_free(&dj);
+            return true;
+        }
+    *out = dj;
+    return true;
+}
+
 bool sm_serve_domain(sm *s, const char *domain, sm_domain_fn fn, void *ctx)
 {
     size_t len = strlen(domain);

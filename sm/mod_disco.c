@@ -30,6 +30,17 @@ void disco_feature(xml_arena *a, xml_node *q, const char *var)
     xml_attr_set(a, xml_element_new(a, q, NS_INFO, "feature"), NULL, "var", var);
 }
 
+void disco_host_item(sm_event *ev, const char *host, const char *service, const char *name)
+{
+    size_t hlen;
+    const char *to = ev->stanza->to.domain_len ? jid_domain(&ev->stanza->to, &hlen) : NULL;
+    if (to && (strlen(host) != hlen || memcmp(host, to, hlen) != 0))
+        return;
+    xml_node *item = xml_element_new(ev->arena, ev->node, NS_ITEMS, "item");
+    xml_attr_set(ev->arena, item, NULL, "jid", service);
+    xml_attr_set(ev->arena, item, NULL, "name", name);
+}
+
 xml_node *disco_host_info(sm *s, const char *host, xml_arena *a)
 {
     xml_node *q = xml_element_new(a, NULL, NS_INFO, "query");

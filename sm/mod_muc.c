@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/log.h"
 #include "core/mem.h"
@@ -320,16 +319,8 @@ static void muc_stanza(sm *s, sm_stanza *st, void *ctx)
 static bool host_items(sm *s, sm_event *ev)
 {
     muc_data *d = data_of(s);
-    size_t hlen;
-    const char *host = ev->stanza->to.domain_len ? jid_domain(&ev->stanza->to, &hlen) : NULL;
-    for (size_t i = 0; i < d->nservices; i++) {
-        if (host && (strlen(d->services[i].host) != hlen ||
-                     memcmp(d->services[i].host, host, hlen) != 0))
-            continue;
-        xml_node *item = xml_element_new(ev->arena, ev->node, NS_DISCO_ITEMS, "item");
-        xml_attr_set(ev->arena, item, NULL, "jid", d->services[i].domain);
-        xml_attr_set(ev->arena, item, NULL, "name", "Chatrooms");
-    }
+    for (size_t i = 0; i < d->nservices; i++)
+        disco_host_item(ev, d->services[i].host, d->services[i].domain, "Chatrooms");
     return false;
 }
 
@@ -355,15 +346,6 @@ static bool muc_metrics(sm *s, sm_event *ev)
 
 /* ---- the module ---- */
 
-/* A <service> (a component, say an external MUC) has this id: the domain is its. */
-static bool configured_link(const sm_config *c, const char *domain)
-{
-    for (int i = 0; i < c->nservices; i++)
-        if (c->services[i].id && strcasecmp(c->services[i].id, domain) == 0)
-            return true;
-    return false;
-}
-
 static bool muc_init(sm *s, const sm_module *self, config *cfg)
 {
     const sm_config *c = sm_cfg(s);
@@ -376,17 +358,10 @@ static bool muc_init(sm *s, const sm_module *self, config *cfg)
         snprintf(def, sizeof def, "conference.%s", c->hosts[i].name);
         const char *domain = cfg ? config_str(cfg, c->hosts[i].el, "muc/domain", def) : def;
         jid dj;
-        if (jid_parse(domain, strlen(domain), &dj) != JID_OK || !jid_is_bare(&dj) ||
-            jid_node(&dj, &(size_t){0})) {
-            log_error("sm: muc: '%s' is not a domain for a room service", domain);
+        if (!sm_service_domain(c, "muc", c->hosts[i].name, domain, &dj))
             return false;
-        }
-        if (configured_link(c, jid_full(&dj))) {
-            log_notice("sm: muc: %s is a configured component's: no built-in room service for %s",
-                       jid_full(&dj), c->hosts[i].name);
-            jid_free(&dj);
+        if (!dj.domain_len)
             continue;
-        }
         muc_service *svc = &d->services[d->nservices];
         svc->domain = mem_strdup(jid_full(&dj));
         svc->host = mem_strdup(c->hosts[i].name);

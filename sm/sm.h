@@ -303,6 +303,12 @@ bool sm_is_local_host(const sm *s, const char *domain, size_t len);
  * link's, or served already. Stanzas to it wait during the start's wait (sm_start_waiting). */
 typedef void (*sm_domain_fn)(sm *s, sm_stanza *st, void *ctx);
 bool sm_serve_domain(sm *s, const char *domain, sm_domain_fn fn, void *ctx);
+/* The domain of a module's service (what: its name, for the log) for host, as configured or by
+ * default: parsed into *out (the caller frees it), true. A configured <service>'s id (an external
+ * component has the domain) gives true with *out zeroed (no domain_len): the host gets no
+ * built-in service (logged). false (logged) when it is not a domain. */
+bool sm_service_domain(const sm_config *c, const char *what, const char *host,
+                       const char *domain, jid *out);
 bool sm_is_served_domain(const sm *s, const char *domain, size_t len);
 bool sm_is_local_user(const sm *s, const jid *j);   /* node@ourhost */
 

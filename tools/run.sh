@@ -2,7 +2,8 @@
 # tools/run.sh — "make run": the whole system on its embedded default. Prepares a run directory
 # (build/run, or $JABSHARD_RUN_DIR) holding sm.xml and jadc2s.xml derived from etc/ at every start,
 # the SQLite database, and, made once and then kept so clients can pin them across restarts, a
-# self-signed certificate for localhost (server.pem) and the SM link's shared secret. Starts
+# self-signed certificate for localhost (server.pem), the SM link's shared secret and the HTTP File
+# Upload signing key (upload-secret). Starts
 # jabshard-sm, then jabshard-c2s once the SM listens, prints how to connect, and on SIGINT or
 # SIGTERM (Ctrl-C) stops the front, then the SM, by PID and exits 0 (1 if either did not exit
 # with status 0). If either program exits on its own, the other is stopped and the status is 1.
@@ -50,6 +51,12 @@ if [ ! -s "$run/secret" ]; then
     mv "$run/secret.new" "$run/secret"
 fi
 secret=$(cat "$run/secret")
+# The key HTTP File Upload URLs are signed with (docs/upload.md), shared by the SM and the stores
+# that check it: made once, read from its file by both.
+if [ ! -s "$run/upload-secret" ]; then
+    od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$run/upload-secret.new"
+    mv "$run/upload-secret.new" "$run/upload-secret"
+fi
 if [ ! -s "$run/server.pem" ]; then
     if command -v openssl >/dev/null 2>&1; then
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
@@ -151,6 +158,7 @@ derive() {
 derive sm.xml "" \
     "<port>5111</port>" "<port>$sm_port</port>" \
     "<secret>secret</secret>" "<secret>$secret</secret>" \
+    "<secret>change-this-upload-secret</secret>" "<secret_file>$run/upload-secret</secret_file>" \
     "<path>./jabshard.db</path>" "<path>$run/jabshard.db</path>" \
     "<level>info</level>" "<level>$level</level>"
 derive jadc2s.xml "$limits" \

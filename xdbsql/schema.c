@@ -18,6 +18,7 @@
  * Version 5: personal eventing (PEP): nodes and items.
  * Version 6: message archives (MAM).
  * Version 7: group chat rooms: the `rooms` mark on their `users` rows (xdbsql/store_rooms.c).
+ * Version 8: HTTP File Upload slots each account was given, for its quota (store_upload.c).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -300,6 +301,17 @@ static const char *const migration_7[] = {
     NULL,
 };
 
+/* A slot id is unique across accounts (128 random bits); an account's slots are summed and
+ * expired by time. */
+static const char *const migration_8[] = {
+    "CREATE TABLE IF NOT EXISTS uploads ("
+    " slot {KEY} NOT NULL PRIMARY KEY,"
+    " user_id {INT64} NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " size {INT64} NOT NULL, created {INT64} NOT NULL){TABLE}",
+    "CREATE INDEX IF NOT EXISTS uploads_user ON uploads (user_id, created)",
+    NULL,
+};
+
 static const migration migrations[] = {
     {migration_1, NULL, NULL},
     {migration_2, NULL, NULL},
@@ -308,6 +320,7 @@ static const migration migrations[] = {
     {migration_5, NULL, NULL},
     {migration_6, NULL, NULL},
     {migration_7, NULL, NULL},
+    {migration_8, NULL, NULL},
 };
 #define SCHEMA_CURRENT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

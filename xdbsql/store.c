@@ -57,6 +57,8 @@ static const struct {
     [XDB_ROOM_CREATE] = {"room-create", store_room_create, true},
     [XDB_ROOM_DELETE] = {"room-delete", store_room_delete, false},
     [XDB_ROOM_LIST] = {"room-list", store_room_list, true},
+    /* Again after a COMMIT that landed, it finds its slot id and answers OK. */
+    [XDB_UPLOAD_RESERVE] = {"upload-reserve", store_upload_reserve, true},
 };
 
 const char *xdb_op_name(xdb_op op)

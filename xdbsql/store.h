@@ -83,5 +83,6 @@ db_rc store_mam_expire(db_conn *c, xdb_request *r);
 db_rc store_room_create(db_conn *c, xdb_request *r);
 db_rc store_room_delete(db_conn *c, xdb_request *r);
 db_rc store_room_list(db_conn *c, xdb_request *r);
+db_rc store_upload_reserve(db_conn *c, xdb_request *r);
 
 #endif

@@ -99,6 +99,13 @@ typedef enum {
     XDB_ROOM_CREATE,     /* the room's row, or the one it has; XDB_EXISTS: an account's name */
     XDB_ROOM_DELETE,     /* the room and everything stored for it; XDB_NOT_FOUND when absent */
     XDB_ROOM_LIST,       /* out: users ("room@host"): the rooms of host */
+    /* HTTP File Upload (XEP-0363): the slots an account was given (below) */
+    XDB_UPLOAD_RESERVE,  /* in: key (the slot id), upload_size, upload_since, quota (bytes):
+                          * the account's slots older than upload_since go; then, unless those
+                          * left and this one would pass quota (XDB_QUOTA), the slot is recorded;
+                          * a slot id already recorded is OK (a retry). out: count: the bytes
+                          * of the account's slots since upload_since, this one included when
+                          * recorded; XDB_NOT_FOUND when no such account */
     XDB_OP_COUNT
 } xdb_op;
 
@@ -125,6 +132,11 @@ typedef enum {
 /* MAM: an account's archive of messages, in the order they were archived (time, then arrival),
  * each with the stanza id the server gave it; queried by contact, time, id and page (XEP-0313,
  * XEP-0059). Deleting the user deletes it. */
+
+/* Uploads: each slot the SM hands out (its id, size and when, ms) is recorded for its account,
+ * so that what an account uploaded within the stores' retention counts against its quota: the
+ * sum, the check and the insert are one transaction on the account's worker. Deleting the
+ * account deletes its records. */
 
 /* PEP: an account's nodes (pep_nodes: name, the SM's configuration record) and their items
  * (pep_items: id, payload XML, and the order of publication). Node names and item ids are UTF-8 of
@@ -243,7 +255,9 @@ struct xdb_request {
     char *jid;                  /* PENDING_ADD, PENDING_REMOVE */
     char *xml;                  /* PENDING_ADD, OFFLINE_STORE */
     int64_t quota;              /* OFFLINE_STORE: most messages kept; DOC_PUT: most documents
-                                 * in the store (0: no quota) */
+                                 * in the store (0: no quota); UPLOAD_RESERVE: most bytes */
+    int64_t upload_size;        /* UPLOAD_RESERVE: the slot's bytes */
+    int64_t upload_since;       /* UPLOAD_RESERVE: slots older than this (ms) no longer count */
     xdb_strings jids;           /* BLOCK_ADD, BLOCK_REMOVE; BLOCK_LIST result */
     char *store, *key;          /* DOC_*: the store's name; the document's key (DOC_LIST: a
                                  * prefix of the keys listed) */
@@ -265,7 +279,7 @@ struct xdb_request {
     xdb_offline *offline;       /* OFFLINE_FETCH, oldest first */
     size_t noffline;
     int64_t count;              /* OFFLINE_COUNT; DOC_CLEAR: documents deleted; HIB_DROP;
-                                 * PEP_PURGE; MAM_TRIM, MAM_EXPIRE */
+                                 * PEP_PURGE; MAM_TRIM, MAM_EXPIRE; UPLOAD_RESERVE: bytes */
     xdb_strings users;          /* USER_LIST */
     xdb_docs docs;              /* DOC_LIST */
     xdb_hibernation *hibernations;   /* HIB_LOAD */

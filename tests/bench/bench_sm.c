@@ -155,6 +155,7 @@ static int start_sm(const char *bin_dir)
                 "  <host name='" HOST "'/>\n"
                 "  <storage><driver>sqlite</driver><path>%s</path></storage>\n"
                 "  <log><target>stderr</target><level>warn</level></log>\n"
+                "  <upload><secret>bench upload secret</secret></upload>\n"
                 "</sm>\n",
                 port, db);
     char *conf = tmp_write(scratch, "sm.xml", "%.*s", (int)buf_len(&text), buf_data(&text));

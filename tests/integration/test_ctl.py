@@ -8,7 +8,7 @@ import json
 
 from jabtest.link import fake_front
 from jabtest.suite import main
-from jabtest.system import System, free_ports
+from jabtest.system import UPLOAD_SECRET, System, free_ports
 
 # Credentials exported by another server (password "pencil" with the salts of the RFC 5802 and
 # RFC 7677 examples), and a malformed such line.
@@ -39,8 +39,9 @@ def body(report, build):
   <host name='localhost'><register/></host>
   <host name='example.org'/>
   <storage><driver>sqlite</driver><path>%s</path></storage>
+  <upload><secret>%s</secret></upload>
 </sm>
-""" % (sm_port, comp_port, system.path('db.sqlite')))
+""" % (sm_port, comp_port, system.path('db.sqlite'), UPLOAD_SECRET))
         last = ['']
 
         def check(name, expect, *args, config=None, input_=None):

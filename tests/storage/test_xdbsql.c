@@ -972,6 +972,61 @@ static void test_rooms(void **state)
     assert_int_equal(query_int(c, "SELECT COUNT(*) FROM users"), 2);
 }
 
+/* HTTP File Upload slots: summed within the window, refused past the quota, old ones expired,
+ * a retry of a recorded slot answered OK, the rows gone with the account. */
+static xdb_request *reserve(db_conn *c, const char *user, const char *slot, int64_t size,
+                            int64_t since, int64_t quota)
+{
+    xdb_request *r = xdb_request_new(XDB_UPLOAD_RESERVE, "example.org", user);
+    xdb_request_set_key(r, slot);
+    r->upload_size = size;
+    r->upload_since = since;
+    r->quota = quota;
+    return run(c, r);
+}
+
+static void assert_reserve(db_conn *c, const char *user, const char *slot, int64_t size,
+                           int64_t since, int64_t quota, xdb_status want, int64_t count)
+{
+    xdb_request *r = reserve(c, user, slot, size, since, quota);
+    assert_int_equal(r->status, want);
+    assert_int_equal(r->count, count);
+    xdb_request_free(r);
+}
+
+static void test_uploads(void **state)
+{
+    db_conn *c = *state;
+    create_user(c, "example.org", "alice", "pencil");
+    create_user(c, "example.org", "bob", "pencil");
+    assert_reserve(c, "alice", "s1", 400, 0, 1000, XDB_OK, 400);
+    assert_reserve(c, "alice", "s2", 500, 0, 1000, XDB_OK, 900);
+    /* Past the quota: refused, nothing recorded; exactly at it: recorded. */
+    assert_reserve(c, "alice", "s3", 101, 0, 1000, XDB_QUOTA, 900);
+    assert_reserve(c, "alice", "s3", 100, 0, 1000, XDB_OK, 1000);
+    assert_reserve(c, "alice", "s4", 1, 0, 1000, XDB_QUOTA, 1000);
+    /* A retry of a recorded slot (its COMMIT landed before the connection went): OK, once. */
+    assert_reserve(c, "alice", "s3", 100, 0, 1000, XDB_OK, 1000);
+    /* Another account's quota is its own; a huge size does not overflow the sum. */
+    assert_reserve(c, "bob", "b1", 1000, 0, 1000, XDB_OK, 1000);
+    assert_reserve(c, "bob", "b2", INT64_MAX, 0, INT64_MAX, XDB_QUOTA, 1000);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM uploads"), 4);
+    /* Slots older than since stop counting and are deleted, even by a refusal. */
+    int64_t later = (int64_t)time(NULL) * 1000 + 60000;
+    assert_reserve(c, "alice", "s5", 2000, later, 1000, XDB_QUOTA, 0);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM uploads"), 1);
+    assert_reserve(c, "alice", "s5", 1000, later, 1000, XDB_OK, 1000);
+    /* No such account; refused arguments. */
+    assert_reserve(c, "nobody", "n1", 1, 0, 1000, XDB_NOT_FOUND, 0);
+    assert_reserve(c, "alice", "", 1, 0, 1000, XDB_INVALID, 0);
+    assert_reserve(c, "alice", "s6", -1, 0, 1000, XDB_INVALID, 0);
+    /* Deleting the account deletes its records. */
+    assert_int_equal(run_status(c, xdb_request_new(XDB_USER_DELETE, "example.org", "alice")),
+                     XDB_OK);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM uploads"), 1);
+    assert_int_equal(query_int(c, "SELECT COUNT(*) FROM uploads WHERE slot = 'b1'"), 1);
+}
+
 /* 10,000 messages paged through by 50, forwards then backwards: every one once, in order. */
 static void test_mam_paging(void **state)
 {
@@ -1874,6 +1929,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mam, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_mam_many_accounts, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_rooms, setup_fresh, teardown_conn),
+        cmocka_unit_test_setup_teardown(test_uploads, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_mam_paging, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_async_order_per_user, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_connection_killed_mid_run, setup_fresh, teardown_conn),

@@ -26,9 +26,9 @@ db_settings dbenv_settings(const char *sqlite_path)
 bool dbenv_wipe(db_conn *c)
 {
     static const char *const tables[] = {
-        "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated", "documents",
-        "blocklist", "last_activity", "private_xml", "vcards", "offline", "roster_pending",
-        "roster_groups", "roster_items", "rooms", "users", "jabshard_schema",
+        "uploads", "archive", "pep_items", "pep_nodes", "hibernated_stanzas", "hibernated",
+        "documents", "blocklist", "last_activity", "private_xml", "vcards", "offline",
+        "roster_pending", "roster_groups", "roster_items", "rooms", "users", "jabshard_schema",
     };
     char sql[96];
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {

@@ -114,10 +114,13 @@ void smh_start(const char *extra, const sm_module *const *extra_modules)
     for (size_t i = 0; extra_modules && extra_modules[i]; i++)
         modules[n++] = extra_modules[i];
     modules[n] = NULL;
+    /* The upload service needs a secret; a test of <upload> gives its own. */
+    const char *upload = strstr(extra, "<upload>") || strstr(extra, "<upload/>") ? ""
+                         : SMH_UPLOAD;
     char *path = tmp_write(smh.dir, "sm.xml",
                            "<sm><host name='example.org'><register/></host><host name='closed.org'/>"
-                           "<offline_quota>%d</offline_quota>%s</sm>\n",
-                           smh.offline_quota ? smh.offline_quota : 10, extra);
+                           "<offline_quota>%d</offline_quota>%s%s</sm>\n",
+                           smh.offline_quota ? smh.offline_quota : 10, upload, extra);
     assert_non_null(path);
     config_error err;
     if (sm_config_load(path, modules, &smh.cfg, &err) != 0)

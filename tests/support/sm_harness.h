@@ -45,6 +45,12 @@ typedef struct smh_pending {
     void *ctx;
 } smh_pending;
 
+/* The upload service's secret in the configuration smh_start writes (unless extra has its own
+ * <upload>). */
+#define SMH_UPLOAD_SECRET "harness upload secret"
+/* The element, for a test that writes a whole configuration with the upload module in it. */
+#define SMH_UPLOAD "<upload><secret>" SMH_UPLOAD_SECRET "</secret></upload>"
+
 #define SMH_RECORDS 1024
 #define SMH_PENDING 4096
 

@@ -406,7 +406,8 @@ static void test_host_admins(void **state)
     smh_stop();
     config_error err;
     char *path = tmp_write(smh.dir, "c.xml", "<sm><host name='example.org'><admins>"
-                     "<jid>bob@example.org</jid></admins></host><host name='closed.org'/></sm>");
+                     "<jid>bob@example.org</jid></admins></host><host name='closed.org'/>"
+                     SMH_UPLOAD "</sm>");
     assert_int_equal(sm_config_load(path, sm_builtin_modules, &smh.cfg, &err), 0);
     smh.core = sm_new(&smh.cfg, sm_builtin_modules, &smh_transport, NULL, smh_submit, NULL);
     assert_non_null(smh.core);

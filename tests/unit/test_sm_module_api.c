@@ -268,7 +268,7 @@ static void test_contact_per_host(void **state)
                            "<sm><host name='example.org'><contact><admin>xmpp:boss@example.org"
                            "</admin></contact></host><host name='closed.org'><contact/></host>"
                            "<host name='other.org'/><contact><support>https://help.example"
-                           "</support></contact></sm>");
+                           "</support></contact>" SMH_UPLOAD "</sm>");
     assert_non_null(path);
     config_error err;
     if (sm_config_load(path, sm_builtin_modules, &smh.cfg, &err) != 0)

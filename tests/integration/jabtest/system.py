@@ -91,8 +91,16 @@ def service(id_, port, secret_, role, ip='127.0.0.1'):
             "</accept></service>" % (id_, role, ip, port, secret_))
 
 
+# The HTTP File Upload signing key of the SM configurations written here (the upload module
+# will not start without one).
+UPLOAD_SECRET = 'integration upload secret'
+
+
 def sm_xml(db, services, hosts="<host name='localhost'/>", level='info', extra=''):
-    """The SM's configuration: services (<service> elements), hosts, SQLite at db."""
+    """The SM's configuration: services (<service> elements), hosts, SQLite at db; an <upload>
+    with UPLOAD_SECRET unless extra has its own."""
+    if '<upload>' not in extra:
+        extra += '\n  <upload><secret>%s</secret></upload>' % UPLOAD_SECRET
     return """<?xml version="1.0" encoding="UTF-8"?>
 <sm>
 %s
