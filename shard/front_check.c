@@ -2,11 +2,12 @@
  * (its errors name file, line and element before this runs); then the certificate clients will
  * be shown (readable, its key, valid now and for 30 more days, naming every <local><id>), the
  * client ports, the SM it links to, the open-file limit <max_fds> needs, and a secret left at
- * the example's value. */
+ * the example's value; the web ports and the upload directory when <http> is there. */
 #include "shard/front_check.h"
 
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/check.h"
 
@@ -19,6 +20,16 @@ int front_check(const front_config *cfg, const char *path)
     check_listen(&l, cfg->ip, cfg->port, "clients (STARTTLS)");
     check_listen(&l, cfg->ip, cfg->ssl_port, "clients (direct TLS)");
     check_reach(&l, cfg->sm_host, cfg->sm_port, "the SM link");
+    const front_http *h = &cfg->http;
+    if (h->on && h->port)
+        check_listen(&l, h->ip, h->port, "web clients (HTTP)");
+    if (h->on && h->tls_port)
+        check_listen(&l, h->ip, h->tls_port, "web clients (HTTPS)");
+    if (h->upload.on && access(h->upload.dir, W_OK | X_OK) != 0)
+        check_warn(&l, "<http><upload><dir> '%s' is not a writable directory (yet): uploads need "
+                       "one", h->upload.dir);
+    if (h->upload.on && !strcmp(h->upload.secret, "change-this-upload-secret"))
+        check_warn(&l, "<http><upload><secret> is the example's: anyone may sign uploads");
     unsigned need = front_shard_slots(cfg->max_fds, cfg->threads) * cfg->threads + 64;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < need)

@@ -14,6 +14,7 @@
 # Environment (defaults in brackets):
 #   JABSHARD_RUN_DIR [build/run]  JABSHARD_IP [127.0.0.1]  JABSHARD_PORT [5222, STARTTLS]
 #   JABSHARD_TLS_PORT [5223, direct TLS]  JABSHARD_SM_PORT [5111]  JABSHARD_LOG_LEVEL [info]
+#   JABSHARD_HTTP_PORT [5280, WebSocket, uploads]  JABSHARD_HTTPS_PORT [5281, the same on TLS]
 #   JABSHARD_LIMITS   name=value pairs for jadc2s.xml's <limits>, e.g. "max_bps=0 stanza_size=524288"
 #                     (the defaults serve a test suite from this machine: loopback is trusted)
 #   JABSHARD_PREPARE_ONLY=1  prepare the run directory (configuration, certificate, secret) and
@@ -37,6 +38,8 @@ ip=${JABSHARD_IP:-127.0.0.1}
 port=${JABSHARD_PORT:-5222}
 tls_port=${JABSHARD_TLS_PORT:-5223}
 sm_port=${JABSHARD_SM_PORT:-5111}
+http_port=${JABSHARD_HTTP_PORT:-5280}
+https_port=${JABSHARD_HTTPS_PORT:-5281}
 level=${JABSHARD_LOG_LEVEL:-info}
 limits=${JABSHARD_LIMITS:-}
 
@@ -159,6 +162,7 @@ derive sm.xml "" \
     "<port>5111</port>" "<port>$sm_port</port>" \
     "<secret>secret</secret>" "<secret>$secret</secret>" \
     "<secret>change-this-upload-secret</secret>" "<secret_file>$run/upload-secret</secret_file>" \
+    "<url>https://localhost:5281/upload</url>" "<url>https://localhost:$https_port/upload</url>" \
     "<path>./jabshard.db</path>" "<path>$run/jabshard.db</path>" \
     "<level>info</level>" "<level>$level</level>"
 derive jadc2s.xml "$limits" \
@@ -168,6 +172,10 @@ derive jadc2s.xml "$limits" \
     "<port>5222</port>" "<port>$port</port>" \
     "<port>5223</port>" "<port>$tls_port</port>" \
     "<pemfile>./server.pem</pemfile>" "<pemfile>$run/server.pem</pemfile>" \
+    "<port>5280</port>" "<port>$http_port</port>" \
+    "<tls_port>5281</tls_port>" "<tls_port>$https_port</tls_port>" \
+    "<dir>./upload</dir>" "<dir>$run/upload</dir>" \
+    "<secret>change-this-upload-secret</secret>" "<secret_file>$run/upload-secret</secret_file>" \
     "<level>info</level>" "<level>$level</level>"
 
 if [ "${JABSHARD_PREPARE_ONLY:-}" = 1 ]; then
@@ -236,10 +244,10 @@ on_signal() {
 }
 trap on_signal INT TERM
 
-for p in "$port" "$tls_port" "$sm_port"; do
+for p in "$port" "$tls_port" "$sm_port" "$http_port" "$https_port"; do
     if listening "$p"; then
         echo "jabshard: port $p is already in use (another 'make run'?); set JABSHARD_PORT," \
-             "JABSHARD_TLS_PORT or JABSHARD_SM_PORT" >&2
+             "JABSHARD_TLS_PORT, JABSHARD_SM_PORT, JABSHARD_HTTP_PORT or JABSHARD_HTTPS_PORT" >&2
         exit 1
     fi
 done
@@ -280,7 +288,10 @@ fi
 cat <<EOF
 
 jabshard is running: domain localhost, STARTTLS on $ip:$port, direct TLS on $ip:$tls_port,
-group chat at conference.localhost
+group chat at conference.localhost, file upload at upload.localhost
+  web clients:    WebSocket wss://localhost:$https_port/xmpp-websocket
+                  (and ws://$ip:$http_port/xmpp-websocket from this machine); discovery at
+                  https://localhost:$https_port/.well-known/host-meta
   run directory:  $(rel "$run")  (sm.xml and jadc2s.xml are remade from etc/ at every start)
   certificate:    $run/cert.pem (self-signed for localhost: the file to trust)${sha256:+
                   SHA-256 $sha256
