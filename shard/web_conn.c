@@ -165,9 +165,10 @@ static void websocket_request(web_conn *w, const http_request *q)
         buf_append(&w->answer, buf_data(&extra), buf_len(&extra));
         w->upgrade = true;
     } else {
+        buf_append(&extra, "", 1);
         simple(w, status, status == 426 ? "WebSocket version 13 only"
                           : "a WebSocket upgrade with the xmpp subprotocol is expected here",
-               buf_len(&extra) ? buf_data(&extra) : NULL);
+               buf_data(&extra));
     }
     buf_free(&extra);
 }
@@ -205,6 +206,7 @@ static void upload_request(web_conn *w, const http_request *q, const char *rel)
     int status = upload_get_begin(cfg, rel, http_request_header(q, "range"),
                                   q->method == HTTP_M_HEAD, &headers, &w->get);
     if (status >= 400) {
+        buf_append(&headers, "", 1);
         simple(w, status, NULL, buf_data(&headers));
     } else {
         http_status_line(&w->answer, status);
