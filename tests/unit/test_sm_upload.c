@@ -10,6 +10,7 @@
 
 #include "core/upload_sign.h"
 #include "sm/upload.h"
+#include "tests/support/dbenv.h"
 #include "tests/support/tmp.h"
 
 #define SERVICE "upload.example.org"
@@ -142,13 +143,7 @@ static void check_slot(uint64_t sid, const char *id, const char *secret, const c
 
 static int64_t count_uploads(void)
 {
-    db_rc rc;
-    db_stmt *st = db_prepare(smh.db, "SELECT COUNT(*) FROM uploads", &rc);
-    assert_non_null(st);
-    assert_int_equal(db_step(st), DB_ROW);
-    int64_t n = db_column_int(st, 0);
-    assert_int_equal(db_step(st), DB_DONE);
-    return n;
+    return dbenv_count(smh.db, "SELECT COUNT(*) FROM uploads");
 }
 
 static void test_disco(void **state)
@@ -328,29 +323,16 @@ static void test_senders(void **state)
     /* A remote entity (the component's domain, then a JID at it). */
     const char *from[] = {"muc.example.org", "room@muc.example.org/nick"};
     for (size_t i = 0; i < 2; i++) {
-        snprintf(xml, sizeof xml, "<iq xmlns='jabber:component:accept' type='get' id='r%zu' "
-                 "from='%s' to='" SERVICE "'><request xmlns='" UPLOAD_NS "' filename='a' "
-                 "size='1'/></iq>", i, from[i]);
-        sm_stanza *st = sm_parse(smh.core, xml, strlen(xml));
-        assert_non_null(st);
-        st->node->ns = "jabber:component:accept";
-        sm_component_stanza(smh.core, smh.comp, st->node, st->arena);
-        st->arena = NULL;
-        sm_stanza_free(st);
-        smh_drain();
+        snprintf(xml, sizeof xml, "<iq type='get' id='r%zu' from='%s' to='" SERVICE "'>"
+                 "<request xmlns='" UPLOAD_NS "' filename='a' size='1'/></iq>", i, from[i]);
+        smh_component(xml);
     }
     EXPECT('C', 0, "id='r0'", "<forbidden");
     EXPECT('C', 0, "id='r1'", "<forbidden");
     assert_int_equal(count_uploads(), 0);
     /* Anyone may ask what the service is. */
-    snprintf(xml, sizeof xml, "<iq xmlns='jabber:component:accept' type='get' id='d' "
-             "from='muc.example.org' to='" SERVICE "'><query xmlns='http://jabber.org/protocol/"
-             "disco#info'/></iq>");
-    sm_stanza *st = sm_parse(smh.core, xml, strlen(xml));
-    st->node->ns = "jabber:component:accept";
-    sm_component_stanza(smh.core, smh.comp, st->node, st->arena);
-    st->arena = NULL;
-    sm_stanza_free(st);
+    smh_component("<iq type='get' id='d' from='muc.example.org' to='" SERVICE "'><query "
+                  "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
     EXPECT('C', 0, "id='d'", "max-file-size");
 }
 
