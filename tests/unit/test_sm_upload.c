@@ -24,6 +24,15 @@ static void request(uint64_t sid, const char *id, const char *attrs)
     smh_send(sid, xml);
 }
 
+/* request, answered with a stanza holding want. */
+static void ask(uint64_t sid, const char *id, const char *attrs, const char *want)
+{
+    request(sid, id, attrs);
+    char key[64];
+    snprintf(key, sizeof key, "id='%s'", id);
+    EXPECT('S', sid, key, want);
+}
+
 /* The text of the first record for sid holding id='ID', which must exist. */
 static const char *answer(uint64_t sid, const char *id)
 {
@@ -253,25 +262,20 @@ static void test_errors(void **state)
     memset(longest, 'x', 256);
     longest[256] = '\0';
     snprintf(attrs, sizeof attrs, "filename='%s' size='10'", longest);
-    request(1, "long", attrs);
-    EXPECT('S', 1, "id='long'", "<bad-request");
+    ask(1, "long", attrs, "<bad-request");
     longest[255] = '\0';
     snprintf(attrs, sizeof attrs, "filename='%s' size='10'", longest);
-    request(1, "longest", attrs);
-    EXPECT('S', 1, "id='longest'", "<slot");
+    ask(1, "longest", attrs, "<slot");
     /* Parameters and quoted values are a MIME type's. */
-    request(1, "p", "filename='a' size='10' content-type='text/plain; charset=\"utf-8\"'");
-    EXPECT('S', 1, "id='p'", "<slot");
+    ask(1, "p", "filename='a' size='10' content-type='text/plain; charset=\"utf-8\"'", "<slot");
     /* Too large: §5's error, the limit given twice; a size past 2^64 is too large too. */
     request(1, "big", "filename='a' size='104857601'");
     EXPECT('S', 1, "id='big'", "<error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:"
                                "ns:xmpp-stanzas'/><file-too-large xmlns='" UPLOAD_NS
                                "'><max-file-size>104857600</max-file-size></file-too-large>");
     EXPECT('S', 1, "id='big'", "The maximum file size is 104857600 bytes");
-    request(1, "huge", "filename='a' size='99999999999999999999999999'");
-    EXPECT('S', 1, "id='huge'", "<file-too-large");
-    request(1, "max", "filename='a' size='104857600'");
-    EXPECT('S', 1, "id='max'", "<slot");
+    ask(1, "huge", "filename='a' size='99999999999999999999999999'", "<file-too-large");
+    ask(1, "max", "filename='a' size='104857600'", "<slot");
     /* Only slots handed out are recorded. */
     assert_int_equal(count_uploads(), 3);
 }
@@ -283,18 +287,13 @@ static void test_quota(void **state)
     smh_online(1, "alice", "a");
     smh_online(2, "bob", "b");
     smh_clear();
-    request(1, "q1", "filename='a' size='600'");
-    EXPECT('S', 1, "id='q1'", "<slot");
-    request(1, "q2", "filename='a' size='400'");
-    EXPECT('S', 1, "id='q2'", "<slot");
-    request(1, "q3", "filename='a' size='1'");
-    EXPECT('S', 1, "id='q3'", "<error type='wait'><resource-constraint");
+    ask(1, "q1", "filename='a' size='600'", "<slot");
+    ask(1, "q2", "filename='a' size='400'", "<slot");
+    ask(1, "q3", "filename='a' size='1'", "<error type='wait'><resource-constraint");
     EXPECT('S', 1, "id='q3'", "Quota reached: an account may upload 1000 bytes in 30 days");
     /* Another account has its own quota; the limit of one file still holds. */
-    request(2, "b1", "filename='a' size='600'");
-    EXPECT('S', 2, "id='b1'", "<slot");
-    request(2, "b2", "filename='a' size='601'");
-    EXPECT('S', 2, "id='b2'", "<max-file-size>600</max-file-size>");
+    ask(2, "b1", "filename='a' size='600'", "<slot");
+    ask(2, "b2", "filename='a' size='601'", "<max-file-size>600</max-file-size>");
     assert_int_equal(count_uploads(), 3);
     /* The counts, by result. */
     buf out = BUF_INIT;
