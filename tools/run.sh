@@ -280,7 +280,7 @@ fi
 cat <<EOF
 
 jabshard is running: domain localhost, STARTTLS on $ip:$port, direct TLS on $ip:$tls_port,
-group chat at conference.localhost
+group chat at conference.localhost, HTTP file upload slots from upload.localhost
   run directory:  $(rel "$run")  (sm.xml and jadc2s.xml are remade from etc/ at every start)
   certificate:    $run/cert.pem (self-signed for localhost: the file to trust)${sha256:+
                   SHA-256 $sha256
