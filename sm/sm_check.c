@@ -1,7 +1,8 @@
 /* sm/sm_check.c — `jabshard-sm --check` (sm_check.h): the configuration has loaded (its errors,
  * the modules' options included, name file, line and element before this runs); then storage
  * (it connects, and its schema is this program's, older (migrated at start) or newer (refused)),
- * every <service>'s port, secrets left at the example's value, and the admin socket's directory.
+ * every <service>'s port, secrets left at the example's value (the links', the upload service's),
+ * and the admin socket's directory.
  */
 #include "sm/sm_check.h"
 
@@ -56,6 +57,10 @@ int sm_check(const sm_config *cfg, const char *path)
             check_warn(&l, "%s: the secret is the example's 'secret': anyone who reaches the port "
                            "can speak for every account", what);
     }
+    const char *upload = cfg->cfg ? config_str(cfg->cfg, NULL, "upload/secret", NULL) : NULL;
+    if (upload && !strcmp(upload, "change-this-upload-secret"))
+        check_warn(&l, "<upload><secret> is the example's: anyone can sign uploads to the stores "
+                       "(openssl rand -hex 32 makes one)");
     if (cfg->admin_socket) {
         char *copy = mem_strdup(cfg->admin_socket);
         const char *dir = dirname(copy);

@@ -129,12 +129,8 @@ static void assert_doc(db_conn *c, const char *user, const char *store, const ch
 /* Runs a query that returns one integer. */
 static int64_t query_int(db_conn *c, const char *sql)
 {
-    db_rc rc;
-    db_stmt *st = db_prepare(c, sql, &rc);
-    assert_non_null(st);
-    assert_int_equal(db_step(st), DB_ROW);
-    int64_t v = db_column_int(st, 0);
-    assert_int_equal(db_step(st), DB_DONE);
+    int64_t v = dbenv_count(c, sql);
+    assert_true(v >= 0);
     return v;
 }
 

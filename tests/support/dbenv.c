@@ -23,6 +23,16 @@ db_settings dbenv_settings(const char *sqlite_path)
     };
 }
 
+int64_t dbenv_count(db_conn *c, const char *sql)
+{
+    db_rc rc;
+    db_stmt *st = db_prepare(c, sql, &rc);
+    if (!st || db_step(st) != DB_ROW)
+        return -1;
+    int64_t v = db_column_int(st, 0);
+    return db_step(st) == DB_DONE ? v : -1;
+}
+
 bool dbenv_wipe(db_conn *c)
 {
     static const char *const tables[] = {

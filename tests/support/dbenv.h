@@ -6,6 +6,7 @@
 #define JABSHARD_TESTS_SUPPORT_DBENV_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "xdbsql/db.h"
 
@@ -20,5 +21,7 @@ db_settings dbenv_settings(const char *sqlite_path);
 db_conn *dbenv_open_empty(const db_settings *db);
 /* The same on an open connection; false when a drop failed. */
 bool dbenv_wipe(db_conn *c);
+/* The one integer sql's one row holds (a count), or -1 when it fails or gives another shape. */
+int64_t dbenv_count(db_conn *c, const char *sql);
 
 #endif

@@ -198,6 +198,18 @@ void smh_send(uint64_t sid, const char *xml)
     smh_drain();
 }
 
+void smh_component(const char *xml)
+{
+    sm_stanza *st = sm_parse(smh.core, xml, strlen(xml));
+    assert_non_null(st);
+    /* sm_parse puts it in jabber:client; a component's parser would not. */
+    st->node->ns = SM_NS_COMPONENT;
+    sm_component_stanza(smh.core, smh.comp, st->node, st->arena);
+    st->arena = NULL;
+    sm_stanza_free(st);
+    smh_drain();
+}
+
 void smh_bind(uint64_t sid, const char *user, const char *res)
 {
     smh_clear();

@@ -104,6 +104,9 @@ void smh_dump(void);
 
 /* A stanza from session sid's client, then drained. */
 void smh_send(uint64_t sid, const char *xml);
+/* A stanza from the component muc.example.org, in its stream's namespace
+ * (jabber:component:accept, as its parser leaves it), then drained. */
+void smh_component(const char *xml);
 /* Binds user@example.org/res as session sid (records cleared first; the bind must succeed). */
 void smh_bind(uint64_t sid, const char *user, const char *res);
 /* Binds and sends initial presence. */

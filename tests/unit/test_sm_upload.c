@@ -10,6 +10,7 @@
 
 #include "core/upload_sign.h"
 #include "sm/upload.h"
+#include "tests/support/dbenv.h"
 #include "tests/support/tmp.h"
 
 #define SERVICE "upload.example.org"
@@ -21,6 +22,15 @@ static void request(uint64_t sid, const char *id, const char *attrs)
     snprintf(xml, sizeof xml, "<iq type='get' id='%s' to='" SERVICE "'><request xmlns='"
              UPLOAD_NS "' %s/></iq>", id, attrs);
     smh_send(sid, xml);
+}
+
+/* request, answered with a stanza holding want. */
+static void ask(uint64_t sid, const char *id, const char *attrs, const char *want)
+{
+    request(sid, id, attrs);
+    char key[64];
+    snprintf(key, sizeof key, "id='%s'", id);
+    EXPECT('S', sid, key, want);
 }
 
 /* The text of the first record for sid holding id='ID', which must exist. */
@@ -142,13 +152,7 @@ static void check_slot(uint64_t sid, const char *id, const char *secret, const c
 
 static int64_t count_uploads(void)
 {
-    db_rc rc;
-    db_stmt *st = db_prepare(smh.db, "SELECT COUNT(*) FROM uploads", &rc);
-    assert_non_null(st);
-    assert_int_equal(db_step(st), DB_ROW);
-    int64_t n = db_column_int(st, 0);
-    assert_int_equal(db_step(st), DB_DONE);
-    return n;
+    return dbenv_count(smh.db, "SELECT COUNT(*) FROM uploads");
 }
 
 static void test_disco(void **state)
@@ -258,25 +262,20 @@ static void test_errors(void **state)
     memset(longest, 'x', 256);
     longest[256] = '\0';
     snprintf(attrs, sizeof attrs, "filename='%s' size='10'", longest);
-    request(1, "long", attrs);
-    EXPECT('S', 1, "id='long'", "<bad-request");
+    ask(1, "long", attrs, "<bad-request");
     longest[255] = '\0';
     snprintf(attrs, sizeof attrs, "filename='%s' size='10'", longest);
-    request(1, "longest", attrs);
-    EXPECT('S', 1, "id='longest'", "<slot");
+    ask(1, "longest", attrs, "<slot");
     /* Parameters and quoted values are a MIME type's. */
-    request(1, "p", "filename='a' size='10' content-type='text/plain; charset=\"utf-8\"'");
-    EXPECT('S', 1, "id='p'", "<slot");
+    ask(1, "p", "filename='a' size='10' content-type='text/plain; charset=\"utf-8\"'", "<slot");
     /* Too large: §5's error, the limit given twice; a size past 2^64 is too large too. */
     request(1, "big", "filename='a' size='104857601'");
     EXPECT('S', 1, "id='big'", "<error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:"
                                "ns:xmpp-stanzas'/><file-too-large xmlns='" UPLOAD_NS
                                "'><max-file-size>104857600</max-file-size></file-too-large>");
     EXPECT('S', 1, "id='big'", "The maximum file size is 104857600 bytes");
-    request(1, "huge", "filename='a' size='99999999999999999999999999'");
-    EXPECT('S', 1, "id='huge'", "<file-too-large");
-    request(1, "max", "filename='a' size='104857600'");
-    EXPECT('S', 1, "id='max'", "<slot");
+    ask(1, "huge", "filename='a' size='99999999999999999999999999'", "<file-too-large");
+    ask(1, "max", "filename='a' size='104857600'", "<slot");
     /* Only slots handed out are recorded. */
     assert_int_equal(count_uploads(), 3);
 }
@@ -288,18 +287,13 @@ static void test_quota(void **state)
     smh_online(1, "alice", "a");
     smh_online(2, "bob", "b");
     smh_clear();
-    request(1, "q1", "filename='a' size='600'");
-    EXPECT('S', 1, "id='q1'", "<slot");
-    request(1, "q2", "filename='a' size='400'");
-    EXPECT('S', 1, "id='q2'", "<slot");
-    request(1, "q3", "filename='a' size='1'");
-    EXPECT('S', 1, "id='q3'", "<error type='wait'><resource-constraint");
+    ask(1, "q1", "filename='a' size='600'", "<slot");
+    ask(1, "q2", "filename='a' size='400'", "<slot");
+    ask(1, "q3", "filename='a' size='1'", "<error type='wait'><resource-constraint");
     EXPECT('S', 1, "id='q3'", "Quota reached: an account may upload 1000 bytes in 30 days");
     /* Another account has its own quota; the limit of one file still holds. */
-    request(2, "b1", "filename='a' size='600'");
-    EXPECT('S', 2, "id='b1'", "<slot");
-    request(2, "b2", "filename='a' size='601'");
-    EXPECT('S', 2, "id='b2'", "<max-file-size>600</max-file-size>");
+    ask(2, "b1", "filename='a' size='600'", "<slot");
+    ask(2, "b2", "filename='a' size='601'", "<max-file-size>600</max-file-size>");
     assert_int_equal(count_uploads(), 3);
     /* The counts, by result. */
     buf out = BUF_INIT;
@@ -328,29 +322,16 @@ static void test_senders(void **state)
     /* A remote entity (the component's domain, then a JID at it). */
     const char *from[] = {"muc.example.org", "room@muc.example.org/nick"};
     for (size_t i = 0; i < 2; i++) {
-        snprintf(xml, sizeof xml, "<iq xmlns='jabber:component:accept' type='get' id='r%zu' "
-                 "from='%s' to='" SERVICE "'><request xmlns='" UPLOAD_NS "' filename='a' "
-                 "size='1'/></iq>", i, from[i]);
-        sm_stanza *st = sm_parse(smh.core, xml, strlen(xml));
-        assert_non_null(st);
-        st->node->ns = "jabber:component:accept";
-        sm_component_stanza(smh.core, smh.comp, st->node, st->arena);
-        st->arena = NULL;
-        sm_stanza_free(st);
-        smh_drain();
+        snprintf(xml, sizeof xml, "<iq type='get' id='r%zu' from='%s' to='" SERVICE "'>"
+                 "<request xmlns='" UPLOAD_NS "' filename='a' size='1'/></iq>", i, from[i]);
+        smh_component(xml);
     }
     EXPECT('C', 0, "id='r0'", "<forbidden");
     EXPECT('C', 0, "id='r1'", "<forbidden");
     assert_int_equal(count_uploads(), 0);
     /* Anyone may ask what the service is. */
-    snprintf(xml, sizeof xml, "<iq xmlns='jabber:component:accept' type='get' id='d' "
-             "from='muc.example.org' to='" SERVICE "'><query xmlns='http://jabber.org/protocol/"
-             "disco#info'/></iq>");
-    sm_stanza *st = sm_parse(smh.core, xml, strlen(xml));
-    st->node->ns = "jabber:component:accept";
-    sm_component_stanza(smh.core, smh.comp, st->node, st->arena);
-    st->arena = NULL;
-    sm_stanza_free(st);
+    smh_component("<iq type='get' id='d' from='muc.example.org' to='" SERVICE "'><query "
+                  "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
     EXPECT('C', 0, "id='d'", "max-file-size");
 }
 
