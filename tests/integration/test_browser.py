@@ -12,7 +12,8 @@ and a slixmpp client on TCP as its contact.
 3. presence: Converse adds the TCP user as a contact, which approves and asks back; Converse
    approves, the contact gets the browser's presence, and a status change (dnd, with a text);
    Converse shows the contact online;
-4. Converse logs out: the contact gets the unavailable presence and the SM has no session left.
+4. Converse logs out: the contact gets the unavailable presence, and the SM ends the session
+   (Converse closes the stream: not detached for a resumption, though it enabled XEP-0198).
 
 Any failure saves a screenshot of the page and what its console logged beside the programs'
 logs, and keeps them (the path is printed). Needs chromium (Debian) and npm (tools/deps.sh);
@@ -37,6 +38,7 @@ from jabtest.xmpp import NS_CLIENT, Server, q
 WEB, WEB_PW = 'web@localhost', 'pw-web'
 BOB, BOB_PW = 'bob@localhost', 'pw-bob'
 RESOURCE = 'browser'
+FULL = '%s/%s' % (WEB, RESOURCE)
 TO_PAGE = 'Grüße aus TCP — ünïcødé ✓ 🎉 <b>&amp; "quoted"'
 FROM_PAGE = 'Antwort aus dem Browser: ßœ∑ 日本語 😀 <i>&lt; \'single\''
 STATUS = 'Bin beschäftigt ☕'
@@ -112,12 +114,27 @@ def text_of(el, name):
     return child.text if child is not None else None
 
 
-async def login_page(r, browser, system, site, t0):
+async def sessions_until(system, pred, seconds=10):
+    """jabshardctl sessions' rows once pred(rows) holds, or the last ones after seconds."""
+    end = time.monotonic() + seconds
+    while True:
+        _, rows = system.sessions()
+        if pred(rows) or time.monotonic() >= end:
+            return rows
+        await asyncio.sleep(0.2)
+
+
+def has_web(rows):
+    return any(row[0] == FULL for row in rows)
+
+
+async def login_page(r, browser, system, site, http_port, t0):
     browser.navigate(site.url('/index.html'))
-    state = await browser.until("window.pageErrors && window.pageErrors.length ? 'errors' : window.api && "
-                                "api.connection.connected() && api.connection.get().authenticated"
-                                " && api.connection.get().jid", 30)
-    if not r.check('Converse logs in over WebSocket and binds', state == '%s/%s' % (WEB, RESOURCE),
+    state = await browser.until("window.pageErrors && window.pageErrors.length ? 'errors' : "
+                                "window.api && api.connection.connected() && "
+                                "api.connection.get().authenticated && api.connection.get().jid",
+                                30)
+    if not r.check('Converse logs in over WebSocket and binds', state == FULL,
                    '%s after %.1f s' % (state, time.monotonic() - t0), figures=True):
         raise Failure('no session: the page says %s; page errors %s' % (
             state, browser.evaluate('window.pageErrors')))
@@ -126,20 +143,13 @@ async def login_page(r, browser, system, site, t0):
     r.check('...choosing SCRAM-SHA-256, the strongest offered', mech and
             mech.group(1) == 'SCRAM-SHA-256', mech and mech.group(0))
     transport = browser.evaluate("api.connection.get().service")
-    r.check("...on the front's WebSocket URL", transport == settings(system.http_port)[
-        'websocket_url'], transport)
-    rows = []
-    for _ in range(50):
-        _, rows = system.sessions()
-        if any(row[0] == '%s/%s' % (WEB, RESOURCE) for row in rows):
-            break
-        await asyncio.sleep(0.2)
-    r.check('the SM has the browser\'s session', any(
-        row[0] == '%s/%s' % (WEB, RESOURCE) for row in rows), rows)
+    r.check("...on the front's WebSocket URL",
+            transport == settings(http_port)['websocket_url'], transport)
+    rows = await sessions_until(system, has_web)
+    r.check("the SM has the browser's session", has_web(rows), rows)
 
 
 async def messages(r, browser, bob):
-    full = '%s/%s' % (WEB, RESOURCE)
     bob.send_message(mto=WEB, mbody=TO_PAGE, mtype='chat')
     got = await browser.until('window.received.find(m => m.body === %s)' % json.dumps(TO_PAGE), 15)
     r.check('a message from the TCP client reaches Converse intact', got and
@@ -165,13 +175,12 @@ async def messages(r, browser, bob):
     el = await bob.expect(lambda e: e.tag == q(NS_CLIENT, 'message') and
                           text_of(e, 'body') is not None, 'the message typed in the browser')
     r.check('the message typed in the browser reaches the TCP client intact, from its full JID',
-            text_of(el, 'body') == FROM_PAGE and el.get('from') == full and
+            text_of(el, 'body') == FROM_PAGE and el.get('from') == FULL and
             el.get('type') == 'chat',
             'from %s type %s body %r' % (el.get('from'), el.get('type'), text_of(el, 'body')))
 
 
 async def presences(r, browser, bob):
-    full = '%s/%s' % (WEB, RESOURCE)
     browser.evaluate("api.contacts.add({jid: %s, name: 'Bob'}).then(() => true)" %
                      json.dumps(BOB))
     el = await bob.expect(presence(WEB, 'subscribe'), "the browser's subscription request")
@@ -182,12 +191,12 @@ async def presences(r, browser, bob):
     await bob.expect(presence(WEB, 'subscribed'), "Converse's approval of the request back")
     el = await bob.expect(presence(WEB), "the browser's presence once subscribed")
     r.check("...Converse approves the request back and the browser's presence follows",
-            el.get('from') == full, el.get('from'))
+            el.get('from') == FULL, el.get('from'))
     browser.evaluate("api.user.status.set('dnd', %s).then(() => true)" % json.dumps(STATUS))
     el = await bob.expect(lambda e: presence(WEB)(e) and text_of(e, 'show') == 'dnd',
                           "the browser's status change")
     r.check("the browser's status change (dnd, with a text) reaches the contact",
-            el.get('from') == full and text_of(el, 'status') == STATUS,
+            el.get('from') == FULL and text_of(el, 'status') == STATUS,
             'from %s status %r' % (el.get('from'), text_of(el, 'status')))
     seen = await browser.until(
         "api.contacts.get(%s).then(c => c && c.get('subscription') === 'both' &&"
@@ -201,22 +210,20 @@ async def logout(r, browser, system, bob):
     browser.evaluate("api.user.logout().then(() => true)")
     await bob.expect(presence(WEB, 'unavailable'), "the browser's unavailable presence")
     r.ok('Converse logs out: the contact gets its unavailable presence')
-    rows = []
-    for _ in range(50):
-        _, rows = system.sessions()
-        if not any(row[0].startswith(WEB + '/') for row in rows):
-            break
-        await asyncio.sleep(0.2)
-    r.check('...and the SM has no session of it left',
-            not any(row[0].startswith(WEB + '/') for row in rows), rows)
+    # Converse closes the stream (<close/>): the session ends, it is not kept for resumption.
+    rows = await sessions_until(system, lambda rows: not has_web(rows))
+    ended = system.sm.wait_log('sm: session %s ended' % FULL, 10)
+    r.check('...and the SM ends its session (not detached, kept for resumption)',
+            not has_web(rows) and ended and
+            'session %s detached' % FULL not in system.sm.text(), rows)
 
 
-def scenario(r, browser, system, site, server):
+def scenario(r, browser, system, site, http_port, server):
     from jabtest.client import Client
 
     async def run():
         t0 = time.monotonic()
-        await login_page(r, browser, system, site, t0)
+        await login_page(r, browser, system, site, http_port, t0)
         bob = Client(BOB + '/tcp', BOB_PW, server)
         bob.ssl_context.check_hostname = False
         bob.ssl_context.verify_mode = ssl.CERT_NONE
@@ -265,7 +272,6 @@ def body(report, build):
         return
     with System(build, 'browser', report) as system:
         sm_port, port, tls, http, https = free_ports(5)
-        system.http_port = http
         system.use_sm(sm_xml(system.path('db.sqlite'), [service('front', sm_port, 's', 'front')]))
         system.use_front('front', front_xml(
             'front', 's', sm_port, '127.0.0.1', port, tls, system.path('none.pem'),
@@ -286,7 +292,7 @@ def body(report, build):
         try:
             browser = Browser(system)
             report.ok('headless Chromium runs, driven through DevTools')
-            report.run('the browser scenario', scenario, report, browser, system, site,
+            report.run('the browser scenario', scenario, report, browser, system, site, http,
                        Server('127.0.0.1', port, tls, None, wait=15))
         except Failure as e:
             report.not_ok('headless Chromium runs, driven through DevTools', str(e))
