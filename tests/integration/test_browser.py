@@ -13,7 +13,9 @@ and a slixmpp client on TCP as its contact.
    approves, the contact gets the browser's presence, and a status change (dnd, with a text);
    Converse shows the contact online;
 4. Converse logs out: the contact gets the unavailable presence, and the SM ends the session
-   (Converse closes the stream: not detached for a resumption, though it enabled XEP-0198).
+   (Converse closes the stream: not detached for a resumption, though it enabled XEP-0198);
+5. the same over wss:// on the front's <tls_port> (Chromium takes its self-signed certificate):
+   Converse logs in, the contact sees it online, a message reaches the page, it logs out.
 
 Any failure saves a screenshot of the page and what its console logged beside the programs'
 logs, and keeps them (the path is printed). Needs chromium (Debian) and npm (tools/deps.sh);
@@ -72,11 +74,15 @@ converse.initialize(%s);
 """
 
 
-def settings(http_port):
-    """Converse's configuration: our WebSocket URL, no discovery, auto login, and nothing that
+def ws_url(scheme, port):
+    return '%s://127.0.0.1:%d/xmpp-websocket' % (scheme, port)
+
+
+def settings(url):
+    """Converse's configuration: the WebSocket URL, no discovery, auto login, and nothing that
     prompts (OMEMO, notifications) or reconnects behind the test's back."""
     return {
-        'websocket_url': 'ws://127.0.0.1:%d/xmpp-websocket' % http_port,
+        'websocket_url': url,
         'discover_connection_methods': False,
         'view_mode': 'fullscreen',
         'auto_login': True,
@@ -129,7 +135,7 @@ def has_web(rows):
 
 
 async def login_page(r, browser, system, site, http_port, t0):
-    browser.navigate(site.url('/index.html'))
+    browser.navigate(site.url('/ws.html'))
     state = await browser.until("window.pageErrors && window.pageErrors.length ? 'errors' : "
                                 "window.api && api.connection.connected() && "
                                 "api.connection.get().authenticated && api.connection.get().jid",
@@ -144,7 +150,7 @@ async def login_page(r, browser, system, site, http_port, t0):
             mech.group(1) == 'SCRAM-SHA-256', mech and mech.group(0))
     transport = browser.evaluate("api.connection.get().service")
     r.check("...on the front's WebSocket URL",
-            transport == settings(http_port)['websocket_url'], transport)
+            transport == ws_url('ws', http_port), transport)
     rows = await sessions_until(system, has_web)
     r.check("the SM has the browser's session", has_web(rows), rows)
 
@@ -218,12 +224,32 @@ async def logout(r, browser, system, bob):
             'session %s detached' % FULL not in system.sm.text(), rows)
 
 
-def scenario(r, browser, system, site, http_port, server):
+async def over_tls(r, browser, system, site, https_port, bob):
+    """The same account again, on wss:// (the front's <http><tls_port>), then logged out."""
+    browser.navigate(site.url('/wss.html'))
+    state = await browser.until("window.api && api.connection.connected() && "
+                                "api.connection.get().authenticated && "
+                                "api.connection.get().service", 30)
+    r.check("Converse logs in again over wss:// on the front's TLS port",
+            state == ws_url('wss', https_port), state)
+    el = await bob.expect(presence(FULL), "the browser's presence, back over wss://")
+    bob.send_message(mto=FULL, mbody=TO_PAGE + ' (wss)', mtype='chat')
+    got = await browser.until('window.received.find(m => m.body === %s)' %
+                              json.dumps(TO_PAGE + ' (wss)'), 15)
+    r.check('...the contact sees it online and its message reaches the page',
+            el.get('from') == FULL and got, browser.evaluate('window.received'))
+    browser.evaluate("api.user.logout().then(() => true)")
+    await bob.expect(presence(WEB, 'unavailable'), "the browser's unavailable presence")
+    rows = await sessions_until(system, lambda rows: not has_web(rows))
+    r.check('...and logs out', not has_web(rows), rows)
+
+
+def scenario(r, browser, system, site, ports, server):
     from jabtest.client import Client
 
     async def run():
         t0 = time.monotonic()
-        await login_page(r, browser, system, site, http_port, t0)
+        await login_page(r, browser, system, site, ports[0], t0)
         bob = Client(BOB + '/tcp', BOB_PW, server)
         bob.ssl_context.check_hostname = False
         bob.ssl_context.verify_mode = ssl.CERT_NONE
@@ -232,6 +258,7 @@ def scenario(r, browser, system, site, http_port, server):
             await messages(r, browser, bob)
             await presences(r, browser, bob)
             await logout(r, browser, system, bob)
+            await over_tls(r, browser, system, site, ports[1], bob)
         finally:
             await bob.logout()
         r.note('the scenario took %.1f s' % (time.monotonic() - t0))
@@ -285,14 +312,16 @@ def body(report, build):
         www = system.path('www')
         os.mkdir(www)
         os.symlink(dist, os.path.join(www, 'dist'))
-        with open(os.path.join(www, 'index.html'), 'w') as f:
-            f.write(PAGE % json.dumps(settings(http), indent=4))
+        for scheme, p in (('ws', http), ('wss', https)):
+            with open(os.path.join(www, scheme + '.html'), 'w') as f:
+                f.write(PAGE % json.dumps(settings(ws_url(scheme, p)), indent=4))
         site = StaticServer(www)
         browser = None
         try:
             browser = Browser(system)
             report.ok('headless Chromium runs, driven through DevTools')
-            report.run('the browser scenario', scenario, report, browser, system, site, http,
+            report.run('the browser scenario', scenario, report, browser, system, site,
+                       (http, https),
                        Server('127.0.0.1', port, tls, None, wait=15))
         except Failure as e:
             report.not_ok('headless Chromium runs, driven through DevTools', str(e))

@@ -104,7 +104,8 @@ class DevTools(WebSocket):
 
 class Browser:
     """Headless Chromium, one of system's programs (its log: chromium.log), with a profile in
-    system's directory, and a DevTools session on its one page."""
+    system's directory, and a DevTools session on its one page. It takes any certificate (a
+    suite's server has a self-signed one)."""
 
     def __init__(self, system, seconds=30):
         self.system = system
@@ -112,6 +113,8 @@ class Browser:
         self.profile = system.path('chromium-profile')
         self.program = system.start([CHROMIUM, '--headless=new', '--no-sandbox',
                                      '--no-first-run', '--disable-gpu', '--disable-extensions',
+                                     # the suites' servers have self-signed certificates
+                                     '--ignore-certificate-errors',
                                      '--disable-dev-shm-usage', '--window-size=1280,900',
                                      '--remote-debugging-address=127.0.0.1',
                                      '--remote-debugging-port=%d' % self.port,
