@@ -22,12 +22,16 @@ set -eu
 # the client libraries the integration tests log in with, biboumi, the XEP-0114 component
 # tests/integration/test_components.py connects, fail2ban, whose fail2ban-regex
 # tests/integration/test_front_limits.py runs etc/fail2ban's filter with, and Profanity (built
-# with OMEMO) with tmux, the terminal tests/integration/test_omemo.py drives two of them in, and
-# debhelper, with which tests/integration/test_package.py builds the Debian package it installs.
+# with OMEMO) with tmux, the terminal tests/integration/test_omemo.py drives two of them in,
+# debhelper, with which tests/integration/test_package.py builds the Debian package it installs,
+# and Chromium with Node.js and npm: tests/integration/test_browser.py runs Converse.js (an npm
+# package: tools/npm.sh) in headless Chromium. npm is asked for only when there is no npm command:
+# a Node.js from outside Debian (NodeSource's nodejs) brings its own and conflicts with Debian's.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
 libhttp-parser-dev libwslay-dev libsqlite3-dev libpq-dev libmariadb-dev libsystemd-dev scdoc libcmocka-dev
 clang libclang-rt-14-dev libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev
-biboumi fail2ban profanity tmux debhelper"
+biboumi fail2ban profanity tmux debhelper chromium nodejs"
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 # The Debian package that provides a pkg-config module.
 debian_of() {

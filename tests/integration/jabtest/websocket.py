@@ -1,6 +1,7 @@
 """jabtest/websocket.py — a WebSocket client (RFC 6455) on the standard library, for the raw
-tests of the front's web listener: the opening handshake, masked frames out, frames in (text,
-binary, ping, pong, close), and an XMPP-over-WebSocket session (RFC 7395) on top."""
+tests of the front's web listener and for Chromium's DevTools socket (jabtest.browser): the
+opening handshake, masked frames out, frames in (text, binary, ping, pong, close; a fragmented
+message joined), and an XMPP-over-WebSocket session (RFC 7395) on top."""
 
 import base64
 import hashlib
@@ -115,13 +116,20 @@ class WebSocket:
         return bool(b0 & 0x80), b0 & 0x0f, payload, key is not None
 
     def recv(self):
-        """The next message's (opcode, payload); pings are answered on the way."""
+        """The next message's (opcode, payload), its fragments joined (a browser's DevTools
+        socket splits a large answer); pings are answered on the way."""
+        first, parts = None, []
         while True:
             fin, op, payload, _ = self.recv_frame()
             if op == PING:
                 self.send(payload, PONG)
                 continue
-            return op, payload
+            if op >= CLOSE:
+                return op, payload
+            first = op if first is None else first
+            parts.append(payload)
+            if fin:
+                return first, b''.join(parts)
 
     def recv_text(self):
         op, payload = self.recv()
