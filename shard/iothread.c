@@ -1,5 +1,7 @@
-/* shard/iothread.c — IO threads, their listeners and client connections (see iothread.h). */
+/* shard/iothread.c — IO threads, their listeners and client connections (see iothread.h; the web
+ * listener's connections are shard/io_web.c's, the structures shard/io_conn.h). */
 #include "shard/iothread.h"
+#include "shard/io_conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,162 +24,8 @@
 #include "shard/dup_filter.h"
 #include "shard/front_log.h"
 #include "shard/tcp_acked.h"
-#include "shard/web_conn.h"
-#include "shard/websocket.h"
-#include "shard/xmpp_framing.h"
 #include "smproto/frame.h"
 
-#define IO_READ_CHUNK 16384
-/* Bytes one connection may read per readiness event: a client that writes faster than it is
- * parsed must not keep the thread inside its read loop, away from every other connection and
- * from the frames waiting for the link (level-triggered epoll reports the rest next time). */
-#define IO_READ_BUDGET (4 * IO_READ_CHUNK)
-#define IO_ACCEPT_BATCH 64
-#define IO_CLOSE_GRACE_MS 5000
-/* After our closing tag is written: what the client still sends (a client answering an <r/> it
- * read after its own </stream:stream>, as libstrophe does) is read and dropped for this long, or
- * until it closes, so that its last writes meet an open socket rather than a reset (the
- * "lingering close" of HTTP servers). */
-#define IO_LINGER_MS 2000
-/* After the link to the SM came back, a stanza this thread delivered lately to the same session
- * is not delivered again for this long (shard/dup_filter.h: a restarted SM routes again what the
- * fronts sent it and its predecessor had not acknowledged). */
-#define IO_DUP_WINDOW_MS 10000
-#define IO_SHUTDOWN_GRACE_MS 1000
-/* A connection silent this long gives back its parser and empty buffers (an idle session then
- * costs its conn, its stream's state and the kernel's socket buffers; TLS releases its record
- * buffers by itself, SSL_MODE_RELEASE_BUFFERS). */
-#define IO_SHRINK_AFTER_MS 5000
-/* Parser memory freed by shrinks and closes goes back to the system this long after (core/xmlmem:
- * what new logins take again in the meantime costs no system call). */
-#define IO_TRIM_AFTER_MS 1000
-/* A file served to a web client is read into its queue in pieces of this size, while the queue
- * holds less than IO_WEB_QUEUED. */
-#define IO_WEB_PIECE 65536
-#define IO_WEB_QUEUED (4 * IO_WEB_PIECE)
-
-typedef struct conn conn;
-
-/* A stanza from the SM on a bound connection's queue that is not yet wholly written: what goes
- * back to the SM (UNDELIVERED) if the connection ends before any of its bytes is written. */
-typedef struct conn_stanza {
-    outq_block *blk;           /* a reference of its own */
-    size_t off, len;
-    uint64_t start;            /* where its first byte is in everything ever queued on q */
-    size_t wire;               /* its bytes on q (len, or more with a WebSocket's framing) */
-} conn_stanza;
-
-/* One client connection; every field belongs to its IO thread. */
-struct conn {
-    iothread *t;
-    uint32_t slot;
-    uint64_t sid;
-    int fd;
-    evloop_io io;
-    SSL *ssl;
-    bool handshaking;          /* TLS handshake in progress (direct TLS or after STARTTLS) */
-    unsigned hs_want;          /* readiness the handshake waits for */
-    bool starttls_flush;       /* <proceed/> must reach the socket before the handshake starts */
-    bool write_wants_read;     /* a TLS write asked for readability */
-    bool closing;              /* flush, then close */
-    bool dead;                 /* out of the loop; freed in before_sleep */
-    bool dirty;                /* on the thread's flush list */
-    bool rate_wait;            /* out of read tokens until bps_timer */
-    bool rate_logged;          /* the first pause for max_bps was logged (one line a connection) */
-    bool trusted;              /* the address is in <limits><trusted>: no per-address limits */
-    bool pinged;               /* a whitespace ping went out after idle_timeout */
-    bool lingering;            /* all written and half-closed: reading only to drop (conn_linger) */
-    bool shrunk;               /* shrink_timer fired on an idle connection and is not armed */
-    bool counted_authed;       /* counted in st_authed_now */
-    bool held;                 /* an authentication outcome waits out auth_delay: no reads, no
-                                * writes until hold_timer */
-    bool backlogged;           /* on the thread's backlog: TLS holds decrypted bytes epoll cannot
-                                * see, left when the read budget ran out */
-    c2s_stream *stream;        /* NULL until a direct-TLS handshake is done, and while web */
-    /* A connection to the web listener (shard/web_conn.h) is web until a WebSocket upgrade
-     * makes it ws: then its stream's elements travel in WebSocket messages. */
-    web_conn *web;
-    websocket *ws;
-    bool web_secure;           /* TLS, or a plain connection from <http><secure_from> */
-    buf web_rest;              /* what the client sent while a file was being sent to it */
-    outq q;
-    uint64_t written;          /* bytes of q written so far */
-    bool tls_retry;            /* the TLS writer is waiting to finish a record: it holds the bytes
-                                * at q's head (some may be on the wire already) */
-    conn_stanza *stanzas;      /* [stanzas_head, nstanzas): oldest first */
-    uint32_t stanzas_head, nstanzas, stanzas_cap;
-    csi *csi;                  /* XEP-0352: what is held back while the client is inactive (made
-                                * the first time it is); held stanzas come after all of q's */
-    int64_t tokens;            /* max_bps token bucket, bps_burst deep */
-    uint64_t refilled, last_rx;
-    uint64_t drain_mark;       /* conn_progress when drain_timer was last armed */
-    timer auth_timer, idle_timer, bps_timer, close_timer, shrink_timer, hold_timer, drain_timer;
-    timer csi_timer;           /* csi max_hold, armed when the first stanza is held */
-    /* XEP-0198: on the thread's ack_due list since ack_since (ms), when the stream has output
-     * not yet asked to be acknowledged (c2s_stream_ack_due); the thread's tick asks for it. */
-    bool ack_listed;
-    uint64_t ack_since;
-    conn *ack_prev, *ack_next;
-    conn *next_dirty, *next_dead, *next_backlog;
-    struct sockaddr_storage addr;
-    char peer[INET6_ADDRSTRLEN + 8];
-};
-
-typedef struct listener {
-    iothread *t;
-    int fd;
-    bool tls;
-    bool web;                  /* <http>'s: connections start as HTTP (shard/web_conn.h) */
-    evloop_io io;
-} listener;
-
-struct iothread {
-    const iothread_shared *sh;
-    const front_config *cfg;
-    unsigned index;
-    evloop *loop;
-    c2s_env env;
-    c2s_env web_env;           /* env for WebSocket streams: no STARTTLS inside a WebSocket */
-    buf scratch;               /* a web connection's answers and stream bytes, in passing */
-    const front_limits *lim;   /* the limits in force (a SIGHUP publishes new ones: limits_now) */
-    ip_rate conn_rate, auth_rate, reg_rate;   /* the per-address buckets' shapes, from lim */
-    listener plain, tls, http, https;
-    conn **slots;              /* the shard: nslots (a prime) entries */
-    uint32_t nslots, nfree, *free_stack, *gen;
-    buf tx;                    /* frames for the link, sent once per iteration */
-    link_msg *over, **over_tail;  /* ring messages the link ring had no room for */
-    bool paused;               /* over is not empty: no connection reads */
-    bool pushed;               /* queued for the link since its last wake */
-    uint64_t link_epoch;       /* the SM connection of the last resync asked: tags what we send */
-    conn *dirty, *dead;
-    conn *backlog;             /* connections to read again at once (see conn.backlogged) */
-    timer shutdown_timer;
-    timer trim_timer;          /* armed when parser memory was freed */
-    conn *ack_due, *ack_tail;  /* connections whose stream waits for a timed <r/>, oldest first */
-    timer ack_tick;            /* one for all of them, armed while the list is not empty */
-    bool shutting_down;
-    atomic_bool shutdown_asked;
-    pthread_mutex_t done_lock;
-    verify_job *done;          /* guarded by done_lock: finished PLAIN checks */
-    pthread_t thread;
-    bool started;
-    _Atomic uint64_t st_accepted, st_refused, st_refused_rate, st_delayed, st_stale, st_overflows,
-        st_pauses, st_duplicates;
-    /* The metrics endpoint's (shard/front_metrics.c): connections closed, streams authenticated
-     * now, logins, failed logins by mechanism and reason, client stanzas in and out, bytes. */
-    _Atomic uint64_t st_closed, st_authed_now, st_logins, st_stanzas_in, st_stanzas_out,
-        st_bytes_in, st_bytes_out;
-    _Atomic uint64_t st_auth_failed[IOTHREAD_MECHS][IOTHREAD_AUTH_REASONS];
-    /* The stanza path's counts of this iteration, published to the st_ counters before the
-     * loop sleeps (publish_counts): nothing shared is written per stanza. */
-    uint64_t n_stanzas_in, n_stanzas_out, n_bytes_in, n_bytes_out;
-    csi_stats st_csi;
-    dup_filter *dups;          /* what was delivered lately */
-    uint64_t dups_until;       /* until then, one delivered under the previous link is dropped */
-    char rbuf[IO_READ_CHUNK];
-};
-
-static void conn_kill(conn *c);
 static void conn_linger(conn *c);
 static void conn_read(conn *c);
 static void conn_update(conn *c);
@@ -297,7 +145,7 @@ static void set_paused(iothread *t, bool paused)
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-static void mark_dirty(conn *c)
+void mark_dirty(conn *c)
 {
     if (c->dirty || c->dead)
         return;
@@ -307,7 +155,6 @@ static void mark_dirty(conn *c)
 }
 
 /* Moves what the stream produced to the client's queue and the link batch, and acts on it. */
-static void conn_take(conn *c, unsigned acts);
 
 /* ---- XEP-0198's timed requests ----------------------------------------------------------------
  * A stream asks for an acknowledgement (<r/>) by itself once <smacks><request_stanzas> are
@@ -378,24 +225,6 @@ static void on_ack_tick(timer *tm, void *arg)
     }
     if (t->ack_due)
         evloop_timer_after(t->loop, &t->ack_tick, ack_tick_ms(t));
-}
-
-/* A stanza from the SM as one WebSocket message: its xmlns declared (RFC 7395 §3.3.3), the
- * payload itself queued without a copy. */
-static void ws_push_stanza(conn *c, outq_block *blk, size_t off, size_t len)
-{
-    const char *el = outq_block_data(blk) + off;
-    size_t at = framing_xmlns_at(el, len);
-    size_t extra = at ? sizeof FRAMING_CLIENT_XMLNS - 1 : 0;
-    uint8_t hdr[WEBSOCKET_HEADER_MAX];
-    outq_push_bytes(&c->q, hdr, websocket_text_header(hdr, len + extra));
-    if (!at) {
-        outq_push_block(&c->q, blk, off, len);
-        return;
-    }
-    outq_push_block(&c->q, blk, off, at);
-    outq_push_bytes(&c->q, FRAMING_CLIENT_XMLNS, extra);
-    outq_push_block(&c->q, blk, off + at, len - at);
 }
 
 /* Queues a stanza frame's payload for the client; on a bound session it is remembered until
@@ -622,23 +451,16 @@ static void watch_output(conn *c)
     }
 }
 
-/* An element of the stream's own output as a WebSocket message; the stream's end closes the
- * WebSocket too (RFC 7395 §3.6). */
-static void ws_emit(void *ctx, framing_out_kind kind, const char *data, size_t len)
+void conn_close_after_write(conn *c)
 {
-    conn *c = ctx;
-    uint8_t hdr[WEBSOCKET_HEADER_MAX];
-    outq_push_bytes(&c->q, hdr, websocket_text_header(hdr, len));
-    outq_push_bytes(&c->q, data, len);
-    if (kind == FRAMING_OUT_CLOSE) {
-        buf *b = &c->t->scratch;
-        websocket_close(c->ws, 1000, b);
-        outq_push_bytes(&c->q, buf_data(b), buf_len(b));
-        buf_truncate(b, 0);
-    }
+    if (!c->closing)
+        evloop_timer_after(c->t->loop, &c->close_timer,
+                           IO_CLOSE_GRACE_MS + (c->held ? c->t->lim->auth_delay : 0));
+    c->closing = true;
+    mark_dirty(c);
 }
 
-static void conn_take(conn *c, unsigned acts)
+void conn_take(conn *c, unsigned acts)
 {
     iothread *t = c->t;
     buf *out = c2s_stream_out(c->stream);
@@ -672,13 +494,8 @@ static void conn_take(conn *c, unsigned acts)
         submit_verify(c);
     if (acts & C2S_ACT_STARTTLS)
         c->starttls_flush = true;
-    if (acts & C2S_ACT_CLOSE) {
-        if (!c->closing)
-            evloop_timer_after(t->loop, &c->close_timer,
-                               IO_CLOSE_GRACE_MS + (c->held ? t->lim->auth_delay : 0));
-        c->closing = true;
-        mark_dirty(c);
-    }
+    if (acts & C2S_ACT_CLOSE)
+        conn_close_after_write(c);
     watch_output(c);
     conn_watch_ack(c);
 }
@@ -718,7 +535,6 @@ static outq_status conn_write(conn *c)
     return st;
 }
 
-static void web_pump(conn *c);
 
 static void conn_flush(conn *c)
 {
@@ -843,107 +659,6 @@ static void conn_drain_lingering(conn *c)
             conn_kill(c);
             return;
         }
-    }
-}
-
-/* ---- web connections ---- */
-
-/* The upgrade is answered: the connection is a client stream inside a WebSocket from now on. */
-static void start_websocket(conn *c)
-{
-    iothread *t = c->t;
-    web_conn_free(c->web);
-    c->web = NULL;
-    c->ws = websocket_new(t->cfg->http.max_message);
-    uint8_t exporter[32];
-    bool has = c->ssl && tls_exporter(c->ssl, exporter) == 0;
-    c->stream = c2s_stream_new(&t->web_env, c->sid, c->web_secure, has ? exporter : NULL);
-    evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->lim->auth_timeout * 1000);
-}
-
-/* A WebSocket's bytes: its messages go to the stream, whose answers are written before what
- * wslay answered (our close frame must follow our <close/>). */
-static void ws_input(conn *c, const char *data, size_t n)
-{
-    buf *in = &c->t->scratch;
-    buf ctl = BUF_INIT;
-    unsigned seen = websocket_feed(c->ws, data, n, in, &ctl);
-    if (buf_len(in)) {
-        unsigned acts = c2s_stream_feed(c->stream, buf_data(in), buf_len(in));
-        buf_truncate(in, 0);
-        conn_take(c, acts);
-    }
-    if (seen & WEBSOCKET_BAD_OPEN)
-        conn_take(c, c2s_stream_error(c->stream, websocket_condition(c->ws), NULL));
-    if (buf_len(&ctl)) {
-        outq_push_bytes(&c->q, buf_data(&ctl), buf_len(&ctl));
-        mark_dirty(c);
-    }
-    buf_free(&ctl);
-    if ((seen & WEBSOCKET_CLOSED) && !c->closing)
-        conn_take(c, C2S_ACT_CLOSE);
-}
-
-static void web_input(conn *c, const char *data, size_t n);
-
-/* A web connection whose body goes out gets more of it while its queue is short; when it is all
- * queued the connection closes or reads its next request (what came meanwhile first). */
-static void web_pump(conn *c)
-{
-    iothread *t = c->t;
-    while (c->web && web_conn_sending(c->web) && outq_bytes(&c->q) < IO_WEB_QUEUED) {
-        long n = web_conn_pull(c->web, &t->scratch, IO_WEB_PIECE);
-        if (buf_len(&t->scratch)) {
-            outq_push_bytes(&c->q, buf_data(&t->scratch), buf_len(&t->scratch));
-            buf_truncate(&t->scratch, 0);
-            mark_dirty(c);
-        }
-        if (n < 0) {
-            conn_kill(c);
-            return;
-        }
-    }
-    if (!c->web || web_conn_sending(c->web) || c->closing)
-        return;
-    if (web_conn_closing(c->web)) {
-        evloop_timer_after(t->loop, &c->close_timer, IO_CLOSE_GRACE_MS);
-        c->closing = true;
-        mark_dirty(c);
-        return;
-    }
-    if (buf_len(&c->web_rest)) {
-        buf rest = c->web_rest;
-        buf_init(&c->web_rest);
-        web_input(c, buf_data(&rest), buf_len(&rest));
-        buf_free(&rest);
-    }
-}
-
-static void web_input(conn *c, const char *data, size_t n)
-{
-    iothread *t = c->t;
-    size_t used;
-    unsigned acts = web_conn_feed(c->web, data, n, &used, &t->scratch);
-    if (buf_len(&t->scratch)) {
-        outq_push_bytes(&c->q, buf_data(&t->scratch), buf_len(&t->scratch));
-        buf_truncate(&t->scratch, 0);
-        mark_dirty(c);
-    }
-    if (acts & WEB_ACT_UPGRADE) {
-        start_websocket(c);
-        if (used < n)
-            ws_input(c, data + used, n - used);
-    } else if (acts & WEB_ACT_BODY) {
-        buf_append(&c->web_rest, data + used, n - used);
-        web_pump(c);
-    } else if (acts & WEB_ACT_CLOSE) {
-        if (!c->closing)
-            evloop_timer_after(t->loop, &c->close_timer, IO_CLOSE_GRACE_MS);
-        c->closing = true;
-        mark_dirty(c);
-    } else if (!web_conn_busy(c->web)) {
-        /* Between requests, a keep-alive connection may wait auth_timeout for the next. */
-        evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->lim->auth_timeout * 1000);
     }
 }
 
@@ -1127,9 +842,7 @@ static void on_idle(timer *tm, void *arg)
             if (!c2s_stream_closed(c->stream))
                 conn_csi_flush(c, CSI_BEFORE);
             if (c->ws) {
-                websocket_ping(c->ws, &t->scratch);
-                outq_push_bytes(&c->q, buf_data(&t->scratch), buf_len(&t->scratch));
-                buf_truncate(&t->scratch, 0);
+                ws_ping(c);
             } else {
                 outq_push_bytes(&c->q, " ", 1);
             }
@@ -1222,7 +935,7 @@ static void on_drain_check(timer *tm, void *arg)
 
 /* ---- connections ----------------------------------------------------------------------------- */
 
-static void conn_kill(conn *c)
+void conn_kill(conn *c)
 {
     if (c->dead)
         return;

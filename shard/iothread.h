@@ -1,7 +1,9 @@
 /* shard/iothread.h — the front's IO threads: each owns an event loop, its own SO_REUSEPORT
- * listeners on the plain and direct-TLS ports, and a shard of client connections (a table with a
- * prime number of slots). A connection lives its whole life on one thread: socket, TLS, parser
- * (shard/c2s_stream.h), timers and output queue are touched by no other thread.
+ * listeners on the plain and direct-TLS ports (and the web listener's, <http>), and a shard of
+ * client connections (a table with a prime number of slots). A connection lives its whole life
+ * on one thread: socket, TLS, parser (shard/c2s_stream.h; on the web listener shard/web_conn.h
+ * and, after an upgrade, shard/websocket.h), timers and output queue are touched by no other
+ * thread.
  *
  * Frames for the SM are batched per loop iteration into one ring message to the link thread
  * (shard/link_front.h); frames from the SM are matched to connections by session id, and a
