@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "shard/bosh.h"
+#include "shard/c2s_stream.h"
+#include "shard/front_config.h"
 #include "shard/xmpp_framing.h"
 
 #define SID "0123456789abcdef0123456789abcdef"
@@ -661,6 +663,73 @@ static void test_request_gone(void **state)
     assert_false(pop(f));
 }
 
+/* ---- with the real c2s stream ---------------------------------------------------------------- */
+
+static void emit_to_bosh(void *ctx, framing_out_kind kind, const char *data, size_t len)
+{
+    fixture *f = ctx;
+    bosh_output(f->b, kind, data, len, f->now);
+}
+
+/* What the stream wrote goes through framing_out into the session. */
+static void pump(fixture *f, c2s_stream *c)
+{
+    c2s_stream_feed(c, buf_data(&f->stream), buf_len(&f->stream));
+    buf_truncate(&f->stream, 0);
+    buf *o = c2s_stream_out(c);
+    buf_consume(o, framing_out(buf_data(o), buf_len(o), emit_to_bosh, f));
+}
+
+static void test_with_c2s_stream(void **state)
+{
+    fixture *f = *state;
+    static char *hosts[] = {"example.com", NULL};
+    front_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.hosts = hosts;
+    cfg.nhosts = 1;
+    cfg.limits.stanza_size = 65536;
+    cfg.limits.auth_failures = 3;
+    cfg.csi.max_stanzas = 100;
+    buf frames = BUF_INIT;
+    c2s_env env = {.cfg = &cfg, .frames = &frames};
+    const char *creation[] = {
+        "<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' rid='7'"
+        " to='example.com' wait='60' hold='1' ver='1.11' xmpp:version='1.0'/>",
+        "<body xmlns='http://jabber.org/protocol/httpbind' rid='7' to='nowhere.example' ver='1.11'/>",
+    };
+    for (int i = 0; i < 2; i++) {
+        c2s_stream *c = c2s_stream_new(&env, 42, true, NULL);
+        int status;
+        buf answer = BUF_INIT;
+        f->b = bosh_new(&f->lim, SID, 1, creation[i], strlen(creation[i]), f->now, &f->stream,
+                        &status, &answer);
+        pump(f, c);
+        const char *a = expect(f, 1, 200);
+        if (i == 0) {
+            assert_non_null(strstr(a, "from='example.com'"));
+            assert_non_null(strstr(a, "authid='"));
+            assert_non_null(strstr(a, "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"));
+            assert_non_null(strstr(a, "<mechanism>PLAIN</mechanism>"));
+            assert_false(bosh_ended(f->b));
+            /* The client leaves: the stream sees its closing tag. */
+            req(f, 2, BODY("rid='8' type='terminate'", ""));
+            pump(f, c);
+            assert_true(c2s_stream_closed(c));
+            assert_non_null(strstr(expect(f, 2, 200), "type='terminate'"));
+        } else {
+            assert_non_null(strstr(a, "type='terminate' condition='host-unknown'"));
+            assert_non_null(strstr(a, "<host-unknown"));
+        }
+        assert_true(bosh_finished(f->b));
+        bosh_free(f->b);
+        f->b = NULL;
+        c2s_stream_free(c);
+        buf_free(&answer);
+    }
+    buf_free(&frames);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -672,7 +741,7 @@ int main(void)
         T(test_server_terminates), T(test_server_terminates_between_requests),
         T(test_host_unknown), T(test_pause), T(test_pause_clamped_and_ends), T(test_inactivity),
         T(test_body_max), T(test_queue_max), T(test_malformed_in_session), T(test_wrong_sid),
-        T(test_overactivity), T(test_polling_too_often), T(test_request_gone),
+        T(test_overactivity), T(test_polling_too_often), T(test_request_gone), T(test_with_c2s_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
