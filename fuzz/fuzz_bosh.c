@@ -8,7 +8,9 @@
  * next byte in seconds) with a tick, the connection of an earlier request going away, or answers
  * popped. Answers are popped after each record, as the connection layer does.
  *
- * Checks: every request id gets at most one answer, never after its connection went away, and
+ * Checks: what a request appends to the stream is, between an optional stream header (a restart)
+ * and an optional closing tag (a terminate), whole elements only, well-formed in a stream whose
+ * default namespace is jabber:client: a body cannot break the c2s stream's framing. Every request id gets at most one answer, never after its connection went away, and
  * only ids that were given; statuses are 200, 400, 403 or 404; every 200 answer is one well-formed
  * <body/> in the httpbind namespace; a tick returns a time in the future; after the session
  * finished no answer comes but to new requests.
@@ -62,16 +64,46 @@ static void XMLCALL wf_end(void *ud, const XML_Char *name)
     w->depth--;
 }
 
-static void check_body(const buf *body)
+static bool well_formed(const char *data, size_t len, wf *w)
 {
     XML_Parser p = XML_ParserCreateNS("UTF-8", ' ');
-    wf w = {0};
-    XML_SetUserData(p, &w);
+    XML_SetUserData(p, w);
     XML_SetElementHandler(p, wf_start, wf_end);
-    bool ok = XML_Parse(p, buf_data(body), (int)buf_len(body), XML_TRUE) == XML_STATUS_OK;
+    bool ok = XML_Parse(p, data, (int)len, XML_TRUE) == XML_STATUS_OK;
     XML_ParserFree(p);
-    if (!ok || w.roots != 1 || !w.root_ok)
+    return ok;
+}
+
+static void check_body(const buf *body)
+{
+    wf w = {0};
+    if (!well_formed(buf_data(body), buf_len(body), &w) || w.roots != 1 || !w.root_ok)
         die("an answer that is not one <body/>", buf_data(body), buf_len(body));
+}
+
+/* The bytes a request appended to the stream: [header] elements [closing tag]. */
+static void check_stream(const char *data, size_t len)
+{
+    static const char close[] = "</stream:stream>";
+    if (len >= 5 && memcmp(data, "<?xml", 5) == 0) {
+        const char *hdr = memmem(data, len, "<stream:stream", 14);
+        const char *gt = hdr ? memchr(hdr, '>', len - (size_t)(hdr - data)) : NULL;
+        if (!gt)
+            die("a broken stream header", data, len);
+        len -= (size_t)(gt + 1 - data);
+        data = gt + 1;
+    }
+    if (len >= sizeof close - 1 && memcmp(data + len - (sizeof close - 1), close, sizeof close - 1) == 0)
+        len -= sizeof close - 1;
+    buf doc = BUF_INIT;
+    buf_appendf(&doc, "<stream:stream xmlns='jabber:client' xmlns:stream="
+                "'http://etherx.jabber.org/streams'>");
+    buf_append(&doc, data, len);
+    buf_appendf(&doc, "</stream:stream>");
+    wf w = {0};
+    if (!well_formed(buf_data(&doc), buf_len(&doc), &w) || w.roots != 1)
+        die("stream bytes that are not whole elements", data, len);
+    buf_free(&doc);
 }
 
 static void take_answers(run *r)
@@ -117,7 +149,9 @@ static void record(run *r, const uint8_t *rec, size_t len, buf *stream)
         if (r->next_id >= MAX_IDS)
             break;
         uint64_t id = r->next_id++;
+        size_t before = buf_len(stream);
         bosh_request(r->b, id, (const char *)arg, alen, r->now, stream);
+        check_stream(buf_data(stream) + before, buf_len(stream) - before);
         break;
     }
     case 2: {

@@ -194,7 +194,8 @@ static void XMLCALL on_restricted(void *ud)
 {
     parse *p = ud;
     p->restricted = true;
-    stop(p);
+    if (!p->stopped)
+        stop(p);
 }
 
 static void XMLCALL on_comment(void *ud, const XML_Char *data) { on_restricted(ud); }
@@ -236,10 +237,9 @@ static parse_result parse_body(const char *body, size_t len, size_t body_max, bo
         (len >= 2 && (((unsigned char)body[0] == 0xFE && (unsigned char)body[1] == 0xFF) ||
                       ((unsigned char)body[0] == 0xFF && (unsigned char)body[1] == 0xFE))))
         return PARSE_NOT_BOSH;
-    static const XML_Char separator[] = {XML_NS_SEP, 0};
     parse p = {0};
     p.root_only = root_only;
-    p.x = XML_ParserCreateNS("UTF-8", separator[0]);
+    p.x = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
     if (!p.x)
         return PARSE_BAD;
     *arena = xml_arena_new(1024);

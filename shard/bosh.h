@@ -8,8 +8,8 @@
  * session it is for, and calls bosh_new() (no sid) or that session's bosh_request() (an unknown sid
  * is answered with bosh_unknown_sid()). Stream bytes go to the c2s stream; its output, through
  * framing_out, to bosh_output(). After every call into a session the caller pops bosh_next_answer()
- * until it returns false and writes each answer on the connection of its request, and calls
- * bosh_tick() no later than the time it returned last. A request is either answered at once (an
+ * until it returns false and writes each answer on the connection of its request; it calls
+ * bosh_tick() then too and again at the time it returned (then pops again). A request is either answered at once (an
  * answer ready after the call) or held until output comes, its wait passes, a later request
  * pushes it out (no more than hold are held), or the session ends.
  *
@@ -30,9 +30,10 @@
  *
  * Bounds: a body of at most body_max bytes (bigger ones are bad-request), elements nested at most
  * BOSH_DEPTH_MAX deep in it, no DTD, entity declaration, comment or processing instruction, UTF-8
- * only; at most requests + 1 unanswered requests (requests <= BOSH_REQUESTS_MAX), each keeping at
- * most its body; requests answers kept for repeats, each at most queue_max plus the body's own
- * bytes; output waiting for a request at most queue_max bytes (more ends the session with
+ * only (a body's tree takes at most 40 bytes per byte while it is read, core/xml.h); at most
+ * requests + 1 unanswered requests (requests <= BOSH_REQUESTS_MAX), each keeping at
+ * most its body; `requests` answers kept for repeats, each at most queue_max plus its <body/>
+ * tag; output waiting for a request at most queue_max bytes (more ends the session with
  * policy-violation); wait <= wait_max, hold <= hold_max and < requests, pause <= maxpause; the
  * session ends after inactivity seconds (or the pause asked for) without a request, and a request
  * waiting for a gap in the rids more than wait seconds ends it with item-not-found.
@@ -68,6 +69,7 @@ typedef struct bosh_limits {            /* from config; defaults are Prosody's u
                                          * session is terminated (policy-violation) */
 } bosh_limits;
 
+/* Prosody's values; body_max stanza_size + 8192, queue_max 16 stanzas of stanza_size. */
 void bosh_limits_default(bosh_limits *lim, size_t stanza_size);
 
 typedef struct bosh bosh;
@@ -81,8 +83,8 @@ bool bosh_body_sid(const char *body, size_t len, char *sid);
 int bosh_refusal(buf *out);
 int bosh_unknown_sid(buf *out);
 
-/* A session-creation request (a <body/> without sid, with rid; to, xml:lang, ver, wait, hold,
- * content, xmpp:version read; route, from, ack ignored). Returns NULL when it is refused, with the
+/* A session-creation request (a <body/> without sid, with rid and to; xml:lang, ver, wait, hold,
+ * xmpp:version read; content, route, from, ack ignored). Returns NULL when it is refused, with the
  * HTTP answer in *status and answer (a <body type='terminate' condition='…'/>, 200; or 400 and an
  * empty answer when it is not a BOSH body at all). Else the session, holding request req_id, with
  * the stream header for the c2s stream appended to stream (as framing_in does for <open/>). Its
