@@ -985,3 +985,5 @@ void bosh_request_gone(bosh *b, uint64_t req_id)
     }
     b->nready = j;
 }
+
+const char *bosh_sid(const bosh *b) { return b->sid; }

@@ -95,6 +95,8 @@ int bosh_unknown_sid(buf *out);
 bosh *bosh_new(const bosh_limits *lim, const char *sid, uint64_t req_id, const char *body,
                size_t len, uint64_t now_ms, buf *stream, int *status, buf *answer);
 void bosh_free(bosh *b);
+/* The session's sid, as given to bosh_new. */
+const char *bosh_sid(const bosh *b);
 
 /* What bosh_request saw (bits); 0: an ordinary request. */
 enum {

@@ -23,7 +23,8 @@ static const char *const vocabulary[] = {
     "http/ip", "http/port", "http/tls_port", "http/public_url", "http/secure_from/net",
     "http/websocket/path", "http/websocket/origin", "http/max_message", "http/upload/path",
     "http/upload/dir", "http/upload/secret", "http/upload/secret_file", "http/upload/max_file_size",
-    "http/upload/expire_after",
+    "http/upload/expire_after", "http/bosh/path", "http/bosh/wait_max", "http/bosh/hold_max",
+    "http/bosh/inactivity", "http/bosh/polling", "http/bosh/maxpause",
     "log/target", "log/path", "log/level", NULL,
 };
 
@@ -254,6 +255,20 @@ static void read_http(front_http *h, const front_config *fc, config *cfg)
                                         (long long)fc->limits.stanza_size + 4096, 1024,
                                         FRONT_STANZA_SIZE_MAX + 4096);
     read_upload(&h->upload, cfg);
+    front_bosh *b = &h->bosh;
+    b->path = config_str(cfg, NULL, "http/bosh/path", "/http-bind");
+    if (b->path[0] && b->path[0] != '/')
+        config_fail(cfg, config_first(cfg, NULL, "http/bosh/path"), "a path starts with '/'");
+    b->wait_max = (unsigned)config_int(cfg, NULL, "http/bosh/wait_max", 60, 1, 3600);
+    b->hold_max = (unsigned)config_int(cfg, NULL, "http/bosh/hold_max", 1, 0, 8);
+    b->inactivity = (unsigned)config_int(cfg, NULL, "http/bosh/inactivity", 60, 5, 3600);
+    b->polling = (unsigned)config_int(cfg, NULL, "http/bosh/polling", 5, 0, 600);
+    b->maxpause = (unsigned)config_int(cfg, NULL, "http/bosh/maxpause", 120, 0, 86400);
+    const char *paths[] = {h->ws_path, b->path, h->upload.on ? h->upload.path : NULL};
+    for (int p = 0; p < 3; p++)
+        for (int o = p + 1; o < 3; o++)
+            if (paths[p] && paths[o] && paths[p][0] && !strcmp(paths[p], paths[o]))
+                config_fail(cfg, http, "two services of <http> at the path '%s'", paths[p]);
     h->on = true;
 }
 

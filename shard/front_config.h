@@ -92,6 +92,16 @@ typedef struct front_upload {
     int64_t expire_after;      /* seconds a file is kept (2592000: 30 days, the SM's) */
 } front_upload;
 
+/* <http><bosh> (ours): BOSH sessions (XEP-0124/0206, shard/bosh.h); the defaults are Prosody's. */
+typedef struct front_bosh {
+    const char *path;          /* (/http-bind; "" turns BOSH off) */
+    unsigned wait_max;         /* seconds a request may be held (60) */
+    unsigned hold_max;         /* requests held at once (1) */
+    unsigned inactivity;       /* seconds without a request before a session ends (60) */
+    unsigned polling;          /* shortest seconds between empty polls (5) */
+    unsigned maxpause;         /* longest pause a client may ask for (120) */
+} front_bosh;
+
 /* <http> (ours): the web listener (shard/web_conn.h): WebSocket clients (RFC 7395), the
  * connection discovery files (XEP-0156), on the IO threads beside the XMPP ports. */
 typedef struct front_http {
@@ -107,6 +117,7 @@ typedef struct front_http {
     const char **origins;      /* browser origins allowed a WebSocket; none listed: any */
     size_t norigins;
     size_t max_message;        /* largest WebSocket message (stanza_size + 4096) */
+    front_bosh bosh;
     front_upload upload;
 } front_http;
 

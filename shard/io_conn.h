@@ -22,6 +22,7 @@
 #include "core/outq.h"
 #include "core/timer.h"
 #include "core/tls.h"
+#include "shard/bosh.h"
 #include "shard/c2s_stream.h"
 #include "shard/csi.h"
 #include "shard/dup_filter.h"
@@ -102,7 +103,14 @@ struct conn {
     web_conn *web;
     websocket *ws;
     bool web_secure;           /* TLS, or a plain connection from <http><secure_from> */
-    buf web_rest;              /* what the client sent while a file was being sent to it */
+    buf web_rest;              /* what the client sent while a file was being sent to it, or
+                                * while its BOSH request waited for the answer */
+    uint64_t bosh_session;     /* a web connection waiting for a BOSH answer: the session's sid */
+    /* A BOSH session (shard/io_bosh.c) is a connection without a socket (fd -1): its stream's
+     * input comes in the bodies of requests on web connections, of this thread or another,
+     * and its output goes in their answers. */
+    bosh *bosh;
+    timer bosh_timer;          /* bosh_tick's next time */
     outq q;
     uint64_t written;          /* bytes of q written so far */
     bool tls_retry;            /* the TLS writer is waiting to finish a record: it holds the bytes
@@ -133,6 +141,18 @@ typedef struct listener {
     bool web;                  /* <http>'s: connections start as HTTP (shard/web_conn.h) */
     evloop_io io;
 } listener;
+
+/* A message between IO threads (shard/io_bosh.c): a BOSH request for a session another thread
+ * owns, an answer for a request another thread's connection holds, a request's connection gone. */
+typedef struct io_mail {
+    struct io_mail *next;
+    enum { IO_MAIL_BOSH_REQUEST, IO_MAIL_BOSH_ANSWER, IO_MAIL_BOSH_GONE } kind;
+    uint64_t session;          /* the BOSH session's connection sid (REQUEST, GONE) */
+    uint64_t req;              /* the requesting web connection's sid (its thread is in it) */
+    int status;                /* ANSWER: the HTTP status */
+    bool secure;               /* REQUEST: the web connection's web_secure */
+    buf body;                  /* REQUEST: the POSTed body; ANSWER: the answer's */
+} io_mail;
 
 struct iothread {
     const iothread_shared *sh;
@@ -175,6 +195,8 @@ struct iothread {
      * loop sleeps (publish_counts): nothing shared is written per stanza. */
     uint64_t n_stanzas_in, n_stanzas_out, n_bytes_in, n_bytes_out;
     csi_stats st_csi;
+    pthread_mutex_t mail_lock;
+    io_mail *mail, **mail_tail; /* guarded by mail_lock: from other threads, oldest first */
     dup_filter *dups;          /* what was delivered lately */
     uint64_t dups_until;       /* until then, one delivered under the previous link is dropped */
     char rbuf[IO_READ_CHUNK];
@@ -182,6 +204,11 @@ struct iothread {
 
 /* ---- shared by iothread.c and io_web.c ---- */
 
+/* A connection in a free slot of t's shard (the caller checked there is one), its timers made,
+ * the auth timeout armed. fd: its socket, or -1 for a BOSH session (shard/io_bosh.c). */
+conn *conn_new(iothread *t, int fd, const struct sockaddr_storage *ss, bool trusted);
+/* The live connection of this thread with that sid, or NULL. */
+conn *conn_of(iothread *t, uint64_t sid);
 /* Puts c on the thread's list of connections to write before the loop sleeps. */
 void mark_dirty(conn *c);
 /* Moves what the stream produced to the client's queue and the link batch, and acts on it. */
@@ -190,6 +217,22 @@ void conn_take(conn *c, unsigned acts);
 void conn_kill(conn *c);
 /* Writes what is queued, then closes (within IO_CLOSE_GRACE_MS). */
 void conn_close_after_write(conn *c);
+
+/* io_bosh.c: BOSH sessions and the mail between threads. */
+/* A web connection's BOSH request is read (WEB_ACT_BOSH): to its session, here or elsewhere. */
+void bosh_input(conn *w);
+/* The stream's output of a BOSH session, and a stanza from the SM for it. */
+void bosh_take_output(conn *c, buf *out);
+void bosh_push_stanza(conn *c, outq_block *blk, size_t off, size_t len);
+/* conn_kill of a BOSH session (its held requests get their answers) or of a web connection
+ * (the session it waits on forgets it). */
+void bosh_conn_killed(conn *c);
+/* Posts m to thread `to` (any thread); takes m. */
+void io_mail_post(iothread *to, io_mail *m);
+/* The thread's mail (on_wake). */
+void io_mail_take(iothread *t);
+/* A web connection may go on after its answer was written: the next request, or the close. */
+void web_next(conn *c);
 
 /* io_web.c: a web listener's connection, before and after its upgrade. */
 void web_input(conn *c, const char *data, size_t n);

@@ -96,7 +96,13 @@ void web_pump(conn *c)
             return;
         }
     }
-    if (!c->web || web_conn_sending(c->web) || c->closing)
+    if (c->web && !web_conn_sending(c->web))
+        web_next(c);
+}
+
+void web_next(conn *c)
+{
+    if (c->dead || c->closing || !c->web || web_conn_busy(c->web))
         return;
     if (web_conn_closing(c->web)) {
         conn_close_after_write(c);
@@ -107,6 +113,9 @@ void web_pump(conn *c)
         buf_init(&c->web_rest);
         web_input(c, buf_data(&rest), buf_len(&rest));
         buf_free(&rest);
+    } else {
+        /* Between requests, a keep-alive connection may wait auth_timeout for the next. */
+        evloop_timer_after(c->t->loop, &c->auth_timer, (uint64_t)c->t->lim->auth_timeout * 1000);
     }
 }
 
@@ -127,6 +136,9 @@ void web_input(conn *c, const char *data, size_t n)
     } else if (acts & WEB_ACT_BODY) {
         buf_append(&c->web_rest, data + used, n - used);
         web_pump(c);
+    } else if (acts & WEB_ACT_BOSH) {
+        buf_append(&c->web_rest, data + used, n - used);
+        bosh_input(c);
     } else if (acts & WEB_ACT_CLOSE) {
         conn_close_after_write(c);
     } else if (!web_conn_busy(c->web)) {

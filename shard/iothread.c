@@ -64,7 +64,7 @@ static bool env_congested(void *arg)
 }
 
 /* The connection of a session id on this thread, or NULL when it is gone. */
-static conn *conn_of(iothread *t, uint64_t sid)
+conn *conn_of(iothread *t, uint64_t sid)
 {
     uint32_t slot = smproto_sid_slot(sid);
     conn *c = slot < t->nslots ? t->slots[slot] : NULL;
@@ -232,6 +232,12 @@ static void on_ack_tick(timer *tm, void *arg)
  * for the next conn_take; a stream it closes is closed there too). */
 static void conn_deliver(conn *c, outq_block *blk, size_t off, size_t len)
 {
+    if (c->bosh) {
+        bosh_push_stanza(c, blk, off, len);
+        c2s_stream_delivered(c->stream);
+        conn_take(c, 0);
+        return;
+    }
     if (c2s_stream_jid(c->stream)) {
         if (c->nstanzas == c->stanzas_cap) {
             if (c->stanzas_head > 0) {
@@ -473,6 +479,8 @@ void conn_take(conn *c, unsigned acts)
     if (buf_len(out)) {
         if (c->ws) {
             buf_consume(out, framing_out(buf_data(out), buf_len(out), ws_emit, c));
+        } else if (c->bosh) {
+            bosh_take_output(c, out);
         } else {
             outq_push_bytes(&c->q, buf_data(out), buf_len(out));
             buf_consume(out, buf_len(out));
@@ -538,7 +546,7 @@ static outq_status conn_write(conn *c)
 
 static void conn_flush(conn *c)
 {
-    if (c->dead || c->lingering || c->handshaking || c->held)
+    if (c->dead || c->lingering || c->handshaking || c->held || c->bosh)
         return;
     if (c->web)
         web_pump(c);
@@ -574,13 +582,13 @@ static bool can_read(const conn *c)
 {
     return !c->dead && !c->closing && !c->handshaking && !c->starttls_flush && !c->rate_wait &&
            !c->held && !c->t->paused &&
-           (c->web ? !web_conn_sending(c->web)
+           (c->web ? !web_conn_sending(c->web) && !web_conn_bosh_waiting(c->web)
                    : c->stream && c2s_stream_wants_input(c->stream));
 }
 
 static void conn_update(conn *c)
 {
-    if (c->dead || c->lingering)
+    if (c->dead || c->lingering || c->fd < 0)
         return;
     unsigned want;
     if (c->handshaking) {
@@ -941,7 +949,10 @@ void conn_kill(conn *c)
         return;
     iothread *t = c->t;
     c->dead = true;
-    evloop_io_set(t->loop, &c->io, 0);
+    if (c->fd >= 0)
+        evloop_io_set(t->loop, &c->io, 0);
+    if (c->bosh || c->web)
+        bosh_conn_killed(c);
     evloop_timer_cancel(t->loop, &c->auth_timer);
     evloop_timer_cancel(t->loop, &c->idle_timer);
     evloop_timer_cancel(t->loop, &c->bps_timer);
@@ -982,7 +993,9 @@ static void conn_free(conn *c)
     schedule_trim(t);
     if (c->ssl)
         SSL_free(c->ssl);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
+    bosh_free(c->bosh);
     outq_free(&c->q);
     t->slots[c->slot] = NULL;
     t->free_stack[t->nfree++] = c->slot;
@@ -1029,6 +1042,32 @@ static void refuse(iothread *t, int fd, const listener *l, const char *condition
     close(fd);
 }
 
+conn *conn_new(iothread *t, int fd, const struct sockaddr_storage *ss, bool trusted)
+{
+    conn *c = mem_zalloc(sizeof *c);
+    c->t = t;
+    c->fd = fd;
+    c->slot = t->free_stack[--t->nfree];
+    c->sid = smproto_sid(t->index, c->slot, ++t->gen[c->slot]);
+    t->slots[c->slot] = c;
+    c->addr = *ss;
+    c->trusted = trusted;
+    format_peer(ss, c->peer, sizeof c->peer);
+    evloop_io_init(&c->io, fd, on_conn_event, c);
+    timer_init(&c->auth_timer, on_auth_timeout, c);
+    timer_init(&c->idle_timer, on_idle, c);
+    timer_init(&c->bps_timer, on_bps, c);
+    timer_init(&c->close_timer, on_close_timeout, c);
+    timer_init(&c->shrink_timer, on_shrink, c);
+    timer_init(&c->hold_timer, on_hold_end, c);
+    timer_init(&c->drain_timer, on_drain_check, c);
+    timer_init(&c->csi_timer, on_csi_hold, c);
+    c->last_rx = c->refilled = evloop_now(t->loop);
+    c->tokens = (int64_t)t->lim->bps_burst;
+    evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)t->lim->auth_timeout * 1000);
+    return c;
+}
+
 static void accept_one(iothread *t, int fd, const listener *l, const struct sockaddr_storage *ss)
 {
     bool tls = l->tls;
@@ -1054,27 +1093,7 @@ static void accept_one(iothread *t, int fd, const listener *l, const struct sock
      * write back until the client's (delayed) ACK, tens of milliseconds. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    conn *c = mem_zalloc(sizeof *c);
-    c->t = t;
-    c->fd = fd;
-    c->slot = t->free_stack[--t->nfree];
-    c->sid = smproto_sid(t->index, c->slot, ++t->gen[c->slot]);
-    t->slots[c->slot] = c;
-    c->addr = *ss;
-    c->trusted = trusted;
-    format_peer(ss, c->peer, sizeof c->peer);
-    evloop_io_init(&c->io, fd, on_conn_event, c);
-    timer_init(&c->auth_timer, on_auth_timeout, c);
-    timer_init(&c->idle_timer, on_idle, c);
-    timer_init(&c->bps_timer, on_bps, c);
-    timer_init(&c->close_timer, on_close_timeout, c);
-    timer_init(&c->shrink_timer, on_shrink, c);
-    timer_init(&c->hold_timer, on_hold_end, c);
-    timer_init(&c->drain_timer, on_drain_check, c);
-    timer_init(&c->csi_timer, on_csi_hold, c);
-    c->last_rx = c->refilled = now;
-    c->tokens = (int64_t)lim->bps_burst;
-    evloop_timer_after(t->loop, &c->auth_timer, (uint64_t)lim->auth_timeout * 1000);
+    conn *c = conn_new(t, fd, ss, trusted);
     evloop_timer_after(t->loop, &c->idle_timer, (uint64_t)lim->idle_timeout * 1000);
     evloop_timer_after(t->loop, &c->shrink_timer, IO_SHRINK_AFTER_MS);
     log_debug("c2s %s: connected%s (session %016llx)", c->peer, tls ? " (TLS)" : "",
@@ -1279,6 +1298,7 @@ static void on_wake(evloop *loop, void *arg)
     }
     retry_over(t);
     take_verified(t);
+    io_mail_take(t);
     link_msg *m;
     unsigned n = 0;
     while ((m = link_front_io_pop(t->sh->link, t->index))) {
@@ -1423,6 +1443,8 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
         t->free_stack[t->nfree++] = slots - 1 - i;
     t->over_tail = &t->over;
     pthread_mutex_init(&t->done_lock, NULL);
+    pthread_mutex_init(&t->mail_lock, NULL);
+    t->mail_tail = &t->mail;
     timer_init(&t->shutdown_timer, on_shutdown_grace, t);
     timer_init(&t->trim_timer, on_trim, t);
     timer_init(&t->ack_tick, on_ack_tick, t);
@@ -1526,6 +1548,13 @@ void iothread_free(iothread *t)
     }
     pthread_mutex_unlock(&t->done_lock);
     pthread_mutex_destroy(&t->done_lock);
+    while (t->mail) {   /* for connections that are gone */
+        io_mail *m = t->mail;
+        t->mail = m->next;
+        buf_free(&m->body);
+        free(m);
+    }
+    pthread_mutex_destroy(&t->mail_lock);
     free(t->slots);
     free(t->gen);
     free(t->free_stack);

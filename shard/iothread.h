@@ -27,6 +27,8 @@
 #include "shard/verify_pool.h"
 #include "shard/link_front.h"
 
+typedef struct iothread iothread;
+
 typedef struct iothread_shared {
     const front_config *cfg;
     /* The limits in force, when they may change (SIGHUP): each IO thread takes the newest at its
@@ -44,9 +46,11 @@ typedef struct iothread_shared {
     ip_limit *auth_ips;    /* wrong passwords (ip_auth_failures) */
     ip_limit *reg_ips;     /* account creations (register_burst, register_interval) */
     ip_limit *log_ips;     /* security log lines (shard/front_log.h) */
+    /* Every IO thread, set before any starts (a BOSH session lives on one thread and requests
+     * for it arrive on any: shard/io_bosh.c posts them to its owner). */
+    iothread **threads;
+    unsigned nthreads;
 } iothread_shared;
-
-typedef struct iothread iothread;
 
 /* Failed logins are counted by mechanism and reason (the last entry of each: any other). */
 #define IOTHREAD_MECHS 6

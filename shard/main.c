@@ -178,6 +178,8 @@ int main(int argc, char **argv)
         }
         link_front_attach(link, i, iothread_loop(io[i]));
     }
+    shared.threads = io;
+    shared.nthreads = cfg.threads;
     log_info("max_fds %u over %u IO threads: %u connection slots each (a prime); listening on "
              "%s port %d (STARTTLS) and %d (direct TLS)", cfg.max_fds, cfg.threads, slots, cfg.ip,
              cfg.port, cfg.ssl_port);

@@ -12,6 +12,7 @@
 
 #define HOST_META_PATH "/.well-known/host-meta"
 #define REL_WEBSOCKET "urn:xmpp:alt-connections:websocket"
+#define REL_BOSH "urn:xmpp:alt-connections:xbosh"
 
 struct web_conn {
     const front_config *cfg;
@@ -23,7 +24,14 @@ struct web_conn {
     bool refused;              /* it is an error: written at once, then the connection closes */
     upload_put *put;           /* the PUT being read */
     upload_get *get;           /* the file being sent (web_conn_pull) */
+    bool bosh_reading;         /* the request is a BOSH POST: its body goes to bosh_body */
+    bool bosh_waiting;         /* read, and handed over: its answer is awaited */
+    buf bosh_body;
 };
+
+/* A BOSH request body may hold a stanza of the largest size, with room for the <body/> around
+ * it and the escaping a client's library adds. */
+#define BOSH_BODY_SLACK 8192
 
 #define CORS_ANY "Access-Control-Allow-Origin: *\r\n"
 
@@ -45,10 +53,14 @@ void web_conn_free(web_conn *w)
     buf_free(&w->answer);
     upload_put_abort(w->put);
     upload_get_free(w->get);
+    buf_free(&w->bosh_body);
     free(w);
 }
 
-bool web_conn_busy(const web_conn *w) { return http_reader_busy(w->reader); }
+bool web_conn_busy(const web_conn *w)
+{
+    return http_reader_busy(w->reader) || w->get || w->bosh_waiting;
+}
 
 /* The head of an answer with a body of len bytes (the body follows). */
 static void head(web_conn *w, int status, const char *type, size_t len, const char *extra)
@@ -118,21 +130,34 @@ static void ws_url(const web_conn *w, const http_request *q, buf *out)
 
 static void host_meta(web_conn *w, const http_request *q, bool json)
 {
-    buf url = BUF_INIT, body = BUF_INIT;
+    buf url = BUF_INIT, bosh = BUF_INIT, body = BUF_INIT;
     ws_url(w, q, &url);
-    if (json)
-        buf_appendf(&body, "{\"links\":[{\"rel\":\"%s\",\"href\":\"%.*s\"}]}\n", REL_WEBSOCKET,
-                    (int)buf_len(&url), buf_data(&url));
-    else
-        buf_appendf(&body, "<?xml version='1.0' encoding='utf-8'?>\n"
-                    "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"
-                    "  <Link rel='%s' href='%.*s'/>\n</XRD>\n", REL_WEBSOCKET,
-                    (int)buf_len(&url), buf_data(&url));
+    const char *bosh_path = w->cfg->http.bosh.path;
+    if (bosh_path[0]) {
+        base_url(w, q, &bosh);
+        buf_appendf(&bosh, "%s", bosh_path);
+    }
+    const struct {
+        const char *rel;
+        const buf *href;
+    } links[] = {{REL_WEBSOCKET, &url}, {REL_BOSH, &bosh}};
+    buf_appendf(&body, json ? "{\"links\":[" : "<?xml version='1.0' encoding='utf-8'?>\n"
+                "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n");
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        if (!buf_len(links[i].href))
+            continue;
+        buf_appendf(&body, json ? "%s{\"rel\":\"%s\",\"href\":\"%.*s\"}"
+                                : "%s  <Link rel='%s' href='%.*s'/>\n",
+                    json && i ? "," : "", links[i].rel, (int)buf_len(links[i].href),
+                    buf_data(links[i].href));
+    }
+    buf_appendf(&body, json ? "]}\n" : "</XRD>\n");
     head(w, 200, json ? "application/json" : "application/xrd+xml", buf_len(&body),
          "Access-Control-Allow-Origin: *\r\nCache-Control: max-age=3600\r\n");
     if (q->method != HTTP_M_HEAD)
         buf_append(&w->answer, buf_data(&body), buf_len(&body));
     buf_free(&url);
+    buf_free(&bosh);
     buf_free(&body);
 }
 
@@ -175,7 +200,8 @@ static void websocket_request(web_conn *w, const http_request *q)
 
 static void preflight(web_conn *w)
 {
-    head(w, 204, NULL, 0, CORS_ANY "Access-Control-Allow-Methods: GET, HEAD, PUT, OPTIONS\r\n"
+    head(w, 204, NULL, 0, CORS_ANY
+         "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, OPTIONS\r\n"
          "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n");
 }
 
@@ -242,6 +268,53 @@ long web_conn_pull(web_conn *w, buf *out, size_t max)
 
 bool web_conn_sending(const web_conn *w) { return w->get != NULL; }
 
+static size_t bosh_body_max(const web_conn *w)
+{
+    return w->cfg->limits.stanza_size + BOSH_BODY_SLACK;
+}
+
+static void bosh_request(web_conn *w, const http_request *q)
+{
+    if (q->method != HTTP_M_POST) {
+        const char *page = "jabshard: this is a BOSH endpoint (XEP-0206): POST to it\n";
+        if (q->method != HTTP_M_GET && q->method != HTTP_M_HEAD) {
+            simple(w, 405, NULL, CORS_ANY "Allow: GET, HEAD, POST, OPTIONS\r\n");
+            return;
+        }
+        head(w, 200, "text/plain; charset=utf-8", strlen(page), CORS_ANY);
+        if (q->method == HTTP_M_GET)
+            buf_append(&w->answer, page, strlen(page));
+        return;
+    }
+    if (q->content_length > bosh_body_max(w)) {
+        simple(w, 413, "a BOSH body larger than this server takes", CORS_ANY);
+        return;
+    }
+    if (!w->secure && w->cfg->starttls_required) {
+        simple(w, 403, "XMPP over BOSH needs TLS here: use https://", CORS_ANY);
+        return;
+    }
+    w->bosh_reading = true;
+}
+
+const char *web_conn_bosh_body(const web_conn *w, size_t *len)
+{
+    *len = buf_len(&w->bosh_body);
+    return buf_data(&w->bosh_body) ? buf_data(&w->bosh_body) : "";
+}
+
+bool web_conn_bosh_waiting(const web_conn *w) { return w->bosh_waiting; }
+
+void web_conn_bosh_answer(web_conn *w, int status, const char *body, size_t len, buf *out)
+{
+    w->bosh_waiting = false;
+    buf_free(&w->bosh_body);
+    head(w, status, "text/xml; charset=utf-8", len, CORS_ANY "Cache-Control: no-store\r\n");
+    buf_append(&w->answer, body, len);
+    buf_append(out, buf_data(&w->answer), buf_len(&w->answer));
+    buf_free(&w->answer);
+}
+
 bool web_conn_closing(const web_conn *w) { return w->close_after; }
 
 /* Decides the answer at the head (an error answer closes the connection: simple()). */
@@ -252,8 +325,11 @@ static void route(web_conn *w, const http_request *q)
     bool body = q->chunked || q->content_length > 0;
     const char *path = q->path;
     const char *rel = upload_target(w, path);
+    bool bosh = w->cfg->http.bosh.path[0] && strcmp(path, w->cfg->http.bosh.path) == 0;
     if (rel && q->method != HTTP_M_OPTIONS && (!body || q->method == HTTP_M_PUT))
         upload_request(w, q, rel);
+    else if (bosh && q->method != HTTP_M_OPTIONS && (!body || q->method == HTTP_M_POST))
+        bosh_request(w, q);
     else if (body)
         simple(w, 413, "no body is taken here", NULL);
     else if (q->method == HTTP_M_OPTIONS)
@@ -273,6 +349,8 @@ unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, 
     *used = 0;
     if (w->get)
         return WEB_ACT_BODY;
+    if (w->bosh_waiting)
+        return WEB_ACT_BOSH;
     while (*used < len) {
         size_t n;
         const char *piece;
@@ -300,6 +378,12 @@ unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, 
             }
             break;
         case HTTP_READ_DONE: {
+            if (w->bosh_reading) {
+                w->bosh_reading = false;
+                w->bosh_waiting = true;
+                http_reader_next(w->reader);
+                return WEB_ACT_BOSH;
+            }
             if (w->put)
                 upload_done(w);
             buf_append(out, buf_data(&w->answer), buf_len(&w->answer));
@@ -314,6 +398,17 @@ unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, 
             break;
         }
         case HTTP_READ_BODY: {
+            if (w->bosh_reading) {
+                if (buf_len(&w->bosh_body) + piece_len > bosh_body_max(w)) {
+                    w->bosh_reading = false;
+                    simple(w, 413, "a BOSH body larger than this server takes", CORS_ANY);
+                    buf_append(out, buf_data(&w->answer), buf_len(&w->answer));
+                    buf_free(&w->answer);
+                    return WEB_ACT_CLOSE;
+                }
+                buf_append(&w->bosh_body, piece, piece_len);
+                break;
+            }
             int status = w->put ? upload_put_write(w->put, piece, piece_len) : 0;
             if (status) {
                 upload_put_abort(w->put);

@@ -2,8 +2,10 @@
  * sockets: HTTP/1.1 requests (read by core/http_request.h) routed to what the front serves on
  * the web: the WebSocket endpoint (RFC 7395; after the upgrade the connection is a client
  * session: shard/websocket.h, shard/c2s_stream.h), the connection discovery files (XEP-0156:
- * /.well-known/host-meta and host-meta.json), HTTP File Upload's PUTs and GETs under
- * <upload><path> (shard/upload_files.h), CORS preflights; anything else is 404.
+ * /.well-known/host-meta and host-meta.json), BOSH's POSTs (XEP-0124/0206: each body is handed
+ * to the session it names, shard/bosh.h, whose answer may come much later), HTTP File Upload's
+ * PUTs and GETs under <upload><path> (shard/upload_files.h), CORS preflights; anything else is
+ * 404.
  *
  * Requests are answered in order, one at a time; an error answer closes the connection. Bounds:
  * core/http_request.h's on heads; no body is taken where none is expected (413).
@@ -26,6 +28,8 @@ enum {
                                 * WebSocket carrying a client stream */
     WEB_ACT_BODY = 4,          /* write out, then web_conn_pull() the answer's body; what is
                                 * after *used waits until it is all pulled */
+    WEB_ACT_BOSH = 8,          /* a BOSH request is read (web_conn_bosh_body()); what is after
+                                * *used waits for its answer (web_conn_bosh_answer()) */
 };
 
 typedef struct web_conn web_conn;
@@ -46,7 +50,14 @@ long web_conn_pull(web_conn *w, buf *out, size_t max);
 bool web_conn_sending(const web_conn *w);
 bool web_conn_closing(const web_conn *w);
 
-/* Whether a request is partly read (the connection is not idle between requests). */
+/* After WEB_ACT_BOSH: the request's body (valid until the answer). */
+const char *web_conn_bosh_body(const web_conn *w, size_t *len);
+/* The answer to it (a complete body; status as BOSH gives it); the head and body go to out. */
+void web_conn_bosh_answer(web_conn *w, int status, const char *body, size_t len, buf *out);
+bool web_conn_bosh_waiting(const web_conn *w);
+
+/* Whether a request is partly read, or its answer is not all written (the connection is not
+ * idle between requests). */
 bool web_conn_busy(const web_conn *w);
 
 #endif
