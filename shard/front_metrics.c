@@ -100,6 +100,28 @@ static void render(front_metrics *m, buf *b)
                "Stanzas held for inactive clients (XEP-0352).", csi_held);
     PER_THREAD(b, st, m->nio, "jabshard_c2s_duplicates_total", "counter",
                "Stanzas a restarted SM sent again, not delivered twice.", duplicates);
+    static const struct {
+        const char *name, *help;
+        size_t opened, closed;
+    } web[] = {{"jabshard_c2s_websocket_sessions", "WebSocket client sessions (RFC 7395)",
+                offsetof(iothread_stats, ws_opened), offsetof(iothread_stats, ws_closed)},
+               {"jabshard_c2s_bosh_sessions", "BOSH client sessions (XEP-0206)",
+                offsetof(iothread_stats, bosh_opened), offsetof(iothread_stats, bosh_closed)}};
+    for (size_t w = 0; w < sizeof web / sizeof web[0]; w++) {
+        char name[64], help[128];
+        uint64_t opened = 0, closed = 0;
+        for (unsigned i = 0; i < m->nio; i++) {
+            opened += *(const uint64_t *)((const char *)&st[i] + web[w].opened);
+            closed += *(const uint64_t *)((const char *)&st[i] + web[w].closed);
+        }
+        snprintf(help, sizeof help, "%s open.", web[w].help);
+        metrics_family(b, web[w].name, "gauge", help);
+        metrics_sample(b, web[w].name, "", opened - closed);
+        snprintf(name, sizeof name, "%s_total", web[w].name);
+        snprintf(help, sizeof help, "%s begun.", web[w].help);
+        metrics_family(b, name, "counter", help);
+        metrics_sample(b, name, "", opened);
+    }
     free(st);
     link_front_stats ls;
     link_front_get_stats(m->link, &ls);

@@ -154,6 +154,7 @@ static void create(iothread *t, conn *w, const char *body, size_t len)
         return;
     }
     w->bosh_session = c->sid;
+    atomic_fetch_add_explicit(&t->st_bosh_opened, 1, memory_order_relaxed);
     log_debug("c2s %s: BOSH session %s (session %016llx)", w->peer, sid,
               (unsigned long long)c->sid);
     c->stream = c2s_stream_new(&t->web_env, c->sid, c->web_secure, NULL);

@@ -191,6 +191,7 @@ struct iothread {
     _Atomic uint64_t st_closed, st_authed_now, st_logins, st_stanzas_in, st_stanzas_out,
         st_bytes_in, st_bytes_out;
     _Atomic uint64_t st_auth_failed[IOTHREAD_MECHS][IOTHREAD_AUTH_REASONS];
+    _Atomic uint64_t st_ws_opened, st_ws_closed, st_bosh_opened, st_bosh_closed;
     /* The stanza path's counts of this iteration, published to the st_ counters before the
      * loop sleeps (publish_counts): nothing shared is written per stanza. */
     uint64_t n_stanzas_in, n_stanzas_out, n_bytes_in, n_bytes_out;

@@ -49,6 +49,7 @@ static void start_websocket(conn *c)
     web_conn_free(c->web);
     c->web = NULL;
     c->ws = websocket_new(t->cfg->http.max_message);
+    atomic_fetch_add_explicit(&t->st_ws_opened, 1, memory_order_relaxed);
     uint8_t exporter[32];
     bool has = c->ssl && tls_exporter(c->ssl, exporter) == 0;
     c->stream = c2s_stream_new(&t->web_env, c->sid, c->web_secure, has ? exporter : NULL);

@@ -985,6 +985,10 @@ static void conn_free(conn *c)
     csi_free(c->csi);
     c2s_stream_free(c->stream);
     web_conn_free(c->web);
+    if (c->ws)
+        atomic_fetch_add_explicit(&t->st_ws_closed, 1, memory_order_relaxed);
+    if (c->bosh)
+        atomic_fetch_add_explicit(&t->st_bosh_closed, 1, memory_order_relaxed);
     websocket_free(c->ws);
     buf_free(&c->web_rest);
     bump(&t->st_closed);
@@ -1586,6 +1590,10 @@ void iothread_get_stats(const iothread *t, iothread_stats *out)
     out->stanzas_out = atomic_load_explicit(&t->st_stanzas_out, memory_order_relaxed);
     out->bytes_in = atomic_load_explicit(&t->st_bytes_in, memory_order_relaxed);
     out->bytes_out = atomic_load_explicit(&t->st_bytes_out, memory_order_relaxed);
+    out->ws_opened = atomic_load_explicit(&t->st_ws_opened, memory_order_relaxed);
+    out->ws_closed = atomic_load_explicit(&t->st_ws_closed, memory_order_relaxed);
+    out->bosh_opened = atomic_load_explicit(&t->st_bosh_opened, memory_order_relaxed);
+    out->bosh_closed = atomic_load_explicit(&t->st_bosh_closed, memory_order_relaxed);
     for (unsigned m = 0; m < IOTHREAD_MECHS; m++)
         for (unsigned r = 0; r < IOTHREAD_AUTH_REASONS; r++)
             out->auth_failed[m][r] = atomic_load_explicit(&t->st_auth_failed[m][r],

@@ -72,6 +72,9 @@ typedef struct iothread_stats {
     uint64_t logins;       /* SASL successes */
     uint64_t auth_failed[IOTHREAD_MECHS][IOTHREAD_AUTH_REASONS];
     uint64_t stanzas_in, stanzas_out, bytes_in, bytes_out;  /* clients', both ways */
+    /* Web clients (shard/io_web.c, shard/io_bosh.c): WebSocket and BOSH sessions begun and
+     * ended (open now: the difference). */
+    uint64_t ws_opened, ws_closed, bosh_opened, bosh_closed;
 } iothread_stats;
 
 /* Creates the loop and binds the listeners (SO_REUSEPORT, so every thread binds the same ports).

@@ -289,8 +289,9 @@ cat <<EOF
 
 jabshard is running: domain localhost, STARTTLS on $ip:$port, direct TLS on $ip:$tls_port,
 group chat at conference.localhost, file upload at upload.localhost
-  web clients:    WebSocket wss://localhost:$https_port/xmpp-websocket
-                  (and ws://$ip:$http_port/xmpp-websocket from this machine); discovery at
+  web clients:    WebSocket wss://localhost:$https_port/xmpp-websocket, BOSH
+                  https://localhost:$https_port/http-bind (plain ws:// and http:// on
+                  $ip:$http_port from this machine); discovery at
                   https://localhost:$https_port/.well-known/host-meta
   run directory:  $(rel "$run")  (sm.xml and jadc2s.xml are remade from etc/ at every start)
   certificate:    $run/cert.pem (self-signed for localhost: the file to trust)${sha256:+
