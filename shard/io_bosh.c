@@ -66,18 +66,24 @@ static void answer(iothread *t, uint64_t req, int status, const char *body, size
     io_mail_post(t->sh->threads[owner], m);
 }
 
+/* Every answer the session made, each to the connection that holds its request. */
+static void send_answers(conn *c)
+{
+    uint64_t req;
+    int status;
+    buf body = BUF_INIT;
+    while (bosh_next_answer(c->bosh, &req, &status, &body))
+        answer(c->t, req, status, buf_data(&body) ? buf_data(&body) : "", buf_len(&body));
+    buf_free(&body);
+}
+
 /* The session's time, then every answer it made; once it is over, the connection goes. */
 static void drain(conn *c)
 {
     iothread *t = c->t;
     uint64_t now = evloop_now(t->loop);
     uint64_t next = bosh_tick(c->bosh, now);
-    uint64_t req;
-    int status;
-    buf body = BUF_INIT;
-    while (bosh_next_answer(c->bosh, &req, &status, &body))
-        answer(t, req, status, buf_data(&body) ? buf_data(&body) : "", buf_len(&body));
-    buf_free(&body);
+    send_answers(c);
     if (bosh_ended(c->bosh) && c->stream)
         c2s_stream_gone(c->stream);
     if (bosh_finished(c->bosh)) {
@@ -270,12 +276,7 @@ void bosh_conn_killed(conn *c)
         if (!bosh_ended(c->bosh))
             bosh_output(c->bosh, FRAMING_OUT_CLOSE, close_msg, sizeof close_msg - 1,
                         evloop_now(t->loop));
-        uint64_t req;
-        int status;
-        buf body = BUF_INIT;
-        while (bosh_next_answer(c->bosh, &req, &status, &body))
-            answer(t, req, status, buf_data(&body) ? buf_data(&body) : "", buf_len(&body));
-        buf_free(&body);
+        send_answers(c);
         evloop_timer_cancel(t->loop, &c->bosh_timer);
         return;
     }

@@ -28,6 +28,7 @@ from jabtest.raw import Raw
 from jabtest.report import Failure
 from jabtest.suite import main
 from jabtest.system import System, free_ports, front_xml, service, sm_xml
+from jabtest.web import raw_http, strict_front
 
 NS = 'http://jabber.org/protocol/httpbind'
 NS_CLIENT = 'jabber:client'
@@ -99,23 +100,6 @@ class Bosh:
 
 def children(data):
     return list(ET.fromstring(data))
-
-
-def raw(port, request):
-    import socket
-    s = socket.create_connection(('127.0.0.1', port), timeout=10)
-    s.sendall(request)
-    out = b''
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except OSError:
-        pass
-    s.close()
-    return out.decode(errors='replace')
 
 
 def session(r, port, tls, system):
@@ -238,16 +222,16 @@ def refusals(r, port):
     status, data = b.post('<nonsense/>')
     r.check('a body that is not BOSH: 400', status == 400, (status, data))
     b.close()
-    text = raw(port, b'POST /http-bind HTTP/1.1\r\nContent-Length: 900000\r\n\r\n')
+    text = raw_http(port, b'POST /http-bind HTTP/1.1\r\nContent-Length: 900000\r\n\r\n')
     r.check('a body larger than the front takes: 413', text.startswith('HTTP/1.1 413'), text[:100])
-    text = raw(port, b'GET /http-bind HTTP/1.1\r\nConnection: close\r\n\r\n')
+    text = raw_http(port, b'GET /http-bind HTTP/1.1\r\nConnection: close\r\n\r\n')
     r.check('a GET: 200 saying what the endpoint is', text.startswith('HTTP/1.1 200') and
             'BOSH' in text, text[:200])
-    text = raw(port, b'OPTIONS /http-bind HTTP/1.1\r\nOrigin: https://x.example\r\n'
+    text = raw_http(port, b'OPTIONS /http-bind HTTP/1.1\r\nOrigin: https://x.example\r\n'
                      b'Connection: close\r\n\r\n')
     r.check('an OPTIONS preflight allows POST', text.startswith('HTTP/1.1 204') and 'POST' in text,
             text[:300])
-    text = raw(port, b'GET /.well-known/host-meta HTTP/1.1\r\nHost: chat.example.org\r\n'
+    text = raw_http(port, b'GET /.well-known/host-meta HTTP/1.1\r\nHost: chat.example.org\r\n'
                      b'Connection: close\r\n\r\n')
     r.check('host-meta lists the BOSH URL', 'urn:xmpp:alt-connections:xbosh' in text and
             "href='http://chat.example.org/http-bind'" in text, text[-400:])
@@ -287,18 +271,13 @@ def body(report, build):
         except (Failure, OSError, http.client.HTTPException) as e:
             report.not_ok('the BOSH scenario ran to its end', repr(e))
         report.check('the front exits 0 on SIGTERM', system.front('front').stop() == 0)
-        system.use_front('strict', front_xml('front', 's', sm_port, '127.0.0.1', port, tls,
-                                             system.path('none.pem'),
-                                             extra='<http><port>%d</port><tls_port>0</tls_port>'
-                                                   '<secure_from/></http>' % web2), port)
-        if report.check('a front with an empty <secure_from> starts',
-                        system.start_front('strict', probe_port=tls, seconds=10)):
-            b = Bosh(web2)
+        def create(web_port):
+            b = Bosh(web_port)
             status, _ = b.create()
-            report.check('BOSH on plain HTTP from an address not counted as secure: 403',
-                         status == 403, status)
             b.close()
-            report.check('it exits 0 on SIGTERM', system.front('strict').stop() == 0)
+            return status
+
+        strict_front(report, system, sm_port, port, tls, web2, 'BOSH', create)
         report.check('the SM exits 0 on SIGTERM', system.sm.stop() == 0)
         system.check_sanitizers(report)
 

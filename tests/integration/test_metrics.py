@@ -25,6 +25,7 @@ import urllib.request
 from jabtest.report import Failure
 from jabtest.suite import main, require_slixmpp
 from jabtest.system import System, free_ports, front_xml, service, sm_xml
+from jabtest.web import raw_http
 from jabtest.xmpp import NS_CLIENT, Server, q
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$')
@@ -53,24 +54,6 @@ def total(text, name):
 def well_formed(text):
     bad = [l for l in text.splitlines() if l and not l.startswith('#') and not SAMPLE.match(l)]
     return not bad, bad[:3]
-
-
-def raw_http(port, request):
-    s = socket.create_connection(('127.0.0.1', port), timeout=5)
-    s.sendall(request)
-    data = b''
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            if b'\r\n\r\n' in data and request.startswith(b'HEAD'):
-                break
-    except socket.timeout:
-        pass
-    s.close()
-    return data.decode(errors='replace')
 
 
 def client(server, jid, password):

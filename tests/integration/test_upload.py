@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import hmac
 import os
-import socket
 import ssl
 import time
 import urllib.error
@@ -30,6 +29,7 @@ import urllib.request
 from jabtest.report import Failure
 from jabtest.suite import main, require_slixmpp
 from jabtest.system import System, free_ports, front_xml, service, sm_xml
+from jabtest.web import raw_http
 
 SECRET = 'test-upload-secret-0123456789abcdef'
 NS_UPLOAD = 'urn:xmpp:http:upload:0'
@@ -62,25 +62,14 @@ def signed_put_url(base, slot, name, size, ctype, expires):
 
 
 def raw_put(port, url, body, headers, send=None):
-    """A PUT by hand (so a test can lie about the length or stop early); the answer's status."""
+    """A PUT by hand (so a test can lie about the length, or send only `send` and stop); the
+    answer's status, or None."""
     target = url.split(str(port), 1)[1]
-    s = socket.create_connection(('127.0.0.1', port), timeout=10)
     head = 'PUT %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n' % target
     head += ''.join('%s: %s\r\n' % kv for kv in headers.items()) + '\r\n'
-    s.sendall(head.encode() + (body if send is None else send))
-    if send is not None and len(send) < len(body):
-        s.shutdown(socket.SHUT_WR)
-    data = b''
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    s.close()
-    return int(data.split()[1]) if data.startswith(b'HTTP/1.1') else None
+    text = raw_http(port, head.encode() + (body if send is None else send),
+                    half_close=send is not None and len(send) < len(body))
+    return int(text.split()[1]) if text.startswith('HTTP/1.1') else None
 
 
 def client(port, tls_port, jid, password):

@@ -21,8 +21,6 @@ errors, over real sockets (plain and TLS) to a real SM.
 Usage: test_websocket.py BUILD_DIR. Prints ok/not ok lines and "websocket: N passed, N failed"."""
 
 import json
-import socket
-import ssl
 import time
 import xml.etree.ElementTree as ET
 
@@ -30,6 +28,7 @@ from jabtest.raw import Raw
 from jabtest.report import Failure
 from jabtest.suite import main
 from jabtest.system import System, free_ports, front_xml, service, sm_xml
+from jabtest.web import raw_http, strict_front
 from jabtest.websocket import BINARY, CLOSE, PING, PONG, TEXT, Closed, WebSocket, XmppWebSocket, \
     frame
 
@@ -43,26 +42,6 @@ ORIGIN = 'https://chat.example.org'
 
 def q(ns, tag):
     return '{%s}%s' % (ns, tag)
-
-
-def raw_http(port, request, tls=False):
-    s = socket.create_connection(('127.0.0.1', port), timeout=5)
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        s = ctx.wrap_socket(s, server_hostname='localhost')
-    s.sendall(request)
-    data = b''
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    s.close()
-    return data.decode(errors='replace')
 
 
 def close_code(ws):
@@ -289,19 +268,13 @@ def body(report, build):
         except (Failure, Closed, OSError) as e:
             report.not_ok('the web scenario ran to its end', repr(e))
         report.check('the front exits 0 on SIGTERM', system.front('front').stop() == 0)
-        # A second front whose plain WebSocket clients are not counted as secure.
-        system.use_front('strict', front_xml('front', 's', sm_port, '127.0.0.1', port, tls,
-                                             system.path('none.pem'),
-                                             extra='<http><port>%d</port><tls_port>0</tls_port>'
-                                                   '<secure_from/></http>' % http2), port)
-        if report.check('a front with an empty <secure_from> starts',
-                        system.start_front('strict', probe_port=tls, seconds=10)):
-            ws = WebSocket(http2)
+        def upgrade(web_port):
+            ws = WebSocket(web_port)
             status = ws.handshake()
-            report.check('ws:// from an address not counted as secure: 403 (TLS is required)',
-                         status == 403, status)
             ws.close()
-            report.check('it exits 0 on SIGTERM', system.front('strict').stop() == 0)
+            return status
+
+        strict_front(report, system, sm_port, port, tls, http2, 'ws://', upgrade)
         report.check('the SM exits 0 on SIGTERM', system.sm.stop() == 0)
         system.check_sanitizers(report)
 
