@@ -293,6 +293,7 @@ build/man/%: man/%.scd
 # sed expressions turning a source-tree path into an installed one (configs and units).
 INSTALL_PATHS = -e 's|<path>./jabshard.db</path>|<path>$(STATEDIR)/jabshard.db</path>|' \
                 -e 's|<pemfile>./server.pem</pemfile>|<pemfile>$(CONFDIR)/server.pem</pemfile>|' \
+                -e 's|<dir>./upload</dir>|<dir>$(STATEDIR)/upload</dir>|' \
                 -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
                 -e 's|@STATEDIR@|$(STATEDIR)|g'
 

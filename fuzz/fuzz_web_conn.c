@@ -1,6 +1,6 @@
 /* fuzz/fuzz_web_conn.c — libFuzzer target for what the front's web listener reads from its peers
- * (shard/web_conn.c on core/http_request.c; after an upgrade shard/websocket.c with wslay and
- * shard/xmpp_framing.c's reading of <open/> and <close/>). The input is fed in pieces (byte 0
+ * (shard/web_conn.c on core/http_request.c, BOSH requests answered at once; after an upgrade
+ * shard/websocket.c with wslay and shard/xmpp_framing.c's reading of <open/> and <close/>). The input is fed in pieces (byte 0
  * picks their size, bit 7 of byte 1 whether the connection counts as secure); the stream bytes
  * the messages turn into are then cut by framing_out as the front's own output would be.
  *
@@ -35,6 +35,9 @@ static front_config *web_config(void)
         cfg.starttls_required = true;
         cfg.http = (front_http){.on = true, .ip = "127.0.0.1", .port = 5280, .tls_port = 5281,
                                 .ws_path = "/xmpp-websocket", .max_message = 65536};
+        cfg.http.bosh = (front_bosh){.path = "/http-bind", .wait_max = 60, .hold_max = 1,
+                                     .inactivity = 60, .polling = 5, .maxpause = 120};
+        cfg.limits.stanza_size = 65536;
         cfg.http.upload = (front_upload){.on = true, .path = "/upload",
                                          .dir = "/nonexistent/jabshard-fuzz",
                                          .secret = "0123456789abcdef0123456789abcdef",
@@ -64,25 +67,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     websocket *ws = NULL;
     buf out = BUF_INIT, stream = BUF_INIT;
     bool closed = false;
-    for (size_t at = 0; at < size && !closed; at += piece) {
+    size_t at = 0;
+    while (at < size && !closed) {
         size_t n = size - at < piece ? size - at : piece;
         const char *p = (const char *)data + at;
         if (ws) {
-            unsigned seen = websocket_feed(ws, p, n, &stream, &out);
-            closed = seen & WEBSOCKET_CLOSED;
+            closed = websocket_feed(ws, p, n, &stream, &out) & WEBSOCKET_CLOSED;
+            at += n;
             continue;
         }
         size_t used = 0;
         unsigned acts = web_conn_feed(w, p, n, &used, &out);
-        check(used <= n);
+        check(used <= n && (used == n || acts));
+        at += used;
         if (acts & WEB_ACT_UPGRADE) {
             ws = websocket_new(web_config()->http.max_message);
-            closed = websocket_feed(ws, p + used, n - used, &stream, &out) & WEBSOCKET_CLOSED;
         } else if (acts & WEB_ACT_CLOSE) {
             closed = true;
         } else if (acts & WEB_ACT_BODY) {
             while (web_conn_pull(w, &out, 4096) > 0)
                 ;
+        } else if (acts & WEB_ACT_BOSH) {
+            /* The session's answer (shard/io_bosh.c's job), so that the connection goes on. */
+            size_t len;
+            web_conn_bosh_body(w, &len);
+            web_conn_bosh_answer(w, 200, "<body/>", 7, &out);
         }
     }
     check(buf_len(&out) <= OUTPUT_FACTOR * size + OUTPUT_SLACK);

@@ -687,8 +687,8 @@ static void conn_read(conn *c)
     size_t budget = IO_READ_BUDGET;
     while (budget && can_read(c)) {
         size_t want = sizeof t->rbuf < budget ? sizeof t->rbuf : budget, n = 0;
-        /* An HTTP request's body (an upload) is bounded by what it was allowed to be, not paced. */
-        if (!c->web && !take_tokens(c, &want))
+        /* An upload's body is bounded by the size its slot was signed for, not paced. */
+        if (!(c->web && web_conn_uploading(c->web)) && !take_tokens(c, &want))
             break;
         if (c->ssl) {
             tls_status st = tls_read(c->ssl, t->rbuf, want, &n);
@@ -816,7 +816,9 @@ static void on_auth_timeout(timer *tm, void *arg)
     conn *c = arg;
     if (c->dead || c->closing)
         return;
-    if (c->web && web_conn_busy(c->web)) {
+    /* A request's head must come within the time; a body on a slow link or a BOSH wait may
+     * take longer (each bounded by its own rules). */
+    if (c->web && web_conn_transferring(c->web)) {
         evloop_timer_after(c->t->loop, &c->auth_timer, (uint64_t)c->t->lim->auth_timeout * 1000);
         return;
     }

@@ -185,8 +185,9 @@ int main(int argc, char **argv)
              cfg.port, cfg.ssl_port);
     const front_http *http = &cfg.http;
     if (http->on)
-        log_info("web clients: WebSocket at %s%s (plain HTTP port %d, HTTPS port %d; 0: none)%s%s",
-                 http->public_url ? http->public_url : "", http->ws_path, http->port,
+        log_info("web clients: WebSocket at %s%s%s%s (plain HTTP port %d, HTTPS port %d; 0: "
+                 "none)%s%s", http->public_url ? http->public_url : "", http->ws_path,
+                 http->bosh.path[0] ? ", BOSH at " : "", http->bosh.path, http->port,
                  tls ? http->tls_port : 0, http->upload.on ? ", uploads under " : "",
                  http->upload.on ? http->upload.path : "");
     upload_sweeper *sweeper = NULL;

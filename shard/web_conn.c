@@ -57,6 +57,13 @@ void web_conn_free(web_conn *w)
     free(w);
 }
 
+bool web_conn_transferring(const web_conn *w)
+{
+    return w->put || w->get || w->bosh_reading || w->bosh_waiting;
+}
+
+bool web_conn_uploading(const web_conn *w) { return w->put != NULL; }
+
 bool web_conn_busy(const web_conn *w)
 {
     return http_reader_busy(w->reader) || w->get || w->bosh_waiting;
@@ -133,7 +140,7 @@ static void host_meta(web_conn *w, const http_request *q, bool json)
     buf url = BUF_INIT, bosh = BUF_INIT, body = BUF_INIT;
     ws_url(w, q, &url);
     const char *bosh_path = w->cfg->http.bosh.path;
-    if (bosh_path[0]) {
+    if (bosh_path && bosh_path[0]) {
         base_url(w, q, &bosh);
         buf_appendf(&bosh, "%s", bosh_path);
     }
@@ -325,7 +332,8 @@ static void route(web_conn *w, const http_request *q)
     bool body = q->chunked || q->content_length > 0;
     const char *path = q->path;
     const char *rel = upload_target(w, path);
-    bool bosh = w->cfg->http.bosh.path[0] && strcmp(path, w->cfg->http.bosh.path) == 0;
+    const char *bosh_path = w->cfg->http.bosh.path;
+    bool bosh = bosh_path && bosh_path[0] && strcmp(path, bosh_path) == 0;
     if (rel && q->method != HTTP_M_OPTIONS && (!body || q->method == HTTP_M_PUT))
         upload_request(w, q, rel);
     else if (bosh && q->method != HTTP_M_OPTIONS && (!body || q->method == HTTP_M_POST))

@@ -56,6 +56,13 @@ const char *web_conn_bosh_body(const web_conn *w, size_t *len);
 void web_conn_bosh_answer(web_conn *w, int status, const char *body, size_t len, buf *out);
 bool web_conn_bosh_waiting(const web_conn *w);
 
+/* Whether a body is being received or sent, or an answer awaited: the connection may take
+ * longer than a request's head would (an upload on a slow link, a BOSH wait). */
+bool web_conn_transferring(const web_conn *w);
+/* Whether a PUT's body is being read (not paced as a client's stanzas are: its size was
+ * signed). */
+bool web_conn_uploading(const web_conn *w);
+
 /* Whether a request is partly read, or its answer is not all written (the connection is not
  * idle between requests). */
 bool web_conn_busy(const web_conn *w);
