@@ -1,7 +1,9 @@
-"""tests/integration/test_browser.py — a real web client on the front's WebSocket listener
-(RFC 7395): Converse.js (the npm package, pinned in tools/npm.sh) in Debian's headless Chromium,
-driven through the DevTools protocol (jabtest.browser), against the SM and a front with <http>,
-and a slixmpp client on TCP as its contact.
+"""tests/integration/test_browser.py — a real web client on the front's web listener: Converse.js
+(the npm package, pinned in tools/npm.sh) in Debian's headless Chromium, driven through the
+DevTools protocol (jabtest.browser), against the SM (with its upload service) and a front with
+<http> (WebSocket, RFC 7395; BOSH, XEP-0206; the upload store), and a slixmpp client on TCP as
+its contact. The page is served from another port than the front's: every request Converse
+makes to the front is cross-origin.
 
 1. Converse logs in over ws://127.0.0.1:PORT/xmpp-websocket (loopback: counted as secure) with
    its own SASL (SCRAM-SHA-256) and bind: the page says it is connected, and the SM has the
@@ -12,10 +14,23 @@ and a slixmpp client on TCP as its contact.
 3. presence: Converse adds the TCP user as a contact, which approves and asks back; Converse
    approves, the contact gets the browser's presence, and a status change (dnd, with a text);
    Converse shows the contact online;
-4. Converse logs out: the contact gets the unavailable presence, and the SM ends the session
+4. HTTP File Upload (XEP-0363), from the browser: Converse finds upload.localhost through
+   disco and shows the chat box's upload button; a file of random bytes (a non-ASCII name, a
+   type of its own) is picked in its file input as a person would: Converse gets a slot, PUTs
+   the file on the front (a CORS preflight) and sends the GET URL; the TCP client gets it in the
+   body and in XEP-0066's <x><url>, and downloads the same bytes (SHA-256) with the page's
+   Content-Type;
+5. ...and to the browser: the TCP client uploads a PNG (slixmpp's xep_0363) and sends its URL;
+   the page gets the message, Converse shows the image loaded from the front, and the page's
+   fetch() of the URL (cross-origin: CORS) gets it intact (SHA-256 computed in the page) as
+   image/png;
+6. Converse logs out: the contact gets the unavailable presence, and the SM ends the session
    (Converse closes the stream: not detached for a resumption, though it enabled XEP-0198);
-5. the same over wss:// on the front's <tls_port> (Chromium takes its self-signed certificate):
-   Converse logs in, the contact sees it online, a message reaches the page, it logs out.
+7. the same over wss:// on the front's <tls_port> (Chromium takes its self-signed certificate):
+   Converse logs in, the contact sees it online, a message reaches the page, it logs out;
+8. the same account over BOSH (bosh_service_url http://127.0.0.1:PORT/http-bind, no
+   WebSocket): Converse logs in (SCRAM-SHA-256, bind) and the SM has the session, the contact
+   sees it online, a message each way as in 2, and its logout ends the session in the SM.
 
 Any failure saves a screenshot of the page and what its console logged beside the programs'
 logs, and keeps them (the path is printed). Needs chromium (Debian) and npm (tools/deps.sh);
@@ -275,6 +290,16 @@ CHOOSE_FILE = """(() => {
     return input.files.length;
 })()"""
 
+# The upload's outcome in the chat box, once there is one: the message Converse sent with the
+# file's URL (success), or the error it shows (the slot request or the PUT failed).
+UPLOAD_STATE = """api.chats.get(%s).then(c => {
+    const ms = c ? c.messages.models : [];
+    const sent = ms.find(m => m.get('sender') === 'me' && m.get('oob_url'));
+    if (sent) return {upload: 'success', url: sent.get('oob_url')};
+    const error = ms.find(m => m.get('type') === 'error' || m.get('upload') === 'failure');
+    return error && {upload: error.get('upload'), message: error.get('message')};
+})"""
+
 # Which element of the chat box shows url: an <img> (with its width once loaded) or a link.
 SHOWN_AS = """(() => {
     const url = %s;
@@ -326,6 +351,11 @@ async def upload_from_page(r, browser, bob, http):
         return
     browser.evaluate(CHOOSE_FILE % (json.dumps(base64.b64encode(data).decode()),
                                     json.dumps(UPLOAD_NAME), json.dumps(UPLOAD_TYPE)))
+    state = await browser.until(UPLOAD_STATE % json.dumps(BOB), 30)
+    if not r.check("...Converse's PUT succeeds", state and state.get('upload') == 'success',
+                   '%s; the page: %s' % (state, browser.evaluate(
+                       "document.body.innerText.slice(-2000)"))):
+        return
     el = await bob.expect(lambda e: e.tag == q(NS_CLIENT, 'message') and
                           text_of(e, 'body') is not None, 'the file sent from the browser', 30)
     url = text_of(el, 'body')
