@@ -362,7 +362,8 @@ async def upload_from_page(r, browser, bob, http):
     oob = el.find('{%s}x/{%s}url' % (NS_OOB, NS_OOB))
     r.check("a file picked in the chat box is uploaded and its GET URL reaches the TCP client, "
             "in the body and in XEP-0066's <x><url>",
-            el.get('from') == FULL and url.startswith('http://127.0.0.1:%d/upload/' % http) and
+            el.get('from') == FULL and url == state['url'] and
+            url.startswith('http://127.0.0.1:%d/upload/' % http) and
             url.endswith('/' + urllib.parse.quote(UPLOAD_NAME, safe='')) and
             oob is not None and oob.text == url,
             'from %s body %r oob %r' % (el.get('from'), url, oob is not None and oob.text))
