@@ -83,14 +83,8 @@ def client(port, tls_port, jid, password):
 
 
 async def upload(c, path, ctype):
-    # Debian's slixmpp 1.8.3 cannot find the service itself on Python 3.11 (its disco search
-    # passes coroutines to asyncio.wait); the rest of the plugin, slot request and PUT, runs.
-    plugin = c['xep_0363']
-    if plugin.upload_service is None:
-        info = await c['xep_0030'].get_info(jid='upload.localhost', timeout=10)
-        plugin.upload_service = info['from']
-        plugin.max_file_size = MAX
-    return await plugin.upload_file(path, content_type=ctype, timeout=60)
+    from jabtest.client import http_upload
+    return await http_upload(c, path, ctype, MAX)
 
 
 async def slot_error(c, name, size):

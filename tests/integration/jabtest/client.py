@@ -153,3 +153,17 @@ class Client(Recorder, slixmpp.ClientXMPP):
         self.send_raw("<iq type='%s' id='%s'%s>%s</iq>" % (
             type_, sid, " to='%s'" % xml_escape(to) if to else '', payload))
         return await self.expect_id(sid, '%s (iq %s)' % (what, sid))
+
+
+async def http_upload(c, path, ctype, max_file_size, service='upload.localhost'):
+    """Uploads the file at path with c's xep_0363 plugin (registered) and returns its GET URL.
+
+    Debian's slixmpp 1.8.3 cannot find the service itself on Python 3.11 (its disco search
+    passes coroutines to asyncio.wait): the service is named here, with the max_file_size it
+    announces; the rest of the plugin, slot request and PUT (aiohttp), runs."""
+    plugin = c['xep_0363']
+    if plugin.upload_service is None:
+        info = await c['xep_0030'].get_info(jid=service, timeout=10)
+        plugin.upload_service = info['from']
+        plugin.max_file_size = max_file_size
+    return await plugin.upload_file(path, content_type=ctype, timeout=60)
