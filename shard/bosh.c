@@ -45,6 +45,7 @@ typedef struct answer {
 typedef struct cached {
     bool used;
     uint64_t rid;
+    unsigned repeats;                  /* times it was asked for again */
     buf body;
 } cached;
 
@@ -354,11 +355,12 @@ static void cache_answer(bosh *b, uint64_t rid, const buf *body)
     b->cache_next = (b->cache_next + 1) % b->requests;
     c->used = true;
     c->rid = rid;
+    c->repeats = 0;
     buf_truncate(&c->body, 0);
     buf_append(&c->body, buf_data(body), buf_len(body));
 }
 
-static const cached *cache_find(const bosh *b, uint64_t rid)
+static cached *cache_find(bosh *b, uint64_t rid)
 {
     for (unsigned i = 0; i < b->requests; i++)
         if (b->cache[i].used && b->cache[i].rid == rid)
@@ -812,9 +814,15 @@ static unsigned request(bosh *b, uint64_t req_id, const char *body, size_t len, 
     }
     if (rid <= b->rid) {
         xml_arena_free(arena);
-        const cached *c = cache_find(b, rid);
+        cached *c = cache_find(b, rid);
         if (!c) {
             refuse(b, req_id, "item-not-found");
+            return BOSH_REQ_REFUSED;
+        }
+        /* A client asks again after a lost answer, once or twice; asking on and on would have
+         * a small request bring back a large answer each time. */
+        if (++c->repeats > BOSH_REPEATS_MAX) {
+            refuse(b, req_id, "policy-violation");
             return BOSH_REQ_REFUSED;
         }
         push_answer(b, req_id, 200, buf_data(&c->body), buf_len(&c->body));

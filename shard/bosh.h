@@ -18,7 +18,9 @@
  * to the stream in rid order); a rid received again replaces the connection of one still held
  * (the old one is answered <body type='error'/>, §14.3), or is answered with the same bytes as
  * before when it was answered (the last `requests` answers are kept, not those to pause requests
- * or errors); any other rid ends the session with item-not-found. Overactivity (§11): more
+ * or errors; one rid at most BOSH_REPEATS_MAX times, then policy-violation: a small request
+ * must not bring back a large answer on and on); any other rid ends the session with
+ * item-not-found. Overactivity (§11): more
  * unanswered requests than `requests` (one more for a pause or terminate), or, with hold 0 (a
  * polling session, §12), two empty requests less than `polling` seconds apart the first of which
  * was answered empty, end the session with policy-violation. Acknowledgements (§9, 'ack') and key
@@ -54,7 +56,8 @@
 #define BOSH_VERSION "1.11"
 #define BOSH_REQUESTS_MAX 16    /* the largest rid window a session may have */
 #define BOSH_DEPTH_MAX 64       /* element nesting in a body, <body/> being 1 */
-#define BOSH_SID_MAX 64         /* bytes of a sid (the caller's: 32 hex digits) */
+#define BOSH_SID_MAX 64         /* bytes of a sid (the caller's: 48 hex digits) */
+#define BOSH_REPEATS_MAX 3      /* times one rid may be asked for again (then policy-violation) */
 
 typedef struct bosh_limits {            /* from config; defaults are Prosody's unless said */
     unsigned wait_max;                  /* seconds a request may be held (60) */

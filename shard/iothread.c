@@ -578,12 +578,20 @@ static void conn_flush(conn *c)
 
 /* ---- input ----------------------------------------------------------------------------------- */
 
+/* A web connection reads its next request once the last is answered and its answers were
+ * taken: a client that pipelines small requests for large answers and reads none holds at most
+ * output_queue bytes. */
+static bool web_can_read(const conn *c)
+{
+    return !web_conn_sending(c->web) && !web_conn_bosh_waiting(c->web) &&
+           outq_bytes(&c->q) <= c->t->lim->output_queue;
+}
+
 static bool can_read(const conn *c)
 {
     return !c->dead && !c->closing && !c->handshaking && !c->starttls_flush && !c->rate_wait &&
            !c->held && !c->t->paused &&
-           (c->web ? !web_conn_sending(c->web) && !web_conn_bosh_waiting(c->web)
-                   : c->stream && c2s_stream_wants_input(c->stream));
+           (c->web ? web_can_read(c) : c->stream && c2s_stream_wants_input(c->stream));
 }
 
 static void conn_update(conn *c)

@@ -347,6 +347,26 @@ static void test_repeated_rid(void **state)
     out_el(f, MSG);
     assert_non_null(strstr(expect(f, 8, 200), MSG));
     assert_false(bosh_ended(f->b));
+    /* Asked for again and again: past BOSH_REPEATS_MAX, policy-violation. */
+    for (unsigned i = 1; i < BOSH_REPEATS_MAX; i++) {
+        req(f, 20 + i, BODY("rid='101'", ""));
+        assert_string_equal(expect(f, 20 + i, 200), first);
+    }
+    req(f, 30, BODY("rid='101'", ""));
+    assert_non_null(strstr(expect(f, 30, 200), "condition='policy-violation'"));
+    assert_true(bosh_ended(f->b));
+}
+
+static void test_repeated_rid_window(void **state)
+{
+    fixture *f = *state;
+    create(f, "");
+    req(f, 2, BODY("rid='101'", ""));
+    out_el(f, MSG);
+    expect(f, 2, 200);
+    req(f, 7, BODY("rid='102'", ""));
+    out_el(f, MSG);
+    expect(f, 7, 200);
     /* One no longer kept (requests = 2: 101 and 102 are) ends the session. */
     req(f, 9, BODY("rid='100'", ""));
     assert_non_null(strstr(expect(f, 9, 200), "type='terminate' condition='item-not-found'"));
@@ -736,7 +756,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_creation), T(test_creation_negotiates), T(test_creation_refused), T(test_body_sid),
         T(test_payloads), T(test_hold_and_wait), T(test_rid_out_of_order),
-        T(test_rid_gap_never_fills), T(test_repeated_rid), T(test_rid_beyond_window),
+        T(test_rid_gap_never_fills), T(test_repeated_rid), T(test_repeated_rid_window),
+        T(test_rid_beyond_window),
         T(test_legacy_codes), T(test_restart), T(test_client_terminates),
         T(test_server_terminates), T(test_server_terminates_between_requests),
         T(test_host_unknown), T(test_pause), T(test_pause_clamped_and_ends), T(test_inactivity),
