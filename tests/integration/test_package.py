@@ -157,7 +157,7 @@ def check_install(report, deb):
 
 
 def check_services(report, system):
-    sm_port, port, tls_port = free_ports(3)
+    sm_port, port, tls_port, http_port, https_port = free_ports(5)
     link_secret = secret()
 
     def sm_edit(root):
@@ -170,6 +170,8 @@ def check_services(report, system):
         set_text(root, 'local/ip', '127.0.0.1')
         set_text(root, 'local/port', port)
         set_text(root, 'local/ssl/port', tls_port)
+        set_text(root, 'http/port', http_port)
+        set_text(root, 'http/tls_port', https_port)
         set_text(root, 'max_fds', 1023)
 
     sm_conf = edit('/etc/jabshard/sm.xml', system.path('sm.xml'), sm_edit)

@@ -298,14 +298,17 @@ class System:
     # ---- configurations from tools/run.sh ----
 
     def run_sh_env(self, limits):
-        """tools/run.sh's environment: its run directory in ours, free ports, the <limits>."""
+        """tools/run.sh's environment: its run directory in ours, free ports (the web listener's
+        too), the <limits>."""
         if self.run is None:
             self.run = self.path('run')
-            self.port, self.tls_port, self.sm_port = free_ports(3)
+            (self.port, self.tls_port, self.sm_port, self.http_port,
+             self.https_port) = free_ports(5)
             self.sm_conf = os.path.join(self.run, 'sm.xml')
         return dict(os.environ, JABSHARD_RUN_DIR=self.run, JABSHARD_IP='127.0.0.1',
                     JABSHARD_PORT=str(self.port), JABSHARD_TLS_PORT=str(self.tls_port),
-                    JABSHARD_SM_PORT=str(self.sm_port), JABSHARD_LIMITS=limits)
+                    JABSHARD_SM_PORT=str(self.sm_port), JABSHARD_HTTP_PORT=str(self.http_port),
+                    JABSHARD_HTTPS_PORT=str(self.https_port), JABSHARD_LIMITS=limits)
 
     def run_sh(self, log, limits, foreground_job=False):
         """tools/run.sh ("make run") itself, running the SM and the front."""
