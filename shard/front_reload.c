@@ -53,6 +53,28 @@ static bool same_hosts(const front_config *a, const front_config *b)
 }
 
 /* The settings read only at start: each that changed is named. */
+static bool same_http(const front_http *a, const front_http *b)
+{
+    if (a->on != b->on || !a->on)
+        return a->on == b->on;
+    bool same = same_str(a->ip, b->ip) && a->port == b->port && a->tls_port == b->tls_port &&
+                same_str(a->public_url, b->public_url) && same_str(a->ws_path, b->ws_path) &&
+                a->max_message == b->max_message && a->norigins == b->norigins &&
+                same_str(a->bosh.path, b->bosh.path) && a->bosh.wait_max == b->bosh.wait_max &&
+                a->bosh.hold_max == b->bosh.hold_max &&
+                a->bosh.inactivity == b->bosh.inactivity &&
+                a->bosh.polling == b->bosh.polling && a->bosh.maxpause == b->bosh.maxpause &&
+                a->upload.on == b->upload.on;
+    for (size_t i = 0; same && i < a->norigins; i++)
+        same = same_str(a->origins[i], b->origins[i]);
+    if (same && a->upload.on)
+        same = same_str(a->upload.path, b->upload.path) && same_str(a->upload.dir, b->upload.dir) &&
+               same_str(a->upload.secret, b->upload.secret) &&
+               a->upload.max_file_size == b->upload.max_file_size &&
+               a->upload.expire_after == b->upload.expire_after;
+    return same;
+}
+
 static void name_restart_needed(const front_config *was, const front_config *now)
 {
     const struct {
@@ -73,6 +95,7 @@ static void name_restart_needed(const front_config *was, const front_config *now
         {"<smacks>", !memcmp(&was->smacks, &now->smacks, sizeof was->smacks)},
         {"<metrics>", same_str(was->metrics_ip, now->metrics_ip) &&
                           was->metrics_port == now->metrics_port},
+        {"<http> (the web listener)", same_http(&was->http, &now->http)},
         {"<log><target> and <path>", was->log_target == now->log_target &&
                                          same_str(was->log_path, now->log_path)},
     };
