@@ -44,6 +44,7 @@ typedef struct muc_data {
     size_t nservices;
     sm_map joined;              /* session full JID -> sm_strset of room bare JIDs */
     bool loaded;                /* storage's rooms are in memory */
+    muc_loading *loading;       /* until then: the load in progress */
     bool prune_again;           /* a pruning found sessions still coming: again at the tick, */
     int64_t prune_until;        /* until then (sm_now_ms) */
 } muc_data;
@@ -371,7 +372,7 @@ static bool muc_init(sm *s, const sm_module *self, config *cfg)
         if (!sm_serve_domain(s, svc->domain, muc_stanza, svc))
             return false;
     }
-    muc_store_load(s, d->services, d->nservices);
+    d->loading = muc_store_load(s, d->services, d->nservices);
     return true;
 }
 
@@ -379,6 +380,7 @@ void muc_store_loaded(sm *s)
 {
     muc_data *d = data_of(s);
     d->loaded = true;
+    d->loading = NULL;
     if (!sm_start_waiting(s))
         muc_prune_gone(s);
 }
@@ -408,6 +410,7 @@ static void muc_fini(sm *s, const sm_module *self)
         free(svc->listed);
     }
     free(d->services);
+    muc_store_abandon(d->loading);
     sm_map_each(&d->joined, free_joined, NULL);
     sm_map_free(&d->joined);
     free(d);

@@ -222,7 +222,11 @@ void muc_store_affiliation(sm *s, muc_room *r, const char *bare, const muc_aff_e
 void muc_store_occupant(sm *s, muc_room *r, const muc_occupant *o, const jid *full);
 void muc_unstore_occupant(sm *s, muc_room *r, const jid *full);
 void muc_unstore_room(sm *s, muc_room *r);
-/* Loads every room of the services (sm_start_hold until done), then muc_prune_gone. */
-void muc_store_load(sm *s, muc_service *svcs, size_t n);
+/* Loads every room of the services (sm_start_hold until done), then muc_store_loaded. Returns
+ * the load in progress, for muc_store_abandon when the SM stops before it is done (a start that
+ * failed after this module's: its requests never complete). */
+typedef struct muc_loading muc_loading;
+muc_loading *muc_store_load(sm *s, muc_service *svcs, size_t n);
+void muc_store_abandon(muc_loading *l);
 
 #endif

@@ -263,7 +263,7 @@ static bool read_occupant(sm *s, muc_room *r, const xdb_value *v)
     return true;
 }
 
-typedef struct loading {
+typedef struct muc_loading {
     sm *s;
     muc_service *svcs;
     size_t nsvcs, pending;
@@ -277,14 +277,16 @@ static muc_service *service_named(const loading *l, const char *domain)
     return NULL;
 }
 
-static void load_step_done(loading *l)
+/* Returns whether the load is over (l freed). */
+static bool load_step_done(loading *l)
 {
     if (--l->pending)
-        return;
+        return false;
     sm *s = l->s;
     free(l);
     sm_start_done(s);
     muc_store_loaded(s);
+    return true;
 }
 
 static void room_loaded(xdb_request *q, void *ctx)
@@ -347,7 +349,12 @@ static void rooms_listed(xdb_request *q, void *ctx)
     load_step_done(l);
 }
 
-void muc_store_load(sm *s, muc_service *svcs, size_t n)
+void muc_store_abandon(muc_loading *l)
+{
+    free(l);
+}
+
+muc_loading *muc_store_load(sm *s, muc_service *svcs, size_t n)
 {
     loading *l = mem_zalloc(sizeof *l);
     l->s = s;
@@ -360,5 +367,5 @@ void muc_store_load(sm *s, muc_service *svcs, size_t n)
         l->pending++;
         sm_submit(s, q, rooms_listed, l);
     }
-    load_step_done(l);
+    return load_step_done(l) ? NULL : l;
 }
