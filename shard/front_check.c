@@ -37,7 +37,7 @@ static void check_sm(check_list *l, const front_config *cfg)
     for (size_t i = 0; i < cfg->nsms; i++)
         if (!up[i] && accepting)
             check_ok(l, "the SM link: nothing accepts connections on %s port %d (SM %zu of %zu): "
-                        "a standby not started", cfg->sms[i].host, cfg->sms[i].port, i + 1,
+                        "one SM runs at a time", cfg->sms[i].host, cfg->sms[i].port, i + 1,
                      cfg->nsms);
     if (!accepting)
         check_warn(l, "the SM link: nothing accepts connections on any of its %zu SMs (not "

@@ -15,7 +15,6 @@ with it, loss and duplicates are refused (docs/smproto.md §3 and §6).
 
 Usage: test_faults_link.py BUILD_DIR. Ends with "faults_link: N passed, N failed"."""
 
-import os
 import subprocess
 import time
 
@@ -23,10 +22,10 @@ from jabtest.suite import main, require_slixmpp
 
 require_slixmpp('faults_link')
 
-from jabtest.faults import (Scenario, all_available, presence_across_restart,  # noqa: E402
-                            sessions, summary)
+from jabtest.faults import (Scenario, all_available, prepared,  # noqa: E402
+                            presence_across_restart, sessions, summary)
 from jabtest.proc import wait_until  # noqa: E402
-from jabtest.system import System, sanitized, sanitizer_reports  # noqa: E402
+from jabtest.system import sanitized, sanitizer_reports  # noqa: E402
 
 
 def sm_killed(rep, system, users, rate, seconds):
@@ -185,16 +184,11 @@ def sm_killed_sm(rep, system, users, rate, seconds):
 
 
 def suite(rep, build):
-    loadgen = os.path.join(build, 'bench', 'loadgen')
-    if not os.access(loadgen, os.X_OK):
-        rep.not_ok('the load generator is built (%s)' % loadgen)
-        return
     users, rate, seconds = (200, 100, 24) if sanitized(build) else (1000, 400, 30)
-    with System(build, 'faults-link', rep) as system:
-        system.prepare()
-        system.add_front('front2')
-        ok, out = system.make_users(users + 2)
-        rep.check('%d accounts imported' % (users + 2), ok, out, figures=True)
+    system = prepared(rep, build, 'faults-link', users)
+    if system is None:
+        return
+    with system:
         ok = bool(system.start_sm()) and bool(system.start_front()) and \
             bool(system.start_front('front2'))
         rep.check('the SM and two fronts are up', ok, system.dir, figures=True)

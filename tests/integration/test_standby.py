@@ -30,11 +30,11 @@ from jabtest.suite import main, require_slixmpp
 
 require_slixmpp('standby')
 
-from jabtest.faults import (all_available, load_args, presence_across_restart,  # noqa: E402
-                            sessions, summary)
+from jabtest.faults import (all_available, load_args, prepared,  # noqa: E402
+                            presence_across_restart, sessions, summary)
 from jabtest.proc import wait_until  # noqa: E402
 from jabtest.report import Failure  # noqa: E402
-from jabtest.system import System, free_ports, sanitized, sanitizer_reports  # noqa: E402
+from jabtest.system import free_ports, sanitized, sanitizer_reports  # noqa: E402
 
 FRONTS = ('jadc2s', 'front2')
 STANDBY_IP = '127.0.0.2'
@@ -188,17 +188,12 @@ def old_comes_back(rep, system, pair, users):
 
 
 def suite(rep, build):
-    loadgen = os.path.join(build, 'bench', 'loadgen')
-    if not os.access(loadgen, os.X_OK):
-        rep.not_ok('the load generator is built (%s)' % loadgen)
-        return
     users, rate, seconds = (200, 100, 15) if sanitized(build) else (400, 200, 15)
-    with System(build, 'standby', rep) as system:
-        system.prepare()
-        system.add_front('front2')
+    system = prepared(rep, build, 'standby', users)
+    if system is None:
+        return
+    with system:
         pair = Pair(system)
-        ok, out = system.make_users(users + 2)
-        rep.check('%d accounts imported' % (users + 2), ok, out, figures=True)
         ok = bool(pair.start(standby=False)) and all(bool(system.start_front(f)) for f in FRONTS)
         rep.check('the active SM and two fronts (each with the standby in <sm>) are up',
                   ok and pair.fronts_on(pair.active), system.dir, figures=True)

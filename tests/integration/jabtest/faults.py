@@ -1,7 +1,8 @@
 """jabtest.faults — what the fault suites share (test_faults_link.py, test_standby.py): the load
 generator's arguments for clients spread over the fronts 'jadc2s' and 'front2', its figures in
 one line, the SM's sessions per front, a load run with one fault in its message round, and two
-contacts on different fronts checked across an SM fault (presence, rosters, routing)."""
+contacts on different fronts checked across an SM fault (presence, rosters, routing); the system
+they start from."""
 
 import asyncio
 import os
@@ -10,7 +11,29 @@ import time
 from .client import Client
 from .proc import wait_until
 from .report import Failure
+from .system import System
 from .xmpp import NS_CLIENT, Server, is_, q, show
+
+
+def prepared(rep, build, name, users):
+    """The fault suites' system, nothing started yet: the SM and the fronts 'jadc2s' and 'front2'
+    as tools/run.sh prepares them, accounts user1..user{users + 2} (the last two for
+    presence_across_restart). A System (use it with 'with'), or None when the load generator is
+    not built."""
+    loadgen = os.path.join(build, 'bench', 'loadgen')
+    if not os.access(loadgen, os.X_OK):
+        rep.not_ok('the load generator is built (%s)' % loadgen)
+        return None
+    system = System(build, name, rep)
+    try:
+        system.prepare()
+        system.add_front('front2')
+        ok, out = system.make_users(users + 2)
+    except BaseException:
+        system.cleanup()
+        raise
+    rep.check('%d accounts imported' % (users + 2), ok, out, figures=True)
+    return system
 
 
 def load_args(system, users, rate, seconds, reconnect=False, sm=False):
