@@ -196,7 +196,8 @@ def suite(rep, build):
         pair = Pair(system)
         ok = bool(pair.start(standby=False)) and all(bool(system.start_front(f)) for f in FRONTS)
         rep.check('the active SM and two fronts (each with the standby in <sm>) are up',
-                  ok and pair.fronts_on(pair.active), system.dir, figures=True)
+                  ok and wait_until(lambda: pair.fronts_on(pair.active), 10), system.dir,
+                  figures=True)
         if not ok:
             return
         # Two rounds, then idle connections for the old SM's return and the move back.

@@ -101,6 +101,11 @@ class Scenario:
         return r[-1]
 
 
+# Seconds a client waits, after the fronts have resynced, for what the new SM sends once it has
+# restored their sessions (<limits><resync_wait> is 5 s).
+AFTER_FAULT_WAIT = 15
+
+
 def restart_sm(system, during):
     """The fault of presence_across_restart by default: the SM killed (SIGKILL), during() called,
     the SM started again."""
@@ -155,13 +160,15 @@ def presence_across_restart(rep, system, a_user, b_user, fault=restart_sm, what=
         rep.check('presence: both sessions restored and available after %s' % what,
                   counts.get('jadc2s', (0, 0))[1] >= 1 and counts.get('front2', (0, 0))[1] >= 1,
                   'sessions %s; kill to resync done %.2f s' % (counts, recovered), figures=True)
-        # Contacts learn the restored presence again (it is re-broadcast).
+        # Contacts learn the restored presence again (it is re-broadcast). It may come only once
+        # the new SM has restored every re-announced session (its start's wait): on a busy
+        # machine, later than the clients' usual wait.
         await b.expect(lambda el: is_(el, 'presence', '') and el.get('from') == aj + '/ra',
-                       "a's presence again after %s" % what)
+                       "a's presence again after %s" % what, timeout=AFTER_FAULT_WAIT)
         # The message sent during the outage is delivered as a message, not from offline storage
         # (sm/restart_wait.c: it waited for b's front to re-announce b's session).
         m0 = await b.expect(lambda el: is_(el, 'message', 'chat') and el.get('id') == 'm0',
-                            'the message sent while the SM was down')
+                            'the message sent while the SM was down', timeout=AFTER_FAULT_WAIT)
         rep.check('presence: a message sent during the outage arrives directly (no <delay/>)',
                   m0.find(q('urn:xmpp:delay', 'delay')) is None, show(m0))
         # Neither saw the other go unavailable: probes waited for the other front's resync.
