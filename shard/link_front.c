@@ -279,7 +279,7 @@ static void next_sm(link_front *lf)
     const front_sm_addr *was = &lf->cfg->sms[lf->sm_at];
     lf->sm_at = (lf->sm_at + 1) % lf->cfg->nsms;
     const front_sm_addr *to = &lf->cfg->sms[lf->sm_at];
-    log_info("SM link: %s:%d did not answer; trying %s:%d (SM %zu of %zu)", was->host, was->port,
+    log_info("SM link: %s:%d failed; trying %s:%d (SM %zu of %zu)", was->host, was->port,
              to->host, to->port, lf->sm_at + 1, lf->cfg->nsms);
     atomic_store_explicit(&lf->st_sm, lf->sm_at, memory_order_relaxed);
 }
