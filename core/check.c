@@ -97,13 +97,11 @@ void check_listen(check_list *l, const char *ip, int port, const char *what)
         check_error(l, "%s: cannot listen on %s port %d: %s", what, at, port, strerror(e));
 }
 
-void check_reach(check_list *l, const char *host, int port, const char *what)
+int check_accepts(const char *host, int port)
 {
     struct addrinfo *res = addresses(host, port, false);
-    if (!res) {
-        check_warn(l, "%s: cannot resolve '%s'", what, host);
-        return;
-    }
+    if (!res)
+        return -1;
     bool up = false;
     for (struct addrinfo *a = res; a && !up; a = a->ai_next) {
         int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -121,7 +119,15 @@ void check_reach(check_list *l, const char *host, int port, const char *what)
         close(fd);
     }
     freeaddrinfo(res);
-    if (up)
+    return up;
+}
+
+void check_reach(check_list *l, const char *host, int port, const char *what)
+{
+    int up = check_accepts(host, port);
+    if (up < 0)
+        check_warn(l, "%s: cannot resolve '%s'", what, host);
+    else if (up)
         check_ok(l, "%s: %s port %d accepts connections", what, host, port);
     else
         check_warn(l, "%s: nothing accepts connections on %s port %d (not started yet?)", what,

@@ -29,6 +29,9 @@ void check_listen(check_list *l, const char *ip, int port, const char *what);
 /* host:port accepts a TCP connection within a second or two (a warning when not: the program
  * retries). */
 void check_reach(check_list *l, const char *host, int port, const char *what);
+/* The probe check_reach makes, without a line: 1 when host:port accepts a TCP connection, 0 when
+ * not, -1 when host does not resolve. */
+int check_accepts(const char *host, int port);
 /* The PEM file pem (certificate chain, then the key, or the key in key_path) is readable, the
  * key is the certificate's, the certificate is valid now and for 30 more days (a warning within
  * them), and it names every one of hosts (NULL-terminated; DNS names and wildcards, RFC 6125). */

@@ -1,15 +1,49 @@
 /* shard/front_check.c — `jabshard-c2s --check` (front_check.h): the configuration has loaded
  * (its errors name file, line and element before this runs); then the certificate clients will
  * be shown (readable, its key, valid now and for 30 more days, naming every <local><id>), the
- * client ports, the SM it links to, the open-file limit <max_fds> needs, and a secret left at
+ * client ports, the SM it links to (one of its addresses, with standbys), the open-file limit <max_fds> needs, and a secret left at
  * the example's value; the web ports and the upload directory when <http> is there. */
 #include "shard/front_check.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/check.h"
+#include "core/mem.h"
+
+/* The SM link: one SM of <sm> accepts connections. A standby that does not is normal (it is
+ * started when the active one is gone: docs/deployment.md, "Standby SM"); none at all is a
+ * warning, as for one SM. */
+static void check_sm(check_list *l, const front_config *cfg)
+{
+    if (cfg->nsms == 1) {
+        check_reach(l, cfg->sms[0].host, cfg->sms[0].port, "the SM link");
+        return;
+    }
+    int accepting = 0;
+    int *up = mem_array(cfg->nsms, sizeof *up);
+    for (size_t i = 0; i < cfg->nsms; i++) {
+        up[i] = check_accepts(cfg->sms[i].host, cfg->sms[i].port);
+        accepting += up[i] > 0;
+        if (up[i] < 0)
+            check_warn(l, "the SM link: cannot resolve '%s' (SM %zu of %zu)", cfg->sms[i].host,
+                       i + 1, cfg->nsms);
+        else if (up[i])
+            check_ok(l, "the SM link: %s port %d accepts connections (SM %zu of %zu)",
+                     cfg->sms[i].host, cfg->sms[i].port, i + 1, cfg->nsms);
+    }
+    for (size_t i = 0; i < cfg->nsms; i++)
+        if (!up[i] && accepting)
+            check_ok(l, "the SM link: nothing accepts connections on %s port %d (SM %zu of %zu): "
+                        "one SM runs at a time", cfg->sms[i].host, cfg->sms[i].port, i + 1,
+                     cfg->nsms);
+    if (!accepting)
+        check_warn(l, "the SM link: nothing accepts connections on any of its %zu SMs (not "
+                      "started yet?)", cfg->nsms);
+    free(up);
+}
 
 int front_check(const front_config *cfg, const char *path)
 {
@@ -19,7 +53,7 @@ int front_check(const front_config *cfg, const char *path)
     check_certificate(&l, cfg->pemfile, NULL, (const char *const *)cfg->hosts);
     check_listen(&l, cfg->ip, cfg->port, "clients (STARTTLS)");
     check_listen(&l, cfg->ip, cfg->ssl_port, "clients (direct TLS)");
-    check_reach(&l, cfg->sm_host, cfg->sm_port, "the SM link");
+    check_sm(&l, cfg);
     const front_http *h = &cfg->http;
     if (h->on && h->port)
         check_listen(&l, h->ip, h->port, "web clients (HTTP)");

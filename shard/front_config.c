@@ -10,7 +10,8 @@
 #include "core/mem.h"
 
 static const char *const vocabulary[] = {
-    "sm/host", "sm/port", "sm/secret", "sm/id", "sm/retries", "sm/hold",
+    "sm/host", "sm/port", "sm/standby/host", "sm/standby/port", "sm/secret", "sm/id",
+    "sm/retries", "sm/hold",
     "local/id", "local/ip", "local/port", "local/ssl/port", "local/ssl/pemfile",
     "local/ssl/required", "max_fds", "threads",
     "limits/stanza_size", "limits/max_bps", "limits/bps_burst", "limits/conn_rate",
@@ -54,6 +55,28 @@ uint32_t front_shard_slots(uint32_t max_fds, unsigned threads)
     if (threads == 0)
         threads = 1;
     return front_prime_at_least((max_fds + threads - 1) / threads);
+}
+
+/* <sm>'s address, then each <standby>'s: the same secret and id for all (one service, moved). */
+static void read_sms(front_config *fc, config *cfg)
+{
+    size_t n = 1;
+    for (xml_node *el = config_first(cfg, NULL, "sm/standby"); el; el = config_next(el))
+        n++;
+    fc->sms = mem_array(n, sizeof *fc->sms);
+    fc->sms[0].host = config_str(cfg, NULL, "sm/host", "127.0.0.1");
+    fc->sms[0].port = config_port(cfg, NULL, "sm/port", 5111);
+    fc->nsms = 1;
+    for (xml_node *el = config_first(cfg, NULL, "sm/standby"); el; el = config_next(el)) {
+        config_require(cfg, el, "host");
+        front_sm_addr a = {config_str(cfg, el, "host", ""), config_port(cfg, el, "port",
+                                                                          fc->sms[0].port)};
+        for (size_t i = 0; i < fc->nsms; i++)
+            if (!strcmp(fc->sms[i].host, a.host) && fc->sms[i].port == a.port)
+                config_fail(cfg, el, "%s port %d is listed twice: a standby is another SM",
+                            a.host, a.port);
+        fc->sms[fc->nsms++] = a;
+    }
 }
 
 static void read_hosts(front_config *fc, config *cfg)
@@ -288,8 +311,7 @@ int front_config_load(const char *path, front_config *out, config_error *err)
     config_declare(cfg, "jadc2s", vocabulary);
 
     config_require(cfg, NULL, "sm/secret");
-    out->sm_host = config_str(cfg, NULL, "sm/host", "127.0.0.1");
-    out->sm_port = config_port(cfg, NULL, "sm/port", 5111);
+    read_sms(out, cfg);
     out->sm_secret = config_str(cfg, NULL, "sm/secret", "");
     out->sm_id = config_str(cfg, NULL, "sm/id", "jadc2s");
     out->sm_retries = (unsigned)config_int(cfg, NULL, "sm/retries", 5, 0, 1000);
@@ -351,6 +373,7 @@ void front_config_free(front_config *fc)
     for (size_t i = 0; i < fc->nhosts; i++)
         free(fc->hosts[i]);
     free(fc->hosts);
+    free(fc->sms);
     config_free(fc->cfg);
     memset(fc, 0, sizeof *fc);
 }

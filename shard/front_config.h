@@ -121,11 +121,18 @@ typedef struct front_http {
     front_upload upload;
 } front_http;
 
+/* One SM the link may use (ours: <standby>; docs/deployment.md, "Standby SM"). */
+typedef struct front_sm_addr {
+    const char *host;
+    int port;
+} front_sm_addr;
+
 typedef struct front_config {
     config *cfg;               /* owns every string below */
     /* <sm> */
-    const char *sm_host;
-    int sm_port;
+    front_sm_addr *sms;        /* in the order the link tries them: <sm>'s own <host> and <port>
+                                * first, then each <standby> (its <port> defaulting to <sm>'s) */
+    size_t nsms;               /* at least 1 */
     const char *sm_secret;
     const char *sm_id;
     unsigned sm_retries;

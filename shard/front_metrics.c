@@ -1,7 +1,8 @@
 /* shard/front_metrics.c — the front's Prometheus endpoint (front_metrics.h): connections and
  * authenticated streams per IO thread, logins and failures by mechanism and reason, client
  * stanzas and bytes both ways, refusals and limits hit, backpressure, XEP-0352 holds, the link to
- * the SM (up, reconnects, frames, held bytes), and the process. */
+ * the SM (up, which SM, reconnects, switches to a standby, frames, held bytes), and the
+ * process. */
 #include "shard/front_metrics.h"
 
 #include <pthread.h>
@@ -127,6 +128,22 @@ static void render(front_metrics *m, buf *b)
     link_front_get_stats(m->link, &ls);
     metrics_family(b, "jabshard_c2s_link_up", "gauge", "The link to the SM is up (1) or not (0).");
     metrics_sample(b, "jabshard_c2s_link_up", "", link_front_up(m->link));
+    size_t nsms;
+    const front_sm_addr *sms = link_front_sms(m->link, &nsms);
+    metrics_family(b, "jabshard_c2s_link_sm", "gauge",
+                   "The SM the link is on: 1 for its address while the link is up, 0 for the "
+                   "others (<sm> and its standbys, in order).");
+    for (size_t i = 0; i < nsms; i++) {
+        char addr[280], value[300], label[340];
+        snprintf(addr, sizeof addr, "%.255s:%d", sms[i].host, sms[i].port);
+        metrics_label(value, sizeof value, addr);
+        snprintf(label, sizeof label, "sm=\"%s\",order=\"%zu\"", value, i + 1);
+        metrics_sample(b, "jabshard_c2s_link_sm", label, link_front_up(m->link) && ls.sm == i);
+    }
+    metrics_family(b, "jabshard_c2s_link_switches_total", "counter",
+                   "Times the link came up on another SM than the link before (a standby took "
+                   "over).");
+    metrics_sample(b, "jabshard_c2s_link_switches_total", "", ls.switches);
     metrics_family(b, "jabshard_c2s_link_connects_total", "counter",
                    "Times the link to the SM came up (the first, and every reconnection).");
     metrics_sample(b, "jabshard_c2s_link_connects_total", "", ls.connects);

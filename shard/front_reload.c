@@ -42,6 +42,16 @@ static bool same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+static bool same_sms(const front_config *a, const front_config *b)
+{
+    if (a->nsms != b->nsms)
+        return false;
+    for (size_t i = 0; i < a->nsms; i++)
+        if (strcmp(a->sms[i].host, b->sms[i].host) != 0 || a->sms[i].port != b->sms[i].port)
+            return false;
+    return true;
+}
+
 static bool same_hosts(const front_config *a, const front_config *b)
 {
     if (a->nhosts != b->nhosts)
@@ -81,8 +91,7 @@ static void name_restart_needed(const front_config *was, const front_config *now
         const char *what;
         bool same;
     } fixed[] = {
-        {"<sm> (the link to the SM)", same_str(was->sm_host, now->sm_host) &&
-                                          was->sm_port == now->sm_port &&
+        {"<sm> (the link to the SM)", same_sms(was, now) &&
                                           same_str(was->sm_secret, now->sm_secret) &&
                                           same_str(was->sm_id, now->sm_id)},
         {"<local><id> (the hosts)", same_hosts(was, now)},

@@ -1,6 +1,6 @@
 /* shard/link_front.c — the front's SM-link thread (see link_front.h): connection, handshake,
- * frames both ways, custody of what it sent until the SM acknowledges it, and what it holds while
- * the link is down. */
+ * frames both ways, custody of what it sent until the SM acknowledges it, what it holds while
+ * the link is down, and which of the configured SMs it links to. */
 #include "shard/link_front.h"
 
 #include <errno.h>
@@ -64,13 +64,16 @@ struct link_front {
     atomic_bool congested;          /* link thread writes; any thread reads */
     atomic_bool up;
     _Atomic uint64_t st_connects, st_disconnects, st_frames_in, st_frames_out, st_bad_shard,
-        st_held, st_ring_full, st_resent;
+        st_held, st_ring_full, st_resent, st_switches;
+    _Atomic size_t st_sm;           /* the SM (cfg->sms) the link is on, or tries next */
     /* link thread only */
     evloop *loop;
     evloop_io io;
     int fd;
     link_state state;
-    unsigned attempts;
+    unsigned attempts;              /* connection attempts since the link was last up */
+    size_t sm_at;                   /* the SM (cfg->sms) of the link, or of the next attempt */
+    size_t linked_at;               /* the SM of the last link that came up (SIZE_MAX: none) */
     timer retry_timer, tick_timer;
     uint64_t last_rx, last_ping, opened_at, epoch, ping_token;
     xmlstream *xs;
@@ -163,6 +166,14 @@ void link_front_get_stats(const link_front *lf, link_front_stats *out)
     out->held_bytes = atomic_load_explicit(&lf->st_held, memory_order_relaxed);
     out->ring_full = atomic_load_explicit(&lf->st_ring_full, memory_order_relaxed);
     out->resent = atomic_load_explicit(&lf->st_resent, memory_order_relaxed);
+    out->switches = atomic_load_explicit(&lf->st_switches, memory_order_relaxed);
+    out->sm = atomic_load_explicit(&lf->st_sm, memory_order_relaxed);
+}
+
+const front_sm_addr *link_front_sms(const link_front *lf, size_t *n)
+{
+    *n = lf->cfg->nsms;
+    return lf->cfg->sms;
 }
 
 /* ---- to the IO threads ----------------------------------------------------------------------- */
@@ -240,27 +251,52 @@ static void set_congested(link_front *lf)
     atomic_store_explicit(&lf->st_held, lf->held_bytes, memory_order_relaxed);
 }
 
+/* The next attempt. Rounds of attempts (one per configured SM, in order, from the one that
+ * failed: a standby is tried at once) made so far (>= 1): the first <retries> rounds come 1, 2,
+ * 4 ... s apart, capped at 30 s; then one every 30 s. After a link that was up, the first attempt
+ * comes 1 s later, to the same SM. */
 static void schedule_retry(link_front *lf)
 {
-    /* attempts made so far (>= 1): the first <retries> come 1, 2, 4 ... s apart, capped at 30 s;
-     * then one every 30 s. */
-    unsigned n = lf->attempts ? lf->attempts - 1 : 0;
-    uint64_t delay = n < lf->cfg->sm_retries && n < 5 ? 1000u << n : 30000;
+    size_t nsms = lf->cfg->nsms;
     lf->state = LS_IDLE;
+    if (lf->attempts % nsms) {
+        evloop_timer_after(lf->loop, &lf->retry_timer, 0);
+        return;
+    }
+    unsigned n = lf->attempts ? lf->attempts / nsms - 1 : 0;
+    uint64_t delay = n < lf->cfg->sm_retries && n < 5 ? 1000u << n : 30000;
     evloop_timer_after(lf->loop, &lf->retry_timer, delay);
+}
+
+/* An attempt on the current SM failed (no connection, no answer, a handshake refused or cut short):
+ * the next attempt goes to the next SM of the configuration. A link that was up is tried again
+ * first (the SM may be restarting, or only the connection was cut): moving is for an SM that is
+ * gone, and a front is linked to one SM at a time. */
+static void next_sm(link_front *lf)
+{
+    if (lf->cfg->nsms == 1)
+        return;
+    const front_sm_addr *was = &lf->cfg->sms[lf->sm_at];
+    lf->sm_at = (lf->sm_at + 1) % lf->cfg->nsms;
+    const front_sm_addr *to = &lf->cfg->sms[lf->sm_at];
+    log_info("SM link: %s:%d failed; trying %s:%d (SM %zu of %zu)", was->host, was->port,
+             to->host, to->port, lf->sm_at + 1, lf->cfg->nsms);
+    atomic_store_explicit(&lf->st_sm, lf->sm_at, memory_order_relaxed);
 }
 
 static void link_down(link_front *lf, const char *why)
 {
+    const front_sm_addr *sm = &lf->cfg->sms[lf->sm_at];
     if (lf->fd >= 0) {
         evloop_io_set(lf->loop, &lf->io, 0);
         close(lf->fd);
         lf->fd = -1;
     }
     if (lf->state >= LS_RESYNC)
-        log_warn("SM link: lost (%s); clients stay connected, retrying", why);
+        log_warn("SM link: lost (%s:%d: %s); clients stay connected, retrying", sm->host,
+                 sm->port, why);
     else
-        log_warn("SM link: %s:%d: %s", lf->cfg->sm_host, lf->cfg->sm_port, why);
+        log_warn("SM link: %s:%d: %s", sm->host, sm->port, why);
     if (lf->state >= LS_OPENING)
         count(&lf->st_disconnects, 1);
     /* What the SM did not acknowledge is held again, before what was held meanwhile: the next
@@ -283,6 +319,8 @@ static void link_down(link_front *lf, const char *why)
     buf_free(&lf->rx);
     atomic_store(&lf->up, false);
     lf->epoch++;
+    if (lf->state < LS_RESYNC)
+        next_sm(lf);
     schedule_retry(lf);
     set_congested(lf);
 }
@@ -467,13 +505,27 @@ static void resend_held(link_front *lf, link_msg *m)
 
 static void start_resync(link_front *lf)
 {
+    const front_config *cfg = lf->cfg;
+    const front_sm_addr *sm = &cfg->sms[lf->sm_at];
     lf->state = LS_RESYNC;
     lf->attempts = 0;
     count(&lf->st_connects, 1);
     /* The first link has no sessions to re-announce: say so only when it is a reconnection. */
     bool again = atomic_load_explicit(&lf->st_connects, memory_order_relaxed) > 1;
-    log_notice("SM link: up (%s:%d, id %s)%s", lf->cfg->sm_host, lf->cfg->sm_port,
-               lf->cfg->sm_id, again ? "; re-announcing sessions" : "");
+    char which[48] = "";
+    if (cfg->nsms > 1)
+        snprintf(which, sizeof which, ", SM %zu of %zu", lf->sm_at + 1, cfg->nsms);
+    log_notice("SM link: up (%s:%d%s, id %s)%s", sm->host, sm->port, which, cfg->sm_id,
+               again ? "; re-announcing sessions" : "");
+    if (lf->linked_at != SIZE_MAX && lf->linked_at != lf->sm_at) {
+        /* Another SM process: to it this is an SM restart (docs/smproto.md §5). */
+        const front_sm_addr *was = &cfg->sms[lf->linked_at];
+        log_notice("SM link: switched from the SM at %s:%d to the SM at %s:%d; its sessions are "
+                   "re-announced to it, and the link stays there until it fails", was->host,
+                   was->port, sm->host, sm->port);
+        count(&lf->st_switches, 1);
+    }
+    lf->linked_at = lf->sm_at;
     for (unsigned i = 0; i < lf->nshards; i++) {
         lf->shards[i].resynced = false;
         link_msg *m = link_msg_new(LINK_MSG_RESYNC_ASK, NULL, 0, 0);
@@ -690,13 +742,13 @@ static void update_interest(link_front *lf)
 
 static void try_connect(link_front *lf)
 {
-    const front_config *cfg = lf->cfg;
+    const front_sm_addr *sm = &lf->cfg->sms[lf->sm_at];
     lf->attempts++;
     char port[16];
-    snprintf(port, sizeof port, "%d", cfg->sm_port);
+    snprintf(port, sizeof port, "%d", sm->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int gai = getaddrinfo(cfg->sm_host, port, &hints, &res);
+    int gai = getaddrinfo(sm->host, port, &hints, &res);
     if (gai != 0) {
         link_down(lf, gai_strerror(gai));
         return;
@@ -865,8 +917,8 @@ static void *link_main(void *arg)
     link_front *lf = arg;
     evloop_on_wake(lf->loop, on_wake, lf);
     evloop_before_sleep(lf->loop, before_sleep, lf);
-    log_info("SM link: connecting to %s:%d as %s", lf->cfg->sm_host, lf->cfg->sm_port,
-             lf->cfg->sm_id);
+    log_info("SM link: connecting to %s:%d as %s%s", lf->cfg->sms[0].host, lf->cfg->sms[0].port,
+             lf->cfg->sm_id, lf->cfg->nsms > 1 ? " (then its standbys, in order, if it fails)" : "");
     evloop_timer_after(lf->loop, &lf->tick_timer, LINK_TICK_MS);
     try_connect(lf);
     evloop_run(lf->loop);
@@ -889,6 +941,7 @@ link_front *link_front_new(const front_config *cfg, unsigned nshards)
         lf->shards[i].over_tail = &lf->shards[i].over;
     }
     lf->fd = -1;
+    lf->linked_at = SIZE_MAX;
     lf->caps = server_caps_new();
     lf->held_tail = &lf->held;
     lf->unacked_tail = &lf->unacked;

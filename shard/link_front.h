@@ -13,6 +13,11 @@
  * sessions (RESYNC), then sends what it held but what the SM says it received, less the logins and
  * binds the IO threads asked again in their resync.
  *
+ * Standbys (<sm><standby>): a connection attempt that fails moves the next one to the next SM of
+ * the configuration, in order, wrapping around; a link that was up is tried again on its own SM
+ * first. Once linked, a front stays on that SM until it fails. To the SM a front that moved to it
+ * is a front after an SM restart: it resyncs and sends again what the old SM had not acknowledged.
+ *
  * Ring entries are link_msg pointers; whoever pops one owns it (link_msg_free). Each ring holds
  * cfg->ring_size - 1 of them.
  *
@@ -59,6 +64,8 @@ typedef struct link_front_stats {
     uint64_t connects, disconnects, frames_in, frames_out, bad_shard, held_bytes;
     uint64_t resent;       /* counted frames sent again after a reconnect */
     uint64_t ring_full;    /* frames for an IO thread that waited because its ring was full */
+    uint64_t switches;     /* links that came up on another SM than the link before */
+    size_t sm;             /* the SM (link_front_sms) the link is on, or tries next */
 } link_front_stats;
 
 link_front *link_front_new(const front_config *cfg, unsigned nshards);
@@ -84,6 +91,8 @@ void link_front_io_popped(link_front *lf, unsigned shard);
 bool link_front_congested(const link_front *lf);
 bool link_front_up(const link_front *lf);
 void link_front_get_stats(const link_front *lf, link_front_stats *out);
+/* The configured SMs, in order (front_config's sms). Any thread. */
+const front_sm_addr *link_front_sms(const link_front *lf, size_t *n);
 
 /* The SM's entity capabilities per host (shard/server_caps.h), for the IO threads. */
 typedef struct server_caps server_caps;

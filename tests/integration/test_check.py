@@ -81,6 +81,13 @@ def body(report, build):
         check('front: a port in use is a warning', 'jabshard-c2s',
               front('f-busy', pems['good'], listen_port=busy), 0,
               '127.0.0.1 port %d is in use' % busy)
+        with open(front('f-standby', pems['good'])) as f:
+            text = f.read().replace('</sm>', '<standby><host>127.0.0.1</host><port>%d</port>'
+                                    '</standby></sm>' % busy)
+        check('front: with a standby SM, one SM of the two accepting connections is enough',
+              'jabshard-c2s', system.write('f-standby.xml', text), 0,
+              '0 error(s), 0 warning(s)', 'port %d accepts connections (SM 2 of 2)' % busy,
+              'port %d (SM 1 of 2): one SM runs at a time' % sm_port)
         bad = system.write('f-bad.xml', '<jadc2s>\n<local><port>none</port></local>\n</jadc2s>\n')
         check('front: a configuration error names file and line (exit 2)', 'jabshard-c2s', bad, 2,
               'f-bad.xml:1: <jadc2s>: missing required element')

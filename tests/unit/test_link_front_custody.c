@@ -15,7 +15,9 @@
  *     <sm><hold> bytes in flight;
  *   - XEP-0352: what the IO thread holds for an inactive client is written only with an urgent
  *     stanza, after what was held and in order; what it still holds when the connection ends
- *     goes back UNDELIVERED, as sent, before the session's END.
+ *     goes back UNDELIVERED, as sent, before the session's END;
+ *   - <sm><standby>: a failed attempt moves the link to the next SM, which gets the resync and
+ *     what the first had not acknowledged; a link that was up tries its own SM again first.
  * The SM's side runs in the test thread, blocking with timeouts: a hang fails the test. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,23 +62,28 @@ typedef struct front {
     int port;
 } front;
 
-/* One IO thread, so that everything a test does is ordered the way it does it. */
-static void front_start(front *f, int sm_port, size_t hold)
+/* One IO thread, so that everything a test does is ordered the way it does it; standby_port: a
+ * second SM of <sm> (<standby>), 0 for none. */
+static void front_start_standby(front *f, int sm_port, size_t hold, int standby_port)
 {
     int tls_port = net_must_free_port();
     f->port = net_must_free_port();
     char *dir = tmp_dir("link_front_custody");
     assert_non_null(dir);
+    char standby[96] = "";
+    if (standby_port)
+        snprintf(standby, sizeof standby, "<standby><host>127.0.0.1</host><port>%d</port>"
+                 "</standby>", standby_port);
     char *path = tmp_write(dir, "jadc2s.xml",
                            "<jadc2s><sm><host>127.0.0.1</host><port>%d</port><secret>%s</secret>"
-                           "<id>jadc2s</id><hold>%zu</hold></sm><local><id>localhost</id>"
+                           "<id>jadc2s</id><hold>%zu</hold>%s</sm><local><id>localhost</id>"
                            "<ip>127.0.0.1</ip><port>%d</port><ssl><port>%d</port>"
                            "<required>false</required></ssl></local>"
                            "<max_fds>67</max_fds><threads>1</threads>"
                            "<limits><max_bps>0</max_bps><conn_rate>0</conn_rate>"
                            "<auth_delay>0</auth_delay></limits>"
                            "<log><level>error</level></log></jadc2s>",
-                           sm_port, SECRET, hold, f->port, tls_port);
+                           sm_port, SECRET, hold, standby, f->port, tls_port);
     assert_non_null(path);
     config_error cerr;
     if (front_config_load(path, &f->cfg, &cerr) != 0)
@@ -93,6 +100,11 @@ static void front_start(front *f, int sm_port, size_t hold)
     link_front_attach(f->link, 0, iothread_loop(f->io));
     assert_int_equal(link_front_start(f->link), 0);
     assert_int_equal(iothread_start(f->io), 0);
+}
+
+static void front_start(front *f, int sm_port, size_t hold)
+{
+    front_start_standby(f, sm_port, hold, 0);
 }
 
 static void front_stop(front *f)
@@ -424,6 +436,62 @@ static uint64_t alice_logs_in(smconn *c, int port, int *fd, buf *in, const char 
 }
 
 /* ---- the tests ------------------------------------------------------------------------------- */
+
+/* <sm><standby>: an attempt that fails moves the link to the next SM at once, which gets the resync
+ * and what the first SM had not acknowledged; a link that was up is tried again on its own SM
+ * first, even with the other one listening. */
+static void test_standby_moves_and_stays(void **state)
+{
+    int a_port, a_lfd = net_must_listen(&a_port);
+    int b_port, b_lfd = net_must_listen(&b_port);
+    static front f;
+    front_start_standby(&f, a_port, 4u << 20, b_port);
+    smconn c;
+    hello h;
+    link_front_stats st;
+
+    /* On the first SM: two registration questions it never acknowledges. */
+    sm_accept(a_lfd, &c, &h);
+    sm_answer(&c, 0);
+    sm_expect_resync_end(&c);
+    int cl = client_open(f.port);
+    client_registers(cl, 0, 2, 0);
+    sm_expect_register(&c, 0, NULL);
+    sm_expect_register(&c, 1, NULL);
+    link_front_get_stats(f.link, &st);
+    assert_int_equal(st.sm, 0);
+    /* It drops the link, then cuts the front's next attempt short, as an SM going away does. */
+    sm_drop(&c);
+    struct pollfd a = {.fd = a_lfd, .events = POLLIN};
+    assert_int_equal(poll(&a, 1, TIMEOUT_S * 1000), 1);
+    close(accept4(a_lfd, NULL, NULL, SOCK_CLOEXEC));
+    /* The standby: another SM process, which knows no instance. */
+    sm_accept(b_lfd, &c, &h);
+    assert_int_equal(h.acked, 0);
+    sm_answer(&c, h.acked);
+    sm_expect_resync_end(&c);
+    sm_expect_register(&c, 0, NULL);
+    sm_expect_register(&c, 1, NULL);
+    link_front_get_stats(f.link, &st);
+    assert_int_equal(st.sm, 1);
+    assert_int_equal(st.switches, 1);
+    /* The standby drops the link: the front comes back to it, not to the first SM. */
+    sm_drop(&c);
+    sm_accept(b_lfd, &c, &h);
+    assert_int_equal(poll(&a, 1, 0), 0);
+    sm_answer(&c, h.acked);
+    sm_expect_resync_end(&c);
+    sm_expect_register(&c, 0, NULL);
+    link_front_get_stats(f.link, &st);
+    assert_int_equal(st.sm, 1);
+    assert_int_equal(st.switches, 1);
+    assert_int_equal(st.connects, 3);
+    close(cl);
+    front_stop(&f);
+    sm_drop(&c);
+    close(a_lfd);
+    close(b_lfd);
+}
 
 static bool lower_hex(const char *s)
 {
@@ -807,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_resync_entries_not_sent_again),
         cmocka_unit_test(test_ack_alone_lets_the_front_go_on),
         cmocka_unit_test(test_csi_hold_is_custody),
+        cmocka_unit_test(test_standby_moves_and_stays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

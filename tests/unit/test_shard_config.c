@@ -49,8 +49,8 @@ static void test_example(void **state)
     front_config fc;
     config_error err;
     assert_int_equal(front_config_load("etc/jadc2s.xml", &fc, &err), 0);
-    assert_string_equal(fc.sm_host, "127.0.0.1");
-    assert_int_equal(fc.sm_port, 5111);
+    assert_string_equal(fc.sms[0].host, "127.0.0.1");
+    assert_int_equal(fc.sms[0].port, 5111);
     assert_string_equal(fc.sm_secret, "secret");
     assert_string_equal(fc.sm_id, "jadc2s");
     assert_int_equal(fc.sm_retries, 5);
@@ -150,7 +150,7 @@ static void test_defaults(void **state)
     write_cfg("<jadc2s><sm><secret>s</secret></sm><local><id>Example.COM</id><id>b.example</id>"
               "</local></jadc2s>");
     assert_int_equal(front_config_load(path, &fc, &err), 0);
-    assert_int_equal(fc.sm_port, 5111);
+    assert_int_equal(fc.sms[0].port, 5111);
     assert_int_equal(fc.sm_retries, 5);
     assert_string_equal(fc.ip, "0.0.0.0");
     assert_int_equal(fc.port, 5222);
@@ -232,6 +232,32 @@ static void test_errors(void **state)
     expect_error(MINIMAL "<csi>\n<max_time>5</max_time></csi></jadc2s>", 2, "csi/max_time");
 }
 
+/* <sm><standby>: SMs after <sm>'s own, in order, with <sm>'s port by default. */
+static void test_standby(void **state)
+{
+    front_config fc;
+    config_error err;
+    write_cfg("<jadc2s><sm><host>10.0.0.1</host><port>5112</port><secret>s</secret>"
+              "<standby><host>10.0.0.2</host></standby>"
+              "<standby><host>10.0.0.3</host><port>6000</port></standby></sm>"
+              "<local><id>a</id></local></jadc2s>");
+    assert_int_equal(front_config_load(path, &fc, &err), 0);
+    assert_int_equal(fc.nsms, 3);
+    assert_string_equal(fc.sms[0].host, "10.0.0.1");
+    assert_int_equal(fc.sms[0].port, 5112);
+    assert_string_equal(fc.sms[1].host, "10.0.0.2");
+    assert_int_equal(fc.sms[1].port, 5112);
+    assert_string_equal(fc.sms[2].host, "10.0.0.3");
+    assert_int_equal(fc.sms[2].port, 6000);
+    front_config_free(&fc);
+    expect_error("<jadc2s><sm><secret>s</secret>\n<standby><port>5111</port></standby></sm>"
+                 "<local><id>a</id></local></jadc2s>", 2, "sm/standby");
+    expect_error("<jadc2s><sm><host>h</host><secret>s</secret>\n<standby><host>h</host></standby>"
+                 "</sm><local><id>a</id></local></jadc2s>", 2, "sm/standby");
+    expect_error("<jadc2s><sm><secret>s</secret><standby><host>h</host>\n<secret>t</secret>"
+                 "</standby></sm><local><id>a</id></local></jadc2s>", 2, "sm/standby/secret");
+}
+
 static void test_missing_required(void **state)
 {
     front_config fc;
@@ -281,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_standby),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_primes),
     };

@@ -394,11 +394,12 @@ class System:
 
     # ---- programs ----
 
-    def start_sm(self, ready_port=None, seconds=20):
-        """The SM on sm_conf (its log: sm.log, across restarts), once it has logged that it
-        started or, with ready_port, accepts a connection there; None if it did not."""
-        before = read(self.path('sm.log')).count('sm: started')
-        self.sm = self.start([self.binary('jabshard-sm'), '-c', self.sm_conf], 'sm.log')
+    def start_sm(self, ready_port=None, seconds=20, log='sm.log'):
+        """The SM on sm_conf (its log: log, sm.log by default, across restarts), once it has
+        logged that it started or, with ready_port, accepts a connection there; None if it did
+        not."""
+        before = read(self.path(log)).count('sm: started')
+        self.sm = self.start([self.binary('jabshard-sm'), '-c', self.sm_conf], log)
         if ready_port:
             ok = wait_port(ready_port, self.sm, seconds)
         else:
