@@ -87,6 +87,17 @@ static void test_element_len(void **state)
     assert_int_equal(lg_ws_element_len("<a b='>", 7), 7);
 }
 
+static void test_xmlns_at(void **state)
+{
+    const char *cases[][2] = {
+        {"<message to='a'/>", "8"}, {"<presence/>", "9"}, {"<iq\ttype='get'/>", "3"},
+        {"<r xmlns='urn:xmpp:sm:3'/>", "0"}, {"<x a='b' xmlns = 'c'/>", "0"},
+        {"<x xmlns:p='c' a=' xmlns=d'/>", "2"}, {"</x>", "0"}, {"text", "0"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(lg_ws_xmlns_at(cases[i][0], strlen(cases[i][0])), atoi(cases[i][1]));
+}
+
 static void test_send(void **state)
 {
     buf b = BUF_INIT;
@@ -94,7 +105,7 @@ static void test_send(void **state)
     lg_ws_send(two, strlen(two), &b);
     const char *p = buf_data(&b);
     size_t len = buf_len(&b);
-    const char *m = "<message to='u@h'><body>hi</body></message>";
+    const char *m = "<message xmlns='jabber:client' to='u@h'><body>hi</body></message>";
     size_t n = check_frame(p, len, LG_WS_OP_TEXT, m, strlen(m));
     n += check_frame(p + n, len - n, LG_WS_OP_TEXT, "<r xmlns='urn:xmpp:sm:3'/>", 26);
     assert_int_equal(n, len);   /* the trailing newline sends nothing */
@@ -293,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_frame_rfc_example),
         cmocka_unit_test(test_frame_lengths),
         cmocka_unit_test(test_element_len),
+        cmocka_unit_test(test_xmlns_at),
         cmocka_unit_test(test_send),
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_input_whole_and_bytewise),

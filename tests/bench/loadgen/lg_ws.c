@@ -142,6 +142,49 @@ static bool all_space(const char *p, size_t len)
     return true;
 }
 
+size_t lg_ws_xmlns_at(const char *el, size_t len)
+{
+    if (len < 2 || el[0] != '<' || el[1] == '/')
+        return 0;
+    size_t name = 1 + strcspn(el + 1, " \t\r\n/>");
+    if (name >= len)
+        return 0;
+    char quote = 0;
+    for (size_t i = name; i < len; i++) {
+        char ch = el[i];
+        if (quote) {
+            if (ch == quote)
+                quote = 0;
+        } else if (ch == '\'' || ch == '"') {
+            quote = ch;
+        } else if (ch == '>') {
+            return name;
+        } else if (isspace((unsigned char)ch) && i + 6 < len && memcmp(el + i + 1, "xmlns", 5) == 0 &&
+                   (el[i + 6] == '=' || isspace((unsigned char)el[i + 6]))) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* One element as a text frame, qualified with jabber:client when it relied on the stream's
+ * default namespace (RFC 7395 §3.3.1: every message is a document of its own). */
+static void send_element(const char *el, size_t n, buf *out)
+{
+    static const char xmlns[] = " xmlns='jabber:client'";
+    size_t at = lg_ws_xmlns_at(el, n);
+    if (!at) {
+        lg_ws_frame(out, LG_WS_OP_TEXT, el, n, next_mask());
+        return;
+    }
+    static __thread buf scratch;
+    buf_append(&scratch, el, at);
+    buf_append(&scratch, xmlns, sizeof(xmlns) - 1);
+    buf_append(&scratch, el + at, n - at);
+    lg_ws_frame(out, LG_WS_OP_TEXT, buf_data(&scratch), buf_len(&scratch), next_mask());
+    buf_consume(&scratch, buf_len(&scratch));
+}
+
 void lg_ws_send(const char *data, size_t len, buf *out)
 {
     static const char close[] = "<close xmlns='" LG_WS_NS_FRAMING "'/>";
@@ -155,7 +198,7 @@ void lg_ws_send(const char *data, size_t len, buf *out)
             if (n == sizeof(LG_WS_STREAM_CLOSE) - 1 && memcmp(data, LG_WS_STREAM_CLOSE, n) == 0)
                 lg_ws_frame(out, LG_WS_OP_TEXT, close, sizeof(close) - 1, next_mask());
             else
-                lg_ws_frame(out, LG_WS_OP_TEXT, data, n, next_mask());
+                send_element(data, n, out);
         }
         data += n;
         len -= n;

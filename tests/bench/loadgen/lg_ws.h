@@ -8,9 +8,10 @@
  *   - out: whatever the connection writes once the upgrade is done goes through lg_ws_send, which
  *     cuts it into its top-level elements and sends each as one masked text frame (RFC 7395 §3.3:
  *     one element per message; a buffer of several stanzas, as a XEP-0198 resume writes, becomes
- *     several frames). The end of the stream, `</stream:stream>`, becomes
- *     `<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>`, and a whitespace keepalive a
- *     WebSocket ping (RFC 7395 §3.7 has no whitespace keepalives). The stream header is
+ *     several frames), stanzas qualified with xmlns='jabber:client' (§3.3.1: each message is an
+ *     XML document of its own, with no stream header to inherit the namespace from). The end of
+ *     the stream, `</stream:stream>`, becomes `<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>`,
+ *     and a whitespace keepalive a WebSocket ping (RFC 7395 §3.7 has no whitespace keepalives). The stream header is
  *     lg_ws_open's `<open/>` instead.
  *   - in: lg_ws_input reads the 101, then frames; it reports each whole message as an event:
  *     the server's `<open/>` (the connection feeds its parser LG_WS_STREAM_HEADER, a stream header
@@ -88,6 +89,9 @@ void lg_ws_frame(buf *out, unsigned opcode, const char *data, size_t len, uint32
 /* The length of the top-level element (or end tag, or whitespace run) starting data[0]: the
  * prefix up to its closing '>', or len when it does not end within data. */
 size_t lg_ws_element_len(const char *data, size_t len);
+/* Where " xmlns='jabber:client'" goes in element el (just after its name), or 0 when its start
+ * tag declares a default namespace of its own (or el is no start tag). */
+size_t lg_ws_xmlns_at(const char *el, size_t len);
 
 /* A frame header read from the start of data. */
 typedef struct lg_ws_header {
