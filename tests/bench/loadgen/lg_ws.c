@@ -93,6 +93,25 @@ void lg_ws_open(const char *domain, buf *out)
                 next_mask());
 }
 
+/* The index of the first '>' (or, with at_space, whitespace) outside quoted attribute values in
+ * p[i..len), or len. */
+static size_t tag_scan(const char *p, size_t i, size_t len, bool at_space)
+{
+    char quote = 0;
+    for (; i < len; i++) {
+        char ch = p[i];
+        if (quote) {
+            if (ch == quote)
+                quote = 0;
+        } else if (ch == '\'' || ch == '"') {
+            quote = ch;
+        } else if (ch == '>' || (at_space && isspace((unsigned char)ch))) {
+            return i;
+        }
+    }
+    return len;
+}
+
 size_t lg_ws_element_len(const char *data, size_t len)
 {
     size_t i = 0;
@@ -108,19 +127,7 @@ size_t lg_ws_element_len(const char *data, size_t len)
             continue;
         }
         bool end_tag = i + 1 < len && data[i + 1] == '/';
-        size_t j = i + 1;
-        char quote = 0;
-        for (; j < len; j++) {
-            char ch = data[j];
-            if (quote) {
-                if (ch == quote)
-                    quote = 0;
-            } else if (ch == '\'' || ch == '"') {
-                quote = ch;
-            } else if (ch == '>') {
-                break;
-            }
-        }
+        size_t j = tag_scan(data, i + 1, len, false);
         if (j >= len)
             return len;
         if (end_tag)
@@ -147,22 +154,15 @@ size_t lg_ws_xmlns_at(const char *el, size_t len)
     if (len < 2 || el[0] != '<' || el[1] == '/')
         return 0;
     size_t name = 1 + strcspn(el + 1, " \t\r\n/>");
-    if (name >= len)
-        return 0;
-    char quote = 0;
-    for (size_t i = name; i < len; i++) {
-        char ch = el[i];
-        if (quote) {
-            if (ch == quote)
-                quote = 0;
-        } else if (ch == '\'' || ch == '"') {
-            quote = ch;
-        } else if (ch == '>') {
-            return name;
-        } else if (isspace((unsigned char)ch) && i + 6 < len && memcmp(el + i + 1, "xmlns", 5) == 0 &&
-                   (el[i + 6] == '=' || isspace((unsigned char)el[i + 6]))) {
+    for (size_t i = name; i < len; i++) {   /* from one blank outside quotes to the next */
+        i = tag_scan(el, i, len, true);
+        if (i >= len)
             return 0;
-        }
+        if (el[i] == '>')
+            return name;
+        if (i + 6 < len && memcmp(el + i + 1, "xmlns", 5) == 0 &&
+            (el[i + 6] == '=' || isspace((unsigned char)el[i + 6])))
+            return 0;
     }
     return 0;
 }
