@@ -19,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import resource
 import socket
 import ssl
 import time
@@ -264,10 +265,16 @@ def files(count, size):
     return out
 
 
+def own_cpu():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def phase(server, coroutines):
-    """Runs the coroutines at once; (results, wall seconds, server CPU seconds)."""
+    """Runs the coroutines at once; (results, wall seconds, server CPU seconds, the client's own
+    CPU seconds: one Python thread, which caps what it can move)."""
     usage = peerlib.Usage(server.roots)
-    cpu0 = usage.sample()
+    cpu0, own0 = usage.sample(), own_cpu()
 
     async def all_of():
         return await asyncio.gather(*coroutines, return_exceptions=True)
@@ -275,7 +282,7 @@ def phase(server, coroutines):
     t0 = time.time()
     results = asyncio.run(all_of())
     wall = time.time() - t0
-    return results, wall, usage.sample() - cpu0
+    return results, wall, usage.sample() - cpu0, own_cpu() - own0
 
 
 def scenario(o, server, r):
@@ -287,16 +294,16 @@ def scenario(o, server, r):
     r["slots_s"] = time.time() - t
     data = files(n, size)
     total = n * size
-    results, wall, cpu = phase(server, [put(port, o.upload_tls, s[0], s[1], d[0])
+    results, wall, cpu, own = phase(server, [put(port, o.upload_tls, s[0], s[1], d[0])
                                         for s, d in zip(slots, data)])
     bad = [x for x in results if isinstance(x, Exception) or x not in (200, 201)]
     r["put"] = {"seconds": wall, "server_cpu_s": cpu, "mb_per_s": total / wall / 1e6,
-                "cpu_s_per_gb": cpu / (total / 1e9), "failed": len(bad)}
+                "cpu_s_per_gb": cpu / (total / 1e9), "client_cpu_s": own, "failed": len(bad)}
     if bad:
         r["failed"] = "%d of %d PUTs failed (first: %r)" % (len(bad), n, bad[0])
         return
     time.sleep(2)
-    results, wall, cpu = phase(server, [get(port, o.upload_tls, s[2]) for s in slots])
+    results, wall, cpu, own = phase(server, [get(port, o.upload_tls, s[2]) for s in slots])
     wrong = []
     for x, d in zip(results, data):
         if isinstance(x, Exception):
@@ -305,7 +312,7 @@ def scenario(o, server, r):
             wrong.append("status %s, %d bytes, %s" % (x[0], x[1],
                                                       "sha256 ok" if x[2] == d[1] else "sha256 wrong"))
     r["get"] = {"seconds": wall, "server_cpu_s": cpu, "mb_per_s": total / wall / 1e6,
-                "cpu_s_per_gb": cpu / (total / 1e9), "failed": len(wrong)}
+                "cpu_s_per_gb": cpu / (total / 1e9), "client_cpu_s": own, "failed": len(wrong)}
     if wrong:
         r["failed"] = "%d of %d GETs wrong (first: %s)" % (len(wrong), n, wrong[0])
 
@@ -347,13 +354,14 @@ def report_lines(results):
                fmt(first.get("files")), fmt(first.get("size")),
                "HTTPS" if first.get("tls") else "plain HTTP"), "",
            "| server | version | PUT MB/s | PUT server CPU s per GB | GET MB/s "
-           "| GET server CPU s per GB | slots (s) | notes |",
-           "|---|---|---:|---:|---:|---:|---:|---|"]
+           "| GET server CPU s per GB | client CPU s, PUT / GET | slots (s) | notes |",
+           "|---|---|---:|---:|---:|---:|---|---:|---|"]
     for r in rows:
         p, g = r.get("put") or {}, r.get("get") or {}
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
             r["server"], r.get("version"), fmt(p.get("mb_per_s"), 1), fmt(p.get("cpu_s_per_gb"), 2),
-            fmt(g.get("mb_per_s"), 1), fmt(g.get("cpu_s_per_gb"), 2), fmt(r.get("slots_s"), 2),
+            fmt(g.get("mb_per_s"), 1), fmt(g.get("cpu_s_per_gb"), 2), fmt(p.get("client_cpu_s"), 2),
+            fmt(g.get("client_cpu_s"), 2), fmt(r.get("slots_s"), 2),
             (r.get("failed") or "").replace("|", "/")))
     ok = [r for r in rows if not r.get("failed") and r.get("get")]
     ours = next((r for r in ok if r["server"] == "jabshard"), None)
