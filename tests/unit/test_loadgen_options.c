@@ -229,6 +229,38 @@ static void test_pep(void **state)
     }
 }
 
+/* --transport websocket: ws:// by default, wss:// with --tls direct, never STARTTLS. */
+static void test_websocket(void **state)
+{
+    lg_options o;
+    assert_int_equal(parse(&o, (const char *[]){"loadgen", "--users", "2", NULL}), 0);
+    assert_int_equal(o.transport, LG_TRANSPORT_TCP);
+    assert_null(o.ws_path);
+    lg_options_free(&o);
+    assert_int_equal(parse(&o, (const char *[]){"loadgen", "--users", "2", "--transport",
+                                                "websocket", NULL}), 0);
+    assert_int_equal(o.transport, LG_TRANSPORT_WEBSOCKET);
+    assert_int_equal(o.tls, LG_TLS_NONE);
+    assert_string_equal(o.ws_path, "/xmpp-websocket");
+    lg_options_free(&o);
+    assert_int_equal(parse(&o, (const char *[]){"loadgen", "--users", "2", "--transport",
+                                                "websocket", "--tls", "direct", "--ws-path", "/ws",
+                                                NULL}), 0);
+    assert_int_equal(o.tls, LG_TLS_DIRECT);
+    assert_string_equal(o.ws_path, "/ws");
+    lg_options_free(&o);
+    const char *const *bad[] = {
+        (const char *[]){"loadgen", "--users", "2", "--transport", "websocket", "--tls", "starttls", NULL},
+        (const char *[]){"loadgen", "--users", "2", "--ws-path", "/ws", NULL},
+        (const char *[]){"loadgen", "--users", "2", "--transport", "websocket", "--ws-path", "ws", NULL},
+        (const char *[]){"loadgen", "--users", "2", "--transport", "bosh", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse_quietly(&o, bad[i]), -1);
+        lg_options_free(&o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_pep),
+        cmocka_unit_test(test_websocket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

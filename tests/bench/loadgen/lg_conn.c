@@ -95,6 +95,7 @@ static lg_conn_end conn_teardown(lg_conn *c)
     evloop_timer_cancel(c->env->loop, &c->deadline);
     evloop_timer_cancel(c->env->loop, &c->keepalive);
     lg_sm_detach(&c->sm);
+    lg_ws_free(&c->ws);
     c->state = LG_CONN_DOWN;
     c->after_feed = AFTER_NONE;
     c->write_blocked = false;
@@ -189,7 +190,10 @@ static void conn_flush(lg_conn *c)
 
 void lg_conn_send(lg_conn *c, const char *data, size_t len)
 {
-    buf_append(&c->tx, data, len);
+    if (c->ws.open)
+        lg_ws_send(data, len, &c->tx);   /* each element a frame (lg_ws.h) */
+    else
+        buf_append(&c->tx, data, len);
     if (!c->write_blocked)
         conn_flush(c);
 }
@@ -218,6 +222,21 @@ void lg_conn_send_stanza(lg_conn *c, const char *data, size_t len, bool message)
 static void conn_send_header(lg_conn *c)
 {
     buf b = BUF_INIT;
+    if (c->env->opt->transport == LG_TRANSPORT_WEBSOCKET) {
+        /* The upgrade first; once it is done (conn_on_ws), <open/> instead of the header. */
+        if (c->ws.open)
+            lg_ws_open(c->env->opt->domain, &b);
+        else
+            lg_ws_request(&c->ws, c->env->opt->domain,
+                          c->env->opt->addrs[(c->index + c->hop) % c->env->opt->naddrs].port,
+                          c->env->opt->ws_path, &b);
+        c->state = LG_CONN_FEATURES;
+        buf_append(&c->tx, buf_data(&b), buf_len(&b));
+        buf_free(&b);
+        if (!c->write_blocked)
+            conn_flush(c);
+        return;
+    }
     xml_stream_attrs attrs = {.content_ns = NS_CLIENT, .to = c->env->opt->domain, .version = "1.0"};
     xml_write_stream_open(&b, &attrs);
     c->state = LG_CONN_FEATURES;   /* before sending: a failed write ends the connection */
@@ -700,6 +719,40 @@ static bool conn_feed(lg_conn *c, const char *p, size_t len)
     return true;
 }
 
+/* --transport websocket: what lg_ws_input found; false when the connection ended. */
+static bool conn_on_ws(void *ctx, lg_ws_event ev, const char *data, size_t len)
+{
+    lg_conn *c = ctx;
+    switch (ev) {
+    case LG_WS_UPGRADED:
+        conn_send_header(c);   /* now <open/> */
+        break;
+    case LG_WS_WRITE:
+        buf_append(&c->tx, data, len);
+        if (!c->write_blocked)
+            conn_flush(c);
+        break;
+    case LG_WS_OPEN:
+        return conn_feed(c, LG_WS_STREAM_HEADER, sizeof(LG_WS_STREAM_HEADER) - 1);
+    case LG_WS_ELEMENT:
+        return conn_feed(c, data, len);
+    case LG_WS_CLOSE:
+        return conn_feed(c, LG_WS_STREAM_CLOSE, sizeof(LG_WS_STREAM_CLOSE) - 1);
+    case LG_WS_ERROR:
+        conn_fail(c, "WebSocket: %s", data);
+        return false;
+    }
+    return c->state != LG_CONN_DOWN;
+}
+
+/* Input from the transport, to the parser directly or through the WebSocket framing. */
+static bool conn_input(lg_conn *c, const char *p, size_t n)
+{
+    if (c->env->opt->transport == LG_TRANSPORT_WEBSOCKET)
+        return lg_ws_input(&c->ws, p, n, conn_on_ws, c);
+    return conn_feed(c, p, n);
+}
+
 /* Reads what the transport has; false when the connection ended or changed transport. */
 static bool conn_read(lg_conn *c)
 {
@@ -741,7 +794,7 @@ static bool conn_read(lg_conn *c)
             }
             n = (size_t)r;
         }
-        if (!conn_feed(c, scratch, n))
+        if (!conn_input(c, scratch, n))
             return false;
         /* Level-triggered epoll reports what is left in the socket: a short read, or TLS with no
          * record bytes buffered, saves the read(2) that would only say EAGAIN. */

@@ -1,6 +1,7 @@
 /* tests/bench/loadgen/lg_conn.h — one simulated user's connection: TCP, TLS (direct or STARTTLS),
  * the XMPP client stream, SASL, resource binding, the RFC 3921 session when the server insists,
- * initial presence, whitespace keepalives, and output with a bound; with --sm, XEP-0198 (enable
+ * initial presence, whitespace keepalives, and output with a bound; with --transport websocket,
+ * the same over RFC 7395 (lg_ws.h translates at the edges: the upgrade, <open/>, frames); with --sm, XEP-0198 (enable
  * after bind, answering <r/>, asking for acks as Conversations does, resuming after a drop on the
  * next server address) over the state in lg_sm.h.
  *
@@ -31,6 +32,7 @@
 #include "tests/bench/loadgen/lg_options.h"
 #include "tests/bench/loadgen/lg_sasl.h"
 #include "tests/bench/loadgen/lg_sm.h"
+#include "tests/bench/loadgen/lg_ws.h"
 
 /* Past this many unwritten bytes a connection takes no more messages (lg_conn_can_send): the
  * generator never buffers without bound when a server stops reading. */
@@ -107,6 +109,7 @@ struct lg_conn {
     timer keepalive;
     uint64_t start_ns;        /* connect start */
     lg_sm sm;                 /* XEP-0198 state; outlives the connection for a resume */
+    lg_ws ws;                 /* --transport websocket: the framing (lg_ws.h) */
     char why[128];            /* the reason of an end decided inside the parser */
 };
 

@@ -27,7 +27,10 @@ static const char usage_text[] =
     "  --user-format F             user name, one %u for the number (user%u)\n"
     "  --password-format F         password, one %u for the number (pass%u)\n"
     "  --mech PLAIN|SCRAM-SHA-1    SASL mechanism (SCRAM-SHA-1)\n"
-    "  --tls none|starttls|direct  transport security, no certificate check (starttls)\n"
+    "  --tls none|starttls|direct  transport security, no certificate check (starttls;\n"
+    "                              websocket: none for ws://, direct for wss://; default none)\n"
+    "  --transport tcp|websocket   XMPP over TCP, or over WebSocket (RFC 7395) (tcp)\n"
+    "  --ws-path PATH              with websocket: the HTTP path (/xmpp-websocket)\n"
     "  --sources A-B[,A-B...]      IPv4 source addresses to bind, round-robin (none)\n"
     "  --login-concurrency N       logins in flight at once (200)\n"
     "  --warmup                    SCRAM: log every user in and out once first, unmeasured\n"
@@ -60,7 +63,8 @@ enum {
     OPT_HOLD, OPT_KEEPALIVE, OPT_RATES, OPT_ROUND_SECONDS, OPT_STOP_P99_MS, OPT_DRAIN_SECONDS,
     OPT_RECONNECT, OPT_READY_FILE, OPT_TIMEOUT, OPT_SERVER, OPT_SM, OPT_SM_ACK_EVERY,
     OPT_CUT_AFTER, OPT_CUT_USERS, OPT_CUT_RETURN, OPT_PEP, OPT_PEP_CONTACTS, OPT_HOLD_AFTER,
-    OPT_MUC, OPT_MUC_ROOMS, OPT_MUC_SERVICE, OPT_MUC_JOIN_CONCURRENCY, OPT_MUC_MAX_USERS, OPT_HELP,
+    OPT_MUC, OPT_MUC_ROOMS, OPT_MUC_SERVICE, OPT_MUC_JOIN_CONCURRENCY, OPT_MUC_MAX_USERS, OPT_TRANSPORT,
+    OPT_WS_PATH, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -73,6 +77,8 @@ static const struct option long_options[] = {
     {"password-format", required_argument, NULL, OPT_PASSWORD_FORMAT},
     {"mech", required_argument, NULL, OPT_MECH},
     {"tls", required_argument, NULL, OPT_TLS},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"ws-path", required_argument, NULL, OPT_WS_PATH},
     {"sources", required_argument, NULL, OPT_SOURCES},
     {"login-concurrency", required_argument, NULL, OPT_LOGIN_CONCURRENCY},
     {"warmup", no_argument, NULL, OPT_WARMUP},
@@ -360,7 +366,7 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
         .cut_after_s = -1,
         .muc_join_concurrency = 50,
     };
-    bool ports_set = false;
+    bool ports_set = false, tls_set = false;
     int c;
     opterr = 0;
     optind = 1;
@@ -415,6 +421,20 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
                 o->tls = LG_TLS_DIRECT;
             else
                 return bad("--tls", a);
+            tls_set = true;
+            break;
+        case OPT_TRANSPORT:
+            if (strcmp(a, "tcp") == 0)
+                o->transport = LG_TRANSPORT_TCP;
+            else if (strcmp(a, "websocket") == 0)
+                o->transport = LG_TRANSPORT_WEBSOCKET;
+            else
+                return bad("--transport", a);
+            break;
+        case OPT_WS_PATH:
+            if (a[0] != '/' || strpbrk(a, " \t\r\n"))
+                return bad("--ws-path (begins with /, no spaces)", a);
+            o->ws_path = a;
             break;
         case OPT_SOURCES:
             if (parse_sources(a, o) != 0)
@@ -548,6 +568,16 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
     if (!o->naddrs)
         for (size_t i = 0; i < o->nports; i++)
             addr_add(o, o->host, strlen(o->host), o->ports[i]);
+    if (o->ws_path && o->transport != LG_TRANSPORT_WEBSOCKET)
+        return bad("--ws-path (without --transport websocket)", o->ws_path);
+    if (o->transport == LG_TRANSPORT_WEBSOCKET) {
+        if (!tls_set)
+            o->tls = LG_TLS_NONE;
+        if (o->tls == LG_TLS_STARTTLS)
+            return bad("--tls (websocket: none or direct)", "starttls");
+        if (!o->ws_path)
+            o->ws_path = "/xmpp-websocket";
+    }
     if (o->cut_users > o->users)
         return bad("--cut-users (more than --users)", "");
     if (o->pep && !o->pep_contacts)

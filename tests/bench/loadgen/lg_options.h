@@ -10,6 +10,7 @@
 
 typedef enum { LG_MECH_PLAIN, LG_MECH_SCRAM_SHA1 } lg_mech;
 typedef enum { LG_TLS_NONE, LG_TLS_STARTTLS, LG_TLS_DIRECT } lg_tls_mode;
+typedef enum { LG_TRANSPORT_TCP, LG_TRANSPORT_WEBSOCKET } lg_transport;
 
 /* One server address: from --server, or --host with each --port. */
 typedef struct lg_addr {
@@ -29,7 +30,9 @@ typedef struct lg_options {
     const char *user_format;     /* --user-format: one %u ("user%u") */
     const char *password_format; /* --password-format: one %u ("pass%u") */
     lg_mech mech;                /* --mech (SCRAM-SHA-1) */
-    lg_tls_mode tls;             /* --tls (starttls) */
+    lg_tls_mode tls;             /* --tls (starttls; none with --transport websocket) */
+    lg_transport transport;      /* --transport (tcp): websocket is RFC 7395 (lg_ws.h) */
+    const char *ws_path;         /* --ws-path (/xmpp-websocket) */
     uint32_t *sources;           /* --sources: IPv4 addresses, host byte order; NULL: no bind() */
     size_t nsources;
     unsigned login_concurrency;  /* --login-concurrency (200) */

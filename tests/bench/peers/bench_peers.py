@@ -6,7 +6,8 @@
 # logins), the highest delivered message rate with p99 under the latency bound, and CPU seconds.
 # The XEP-0198 scenarios (scenario_sm.py) follow, per server, then the PEP fan-out
 # (scenario_pep.py), then message archiving off and on (scenario_mam.py), then group chat fan-out
-# (scenario_muc.py).
+# (scenario_muc.py), then web clients: XMPP over WebSocket (scenario_web.py) and HTTP File Upload
+# throughput (scenario_upload.py).
 # Writes OUT/results.json (every run, appended as it finishes), OUT/results.md, OUT/rate.png and
 # OUT/memory.png; --publish copies the last three to docs/perf/. A server that fails to start,
 # crashes or stalls is stopped by PID and marked failed with the reason; the run goes on.
@@ -28,6 +29,8 @@ import scenario_mam  # noqa: E402
 import scenario_muc  # noqa: E402
 import scenario_pep  # noqa: E402
 import scenario_sm  # noqa: E402
+import scenario_upload  # noqa: E402
+import scenario_web  # noqa: E402
 from loadgen_run import LoadgenRun, probe  # noqa: E402
 from server_ejabberd import Ejabberd  # noqa: E402
 from server_jabberd2 import Jabberd2  # noqa: E402
@@ -83,13 +86,17 @@ def options(argv):
     scenario_pep.add_options(p, env)
     scenario_mam.add_options(p, env)
     scenario_muc.add_options(p, env)
+    scenario_web.add_options(p, env)
+    scenario_upload.add_options(p, env)
     o = p.parse_args(argv)
     scenario_sm.check_options(p, o)
     scenario_pep.check_options(p, o)
     scenario_mam.check_options(p, o)
     scenario_muc.check_options(p, o)
-    if o.sm_only + o.pep_only + o.mam_only + o.muc_only > 1:
-        p.error("at most one of --sm-only, --pep-only, --mam-only and --muc-only")
+    scenario_web.check_options(p, o)
+    scenario_upload.check_options(p, o)
+    if o.sm_only + o.pep_only + o.mam_only + o.muc_only + o.web_only > 1:
+        p.error("at most one of --sm-only, --pep-only, --mam-only, --muc-only and --web-only")
     o.servers = [s for s in o.servers.split(",") if s]
     for s in o.servers:
         if s not in SERVERS:
@@ -128,7 +135,10 @@ def cpu_per_message(rounds, best):
     return chosen[0]["server_cpu_s"] / chosen[0]["delivered"] * 1e6
 
 
-def run_one(o, server, sessions, transport, hold_seconds, rates, label):
+def run_one(o, server, sessions, transport, hold_seconds, rates, label, port=None, extra=()):
+    """One server start and one load generator run: TRANSPORT plain or tls (o.tls_mode) on the
+    server's XMPP ports, or websocket (PORT and EXTRA: loadgen's --transport websocket options);
+    PORT, when given, instead of the transport's port; EXTRA appended to loadgen's arguments."""
     result = {"server": server.name, "version": server.version(), "transport": transport,
               "tls_mode": o.tls_mode if transport == "tls" else "none", "mechanism": o.mech,
               "sessions": sessions, "label": label, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -150,8 +160,9 @@ def run_one(o, server, sessions, transport, hold_seconds, rates, label):
         result["processes"] = len(peerlib.server_pids(server.roots))
         if os.path.exists(ready):
             os.unlink(ready)
-        tls = "none" if transport == "plain" else o.tls_mode
-        port = server.tls_port if tls == "direct" else server.port
+        tls = o.tls_mode if transport == "tls" else "none"
+        if port is None:
+            port = server.tls_port if tls == "direct" else server.port
         # --warmup logs everyone in and out once before the measured logins: twice the logins.
         login_budget = 60 + 2 * sessions / 20.0
         budget = (login_budget + hold_seconds + len(rates) * (o.round_seconds + 5 + 15) + 60)
@@ -164,6 +175,7 @@ def run_one(o, server, sessions, transport, hold_seconds, rates, label):
                 "--drain-seconds", "5", "--ready-file", ready, "--timeout", "60"]
         if rates:
             argv += ["--rates", ",".join(str(r) for r in rates)]
+        argv += list(extra)
         run = LoadgenRun(argv, os.path.join(logdir, tag + ".log"), server, ready,
                          o.settle_seconds)
         why = run.wait(time.time() + budget + 30)
@@ -311,6 +323,8 @@ def report(o, results):
     out += scenario_pep.report_lines(results)
     out += scenario_mam.report_lines(results)
     out += scenario_muc.report_lines(results)
+    out += scenario_web.report_lines(results, o.p99_ms)
+    out += scenario_upload.report_lines(results)
     out += ["", "Every run's load generator output and server logs: build/bench-peers/logs/; all "
             "figures and rounds: build/bench-peers/results.json.", ""]
     path = os.path.join(o.out, "results.md")
@@ -446,11 +460,12 @@ def main(argv):
 
     try:
         peerlib.certificate(os.path.join(o.out, "cert"))
-        only = o.sm_only or o.pep_only or o.mam_only or o.muc_only
-        sm = not (o.pep_only or o.mam_only or o.muc_only)
+        only = o.sm_only or o.pep_only or o.mam_only or o.muc_only or o.web_only
+        sm = not (o.pep_only or o.mam_only or o.muc_only or o.web_only)
         need = max(([] if only else o.sessions) + (scenario_sm.sessions_needed(o) if sm else [])
                    + scenario_pep.sessions_needed(o) + scenario_mam.sessions_needed(o)
-                   + scenario_muc.sessions_needed(o))
+                   + scenario_muc.sessions_needed(o) + scenario_web.sessions_needed(o)
+                   + scenario_upload.sessions_needed(o) + [1])
         creds = peerlib.credentials(need, os.path.join(o.out, "credentials.tsv"))
         for s in servers:
             s.prepare(creds)
@@ -469,6 +484,10 @@ def main(argv):
             scenario_mam.run_server(o, s, record)
         for s in servers:
             scenario_muc.run_server(o, s, record)
+        for s in servers:
+            scenario_web.run_server(o, s, record, run_one)
+        for s in servers:
+            scenario_upload.run_server(o, s, record)
         if o.hold_minutes > 0:
             js = [s for s in servers if s.name == "jabshard"]
             if js:

@@ -397,7 +397,10 @@ def stop_packaged_daemons(users):
 class Server:
     """One server under test. A subclass sets NAME, PACKAGES (Debian packages it needs), USER (the
     account it runs as, None for root) and implements version(), write_store() and launch().
-    Ports: PORT is plain TCP with STARTTLS offered but not required, PORT + 1 direct TLS."""
+    Ports: PORT is plain TCP with STARTTLS offered but not required, PORT + 1 direct TLS; a server
+    with web clients (WEB) serves HTTP on PORT + 2 and HTTPS on PORT + 3: XMPP over WebSocket at
+    WS_PATH (ws_url()) and its HTTP File Upload store (UPLOAD_DOMAIN hands out the slots;
+    scenario_web.py, scenario_upload.py)."""
     name = ""
     packages = []
     user = None
@@ -411,19 +414,29 @@ class Server:
     # this benchmark, and whether the next start turns it on (jabshard's is always on).
     can_muc = False
     muc = False
+    web = False
+    ws_path = "/xmpp-websocket"
+    upload_domain = "upload.localhost"
 
     def __init__(self, workdir, certdir, port):
         self.workdir = os.path.join(workdir, self.name)
         self.certdir = certdir
         self.port = port
         self.tls_port = port + 1
+        self.http_port = port + 2
+        self.https_port = port + 3
         self.procs = []
         self.stored = 0
         self.roster_stores = set()
 
     @property
     def ports(self):
-        return [self.port, self.tls_port]
+        return [self.port, self.tls_port] + ([self.http_port, self.https_port] if self.web else [])
+
+    def ws_url(self, tls=False):
+        """The WebSocket URL web clients are given (ws:// on the plain HTTP port, wss:// on HTTPS)."""
+        return "%s://localhost:%d%s" % ("wss" if tls else "ws",
+                                        self.https_port if tls else self.http_port, self.ws_path)
 
     def prepare(self, creds):
         """Bulk-creates the accounts once into workdir/store, copied afresh at every start."""

@@ -46,7 +46,7 @@ def check_options(p, o):
 
 
 def selected(o):
-    return not (o.no_mam or o.sm_only or o.pep_only or o.muc_only or o.hold_only)
+    return not (o.no_mam or o.sm_only or o.pep_only or o.muc_only or o.hold_only or o.web_only)
 
 
 def sessions_needed(o):

@@ -2,7 +2,8 @@
 # started with "ejabberdctl foreground" as the ejabberd user; accounts inserted into its SQLite
 # database (Debian's lite.sql schema) as SCRAM-SHA-1 keys, the form auth_password_format: scram
 # stores; rosters (scenario_pep.py) into its rosterusers table. Archiving on (scenario_mam.py):
-# mod_mam on SQL (its archive table), default policy always.
+# mod_mam on SQL (its archive table), default policy always. Web clients: ejabberd_http with
+# ejabberd_http_ws at /ws and mod_http_upload at /upload (upload.localhost hands out the slots).
 import os
 import sqlite3
 
@@ -37,6 +38,8 @@ class Ejabberd(peerlib.Server):
     user = "ejabberd"
     can_archive = True
     can_muc = True
+    web = True
+    ws_path = "/ws"
 
     def version(self):
         return peerlib.package_version("ejabberd")
@@ -69,6 +72,7 @@ class Ejabberd(peerlib.Server):
     def launch(self, run):
         values = {"RUN": run, "PORT": self.port, "TLS_PORT": self.tls_port, "CERT": self.certdir,
                   "DIST_PORT": self.port + 10,
+                  "HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port,
                   "MAM_MODULE": "  mod_mam: {db_type: sql, default: always}" if self.archiving
                   else "",
                   "MUC_MODULE": MUC_MODULE if self.muc else ""}

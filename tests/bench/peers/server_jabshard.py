@@ -6,7 +6,9 @@
 # with jabshardctl from exported SCRAM credentials (no key derivation); rosters (scenario_pep.py)
 # straight into its SQLite roster_items. Message archiving on or off (scenario_mam.py): sm.xml
 # lists every built-in module (sm/modules.c), with or without mam. The programs are copied out
-# of the build tree first, so a rebuild during the run cannot mix two versions.
+# of the build tree first, so a rebuild during the run cannot mix two versions. Web clients: the
+# front's <http> listener as run.sh derives it from etc/jadc2s.xml (WebSocket at /xmpp-websocket,
+# the upload store at /upload, files in the run directory), on the ports peerlib.Server gives.
 import os
 import re
 import shutil
@@ -34,6 +36,7 @@ class Jabshard(peerlib.Server):
     revision = None
     can_archive = True
     can_muc = True   # mod_muc is a default module: conference.localhost, 1,000 occupants a room
+    web = True       # etc/jadc2s.xml's <http>: WebSocket at /xmpp-websocket, uploads at /upload
 
     def snapshot(self):
         """Copies the three programs to workdir/build/bin once; run.sh runs them from there. The
@@ -129,6 +132,7 @@ class Jabshard(peerlib.Server):
         env = dict(os.environ, JABSHARD_RUN_DIR=run, JABSHARD_IP="127.0.0.1",
                    JABSHARD_PORT=str(self.port), JABSHARD_TLS_PORT=str(self.tls_port),
                    JABSHARD_SM_PORT=str(self.port + 10), JABSHARD_LOG_LEVEL="warn",
+                   JABSHARD_HTTP_PORT=str(self.http_port), JABSHARD_HTTPS_PORT=str(self.https_port),
                    JABSHARD_LIMITS=LIMITS)
         run_sh = os.path.join(self._shadow(), "tools", "run.sh")
         return [peerlib.spawn(["/bin/sh", run_sh, self.build], os.path.join(run, "log", "run.out"),

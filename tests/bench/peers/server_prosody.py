@@ -1,7 +1,8 @@
 # tests/bench/peers/server_prosody.py: Prosody (Debian's), from prosody.cfg.lua, accounts written
 # as internal_hashed account files (the SCRAM-SHA-1 keys Prosody itself would store); rosters
 # (scenario_pep.py) as its internal roster files. Archiving on (scenario_mam.py): mod_mam on its
-# internal storage (archive/USER.list), every account's policy "always".
+# internal storage (archive/USER.list), every account's policy "always". Web clients:
+# mod_websocket at /xmpp-websocket and the http_file_share component at upload.localhost.
 import os
 
 import peerlib
@@ -23,6 +24,7 @@ class Prosody(peerlib.Server):
     user = "prosody"
     can_archive = True
     can_muc = True
+    web = True
 
     def version(self):
         return peerlib.package_version("prosody")
@@ -65,6 +67,8 @@ class Prosody(peerlib.Server):
         cfg = os.path.join(run, "prosody.cfg.lua")
         peerlib.render("prosody.cfg.lua", cfg, {"RUN": run, "PORT": self.port,
                                                 "TLS_PORT": self.tls_port, "CERT": self.certdir,
+                                                "HTTP_PORT": self.http_port,
+                                                "HTTPS_PORT": self.https_port,
                                                 "MAM_MODULE": '"mam";' if self.archiving else "",
                                                 "MAM_POLICY": "default_archive_policy = true"
                                                 if self.archiving else "",
