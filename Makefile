@@ -66,7 +66,7 @@ BUILD_PKGS   := $(TEST_PKGS) $(NOTIFY_PKGS)
 # Empty while a package is missing: the build stops at the check (deps-check) before using them.
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PROGRAM_PKGS) 2>/dev/null) \
                $(shell pkg-config --cflags cmocka libgsasl 2>/dev/null)
-SYS_LDLIBS  := -lhttp_parser -lwslay -ldl -lpthread -lm
+SYS_LDLIBS  := -lhttp_parser -ldl -lpthread -lm
 CORE_LDLIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 SM_LDLIBS   := $(shell pkg-config --libs $(SM_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 NOTIFY_LDLIBS := $(shell pkg-config --libs $(NOTIFY_PKGS) 2>/dev/null)

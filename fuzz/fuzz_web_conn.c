@@ -1,6 +1,6 @@
 /* fuzz/fuzz_web_conn.c — libFuzzer target for what the front's web listener reads from its peers
  * (shard/web_conn.c on core/http_request.c, BOSH requests answered at once; after an upgrade
- * shard/websocket.c with wslay and shard/xmpp_framing.c's reading of <open/> and <close/>). The input is fed in pieces (byte 0
+ * shard/websocket.c's frame decoder and shard/xmpp_framing.c's reading of <open/> and <close/>). The input is fed in pieces (byte 0
  * picks their size, bit 7 of byte 1 whether the connection counts as secure); the stream bytes
  * the messages turn into are then cut by framing_out as the front's own output would be.
  *

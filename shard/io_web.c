@@ -57,7 +57,7 @@ static void start_websocket(conn *c)
 }
 
 /* A WebSocket's bytes: its messages go to the stream, whose answers are written before what
- * wslay answered (our close frame must follow our <close/>). */
+ * the decoder answered (our close frame must follow our <close/>). */
 void ws_input(conn *c, const char *data, size_t n)
 {
     buf *in = &c->t->scratch;

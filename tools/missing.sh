@@ -15,8 +15,8 @@
 set -eu
 
 # Everything the build and the tests need, as Debian 12 packages. Build: compiler, pkg-config,
-# libraries (libsystemd for the daemons' sd_notify; http-parser, for the HTTP endpoints, and
-# wslay, for WebSocket clients, have no pkg-config file: their headers are checked), scdoc for the man pages (make man). Tests: cmocka, GNU
+# libraries (libsystemd for the daemons' sd_notify; http-parser, for the HTTP endpoints, has no
+# pkg-config file: its header is checked), scdoc for the man pages (make man). Tests: cmocka, GNU
 # SASL (an independent SASL client), clang's libFuzzer and sanitizer runtimes, the PostgreSQL and
 # MariaDB servers the storage suite starts in temporary directories,
 # the client libraries the integration tests log in with, biboumi, the XEP-0114 component
@@ -28,7 +28,7 @@ set -eu
 # package: tools/npm.sh) in headless Chromium. npm is asked for only when there is no npm command:
 # a Node.js from outside Debian (NodeSource's nodejs) brings its own and conflicts with Debian's.
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
-libhttp-parser-dev libwslay-dev libsqlite3-dev libpq-dev libmariadb-dev libsystemd-dev scdoc libcmocka-dev
+libhttp-parser-dev libsqlite3-dev libpq-dev libmariadb-dev libsystemd-dev scdoc libcmocka-dev
 clang libclang-rt-14-dev libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev
 biboumi fail2ban profanity tmux debhelper chromium nodejs"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
@@ -98,7 +98,7 @@ else
     add "pkg-config, and with it the pkg-config packages $*" "pkg-config"
 fi
 # Libraries Debian ships without a pkg-config file: their header.
-for h in http_parser.h:libhttp-parser-dev wslay/wslay.h:libwslay-dev; do
+for h in http_parser.h:libhttp-parser-dev; do
     [ -r "/usr/include/${h%%:*}" ] || [ -r "/usr/local/include/${h%%:*}" ] ||
         add "the header ${h%%:*}" "${h##*:}"
 done
