@@ -57,6 +57,15 @@ long bench_rss_kib(pid_t pid);
  * Returns its offset, or -1 at end of stream, on an error, a <stream:error/> or after timeout_ms. */
 long bench_read_until(int fd, buf *rx, size_t from, const char *needle, unsigned timeout_ms);
 
+/* The front's opening of an smproto link on connected fd (docs/smproto.md §1, as
+ * shard/link_front.c does it): the XEP-0114 stream to service, the handshake digest of secret, then
+ * <smproto version instance acked/>. Reads blocking (nothing else happens meanwhile) into rx, and
+ * leaves in rx whatever followed the SM's <smproto/> (its first frames). Returns the SM's
+ * received count, or -1 with *why set when the SM refused, closed, answered something else or took
+ * longer than 10 s. */
+long long bench_link_open(int fd, buf *rx, const char *service, const char *secret,
+                          const char *instance, unsigned long long acked, const char **why);
+
 /* The p-th percentile (0..100) of v[0..n), sorted in place. */
 uint64_t bench_percentile(uint64_t *v, size_t n, double p);
 
