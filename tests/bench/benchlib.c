@@ -149,6 +149,19 @@ double bench_cpu_s(pid_t pid)
     return ok ? (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK) : -1;
 }
 
+double bench_thread_cpu_s(pid_t pid, pid_t tid)
+{
+    /* schedstat's first field is the time on a CPU in ns: finer than stat's clock ticks. */
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+    FILE *f = fopen(path, "r");
+    unsigned long long ns;
+    int ok = f && fscanf(f, "%llu", &ns) == 1;
+    if (f)
+        fclose(f);
+    return ok ? (double)ns / 1e9 : -1;
+}
+
 long bench_rss_kib(pid_t pid)
 {
     char path[64], line[256];

@@ -50,6 +50,10 @@ int bench_wait_port(int port, pid_t pid, unsigned timeout_ms);
 /* CPU time (user + system) pid has used so far, in seconds; -1 when it cannot be read. */
 double bench_cpu_s(pid_t pid);
 
+/* The CPU time of one of its threads (tid pid: its main thread), from schedstat (ns, where the
+ * process's figure is in clock ticks); -1 when it cannot be read. */
+double bench_thread_cpu_s(pid_t pid, pid_t tid);
+
 /* VmRSS of pid in KiB, or -1. */
 long bench_rss_kib(pid_t pid);
 
