@@ -106,13 +106,17 @@ static void logins(void)
 
 static void memory(long rss0)
 {
-    /* The SM frees what the logins' bursts allocated at its own pace: let it settle. */
-    for (int i = 0; i < 20; i++)
+    /* The SM frees what the logins' bursts allocated at its own pace: let it settle, and see what
+     * its routing thread does with nothing to route (its ticks). */
+    double th0 = sm_thread_cpu(), t = bench_now_s();
+    while (bench_now_s() - t < 5)
         scale_pump(100);
+    double idle = (sm_thread_cpu() - th0) / (bench_now_s() - t);
     long rss = bench_rss_kib(scale_sm_pid);
     figure("memory: SM RSS %.1f MiB with %ld sessions online (%.1f MiB before the logins) = "
-           "%.2f KiB a session (rosters of %d)", rss / 1024.0, scale_got.online, rss0 / 1024.0,
-           (double)(rss - rss0) / (double)scale_got.online, SCALE_CONTACTS);
+           "%.2f KiB a session (rosters of %d); routing thread idle %.1f ms of CPU a second",
+           rss / 1024.0, scale_got.online, rss0 / 1024.0,
+           (double)(rss - rss0) / (double)scale_got.online, SCALE_CONTACTS, idle * 1e3);
 }
 
 static void fanout(void)
