@@ -30,10 +30,13 @@ typedef struct scale_options {
     long rate;              /* messages per second offered */
     double duration;        /* seconds of messages */
     int hubs;               /* users with 200 contacts, for the fan-out figure */
-    bool restart;           /* kill the SM, start it again, resync from every front */
+    int restart;            /* times to kill the SM, start it again, resync from every front */
+    bool resync_presence;   /* the resync carries each session's presence (the default) */
     const char *driver;     /* sqlite or pgsql */
     const char *pg;         /* pgsql: "host port user database" */
     const char *workdir;    /* keep the scratch storage here (reused when it has the accounts) */
+    const char *sm_extra;   /* elements added to sm.xml (<modules>...) */
+    long max_rss_mib;       /* the SM is killed past this (the machine is shared) */
     const char *bin_dir;
 } scale_options;
 
@@ -100,6 +103,8 @@ void scale_sm_kill(void);
 void scale_sm_stop(void);
 /* Whether the SM's log has the line that ends its start's wait (sm/restart_wait.c). */
 bool scale_sm_start_done(void);
+/* A counter of `jabshardctl stats` (sessions, users, storage_pending...), or -1. */
+long scale_sm_stat(const char *key);
 void scale_cleanup(void);
 void scale_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -330,8 +330,26 @@ static void read_link(scale_front *f)
     }
 }
 
+/* The machine is shared: an SM growing past --max-rss is stopped before it takes it all. */
+static void check_rss(void)
+{
+    static uint64_t last;
+    uint64_t now = bench_now_ns();
+    if (now - last < 500000000u || !scale_sm_pid)
+        return;
+    last = now;
+    long kib = bench_rss_kib(scale_sm_pid);
+    if (kib > scale_opt.max_rss_mib * 1024) {
+        scale_sm_kill();
+        scale_die("the SM's RSS reached %ld MiB, past --max-rss %ld: killed (online %ld, "
+                  "presence stanzas delivered %ld)", kib / 1024, scale_opt.max_rss_mib,
+                  scale_got.online, scale_got.presence);
+    }
+}
+
 void scale_pump(int timeout_ms)
 {
+    check_rss();
     for (int k = 0; k < scale_opt.fronts; k++) {
         flush(&fronts[k]);
         polls[k] = (struct pollfd){fronts[k].fd, (short)(POLLIN | (buf_len(&fronts[k].tx) ? POLLOUT : 0)), 0};
@@ -382,7 +400,10 @@ void scale_resync_all(void)
             if (sessions[i].phase != SS_ONLINE)
                 continue;
             full_jid(jid, sizeof(jid), i);
-            snprintf(presence, sizeof(presence), "<presence from='%s'/>", jid);
+            if (scale_opt.resync_presence)
+                snprintf(presence, sizeof(presence), "<presence from='%s'/>", jid);
+            else
+                presence[0] = '\0';
             smproto_resync_entry e = {.sid = sid_of(i), .full_jid = jid,
                                       .state = sessions[i].state,
                                       .state_len = sessions[i].state_len, .presence = presence};

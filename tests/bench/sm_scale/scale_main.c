@@ -21,7 +21,8 @@
 
 scale_options scale_opt = {
     .users = 100000, .fronts = 10, .concurrency = 2000, .rate = 50000, .duration = 10,
-    .hubs = 20, .driver = "sqlite",
+    .hubs = 20, .driver = "sqlite", .max_rss_mib = 12288,
+    .resync_presence = true,
 };
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -114,9 +115,10 @@ static void memory(long rss0)
     double idle = (sm_thread_cpu() - th0) / (bench_now_s() - t);
     long rss = bench_rss_kib(scale_sm_pid);
     figure("memory: SM RSS %.1f MiB with %ld sessions online (%.1f MiB before the logins) = "
-           "%.2f KiB a session (rosters of %d); routing thread idle %.1f ms of CPU a second",
-           rss / 1024.0, scale_got.online, rss0 / 1024.0,
-           (double)(rss - rss0) / (double)scale_got.online, SCALE_CONTACTS, idle * 1e3);
+           "%.2f KiB a session (rosters of %d); routing thread idle %.1f ms of CPU a second; "
+           "the SM's stats: %ld sessions, %ld users in memory", rss / 1024.0, scale_got.online,
+           rss0 / 1024.0, (double)(rss - rss0) / (double)scale_got.online, SCALE_CONTACTS,
+           idle * 1e3, scale_sm_stat("sessions"), scale_sm_stat("users"));
 }
 
 static void fanout(void)
@@ -191,8 +193,6 @@ static void messages(void)
 
 static void restart(int port)
 {
-    if (!scale_opt.restart)
-        return;
     if (!scale_wait_acked(120))
         scale_die("restart: the SM did not acknowledge every frame before the kill");
     long presence0 = scale_got.presence, online = scale_got.online;
@@ -228,12 +228,14 @@ static void restart(int port)
         if (scale_got.presence != before)
             quiet_from = bench_now_ns();
     }
-    double last = (double)(scale_got.last_stanza_ns - t0) / 1e9;
+    double last = scale_got.last_stanza_ns > t0 ? (double)(scale_got.last_stanza_ns - t0) / 1e9 : 0;
     figure("restart: %ld sessions resynced from %d fronts: SM listening %.2f s after its start, "
            "links up %.2f s, every RESYNC written %.2f s, start complete (status not starting) "
-           "%.2f s, last presence delivered %.2f s (%ld presence stanzas); SM RSS %.1f MiB",
+           "%.2f s, last presence delivered %.2f s (%ld presence stanzas); SM RSS %.1f MiB, its "
+           "stats: %ld sessions, %ld users in memory, %ld storage requests pending",
            online, scale_opt.fronts, up, linked, sent, done, last, scale_got.presence - presence0,
-           bench_rss_kib(scale_sm_pid) / 1024.0);
+           bench_rss_kib(scale_sm_pid) / 1024.0, scale_sm_stat("sessions"),
+           scale_sm_stat("users"), scale_sm_stat("storage_pending"));
     if (!scale_wait_acked(300))
         scale_die("restart: the SM did not acknowledge every frame after the resync");
 }
@@ -250,11 +252,16 @@ static void usage(int status)
             "  --rate N          messages a second between random sessions (50000; 0: none)\n"
             "  --duration S      seconds of messages (10)\n"
             "  --hubs N          logins with 200 online contacts, for the fan-out (20; 0: none)\n"
-            "  --restart         then kill the SM, start it again and resync every front\n"
+            "  --restart         then kill the SM, start it again and resync every front (given "
+            "twice: twice)\n"
+            "  --resync-no-presence   the resync's sessions carry no presence (as if none had "
+            "sent any)\n"
             "  --driver D        sqlite (default) or pgsql (with --pg)\n"
             "  --pg 'HOST PORT USER DATABASE'   the PostgreSQL database to use (emptied: no)\n"
             "  --workdir DIR     keep the storage there and reuse it next time (same --users, "
             "--hubs)\n"
+            "  --sm-extra XML    elements added to the SM's sm.xml, e.g. '<modules>...</modules>'\n"
+            "  --max-rss MIB     kill the SM and stop when its RSS passes this (12288)\n"
             "BIN_DIR: where jabshard-sm and jabshardctl are ($JABSHARD_BIN, else ../bin).\n");
     exit(status);
 }
@@ -264,8 +271,9 @@ static void parse(int argc, char **argv)
     static const struct option opts[] = {
         {"users", 1, 0, 'u'}, {"fronts", 1, 0, 'f'}, {"concurrency", 1, 0, 'c'},
         {"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"hubs", 1, 0, 'H'},
-        {"restart", 0, 0, 'R'}, {"driver", 1, 0, 'D'}, {"pg", 1, 0, 'P'},
-        {"workdir", 1, 0, 'w'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"restart", 0, 0, 'R'}, {"resync-no-presence", 0, 0, 'N'}, {"driver", 1, 0, 'D'}, {"pg", 1, 0, 'P'},
+        {"workdir", 1, 0, 'w'}, {"sm-extra", 1, 0, 'x'}, {"max-rss", 1, 0, 'M'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -276,10 +284,13 @@ static void parse(int argc, char **argv)
         case 'r': scale_opt.rate = atol(optarg); break;
         case 'd': scale_opt.duration = atof(optarg); break;
         case 'H': scale_opt.hubs = atoi(optarg); break;
-        case 'R': scale_opt.restart = true; break;
+        case 'R': scale_opt.restart++; break;
+        case 'N': scale_opt.resync_presence = false; break;
         case 'D': scale_opt.driver = optarg; break;
         case 'P': scale_opt.pg = optarg; break;
         case 'w': scale_opt.workdir = optarg; break;
+        case 'x': scale_opt.sm_extra = optarg; break;
+        case 'M': scale_opt.max_rss_mib = atol(optarg); break;
         case 'h': usage(0); break;
         default: usage(2);
         }
@@ -324,7 +335,8 @@ int main(int argc, char **argv)
     memory(rss0);
     fanout();
     messages();
-    restart(port);
+    for (int i = 0; i < scale_opt.restart; i++)
+        restart(port);
     if (scale_got.ends)
         fprintf(stderr, "sm_scale: the SM ended %ld sessions during the run\n", scale_got.ends);
     scale_sm_stop();
