@@ -64,7 +64,7 @@ static void write_config(int port)
     } else {
         fprintf(f, "  <storage><driver>sqlite</driver><path>%s</path></storage>\n", db_path);
     }
-    fprintf(f, "  <limits><resync_wait>60</resync_wait></limits>\n"
+    fprintf(f, "  <limits><resync_wait>600</resync_wait></limits>\n"
             "  <admin><socket>%s/admin.sock</socket></admin>\n"
             "  <log><target>stderr</target><level>warn</level></log>\n"
             "  <upload><secret>scale upload secret</secret></upload>\n"
