@@ -99,7 +99,9 @@ sm_stanza *sm_stanza_copy(const sm_stanza *st)
 sm_stanza *sm_stanza_keep(const sm_stanza *st)
 {
     /* What the source's arena handed out bounds the copy (it holds the tree and maybe more). */
-    return copy_into(st, xml_arena_new(xml_arena_bytes(st->arena)));
+    sm_stanza *n = copy_into(st, xml_arena_new(xml_arena_bytes(st->arena)));
+    n->no_copies = st->no_copies;
+    return n;
 }
 
 const char *sm_stanza_type(const sm_stanza *st)
