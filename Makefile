@@ -14,6 +14,7 @@
 #   make fuzz-long               the fuzzing campaign: each target FUZZ_LONG_SECONDS (1800), new
 #                                coverage merged into fuzz/corpus/ (docs/security.md)
 #   make bench                   benchmarks
+#   make bench-sm-scale          one SM driven by synthetic fronts at scale (tests/bench/sm_scale/)
 #   make bench-peers             jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md)
 #   make run                     start the whole system on its embedded default
 #   make programs                the three programs only
@@ -119,6 +120,9 @@ BENCHLIB     := $(OBJ)/tests/bench/benchlib.o
 # The load generator (tests/bench/loadgen/): used by the fault tests and make bench-peers.
 LOADGEN_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/bench/loadgen/*.c))
 LOADGEN      := $(BUILD)/bench/loadgen
+# The synthetic fronts driving one SM at scale (tests/bench/sm_scale/): make bench-sm-scale.
+SM_SCALE_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/bench/sm_scale/*.c))
+SM_SCALE      := $(BUILD)/bench/sm_scale
 
 FUZZ_SRCS  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
@@ -133,11 +137,11 @@ ALL_OBJS := $(foreach l,$(LAYERS),$(call layer_objs,$(OBJ),$(l))) \
             $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c core/notify.c \
                                       $(SUPPORT_SRCS) \
                                       $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) \
-            $(BENCHLIB) $(LOADGEN_OBJS)
+            $(BENCHLIB) $(LOADGEN_OBJS) $(SM_SCALE_OBJS)
 
 .PHONY: all check fuzz fuzz-check fuzz-long bench run install clean deps deps-check \
         fuzz-deps-check
-all: $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS) $(LOADGEN)
+all: $(PROGRAMS) $(UNIT_BINS) $(STORAGE_BINS) $(BENCH_BINS) $(LOADGEN) $(SM_SCALE)
 
 # ---- dependencies: checked by every build, installed only by tools/deps.sh ------------------
 
@@ -195,6 +199,10 @@ $(STORAGE_BINS): $(BUILD)/tests/storage/%: $(OBJ)/tests/storage/%.o $(SUPPORT_LI
 $(BENCH_BINS): $(BUILD)/bench/%: $(OBJ)/tests/bench/%.o $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS) $(SM_LDLIBS)
+
+$(SM_SCALE): $(SM_SCALE_OBJS) $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $(SM_SCALE_OBJS) $(BENCHLIB) $(SUPPORT_LIB) $(ALL_LIBS) $(SM_LDLIBS)
 
 # The load generator is a program of its own on core.
 
@@ -328,6 +336,14 @@ clean:
 # gnuplot from Debian when missing. BENCH_PEERS_ARGS adds options, e.g.
 #   make bench-peers BENCH_PEERS_ARGS="--sessions 500 --rates 1000,2000 --servers jabshard,prosody"
 BENCH_PEERS_ARGS ?=
-.PHONY: bench-peers
+.PHONY: bench-peers bench-sm-scale
 bench-peers: $(PROGRAMS) $(LOADGEN)
 	/usr/bin/python3 tests/bench/peers/bench_peers.py --jabshard-build $(BUILD) --loadgen $(LOADGEN) $(BENCH_PEERS_ARGS)
+
+# One SM driven by 10 synthetic fronts (tests/bench/sm_scale/README.md): 100,000 sessions with
+# rosters of 20, their logins, memory, a login with 200 online contacts, 10 s of messages, and an
+# SM restart with the fronts' resync. SM_SCALE_ARGS adds options, e.g.
+#   make bench-sm-scale SM_SCALE_ARGS="--users 1000000 --rate 100000 --workdir /var/tmp/sm-scale"
+SM_SCALE_ARGS ?=
+bench-sm-scale: $(PROGRAMS) $(SM_SCALE)
+	$(SM_SCALE) --restart $(SM_SCALE_ARGS) $(BUILD)/bin

@@ -116,6 +116,10 @@ struct sm {
     sm_map sessions;        /* (link serial, sid) -> session */
     sm_map by_jid;          /* full JID -> session */
     sm_map users;           /* bare JID -> user */
+    /* Users whose load (roster and the user-load hooks' requests) has started and not ended, and
+     * those waiting to start theirs: at most SMC_USER_LOADS of them at once (users.c). */
+    size_t loads_in_flight;
+    sm_user *load_queue, *load_queue_tail;
     loaded_module *mods;
     size_t nmods;
     size_t session_ext, user_ext;   /* bytes of module state with every session, user */

@@ -699,6 +699,12 @@ static bool pep_tick(sm *s, sm_event *ev)
     return false;
 }
 
+static bool pep_session_end(sm *s, sm_event *ev)
+{
+    pep_owners_session_end(s, &ev->user->jid);
+    return false;
+}
+
 static bool pep_init(sm *s, const sm_module *self, config *cfg)
 {
     pep_owners_init(s);
@@ -718,6 +724,7 @@ static const sm_handler pep_handlers[] = {
     {"caps-known", .hook = pep_caps_known},
     {"roster-changed", .hook = pep_roster_changed},
     {"tick", .hook = pep_tick},
+    {"session-end", .hook = pep_session_end},
     {NULL},
 };
 

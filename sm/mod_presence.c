@@ -115,7 +115,7 @@ static void available(sm *s, sm_session *sess, sm_stanza *st)
     xml_attr_remove(st->node, NULL, "to");
     broadcast(s, sess, st, false);
     sm_stanza_free(sess->presence);
-    sess->presence = sm_stanza_take(st);
+    sess->presence = sm_stanza_keep(st);
     if (initial) {
         deliver_pending(s, sess);
         sm_event ev = {.session = sess, .user = u};

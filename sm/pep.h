@@ -127,6 +127,8 @@ bool pep_roster_changed(sm *s, sm_event *ev);
 /* Memory for the owners: cache bounds, every tick; all of it at the end. */
 void pep_owners_init(sm *s);
 void pep_owners_trim(sm *s);
+/* A session of bare's account ended: its owner, if in memory, may be idle now. */
+void pep_owners_session_end(sm *s, const jid *bare);
 void pep_owners_free(sm *s);
 
 #endif

@@ -4,7 +4,10 @@
  *
  * An account's nodes stay in memory while it has sessions; those of others (loaded to answer a
  * contact, or to send a contact the last items) are dropped, least recently used first, when more
- * than <pep><cache_owners> accounts are in memory (checked every tick). */
+ * than <pep><cache_owners> accounts are in memory (checked every tick). The check looks only at
+ * the owners that may be idle (the candidates: loaded since the last check, or whose account's
+ * session ended since), never at every owner: with a million accounts online and none of them
+ * idle, a walk over all of them each tick had been the routing thread's largest cost. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,10 +30,13 @@ struct pep_owner {
     size_t n, cap;
     pep_wait *waiting, **wtail;
     int64_t used_ms;
+    struct pep_owner *cand_next, **cand_prev;   /* in the candidates while cand_prev */
 };
 
 typedef struct pep_owners {
     sm_map by_jid;          /* bare JID -> pep_owner */
+    pep_owner *candidates;  /* owners that may be idle (a superset of the idle ones) */
+    size_t ncandidates;
 } pep_owners;
 
 static pep_owners *owners_of(sm *s) { return sm_module_data(s, &mod_pep); }
@@ -42,8 +48,33 @@ static void node_clear(pep_node *n)
     free(n->last_xml);
 }
 
-static void owner_free(pep_owner *o)
+static void candidate_add(pep_owners *d, pep_owner *o)
 {
+    if (o->cand_prev)
+        return;
+    o->cand_next = d->candidates;
+    if (o->cand_next)
+        o->cand_next->cand_prev = &o->cand_next;
+    o->cand_prev = &d->candidates;
+    d->candidates = o;
+    d->ncandidates++;
+}
+
+static void candidate_remove(pep_owners *d, pep_owner *o)
+{
+    if (!o->cand_prev)
+        return;
+    *o->cand_prev = o->cand_next;
+    if (o->cand_next)
+        o->cand_next->cand_prev = o->cand_prev;
+    o->cand_next = NULL;
+    o->cand_prev = NULL;
+    d->ncandidates--;
+}
+
+static void owner_free(pep_owners *d, pep_owner *o)
+{
+    candidate_remove(d, o);
     for (size_t i = 0; i < o->n; i++)
         node_clear(&o->nodes[i]);
     free(o->nodes);
@@ -123,7 +154,7 @@ static void loaded(xdb_request *r, void *ctx)
         w = next;
     }
     if (!ok)
-        owner_free(o);
+        owner_free(d, o);
 }
 
 pep_owner *pep_owner_find(sm *s, const jid *bare)
@@ -141,6 +172,7 @@ void pep_owner_with(sm *s, const jid *bare, pep_owner_fn fn, void *ctx)
         jid_copy(&o->bare, bare);
         o->wtail = &o->waiting;
         sm_map_put(&d->by_jid, jid_full(&o->bare), jid_full_len(&o->bare), o);
+        candidate_add(d, o);
         sm_submit(s, sm_user_request(XDB_PEP_LOAD, bare), loaded, s);
     }
     o->used_ms = sm_now_ms(s);
@@ -226,22 +258,36 @@ static bool idle(const sm *s, const pep_owner *o)
     return !u || !u->sessions;
 }
 
+void pep_owners_session_end(sm *s, const jid *bare)
+{
+    pep_owners *d = owners_of(s);
+    pep_owner *o = sm_map_get(&d->by_jid, jid_full(bare), jid_full_len(bare));
+    if (o)
+        candidate_add(d, o);
+}
+
 void pep_owners_trim(sm *s)
 {
     pep_owners *d = owners_of(s);
     size_t max = (size_t)sm_module_int(s, &mod_pep, "pep/cache_owners");
     size_t count = sm_map_count(&d->by_jid);
-    if (count <= max)
+    if (count <= max || !d->ncandidates)
         return;
-    pep_owner **all = (pep_owner **)sm_map_values(&d->by_jid);
+    /* A candidate that is not idle leaves the list: it comes back when its account's last session
+     * ends. What stays is idle. */
+    pep_owner **all = mem_array(d->ncandidates, sizeof *all);
     size_t n = 0;
-    for (size_t i = 0; i < count; i++)
-        if (idle(s, all[i]))
-            all[n++] = all[i];
+    for (pep_owner *o = d->candidates, *next; o; o = next) {
+        next = o->cand_next;
+        if (idle(s, o))
+            all[n++] = o;
+        else if (o->loaded && !o->waiting)
+            candidate_remove(d, o);
+    }
     qsort(all, n, sizeof *all, by_use);
     for (size_t i = 0; i < n && count > max; i++, count--) {
         sm_map_del(&d->by_jid, jid_full(&all[i]->bare), jid_full_len(&all[i]->bare));
-        owner_free(all[i]);
+        owner_free(d, all[i]);
     }
     free(all);
 }
@@ -249,13 +295,14 @@ void pep_owners_trim(sm *s)
 static void free_owner(void *val, void *ctx)
 {
     pep_owner *o = val;
+    o->cand_prev = NULL;   /* the whole table goes, the list with it */
     for (pep_wait *w = o->waiting; w;) {
         pep_wait *next = w->next;
         w->fn(ctx, NULL, w->ctx);
         free(w);
         w = next;
     }
-    owner_free(o);
+    owner_free(owners_of(ctx), o);
 }
 
 void pep_owners_free(sm *s)

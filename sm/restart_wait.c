@@ -87,7 +87,7 @@ static void hold(sm *s, sm_stanza *st, bool any_addressee)
         d->sid = st->origin->sid;
     }
     d->any_addressee = any_addressee;
-    d->stanza = sm_stanza_take(st);
+    d->stanza = sm_stanza_keep(st);
     sm_stanza_free(st);
     d->ticket = s->ticket;
     custody_hold(d->ticket);

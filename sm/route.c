@@ -341,7 +341,7 @@ static bool inbound_needs_user(const sm_stanza *st)
     return jid_is_bare(&st->to) && (streq(type, "get") || streq(type, "set"));
 }
 
-/* Queues st (taken) until u is loaded. */
+/* Queues st (taken: a compact copy is kept) until u is loaded. */
 static void defer_stanza(sm *s, sm_user *u, sm_stanza *st)
 {
     sm_deferred *d = mem_zalloc(sizeof(*d));
@@ -350,7 +350,7 @@ static void defer_stanza(sm *s, sm_user *u, sm_stanza *st)
         d->link_serial = st->origin->link->serial;
         d->sid = st->origin->sid;
     }
-    d->stanza = sm_stanza_take(st);
+    d->stanza = sm_stanza_keep(st);
     sm_stanza_free(st);
     smc_defer(s, u, d);
 }

@@ -80,15 +80,27 @@ void sm_stanza_free(sm_stanza *st)
     free(st);
 }
 
-sm_stanza *sm_stanza_copy(const sm_stanza *st)
+static sm_stanza *copy_into(const sm_stanza *st, xml_arena *a)
 {
-    xml_arena *a = xml_arena_new(1024);
     sm_stanza *n = mem_zalloc(sizeof(*n));
     n->arena = a;
     n->node = xml_node_copy(a, NULL, st->node);
     jid_copy(&n->from, &st->from);
     jid_copy(&n->to, &st->to);
     n->bad_to = st->bad_to;
+    return n;
+}
+
+sm_stanza *sm_stanza_copy(const sm_stanza *st)
+{
+    return copy_into(st, xml_arena_new(1024));
+}
+
+sm_stanza *sm_stanza_keep(const sm_stanza *st)
+{
+    /* What the source's arena handed out bounds the copy (it holds the tree and maybe more). */
+    sm_stanza *n = copy_into(st, xml_arena_new(xml_arena_bytes(st->arena)));
+    n->no_copies = st->no_copies;
     return n;
 }
 

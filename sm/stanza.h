@@ -38,6 +38,10 @@ sm_stanza *sm_stanza_take(sm_stanza *st);
 void sm_stanza_free(sm_stanza *st);
 /* A deep copy in its own arena (origin is not copied). */
 sm_stanza *sm_stanza_copy(const sm_stanza *st);
+/* The same, with no_copies, for a stanza kept long (a session's last presence, a stanza waiting
+ * for its recipient's account to load or for the start's wait): the arena is one chunk of the
+ * tree's size, not a parse's or a copy's 1 KiB. */
+sm_stanza *sm_stanza_keep(const sm_stanza *st);
 const char *sm_stanza_type(const sm_stanza *st);   /* "" when absent */
 /* A fresh stanza: <name xmlns='jabber:client' from= to= type=> in its own arena. from, to, type
  * may be NULL. */

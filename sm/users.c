@@ -347,9 +347,8 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
     u->holds--;
 }
 
-static void roster_loaded(xdb_request *r, void *ctx)
+static void roster_apply(sm *s, xdb_request *r)
 {
-    sm *s = ctx;
     jid bare;
     if (jid_make(r->user, strlen(r->user), r->host, strlen(r->host), NULL, 0, &bare) != JID_OK)
         return;
@@ -384,6 +383,58 @@ static void roster_loaded(xdb_request *r, void *ctx)
     smc_user_maybe_free(s, u);
 }
 
+/* Loads in flight are bounded: each is four storage requests of about 1 KiB (the roster and the
+ * user-load hooks': block list, MAM preferences, PEP nodes) until answered, and a burst (an SM
+ * restart's resync re-announces every session at once, a front's restart logs its clients in
+ * again) would otherwise hold them all, and the allocator keeps that memory after the burst. A
+ * thousand in flight keep the storage workers busy. */
+#define SMC_USER_LOADS 1024
+
+static void roster_loaded(xdb_request *r, void *ctx);
+
+static void load_start(sm *s, sm_user *u)
+{
+    s->loads_in_flight++;
+    sm_event ev = {.user = u};
+    sm_fire(s, SM_EV_USER_LOAD, &ev);
+    sm_submit(s, sm_user_request(XDB_ROSTER_LOAD, &u->jid), roster_loaded, s);
+}
+
+/* u has work deferred (so it is not freed) and no load under way. */
+static void load_request(sm *s, sm_user *u)
+{
+    if (s->loads_in_flight < SMC_USER_LOADS && !s->load_queue) {
+        load_start(s, u);
+        return;
+    }
+    u->load_next = NULL;
+    if (s->load_queue_tail)
+        s->load_queue_tail->load_next = u;
+    else
+        s->load_queue = u;
+    s->load_queue_tail = u;
+}
+
+static void load_next(sm *s)
+{
+    while (s->load_queue && s->loads_in_flight < SMC_USER_LOADS) {
+        sm_user *u = s->load_queue;
+        s->load_queue = u->load_next;
+        if (!s->load_queue)
+            s->load_queue_tail = NULL;
+        u->load_next = NULL;
+        load_start(s, u);
+    }
+}
+
+static void roster_loaded(xdb_request *r, void *ctx)
+{
+    sm *s = ctx;
+    s->loads_in_flight--;
+    roster_apply(s, r);
+    load_next(s);
+}
+
 /* Queues d until u's roster is loaded (starting the load if it is not under way). */
 void smc_defer(sm *s, sm_user *u, sm_deferred *d)
 {
@@ -395,9 +446,6 @@ void smc_defer(sm *s, sm_user *u, sm_deferred *d)
     else
         u->deferred = d;
     u->deferred_tail = d;
-    if (!loading) {
-        sm_event ev = {.user = u};
-        sm_fire(s, SM_EV_USER_LOAD, &ev);
-        sm_submit(s, sm_user_request(XDB_ROSTER_LOAD, &u->jid), roster_loaded, s);
-    }
+    if (!loading)
+        load_request(s, u);
 }

@@ -35,7 +35,6 @@
 #include "core/mem.h"
 #include "core/scram.h"
 #include "smproto/frame.h"
-#include "smproto/handshake.h"
 #include "tests/bench/benchlib.h"
 #include "tests/support/net.h"
 #include "tests/support/tmp.h"
@@ -177,49 +176,16 @@ static int start_sm(const char *bin_dir)
 static int link_fd = -1;
 static buf rx, tx;
 
-static void send_all(const char *s)
-{
-    if (!net_write_all(link_fd, s, strlen(s)))
-        die("writing to the SM failed");
-}
-
-/* The opening is read blocking: nothing else happens meanwhile. */
-static size_t read_until(size_t from, const char *needle)
-{
-    long at = bench_read_until(link_fd, &rx, from, needle, 10000);
-    if (at < 0)
-        die("the SM did not finish the handshake (refused, closed or timed out)");
-    return (size_t)at;
-}
-
 static void link_open(int port)
 {
+    const char *why;
     if ((link_fd = net_connect(port)) < 0)
         die("cannot connect to the SM");
-    send_all("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
-             "xmlns:stream='http://etherx.jabber.org/streams' to='" SERVICE "'>");
-    size_t head = read_until(0, "<stream:stream");
-    size_t head_end = read_until(head, ">");
-    char header[512], stream_id[64], digest[SMPROTO_DIGEST_LEN + 1], text[128];
-    snprintf(header, sizeof(header), "%.*s", (int)(head_end - head), buf_data(&rx) + head);
-    const char *id = strstr(header, " id=");
-    size_t id_len = id ? strcspn(id + 5, "'\"") : 0;
-    if (!id || id_len == 0 || id_len >= sizeof(stream_id))
-        die("no stream id in the SM's header");
-    memcpy(stream_id, id + 5, id_len);
-    stream_id[id_len] = '\0';
-    smproto_handshake_digest(stream_id, SECRET, digest);
-    snprintf(text, sizeof(text), "<handshake>%s</handshake>", digest);
-    send_all(text);
-    size_t done = read_until(head_end, "<handshake/>");
-    snprintf(text, sizeof(text), "<smproto xmlns='" SMPROTO_NS "' version='%d' instance='be4c4' "
-             "acked='0'/>", SMPROTO_VERSION);
-    send_all(text);
-    size_t sp = read_until(done, "<smproto");
-    size_t sp_end = read_until(sp, "/>");
-    if (!memmem(buf_data(&rx) + sp, sp_end - sp, "received='0'", 12))
+    long long received = bench_link_open(link_fd, &rx, SERVICE, SECRET, "be4c4", 0, &why);
+    if (received < 0)
+        die(why);
+    if (received != 0)
         die("the SM did not answer received='0' to a new instance");
-    buf_consume(&rx, sp_end + 2);
     fcntl(link_fd, F_SETFL, fcntl(link_fd, F_GETFL) | O_NONBLOCK);
 }
 

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "smproto/frame.h"
+#include "smproto/handshake.h"
 #include "tests/support/net.h"
 
 uint64_t bench_now_ns(void)
@@ -147,6 +149,19 @@ double bench_cpu_s(pid_t pid)
     return ok ? (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK) : -1;
 }
 
+double bench_thread_cpu_s(pid_t pid, pid_t tid)
+{
+    /* schedstat's first field is the time on a CPU in ns: finer than stat's clock ticks. */
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+    FILE *f = fopen(path, "r");
+    unsigned long long ns;
+    int ok = f && fscanf(f, "%llu", &ns) == 1;
+    if (f)
+        fclose(f);
+    return ok ? (double)ns / 1e9 : -1;
+}
+
 long bench_rss_kib(pid_t pid)
 {
     char path[64], line[256];
@@ -173,6 +188,62 @@ long bench_read_until(int fd, buf *rx, size_t from, const char *needle, unsigned
             (buf_len(rx) && memmem(buf_data(rx), buf_len(rx), "<stream:error", 13)))
             return -1;
     }
+}
+
+long long bench_link_open(int fd, buf *rx, const char *service, const char *secret,
+                          const char *instance, unsigned long long acked, const char **why)
+{
+    buf out = BUF_INIT;
+    char digest[SMPROTO_DIGEST_LEN + 1], stream_id[64], version[16];
+    long long received = -1;
+    *why = "the SM did not finish the handshake (refused, closed or timed out)";
+    buf_appendf(&out, "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                "xmlns:stream='http://etherx.jabber.org/streams' to='%s'>", service);
+    long head, head_end, done, sp, sp_end;
+    if (!net_write_all(fd, buf_data(&out), buf_len(&out)) ||
+        (head = bench_read_until(fd, rx, 0, "<stream:stream", 10000)) < 0 ||
+        (head_end = bench_read_until(fd, rx, (size_t)head, ">", 10000)) < 0)
+        goto out;
+    const char *hdr = buf_data(rx) + head;
+    const char *id = memmem(hdr, (size_t)(head_end - head), " id=", 4);
+    size_t id_len = id ? strcspn(id + 5, "'\"") : 0;
+    if (!id || id_len == 0 || id_len >= sizeof(stream_id)) {
+        *why = "no stream id in the SM's header";
+        goto out;
+    }
+    memcpy(stream_id, id + 5, id_len);
+    stream_id[id_len] = '\0';
+    smproto_handshake_digest(stream_id, secret, digest);
+    buf_truncate(&out, 0);
+    buf_appendf(&out, "<handshake>%s</handshake>", digest);
+    if (!net_write_all(fd, buf_data(&out), buf_len(&out)) ||
+        (done = bench_read_until(fd, rx, (size_t)head_end, "<handshake/>", 10000)) < 0)
+        goto out;
+    buf_truncate(&out, 0);
+    buf_appendf(&out, "<smproto xmlns='" SMPROTO_NS "' version='%d' instance='%s' acked='%llu'/>",
+                SMPROTO_VERSION, instance, acked);
+    if (!net_write_all(fd, buf_data(&out), buf_len(&out)) ||
+        (sp = bench_read_until(fd, rx, (size_t)done, "<smproto", 10000)) < 0 ||
+        (sp_end = bench_read_until(fd, rx, (size_t)sp, "/>", 10000)) < 0)
+        goto out;
+    const char *el = buf_data(rx) + sp, *v = memmem(el, (size_t)(sp_end - sp), "version='", 9);
+    const char *r = memmem(el, (size_t)(sp_end - sp), "received='", 10);
+    size_t vlen = v ? strcspn(v + 9, "'") : 0;
+    if (!v || vlen >= sizeof(version) || !r) {
+        *why = "the SM's <smproto/> has no version or received count";
+        goto out;
+    }
+    memcpy(version, v + 9, vlen);
+    version[vlen] = '\0';
+    if (!smproto_version_is_ours(version)) {
+        *why = "the SM speaks another smproto version";
+        goto out;
+    }
+    received = strtoll(r + 10, NULL, 10);
+    buf_consume(rx, (size_t)sp_end + 2);
+out:
+    buf_free(&out);
+    return received;
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -50,12 +50,25 @@ int bench_wait_port(int port, pid_t pid, unsigned timeout_ms);
 /* CPU time (user + system) pid has used so far, in seconds; -1 when it cannot be read. */
 double bench_cpu_s(pid_t pid);
 
+/* The CPU time of one of its threads (tid pid: its main thread), from schedstat (ns, where the
+ * process's figure is in clock ticks); -1 when it cannot be read. */
+double bench_thread_cpu_s(pid_t pid, pid_t tid);
+
 /* VmRSS of pid in KiB, or -1. */
 long bench_rss_kib(pid_t pid);
 
 /* Reads fd (blocking, for a stream opening) into rx until needle appears at or after offset from.
  * Returns its offset, or -1 at end of stream, on an error, a <stream:error/> or after timeout_ms. */
 long bench_read_until(int fd, buf *rx, size_t from, const char *needle, unsigned timeout_ms);
+
+/* The front's opening of an smproto link on connected fd (docs/smproto.md §1, as
+ * shard/link_front.c does it): the XEP-0114 stream to service, the handshake digest of secret, then
+ * <smproto version instance acked/>. Reads blocking (nothing else happens meanwhile) into rx, and
+ * leaves in rx whatever followed the SM's <smproto/> (its first frames). Returns the SM's
+ * received count, or -1 with *why set when the SM refused, closed, answered something else or took
+ * longer than 10 s. */
+long long bench_link_open(int fd, buf *rx, const char *service, const char *secret,
+                          const char *instance, unsigned long long acked, const char **why);
 
 /* The p-th percentile (0..100) of v[0..n), sorted in place. */
 uint64_t bench_percentile(uint64_t *v, size_t n, double p);

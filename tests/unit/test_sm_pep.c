@@ -2,10 +2,12 @@
  * publishing (nodes made on first publish, item ids made when absent), items by contacts under
  * each access model, publish-options as preconditions, the node's bound on items, retract, the
  * owner's configure, purge and delete, the errors of XEP-0060 §7, the account's disco#info,
- * persistence across an SM restart, and notifications by entity capabilities (mod_caps). */
+ * persistence across an SM restart, notifications by entity capabilities (mod_caps), and the
+ * bound on owners kept in memory. */
 #include "tests/support/sm_harness.h"
 
 #include "sm/caps_ver.h"
+#include "sm/pep.h"
 
 #define PUBSUB "http://jabber.org/protocol/pubsub"
 
@@ -429,6 +431,36 @@ static void test_avatar_to_vcard(void **state)
     EXPECT('S', 1, "urn:xmpp:pep-vcard-conversion:0", NULL);
 }
 
+static bool owner_in_memory(const char *bare)
+{
+    jid j;
+    assert_int_equal(jid_parse(bare, strlen(bare), &j), JID_OK);
+    bool in = pep_owner_find(smh.core, &j) != NULL;
+    jid_free(&j);
+    return in;
+}
+
+/* Past <cache_owners>, an account's nodes leave memory once its last session ended, never while
+ * it has one; a reader then gets them from storage again. */
+static void test_owner_cache(void **state)
+{
+    smh_stop();
+    smh_start("<pep><cache_owners>1</cache_owners></pep>", NULL);
+    smh_befriend();
+    publish(1, "urn:t:n", "a1", "from-alice");
+    publish(2, "urn:t:n", "b1", "from-bob");
+    sm_tick(smh.core, 1000);
+    assert_true(owner_in_memory("alice@example.org"));
+    assert_true(owner_in_memory("bob@example.org"));
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_drain();
+    sm_tick(smh.core, 2000);
+    assert_false(owner_in_memory("alice@example.org"));
+    assert_true(owner_in_memory("bob@example.org"));
+    get_items(2, "alice", "urn:t:n", NULL, NULL);
+    EXPECT('S', 2, ">from-alice<", "id='a1'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_last_item_on_subscription, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_bookmarks_compat, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_avatar_to_vcard, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_cache, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
