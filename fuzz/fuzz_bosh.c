@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/xml.h"
 #include "shard/bosh.h"
 #include "shard/xmpp_framing.h"
 
@@ -54,7 +55,7 @@ static void XMLCALL wf_start(void *ud, const XML_Char *name, const XML_Char **at
     wf *w = ud;
     if (w->depth++ == 0) {
         w->roots++;
-        w->root_ok = strcmp(name, "http://jabber.org/protocol/httpbind body") == 0;
+        w->root_ok = strcmp(name, BOSH_NS "\x1f" "body") == 0;
     }
 }
 
@@ -66,7 +67,8 @@ static void XMLCALL wf_end(void *ud, const XML_Char *name)
 
 static bool well_formed(const char *data, size_t len, wf *w)
 {
-    XML_Parser p = XML_ParserCreateNS("UTF-8", ' ');
+    /* The separator bosh.c's own parser uses (core/xml.h): a namespace may hold a space. */
+    XML_Parser p = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
     XML_SetUserData(p, w);
     XML_SetElementHandler(p, wf_start, wf_end);
     bool ok = XML_Parse(p, data, (int)len, XML_TRUE) == XML_STATUS_OK;

@@ -4,6 +4,7 @@
 #include <expat.h>
 #include <string.h>
 
+#include "core/xml.h"
 #include "core/xml_write.h"
 
 #define NS_STREAMS "http://etherx.jabber.org/streams"
@@ -214,13 +215,15 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     if (o->seen)
         return;
     o->seen = true;
-    const char *sep = strchr(name, ' ');
+    const char *sep = strchr(name, XML_NS_SEP);
     o->framing_ns = sep && (size_t)(sep - name) == strlen(XMPP_FRAMING_NS) &&
                     memcmp(name, XMPP_FRAMING_NS, (size_t)(sep - name)) == 0;
     for (size_t i = 0; atts[i] && atts[i + 1]; i += 2) {
         const char *a = atts[i], *v = atts[i + 1];
         int slot = strcmp(a, "to") == 0 ? 0 : strcmp(a, "from") == 0 ? 1
-                 : strcmp(a, "version") == 0 ? 2 : strcmp(a, NS_XML " lang") == 0 ? 3 : -1;
+                 : strcmp(a, "version") == 0 ? 2
+                 : strncmp(a, NS_XML, sizeof NS_XML - 1) == 0 && a[sizeof NS_XML - 1] == XML_NS_SEP &&
+                           strcmp(a + sizeof NS_XML, "lang") == 0 ? 3 : -1;
         if (slot < 0 || o->copies[slot])
             continue;
         o->copies[slot] = strdup(v);
@@ -252,7 +255,7 @@ framing_in_result framing_in(const char *msg, size_t len, buf *stream)
     if (memmem(msg, len, "<!", 2))
         return FRAMING_IN_NOT_WELL_FORMED;
     open_parse o = {0};
-    XML_Parser p = XML_ParserCreateNS(NULL, ' ');
+    XML_Parser p = XML_ParserCreateNS(NULL, XML_NS_SEP);
     if (!p)
         return FRAMING_IN_NOT_WELL_FORMED;
     XML_SetUserData(p, &o);
