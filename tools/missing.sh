@@ -27,9 +27,11 @@ set -eu
 # and Chromium with Node.js and npm: tests/integration/test_browser.py runs Converse.js (an npm
 # package: tools/npm.sh) in headless Chromium. npm is asked for only when there is no npm command:
 # a Node.js from outside Debian (NodeSource's nodejs) brings its own and conflicts with Debian's.
+# python3-aiohttp: slixmpp's HTTP File Upload plugin (xep_0363) PUTs with it
+# (tests/integration/test_upload.py, test_browser.py).
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
 libhttp-parser-dev libsqlite3-dev libpq-dev libmariadb-dev libsystemd-dev scdoc libcmocka-dev
-clang libclang-rt-14-dev libgsasl-dev postgresql mariadb-server python3-slixmpp libstrophe-dev
+clang libclang-rt-14-dev libgsasl-dev postgresql mariadb-server python3-slixmpp python3-aiohttp libstrophe-dev
 biboumi fail2ban profanity tmux debhelper chromium nodejs"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
