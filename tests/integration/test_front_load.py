@@ -36,6 +36,21 @@ BUILD = sys.argv[1] if len(sys.argv) > 1 else "build/default"
 CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 300 if sanitized(BUILD) else 2000
 MESSAGES = int(sys.argv[3]) if len(sys.argv) > 3 else 5
 OUTPUT_QUEUE = 65536
+
+
+def kernel_send_buffer_max():
+    """The most a TCP socket's send buffer may grow to by itself (tcp_wmem's third value)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            return int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 << 20
+
+
+# Each flood message's body: the 1,000 of them pass the kernel's buffering, the front's
+# <output_max> (four <output_queue>s) and 1 MiB more.
+FLOOD_BODY = (kernel_send_buffer_max() + 4 * OUTPUT_QUEUE + (1 << 20)) // 1000
+FLOOD_BURST = 2 * 100 * FLOOD_BODY
 HEADER = stream_header().encode()
 
 
@@ -137,11 +152,11 @@ async def slow_reader_phase(r, system, users):
     others = [Client(i, u, p) for i, (u, p) in enumerate(users)][1:]
     await gather_limited([c.login(system.tls_port, ctx) for c in others], 100)
     flooders, pairs = others[:10], others[10:]
-    # Flood the slow one: 10 x 100 messages of 2 KiB, far past its output queue and the kernel's
-    # buffers; meanwhile each pair member sends 50 messages to its partner. Under a sanitizer the
-    # flood trickles in and the front's send buffer grows with it up to tcp_wmem's 4 MiB: there,
-    # 4,800 bytes each (5 MB in all; each flooder's 500 KB stays under its bps burst).
-    body = "x" * (4800 if sanitized(system.build) else 2048)
+    # Flood the slow one: 10 x 100 messages, far past its output queue and the kernel's buffers
+    # (the front's send buffer may grow up to tcp_wmem's maximum, 4 MiB on Debian, when the
+    # flood trickles in: one CI run took 2 MB in without a cut); meanwhile each pair member sends
+    # 50 messages to its partner. The flooders' bps burst is raised to match (load_body).
+    body = "x" * FLOOD_BODY
     for n in range(100):
         for c in flooders:
             c.send(users[0][0], "flood", n, body)
@@ -267,9 +282,10 @@ async def load_phase(r, system, users, c2s_pid):
 
 def load_body(report, system):
     # The slow reader's phase uses the last 31 accounts; the load phase the first CLIENTS.
-    # The defaults otherwise: loopback is trusted (no conn_rate), and each client sends far less
-    # than its bps_burst.
-    limits = f"<output_queue>{OUTPUT_QUEUE}</output_queue><auth_timeout>60</auth_timeout>"
+    # The defaults otherwise (loopback is trusted: no conn_rate), but a bps_burst that lets each
+    # flooder send its hundred messages at once.
+    limits = (f"<output_queue>{OUTPUT_QUEUE}</output_queue><auth_timeout>60</auth_timeout>"
+              f"<bps_burst>{FLOOD_BURST}</bps_burst>")
     if not system.start_pair(report, CLIENTS + 31, limits):
         return
     c2s = system.front()
