@@ -67,7 +67,9 @@ BUILD_PKGS   := $(TEST_PKGS) $(NOTIFY_PKGS)
 # Empty while a package is missing: the build stops at the check (deps-check) before using them.
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PROGRAM_PKGS) 2>/dev/null) \
                $(shell pkg-config --cflags cmocka libgsasl 2>/dev/null)
-SYS_LDLIBS  := -lhttp_parser -ldl -lpthread -lm
+# libunbound (the s2s front's DNS) has a pkg-config file that asks for libevent's, which Debian's
+# libunbound-dev does not pull in: it is linked by name, its header checked (tools/missing.sh).
+SYS_LDLIBS  := -lhttp_parser -lunbound -ldl -lpthread -lm
 CORE_LDLIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 SM_LDLIBS   := $(shell pkg-config --libs $(SM_PKGS) 2>/dev/null) $(SYS_LDLIBS)
 NOTIFY_LDLIBS := $(shell pkg-config --libs $(NOTIFY_PKGS) 2>/dev/null)
@@ -92,9 +94,10 @@ endif
 core_SRCS    := $(filter-out core/notify.c,$(wildcard core/*.c))    # nothing of ours
 smproto_SRCS := $(wildcard smproto/*.c)                             # core
 front_SRCS   := $(filter-out shard/main.c,$(wildcard shard/*.c))    # core smproto
+s2s_SRCS     := $(filter-out s2s/main.c,$(wildcard s2s/*.c))        # core smproto
 xdbsql_SRCS  := $(wildcard xdbsql/*.c)                              # core
 sm_SRCS      := $(filter-out sm/main.c,$(wildcard sm/*.c))          # core smproto xdbsql
-LAYERS       := core smproto front xdbsql sm
+LAYERS       := core smproto front s2s xdbsql sm
 
 # $(call layer_objs,OBJDIR,LAYER): a layer's objects; $(call libs,DIR,LAYER...): its archives.
 layer_objs = $(patsubst %.c,$(1)/%.o,$($(2)_SRCS))
@@ -105,10 +108,12 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 SUPPORT_LIB  := $(BUILD)/libtestsupport.a
 
 FRONT_LIBS := $(call libs,$(BUILD),front smproto core)
+S2S_LIBS   := $(call libs,$(BUILD),s2s smproto core)
 SM_LIBS    := $(call libs,$(BUILD),sm xdbsql smproto core)
-ALL_LIBS   := $(call libs,$(BUILD),sm front xdbsql smproto core)
+ALL_LIBS   := $(call libs,$(BUILD),sm front s2s xdbsql smproto core)
 
-PROGRAMS := $(BUILD)/bin/jabshard-c2s $(BUILD)/bin/jabshard-sm $(BUILD)/bin/jabshardctl
+PROGRAMS := $(BUILD)/bin/jabshard-c2s $(BUILD)/bin/jabshard-s2s $(BUILD)/bin/jabshard-sm \
+            $(BUILD)/bin/jabshardctl
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -129,12 +134,12 @@ FUZZ_BINS  := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 FUZZ_CC    ?= clang
 FUZZ_FLAGS := -std=gnu17 -D_GNU_SOURCE -pthread -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -I.
-FUZZ_LIBS  := $(call libs,build/fuzz,sm front xdbsql smproto core)
+FUZZ_LIBS  := $(call libs,build/fuzz,sm front s2s xdbsql smproto core)
 FUZZ_OBJS  := $(foreach l,$(LAYERS),$(call layer_objs,build/fuzz/obj,$(l)))
 
 # Every object of this variant (for the header dependencies make includes at the end).
 ALL_OBJS := $(foreach l,$(LAYERS),$(call layer_objs,$(OBJ),$(l))) \
-            $(patsubst %.c,$(OBJ)/%.o,shard/main.c sm/main.c sm/ctl/main.c core/notify.c \
+            $(patsubst %.c,$(OBJ)/%.o,shard/main.c s2s/main.c sm/main.c sm/ctl/main.c core/notify.c \
                                       $(SUPPORT_SRCS) \
                                       $(UNIT_SRCS) $(STORAGE_SRCS) $(BENCH_SRCS)) \
             $(BENCHLIB) $(LOADGEN_OBJS) $(SM_SCALE_OBJS)
@@ -163,6 +168,7 @@ $(OBJ)/%.o: %.c | deps-check
 $(BUILD)/libcore.a:    $(call layer_objs,$(OBJ),core)
 $(BUILD)/libsmproto.a: $(call layer_objs,$(OBJ),smproto)
 $(BUILD)/libfront.a:   $(call layer_objs,$(OBJ),front)
+$(BUILD)/libs2s.a:     $(call layer_objs,$(OBJ),s2s)
 $(BUILD)/libxdbsql.a:  $(call layer_objs,$(OBJ),xdbsql)
 $(BUILD)/libsm.a:      $(call layer_objs,$(OBJ),sm)
 $(SUPPORT_LIB):        $(patsubst %.c,$(OBJ)/%.o,$(SUPPORT_SRCS))
@@ -173,6 +179,11 @@ $(call libs,$(BUILD),$(LAYERS)) $(SUPPORT_LIB):
 $(BUILD)/bin/jabshard-c2s: $(OBJ)/shard/main.o $(OBJ)/core/notify.o $(FRONT_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJ)/core/notify.o $(FRONT_LIBS) $(CORE_LDLIBS) \
+	    $(NOTIFY_LDLIBS)
+
+$(BUILD)/bin/jabshard-s2s: $(OBJ)/s2s/main.o $(OBJ)/core/notify.o $(S2S_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJ)/core/notify.o $(S2S_LIBS) $(CORE_LDLIBS) \
 	    $(NOTIFY_LDLIBS)
 
 $(BUILD)/bin/jabshard-sm: $(OBJ)/sm/main.o $(OBJ)/core/notify.o $(SM_LIBS)
@@ -219,6 +230,7 @@ build/fuzz/obj/%.o: %.c | fuzz-deps-check
 build/fuzz/libcore.a:    $(call layer_objs,build/fuzz/obj,core)
 build/fuzz/libsmproto.a: $(call layer_objs,build/fuzz/obj,smproto)
 build/fuzz/libfront.a:   $(call layer_objs,build/fuzz/obj,front)
+build/fuzz/libs2s.a:     $(call layer_objs,build/fuzz/obj,s2s)
 build/fuzz/libxdbsql.a:  $(call layer_objs,build/fuzz/obj,xdbsql)
 build/fuzz/libsm.a:      $(call layer_objs,build/fuzz/obj,sm)
 $(FUZZ_LIBS):

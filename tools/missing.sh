@@ -27,12 +27,15 @@ set -eu
 # and Chromium with Node.js and npm: tests/integration/test_browser.py runs Converse.js (an npm
 # package: tools/npm.sh) in headless Chromium. npm is asked for only when there is no npm command:
 # a Node.js from outside Debian (NodeSource's nodejs) brings its own and conflicts with Debian's.
+# Prosody, ejabberd and unbound: tests/integration/test_federation.py federates with the first two,
+# in a network namespace (iproute2, util-linux's unshare) whose DNS unbound serves.
 # python3-aiohttp: slixmpp's HTTP File Upload plugin (xep_0363) PUTs with it
 # (tests/integration/test_upload.py, test_browser.py).
 PACKAGES="gcc make pkg-config libck-dev libexpat1-dev libssl-dev openssl libidn-dev
-libhttp-parser-dev libsqlite3-dev libpq-dev libmariadb-dev libsystemd-dev scdoc libcmocka-dev
+libhttp-parser-dev libunbound-dev libsqlite3-dev libpq-dev libmariadb-dev libsystemd-dev scdoc libcmocka-dev
 clang libclang-rt-14-dev libgsasl-dev postgresql mariadb-server python3-slixmpp python3-aiohttp libstrophe-dev
-biboumi fail2ban profanity tmux debhelper chromium nodejs"
+biboumi fail2ban profanity tmux debhelper chromium nodejs
+prosody lua-unbound ejabberd unbound iproute2 util-linux"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 # The Debian package that provides a pkg-config module.
@@ -100,7 +103,7 @@ else
     add "pkg-config, and with it the pkg-config packages $*" "pkg-config"
 fi
 # Libraries Debian ships without a pkg-config file: their header.
-for h in http_parser.h:libhttp-parser-dev; do
+for h in http_parser.h:libhttp-parser-dev unbound.h:libunbound-dev; do
     [ -r "/usr/include/${h%%:*}" ] || [ -r "/usr/local/include/${h%%:*}" ] ||
         add "the header ${h%%:*}" "${h##*:}"
 done
