@@ -246,6 +246,16 @@ xml_node *xml_node_copy(xml_arena *arena, xml_node *parent, const xml_node *node
     return copy_node(arena, parent, node, NULL);
 }
 
+void xml_rename_ns(xml_node *node, const char *from, const char *to)
+{
+    if (node->kind != XML_ELEMENT)
+        return;
+    if (strcmp(node->ns, from) == 0)
+        node->ns = to;
+    for (xml_node *c = node->children; c; c = c->next)
+        xml_rename_ns(c, from, to);
+}
+
 const char *xml_attr_get(const xml_node *el, const char *name)
 {
     const xml_attr *a = attr_find(el, NULL, name);

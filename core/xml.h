@@ -70,6 +70,10 @@ void xml_attr_set(xml_arena *arena, xml_node *el, const char *ns, const char *na
 void xml_attr_remove(xml_node *el, const char *ns, const char *name);
 /* Unlinks node from its parent. */
 void xml_node_detach(xml_node *node);
+/* Moves node and every element below it that is in namespace from into namespace to (a stanza
+ * crossing from one stream's content namespace to another's: jabber:component:accept,
+ * jabber:server, jabber:client). to must live as long as the tree (a literal). */
+void xml_rename_ns(xml_node *node, const char *from, const char *to);
 /* Deep copy of node (and its subtree) into another arena. */
 xml_node *xml_node_copy(xml_arena *arena, xml_node *parent, const xml_node *node);
 

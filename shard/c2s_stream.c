@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
+#include "core/base64.h"
 #include "core/jid.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -97,59 +97,6 @@ static const front_limits *limits_of(const c2s_env *env)
 static void on_header(void *ctx, const xml_node *root, const char *content_ns);
 static void on_stanza(void *ctx, xml_node *stanza, xml_arena *arena);
 static void on_close(void *ctx);
-
-/* ---- base64 (RFC 4648, strict: padding required, no whitespace) ------------------------------ */
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Decodes text into out (malloc'd); returns the length or -1. */
-static long b64_decode(const char *text, uint8_t **out)
-{
-    size_t n = strlen(text);
-    *out = NULL;
-    if (n % 4)
-        return -1;
-    uint8_t *d = mem_alloc(n / 4 * 3 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)text[i + k];
-            if (c == '=' && i + 4 == n && k >= 2 && (k == 3 || text[i + 3] == '=')) {
-                v[k] = 0;
-                pad++;
-            } else if ((v[k] = b64_value(c)) < 0 || pad) {
-                free(d);
-                return -1;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        d[o++] = (uint8_t)(w >> 16);
-        if (pad < 2)
-            d[o++] = (uint8_t)(w >> 8);
-        if (pad < 1)
-            d[o++] = (uint8_t)w;
-    }
-    *out = d;
-    return (long)o;
-}
-
-static void b64_append(buf *out, const void *data, size_t len)
-{
-    size_t need = 4 * ((len + 2) / 3) + 1;
-    char *p = buf_reserve(out, need);
-    int n = EVP_EncodeBlock((unsigned char *)p, data, (int)len);
-    buf_commit(out, (size_t)n);
-}
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
@@ -434,7 +381,7 @@ static void sasl_result_apply(c2s_stream *s, sasl_result r, buf *data, sasl_fail
     switch (r) {
     case SASL_CHALLENGE:
         buf_appendf(&s->out, "<challenge xmlns='%s'>", NS_SASL);
-        b64_append(&s->out, buf_data(data), buf_len(data));
+        base64_append(&s->out, buf_data(data), buf_len(data));
         buf_append(&s->out, "</challenge>", 12);
         break;
     case SASL_NEED_CREDS: {
@@ -485,7 +432,7 @@ static void sasl_result_apply(c2s_stream *s, sasl_result r, buf *data, sasl_fail
         }
         buf_appendf(&s->out, "<success xmlns='%s'>", NS_SASL);
         if (buf_len(data))
-            b64_append(&s->out, buf_data(data), buf_len(data));
+            base64_append(&s->out, buf_data(data), buf_len(data));
         buf_append(&s->out, "</success>", 10);
         sasl_free(s->sasl);
         s->sasl = NULL;
@@ -528,7 +475,7 @@ static void handle_sasl(c2s_stream *s, xml_node *el, xml_arena *a)
         sasl_failed(s, "malformed-request");
         return;
     }
-    if (strcmp(text, "=") != 0 && (inlen = b64_decode(text, &in)) < 0) {
+    if (strcmp(text, "=") != 0 && (inlen = base64_decode(text, &in)) < 0) {
         sasl_failed(s, "incorrect-encoding");
         return;
     }

@@ -98,10 +98,10 @@ static void read_services(sm_config *sc, config *cfg)
         s->secret = config_str(cfg, n, "accept/secret", NULL);
         /* No default: a link that may speak for every user (a front) must never be one that
          * was meant to serve a single domain (a component), so the file says which. */
-        static const char *const roles[] = {"front", "component", NULL};
+        static const char *const roles[] = {"front", "component", "s2s", NULL};
+        static const sm_role role_of[] = {SM_ROLE_FRONT, SM_ROLE_COMPONENT, SM_ROLE_S2S};
         if (config_require(cfg, n, "@role"))
-            s->role = config_enum(cfg, n, "@role", roles, 0) == 0 ? SM_ROLE_FRONT
-                                                                  : SM_ROLE_COMPONENT;
+            s->role = role_of[config_enum(cfg, n, "@role", roles, 0)];
         for (int j = 0; j < i; j++)
             if (s->id && sc->services[j].id && strcmp(s->id, sc->services[j].id) == 0)
                 config_fail(cfg, n, "service id '%s' is configured twice", s->id);

@@ -14,7 +14,7 @@
  * front speaks frames for the users of the served hosts (sessions, authentication, binding); a
  * component speaks XEP-0114 XML as its own domain and nothing else. The link enforces it
  * (sm/link_sm.c): a component asking for frames, or a front sending XML stanzas, is refused. */
-typedef enum { SM_ROLE_FRONT = 1, SM_ROLE_COMPONENT = 2 } sm_role;
+typedef enum { SM_ROLE_FRONT = 1, SM_ROLE_COMPONENT = 2, SM_ROLE_S2S = 3 } sm_role;
 
 /* A <service id='...' role='...'><accept> entry: a front or an XEP-0114 component that may
  * connect. A component's id is the domain it serves and may not be a served host. */

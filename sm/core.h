@@ -46,7 +46,8 @@ struct sm_link {
     void *handle;
     uint64_t serial;        /* never reused: callbacks find the link again by it */
     char *service;
-    bool component;
+    bool component;         /* XML in jabber:component:accept: a component, or... */
+    bool s2s;               /* ...a federation link (jabshard-s2s), for remote domains */
     sm_link *next;
 };
 

@@ -69,6 +69,7 @@ struct link_sm {
 };
 
 const char *link_sm_service(const link_sm *l) { return l->svc ? l->svc->id : NULL; }
+sm_role link_sm_role(const link_sm *l) { return l->svc ? l->svc->role : 0; }
 void link_sm_set_data(link_sm *l, void *data) { l->data = data; }
 void *link_sm_data(const link_sm *l) { return l->data; }
 buf *link_sm_out(link_sm *l) { return &l->out; }
@@ -196,7 +197,7 @@ static void handshake(link_sm *l, xml_node *st, xml_arena *arena)
     log_info("link %s (%s): handshake accepted", l->svc->id, l->peer);
     /* XEP-0114 §3: from now on a component may be sent stanzas, and many (biboumi, slixmpp's)
      * never speak first. A front is up once it has asked for frames (on_stanza). */
-    if (l->svc->role == SM_ROLE_COMPONENT) {
+    if (l->svc->role != SM_ROLE_FRONT) {
         l->up = true;
         if (l->srv->h.up)
             l->srv->h.up(l->srv->ctx, l, NULL);
@@ -289,7 +290,9 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
         l->state = L_XML;   /* the first stanza of a component, up since its handshake */
         __attribute__((fallthrough));
     case L_XML:
-        if (!from_own_domain(l, st)) {
+        /* A federation link speaks for remote domains: the SM checks each stanza's from and to
+         * against what it serves (sm_component_stanza). */
+        if (l->svc->role == SM_ROLE_COMPONENT && !from_own_domain(l, st)) {
             log_warn("link %s (%s): <%s/> from '%s', outside the component's domain", l->svc->id,
                      l->peer, st->name, xml_attr_get(st, "from") ? xml_attr_get(st, "from") : "");
             stream_error(l, "invalid-from", "a stanza from outside the component's domain");

@@ -68,6 +68,8 @@ link_sm *link_sm_adopt(link_sm_server *srv, int fd, const char *peer);
 
 /* The service id the link authenticated as (NULL before the handshake). */
 const char *link_sm_service(const link_sm *l);
+/* Its <service role>: front, component or s2s (0 before the header names the service). */
+sm_role link_sm_role(const link_sm *l);
 void link_sm_set_data(link_sm *l, void *data);
 void *link_sm_data(const link_sm *l);
 /* Where frames (or, for a component, XML) to send are appended. */

@@ -205,22 +205,32 @@ void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload)
     sm_route(s, r);
 }
 
-/* Component streams carry stanzas in jabber:component:accept; inside the SM every stanza is in
- * jabber:client, so modules and the serializer see one namespace. */
-static void renamespace(xml_node *n, const char *from, const char *to)
-{
-    if (n->kind != XML_ELEMENT)
-        return;
-    if (streq(n->ns, from))
-        n->ns = to;
-    for (xml_node *c = n->children; c; c = c->next)
-        renamespace(c, from, to);
-}
-
 static sm_link *component_for(const sm *s, const char *domain, size_t len)
 {
     for (sm_link *l = s->links; l; l = l->next)
-        if (l->component && strlen(l->service) == len && strncasecmp(l->service, domain, len) == 0)
+        if (l->component && !l->s2s && strlen(l->service) == len &&
+            strncasecmp(l->service, domain, len) == 0)
+            return l;
+    return NULL;
+}
+
+/* The federation link for a remote domain: the s2s links up, one chosen by a hash of the domain
+ * (the same box for a domain while the set of links stays), NULL when there is none. */
+static sm_link *s2s_for(const sm *s, const char *domain, size_t len)
+{
+    unsigned n = 0;
+    for (const sm_link *l = s->links; l; l = l->next)
+        n += l->s2s;
+    if (!n)
+        return NULL;
+    uint32_t h = 2166136261u;   /* FNV-1a over the lower-case domain */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)domain[i];
+        h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32u : c)) * 16777619u;
+    }
+    unsigned pick = h % n;
+    for (sm_link *l = s->links; l; l = l->next)
+        if (l->s2s && pick-- == 0)
             return l;
     return NULL;
 }
@@ -450,6 +460,8 @@ void sm_route(sm *s, sm_stanza *st)
     if (smc_domain_dispatch(s, st, domain, dlen))
         return;
     sm_link *c = component_for(s, domain, dlen);
+    if (!c && !component_configured(s, domain, dlen))
+        c = s2s_for(s, domain, dlen);
     if (c && !wire_put(s, st->node)) {
         sm_bounce_too_big(s, st);
         return;
@@ -461,7 +473,7 @@ void sm_route(sm *s, sm_stanza *st)
         return;
     }
     /* A configured component that is not connected is a local service that is down (RFC 6120
-     * §10.5, §8.3.3.19); any other domain would be remote, and there is no server-to-server. */
+     * §10.5, §8.3.3.19); any other domain is remote, and no federation link is up. */
     sm_bounce(s, st, "cancel",
               component_configured(s, domain, dlen) ? "service-unavailable"
                                                     : "remote-server-not-found");
@@ -613,10 +625,42 @@ void sm_undeliverable(sm *s, const jid *to, const char *xml, size_t len)
     undeliverable_fate(s, st);
 }
 
+/* Ours: a served host or a configured component's domain. */
+static bool served(const sm *s, const char *domain, size_t len)
+{
+    return sm_is_local_host(s, domain, len) || component_configured(s, domain, len);
+}
+
+/* From a federation link (docs/deployment.md, "Federation"): a remote server may only send from
+ * a domain that is not ours, and only to ours. jabshard-s2s checks this on each remote stream
+ * (a stream only carries the domains it authenticated); the SM checks it again here, whatever the
+ * link says. */
+static void s2s_stanza(sm *s, sm_link *l, sm_stanza *st)
+{
+    size_t flen = 0, tlen = 0;
+    const char *from = st->from.domain_len ? jid_domain(&st->from, &flen) : NULL;
+    const char *to = st->to.domain_len ? jid_domain(&st->to, &tlen) : NULL;
+    if (!from || !to || st->bad_to || served(s, from, flen) || !served(s, to, tlen)) {
+        log_warn("sm: federation link '%s' sent a <%s/> from '%.*s' to '%.*s': refused "
+                 "(from must be remote, to ours)", l->service, st->node->name, (int)flen,
+                 from ? from : "", (int)tlen, to ? to : "");
+        s->stats.dropped_bad++;
+        sm_stanza_free(st);
+        return;
+    }
+    sm_route(s, st);
+}
+
 void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena)
 {
-    renamespace(node, SM_NS_COMPONENT, SM_NS_CLIENT);
+    /* Component streams carry stanzas in jabber:component:accept; inside the SM every stanza
+     * is in jabber:client, so modules and the serializer see one namespace. */
+    xml_rename_ns(node, SM_NS_COMPONENT, SM_NS_CLIENT);
     sm_stanza *st = sm_stanza_new(arena, node);
+    if (l->s2s) {
+        s2s_stanza(s, l, st);
+        return;
+    }
     size_t dlen = 0;
     const char *d = st->from.domain_len ? jid_domain(&st->from, &dlen) : NULL;
     if (!d || strlen(l->service) != dlen || strncasecmp(d, l->service, dlen) != 0) {

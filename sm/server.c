@@ -139,6 +139,8 @@ static uint64_t on_up(void *ctx, link_sm *l, const link_sm_hello *hello)
     sl->srv = srv;
     sl->l = l;
     sl->core = sm_link_up(srv->core, l, link_sm_service(l), hello == NULL);
+    if (link_sm_role(l) == SM_ROLE_S2S)
+        sm_link_set_s2s(srv->core, sl->core);
     link_sm_set_data(l, sl);
     sl->next = srv->up;
     sl->prev = &srv->up;

@@ -45,6 +45,13 @@ sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component)
     return l;
 }
 
+void sm_link_set_s2s(sm *s, sm_link *l)
+{
+    (void)s;
+    l->s2s = true;
+    log_info("sm: '%s' is a federation link", l->service);
+}
+
 sm_link *sm_link_find(const sm *s, uint64_t serial) { return smc_link_by_serial(s, serial); }
 
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid)

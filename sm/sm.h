@@ -75,6 +75,10 @@ const sm_config *sm_cfg(const sm *s);
 
 /* A front (frames) or a component (XML, its domain = service_id) is connected. */
 sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component);
+/* The component link l is a federation link (role s2s): stanzas to domains neither served nor
+ * of a component go to the s2s links up (one per remote domain, by hash), and it may send from
+ * remote domains to ours only. */
+void sm_link_set_s2s(sm *s, sm_link *l);
 /* The link is gone: every session on it ends as with END (gone). */
 void sm_link_down(sm *s, sm_link *l);
 
