@@ -432,7 +432,7 @@ static bool push_tick(sm *s, sm_event *ev)
 static bool push_init(sm *s, const sm_module *self, config *cfg)
 {
     push_data *d = mem_zalloc(sizeof *d);
-    d->include_body = cfg && config_first(cfg, NULL, "push/include_body") != NULL;
+    d->include_body = cfg && config_bool(cfg, NULL, "push/include_body", false);
     push_notify_init(d);
     sm_module_set_data(s, self, d);
     return true;
