@@ -429,6 +429,12 @@ static bool push_tick(sm *s, sm_event *ev)
     return false;
 }
 
+static bool push_metrics(sm *s, sm_event *ev)
+{
+    push_notify_metrics(s, ev->out);
+    return false;
+}
+
 static bool push_init(sm *s, const sm_module *self, config *cfg)
 {
     push_data *d = mem_zalloc(sizeof *d);
@@ -453,6 +459,7 @@ static const sm_handler push_handlers[] = {
     {"session-attached", .hook = session_active},
     {"disco-account-info", .hook = account_info},
     {"tick", .hook = push_tick},
+    {"metrics", .hook = push_metrics},
     {NULL},
 };
 

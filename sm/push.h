@@ -45,11 +45,16 @@ typedef struct push_user {
 extern const sm_module mod_push;
 
 /* The module's data: the option that is not an integer (<push><include_body/>: notifications
- * carry the message's body), and the flights (push_notify.c's: notifications sent and waiting
- * for the app server's answer, or sent within push/interval), by account and registration. */
+ * carry the message's body), the flights (push_notify.c's: notifications sent and waiting for
+ * the app server's answer, or sent within push/interval), by account and registration, and the
+ * counters of the metrics (what became of notifications, and of the app servers' answers). */
+typedef enum { PUSH_SENT, PUSH_LIMITED, PUSH_SKIPPED, PUSH_RESULTS } push_result;
+typedef enum { PUSH_ACCEPTED, PUSH_REFUSED, PUSH_DISABLED, PUSH_UNANSWERED, PUSH_ANSWERS } push_answer;
 typedef struct push_data {
     bool include_body;
     sm_map flights;
+    uint64_t results[PUSH_RESULTS];
+    uint64_t answers[PUSH_ANSWERS];
 } push_data;
 
 long long push_option(sm *s, const char *path);
@@ -64,6 +69,8 @@ void push_notify_tick(sm *s);
 /* Whether st, a message routed to u (loaded), is one to push (XEP-0357 §7: it has a body, an
  * encrypted payload or a call proposal) and would reach no active session of u. */
 bool push_wanted(sm *s, const sm_user *u, const sm_stanza *st);
+/* The module's counters in the metrics (core/metrics.h). */
+void push_notify_metrics(sm *s, buf *out);
 /* Sends u's registrations the notification of st (u's count already counts it), each within
  * its rate bound. */
 void push_notify(sm *s, sm_user *u, const sm_stanza *st);

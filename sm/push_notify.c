@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "core/utf8.h"
 #include "sm/iq_out.h"
 #include "sm/push.h"
@@ -168,8 +169,13 @@ static bool error_disables(const sm_stanza *reply)
 static void answered(sm *s, const sm_stanza *reply, void *ctx)
 {
     push_flight *f = ctx;
+    push_answer a = !reply                                       ? PUSH_UNANSWERED
+                    : strcmp(sm_stanza_type(reply), "error") != 0 ? PUSH_ACCEPTED
+                    : error_disables(reply)                       ? PUSH_DISABLED
+                                                                  : PUSH_REFUSED;
+    push_data_of(s)->answers[a]++;
     f->waiting = false;
-    if (reply && error_disables(reply))
+    if (a == PUSH_DISABLED)
         push_disable(s, f->account, f->key);
 }
 
@@ -181,9 +187,12 @@ static push_flight *flight_for(sm *s, const char *account, const char *key)
     buf id = BUF_INIT;
     buf_appendf(&id, "%s\n%s", account, key);
     push_flight *f = sm_map_get(&d->flights, buf_data(&id), buf_len(&id));
-    if (f && (f->waiting || sm_now_ms(s) - f->sent_ms < push_option(s, "push/interval") * 1000))
+    if (f && (f->waiting || sm_now_ms(s) - f->sent_ms < push_option(s, "push/interval") * 1000)) {
         f = NULL;
-    else if (!f && sm_map_count(&d->flights) < PUSH_FLIGHTS_MAX) {
+        d->results[PUSH_LIMITED]++;
+    } else if (!f && sm_map_count(&d->flights) >= PUSH_FLIGHTS_MAX) {
+        d->results[PUSH_SKIPPED]++;
+    } else if (!f) {
         f = mem_zalloc(sizeof *f);
         f->id = mem_strndup(buf_data(&id), buf_len(&id));
         f->account = mem_strdup(account);
@@ -218,9 +227,40 @@ void push_notify(sm *s, sm_user *u, const sm_stanza *st)
     for (size_t i = 0; i < n; i++) {
         flight[i]->sent_ms = sm_now_ms(s);
         flight[i]->waiting = true;
-        if (!sm_iq_request(s, "set", account, &to[i], payload[i], timeout, answered, flight[i]))
+        bool sent = sm_iq_request(s, "set", account, &to[i], payload[i], timeout, answered,
+                                  flight[i]);
+        if (!sent)
             flight[i]->waiting = false;
+        push_data_of(s)->results[sent ? PUSH_SENT : PUSH_SKIPPED]++;
         jid_free(&to[i]);
     }
     xml_arena_free(a);
+}
+
+/* One counter family with a sample per result label. */
+static void counters(buf *out, const char *name, const char *help, const char *const *labels,
+                     const uint64_t *values, int n)
+{
+    metrics_family(out, name, "counter", help);
+    for (int i = 0; i < n; i++) {
+        char l[32];
+        snprintf(l, sizeof l, "result=\"%s\"", labels[i]);
+        metrics_sample(out, name, l, values[i]);
+    }
+}
+
+void push_notify_metrics(sm *s, buf *out)
+{
+    static const char *const results[PUSH_RESULTS] = {"sent", "limited", "skipped"};
+    static const char *const answers[PUSH_ANSWERS] = {"accepted", "refused", "disabled",
+                                                      "unanswered"};
+    push_data *d = push_data_of(s);
+    counters(out, "jabshard_sm_push_notifications_total",
+             "Push notifications (XEP-0357) sent to app servers, held back by the rate bound "
+             "(limited: counted for the next one), or skipped (too many waiting).",
+             results, d->results, PUSH_RESULTS);
+    counters(out, "jabshard_sm_push_answers_total",
+             "App servers' answers to push notifications: accepted, refused (an error that keeps "
+             "the registration), disabled (one that removed it), unanswered (push/timeout "
+             "passed).", answers, d->answers, PUSH_ANSWERS);
 }

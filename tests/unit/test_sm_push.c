@@ -4,7 +4,8 @@
  * session, and to one whose session is hibernated (XEP-0198), with the count, the sender, the
  * client's publish-options and no body (unless <include_body/>); none while a session is active,
  * the count starting again once one is; the rate bound; an app server's error disabling the
- * registration; the bound on registrations; and registrations kept across an SM restart. */
+ * registration; the bound on registrations; registrations kept across an SM restart; and the
+ * metrics. */
 #include "tests/support/sm_harness.h"
 
 #define APP "muc.example.org"
@@ -166,6 +167,22 @@ static void test_offline_notification(void **state)
     held_then_sent(1000, 5000, 4);
     /* An unanswered one ends at push/timeout (30 s). */
     held_then_sent(10000, 31000, 6);
+    /* The counts, by fate. */
+    buf out = BUF_INIT;
+    sm_event ev = {.out = &out};
+    sm_fire(smh.core, SM_EV_METRICS, &ev);
+    buf_append(&out, "", 1);
+    static const char *const want[] = {
+        "jabshard_sm_push_notifications_total{result=\"sent\"} 3",
+        "jabshard_sm_push_notifications_total{result=\"limited\"} 3",
+        "jabshard_sm_push_answers_total{result=\"accepted\"} 1",
+        "jabshard_sm_push_answers_total{result=\"unanswered\"} 1",
+        "jabshard_sm_push_answers_total{result=\"disabled\"} 0",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(buf_data(&out), want[i]))
+            fail_msg("no '%s' in:\n%s", want[i], buf_data(&out));
+    buf_free(&out);
 }
 
 static void test_active_session_resets(void **state)
