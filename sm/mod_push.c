@@ -282,6 +282,8 @@ static void loaded(xdb_request *r, void *ctx)
     push_user *pu = user_of(s, u);
     for (size_t i = 0; i < r->docs.n; i++) {
         const xdb_doc *d = &r->docs.v[i];
+        if (!d->value.data)
+            continue;
         if (!strcmp(d->key, PUSH_COUNT_KEY)) {
             unsigned long n = strtoul(d->value.data, NULL, 10);
             pu->count = n < 999999 ? (uint32_t)n : 999999;
@@ -359,6 +361,11 @@ static void enable(sm *s, sm_stanza *st, xml_node *payload)
             reg.since_ms = pu->regs[i].since_ms + 1;
     size_t len;
     char *xml = reg_document(&reg, &len);
+    if (!xml) {     /* within the bounds checked, it fits; escaping is what could make it not */
+        reg_free(&reg);
+        sm_bounce_text(s, st, "modify", "not-acceptable", "the registration is too large");
+        return;
+    }
     xdb_request *r = doc_request(XDB_DOC_PUT, &u->jid, reg.key);
     xdb_request_set_value(r, xml, len);
     free(xml);

@@ -248,9 +248,15 @@ static void test_survives_restart(void **state)
     alice_enables_and_goes();
     bob_says("one");
     EXPECT('C', 0, "<value>1</value>", NULL);
+    /* A node with characters that need escaping, as a key and in the document (a session
+     * without presence: not active, the count goes on). */
+    smh_bind(1, "alice", "phone");
+    alice_push(1, "enable", "jid='" APP "' node='a&amp;&lt;b &apos;c'", "", "type='result'");
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     restart("");
     bob_says("two");
-    EXPECT('C', 0, "<value>2</value>", "s3cr3t");
+    EXPECT('C', 0, "node='n1'", "<value>2</value>");
+    EXPECT('C', 0, "node='a&amp;&lt;b &apos;c'", "<value>2</value>");
 }
 
 static void test_disable(void **state)
