@@ -195,10 +195,12 @@ def resume(previd):
     s.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
     el = s.expect(lambda e: e.tag in (q(NS_SM, 'resumed'), q(NS_SM, 'failed')), '<resumed/>')
     need(el.tag == q(NS_SM, 'resumed'), 'resumption refused')
-    m = s.expect(lambda e: e.tag == q(NS_CLIENT, 'message'), 'the kept message')
-    body = m.find(q(NS_CLIENT, 'body'))
+    # What she had not acknowledged comes first: her offline messages, if they came after
+    # <enable/>, then the one sent while she was away.
+    m = s.next(lambda e: e.tag == q(NS_CLIENT, 'message') and
+               e.findtext(q(NS_CLIENT, 'body')) == 'while away', 10)
     s.end()
-    return body.text if body is not None else None
+    return None if m is None else m.findtext(q(NS_CLIENT, 'body'))
 
 
 async def hibernated(r, app, bob, system):
