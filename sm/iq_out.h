@@ -3,8 +3,8 @@
  * comes back, and calls the module back once, with the answer, or with NULL when none came in
  * time or the SM stops.
  *
- * An answer matches a request when it is an iq result or error addressed to the host the request
- * came from (its domain alone, as a client answers the server), with the request's id, from the
+ * An answer matches a request when it is an iq result or error addressed to the host or account
+ * the request came from (its domain or bare JID alone), with the request's id, from the
  * very JID the request went to (the SM stamps where a stanza comes from: nobody else can answer
  * for that JID). Answers that match nothing are dropped, as before.
  *
@@ -30,7 +30,9 @@ typedef void (*sm_iq_reply_fn)(sm *s, const sm_stanza *reply, void *ctx);
 
 /* Sends <iq type=type from=from_host to=to id=(fresh)> with a copy of payload, and calls fn(s,
  * answer, ctx) once when it is answered, or with NULL after timeout_s seconds (checked on sm_tick)
- * or when the SM stops. type is "get" or "set"; from_host a served host. Returns false, without
+ * or when the SM stops. type is "get" or "set"; from_host a served host, or a local account's
+ * bare JID (a request on the account's behalf, as XEP-0357's notifications: the answer comes to
+ * the account). Returns false, without
  * sending anything or calling fn, when SM_IQ_OUT_MAX requests are outstanding or the SM is
  * stopping. fn may run before this returns (an immediate error: the JID has no session). */
 bool sm_iq_request(sm *s, const char *type, const char *from_host, const jid *to,

@@ -10,5 +10,6 @@ const sm_module *const sm_builtin_modules[] = {
     &mod_version, &mod_time,      &mod_vcard,      &mod_private,  &mod_last,
     &mod_carbons, &mod_contact,   &mod_pep,        &mod_bookmarks, &mod_mam,
     &mod_muc,      &mod_muc_mam,  &mod_upload,    &mod_adhoc,    &mod_admin_commands,
+    &mod_push,
     NULL,
 };

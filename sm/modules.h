@@ -9,7 +9,7 @@
 extern const sm_module mod_disco, mod_blocking, mod_presence, mod_roster, mod_message, mod_ping,
     mod_register, mod_version, mod_time, mod_vcard, mod_private, mod_last, mod_carbons,
     mod_contact, mod_smacks, mod_caps, mod_pep, mod_bookmarks, mod_avatar_vcard, mod_mam,
-    mod_muc, mod_muc_mam, mod_upload, mod_adhoc, mod_admin_commands;
+    mod_muc, mod_muc_mam, mod_upload, mod_adhoc, mod_admin_commands, mod_push;
 
 /* Every built-in module, NULL-terminated, in load order: disco lists features in this order, and
  * the hooks of one event run in it (mod_blocking comes before the modules whose hooks it must

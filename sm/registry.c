@@ -151,7 +151,7 @@ void smc_iq_dispatch(sm *s, sm_stanza *st, unsigned where)
 {
     const char *type = sm_stanza_type(st);
     if (streq(type, "result") || streq(type, "error")) {
-        if (where != SM_IQ_HOST || !smc_iq_out_answer(s, st))
+        if (!smc_iq_out_answer(s, st))
             sm_stanza_free(st);
         return;
     }

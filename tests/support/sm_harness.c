@@ -210,6 +210,16 @@ void smh_component(const char *xml)
     smh_drain();
 }
 
+void smh_smacks(uint64_t sid, const smacks_msg *m)
+{
+    buf b = BUF_INIT;
+    smacks_msg_put(&b, m);
+    sm_module_message(smh.core, smh.front, sid, SMACKS_MODULE, strlen(SMACKS_MODULE),
+                      (const uint8_t *)buf_data(&b), buf_len(&b));
+    buf_free(&b);
+    smh_drain();
+}
+
 void smh_bind(uint64_t sid, const char *user, const char *res)
 {
     smh_clear();

@@ -27,6 +27,7 @@
 #include "sm/modules.h"
 #include "sm/sm.h"
 #include "smproto/frame.h"
+#include "smproto/smacks_msg.h"
 
 /* What the core sent through the transport, in order. */
 typedef struct smh_record {
@@ -107,6 +108,9 @@ void smh_send(uint64_t sid, const char *xml);
 /* A stanza from the component muc.example.org, in its stream's namespace
  * (jabber:component:accept, as its parser leaves it), then drained. */
 void smh_component(const char *xml);
+/* The front's stream management (XEP-0198) says m about session sid (a MODULE frame), then
+ * drained. */
+void smh_smacks(uint64_t sid, const smacks_msg *m);
 /* Binds user@example.org/res as session sid (records cleared first; the bind must succeed). */
 void smh_bind(uint64_t sid, const char *user, const char *res);
 /* Binds and sends initial presence. */

@@ -6,18 +6,6 @@
  * bound on what is kept, and hibernated sessions kept in storage across an SM restart. */
 #include "tests/support/sm_harness.h"
 
-#include "smproto/smacks_msg.h"
-
-static void front_says(uint64_t sid, const smacks_msg *m)
-{
-    buf b = BUF_INIT;
-    smacks_msg_put(&b, m);
-    sm_module_message(smh.core, smh.front, sid, SMACKS_MODULE, strlen(SMACKS_MODULE),
-                      (const uint8_t *)buf_data(&b), buf_len(&b));
-    buf_free(&b);
-    smh_drain();
-}
-
 /* The last smacks message the SM sent to sid, decoded; false when none. */
 static bool sm_said(uint64_t sid, smacks_msg *out)
 {
@@ -39,7 +27,7 @@ static void alice_enables(void)
 {
     smh_befriend();
     smacks_msg en = {.kind = SMACKS_ENABLE, .resume = true, .max = 600};
-    front_says(1, &en);
+    smh_smacks(1, &en);
     smacks_msg got;
     assert_true(sm_said(1, &got));
     assert_int_equal(got.kind, SMACKS_ENABLED);
@@ -64,7 +52,7 @@ static smacks_msg alice_resumes(uint64_t sid, uint32_t h)
 {
     smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "alice",
                       .id = resume_id, .wire_h = h};
-    front_says(sid, &res);
+    smh_smacks(sid, &res);
     smacks_msg got;
     assert_true(sm_said(sid, &got));
     return got;
@@ -75,7 +63,7 @@ static smacks_msg alice_resumes(uint64_t sid, uint32_t h)
 static smacks_msg alice_acks_and_resumes(uint64_t sid, uint64_t to, uint32_t n)
 {
     smacks_msg ack = {.kind = SMACKS_ACK, .client_h = n, .sm_acked = n};
-    front_says(sid, &ack);
+    smh_smacks(sid, &ack);
     sm_end(smh.core, smh.front, sid, SMPROTO_END_GONE);
     smh_clear();
     return alice_resumes(to, n);
@@ -98,14 +86,14 @@ static void test_enable_and_ack(void **state)
     EXPECT('S', 1, ">two<", NULL);
     /* The front asking again (after its link came back) gets the same answer. */
     smacks_msg en = {.kind = SMACKS_ENABLE, .resume = true};
-    front_says(1, &en);
+    smh_smacks(1, &en);
     smacks_msg got;
     assert_true(sm_said(1, &got));
     assert_int_equal(got.kind, SMACKS_ENABLED);
     assert_string_equal(got.id, resume_id);
     /* <r/>: answered with the front's count once the SM has what came before. */
     smacks_msg r = {.kind = SMACKS_R, .in_count = 7, .in_local = 1};
-    front_says(1, &r);
+    smh_smacks(1, &r);
     assert_true(sm_said(1, &got));
     assert_int_equal(got.kind, SMACKS_A);
     assert_true(got.h == 7);
@@ -124,7 +112,7 @@ static void test_ack_out_of_order_ignored(void **state)
     bob_tells_alice("one");
     /* More than was sent, or going back: ignored. */
     smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 5, .sm_acked = 5};
-    front_says(1, &ack);
+    smh_smacks(1, &ack);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     smh_clear();
     alice_resumes(9, 0);
@@ -193,25 +181,25 @@ static void test_resume_refused(void **state)
     /* Another account cannot use alice's id. */
     smacks_msg res = {.kind = SMACKS_RESUME, .host = "example.org", .user = "bob",
                       .id = resume_id, .wire_h = 0};
-    front_says(9, &res);
+    smh_smacks(9, &res);
     assert_true(sm_said(9, &got));
     assert_int_equal(got.kind, SMACKS_FAILED);
     assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
     /* Nor another host. */
     res.user = "alice";
     res.host = "closed.org";
-    front_says(10, &res);
+    smh_smacks(10, &res);
     assert_true(sm_said(10, &got));
     assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
     /* An unknown id. */
     res.host = "example.org";
     res.id = "AAAAAAAAAAAAAAAAAAAAAAAA";
-    front_says(11, &res);
+    smh_smacks(11, &res);
     assert_true(sm_said(11, &got));
     assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
     /* From a connection that already has a session. */
     res.id = resume_id;
-    front_says(2, &res);
+    smh_smacks(2, &res);
     assert_true(sm_said(2, &got));
     assert_int_equal(got.condition, SMACKS_UNEXPECTED_REQUEST);
 }
@@ -246,7 +234,7 @@ static void test_clean_close_ends(void **state)
 {
     alice_enables();
     smacks_msg close = {.kind = SMACKS_CLOSE};
-    front_says(1, &close);
+    smh_smacks(1, &close);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     EXPECT('S', 2, "unavailable", "alice@example.org/a");
 }
@@ -255,7 +243,7 @@ static void test_without_resumption_ends(void **state)
 {
     smh_befriend();
     smacks_msg en = {.kind = SMACKS_ENABLE, .resume = false};
-    front_says(1, &en);
+    smh_smacks(1, &en);
     smacks_msg got;
     assert_true(sm_said(1, &got));
     assert_int_equal(got.kind, SMACKS_ENABLED);
@@ -317,7 +305,7 @@ static void test_link_cut_reattach(void **state)
     /* The front never got it: SYNC says so, and the SM sends it again. */
     smh.front = back;
     smacks_msg sync = {.kind = SMACKS_SYNC, .sm_received = 0, .sm_acked = 0, .in_count = 0};
-    front_says(1, &sync);
+    smh_smacks(1, &sync);
     EXPECT('S', 1, "in flight", NULL);
     /* And the session is the same one: still resumable with its id, which a resumption uses. */
     smh_clear();
@@ -334,7 +322,7 @@ static void test_restart_takes_front_numbering(void **state)
     /* Its STATE record, as the front keeps it. */
     smh_clear();
     smacks_msg ack0 = {.kind = SMACKS_ACK};
-    front_says(1, &ack0);
+    smh_smacks(1, &ack0);
     jid j;
     assert_int_equal(jid_parse("alice@example.org/a", 19, &j), JID_OK);
     sm_session_state_changed(smh.core, sm_session_find(smh.core, &j));
@@ -351,13 +339,13 @@ static void test_restart_takes_front_numbering(void **state)
      * roster has loaded (the resync waits for it): it is applied when the session is restored. */
     smacks_msg sync = {.kind = SMACKS_SYNC, .sm_received = 5, .sm_acked = 3, .in_count = 4,
                        .in_local = 1};
-    front_says(1, &sync);
+    smh_smacks(1, &sync);
     smh_bind(2, "bob", "b");
     bob_tells_alice("after");
     EXPECT('S', 1, ">after<", NULL);
     /* The client acknowledges two more (numbers 4 and 5, lost): "after" (6) stays kept. */
     smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 9, .sm_acked = 5, .in_local = 1};
-    front_says(1, &ack);
+    smh_smacks(1, &ack);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     smh_clear();
     smacks_msg got = alice_resumes(9, 9);
@@ -482,15 +470,15 @@ static void test_skip(void **state)
     bob_tells_alice("again");
     bob_tells_alice("three");
     smacks_msg skip = {.kind = SMACKS_SKIP, .seq = 2};
-    front_says(1, &skip);
+    smh_smacks(1, &skip);
     /* Out of range: ignored. */
     skip.seq = 9;
-    front_says(1, &skip);
+    smh_smacks(1, &skip);
     skip.seq = 0;
-    front_says(1, &skip);
+    smh_smacks(1, &skip);
     /* The client acknowledged the first (one); "three" is number 2 now. */
     smacks_msg ack = {.kind = SMACKS_ACK, .client_h = 1, .sm_acked = 1};
-    front_says(1, &ack);
+    smh_smacks(1, &ack);
     sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
     smh_clear();
     alice_resumes(9, 1);
@@ -499,7 +487,7 @@ static void test_skip(void **state)
     NONE('S', 9, ">one<");
     /* And acknowledging 2 empties it. */
     ack = (smacks_msg){.kind = SMACKS_ACK, .client_h = 2, .sm_acked = 2};
-    front_says(9, &ack);
+    smh_smacks(9, &ack);
     sm_end(smh.core, smh.front, 9, SMPROTO_END_GONE);
     smh_clear();
     alice_resumes(10, 2);
