@@ -194,9 +194,9 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-static SSL_CTX *ctx_with_policy(tls_error *err)
+SSL_CTX *tls_ctx_new(const SSL_METHOD *method, tls_error *err)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(method);
     if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
         !SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS)) {
         error_set(err, "TLS context: %s", openssl_reason());
@@ -300,14 +300,19 @@ static int use_self_signed(SSL_CTX *ctx, const char *const hosts[], tls_error *e
     return 0;
 }
 
+int tls_ctx_use_certificate(SSL_CTX *ctx, const char *cert_path, const char *key_path,
+                            const char *const hosts[], tls_error *err)
+{
+    return cert_path ? load_pem(ctx, cert_path, key_path, err) : use_self_signed(ctx, hosts, err);
+}
+
 SSL_CTX *tls_server_ctx_new(const char *cert_path, const char *key_path, const char *const hosts[],
                             tls_error *err)
 {
-    SSL_CTX *ctx = ctx_with_policy(err);
+    SSL_CTX *ctx = tls_ctx_new(TLS_server_method(), err);
     if (!ctx)
         return NULL;
-    int rc = cert_path ? load_pem(ctx, cert_path, key_path, err) : use_self_signed(ctx, hosts, err);
-    if (rc < 0) {
+    if (tls_ctx_use_certificate(ctx, cert_path, key_path, hosts, err) < 0) {
         SSL_CTX_free(ctx);
         return NULL;
     }

@@ -2,11 +2,12 @@
  * certificate when none is configured, reload on SIGHUP, non-blocking I/O steps over a socket, and
  * the tls-exporter channel binding for SCRAM-*-PLUS.
  *
- * Policy of every server context: TLS 1.2 and 1.3 only; TLS 1.2 with ECDHE and AES-GCM or
- * ChaCha20-Poly1305, in the server's order; TLS 1.3 with OpenSSL's defaults; no compression, no
- * renegotiation; session tickets on. Modes: SSL_MODE_RELEASE_BUFFERS (idle connections hold no
- * record buffers), SSL_MODE_ENABLE_PARTIAL_WRITE and SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER. An
- * encrypted private key is an error, never a passphrase prompt.
+ * Policy of every context (the s2s client contexts too): TLS 1.2 and 1.3 only; TLS 1.2 with ECDHE
+ * and AES-GCM or ChaCha20-Poly1305, in the server's order; TLS 1.3 with OpenSSL's defaults; no
+ * compression, no renegotiation; session tickets on. Modes: SSL_MODE_RELEASE_BUFFERS (idle
+ * connections hold no record buffers), SSL_MODE_ENABLE_PARTIAL_WRITE and
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER. An encrypted private key is an error, never a passphrase
+ * prompt.
  *
  * Thread rules: an SSL_CTX is reference counted and may be shared by threads; an SSL belongs to
  * the thread that owns its connection. A tls_server may be used from any thread. OpenSSL's error
@@ -30,6 +31,15 @@ typedef struct tls_error {
  * logged. Returns the context (one reference, the caller's), or NULL with err filled. */
 SSL_CTX *tls_server_ctx_new(const char *cert_path, const char *key_path, const char *const hosts[],
                             tls_error *err);
+
+/* The pieces of tls_server_ctx_new, for the s2s contexts (s2s/s2s_tls.h), which accept and connect
+ * with the same policy. tls_ctx_new: a context for method (TLS_server_method() or
+ * TLS_client_method()) with the policy above and no certificate; NULL with err filled.
+ * tls_ctx_use_certificate: installs the certificate, chain and key as tls_server_ctx_new does
+ * (cert_path NULL: a generated self-signed certificate for hosts); 0, or -1 with err filled. */
+SSL_CTX *tls_ctx_new(const SSL_METHOD *method, tls_error *err);
+int tls_ctx_use_certificate(SSL_CTX *ctx, const char *cert_path, const char *key_path,
+                            const char *const hosts[], tls_error *err);
 
 /* Writes a new self-signed certificate (as above) and its key to path as one PEM file, mode 0600.
  * Never overwrites: an existing path is an error. Returns 0, or -1 with err filled. */
