@@ -126,8 +126,11 @@ static int unbound_start(void)
                            "    control-enable: no\n",
                            dns_port, dir, zone);
     char *log = tmp_path(dir, "unbound.log");
-    if (!conf || !log)
+    if (!conf || !log) {
+        free(conf);
+        free(log);
         return -1;
+    }
     pid_t parent = getpid();
     unbound_pid = fork();
     if (unbound_pid < 0)
@@ -166,9 +169,15 @@ static int setup(void **state)
     dir = tmp_dir("test_s2s_resolve");
     if (!dir)
         return -1;
-    log_open("test_s2s_resolve", LOG_TO_FILE, tmp_path(dir, "test.log"), LL_DEBUG);
-    if (!tmp_write(dir, "hosts", "198.51.100.7 fromhosts.example\n") ||
-        !tmp_write(dir, "resolv.conf", "nameserver 127.0.0.1\n"))
+    char *log = tmp_path(dir, "test.log");
+    char *hosts = tmp_write(dir, "hosts", "198.51.100.7 fromhosts.example\n");
+    char *resolv = tmp_write(dir, "resolv.conf", "nameserver 127.0.0.1\n");
+    bool ok = log && hosts && resolv &&
+              log_open("test_s2s_resolve", LOG_TO_FILE, log, LL_DEBUG) == 0;
+    free(log);
+    free(hosts);
+    free(resolv);
+    if (!ok)
         return -1;
     loop = evloop_create();
     if (!loop || unbound_start() < 0)
