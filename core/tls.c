@@ -39,8 +39,7 @@ static const char *const default_hosts[] = { "localhost", NULL };
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 
-static void __attribute__((format(printf, 2, 3)))
-error_set(tls_error *err, const char *fmt, ...)
+void tls_error_set(tls_error *err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -48,9 +47,7 @@ error_set(tls_error *err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* OpenSSL's reason for the first error queued on this thread ("no start line"), and an empty
- * queue afterwards. */
-static const char *openssl_reason(void)
+const char *tls_openssl_reason(void)
 {
     unsigned long code = ERR_peek_error();
     const char *reason = code ? ERR_reason_error_string(code) : NULL;
@@ -113,7 +110,7 @@ static int self_signed_new(const char *const hosts[], EVP_PKEY **key_out, X509 *
         hosts = default_hosts;
     for (size_t i = 0; hosts[i]; i++)
         if (!ascii_host(hosts[i])) {
-            error_set(err, "self-signed certificate: host name \"%s\" is not ASCII (use its "
+            tls_error_set(err, "self-signed certificate: host name \"%s\" is not ASCII (use its "
                       "A-label form)", hosts[i]);
             return -1;
         }
@@ -143,7 +140,7 @@ static int self_signed_new(const char *const hosts[], EVP_PKEY **key_out, X509 *
               X509_sign(cert, key, EVP_sha256()) > 0;
     BN_free(bn);
     if (!ok) {
-        error_set(err, "self-signed certificate: %s", openssl_reason());
+        tls_error_set(err, "self-signed certificate: %s", tls_openssl_reason());
         EVP_PKEY_free(key);
         X509_free(cert);
         return -1;
@@ -163,7 +160,7 @@ int tls_write_self_signed(const char *path, const char *const hosts[], tls_error
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        error_set(err, "cannot create %s: %s", path, strerror(errno));
+        tls_error_set(err, "cannot create %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
     } else {
@@ -176,7 +173,7 @@ int tls_write_self_signed(const char *path, const char *const hosts[], tls_error
         if (ok) {
             rc = 0;
         } else {
-            error_set(err, "cannot write %s: %s", path, strerror(saved));
+            tls_error_set(err, "cannot write %s: %s", path, strerror(saved));
             unlink(path);
             ERR_clear_error();
         }
@@ -199,7 +196,7 @@ SSL_CTX *tls_ctx_new(const SSL_METHOD *method, tls_error *err)
     SSL_CTX *ctx = SSL_CTX_new(method);
     if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
         !SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS)) {
-        error_set(err, "TLS context: %s", openssl_reason());
+        tls_error_set(err, "TLS context: %s", tls_openssl_reason());
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -217,21 +214,21 @@ static int load_pem(SSL_CTX *ctx, const char *cert_path, const char *key_path, t
 {
     BIO *in = BIO_new_file(cert_path, "r");
     if (!in) {
-        error_set(err, "cannot read %s: %s", cert_path, strerror(errno));
+        tls_error_set(err, "cannot read %s: %s", cert_path, strerror(errno));
         ERR_clear_error();
         return -1;
     }
     X509 *cert = PEM_read_bio_X509_AUX(in, NULL, no_passphrase, NULL);
     if (!cert) {
-        error_set(err, "%s: no certificate found (expected PEM \"BEGIN CERTIFICATE\"): %s",
-                  cert_path, openssl_reason());
+        tls_error_set(err, "%s: no certificate found (expected PEM \"BEGIN CERTIFICATE\"): %s",
+                  cert_path, tls_openssl_reason());
         BIO_free(in);
         return -1;
     }
     int ok = SSL_CTX_use_certificate(ctx, cert);
     X509_free(cert);
     if (!ok) {
-        error_set(err, "%s: certificate refused: %s", cert_path, openssl_reason());
+        tls_error_set(err, "%s: certificate refused: %s", cert_path, tls_openssl_reason());
         BIO_free(in);
         return -1;
     }
@@ -239,7 +236,8 @@ static int load_pem(SSL_CTX *ctx, const char *cert_path, const char *key_path, t
     while ((chain = PEM_read_bio_X509(in, NULL, no_passphrase, NULL)))
         if (!SSL_CTX_add0_chain_cert(ctx, chain)) {
             X509_free(chain);
-            error_set(err, "%s: chain certificate refused: %s", cert_path, openssl_reason());
+            tls_error_set(err, "%s: chain certificate refused: %s", cert_path,
+                          tls_openssl_reason());
             BIO_free(in);
             return -1;
         }
@@ -247,7 +245,7 @@ static int load_pem(SSL_CTX *ctx, const char *cert_path, const char *key_path, t
     /* The chain loop ends on "no start line" at the end of the file; anything else is damage. */
     unsigned long last = ERR_peek_last_error();
     if (last && !(ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE)) {
-        error_set(err, "%s: bad chain certificate: %s", cert_path, openssl_reason());
+        tls_error_set(err, "%s: bad chain certificate: %s", cert_path, tls_openssl_reason());
         return -1;
     }
     ERR_clear_error();
@@ -255,22 +253,22 @@ static int load_pem(SSL_CTX *ctx, const char *cert_path, const char *key_path, t
     const char *kpath = key_path ? key_path : cert_path;
     in = BIO_new_file(kpath, "r");
     if (!in) {
-        error_set(err, "cannot read %s: %s", kpath, strerror(errno));
+        tls_error_set(err, "cannot read %s: %s", kpath, strerror(errno));
         ERR_clear_error();
         return -1;
     }
     EVP_PKEY *key = PEM_read_bio_PrivateKey(in, NULL, no_passphrase, NULL);
     BIO_free(in);
     if (!key) {
-        error_set(err, "%s: no usable private key (missing, encrypted or not PEM): %s", kpath,
-                  openssl_reason());
+        tls_error_set(err, "%s: no usable private key (missing, encrypted or not PEM): %s", kpath,
+                  tls_openssl_reason());
         return -1;
     }
     ok = SSL_CTX_use_PrivateKey(ctx, key);
     EVP_PKEY_free(key);
     if (!ok || !SSL_CTX_check_private_key(ctx)) {
-        error_set(err, "%s: the private key does not match the certificate in %s: %s", kpath,
-                  cert_path, openssl_reason());
+        tls_error_set(err, "%s: the private key does not match the certificate in %s: %s", kpath,
+                  cert_path, tls_openssl_reason());
         return -1;
     }
     return 0;
@@ -286,7 +284,7 @@ static int use_self_signed(SSL_CTX *ctx, const char *const hosts[], tls_error *e
     EVP_PKEY_free(key);
     X509_free(cert);
     if (!ok) {
-        error_set(err, "self-signed certificate refused: %s", openssl_reason());
+        tls_error_set(err, "self-signed certificate refused: %s", tls_openssl_reason());
         return -1;
     }
     char names[256] = "";
@@ -442,11 +440,11 @@ void tls_last_error(tls_error *err)
 {
     if (failed_code) {
         const char *reason = ERR_reason_error_string(failed_code);
-        error_set(err, "%s", reason ? reason : "unknown OpenSSL error");
+        tls_error_set(err, "%s", reason ? reason : "unknown OpenSSL error");
     } else if (failed_errno) {
-        error_set(err, "%s", strerror(failed_errno));
+        tls_error_set(err, "%s", strerror(failed_errno));
     } else {
-        error_set(err, "connection closed without close_notify");
+        tls_error_set(err, "connection closed without close_notify");
     }
 }
 

@@ -41,6 +41,11 @@ SSL_CTX *tls_ctx_new(const SSL_METHOD *method, tls_error *err);
 int tls_ctx_use_certificate(SSL_CTX *ctx, const char *cert_path, const char *key_path,
                             const char *const hosts[], tls_error *err);
 
+/* For the layers that build on these contexts: fills err (printf-like); and OpenSSL's reason for
+ * the first error queued on this thread ("no start line"), leaving the queue empty. */
+void tls_error_set(tls_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *tls_openssl_reason(void);
+
 /* Writes a new self-signed certificate (as above) and its key to path as one PEM file, mode 0600.
  * Never overwrites: an existing path is an error. Returns 0, or -1 with err filled. */
 int tls_write_self_signed(const char *path, const char *const hosts[], tls_error *err);

@@ -115,7 +115,8 @@ static bool general_name_matches(const GENERAL_NAME *gen, const char *domain, si
 static bool cn_matches(X509 *cert, const char *domain, size_t dlen)
 {
     const X509_NAME *subject = X509_get_subject_name(cert);
-    for (int i = -1; subject && (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
+    int i = -1;
+    while (subject && (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0) {
         const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
         unsigned char *utf8 = NULL;
         int n = s ? ASN1_STRING_to_UTF8(&utf8, s) : -1;

@@ -319,15 +319,15 @@ s2s_resolver *s2s_resolver_new(evloop *loop, const char *resolv_conf, const char
     return NULL;
 }
 
-int s2s_resolver_forward(s2s_resolver *r, const char *addr_at_port, char *err, size_t errlen)
+int s2s_resolver_forward(s2s_resolver *r, const char *addr_at_port)
 {
     if (r->finalized) {
-        err_set(err, errlen, "forwarder %s: queries have started", addr_at_port);
+        log_error("s2s dns: forwarder %s: set after the first query", addr_at_port);
         return -1;
     }
     int rc = ub_ctx_set_fwd(r->ctx, addr_at_port);
     if (rc != 0) {
-        err_set(err, errlen, "forwarder %s: %s", addr_at_port, ub_strerror(rc));
+        log_error("s2s dns: forwarder %s: %s", addr_at_port, ub_strerror(rc));
         return -1;
     }
     r->forwarded = true;

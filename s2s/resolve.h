@@ -60,8 +60,9 @@ s2s_resolver *s2s_resolver_new(evloop *loop, const char *resolv_conf, const char
 void s2s_resolver_free(s2s_resolver *r);
 /* Adds a nameserver to forward to, "ADDR" or "ADDR@PORT" (IPv4 or IPv6), used instead of
  * resolv.conf's (the <dns><forward> option; the tests' own unbound). Only before the first query.
- * Returns 0, or -1 with err filled. */
-int s2s_resolver_forward(s2s_resolver *r, const char *addr_at_port, char *err, size_t errlen);
+ * Returns 0, or -1 (an address libunbound refuses, or queries have started; the reason is
+ * logged). */
+int s2s_resolver_forward(s2s_resolver *r, const char *addr_at_port);
 /* How long a query may take before it is answered S2S_RESOLVE_FAILED (S2S_RESOLVE_TIMEOUT_MS by
  * default; libunbound's own retries can otherwise last minutes). Applies to later queries. */
 void s2s_resolver_set_timeout(s2s_resolver *r, uint64_t ms);

@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,23 +29,6 @@ struct s2s_tls {
 /* Names the session cache of the accepting side: OpenSSL refuses to resume a session that carried
  * a client certificate without one. */
 static const unsigned char session_context[] = "jabshard-s2s";
-
-static void __attribute__((format(printf, 2, 3)))
-err_set(tls_error *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof(err->text), fmt, ap);
-    va_end(ap);
-}
-
-static const char *openssl_reason(void)
-{
-    unsigned long code = ERR_peek_error();
-    const char *reason = code ? ERR_reason_error_string(code) : NULL;
-    ERR_clear_error();
-    return reason ? reason : "unknown OpenSSL error";
-}
 
 static char *dup_or_null(const char *s)
 {
@@ -85,8 +67,8 @@ static int copy_identity(SSL_CTX *to, SSL_CTX *from, tls_error *err)
     if (!cert || !key || !SSL_CTX_get0_chain_certs(from, &chain) ||
         !SSL_CTX_use_certificate(to, cert) || !SSL_CTX_use_PrivateKey(to, key) ||
         (chain && !SSL_CTX_set1_chain(to, chain))) {
-        err_set(err, "s2s TLS: cannot share the certificate between directions: %s",
-                openssl_reason());
+        tls_error_set(err, "s2s TLS: cannot share the certificate between directions: %s",
+                tls_openssl_reason());
         return -1;
     }
     return 0;
@@ -95,13 +77,13 @@ static int copy_identity(SSL_CTX *to, SSL_CTX *from, tls_error *err)
 static int use_trust(SSL_CTX *ctx, const s2s_tls *t, tls_error *err)
 {
     if (!SSL_CTX_set_default_verify_paths(ctx)) {
-        err_set(err, "s2s TLS: the system's trust anchors: %s", openssl_reason());
+        tls_error_set(err, "s2s TLS: the system's trust anchors: %s", tls_openssl_reason());
         return -1;
     }
     if ((t->cafile || t->capath) && !SSL_CTX_load_verify_locations(ctx, t->cafile, t->capath)) {
-        err_set(err, "s2s TLS: cannot load trust anchors from %s%s%s: %s",
+        tls_error_set(err, "s2s TLS: cannot load trust anchors from %s%s%s: %s",
                 t->cafile ? t->cafile : "", t->cafile && t->capath ? " and " : "",
-                t->capath ? t->capath : "", openssl_reason());
+                t->capath ? t->capath : "", tls_openssl_reason());
         return -1;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_let_through);
@@ -115,13 +97,14 @@ static int contexts_new(const s2s_tls *t, SSL_CTX *identity, const char *const h
 {
     SSL_CTX *acc = tls_ctx_new(TLS_server_method(), err);
     SSL_CTX *con = acc ? tls_ctx_new(TLS_client_method(), err) : NULL;
-    bool ok = acc && con &&
-              (identity ? copy_identity(acc, identity, err)
-                        : tls_ctx_use_certificate(acc, t->cert_path, t->key_path, hosts, err)) == 0 &&
-              copy_identity(con, acc, err) == 0 && use_trust(acc, t, err) == 0 &&
-              use_trust(con, t, err) == 0;
+    bool ok = acc && con;
+    if (ok)
+        ok = (identity ? copy_identity(acc, identity, err)
+                       : tls_ctx_use_certificate(acc, t->cert_path, t->key_path, hosts, err)) == 0;
+    ok = ok && copy_identity(con, acc, err) == 0 && use_trust(acc, t, err) == 0 &&
+         use_trust(con, t, err) == 0;
     if (ok && !SSL_CTX_set_session_id_context(acc, session_context, sizeof(session_context) - 1)) {
-        err_set(err, "s2s TLS: session context: %s", openssl_reason());
+        tls_error_set(err, "s2s TLS: session context: %s", tls_openssl_reason());
         ok = false;
     }
     if (!ok) {

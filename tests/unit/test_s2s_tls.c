@@ -301,7 +301,9 @@ static void test_reload(void **state)
 
     /* A broken file: the reload fails, naming it, and the current contexts stay. */
     assert_int_equal(unlink(path), 0);
-    assert_non_null(tmp_write(dir, "current.pem", "not a certificate\n"));
+    char *broken = tmp_write(dir, "current.pem", "not a certificate\n");
+    assert_non_null(broken);
+    free(broken);
     assert_int_equal(s2s_tls_reload(srv, &err), -1);
     assert_non_null(strstr(err.text, "current.pem"));
     conn_open(&c, srv, cli, "b.test", 0);
