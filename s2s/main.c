@@ -180,7 +180,8 @@ int main(int argc, char **argv)
         srv.stream_cfg.limits.max_text_bytes = cfg.limits.stanza_size;
     char err[512];
     srv.dns = s2s_resolver_new(loop, cfg.resolv_conf, cfg.hosts_file, err, sizeof err);
-    if (srv.dns && cfg.forward && s2s_resolver_forward(srv.dns, cfg.forward, err, sizeof err)) {
+    if (srv.dns && cfg.forward && s2s_resolver_forward(srv.dns, cfg.forward) != 0) {
+        snprintf(err, sizeof err, "<dns><forward> '%s': not an address[@port]", cfg.forward);
         s2s_resolver_free(srv.dns);
         srv.dns = NULL;
     }

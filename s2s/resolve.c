@@ -293,6 +293,10 @@ s2s_resolver *s2s_resolver_new(evloop *loop, const char *resolv_conf, const char
     if ((rc = ub_ctx_async(ctx, 1)) == 0 &&
         (what = "do-not-query-localhost",
          rc = ub_ctx_set_option(ctx, "do-not-query-localhost:", "no")) == 0 &&
+        /* libunbound answers RFC 6761's test. itself (NXDOMAIN); a deployment's resolver, an
+         * internal network's or a test's, may well serve names under it. */
+        (what = "local-zone test. transparent",
+         rc = ub_ctx_set_option(ctx, "local-zone:", "test. transparent")) == 0 &&
         (what = hosts_file ? hosts_file : "/etc/hosts", rc = ub_ctx_hosts(ctx, hosts_file)) == 0) {
         int fd = ub_fd(ctx);
         if (fd < 0) {

@@ -313,6 +313,17 @@ static void targets_found(void *arg, int status, const s2s_target *targets, size
 {
     s2s_route *r = arg;
     r->query = NULL;
+    /* RFC 6120 §3.2.1 (step 6): when the SRV lookup itself fails, the domain's own addresses on
+     * the default port are still worth a try. */
+    s2s_target fallback;
+    if (status == S2S_RESOLVE_FAILED) {
+        snprintf(fallback.host, sizeof fallback.host, "%s", r->remote);
+        fallback.port = S2S_DEFAULT_PORT;
+        fallback.direct_tls = false;
+        targets = &fallback;
+        n = 1;
+        status = S2S_RESOLVE_OK;
+    }
     if (status != S2S_RESOLVE_OK || n == 0) {
         snprintf(r->last_error, sizeof r->last_error, "%s", status == S2S_RESOLVE_NO_SERVICE
                  ? "the domain says it has no XMPP server (SRV '.')" : "DNS resolution failed");

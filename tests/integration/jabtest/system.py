@@ -27,7 +27,7 @@ from .report import Failure
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..'))
 RUN_SH = os.path.join(ROOT, 'tools', 'run.sh')
-PROGRAMS = ('jabshard-sm', 'jabshard-c2s', 'jabshardctl')
+PROGRAMS = ('jabshard-sm', 'jabshard-c2s', 'jabshard-s2s', 'jabshardctl')
 # What the sanitizers print (make check SAN=...): none of it may appear in a program's log.
 SANITIZER = re.compile(r'runtime error|(Address|Leak|Thread|Memory)Sanitizer')
 # run.sh's <limits> for the fault suites: the load generator measures the link, not the front's
