@@ -141,7 +141,7 @@ def enter_namespace(name, hosts=()):
                                sys.executable] + sys.orig_argv[1:], dict(os.environ, **{MARK: '1'}))
     subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
     keep = [line for line in read('/etc/hosts').splitlines()
-            if 'localhost' in line.split('#')[0]]
+            if 'localhost' in line.split('#')[0]] or ['127.0.0.1 localhost', '::1 localhost']
     me = socket.gethostname()
     text = {'resolv.conf': 'nameserver 127.0.0.1\noptions timeout:1 attempts:2\n',
             'hosts': '\n'.join(keep + ['127.0.1.1 %s' % me] + list(hosts)) + '\n'}
