@@ -182,11 +182,12 @@ def listening(port, host="127.0.0.1"):
         s.close()
 
 
-def wait_listening(ports, roots, seconds):
-    """Waits for every port to accept while the server's roots live; raises with the reason."""
+def wait_listening(ports, roots, seconds, host="127.0.0.1"):
+    """Waits for every port of HOST to accept while the server's roots live; raises with the
+    reason."""
     deadline = time.time() + seconds
     while True:
-        missing = [p for p in ports if not listening(p)]
+        missing = [p for p in ports if not listening(p, host)]
         if not missing:
             return
         if not any(alive(r) for r in roots):

@@ -81,13 +81,31 @@ class Ejabberd(peerlib.Server):
         peerlib.render("ejabberdctl.cfg", ctl, values)
         for path in (cfg, ctl):
             os.chmod(path, 0o644)
-        with open(os.path.join(run, "inetrc"), "w") as f:
-            f.write("{lookup, [file, native]}.\n")
-        os.makedirs(os.path.join(run, "mnesia"), exist_ok=True)
+        write_inetrc(run)
         peerlib.chown_tree(run, self.user)
-        env = dict(os.environ, HOME=run)
-        argv = ["ejabberdctl", "--config-dir", run, "--config", cfg, "--ctl-config", ctl,
-                "--spool", os.path.join(run, "mnesia"), "--logs", os.path.join(run, "log"),
-                "--node", "ejabberd-bench@localhost", "foreground"]
-        return [peerlib.spawn(argv, os.path.join(run, "log", "stdout"), user=self.user, env=env,
-                              cwd=run)]
+        return [peerlib.spawn(ejabberdctl(run, "ejabberd-bench@localhost", "foreground"),
+                              os.path.join(run, "log", "stdout"), user=self.user,
+                              env=ejabberdctl_env(run), cwd=run)]
+
+
+def write_inetrc(run):
+    """RUN/inetrc (ejabberdctl passes CONFIG_DIR/inetrc as ERL_INETRC): host names from
+    /etc/hosts first, then the system's resolver; and RUN/mnesia, the spool."""
+    with open(os.path.join(run, "inetrc"), "w") as f:
+        f.write("{lookup, [file, native]}.\n")
+    os.makedirs(os.path.join(run, "mnesia"), exist_ok=True)
+
+
+def ejabberdctl(run, node, *command):
+    """ejabberdctl's command line for the instance whose ejabberd.yml, ejabberdctl.cfg, spool
+    (mnesia/) and logs (log/) are in RUN, Erlang node NODE: "foreground" starts it, any other
+    COMMAND ("register", USER, HOST, PASSWORD) talks to it (same node, same HOME: same cookie)."""
+    return ["ejabberdctl", "--config-dir", run, "--config", os.path.join(run, "ejabberd.yml"),
+            "--ctl-config", os.path.join(run, "ejabberdctl.cfg"),
+            "--spool", os.path.join(run, "mnesia"), "--logs", os.path.join(run, "log"),
+            "--node", node] + list(command)
+
+
+def ejabberdctl_env(run):
+    """HOME in RUN: the Erlang cookie (.erlang.cookie) is the instance's own."""
+    return dict(os.environ, HOME=run)

@@ -16,6 +16,8 @@ lines and ends with "NAME: N passed, N failed". The modules, each owning one con
   profanity Profanity, the terminal client, driven in tmux: lines typed, the screen read, the
            stanzas of its debug log
   link     the link's raw ends: smproto frames, a hand-made front, a fake SM, a component stream
+  federation the world a federation suite runs in: its own network and mount namespace, unbound
+           serving SRV records, a test CA, Debian's Prosody and ejabberd on their own domains
   runner   tests/run-integration.sh: runs every suite and sums their summary lines
 
 Every wait is bounded; every process a suite starts is stopped by its PID."""

@@ -211,7 +211,28 @@ class Program:
 
 # ---- the system ----------------------------------------------------------------------------------
 
-class System:
+class Workdir:
+    """A temporary directory of its own (mode 0755: service users read what is written there),
+    a context manager whose exit runs cleanup()."""
+
+    def __init__(self, prefix):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.dir, 0o755)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.cleanup()
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def cleanup(self):
+        raise NotImplementedError
+
+
+class System(Workdir):
     """One SM, its fronts and what else a suite starts, in a temporary directory."""
 
     def check_memory(self, report, what, cond, detail=''):
@@ -228,8 +249,7 @@ class System:
         self.build = os.path.abspath(build)
         self.bin = os.path.join(self.build, 'bin')
         self.name, self.report = name, report
-        self.dir = tempfile.mkdtemp(prefix='jabshard-%s.' % name)
-        os.chmod(self.dir, 0o755)
+        super().__init__('jabshard-%s.' % name)
         self.programs = []
         self.run = None             # tools/run.sh's run directory, once run_sh_env() made it
         self.port = self.tls_port = self.sm_port = None
@@ -239,15 +259,6 @@ class System:
         self.front_procs = {}       # front id -> its latest Program
         self.sm = None
         self.loadgens = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        self.cleanup()
-
-    def path(self, *parts):
-        return os.path.join(self.dir, *parts)
 
     def write(self, name, text):
         path = self.path(name)
