@@ -536,6 +536,12 @@ static void outgoing_features(s2s_stream *st, const xml_node *f, xml_arena *aren
             return;
         }
     }
+    /* RFC 6120 §13.7.2.1: where the policy wants it, the receiving server proves its domain by
+     * its certificate before we authenticate to it at all. */
+    if (p.require_valid_cert && !cert_valid(st, st->remote)) {
+        fail(st, "policy-violation", "the server's certificate is not valid for its domain");
+        return;
+    }
     st->state = ST_OPEN;
     tell_ready(st);
     if (st->state == ST_CLOSED)
@@ -546,10 +552,6 @@ static void outgoing_features(s2s_stream *st, const xml_node *f, xml_arena *aren
         base64_append(&st->out, st->local, strlen(st->local));
         buf_append(&st->out, "</auth>", 7);
         st->state = ST_SASL;
-        return;
-    }
-    if (p.require_valid_cert && !cert_valid(st, st->remote)) {
-        fail(st, "policy-violation", "the server's certificate is not valid for its domain");
         return;
     }
     if (!p.allow_dialback) {
