@@ -462,11 +462,11 @@ static void incoming_element(s2s_stream *st, xml_node *el, xml_arena *arena)
     } else if (is_stanza(el)) {
         s2s_policy p;
         policy_of(st, st->remote ? st->remote : "", &p);
-        if (p.require_tls && !st->tls)
-            fail(st, "policy-violation", "TLS is required");
-        else
+        if (!p.require_tls || st->tls) {
             incoming_stanza(st, el, arena);
-        return;
+            return;
+        }
+        fail(st, "policy-violation", "TLS is required");
     } else {
         fail(st, "unsupported-stanza-type", "not a stanza this stream carries");
     }

@@ -360,6 +360,10 @@ async def scenarios(report, js, world, prosody, ejabberd):
 
 
 def suite(report, build):
+    if 'thread' in os.path.basename(os.path.abspath(build)):
+        report.note('SKIP: jabshard-s2s runs one thread, and the peers take minutes under '
+                    'ThreadSanitizer: run without it and under ASan/UBSan')
+        return
     with fed.Federation('federation') as world, System(build, 'federation', report) as system:
         if not system.ready(report):
             return

@@ -200,11 +200,16 @@ void smh_send(uint64_t sid, const char *xml)
 
 void smh_component(const char *xml)
 {
+    smh_xml_link(smh.comp, xml);
+}
+
+void smh_xml_link(sm_link *l, const char *xml)
+{
     sm_stanza *st = sm_parse(smh.core, xml, strlen(xml));
     assert_non_null(st);
     /* sm_parse puts it in jabber:client; a component's parser would not. */
     st->node->ns = SM_NS_COMPONENT;
-    sm_component_stanza(smh.core, smh.comp, st->node, st->arena);
+    sm_component_stanza(smh.core, l, st->node, st->arena);
     st->arena = NULL;
     sm_stanza_free(st);
     smh_drain();

@@ -108,6 +108,8 @@ void smh_send(uint64_t sid, const char *xml);
 /* A stanza from the component muc.example.org, in its stream's namespace
  * (jabber:component:accept, as its parser leaves it), then drained. */
 void smh_component(const char *xml);
+/* The same from another XML link (a federation link: sm_link_set_s2s). */
+void smh_xml_link(sm_link *l, const char *xml);
 /* The front's stream management (XEP-0198) says m about session sid (a MODULE frame), then
  * drained. */
 void smh_smacks(uint64_t sid, const smacks_msg *m);

@@ -260,6 +260,43 @@ static void test_iq(void **state)
                 strncmp(smh.recs[smh_find('S', 1, NULL, NULL)].text, "<message from=", 14) == 0);
 }
 
+/* A federation link (role s2s): stanzas for remote domains go to it, not to a component; it may
+ * only send from remote domains to ours. */
+static void test_s2s(void **state)
+{
+    smh_online(1, "alice", "a");
+    smh_clear();
+    smh_send(1, "<message to='bob@remote.net' id='m0'><body>x</body></message>");
+    EXPECT('S', 1, "id='m0'", "remote-server-not-found");
+    sm_link *fed = sm_link_up(smh.core, (void *)3, "s2s", true);
+    sm_link_set_s2s(smh.core, fed);
+    smh_clear();
+    smh_send(1, "<message to='bob@remote.net' id='m1'><body>out</body></message>");
+    EXPECT('C', 0, "to='bob@remote.net'", "from='alice@example.org/a'");
+    assert_int_equal(smh_find('S', 1, NULL, NULL), -1);
+    /* The component keeps its own domain; the SM's hosts stay local. */
+    smh_clear();
+    smh_send(1, "<message to='room@muc.example.org' id='m2'><body>c</body></message>");
+    EXPECT('C', 0, "to='room@muc.example.org'", NULL);
+    /* From a remote domain to ours: routed as any stanza. */
+    smh_clear();
+    smh_xml_link(fed, "<message from='bob@remote.net/x' to='alice@example.org/a' id='i1'>"
+                      "<body>in</body></message>");
+    EXPECT('S', 1, "id='i1'", "<body>in</body>");
+    /* From one of our domains, or to a domain that is not ours: refused, nothing goes out. */
+    smh_clear();
+    smh_xml_link(fed, "<message from='carol@example.org' to='alice@example.org/a' id='i2'>"
+                      "<body>spoof</body></message>");
+    smh_xml_link(fed, "<message from='bob@remote.net' to='x@third.net' id='i3'>"
+                      "<body>relay</body></message>");
+    smh_xml_link(fed, "<message to='alice@example.org/a' id='i4'><body>no from</body></message>");
+    assert_int_equal(smh.nrecs, 0);
+    sm_link_down(smh.core, fed);
+    smh_clear();
+    smh_send(1, "<message to='bob@remote.net' id='m3'><body>x</body></message>");
+    EXPECT('S', 1, "id='m3'", "remote-server-not-found");
+}
+
 /* One parser serves every stanza: each must be exactly one element, and a refused one leaves the
  * next unharmed. */
 static void test_parse(void **state)
@@ -469,6 +506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_undelivered, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_iq, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_parse, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_s2s, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_roster, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_subscription, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_pending, smh_setup, smh_teardown),
