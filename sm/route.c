@@ -235,12 +235,14 @@ static sm_link *s2s_for(const sm *s, const char *domain, size_t len)
     return NULL;
 }
 
-/* A <service> with this id may connect (its domain is ours to serve), connected or not. */
+/* A component <service> with this id may connect (its domain is ours to serve), connected or
+ * not. (A front's or an s2s box's id is only a name.) */
 static bool component_configured(const sm *s, const char *domain, size_t len)
 {
     for (int i = 0; i < s->cfg->nservices; i++) {
         const char *id = s->cfg->services[i].id;
-        if (id && strlen(id) == len && strncasecmp(id, domain, len) == 0)
+        if (s->cfg->services[i].role == SM_ROLE_COMPONENT && id && strlen(id) == len &&
+            strncasecmp(id, domain, len) == 0)
             return true;
     }
     return false;

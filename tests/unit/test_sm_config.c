@@ -95,7 +95,7 @@ static void test_roles(void **state)
                    ":3: <service>: missing required attribute 'role'");
     expect_refused("<sm>\n<host name='a'/>\n<service id='x' role='server'>\n<accept><port>5111"
                    "</port><secret>s</secret></accept></service>\n</sm>\n",
-                   ":3: <service>: attribute 'role': expected one of front, component; got \"server\"");
+                   ":3: <service>: attribute 'role': expected one of front, component, s2s; got \"server\"");
     expect_refused("<sm>\n<host name='example.org'/>\n<service id='EXAMPLE.org' role='component'>\n"
                    "<accept><port>5111</port><secret>s</secret></accept></service>\n</sm>\n",
                    ":3: <service>: component 'EXAMPLE.org' has the name of a served host");
