@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/notify.h"
 #include "core/signals.h"
+#include "s2s/s2s_metrics.h"
 #include "s2s/s2s_server.h"
 
 typedef struct listener {
@@ -207,6 +208,14 @@ int main(int argc, char **argv)
     evloop_io_init(&sw.io, sfd, on_signal, &sw);
     evloop_io_set(loop, &sw.io, EVLOOP_READ);
     srv.link = s2s_link_new(&srv);
+    s2s_metrics *metrics = NULL;
+    if (cfg.metrics_ip) {
+        metrics = s2s_metrics_open(&srv, cfg.metrics_ip, cfg.metrics_port, err, sizeof err);
+        if (metrics)
+            log_info("metrics at http://%s:%d/metrics", cfg.metrics_ip, cfg.metrics_port);
+        else
+            log_warn("no metrics endpoint: %s", err);
+    }
     log_info("federation for %zu domain%s: listening on %s port %d (STARTTLS)%s%.0d; SM at %s "
              "port %d as '%s'", cfg.nhosts, cfg.nhosts == 1 ? "" : "s", cfg.ip, cfg.port,
              cfg.tls_port ? " and direct TLS on " : "", cfg.tls_port, cfg.sm_host, cfg.sm_port,
@@ -215,6 +224,7 @@ int main(int argc, char **argv)
     evloop_run(loop);
     notify_stopping();
 
+    s2s_metrics_close(metrics);
     s2s_conns_shutdown(&srv);
     log_info("stanzas: %llu in, %llu out, %llu bounced; streams: %llu in, %llu out",
              (unsigned long long)srv.count.stanzas_in, (unsigned long long)srv.count.stanzas_out,

@@ -20,7 +20,7 @@ static const char *const vocabulary[] = {
     "limits/stanza_size", "limits/queue_stanzas", "limits/queue_bytes", "limits/connect_timeout",
     "limits/idle_timeout", "limits/keepalive", "limits/max_bps", "limits/bps_burst",
     "limits/max_connections", "limits/domain_streams", "limits/output_max",
-    "log/target", "log/path", "log/level", NULL,
+    "metrics/ip", "metrics/port", "log/target", "log/path", "log/level", NULL,
 };
 
 /* A domain name as a JID domainpart, normalized; NULL (and an error kept) otherwise. */
@@ -183,6 +183,11 @@ int s2s_config_load(const char *path, s2s_config *out, config_error *err)
     read_domains(out, cfg);
     read_limits(&out->limits, cfg);
 
+    /* <metrics>: the Prometheus endpoint (s2s/s2s_metrics.c); off without the element. */
+    if (config_first(cfg, NULL, "metrics")) {
+        out->metrics_ip = config_str(cfg, NULL, "metrics/ip", "127.0.0.1");
+        out->metrics_port = config_port(cfg, NULL, "metrics/port", 9130);
+    }
     static const char *const targets[] = {"stderr", "file", "syslog", NULL};
     static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
     out->log_target = (log_target)config_enum(cfg, NULL, "log/target", targets, LOG_TO_STDERR);

@@ -49,6 +49,8 @@ typedef struct s2s_config {
     s2s_domain_policy *domains;
     size_t ndomains;
     s2s_limits limits;
+    const char *metrics_ip;      /* <metrics>: NULL when absent */
+    int metrics_port;            /* 9130 */
     log_target log_target;
     const char *log_path;
     log_level log_level;

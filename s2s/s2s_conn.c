@@ -410,6 +410,14 @@ void s2s_conns_shutdown(s2s_server *srv)
     }
 }
 
+void s2s_conns_count(const s2s_server *srv, unsigned *in, unsigned *out)
+{
+    *in = *out = 0;
+    for (const s2s_conn *c = srv->conns; c; c = c->next)
+        if (!c->closed)
+            *(c->dir == S2S_INCOMING ? in : out) += 1;
+}
+
 unsigned s2s_conns_for_domain(s2s_server *srv, const char *remote)
 {
     unsigned n = 0;

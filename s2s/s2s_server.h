@@ -68,6 +68,8 @@ size_t s2s_conn_pending(const s2s_conn *c);
 void s2s_conns_pause(s2s_server *srv, bool pause);
 /* Ends every stream with <system-shutdown/> and frees the connections (at exit). */
 void s2s_conns_shutdown(s2s_server *srv);
+/* Open connections by direction (metrics). */
+void s2s_conns_count(const s2s_server *srv, unsigned *in, unsigned *out);
 /* Incoming streams authenticated for remote at the moment. */
 unsigned s2s_conns_for_domain(s2s_server *srv, const char *remote);
 

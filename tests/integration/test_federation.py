@@ -21,6 +21,7 @@ import asyncio
 import os
 import re
 import time
+import urllib.request
 
 from jabtest import federation as fed
 from jabtest.suite import main, require_slixmpp
@@ -45,7 +46,7 @@ class Jabshard:
 
     def __init__(self, system, world):
         self.system, self.world = system, world
-        self.sm_port, self.s2s_port = free_ports(2)
+        self.sm_port, self.s2s_port, self.metrics_port = free_ports(3)
         self.front_secret, self.s2s_secret = secret(), secret()
         self.cert = world.ca.cert(DOMAIN, names=['conference.' + DOMAIN, 'upload.' + DOMAIN])
         self.bad_cert = world.ca.cert(DOMAIN, valid=False)
@@ -76,7 +77,8 @@ class Jabshard:
             's2s', self.s2s_secret, self.sm_port,
             [DOMAIN, 'conference.' + DOMAIN, 'upload.' + DOMAIN], IP, 5269, 5270,
             (cert or self.cert).pem, cafile=self.world.ca.cafile, policy=policy,
-            limits='<connect_timeout>%d</connect_timeout>%s' % (CONNECT_TIMEOUT, limits)))
+            limits='<connect_timeout>%d</connect_timeout>%s' % (CONNECT_TIMEOUT, limits),
+            metrics_port=self.metrics_port))
         self.s2s = start_s2s(self.system, conf)
         return report.check(what, self.s2s, self.system.path('s2s.log'))
 
@@ -188,6 +190,11 @@ async def exchange(report, js, peer, user, pw, what):
     finally:
         await a.logout()
         await b.logout()
+
+
+def metrics(js):
+    with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % js.metrics_port, timeout=10) as r:
+        return r.read().decode()
 
 
 def auth_lines(js, since):
@@ -306,6 +313,16 @@ async def scenarios(report, js, world, prosody, ejabberd):
     since = len(js.log())
     await with_peer(report, js, ejabberd, 'carol', 'carol-pw', 'ejabberd')
     methods = auth_lines(js, 0)
+    text = metrics(js)
+    report.check('metrics: stanzas both ways, SASL EXTERNAL authentications, connections both '
+                 'ways, the SM link up',
+                 all(re.search(p, text, re.M) for p in (
+                     r'^jabshard_s2s_stanzas_total\{direction="in"\} [1-9]',
+                     r'^jabshard_s2s_stanzas_total\{direction="out"\} [1-9]',
+                     r'^jabshard_s2s_authenticated_total\{method="sasl"\} [1-9]',
+                     r'^jabshard_s2s_connections\{direction="out"\} [1-9]',
+                     r'^jabshard_s2s_connections\{direction="in"\} [1-9]',
+                     r'^jabshard_s2s_link_up 1$')), text)
     report.check('valid certificates: every stream authenticated by SASL EXTERNAL or a '
                  'certificate, both ways, with both peers',
                  methods and all(how in ('sasl', 'certificate') for _, _, how in methods) and

@@ -17,10 +17,12 @@ NS_STREAM = 'http://etherx.jabber.org/streams'
 
 
 def s2s_xml(service_id, secret_, sm_port, domains, ip, port, tls_port, pemfile, cafile=None,
-            policy='', limits='', level='debug', dialback_secret='integration dialback secret'):
+            policy='', limits='', level='debug', dialback_secret='integration dialback secret',
+            metrics_port=None):
     """A jabshard-s2s configuration: linked to the SM on 127.0.0.1:sm_port as service_id, for
     domains, listening on ip:port (STARTTLS) and ip:tls_port (direct TLS), with pemfile, cafile
-    (extra trust anchors), and the contents of <policy> and <limits>."""
+    (extra trust anchors), the contents of <policy> and <limits>, and a metrics endpoint on
+    127.0.0.1:metrics_port if given."""
     return """<?xml version="1.0" encoding="UTF-8"?>
 <s2s>
   <sm><host>127.0.0.1</host><port>%d</port><secret>%s</secret><id>%s</id><retries>3</retries></sm>
@@ -30,12 +32,14 @@ def s2s_xml(service_id, secret_, sm_port, domains, ip, port, tls_port, pemfile, 
   </local>
   <dialback_secret>%s</dialback_secret>
   <policy>%s</policy>
-  <limits>%s</limits>
+  <limits>%s</limits>%s
   <log><level>%s</level></log>
 </s2s>
 """ % (sm_port, secret_, service_id, ''.join('<id>%s</id>' % d for d in domains), ip, port,
        tls_port, pemfile, '<cafile>%s</cafile>' % cafile if cafile else '', dialback_secret,
-       policy, limits, level)
+       policy, limits,
+       '\n  <metrics><ip>127.0.0.1</ip><port>%d</port></metrics>' % metrics_port
+       if metrics_port else '', level)
 
 
 def start_s2s(system, conf, log='s2s.log', seconds=20):
