@@ -451,6 +451,11 @@ static bool op_peer_cert_valid(void *ctx, const char *domain)
     return ok;
 }
 
+static const char *tls_kind(const s2s_conn *c)
+{
+    return !c->ssl ? "no TLS" : c->direct_tls ? "direct TLS" : "STARTTLS";
+}
+
 static void count_auth(s2s_server *srv, const char *how)
 {
     if (strcmp(how, "sasl") == 0)
@@ -465,8 +470,8 @@ static void out_authed(void *ctx, const char *local, const char *remote, const c
 {
     s2s_conn *c = ctx;
     count_auth(c->srv, how);
-    log_info("s2s out %s -> %s (%s): authenticated by %s%s", local, remote, c->peer, how,
-             c->ssl ? ", TLS" : "");
+    log_info("s2s out %s -> %s (%s): authenticated by %s, %s", local, remote, c->peer, how,
+             tls_kind(c));
     if (c->route)
         s2s_route_authed(c->route);
 }
@@ -503,8 +508,8 @@ static void in_authed(void *ctx, const char *local, const char *remote, const ch
         c->authed_in = true;
         snprintf(c->domain, sizeof c->domain, "%s", remote);
     }
-    log_info("s2s in %s -> %s (%s): authenticated by %s%s", remote, local, c->peer, how,
-             c->ssl ? ", TLS" : "");
+    log_info("s2s in %s -> %s (%s): authenticated by %s, %s", remote, local, c->peer, how,
+             tls_kind(c));
 }
 
 static void in_verify_request(void *ctx, const char *local, const char *remote,

@@ -369,6 +369,25 @@ async def scenarios(report, js, world, prosody, ejabberd):
     js.start_s2s(report, 'jabshard-s2s restarted with its valid certificate')
     raw_attacks(report, js, world)
     await exchange(report, js, prosody, 'bob', 'bob-pw', 'after the attacks')
+
+    # XEP-0368: both domains also publish _xmpps-server records; TLS from the first byte.
+    world.dns.restart(fed.standard_records() + [
+        '_xmpps-server._tcp.%s. 300 IN SRV 0 5 5270 xmpp.%s.' % (d, d)
+        for d in (DOMAIN, fed.PROSODY_DOMAIN)])
+    cert = prosody.cert
+    prosody.restart(extra='s2s_direct_tls_ports = { 5270 }\n'
+                          's2s_direct_tls_ssl = { certificate = "%s"; key = "%s" }'
+                          % (cert.certfile, cert.keyfile))
+    js.start_s2s(report, 'direct TLS: jabshard-s2s restarted (its DNS cache with it)')
+    since = len(js.log())
+    if await exchange(report, js, prosody, 'bob', 'bob-pw', 'direct TLS'):
+        lines = re.findall(r's2s (?:in|out) \S+ -> \S+ .*authenticated by \w+, .*',
+                           js.log()[since:])
+        report.check('direct TLS: both streams with prosody.test start with TLS (XEP-0368)',
+                     any(l.startswith('s2s out') and 'prosody.test' in l and 'direct TLS' in l
+                         for l in lines) and
+                     any(l.startswith('s2s in prosody.test') and 'direct TLS' in l
+                         for l in lines), lines)
     prosody.stop()
     await bounced(report, js, 'bob@prosody.test', 'remote-server-not-found',
                   'gone: a message to prosody.test while it is down', CONNECT_TIMEOUT)
@@ -384,8 +403,7 @@ def suite(report, build):
     with fed.Federation('federation') as world, System(build, 'federation', report) as system:
         if not system.ready(report):
             return
-        world.dns.start(fed.records(DOMAIN, IP) + fed.records(fed.PROSODY_DOMAIN, fed.PROSODY_IP)
-                        + fed.records(fed.EJABBERD_DOMAIN, fed.EJABBERD_IP))
+        world.dns.start(fed.standard_records())
         prosody = world.prosody()
         ejabberd = world.ejabberd()
         prosody.start()
