@@ -19,7 +19,7 @@ static const char *const vocabulary[] = {
     "policy/domain/require_valid_cert", "policy/domain/dialback",
     "limits/stanza_size", "limits/queue_stanzas", "limits/queue_bytes", "limits/connect_timeout",
     "limits/idle_timeout", "limits/keepalive", "limits/max_bps", "limits/bps_burst",
-    "limits/max_connections", "limits/domain_streams", "limits/output_max",
+    "limits/max_connections", "limits/domain_streams", "limits/output_max", "limits/max_routes",
     "metrics/ip", "metrics/port", "log/target", "log/path", "log/level", NULL,
 };
 
@@ -140,6 +140,7 @@ static void read_limits(s2s_limits *l, config *cfg)
     l->max_connections = (unsigned)config_int(cfg, NULL, "limits/max_connections", 2000, 1, 1000000);
     l->domain_streams = (unsigned)config_int(cfg, NULL, "limits/domain_streams", 8, 1, 1000);
     l->output_max = (size_t)config_int(cfg, NULL, "limits/output_max", 8 << 20, 65536, 1LL << 34);
+    l->max_routes = (unsigned)config_int(cfg, NULL, "limits/max_routes", 10000, 1, 10000000);
     if (l->bps_burst < l->stanza_size)
         config_fail(cfg, config_first(cfg, NULL, "limits/bps_burst"),
                     "<bps_burst> below <stanza_size>: a stanza of the largest size would wait "

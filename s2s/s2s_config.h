@@ -30,6 +30,7 @@ typedef struct s2s_limits {
     unsigned max_connections;    /* incoming connections at once (2000) */
     unsigned domain_streams;     /* incoming streams one remote domain may hold (8) */
     size_t output_max;           /* bytes waiting to be written on one connection (8 MiB) */
+    unsigned max_routes;         /* remote domains we connect to at once (10000) */
 } s2s_limits;
 
 typedef struct s2s_config {

@@ -112,6 +112,11 @@ static s2s_route *route_get(s2s_server *srv, const char *local, const char *remo
     s2s_route *r = route_find(srv, local, remote);
     if (r)
         return r;
+    if (srv->nroutes >= srv->cfg->limits.max_routes) {
+        log_warn("s2s out %s -> %s: over <max_routes> (%u remote domains at once): refused",
+                 local, remote, srv->cfg->limits.max_routes);
+        return NULL;
+    }
     if (!hash_key[0])
         random_bytes(hash_key, sizeof hash_key);
     if (srv->nroutes >= srv->route_slots)
@@ -455,6 +460,10 @@ void s2s_route_stanza(s2s_server *srv, const char *local, const char *remote, xm
         return;
     }
     s2s_route *r = route_get(srv, local, remote);
+    if (!r) {
+        bounce(srv, st, arena, "wait", "resource-constraint");
+        return;
+    }
     const s2s_limits *l = &srv->cfg->limits;
     if (r->state == R_READY && r->conn && !r->first) {
         if (s2s_conn_pending(r->conn) > l->output_max) {
@@ -493,7 +502,7 @@ void s2s_route_verify(s2s_server *srv, const char *local, const char *remote, ui
                       const char *stream_id, const char *key)
 {
     s2s_route *r = route_get(srv, local, remote);
-    if (r->nverifies >= VERIFY_MAX) {
+    if (!r || r->nverifies >= VERIFY_MAX) {
         s2s_conn *in = s2s_conn_find(srv, conn_id);
         if (in) {
             s2s_stream_db_result(s2s_conn_stream(in), local, remote, false);
