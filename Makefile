@@ -323,7 +323,7 @@ install: programs man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
 	           $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(SBINDIR)/
-	for f in jadc2s.xml sm.xml; do \
+	for f in jadc2s.xml sm.xml s2s.xml; do \
 	    sed $(INSTALL_PATHS) etc/$$f > $(DESTDIR)$(CONFDIR)/$$f && chmod 640 $(DESTDIR)$(CONFDIR)/$$f; \
 	done
 	for f in etc/systemd/*.service; do \
