@@ -17,6 +17,7 @@
 #   make bench-sm-scale          one SM driven by synthetic fronts at scale (tests/bench/sm_scale/)
 #   make bench-peers             jabshard beside Prosody, ejabberd and jabberd2 (docs/performance.md)
 #   make run                     start the whole system on its embedded default
+#   make run FEDERATION=1        ... with jabshard-s2s, the federation front, as well
 #   make programs                the three programs only
 #   make man                     the man pages (scdoc) in build/man/
 #   make install PREFIX=/usr/local   programs, configs, systemd units, man pages, docs (DESTDIR too)
@@ -269,10 +270,11 @@ fuzz-long: $(FUZZ_BINS)
 bench: all
 	@sh tests/bench/run.sh $(BUILD)
 
+# make run FEDERATION=1: jabshard-s2s too (tools/run.sh, JABSHARD_FEDERATION).
 run:
 	@sh tools/missing.sh -q --cc "$(CC)" $(BUILD_PKGS) || sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(PROGRAMS)
-	@sh tools/run.sh $(BUILD)
+	@$(if $(FEDERATION),JABSHARD_FEDERATION=$(FEDERATION) )sh tools/run.sh $(BUILD)
 
 # ---- installing: the programs, their configuration, units, man pages and documents -------------
 #
@@ -321,7 +323,7 @@ install: programs man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
 	           $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(SBINDIR)/
-	for f in jadc2s.xml sm.xml; do \
+	for f in jadc2s.xml sm.xml s2s.xml; do \
 	    sed $(INSTALL_PATHS) etc/$$f > $(DESTDIR)$(CONFDIR)/$$f && chmod 640 $(DESTDIR)$(CONFDIR)/$$f; \
 	done
 	for f in etc/systemd/*.service; do \

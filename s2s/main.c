@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/notify.h"
 #include "core/signals.h"
+#include "s2s/s2s_check.h"
 #include "s2s/s2s_metrics.h"
 #include "s2s/s2s_server.h"
 
@@ -39,7 +40,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: jabshard-s2s [-c FILE] [--check]\n"
                     "  -c FILE   configuration (default ./s2s.xml)\n"
-                    "  --check   check the configuration and the certificate, and exit\n");
+                    "  --check   check the configuration, the certificate, the ports, the SM\n"
+                    "            link and DNS, and exit (1 when something is wrong)\n");
 }
 
 static void peer_name(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t size)
@@ -154,15 +156,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "jabshard-s2s: %s\n", cerr.text);
         return 2;
     }
+    if (check) {
+        int status = s2s_check(&cfg, path);
+        s2s_config_free(&cfg);
+        return status;
+    }
     s2s_tls *tls = make_tls(&cfg);
     if (!tls)
         return 2;
-    if (check) {
-        printf("jabshard-s2s: %s: configuration and certificate are fine\n", path);
-        s2s_tls_free(tls);
-        s2s_config_free(&cfg);
-        return 0;
-    }
     if (log_open("jabshard-s2s", cfg.log_target, cfg.log_path, cfg.log_level) != 0) {
         fprintf(stderr, "jabshard-s2s: cannot open the log %s: %s\n",
                 cfg.log_path ? cfg.log_path : "", strerror(errno));

@@ -7,6 +7,10 @@
 # jabshard-sm, then jabshard-c2s once the SM listens, prints how to connect, and on SIGINT or
 # SIGTERM (Ctrl-C) stops the front, then the SM, by PID and exits 0 (1 if either did not exit
 # with status 0). If either program exits on its own, the other is stopped and the status is 1.
+# Federation is off unless JABSHARD_FEDERATION=1 (make run FEDERATION=1): then s2s.xml is derived
+# from etc/s2s.xml too (its SM link secret, s2s-secret, and the dialback secret, dialback-secret,
+# made once and kept; the same server.pem), sm.xml's <service id='s2s'> is turned on, and
+# jabshard-s2s starts after the SM and stops with the others, under the same rules.
 # Beside server.pem (certificate and key, 0600, for the front) it keeps cert.pem, the certificate
 # alone, for clients to trust; it prints its path and fingerprints.
 #
@@ -17,6 +21,9 @@
 #   JABSHARD_HTTP_PORT [5280, WebSocket, uploads]  JABSHARD_HTTPS_PORT [5281, the same on TLS]
 #   JABSHARD_LIMITS   name=value pairs for jadc2s.xml's <limits>, e.g. "max_bps=0 stanza_size=524288"
 #                     (the defaults serve a test suite from this machine: loopback is trusted)
+#   JABSHARD_FEDERATION=1  also run jabshard-s2s, the federation front, on JABSHARD_S2S_PORT
+#                     [5269, STARTTLS] and JABSHARD_S2S_TLS_PORT [5270, direct TLS], linked to the
+#                     SM on JABSHARD_SM_S2S_PORT [5113]
 #   JABSHARD_PREPARE_ONLY=1  prepare the run directory (configuration, certificate, secret) and
 #                     exit without starting anything (the fault tests start the programs themselves)
 set -eu
@@ -26,7 +33,15 @@ build=$(cd "${1:?usage: tools/run.sh BUILD_DIR}" && pwd)
 sm_bin="$build/bin/jabshard-sm"
 c2s_bin="$build/bin/jabshard-c2s"
 ctl_bin="$build/bin/jabshardctl"
-for b in "$sm_bin" "$c2s_bin" "$ctl_bin"; do
+s2s_bin="$build/bin/jabshard-s2s"
+federation=${JABSHARD_FEDERATION:-0}
+case "$federation" in
+    0|1) ;;
+    *) echo "jabshard: JABSHARD_FEDERATION is 0 or 1, not '$federation'" >&2; exit 1 ;;
+esac
+s2s_needed=""
+if [ "$federation" = 1 ]; then s2s_needed=$s2s_bin; fi
+for b in "$sm_bin" "$c2s_bin" "$ctl_bin" $s2s_needed; do
     if [ ! -x "$b" ]; then
         echo "jabshard: $b is not built (run 'make')" >&2
         exit 1
@@ -42,24 +57,28 @@ http_port=${JABSHARD_HTTP_PORT:-5280}
 https_port=${JABSHARD_HTTPS_PORT:-5281}
 level=${JABSHARD_LOG_LEVEL:-info}
 limits=${JABSHARD_LIMITS:-}
+s2s_port=${JABSHARD_S2S_PORT:-5269}
+s2s_tls_port=${JABSHARD_S2S_TLS_PORT:-5270}
+sm_s2s_port=${JABSHARD_SM_S2S_PORT:-5113}
 
 umask 077
 mkdir -p "$run"
 run=$(cd "$run" && pwd)
 
-# The shared secret and the certificate are made once: regenerating them would break the link's
+# keep_secret NAME BYTES: $run/NAME holds BYTES random bytes in hex, made the first time only.
+# The shared secrets and the certificate are made once: regenerating them would break the links'
 # configuration for nobody and every client's pinned certificate for no reason.
-if [ ! -s "$run/secret" ]; then
-    od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$run/secret.new"
-    mv "$run/secret.new" "$run/secret"
-fi
+keep_secret() {
+    if [ ! -s "$run/$1" ]; then
+        od -An -N"$2" -tx1 /dev/urandom | tr -d ' \n' > "$run/$1.new"
+        mv "$run/$1.new" "$run/$1"
+    fi
+}
+keep_secret secret 24
 secret=$(cat "$run/secret")
 # The key HTTP File Upload URLs are signed with (docs/upload.md), shared by the SM and the stores
 # that check it: made once, read from its file by both.
-if [ ! -s "$run/upload-secret" ]; then
-    od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$run/upload-secret.new"
-    mv "$run/upload-secret.new" "$run/upload-secret"
-fi
+keep_secret upload-secret 32
 if [ ! -s "$run/server.pem" ]; then
     if command -v openssl >/dev/null 2>&1; then
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
@@ -158,7 +177,19 @@ derive() {
     mv "$out.new" "$out"
 }
 
-derive sm.xml "" \
+# With federation on: sm.xml's <service id='s2s'> out of its "federation off" comment, on its port
+# with its secret; s2s.xml beside it.
+set --
+if [ "$federation" = 1 ]; then
+    keep_secret s2s-secret 24
+    keep_secret dialback-secret 32
+    s2s_secret=$(cat "$run/s2s-secret")
+    set -- "<!-- federation off" "<!-- federation on -->" \
+        "federation off -->" "<!-- federation on -->" \
+        "<port>5113</port>" "<port>$sm_s2s_port</port>" \
+        "<secret>change this s2s link secret</secret>" "<secret>$s2s_secret</secret>"
+fi
+derive sm.xml "" "$@" \
     "<port>5111</port>" "<port>$sm_port</port>" \
     "<secret>secret</secret>" "<secret>$secret</secret>" \
     "<secret>change-this-upload-secret</secret>" "<secret_file>$run/upload-secret</secret_file>" \
@@ -177,6 +208,24 @@ derive jadc2s.xml "$limits" \
     "<dir>./upload</dir>" "<dir>$run/upload</dir>" \
     "<secret>change-this-upload-secret</secret>" "<secret_file>$run/upload-secret</secret_file>" \
     "<level>info</level>" "<level>$level</level>"
+if [ "$federation" = 1 ]; then
+    derive s2s.xml "" \
+        "<port>5113</port>" "<port>$sm_s2s_port</port>" \
+        "<secret>change this s2s link secret</secret>" "<secret>$s2s_secret</secret>" \
+        "<id>s2s</id>" "<id>s2s</id>" \
+        "<id>localhost</id>" "<id>localhost</id>" \
+        "<id>conference.localhost</id>" "<id>conference.localhost</id>" \
+        "<id>upload.localhost</id>" "<id>upload.localhost</id>" \
+        "<ip>0.0.0.0</ip>" "<ip>$ip</ip>" \
+        "<port>5269</port>" "<port>$s2s_port</port>" \
+        "<tls_port>5270</tls_port>" "<tls_port>$s2s_tls_port</tls_port>" \
+        "<pemfile>./server.pem</pemfile>" "<pemfile>$run/server.pem</pemfile>" \
+        "<dialback_secret>change this dialback secret</dialback_secret>" \
+        "<dialback_secret_file>$run/dialback-secret</dialback_secret_file>" \
+        "<level>info</level>" "<level>$level</level>"
+else
+    rm -f "$run/s2s.xml"
+fi
 
 if [ "${JABSHARD_PREPARE_ONLY:-}" = 1 ]; then
     echo "jabshard: prepared $run"
@@ -204,8 +253,8 @@ alive() {
     [ -n "$state" ] && [ "$state" != Z ]
 }
 
-sm_pid="" c2s_pid="" tick_pid="" unclean=0
-# stop PID...: SIGTERM to each in turn and waits for it to exit (both shut down cleanly on
+sm_pid="" c2s_pid="" s2s_pid="" tick_pid="" unclean=0
+# stop PID...: SIGTERM to each in turn and waits for it to exit (all shut down cleanly on
 # SIGTERM, with status 0); one still there after 10 s is killed. Any other end sets unclean.
 stop() {
     for pid in "$@"; do
@@ -228,13 +277,17 @@ stop() {
         fi
     done
 }
-program_name() { if [ "$1" = "$sm_pid" ]; then echo jabshard-sm; else echo jabshard-c2s; fi; }
+program_name() {
+    if [ "$1" = "$sm_pid" ]; then echo jabshard-sm
+    elif [ "$1" = "$s2s_pid" ]; then echo jabshard-s2s
+    else echo jabshard-c2s; fi
+}
 # shellcheck disable=SC2317  # called by the trap below
 on_signal() {
     trap '' INT TERM
     if [ -n "$tick_pid" ]; then kill "$tick_pid" 2>/dev/null || true; fi
     echo "jabshard: stopping"
-    stop "$c2s_pid" "$sm_pid"
+    stop "$c2s_pid" "$s2s_pid" "$sm_pid"
     if [ "$unclean" -ne 0 ]; then
         echo "jabshard: stopped, not cleanly" >&2
         exit 1
@@ -244,10 +297,13 @@ on_signal() {
 }
 trap on_signal INT TERM
 
-for p in "$port" "$tls_port" "$sm_port" "$http_port" "$https_port"; do
+s2s_ports=""
+if [ "$federation" = 1 ]; then s2s_ports="$s2s_port $s2s_tls_port $sm_s2s_port"; fi
+for p in "$port" "$tls_port" "$sm_port" "$http_port" "$https_port" $s2s_ports; do
     if listening "$p"; then
         echo "jabshard: port $p is already in use (another 'make run'?); set JABSHARD_PORT," \
-             "JABSHARD_TLS_PORT, JABSHARD_SM_PORT, JABSHARD_HTTP_PORT or JABSHARD_HTTPS_PORT" >&2
+             "JABSHARD_TLS_PORT, JABSHARD_SM_PORT, JABSHARD_HTTP_PORT or JABSHARD_HTTPS_PORT" \
+             "${s2s_ports:+(federation: JABSHARD_S2S_PORT, JABSHARD_S2S_TLS_PORT, JABSHARD_SM_S2S_PORT)}" >&2
         exit 1
     fi
 done
@@ -278,6 +334,15 @@ if ! wait_for "$port" "$c2s_pid" || ! wait_for "$tls_port" "$c2s_pid"; then
     stop "$c2s_pid" "$sm_pid"
     exit 1
 fi
+if [ "$federation" = 1 ]; then
+    "$s2s_bin" -c "$run/s2s.xml" &
+    s2s_pid=$!
+    if ! wait_for "$s2s_port" "$s2s_pid" || ! wait_for "$s2s_tls_port" "$s2s_pid"; then
+        echo "jabshard: the federation front did not start" >&2
+        stop "$c2s_pid" "$s2s_pid" "$sm_pid"
+        exit 1
+    fi
+fi
 
 rel() { case "$1" in "$root"/*) echo "${1#"$root"/}" ;; *) echo "$1" ;; esac; }
 sha256="" sha1=""
@@ -293,7 +358,7 @@ group chat at conference.localhost, file upload at upload.localhost
                   https://localhost:$https_port/http-bind (plain ws:// and http:// on
                   $ip:$http_port from this machine); discovery at
                   https://localhost:$https_port/.well-known/host-meta
-  run directory:  $(rel "$run")  (sm.xml and jadc2s.xml are remade from etc/ at every start)
+  run directory:  $(rel "$run")  (sm.xml, jadc2s.xml${s2s_pid:+ and s2s.xml} are remade from etc/ at every start)
   certificate:    $run/cert.pem (self-signed for localhost: the file to trust)${sha256:+
                   SHA-256 $sha256
                   SHA-1   $sha1}
@@ -307,20 +372,38 @@ above: answer /tls always):
 or from slixmpp (Debian's python3-slixmpp), a message to yourself, checking the certificate:
   /usr/bin/python3 -c "import slixmpp; c = slixmpp.ClientXMPP('alice@localhost', 'PASSWORD', sasl_mech='PLAIN'); c.ssl_context.load_verify_locations('$run/cert.pem'); c.add_event_handler('session_start', lambda _: (c.send_presence(), c.send_message(mto='alice@localhost', mbody='hello'))); c.add_event_handler('message', lambda m: (print(m['from'], m['body']), c.disconnect())); c.connect(('$ip', $port)); c.loop.run_until_complete(c.disconnected)"
 
+EOF
+if [ -n "$s2s_pid" ]; then
+    cat <<EOF
+Federation is on: jabshard-s2s for localhost, conference.localhost and upload.localhost, STARTTLS
+on $ip:$s2s_port, direct TLS on $ip:$s2s_tls_port, linked to the SM on port $sm_s2s_port. Other
+servers can reach it only under a real domain with DNS SRV records and a certificate from a
+public CA (docs/deployment.md, "Federation").
+
+Ctrl-C stops all three.
+EOF
+else
+    cat <<EOF
+Federation is off: make run FEDERATION=1 (JABSHARD_FEDERATION=1) runs jabshard-s2s as well.
+
 Ctrl-C stops both.
 EOF
+fi
 
-# Wait for a signal or for either program to end; the tick runs in the background so a signal
+# Wait for a signal or for any program to end; the tick runs in the background so a signal
 # interrupts 'wait' at once.
-while alive "$sm_pid" && alive "$c2s_pid"; do
+while alive "$sm_pid" && alive "$c2s_pid" && { [ -z "$s2s_pid" ] || alive "$s2s_pid"; }; do
     sleep 1 &
     tick_pid=$!
     wait "$tick_pid" || true
     tick_pid=""
 done
 trap '' INT TERM
-who="the session manager (jabshard-sm)"
-if alive "$sm_pid"; then who="the front (jabshard-c2s)"; fi
-echo "jabshard: $who exited; stopping the other" >&2
-stop "$c2s_pid" "$sm_pid"
+who="the session manager (jabshard-sm)" others="the other"
+if [ -n "$s2s_pid" ]; then others="the others"; fi
+if ! alive "$c2s_pid"; then who="the front (jabshard-c2s)"
+elif [ -n "$s2s_pid" ] && ! alive "$s2s_pid"; then who="the federation front (jabshard-s2s)"; fi
+if ! alive "$sm_pid"; then who="the session manager (jabshard-sm)"; fi
+echo "jabshard: $who exited; stopping $others" >&2
+stop "$c2s_pid" "$s2s_pid" "$sm_pid"
 exit 1

@@ -6,6 +6,11 @@ another name, one whose key is another's, one missing, one expiring tomorrow (a 
 in use (a warning), the example's secret (a warning), a configuration error (file:line, exit 2).
 The SM: a good configuration, storage that cannot be opened, a database written by a newer
 jabshard, a port in use.
+The federation front (jabshard-s2s): a good configuration with the SM running (the handshake
+accepted), a wrong link secret and an unknown service id (errors), the SM not running, a
+certificate for another name, the example's secrets, a port in use (the handshake then not
+tried: it would replace a running box's link), a configuration error (exit 2); DNS is looked up
+but what it finds depends on the machine.
 
 Usage: test_check.py BUILD_DIR. Prints ok/not ok lines and "check: N passed, N failed"."""
 
@@ -15,6 +20,7 @@ import sqlite3
 import subprocess
 
 from jabtest.suite import main
+from jabtest.s2s import s2s_xml
 from jabtest.system import System, free_ports, front_xml, read, service, sm_xml
 
 
@@ -113,7 +119,55 @@ def body(report, build):
         busy_sm = system.write('s-busy.xml', sm_xml(db, [service('jadc2s', busy, 's', 'front')]))
         check("SM: a <service>'s port in use is a warning", 'jabshard-sm', busy_sm, 0,
               '127.0.0.1 port %d is in use' % busy)
+        s2s_checks(system, check, pems, busy)
         holder.close()
+
+
+def s2s_checks(system, check, pems, busy):
+    """jabshard-s2s --check, with an SM running that has its <service role='s2s'>."""
+    sm_port, port, tls_port = free_ports(3)
+    link_secret = 'the s2s link secret'
+
+    def conf(name, pemfile=pems['good'], secret_=link_secret, service_id='s2s', listen_port=port,
+             dialback_secret='integration dialback secret'):
+        return system.write(name + '.xml', s2s_xml(service_id, secret_, sm_port, ['localhost'],
+                                                   '127.0.0.1', listen_port, tls_port, pemfile,
+                                                   dialback_secret=dialback_secret))
+
+    check('s2s: the SM not running is a warning', 'jabshard-s2s', conf('x-nosm'), 0,
+          '0 error(s)', 'the SM link: nothing accepts connections on 127.0.0.1 port %d' % sm_port,
+          'names localhost', 'DNS: ')
+    system.use_sm(sm_xml(system.path('s2s-db.sqlite'),
+                         [service('s2s', sm_port, link_secret, 's2s')]))
+    if not system.start_sm(ready_port=sm_port):
+        check('s2s: the SM starts', 'jabshard-sm', system.sm_conf, -1)
+        return
+    check('s2s: a good configuration has no errors (the SM accepts the handshake)',
+          'jabshard-s2s', conf('x-good'), 0, '0 error(s)',
+          "port %d accepts service 's2s' and its <secret>" % sm_port,
+          'other servers (STARTTLS): 127.0.0.1 port %d is free' % port,
+          'other servers (direct TLS): 127.0.0.1 port %d is free' % tls_port)
+    check('s2s: a wrong link secret is an error', 'jabshard-s2s',
+          conf('x-secret', secret_='not the secret'), 1,
+          "refuses service 's2s': stream error <not-authorized/>")
+    check('s2s: a service id the SM does not know is an error', 'jabshard-s2s',
+          conf('x-id', service_id='s2s-other'), 1,
+          "refuses service 's2s-other': stream error <host-unknown/>")
+    check('s2s: a certificate for another name is a warning (dialback still works)',
+          'jabshard-s2s', conf('x-other', pemfile=pems['other']), 0, '0 error(s)',
+          'does not name localhost', 'self-signed')
+    check('s2s: a missing certificate is an error', 'jabshard-s2s',
+          conf('x-missing', pemfile=pems['missing']), 1, 'error: TLS: ')
+    check("s2s: the example's secrets are warnings", 'jabshard-s2s',
+          conf('x-example', dialback_secret='change this dialback secret'), 0,
+          "<dialback_secret> is the example's")
+    check('s2s: a port in use is a warning, and the handshake is not tried (it would replace the '
+          "running box's link)", 'jabshard-s2s', conf('x-busy', listen_port=busy), 0,
+          '127.0.0.1 port %d is in use' % busy, "knows service 's2s' (its <secret> not tried")
+    bad = system.write('x-bad.xml', '<s2s>\n<sm><secret>s</secret></sm>\n</s2s>\n')
+    check('s2s: a configuration error names file and line (exit 2)', 'jabshard-s2s', bad, 2,
+          'x-bad.xml:')
+    system.sm.stop()
 
 
 if __name__ == '__main__':

@@ -4,14 +4,15 @@ script: dpkg-buildpackage in a scratch copy, no test suite; about 15 s on two co
 installs it into the real system, and the suite checks what it put where (the programs in
 /usr/sbin, the units, the man pages, /etc/jabshard's configurations as conffiles readable by the
 jabshard group only, the jabshard user and /var/lib/jabshard owned by it), that the units pass
-systemd-analyze verify, and that the man pages render without warnings. Then it starts both
-services as their units' ExecStart would: the installed programs, as user jabshard (setpriv), in
+systemd-analyze verify, and that the man pages render without warnings. Then it starts the
+three services as their units' ExecStart would: the installed programs, as user jabshard (setpriv), in
 /var/lib/jabshard, with LimitNOFILE's limit (prlimit) and a NOTIFY_SOCKET of its own to read
 READY=1 and STOPPING=1 from (what Type=notify waits for), on copies of the installed
 configurations that differ only in ports, link secret and listening address (loopback). An
 account made with the installed jabshardctl (as jabshard) logs in over direct TLS and binds, and
-jabshardctl sessions sees it through the admin socket in /var/lib/jabshard; SIGTERM by PID stops
-each program with status 0, the front first (as systemd orders them). Last, dpkg --purge removes
+jabshardctl sessions sees it through the admin socket in /var/lib/jabshard; jabshard-s2s (federation
+turned on in the SM's copy: its <service id='s2s'>) passes --check and links to the SM; SIGTERM by
+PID stops each program with status 0, the SM last (as systemd orders them). Last, dpkg --purge removes
 the package, its state and logs; the jabshard user, which Debian keeps on purge, is removed too
 if this suite created it, so the machine is left as it was.
 
@@ -36,12 +37,13 @@ from jabtest.report import Failure
 from jabtest.suite import main
 from jabtest.system import ROOT, System, free_ports, sanitized, secret
 
-FILES = ['/usr/sbin/jabshard-c2s', '/usr/sbin/jabshard-sm', '/usr/sbin/jabshardctl',
-         '/lib/systemd/system/jabshard-sm.service', '/lib/systemd/system/jabshard-c2s.service',
-         '/usr/share/man/man8/jabshard-c2s.8.gz', '/usr/share/man/man8/jabshard-sm.8.gz',
-         '/usr/share/man/man8/jabshardctl.8.gz', '/usr/share/man/man5/jadc2s.xml.5.gz',
-         '/usr/share/man/man5/sm.xml.5.gz', '/etc/jabshard/jadc2s.xml', '/etc/jabshard/sm.xml',
-         '/usr/share/doc/jabshard/copyright']
+CONFIGS = ['/etc/jabshard/jadc2s.xml', '/etc/jabshard/sm.xml', '/etc/jabshard/s2s.xml']
+UNITS = ['/lib/systemd/system/jabshard-%s.service' % p for p in ('sm', 'c2s', 's2s')]
+PAGES = ['jabshard-c2s.8', 'jabshard-s2s.8', 'jabshard-sm.8', 'jabshardctl.8', 'jadc2s.xml.5',
+         's2s.xml.5', 'sm.xml.5']
+FILES = (['/usr/sbin/jabshard-c2s', '/usr/sbin/jabshard-s2s', '/usr/sbin/jabshard-sm',
+          '/usr/sbin/jabshardctl', '/usr/share/doc/jabshard/copyright'] + CONFIGS + UNITS +
+         ['/usr/share/man/man%s/%s.gz' % (page[-1], page) for page in PAGES])
 STATE = '/var/lib/jabshard'
 NOFILE = 16384      # the front's unit: LimitNOFILE
 
@@ -72,11 +74,13 @@ def edit(src, dst, fn):
     return dst
 
 
-def set_text(root, path, text):
-    el = root.find(path)
-    if el is None:
-        raise Failure('the installed configuration has no <%s>' % path)
-    el.text = str(text)
+def set_texts(root, values):
+    """Each element at a path of values (a dict) gets its value as text."""
+    for path, text in values.items():
+        el = root.find(path)
+        if el is None:
+            raise Failure('the installed configuration has no <%s>' % path)
+        el.text = str(text)
 
 
 class Notify:
@@ -116,8 +120,8 @@ def check_install(report, deb):
     report.check('programs, units, man pages, configurations and copyright are installed',
                  not missing, 'missing: %s' % ', '.join(missing))
     conffiles = run(['dpkg-query', '-W', '-f=${Conffiles}', 'jabshard']).stdout
-    report.check('the configurations are conffiles', '/etc/jabshard/sm.xml' in conffiles and
-                 '/etc/jabshard/jadc2s.xml' in conffiles, conffiles)
+    report.check('the configurations are conffiles', all(c in conffiles for c in CONFIGS),
+                 conffiles)
     try:
         user = pwd.getpwnam('jabshard')
         group = grp.getgrnam('jabshard')
@@ -129,24 +133,32 @@ def check_install(report, deb):
     st = os.stat(STATE)
     report.check('%s is owned by jabshard, mode 0750' % STATE, st.st_uid == user.pw_uid and
                  stat.S_IMODE(st.st_mode) == 0o750, 'uid %d mode %o' % (st.st_uid, st.st_mode))
-    st = os.stat('/etc/jabshard/sm.xml')
-    report.check('sm.xml (the link secret) is root:jabshard 0640', st.st_uid == 0 and
-                 st.st_gid == group.gr_gid and stat.S_IMODE(st.st_mode) == 0o640,
-                 'uid %d gid %d mode %o' % (st.st_uid, st.st_gid, st.st_mode))
+    modes = {c: os.stat(c) for c in CONFIGS}
+    report.check('the configurations (link and dialback secrets) are root:jabshard 0640',
+                 all(st.st_uid == 0 and st.st_gid == group.gr_gid and
+                     stat.S_IMODE(st.st_mode) == 0o640 for st in modes.values()),
+                 '\n'.join('%s: uid %d gid %d mode %o' % (c, st.st_uid, st.st_gid, st.st_mode)
+                           for c, st in modes.items()))
     sm_xml = open('/etc/jabshard/sm.xml').read()
     front_xml = open('/etc/jabshard/jadc2s.xml').read()
     report.check('the packaged sm.xml keeps the database in %s' % STATE,
                  '<path>%s/jabshard.db</path>' % STATE in sm_xml)
-    report.check('the packaged jadc2s.xml reads the certificate from /etc/jabshard',
-                 '<pemfile>/etc/jabshard/server.pem</pemfile>' in front_xml)
-    unit = open('/lib/systemd/system/jabshard-c2s.service').read()
+    report.check('the packaged jadc2s.xml and s2s.xml read the certificate from /etc/jabshard',
+                 '<pemfile>/etc/jabshard/server.pem</pemfile>' in front_xml and
+                 '<pemfile>/etc/jabshard/server.pem</pemfile>' in
+                 open('/etc/jabshard/s2s.xml').read())
+    report.check("the packaged sm.xml has federation off (<service id='s2s'> in a comment)",
+                 ET.parse('/etc/jabshard/sm.xml').getroot().find("service[@id='s2s']") is None
+                 and "<service id='s2s' role='s2s'>" in sm_xml)
+    units = [open(u).read() for u in UNITS]
     report.check('the units run the installed programs on the installed configurations',
-                 'ExecStart=/usr/sbin/jabshard-c2s -c /etc/jabshard/jadc2s.xml' in unit)
-    r = run(['systemd-analyze', 'verify', '/lib/systemd/system/jabshard-sm.service',
-             '/lib/systemd/system/jabshard-c2s.service'])
+                 'ExecStart=/usr/sbin/jabshard-c2s -c /etc/jabshard/jadc2s.xml' in units[1] and
+                 'ExecStart=/usr/sbin/jabshard-s2s -c /etc/jabshard/s2s.xml' in units[2] and
+                 'After=network-online.target jabshard-sm.service' in units[2])
+    r = run(['systemd-analyze', 'verify'] + UNITS)
     report.check('systemd-analyze verify passes the units', r.returncode == 0 and
                  'jabshard' not in r.stdout, r.stdout)
-    for page in ('jabshard-c2s.8', 'jabshard-sm.8', 'jabshardctl.8', 'jadc2s.xml.5', 'sm.xml.5'):
+    for page in PAGES:
         name, section = page.rsplit('.', 1)
         r = subprocess.run(['man', '--warnings', section, name], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, timeout=60,
@@ -156,26 +168,50 @@ def check_install(report, deb):
                      'status %d: %s' % (r.returncode, r.stderr))
 
 
+def start_s2s(report, system, s2s_conf, env):
+    """jabshard-s2s as its unit runs it: --check first, then READY=1 and its link to the SM up.
+    Returns the Program and its Notify."""
+    r = run(as_jabshard(['/usr/sbin/jabshard-s2s', '-c', s2s_conf, '--check']), cwd=STATE)
+    report.check('the installed jabshard-s2s --check, as jabshard, finds no error in the copy '
+                 '(the SM accepts its handshake)', r.returncode == 0 and
+                 "accepts service 's2s' and its <secret>" in r.stdout, r.stdout)
+    notify = Notify(system.path('s2s.notify'))
+    s2s = system.start(as_jabshard(['/usr/sbin/jabshard-s2s', '-c', s2s_conf]), 's2s.log',
+                       env=dict(env, NOTIFY_SOCKET=notify.path))
+    report.check('jabshard-s2s, as jabshard, tells READY=1', notify.wait_for('READY=1', 20)
+                 is not None, 'nothing; its log:\n' + s2s.text())
+    report.check('...and links to the SM', s2s.wait_log('SM link: up', 15), s2s.text())
+    return s2s, notify
+
+
 def check_services(report, system):
-    sm_port, port, tls_port, http_port, https_port = free_ports(5)
-    link_secret = secret()
+    sm_port, port, tls_port, http_port, https_port, sm_s2s_port, s2s_port, s2s_tls_port = \
+        free_ports(8)
+    link_secret, s2s_secret = secret(), secret()
 
     def sm_edit(root):
-        set_text(root, 'service/accept/port', sm_port)
-        set_text(root, 'service/accept/secret', link_secret)
+        set_texts(root, {'service/accept/port': sm_port, 'service/accept/secret': link_secret})
+        # Federation on, as docs/operations.md says: the commented <service id='s2s'>.
+        svc = ET.SubElement(root, 'service', {'id': 's2s', 'role': 's2s'})
+        acc = ET.SubElement(svc, 'accept')
+        ET.SubElement(acc, 'ip').text = '127.0.0.1'
+        ET.SubElement(acc, 'port').text = str(sm_s2s_port)
+        ET.SubElement(acc, 'secret').text = s2s_secret
+
+    def s2s_edit(root):
+        set_texts(root, {'sm/port': sm_s2s_port, 'sm/secret': s2s_secret,
+                         'local/ip': '127.0.0.1', 'local/port': s2s_port,
+                         'local/tls_port': s2s_tls_port, 'local/pemfile': system.certificate(),
+                         'dialback_secret': secret()})
 
     def front_edit(root):
-        set_text(root, 'sm/port', sm_port)
-        set_text(root, 'sm/secret', link_secret)
-        set_text(root, 'local/ip', '127.0.0.1')
-        set_text(root, 'local/port', port)
-        set_text(root, 'local/ssl/port', tls_port)
-        set_text(root, 'http/port', http_port)
-        set_text(root, 'http/tls_port', https_port)
-        set_text(root, 'max_fds', 1023)
+        set_texts(root, {'sm/port': sm_port, 'sm/secret': link_secret, 'local/ip': '127.0.0.1',
+                         'local/port': port, 'local/ssl/port': tls_port,
+                         'http/port': http_port, 'http/tls_port': https_port, 'max_fds': 1023})
 
     sm_conf = edit('/etc/jabshard/sm.xml', system.path('sm.xml'), sm_edit)
     front_conf = edit('/etc/jabshard/jadc2s.xml', system.path('jadc2s.xml'), front_edit)
+    s2s_conf = edit('/etc/jabshard/s2s.xml', system.path('s2s.xml'), s2s_edit)
     r = run(as_jabshard(['/usr/sbin/jabshard-sm', '-c', sm_conf, '--check']), cwd=STATE)
     report.check('the installed jabshard-sm --check, as jabshard, finds no error in the copy',
                  r.returncode == 0, r.stdout)
@@ -202,8 +238,9 @@ def check_services(report, system):
                  'nothing; its log:\n' + front.text())
     report.check('...then STATUS says the link to the SM is up', front_notify.wait_for(
         'STATUS=link to the SM up', 15) is not None, '\n'.join(front_notify.messages))
-    users = [pwd.getpwuid(os.stat('/proc/%d' % p.pid).st_uid).pw_name for p in (sm, front)]
-    report.check('both run as jabshard', users == ['jabshard', 'jabshard'], str(users))
+    s2s, s2s_notify = start_s2s(report, system, s2s_conf, env)
+    users = [pwd.getpwuid(os.stat('/proc/%d' % p.pid).st_uid).pw_name for p in (sm, front, s2s)]
+    report.check('all three run as jabshard', users == ['jabshard'] * 3, str(users))
 
     c = Raw.connect(tls_port, tls=True)
     try:
@@ -223,6 +260,10 @@ def check_services(report, system):
         report.check('...and the client gets <system-shutdown/>', cond == 'system-shutdown', cond)
     finally:
         c.close()
+    status = s2s.stop(30)
+    report.check('SIGTERM stops jabshard-s2s with status 0', status == 0,
+                 'status %s; its log:\n%s' % (status, s2s.text()))
+    report.check('...telling STOPPING=1', s2s_notify.wait_for('STOPPING=1', 2) is not None)
     status = sm.stop(30)
     report.check('SIGTERM stops jabshard-sm with status 0', status == 0,
                  'status %s; its log:\n%s' % (status, sm.text()))

@@ -9,7 +9,9 @@ directory, makes accounts with jabshardctl, then runs at the same time:
   admin       jabshardctl sessions and kick against the running SM (the kick witness: two
               sessions of one account that report the stream error each gets)
 and then checks run.sh itself: SIGTERM (clients get <system-shutdown/>), a restart that keeps
-the certificate, the secret and the accounts, Ctrl-C, and a program that dies.
+the certificate, the secret and the accounts, Ctrl-C, and a program that dies; federation off
+by default (no jabshard-s2s), and on (JABSHARD_FEDERATION=1, make run FEDERATION=1): jabshard-s2s
+started, linked to the SM, listening on its ports, and stopped with the others by SIGTERM.
 
 The parts that run at the same time each print their lines in one block, with their own count.
 Whatever must not arrive is checked once a later stanza on the same path has arrived: the SM
@@ -21,6 +23,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import threading
@@ -1038,6 +1041,41 @@ def gone(pid):
     return pid is None or not alive(pid)
 
 
+def run_sh_federation(report, system):
+    """make run FEDERATION=1: jabshard-s2s starts after the SM, links to it, listens on its
+    ports, and SIGTERM stops all three with status 0."""
+    run4 = system.run_sh('run4.log', LIMITS, federation=True)
+    if not run4.wait_log('Ctrl-C stops all three', 30):
+        report.not_ok('with JABSHARD_FEDERATION=1, run.sh starts the SM, the front and '
+                      'jabshard-s2s', run4.text())
+        return
+    pids = {name: run4.logged_pid(name) for name in ('sm', 'c2s', 's2s')}
+    text = run4.text()
+    report.check('with JABSHARD_FEDERATION=1, run.sh starts jabshard-s2s and says federation is '
+                 'on, on which ports', pids['s2s'] and alive(pids['s2s']) and
+                 'Federation is on' in text and
+                 'STARTTLS\non 127.0.0.1:%d, direct TLS on 127.0.0.1:%d' % (
+                     system.s2s_port, system.s2s_tls_port) in text, text)
+    report.check("jabshard-s2s's link to the SM is up",
+                 run4.wait_log("jabshard-s2s[%s] info: SM link: up" % pids['s2s'], 10), text)
+    listening = []
+    for port in (system.s2s_port, system.s2s_tls_port):
+        try:
+            socket.create_connection(('127.0.0.1', port), 2).close()
+            listening.append(port)
+        except OSError:
+            pass
+    report.check('jabshard-s2s listens on the s2s ports (STARTTLS and direct TLS)',
+                 listening == [system.s2s_port, system.s2s_tls_port], str(listening))
+    run4.proc.send_signal(signal.SIGTERM)
+    status = run4.wait(30)
+    report.check('run.sh on SIGTERM stops all three and exits 0', status == 0 and
+                 all(gone(p) for p in pids.values()) and
+                 re.search(r'(?m)^jabshard: stopped$', run4.text()) and
+                 'jabshard-s2s[%s] notice: SIGTERM' % pids['s2s'] in run4.text(),
+                 '(status %s)\n%s' % (status, run4.text()))
+
+
 def suite(report, build):
     with System(build, 'xmpp', report) as system:
         if not system.ready(report):
@@ -1073,6 +1111,11 @@ def suite(report, build):
             return
         report.check("the front's link to the SM is up", run1.wait_log('SM link: up', 10),
                      run1.text())
+        report.check('federation is off by default: no jabshard-s2s runs, and run.sh says how to '
+                     'turn it on', run1.logged_pid('s2s') is None and
+                     not os.path.exists(os.path.join(run, 's2s.xml')) and
+                     'make run FEDERATION=1' in run1.text() and
+                     "<!-- federation off" in read(os.path.join(run, 'sm.xml')), run1.text())
         report.check('run directory: configurations from etc/ with a random secret, the ports, '
                      'the database and certificate paths, all private', run_directory_ok(system),
                      read(os.path.join(run, 'jadc2s.xml')))
@@ -1154,6 +1197,8 @@ def suite(report, build):
                          '(status %s)\n%s' % (status, run3.text()))
         else:
             report.not_ok('run.sh starts a third time', run3.text())
+
+        run_sh_federation(report, system)
 
         # Sanitizer builds (make check SAN=...): the programs must not have reported anything.
         system.check_sanitizers(report)

@@ -308,23 +308,30 @@ class System(Workdir):
 
     # ---- configurations from tools/run.sh ----
 
-    def run_sh_env(self, limits):
+    def run_sh_env(self, limits, federation=False):
         """tools/run.sh's environment: its run directory in ours, free ports (the web listener's
-        too), the <limits>."""
+        too, and with federation the federation front's and its SM link's), the <limits>."""
         if self.run is None:
             self.run = self.path('run')
-            (self.port, self.tls_port, self.sm_port, self.http_port,
-             self.https_port) = free_ports(5)
+            (self.port, self.tls_port, self.sm_port, self.http_port, self.https_port,
+             self.s2s_port, self.s2s_tls_port, self.sm_s2s_port) = free_ports(8)
             self.sm_conf = os.path.join(self.run, 'sm.xml')
-        return dict(os.environ, JABSHARD_RUN_DIR=self.run, JABSHARD_IP='127.0.0.1',
-                    JABSHARD_PORT=str(self.port), JABSHARD_TLS_PORT=str(self.tls_port),
-                    JABSHARD_SM_PORT=str(self.sm_port), JABSHARD_HTTP_PORT=str(self.http_port),
-                    JABSHARD_HTTPS_PORT=str(self.https_port), JABSHARD_LIMITS=limits)
+        env = dict(os.environ, JABSHARD_RUN_DIR=self.run, JABSHARD_IP='127.0.0.1',
+                   JABSHARD_PORT=str(self.port), JABSHARD_TLS_PORT=str(self.tls_port),
+                   JABSHARD_SM_PORT=str(self.sm_port), JABSHARD_HTTP_PORT=str(self.http_port),
+                   JABSHARD_HTTPS_PORT=str(self.https_port), JABSHARD_LIMITS=limits,
+                   JABSHARD_FEDERATION='1' if federation else '0')
+        if federation:
+            env.update(JABSHARD_S2S_PORT=str(self.s2s_port),
+                       JABSHARD_S2S_TLS_PORT=str(self.s2s_tls_port),
+                       JABSHARD_SM_S2S_PORT=str(self.sm_s2s_port))
+        return env
 
-    def run_sh(self, log, limits, foreground_job=False):
-        """tools/run.sh ("make run") itself, running the SM and the front."""
-        return self.start(['sh', RUN_SH, self.build], log, env=self.run_sh_env(limits),
-                          foreground_job=foreground_job)
+    def run_sh(self, log, limits, foreground_job=False, federation=False):
+        """tools/run.sh ("make run") itself, running the SM and the front (and, with federation,
+        jabshard-s2s: make run FEDERATION=1)."""
+        return self.start(['sh', RUN_SH, self.build], log,
+                          env=self.run_sh_env(limits, federation), foreground_job=foreground_job)
 
     def prepare(self, limits=LOAD_LIMITS):
         """The run directory as tools/run.sh prepares it (JABSHARD_PREPARE_ONLY), to start the
@@ -530,7 +537,7 @@ class System(Workdir):
                 p.stop()
         for p in self.programs:
             if p.argv[:2] == ['sh', RUN_SH]:
-                for name in ('c2s', 'sm'):
+                for name in ('c2s', 's2s', 'sm'):
                     pid = p.logged_pid(name)
                     if pid and alive(pid) and comm(pid) == 'jabshard-' + name:
                         os.kill(pid, signal.SIGKILL)
