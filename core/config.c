@@ -367,6 +367,17 @@ static bool lookup_path(config *cfg, const xml_node *node, const char *path, boo
     return true;
 }
 
+void config_log(config *cfg, log_target *target, const char **path, log_level *level)
+{
+    static const char *const targets[] = {"stderr", "file", "syslog", NULL};
+    static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
+    *target = (log_target)config_enum(cfg, NULL, "log/target", targets, LOG_TO_STDERR);
+    *path = config_str(cfg, NULL, "log/path", NULL);
+    *level = (log_level)config_enum(cfg, NULL, "log/level", levels, LL_INFO);
+    if (*target == LOG_TO_FILE && !*path)
+        config_require(cfg, NULL, "log/path");
+}
+
 bool config_require(config *cfg, const xml_node *node, const char *path)
 {
     lookup lk;

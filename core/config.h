@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 
+#include "core/log.h"
 #include "core/xml.h"
 
 typedef struct config config;
@@ -61,6 +62,10 @@ int config_check(const config *cfg, config_error *err);
  * checks ("unknown driver", "max_fds below 16"). */
 void config_fail(config *cfg, const xml_node *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* <log> as every program's file has it: <target> (stderr, the default; file, which then needs
+ * <path>; syslog), <path> and <level> (debug, info (default), notice, warn, error). */
+void config_log(config *cfg, log_target *target, const char **path, log_level *level);
 
 /* Errors when path is absent ("missing required element <secret>", on the line of the closest
  * element that is present). Returns whether it is present. */

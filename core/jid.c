@@ -496,3 +496,19 @@ const char *jid_strerror(jid_err err)
     }
     return "unknown JID error";
 }
+
+bool jid_domain_of(const char *s, char *out, size_t size)
+{
+    jid j;
+    if (!s || jid_parse(s, strlen(s), &j) != JID_OK)
+        return false;
+    size_t n;
+    const char *d = jid_domain(&j, &n);
+    bool ok = n < size;
+    if (ok) {
+        memcpy(out, d, n);
+        out[n] = '\0';
+    }
+    jid_free(&j);
+    return ok;
+}

@@ -86,6 +86,9 @@ size_t jid_bare_len(const jid *j);
 /* Parts as pointer and length (not NUL-terminated, except the resource); NULL when absent. */
 const char *jid_node(const jid *j, size_t *len);
 const char *jid_domain(const jid *j, size_t *len);
+/* The normalized domain of the JID text s into out (NUL-terminated); false when s is NULL, not a
+ * JID, or its domain does not fit in size. */
+bool jid_domain_of(const char *s, char *out, size_t size);
 const char *jid_resource(const jid *j, size_t *len);
 bool jid_is_bare(const jid *j);
 

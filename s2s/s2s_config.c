@@ -189,13 +189,7 @@ int s2s_config_load(const char *path, s2s_config *out, config_error *err)
         out->metrics_ip = config_str(cfg, NULL, "metrics/ip", "127.0.0.1");
         out->metrics_port = config_port(cfg, NULL, "metrics/port", 9130);
     }
-    static const char *const targets[] = {"stderr", "file", "syslog", NULL};
-    static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
-    out->log_target = (log_target)config_enum(cfg, NULL, "log/target", targets, LOG_TO_STDERR);
-    out->log_path = config_str(cfg, NULL, "log/path", NULL);
-    out->log_level = (log_level)config_enum(cfg, NULL, "log/level", levels, LL_INFO);
-    if (out->log_target == LOG_TO_FILE)
-        config_require(cfg, NULL, "log/path");
+    config_log(cfg, &out->log_target, &out->log_path, &out->log_level);
 
     if (config_check(cfg, err) != 0) {
         s2s_config_free(out);

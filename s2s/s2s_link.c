@@ -113,29 +113,12 @@ static void on_header(void *ctx, const xml_node *root, const char *content_ns)
     l->state = LK_HANDSHAKE;
 }
 
-/* The domain of a JID attribute into out. */
-static bool domain_of(const char *s, char *out, size_t size)
-{
-    jid j;
-    if (!s || jid_parse(s, strlen(s), &j) != JID_OK)
-        return false;
-    size_t n;
-    const char *d = jid_domain(&j, &n);
-    bool ok = n < size;
-    if (ok) {
-        memcpy(out, d, n);
-        out[n] = '\0';
-    }
-    jid_free(&j);
-    return ok;
-}
-
 static void from_sm(s2s_link *l, xml_node *st, xml_arena *arena)
 {
     s2s_server *srv = l->srv;
     char local[S2S_DOMAIN_MAX + 1], remote[S2S_DOMAIN_MAX + 1];
-    if (!domain_of(xml_attr_get(st, "from"), local, sizeof local) ||
-        !domain_of(xml_attr_get(st, "to"), remote, sizeof remote)) {
+    if (!jid_domain_of(xml_attr_get(st, "from"), local, sizeof local) ||
+        !jid_domain_of(xml_attr_get(st, "to"), remote, sizeof remote)) {
         log_warn("SM link: a <%s/> without a valid from and to: dropped", st->name);
         xml_arena_free(arena);
         return;

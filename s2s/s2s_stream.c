@@ -145,23 +145,6 @@ static bool valid_domain(const char *d)
     return true;
 }
 
-/* The domain of a JID attribute into out (lower case as the JID library normalizes it). */
-static bool jid_domain_of(const char *s, char *out, size_t size)
-{
-    jid j;
-    if (!s || jid_parse(s, strlen(s), &j) != JID_OK)
-        return false;
-    size_t n;
-    const char *d = jid_domain(&j, &n);
-    bool ok = n < size;
-    if (ok) {
-        memcpy(out, d, n);
-        out[n] = '\0';
-    }
-    jid_free(&j);
-    return ok;
-}
-
 static bool has_pair(const s2s_stream *st, const char *local, const char *remote)
 {
     for (unsigned i = 0; i < st->npairs; i++)

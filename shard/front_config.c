@@ -347,13 +347,7 @@ int front_config_load(const char *path, front_config *out, config_error *err)
     read_smacks(&out->smacks, cfg);
     read_http(&out->http, out, cfg);
 
-    static const char *const targets[] = {"stderr", "file", "syslog", NULL};
-    static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
-    out->log_target = (log_target)config_enum(cfg, NULL, "log/target", targets, LOG_TO_STDERR);
-    out->log_path = config_str(cfg, NULL, "log/path", NULL);
-    out->log_level = (log_level)config_enum(cfg, NULL, "log/level", levels, LL_INFO);
-    if (out->log_target == LOG_TO_FILE)
-        config_require(cfg, NULL, "log/path");
+    config_log(cfg, &out->log_target, &out->log_path, &out->log_level);
 
     if (config_check(cfg, err) != 0) {
         front_config_free(out);

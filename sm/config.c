@@ -196,17 +196,6 @@ static void read_metrics(sm_config *sc, config *cfg)
     sc->metrics_port = config_port(cfg, NULL, "metrics/port", 9110);
 }
 
-static void read_log(sm_config *sc, config *cfg)
-{
-    static const char *const targets[] = {"stderr", "file", "syslog", NULL};
-    static const char *const levels[] = {"debug", "info", "notice", "warn", "error", NULL};
-    sc->log_target = (log_target)config_enum(cfg, NULL, "log/target", targets, LOG_TO_STDERR);
-    sc->log_path = config_str(cfg, NULL, "log/path", NULL);
-    sc->log_level = (log_level)config_enum(cfg, NULL, "log/level", levels, LL_INFO);
-    if (sc->log_target == LOG_TO_FILE && !sc->log_path)
-        config_require(cfg, NULL, "log/path");
-}
-
 int sm_config_load(const char *path, const sm_module *const *modules, sm_config *out,
                    config_error *err)
 {
@@ -226,7 +215,7 @@ int sm_config_load(const char *path, const sm_module *const *modules, sm_config 
     check_module_ints(cfg, modules);
     read_admin(out, cfg);
     read_metrics(out, cfg);
-    read_log(out, cfg);
+    config_log(cfg, &out->log_target, &out->log_path, &out->log_level);
     if (config_check(cfg, err) != 0) {
         sm_config_free(out);
         return -1;
