@@ -35,7 +35,8 @@ struct s2s_conn {
     bool closed;
     bool authed_in;           /* incoming: counted for its remote domain */
     s2s_stream *st;
-    s2s_route *route;
+    s2s_route *route;          /* outgoing: the route it serves */
+    s2s_route *bidi_route;     /* incoming, XEP-0288: the route that may send on it */
     char peer[64];
     char domain[S2S_DOMAIN_MAX + 1];   /* incoming: the first remote domain authenticated */
     timer tick;
@@ -142,6 +143,11 @@ void s2s_conn_close(s2s_conn *c, const char *why)
         s2s_route *r = c->route;
         c->route = NULL;
         s2s_route_conn_closed(r, s2s_stream_authed(c->st), why);
+    }
+    if (c->bidi_route) {
+        s2s_route *r = c->bidi_route;
+        c->bidi_route = NULL;
+        s2s_route_bidi_closed(r);
     }
     evloop_timer_cancel(srv->loop, &c->tick);
     timer_init(&c->tick, reap, c);
@@ -400,7 +406,7 @@ void s2s_conns_shutdown(s2s_server *srv)
 {
     while (srv->conns) {
         s2s_conn *c = srv->conns;
-        c->route = NULL;
+        c->route = c->bidi_route = NULL;
         if (!c->closed) {
             s2s_stream_close(c->st, "system-shutdown", "the server is stopping");
             s2s_conn_close(c, "shutting down");
@@ -470,8 +476,8 @@ static void out_authed(void *ctx, const char *local, const char *remote, const c
 {
     s2s_conn *c = ctx;
     count_auth(c->srv, how);
-    log_info("s2s out %s -> %s (%s): authenticated by %s, %s", local, remote, c->peer, how,
-             tls_kind(c));
+    log_info("s2s out %s -> %s (%s): authenticated by %s, %s%s", local, remote, c->peer, how,
+             tls_kind(c), s2s_stream_bidi(c->st) ? ", bidirectional" : "");
     if (c->route)
         s2s_route_authed(c->route);
 }
@@ -507,9 +513,12 @@ static void in_authed(void *ctx, const char *local, const char *remote, const ch
         }
         c->authed_in = true;
         snprintf(c->domain, sizeof c->domain, "%s", remote);
+        /* XEP-0288: the peer asked to be sent its stanzas on this stream too. */
+        if (s2s_stream_bidi(c->st))
+            c->bidi_route = s2s_route_attach_bidi(srv, local, remote, c);
     }
-    log_info("s2s in %s -> %s (%s): authenticated by %s, %s", remote, local, c->peer, how,
-             tls_kind(c));
+    log_info("s2s in %s -> %s (%s): authenticated by %s, %s%s", remote, local, c->peer, how,
+             tls_kind(c), s2s_stream_bidi(c->st) ? ", bidirectional" : "");
 }
 
 static void in_verify_request(void *ctx, const char *local, const char *remote,
@@ -529,6 +538,7 @@ static void in_stanza(void *ctx, xml_node *st, xml_arena *arena)
 static const s2s_stream_ops out_ops = {
     .is_local = op_is_local, .policy = op_policy, .peer_cert_valid = op_peer_cert_valid,
     .authed = out_authed, .ready = out_ready, .db_verify_answer = out_verify_answer,
+    .stanza = in_stanza,
 };
 
 static const s2s_stream_ops in_ops = {
@@ -580,5 +590,5 @@ s2s_conn *s2s_conn_find(s2s_server *srv, uint64_t id)
 }
 
 uint64_t s2s_conn_id(const s2s_conn *c) { return c->id; }
-void s2s_conn_forget_route(s2s_conn *c) { c->route = NULL; }
+void s2s_conn_forget_route(s2s_conn *c) { c->route = c->bidi_route = NULL; }
 s2s_stream *s2s_conn_stream(s2s_conn *c) { return c->st; }

@@ -6,7 +6,9 @@
  * time is up, what it held is bounced to the senders: <remote-server-not-found/> (RFC 6120
  * §8.3.3.16) when no server could be found or reached, <remote-server-timeout/> (§8.3.3.17) when
  * the time ran out. Dialback checks for incoming streams (db:verify) ride the same stream, sent
- * once it is up, whether or not it is authenticated yet. */
+ * once it is up, whether or not it is authenticated yet. A route may also send on an incoming
+ * stream that the remote server made bidirectional (XEP-0288), while it has no stream of its own:
+ * then it opens none. */
 #include "s2s/s2s_server.h"
 
 #include <arpa/inet.h>
@@ -55,6 +57,7 @@ struct s2s_route {
     verify *verifies;
     unsigned nverifies;
     s2s_conn *conn;
+    s2s_conn *bidi;               /* an incoming bidirectional stream for the pair, or NULL */
     bool ready;                   /* conn's stream may carry db:verify */
     s2s_query *query;
     s2s_target targets[S2S_TARGETS_MAX];
@@ -141,6 +144,8 @@ static void route_free(s2s_route *r)
         p = &(*p)->next;
     *p = r->next;
     srv->nroutes--;
+    if (r->bidi)
+        s2s_conn_forget_route(r->bidi);
     evloop_timer_cancel(srv->loop, &r->deadline);
     if (r->query)
         s2s_resolve_cancel(r->query);
@@ -377,9 +382,10 @@ void s2s_route_stream_ready(s2s_route *r)
     send_verifies(r);
 }
 
-static void write_held(s2s_route *r)
+/* What the route held, written on via (its stream, or a bidi one). */
+static void write_held(s2s_route *r, s2s_conn *via)
 {
-    s2s_stream *st = s2s_conn_stream(r->conn);
+    s2s_stream *st = s2s_conn_stream(via);
     while (r->first) {
         held *h = r->first;
         r->first = h->next;
@@ -394,14 +400,37 @@ static void write_held(s2s_route *r)
     r->last = NULL;
     r->nheld = 0;
     r->held_bytes = 0;
-    s2s_conn_flush(r->conn);
+    s2s_conn_flush(via);
 }
 
 void s2s_route_authed(s2s_route *r)
 {
     r->state = R_READY;
     evloop_timer_cancel(r->srv->loop, &r->deadline);
-    write_held(r);
+    write_held(r, r->conn);
+}
+
+s2s_route *s2s_route_attach_bidi(s2s_server *srv, const char *local, const char *remote,
+                                 s2s_conn *c)
+{
+    s2s_route *r = route_get(srv, local, remote);
+    if (!r)
+        return NULL;
+    if (r->bidi)
+        s2s_conn_forget_route(r->bidi);
+    r->bidi = c;
+    if (r->state != R_READY && r->first)
+        write_held(r, c);
+    return r;
+}
+
+void s2s_route_bidi_closed(s2s_route *r)
+{
+    r->bidi = NULL;
+    if (r->state == R_IDLE && !r->first && !r->verifies)
+        route_free(r);
+    else if (r->first)
+        route_start(r);
 }
 
 void s2s_route_verify_answer(s2s_route *r, const char *id, bool valid)
@@ -439,7 +468,7 @@ void s2s_route_conn_closed(s2s_route *r, bool was_authed, const char *why)
             v->sent = false;
         if (r->first || r->verifies)
             route_start(r);
-        else
+        else if (!r->bidi)
             route_free(r);
         return;
     }
@@ -465,18 +494,19 @@ void s2s_route_stanza(s2s_server *srv, const char *local, const char *remote, xm
         return;
     }
     const s2s_limits *l = &srv->cfg->limits;
-    if (r->state == R_READY && r->conn && !r->first) {
-        if (s2s_conn_pending(r->conn) > l->output_max) {
+    s2s_conn *via = r->state == R_READY && r->conn ? r->conn : r->bidi;
+    if (via && !r->first) {
+        if (s2s_conn_pending(via) > l->output_max) {
             bounce(srv, st, arena, "wait", "resource-constraint");
             return;
         }
-        if (!s2s_stream_send(s2s_conn_stream(r->conn), st, l->stanza_size)) {
+        if (!s2s_stream_send(s2s_conn_stream(via), st, l->stanza_size)) {
             bounce(srv, st, arena, "modify", "policy-violation");
             return;
         }
         srv->count.stanzas_out++;
         xml_arena_free(arena);
-        s2s_conn_flush(r->conn);
+        s2s_conn_flush(via);
         return;
     }
     size_t bytes = xml_arena_bytes(arena);

@@ -60,7 +60,8 @@ s2s_stream *s2s_conn_stream(s2s_conn *c);
 void s2s_conn_flush(s2s_conn *c);
 /* Closes now (the stream's output is tried once); the route, if any, is told. */
 void s2s_conn_close(s2s_conn *c, const char *why);
-/* The route gives the connection up: it will not be told of its end. */
+/* The route gives the connection up (as its outgoing stream or its bidi one): it will not be told
+ * of its end. */
 void s2s_conn_forget_route(s2s_conn *c);
 /* Output waiting on the connection, for the route's bound. */
 size_t s2s_conn_pending(const s2s_conn *c);
@@ -89,6 +90,12 @@ void s2s_route_stream_ready(s2s_route *r);
 void s2s_route_authed(s2s_route *r);
 void s2s_route_verify_answer(s2s_route *r, const char *id, bool valid);
 void s2s_route_conn_closed(s2s_route *r, bool was_authed, const char *why);
+/* XEP-0288: an incoming stream authenticated remote for local and may carry our stanzas to it:
+ * the route for the pair sends on it while it has no outgoing stream of its own. Returns the
+ * route (NULL over <max_routes>); its end is told by s2s_route_bidi_closed. */
+s2s_route *s2s_route_attach_bidi(s2s_server *srv, const char *local, const char *remote,
+                                 s2s_conn *c);
+void s2s_route_bidi_closed(s2s_route *r);
 void s2s_routes_free(s2s_server *srv);
 const char *s2s_route_local(const s2s_route *r);
 const char *s2s_route_remote(const s2s_route *r);

@@ -17,6 +17,8 @@
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_DB_FEATURE "urn:xmpp:features:dialback"
+#define NS_BIDI_FEATURE "urn:xmpp:features:bidi"
+#define NS_BIDI "urn:xmpp:bidi"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define STREAM_ID_MAX 128
 #define KEY_MAX 256
@@ -50,6 +52,7 @@ struct s2s_stream {
     char stream_id[STREAM_ID_MAX + 1];
     bool tls, authed, sasl_tried, sasl_ok, restart, ready_told;
     bool header_out;               /* our header of the current stream is written */
+    bool bidi;                     /* XEP-0288: stanzas go both ways on this stream */
     pair pairs[S2S_PAIRS_MAX];     /* incoming: authenticated pairs */
     unsigned npairs;
     unsigned pending_db;           /* incoming: db:result checks waiting */
@@ -265,6 +268,7 @@ static void incoming_features(s2s_stream *st)
                         NS_SASL);
         if (p.allow_dialback)
             buf_appendf(o, "<dialback xmlns='%s'><errors/></dialback>", NS_DB_FEATURE);
+        buf_appendf(o, "<bidi xmlns='%s'/>", NS_BIDI_FEATURE);
     }
     buf_append(o, "</stream:features>", 18);
 }
@@ -432,6 +436,19 @@ static void incoming_stanza(s2s_stream *st, xml_node *el, xml_arena *arena)
     xml_arena_free(arena);
 }
 
+/* XEP-0288 §2: the initiating server asks, before authenticating, to be sent stanzas on this
+ * stream too (as it was offered: after TLS where TLS is required). */
+static void incoming_bidi(s2s_stream *st)
+{
+    s2s_policy p;
+    policy_of(st, st->remote ? st->remote : "", &p);
+    if (st->npairs || (p.require_tls && !st->tls)) {
+        fail(st, "policy-violation", "bidi asked after authentication or before TLS");
+        return;
+    }
+    st->bidi = true;
+}
+
 static void incoming_element(s2s_stream *st, xml_node *el, xml_arena *arena)
 {
     if (xml_is(el, NS_TLS, "starttls")) {
@@ -442,6 +459,8 @@ static void incoming_element(s2s_stream *st, xml_node *el, xml_arena *arena)
         incoming_db_result(st, el, arena);
     } else if (xml_is(el, S2S_NS_DIALBACK, "verify")) {
         incoming_db_verify(st, el, arena);
+    } else if (xml_is(el, NS_BIDI, "bidi")) {
+        incoming_bidi(st);
     } else if (is_stanza(el)) {
         s2s_policy p;
         policy_of(st, st->remote ? st->remote : "", &p);
@@ -525,6 +544,11 @@ static void outgoing_features(s2s_stream *st, const xml_node *f, xml_arena *aren
         fail(st, "policy-violation", "the server's certificate is not valid for its domain");
         return;
     }
+    /* XEP-0288: where offered, the receiving server may send us its stanzas on this stream. */
+    if (xml_child(f, NS_BIDI_FEATURE, "bidi") && !st->bidi) {
+        buf_appendf(&st->out, "<bidi xmlns='%s'/>", NS_BIDI);
+        st->bidi = true;
+    }
     st->state = ST_OPEN;
     tell_ready(st);
     if (st->state == ST_CLOSED)
@@ -542,6 +566,26 @@ static void outgoing_features(s2s_stream *st, const xml_node *f, xml_arena *aren
         return;
     }
     send_db_result(st);
+}
+
+/* XEP-0288 §3: on a bidirectional outgoing stream the receiving server sends as its domain to
+ * ours; it is authenticated as we found it (DNS, and its certificate where the policy wants one,
+ * checked before we authenticated). */
+static void outgoing_bidi_stanza(s2s_stream *st, xml_node *el, xml_arena *arena)
+{
+    char from[S2S_DOMAIN_MAX + 1], to[S2S_DOMAIN_MAX + 1];
+    if (!jid_domain_of(xml_attr_get(el, "from"), from, sizeof from) ||
+        !jid_domain_of(xml_attr_get(el, "to"), to, sizeof to))
+        fail(st, "improper-addressing", "a stanza without a valid from and to");
+    else if (strcasecmp(from, st->remote) != 0)
+        fail(st, "invalid-from", "the stanza is not from the domain this stream reached");
+    else if (strcasecmp(to, st->local) != 0)
+        fail(st, "host-unknown", "the stanza is to another domain than this stream's");
+    else {
+        st->ops->stanza(st->ctx, el, arena);
+        return;
+    }
+    xml_arena_free(arena);
 }
 
 static void outgoing_element(s2s_stream *st, xml_node *el, xml_arena *arena)
@@ -586,8 +630,12 @@ static void outgoing_element(s2s_stream *st, xml_node *el, xml_arena *arena)
         } else if (st->ops->db_verify_answer) {
             st->ops->db_verify_answer(st->ctx, to, from, id, strcmp(type, "valid") == 0);
         }
+    } else if (is_stanza(el) && st->bidi && st->authed) {
+        outgoing_bidi_stanza(st, el, arena);
+        return;
     } else if (is_stanza(el)) {
-        fail(st, "unsupported-stanza-type", "stanzas on our outgoing stream (no bidi)");
+        fail(st, "unsupported-stanza-type", "stanzas on our outgoing stream before it is "
+             "authenticated, or without bidi");
     } else {
         fail(st, "unsupported-stanza-type", "unexpected element on an outgoing stream");
     }
@@ -751,6 +799,7 @@ void s2s_stream_keepalive(s2s_stream *st)
 
 bool s2s_stream_closed(const s2s_stream *st) { return st->state == ST_CLOSED; }
 bool s2s_stream_is_tls(const s2s_stream *st) { return st->tls; }
+bool s2s_stream_bidi(const s2s_stream *st) { return st->bidi; }
 bool s2s_stream_authed(const s2s_stream *st) { return st->authed && st->state == ST_OPEN; }
 const char *s2s_stream_peer(const s2s_stream *st) { return st->remote ? st->remote : ""; }
 const char *s2s_stream_why(const s2s_stream *st) { return st->why; }

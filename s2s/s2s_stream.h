@@ -1,7 +1,7 @@
 /* s2s/s2s_stream.h — one server-to-server XMPP stream (RFC 6120, XEP-0178, XEP-0220), without
  * sockets: bytes in, bytes and events out. The owner (s2s/s2s_conn.c) moves the bytes, runs TLS
  * when told to, answers the questions below and decides what to do with authenticated pairs; this
- * file owns the protocol: headers, features, STARTTLS, SASL EXTERNAL, dialback (both the
+ * file owns the protocol: headers, features, STARTTLS, SASL EXTERNAL, bidi, dialback (both the
  * receiving side's db:result and the authoritative side's db:verify), the from/to checks on every
  * stanza, and RFC 6120 §4.9 stream errors for bad input. fuzz/fuzz_s2s_stream.c feeds it.
  *
@@ -12,7 +12,7 @@
  * for the domain), or db:result, checked with the authoritative server through the owner
  * (db_verify_request, answered by s2s_stream_db_result) unless the certificate already proves it
  * (XEP-0344 §2.3: dialback then costs no round trip). Stanzas are accepted only from and to a
- * pair authenticated on this stream.
+ * pair authenticated on this stream. Either side may make the stream bidirectional (XEP-0288).
  *
  * Thread rules: a stream belongs to one thread. Callbacks run inside s2s_stream_feed (and
  * s2s_stream_tls_done); from a callback, only the calls documented as such.
@@ -60,8 +60,8 @@ typedef struct s2s_stream_ops {
     /* Outgoing: the answer to a db:verify we sent (s2s_stream_db_verify). */
     void (*db_verify_answer)(void *ctx, const char *local, const char *remote, const char *id,
                              bool valid);
-    /* Incoming: a stanza from an authenticated pair; the owner takes arena. Its namespace is
-     * still jabber:server. */
+    /* A stanza from an authenticated pair (on an incoming stream, or on a bidirectional
+     * outgoing one: XEP-0288); the owner takes arena. Its namespace is still jabber:server. */
     void (*stanza)(void *ctx, xml_node *stanza, xml_arena *arena);
 } s2s_stream_ops;
 
@@ -119,6 +119,11 @@ void s2s_stream_close(s2s_stream *st, const char *condition, const char *text);
 
 bool s2s_stream_closed(const s2s_stream *st);
 bool s2s_stream_is_tls(const s2s_stream *st);
+/* XEP-0288: the stream carries stanzas both ways (asked by us on an outgoing stream, by the peer
+ * on an incoming one). An incoming bidi stream takes s2s_stream_send for its authenticated
+ * pairs; an outgoing one hands over, by the stanza callback, what its peer sends from its domain
+ * to ours. */
+bool s2s_stream_bidi(const s2s_stream *st);
 /* Outgoing: authenticated for its pair. */
 bool s2s_stream_authed(const s2s_stream *st);
 /* Incoming: the remote domain named by the header, once known (for logs), or "". */

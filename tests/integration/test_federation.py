@@ -30,6 +30,7 @@ fed.enter_namespace('federation')
 require_slixmpp('federation')
 
 from jabtest.client import Client  # noqa: E402
+from jabtest.proc import wait_until  # noqa: E402
 from jabtest.report import Failure  # noqa: E402
 from jabtest.s2s import RawS2S, s2s_xml, start_s2s  # noqa: E402
 from jabtest.system import System, free_ports, front_xml, secret, service, sm_xml  # noqa: E402
@@ -370,10 +371,14 @@ async def scenarios(report, js, world, prosody, ejabberd):
     raw_attacks(report, js, world)
     await exchange(report, js, prosody, 'bob', 'bob-pw', 'after the attacks')
 
-    # XEP-0368: both domains also publish _xmpps-server records; TLS from the first byte.
-    world.dns.restart(fed.standard_records() + [
-        '_xmpps-server._tcp.%s. 300 IN SRV 0 5 5270 xmpp.%s.' % (d, d)
-        for d in (DOMAIN, fed.PROSODY_DOMAIN)])
+    # XEP-0368: both domains also publish _xmpps-server records, preferred (priority 0 against
+    # 10 for STARTTLS); TLS from the first byte.
+    world.dns.restart(fed.records(fed.EJABBERD_DOMAIN, fed.EJABBERD_IP) + [
+        line for d, ip in ((DOMAIN, IP), (fed.PROSODY_DOMAIN, fed.PROSODY_IP)) for line in (
+            '_xmpps-server._tcp.%s. 300 IN SRV 0 5 5270 xmpp.%s.' % (d, d),
+            '_xmpp-server._tcp.%s. 300 IN SRV 10 5 5269 xmpp.%s.' % (d, d),
+            '_xmpp-client._tcp.%s. 300 IN SRV 0 5 5222 xmpp.%s.' % (d, d),
+            'xmpp.%s. 300 IN A %s' % (d, ip))])
     cert = prosody.cert
     prosody.restart(extra='s2s_direct_tls_ports = { 5270 }\n'
                           's2s_direct_tls_ssl = { certificate = "%s"; key = "%s" }'
@@ -388,6 +393,56 @@ async def scenarios(report, js, world, prosody, ejabberd):
                          for l in lines) and
                      any(l.startswith('s2s in prosody.test') and 'direct TLS' in l
                          for l in lines), lines)
+    # XEP-0288: Prosody with mod_s2s_bidi; one stream each way becomes one stream for both.
+    world.dns.restart(fed.standard_records())
+    prosody.restart(extra='', modules=('s2s_bidi',))
+    js.start_s2s(report, 'bidi: jabshard-s2s restarted')
+    since = len(js.log())
+    # Our stream first (alice's presence and message open it), and only then bob: his presence
+    # and his answer must find it, and need no stream of Prosody's own.
+    a = await js.client('alice', 'alice-pw').online()
+    a.send_raw("<message to='bob@prosody.test' type='chat'><body>bidi out</body></message>")
+    ours = await asyncio.to_thread(wait_until, lambda: re.search(
+        r's2s out \S+ -> prosody\.test .*authenticated', js.log()[since:]), 10)
+    report.check('bidi: our stream to prosody.test is up', ours)
+    b = await prosody.client('bob', 'bob-pw').online()
+    try:
+        await check(report, 'bidi: jabshard to prosody.test', b.expect(is_message('bidi out'),
+                                                                       'the message'))
+        b.send_raw("<message to='alice@%s' type='chat'><body>bidi in</body></message>" % DOMAIN)
+        await check(report, 'bidi: prosody.test to jabshard, back on our stream',
+                    a.expect(is_message('bidi in'), 'the message'))
+    finally:
+        await a.logout()
+        await b.logout()
+    streams = re.findall(r's2s (?:in|out) .*prosody\.test.*authenticated by .*', js.log()[since:])
+    report.check('bidi: one stream with prosody.test, ours, carries both directions (XEP-0288)',
+                 len(streams) == 1 and streams[0].startswith('s2s out') and
+                 streams[0].endswith('bidirectional'), streams)
+
+    # The other way round: Prosody's stream first; alice's answer goes back on it.
+    prosody.restart()
+    js.start_s2s(report, 'bidi: both restarted, no stream between them')
+    since = len(js.log())
+    b = await prosody.client('bob', 'bob-pw').online()
+    b.send_raw("<message to='alice@%s' type='chat'><body>bidi first</body></message>" % DOMAIN)
+    theirs = await asyncio.to_thread(wait_until, lambda: re.search(
+        r's2s in prosody\.test -> \S+ .*authenticated.*bidirectional', js.log()[since:]), 10)
+    report.check("bidi: Prosody's bidirectional stream to us is up", theirs)
+    a = await js.client('alice', 'alice-pw').online()
+    try:
+        await check(report, 'bidi: prosody.test to jabshard (offline, then delivered)',
+                    a.expect(is_message('bidi first'), 'the message'))
+        a.send_raw("<message to='bob@prosody.test' type='chat'><body>bidi back</body></message>")
+        await check(report, "bidi: jabshard to prosody.test, back on Prosody's stream",
+                    b.expect(is_message('bidi back'), 'the message'))
+    finally:
+        await a.logout()
+        await b.logout()
+    streams = re.findall(r's2s (?:in|out) .*prosody\.test.*authenticated by .*', js.log()[since:])
+    report.check("bidi: one stream with prosody.test, Prosody's, carries both directions",
+                 len(streams) == 1 and streams[0].startswith('s2s in'), streams)
+
     prosody.stop()
     await bounced(report, js, 'bob@prosody.test', 'remote-server-not-found',
                   'gone: a message to prosody.test while it is down', CONNECT_TIMEOUT)

@@ -2,8 +2,8 @@
  * from the remote server's side: incoming streams with STARTTLS, SASL EXTERNAL and dialback (the
  * check sent to the owner and its answer), the authoritative side's db:verify, the from/to check
  * of every stanza and the stream errors for what is wrong; outgoing streams through STARTTLS,
- * SASL EXTERNAL, its failure and dialback, and the policy that wants a valid certificate; the
- * dialback key itself. */
+ * SASL EXTERNAL, its failure and dialback, and the policy that wants a valid certificate;
+ * bidirectional streams (XEP-0288) both ways; the dialback key itself. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -370,6 +370,55 @@ static void test_outgoing_no_tls(void **state)
     HAS("<invalid-id");
 }
 
+/* XEP-0288 on an incoming stream: offered after TLS, asked before authentication. */
+static void test_incoming_bidi(void **state)
+{
+    incoming_to_tls();
+    HAS("<bidi xmlns='urn:xmpp:features:bidi'/>");
+    feed("<bidi xmlns='urn:xmpp:bidi'/>");
+    assert_true(s2s_stream_bidi(F.st));
+    feed("<db:result from='b.test' to='a.test'>k</db:result>");
+    s2s_stream_db_result(F.st, "a.test", "b.test", true);
+    /* Too late now: */
+    assert_int_equal(feed("<bidi xmlns='urn:xmpp:bidi'/>"), S2S_STREAM_CLOSED);
+    taken();
+    HAS("<policy-violation");
+}
+
+/* XEP-0288 on an outgoing stream: asked where offered; then the peer's stanzas from its domain to
+ * ours come back on it, and nothing else. */
+static void test_outgoing_bidi(void **state)
+{
+    outgoing_to_tls();
+    feed(HDR("b.test", "a.test", " id='rs2'") "<stream:features><bidi xmlns='urn:xmpp:features:"
+         "bidi'/><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>");
+    taken();
+    HAS("<bidi xmlns='urn:xmpp:bidi'/>");
+    assert_true(strstr(F.out, "<bidi") < strstr(F.out, "<db:result"));
+    feed("<db:result from='b.test' to='a.test' type='valid'/>");
+    assert_int_equal(feed("<message from='u@b.test/r' to='v@a.test'><body>back</body></message>"),
+                     S2S_STREAM_OK);
+    assert_int_equal(F.stanzas, 1);
+    assert_int_equal(feed("<message from='u@c.test' to='v@a.test'/>"), S2S_STREAM_CLOSED);
+    taken();
+    HAS("<invalid-from");
+    assert_int_equal(F.stanzas, 1);
+}
+
+/* Without bidi, a stanza on our outgoing stream is refused. */
+static void test_outgoing_no_bidi(void **state)
+{
+    outgoing_to_tls();
+    feed(HDR("b.test", "a.test", " id='rs2'") "<stream:features/>");
+    feed("<db:result from='b.test' to='a.test' type='valid'/>");
+    taken();
+    LACKS("<bidi");
+    assert_int_equal(feed("<message from='u@b.test' to='v@a.test'/>"), S2S_STREAM_CLOSED);
+    taken();
+    HAS("<unsupported-stanza-type");
+    assert_int_equal(F.stanzas, 0);
+}
+
 static void test_dialback_key(void **state)
 {
     char k1[DIALBACK_KEY_LEN + 1], k2[DIALBACK_KEY_LEN + 1];
@@ -400,6 +449,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outgoing_dialback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outgoing_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outgoing_no_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incoming_bidi, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outgoing_bidi, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outgoing_no_bidi, setup, teardown),
         cmocka_unit_test(test_dialback_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

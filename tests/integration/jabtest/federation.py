@@ -40,7 +40,8 @@ A server (Prosody, Ejabberd: Peer) takes as keyword options: domain, ip, cert (a
 a valid one from the CA), secure_auth (True: certificates only, no dialback: Prosody's
 s2s_secure_auth = true without mod_dialback, ejabberd without mod_s2s_dialback; False: dialback
 allowed when a certificate does not do), debug (its log at debug level; by default when
-FEDERATION_DEBUG is set), extra (more configuration lines, top level: Lua or YAML). Both
+FEDERATION_DEBUG is set), extra (more configuration lines, top level: Lua or YAML), modules
+(Prosody only: more modules to enable, e.g. ('s2s_bidi',) for XEP-0288). Both
 require STARTTLS on c2s (port 5222; direct TLS on 5223) and s2s (port 5269), and trust the CA
 (Prosody: the global ssl = { cafile }; ejabberd: s2s_cafile and ca_file). .restart(**options)
 changes options and restarts on the same data (accounts stay). .client(user, password,
@@ -381,10 +382,11 @@ class Peer:
     logs = ()
     stop_too = ()
 
-    def __init__(self, fed, domain, ip, cert=None, secure_auth=False, debug=None, extra=''):
+    def __init__(self, fed, domain, ip, cert=None, secure_auth=False, debug=None, extra='',
+                 modules=()):
         self.fed, self.domain, self.ip = fed, domain, ip
         self.cert = cert or fed.ca.cert(domain)
-        self.secure_auth, self.extra = secure_auth, extra
+        self.secure_auth, self.extra, self.modules = secure_auth, extra, tuple(modules)
         self.debug = bool(os.environ.get('FEDERATION_DEBUG')) if debug is None else debug
         self.dir = fed.path('%s-%s' % (self.name, domain))
         self.c2s_port, self.tls_port, self.s2s_port = C2S_PORT, TLS_PORT, S2S_PORT
@@ -466,7 +468,7 @@ s2s_ports = { %(s2s_port)d }
 http_ports = { }
 https_ports = { }
 component_ports = { }
-modules_enabled = { "disco"; "roster"; "saslauth"; "tls"; "ping"; "version"; %(dialback)s }
+modules_enabled = { "disco"; "roster"; "saslauth"; "tls"; "ping"; "version"; %(dialback)s%(modules)s }
 modules_disabled = { "posix"; "admin_shell"; %(no_dialback)s }
 authentication = "internal_hashed"
 storage = "internal"
@@ -507,6 +509,7 @@ class Prosody(Peer):
                 'domain': self.domain, 'run': self.dir, 'ip': self.ip,
                 'c2s_port': self.c2s_port, 'tls_port': self.tls_port, 's2s_port': self.s2s_port,
                 'dialback': '' if self.secure_auth else '"dialback";', 'extra': self.extra,
+                'modules': ''.join(' "%s";' % m for m in self.modules),
                 'no_dialback': '"dialback";' if self.secure_auth else '',
                 'secure_auth': 'true' if self.secure_auth else 'false',
                 'cafile': self.fed.ca.cafile, 'level': 'debug' if self.debug else 'info',
