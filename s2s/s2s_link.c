@@ -137,8 +137,9 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
 {
     s2s_link *l = ctx;
     if (l->state == LK_HANDSHAKE) {
+        bool accepted = xml_is(st, NS_ACCEPT, "handshake");
         xml_arena_free(arena);
-        if (!xml_is(st, NS_ACCEPT, "handshake")) {
+        if (!accepted) {
             xmlstream_stop(l->xs);
             return;
         }
