@@ -29,68 +29,16 @@ from jabtest.suite import main, require_slixmpp
 fed.enter_namespace('federation')
 require_slixmpp('federation')
 
-from jabtest.client import Client  # noqa: E402
 from jabtest.proc import wait_until  # noqa: E402
 from jabtest.report import Failure  # noqa: E402
-from jabtest.s2s import RawS2S, s2s_xml, start_s2s  # noqa: E402
-from jabtest.system import System, free_ports, front_xml, secret, service, sm_xml  # noqa: E402
-from jabtest.xmpp import NS_CLIENT, NS_DISCO_INFO, Server, q, show, stanza_error  # noqa: E402
+from jabtest.s2s import Jabshard, RawS2S  # noqa: E402
+from jabtest.system import System  # noqa: E402
+from jabtest.xmpp import NS_CLIENT, NS_DISCO_INFO, q, show, stanza_error  # noqa: E402
 
 DOMAIN, IP = fed.JABSHARD_DOMAIN, fed.JABSHARD_IP
 NS_PUSH = 'urn:xmpp:push:0'
 NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
 CONNECT_TIMEOUT = 6
-
-
-class Jabshard:
-    """jabshard on jabshard.test: the SM, one front and jabshard-s2s, in system."""
-
-    def __init__(self, system, world):
-        self.system, self.world = system, world
-        self.sm_port, self.s2s_port, self.metrics_port = free_ports(3)
-        self.front_secret, self.s2s_secret = secret(), secret()
-        self.cert = world.ca.cert(DOMAIN, names=['conference.' + DOMAIN, 'upload.' + DOMAIN])
-        self.bad_cert = world.ca.cert(DOMAIN, valid=False)
-        self.s2s = None
-
-    def start(self, report):
-        sys_ = self.system
-        sys_.use_sm(sm_xml(sys_.path('jabshard.db'), [
-            service('jadc2s', self.sm_port, self.front_secret, 'front'),
-            service('s2s', self.s2s_port, self.s2s_secret, 's2s')],
-            hosts="<host name='%s'/>" % DOMAIN))
-        sys_.use_front('jadc2s', front_xml('jadc2s', self.front_secret, self.sm_port, IP, 5222,
-                                           5223, self.cert.pem, ids=(DOMAIN,)), 5222)
-        ok, out, _ = sys_.import_accounts([('alice@' + DOMAIN, 'alice-pw'),
-                                           ('dave@' + DOMAIN, 'dave-pw')])
-        if not report.check('jabshardctl creates the accounts', ok, out):
-            return False
-        if not report.check('the SM starts', sys_.start_sm(seconds=15), sys_.sm and sys_.sm.text()):
-            return False
-        if not report.check('the front starts', sys_.start_front(seconds=15)):
-            return False
-        return self.start_s2s(report, 'jabshard-s2s starts and links to the SM as role s2s')
-
-    def start_s2s(self, report, what, cert=None, policy='', limits=''):
-        if self.s2s and self.s2s.alive():
-            self.s2s.stop()
-        conf = self.system.write('s2s.xml', s2s_xml(
-            's2s', self.s2s_secret, self.sm_port,
-            [DOMAIN, 'conference.' + DOMAIN, 'upload.' + DOMAIN], IP, 5269, 5270,
-            (cert or self.cert).pem, cafile=self.world.ca.cafile, policy=policy,
-            limits='<connect_timeout>%d</connect_timeout>%s' % (CONNECT_TIMEOUT, limits),
-            metrics_port=self.metrics_port))
-        self.s2s = start_s2s(self.system, conf)
-        return report.check(what, self.s2s, self.system.path('s2s.log'))
-
-    def server(self):
-        return Server(IP, 5222, 5223, self.world.ca.cafile, 15, DOMAIN)
-
-    def client(self, user, pw, **kw):
-        return Client('%s@%s/fed' % (user, DOMAIN), pw, self.server(), **kw)
-
-    def log(self):
-        return self.s2s.text() if self.s2s else ''
 
 
 def is_message(body, sender=None):
@@ -466,8 +414,8 @@ def suite(report, build):
         prosody.register('bob', 'bob-pw')
         prosody.register('pushapp', 'app-pw')
         ejabberd.register('carol', 'carol-pw')
-        js = Jabshard(system, world)
-        if not js.start(report):
+        js = Jabshard(system, world, connect_timeout=CONNECT_TIMEOUT)
+        if not js.start(report, [('alice@' + DOMAIN, 'alice-pw'), ('dave@' + DOMAIN, 'dave-pw')]):
             return
         try:
             asyncio.run(scenarios(report, js, world, prosody, ejabberd))

@@ -27,6 +27,7 @@
 
 #include "core/log.h"
 #include "core/tls.h"
+#include "tests/bench/loadgen/lg_fed.h"
 #include "core/xml_write.h"
 #include "tests/bench/loadgen/lg_pep.h"
 #include "tests/bench/loadgen/lg_stats.h"
@@ -225,10 +226,11 @@ static void conn_send_header(lg_conn *c)
     if (c->env->opt->transport == LG_TRANSPORT_WEBSOCKET) {
         /* The upgrade first; once it is done (conn_on_ws), <open/> instead of the header. */
         if (c->ws.open)
-            lg_ws_open(c->env->opt->domain, &b);
+            lg_ws_open(lg_fed_domain(c->env->opt, c->index), &b);
         else
-            lg_ws_request(&c->ws, c->env->opt->domain,
-                          c->env->opt->addrs[(c->index + c->hop) % c->env->opt->naddrs].port,
+            lg_ws_request(&c->ws, lg_fed_domain(c->env->opt, c->index),
+                          c->env->opt->addrs[lg_fed_slot(c->env->opt, c->index, c->hop) %
+                                             c->env->opt->naddrs].port,
                           c->env->opt->ws_path, &b);
         c->state = LG_CONN_FEATURES;
         buf_append(&c->tx, buf_data(&b), buf_len(&b));
@@ -237,7 +239,8 @@ static void conn_send_header(lg_conn *c)
             conn_flush(c);
         return;
     }
-    xml_stream_attrs attrs = {.content_ns = NS_CLIENT, .to = c->env->opt->domain, .version = "1.0"};
+    xml_stream_attrs attrs = {.content_ns = NS_CLIENT,
+                              .to = lg_fed_domain(c->env->opt, c->index), .version = "1.0"};
     xml_write_stream_open(&b, &attrs);
     c->state = LG_CONN_FEATURES;   /* before sending: a failed write ends the connection */
     lg_conn_send(c, buf_data(&b), buf_len(&b));
@@ -246,7 +249,7 @@ static void conn_send_header(lg_conn *c)
 
 static void conn_start_tls(lg_conn *c)
 {
-    c->ssl = lg_tls_client_new(c->env->tls, c->fd, c->env->opt->domain);
+    c->ssl = lg_tls_client_new(c->env->tls, c->fd, lg_fed_domain(c->env->opt, c->index));
     if (!c->ssl) {
         conn_fail(c, "TLS: cannot allocate a connection");
         return;
@@ -286,7 +289,7 @@ void lg_conn_start(lg_conn *c, bool warmup)
     c->stage = o->tls == LG_TLS_STARTTLS ? STAGE_PRE_TLS : STAGE_PRE_AUTH;
     c->state = LG_CONN_CONNECTING;
     evloop_timer_after(c->env->loop, &c->deadline, (uint64_t)o->timeout_s * 1000);
-    c->fd = lg_net_connect(c->env->net, c->index + c->hop);
+    c->fd = lg_net_connect(c->env->net, lg_fed_slot(c->env->opt, c->index, c->hop));
     if (c->fd < 0) {
         conn_fail(c, "connect: %s", strerror(errno));
         return;
@@ -305,7 +308,8 @@ static void conn_connected(lg_conn *c)
         err = errno;
     if (err) {
         char where[80];
-        lg_net_describe(c->env->net, c->index + c->hop, where, sizeof(where));
+        lg_net_describe(c->env->net, lg_fed_slot(c->env->opt, c->index, c->hop), where,
+                        sizeof(where));
         conn_fail(c, "connect to %s: %s", where, strerror(err));
         return;
     }

@@ -55,7 +55,9 @@ static const char usage_text[] =
     "  --muc-service S             with --muc: the rooms' service (conference.<domain>)\n"
     "  --muc-join-concurrency N    with --muc: joins in flight at once (50)\n"
     "  --muc-max-users M           with --muc: the config form sets muc#roomconfig_maxusers (off)\n"
-    "  --hold-after S              idle seconds after the rounds, before logging out (0)\n";
+    "  --hold-after S              idle seconds after the rounds, before logging out (0)\n"
+    "  --peer-server H:P           federation: the second half of the users log in here...\n"
+    "  --peer-domain D             ...as users of D, and receive what the first half sends\n";
 
 enum {
     OPT_HOST = 256, OPT_PORT, OPT_DOMAIN, OPT_USERS, OPT_FIRST, OPT_USER_FORMAT,
@@ -64,7 +66,7 @@ enum {
     OPT_RECONNECT, OPT_READY_FILE, OPT_TIMEOUT, OPT_SERVER, OPT_SM, OPT_SM_ACK_EVERY,
     OPT_CUT_AFTER, OPT_CUT_USERS, OPT_CUT_RETURN, OPT_PEP, OPT_PEP_CONTACTS, OPT_HOLD_AFTER,
     OPT_MUC, OPT_MUC_ROOMS, OPT_MUC_SERVICE, OPT_MUC_JOIN_CONCURRENCY, OPT_MUC_MAX_USERS, OPT_TRANSPORT,
-    OPT_WS_PATH, OPT_HELP,
+    OPT_WS_PATH, OPT_PEER_SERVER, OPT_PEER_DOMAIN, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -105,6 +107,8 @@ static const struct option long_options[] = {
     {"muc-service", required_argument, NULL, OPT_MUC_SERVICE},
     {"muc-join-concurrency", required_argument, NULL, OPT_MUC_JOIN_CONCURRENCY},
     {"muc-max-users", required_argument, NULL, OPT_MUC_MAX_USERS},
+    {"peer-server", required_argument, NULL, OPT_PEER_SERVER},
+    {"peer-domain", required_argument, NULL, OPT_PEER_DOMAIN},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -347,6 +351,25 @@ void lg_options_free(lg_options *o)
     o->nports = o->nsources = o->nrates = 0;
 }
 
+/* Federation mode (lg_fed.h): both peer options or neither, an even number of users, message
+ * rounds over TCP only; the peer's address goes last in addrs. */
+static int check_peer(lg_options *o)
+{
+    if (!o->peer_server && !o->peer_domain)
+        return 0;
+    if (!o->peer_server || !o->peer_domain)
+        return bad("--peer-server or --peer-domain (each needs the other)", "");
+    if (o->users < 2 || o->users % 2)
+        return bad("--users (federation: an even number, half senders, half receivers)", "");
+    if (o->pep || o->muc || o->sm || o->transport != LG_TRANSPORT_TCP || o->cut_after_s >= 0)
+        return bad("--peer-server (message rounds over TCP only: no --pep, --muc, --sm, "
+                   "--cut-after or websocket)", "");
+    char *copy = mem_strdup(o->peer_server);
+    int rc = strchr(copy, ',') ? -1 : server_item(copy, o);
+    free(copy);
+    return rc == 0 ? 0 : bad("--peer-server (one host:port)", o->peer_server);
+}
+
 int lg_options_parse(int argc, char **argv, lg_options *o)
 {
     *o = (lg_options){
@@ -545,6 +568,14 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
             if (parse_u32(a, 1, 10000000, &o->muc_max_users) != 0)
                 return bad("--muc-max-users", a);
             break;
+        case OPT_PEER_SERVER:
+            o->peer_server = a;
+            break;
+        case OPT_PEER_DOMAIN:
+            if (!jid_part_ok(a))
+                return bad("--peer-domain", a);
+            o->peer_domain = a;
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             return 1;
@@ -594,6 +625,8 @@ int lg_options_parse(int argc, char **argv, lg_options *o)
         o->muc_rooms = 1;
     if (o->muc_rooms > o->users)
         return bad("--muc-rooms (more rooms than --users)", "");
+    if (check_peer(o) != 0)
+        return -1;
     /* Rates times seconds is how many messages a round tracks, one entry each. */
     for (size_t i = 0; i < o->nrates; i++)
         if (o->rates[i] * o->round_s > 2e8)

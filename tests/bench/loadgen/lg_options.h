@@ -61,6 +61,9 @@ typedef struct lg_options {
     unsigned muc_join_concurrency; /* --muc-join-concurrency: joins in flight (50) */
     uint32_t muc_max_users;      /* --muc-max-users: sent in the config form (0: not sent) */
     unsigned hold_after_s;       /* --hold-after: idle seconds after the rounds (0) */
+    const char *peer_server;     /* --peer-server H:P: federation mode (lg_fed.h); its address is
+                                    appended to addrs, last */
+    const char *peer_domain;     /* --peer-domain: the receivers' domain (NULL: not federation) */
 } lg_options;
 
 /* Parses argv into o (strings point into argv; the arrays are o's, freed by lg_options_free).

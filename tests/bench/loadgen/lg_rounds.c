@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/random.h"
+#include "tests/bench/loadgen/lg_fed.h"
 #include "tests/bench/loadgen/lg_report.h"
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -78,11 +79,13 @@ void lg_rounds_free(lg_rounds *r)
     free(r);
 }
 
-/* Sending turn k: sender k mod N writes one message, or the turn is skipped. */
+/* Sending turn k: sender k mod N (N/2 in federation mode, lg_fed.h) writes one message, or the
+ * turn is skipped. */
 static void rounds_turn(void *ctx, uint64_t k)
 {
     lg_rounds *r = ctx;
-    uint32_t sender = (uint32_t)(k % r->n), receiver = (sender + 1) % r->n;
+    uint32_t sender = (uint32_t)(k % lg_fed_senders(r->opt));
+    uint32_t receiver = lg_fed_receiver(r->opt, sender);
     lg_conn *c = lg_pool_conn(r->pool, sender);
     if (!lg_conn_can_send(c)) {
         lg_round_skip(r->cur);
@@ -97,8 +100,8 @@ static void rounds_turn(void *ctx, uint64_t k)
     int len = snprintf(msg, sizeof(msg),
                        "<message to='%s@%s' type='chat' id='%s-%" PRIu32 "-%" PRIu64 "'><body>lg %"
                        PRIu32 " %" PRIu32 " %" PRIu64 " %" PRIu64 "</body></message>",
-                       user, r->opt->domain, r->run, r->cur->number, seq, r->cur->number, sender,
-                       seq, now);
+                       user, lg_fed_domain(r->opt, receiver), r->run, r->cur->number, seq,
+                       r->cur->number, sender, seq, now);
     r->sec_sent++;
     lg_conn_send_stanza(c, msg, (size_t)len, true);
 }

@@ -7,7 +7,8 @@
 # The XEP-0198 scenarios (scenario_sm.py) follow, per server, then the PEP fan-out
 # (scenario_pep.py), then message archiving off and on (scenario_mam.py), then group chat fan-out
 # (scenario_muc.py), then web clients: XMPP over WebSocket (scenario_web.py) and HTTP File Upload
-# throughput (scenario_upload.py).
+# throughput (scenario_upload.py), then federation (scenario_s2s.py: jabshard against Prosody and
+# ejabberd over s2s, in a network namespace of its own).
 # Writes OUT/results.json (every run, appended as it finishes), OUT/results.md, OUT/rate.png and
 # OUT/memory.png; --publish copies the last three to docs/perf/. A server that fails to start,
 # crashes or stalls is stopped by PID and marked failed with the reason; the run goes on.
@@ -28,6 +29,7 @@ import peerlib  # noqa: E402
 import scenario_mam  # noqa: E402
 import scenario_muc  # noqa: E402
 import scenario_pep  # noqa: E402
+import scenario_s2s  # noqa: E402
 import scenario_sm  # noqa: E402
 import scenario_upload  # noqa: E402
 import scenario_web  # noqa: E402
@@ -88,6 +90,7 @@ def options(argv):
     scenario_muc.add_options(p, env)
     scenario_web.add_options(p, env)
     scenario_upload.add_options(p, env)
+    scenario_s2s.add_options(p, env)
     o = p.parse_args(argv)
     scenario_sm.check_options(p, o)
     scenario_pep.check_options(p, o)
@@ -95,8 +98,10 @@ def options(argv):
     scenario_muc.check_options(p, o)
     scenario_web.check_options(p, o)
     scenario_upload.check_options(p, o)
-    if o.sm_only + o.pep_only + o.mam_only + o.muc_only + o.web_only > 1:
-        p.error("at most one of --sm-only, --pep-only, --mam-only, --muc-only and --web-only")
+    scenario_s2s.check_options(p, o)
+    if o.sm_only + o.pep_only + o.mam_only + o.muc_only + o.web_only + o.s2s_only > 1:
+        p.error("at most one of --sm-only, --pep-only, --mam-only, --muc-only, --web-only and "
+                "--s2s-only")
     o.servers = [s for s in o.servers.split(",") if s]
     for s in o.servers:
         if s not in SERVERS:
@@ -325,6 +330,7 @@ def report(o, results):
     out += scenario_muc.report_lines(results)
     out += scenario_web.report_lines(results, o.p99_ms)
     out += scenario_upload.report_lines(results)
+    out += scenario_s2s.report_lines(results, o.p99_ms)
     out += ["", "Every run's load generator output and server logs: build/bench-peers/logs/; all "
             "figures and rounds: build/bench-peers/results.json.", ""]
     path = os.path.join(o.out, "results.md")
@@ -421,7 +427,7 @@ def main(argv):
         return 0
 
     servers = []
-    for name in o.servers:
+    for name in [] if o.s2s_only else o.servers:   # the federation scenario starts its own
         cls = SERVERS[name]
         s = cls(o.out, os.path.join(o.out, "cert"), o.port_base + PORT_OFFSETS[name])
         if name == "jabshard":
@@ -429,7 +435,11 @@ def main(argv):
         servers.append(s)
     if not o.no_install:
         packages = ["gnuplot-nox"] + [p for s in servers for p in s.packages]
-        peerlib.ensure_packages(packages, [s.user for s in servers if s.user])
+        users = [s.user for s in servers if s.user]
+        if scenario_s2s.selected(o):
+            packages += scenario_s2s.PACKAGES
+            users += scenario_s2s.PEERS
+        peerlib.ensure_packages(list(dict.fromkeys(packages)), list(dict.fromkeys(users)))
     if not os.access(o.loadgen, os.X_OK):
         peerlib.log("%s is not built: make -j2 all (tests/bench/loadgen/)" % o.loadgen)
         return 2
@@ -460,8 +470,8 @@ def main(argv):
 
     try:
         peerlib.certificate(os.path.join(o.out, "cert"))
-        only = o.sm_only or o.pep_only or o.mam_only or o.muc_only or o.web_only
-        sm = not (o.pep_only or o.mam_only or o.muc_only or o.web_only)
+        only = o.sm_only or o.pep_only or o.mam_only or o.muc_only or o.web_only or o.s2s_only
+        sm = not (o.pep_only or o.mam_only or o.muc_only or o.web_only or o.s2s_only)
         need = max(([] if only else o.sessions) + (scenario_sm.sessions_needed(o) if sm else [])
                    + scenario_pep.sessions_needed(o) + scenario_mam.sessions_needed(o)
                    + scenario_muc.sessions_needed(o) + scenario_web.sessions_needed(o)
@@ -488,6 +498,9 @@ def main(argv):
             scenario_web.run_server(o, s, record, run_one)
         for s in servers:
             scenario_upload.run_server(o, s, record)
+        for s in servers:
+            s.stop()   # the federation scenario starts its own servers, one at a time
+        scenario_s2s.run(o, record)
         if o.hold_minutes > 0:
             js = [s for s in servers if s.name == "jabshard"]
             if js:

@@ -46,7 +46,8 @@ def check_options(p, o):
 
 
 def selected(o):
-    return not (o.no_mam or o.sm_only or o.pep_only or o.muc_only or o.hold_only or o.web_only)
+    return not (o.no_mam or o.sm_only or o.pep_only or o.muc_only or o.hold_only or o.web_only
+                or o.s2s_only)
 
 
 def sessions_needed(o):

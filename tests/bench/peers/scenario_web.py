@@ -49,7 +49,7 @@ def check_options(p, o):
 
 def others_only(o):
     """Another scenario's --X-only is given: this one stays out."""
-    return o.sm_only or o.pep_only or o.mam_only or o.muc_only or o.hold_only
+    return o.sm_only or o.pep_only or o.mam_only or o.muc_only or o.hold_only or o.s2s_only
 
 
 def selected(o):

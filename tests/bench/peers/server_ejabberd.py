@@ -32,6 +32,20 @@ MUC_MODULE = """  mod_muc:
 """
 
 
+def write_accounts(path, creds):
+    """A new SQLite database at PATH (Debian's schema) holding CREDS (peerlib.Cred) as SCRAM-SHA-1
+    keys; jabtest.federation's Ejabberd uses it too."""
+    db = sqlite3.connect(path)
+    with open(SCHEMA) as f:
+        db.executescript(f.read())
+    db.executemany("INSERT INTO users (username, password, serverkey, salt, iterationcount) "
+                   "VALUES (?, ?, ?, ?, ?)",
+                   ((c.user, c.sha1_stored, c.sha1_server, peerlib.b64(c.salt.encode()),
+                     peerlib.ITERATIONS) for c in creds))
+    db.commit()
+    db.close()
+
+
 class Ejabberd(peerlib.Server):
     name = "ejabberd"
     packages = ["ejabberd", "erlang-p1-sqlite3"]
@@ -45,15 +59,7 @@ class Ejabberd(peerlib.Server):
         return peerlib.package_version("ejabberd")
 
     def write_store(self, store, creds):
-        db = sqlite3.connect(os.path.join(store, "ejabberd.db"))
-        with open(SCHEMA) as f:
-            db.executescript(f.read())
-        db.executemany("INSERT INTO users (username, password, serverkey, salt, iterationcount) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       ((c.user, c.sha1_stored, c.sha1_server, peerlib.b64(c.salt.encode()),
-                         peerlib.ITERATIONS) for c in creds))
-        db.commit()
-        db.close()
+        write_accounts(os.path.join(store, "ejabberd.db"), creds)
 
     def write_rosters(self, store, n, k):
         """rosterusers rows as mod_roster_sql writes them: subscription B (both), ask N (none)."""

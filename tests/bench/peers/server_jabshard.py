@@ -28,6 +28,19 @@ def edit(text, old, new):
     return text.replace(old, new)
 
 
+def modules_xml(archiving):
+    """sm.xml's <modules>: the table of sm/modules.c (mod_NAME is module NAME), less mam (and
+    muc_mam, which archives rooms through it) when archiving is off; scenario_s2s.py's jabshard
+    too."""
+    with open(os.path.join(ROOT, "sm", "modules.c")) as f:
+        names = re.findall(r"&mod_(\w+)", f.read())
+    if "mam" not in names:
+        raise RuntimeError("sm/modules.c has no mod_mam")
+    return "  <modules>\n%s  </modules>\n" % "".join(
+        "    <module>%s</module>\n" % n for n in names
+        if archiving or n not in ("mam", "muc_mam"))
+
+
 class Jabshard(peerlib.Server):
     name = "jabshard"
     packages = []
@@ -69,7 +82,7 @@ class Jabshard(peerlib.Server):
         with open(os.path.join(ROOT, "etc", "sm.xml")) as f:
             text = f.read()
         if self.archiving is not None:
-            text = edit(text, "</sm>", self._modules(self.archiving) + "</sm>")
+            text = edit(text, "</sm>", modules_xml(self.archiving) + "</sm>")
         with open(os.path.join(shadow, "etc", "sm.xml"), "w") as f:
             f.write(text)
         with open(os.path.join(ROOT, "etc", "jadc2s.xml")) as f:
@@ -79,18 +92,6 @@ class Jabshard(peerlib.Server):
         with open(os.path.join(shadow, "etc", "jadc2s.xml"), "w") as f:
             f.write(text)
         return shadow
-
-    @staticmethod
-    def _modules(archiving):
-        """sm.xml's <modules>: the table of sm/modules.c (mod_NAME is module NAME), less mam (and
-        muc_mam, which archives rooms through it) when archiving is off."""
-        with open(os.path.join(ROOT, "sm", "modules.c")) as f:
-            names = re.findall(r"&mod_(\w+)", f.read())
-        if "mam" not in names:
-            raise RuntimeError("sm/modules.c has no mod_mam")
-        return "  <modules>\n%s  </modules>\n" % "".join(
-            "    <module>%s</module>\n" % n for n in names
-            if archiving or n not in ("mam", "muc_mam"))
 
     def archived_messages(self):
         """Rows of the archive table: two per message between two local accounts."""

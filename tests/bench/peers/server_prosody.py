@@ -18,6 +18,21 @@ MUC_COMPONENT = """Component "conference.localhost" "muc"
 """
 
 
+def write_accounts(data_path, host, creds):
+    """CREDS (peerlib.Cred) as HOST's internal_hashed account files under DATA_PATH (Prosody's
+    data_path: the host's directory name has every character but letters and digits escaped,
+    "." as %2e, as its datamanager does); jabtest.federation's Prosody uses it too."""
+    encoded = "".join(ch if ch.isalnum() else "%%%02x" % ord(ch) for ch in host)
+    accounts = os.path.join(data_path, encoded, "accounts")
+    os.makedirs(accounts, exist_ok=True)
+    for c in creds:
+        with open(os.path.join(accounts, c.user + ".dat"), "w") as f:
+            f.write('return {\n\t["iteration_count"] = %d;\n\t["salt"] = "%s";\n'
+                    '\t["server_key"] = "%s";\n\t["stored_key"] = "%s";\n};\n'
+                    % (peerlib.ITERATIONS, c.salt, peerlib.hexkey(c.sha1_server),
+                       peerlib.hexkey(c.sha1_stored)))
+
+
 class Prosody(peerlib.Server):
     name = "prosody"
     packages = ["prosody", "lua-unbound"]
@@ -30,14 +45,7 @@ class Prosody(peerlib.Server):
         return peerlib.package_version("prosody")
 
     def write_store(self, store, creds):
-        accounts = os.path.join(store, "localhost", "accounts")
-        os.makedirs(accounts)
-        for c in creds:
-            with open(os.path.join(accounts, c.user + ".dat"), "w") as f:
-                f.write('return {\n\t["iteration_count"] = %d;\n\t["salt"] = "%s";\n'
-                        '\t["server_key"] = "%s";\n\t["stored_key"] = "%s";\n};\n'
-                        % (peerlib.ITERATIONS, c.salt, peerlib.hexkey(c.sha1_server),
-                           peerlib.hexkey(c.sha1_stored)))
+        write_accounts(store, "localhost", creds)
 
     def write_rosters(self, store, n, k):
         """localhost/roster/USER.dat as mod_roster's internal storage keeps it: the version under

@@ -41,7 +41,10 @@ a valid one from the CA), secure_auth (True: certificates only, no dialback: Pro
 s2s_secure_auth = true without mod_dialback, ejabberd without mod_s2s_dialback; False: dialback
 allowed when a certificate does not do), debug (its log at debug level; by default when
 FEDERATION_DEBUG is set), extra (more configuration lines, top level: Lua or YAML), modules
-(Prosody only: more modules to enable, e.g. ('s2s_bidi',) for XEP-0288). Both
+(Prosody only: more modules to enable, e.g. ('s2s_bidi',) for XEP-0288), accounts
+(peerlib.Cred: SCRAM-SHA-1 keys written straight into its storage at start, as the peer
+benchmark does: thousands in a second where .register() takes one each; ejabberd then
+authenticates from an SQLite database, server_ejabberd.write_accounts). Both
 require STARTTLS on c2s (port 5222; direct TLS on 5223) and s2s (port 5269), and trust the CA
 (Prosody: the global ssl = { cafile }; ejabberd: s2s_cafile and ca_file). .restart(**options)
 changes options and restarts on the same data (accounts stay). .client(user, password,
@@ -109,6 +112,7 @@ from .system import ROOT, Workdir, read
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'bench', 'peers'))
 import peerlib  # noqa: E402
 import server_ejabberd  # noqa: E402
+import server_prosody  # noqa: E402
 
 MARK = 'JABTEST_FEDERATION_NETNS'
 JABSHARD_DOMAIN, JABSHARD_IP = 'jabshard.test', '127.0.0.2'
@@ -383,10 +387,11 @@ class Peer:
     stop_too = ()
 
     def __init__(self, fed, domain, ip, cert=None, secure_auth=False, debug=None, extra='',
-                 modules=()):
+                 modules=(), accounts=()):
         self.fed, self.domain, self.ip = fed, domain, ip
         self.cert = cert or fed.ca.cert(domain)
         self.secure_auth, self.extra, self.modules = secure_auth, extra, tuple(modules)
+        self.accounts = list(accounts)
         self.debug = bool(os.environ.get('FEDERATION_DEBUG')) if debug is None else debug
         self.dir = fed.path('%s-%s' % (self.name, domain))
         self.c2s_port, self.tls_port, self.s2s_port = C2S_PORT, TLS_PORT, S2S_PORT
@@ -504,6 +509,8 @@ class Prosody(Peer):
     def write_config(self):
         for sub in ('data', 'certs'):   # certs: empty, for Prosody's certificate index
             os.makedirs(self.path(sub), exist_ok=True)
+        if self.accounts:
+            server_prosody.write_accounts(self.path('data'), self.domain, self.accounts)
         with open(self.config, 'w') as f:
             f.write(PROSODY_CFG % {
                 'domain': self.domain, 'run': self.dir, 'ip': self.ip,
@@ -549,7 +556,7 @@ s2s_dns_retries: 1
 s2s_max_retry_delay: 5
 outgoing_s2s_families: [ipv4]
 outgoing_s2s_timeout: 15
-auth_method: internal
+%(auth)s
 listen:
   -
     port: %(c2s_port)d
@@ -608,12 +615,24 @@ class Ejabberd(Peer):
                 'cafile': self.fed.ca.cafile, 'level': 'debug' if self.debug else 'info',
                 'c2s_port': self.c2s_port, 'tls_port': self.tls_port, 's2s_port': self.s2s_port,
                 'dialback': '' if self.secure_auth else '  mod_s2s_dialback: {}',
-                'extra': self.extra})
+                'auth': self.auth(), 'extra': self.extra})
         ctl = self.path('ejabberdctl.cfg')
         peerlib.render('ejabberdctl.cfg', ctl, {'RUN': self.dir, 'DIST_PORT': self.dist_port})
         for path in (cfg, ctl):
             os.chmod(path, 0o644)
         server_ejabberd.write_inetrc(self.dir)
+
+    def auth(self):
+        """Its authentication: Mnesia (internal), or with accounts an SQLite database of them
+        (made anew at each start)."""
+        if not self.accounts:
+            return 'auth_method: internal'
+        db = self.path('accounts.db')
+        if os.path.exists(db):
+            os.unlink(db)
+        server_ejabberd.write_accounts(db, self.accounts)
+        return ('auth_method: [sql]\nauth_password_format: scram\nsql_type: sqlite\n'
+                'sql_database: "%s"' % db)
 
     def launch(self):
         return peerlib.spawn(server_ejabberd.ejabberdctl(self.dir, self.node, 'foreground'),

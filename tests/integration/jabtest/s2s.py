@@ -1,15 +1,19 @@
 """jabtest.s2s — jabshard's federation box in a suite: the configuration of a jabshard-s2s
 (s2s_xml, written by hand like jabtest.system's sm_xml and front_xml) and the program itself
-started beside a System's SM (start_s2s), and RawS2S, a remote server driven by hand: a TLS
-stream (direct TLS, XEP-0368) with a client certificate, SASL EXTERNAL or a db:result, then
-whatever stanzas a test wants to try, however wrong."""
+started beside a System's SM (start_s2s); Jabshard, the whole of jabshard.test in a
+jabtest.federation world (its SM, one front and jabshard-s2s, as test_federation.py and the
+federation benchmark, tests/bench/peers/scenario_s2s.py, run it); and RawS2S, a remote server
+driven by hand: a TLS stream (direct TLS, XEP-0368) with a client certificate, SASL EXTERNAL or a
+db:result, then whatever stanzas a test wants to try, however wrong."""
 
 import re
 import socket
 import ssl
 
+from . import federation as fed
 from .raw import Raw
-from .xmpp import xml_escape
+from .system import free_ports, front_xml, secret, service, sm_xml
+from .xmpp import Server, xml_escape
 
 NS_SERVER = 'jabber:server'
 NS_DIALBACK = 'jabber:server:dialback'
@@ -95,3 +99,71 @@ class RawS2S(Raw):
                    % (from_, to, xml_escape(key))).encode())
         m = self.read_until(r"<db:result[^>]*type=['\"](\w+)", 'the db:result answer', 15)
         return m.group(1) if m else None
+
+
+class Jabshard:
+    """jabshard on jabshard.test (fed.JABSHARD_IP): the SM, one front and jabshard-s2s, in system
+    (a jabtest.system.System), its certificates from world's CA (a jabtest.federation.Federation).
+    level: the s2s log level (debug for the suites: their checks read it); front_limits: the
+    content of the front's <limits> (None: the front's defaults); s2s_limits: more of jabshard-s2s'
+    <limits> after <connect_timeout>; sm_extra: more elements of the SM's configuration. Its
+    metrics endpoint is on 127.0.0.1:metrics_port."""
+
+    DOMAIN, IP = fed.JABSHARD_DOMAIN, fed.JABSHARD_IP
+
+    def __init__(self, system, world, connect_timeout=6, level='debug', front_limits=None,
+                 s2s_limits='', sm_extra=''):
+        self.system, self.world, self.sm_extra = system, world, sm_extra
+        self.connect_timeout, self.level = connect_timeout, level
+        self.front_limits, self.s2s_limits = front_limits, s2s_limits
+        self.sm_port, self.s2s_port, self.metrics_port = free_ports(3)
+        self.front_secret, self.s2s_secret = secret(), secret()
+        d = self.DOMAIN
+        self.cert = world.ca.cert(d, names=['conference.' + d, 'upload.' + d])
+        self.bad_cert = world.ca.cert(d, valid=False)
+        self.s2s = None
+
+    def start(self, report, accounts):
+        """Accounts ((JID, password) pairs) created, then the SM, the front and jabshard-s2s
+        started: a check line each; False at the first that fails."""
+        sys_, d = self.system, self.DOMAIN
+        sys_.use_sm(sm_xml(sys_.path('jabshard.db'), [
+            service('jadc2s', self.sm_port, self.front_secret, 'front'),
+            service('s2s', self.s2s_port, self.s2s_secret, 's2s')],
+            hosts="<host name='%s'/>" % d, extra=self.sm_extra))
+        sys_.use_front('jadc2s', front_xml('jadc2s', self.front_secret, self.sm_port, self.IP,
+                                           fed.C2S_PORT, fed.TLS_PORT, self.cert.pem, ids=(d,),
+                                           limits=self.front_limits), fed.C2S_PORT)
+        ok, out, _ = sys_.import_accounts(accounts)
+        if not report.check('jabshardctl creates the accounts', ok, out):
+            return False
+        if not report.check('the SM starts', sys_.start_sm(seconds=15), sys_.sm and sys_.sm.text()):
+            return False
+        if not report.check('the front starts', sys_.start_front(seconds=15)):
+            return False
+        return self.start_s2s(report, 'jabshard-s2s starts and links to the SM as role s2s')
+
+    def start_s2s(self, report, what, cert=None, policy='', limits=''):
+        """(Re)starts jabshard-s2s: cert (by default the valid one), the content of <policy>,
+        limits beyond the connect timeout and s2s_limits. A check line; whether it is up."""
+        if self.s2s and self.s2s.alive():
+            self.s2s.stop()
+        d = self.DOMAIN
+        conf = self.system.write('s2s.xml', s2s_xml(
+            's2s', self.s2s_secret, self.sm_port, [d, 'conference.' + d, 'upload.' + d], self.IP,
+            fed.S2S_PORT, fed.S2S_PORT + 1, (cert or self.cert).pem, cafile=self.world.ca.cafile,
+            policy=policy, level=self.level, metrics_port=self.metrics_port,
+            limits='<connect_timeout>%d</connect_timeout>%s%s' % (
+                self.connect_timeout, self.s2s_limits, limits)))
+        self.s2s = start_s2s(self.system, conf)
+        return report.check(what, self.s2s, self.system.path('s2s.log'))
+
+    def server(self):
+        return Server(self.IP, fed.C2S_PORT, fed.TLS_PORT, self.world.ca.cafile, 15, self.DOMAIN)
+
+    def client(self, user, pw, **kw):
+        from .client import Client
+        return Client('%s@%s/fed' % (user, self.DOMAIN), pw, self.server(), **kw)
+
+    def log(self):
+        return self.s2s.text() if self.s2s else ''
