@@ -120,6 +120,15 @@ static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
     }
 }
 
+/* Once per loop iteration: what this iteration's work gathered leaves in one write each. */
+static void before_sleep(evloop *loop, void *arg)
+{
+    (void)loop;
+    s2s_server *srv = arg;
+    s2s_link_flush(srv->link);
+    s2s_conns_flush_pending(srv);
+}
+
 static s2s_tls *make_tls(const s2s_config *cfg)
 {
     tls_error err;
@@ -209,6 +218,7 @@ int main(int argc, char **argv)
     evloop_io_init(&sw.io, sfd, on_signal, &sw);
     evloop_io_set(loop, &sw.io, EVLOOP_READ);
     srv.link = s2s_link_new(&srv);
+    evloop_before_sleep(loop, before_sleep, &srv);
     s2s_metrics *metrics = NULL;
     if (cfg.metrics_ip) {
         metrics = s2s_metrics_open(&srv, cfg.metrics_ip, cfg.metrics_port, err, sizeof err);

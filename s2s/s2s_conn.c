@@ -216,6 +216,15 @@ void s2s_conn_flush(s2s_conn *c)
 
 size_t s2s_conn_pending(const s2s_conn *c) { return buf_len(s2s_stream_out(c->st)); }
 
+void s2s_conns_flush_pending(s2s_server *srv)
+{
+    /* A write that fails closes its connection, whose route may start another: new ones go to
+     * the head of the list, closed ones stay in it until their reap. */
+    for (s2s_conn *c = srv->conns; c; c = c->next)
+        if (!c->closed && buf_len(s2s_stream_out(c->st)))
+            s2s_conn_flush(c);
+}
+
 /* ---- TLS ------------------------------------------------------------------------------------- */
 
 static void start_handshake(s2s_conn *c)

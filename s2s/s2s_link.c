@@ -4,7 +4,8 @@
  * routes to it stanzas for domains it does not serve, and takes from it stanzas from remote
  * domains to its own (sm/route.c checks both). While the link is down or its output is over
  * 16 MiB, incoming connections stop reading (s2s_conns_pause): remote servers wait in TCP rather
- * than anything being dropped. It reconnects after 1, 2, 4 ... s, at most 30 s apart. */
+ * than anything being dropped. It reconnects after 1, 2, 4 ... s, at most 30 s apart. Stanzas
+ * are written in batches: once per loop iteration (s2s_link_flush), or at once past 256 KiB. */
 #include "s2s/s2s_server.h"
 
 #include <errno.h>
@@ -27,6 +28,7 @@
 #define NS_ACCEPT "jabber:component:accept"
 #define HIGH_WATER (16u << 20)
 #define LOW_WATER (4u << 20)
+#define FLUSH_AT (256u << 10)   /* written at once past this; otherwise once per loop iteration */
 
 typedef enum { LK_DOWN, LK_CONNECTING, LK_HEADER, LK_HANDSHAKE, LK_UP } link_state;
 
@@ -280,5 +282,12 @@ void s2s_link_send(s2s_link *l, xml_node *st, xml_arena *arena)
     xml_rename_ns(st, S2S_NS_SERVER, NS_ACCEPT);
     xml_write_node(&l->out, st, NS_ACCEPT, true);
     xml_arena_free(arena);
-    flush(l);
+    if (buf_len(&l->out) > FLUSH_AT)
+        flush(l);
+}
+
+void s2s_link_flush(s2s_link *l)
+{
+    if (l->state == LK_UP && buf_len(&l->out))
+        flush(l);
 }

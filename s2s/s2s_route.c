@@ -505,8 +505,7 @@ void s2s_route_stanza(s2s_server *srv, const char *local, const char *remote, xm
             return;
         }
         srv->count.stanzas_out++;
-        xml_arena_free(arena);
-        s2s_conn_flush(via);
+        xml_arena_free(arena);   /* written before the loop sleeps: s2s_conns_flush_pending */
         return;
     }
     size_t bytes = xml_arena_bytes(arena);

@@ -63,6 +63,9 @@ void s2s_conn_close(s2s_conn *c, const char *why);
 /* The route gives the connection up (as its outgoing stream or its bidi one): it will not be told
  * of its end. */
 void s2s_conn_forget_route(s2s_conn *c);
+/* Writes the output of every connection that has some (once per loop iteration, before it
+ * sleeps: the stanzas routed in one iteration leave in one write, one TLS record). */
+void s2s_conns_flush_pending(s2s_server *srv);
 /* Output waiting on the connection, for the route's bound. */
 size_t s2s_conn_pending(const s2s_conn *c);
 /* The SM link's backpressure: incoming connections stop reading while it is down or full. */
@@ -106,6 +109,8 @@ s2s_link *s2s_link_new(s2s_server *srv);
 void s2s_link_free(s2s_link *l);
 /* A stanza from a remote server (namespace jabber:server) to the SM. Takes arena. */
 void s2s_link_send(s2s_link *l, xml_node *st, xml_arena *arena);
+/* Writes what s2s_link_send gathered (once per loop iteration, before it sleeps). */
+void s2s_link_flush(s2s_link *l);
 /* Whether incoming connections may read: the link is up and not congested. */
 bool s2s_link_open(const s2s_link *l);
 
