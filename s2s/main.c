@@ -5,7 +5,6 @@
  * the certificate and reopens the log. Several boxes may run it: the SM spreads remote domains
  * over the s2s links it has. */
 #include <errno.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/args.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/notify.h"
@@ -36,13 +36,11 @@ typedef struct signal_watch {
     s2s_server *srv;
 } signal_watch;
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: jabshard-s2s [-c FILE] [--check]\n"
-                    "  -c FILE   configuration (default ./s2s.xml)\n"
-                    "  --check   check the configuration, the certificate, the ports, the SM\n"
-                    "            link and DNS, and exit (1 when something is wrong)\n");
-}
+static const char usage[] =
+    "usage: jabshard-s2s [-c FILE] [--check]\n"
+    "  -c FILE   configuration (default ./s2s.xml)\n"
+    "  --check   check the configuration, the certificate, the ports, the SM\n"
+    "            link and DNS, and exit (1 when something is wrong)\n";
 
 static void peer_name(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t size)
 {
@@ -143,22 +141,9 @@ int main(int argc, char **argv)
 {
     const char *path = "./s2s.xml";
     bool check = false;
-    static const struct option longopts[] = {{"check", no_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        if (opt == 'c') {
-            path = optarg;
-        } else if (opt == 'k') {
-            check = true;
-        } else {
-            usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (optind != argc) {
-        usage();
-        return 2;
-    }
+    int status = args_parse(argc, argv, usage, &path, &check);
+    if (status >= 0)
+        return status;
     s2s_config cfg;
     config_error cerr;
     if (s2s_config_load(path, &cfg, &cerr) != 0) {
@@ -166,7 +151,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        int status = s2s_check(&cfg, path);
+        status = s2s_check(&cfg, path);
         s2s_config_free(&cfg);
         return status;
     }

@@ -6,7 +6,6 @@
  * retrying while clients are held —, the link's state and the connections accepted as STATUS
  * every few seconds, and STOPPING at shutdown. */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/args.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/notify.h"
@@ -33,12 +33,10 @@
 #include "shard/verify_pool.h"
 #include "shard/link_front.h"
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: jabshard-c2s [-c FILE] [--check]\n"
-                    "  -c FILE   configuration (default ./jadc2s.xml)\n"
-                    "  --check   check the configuration, certificate, ports and SM link, and exit\n");
-}
+static const char usage[] =
+    "usage: jabshard-c2s [-c FILE] [--check]\n"
+    "  -c FILE   configuration (default ./jadc2s.xml)\n"
+    "  --check   check the configuration, certificate, ports and SM link, and exit\n";
 
 static void raise_fd_limit(unsigned want)
 {
@@ -107,22 +105,9 @@ int main(int argc, char **argv)
 {
     const char *path = "./jadc2s.xml";
     bool check = false;
-    static const struct option longopts[] = {{"check", no_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        if (opt == 'c') {
-            path = optarg;
-        } else if (opt == 'k') {
-            check = true;
-        } else {
-            usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (optind != argc) {
-        usage();
-        return 2;
-    }
+    int status = args_parse(argc, argv, usage, &path, &check);
+    if (status >= 0)
+        return status;
 
     front_config cfg;
     config_error cerr;
@@ -131,7 +116,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        int status = front_check(&cfg, path);
+        status = front_check(&cfg, path);
         front_config_free(&cfg);
         return status;
     }
