@@ -95,7 +95,11 @@ static void flush(link_sm *l)
         link_sm_close(l, w < 0 ? strerror(errno) : "write failed");
         return;
     }
-    buf_free(&l->out);
+    /* Written out: the allocation is kept for the next batch (freeing it made every loop
+     * iteration grow a fresh one by doubling, each growth faulting in new pages), unless a
+     * backlog made it large. */
+    if (l->out.cap > LINK_SM_KEEP_OUT)
+        buf_free(&l->out);
     if (l->state != L_DEAD && (evloop_io_interest(&l->io) & EVLOOP_WRITE))
         evloop_io_set(l->srv->loop, &l->io, EVLOOP_READ);
 }

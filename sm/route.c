@@ -418,6 +418,18 @@ void smc_route_to_user(sm *s, sm_stanza *st)
     }
 }
 
+/* The local account a stanza from a user's JID comes from: its session's (no lookup) when it came
+ * from one of that account's sessions, else found by the bare JID. */
+static sm_user *sender_of(const sm *s, const sm_stanza *st)
+{
+    const sm_user *own = st->origin ? st->origin->user : NULL;
+    size_t len = jid_bare_len(&st->from);
+    if (own && jid_bare_len(&own->jid) == len &&
+        memcmp(jid_full(&own->jid), jid_full(&st->from), len) == 0)
+        return (sm_user *)own;
+    return sm_user_find(s, &st->from);
+}
+
 void sm_route(sm *s, sm_stanza *st)
 {
     if (s->barrier && sm_barrier_hold(s->barrier, NULL, st))
@@ -439,8 +451,7 @@ void sm_route(sm *s, sm_stanza *st)
         return;
     }
     size_t dlen, nlen;
-    sm_user *sender = st->from.domain_len && jid_node(&st->from, &nlen) ? sm_user_find(s, &st->from)
-                                                                        : NULL;
+    sm_user *sender = st->from.domain_len && jid_node(&st->from, &nlen) ? sender_of(s, st) : NULL;
     if (sender) {
         sm_event ev = {.stanza = st, .user = sender, .session = st->origin};
         if (sm_fire(s, SM_EV_OUTBOUND, &ev)) {
