@@ -157,6 +157,12 @@ typedef struct session_key {
     uint64_t serial, sid;
 } session_key;
 
+/* The keyed tables' match functions (sm/map.h): s->sessions by session_key, s->by_jid by full
+ * JID, s->users by bare JID. */
+bool smc_session_has_key(const void *sess, const void *key, size_t len);
+bool smc_session_has_jid(const void *sess, const void *key, size_t len);
+bool smc_user_has_jid(const void *user, const void *key, size_t len);
+
 /* users.c */
 sm_user *smc_user_get(sm *s, const jid *j);           /* finds or creates */
 void smc_user_maybe_free(sm *s, sm_user *u);          /* frees it when nothing holds it */

@@ -53,7 +53,7 @@ typedef struct link_sm_handlers {
 #define LINK_SM_PING_MS 30000u      /* PING after this much silence */
 #define LINK_SM_DEAD_MS 90000u      /* close after this much silence */
 #define LINK_SM_MAX_OUT (256u << 20) /* unwritten output past which the peer is given up on */
-#define LINK_SM_KEEP_OUT (4u << 20)  /* an output buffer up to this size is kept once written */
+#define LINK_SM_KEEP_OUT (1u << 20)  /* an output buffer up to this size is kept once written */
 
 /* services[0..n) must outlive the server. */
 link_sm_server *link_sm_server_new(evloop *loop, const sm_service *services, int n,

@@ -54,6 +54,22 @@ void sm_link_set_s2s(sm *s, sm_link *l)
 
 sm_link *sm_link_find(const sm *s, uint64_t serial) { return smc_link_by_serial(s, serial); }
 
+bool smc_session_has_key(const void *val, const void *key, size_t len)
+{
+    const sm_session *sess = val;
+    session_key k;
+    if (len != sizeof(k))
+        return false;
+    memcpy(&k, key, sizeof(k));
+    return sess->link_serial == k.serial && sess->sid == k.sid;
+}
+
+bool smc_session_has_jid(const void *val, const void *key, size_t len)
+{
+    const sm_session *sess = val;
+    return jid_full_len(&sess->jid) == len && memcmp(jid_full(&sess->jid), key, len) == 0;
+}
+
 sm_session *sm_session_lookup(const sm *s, uint64_t link_serial, uint64_t sid)
 {
     session_key k = {link_serial, sid};
@@ -114,7 +130,7 @@ static void session_detach(sm *s, sm_session *sess)
     session_key k = {sess->link->serial, sess->sid};
     sm_map_del(&s->sessions, &k, sizeof(k));
     sess->link = NULL;
-    sess->sid = 0;
+    sess->sid = sess->link_serial = 0;
 }
 
 /* sess's connection is gone: a module may keep the session (SM_EV_SESSION_LOST), or it ends. */
@@ -140,6 +156,7 @@ void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid)
     }
     sess->link = l;
     sess->sid = sid;
+    sess->link_serial = l->serial;
     session_key k = {l->serial, sid};
     sm_map_put(&s->sessions, &k, sizeof(k), sess);
     log_info("sm: session %s attached", jid_full(&sess->jid));
@@ -265,6 +282,7 @@ static sm_session *session_new(sm *s, sm_user *u, sm_link *l, uint64_t sid, cons
     sess->ext = (unsigned char *)sess + SMC_EXT_OFFSET(sizeof(*sess));
     sess->link = l;
     sess->sid = sid;
+    sess->link_serial = l ? l->serial : 0;
     jid_copy(&sess->jid, full);
     sess->user = u;
     sess->since_ms = sm_wall_ms();

@@ -205,9 +205,9 @@ sm *sm_new(const sm_config *cfg, const sm_module *const *modules, const sm_trans
     s->tctx = transport_ctx;
     s->submit = submit;
     s->submit_ctx = submit_ctx;
-    sm_map_init(&s->sessions);
-    sm_map_init(&s->by_jid);
-    sm_map_init(&s->users);
+    sm_map_init_keyed(&s->sessions, smc_session_has_key);
+    sm_map_init_keyed(&s->by_jid, smc_session_has_jid);
+    sm_map_init_keyed(&s->users, smc_user_has_jid);
     sm_map_init(&s->iq_out);
     xmlstream_handlers h = {.stanza = parsed_stanza};
     xmlstream_limits lim;

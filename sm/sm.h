@@ -320,6 +320,7 @@ bool sm_is_local_user(const sm *s, const jid *j);   /* node@ourhost */
 struct sm_session {
     sm_link *link;
     uint64_t sid;
+    uint64_t link_serial;       /* link's serial while attached, 0 detached: with sid, its key */
     jid jid;                    /* full JID */
     sm_user *user;
     sm_session *next;           /* in user->sessions */

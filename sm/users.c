@@ -52,6 +52,12 @@ void smc_user_clear_roster(sm_user *u)
     u->npending = 0;
 }
 
+bool smc_user_has_jid(const void *val, const void *key, size_t len)
+{
+    const sm_user *u = val;
+    return jid_full_len(&u->jid) == len && memcmp(jid_full(&u->jid), key, len) == 0;
+}
+
 sm_user *sm_user_find(const sm *s, const jid *bare)
 {
     return sm_map_get(&s->users, jid_full(bare), jid_bare_len(bare));
