@@ -83,6 +83,7 @@ struct conn {
     unsigned hs_want;          /* readiness the handshake waits for */
     bool starttls_flush;       /* <proceed/> must reach the socket before the handshake starts */
     bool write_wants_read;     /* a TLS write asked for readability */
+    bool file_wait;            /* a file's sendfile found the socket full: wait for writability */
     bool closing;              /* flush, then close */
     bool dead;                 /* out of the loop; freed in before_sleep */
     bool dirty;                /* on the thread's flush list */

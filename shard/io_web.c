@@ -2,6 +2,7 @@
  * (shard/io_conn.h): HTTP requests through shard/web_conn.h, the upgrade to a WebSocket whose
  * messages carry a client stream (shard/websocket.h, shard/xmpp_framing.h), and files sent in
  * pieces while the client takes them. */
+#include <errno.h>
 #include <string.h>
 
 #include "shard/io_conn.h"
@@ -80,12 +81,38 @@ void ws_input(conn *c, const char *data, size_t n)
 }
 
 
-/* A web connection whose body goes out gets more of it while its queue is short; when it is all
- * queued the connection closes or reads its next request (what came meanwhile first). */
+/* A plain connection's file goes from the page cache to the socket (sendfile), once what was
+ * queued before it is written, until the socket is full or the file is sent. */
+static void send_file(conn *c)
+{
+    c->file_wait = false;
+    while (c->web && web_conn_sending(c->web) && outq_empty(&c->q)) {
+        long n = web_conn_send_file(c->web, c->fd, IO_WEB_QUEUED);
+        if (n < 0 && errno == EAGAIN) {
+            c->file_wait = true;
+            return;
+        }
+        if (n < 0) {
+            conn_kill(c);
+            return;
+        }
+        c->written += (uint64_t)n;
+        c->t->n_bytes_out += (uint64_t)n;
+    }
+}
+
+/* A web connection whose body goes out gets more of it while its queue is short (through TLS:
+ * read into the queue), or straight from the file (plain); when it is all out the connection
+ * closes or reads its next request (what came meanwhile first). */
 void web_pump(conn *c)
 {
     iothread *t = c->t;
-    while (c->web && web_conn_sending(c->web) && outq_bytes(&c->q) < IO_WEB_QUEUED) {
+    if (!c->ssl) {
+        send_file(c);
+        if (c->dead)
+            return;
+    }
+    while (c->ssl && c->web && web_conn_sending(c->web) && outq_bytes(&c->q) < IO_WEB_QUEUED) {
         long n = web_conn_pull(c->web, &t->scratch, IO_WEB_PIECE);
         if (buf_len(&t->scratch)) {
             outq_push_bytes(&c->q, buf_data(&t->scratch), buf_len(&t->scratch));

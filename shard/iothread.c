@@ -557,10 +557,16 @@ static void conn_flush(conn *c)
         conn_kill(c);
         return;
     }
-    /* The socket took it all: more of a file, written before the loop sleeps. */
+    /* The socket took it all: more of a file, queued to be written before the loop sleeps, or
+     * sent (plain) until the socket is full; a file sent out goes on below like any answer. */
     if (st == OUTQ_EMPTY && c->web && web_conn_sending(c->web)) {
         web_pump(c);
-        return;
+        if (c->dead)
+            return;
+        if (!outq_empty(&c->q) || web_conn_sending(c->web)) {
+            conn_update(c);
+            return;
+        }
     }
     if (st == OUTQ_EMPTY) {
         if (c->starttls_flush) {
@@ -605,7 +611,7 @@ static void conn_update(conn *c)
         want = can_read(c) || c->write_wants_read ? EVLOOP_READ : 0;
         /* A dirty connection is written before the loop sleeps; writability is only worth
          * watching once a write could not finish. */
-        if (!outq_empty(&c->q) && !c->held && !c->dirty)
+        if ((!outq_empty(&c->q) || c->file_wait) && !c->held && !c->dirty)
             want |= EVLOOP_WRITE;
     }
     if (want != evloop_io_interest(&c->io) && evloop_io_set(c->t->loop, &c->io, want) != 0)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -408,6 +409,23 @@ ssize_t upload_get_read(upload_get *g, buf *out, size_t max)
     if (n <= 0)
         return -1;     /* shorter than it was: truncated under us */
     buf_commit(out, (size_t)n);
+    g->left -= (uint64_t)n;
+    return n;
+}
+
+ssize_t upload_get_send(upload_get *g, int sock, size_t max)
+{
+    if (!g->left)
+        return 0;
+    size_t want = max < g->left ? max : (size_t)g->left;
+    ssize_t n;
+    do
+        n = sendfile(sock, g->fd, NULL, want);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        errno = EIO;   /* shorter than it was: truncated under us */
+    if (n <= 0)
+        return -1;
     g->left -= (uint64_t)n;
     return n;
 }

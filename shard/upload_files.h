@@ -52,6 +52,11 @@ int upload_get_begin(const front_upload *cfg, const char *rel, const char *range
 /* Appends up to max more bytes of the body to out. Returns how many, 0 at the end, -1 when the
  * file cannot be read (the connection then closes: its length was promised). */
 ssize_t upload_get_read(upload_get *g, buf *out, size_t max);
+/* Sends up to max more bytes of the body straight from the file to the socket sock (sendfile(2):
+ * no copy through this process; for plain connections, with nothing else queued before it).
+ * Returns how many, 0 at the end, -1 with errno EAGAIN when the socket takes nothing now, -1 with
+ * another errno when the file or the socket failed (the connection then closes). */
+ssize_t upload_get_send(upload_get *g, int sock, size_t max);
 void upload_get_free(upload_get *g);
 
 /* Deletes the slots older than cfg->expire_after (and PUTs abandoned for a day) every

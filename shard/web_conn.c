@@ -1,6 +1,7 @@
 /* shard/web_conn.c — the front's web listener's requests, routed (web_conn.h). */
 #include "shard/web_conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -269,6 +270,20 @@ long web_conn_pull(web_conn *w, buf *out, size_t max)
     if (n <= 0) {
         upload_get_free(w->get);
         w->get = NULL;
+    }
+    return n;
+}
+
+long web_conn_send_file(web_conn *w, int sock, size_t max)
+{
+    if (!w->get)
+        return 0;
+    ssize_t n = upload_get_send(w->get, sock, max);
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        int saved = errno;
+        upload_get_free(w->get);
+        w->get = NULL;
+        errno = saved;
     }
     return n;
 }

@@ -47,6 +47,10 @@ unsigned web_conn_feed(web_conn *w, const void *data, size_t len, size_t *used, 
  * complete (then the connection closes if web_conn_closing() says so, else goes on with the next
  * request), -1 when it cannot go on (close the connection). */
 long web_conn_pull(web_conn *w, buf *out, size_t max);
+/* The same, sent straight from the file to the plain socket sock (upload_get_send) instead of
+ * appended: returns how many bytes, 0 when complete, -1 with errno EAGAIN when the socket is
+ * full (wait for writability), -1 otherwise when it cannot go on (close the connection). */
+long web_conn_send_file(web_conn *w, int sock, size_t max);
 bool web_conn_sending(const web_conn *w);
 bool web_conn_closing(const web_conn *w);
 
