@@ -5,7 +5,9 @@ signed slots, the front's web listener takes the PUTs and serves the GETs, over 
    uploads a 3 MB file over plain HTTP and another over HTTPS; each GET returns it byte for byte,
    with its Content-Type, an inline or attachment Content-Disposition and the safety headers;
 2. ranges: the first, middle and last bytes (206 with Content-Range), a range past the end
-   (416), HEAD (the length, no body); a GET naming the slot with another file name is 404;
+   (416), HEAD (the length, no body); a GET naming the slot with another file name is 404; a
+   reader that stops midway (the file goes out with sendfile on plain HTTP): the front waits
+   without spinning, the rest arrives intact, the connection answers its next request;
 3. the PUT's refusals, with URLs signed by hand with the same secret (the scheme of
    docs/upload.md): a wrong signature, an expired one, a Content-Length other than the signed
    size, another Content-Type (403 each), no Content-Length (411), a signed size over the front's
@@ -20,6 +22,7 @@ import asyncio
 import hashlib
 import hmac
 import os
+import socket
 import ssl
 import time
 import urllib.error
@@ -159,7 +162,7 @@ def client_part(r, system, port, tls_port, http, https):
             cond == 'not-acceptable' and 'file-too-large' in text and str(MAX) in text, text)
     cond, text = results['quota']
     r.check('a slot past the quota: resource-constraint', cond == 'resource-constraint', text)
-    return url
+    return url, photo
 
 
 def refusals(r, http):
@@ -196,6 +199,48 @@ def refusals(r, http):
     return slot
 
 
+def cpu_seconds(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def slow_reader(r, system, url, want):
+    """A client that stops reading a plain-HTTP download midway: the front waits for the socket
+    (no busy loop while it is full), the rest arrives intact when it reads again, and the
+    keep-alive connection answers its next request."""
+    host, port = '127.0.0.1', int(url.split(':')[2].split('/')[0])
+    path = '/' + url.split('/', 3)[3]
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.connect((host, port))
+    s.settimeout(10)
+    s.sendall(b'GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n' % (path.encode(), host.encode(), port))
+    got = b''
+    while len(got) < 100_000:
+        got += s.recv(65536)
+    pid = system.front('front').pid
+    before = cpu_seconds(pid)
+    time.sleep(2)
+    spent = cpu_seconds(pid) - before
+    r.check('a reader that stops midway: the front waits for it without spinning',
+            spent < 0.5, '%.2f CPU s in 2 s' % spent)
+    head, _, data = got.partition(b'\r\n\r\n')
+    while len(data) < len(want):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    r.check('then it reads the rest: 200, byte for byte',
+            head.startswith(b'HTTP/1.1 200') and data == want, (head[:40], len(data)))
+    s.sendall(b'HEAD %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n' % (path.encode(), host.encode(), port))
+    answer = s.recv(4096)
+    r.check('and the same connection answers its next request',
+            answer.startswith(b'HTTP/1.1 200') and b'Content-Length: %d' % len(want) in answer,
+            answer[:60])
+    s.close()
+
+
 def body(report, build):
     with System(build, 'upload', report) as system:
         sm_port, port, tls, http, https = free_ports(5)
@@ -216,7 +261,8 @@ def body(report, build):
                                                                     seconds=10))):
             return
         try:
-            url = client_part(report, system, port, tls, http, https)
+            url, photo = client_part(report, system, port, tls, http, https)
+            slow_reader(report, system, url, photo)
             slot = refusals(report, http)
         except (Failure, OSError) as e:
             report.not_ok('the upload scenario ran to its end', repr(e))
