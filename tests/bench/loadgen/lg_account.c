@@ -1,9 +1,15 @@
 /* tests/bench/loadgen/lg_account.c — the per-round message ledger (see lg_account.h). */
 #include "tests/bench/loadgen/lg_account.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 
+#include "core/log.h"
 #include "core/mem.h"
+#include "tests/bench/loadgen/lg_stats.h"
+
+/* Lost messages named in the log, per round. */
+#define LG_LOST_LOGGED 10
 
 enum {
     LG_MSG_DELIVERED = 1,
@@ -102,10 +108,15 @@ void lg_round_close(lg_round *r, const uint64_t *last_down_ns, lg_round_result *
             continue;
         uint64_t t = r->sent_ns[seq];
         if ((f & LG_MSG_RECEIVER_DOWN) || last_down_ns[r->sender[seq]] >= t ||
-            last_down_ns[r->receiver[seq]] >= t)
+            last_down_ns[r->receiver[seq]] >= t) {
             out->lost_dropped++;
-        else
-            out->lost_stable++;
+        } else if (out->lost_stable++ < LG_LOST_LOGGED) {
+            /* Which ones, to find them in the servers' logs. */
+            log_notice("round %" PRIu32 ": message %" PRIu64 " from user index %" PRIu32
+                       " to %" PRIu32 " never arrived (sent %.3f s before the close)",
+                       r->number, seq, r->sender[seq], r->receiver[seq],
+                       (double)(lg_now_ns() - t) / 1e9);
+        }
     }
     out->lost = out->lost_stable + out->lost_dropped;
     out->latency = lg_samples_summarize(&r->latency);
