@@ -39,6 +39,7 @@
 #include "tests/support/net.h"
 #include "tests/support/tmp.h"
 #include "xdbsql/xdbsql.h"
+#include "tests/support/xorshift.h"
 
 #define HOST "bench.example"
 #define SERVICE "bench"
@@ -390,15 +391,8 @@ static void presence_all(void)
     report("presence fan-out stanzas", got.presence, s, cpu0, extra);
 }
 
-static uint32_t rng_state = 2463534242u;
-
-static uint32_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
+static xorshift rng_gen = {2463534242u};
+static uint32_t rng(void) { return (uint32_t)(xorshift_next(&rng_gen) >> 32); }
 
 static void messages_all(void)
 {

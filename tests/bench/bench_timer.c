@@ -8,15 +8,10 @@
 #include <time.h>
 
 #include "core/timer.h"
+#include "tests/support/xorshift.h"
 
-static uint64_t rng_state = 0x853c49e6748fea9bull;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static xorshift rng_gen = {0x853c49e6748fea9bull};
+static uint64_t rng(void) { return xorshift_next(&rng_gen); }
 
 static uint64_t now_ns(void)
 {

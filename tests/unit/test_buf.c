@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "tests/support/xorshift.h"
 
 static void test_empty(void **state)
 {
@@ -191,14 +192,8 @@ static void test_detach(void **state)
     free(mem);
 }
 
-static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static xorshift rng_gen = {88172645463325252ull};
+static uint64_t rng(void) { return xorshift_next(&rng_gen); }
 
 static void test_random_against_reference(void **state)
 {

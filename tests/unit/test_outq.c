@@ -25,15 +25,10 @@
 
 #include "core/buf.h"
 #include "core/outq.h"
+#include "tests/support/xorshift.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static xorshift rng_gen = {0x2545f4914f6cdd1dull};
+static uint64_t rng(void) { return xorshift_next(&rng_gen); }
 
 /* Releases of wrapped memory, counted per test. */
 static atomic_int released;
@@ -579,7 +574,7 @@ static void test_truncate(void **state)
     outq_push_block(&q, b, 0, 8);
     outq_block_unref(b);
     script s = { .limit = 3, .eagain_every = 2 };   /* one write of 1..3 bytes per flush */
-    rng_state = 1;
+    rng_gen.state = 1;
     while (outq_bytes(&q) > 12)
         assert_int_not_equal(outq_flush(&q, script_write, &s, 1), OUTQ_ERROR);
     size_t left = outq_bytes(&q), done = s.len;

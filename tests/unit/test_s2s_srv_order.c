@@ -12,17 +12,11 @@
 #include <string.h>
 
 #include "s2s/resolve.h"
+#include "tests/support/xorshift.h"
 
-/* xorshift32 with a fixed seed: the statistics are the same on every run. */
-static uint32_t seed = 2463534242u;
-
-static uint32_t fixed_rnd(void)
-{
-    seed ^= seed << 13;
-    seed ^= seed >> 17;
-    seed ^= seed << 5;
-    return seed;
-}
+/* A fixed seed: the statistics are the same on every run. */
+static xorshift seeded = {2463534242u};
+static uint32_t fixed_rnd(void) { return (uint32_t)(xorshift_next(&seeded) >> 32); }
 
 static uint32_t zero_rnd(void)
 {

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "sm/custody.h"
+#include "tests/support/xorshift.h"
 
 static uint64_t done_of(const custody_link *cl)
 {
@@ -87,14 +88,8 @@ static void test_out_of_order_releases(void **state)
 /* A random run against a model: up to 3000 frames in flight (the window starts at 256 and must
  * grow, several times), holds and releases in any order, numbering starting just below a
  * multiple of 256 so that the circular window wraps from the first frames on. */
-static uint32_t rng_state = 0x9e3779b9u;
-static uint32_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
+static xorshift rng_gen = {0x9e3779b9u};
+static uint32_t rng(void) { return (uint32_t)(xorshift_next(&rng_gen) >> 32); }
 
 static void random_run(uint64_t first_in, unsigned max_in_flight, unsigned steps)
 {

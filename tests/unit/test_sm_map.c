@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sm/map.h"
+#include "tests/support/xorshift.h"
 
 #define NKEYS 5000
 
@@ -39,14 +40,8 @@ static bool item_has_key(const void *val, const void *key, size_t len)
 }
 
 /* A small deterministic generator (the test repeats exactly). */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static xorshift rng_gen = {0x9e3779b97f4a7c15ull};
+static uint64_t rng(void) { return xorshift_next(&rng_gen); }
 
 static void check_all(const sm_map *m, item *const *ref)
 {

@@ -18,6 +18,7 @@
 #include "core/mem.h"
 #include "tests/bench/benchlib.h"
 #include "tests/bench/sm_scale/scale.h"
+#include "tests/support/xorshift.h"
 
 scale_options scale_opt = {
     .users = 100000, .fronts = 10, .concurrency = 2000, .rate = 50000, .duration = 10,
@@ -25,15 +26,8 @@ scale_options scale_opt = {
     .resync_presence = true,
 };
 
-static uint64_t rng_state = 88172645463325252ull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static xorshift rng_gen = {88172645463325252ull};
+static uint64_t rng(void) { return xorshift_next(&rng_gen); }
 
 static const char *load(void)
 {
