@@ -47,11 +47,18 @@ def raw(port, user, resource='r', presence=True):
 
 
 def befriend(a, b, a_user, b_user):
-    """Mutual presence subscriptions between two raw streams' accounts."""
-    a.send("<presence to='%s@localhost' type='subscribe'/>" % b_user)
-    b.send("<presence to='%s@localhost' type='subscribed'/>" % a_user)
-    b.send("<presence to='%s@localhost' type='subscribe'/>" % a_user)
-    a.send("<presence to='%s@localhost' type='subscribed'/>" % b_user)
+    """Mutual presence subscriptions between two raw streams' accounts, each request answered
+    once it has arrived, as a client does (the two streams reach the SM independently: an answer
+    sent before the request is there approves nothing, RFC 6121 §3.1.5)."""
+    def presence(type_, sender):
+        return lambda e: (e.tag == q(NS_CLIENT, 'presence') and e.get('type') == type_ and
+                          e.get('from', '').startswith(sender + '@'))
+    for asker, allower, asker_user, allower_user in ((a, b, a_user, b_user),
+                                                     (b, a, b_user, a_user)):
+        asker.send("<presence to='%s@localhost' type='subscribe'/>" % allower_user)
+        allower.expect(presence('subscribe', asker_user), 'the request from %s' % asker_user)
+        allower.send("<presence to='%s@localhost' type='subscribed'/>" % asker_user)
+        asker.expect(presence('subscribed', allower_user), 'the approval of %s' % allower_user)
     for s in (a, b):
         s.send("<iq type='get' id='sync'><query xmlns='jabber:iq:roster'/></iq>")
         s.expect(lambda e: e.get('id') == 'sync', 'the roster after the subscriptions')
