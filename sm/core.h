@@ -126,6 +126,8 @@ struct sm {
     uint64_t next_serial;
     sm_map sessions;        /* (link serial, sid) -> session */
     sm_map by_jid;          /* full JID -> session */
+    size_t detached;        /* of those, without a connection (counted here: a status probe
+                             * must not walk a million sessions) */
     sm_map users;           /* bare JID -> user */
     /* Users whose load (roster and the user-load hooks' requests) has started and not ended, and
      * those waiting to start theirs: at most SMC_USER_LOADS of them at once (users.c). */

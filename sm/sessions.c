@@ -96,6 +96,8 @@ static void session_end(sm *s, sm_session *sess, int reason, const char *text)
             s->t.end(s->tctx, sess->link->handle, sess->sid, (uint8_t)reason, text ? text : "");
         session_key k = {sess->link->serial, sess->sid};
         sm_map_del(&s->sessions, &k, sizeof(k));
+    } else {
+        s->detached--;
     }
     sm_map_del(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid));
     sm_user *u = sess->user;
@@ -116,6 +118,7 @@ static void session_detach(sm *s, sm_session *sess)
     sm_map_del(&s->sessions, &k, sizeof(k));
     sess->link = NULL;
     sess->sid = 0;
+    s->detached++;
 }
 
 /* sess's connection is gone: a module may keep the session (SM_EV_SESSION_LOST), or it ends. */
@@ -139,6 +142,7 @@ void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid)
                  "the session was resumed on another connection");
         session_detach(s, sess);
     }
+    s->detached--;
     sess->link = l;
     sess->sid = sid;
     session_key k = {l->serial, sid};
@@ -274,6 +278,8 @@ static sm_session *session_new(sm *s, sm_user *u, sm_link *l, uint64_t sid, cons
     if (l) {
         session_key k = {l->serial, sid};
         sm_map_put(&s->sessions, &k, sizeof(k), sess);
+    } else {
+        s->detached++;
     }
     sm_map_put(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid), sess);
     return sess;
