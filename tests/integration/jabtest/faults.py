@@ -160,12 +160,11 @@ def presence_across_restart(rep, system, a_user, b_user, fault=restart_sm, what=
         rep.check('presence: both sessions restored and available after %s' % what,
                   counts.get('jadc2s', (0, 0))[1] >= 1 and counts.get('front2', (0, 0))[1] >= 1,
                   'sessions %s; kill to resync done %.2f s' % (counts, recovered), figures=True)
-        # The restored presence is re-broadcast and answers the contact's probe, but the fronts
-        # drop copies identical to what they delivered just before the link came back
-        # (shard/dup_filter.h): whether b sees a's unchanged presence once more depends on which
-        # copy comes first, and b's view of a is right either way. What must hold: a never turns
-        # unavailable for b (below), and a's next change reaches b (after the message).
-        # The message sent during the outage is delivered as a message, not from offline storage
+        # The new SM keeps each restored session's presence without sending it again (both
+        # sessions outlived the old SM: docs/smproto.md §2, "Presence in a resync"), and answers
+        # probes with it. What must hold: neither sees the other's unchanged presence again nor
+        # turns unavailable for the other (below), and a's next change reaches b (after the
+        # message). The message sent during the outage is delivered as a message, not from offline storage
         # (sm/restart_wait.c: it waited for b's front to re-announce b's session).
         m0 = await b.expect(lambda el: is_(el, 'message', 'chat') and el.get('id') == 'm0',
                             'the message sent while the SM was down', timeout=AFTER_FAULT_WAIT)
@@ -175,6 +174,9 @@ def presence_across_restart(rep, system, a_user, b_user, fault=restart_sm, what=
         flaps = [show(el) for c, j in ((a, bj), (b, aj)) for el in c.received
                  if is_(el, 'presence', 'unavailable') and (el.get('from') or '').startswith(j)]
         rep.check('presence: no contact seen unavailable across %s' % what, not flaps, flaps)
+        again = [show(el) for c, j in ((a, bj), (b, aj)) for el in c.received
+                 if is_(el, 'presence', '') and (el.get('from') or '').startswith(j)]
+        rep.check('presence: no unchanged presence sent again across %s' % what, not again, again)
         # Presence changes and messages route as before: the roster was reloaded. a's change
         # comes first: it may come only once the new SM has restored every re-announced session
         # (its start's wait), on a busy machine later than the clients' usual wait.
