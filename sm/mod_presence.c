@@ -400,8 +400,8 @@ static void tell_came_back(sm_session *sess, void *ctx)
             send_simple(s, bare, contact, "probe");
             continue;
         }
-        if (available_somewhere(sm_user_find_bare(s, contact)))
-            continue;
+        if (!at || available_somewhere(sm_user_find_bare(s, contact)))
+            continue;   /* the server itself, or a contact that came back */
         for (sm_session *x = u->sessions; x; x = x->next)
             if (state_of_session(s, x)->came_back && x->available)
                 send_simple(s, contact, jid_full(&x->jid), "unavailable");
