@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 #include "sm/barrier.h"
 #include "sm/mod_presence.h"
@@ -382,9 +383,15 @@ static bool available_somewhere(const sm_user *u)
  * each local contact whose presence it may see and who has no available resource now (it ended
  * while the SM was down) unavailable presence, as a probe of that contact would have answered;
  * the user probes its remote contacts, whose servers may have sent changes the dead SM lost. */
+typedef struct came_back_tally {
+    sm *s;
+    size_t sessions, unavailable, probes;
+} came_back_tally;
+
 static void tell_came_back(sm_session *sess, void *ctx)
 {
-    sm *s = ctx;
+    came_back_tally *t = ctx;
+    sm *s = t->s;
     if (!state_of_session(s, sess)->came_back)
         return;
     sm_user *u = sess->user;
@@ -398,21 +405,31 @@ static void tell_came_back(sm_session *sess, void *ctx)
         const char *domain = at ? at + 1 : contact;
         if (!sm_is_local_host(s, domain, strlen(domain))) {
             send_simple(s, bare, contact, "probe");
+            t->probes++;
             continue;
         }
         if (!at || available_somewhere(sm_user_find_bare(s, contact)))
             continue;   /* the server itself, or a contact that came back */
         for (sm_session *x = u->sessions; x; x = x->next)
-            if (state_of_session(s, x)->came_back && x->available)
+            if (state_of_session(s, x)->came_back && x->available) {
                 send_simple(s, contact, jid_full(&x->jid), "unavailable");
+                t->unavailable++;
+            }
     }
-    for (sm_session *x = u->sessions; x; x = x->next)
+    for (sm_session *x = u->sessions; x; x = x->next) {
+        t->sessions += state_of_session(s, x)->came_back;
         state_of_session(s, x)->came_back = false;
+    }
 }
 
 static bool presence_start_done(sm *s, sm_event *ev)
 {
-    sm_each_session(s, tell_came_back, s);
+    came_back_tally t = {.s = s};
+    sm_each_session(s, tell_came_back, &t);
+    if (t.sessions)
+        log_info("sm: %zu sessions came back with their presence kept; %zu unavailable presences "
+                 "sent for contacts that did not come back, %zu remote contacts probed",
+                 t.sessions, t.unavailable, t.probes);
     return false;
 }
 
