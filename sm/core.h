@@ -31,9 +31,16 @@ static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 
  * re-announced their sessions. */
 typedef struct sm_deferred sm_deferred;
 typedef struct served_domain served_domain;
+/* A configured front, during the start's wait. */
+typedef struct wait_front {
+    const char *id;
+    bool linked;            /* a link of it has come up since the start */
+    bool resynced;          /* and has ended its resync */
+} wait_front;
+
 typedef struct restart_wait {
     bool active;
-    const char **expected;  /* the configuration's front ids; NULL once resynced */
+    wait_front *fronts;     /* the configuration's fronts */
     int nexpected, resynced;
     int holds;              /* modules still restoring sessions (sm_start_hold) */
     int resyncs_pending;    /* re-announced sessions waiting for their account to load */
@@ -48,6 +55,9 @@ struct sm_link {
     char *service;
     bool component;         /* XML in jabber:component:accept: a component, or... */
     bool s2s;               /* ...a federation link (jabshard-s2s), for remote domains */
+    bool quiet_resync;      /* its front's first link during the start's wait: the sessions it
+                             * re-announces outlived the previous SM, their presence is kept
+                             * without being sent again (docs/smproto.md §2, RESYNC) */
     sm_link *next;
 };
 
@@ -116,6 +126,8 @@ struct sm {
     uint64_t next_serial;
     sm_map sessions;        /* (link serial, sid) -> session */
     sm_map by_jid;          /* full JID -> session */
+    size_t detached;        /* of those, without a connection (counted here: a status probe
+                             * must not walk a million sessions) */
     sm_map users;           /* bare JID -> user */
     /* Users whose load (roster and the user-load hooks' requests) has started and not ended, and
      * those waiting to start theirs: at most SMC_USER_LOADS of them at once (users.c). */
@@ -177,6 +189,9 @@ bool smc_restart_wait_hold(sm *s, sm_stanza *st);
 /* Holds st (true) when the wait is on, whoever it is for (a served domain's stanza). */
 bool smc_restart_wait_hold_any(sm *s, sm_stanza *st);
 void smc_restart_wait_end(sm *s, const char *why);
+/* A link of service_id is up: true when it is that configured front's first since the start,
+ * during the start's wait. */
+bool smc_restart_first_link(sm *s, const char *service_id);
 /* A counted resync is done (d->counted_resync): the wait may end. */
 void smc_restart_resync_done(sm *s, sm_deferred *d);
 void smc_restart_wait_tick(sm *s);

@@ -3,11 +3,14 @@
  * presence, unavailable presence when a session ends, and the subscription handshake with roster
  * pushes (the transitions themselves are sm/subscription.c). Pending inbound requests are stored
  * and delivered again at every initial presence until answered. What a subscription stanza makes
- * visible waits until its changes are stored (sm/barrier.h). */
+ * visible waits until its changes are stored (sm/barrier.h). After a restart, a session that came
+ * back with its presence (kept, not broadcast again: docs/smproto.md §2, RESYNC) hears when the
+ * start's wait is over which of its contacts did not come back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 #include "sm/barrier.h"
 #include "sm/mod_presence.h"
@@ -23,14 +26,21 @@ static const sm_int_option presence_options[] = {
 };
 
 /* Per session: the full JIDs it sent directed available presence to (RFC 6121 §4.6), which hear
- * when it goes unavailable; a hash set, since it is consulted for every presence. */
+ * when it goes unavailable; a hash set, since it is consulted for every presence. came_back: it
+ * was restored available during the start's wait (its presence kept as it was). */
 typedef struct presence_session {
     sm_strset *directed;
+    bool came_back;
 } presence_session;
+
+static presence_session *state_of_session(sm *s, const sm_session *sess)
+{
+    return sm_session_state(s, sess, &mod_presence);
+}
 
 static sm_strset **directed_of(sm *s, const sm_session *sess)
 {
-    return &((presence_session *)sm_session_state(s, sess, &mod_presence))->directed;
+    return &state_of_session(s, sess)->directed;
 }
 
 const sm_strset *presence_directed(sm *s, const sm_session *sess)
@@ -349,6 +359,80 @@ static bool session_end(sm *s, sm_event *ev)
     return false;
 }
 
+/* ---- after a restart ---- */
+
+/* A session restored available during the start's wait (a front's resync of a session that
+ * outlived the previous SM, or a hibernated one attached): its presence was kept, not broadcast,
+ * and its client still shows its contacts as they were before the restart. */
+static bool presence_attached(sm *s, sm_event *ev)
+{
+    if (sm_start_waiting(s) && ev->session->available)
+        state_of_session(s, ev->session)->came_back = true;
+    return false;
+}
+
+static bool available_somewhere(const sm_user *u)
+{
+    for (const sm_session *x = u ? u->sessions : NULL; x; x = x->next)
+        if (x->available)
+            return true;
+    return false;
+}
+
+/* The wait is over: every session that will come back has. Each one that came back hears from
+ * each local contact whose presence it may see and who has no available resource now (it ended
+ * while the SM was down) unavailable presence, as a probe of that contact would have answered;
+ * the user probes its remote contacts, whose servers may have sent changes the dead SM lost. */
+typedef struct came_back_tally {
+    sm *s;
+    size_t sessions, unavailable, probes;
+} came_back_tally;
+
+static void tell_came_back(sm_session *sess, void *ctx)
+{
+    came_back_tally *t = ctx;
+    sm *s = t->s;
+    if (!state_of_session(s, sess)->came_back)
+        return;
+    sm_user *u = sess->user;
+    char bare[JID_MAX_LEN + 1];
+    bare_of(&u->jid, bare);
+    for (size_t i = 0; i < u->nitems; i++) {
+        const char *contact = u->items[i].jid;
+        if (!sm_sub_has_to(u->items[i].sub))
+            continue;
+        const char *at = strchr(contact, '@');
+        const char *domain = at ? at + 1 : contact;
+        if (!sm_is_local_host(s, domain, strlen(domain))) {
+            send_simple(s, bare, contact, "probe");
+            t->probes++;
+            continue;
+        }
+        if (!at || available_somewhere(sm_user_find_bare(s, contact)))
+            continue;   /* the server itself, or a contact that came back */
+        for (sm_session *x = u->sessions; x; x = x->next)
+            if (state_of_session(s, x)->came_back && x->available) {
+                send_simple(s, contact, jid_full(&x->jid), "unavailable");
+                t->unavailable++;
+            }
+    }
+    for (sm_session *x = u->sessions; x; x = x->next) {
+        t->sessions += state_of_session(s, x)->came_back;
+        state_of_session(s, x)->came_back = false;
+    }
+}
+
+static bool presence_start_done(sm *s, sm_event *ev)
+{
+    came_back_tally t = {.s = s};
+    sm_each_session(s, tell_came_back, &t);
+    if (t.sessions)
+        log_info("sm: %zu sessions came back with their presence kept; %zu unavailable presences "
+                 "sent for contacts that did not come back, %zu remote contacts probed",
+                 t.sessions, t.unavailable, t.probes);
+    return false;
+}
+
 static void presence_session_release(void *state)
 {
     sm_strset_free(&((presence_session *)state)->directed);
@@ -358,6 +442,8 @@ static const sm_handler presence_handlers[] = {
     {"presence-out", .hook = presence_out},
     {"presence-in", .hook = presence_in},
     {"session-end", .hook = session_end},
+    {"session-attached", .hook = presence_attached},
+    {"start-done", .hook = presence_start_done},
     {NULL},
 };
 

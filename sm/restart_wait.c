@@ -33,11 +33,11 @@ void smc_restart_wait_start(sm *s)
             w->nexpected++;
     if (!w->nexpected || !s->cfg->limits.resync_wait)
         return;
-    w->expected = mem_array((size_t)w->nexpected, sizeof *w->expected);
+    w->fronts = mem_array((size_t)w->nexpected, sizeof *w->fronts);
     int n = 0;
     for (int i = 0; i < s->cfg->nservices; i++)
         if (s->cfg->services[i].role == SM_ROLE_FRONT)
-            w->expected[n++] = s->cfg->services[i].id;
+            w->fronts[n++] = (wait_front){.id = s->cfg->services[i].id};
     w->active = true;
     w->tail = &w->held;
 }
@@ -141,6 +141,22 @@ void smc_restart_resync_done(sm *s, sm_deferred *d)
     maybe_end(s, "every front's sessions are restored");
 }
 
+/* A front's later link during the wait (its first was cut) re-announces sessions the SM ended
+ * when the first went down, with unavailable presence: those are not quiet. */
+bool smc_restart_first_link(sm *s, const char *service_id)
+{
+    restart_wait *w = &s->restart;
+    if (!w->active)
+        return false;
+    for (int i = 0; i < w->nexpected; i++)
+        if (strcmp(w->fronts[i].id, service_id) == 0) {
+            bool first = !w->fronts[i].linked;
+            w->fronts[i].linked = true;
+            return first;
+        }
+    return false;
+}
+
 void sm_front_resynced(sm *s, sm_link *l)
 {
     sm_event ev = {.link_serial = l->serial};
@@ -149,8 +165,8 @@ void sm_front_resynced(sm *s, sm_link *l)
     if (!w->active)
         return;
     for (int i = 0; i < w->nexpected; i++)
-        if (w->expected[i] && strcmp(w->expected[i], l->service) == 0) {
-            w->expected[i] = NULL;
+        if (!w->fronts[i].resynced && strcmp(w->fronts[i].id, l->service) == 0) {
+            w->fronts[i].resynced = true;
             w->resynced++;
         }
     maybe_end(s, "every front has re-announced its sessions");
@@ -187,5 +203,5 @@ void smc_restart_wait_free(sm *s)
         w->held = d->next;
         smc_deferred_free(d);
     }
-    free(w->expected);
+    free(w->fronts);
 }

@@ -39,6 +39,7 @@ sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component)
     l->serial = ++s->next_serial;
     l->service = mem_strdup(service_id);
     l->component = component;
+    l->quiet_resync = !component && smc_restart_first_link(s, service_id);
     l->next = s->links;
     s->links = l;
     log_info("sm: %s '%s' is up", component ? "component" : "front", service_id);
@@ -111,6 +112,8 @@ static void session_end(sm *s, sm_session *sess, int reason, const char *text)
             s->t.end(s->tctx, sess->link->handle, sess->sid, (uint8_t)reason, text ? text : "");
         session_key k = {sess->link->serial, sess->sid};
         sm_map_del(&s->sessions, &k, sizeof(k));
+    } else {
+        s->detached--;
     }
     sm_map_del(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid));
     sm_user *u = sess->user;
@@ -131,6 +134,7 @@ static void session_detach(sm *s, sm_session *sess)
     sm_map_del(&s->sessions, &k, sizeof(k));
     sess->link = NULL;
     sess->sid = sess->link_serial = 0;
+    s->detached++;
 }
 
 /* sess's connection is gone: a module may keep the session (SM_EV_SESSION_LOST), or it ends. */
@@ -154,6 +158,7 @@ void sm_session_attach(sm *s, sm_session *sess, sm_link *l, uint64_t sid)
                  "the session was resumed on another connection");
         session_detach(s, sess);
     }
+    s->detached--;
     sess->link = l;
     sess->sid = sid;
     sess->link_serial = l->serial;
@@ -291,9 +296,24 @@ static sm_session *session_new(sm *s, sm_user *u, sm_link *l, uint64_t sid, cons
     if (l) {
         session_key k = {l->serial, sid};
         sm_map_put(&s->sessions, &k, sizeof(k), sess);
+    } else {
+        s->detached++;
     }
     sm_map_put(&s->by_jid, jid_full(&sess->jid), jid_full_len(&sess->jid), sess);
     return sess;
+}
+
+/* xml (a serialized presence) becomes sess's last broadcast presence, without being broadcast:
+ * its contacts have it already. */
+static void session_keep_presence(sm *s, sm_session *sess, const char *xml)
+{
+    sm_stanza *presence = sm_parse(s, xml, strlen(xml));
+    if (presence && streq(presence->node->name, "presence") && !*sm_stanza_type(presence)) {
+        sess->presence = sm_stanza_keep(presence);
+        sess->priority = sm_presence_priority(presence);
+        sess->available = true;
+    }
+    sm_stanza_free(presence);
 }
 
 void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
@@ -350,9 +370,17 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
                                buf_len(&d->state)))
             log_warn("sm: session %s: a malformed STATE record in the resync: ignored",
                      jid_full(&sess->jid));
+        /* A session that outlived the previous SM (its front's first link during the start's
+         * wait): every contact's client has its presence, which is kept as it is; mod_presence
+         * tells it of the contacts that did not come back when the wait is over. Otherwise (the
+         * SM lived and had ended the link's sessions, or the wait is over) contacts saw it go:
+         * its presence is processed as if the client had sent it again. */
+        bool quiet = d->presence && l->quiet_resync && s->restart.active;
+        if (quiet)
+            session_keep_presence(s, sess, d->presence);
         sm_event ev = {.session = sess, .user = u};
         sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
-        if (d->presence)
+        if (d->presence && !quiet)
             sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
     }
 }
@@ -369,14 +397,8 @@ void smc_revive_finish(sm *s, sm_user *u, sm_deferred *d, bool failed)
     if (!smc_state_restore(s, sess, (const uint8_t *)buf_data(&d->state), buf_len(&d->state)))
         log_warn("sm: session %s: a malformed STATE record in storage: ignored",
                  jid_full(&sess->jid));
-    sm_stanza *presence = d->presence ? sm_parse(s, d->presence, strlen(d->presence)) : NULL;
-    if (presence && streq(presence->node->name, "presence")) {
-        sess->presence = presence;
-        sess->priority = sm_presence_priority(presence);
-        sess->available = true;
-    } else {
-        sm_stanza_free(presence);
-    }
+    if (d->presence)
+        session_keep_presence(s, sess, d->presence);
     log_info("sm: session %s revived, detached", jid_full(&sess->jid));
     fn(s, sess, d->revived_ctx);
 }

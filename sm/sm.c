@@ -178,18 +178,12 @@ int64_t sm_started_ms(const sm *s)
     return s->started_ms;
 }
 
-static void count_detached(void *val, void *ctx)
-{
-    *(uint64_t *)ctx += sm_session_detached(val);
-}
-
 void sm_get_stats(const sm *s, sm_stats *out)
 {
     *out = s->stats;
     out->sessions = sm_map_count(&s->by_jid);
     out->users = sm_map_count(&s->users);
-    out->detached = 0;
-    sm_map_each(&s->by_jid, count_detached, &out->detached);
+    out->detached = s->detached;
     out->fronts_up = out->components_up = 0;
     for (const sm_link *l = s->links; l; l = l->next)
         *(l->component ? &out->components_up : &out->fronts_up) += 1;

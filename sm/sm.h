@@ -86,9 +86,12 @@ void sm_auth_query(sm *s, sm_link *l, uint64_t sid, const char *host, const char
 void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user,
              const char *resource, uint8_t flags);
 /* A session the front still has after a reconnect; restored bound (no BOUND answer), with the
- * STATE record the SM gave it (each module takes back its part), and then, when presence is not
- * empty, its last broadcast presence as if the client had sent it again (contacts see it come
- * back; it probes theirs). */
+ * STATE record the SM gave it (each module takes back its part), and its last broadcast presence
+ * when not empty: on the front's first link during the start's wait (the session outlived the
+ * previous SM) kept as it is, not broadcast again (mod_presence tells the session, once the wait
+ * is over, of the contacts that did not come back); otherwise (the SM had ended the link's
+ * sessions) processed as if the client had sent it again (contacts see it come back; it probes
+ * theirs). */
 void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, const uint8_t *state,
                size_t state_len, const char *presence);
 void sm_end(sm *s, sm_link *l, uint64_t sid, uint8_t reason);
@@ -404,6 +407,8 @@ struct sm_user {
     unsigned holds;         /* private: the core is using it; not freed even when idle */
 };
 sm_user *sm_user_find(const sm *s, const jid *bare);
+/* The same for a bare JID as a roster item keeps it (its normalized string). */
+sm_user *sm_user_find_bare(const sm *s, const char *bare_jid);
 sm_roster_item *sm_roster_find(sm_user *u, const char *bare_jid);
 /* Adds an empty item (subscription none) for bare_jid, or returns the existing one. */
 sm_roster_item *sm_roster_add(sm_user *u, const char *bare_jid);

@@ -63,6 +63,11 @@ sm_user *sm_user_find(const sm *s, const jid *bare)
     return sm_map_get(&s->users, jid_full(bare), jid_bare_len(bare));
 }
 
+sm_user *sm_user_find_bare(const sm *s, const char *bare_jid)
+{
+    return sm_map_get(&s->users, bare_jid, strlen(bare_jid));
+}
+
 sm_user *smc_user_get(sm *s, const jid *j)
 {
     sm_user *u = sm_map_get(&s->users, jid_full(j), jid_bare_len(j));

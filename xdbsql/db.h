@@ -61,6 +61,10 @@ typedef struct db_dialect {
     const char *int64;       /* 64-bit integer */
     const char *blob;        /* bytes */
     const char *table_suffix;/* appended to CREATE TABLE (engine, charset); "" if none */
+    const char *index_carry; /* between an index's key columns and the columns it only carries
+                              * (so that a query is answered from the index alone, without a
+                              * lookup of each row); NULL where that is not done: a statement
+                              * that uses it is skipped there */
     bool on_duplicate_key;   /* an INSERT that may meet a unique key says ON DUPLICATE KEY
                               * (MariaDB), not ON CONFLICT (SQLite, PostgreSQL) */
 } db_dialect;

@@ -526,6 +526,8 @@ static const db_dialect mdrv_dialect = {
     .int64 = "BIGINT",
     .blob = "LONGBLOB",
     .table_suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    /* InnoDB keeps a table's rows in primary-key order: a user's roster is already together. */
+    .index_carry = NULL,
     .on_duplicate_key = true,
 };
 

@@ -19,6 +19,9 @@
  * Version 6: message archives (MAM).
  * Version 7: group chat rooms: the `rooms` mark on their `users` rows (xdbsql/store_rooms.c).
  * Version 8: HTTP File Upload slots each account was given, for its quota (store_upload.c).
+ * Version 9: indexes that carry a roster's items and groups (SQLite), so that loading a roster
+ *            reads a few pages rather than one per item (an SM restart loads every online
+ *            account's).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -312,6 +315,15 @@ static const char *const migration_8[] = {
     NULL,
 };
 
+/* A user's roster items and groups, in the order of these keys, each with what the roster load
+ * reads ({CARRY}: where the database needs it, xdbsql/db.h). */
+static const char *const migration_9[] = {
+    "CREATE INDEX IF NOT EXISTS roster_items_load ON roster_items"
+    " (user_id, jid{CARRY}subscription, ask, name)",
+    "CREATE INDEX IF NOT EXISTS roster_groups_load ON roster_groups (user_id, jid{CARRY}grp)",
+    NULL,
+};
+
 static const migration migrations[] = {
     {migration_1, NULL, NULL},
     {migration_2, NULL, NULL},
@@ -321,6 +333,7 @@ static const migration migrations[] = {
     {migration_6, NULL, NULL},
     {migration_7, NULL, NULL},
     {migration_8, NULL, NULL},
+    {migration_9, NULL, NULL},
 };
 #define SCHEMA_CURRENT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -329,7 +342,9 @@ int xdb_schema_current(void)
     return SCHEMA_CURRENT;
 }
 
-static const char *token_value(const db_dialect *d, const char *token, size_t len)
+/* The dialect's spelling of token into *out (NULL: the dialect has none); false when there is no
+ * such token. */
+static bool token_value(const db_dialect *d, const char *token, size_t len, const char **out)
 {
     static const struct {
         const char *name;
@@ -340,14 +355,18 @@ static const char *token_value(const db_dialect *d, const char *token, size_t le
         {"SORTED_KEY", offsetof(db_dialect, sorted_key)},
         {"INT64", offsetof(db_dialect, int64)},    {"BLOB", offsetof(db_dialect, blob)},
         {"TABLE", offsetof(db_dialect, table_suffix)},
+        {"CARRY", offsetof(db_dialect, index_carry)},
     };
     for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
-        if (strlen(tokens[i].name) == len && memcmp(tokens[i].name, token, len) == 0)
-            return *(const char *const *)((const char *)d + tokens[i].offset);
-    return NULL;
+        if (strlen(tokens[i].name) == len && memcmp(tokens[i].name, token, len) == 0) {
+            *out = *(const char *const *)((const char *)d + tokens[i].offset);
+            return true;
+        }
+    return false;
 }
 
-/* Spells a DDL template for the dialect; -1 if it does not fit or names an unknown token. */
+/* Spells a DDL template for the dialect; -1 if it does not fit or names an unknown token, 1 when
+ * it names one the dialect does without (the statement is not for this database). */
 static int expand(const db_dialect *d, const char *template, char *out, size_t outlen)
 {
     size_t n = 0;
@@ -356,8 +375,10 @@ static int expand(const db_dialect *d, const char *template, char *out, size_t o
         size_t piece_len = 1;
         if (*p == '{') {
             const char *end = strchr(p, '}');
-            if (!end || !(piece = token_value(d, p + 1, (size_t)(end - p - 1))))
+            if (!end || !token_value(d, p + 1, (size_t)(end - p - 1), &piece))
                 return -1;
+            if (!piece)
+                return 1;
             piece_len = strlen(piece);
             p = end + 1;
         } else {
@@ -411,10 +432,13 @@ static int run_ddl(db_conn *c, int version, const char *const *templates, char *
 {
     char sql[2048];
     for (const char *const *t = templates; *t; t++) {
-        if (expand(db_dialect_of(c), *t, sql, sizeof(sql)) != 0) {
+        int spelled = expand(db_dialect_of(c), *t, sql, sizeof(sql));
+        if (spelled < 0) {
             snprintf(err, errlen, "schema migration to version %d: bad template: %.60s", version, *t);
             return -1;
         }
+        if (spelled > 0)
+            continue;
         if (db_exec(c, sql) != DB_OK) {
             snprintf(err, errlen, "schema migration to version %d failed: %s (in: %.80s)", version,
                      db_errmsg(c), sql);

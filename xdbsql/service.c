@@ -6,7 +6,7 @@
  * (core/ring.h); the owner thread pops the rings in xdbsql_dispatch and runs the callbacks.
  *
  * Ownership:
- *   worker.queue_head/tail, worker.stopping: guarded by worker.lock (owner pushes, worker pops);
+ *   worker.queue_head/tail, worker.stopping: guarded by worker.lock (owner pushes, worker takes it all);
  *   worker.results ring: the worker is the only producer, the owner the only consumer;
  *   worker.conn: the worker thread only (after open);
  *   xdbsql.submitted, xdbsql.dispatched: the owner thread only.
@@ -81,6 +81,9 @@ static void push_result(worker *w, xdb_request *r)
     w->service->opt.notify(w->service->opt.notify_ctx);
 }
 
+/* The worker takes its whole queue at once: under a burst (an SM restart loads every online
+ * account) the owner, submitting, and the worker would otherwise meet on the lock at every
+ * request. */
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -89,20 +92,21 @@ static void *worker_main(void *arg)
         while (!w->queue_head && !w->stopping)
             pthread_cond_wait(&w->wake, &w->lock);
         xdb_request *r = w->queue_head;
-        if (r) {
-            w->queue_head = r->next;
-            if (!w->queue_head)
-                w->queue_tail = NULL;
-        }
+        w->queue_head = w->queue_tail = NULL;
         pthread_mutex_unlock(&w->lock);
         if (!r)
             break; /* stopping, and the queue is empty */
-        r->next = NULL;
-        /* While the database is down the breaker logs the outage; a line per request repeats it. */
-        if (xdb_run(w->conn, r) == XDB_ERROR && !db_down(w->conn))
-            log_warn("storage: %s", r->error);
-        atomic_store_explicit(&w->down, db_down(w->conn), memory_order_relaxed);
-        push_result(w, r);
+        while (r) {
+            xdb_request *next = r->next;
+            r->next = NULL;
+            /* While the database is down the breaker logs the outage; a line per request repeats
+             * it. */
+            if (xdb_run(w->conn, r) == XDB_ERROR && !db_down(w->conn))
+                log_warn("storage: %s", r->error);
+            atomic_store_explicit(&w->down, db_down(w->conn), memory_order_relaxed);
+            push_result(w, r);
+            r = next;
+        }
     }
     return NULL;
 }

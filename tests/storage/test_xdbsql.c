@@ -322,6 +322,50 @@ static const xdb_roster_item *find_item(const xdb_roster *roster, const char *ji
     return NULL;
 }
 
+/* Version 9: a roster written before it loads the same after it (its indexes are built from the
+ * rows there), and on SQLite the items are read from the index alone, not each from its row. */
+static void test_roster_load_index(void **state)
+{
+    db_conn *c = connect_or_fail();
+    wipe(c);
+    char err[256] = "";
+    assert_int_equal(xdb_migrate_to(c, 8, err, sizeof(err)), 0);
+    create_user(c, "example.org", "alice", "pencil");
+    char *groups[] = {"Friends", "Work"};
+    roster_set(c, "alice", "bob@example.org", "Bob", XDB_SUB_BOTH, false, groups, 2);
+    roster_set(c, "alice", "carol@example.org", NULL, XDB_SUB_TO, true, NULL, 0);
+    assert_int_equal(xdb_migrate(c, err, sizeof(err)), 0);
+    assert_int_equal(xdb_schema_version(c), xdb_schema_current());
+    xdb_request *r = run(c, xdb_request_new(XDB_ROSTER_LOAD, "example.org", "alice"));
+    assert_int_equal(r->status, XDB_OK);
+    assert_int_equal(r->roster.nitems, 2);
+    const xdb_roster_item *bob = find_item(&r->roster, "bob@example.org");
+    const xdb_roster_item *carol = find_item(&r->roster, "carol@example.org");
+    assert_non_null(bob);
+    assert_non_null(carol);
+    assert_string_equal(bob->name, "Bob");
+    assert_int_equal(bob->subscription, XDB_SUB_BOTH);
+    assert_int_equal(bob->ngroups, 2);
+    assert_null(carol->name);
+    assert_true(carol->ask);
+    assert_int_equal(carol->ngroups, 0);
+    xdb_request_free(r);
+    if (strcmp(db_dialect_of(c)->name, "sqlite") == 0) {
+        db_rc rc;
+        db_stmt *st = db_prepare(c, "EXPLAIN QUERY PLAN SELECT jid, name, subscription, ask"
+                                    " FROM roster_items WHERE user_id = 1", &rc);
+        assert_non_null(st);
+        bool covered = false;
+        size_t len;
+        while ((rc = db_step(st)) == DB_ROW) {
+            const char *detail = db_column_text(st, 3, &len);
+            covered |= detail && strstr(detail, "COVERING INDEX roster_items_load") != NULL;
+        }
+        assert_true(covered);
+    }
+    db_close(c);
+}
+
 static void test_roster(void **state)
 {
     db_conn *c = *state;
@@ -1912,6 +1956,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_users, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_user_delete_removes_everything, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_roster, setup_fresh, teardown_conn),
+        cmocka_unit_test(test_roster_load_index),
         cmocka_unit_test_setup_teardown(test_values_round_trip, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_offline_quota_and_order, setup_fresh, teardown_conn),
         cmocka_unit_test_setup_teardown(test_doc_get_put_delete, setup_fresh, teardown_conn),

@@ -2,7 +2,9 @@
  * stanzas for users whose front has not re-announced their sessions wait, and are delivered to
  * the sessions when the front has (no offline detour, no <delay/>, probes answered with the real
  * presence); when the configured fronts do not all come back within resync_wait, what waited is
- * routed as usual (offline). */
+ * routed as usual (offline). Sessions the fronts re-announce on their first link keep their
+ * presence without broadcasting it again, and hear once the wait is over of the contacts that did
+ * not come back; a front's later link (the SM ended its sessions) has them broadcast again. */
 #include "tests/support/sm_harness.h"
 
 static const char fronts[] =
@@ -77,12 +79,84 @@ static void test_no_wait_without_fronts(void **state)
     EXPECT('S', 1, "during the restart", "urn:xmpp:delay");
 }
 
+static const char available_xml[] = "<presence xmlns='jabber:client'><status>here</status></presence>";
+
+/* alice is subscribed both ways with bob and with carol (stored); then a start with the two
+ * fronts configured, and alice and carol re-announced with their presence, each on its front's
+ * first link: bob did not come back (his session ended while the SM was down). */
+static sm_link *alice_and_carol_come_back(void)
+{
+    smh_befriend();
+    smh_online(3, "carol", "c");
+    smh_send(1, "<presence xmlns='jabber:client' to='carol@example.org' type='subscribe'/>");
+    smh_send(3, "<presence xmlns='jabber:client' to='alice@example.org' type='subscribed'/>");
+    smh_send(3, "<presence xmlns='jabber:client' to='alice@example.org' type='subscribe'/>");
+    smh_send(1, "<presence xmlns='jabber:client' to='carol@example.org' type='subscribed'/>");
+    smh_stop();
+    smh_start(fronts, NULL);
+    sm_tick(smh.core, 1000);
+    smh_clear();
+    sm_resync(smh.core, smh.front, 1, "alice@example.org/a", NULL, 0, available_xml);
+    smh_drain();
+    sm_front_resynced(smh.core, smh.front);
+    smh_drain();
+    sm_link *other = sm_link_up(smh.core, (void *)5, "other", false);
+    sm_resync(smh.core, other, 3, "carol@example.org/c", NULL, 0, available_xml);
+    smh_drain();
+    return other;
+}
+
+/* Nobody is sent presence again, nobody probes; when the wait ends, alice and carol hear that bob
+ * (who did not come back) is unavailable, and neither hears it of the other. */
+static void test_quiet_resync(void **state)
+{
+    sm_link *other = alice_and_carol_come_back();
+    NONE('S', 0, "<presence");
+    sm_front_resynced(smh.core, other);
+    smh_drain();
+    EXPECT('S', 1, "from='bob@example.org'", "type='unavailable'");
+    NONE('S', 1, "from='carol@example.org");
+    NONE('S', 3, "from='alice@example.org");
+    NONE('S', 0, "type='probe'");
+    /* Only bob: carol has no subscription with him. */
+    NONE('S', 3, "from='bob@example.org");
+    /* Their presence was kept: a probe is answered with it, a login sees it. */
+    smh_clear();
+    smh_online(2, "bob", "b");
+    EXPECT('S', 2, "from='alice@example.org/a'", "<status>here</status>");
+    EXPECT('S', 1, "from='bob@example.org/b'", NULL);
+    /* And it goes as usual: the contacts hear alice leave. */
+    smh_clear();
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    smh_drain();
+    EXPECT('S', 2, "from='alice@example.org/a'", "type='unavailable'");
+    EXPECT('S', 3, "from='alice@example.org/a'", "type='unavailable'");
+}
+
+/* A front whose first link was cut during the wait: the SM ended its sessions (their contacts
+ * heard them go), so its next link's resync broadcasts their presence again and probes. */
+static void test_resync_after_cut_broadcasts(void **state)
+{
+    sm_link *other = alice_and_carol_come_back();
+    sm_link_down(smh.core, other);
+    smh_drain();
+    smh_clear();
+    other = sm_link_up(smh.core, (void *)6, "other", false);
+    sm_resync(smh.core, other, 3, "carol@example.org/c", NULL, 0, available_xml);
+    smh_drain();
+    EXPECT('S', 1, "from='carol@example.org/c'", "<status>here</status>");
+    sm_front_resynced(smh.core, other);
+    smh_drain();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_held_until_fronts_resync, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_resync_wait_bounds, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_no_wait_without_fronts, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_resync, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_resync_after_cut_broadcasts, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

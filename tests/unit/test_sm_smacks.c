@@ -130,12 +130,17 @@ static void test_hibernation_keeps_session(void **state)
     assert_non_null(sess);
     assert_true(sm_session_detached(sess));
     jid_free(&j);
+    sm_stats st;
+    sm_get_stats(smh.core, &st);
+    assert_int_equal(st.detached, 1);
     NONE('S', 2, "unavailable");
     bob_tells_alice("while away");
     NONE('S', 1, "while away");
     /* Resumed on another connection: the message comes then. */
     alice_resumes(9, 0);
     EXPECT('S', 9, "while away", NULL);
+    sm_get_stats(smh.core, &st);
+    assert_int_equal(st.detached, 0);
     /* What the old connection hands back is the session's, kept: no offline copy. */
     const char *xml = "<message xmlns='jabber:client' from='bob@example.org/b' "
                       "to='alice@example.org/a' type='chat'><body>late</body></message>";
@@ -223,6 +228,9 @@ static void test_timeout_stores_then_unavailable(void **state)
     smh_drain();
     /* bob sees alice go; the id is gone. */
     EXPECT('S', 2, "unavailable", "alice@example.org/a");
+    sm_stats st;
+    sm_get_stats(smh.core, &st);
+    assert_int_equal(st.detached, 0);
     smacks_msg got = alice_resumes(9, 0);
     assert_int_equal(got.condition, SMACKS_ITEM_NOT_FOUND);
     /* The message is in offline storage: the next login gets it. */

@@ -6,6 +6,7 @@ they start from."""
 
 import asyncio
 import os
+import re
 import time
 
 from .client import Client
@@ -160,12 +161,13 @@ def presence_across_restart(rep, system, a_user, b_user, fault=restart_sm, what=
         rep.check('presence: both sessions restored and available after %s' % what,
                   counts.get('jadc2s', (0, 0))[1] >= 1 and counts.get('front2', (0, 0))[1] >= 1,
                   'sessions %s; kill to resync done %.2f s' % (counts, recovered), figures=True)
-        # The restored presence is re-broadcast and answers the contact's probe, but the fronts
-        # drop copies identical to what they delivered just before the link came back
-        # (shard/dup_filter.h): whether b sees a's unchanged presence once more depends on which
-        # copy comes first, and b's view of a is right either way. What must hold: a never turns
-        # unavailable for b (below), and a's next change reaches b (after the message).
-        # The message sent during the outage is delivered as a message, not from offline storage
+        # The new SM keeps each restored session's presence without sending it again (both
+        # sessions outlived the old SM: docs/smproto.md §2, "Presence in a resync"), and answers
+        # probes with it. A presence the old SM had not acknowledged when it died is sent again
+        # by its front (at least once, §3), so the other may see it once more. What must hold:
+        # the new SM kept the restored presences (its log), neither turns unavailable for the
+        # other (below), and a's next change reaches b (after the message). The message sent
+        # during the outage is delivered as a message, not from offline storage
         # (sm/restart_wait.c: it waited for b's front to re-announce b's session).
         m0 = await b.expect(lambda el: is_(el, 'message', 'chat') and el.get('id') == 'm0',
                             'the message sent while the SM was down', timeout=AFTER_FAULT_WAIT)
@@ -175,6 +177,10 @@ def presence_across_restart(rep, system, a_user, b_user, fault=restart_sm, what=
         flaps = [show(el) for c, j in ((a, bj), (b, aj)) for el in c.received
                  if is_(el, 'presence', 'unavailable') and (el.get('from') or '').startswith(j)]
         rep.check('presence: no contact seen unavailable across %s' % what, not flaps, flaps)
+        kept = re.findall(r'(\d+) sessions came back with their presence kept', system.sm.text())
+        rep.check('presence: the new SM kept the restored sessions\' presence (not broadcast '
+                  'again) across %s' % what, bool(kept) and int(kept[-1]) >= 2,
+                  'its log: %s sessions came back with their presence kept' % (kept or ['no']))
         # Presence changes and messages route as before: the roster was reloaded. a's change
         # comes first: it may come only once the new SM has restored every re-announced session
         # (its start's wait), on a busy machine later than the clients' usual wait.
