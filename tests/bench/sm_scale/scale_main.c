@@ -7,7 +7,9 @@
  *   messages  --rate chat messages a second between random online users for --duration seconds:
  *             delivered, latency p50/p99, the SM's routing thread's CPU;
  *   restart   (--restart) the SM is killed, started again, and every front resyncs: the time
- *             until the SM's start is complete again (its status no longer "starting"). */
+ *             until the SM's start is complete again (its status no longer "starting").
+ * With --partitions P (docs/scaling.md, "Past one SM"), P SMs share the users: the CPU figures
+ * are summed over them and given per SM, and the messages phase says how many crossed. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,7 +22,8 @@
 #include "tests/bench/sm_scale/scale.h"
 
 scale_options scale_opt = {
-    .users = 100000, .fronts = 10, .concurrency = 2000, .rate = 50000, .duration = 10,
+    .users = 100000, .fronts = 10, .partitions = 1, .concurrency = 2000, .rate = 50000,
+    .duration = 10,
     .hubs = 20, .driver = "sqlite", .max_rss_mib = 12288,
     .resync_presence = true,
 };
@@ -49,8 +52,75 @@ static const char *load(void)
     return text;
 }
 
-static double sm_cpu(void) { return bench_cpu_s(scale_sm_pid); }
-static double sm_thread_cpu(void) { return bench_thread_cpu_s(scale_sm_pid, scale_sm_pid); }
+/* SM k's routing thread (its main thread) CPU-seconds so far. */
+static double sm_k_thread_cpu(int k)
+{
+    return bench_thread_cpu_s(scale_sm_pids[k], scale_sm_pids[k]);
+}
+
+/* Over every SM: all threads, the routing threads. */
+static double sm_cpu(void)
+{
+    double s = 0;
+    for (int k = 0; k < scale_opt.partitions; k++)
+        s += bench_cpu_s(scale_sm_pids[k]);
+    return s;
+}
+
+static double sm_thread_cpu(void)
+{
+    double s = 0;
+    for (int k = 0; k < scale_opt.partitions; k++)
+        s += sm_k_thread_cpu(k);
+    return s;
+}
+
+static long sm_rss_kib(void)
+{
+    long s = 0;
+    for (int k = 0; k < scale_opt.partitions; k++)
+        s += bench_rss_kib(scale_sm_pids[k]);
+    return s;
+}
+
+static long sm_stat(const char *key)
+{
+    long s = 0;
+    for (int k = 0; k < scale_opt.partitions; k++)
+        s += scale_sm_stat(k, key);
+    return s;
+}
+
+/* With partitions: each SM's routing thread CPU-seconds d[k], times per, as " [... SM 0 x, SM 1
+ * y]" (two buffers in turn: two calls may share a printf). */
+static const char *per_sm(const double *d, double per)
+{
+    static char texts[2][256];
+    static int turn;
+    char *text = texts[turn ^= 1];
+    size_t n = 0;
+    text[0] = '\0';
+    if (scale_opt.partitions == 1)
+        return text;
+    for (int k = 0; k < scale_opt.partitions && n < sizeof texts[0] - 40; k++)
+        n += (size_t)snprintf(text + n, sizeof texts[0] - n, "%sSM %d %.2f", k ? ", " : " [routing "
+                              "thread per SM: ", k, d[k] * per);
+    snprintf(text + n, sizeof texts[0] - n, "]");
+    return text;
+}
+
+static void thread_cpus(double *th)
+{
+    for (int k = 0; k < scale_opt.partitions; k++)
+        th[k] = sm_k_thread_cpu(k);
+}
+
+/* th0[k] becomes each SM's routing thread CPU since th0[k]. */
+static void thread_cpus_since(double *th0)
+{
+    for (int k = 0; k < scale_opt.partitions; k++)
+        th0[k] = sm_k_thread_cpu(k) - th0[k];
+}
 
 static void figure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void figure(const char *fmt, ...)
@@ -75,6 +145,8 @@ static void logins(void)
 {
     long next = 0, n = scale_opt.users;
     double t = bench_now_s(), cpu0 = sm_cpu(), th0 = sm_thread_cpu(), last_print = t;
+    double ths[SCALE_MAX_SMS];
+    thread_cpus(ths);
     while (scale_got.online + scale_got.auth_failed + scale_got.bind_failed < n) {
         long failed = scale_got.auth_failed + scale_got.bind_failed;
         while (next < n && next - scale_got.online - failed < scale_opt.concurrency)
@@ -83,7 +155,7 @@ static void logins(void)
         if (bench_now_s() - last_print > 10) {
             last_print = bench_now_s();
             fprintf(stderr, "sm_scale: %ld of %ld online after %.0f s, SM RSS %ld MiB\n",
-                    scale_got.online, n, last_print - t, bench_rss_kib(scale_sm_pid) / 1024);
+                    scale_got.online, n, last_print - t, sm_rss_kib() / 1024);
         }
         if (bench_now_s() - t > 3600)
             scale_die("logins: %ld of %ld online after an hour", scale_got.online, n);
@@ -93,11 +165,13 @@ static void logins(void)
         scale_die("logins: %ld online, %ld auth failed, %ld bind failed", scale_got.online,
                   scale_got.auth_failed, scale_got.bind_failed);
     double cpu = sm_cpu() - cpu0, th = sm_thread_cpu() - th0;
+    thread_cpus_since(ths);
     figure("logins: %ld in %.1f s = %.0f/s (%d in flight over %d fronts); login p50 %.1f ms, "
-           "p99 %.1f ms; SM CPU %.1f s (routing thread %.1f s) = %.1f us a login",
+           "p99 %.1f ms; SM CPU %.1f s (routing thread %.1f s) = %.1f us a login%s",
            n, s, (double)n / s, scale_opt.concurrency, scale_opt.fronts,
            ms_at(scale_got.login_latency, scale_got.login_n, 50),
-           ms_at(scale_got.login_latency, scale_got.login_n, 99), cpu, th, cpu / (double)n * 1e6);
+           ms_at(scale_got.login_latency, scale_got.login_n, 99), cpu, th, cpu / (double)n * 1e6,
+           per_sm(ths, 1));
     double t1 = bench_now_s();
     if (!scale_wait_acked(600))
         scale_die("logins: the SM did not acknowledge every frame");
@@ -113,12 +187,32 @@ static void memory(long rss0)
     while (bench_now_s() - t < 5)
         scale_pump(100);
     double idle = (sm_thread_cpu() - th0) / (bench_now_s() - t);
-    long rss = bench_rss_kib(scale_sm_pid);
+    long rss = sm_rss_kib();
     figure("memory: SM RSS %.1f MiB with %ld sessions online (%.1f MiB before the logins) = "
            "%.2f KiB a session (rosters of %d); routing thread idle %.1f ms of CPU a second; "
            "the SM's stats: %ld sessions, %ld users in memory", rss / 1024.0, scale_got.online,
            rss0 / 1024.0, (double)(rss - rss0) / (double)scale_got.online, SCALE_CONTACTS,
-           idle * 1e3, scale_sm_stat("sessions"), scale_sm_stat("users"));
+           idle * 1e3, sm_stat("sessions"), sm_stat("users"));
+}
+
+/* After a login: until no presence stanza has come for 200 ms (with partitions the contacts'
+ * answers cross a peer link after the login's frames are acknowledged); the SMs' routing thread
+ * CPU (and each SM's, into th) and the time when the last one came, so the wait adds nothing. */
+static double presence_settled(double *th, double *at)
+{
+    double cpu = sm_thread_cpu(), last = bench_now_s();
+    thread_cpus(th);
+    while (bench_now_s() - last < 0.2) {
+        long before = scale_got.presence;
+        scale_pump(10);
+        if (scale_got.presence != before) {
+            last = bench_now_s();
+            cpu = sm_thread_cpu();
+            thread_cpus(th);
+        }
+    }
+    *at = last;
+    return cpu;
 }
 
 static void fanout(void)
@@ -126,21 +220,28 @@ static void fanout(void)
     if (!scale_opt.hubs)
         return;
     long presence0 = scale_got.presence;
-    double cpu0 = sm_thread_cpu(), t = bench_now_s();
+    double t = bench_now_s(), ths[SCALE_MAX_SMS] = {0}, th_end[SCALE_MAX_SMS], at;
+    double cpu = 0, s = 0;
     for (int h = 0; h < scale_opt.hubs; h++) {
         long online0 = scale_got.online;
+        double c0 = sm_thread_cpu(), t0 = bench_now_s(), c0k[SCALE_MAX_SMS];
+        thread_cpus(c0k);
         scale_login(scale_opt.users + h);
         while (scale_got.online == online0 && bench_now_s() - t < 600)
             scale_pump(10);
         if (!scale_wait_acked(60))
             scale_die("fan-out: the SM did not acknowledge the hub's login");
+        cpu += presence_settled(th_end, &at) - c0;
+        s += at - t0;
+        for (int k = 0; k < scale_opt.partitions; k++)
+            ths[k] += th_end[k] - c0k[k];
     }
-    double cpu = sm_thread_cpu() - cpu0, s = bench_now_s() - t;
     long stanzas = scale_got.presence - presence0;
     figure("fan-out: %d logins with %d online contacts each, one at a time, in %.2f s: SM routing thread "
-           "%.2f ms a login, %.0f presence stanzas a login (%.2f us of its CPU each)", scale_opt.hubs,
-           SCALE_HUB_CONTACTS, s, cpu / scale_opt.hubs * 1e3, (double)stanzas / scale_opt.hubs,
-           stanzas ? cpu / (double)stanzas * 1e6 : 0);
+           "%.2f ms a login, %.0f presence stanzas a login (%.2f us of its CPU each)%s",
+           scale_opt.hubs, SCALE_HUB_CONTACTS, s, cpu / scale_opt.hubs * 1e3,
+           (double)stanzas / scale_opt.hubs, stanzas ? cpu / (double)stanzas * 1e6 : 0,
+           per_sm(ths, 1e3 / scale_opt.hubs));
 }
 
 static void messages(void)
@@ -150,6 +251,9 @@ static void messages(void)
     long users = scale_opt.users, sent = 0;
     long total = (long)((double)scale_opt.rate * scale_opt.duration);
     long delivered0 = scale_got.messages, errors0 = scale_got.errors;
+    long crossing0 = scale_got.crossing;
+    double ths[SCALE_MAX_SMS];
+    thread_cpus(ths);
     scale_got.latency_cap = total;
     scale_got.latency = mem_array((size_t)total, sizeof(uint64_t));
     double t = bench_now_s(), cpu0 = sm_cpu(), th0 = sm_thread_cpu();
@@ -176,6 +280,7 @@ static void messages(void)
         scale_pump(10);
     double s = bench_now_s() - t, cpu = sm_cpu() - cpu0, th = sm_thread_cpu() - th0;
     long got = scale_got.messages - delivered0;
+    thread_cpus_since(ths);
     figure("messages: offered %ld/s for %.1f s, sent %ld (%.0f/s), delivered %ld in %.1f s, "
            "errors %ld; latency p50 %.2f ms, p99 %.2f ms; SM routing thread %.1f%% of a core "
            "(%.2f us a message, %.0f messages per thread CPU-second), SM all threads %.2f us a "
@@ -184,6 +289,12 @@ static void messages(void)
            ms_at(scale_got.latency, scale_got.latency_n, 99), th / s * 100,
            got ? th / (double)got * 1e6 : 0, th > 0 ? (double)got / th : 0,
            got ? cpu / (double)got * 1e6 : 0);
+    if (scale_opt.partitions > 1)
+        figure("messages: %d SMs: %ld of %ld sent crossed partitions (%.1f%%); routing thread "
+               "CPU-seconds%s, us a delivered message%s", scale_opt.partitions,
+               scale_got.crossing - crossing0, sent,
+               sent ? 100.0 * (double)(scale_got.crossing - crossing0) / (double)sent : 0,
+               per_sm(ths, 1), per_sm(ths, got ? 1e6 / (double)got : 0));
     free(scale_got.latency);
     scale_got.latency = NULL;
     scale_got.latency_n = scale_got.latency_cap = 0;
@@ -191,16 +302,16 @@ static void messages(void)
         scale_die("messages: the SM did not acknowledge every frame");
 }
 
-static void restart(int port)
+static void restart(void)
 {
     if (!scale_wait_acked(120))
         scale_die("restart: the SM did not acknowledge every frame before the kill");
     long presence0 = scale_got.presence, online = scale_got.online;
     scale_sm_kill();
     scale_links_close();
-    uint64_t t0 = scale_sm_start(port);
+    uint64_t t0 = scale_sm_start(0);
     double up = (double)(bench_now_ns() - t0) / 1e9;
-    scale_links_open(port);
+    scale_links_open(0);
     double linked = (double)(bench_now_ns() - t0) / 1e9;
     scale_resync_all();
     while (scale_pending_tx())
@@ -214,10 +325,10 @@ static void restart(int port)
         double now = (double)(bench_now_ns() - t0) / 1e9;
         if (now - last_check >= 0.25) {
             last_check = now;
-            if (wait_over < 0 && scale_sm_start_done())
+            if (wait_over < 0 && scale_sm_start_done(0))
                 wait_over = now;
-            if (wait_over >= 0 && scale_sm_stat("sessions") >= online &&
-                scale_sm_stat("storage_pending") == 0) {
+            if (wait_over >= 0 && scale_sm_stat(0, "sessions") >= online &&
+                scale_sm_stat(0, "storage_pending") == 0) {
                 done = now;
                 break;
             }
@@ -240,8 +351,8 @@ static void restart(int port)
            "stanzas); SM RSS %.1f MiB, its stats: %ld sessions, %ld users in memory, %ld storage "
            "requests pending", online, scale_opt.fronts, up, linked, sent, wait_over, done, last,
            scale_got.presence - presence0,
-           bench_rss_kib(scale_sm_pid) / 1024.0, scale_sm_stat("sessions"),
-           scale_sm_stat("users"), scale_sm_stat("storage_pending"));
+           bench_rss_kib(scale_sm_pids[0]) / 1024.0, scale_sm_stat(0, "sessions"),
+           scale_sm_stat(0, "users"), scale_sm_stat(0, "storage_pending"));
     if (!scale_wait_acked(300))
         scale_die("restart: the SM did not acknowledge every frame after the resync");
 }
@@ -253,7 +364,9 @@ static void usage(int status)
     fprintf(status ? stderr : stdout,
             "usage: sm_scale [options] [BIN_DIR]\n"
             "  --users N         sessions to log in (100000)\n"
-            "  --fronts N        synthetic fronts, one link and service id each (10)\n"
+            "  --fronts N        synthetic fronts, one link and service id each (10; per SM)\n"
+            "  --partitions P    P SMs share the users by <partitions>, each with its own storage "
+            "(1)\n"
             "  --concurrency N   logins in flight over all fronts (2000)\n"
             "  --rate N          messages a second between random sessions (50000; 0: none)\n"
             "  --duration S      seconds of messages (10)\n"
@@ -275,7 +388,7 @@ static void usage(int status)
 static void parse(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"users", 1, 0, 'u'}, {"fronts", 1, 0, 'f'}, {"concurrency", 1, 0, 'c'},
+        {"users", 1, 0, 'u'}, {"fronts", 1, 0, 'f'}, {"partitions", 1, 0, 'p'}, {"concurrency", 1, 0, 'c'},
         {"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"hubs", 1, 0, 'H'},
         {"restart", 0, 0, 'R'}, {"resync-no-presence", 0, 0, 'N'}, {"driver", 1, 0, 'D'}, {"pg", 1, 0, 'P'},
         {"workdir", 1, 0, 'w'}, {"sm-extra", 1, 0, 'x'}, {"max-rss", 1, 0, 'M'},
@@ -286,6 +399,7 @@ static void parse(int argc, char **argv)
         switch (c) {
         case 'u': scale_opt.users = atol(optarg); break;
         case 'f': scale_opt.fronts = atoi(optarg); break;
+        case 'p': scale_opt.partitions = atoi(optarg); break;
         case 'c': scale_opt.concurrency = atoi(optarg); break;
         case 'r': scale_opt.rate = atol(optarg); break;
         case 'd': scale_opt.duration = atof(optarg); break;
@@ -305,8 +419,10 @@ static void parse(int argc, char **argv)
         scale_opt.users < 2L * SCALE_CONTACTS ||
         scale_opt.users / scale_opt.fronts >= (1L << 24) ||
         (long)scale_opt.hubs * SCALE_HUB_CONTACTS > scale_opt.users ||
-        (strcmp(scale_opt.driver, "sqlite") != 0 && strcmp(scale_opt.driver, "pgsql") != 0))
-        usage(2);
+        (strcmp(scale_opt.driver, "sqlite") != 0 && strcmp(scale_opt.driver, "pgsql") != 0) ||
+        scale_opt.partitions < 1 || scale_opt.partitions > SCALE_MAX_SMS ||
+        (scale_opt.partitions > 1 && (scale_opt.restart || strcmp(scale_opt.driver, "sqlite"))))
+        usage(2);   /* partitions: one SQLite database each, no restart phase */
 }
 
 static void on_exit_cleanup(void)
@@ -327,22 +443,35 @@ int main(int argc, char **argv)
 
     scale_got.login_latency = mem_array((size_t)(scale_opt.users + scale_opt.hubs),
                                         sizeof(uint64_t));
-    int port = scale_setup();
-    scale_sm_start(port);
-    scale_links_open(port);
+    scale_setup();
+    for (int k = 0; k < scale_opt.partitions; k++)
+        scale_sm_start(k);
+    /* Every SM's peer links up before the first login: each counts them as components. */
+    for (double t = bench_now_s(); scale_opt.partitions > 1;) {
+        int up = 0;
+        for (int k = 0; k < scale_opt.partitions; k++)
+            up += scale_sm_stat(k, "components_up") == scale_opt.partitions - 1;
+        if (up == scale_opt.partitions)
+            break;
+        if (bench_now_s() - t > 30)
+            scale_die("the SMs' peer links are not all up after 30 s");
+        usleep(100000);
+    }
+    for (int k = 0; k < scale_opt.partitions; k++)
+        scale_links_open(k);
     scale_resync_all();   /* none yet: each front's empty RESYNC, as a front's first link says */
     if (!scale_wait_acked(30))
         scale_die("the SM did not settle after the links opened");
     for (int i = 0; i < 10; i++)
         scale_pump(100);
-    long rss0 = bench_rss_kib(scale_sm_pid);
+    long rss0 = sm_rss_kib();
 
     logins();
     memory(rss0);
     fanout();
     messages();
     for (int i = 0; i < scale_opt.restart; i++)
-        restart(port);
+        restart();
     if (scale_got.ends)
         fprintf(stderr, "sm_scale: the SM ended %ld sessions during the run\n", scale_got.ends);
     scale_sm_stop();
