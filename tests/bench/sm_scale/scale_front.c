@@ -7,6 +7,8 @@
  * result is back. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +107,9 @@ void scale_links_open(int sm)
         f->sent = (uint64_t)r;   /* what it had not acknowledged is gone with the old SM */
         f->received = f->told = 0;
         fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
+        /* As shard/link_front.c: without it a frame may wait for the SM's delayed ACK (40 ms). */
+        int one = 1;
+        setsockopt(f->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
 }
 

@@ -141,12 +141,33 @@ static double ms_at(uint64_t *v, long n, double p)
 
 /* ---- phases ---------------------------------------------------------------------------------- */
 
+/* After a login: until no presence stanza has come for 200 ms (with partitions the contacts'
+ * answers cross a peer link after the login's frames are acknowledged); the SMs' routing thread
+ * CPU (and each SM's, into th) and the time when the last one came, so the wait adds nothing. */
+static double presence_settled(double *th, double *at)
+{
+    double cpu = sm_thread_cpu(), last = bench_now_s();
+    thread_cpus(th);
+    while (bench_now_s() - last < 0.2) {
+        long before = scale_got.presence;
+        scale_pump(10);
+        if (scale_got.presence != before) {
+            last = bench_now_s();
+            cpu = sm_thread_cpu();
+            thread_cpus(th);
+        }
+    }
+    *at = last;
+    return cpu;
+}
+
 static void logins(void)
 {
     long next = 0, n = scale_opt.users;
     double t = bench_now_s(), cpu0 = sm_cpu(), th0 = sm_thread_cpu(), last_print = t;
-    double ths[SCALE_MAX_SMS];
+    double ths[SCALE_MAX_SMS], ths_start[SCALE_MAX_SMS];
     thread_cpus(ths);
+    thread_cpus(ths_start);
     while (scale_got.online + scale_got.auth_failed + scale_got.bind_failed < n) {
         long failed = scale_got.auth_failed + scale_got.bind_failed;
         while (next < n && next - scale_got.online - failed < scale_opt.concurrency)
@@ -175,8 +196,16 @@ static void logins(void)
     double t1 = bench_now_s();
     if (!scale_wait_acked(600))
         scale_die("logins: the SM did not acknowledge every frame");
+    double acked = bench_now_s() - t1, last, th_all[SCALE_MAX_SMS];
+    /* The presence the logins caused, to its end: with partitions, what crosses comes after the
+     * fronts' frames are acknowledged. The routing threads' CPU up to the last of it. */
+    double th_last = presence_settled(th_all, &last) - th0;
+    for (int k = 0; k < scale_opt.partitions; k++)
+        th_all[k] -= ths_start[k];
     figure("logins: presence stanzas delivered %ld; every frame acknowledged %.1f s after the last "
-           "login", scale_got.presence, bench_now_s() - t1);
+           "login, the last presence %.1f s after it; routing thread CPU by then %.1f s = %.1f us "
+           "a login%s", scale_got.presence, acked, last - t1, th_last,
+           th_last / (double)n * 1e6, per_sm(th_all, 1e6 / (double)n));
 }
 
 static void memory(long rss0)
@@ -193,26 +222,6 @@ static void memory(long rss0)
            "the SM's stats: %ld sessions, %ld users in memory", rss / 1024.0, scale_got.online,
            rss0 / 1024.0, (double)(rss - rss0) / (double)scale_got.online, SCALE_CONTACTS,
            idle * 1e3, sm_stat("sessions"), sm_stat("users"));
-}
-
-/* After a login: until no presence stanza has come for 200 ms (with partitions the contacts'
- * answers cross a peer link after the login's frames are acknowledged); the SMs' routing thread
- * CPU (and each SM's, into th) and the time when the last one came, so the wait adds nothing. */
-static double presence_settled(double *th, double *at)
-{
-    double cpu = sm_thread_cpu(), last = bench_now_s();
-    thread_cpus(th);
-    while (bench_now_s() - last < 0.2) {
-        long before = scale_got.presence;
-        scale_pump(10);
-        if (scale_got.presence != before) {
-            last = bench_now_s();
-            cpu = sm_thread_cpu();
-            thread_cpus(th);
-        }
-    }
-    *at = last;
-    return cpu;
 }
 
 static void fanout(void)
