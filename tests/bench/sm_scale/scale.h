@@ -30,6 +30,7 @@ typedef struct scale_options {
     long users;             /* sessions to log in */
     int fronts;             /* synthetic fronts (links) per SM */
     int partitions;         /* SMs sharing the users (1: one SM, no <partitions>) */
+    int crossing;           /* with partitions: % of messages to another SM's user (-1: random) */
     int concurrency;        /* logins in flight, over all fronts */
     long rate;              /* messages per second offered */
     double duration;        /* seconds of messages */

@@ -22,7 +22,8 @@
 #include "tests/bench/sm_scale/scale.h"
 
 scale_options scale_opt = {
-    .users = 100000, .fronts = 10, .partitions = 1, .concurrency = 2000, .rate = 50000,
+    .users = 100000, .fronts = 10, .partitions = 1, .crossing = -1, .concurrency = 2000,
+    .rate = 50000,
     .duration = 10,
     .hubs = 20, .driver = "sqlite", .max_rss_mib = 12288,
     .resync_presence = true,
@@ -253,6 +254,20 @@ static void fanout(void)
            per_sm(ths, 1e3 / scale_opt.hubs));
 }
 
+/* A recipient for a message from a: random, or (--crossing) one of another SM with that chance
+ * and of a's own SM otherwise. */
+static long recipient(long a)
+{
+    long users = scale_opt.users;
+    bool cross = scale_opt.crossing >= 0 && (int)(rng() % 100) < scale_opt.crossing;
+    for (;;) {
+        long b = (long)(rng() % (uint64_t)(users - 1));
+        b = b >= a ? b + 1 : b;
+        if (scale_opt.crossing < 0 || (scale_sm_of(a) != scale_sm_of(b)) == cross)
+            return b;
+    }
+}
+
 static void messages(void)
 {
     if (!scale_opt.rate || scale_opt.duration <= 0)
@@ -274,8 +289,8 @@ static void messages(void)
         /* Paced, but never more than 64 KiB queued a link: a rate the SM cannot take shows as
          * fewer sent, not as a growing buffer here. */
         while (sent < due && scale_pending_tx() < (size_t)scale_opt.fronts * 65536) {
-            long a = (long)(rng() % (uint64_t)users), b = (long)(rng() % (uint64_t)(users - 1));
-            scale_message(a, b >= a ? b + 1 : b);
+            long a = (long)(rng() % (uint64_t)users);
+            scale_message(a, recipient(a));
             sent++;
         }
         if (now - t >= scale_opt.duration)
@@ -376,6 +391,8 @@ static void usage(int status)
             "  --fronts N        synthetic fronts, one link and service id each (10; per SM)\n"
             "  --partitions P    P SMs share the users by <partitions>, each with its own storage "
             "(1)\n"
+            "  --crossing PCT    with partitions: PCT%% of messages to another SM's user (default: "
+            "random recipients)\n"
             "  --concurrency N   logins in flight over all fronts (2000)\n"
             "  --rate N          messages a second between random sessions (50000; 0: none)\n"
             "  --duration S      seconds of messages (10)\n"
@@ -397,7 +414,8 @@ static void usage(int status)
 static void parse(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"users", 1, 0, 'u'}, {"fronts", 1, 0, 'f'}, {"partitions", 1, 0, 'p'}, {"concurrency", 1, 0, 'c'},
+        {"users", 1, 0, 'u'}, {"fronts", 1, 0, 'f'}, {"partitions", 1, 0, 'p'},
+        {"crossing", 1, 0, 'X'}, {"concurrency", 1, 0, 'c'},
         {"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"hubs", 1, 0, 'H'},
         {"restart", 0, 0, 'R'}, {"resync-no-presence", 0, 0, 'N'}, {"driver", 1, 0, 'D'}, {"pg", 1, 0, 'P'},
         {"workdir", 1, 0, 'w'}, {"sm-extra", 1, 0, 'x'}, {"max-rss", 1, 0, 'M'},
@@ -409,6 +427,7 @@ static void parse(int argc, char **argv)
         case 'u': scale_opt.users = atol(optarg); break;
         case 'f': scale_opt.fronts = atoi(optarg); break;
         case 'p': scale_opt.partitions = atoi(optarg); break;
+        case 'X': scale_opt.crossing = atoi(optarg); break;
         case 'c': scale_opt.concurrency = atoi(optarg); break;
         case 'r': scale_opt.rate = atol(optarg); break;
         case 'd': scale_opt.duration = atof(optarg); break;
@@ -430,6 +449,7 @@ static void parse(int argc, char **argv)
         (long)scale_opt.hubs * SCALE_HUB_CONTACTS > scale_opt.users ||
         (strcmp(scale_opt.driver, "sqlite") != 0 && strcmp(scale_opt.driver, "pgsql") != 0) ||
         scale_opt.partitions < 1 || scale_opt.partitions > SCALE_MAX_SMS ||
+        scale_opt.crossing > 100 || (scale_opt.crossing >= 0 && scale_opt.partitions == 1) ||
         (scale_opt.partitions > 1 && (scale_opt.restart || strcmp(scale_opt.driver, "sqlite"))))
         usage(2);   /* partitions: one SQLite database each, no restart phase */
 }
