@@ -31,6 +31,8 @@ typedef struct scale_options {
     int fronts;             /* synthetic fronts (links) per SM */
     int partitions;         /* SMs sharing the users (1: one SM, no <partitions>) */
     int crossing;           /* with partitions: % of messages to another SM's user (-1: random) */
+    int crossings[8];       /* --crossing A,B,...: one messages phase each, in turn */
+    int ncrossings;
     int concurrency;        /* logins in flight, over all fronts */
     long rate;              /* messages per second offered */
     double duration;        /* seconds of messages */

@@ -314,8 +314,8 @@ static void messages(void)
            got ? th / (double)got * 1e6 : 0, th > 0 ? (double)got / th : 0,
            got ? cpu / (double)got * 1e6 : 0);
     if (scale_opt.partitions > 1)
-        figure("messages: %d SMs: %ld of %ld sent crossed partitions (%.1f%%); routing thread "
-               "CPU-seconds%s, us a delivered message%s", scale_opt.partitions,
+        figure("messages: %d SMs (crossing %d%%): %ld of %ld sent crossed partitions (%.1f%%); routing thread "
+               "CPU-seconds%s, us a delivered message%s", scale_opt.partitions, scale_opt.crossing,
                scale_got.crossing - crossing0, sent,
                sent ? 100.0 * (double)(scale_got.crossing - crossing0) / (double)sent : 0,
                per_sm(ths, 1), per_sm(ths, got ? 1e6 / (double)got : 0));
@@ -391,8 +391,8 @@ static void usage(int status)
             "  --fronts N        synthetic fronts, one link and service id each (10; per SM)\n"
             "  --partitions P    P SMs share the users by <partitions>, each with its own storage "
             "(1)\n"
-            "  --crossing PCT    with partitions: PCT%% of messages to another SM's user (default: "
-            "random recipients)\n"
+            "  --crossing PCT[,PCT...]  with partitions: PCT%% of messages to another SM's user "
+            "(default: random recipients); several: a messages phase each, in turn\n"
             "  --concurrency N   logins in flight over all fronts (2000)\n"
             "  --rate N          messages a second between random sessions (50000; 0: none)\n"
             "  --duration S      seconds of messages (10)\n"
@@ -427,7 +427,12 @@ static void parse(int argc, char **argv)
         case 'u': scale_opt.users = atol(optarg); break;
         case 'f': scale_opt.fronts = atoi(optarg); break;
         case 'p': scale_opt.partitions = atoi(optarg); break;
-        case 'X': scale_opt.crossing = atoi(optarg); break;
+        case 'X':
+            for (char *p = optarg; *p && scale_opt.ncrossings < 8; p += strcspn(p, ","), p += !!*p)
+                if ((scale_opt.crossings[scale_opt.ncrossings++] = atoi(p)) > 100)
+                    usage(2);
+            scale_opt.crossing = scale_opt.crossings[0];
+            break;
         case 'c': scale_opt.concurrency = atoi(optarg); break;
         case 'r': scale_opt.rate = atol(optarg); break;
         case 'd': scale_opt.duration = atof(optarg); break;
@@ -499,6 +504,10 @@ int main(int argc, char **argv)
     memory(rss0);
     fanout();
     messages();
+    for (int i = 1; i < scale_opt.ncrossings; i++) {
+        scale_opt.crossing = scale_opt.crossings[i];
+        messages();
+    }
     for (int i = 0; i < scale_opt.restart; i++)
         restart();
     if (scale_got.ends)
