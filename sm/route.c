@@ -420,7 +420,7 @@ void smc_route_to_user(sm *s, sm_stanza *st)
 
 /* To a user of another SM's partitions: over the link to that SM as XML, or, while it is down,
  * back to the sender as a server that does not answer (RFC 6120 §8.3.3.16): nothing is queued,
- * as nothing is for a federation link that is down (docs/scaling.md, "Between partitions"). */
+ * as nothing is for a federation link that is down (docs/scaling.md, "The prototype"). */
 static void route_to_peer(sm *s, sm_stanza *st, int owner)
 {
     sm_link *p = smc_peer_link(s, owner);
@@ -483,10 +483,11 @@ void sm_route(sm *s, sm_stanza *st)
     const char *domain = jid_domain(&st->to, &dlen);
     if (sm_is_local_host(s, domain, dlen)) {
         int owner;
-        if (jid_node(&st->to, &nlen) && smc_partition_other(s, &st->to, &owner)) {
-            route_to_peer(s, st, owner);
-        } else if (jid_node(&st->to, &nlen)) {
-            smc_route_to_user(s, st);
+        if (jid_node(&st->to, &nlen)) {
+            if (smc_partition_other(s, &st->to, &owner))
+                route_to_peer(s, st, owner);
+            else
+                smc_route_to_user(s, st);
         } else if (xml_is(st->node, SM_NS_CLIENT, "iq")) {
             smc_iq_dispatch(s, st, SM_IQ_HOST);
         } else {

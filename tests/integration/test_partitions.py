@@ -223,6 +223,9 @@ def body(r, build):
         finally:
             for f in fronts:
                 f.close()
+        for p in sms:
+            p.stop()
+        system.check_sanitizers(r)
 
 
 if __name__ == '__main__':
