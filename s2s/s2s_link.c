@@ -9,9 +9,6 @@
 #include "s2s/s2s_server.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +18,7 @@
 #include "core/jid.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/tcp_connect.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 #include "smproto/handshake.h"
@@ -173,9 +171,7 @@ static void link_io(evloop *loop, evloop_io *io, unsigned events, void *arg)
     (void)io;
     s2s_link *l = arg;
     if (l->state == LK_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        int err = tcp_connect_result(l->fd);
         if (err) {
             link_down(l, strerror(err));
             return;
@@ -213,25 +209,12 @@ static void try_connect(timer *t, void *arg)
     (void)t;
     s2s_link *l = arg;
     const s2s_config *cfg = l->srv->cfg;
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->sm_port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(cfg->sm_host, port, &hints, &res);
-    if (gai != 0) {
-        link_down(l, gai_strerror(gai));
+    char err[128];
+    l->fd = tcp_connect_start(cfg->sm_host, cfg->sm_port, err, sizeof err);
+    if (l->fd < 0) {
+        link_down(l, err);
         return;
     }
-    l->fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0 || (connect(l->fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS)) {
-        int e = errno;
-        freeaddrinfo(res);
-        link_down(l, strerror(e));
-        return;
-    }
-    freeaddrinfo(res);
-    int one = 1;
-    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     xmlstream_reset(l->xs);
     l->state = LK_CONNECTING;
     evloop_io_init(&l->io, l->fd, link_io, l);

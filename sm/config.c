@@ -16,7 +16,8 @@ static const char *const core_vocabulary[] = {
     "storage/port", "storage/user", "storage/password", "storage/database", "storage/workers",
     "limits/sessions", "limits/roster_items", "limits/pending", "limits/resync_wait", "modules",
     "modules/module",
-    "admin/socket", "metrics/ip", "metrics/port", "log/target", "log/path", "log/level", NULL,
+    "admin/socket", "metrics/ip", "metrics/port", "log/target", "log/path", "log/level",
+    "partitions", "partitions/peer", NULL,
 };
 
 /* The core's vocabulary and every module's options, NULL-terminated (malloc'd). */
@@ -135,6 +136,70 @@ static void check_components(sm_config *sc, config *cfg)
     }
 }
 
+/* <partitions index='I' id='ID' [ip='IP'] [port='P'] [key='HEX']><peer index='J' id='ID'
+ * [host='H' port='P'] secret='S'/>...</partitions>: every index from 0 to the number of SMs - 1
+ * once; a lower peer is connected to (host, port), a higher one connects (our port). */
+static void read_partitions(sm_config *sc, config *cfg)
+{
+    sm_partitions *p = &sc->partitions;
+    xml_node *el = config_first(cfg, NULL, "partitions");
+    if (!el)
+        return;
+    for (xml_node *n = config_first(cfg, el, "peer"); n; n = config_next(n))
+        p->npeers++;
+    if (!p->npeers) {
+        config_fail(cfg, el, "no <peer>: partitions need at least two SMs");
+        return;
+    }
+    if (p->npeers >= PARTITION_MAX_SMS) {
+        config_fail(cfg, el, "%d peers: at most %d SMs share the partitions", p->npeers,
+                    PARTITION_MAX_SMS);
+        return;
+    }
+    p->count = p->npeers + 1;
+    config_require(cfg, el, "@index");
+    if (config_require(cfg, el, "@id"))
+        p->id = config_str(cfg, el, "@id", NULL);
+    p->index = (int)config_int(cfg, el, "@index", 0, 0, p->count - 1);
+    p->ip = config_str(cfg, el, "@ip", NULL);
+    p->port = config_port(cfg, el, "@port", 0);
+    p->key = partition_default_key;
+    const char *key = config_str(cfg, el, "@key", NULL);
+    if (key && !partition_key_parse(key, &p->key))
+        config_fail(cfg, el, "attribute 'key': expected 32 hex digits");
+    p->peers = mem_array((size_t)p->npeers, sizeof(sm_peer));
+    bool seen[PARTITION_MAX_SMS] = {false};
+    seen[p->index] = true;
+    int i = 0;
+    for (xml_node *n = config_first(cfg, el, "peer"); n; n = config_next(n), i++) {
+        sm_peer *q = &p->peers[i];
+        config_require(cfg, n, "@index");
+        if (config_require(cfg, n, "@id"))
+            q->id = config_str(cfg, n, "@id", NULL);
+        if (config_require(cfg, n, "@secret"))
+            q->secret = config_str(cfg, n, "@secret", NULL);
+        q->index = (int)config_int(cfg, n, "@index", 0, 0, p->count - 1);
+        q->host = config_str(cfg, n, "@host", NULL);
+        q->port = config_port(cfg, n, "@port", 0);
+        if (seen[q->index])
+            config_fail(cfg, n, "index %d is taken by another SM", q->index);
+        seen[q->index] = true;
+        if (q->index < p->index && (!q->host || !*q->host || !q->port))
+            config_fail(cfg, n, "peer '%s' has a lower index: this SM connects to it, and needs "
+                        "its host='...' and port='...'", q->id ? q->id : "");
+        if (q->index > p->index && !p->port)
+            config_fail(cfg, el, "peer '%s' has a higher index: it connects here, and <partitions> "
+                        "needs port='...'", q->id ? q->id : "");
+        bool dup = q->id && p->id && strcmp(q->id, p->id) == 0;
+        for (int j = 0; q->id && j < i; j++)
+            dup |= p->peers[j].id && strcmp(p->peers[j].id, q->id) == 0;
+        for (int j = 0; q->id && j < sc->nservices; j++)
+            dup |= sc->services[j].id && strcmp(sc->services[j].id, q->id) == 0;
+        if (dup)
+            config_fail(cfg, n, "peer id '%s' is another SM's or a <service>'s", q->id);
+    }
+}
+
 void sm_limits_default(sm_limits *l)
 {
     *l = (sm_limits){.sessions = 10, .roster_items = 2000, .pending = 200, .resync_wait = 5};
@@ -215,6 +280,7 @@ int sm_config_load(const char *path, const sm_module *const *modules, sm_config 
     check_module_ints(cfg, modules);
     read_admin(out, cfg);
     read_metrics(out, cfg);
+    read_partitions(out, cfg);
     config_log(cfg, &out->log_target, &out->log_path, &out->log_level);
     if (config_check(cfg, err) != 0) {
         sm_config_free(out);
@@ -228,6 +294,7 @@ void sm_config_free(sm_config *sc)
     free(sc->modules);
     free(sc->services);
     free(sc->hosts);
+    free(sc->partitions.peers);
     free(sc->admin_socket);
     config_free(sc->cfg);
     memset(sc, 0, sizeof(*sc));

@@ -8,13 +8,16 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/partition.h"
 #include "xdbsql/xdbsql.h"
 
 /* What a <service> may do once its handshake is accepted (its role='...' attribute, required): a
  * front speaks frames for the users of the served hosts (sessions, authentication, binding); a
  * component speaks XEP-0114 XML as its own domain and nothing else. The link enforces it
- * (sm/link_sm.c): a component asking for frames, or a front sending XML stanzas, is refused. */
-typedef enum { SM_ROLE_FRONT = 1, SM_ROLE_COMPONENT = 2, SM_ROLE_S2S = 3 } sm_role;
+ * (sm/link_sm.c): a component asking for frames, or a front sending XML stanzas, is refused.
+ * A peer is another SM of the same deployment (<partitions>, never a <service role>): XML both
+ * ways, from and to users of the two SMs' partitions only (sm/peer_route.c). */
+typedef enum { SM_ROLE_FRONT = 1, SM_ROLE_COMPONENT = 2, SM_ROLE_S2S = 3, SM_ROLE_PEER = 4 } sm_role;
 
 /* A <service id='...' role='...'><accept> entry: a front or an XEP-0114 component that may
  * connect. A component's id is the domain it serves and may not be a served host. */
@@ -25,6 +28,28 @@ typedef struct sm_service {
     const char *secret;
     sm_role role;
 } sm_service;
+
+/* <partitions> (experimental; docs/scaling.md, "Past one SM"): the users of the served hosts are
+ * split over several SMs by core/partition.h, this one owning the slot range of its index. Absent:
+ * one SM owns every user (npeers == 0, nothing else changes). */
+typedef struct sm_peer {
+    int index;             /* its place in the table: it owns the slot range of this index */
+    const char *id;        /* the service id its link is known by, on both SMs */
+    const char *host;      /* where it accepts peers: needed when its index is below ours */
+    int port;              /* (the SM with the higher index connects) */
+    const char *secret;    /* the XEP-0114 handshake's, the same on both SMs */
+} sm_peer;
+
+typedef struct sm_partitions {
+    int index;             /* this SM's */
+    int count;             /* SMs in the table: npeers + 1 */
+    const char *id;        /* this SM's service id, which it connects to lower peers as */
+    const char *ip;        /* where higher peers connect to us (NULL or "": every address) */
+    int port;              /* 0: no higher peer */
+    partition_key key;     /* key='32 hex digits', or the built-in one */
+    sm_peer *peers;
+    int npeers;
+} sm_partitions;
 
 typedef struct sm_host {
     const char *name;      /* the domain, as configured (modules read their own options under
@@ -62,6 +87,7 @@ typedef struct sm_config {
                             * working directory */
     const char *metrics_ip;    /* <metrics>: the Prometheus endpoint's address and port (0: off, */
     int metrics_port;          /* the element absent) */
+    sm_partitions partitions;
     log_target log_target;
     const char *log_path;
     log_level log_level;

@@ -54,12 +54,20 @@ struct sm_link {
     uint64_t serial;        /* never reused: callbacks find the link again by it */
     char *service;
     bool component;         /* XML in jabber:component:accept: a component, or... */
-    bool s2s;               /* ...a federation link (jabshard-s2s), for remote domains */
+    bool s2s;               /* ...a federation link (jabshard-s2s), for remote domains, or */
+    int peer;               /* ...a peer SM's: its partition table index + 1 (0: not a peer) */
     bool quiet_resync;      /* its front's first link during the start's wait: the sessions it
                              * re-announces outlived the previous SM, their presence is kept
                              * without being sent again (docs/smproto.md §2, RESYNC) */
     sm_link *next;
 };
+
+/* peer_route.c (<partitions>): whether local user j belongs to another SM's partitions, then
+ * its table index in *owner (false without <partitions>); the link up to the SM of that index, or
+ * NULL; a stanza a peer SM sent (checked, then routed; taken). */
+bool smc_partition_other(const sm *s, const jid *j, int *owner);
+sm_link *smc_peer_link(const sm *s, int index);
+void smc_peer_stanza(sm *s, sm_link *l, sm_stanza *st);
 
 /* Work waiting for a user's roster to load. */
 struct sm_deferred {

@@ -15,6 +15,7 @@
 #include "core/jid.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/tcp_connect.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 #include "smproto/handshake.h"
@@ -26,7 +27,10 @@ typedef enum {
     L_HANDSHAKE,    /* our header is out; waiting for <handshake/> */
     L_AUTHED,       /* handshake done: a front's <smproto/>, or a component's first stanza */
     L_FRAMES,       /* a front speaking frames */
-    L_XML,          /* an XEP-0114 component */
+    L_XML,          /* an XEP-0114 component, or a peer SM */
+    L_C_CONNECTING, /* our connection to a peer SM: waiting for the TCP connect */
+    L_C_HEADER,     /* our header is out; waiting for the peer's, with its stream id */
+    L_C_HANDSHAKE,  /* our digest is out; waiting for <handshake/> */
     L_DEAD,
 } link_state;
 
@@ -47,6 +51,7 @@ struct link_sm_server {
     int nlisteners;
     link_sm *links;         /* live */
     link_sm *dead;          /* closed, freed by the next flush */
+    bool stopping;          /* freeing: no callbacks any more */
 };
 
 struct link_sm {
@@ -64,6 +69,9 @@ struct link_sm {
     uint64_t last_rx;
     uint64_t ping_token;
     const char *close_why;  /* set from a parser callback: close once the feed returns */
+    const char *self_id;    /* a link we opened: the service id we announce (link_sm_connect) */
+    link_sm_closed_fn closed;   /* ...and who hears that it closed, up or not */
+    void *closed_ctx;
     void *data;
     char peer[64];
 };
@@ -114,6 +122,8 @@ void link_sm_close(link_sm *l, const char *why)
     l->up = false;
     if (was_up && srv->h.down)
         srv->h.down(srv->ctx, l);
+    if (l->closed && !srv->stopping)
+        l->closed(l->closed_ctx, l, was_up);
     /* Best effort for what is queued (a stream error, END frames): the socket closes now. */
     if (buf_len(&l->out))
         (void)!send(l->fd, buf_data(&l->out), buf_len(&l->out), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -155,9 +165,28 @@ static const sm_service *service_by_id(const link_sm_server *srv, const char *id
     return NULL;
 }
 
+/* The answer to our header on a link we opened: its stream id, which our digest covers. */
+static void client_header(link_sm *l, const xml_node *root, const char *content_ns)
+{
+    const char *id = xml_attr_get(root, "id");
+    if (strcmp(content_ns, NS_ACCEPT) != 0 || !id || !*id) {
+        l->close_why = "the peer's stream header has no id or another namespace";
+        xmlstream_stop(l->xs);
+        return;
+    }
+    char digest[SMPROTO_DIGEST_LEN + 1];
+    smproto_handshake_digest(id, l->svc->secret, digest);
+    buf_appendf(&l->out, "<handshake>%s</handshake>", digest);
+    l->state = L_C_HANDSHAKE;
+}
+
 static void on_header(void *ctx, const xml_node *root, const char *content_ns)
 {
     link_sm *l = ctx;
+    if (l->state == L_C_HEADER) {
+        client_header(l, root, content_ns);
+        return;
+    }
     const char *to = xml_attr_get(root, "to");
     const sm_service *svc = service_by_id(l->srv, to);
     smproto_handshake_stream_id(l->stream_id);
@@ -273,6 +302,18 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
     case L_HANDSHAKE:
         handshake(l, st, arena);
         break;
+    case L_C_HANDSHAKE:
+        if (!xml_is(st, NS_ACCEPT, "handshake")) {
+            log_warn("link %s (%s): handshake refused (wrong id or secret?)", l->svc->id, l->peer);
+            l->close_why = "handshake refused";
+            break;
+        }
+        log_info("link %s (%s): handshake accepted by the peer", l->svc->id, l->peer);
+        l->state = L_XML;
+        l->up = true;
+        if (srv->h.up)
+            srv->h.up(srv->ctx, l, NULL);
+        break;
     case L_AUTHED:
         /* The role is the configuration's, never the peer's choice: a component that could
          * switch to frames would read any user's credentials and bind as anyone. */
@@ -374,9 +415,28 @@ static void process(link_sm *l)
         frames(l);
 }
 
+/* Our connection to a peer is made (or failed): our stream header, as a component's. */
+static void client_connected(link_sm *l)
+{
+    int err = tcp_connect_result(l->fd);
+    if (err) {
+        link_sm_close(l, strerror(err));
+        return;
+    }
+    l->state = L_C_HEADER;
+    buf_appendf(&l->out, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' "
+                "to='%s'>", NS_ACCEPT, XML_NS_STREAMS, l->self_id);
+    evloop_io_set(l->srv->loop, &l->io, EVLOOP_READ);
+    flush(l);
+}
+
 static void on_io(evloop *loop, evloop_io *io, unsigned events, void *arg)
 {
     link_sm *l = arg;
+    if (l->state == L_C_CONNECTING) {
+        client_connected(l);
+        return;
+    }
     if (events & EVLOOP_WRITE)
         flush(l);
     if (l->state == L_DEAD || !(events & EVLOOP_READ))
@@ -419,17 +479,41 @@ static void on_keepalive(timer *t, void *arg)
     evloop_timer_after(l->srv->loop, &l->keepalive, LINK_SM_PING_MS);
 }
 
+static link_sm *link_new(link_sm_server *srv, int fd, const char *peer, link_state state,
+                         unsigned interest);
+
 link_sm *link_sm_adopt(link_sm_server *srv, int fd, const char *peer)
+{
+    return link_new(srv, fd, peer, L_HEADER, EVLOOP_READ);
+}
+
+link_sm *link_sm_connect(link_sm_server *srv, int fd, const sm_service *svc, const char *self_id,
+                         link_sm_closed_fn closed, void *ctx)
+{
+    char peer[96];
+    snprintf(peer, sizeof peer, "peer %s", svc->id);
+    link_sm *l = link_new(srv, fd, peer, L_C_CONNECTING, EVLOOP_WRITE);
+    if (!l)
+        return NULL;
+    l->svc = svc;
+    l->self_id = self_id;
+    l->closed = closed;
+    l->closed_ctx = ctx;
+    return l;
+}
+
+static link_sm *link_new(link_sm_server *srv, int fd, const char *peer, link_state state,
+                         unsigned interest)
 {
     link_sm *l = mem_zalloc(sizeof(*l));
     l->srv = srv;
     l->fd = fd;
-    l->state = L_HEADER;
+    l->state = state;
     snprintf(l->peer, sizeof(l->peer), "%s", peer ? peer : "?");
     xmlstream_handlers h = {.header = on_header, .stanza = on_stanza, .close = on_close};
     l->xs = xmlstream_new(&h, l, NULL);
     evloop_io_init(&l->io, fd, on_io, l);
-    if (evloop_io_set(srv->loop, &l->io, EVLOOP_READ) != 0) {
+    if (evloop_io_set(srv->loop, &l->io, interest) != 0) {
         log_error("link (%s): cannot watch the socket: %s", l->peer, strerror(errno));
         close(fd);
         link_free(l);
@@ -492,7 +576,7 @@ int link_sm_listen(link_sm_server *srv, char *err, size_t errlen)
             if (o->port == svc->port && ((!ip && !oip) || (ip && oip && strcmp(ip, oip) == 0)))
                 shared = true;
         }
-        if (shared)
+        if (shared || svc->port == 0)   /* 0: a peer SM we connect to (link_sm_connect) */
             continue;
         char port[16];
         snprintf(port, sizeof(port), "%d", svc->port);
@@ -551,6 +635,7 @@ void link_sm_server_free(link_sm_server *srv)
     if (!srv)
         return;
     srv->h.down = NULL;
+    srv->stopping = true;
     while (srv->links) {
         srv->links->up = false;
         link_sm_close(srv->links, "shutting down");

@@ -4,7 +4,9 @@
  * has had acknowledged; the answer says what the SM has received), keepalives (§4), and plain
  * XEP-0114 components that never switch and keep speaking XML. Which of the two a link is comes
  * from its <service role='...'>: a component that asks for frames, or a front that sends XML
- * stanzas instead, gets <not-authorized/> and is closed.
+ * stanzas instead, gets <not-authorized/> and is closed. A peer SM (<partitions>) speaks XML like
+ * a component, either accepted here or opened by this SM (link_sm_connect: the client side of
+ * the same handshake).
  *
  * The owner (sm/server.c) sees a link once it is up: a front's frames (PING and PONG are answered
  * here and never reach it) or a component's stanzas, and finally its loss. Only one live link per
@@ -67,9 +69,19 @@ void link_sm_server_free(link_sm_server *srv);
 /* Takes a connected socket (accepted here, or one end of a socketpair in the tests). */
 link_sm *link_sm_adopt(link_sm_server *srv, int fd, const char *peer);
 
+/* A link this SM opens to a peer SM (sm/peer_link.c): fd is connecting (core/tcp_connect.h); once
+ * it is connected, our stream header names self_id (the service the peer knows us as), our
+ * <handshake/> proves svc->secret, and the link is up when the peer accepts it, then XML both ways
+ * as an accepted peer's (the owner's up, stanza and down as for any link). closed is called when
+ * it closes, up or not (was_up says which), except when the server is freed. NULL if fd cannot be
+ * watched (closed). svc and self_id must outlive the link. */
+typedef void (*link_sm_closed_fn)(void *ctx, link_sm *l, bool was_up);
+link_sm *link_sm_connect(link_sm_server *srv, int fd, const sm_service *svc, const char *self_id,
+                         link_sm_closed_fn closed, void *ctx);
+
 /* The service id the link authenticated as (NULL before the handshake). */
 const char *link_sm_service(const link_sm *l);
-/* Its <service role>: front, component or s2s (0 before the header names the service). */
+/* Its <service role>: front, component, s2s or peer (0 before the header names the service). */
 sm_role link_sm_role(const link_sm *l);
 void link_sm_set_data(link_sm *l, void *data);
 void *link_sm_data(const link_sm *l);

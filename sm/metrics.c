@@ -57,6 +57,15 @@ static void core_metrics(sm *s, buf *b)
                    "The SM's work for a session's stanza, from its frame to routed (its thread's "
                    "time, storage not included).");
     metrics_histogram_write(b, "jabshard_sm_route_seconds", "", &st.route_us);
+    if (!sm_cfg(s)->partitions.npeers)
+        return;
+    metrics_family(b, "jabshard_sm_peer_stanzas_total", "counter",
+                   "<partitions>: stanzas sent to peer SMs (out), taken from them (in), bounced "
+                   "while the peer's link was down, refused from a peer (outside its partitions).");
+    metrics_sample(b, "jabshard_sm_peer_stanzas_total", "way=\"out\"", st.peer_out);
+    metrics_sample(b, "jabshard_sm_peer_stanzas_total", "way=\"in\"", st.peer_in);
+    metrics_sample(b, "jabshard_sm_peer_stanzas_total", "way=\"bounced\"", st.peer_bounced);
+    metrics_sample(b, "jabshard_sm_peer_stanzas_total", "way=\"refused\"", st.peer_refused);
 }
 
 static void handle(void *ctx, const http_request *req, http_response *resp)

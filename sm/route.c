@@ -208,7 +208,7 @@ void sm_iq_result(sm *s, sm_stanza *st, const xml_node *payload)
 static sm_link *component_for(const sm *s, const char *domain, size_t len)
 {
     for (sm_link *l = s->links; l; l = l->next)
-        if (l->component && !l->s2s && strlen(l->service) == len &&
+        if (l->component && !l->s2s && !l->peer && strlen(l->service) == len &&
             strncasecmp(l->service, domain, len) == 0)
             return l;
     return NULL;
@@ -418,6 +418,27 @@ void smc_route_to_user(sm *s, sm_stanza *st)
     }
 }
 
+/* To a user of another SM's partitions: over the link to that SM as XML, or, while it is down,
+ * back to the sender as a server that does not answer (RFC 6120 §8.3.3.16): nothing is queued,
+ * as nothing is for a federation link that is down (docs/scaling.md, "The prototype"). */
+static void route_to_peer(sm *s, sm_stanza *st, int owner)
+{
+    sm_link *p = smc_peer_link(s, owner);
+    if (!p) {
+        s->stats.peer_bounced++;
+        sm_bounce(s, st, "wait", "remote-server-timeout");
+        return;
+    }
+    if (!wire_put(s, st->node)) {
+        sm_bounce_too_big(s, st);
+        return;
+    }
+    s->stats.peer_out++;
+    s->t.component(s->tctx, p->handle, buf_data(&s->wire), buf_len(&s->wire));
+    wire_done(s);
+    sm_stanza_free(st);
+}
+
 /* The local account a stanza from a user's JID comes from: its session's (no lookup) when it came
  * from one of that account's sessions, else found by the bare JID. */
 static sm_user *sender_of(const sm *s, const sm_stanza *st)
@@ -461,8 +482,12 @@ void sm_route(sm *s, sm_stanza *st)
     }
     const char *domain = jid_domain(&st->to, &dlen);
     if (sm_is_local_host(s, domain, dlen)) {
+        int owner;
         if (jid_node(&st->to, &nlen)) {
-            smc_route_to_user(s, st);
+            if (smc_partition_other(s, &st->to, &owner))
+                route_to_peer(s, st, owner);
+            else
+                smc_route_to_user(s, st);
         } else if (xml_is(st->node, SM_NS_CLIENT, "iq")) {
             smc_iq_dispatch(s, st, SM_IQ_HOST);
         } else {
@@ -672,6 +697,10 @@ void sm_component_stanza(sm *s, sm_link *l, xml_node *node, xml_arena *arena)
     sm_stanza *st = sm_stanza_new(arena, node);
     if (l->s2s) {
         s2s_stanza(s, l, st);
+        return;
+    }
+    if (l->peer) {
+        smc_peer_stanza(s, l, st);
         return;
     }
     size_t dlen = 0;

@@ -14,6 +14,7 @@
 #include "sm/frame_in.h"
 #include "sm/modules.h"
 #include "sm/link_sm.h"
+#include "sm/peer_link.h"
 
 /* What the SM remembers of a front (one per <service>) across its links. */
 typedef struct front_memory {
@@ -36,6 +37,9 @@ struct sm_server {
     xdbsql *xdb;
     sm *core;
     link_sm_server *links;
+    sm_service *services;   /* what links may authenticate as: cfg's, and the peer SMs' */
+    int nservices;
+    peer_links *peers;      /* our connections to the peer SMs with lower indexes */
     const sm_config *cfg;
     front_memory *memory;   /* [cfg->nservices] */
     server_link *up;        /* every up link: fronts and components */
@@ -132,6 +136,15 @@ static front_memory *memory_of(sm_server *srv, const char *service)
     return NULL;
 }
 
+/* The table index of the peer SM whose service id this is. */
+static int peer_index(const sm_config *cfg, const char *id)
+{
+    for (int i = 0; i < cfg->partitions.npeers; i++)
+        if (strcmp(cfg->partitions.peers[i].id, id) == 0)
+            return cfg->partitions.peers[i].index;
+    return -1;
+}
+
 static uint64_t on_up(void *ctx, link_sm *l, const link_sm_hello *hello)
 {
     sm_server *srv = ctx;
@@ -141,6 +154,8 @@ static uint64_t on_up(void *ctx, link_sm *l, const link_sm_hello *hello)
     sl->core = sm_link_up(srv->core, l, link_sm_service(l), hello == NULL);
     if (link_sm_role(l) == SM_ROLE_S2S)
         sm_link_set_s2s(srv->core, sl->core);
+    if (link_sm_role(l) == SM_ROLE_PEER)
+        sm_link_set_peer(srv->core, sl->core, peer_index(srv->cfg, link_sm_service(l)));
     link_sm_set_data(l, sl);
     sl->next = srv->up;
     sl->prev = &srv->up;
@@ -279,7 +294,8 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
     }
     sm_set_storage_lanes(srv->core, xdbsql_workers(xdb), storage_lane);
     link_sm_handlers h = {on_up, on_frame, on_stanza, on_down};
-    srv->links = link_sm_server_new(loop, cfg->services, cfg->nservices, &h, srv);
+    srv->services = peer_services(cfg, &srv->nservices);
+    srv->links = link_sm_server_new(loop, srv->services, srv->nservices, &h, srv);
     evloop_on_wake(loop, on_wake, srv);
     evloop_before_sleep(loop, before_sleep, srv);
     timer_init(&srv->tick, on_tick, srv);
@@ -290,7 +306,10 @@ sm_server *sm_server_new(evloop *loop, const sm_config *cfg, xdbsql *xdb)
 
 int sm_server_listen(sm_server *srv, char *err, size_t errlen)
 {
-    return link_sm_listen(srv->links, err, errlen);
+    if (link_sm_listen(srv->links, err, errlen) != 0)
+        return -1;
+    srv->peers = peer_links_start(srv->loop, srv->cfg, srv->links, srv->services, srv->nservices);
+    return 0;
 }
 
 void sm_server_shutdown(sm_server *srv)
@@ -323,6 +342,8 @@ void sm_server_free(sm_server *srv)
         return;
     evloop_timer_cancel(srv->loop, &srv->tick);
     link_sm_server_free(srv->links);
+    peer_links_free(srv->peers);
+    peer_services_free(srv->cfg, srv->services);
     /* The links closed without down: retire their custody (nothing is handed back, the SM is
      * stopping); each is freed when the core lets go of its last ticket, at the latest in
      * sm_free. */

@@ -53,6 +53,13 @@ void sm_link_set_s2s(sm *s, sm_link *l)
     log_info("sm: '%s' is a federation link", l->service);
 }
 
+void sm_link_set_peer(sm *s, sm_link *l, int index)
+{
+    (void)s;
+    l->peer = index + 1;
+    log_info("sm: '%s' is the link to peer SM %d", l->service, index);
+}
+
 sm_link *sm_link_find(const sm *s, uint64_t serial) { return smc_link_by_serial(s, serial); }
 
 bool smc_session_has_key(const void *val, const void *key, size_t len)
@@ -251,7 +258,7 @@ void sm_auth_query(sm *s, sm_link *l, uint64_t sid, const char *host, const char
 {
     jid j;
     if (jid_make(user, strlen(user), host, strlen(host), NULL, 0, &j) != JID_OK ||
-        !sm_is_local_user(s, &j)) {
+        !sm_is_own_user(s, &j)) {
         if (j.domain_len)
             jid_free(&j);
         s->t.auth_answer(s->tctx, l->handle, sid, SMPROTO_AUTH_NO_USER, NULL);
@@ -501,7 +508,7 @@ void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user
         s->t.bound(s->tctx, l->handle, sid, SMPROTO_BOUND_NOT_ALLOWED, NULL);
         return;
     }
-    if (!sm_is_local_user(s, &full)) {
+    if (!sm_is_own_user(s, &full)) {
         jid_free(&full);
         s->t.bound(s->tctx, l->handle, sid, SMPROTO_BOUND_NOT_ALLOWED, NULL);
         return;
@@ -518,7 +525,7 @@ void sm_resync(sm *s, sm_link *l, uint64_t sid, const char *full_jid, const uint
         s->t.end(s->tctx, l->handle, sid, SMPROTO_END_ERROR, "bad JID in resync");
         return;
     }
-    if (!sm_is_local_user(s, &full) || jid_is_bare(&full)) {
+    if (!sm_is_own_user(s, &full) || jid_is_bare(&full)) {
         s->t.end(s->tctx, l->handle, sid, SMPROTO_END_ERROR, "not a local full JID");
     } else {
         sm_session *old = sm_session_lookup(s, l->serial, sid);

@@ -79,6 +79,10 @@ sm_link *sm_link_up(sm *s, void *handle, const char *service_id, bool component)
  * of a component go to the s2s links up (one per remote domain, by hash), and it may send from
  * remote domains to ours only. */
 void sm_link_set_s2s(sm *s, sm_link *l);
+/* The component link l is a peer SM's, the owner of partition table index `index` (<partitions>,
+ * sm/peer_route.c): stanzas to users of its partitions go to it, and it may send from its users
+ * (or the domain) to ours only. */
+void sm_link_set_peer(sm *s, sm_link *l, int index);
 /* The link is gone: every session on it ends as with END (gone). */
 void sm_link_down(sm *s, sm_link *l);
 
@@ -166,6 +170,9 @@ typedef struct sm_stats {
     uint64_t dropped_stale;         /* frames for sessions that do not exist */
     uint64_t dropped_bad;           /* stanzas that did not parse */
     uint64_t dropped_too_big;       /* fan-out copies (sm_fanout) too big for a frame */
+    uint64_t peer_out, peer_in;     /* <partitions>: stanzas sent to and taken from peer SMs, */
+    uint64_t peer_bounced;          /* bounced because the peer's link was down, */
+    uint64_t peer_refused;          /* refused from a peer (from or to outside its partitions) */
 } sm_stats;
 void sm_get_stats(const sm *s, sm_stats *out);
 /* When sm_new made it (Unix epoch, ms): the uptime jabshardctl status shows. */
@@ -318,6 +325,9 @@ bool sm_service_domain(const sm_config *c, const char *what, const char *host,
                        const char *domain, jid *out);
 bool sm_is_served_domain(const sm *s, const char *domain, size_t len);
 bool sm_is_local_user(const sm *s, const jid *j);   /* node@ourhost */
+/* node@ourhost whose partition is this SM's (every local user without <partitions>): who may
+ * authenticate, bind or be restored here (sm/peer_route.c). */
+bool sm_is_own_user(const sm *s, const jid *j);
 
 /* Sessions. */
 struct sm_session {

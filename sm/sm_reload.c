@@ -40,6 +40,22 @@ static bool same_hosts(const sm_config *a, const sm_config *b)
     return true;
 }
 
+static bool same_partitions(const sm_config *a, const sm_config *b)
+{
+    const sm_partitions *x = &a->partitions, *y = &b->partitions;
+    if (x->npeers != y->npeers || x->index != y->index || !same_str(x->id, y->id) ||
+        !same_str(x->ip, y->ip) || x->port != y->port || x->key.k0 != y->key.k0 ||
+        x->key.k1 != y->key.k1)
+        return false;
+    for (int i = 0; i < x->npeers; i++) {
+        const sm_peer *p = &x->peers[i], *q = &y->peers[i];
+        if (p->index != q->index || !same_str(p->id, q->id) || !same_str(p->host, q->host) ||
+            p->port != q->port || !same_str(p->secret, q->secret))
+            return false;
+    }
+    return true;
+}
+
 static bool same_modules(const sm_config *a, const sm_config *b)
 {
     if (!a->modules || !b->modules)
@@ -72,6 +88,7 @@ void sm_reload(sm *s, sm_config *cfg, const char *path)
                           same_str(x->database, y->database) &&
                           cfg->storage.workers == fresh.storage.workers},
         {"<modules>", same_modules(cfg, &fresh)},
+        {"<partitions>", same_partitions(cfg, &fresh)},
         {"<admin><socket>", same_str(cfg->admin_socket, fresh.admin_socket)},
         {"<metrics>", same_str(cfg->metrics_ip, fresh.metrics_ip) &&
                           cfg->metrics_port == fresh.metrics_port},

@@ -133,11 +133,72 @@ static void test_modules(void **state)
     free(path);
 }
 
+/* <partitions> (experimental): off without the element; every index once; a lower peer needs
+ * where to connect, a higher one our port; errors name file, line and element. */
+static void test_partitions(void **state)
+{
+    sm_config sc;
+    config_error err;
+    assert_int_equal(sm_config_load("etc/sm.xml", sm_builtin_modules, &sc, &err), 0);
+    assert_int_equal(sc.partitions.npeers, 0);
+    sm_config_free(&sc);
+
+    char *path = tmp_write(dir, "sm.xml", "%s",
+                           "<sm><host name='a'/><partitions index='1' id='sm1' port='5350' "
+                           "key='00112233445566778899aabbccddeeff'>"
+                           "<peer index='0' id='sm0' host='127.0.0.1' port='5349' secret='s0'/>"
+                           "<peer index='2' id='sm2' secret='s2'/></partitions></sm>");
+    assert_non_null(path);
+    if (sm_config_load(path, sm_builtin_modules, &sc, &err) != 0)
+        fail_msg("%s", err.text);
+    const sm_partitions *p = &sc.partitions;
+    assert_int_equal(p->index, 1);
+    assert_int_equal(p->count, 3);
+    assert_string_equal(p->id, "sm1");
+    assert_int_equal(p->port, 5350);
+    assert_true(p->key.k0 == 0x0011223344556677ull && p->key.k1 == 0x8899aabbccddeeffull);
+    assert_int_equal(p->npeers, 2);
+    assert_string_equal(p->peers[0].id, "sm0");
+    assert_string_equal(p->peers[0].host, "127.0.0.1");
+    assert_int_equal(p->peers[0].port, 5349);
+    assert_string_equal(p->peers[0].secret, "s0");
+    assert_int_equal(p->peers[1].index, 2);
+    sm_config_free(&sc);
+    free(path);
+
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='0' id='sm0'>\n</partitions>\n</sm>\n",
+                   ":3: <partitions>: no <peer>: partitions need at least two SMs");
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='1' id='sm1'>\n"
+                   "<peer index='1' id='sm0' host='h' port='1' secret='s'/>\n</partitions>\n</sm>\n",
+                   ":4: <partitions/peer>: index 1 is taken by another SM");
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='1' id='sm1'>\n"
+                   "<peer index='0' id='sm0' secret='s'/>\n</partitions>\n</sm>\n",
+                   ":4: <partitions/peer>: peer 'sm0' has a lower index: this SM connects to it, "
+                   "and needs its host='...' and port='...'");
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='0' id='sm0'>\n"
+                   "<peer index='1' id='sm1' secret='s'/>\n</partitions>\n</sm>\n",
+                   ":3: <partitions>: peer 'sm1' has a higher index: it connects here, and "
+                   "<partitions> needs port='...'");
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='0' id='sm0' port='5350'>\n"
+                   "<peer index='2' id='sm1' secret='s'/>\n</partitions>\n</sm>\n",
+                   ":4: <partitions/peer>: attribute 'index': expected an integer from 0 to 1, got 2");
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='0' id='sm0' port='5350' key='xy'>\n"
+                   "<peer index='1' id='sm1' secret='s'/>\n</partitions>\n</sm>\n",
+                   ":3: <partitions>: attribute 'key': expected 32 hex digits");
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='0' id='sm0' port='5350'>\n"
+                   "<peer index='1' id='sm0' secret='s'/>\n</partitions>\n</sm>\n",
+                   ":4: <partitions/peer>: peer id 'sm0' is another SM's or a <service>'s");
+    expect_refused("<sm>\n<host name='a'/>\n<partitions index='0' port='5350'>\n"
+                   "<peer index='1' id='sm1'/>\n</partitions>\n</sm>\n",
+                   ":3: <partitions>: missing required attribute 'id'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_partitions),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_modules),
     };

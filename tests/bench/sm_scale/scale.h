@@ -2,7 +2,9 @@
  *
  * One process plays several fronts: each is one smproto link to a real jabshard-sm under its own
  * <service id> (f0, f1, ...), with the sessions of its users. User i (0 <= i < users) lives on
- * front i % fronts, in slot i / fronts of that front, as user<i>@HOST/r. Everything runs on one
+ * front i % fronts, in slot i / fronts of that front, as user<i>@HOST/r. With --partitions P,
+ * P SMs share the users by <partitions> (docs/scaling.md, "Past one SM"), each with --fronts
+ * fronts of its own: user i is on its SM's front i % fronts (scale_sm_of). Everything runs on one
  * thread: scale_front.c owns the links, the sessions and custody; scale_setup.c the scratch
  * storage and the SM process; scale_main.c the options and the phases.
  *
@@ -21,11 +23,16 @@
 #define SCALE_SECRET "scale-secret"
 #define SCALE_CONTACTS 20     /* ring neighbours i±1..i±10, subscription both */
 #define SCALE_HUB_CONTACTS 200
+#define SCALE_MAX_SMS 8       /* --partitions */
 
 /* ---- options (scale_main.c) ------------------------------------------------------------------- */
 typedef struct scale_options {
     long users;             /* sessions to log in */
-    int fronts;             /* synthetic fronts (links) */
+    int fronts;             /* synthetic fronts (links) per SM */
+    int partitions;         /* SMs sharing the users (1: one SM, no <partitions>) */
+    int crossing;           /* with partitions: % of messages to another SM's user (-1: random) */
+    int crossings[8];       /* --crossing A,B,...: one messages phase each, in turn */
+    int ncrossings;
     int concurrency;        /* logins in flight, over all fronts */
     long rate;              /* messages per second offered */
     double duration;        /* seconds of messages */
@@ -57,6 +64,7 @@ typedef struct scale_session {
 typedef struct scale_counts {
     long auth_ok, auth_failed, bound, bind_failed, roster_results, online;
     long presence, messages, errors, ends, states, other;
+    long crossing;          /* messages sent to a user of another SM */
     uint64_t *latency;      /* ns per message delivered, up to latency_cap */
     long latency_n, latency_cap;
     uint64_t *login_latency;   /* ns per login, AUTH_QUERY to the roster's result */
@@ -66,8 +74,8 @@ typedef struct scale_counts {
 
 extern scale_counts scale_got;
 
-/* Opens every front's link to the SM on port (the handshake with the instance's acked count). */
-void scale_links_open(int port);
+/* Opens every front's link to SM k (the handshake with the instance's acked count). */
+void scale_links_open(int k);
 /* Closes every link (the SM is gone or going). */
 void scale_links_close(void);
 /* Writes what is queued, waits up to timeout_ms for input, handles every whole frame and
@@ -90,21 +98,23 @@ size_t scale_pending_tx(void);
 void scale_custody(uint64_t *sent, uint64_t *acked);
 void scale_links_free(void);
 
-/* ---- the SM and its storage (scale_setup.c) --------------------------------------------------- */
-extern pid_t scale_sm_pid;
-extern char scale_sm_log[];
-/* Makes the scratch directory, the configuration, the accounts and the rosters (unless workdir
- * already has them), and returns the SM's link port. */
-int scale_setup(void);
-/* Starts jabshard-sm and waits for its port; returns the start time (ns). */
-uint64_t scale_sm_start(int port);
-/* SIGKILL: the SM dies as in a crash. */
+/* ---- the SMs and their storage (scale_setup.c) ------------------------------------------------ */
+extern pid_t scale_sm_pids[SCALE_MAX_SMS];  /* 0: not running */
+extern int scale_sm_ports[SCALE_MAX_SMS];   /* each SM's link port for the fronts */
+/* The SM owning user i's partition (0 with one SM). */
+int scale_sm_of(long i);
+/* Makes the scratch directory, each SM's configuration, accounts (of its partition) and rosters
+ * (unless workdir already has them), and the link ports. */
+void scale_setup(void);
+/* Starts SM k and waits for its port; returns the start time (ns). */
+uint64_t scale_sm_start(int k);
+/* SIGKILL: every SM dies as in a crash. */
 void scale_sm_kill(void);
 void scale_sm_stop(void);
-/* Whether the SM's log has the line that ends its start's wait (sm/restart_wait.c). */
-bool scale_sm_start_done(void);
-/* A counter of `jabshardctl stats` (sessions, users, storage_pending...), or -1. */
-long scale_sm_stat(const char *key);
+/* Whether SM k's log has the line that ends its start's wait (sm/restart_wait.c). */
+bool scale_sm_start_done(int k);
+/* A counter of SM k's `jabshardctl stats` (sessions, users, storage_pending...), or -1. */
+long scale_sm_stat(int k, const char *key);
 void scale_cleanup(void);
 void scale_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -7,6 +7,8 @@
  * result is back. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +41,11 @@ static scale_session *sessions;
 static long nsessions;
 static struct pollfd *polls;
 
+static int nfronts;         /* over every SM: scale_opt.fronts each */
+
 static scale_front *front_of(long i)
 {
-    return &fronts[i % scale_opt.fronts];
+    return &fronts[scale_sm_of(i) * scale_opt.fronts + i % scale_opt.fronts];
 }
 
 static uint64_t sid_of(long i)
@@ -51,7 +55,7 @@ static uint64_t sid_of(long i)
 
 static long user_of(const scale_front *f, uint64_t sid)
 {
-    long i = (long)smproto_sid_slot(sid) * scale_opt.fronts + f->index;
+    long i = (long)smproto_sid_slot(sid) * scale_opt.fronts + f->index % scale_opt.fronts;
     return sid && i < nsessions ? i : -1;
 }
 
@@ -68,26 +72,28 @@ static void put_stanza(scale_front *f, long i, const char *xml, size_t len)
     f->sent++;
 }
 
-void scale_links_open(int port)
+void scale_links_open(int sm)
 {
     if (!fronts) {
         nsessions = scale_opt.users + scale_opt.hubs;
+        nfronts = scale_opt.fronts * scale_opt.partitions;
         sessions = mem_array((size_t)nsessions, sizeof(*sessions));
-        fronts = mem_array((size_t)scale_opt.fronts, sizeof(*fronts));
-        polls = mem_array((size_t)scale_opt.fronts, sizeof(*polls));
-        for (int k = 0; k < scale_opt.fronts; k++) {
+        fronts = mem_array((size_t)nfronts, sizeof(*fronts));
+        polls = mem_array((size_t)nfronts, sizeof(*polls));
+        for (int k = 0; k < nfronts; k++) {
             uint8_t r[8];
             random_bytes(r, sizeof(r));
             fronts[k].index = k;
-            snprintf(fronts[k].service, sizeof(fronts[k].service), "f%d", k);
+            fronts[k].fd = -1;
+            snprintf(fronts[k].service, sizeof(fronts[k].service), "f%d", k % scale_opt.fronts);
             for (int b = 0; b < 8; b++)
                 snprintf(fronts[k].instance + 2 * b, 3, "%02x", r[b]);
         }
     }
-    for (int k = 0; k < scale_opt.fronts; k++) {
+    for (int k = sm * scale_opt.fronts; k < (sm + 1) * scale_opt.fronts; k++) {
         scale_front *f = &fronts[k];
         const char *why;
-        if ((f->fd = net_connect(port)) < 0)
+        if ((f->fd = net_connect(scale_sm_ports[sm])) < 0)
             scale_die("%s: cannot connect to the SM", f->service);
         buf_truncate(&f->rx, 0);
         buf_truncate(&f->tx, 0);
@@ -101,12 +107,15 @@ void scale_links_open(int port)
         f->sent = (uint64_t)r;   /* what it had not acknowledged is gone with the old SM */
         f->received = f->told = 0;
         fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
+        /* As shard/link_front.c: without it a frame may wait for the SM's delayed ACK (40 ms). */
+        int one = 1;
+        setsockopt(f->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
 }
 
 void scale_links_close(void)
 {
-    for (int k = 0; k < scale_opt.fronts; k++)
+    for (int k = 0; k < nfronts; k++)
         if (fronts[k].fd >= 0) {
             close(fronts[k].fd);
             fronts[k].fd = -1;
@@ -117,7 +126,7 @@ void scale_links_free(void)
 {
     for (long i = 0; i < nsessions; i++)
         free(sessions[i].state);
-    for (int k = 0; k < scale_opt.fronts; k++) {
+    for (int k = 0; k < nfronts; k++) {
         buf_free(&fronts[k].rx);
         buf_free(&fronts[k].tx);
     }
@@ -151,6 +160,7 @@ void scale_message(long a, long b)
                        "<message from='%s' to='%s@" SCALE_HOST "' type='chat'><body>%llu</body>"
                        "</message>", from, to, (unsigned long long)bench_now_ns());
     put_stanza(front_of(a), a, xml, (size_t)len);
+    scale_got.crossing += scale_sm_of(a) != scale_sm_of(b);
 }
 
 /* The session's login goes on: after AUTH_ANSWER the BIND; after BOUND, as a client does, the
@@ -335,13 +345,16 @@ static void check_rss(void)
 {
     static uint64_t last;
     uint64_t now = bench_now_ns();
-    if (now - last < 500000000u || !scale_sm_pid)
+    if (now - last < 500000000u)
         return;
     last = now;
-    long kib = bench_rss_kib(scale_sm_pid);
+    long kib = 0;
+    for (int k = 0; k < scale_opt.partitions; k++)
+        if (scale_sm_pids[k])
+            kib += bench_rss_kib(scale_sm_pids[k]);
     if (kib > scale_opt.max_rss_mib * 1024) {
         scale_sm_kill();
-        scale_die("the SM's RSS reached %ld MiB, past --max-rss %ld: killed (online %ld, "
+        scale_die("the SMs' RSS reached %ld MiB, past --max-rss %ld: killed (online %ld, "
                   "presence stanzas delivered %ld)", kib / 1024, scale_opt.max_rss_mib,
                   scale_got.online, scale_got.presence);
     }
@@ -350,23 +363,23 @@ static void check_rss(void)
 void scale_pump(int timeout_ms)
 {
     check_rss();
-    for (int k = 0; k < scale_opt.fronts; k++) {
+    for (int k = 0; k < nfronts; k++) {
         flush(&fronts[k]);
         polls[k] = (struct pollfd){fronts[k].fd, (short)(POLLIN | (buf_len(&fronts[k].tx) ? POLLOUT : 0)), 0};
     }
-    if (poll(polls, (nfds_t)scale_opt.fronts, timeout_ms) <= 0)
+    if (poll(polls, (nfds_t)nfronts, timeout_ms) <= 0)
         return;
-    for (int k = 0; k < scale_opt.fronts; k++)
+    for (int k = 0; k < nfronts; k++)
         if (polls[k].revents & (POLLIN | POLLHUP | POLLERR))
             read_link(&fronts[k]);
-    for (int k = 0; k < scale_opt.fronts; k++)
+    for (int k = 0; k < nfronts; k++)
         flush(&fronts[k]);
 }
 
 size_t scale_pending_tx(void)
 {
     size_t n = 0;
-    for (int k = 0; k < scale_opt.fronts; k++)
+    for (int k = 0; k < nfronts; k++)
         n += buf_len(&fronts[k].tx);
     return n;
 }
@@ -374,7 +387,7 @@ size_t scale_pending_tx(void)
 void scale_custody(uint64_t *sent, uint64_t *acked)
 {
     *sent = *acked = 0;
-    for (int k = 0; k < scale_opt.fronts; k++) {
+    for (int k = 0; k < nfronts; k++) {
         *sent += fronts[k].sent;
         *acked += fronts[k].sm_acked;
     }
@@ -393,11 +406,11 @@ bool scale_wait_acked(double timeout_s)
 void scale_resync_all(void)
 {
     char jid[64], presence[128];
-    for (int k = 0; k < scale_opt.fronts; k++) {
+    for (int k = 0; k < nfronts; k++) {
         scale_front *f = &fronts[k];
         size_t start = smproto_resync_begin(&f->tx), size = 0;
-        for (long i = k; i < nsessions; i += scale_opt.fronts) {
-            if (sessions[i].phase != SS_ONLINE)
+        for (long i = k % scale_opt.fronts; i < nsessions; i += scale_opt.fronts) {
+            if (sessions[i].phase != SS_ONLINE || front_of(i) != f)
                 continue;
             full_jid(jid, sizeof(jid), i);
             if (scale_opt.resync_presence)

@@ -1,7 +1,10 @@
-/* tests/bench/sm_scale/scale_setup.c — the SM under test and its storage: sm.xml with one front
- * service per synthetic front, the accounts through `jabshardctl import` (exported SCRAM
+/* tests/bench/sm_scale/scale_setup.c — the SMs under test and their storage: sm.xml with one
+ * front service per synthetic front, the accounts through `jabshardctl import` (exported SCRAM
  * credentials: no key derivation), the rosters in one SQL statement per shape on the real schema,
- * and the SM process itself, started, killed and asked for its status by PID and admin socket. */
+ * and the SM processes themselves, started, killed and asked for their status by PID and admin
+ * socket. With --partitions P, SM k has its own directory (sm<k>/ in the work directory), the
+ * <partitions> element naming the others, and only the accounts of its partition (their rosters
+ * list contacts of every partition). */
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,17 +16,22 @@
 #include <unistd.h>
 
 #include "core/mem.h"
+#include "core/partition.h"
 #include "core/scram.h"
 #include "tests/bench/benchlib.h"
 #include "tests/bench/sm_scale/scale.h"
 #include "tests/support/tmp.h"
 #include "xdbsql/db.h"
 
-pid_t scale_sm_pid;
-char scale_sm_log[PATH_MAX];
+pid_t scale_sm_pids[SCALE_MAX_SMS];
+int scale_sm_ports[SCALE_MAX_SMS];
 
 static char *scratch;          /* removed at exit unless it is the user's --workdir */
-static char dir[PATH_MAX], conf[PATH_MAX], db_path[PATH_MAX], bin[PATH_MAX];
+static char bin[PATH_MAX];
+/* Each SM's directory (the work directory itself with one SM), configuration, database, log. */
+static char dir[SCALE_MAX_SMS][PATH_MAX], conf[SCALE_MAX_SMS][PATH_MAX];
+static char db_path[SCALE_MAX_SMS][PATH_MAX], sm_log[SCALE_MAX_SMS][PATH_MAX];
+static int peer_ports[SCALE_MAX_SMS];   /* where SM k accepts the higher SMs' peer links */
 
 void scale_die(const char *fmt, ...)
 {
@@ -33,9 +41,20 @@ void scale_die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
-    if (scale_sm_log[0] && scale_sm_pid)
-        fprintf(stderr, "sm_scale: the SM's log is %s\n", scale_sm_log);
+    for (int k = 0; k < scale_opt.partitions; k++)
+        if (sm_log[k][0])
+            fprintf(stderr, "sm_scale: SM %d's log is %s\n", k, sm_log[k]);
     exit(1);
+}
+
+int scale_sm_of(long i)
+{
+    if (scale_opt.partitions == 1)
+        return 0;
+    char bare[64];
+    int len = snprintf(bare, sizeof bare, "u%ld@" SCALE_HOST, i);
+    return partition_owner(partition_slot_of(&partition_default_key, bare, (size_t)len),
+                           scale_opt.partitions);
 }
 
 void scale_user(char *out, size_t size, long i)
@@ -43,11 +62,26 @@ void scale_user(char *out, size_t size, long i)
     snprintf(out, size, "u%ld", i);
 }
 
-static void write_config(int port)
+/* SM k's <partitions>: the others as peers, the lower ones connected to. */
+static void write_partitions(FILE *f, int k)
 {
-    FILE *f = fopen(conf, "w");
+    if (scale_opt.partitions == 1)
+        return;
+    fprintf(f, "  <partitions index='%d' id='sm%d' ip='127.0.0.1' port='%d'>\n", k, k,
+            peer_ports[k]);
+    for (int j = 0; j < scale_opt.partitions; j++)
+        if (j != k)
+            fprintf(f, "    <peer index='%d' id='sm%d' host='127.0.0.1' port='%d' "
+                    "secret='" SCALE_SECRET "-peer'/>\n", j, j, peer_ports[j]);
+    fprintf(f, "  </partitions>\n");
+}
+
+static void write_config(int k)
+{
+    FILE *f = fopen(conf[k], "w");
+    int port = scale_sm_ports[k];
     if (!f)
-        scale_die("cannot write %s", conf);
+        scale_die("cannot write %s", conf[k]);
     fprintf(f, "<sm>\n");
     for (int i = 0; i < scale_opt.fronts; i++)
         fprintf(f, "  <service id='f%d' role='front'><accept><ip>127.0.0.1</ip><port>%d</port>"
@@ -62,23 +96,24 @@ static void write_config(int port)
         fprintf(f, "  <storage><driver>pgsql</driver><host>%s</host><port>%d</port><user>%s</user>"
                 "<database>%s</database></storage>\n", host, pgport, user, database);
     } else {
-        fprintf(f, "  <storage><driver>sqlite</driver><path>%s</path></storage>\n", db_path);
+        fprintf(f, "  <storage><driver>sqlite</driver><path>%s</path></storage>\n", db_path[k]);
     }
+    write_partitions(f, k);
     fprintf(f, "  <limits><resync_wait>600</resync_wait></limits>\n"
             "  <admin><socket>%s/admin.sock</socket></admin>\n"
             "  <log><target>stderr</target><level>warn</level></log>\n"
             "  <upload><secret>scale upload secret</secret></upload>\n"
             "  %s\n"
-            "</sm>\n", dir, scale_opt.sm_extra ? scale_opt.sm_extra : "");
+            "</sm>\n", dir[k], scale_opt.sm_extra ? scale_opt.sm_extra : "");
     fclose(f);
 }
 
-/* Runs a program to its end; its output goes to the SM's log directory. */
-static void run(char *const args[], const char *log_name)
+/* Runs a program to its end; its output goes to SM k's directory. */
+static void run(int k, char *const args[], const char *log_name)
 {
     char path[PATH_MAX], log[PATH_MAX];
     bench_path(path, sizeof(path), scale_opt.bin_dir, args[0]);
-    bench_path(log, sizeof(log), dir, log_name);
+    bench_path(log, sizeof(log), dir[k], log_name);
     pid_t pid = bench_spawn(path, args, log);
     int status;
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -101,8 +136,9 @@ static void append_creds(FILE *f, const scram_credentials *c, scram_hash h)
     fprintf(f, "%s:%u:%s:%s", salt, (unsigned)c->iterations, stored, server);
 }
 
-/* Every account, with one set of exported credentials, through jabshardctl's bulk import. */
-static void import_accounts(long n)
+/* Every account of SM k's partition, with one set of exported credentials, through jabshardctl's
+ * bulk import. */
+static void import_accounts(int k, long n)
 {
     scram_credentials sha1, sha256;
     scram_derive(SCRAM_SHA1, "password", NULL, 0, SCRAM_ITERATIONS, &sha1);
@@ -114,17 +150,19 @@ static void import_accounts(long n)
     fputc(':', mem);
     append_creds(mem, &sha256, SCRAM_SHA256);
     fclose(mem);
-    bench_path(path, sizeof(path), dir, "accounts.txt");
+    bench_path(path, sizeof(path), dir[k], "accounts.txt");
     FILE *f = fopen(path, "w");
     if (!f)
         scale_die("cannot write %s", path);
     for (long i = 0; i < n; i++) {
+        if (scale_sm_of(i) != k)
+            continue;
         scale_user(user, sizeof(user), i);
         fprintf(f, "%s@" SCALE_HOST " %s\n", user, creds);
     }
     fclose(f);
-    char *args[] = {"jabshardctl", "-c", conf, "import", path, NULL};
-    run(args, "import.log");
+    char *args[] = {"jabshardctl", "-c", conf[k], "import", path, NULL};
+    run(k, args, "import.log");
     unlink(path);
 }
 
@@ -135,10 +173,11 @@ static void exec_sql(db_conn *c, const char *sql)
 }
 
 /* The rosters, straight into the schema the import created: users 0..n-1 in a ring, each with its
- * 20 nearest (subscription both); hub h (user n+h) with users h*200..h*200+199, both ways. */
-static void store_rosters(long n, int hubs)
+ * 20 nearest (subscription both); hub h (user n+h) with users h*200..h*200+199, both ways. Each
+ * statement only writes rows of the accounts the database has: with partitions, SM k's. */
+static void store_rosters(int k, long n, int hubs)
 {
-    db_settings s = {.driver = scale_opt.driver, .path = db_path};
+    db_settings s = {.driver = scale_opt.driver, .path = db_path[k]};
     char host[256] = "", user[64] = "", database[64] = "", err[256];
     if (strcmp(scale_opt.driver, "pgsql") == 0) {
         sscanf(scale_opt.pg, "%255s %d %63s %63s", host, &s.port, user, database);
@@ -187,12 +226,20 @@ static void store_rosters(long n, int hubs)
     db_close(c);
 }
 
-/* Whether the directory already holds this run's storage (same users and hubs). */
-static bool storage_ready(void)
+/* The marker of a directory's storage: users, hubs, driver (and the partition). */
+static void storage_id(int k, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%ld %d %s", scale_opt.users, scale_opt.hubs, scale_opt.driver);
+    if (scale_opt.partitions > 1)
+        snprintf(out + n, size - (size_t)n, " %d/%d", k, scale_opt.partitions);
+}
+
+/* Whether SM k's directory already holds this run's storage (same users and hubs). */
+static bool storage_ready(int k)
 {
     char path[PATH_MAX], want[64], have[64] = "";
-    bench_path(path, sizeof(path), dir, "populated");
-    snprintf(want, sizeof(want), "%ld %d %s", scale_opt.users, scale_opt.hubs, scale_opt.driver);
+    bench_path(path, sizeof(path), dir[k], "populated");
+    storage_id(k, want, sizeof want);
     FILE *f = fopen(path, "r");
     if (f) {
         if (!fgets(have, sizeof(have), f))
@@ -202,82 +249,98 @@ static bool storage_ready(void)
     return strcmp(have, want) == 0;
 }
 
-static void mark_ready(void)
+static void mark_ready(int k)
 {
-    char path[PATH_MAX];
-    bench_path(path, sizeof(path), dir, "populated");
+    char path[PATH_MAX], id[64];
+    bench_path(path, sizeof(path), dir[k], "populated");
+    storage_id(k, id, sizeof id);
     FILE *f = fopen(path, "w");
     if (f) {
-        fprintf(f, "%ld %d %s", scale_opt.users, scale_opt.hubs, scale_opt.driver);
+        fputs(id, f);
         fclose(f);
     }
 }
 
-int scale_setup(void)
+void scale_setup(void)
 {
+    char top[PATH_MAX];
     if (scale_opt.workdir) {
         mkdir(scale_opt.workdir, 0755);
-        snprintf(dir, sizeof(dir), "%s", scale_opt.workdir);
+        snprintf(top, sizeof(top), "%s", scale_opt.workdir);
     } else {
         if (!(scratch = tmp_dir("sm-scale")))
             scale_die("cannot make a scratch directory");
-        snprintf(dir, sizeof(dir), "%s", scratch);
+        snprintf(top, sizeof(top), "%s", scratch);
     }
-    bench_path(conf, sizeof(conf), dir, "sm.xml");
-    bench_path(db_path, sizeof(db_path), dir, "sm.db");
-    bench_path(scale_sm_log, sizeof(scale_sm_log), dir, "sm.log");
     bench_path(bin, sizeof(bin), scale_opt.bin_dir, "jabshard-sm");
-    int port = bench_free_port();
-    write_config(port);
-    if (!storage_ready()) {
-        if (strcmp(scale_opt.driver, "sqlite") == 0)
-            unlink(db_path);
-        double t = bench_now_s();
-        import_accounts(scale_opt.users + scale_opt.hubs);
-        double t1 = bench_now_s();
-        store_rosters(scale_opt.users, scale_opt.hubs);
-        printf("setup: %ld accounts imported in %.1f s, %ld roster items stored in %.1f s "
-               "(not figures)\n", scale_opt.users + scale_opt.hubs, t1 - t,
-               scale_opt.users * SCALE_CONTACTS + 2L * scale_opt.hubs * SCALE_HUB_CONTACTS,
-               bench_now_s() - t1);
-        fflush(stdout);
-        mark_ready();
+    for (int k = 0; k < scale_opt.partitions; k++) {
+        if (scale_opt.partitions == 1) {
+            snprintf(dir[k], sizeof(dir[k]), "%s", top);
+        } else {
+            char name[16];
+            snprintf(name, sizeof name, "sm%d", k);
+            bench_path(dir[k], sizeof(dir[k]), top, name);
+            mkdir(dir[k], 0755);
+        }
+        bench_path(conf[k], sizeof(conf[k]), dir[k], "sm.xml");
+        bench_path(db_path[k], sizeof(db_path[k]), dir[k], "sm.db");
+        bench_path(sm_log[k], sizeof(sm_log[k]), dir[k], "sm.log");
+        scale_sm_ports[k] = bench_free_port();
+        peer_ports[k] = scale_opt.partitions > 1 ? bench_free_port() : 0;
     }
-    return port;
+    for (int k = 0; k < scale_opt.partitions; k++) {
+        write_config(k);
+        if (storage_ready(k))
+            continue;
+        if (strcmp(scale_opt.driver, "sqlite") == 0)
+            unlink(db_path[k]);
+        double t = bench_now_s();
+        import_accounts(k, scale_opt.users + scale_opt.hubs);
+        double t1 = bench_now_s();
+        store_rosters(k, scale_opt.users, scale_opt.hubs);
+        printf("setup: SM %d: accounts imported in %.1f s, roster items stored in %.1f s "
+               "(not figures)\n", k, t1 - t, bench_now_s() - t1);
+        fflush(stdout);
+        mark_ready(k);
+    }
 }
 
-uint64_t scale_sm_start(int port)
+uint64_t scale_sm_start(int k)
 {
-    char *args[] = {"jabshard-sm", "-c", conf, NULL};
+    char *args[] = {"jabshard-sm", "-c", conf[k], NULL};
     uint64_t t = bench_now_ns();
-    scale_sm_pid = bench_spawn(bin, args, scale_sm_log);
-    if (bench_wait_port(port, scale_sm_pid, 60000) != 0)
-        scale_die("jabshard-sm did not start");
+    scale_sm_pids[k] = bench_spawn(bin, args, sm_log[k]);
+    if (bench_wait_port(scale_sm_ports[k], scale_sm_pids[k], 60000) != 0)
+        scale_die("jabshard-sm %d did not start", k);
     return t;
 }
 
 void scale_sm_kill(void)
 {
-    if (scale_sm_pid > 0) {
-        kill(scale_sm_pid, SIGKILL);
-        waitpid(scale_sm_pid, NULL, 0);
+    for (int k = 0; k < scale_opt.partitions; k++) {
+        if (scale_sm_pids[k] > 0) {
+            kill(scale_sm_pids[k], SIGKILL);
+            waitpid(scale_sm_pids[k], NULL, 0);
+        }
+        scale_sm_pids[k] = 0;
     }
-    scale_sm_pid = 0;
 }
 
 void scale_sm_stop(void)
 {
-    if (scale_sm_pid > 0)
-        bench_stop(scale_sm_pid, 10000);
-    scale_sm_pid = 0;
+    for (int k = 0; k < scale_opt.partitions; k++) {
+        if (scale_sm_pids[k] > 0)
+            bench_stop(scale_sm_pids[k], 10000);
+        scale_sm_pids[k] = 0;
+    }
 }
 
-/* jabshardctl --json COMMAND's output (status or stats) into out. */
-static void ctl_json(const char *command, char *out, size_t size)
+/* jabshardctl --json COMMAND's output (status or stats) of SM k into out. */
+static void ctl_json(int k, const char *command, char *out, size_t size)
 {
     char cmd[PATH_MAX * 3];
     snprintf(cmd, sizeof(cmd), "%s/jabshardctl -c %s --json %s 2>/dev/null", scale_opt.bin_dir,
-             conf, command);
+             conf[k], command);
     out[0] = '\0';
     FILE *p = popen(cmd, "r");
     if (!p)
@@ -287,17 +350,17 @@ static void ctl_json(const char *command, char *out, size_t size)
     out[n] = '\0';
 }
 
-bool scale_sm_start_done(void)
+bool scale_sm_start_done(int k)
 {
     char out[4096];
-    ctl_json("status", out, sizeof(out));
+    ctl_json(k, "status", out, sizeof(out));
     return strstr(out, "\"starting\": false") != NULL;
 }
 
-long scale_sm_stat(const char *key)
+long scale_sm_stat(int k, const char *key)
 {
     char out[4096], want[64];
-    ctl_json("stats", out, sizeof(out));
+    ctl_json(k, "stats", out, sizeof(out));
     snprintf(want, sizeof(want), "\"%s\": ", key);
     const char *at = strstr(out, want);
     return at ? atol(at + strlen(want)) : -1;
