@@ -147,9 +147,9 @@ def body(r, build):
                 sms[0].text()[-600:] + sms[1].text()[-600:])
 
         fronts = [Front(p0, sec), Front(p1, sec)]
-        sa = sa2 = sb = None
+        sa = sb = None
         try:
-            (st_a, sa), (st_a2, sa2) = fronts[0].bind(a), fronts[0].bind(a2)
+            (st_a, sa), (st_a2, _) = fronts[0].bind(a), fronts[0].bind(a2)
             st_b, sb = fronts[1].bind(b)
             if not r.check('each user binds on its own SM', (st_a, st_a2, st_b) == (0, 0, 0),
                            'BOUND status %s %s %s' % (st_a, st_a2, st_b)):

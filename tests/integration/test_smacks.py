@@ -25,7 +25,6 @@
 Usage: test_smacks.py BUILD_DIR. Prints ok/not ok lines and "smacks: N passed, N failed"."""
 
 import asyncio
-import re
 import socket
 import ssl
 import subprocess
