@@ -177,7 +177,12 @@ def presence_across_restart(rep, system, a_user, b_user, fault=restart_sm, what=
         flaps = [show(el) for c, j in ((a, bj), (b, aj)) for el in c.received
                  if is_(el, 'presence', 'unavailable') and (el.get('from') or '').startswith(j)]
         rep.check('presence: no contact seen unavailable across %s' % what, not flaps, flaps)
-        kept = re.findall(r'(\d+) sessions came back with their presence kept', system.sm.text())
+        # The SM logs it when its start's wait is over, which may be after the fronts' resyncs
+        # (it also waits for the restored accounts' loads): a slow (sanitized) SM takes longer.
+        pattern = r'(\d+) sessions came back with their presence kept'
+        await asyncio.to_thread(wait_until, lambda: re.search(pattern, system.sm.text()),
+                                AFTER_FAULT_WAIT)
+        kept = re.findall(pattern, system.sm.text())
         rep.check('presence: the new SM kept the restored sessions\' presence (not broadcast '
                   'again) across %s' % what, bool(kept) and int(kept[-1]) >= 2,
                   'its log: %s sessions came back with their presence kept' % (kept or ['no']))
