@@ -29,7 +29,6 @@
 #include "s2s/s2s_tls.h"
 #include "smproto/handshake.h"
 
-#define NS_ACCEPT "jabber:component:accept"
 #define SM_TIMEOUT_MS 5000          /* the SM's whole answer */
 #define SM_QUIET_MS 500             /* no stream error that long after the header: id known */
 #define DNS_TIMEOUT_MS 5000
@@ -93,7 +92,7 @@ static void probe_header(void *ctx, const xml_node *root, const char *content_ns
 {
     sm_probe *p = ctx;
     const char *id = xml_attr_get(root, "id");
-    if (strcmp(content_ns, NS_ACCEPT) != 0 || !id || !*id) {
+    if (strcmp(content_ns, SMPROTO_NS_ACCEPT) != 0 || !id || !*id) {
         p->state = PROBE_REFUSED;
         snprintf(p->why, sizeof p->why, "its answer is not an XEP-0114 stream header");
         xmlstream_stop(p->xs);
@@ -111,7 +110,7 @@ static void probe_header(void *ctx, const xml_node *root, const char *content_ns
 static void probe_stanza(void *ctx, xml_node *st, xml_arena *arena)
 {
     sm_probe *p = ctx;
-    if (p->state == PROBE_HANDSHAKE && p->handshake && xml_is(st, NS_ACCEPT, "handshake")) {
+    if (p->state == PROBE_HANDSHAKE && p->handshake && xml_is(st, SMPROTO_NS_ACCEPT, "handshake")) {
         p->state = PROBE_ACCEPTED;
     } else {
         p->state = PROBE_REFUSED;
@@ -175,7 +174,7 @@ static void probe_run(sm_probe *p)
 {
     char out[512];
     snprintf(out, sizeof out, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' "
-             "to='%s'>", NS_ACCEPT, XML_NS_STREAMS, p->cfg->sm_id);
+             "to='%s'>", SMPROTO_NS_ACCEPT, XML_NS_STREAMS, p->cfg->sm_id);
     probe_send(p, out);
     long long end = now_ms() + SM_TIMEOUT_MS;
     while (p->state < PROBE_ACCEPTED) {

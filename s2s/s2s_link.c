@@ -23,7 +23,6 @@
 #include "core/xmlstream.h"
 #include "smproto/handshake.h"
 
-#define NS_ACCEPT "jabber:component:accept"
 #define HIGH_WATER (16u << 20)
 #define LOW_WATER (4u << 20)
 #define FLUSH_AT (256u << 10)   /* written at once past this; otherwise once per loop iteration */
@@ -103,7 +102,7 @@ static void on_header(void *ctx, const xml_node *root, const char *content_ns)
 {
     s2s_link *l = ctx;
     const char *id = xml_attr_get(root, "id");
-    if (l->state != LK_HEADER || strcmp(content_ns, NS_ACCEPT) != 0 || !id || !*id) {
+    if (l->state != LK_HEADER || strcmp(content_ns, SMPROTO_NS_ACCEPT) != 0 || !id || !*id) {
         xmlstream_stop(l->xs);
         return;
     }
@@ -123,7 +122,7 @@ static void from_sm(s2s_link *l, xml_node *st, xml_arena *arena)
         xml_arena_free(arena);
         return;
     }
-    xml_rename_ns(st, NS_ACCEPT, S2S_NS_SERVER);
+    xml_rename_ns(st, SMPROTO_NS_ACCEPT, S2S_NS_SERVER);
     if (!s2s_config_is_local(srv->cfg, local) || s2s_config_is_local(srv->cfg, remote)) {
         log_warn("SM link: a <%s/> from %s to %s: %s is not among this box's <local><id>s",
                  st->name, local, remote, s2s_config_is_local(srv->cfg, local) ? remote : local);
@@ -137,7 +136,7 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
 {
     s2s_link *l = ctx;
     if (l->state == LK_HANDSHAKE) {
-        bool accepted = xml_is(st, NS_ACCEPT, "handshake");
+        bool accepted = xml_is(st, SMPROTO_NS_ACCEPT, "handshake");
         xml_arena_free(arena);
         if (!accepted) {
             xmlstream_stop(l->xs);
@@ -149,8 +148,8 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
         set_open(l);
         return;
     }
-    if (l->state == LK_UP && (xml_is(st, NS_ACCEPT, "message") ||
-                              xml_is(st, NS_ACCEPT, "presence") || xml_is(st, NS_ACCEPT, "iq"))) {
+    if (l->state == LK_UP && (xml_is(st, SMPROTO_NS_ACCEPT, "message") ||
+                              xml_is(st, SMPROTO_NS_ACCEPT, "presence") || xml_is(st, SMPROTO_NS_ACCEPT, "iq"))) {
         from_sm(l, st, arena);
         return;
     }
@@ -177,8 +176,8 @@ static void link_io(evloop *loop, evloop_io *io, unsigned events, void *arg)
             return;
         }
         l->state = LK_HEADER;
-        buf_appendf(&l->out, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' "
-                    "to='%s'>", NS_ACCEPT, XML_NS_STREAMS, l->srv->cfg->sm_id);
+        xml_stream_attrs a = {.content_ns = SMPROTO_NS_ACCEPT, .to = l->srv->cfg->sm_id};
+        xml_write_stream_open(&l->out, &a);
         flush(l);
         return;
     }
@@ -262,8 +261,8 @@ void s2s_link_send(s2s_link *l, xml_node *st, xml_arena *arena)
         xml_arena_free(arena);
         return;
     }
-    xml_rename_ns(st, S2S_NS_SERVER, NS_ACCEPT);
-    xml_write_node(&l->out, st, NS_ACCEPT, true);
+    xml_rename_ns(st, S2S_NS_SERVER, SMPROTO_NS_ACCEPT);
+    xml_write_node(&l->out, st, SMPROTO_NS_ACCEPT, true);
     xml_arena_free(arena);
     if (buf_len(&l->out) > FLUSH_AT)
         flush(l);

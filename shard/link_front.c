@@ -26,7 +26,6 @@
 #include "smproto/frame.h"
 #include "smproto/handshake.h"
 
-#define NS_ACCEPT "jabber:component:accept"
 #define LINK_READ_CHUNK 65536
 #define LINK_PING_AFTER_MS 30000
 #define LINK_DEAD_AFTER_MS 90000
@@ -329,7 +328,7 @@ static void on_sm_header(void *ctx, const xml_node *root, const char *content_ns
 {
     link_front *lf = ctx;
     const char *id = xml_attr_get(root, "id");
-    if (strcmp(content_ns, NS_ACCEPT) != 0 || !id || !*id) {
+    if (strcmp(content_ns, SMPROTO_NS_ACCEPT) != 0 || !id || !*id) {
         log_error("SM link: the SM's stream header has no id or a wrong namespace");
         lf->drop = true;
         xmlstream_stop(lf->xs);
@@ -347,7 +346,7 @@ static void on_sm_header(void *ctx, const xml_node *root, const char *content_ns
 static void on_sm_element(void *ctx, xml_node *el, xml_arena *arena)
 {
     link_front *lf = ctx;
-    if (xml_is(el, NS_ACCEPT, "handshake") && lf->handshake_sent) {
+    if (xml_is(el, SMPROTO_NS_ACCEPT, "handshake") && lf->handshake_sent) {
         buf b = BUF_INIT;
         buf_appendf(&b, "<smproto xmlns='%s' version='%d' instance='%s' acked='%llu'/>",
                     SMPROTO_NS, SMPROTO_VERSION, lf->instance, (unsigned long long)lf->tx_acked);
@@ -700,7 +699,7 @@ static void on_io(evloop *loop, evloop_io *io, unsigned events, void *arg)
         xmlstream_reset(lf->xs);
         lf->drop = lf->handshake_sent = lf->smproto_ok = false;
         buf b = BUF_INIT;
-        xml_stream_attrs a = {.content_ns = NS_ACCEPT, .to = lf->cfg->sm_id};
+        xml_stream_attrs a = {.content_ns = SMPROTO_NS_ACCEPT, .to = lf->cfg->sm_id};
         xml_write_stream_open(&b, &a);
         outq_push_bytes(&lf->sockq, buf_data(&b), buf_len(&b));
         buf_free(&b);

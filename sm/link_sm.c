@@ -20,7 +20,6 @@
 #include "core/xmlstream.h"
 #include "smproto/handshake.h"
 
-#define NS_ACCEPT "jabber:component:accept"
 
 typedef enum {
     L_HEADER,       /* waiting for the peer's stream header */
@@ -169,7 +168,7 @@ static const sm_service *service_by_id(const link_sm_server *srv, const char *id
 static void client_header(link_sm *l, const xml_node *root, const char *content_ns)
 {
     const char *id = xml_attr_get(root, "id");
-    if (strcmp(content_ns, NS_ACCEPT) != 0 || !id || !*id) {
+    if (strcmp(content_ns, SMPROTO_NS_ACCEPT) != 0 || !id || !*id) {
         l->close_why = "the peer's stream header has no id or another namespace";
         xmlstream_stop(l->xs);
         return;
@@ -190,9 +189,9 @@ static void on_header(void *ctx, const xml_node *root, const char *content_ns)
     const char *to = xml_attr_get(root, "to");
     const sm_service *svc = service_by_id(l->srv, to);
     smproto_handshake_stream_id(l->stream_id);
-    xml_stream_attrs a = {.content_ns = NS_ACCEPT, .from = svc ? svc->id : NULL, .id = l->stream_id};
+    xml_stream_attrs a = {.content_ns = SMPROTO_NS_ACCEPT, .from = svc ? svc->id : NULL, .id = l->stream_id};
     xml_write_stream_open(&l->out, &a);
-    if (strcmp(content_ns, NS_ACCEPT) != 0) {
+    if (strcmp(content_ns, SMPROTO_NS_ACCEPT) != 0) {
         stream_error(l, "invalid-namespace", "the stream is not jabber:component:accept");
     } else if (!svc) {
         log_warn("link (%s): unknown service id '%s'", l->peer, to ? to : "");
@@ -207,7 +206,7 @@ static void on_header(void *ctx, const xml_node *root, const char *content_ns)
 
 static void handshake(link_sm *l, xml_node *st, xml_arena *arena)
 {
-    const char *digest = xml_is(st, NS_ACCEPT, "handshake") ? xml_text(arena, st) : NULL;
+    const char *digest = xml_is(st, SMPROTO_NS_ACCEPT, "handshake") ? xml_text(arena, st) : NULL;
     if (!digest || !smproto_handshake_check(l->stream_id, l->svc->secret, digest)) {
         log_warn("link %s (%s): handshake refused: wrong secret", l->svc->id, l->peer);
         stream_error(l, "not-authorized", "handshake refused");
@@ -303,7 +302,7 @@ static void on_stanza(void *ctx, xml_node *st, xml_arena *arena)
         handshake(l, st, arena);
         break;
     case L_C_HANDSHAKE:
-        if (!xml_is(st, NS_ACCEPT, "handshake")) {
+        if (!xml_is(st, SMPROTO_NS_ACCEPT, "handshake")) {
             log_warn("link %s (%s): handshake refused (wrong id or secret?)", l->svc->id, l->peer);
             l->close_why = "handshake refused";
             break;
@@ -424,8 +423,8 @@ static void client_connected(link_sm *l)
         return;
     }
     l->state = L_C_HEADER;
-    buf_appendf(&l->out, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' "
-                "to='%s'>", NS_ACCEPT, XML_NS_STREAMS, l->self_id);
+    xml_stream_attrs a = {.content_ns = SMPROTO_NS_ACCEPT, .to = l->self_id};
+    xml_write_stream_open(&l->out, &a);
     evloop_io_set(l->srv->loop, &l->io, EVLOOP_READ);
     flush(l);
 }

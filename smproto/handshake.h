@@ -9,6 +9,9 @@
 
 #include <stdbool.h>
 
+/* The stream's content namespace, XEP-0114's: both ends open and check it. */
+#define SMPROTO_NS_ACCEPT "jabber:component:accept"
+
 #define SMPROTO_STREAM_ID_LEN 20    /* random [A-Za-z0-9]: about 119 bits */
 #define SMPROTO_DIGEST_LEN 40       /* hex SHA-1 */
 
