@@ -131,6 +131,17 @@ def sm_summary(r, smr):
                                             'resume_p99_ms') if k in smr))
 
 
+def never_arrived(sc):
+    """The load generator's lines naming the messages that never arrived (its .err file), to
+    find them in the servers' logs."""
+    try:
+        with open(sc.system.path('%s.err' % sc.name), errors='replace') as f:
+            lines = [line.strip() for line in f if 'never arrived' in line]
+    except OSError as e:
+        return 'no load generator log: %s' % e
+    return ' | '.join(lines[:10]) or 'the load generator named none'
+
+
 def sm_round(rep, sc, what):
     """The round of a stream-management scenario: sent = delivered, nothing lost, nothing twice."""
     r = sc.round()
@@ -141,9 +152,10 @@ def sm_round(rep, sc, what):
     rep.check('%s: every client enabled stream management' % what,
               smr.get('enabled') == sc.users and smr.get('unsupported') == 0, sm_summary(r, smr),
               figures=True)
-    rep.check('%s: sent = delivered, lost 0, duplicated 0' % what,
-              r.get('lost') == 0 and r.get('dup') == 0 and r.get('errored') == 0 and
-              r.get('delivered') == r.get('sent'), sm_summary(r, smr), figures=True)
+    ok = (r.get('lost') == 0 and r.get('dup') == 0 and r.get('errored') == 0 and
+          r.get('delivered') == r.get('sent'))
+    rep.check('%s: sent = delivered, lost 0, duplicated 0' % what, ok,
+              sm_summary(r, smr) + ('' if ok else '; ' + never_arrived(sc)), figures=True)
     return r, smr
 
 
