@@ -135,9 +135,11 @@ static sm_admin_status admin_stats(sm *s, const sm_admin_storage *storage, buf *
     static const char *const kinds[SM_KINDS] = {"message", "presence", "iq", "other"};
     buf_appendf(out,
                 "sessions\t%llu\nsessions_available\t%llu\nsessions_detached\t%llu\n"
-                "users\t%llu\nlinks\t%llu\nfronts_up\t%llu\ncomponents_up\t%llu\n",
+                "users\t%llu\nloads_pending\t%llu\nlinks\t%llu\nfronts_up\t%llu\n"
+                "components_up\t%llu\n",
                 (unsigned long long)st.sessions, (unsigned long long)available,
                 (unsigned long long)st.detached, (unsigned long long)st.users,
+                (unsigned long long)st.loads_pending,
                 (unsigned long long)(st.fronts_up + st.components_up),
                 (unsigned long long)st.fronts_up, (unsigned long long)st.components_up);
     for (int k = 0; k < SM_KINDS; k++)

@@ -141,6 +141,11 @@ struct sm {
      * those waiting to start theirs: at most SMC_USER_LOADS of them at once (users.c). */
     size_t loads_in_flight;
     sm_user *load_queue, *load_queue_tail;
+    size_t load_queued;
+    /* Accounts whose sessions a restart restored before their load (sessions.c): loaded in
+     * the background, after the loads something waits for (user_loads.c). */
+    sm_user *background, *background_tail;
+    size_t background_queued;
     loaded_module *mods;
     size_t nmods;
     size_t session_ext, user_ext;   /* bytes of module state with every session, user */
@@ -188,8 +193,17 @@ sm_user *smc_user_get(sm *s, const jid *j);           /* finds or creates */
 void smc_user_maybe_free(sm *s, sm_user *u);          /* frees it when nothing holds it */
 void smc_user_clear_roster(sm_user *u);
 void smc_user_release(sm *s, sm_user *u);
+/* The roster of r's user is in: the account is loaded, and its deferred work runs. Returns the
+ * user (held by its load: the caller frees it if idle) or NULL. */
+sm_user *smc_user_roster_loaded(sm *s, xdb_request *r);
+/* user_loads.c */
 /* Queues d until u's roster is loaded (starting the load if it is not under way). */
 void smc_defer(sm *s, sm_user *u, sm_deferred *d);
+/* u has sessions and nothing waits for its load: it is loaded when the storage has nothing more
+ * urgent to do. */
+void smc_load_in_background(sm *s, sm_user *u);
+/* Loads under way or waiting to start (both queues). */
+size_t smc_loads_pending(const sm *s);
 /* restart_wait.c */
 void smc_restart_wait_start(sm *s);
 /* Holds st (true) when the wait is on and its addressee has no session. */
@@ -221,6 +235,9 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d);
  * resync waits for the account to load, it waits behind it (true); else false. */
 bool smc_defer_frame(sm *s, sm_link *l, uint64_t sid, const jid *from, const char *xml,
                      size_t len);
+/* A stanza from sess, whose account is not loaded (a restart restored it first): it waits for the
+ * load, and starts it. */
+void smc_defer_session_frame(sm *s, sm_session *sess, const char *xml, size_t len);
 /* A revival whose user is loaded (failed: it could not be) or dropped (u NULL: the SM stops). */
 void smc_revive_finish(sm *s, sm_user *u, sm_deferred *d, bool failed);
 void smc_session_release(sm *s, sm_session *sess);

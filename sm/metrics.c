@@ -30,6 +30,10 @@ static void core_metrics(sm *s, buf *b)
     metrics_sample(b, "jabshard_sm_sessions", "state=\"detached\"", st.detached);
     metrics_family(b, "jabshard_sm_users", "gauge", "Accounts in memory (with a session, or work).");
     metrics_sample(b, "jabshard_sm_users", "", st.users);
+    metrics_family(b, "jabshard_sm_account_loads", "gauge",
+                   "Accounts loading or waiting to load (after a restart, those whose sessions "
+                   "were restored before their load).");
+    metrics_sample(b, "jabshard_sm_account_loads", "", st.loads_pending);
     metrics_family(b, "jabshard_sm_links_up", "gauge", "Links up, by role.");
     metrics_sample(b, "jabshard_sm_links_up", "role=\"front\"", st.fronts_up);
     metrics_sample(b, "jabshard_sm_links_up", "role=\"component\"", st.components_up);

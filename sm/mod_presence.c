@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "sm/barrier.h"
+#include "sm/map.h"
 #include "sm/mod_presence.h"
 #include "sm/module.h"
 #include "sm/modules.h"
@@ -347,9 +348,64 @@ static bool presence_in(sm *s, sm_event *ev)
 /* A session ending while available (or with directed presence out) sends unavailable presence on
  * its behalf, through SM_EV_PRESENCE_OUT as if the client had sent it: presence_out broadcasts
  * it, and every module that follows presence sees the logout the same way. */
+/* Sessions that ended before their account loaded (a restart restores them first: sm/sessions.c)
+ * while available: their contacts hear of it once the roster is in (user-ready). Per bare JID (the
+ * module's data), the full JIDs; a restored session has sent no directed presence (what it sends
+ * waits for the load too). */
+typedef struct owed_unavailable {
+    size_t n;
+    char **full;
+} owed_unavailable;
+
+static void owe_unavailable(sm *s, sm_session *sess)
+{
+    sm_map *owed = sm_module_data(s, &mod_presence);
+    char bare[JID_MAX_LEN + 1];
+    bare_of(&sess->jid, bare);
+    owed_unavailable *o = sm_map_get(owed, bare, strlen(bare));
+    if (!o) {
+        o = mem_zalloc(sizeof *o);
+        sm_map_put(owed, bare, strlen(bare), o);
+    }
+    o->full = mem_realloc(o->full, (o->n + 1) * sizeof *o->full);
+    o->full[o->n++] = mem_strdup(jid_full(&sess->jid));
+}
+
+static void owed_free(void *val, void *ctx)
+{
+    owed_unavailable *o = val;
+    for (size_t i = 0; i < o->n; i++)
+        free(o->full[i]);
+    free(o->full);
+    free(o);
+}
+
+static void pay_owed(sm *s, sm_user *u)
+{
+    char bare[JID_MAX_LEN + 1];
+    bare_of(&u->jid, bare);
+    owed_unavailable *o = sm_map_del(sm_module_data(s, &mod_presence), bare, strlen(bare));
+    if (!o)
+        return;
+    for (size_t k = 0; k < o->n; k++) {
+        for (size_t i = 0; i < u->nitems; i++)
+            if (sm_sub_has_from(u->items[i].sub))
+                send_simple(s, o->full[k], u->items[i].jid, "unavailable");
+        for (sm_session *x = u->sessions; x; x = x->next)
+            if (x->available)
+                send_simple(s, o->full[k], jid_full(&x->jid), "unavailable");
+    }
+    owed_free(o, NULL);
+}
+
 static bool session_end(sm *s, sm_event *ev)
 {
     sm_session *sess = ev->session;
+    if (!sess->user->loaded) {
+        if (sess->available)
+            owe_unavailable(s, sess);
+        return false;
+    }
     if (!sess->available && !sm_strset_count(presence_directed(s, sess)))
         return false;
     sm_stanza *st = sm_stanza_make("presence", jid_full(&sess->jid), NULL, "unavailable");
@@ -382,19 +438,16 @@ static bool available_somewhere(const sm_user *u)
 /* The wait is over: every session that will come back has. Each one that came back hears from
  * each local contact whose presence it may see and who has no available resource now (it ended
  * while the SM was down) unavailable presence, as a probe of that contact would have answered;
- * the user probes its remote contacts, whose servers may have sent changes the dead SM lost. */
+ * the user probes its remote contacts, whose servers may have sent changes the dead SM lost.
+ * That needs the user's roster: sessions restored before their account loaded (sm/sessions.c)
+ * are told once it has (user-ready). */
 typedef struct came_back_tally {
     sm *s;
-    size_t sessions, unavailable, probes;
+    size_t sessions, loading, unavailable, probes;
 } came_back_tally;
 
-static void tell_came_back(sm_session *sess, void *ctx)
+static void tell_user(sm *s, sm_user *u, came_back_tally *t)
 {
-    came_back_tally *t = ctx;
-    sm *s = t->s;
-    if (!state_of_session(s, sess)->came_back)
-        return;
-    sm_user *u = sess->user;
     char bare[JID_MAX_LEN + 1];
     bare_of(&u->jid, bare);
     for (size_t i = 0; i < u->nitems; i++) {
@@ -422,14 +475,38 @@ static void tell_came_back(sm_session *sess, void *ctx)
     }
 }
 
+static void tell_came_back(sm_session *sess, void *ctx)
+{
+    came_back_tally *t = ctx;
+    if (!state_of_session(t->s, sess)->came_back)
+        return;
+    if (sess->user->loaded)
+        tell_user(t->s, sess->user, t);
+    else
+        t->loading++;
+}
+
 static bool presence_start_done(sm *s, sm_event *ev)
 {
     came_back_tally t = {.s = s};
     sm_each_session(s, tell_came_back, &t);
-    if (t.sessions)
-        log_info("sm: %zu sessions came back with their presence kept; %zu unavailable presences "
-                 "sent for contacts that did not come back, %zu remote contacts probed",
-                 t.sessions, t.unavailable, t.probes);
+    if (t.sessions || t.loading)
+        log_info("sm: %zu sessions came back with their presence kept (%zu more are told their "
+                 "contacts' state once their accounts load); %zu unavailable presences sent for "
+                 "contacts that did not come back, %zu remote contacts probed",
+                 t.sessions, t.loading, t.unavailable, t.probes);
+    return false;
+}
+
+static bool presence_user_ready(sm *s, sm_event *ev)
+{
+    pay_owed(s, ev->user);
+    if (sm_start_waiting(s))
+        return false;   /* the wait's end tells it */
+    came_back_tally t = {.s = s};
+    for (sm_session *x = ev->user->sessions; x && !t.sessions; x = x->next)
+        if (state_of_session(s, x)->came_back)
+            tell_user(s, ev->user, &t);
     return false;
 }
 
@@ -444,12 +521,33 @@ static const sm_handler presence_handlers[] = {
     {"session-end", .hook = session_end},
     {"session-attached", .hook = presence_attached},
     {"start-done", .hook = presence_start_done},
+    {"user-ready", .hook = presence_user_ready},
     {NULL},
 };
+
+static bool presence_init(sm *s, const sm_module *self, config *cfg)
+{
+    sm_map *owed = mem_zalloc(sizeof *owed);
+    sm_map_init(owed);
+    sm_module_set_data(s, self, owed);
+    return true;
+}
+
+static void presence_fini(sm *s, const sm_module *self)
+{
+    sm_map *owed = sm_module_data(s, self);
+    if (!owed)
+        return;
+    sm_map_each(owed, owed_free, NULL);
+    sm_map_free(owed);
+    free(owed);
+}
 
 const sm_module mod_presence = {
     .name = "presence",
     .int_options = presence_options,
+    .init = presence_init,
+    .fini = presence_fini,
     .handlers = presence_handlers,
     .session_state = sizeof(presence_session),
     .session_release = presence_session_release,

@@ -31,6 +31,7 @@ static const char *const event_names[SM_EV_COUNT] = {
     [SM_EV_SESSION_ATTACHED] = "session-attached",
     [SM_EV_FRONT_UP] = "front-up",
     [SM_EV_START_DONE] = "start-done",
+    [SM_EV_USER_READY] = "user-ready",
     [SM_EV_METRICS] = "metrics",
 };
 

@@ -398,7 +398,8 @@ void smc_route_to_user(sm *s, sm_stanza *st)
     sm_user *u = sm_user_find(s, &st->to);
     bool ready = u && u->loaded && !u->deferred;
     if (streq(name, "message") || streq(name, "iq")) {
-        if (!ready && inbound_needs_user(st))
+        /* A session restored before its account loaded: all of it waits (its block list). */
+        if (!ready && (inbound_needs_user(st) || (u && u->sessions && !u->loaded)))
             defer_stanza(s, smc_user_get(s, &st->to), st);
         else
             smc_route_inbound(s, u, st);
@@ -559,6 +560,11 @@ void sm_session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t 
 static void session_stanza(sm *s, sm_link *l, uint64_t sid, const char *xml, size_t len)
 {
     sm_session *sess = sm_session_lookup(s, l->serial, sid);
+    if (sess && !sess->user->loaded) {
+        /* Restored by a restart before its account loaded: it waits for the load. */
+        smc_defer_session_frame(s, sess, xml, len);
+        return;
+    }
     if (sess)
         sess->stanzas_in++;
     sm_stanza *st = sm_parse(s, xml, len);

@@ -323,6 +323,46 @@ static void session_keep_presence(sm *s, sm_session *sess, const char *xml)
     sm_stanza_free(presence);
 }
 
+/* The rest of a resync's restore, sess made: the modules' STATE record, and its presence. */
+static void resync_restore(sm *s, sm_link *l, sm_session *sess, const sm_deferred *d)
+{
+    if (!smc_state_restore(s, sess, (const uint8_t *)buf_data(&d->state), buf_len(&d->state)))
+        log_warn("sm: session %s: a malformed STATE record in the resync: ignored",
+                 jid_full(&sess->jid));
+    /* A session that outlived the previous SM (its front's first link during the start's wait):
+     * every contact's client has its presence, which is kept as it is; mod_presence tells it of
+     * the contacts that did not come back when the wait is over. Otherwise (the SM lived and had
+     * ended the link's sessions, or the wait is over) contacts saw it go: its presence is
+     * processed as if the client had sent it again. */
+    bool quiet = d->presence && l->quiet_resync && s->restart.active;
+    if (quiet)
+        session_keep_presence(s, sess, d->presence);
+    sm_event ev = {.session = sess, .user = sess->user};
+    sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
+    if (d->presence && !quiet)
+        sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
+}
+
+/* A session that outlived the previous SM, re-announced by its front's first link during the
+ * start's wait, is restored at once, before its account is loaded: a restart is over when every
+ * front has re-announced its sessions, not when a million accounts have loaded. The account loads
+ * in the background (user_loads.c); a stanza for the account or from the session meanwhile waits
+ * for that load and starts it ahead of the rest (route.c). A session whose account has work
+ * waiting already (a hibernated session being revived, a stanza), or whose full JID has a session,
+ * takes the usual way: bound once the account is loaded. */
+static bool restore_before_load(sm *s, sm_link *l, sm_user *u, const sm_deferred *d)
+{
+    if (!l->quiet_resync || !s->restart.active || u->loaded || u->deferred ||
+        sm_session_find(s, &d->full))
+        return false;
+    sm_session *sess = session_new(s, u, l, d->sid, &d->full);
+    log_info("sm: session %s restored (its account loads in the background)",
+             jid_full(&sess->jid));
+    resync_restore(s, l, sess, d);
+    smc_load_in_background(s, u);
+    return true;
+}
+
 void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
 {
     sm_link *l = smc_link_by_serial(s, d->link_serial);
@@ -372,24 +412,8 @@ void smc_bind_finish(sm *s, sm_user *u, sm_deferred *d)
     sm_session *sess = session_new(s, u, l, d->sid, &d->full);
     log_info("sm: session %s %s", jid_full(&sess->jid), d->resync ? "restored" : "bound");
     smc_bind_reply(s, l, d->sid, d->resync, SMPROTO_BOUND_OK, jid_full(&sess->jid));
-    if (d->resync) {
-        if (!smc_state_restore(s, sess, (const uint8_t *)buf_data(&d->state),
-                               buf_len(&d->state)))
-            log_warn("sm: session %s: a malformed STATE record in the resync: ignored",
-                     jid_full(&sess->jid));
-        /* A session that outlived the previous SM (its front's first link during the start's
-         * wait): every contact's client has its presence, which is kept as it is; mod_presence
-         * tells it of the contacts that did not come back when the wait is over. Otherwise (the
-         * SM lived and had ended the link's sessions, or the wait is over) contacts saw it go:
-         * its presence is processed as if the client had sent it again. */
-        bool quiet = d->presence && l->quiet_resync && s->restart.active;
-        if (quiet)
-            session_keep_presence(s, sess, d->presence);
-        sm_event ev = {.session = sess, .user = u};
-        sm_fire(s, SM_EV_SESSION_ATTACHED, &ev);
-        if (d->presence && !quiet)
-            sm_session_stanza(s, l, d->sid, d->presence, strlen(d->presence));
-    }
+    if (d->resync)
+        resync_restore(s, l, sess, d);
 }
 
 void smc_revive_finish(sm *s, sm_user *u, sm_deferred *d, bool failed)
@@ -464,6 +488,8 @@ static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, const uint8_t
         smc_bind_finish(s, u, d);
         smc_deferred_free(d);
         smc_user_maybe_free(s, u);
+    } else if (d->resync && restore_before_load(s, l, u, d)) {
+        smc_deferred_free(d);
     } else {
         /* During the start's wait, a re-announced session keeps it open until it is bound. */
         if (d->resync && s->restart.active) {
@@ -474,6 +500,18 @@ static void bind_start(sm *s, sm_link *l, uint64_t sid, jid *full, const uint8_t
     }
 }
 
+/* The stanza a front sent for (link_serial, sid) is handled as it came once u is loaded. */
+static void defer_frame(sm *s, sm_user *u, uint64_t link_serial, uint64_t sid, const char *xml,
+                        size_t len)
+{
+    sm_deferred *d = mem_zalloc(sizeof *d);
+    d->link_serial = link_serial;
+    d->sid = sid;
+    d->frame = mem_strndup(xml, len);
+    d->frame_len = len;
+    smc_defer(s, u, d);
+}
+
 bool smc_defer_frame(sm *s, sm_link *l, uint64_t sid, const jid *from, const char *xml,
                      size_t len)
 {
@@ -482,15 +520,14 @@ bool smc_defer_frame(sm *s, sm_link *l, uint64_t sid, const jid *from, const cha
     for (const sm_deferred *d = u ? u->deferred : NULL; d && !binding; d = d->next)
         binding = !d->stanza && !d->frame && !d->revived && d->link_serial == l->serial &&
                   d->sid == sid;
-    if (!binding)
-        return false;
-    sm_deferred *d = mem_zalloc(sizeof *d);
-    d->link_serial = l->serial;
-    d->sid = sid;
-    d->frame = mem_strndup(xml, len);
-    d->frame_len = len;
-    smc_defer(s, u, d);
-    return true;
+    if (binding)
+        defer_frame(s, u, l->serial, sid, xml, len);
+    return binding;
+}
+
+void smc_defer_session_frame(sm *s, sm_session *sess, const char *xml, size_t len)
+{
+    defer_frame(s, sess->user, sess->link_serial, sess->sid, xml, len);
 }
 
 void sm_bind(sm *s, sm_link *l, uint64_t sid, const char *host, const char *user,

@@ -184,6 +184,7 @@ void sm_get_stats(const sm *s, sm_stats *out)
     out->sessions = sm_map_count(&s->by_jid);
     out->users = sm_map_count(&s->users);
     out->detached = s->detached;
+    out->loads_pending = smc_loads_pending(s);
     out->fronts_up = out->components_up = 0;
     for (const sm_link *l = s->links; l; l = l->next)
         *(l->component ? &out->components_up : &out->fronts_up) += 1;

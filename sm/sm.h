@@ -162,6 +162,8 @@ typedef enum { SM_KIND_MESSAGE, SM_KIND_PRESENCE, SM_KIND_IQ, SM_KIND_OTHER, SM_
 typedef struct sm_stats {
     uint64_t sessions, users;       /* current */
     uint64_t detached;              /* sessions without a connection (XEP-0198 hibernation) */
+    uint64_t loads_pending;         /* accounts loading or waiting to (after a restart, those
+                                     * whose sessions were restored first) */
     uint64_t fronts_up, components_up;
     uint64_t stanzas_in[SM_KINDS];  /* from sessions, by kind */
     uint64_t bytes_in;
@@ -260,6 +262,9 @@ typedef enum {
     SM_EV_START_DONE,       /* the start's wait is over (sm_start_waiting): every front has
                              * re-announced its sessions and the modules restored theirs, or
                              * the wait ran out: nothing */
+    SM_EV_USER_READY,       /* the user's load is done: user (exists says whether the account
+                             * does). Sessions a restart restored before it have their account
+                             * from now on (docs/smproto.md §2, "Presence in a resync") */
     SM_EV_METRICS,          /* the metrics endpoint is answering: out, where a module writes its
                              * families (core/metrics.h, names jabshard_sm_MODULE_...) */
     SM_EV_COUNT
@@ -406,6 +411,8 @@ struct sm_user {
     sm_session *sessions;
     bool loaded;            /* the roster below is current */
     bool exists;            /* the account exists (known once loaded) */
+    bool loading;           /* private: its load is under way */
+    bool background_queued; /* private: in the queue of background loads (held there) */
     int64_t version;        /* roster version (XEP-0237) */
     sm_roster_item *items;
     size_t nitems, items_cap;
@@ -414,6 +421,7 @@ struct sm_user {
     unsigned char *ext;     /* the modules' state (sm_user_state, sm/module.h) */
     struct sm_deferred *deferred, *deferred_tail;   /* private: work waiting for the roster */
     struct sm_user *load_next;  /* private: in the core's queue of loads not started yet */
+    struct sm_user *background_next;    /* private: in the queue of background loads */
     unsigned holds;         /* private: the core is using it; not freed even when idle */
 };
 sm_user *sm_user_find(const sm *s, const jid *bare);

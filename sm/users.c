@@ -358,15 +358,28 @@ static void deferred_run(sm *s, sm_user *u, bool failed)
     u->holds--;
 }
 
-static void roster_apply(sm *s, xdb_request *r)
+/* Sessions a restart restored before their account was loaded (sessions.c), of an account that
+ * is gone: the account was deleted while the SM was down. */
+static void end_restored_sessions(sm *s, sm_user *u)
+{
+    while (u->sessions) {
+        log_notice("sm: session %s restored for an account that no longer exists: it ends",
+                   jid_full(&u->sessions->jid));
+        sm_session_end(s, u->sessions, SMPROTO_END_ERROR, "the account no longer exists");
+    }
+}
+
+/* The roster (and with it the account) of r's user is in: its deferred work runs. */
+sm_user *smc_user_roster_loaded(sm *s, xdb_request *r)
 {
     jid bare;
     if (jid_make(r->user, strlen(r->user), r->host, strlen(r->host), NULL, 0, &bare) != JID_OK)
-        return;
+        return NULL;
     sm_user *u = sm_user_find(s, &bare);
     jid_free(&bare);
     if (!u)
-        return;
+        return NULL;
+    u->loading = false;
     bool failed = r->status != XDB_OK && r->status != XDB_NOT_FOUND;
     if (failed) {
         log_warn("sm: loading the roster of %s@%s failed: %s", r->user, r->host, r->error);
@@ -390,73 +403,13 @@ static void roster_apply(sm *s, xdb_request *r)
         r->roster.pending = NULL;
         r->roster.npending = 0;
     }
+    u->holds++;
+    if (u->loaded)
+        sm_fire(s, SM_EV_USER_READY, &(sm_event){.user = u});
+    if (u->loaded && !u->exists)
+        end_restored_sessions(s, u);
     deferred_run(s, u, failed);
-    smc_user_maybe_free(s, u);
+    u->holds--;
+    return u;
 }
 
-/* Loads in flight are bounded: each is four storage requests of about 1 KiB (the roster and the
- * user-load hooks': block list, MAM preferences, PEP nodes) until answered, and a burst (an SM
- * restart's resync re-announces every session at once, a front's restart logs its clients in
- * again) would otherwise hold them all, and the allocator keeps that memory after the burst. A
- * thousand in flight keep the storage workers busy. */
-#define SMC_USER_LOADS 1024
-
-static void roster_loaded(xdb_request *r, void *ctx);
-
-static void load_start(sm *s, sm_user *u)
-{
-    s->loads_in_flight++;
-    sm_event ev = {.user = u};
-    sm_fire(s, SM_EV_USER_LOAD, &ev);
-    sm_submit(s, sm_user_request(XDB_ROSTER_LOAD, &u->jid), roster_loaded, s);
-}
-
-/* u has work deferred (so it is not freed) and no load under way. */
-static void load_request(sm *s, sm_user *u)
-{
-    if (s->loads_in_flight < SMC_USER_LOADS && !s->load_queue) {
-        load_start(s, u);
-        return;
-    }
-    u->load_next = NULL;
-    if (s->load_queue_tail)
-        s->load_queue_tail->load_next = u;
-    else
-        s->load_queue = u;
-    s->load_queue_tail = u;
-}
-
-static void load_next(sm *s)
-{
-    while (s->load_queue && s->loads_in_flight < SMC_USER_LOADS) {
-        sm_user *u = s->load_queue;
-        s->load_queue = u->load_next;
-        if (!s->load_queue)
-            s->load_queue_tail = NULL;
-        u->load_next = NULL;
-        load_start(s, u);
-    }
-}
-
-static void roster_loaded(xdb_request *r, void *ctx)
-{
-    sm *s = ctx;
-    s->loads_in_flight--;
-    roster_apply(s, r);
-    load_next(s);
-}
-
-/* Queues d until u's roster is loaded (starting the load if it is not under way). */
-void smc_defer(sm *s, sm_user *u, sm_deferred *d)
-{
-    bool loading = u->deferred != NULL;
-    d->ticket = s->ticket;
-    custody_hold(d->ticket);
-    if (u->deferred_tail)
-        u->deferred_tail->next = d;
-    else
-        u->deferred = d;
-    u->deferred_tail = d;
-    if (!loading)
-        load_request(s, u);
-}

@@ -4,7 +4,9 @@
  * presence); when the configured fronts do not all come back within resync_wait, what waited is
  * routed as usual (offline). Sessions the fronts re-announce on their first link keep their
  * presence without broadcasting it again, and hear once the wait is over of the contacts that did
- * not come back; a front's later link (the SM ended its sessions) has them broadcast again. */
+ * not come back; a front's later link (the SM ended its sessions) has them broadcast again.
+ * Re-announced sessions are restored before their accounts load: the wait ends with the fronts'
+ * resync, and what comes for (or from) a session whose account has not loaded waits for it. */
 #include "tests/support/sm_harness.h"
 
 static const char fronts[] =
@@ -149,6 +151,75 @@ static void test_resync_after_cut_broadcasts(void **state)
     smh_drain();
 }
 
+/* alice and bob subscribed both ways, then a start: alice re-announced on the first front (with
+ * dave, whose account does not exist, when with_dave), bob on the other, both with their
+ * presence; storage has answered nothing since. Returns the other front's link. */
+static sm_link *alice_and_bob_back_unloaded(bool with_dave)
+{
+    smh_befriend();
+    smh_stop();
+    smh_start(fronts, NULL);
+    sm_tick(smh.core, 1000);
+    smh_drain();   /* what the modules restore from storage (hibernated sessions): none */
+    smh_clear();
+    sm_resync(smh.core, smh.front, 1, "alice@example.org/a", NULL, 0, available_xml);
+    if (with_dave)
+        sm_resync(smh.core, smh.front, 4, "dave@example.org/d", NULL, 0, "");
+    sm_front_resynced(smh.core, smh.front);
+    sm_link *other = sm_link_up(smh.core, (void *)5, "other", false);
+    sm_resync(smh.core, other, 2, "bob@example.org/b", NULL, 0, available_xml);
+    sm_front_resynced(smh.core, other);
+    return other;
+}
+
+/* Storage answers nothing until drained: the sessions are back and the start's wait over all the
+ * same. A message for alice and a presence from her wait for her account's load, then go as they
+ * would have; a session re-announced for an account deleted while the SM was down ends once its
+ * load says so. */
+static void test_restored_before_load(void **state)
+{
+    sm_link *other = alice_and_bob_back_unloaded(true);
+    assert_false(sm_start_waiting(smh.core));
+    sm_stats st;
+    sm_get_stats(smh.core, &st);
+    assert_int_equal(st.sessions, 3);
+    assert_int_equal(st.loads_pending, 3);
+    static const char to_alice_now[] =
+        "<message xmlns='jabber:client' to='alice@example.org' type='chat' id='m2'>"
+        "<body>before her account loaded</body></message>";
+    static const char away[] =
+        "<presence xmlns='jabber:client'><show>away</show></presence>";
+    sm_session_stanza(smh.core, other, 2, to_alice_now, strlen(to_alice_now));
+    sm_session_stanza(smh.core, smh.front, 1, away, strlen(away));
+    NONE('S', 1, "before her account loaded");
+    NONE('S', 2, "<show>away</show>");
+    smh_drain();
+    EXPECT('S', 1, "before her account loaded", "from='bob@example.org/b'");
+    NONE('S', 1, "urn:xmpp:delay");
+    EXPECT('S', 2, "from='alice@example.org/a'", "<show>away</show>");
+    /* Both came back: neither hears the other went unavailable. */
+    NONE('S', 1, "type='unavailable'");
+    NONE('S', 2, "type='unavailable'");
+    EXPECT('E', 4, NULL, NULL);
+    sm_get_stats(smh.core, &st);
+    assert_int_equal(st.sessions, 2);
+    assert_int_equal(st.loads_pending, 0);
+}
+
+/* alice's connection ends before her account has loaded: her contacts hear it once it has. */
+static void test_ended_before_load(void **state)
+{
+    alice_and_bob_back_unloaded(false);
+    sm_end(smh.core, smh.front, 1, SMPROTO_END_GONE);
+    sm_stats st;
+    sm_get_stats(smh.core, &st);
+    assert_int_equal(st.sessions, 1);
+    NONE('S', 2, "type='unavailable'");
+    smh_drain();
+    EXPECT('S', 2, "from='alice@example.org/a'", "type='unavailable'");
+    assert_int_equal(smh_count('S', 2, "from='alice@example.org/a'"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +228,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_wait_without_fronts, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_quiet_resync, smh_setup, smh_teardown),
         cmocka_unit_test_setup_teardown(test_resync_after_cut_broadcasts, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_restored_before_load, smh_setup, smh_teardown),
+        cmocka_unit_test_setup_teardown(test_ended_before_load, smh_setup, smh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  *   messages  --rate chat messages a second between random online users for --duration seconds:
  *             delivered, latency p50/p99, the SM's routing thread's CPU;
  *   restart   (--restart) the SM is killed, started again, and every front resyncs: the time
- *             until the SM's start is complete again (its status no longer "starting").
+ *             until every session is back (routable), then until every account has loaded,
+ *             and the latency of messages sent meanwhile.
  * With --partitions P (docs/scaling.md, "Past one SM"), P SMs share the users: the CPU figures
  * are summed over them and given per SM, and the messages phase says how many crossed. */
 #include <getopt.h>
@@ -335,45 +336,71 @@ static void restart(void)
     while (scale_pending_tx())
         scale_pump(1);
     double sent = (double)(bench_now_ns() - t0) / 1e9;
-    /* Complete: the start's wait is over and every re-announced session is back (the wait also
-     * ends at <resync_wait>, whatever is still loading). */
-    double done = -1, wait_over = -1, last_check = 0;
+    /* Complete: the start's wait is over and every re-announced session is back, routable (the
+     * wait also ends at <resync_wait>). The accounts of the restored sessions load after that, in
+     * the background; meanwhile RESTART_PROBES messages a second between random sessions measure
+     * what a stanza for (or from) an account not loaded yet waits: its account's load, started
+     * ahead of the background's. */
+    enum { RESTART_PROBES = 100, PROBE_CHECKS = 4 };
+    scale_got.latency_cap = 1000000;
+    scale_got.latency = mem_array((size_t)scale_got.latency_cap, sizeof(uint64_t));
+    scale_got.latency_n = 0;
+    long probes = 0, delivered0 = scale_got.messages;
+    double restored = -1, wait_over = -1, loaded = -1, last_check = 0;
     while ((double)(bench_now_ns() - t0) / 1e9 < 900) {
         scale_pump(20);
         double now = (double)(bench_now_ns() - t0) / 1e9;
-        if (now - last_check >= 0.25) {
-            last_check = now;
-            if (wait_over < 0 && scale_sm_start_done(0))
-                wait_over = now;
-            if (wait_over >= 0 && scale_sm_stat(0, "sessions") >= online &&
-                scale_sm_stat(0, "storage_pending") == 0) {
-                done = now;
-                break;
-            }
+        if (now - last_check < 1.0 / PROBE_CHECKS)
+            continue;
+        last_check = now;
+        if (wait_over < 0 && scale_sm_start_done(0))
+            wait_over = now;
+        if (wait_over >= 0 && restored < 0 && scale_sm_stat(0, "sessions") >= online)
+            restored = now;
+        if (restored >= 0 && scale_sm_stat(0, "loads_pending") == 0 &&
+            scale_sm_stat(0, "storage_pending") == 0) {
+            loaded = now;
+            break;
+        }
+        for (int k = 0; restored >= 0 && k < RESTART_PROBES / PROBE_CHECKS; k++, probes++) {
+            long a = (long)(rng() % (uint64_t)scale_opt.users);
+            scale_message(a, recipient(a));
         }
     }
-    if (done < 0)
-        scale_die("restart: the SM had not restored every session 900 s after it was started");
+    if (loaded < 0)
+        scale_die("restart: the SM had not loaded every restored account 900 s after it started");
     /* The new SM's CPU from its start: steadier than the time on a shared machine. */
     double cpu = sm_cpu(), th = sm_thread_cpu();
     /* The presence the restored sessions send again goes on after the start is over. */
     uint64_t quiet_from = bench_now_ns();
-    while (bench_now_ns() - quiet_from < 1000000000ull) {
-        long before = scale_got.presence;
+    while (bench_now_ns() - quiet_from < 1000000000ull ||
+           scale_got.messages - delivered0 < probes) {
+        long before = scale_got.presence + scale_got.messages;
         scale_pump(100);
-        if (scale_got.presence != before)
+        if (scale_got.presence + scale_got.messages != before)
             quiet_from = bench_now_ns();
+        else if (bench_now_ns() - quiet_from > 30000000000ull)
+            break;
     }
     double last = scale_got.last_stanza_ns > t0 ? (double)(scale_got.last_stanza_ns - t0) / 1e9 : 0;
     figure("restart: %ld sessions resynced from %d fronts: SM listening %.2f s after its start, "
            "links up %.2f s, every RESYNC written %.2f s, start's wait over %.2f s, every session "
-           "restored and storage idle %.2f s (SM CPU %.1f s, routing thread %.1f s, from its "
-           "start), last presence delivered %.2f s (%ld presence stanzas); SM RSS %.1f MiB, its "
-           "stats: %ld sessions, %ld users in memory, %ld storage requests pending", online,
-           scale_opt.fronts, up, linked, sent, wait_over, done, cpu, th, last,
-           scale_got.presence - presence0,
-           bench_rss_kib(scale_sm_pids[0]) / 1024.0, scale_sm_stat(0, "sessions"),
-           scale_sm_stat(0, "users"), scale_sm_stat(0, "storage_pending"));
+           "restored %.2f s, every account loaded and storage idle %.2f s (SM CPU %.1f s, routing "
+           "thread %.1f s, from its start), last presence delivered %.2f s (%ld presence stanzas); "
+           "SM RSS %.1f MiB, its stats: %ld sessions, %ld users in memory, %ld storage requests "
+           "pending", online, scale_opt.fronts, up, linked, sent, wait_over, restored, loaded, cpu,
+           th, last, scale_got.presence - presence0, bench_rss_kib(scale_sm_pids[0]) / 1024.0,
+           scale_sm_stat(0, "sessions"), scale_sm_stat(0, "users"),
+           scale_sm_stat(0, "storage_pending"));
+    figure("restart: %ld messages between random sessions while the accounts loaded (%d/s from "
+           "every session restored), %ld delivered: latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+           probes, RESTART_PROBES, scale_got.messages - delivered0,
+           ms_at(scale_got.latency, scale_got.latency_n, 50),
+           ms_at(scale_got.latency, scale_got.latency_n, 99),
+           ms_at(scale_got.latency, scale_got.latency_n, 100));
+    free(scale_got.latency);
+    scale_got.latency = NULL;
+    scale_got.latency_n = scale_got.latency_cap = 0;
     if (!scale_wait_acked(300))
         scale_die("restart: the SM did not acknowledge every frame after the resync");
 }
