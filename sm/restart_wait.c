@@ -124,7 +124,8 @@ bool sm_start_waiting(const sm *s)
 }
 
 /* The wait ends once every configured front has re-announced its sessions, the modules have
- * restored theirs, and every re-announced session is bound again (its account loaded). */
+ * restored theirs, and every re-announced session is restored: most at once, before their
+ * accounts load (sessions.c); those that took the usual way once their account has loaded. */
 static void maybe_end(sm *s, const char *why)
 {
     restart_wait *w = &s->restart;
