@@ -491,10 +491,10 @@ static bool presence_start_done(sm *s, sm_event *ev)
     came_back_tally t = {.s = s};
     sm_each_session(s, tell_came_back, &t);
     if (t.sessions || t.loading)
-        log_info("sm: %zu sessions came back with their presence kept (%zu more are told their "
-                 "contacts' state once their accounts load); %zu unavailable presences sent for "
-                 "contacts that did not come back, %zu remote contacts probed",
-                 t.sessions, t.loading, t.unavailable, t.probes);
+        log_info("sm: %zu sessions came back with their presence kept (%zu of them are told "
+                 "their contacts' state once their accounts load); %zu unavailable presences sent "
+                 "for contacts that did not come back, %zu remote contacts probed",
+                 t.sessions + t.loading, t.loading, t.unavailable, t.probes);
     return false;
 }
 

@@ -177,8 +177,8 @@ def presence_across_restart(rep, system, a_user, b_user, fault=restart_sm, what=
         flaps = [show(el) for c, j in ((a, bj), (b, aj)) for el in c.received
                  if is_(el, 'presence', 'unavailable') and (el.get('from') or '').startswith(j)]
         rep.check('presence: no contact seen unavailable across %s' % what, not flaps, flaps)
-        # The SM logs it when its start's wait is over, which may be after the fronts' resyncs
-        # (it also waits for the restored accounts' loads): a slow (sanitized) SM takes longer.
+        # The SM logs it when its start's wait is over, which may be after the fronts' resyncs:
+        # a slow (sanitized) SM takes longer.
         pattern = r'(\d+) sessions came back with their presence kept'
         await asyncio.to_thread(wait_until, lambda: re.search(pattern, system.sm.text()),
                                 AFTER_FAULT_WAIT)
