@@ -242,6 +242,8 @@ static void update_interest(link_front *lf);
 static bool flush_socket(link_front *lf);
 static void try_connect(link_front *lf);
 static void take_from_shards(link_front *lf);
+static void hold(link_front *lf, link_msg *m);
+static void renumber_held(link_front *lf);
 
 static void set_congested(link_front *lf)
 {
@@ -361,6 +363,7 @@ static void on_sm_element(void *ctx, xml_node *el, xml_arena *arena)
             lf->smproto_ok = true;
             /* Frames (acked, r] stay ours until acknowledged, without being sent again. */
             lf->resume_after = lf->tx_seq = r;
+            renumber_held(lf);
         } else if (smproto_version_is_ours(v)) {
             log_error("SM link: the SM says it received %s of our frames; we sent %llu of which "
                       "%llu were acknowledged", received ? received : "(nothing)",
@@ -449,35 +452,27 @@ static bool on_ack(link_front *lf, uint64_t n)
     return true;
 }
 
-/* A held message, made ready for the new link. Of the frames sent on an earlier link, those the SM
- * acknowledged are dropped, and those it says it received but has not acknowledged stay ours
- * without being sent again (the SM finishes them and acknowledges them in the old numbering; if it
- * dies first, the next link sends them). Dropped too: an earlier link's RESYNC frames, and logins
- * and binds made before the IO thread answered this link's resync (it asked them again there).
- * Sends what is left. */
-static void resend_held(link_front *lf, link_msg *m)
+/* m was sent on an earlier link (m->last_seq): of its counted frames, those the SM acknowledged
+ * are dropped, those it says it received on the new link's handshake (up to resume_after) stay
+ * ours without being sent again (the SM finishes them and acknowledges them in the old numbering,
+ * which the new link continues; if it dies first, the next link sends them), and the rest come
+ * back as a message not sent yet (NULL when none), numbered when it is sent. Its other frames
+ * (an earlier link's RESYNC) are dropped. m is freed. */
+static link_msg *unsent_part(link_front *lf, link_msg *m)
 {
-    uint64_t seq = m->last_seq ? m->last_seq - counted_frames(m) : 0;
-    bool stale_requests = m->epoch < lf->epoch;
-    buf keep = BUF_INIT, retain = BUF_INIT;
-    uint64_t retained_last = 0, resent = 0, kept_frames = 0, frames = 0;
+    uint64_t seq = m->last_seq - counted_frames(m), retained_last = 0, resent = 0;
+    buf rest = BUF_INIT, retain = BUF_INIT;
     smproto_frame f;
     FOR_EACH_FRAME(m, f, at) {
-        bool counted = smproto_counted(f.type);
-        frames++;
-        seq += counted && m->last_seq;
-        if (!counted || (m->last_seq && seq <= lf->tx_acked))
+        if (!smproto_counted(f.type) || ++seq <= lf->tx_acked)
             continue;
-        if (m->last_seq && seq <= lf->resume_after) {
+        if (seq <= lf->resume_after) {
             buf_append(&retain, msg_data(m) + at, SMPROTO_HEADER + f.len);
             retained_last = seq;
-            continue;
+        } else {
+            buf_append(&rest, msg_data(m) + at, SMPROTO_HEADER + f.len);
+            resent++;
         }
-        if (stale_requests && (f.type == SMPROTO_AUTH_QUERY || f.type == SMPROTO_BIND))
-            continue;
-        resent += m->last_seq != 0;
-        kept_frames++;
-        buf_append(&keep, msg_data(m) + at, SMPROTO_HEADER + f.len);
     }
     count(&lf->st_resent, resent);
     if (retained_last) {
@@ -489,9 +484,57 @@ static void resend_held(link_front *lf, link_msg *m)
         lf->unacked_bytes += len;
     }
     buf_free(&retain);
+    link_msg *u = NULL;
+    if (buf_len(&rest)) {
+        size_t len = buf_len(&rest);
+        u = link_msg_new(LINK_MSG_FRAMES, outq_block_from_buf(&rest), 0, len);
+        u->epoch = m->epoch;
+    }
+    buf_free(&rest);
+    link_msg_free(m);
+    return u;
+}
+
+/* The SM has said, in the new link's handshake, which of our frames it received: before anything
+ * is sent on that link (whose numbers continue from resume_after), the held frames an earlier link
+ * sent are sorted out (unsent_part). Left to later, an acknowledgement in the new numbering (of
+ * the resync's frames, sent before the held ones) would be taken for one of those old frames,
+ * which would then never be sent again. */
+static void renumber_held(link_front *lf)
+{
+    link_msg *list = lf->held;
+    lf->held = NULL;
+    lf->held_tail = &lf->held;
+    lf->held_bytes = 0;
+    while (list) {
+        link_msg *m = list;
+        list = m->next;
+        m->next = NULL;
+        if (!m->last_seq || (m = unsent_part(lf, m)))
+            hold(lf, m);
+    }
+    set_congested(lf);
+}
+
+/* A held message (not sent yet: renumber_held), sent on the new link once its resync is done.
+ * Dropped from it: logins and binds made before the IO thread answered this link's resync (it
+ * asked them again there). */
+static void resend_held(link_front *lf, link_msg *m)
+{
+    bool stale_requests = m->epoch < lf->epoch;
+    buf keep = BUF_INIT;
+    uint64_t kept_frames = 0, frames = 0;
+    smproto_frame f;
+    FOR_EACH_FRAME(m, f, at) {
+        frames++;
+        if (!smproto_counted(f.type) ||
+            (stale_requests && (f.type == SMPROTO_AUTH_QUERY || f.type == SMPROTO_BIND)))
+            continue;
+        kept_frames++;
+        buf_append(&keep, msg_data(m) + at, SMPROTO_HEADER + f.len);
+    }
     if (kept_frames == frames) {
         buf_free(&keep);
-        m->last_seq = 0;
         send_msg(lf, m);
         return;
     }

@@ -57,14 +57,17 @@ typedef struct front {
     front_config cfg;
     link_front *link;
     verify_pool *verify;
-    iothread_shared shared;     /* the IO thread keeps a pointer to it */
-    iothread *io;
+    iothread_shared shared;     /* the IO threads keep a pointer to it */
+    iothread *io;               /* the first */
+    iothread *ios[2];
+    unsigned nio;
     int port;
 } front;
 
-/* One IO thread, so that everything a test does is ordered the way it does it; standby_port: a
- * second SM of <sm> (<standby>), 0 for none. */
-static void front_start_standby(front *f, int sm_port, size_t hold, int standby_port)
+/* threads IO threads (one, so that everything a test does is ordered the way it does it, unless
+ * the test is about two); standby_port: a second SM of <sm> (<standby>), 0 for none. */
+static void front_start_threads(front *f, int sm_port, size_t hold, int standby_port,
+                                unsigned threads)
 {
     int tls_port = net_must_free_port();
     f->port = net_must_free_port();
@@ -79,41 +82,50 @@ static void front_start_standby(front *f, int sm_port, size_t hold, int standby_
                            "<id>jadc2s</id><hold>%zu</hold>%s</sm><local><id>localhost</id>"
                            "<ip>127.0.0.1</ip><port>%d</port><ssl><port>%d</port>"
                            "<required>false</required></ssl></local>"
-                           "<max_fds>67</max_fds><threads>1</threads>"
+                           "<max_fds>67</max_fds><threads>%u</threads>"
                            "<limits><max_bps>0</max_bps><conn_rate>0</conn_rate>"
                            "<auth_delay>0</auth_delay></limits>"
                            "<log><level>error</level></log></jadc2s>",
-                           sm_port, SECRET, hold, standby, f->port, tls_port);
+                           sm_port, SECRET, hold, standby, f->port, tls_port, threads);
     assert_non_null(path);
     config_error cerr;
     if (front_config_load(path, &f->cfg, &cerr) != 0)
         fail_msg("front config: %s", cerr.text);
     free(path);
     tmp_dir_remove(dir);
-    f->link = link_front_new(&f->cfg, 1);
+    f->link = link_front_new(&f->cfg, threads);
     f->verify = verify_pool_new(1, iothread_verify_done);
     f->shared = (iothread_shared){.cfg = &f->cfg, .link = f->link, .verify = f->verify};
-    char err[256];
-    f->io = iothread_new(&f->shared, 0, front_shard_slots(f->cfg.max_fds, 1), err, sizeof err);
-    if (!f->io)
-        fail_msg("IO thread: %s", err);
-    link_front_attach(f->link, 0, iothread_loop(f->io));
+    f->nio = threads;
+    for (unsigned i = 0; i < threads; i++) {
+        char err[256];
+        f->ios[i] = iothread_new(&f->shared, i, front_shard_slots(f->cfg.max_fds, threads), err,
+                                 sizeof err);
+        if (!f->ios[i])
+            fail_msg("IO thread: %s", err);
+        link_front_attach(f->link, i, iothread_loop(f->ios[i]));
+    }
+    f->io = f->ios[0];
     assert_int_equal(link_front_start(f->link), 0);
-    assert_int_equal(iothread_start(f->io), 0);
+    for (unsigned i = 0; i < threads; i++)
+        assert_int_equal(iothread_start(f->ios[i]), 0);
 }
 
 static void front_start(front *f, int sm_port, size_t hold)
 {
-    front_start_standby(f, sm_port, hold, 0);
+    front_start_threads(f, sm_port, hold, 0, 1);
 }
 
 static void front_stop(front *f)
 {
-    iothread_shutdown(f->io);
-    iothread_join(f->io);
+    for (unsigned i = 0; i < f->nio; i++)
+        iothread_shutdown(f->ios[i]);
+    for (unsigned i = 0; i < f->nio; i++)
+        iothread_join(f->ios[i]);
     link_front_stop(f->link);
     verify_pool_free(f->verify);
-    iothread_free(f->io);
+    for (unsigned i = 0; i < f->nio; i++)
+        iothread_free(f->ios[i]);
     link_front_free(f->link);
     front_config_free(&f->cfg);
 }
@@ -445,7 +457,7 @@ static void test_standby_moves_and_stays(void **state)
     int a_port, a_lfd = net_must_listen(&a_port);
     int b_port, b_lfd = net_must_listen(&b_port);
     static front f;
-    front_start_standby(&f, a_port, 4u << 20, b_port);
+    front_start_threads(&f, a_port, 4u << 20, b_port, 1);
     smconn c;
     hello h;
     link_front_stats st;
@@ -654,6 +666,70 @@ static void test_login_asked_again_once(void **state)
     net_must_read_until(a, &in, 0, "</challenge>");
     close(a);
     close(m);
+    buf_free(&in);
+    buf_free(&b);
+    front_stop(&f);
+    sm_drop(&c);
+    close(lfd);
+}
+
+/* Two IO threads. On a new link the frames of the resync are numbered from where the SM said it
+ * received ours, and so, after them, are the frames the old link sent and the SM never received.
+ * An acknowledgement of the first IO thread's resync that comes before the second's resync must
+ * not be taken for one of those old frames: they would be dropped, never sent again (a message
+ * lost across an SM restart, as test_faults_link found). <sm><hold> of one byte holds the second
+ * IO thread's resync until that acknowledgement. */
+static void test_old_frames_survive_resync_acks(void **state)
+{
+    int sm_port, lfd = net_must_listen(&sm_port);
+    static front f;     /* not on the stack: the front's threads outlive a failed assertion */
+    front_start_threads(&f, sm_port, 1, 0, 2);
+    smconn c;
+    hello h;
+    smproto_frame fr;
+    sm_accept(lfd, &c, &h);
+    sm_answer(&c, 0);
+    sm_expect_resync_end(&c);
+    /* A login waiting for its answer on the first IO thread (its resync asks again); those that
+     * land on the second are answered (no such user: a challenge as for anyone), so that nothing waits there. */
+    int a = -1, others[64], nothers = 0;
+    buf in = BUF_INIT, b = BUF_INIT;
+    while (a < 0 && nothers < 64) {
+        int fd = client_open(f.port);
+        buf_consume(&in, buf_len(&in));
+        client_auth(fd, &in, "alice");
+        sm_frame(&c, &fr);
+        assert_int_equal(fr.type, SMPROTO_AUTH_QUERY);
+        sm_ack(&c, c.counted);
+        if (smproto_sid_shard(fr.sid) == 0) {
+            a = fd;
+            break;
+        }
+        smproto_put_auth_answer(&b, fr.sid, SMPROTO_AUTH_NO_USER, NULL);
+        sm_send(&c, &b);
+        net_must_read_until(fd, &in, 0, "</challenge>");
+        others[nothers++] = fd;
+    }
+    assert_true(a >= 0);
+    /* A question the SM takes and never acknowledges. */
+    int m = client_open(f.port);
+    client_registers(m, 0, 1, 0);
+    sm_expect_register(&c, 0, NULL);
+    uint64_t acked = c.counted - 1;
+    sm_drop(&c);
+
+    sm_accept(lfd, &c, &h);
+    assert_int_equal(h.acked, acked);
+    sm_answer(&c, acked);
+    sm_frame(&c, &fr);
+    assert_int_equal(fr.type, SMPROTO_AUTH_QUERY);
+    sm_ack(&c, acked + 1);
+    sm_expect_resync_end(&c);
+    sm_expect_register(&c, 0, NULL);
+    close(a);
+    close(m);
+    for (int i = 0; i < nothers; i++)
+        close(others[i]);
     buf_free(&in);
     buf_free(&b);
     front_stop(&f);
@@ -872,6 +948,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resend_after_link_loss),
         cmocka_unit_test(test_login_asked_again_once),
+        cmocka_unit_test(test_old_frames_survive_resync_acks),
         cmocka_unit_test(test_resync_entries_not_sent_again),
         cmocka_unit_test(test_ack_alone_lets_the_front_go_on),
         cmocka_unit_test(test_csi_hold_is_custody),
