@@ -691,7 +691,8 @@ static void test_old_frames_survive_resync_acks(void **state)
     sm_answer(&c, 0);
     sm_expect_resync_end(&c);
     /* A login waiting for its answer on the first IO thread (its resync asks again); those that
-     * land on the second are answered (no such user: a challenge as for anyone), so that nothing waits there. */
+     * land on the second are answered (no such user: a challenge as for anyone), so that nothing
+     * waits there. */
     int a = -1, others[64], nothers = 0;
     buf in = BUF_INIT, b = BUF_INIT;
     while (a < 0 && nothers < 64) {
