@@ -143,9 +143,11 @@ struct sm {
     sm_user *load_queue, *load_queue_tail;
     size_t load_queued;
     /* Accounts whose sessions a restart restored before their load (sessions.c): loaded in
-     * the background, after the loads something waits for (user_loads.c). */
-    sm_user *background, *background_tail;
-    size_t background_queued;
+     * the background, after the loads something waits for (user_loads.c). A queue in an array
+     * ([background_head, background_len)), not a link in every account: it is empty but for a
+     * restart's first minute. */
+    sm_user **background;
+    size_t background_head, background_len, background_cap;
     loaded_module *mods;
     size_t nmods;
     size_t session_ext, user_ext;   /* bytes of module state with every session, user */

@@ -250,6 +250,7 @@ void sm_free(sm *s)
     sm_map_free(&s->sessions);
     sm_map_free(&s->by_jid);
     sm_map_free(&s->users);
+    free(s->background);
     while (s->links) {
         sm_link *l = s->links;
         s->links = l->next;

@@ -421,7 +421,6 @@ struct sm_user {
     unsigned char *ext;     /* the modules' state (sm_user_state, sm/module.h) */
     struct sm_deferred *deferred, *deferred_tail;   /* private: work waiting for the roster */
     struct sm_user *load_next;  /* private: in the core's queue of loads not started yet */
-    struct sm_user *background_next;    /* private: in the queue of background loads */
     unsigned holds;         /* private: the core is using it; not freed even when idle */
 };
 sm_user *sm_user_find(const sm *s, const jid *bare);

@@ -11,6 +11,10 @@
  * restored sessions load at the storage's pace while a stanza for one of them (or from one) starts
  * its account's load at once, ahead of the rest.
  */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
 #include "sm/core.h"
 
 /* Each load is four storage requests of about 1 KiB until answered, and a burst (an SM restart's
@@ -53,15 +57,32 @@ static void load_request(sm *s, sm_user *u)
 
 static sm_user *background_take(sm *s)
 {
-    sm_user *u = s->background;
-    s->background = u->background_next;
-    if (!s->background)
-        s->background_tail = NULL;
-    u->background_next = NULL;
+    sm_user *u = s->background[s->background_head++];
+    if (s->background_head == s->background_len) {
+        free(s->background);
+        s->background = NULL;
+        s->background_head = s->background_len = s->background_cap = 0;
+    }
     u->background_queued = false;
-    s->background_queued--;
     u->holds--;
     return u;
+}
+
+static void background_put(sm *s, sm_user *u)
+{
+    if (s->background_head && s->background_head * 2 >= s->background_len) {
+        memmove(s->background, s->background + s->background_head,
+                (s->background_len - s->background_head) * sizeof *s->background);
+        s->background_len -= s->background_head;
+        s->background_head = 0;
+    }
+    if (s->background_len == s->background_cap) {
+        s->background_cap = s->background_cap ? s->background_cap * 2 : 1024;
+        s->background = mem_realloc(s->background, s->background_cap * sizeof *s->background);
+    }
+    s->background[s->background_len++] = u;
+    u->background_queued = true;
+    u->holds++;
 }
 
 static void load_next(sm *s)
@@ -75,7 +96,8 @@ static void load_next(sm *s)
         s->load_queued--;
         load_start(s, u);
     }
-    while (s->background && !s->load_queue && s->loads_in_flight < SMC_BACKGROUND_LOADS) {
+    while (s->background_head < s->background_len && !s->load_queue &&
+           s->loads_in_flight < SMC_BACKGROUND_LOADS) {
         sm_user *u = background_take(s);
         /* Not if loaded meanwhile, or loading because work came for it. */
         if (!u->loaded && !u->loading && !u->deferred)
@@ -115,18 +137,11 @@ void smc_load_in_background(sm *s, sm_user *u)
 {
     if (u->loaded || u->loading || u->deferred || u->background_queued)
         return;
-    u->holds++;
-    u->background_queued = true;
-    if (s->background_tail)
-        s->background_tail->background_next = u;
-    else
-        s->background = u;
-    s->background_tail = u;
-    s->background_queued++;
+    background_put(s, u);
     load_next(s);
 }
 
 size_t smc_loads_pending(const sm *s)
 {
-    return s->loads_in_flight + s->load_queued + s->background_queued;
+    return s->loads_in_flight + s->load_queued + (s->background_len - s->background_head);
 }
