@@ -370,6 +370,15 @@ static void smacks_message(sm *s, const sm_module *self, sm_link *l, uint64_t si
         st->closing = true;
         break;
     case SMACKS_SYNC:
+        /* A front sends one SYNC a link, in its resync. A second on the same link is an earlier
+         * link's that the SM never acknowledged (it died during that resync), sent again after
+         * the new one: taken, it would send the kept stanzas past its count a second time. */
+        if (st->synced_link == sm_link_serial(l)) {
+            log_info("sm: %s: an earlier link's stream management SYNC sent again: ignored",
+                     jid_full(&sess->jid));
+            break;
+        }
+        st->synced_link = sm_link_serial(l);
         on_sync(s, st, &m);
         break;
     case SMACKS_SKIP:
@@ -436,6 +445,7 @@ static bool smacks_attached(sm *s, sm_event *ev)
     uint64_t key[2] = {sm_link_serial(ev->session->link), ev->session->sid};
     early_sync *e = sm_map_del(&d->early, key, sizeof key);
     if (e) {
+        st->synced_link = e->link_serial;
         on_sync(s, st, &e->m);
         free(e);
     }

@@ -41,6 +41,7 @@ typedef struct smacks_session {
                                  * restart): numbered, but their copies are gone */
     bool restored;              /* from a STATE record (an SM restart): the front's SYNC says
                                  * where the numbering stands */
+    uint64_t synced_link;       /* the link whose resync brought the last SYNC taken */
     kept *head, **tail;         /* sm_acked + lost + 1 .. sm_sent */
     size_t count, bytes;
     int64_t deadline_ms;        /* while watched */
