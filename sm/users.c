@@ -1,6 +1,7 @@
-/* sm/users.c — users in memory: their roster caches (loaded before a session binds, kept while
- * the user has sessions or work waiting), roster and pending-request storage, and the work that
- * waits, in order, for a user to load. */
+/* sm/users.c — users in memory: their roster caches (loaded before a session binds, or after it
+ * for the sessions a restart restores; kept while the user has sessions or work waiting), roster
+ * and pending-request storage, and running the work that waited, in order, for a user to load
+ * (queued and loads started by user_loads.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
