@@ -3,7 +3,6 @@
 #include "core/http_server.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/mem.h"
+#include "core/tcp_listen.h"
 
 typedef struct conn conn;
 
@@ -132,29 +132,9 @@ static void on_accept(evloop *loop, evloop_io *io, unsigned events, void *arg)
 http_server *http_server_new(evloop *loop, const char *ip, int port, http_handler handler,
                              void *ctx, char *err, size_t errlen)
 {
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(ip && *ip ? ip : NULL, service, &hints, &ai);
-    if (gai != 0) {
-        snprintf(err, errlen, "%s: %s", ip && *ip ? ip : "*", gai_strerror(gai));
+    int fd = tcp_listen(ip, port, 16, false, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 16) != 0) {
-        snprintf(err, errlen, "cannot listen on %s port %d: %s", ip && *ip ? ip : "*", port,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(ai);
-        return NULL;
-    }
-    freeaddrinfo(ai);
     http_server *srv = mem_zalloc(sizeof *srv);
     srv->loop = loop;
     srv->fd = fd;

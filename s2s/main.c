@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/notify.h"
 #include "core/signals.h"
+#include "core/tcp_listen.h"
 #include "s2s/s2s_check.h"
 #include "s2s/s2s_metrics.h"
 #include "s2s/s2s_server.h"
@@ -69,32 +70,6 @@ static void on_accept(evloop *loop, evloop_io *io, unsigned events, void *arg)
         peer_name(&sa, len, peer, sizeof peer);
         s2s_conn_accept(ls->srv, fd, ls->direct_tls, peer);
     }
-}
-
-static int listen_on(const char *ip, int port, char *err, size_t errlen)
-{
-    char ports[16];
-    snprintf(ports, sizeof ports, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(ip, ports, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "%s: %s", ip, gai_strerror(gai));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "%s port %d: %s", ip, port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
 }
 
 static void on_signal(evloop *loop, evloop_io *io, unsigned events, void *arg)
@@ -191,9 +166,9 @@ int main(int argc, char **argv)
         ls[i].fd = -1;
         if (!ports[i])
             continue;
-        ls[i].fd = listen_on(cfg.ip, ports[i], err, sizeof err);
+        ls[i].fd = tcp_listen(cfg.ip, ports[i], 1024, false, err, sizeof err);
         if (ls[i].fd < 0) {
-            log_error("cannot listen: %s", err);
+            log_error("%s", err);
             return 1;
         }
         evloop_io_init(&ls[i].io, ls[i].fd, on_accept, &ls[i]);

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/tcp_listen.h"
 #include "core/xml_write.h"
 #include "core/xmlmem.h"
 #include "shard/c2s_stream.h"
@@ -1399,38 +1400,6 @@ static void before_sleep(evloop *loop, void *arg)
     }
 }
 
-static int listen_on(const char *ip, int port, char *err, size_t errlen)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        len = sizeof *a4;
-    } else if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        len = sizeof *a6;
-    } else {
-        snprintf(err, errlen, "'%s' is not an IPv4 or IPv6 address", ip);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "cannot listen on %s port %d: %s", ip, port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t slots, char *err,
                        size_t errlen)
 {
@@ -1486,7 +1455,7 @@ iothread *iothread_new(const iothread_shared *shared, unsigned index, uint32_t s
             continue;
         listener *l = ports[i].l;
         *l = (listener){.t = t, .tls = ports[i].tls, .web = ports[i].web,
-                        .fd = listen_on(ports[i].ip, ports[i].port, err, errlen)};
+                        .fd = tcp_listen(ports[i].ip, ports[i].port, 1024, true, err, errlen)};
         if (l->fd < 0) {
             iothread_free(t);
             return NULL;

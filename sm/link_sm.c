@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/tcp_connect.h"
+#include "core/tcp_listen.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
 #include "smproto/handshake.h"
@@ -577,30 +578,12 @@ int link_sm_listen(link_sm_server *srv, char *err, size_t errlen)
         }
         if (shared || svc->port == 0)   /* 0: a peer SM we connect to (link_sm_connect) */
             continue;
-        char port[16];
-        snprintf(port, sizeof(port), "%d", svc->port);
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-        struct addrinfo *ai = NULL;
-        int gai = getaddrinfo(ip, port, &hints, &ai);
-        if (gai != 0) {
-            snprintf(err, errlen, "service '%s': address %s: %s", svc->id, ip ? ip : "*",
-                     gai_strerror(gai));
+        char why[256];
+        int fd = tcp_listen(ip, svc->port, 128, false, why, sizeof why);
+        if (fd < 0) {
+            snprintf(err, errlen, "service '%s': %s", svc->id, why);
             return -1;
         }
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int one = 1;
-        if (fd >= 0)
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-            snprintf(err, errlen, "service '%s': cannot listen on %s port %d: %s", svc->id,
-                     ip ? ip : "*", svc->port, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            freeaddrinfo(ai);
-            return -1;
-        }
-        freeaddrinfo(ai);
         listener *ls = &srv->listeners[srv->nlisteners++];
         ls->fd = fd;
         ls->srv = srv;
