@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "core/buf.h"
 #include "core/check.h"
 #include "core/xml_write.h"
 #include "core/xmlstream.h"
@@ -172,10 +173,12 @@ static int probe_connect(const char *host, int port)
  * below PROBE_ACCEPTED). */
 static void probe_run(sm_probe *p)
 {
-    char out[512];
-    snprintf(out, sizeof out, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' "
-             "to='%s'>", SMPROTO_NS_ACCEPT, XML_NS_STREAMS, p->cfg->sm_id);
-    probe_send(p, out);
+    buf open = BUF_INIT;
+    xml_write_stream_open(&open, &(xml_stream_attrs){.content_ns = SMPROTO_NS_ACCEPT,
+                                                     .to = p->cfg->sm_id});
+    buf_append(&open, "", 1);
+    probe_send(p, buf_data(&open));
+    buf_free(&open);
     long long end = now_ms() + SM_TIMEOUT_MS;
     while (p->state < PROBE_ACCEPTED) {
         long long left = end - now_ms();
