@@ -30,6 +30,7 @@
 static void conn_linger(conn *c);
 static void conn_read(conn *c);
 static void conn_update(conn *c);
+static void limits_now(iothread *t);
 
 static void bump(_Atomic uint64_t *c)
 {
@@ -1135,6 +1136,7 @@ static void accept_one(iothread *t, int fd, const listener *l, const struct sock
 static void on_accept(evloop *loop, evloop_io *io, unsigned events, void *arg)
 {
     listener *l = arg;
+    limits_now(l->t);
     for (int i = 0; i < IO_ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -1342,7 +1344,9 @@ static void use_limits(iothread *t, const front_limits *lim)
     t->reg_rate = ip_rate_per(1, lim->register_interval, lim->register_burst);
 }
 
-/* New limits published (a SIGHUP's): taken at the start of an iteration, for what comes next. */
+/* New limits published (a SIGHUP's): taken before the thread sleeps, for what comes next, and
+ * before it accepts: a thread that slept through the SIGHUP wakes for the connection, which takes
+ * its stanza size from the limits (a connection after a reload has the new ones). */
 static void limits_now(iothread *t)
 {
     const front_limits *lim = t->sh->limits ? atomic_load_explicit(t->sh->limits,
